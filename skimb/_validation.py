@@ -1,0 +1,184 @@
+"""Input validation shared by every skimb estimator and sampler.
+
+Each check returns new containers (never the caller's object) and raises a
+``TypeError``/``ValueError`` that names the offending position.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "check_texts",
+    "check_token_lists",
+    "check_labels",
+    "check_consistent_length",
+    "is_multilabel_target",
+]
+
+
+def _is_missing(value) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(isinstance(value, numbers.Number) and np.isnan(value))
+    except TypeError:
+        return False
+
+
+def _as_sequence(X, what: str):
+    """Turn lists, tuples, 1-D arrays, pandas Series and one-column 2-D inputs into a list."""
+    if isinstance(X, (str, bytes)):
+        raise TypeError(
+            f"{what} must be a sequence of strings, got a single {type(X).__name__}; "
+            "wrap it in a list: [text]."
+        )
+    if hasattr(X, "iloc") and hasattr(X, "columns"):  # pandas DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(f"{what} as a DataFrame must have exactly one column, got {X.shape[1]}.")
+        return list(X.iloc[:, 0])
+    if hasattr(X, "to_numpy") and hasattr(X, "iloc"):  # pandas Series
+        return list(X.to_numpy())
+    if isinstance(X, np.ndarray):
+        if X.ndim == 2:
+            if X.shape[1] != 1:
+                raise ValueError(
+                    f"{what} as a 2-D array must have exactly one column of texts, got shape {X.shape}."
+                )
+            return list(X[:, 0])
+        if X.ndim != 1:
+            raise ValueError(f"{what} must be 1-D or a one-column 2-D array, got {X.ndim}-D.")
+        return list(X)
+    try:
+        items = list(X)
+    except TypeError:
+        raise TypeError(f"{what} must be a sequence of strings, got {type(X).__name__}.") from None
+    # a list of one-element rows, as produced by some pipelines
+    if items and all(isinstance(i, (list, tuple, np.ndarray)) and len(i) == 1 for i in items):
+        items = [i[0] for i in items]
+    return items
+
+
+def check_texts(X, *, what: str = "X", allow_empty: bool = False) -> list[str]:
+    """Validate a collection of texts and return it as a new ``list[str]``.
+
+    An empty string is valid text; ``None``, NaN, numbers and other objects are not.
+
+    >>> check_texts(["a", "", "b"])
+    ['a', '', 'b']
+    >>> check_texts(["a", None])
+    Traceback (most recent call last):
+    ...
+    TypeError: X[1] is None; every element of X must be a string (an empty string is allowed).
+    """
+    items = _as_sequence(X, what)
+    if not items and not allow_empty:
+        raise ValueError(f"{what} is empty: at least one text is needed.")
+    out = []
+    for i, t in enumerate(items):
+        if isinstance(t, str):
+            out.append(str(t))  # np.str_ -> str
+            continue
+        if t is None:
+            desc = "is None"
+        elif _is_missing(t):
+            desc = "is NaN"
+        else:
+            desc = f"is a {type(t).__name__} ({t!r:.40})"
+        raise TypeError(
+            f"{what}[{i}] {desc}; every element of {what} must be a string (an empty string is allowed)."
+        )
+    return out
+
+
+def check_token_lists(X, *, what: str = "X") -> list[list[str]]:
+    """Validate a list of token lists (one list of word strings per sentence)."""
+    items = _as_sequence(X, what) if not isinstance(X, (str, bytes)) else _as_sequence(X, what)
+    if not items:
+        raise ValueError(f"{what} is empty: at least one sentence is needed.")
+    out = []
+    for i, sent in enumerate(items):
+        if isinstance(sent, (str, bytes)) or not hasattr(sent, "__iter__"):
+            raise TypeError(
+                f"{what}[{i}] must be a list of tokens (strings), got {type(sent).__name__}; "
+                "X is a list of token lists, e.g. [['John', 'lives', 'here']]."
+            )
+        toks = list(sent)
+        for j, t in enumerate(toks):
+            if not isinstance(t, str):
+                raise TypeError(f"{what}[{i}][{j}] must be a string token, got {type(t).__name__} ({t!r:.40}).")
+        out.append([str(t) for t in toks])
+    return out
+
+
+def check_consistent_length(X, y, *, names=("X", "y")) -> None:
+    if len(X) != len(y):
+        raise ValueError(
+            f"{names[0]} and {names[1]} have different lengths: {len(X)} != {len(y)}."
+        )
+
+
+def is_multilabel_target(y) -> bool:
+    """True for a 2-D 0/1 indicator matrix (dense or sparse) with more than one column."""
+    if hasattr(y, "toarray"):
+        return y.ndim == 2 and y.shape[1] > 1
+    arr = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
+    return arr.ndim == 2 and arr.shape[1] > 1
+
+
+def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
+    """Validate 1-D labels (strings or integers) and return them as a new 1-D array.
+
+    >>> check_labels(["a", "b", "a"])
+    array(['a', 'b', 'a'], dtype='<U1')
+    >>> check_labels([1, None, 2])
+    Traceback (most recent call last):
+    ...
+    ValueError: y[1] is None: labels must not be missing (None/NaN).
+    """
+    if isinstance(y, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of labels, got a single string.")
+    if hasattr(y, "to_numpy"):
+        y = y.to_numpy()
+    items = list(y) if not isinstance(y, np.ndarray) else y
+    arr = np.asarray(items)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be 1-D (one label per sample), got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"{what} is empty: at least one label is needed.")
+    if arr.dtype == object:
+        for i, v in enumerate(arr):
+            if _is_missing(v):
+                raise ValueError(f"{what}[{i}] is {'None' if v is None else 'NaN'}: labels must not be missing (None/NaN).")
+        kinds = {type(v) for v in arr}
+        if all(issubclass(k, str) for k in kinds):
+            arr = arr.astype(str)
+        elif all(issubclass(k, numbers.Integral) for k in kinds):
+            arr = arr.astype(np.int64)
+        elif not all(issubclass(k, (str, numbers.Integral, numbers.Real)) for k in kinds):
+            raise TypeError(f"{what} must hold strings or numbers, got {sorted(k.__name__ for k in kinds)}.")
+        elif any(issubclass(k, str) for k in kinds):
+            raise TypeError(f"{what} mixes strings and numbers; use one type of label.")
+    elif arr.dtype.kind == "f":
+        bad = np.flatnonzero(np.isnan(arr))
+        if bad.size:
+            raise ValueError(f"{what}[{bad[0]}] is NaN: labels must not be missing (None/NaN).")
+        if np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise ValueError(
+                f"{what} holds continuous values (e.g. {arr[~(arr == np.round(arr))][0]}); "
+                "a classifier needs discrete labels."
+            )
+    else:
+        arr = arr.copy()
+    n_classes = np.unique(arr).size
+    if n_classes < min_classes:
+        raise ValueError(
+            f"{what} has {n_classes} class ({arr[0]!r}); at least {min_classes} classes are needed to fit a classifier."
+        )
+    return arr
