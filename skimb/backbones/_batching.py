@@ -1,0 +1,150 @@
+"""Tokenising without padding, length-grouped batches and dynamic padding."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = [
+    "tokenize",
+    "LengthGroupedBatchSampler",
+    "sorted_batches",
+    "EncodedTextDataset",
+    "pad_collate",
+]
+
+
+def tokenize(tokenizer, texts, max_length: int) -> list[list[int]]:
+    """Token ids of each text, truncated to ``max_length``, **not** padded."""
+    if not texts:
+        return []
+    enc = tokenizer(
+        list(texts), truncation=True, max_length=max_length, padding=False,
+        return_attention_mask=False, return_token_type_ids=False,
+    )
+    return [list(ids) for ids in enc["input_ids"]]
+
+
+class LengthGroupedBatchSampler:
+    """Shuffled batches of similar lengths, so that padding stays small.
+
+    Indices are shuffled, cut into mega-batches of ``mega_batch_mult * batch_size``,
+    sorted by length inside each mega-batch, cut into batches, and the batches are
+    shuffled again. Each pass draws from ``seed`` and the pass number, so that a run
+    is reproducible and every epoch differs.
+
+    >>> s = LengthGroupedBatchSampler([5, 1, 3, 9, 2, 8], batch_size=2, seed=0)
+    >>> sorted(i for b in s for i in b)
+    [0, 1, 2, 3, 4, 5]
+    """
+
+    def __init__(self, lengths, batch_size: int, *, seed=0, mega_batch_mult: int = 50,
+                 shuffle: bool = True, weights=None, n_draws=None):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = int(batch_size)
+        self.seed = seed
+        self.mega_batch_mult = mega_batch_mult
+        self.shuffle = shuffle
+        self.epoch = 0
+        # Optional per-epoch draws with replacement (used by HAMR's resampling).
+        self.weights = weights
+        self.n_draws = n_draws
+
+    def set_draw_weights(self, weights, n_draws):
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        self.n_draws = n_draws
+
+    def _order(self, rng) -> np.ndarray:
+        n = len(self.lengths)
+        if self.weights is not None:
+            p = self.weights / self.weights.sum()
+            return rng.choice(n, size=int(self.n_draws or n), replace=True, p=p)
+        return rng.permutation(n) if self.shuffle else np.arange(n)
+
+    def __iter__(self):
+        rng = np.random.default_rng([int(self.seed or 0) & 0xFFFFFFFF, self.epoch])
+        self.epoch += 1
+        order = self._order(rng)
+        if not self.shuffle:
+            for i in range(0, len(order), self.batch_size):
+                yield order[i:i + self.batch_size].tolist()
+            return
+        mega = self.batch_size * self.mega_batch_mult
+        batches = []
+        for start in range(0, len(order), mega):
+            chunk = order[start:start + mega]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches.extend(chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
+        for b in rng.permutation(len(batches)):
+            yield batches[b].tolist()
+
+    def __len__(self):
+        n = int(self.n_draws or len(self.lengths)) if self.weights is not None else len(self.lengths)
+        return math.ceil(n / self.batch_size)
+
+
+def sorted_batches(lengths, batch_size: int) -> list[np.ndarray]:
+    """Batches of indices in decreasing length order (for inference)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class EncodedTextDataset(Dataset):
+    """Token id lists with targets and optional per-sample weights.
+
+    Items are ``({"input_ids": ids, "index": i, "sample_weight": w}, target)``;
+    :func:`pad_collate` turns a list of them into padded tensors.
+    """
+
+    def __init__(self, input_ids, y=None, sample_weight=None):
+        self.input_ids = input_ids
+        self.y = y
+        self.sample_weight = sample_weight
+
+    def __len__(self):
+        return len(self.input_ids)
+
+    def __getitem__(self, i):
+        item = {"input_ids": self.input_ids[i], "index": i}
+        if self.sample_weight is not None:
+            item["sample_weight"] = self.sample_weight[i]
+        return item, (self.y[i] if self.y is not None else 0)
+
+
+def _stack_targets(targets):
+    first = targets[0]
+    if isinstance(first, torch.Tensor):
+        return torch.stack(targets)
+    if isinstance(first, (list, np.ndarray)) and np.ndim(first) == 1:  # multi-label rows, token tags
+        arr = np.stack([np.asarray(t) for t in targets])
+        return torch.from_numpy(arr)
+    return torch.as_tensor(np.asarray(targets))
+
+
+def pad_collate(batch, pad_token_id: int = 0, label_pad_id=None):
+    """Pad a list of dataset items to the longest sequence of the batch.
+
+    Token-level targets (lists) are padded with ``label_pad_id`` (e.g. -100).
+    """
+    items, targets = zip(*batch)
+    lengths = [len(it["input_ids"]) for it in items]
+    width = max(lengths)
+    input_ids = torch.full((len(items), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+    for r, it in enumerate(items):
+        n = lengths[r]
+        input_ids[r, :n] = torch.as_tensor(it["input_ids"], dtype=torch.long)
+        attention_mask[r, :n] = 1
+    out = {"input_ids": input_ids, "attention_mask": attention_mask,
+           "index": torch.as_tensor([it["index"] for it in items], dtype=torch.long)}
+    if "sample_weight" in items[0]:
+        out["sample_weight"] = torch.as_tensor([it["sample_weight"] for it in items], dtype=torch.float32)
+    if label_pad_id is not None:
+        y = torch.full((len(items), width), label_pad_id, dtype=torch.long)
+        for r, t in enumerate(targets):
+            y[r, :len(t)] = torch.as_tensor(t, dtype=torch.long)
+        return out, y
+    return out, _stack_targets(list(targets))

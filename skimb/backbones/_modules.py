@@ -1,0 +1,91 @@
+"""torch modules: a pooled text encoder and a sequence classifier on top of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._batching import pad_collate, sorted_batches
+from ._pooling import pool
+
+__all__ = ["TextEncoder", "SequenceClassifier", "encode_batches"]
+
+
+class TextEncoder(nn.Module):
+    """A Hugging Face backbone followed by pooling: ``(input_ids, attention_mask) -> (N, d)``."""
+
+    def __init__(self, backbone: nn.Module, pooling: str = "mean"):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.backbone.config.hidden_size)
+
+    def forward(self, input_ids, attention_mask):
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        return pool(self.pooling, out.last_hidden_state, attention_mask)
+
+
+class SequenceClassifier(nn.Module):
+    """Encoder + dropout + linear head.
+
+    ``forward`` takes either token ids (``input_ids``, ``attention_mask``) or
+    precomputed pooled ``features`` (frozen backbone, CALoRA's stage 2), so that the
+    same module serves both training modes.
+    """
+
+    def __init__(self, encoder: TextEncoder | None, n_outputs: int, *, hidden_size=None,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        hidden = hidden_size if hidden_size is not None else encoder.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, n_outputs)
+
+    def features(self, input_ids, attention_mask):
+        return self.encoder(input_ids, attention_mask)
+
+    def forward(self, input_ids=None, attention_mask=None, features=None):
+        if features is None:
+            features = self.features(input_ids, attention_mask)
+        return self.head(self.dropout(features))
+
+
+def encode_batches(forward_fn, input_ids, *, batch_size: int, device, pad_token_id: int = 0,
+                   progress=None) -> torch.Tensor:
+    """Run ``forward_fn(input_ids=..., attention_mask=...)`` over length-sorted batches.
+
+    Returns the outputs stacked in the original order, on the CPU, as float32.
+    """
+    n = len(input_ids)
+    if n == 0:
+        raise ValueError("nothing to encode")
+    out = None
+    with torch.inference_mode():
+        for idx in sorted_batches([len(ids) for ids in input_ids], batch_size):
+            batch, _ = pad_collate([({"input_ids": input_ids[i], "index": 0}, 0) for i in idx],
+                                   pad_token_id=pad_token_id)
+            dev = torch.device(device)
+            with _autocast(dev):
+                res = forward_fn(input_ids=batch["input_ids"].to(dev),
+                                 attention_mask=batch["attention_mask"].to(dev))
+            res = res.float().cpu()
+            if out is None:
+                out = torch.empty((n,) + tuple(res.shape[1:]), dtype=torch.float32)
+            out[torch.as_tensor(idx)] = res
+            if progress is not None:
+                progress.update(len(idx))
+    return out
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def as_numpy(t) -> np.ndarray:
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)

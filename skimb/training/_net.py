@@ -1,0 +1,135 @@
+"""The skorch net behind the transformer estimators.
+
+Batches are ``(inputs, target)`` where ``inputs`` is a dict of tensors for the module
+(``input_ids``/``attention_mask`` or pooled ``features``) that may also carry
+``sample_weight`` and ``index`` (the sample's position in the training set); these
+two are removed before the module is called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import partial
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.utils import to_tensor
+from torch.utils.data import DataLoader
+
+from ..backbones import EncodedTextDataset, LengthGroupedBatchSampler, pad_collate
+
+__all__ = ["TransformerNet", "WarmupLinearSchedule", "weighted_mean_loss"]
+
+_NON_MODULE_KEYS = ("sample_weight", "index")
+
+
+class WarmupLinearSchedule:
+    """LambdaLR factor: linear warm-up over ``warmup_steps``, then linear decay to 0."""
+
+    def __init__(self, total_steps: int, warmup_steps: int):
+        self.total_steps = max(1, int(total_steps))
+        self.warmup_steps = max(0, int(warmup_steps))
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        remaining = self.total_steps - step
+        return max(0.0, remaining / max(1, self.total_steps - self.warmup_steps))
+
+
+def weighted_mean_loss(per_item: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if weights is None:
+        return per_item.mean()
+    return (per_item * weights).mean()
+
+
+class TransformerNet(NeuralNet):
+    """skorch ``NeuralNet`` with dynamic padding, length-grouped batches, weighted
+    per-sample losses, bf16 autocast on CUDA and a guard against non-finite losses.
+
+    The criterion maps ``(logits, target)`` to per-item losses (``(N,)``). For token
+    classification (``label_pad_id`` set), logits ``(B, T, C)`` and targets
+    ``(B, T)`` are flattened to the labelled tokens and each token carries the
+    weight of its sentence.
+    """
+
+    def __init__(self, *args, pad_token_id: int = 0, label_pad_id=None, amp: bool = False,
+                 seed: int = 0, **kwargs):
+        kwargs.setdefault("torch_load_kwargs", {"weights_only": False})
+        super().__init__(*args, **kwargs)
+        self.pad_token_id = pad_token_id
+        self.label_pad_id = label_pad_id
+        self.amp = amp
+        self.seed = seed
+
+    # -- data ---------------------------------------------------------------
+    def get_iterator(self, dataset, training=False):
+        bs = self.batch_size if self.batch_size != -1 else len(dataset)
+        if isinstance(dataset, EncodedTextDataset):
+            collate = partial(pad_collate, pad_token_id=self.pad_token_id, label_pad_id=self.label_pad_id)
+            if training:
+                self.batch_sampler_ = LengthGroupedBatchSampler(
+                    [len(ids) for ids in dataset.input_ids], bs, seed=self.seed)
+                return DataLoader(dataset, batch_sampler=self.batch_sampler_, collate_fn=collate)
+            return DataLoader(dataset, batch_size=bs, shuffle=False, collate_fn=collate)
+        if training:
+            gen = torch.Generator().manual_seed(int(self.seed))
+            return DataLoader(dataset, batch_size=bs, shuffle=True, generator=gen)
+        return DataLoader(dataset, batch_size=bs, shuffle=False)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        if self.train_split:
+            return self.train_split(X, y)
+        return X, None
+
+    def get_all_learnable_params(self):
+        # Frozen parameters (a frozen backbone, CALoRA's W0) get no optimizer state.
+        for name, param in super().get_all_learnable_params():
+            if param.requires_grad:
+                yield name, param
+
+    # -- forward and loss ---------------------------------------------------
+    def autocast(self):
+        if self.amp and torch.device(self.device).type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def infer(self, x, **fit_params):
+        x = {k: v for k, v in x.items() if k not in _NON_MODULE_KEYS}
+        x = to_tensor(x, device=self.device)
+        with self.autocast():
+            return self.module_(**x, **fit_params)
+
+    def per_item_loss(self, y_pred, y_true, X=None):
+        """Per-item losses and their weights (``None`` when unweighted)."""
+        y_true = to_tensor(y_true, device=self.device)
+        weights = None
+        if isinstance(X, dict) and X.get("sample_weight") is not None:
+            weights = to_tensor(X["sample_weight"], device=self.device).float()
+        logits = y_pred.float()
+        if self.label_pad_id is not None:
+            mask = y_true != self.label_pad_id
+            per_item = self.criterion_(logits[mask], y_true[mask])
+            if weights is not None:
+                weights = weights[:, None].expand_as(y_true)[mask]
+            return per_item, weights
+        return self.criterion_(logits, y_true), weights
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        per_item, weights = self.per_item_loss(y_pred, y_true, X)
+        loss = weighted_mean_loss(per_item, weights)
+        if training and not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"The training loss became {loss.item()} in epoch {len(self.history)}. "
+                "Lower the learning rate (lr), check the loss parameters, or look for extreme "
+                "sample weights. The model keeps the parameters of the last finite step."
+            )
+        return loss
+
+    def on_epoch_begin_hook(self):  # pragma: no cover - for subclasses
+        pass
+
+
+def labels_to_numpy(y) -> np.ndarray:
+    return y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)

@@ -1,0 +1,55 @@
+"""Stratified splitting for multi-label targets."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+__all__ = ["multilabel_train_test_split"]
+
+
+def multilabel_train_test_split(Y, *, test_size: float, random_state=None):
+    """Iterative stratification (Sechidis et al., 2011) of a 0/1 indicator matrix.
+
+    Labels are handled rarest first: each sample carrying the current label goes to
+    the split whose remaining demand for that label is largest, so that rare labels
+    are represented in both splits in proportion. Returns sorted
+    ``(train_indices, test_indices)``.
+
+    >>> Y = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [0, 1]])
+    >>> tr, te = multilabel_train_test_split(Y, test_size=0.5, random_state=0)
+    >>> len(tr) + len(te), Y[te].sum(0).min() > 0
+    (6, True)
+    """
+    Y = np.asarray(Y)
+    n = Y.shape[0]
+    rng = check_random_state(random_state)
+    n_test = int(round(test_size * n))
+    if not 0 < n_test < n:
+        raise ValueError(f"test_size={test_size} leaves an empty split for {n} samples.")
+    ratios = np.array([1 - n_test / n, n_test / n])
+    demand_total = ratios * n
+    demand_label = np.outer(ratios, Y.sum(0)).astype(np.float64)
+    assigned = np.full(n, -1)
+    remaining = Y.astype(bool).copy()
+    while (assigned < 0).any():
+        free = assigned < 0
+        counts = remaining[free].sum(0)
+        if counts.max() == 0:  # samples with no (remaining) labels
+            for i in rng.permutation(np.flatnonzero(free)):
+                s = int(np.argmax(demand_total + rng.random_sample(2) * 1e-9))
+                assigned[i] = s
+                demand_total[s] -= 1
+            break
+        label = int(np.argmin(np.where(counts > 0, counts, np.inf)))
+        for i in rng.permutation(np.flatnonzero(free & remaining[:, label])):
+            d = demand_label[:, label]
+            best = np.flatnonzero(d == d.max())
+            if len(best) > 1:
+                best = best[np.flatnonzero(demand_total[best] == demand_total[best].max())]
+            s = int(rng.choice(best))
+            assigned[i] = s
+            demand_total[s] -= 1
+            demand_label[s] -= Y[i]
+            remaining[i] = False
+    return np.flatnonzero(assigned == 0), np.flatnonzero(assigned == 1)

@@ -1,0 +1,322 @@
+"""The skimb estimator check suite.
+
+scikit-learn's ``check_estimator`` skips estimators whose input is text, so this
+module runs the applicable scikit-learn API checks plus text-specific ones over
+classifiers, transformers (embedders) and samplers, in the manner of
+imbalanced-learn's ``utils/estimator_checks.py``.
+
+Use :func:`parametrize_with_checks` in a test module::
+
+    @parametrize_with_checks([TransformerClassifier(backbone=path, max_epochs=1)])
+    def test_skimb_compatible(estimator, check):
+        check(estimator)
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from functools import partial
+
+import numpy as np
+from sklearn import clone
+from sklearn.base import is_classifier
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import estimator_checks as sk_checks
+
+__all__ = ["estimator_checks_generator", "parametrize_with_checks", "make_check_texts"]
+
+_WORDS = ("flood rain help water food shelter rescue people missing road bridge power money "
+          "thanks love storm wind river city news update").split()
+_KEYWORDS = ("flood", "donate", "injured")
+
+
+def make_check_texts(n_per_class=(16, 8, 6), seed=0):
+    """Toy texts whose class is marked by a keyword; labels ``'a'``, ``'b'``, ``'c'``."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for c, n in enumerate(n_per_class):
+        for _ in range(n):
+            words = list(rng.choice(_WORDS, size=int(rng.integers(2, 9))))
+            words.insert(int(rng.integers(0, len(words) + 1)), _KEYWORDS[c])
+            texts.append(" ".join(words))
+            labels.append("abc"[c])
+    order = rng.permutation(len(texts))
+    return [texts[i] for i in order], np.array(labels)[order]
+
+
+def _kind(estimator):
+    if hasattr(estimator, "fit_resample"):
+        return "sampler"
+    if is_classifier(estimator):
+        return "classifier"
+    return "transformer"
+
+
+def _fit(est, X, y):
+    if _kind(est) == "sampler":
+        return est.fit_resample(X, y)
+    return est.fit(X, y)
+
+
+def _output(est, X, y=None):
+    """What the fitted estimator computes: probabilities, embeddings or resampled data."""
+    kind = _kind(est)
+    if kind == "classifier":
+        return est.predict_proba(X)
+    if kind == "transformer":
+        return est.transform(X)
+    return est.fit_resample(X, y)
+
+
+def _assert_same_output(a, b):
+    if isinstance(a, tuple):
+        assert len(a) == len(b)
+        for u, v in zip(a, b):
+            _assert_same_output(u, v)
+        return
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "fc":
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------- the checks
+def check_fit_returns_self(name, est):
+    X, y = make_check_texts()
+    if _kind(est) == "sampler":
+        return
+    est = clone(est)
+    assert est.fit(X, y) is est, f"{name}.fit must return self"
+
+
+def check_clone_before_and_after_fit(name, est):
+    X, y = make_check_texts()
+    before = clone(est)
+    assert before.get_params(deep=False).keys() == est.get_params(deep=False).keys()
+    fitted = clone(est)
+    _fit(fitted, X, y)
+    again = clone(fitted)
+    fitted_attrs = [k for k in vars(again) if k.endswith("_") and not k.startswith("__")]
+    assert not fitted_attrs, f"clone of a fitted {name} carries fitted attributes {fitted_attrs}"
+    for key, value in est.get_params(deep=False).items():
+        assert repr(again.get_params(deep=False)[key]) == repr(value)
+
+
+def check_fitted_attributes_end_with_underscore(name, est):
+    X, y = make_check_texts()
+    est = clone(est)
+    init_keys = set(vars(est))
+    _fit(est, X, y)
+    new = [k for k in vars(est) if k not in init_keys and not k.startswith("_") and not k.endswith("_")]
+    assert not new, f"{name} sets attributes without a trailing underscore in fit: {new}"
+    for key, value in est.get_params(deep=False).items():  # parameters are not overwritten
+        assert repr(getattr(est, key)) == repr(value)
+
+
+def check_pickle_roundtrip(name, est):
+    X, y = make_check_texts()
+    est = clone(est)
+    _fit(est, X, y)
+    if _kind(est) == "sampler":
+        restored = pickle.loads(pickle.dumps(est))
+        _assert_same_output(restored.fit_resample(X, y), est.fit_resample(X, y))
+        return
+    out = _output(est, X)
+    restored = pickle.loads(pickle.dumps(est))
+    _assert_same_output(_output(restored, X), out)
+
+
+def check_refit_determinism(name, est):
+    X, y = make_check_texts()
+    params = est.get_params(deep=False)
+    if "random_state" in params and params["random_state"] is None:
+        est = clone(est).set_params(random_state=0)
+    a, b = clone(est), clone(est)
+    out_a = _fit(a, X, y) if _kind(est) == "sampler" else _output(_fit(a, X, y), X)
+    out_b = _fit(b, X, y) if _kind(est) == "sampler" else _output(_fit(b, X, y), X)
+    _assert_same_output(out_a, out_b)
+
+
+def check_string_and_integer_labels(name, est):
+    X, y = make_check_texts()
+    if _kind(est) == "transformer":
+        return
+    for labels in (y, np.searchsorted(np.unique(y), y) + 3):
+        e = clone(est)
+        if _kind(est) == "sampler":
+            _, y_res = e.fit_resample(X, labels)
+            assert set(np.unique(y_res)) <= set(np.unique(labels))
+            continue
+        e.fit(X, labels)
+        assert e.classes_.dtype.kind == labels.dtype.kind, f"{name}.classes_ changed the label type"
+        assert set(e.predict(X).tolist()) <= set(labels.tolist())
+
+
+def check_score_with_unseen_test_labels(name, est):
+    if _kind(est) != "classifier":
+        return
+    X, y = make_check_texts()
+    e = clone(est).fit(X, y)
+    y_test = y.copy()
+    y_test[:3] = "zzz"  # a label never seen in training
+    score = e.score(X, y_test)
+    assert 0.0 <= score <= 1.0
+
+
+def check_not_fitted(name, est):
+    X, _ = make_check_texts()
+    kind = _kind(est)
+    if kind == "sampler":
+        return
+    method = est.predict if kind == "classifier" else est.transform
+    try:
+        method(X)
+    except NotFittedError:
+        return
+    raise AssertionError(f"{name} did not raise NotFittedError before fit")
+
+
+def check_inputs_not_mutated(name, est):
+    X, y = make_check_texts()
+    X_arr = np.array(X, dtype=object)
+    X_copy, y_copy, X_arr_copy = list(X), y.copy(), X_arr.copy()
+    e = clone(est)
+    _fit(e, X, y)
+    _fit(clone(est), X_arr, y)
+    assert X == X_copy and np.array_equal(y, y_copy) and np.array_equal(X_arr, X_arr_copy)
+
+
+def check_text_containers(name, est):
+    """A list, a 1-D array, a pandas Series and a one-column 2-D array give the same result."""
+    X, y = make_check_texts()
+    containers = [np.asarray(X, dtype=object), np.asarray(X, dtype=object).reshape(-1, 1)]
+    try:
+        import pandas as pd
+
+        containers.append(pd.Series(X))
+    except ImportError:  # pragma: no cover
+        pass
+    e = _fit(clone(est), X, y)
+    if _kind(est) == "sampler":
+        ref = e
+        for c in containers:
+            got = clone(est).fit_resample(c, y)
+            assert len(got[0]) == len(ref[0]) and np.array_equal(got[1], ref[1])
+        return
+    ref = _output(e, X)
+    for c in containers:
+        _assert_same_output(_output(e, c), ref)
+
+
+def check_bad_texts(name, est):
+    X, y = make_check_texts()
+    bad_cases = {
+        "None": (X[:-1] + [None], TypeError),
+        "NaN": (X[:-1] + [float("nan")], TypeError),
+        "number": (X[:-1] + [3], TypeError),
+        "empty list": ([], ValueError),
+        "single string": ("just one text", TypeError),
+    }
+    for what, (bad_X, error) in bad_cases.items():
+        bad_y = y if len(bad_X) == len(y) else y[: len(bad_X)]
+        try:
+            _fit(clone(est), bad_X, bad_y)
+        except error as exc:
+            assert str(exc), f"{name}: empty message for {what}"
+        else:
+            raise AssertionError(f"{name} accepted {what} in X")
+    # an empty string is valid text
+    _fit(clone(est), X[:-1] + [""], y)
+
+
+def check_bad_labels(name, est):
+    if _kind(est) == "transformer":
+        return
+    X, y = make_check_texts()
+    y_none = y.astype(object)
+    y_none[0] = None
+    y_nan = np.searchsorted(np.unique(y), y).astype(float)
+    y_nan[1] = np.nan
+    cases = {
+        "None label": (X, y_none),
+        "NaN label": (X, y_nan),
+        "single class": (X, np.full(len(X), "a")),
+        "length mismatch": (X[:-2], y),
+    }
+    for what, (bX, by) in cases.items():
+        try:
+            _fit(clone(est), bX, by)
+        except ValueError as exc:
+            assert str(exc)
+        else:
+            raise AssertionError(f"{name} accepted {what}")
+
+
+def check_predict_before_fit_message(name, est):
+    """Errors on unfitted use name the estimator (scikit-learn's NotFittedError)."""
+    if _kind(est) == "sampler":
+        return
+    X, _ = make_check_texts()
+    method = est.predict if _kind(est) == "classifier" else est.transform
+    try:
+        method(X)
+    except NotFittedError as exc:
+        assert type(est).__name__ in str(exc)
+
+
+_SKLEARN_API_CHECKS = (
+    "check_no_attributes_set_in_init",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_mixin_order",
+    "check_valid_tag_types",
+    "check_do_not_raise_errors_in_init_or_set_params",
+)
+
+_OWN_CHECKS = (
+    check_fit_returns_self,
+    check_clone_before_and_after_fit,
+    check_fitted_attributes_end_with_underscore,
+    check_pickle_roundtrip,
+    check_refit_determinism,
+    check_string_and_integer_labels,
+    check_score_with_unseen_test_labels,
+    check_not_fitted,
+    check_predict_before_fit_message,
+    check_inputs_not_mutated,
+    check_text_containers,
+    check_bad_texts,
+    check_bad_labels,
+)
+
+
+def estimator_checks_generator(estimator):
+    """Yield ``(estimator, check)`` pairs; ``check(estimator)`` runs one check."""
+    name = type(estimator).__name__
+    for check_name in _SKLEARN_API_CHECKS:
+        check = getattr(sk_checks, check_name, None)
+        if check is not None:
+            yield estimator, partial(check, name)
+    for check in _OWN_CHECKS:
+        yield estimator, partial(check, name)
+
+
+def _check_id(obj):
+    if isinstance(obj, partial):
+        return obj.func.__name__
+    if hasattr(obj, "get_params"):
+        return type(obj).__name__
+    return None
+
+
+def parametrize_with_checks(estimators):
+    """pytest decorator running every applicable check on each estimator."""
+    import pytest
+
+    pairs = [(copy.deepcopy(est), check) for e in estimators for est, check in estimator_checks_generator(e)]
+    return pytest.mark.parametrize("estimator, check", pairs, ids=_check_id)

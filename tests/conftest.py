@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny randomly initialised BERT saved to disk, toy data, data paths."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import string
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+WORDS = (
+    "the a an is was good bad great awful flood rain help need water food shelter rescue people "
+    "missing injured dead damage road bridge power donate money volunteer thanks pray love hate "
+    "happy sad angry fear surprise joy news report update city town village river storm wind"
+).split()
+
+
+def _write_tiny_bert(directory: Path) -> Path:
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(string.ascii_lowercase) + list(string.digits)
+    vocab += ["##" + c for c in string.ascii_lowercase] + WORDS + list(string.punctuation)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = list(dict.fromkeys(vocab))
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_bert_dir() -> str:
+    """Path of a 2-layer, 32-wide random BERT with a small WordPiece vocabulary.
+
+    Written once per test process (also at collection time, for parametrisation).
+    """
+    directory = Path(tempfile.mkdtemp(prefix="skimb-tiny-bert-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return str(_write_tiny_bert(directory))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert() -> str:
+    return tiny_bert_dir()
+
+
+def make_toy_texts(n_per_class=(30, 12, 6), seed=0):
+    """Texts whose class is signalled by a keyword, imbalanced like ``n_per_class``."""
+    rng = np.random.default_rng(seed)
+    keywords = ["flood", "donate", "injured", "power", "bridge"]
+    filler = [w for w in WORDS if w not in keywords]
+    texts, labels = [], []
+    for c, n in enumerate(n_per_class):
+        for _ in range(n):
+            words = list(rng.choice(filler, size=rng.integers(3, 12)))
+            words.insert(int(rng.integers(0, len(words) + 1)), keywords[c])
+            texts.append(" ".join(words))
+            labels.append(["flood", "donation", "injury", "power", "bridge"][c])
+    order = rng.permutation(len(texts))
+    return [texts[i] for i in order], np.array(labels)[order]
+
+
+@pytest.fixture
+def toy_data():
+    return make_toy_texts()
+
+
+def shared_data_dir() -> Path | None:
+    env = os.environ.get("SKIMB_DATA_DIR")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip("real data not found: set SKIMB_DATA_DIR to the folder holding cyclone_idai_2019/ etc.")
+    return d
