@@ -1,0 +1,299 @@
+"""Behaviour of TransformerClassifier on a tiny random BERT (seconds per test)."""
+
+from __future__ import annotations
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
+
+from skimb import TransformerClassifier
+from skimb.backbones import feature_cache
+
+FAST = dict(max_epochs=2, batch_size=8, random_state=0)
+
+
+@pytest.fixture
+def clf(tiny_bert):
+    return TransformerClassifier(tiny_bert, lr=5e-3, **FAST)
+
+
+def test_fit_predict_shapes_and_classes(clf, toy_data):
+    X, y = toy_data
+    assert clf.fit(X, y) is clf
+    assert list(clf.classes_) == sorted(set(y))
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    pred = clf.predict(X)
+    assert set(pred) <= set(y)
+    assert clf.decision_function(X).shape == (len(X), 3)
+    assert clf.n_iter_ == 2 and len(clf.history_) == 2
+    assert clf.history_[-1, "train_samples_per_s"] > 0
+
+
+def test_learns_keyword_task(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, lr=3e-3, max_epochs=15, batch_size=8, random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.9
+    assert clf.history_[-1, "train_loss"] < clf.history_[0, "train_loss"]
+
+
+def test_binary_and_integer_labels(clf, toy_data):
+    X, y = toy_data
+    y_int = (y == "flood").astype(int) * 7
+    clf.fit(X, y_int)
+    assert clf.classes_.tolist() == [0, 7]
+    assert clf.predict_proba(X).shape == (len(X), 2)
+    assert clf.predict(X).dtype.kind == "i"
+
+
+@pytest.mark.parametrize("finetune", ["full", "lora", "head"])
+def test_same_seed_same_predictions(tiny_bert, toy_data, finetune):
+    X, y = toy_data
+    a = TransformerClassifier(tiny_bert, finetune=finetune, **FAST).fit(X, y).predict_proba(X)
+    b = TransformerClassifier(tiny_bert, finetune=finetune, **FAST).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    c = TransformerClassifier(tiny_bert, finetune=finetune, **{**FAST, "random_state": 1}).fit(X, y).predict_proba(X)
+    assert not np.array_equal(a, c)
+
+
+def test_fit_does_not_change_global_torch_rng(clf, toy_data):
+    X, y = toy_data
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    clf.fit(X, y)
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+def test_lora_trains_adapters_not_backbone(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, finetune="lora", lora_rank=4, **FAST).fit(X, y)
+    named = dict(clf.net_.module_.named_parameters())
+    trainable = [n for n, p in named.items() if p.requires_grad]
+    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
+    assert any("lora_" in n for n in trainable)
+
+
+def test_head_mode_encodes_each_text_once(tiny_bert, toy_data):
+    X, y = toy_data
+    feature_cache.clear()
+    clf = TransformerClassifier(tiny_bert, finetune="head", max_epochs=4, random_state=0).fit(X, y)
+    n_unique = len(set(X))
+    assert feature_cache.misses == n_unique  # 4 epochs, one encoding pass
+    clf.predict(X)
+    clone(clf).fit(X, y)  # a grid-search candidate reuses the features
+    assert feature_cache.misses == n_unique
+    # the frozen backbone is unchanged by training
+    assert not any(p.requires_grad for p in clf.net_.module_.encoder.parameters())
+
+
+def test_dynamic_padding_and_length_grouping(tiny_bert, toy_data):
+    X, y = toy_data
+
+    class RecordWidths(Callback):
+        def initialize(self):
+            self.widths = []
+            return self
+
+        def on_batch_begin(self, net, batch=None, training=False, **kw):
+            if training:
+                ids, mask = batch[0]["input_ids"], batch[0]["attention_mask"]
+                self.widths.append((ids.shape[1], int(mask.sum(1).max()), int(mask.sum(1).min())))
+
+    rec = RecordWidths()
+    TransformerClassifier(tiny_bert, max_length=64, callbacks=[rec], **FAST).fit(X, y)
+    assert rec.widths
+    for width, longest, _ in rec.widths:
+        assert width == longest < 64  # padded to the batch's longest text, not max_length
+
+
+def test_pickle_and_joblib_round_trip(clf, toy_data, tmp_path):
+    X, y = toy_data
+    clf.fit(X, y)
+    expected = clf.predict_proba(X)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(restored.predict_proba(X), expected, rtol=1e-6)
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    np.testing.assert_allclose(joblib.load(tmp_path / "clf.joblib").predict_proba(X), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("finetune", ["full", "lora", "head"])
+def test_save_and_load_pretrained(tiny_bert, toy_data, tmp_path, finetune):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, finetune=finetune, **FAST).fit(X, y)
+    out = clf.save_pretrained(tmp_path / "model")
+    assert (out / "model.safetensors").exists() and (out / "skimb_config.json").exists()
+    assert not list(out.rglob("*.pkl"))
+    loaded = TransformerClassifier.load_pretrained(out)
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
+    assert loaded.classes_.tolist() == clf.classes_.tolist()
+    assert loaded.get_params()["finetune"] == finetune
+
+
+def test_clone_get_set_params_and_routed_loss_params(tiny_bert):
+    clf = TransformerClassifier(tiny_bert, loss="focal", loss__smooth=1.0, gamma=2.0)
+    params = clf.get_params()
+    assert params["loss__smooth"] == 1.0 and params["gamma"] == 2.0
+    cloned = clone(clf)
+    assert cloned.get_params()["loss__smooth"] == 1.0
+    cloned.set_params(loss__smooth=2.0, max_epochs=5)
+    assert cloned.loss__smooth == 2.0 and cloned.max_epochs == 5
+    assert clf.loss__smooth == 1.0
+
+
+def test_unknown_keyword_is_reported_at_fit(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, max_epoch=3)  # typo
+    with pytest.raises(TypeError, match="max_epoch"):
+        clf.fit(X, y)
+
+
+def test_grid_search_over_parameters(tiny_bert, toy_data):
+    X, y = toy_data
+    search = GridSearchCV(TransformerClassifier(tiny_bert, finetune="head", random_state=0),
+                          {"lr": [1e-3, 1e-2], "max_epochs": [1, 2]}, cv=2, scoring="f1_macro")
+    search.fit(X, y)
+    assert set(search.best_params_) == {"lr", "max_epochs"}
+    assert search.best_estimator_.predict(X).shape == (len(X),)
+
+
+def test_class_weight_and_sample_weight(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, class_weight="balanced", **FAST).fit(X, y)
+    counts = np.array([np.sum(y == c) for c in clf.classes_])
+    np.testing.assert_allclose(clf.class_weight_, len(y) / (3 * counts))
+    # doubling every weight changes nothing: weights are normalised to mean 1
+    base = TransformerClassifier(tiny_bert, **FAST).fit(X, y).predict_proba(X)
+    doubled = TransformerClassifier(tiny_bert, **FAST).fit(X, y, sample_weight=np.full(len(y), 2.0))
+    np.testing.assert_allclose(doubled.predict_proba(X), base, rtol=1e-5, atol=1e-6)
+    # weights do change the model
+    w = np.where(y == "injury", 10.0, 1.0)
+    weighted = TransformerClassifier(tiny_bert, **FAST).fit(X, y, sample_weight=w).predict_proba(X)
+    assert not np.allclose(weighted, base)
+    with pytest.raises(ValueError, match="sample_weight"):
+        TransformerClassifier(tiny_bert, **FAST).fit(X, y, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="class_weight"):
+        TransformerClassifier(tiny_bert, class_weight={"nope": 2.0}, **FAST).fit(X, y)
+
+
+def test_validation_split_and_early_stopping(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, finetune="head", max_epochs=30, validation_fraction=0.25,
+                                early_stopping=True, patience=2, lr=0.5, random_state=0).fit(X, y)
+    assert "valid_loss" in clf.history_[-1]
+    assert clf.n_iter_ < 30
+    with pytest.raises(ValueError, match="validation_fraction"):
+        TransformerClassifier(tiny_bert, early_stopping=True).fit(X, y)
+
+
+def test_predict_before_fit(tiny_bert):
+    with pytest.raises(NotFittedError):
+        TransformerClassifier(tiny_bert).predict(["a text"])
+
+
+@pytest.mark.parametrize("bad_X, error, match", [
+    ([], ValueError, "empty"),
+    (["ok", None], TypeError, r"X\[1\] is None"),
+    (["ok", float("nan")], TypeError, r"X\[1\] is NaN"),
+    (["ok", 12], TypeError, r"X\[1\] is a int"),
+    ("a single string", TypeError, "single str"),
+])
+def test_bad_texts(tiny_bert, bad_X, error, match):
+    y = ["a", "b"][: max(1, len(bad_X))] if not isinstance(bad_X, str) else ["a", "b"]
+    with pytest.raises(error, match=match):
+        TransformerClassifier(tiny_bert).fit(bad_X, y)
+
+
+def test_bad_labels(tiny_bert, toy_data):
+    X, y = toy_data
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        TransformerClassifier(tiny_bert).fit(X, ["a"] * len(X))
+    with pytest.raises(ValueError, match="different lengths"):
+        TransformerClassifier(tiny_bert).fit(X[:-1], y)
+    y_none = y.astype(object)
+    y_none[4] = None
+    with pytest.raises(ValueError, match=r"y\[4\] is None"):
+        TransformerClassifier(tiny_bert).fit(X, y_none)
+
+
+def test_unloadable_backbone_says_how_to_fix(tmp_path, toy_data):
+    X, y = toy_data
+    with pytest.raises(ValueError, match="local directory|backbone='/path"):
+        TransformerClassifier(backbone="no-such-org/no-such-model").fit(X, y)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="Could not load"):
+        TransformerClassifier(backbone=str(tmp_path / "empty")).fit(X, y)
+
+
+def test_non_finite_loss_raises_and_keeps_a_usable_model(tiny_bert, toy_data):
+    X, y = toy_data
+
+    class NaNLoss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, logits, target):
+            self.calls += 1
+            out = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+            return out * float("nan") if self.calls > 3 else out
+
+    clf = TransformerClassifier(tiny_bert, loss=NaNLoss(), **FAST)
+    with pytest.raises(FloatingPointError, match="lr"):
+        clf.fit(X, y)
+    proba = clf.predict_proba(X)
+    assert np.isfinite(proba).all()
+
+
+def test_keyboard_interrupt_keeps_a_usable_model(tiny_bert, toy_data):
+    X, y = toy_data
+
+    class Interrupt(Callback):
+        def on_batch_end(self, net, training=False, **kw):
+            if training and len(net.history) == 2:
+                raise KeyboardInterrupt
+
+    clf = TransformerClassifier(tiny_bert, max_epochs=5, batch_size=8, random_state=0, callbacks=[Interrupt()])
+    clf.fit(X, y)
+    assert clf.n_iter_ == 2
+    assert clf.predict(X).shape == (len(X),)
+
+
+def test_user_loss_module_is_not_mutated(tiny_bert, toy_data):
+    X, y = toy_data
+    user_loss = torch.nn.CrossEntropyLoss()
+    clf = TransformerClassifier(tiny_bert, loss=user_loss, **FAST).fit(X, y)
+    assert user_loss.reduction == "mean"
+    assert clf.loss_ is not user_loss
+
+
+def test_embed_returns_encoder_features(clf, toy_data):
+    X, y = toy_data
+    clf.fit(X, y)
+    emb = clf.embed(X[:5])
+    assert emb.shape == (5, 32)
+    logits = clf.net_.module_.head(torch.from_numpy(emb))
+    np.testing.assert_allclose(logits.detach().numpy(), clf.decision_function(X[:5]), rtol=1e-4, atol=1e-5)
+
+
+def test_multilabel_indicator_targets(tiny_bert, toy_data):
+    X, y = toy_data
+    Y = np.stack([(y == "flood"), (y != "injury"), np.arange(len(y)) % 2 == 0], axis=1).astype(int)
+    clf = TransformerClassifier(tiny_bert, **FAST).fit(X, Y)
+    assert clf.multilabel_
+    proba = clf.predict_proba(X)
+    assert proba.shape == Y.shape and ((proba >= 0) & (proba <= 1)).all()
+    pred = clf.predict(X)
+    assert pred.shape == Y.shape and set(np.unique(pred)) <= {0, 1}
+    tuned = TransformerClassifier(tiny_bert, threshold="tuned", validation_fraction=0.3, **FAST).fit(X, Y)
+    assert tuned.thresholds_.shape == (3,)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        TransformerClassifier(tiny_bert, threshold="tuned", **FAST).fit(X, Y)
