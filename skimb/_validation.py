@@ -28,7 +28,7 @@ def _is_missing(value) -> bool:
         return False
 
 
-def _as_sequence(X, what: str):
+def _as_sequence(X, what: str, *, unwrap_rows: bool = True):
     """Turn lists, tuples, 1-D arrays, pandas Series and one-column 2-D inputs into a list."""
     if isinstance(X, (str, bytes)):
         raise TypeError(
@@ -56,7 +56,7 @@ def _as_sequence(X, what: str):
     except TypeError:
         raise TypeError(f"{what} must be a sequence of strings, got {type(X).__name__}.") from None
     # a list of one-element rows, as produced by some pipelines
-    if items and all(isinstance(i, (list, tuple, np.ndarray)) and len(i) == 1 for i in items):
+    if unwrap_rows and items and all(isinstance(i, (list, tuple, np.ndarray)) and len(i) == 1 for i in items):
         items = [i[0] for i in items]
     return items
 
@@ -95,7 +95,9 @@ def check_texts(X, *, what: str = "X", allow_empty: bool = False) -> list[str]:
 
 def check_token_lists(X, *, what: str = "X") -> list[list[str]]:
     """Validate a list of token lists (one list of word strings per sentence)."""
-    items = _as_sequence(X, what) if not isinstance(X, (str, bytes)) else _as_sequence(X, what)
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        raise TypeError(f"{what} must be a list of token lists, got a {X.dtype} array.")
+    items = list(X) if isinstance(X, np.ndarray) else _as_sequence(X, what, unwrap_rows=False)
     if not items:
         raise ValueError(f"{what} is empty: at least one sentence is needed.")
     out = []

@@ -1,0 +1,36 @@
+"""Estimator-independent pieces for token classification (NER with BIO tags).
+
+* Tagging schemes: :func:`validate_tags`, :func:`convert_scheme`, :func:`repair_bio`,
+  :func:`entity_types`, :func:`constrained_decode`.
+* Word <-> sub-token alignment: :func:`tokenize_words`, :func:`align_word_labels`,
+  :func:`word_predictions`.
+* Long sentences: :class:`Window`, :func:`make_windows`, :func:`merge_windows`.
+
+Typical use by a token classifier::
+
+    windows = tokenize_words(tokenizer, X, max_length, stride)
+    # fit: one training example per window
+    labels = [align_word_labels(w.word_ids, y_ids[w.sentence], label_words=w.responsible)
+              for w in windows]
+    # predict: run the model on every window, then one row per word of each sentence
+    word_scores = merge_windows(windows, logits_per_window)
+    tags = [constrained_decode(s, id2tag) for s in word_scores]   # or repair_bio(argmax tags)
+"""
+
+from ._alignment import align_word_labels, tokenize_words, word_predictions
+from ._bio import constrained_decode, convert_scheme, entity_types, repair_bio, validate_tags
+from ._windows import Window, make_windows, merge_windows
+
+__all__ = [
+    "validate_tags",
+    "convert_scheme",
+    "repair_bio",
+    "entity_types",
+    "constrained_decode",
+    "align_word_labels",
+    "word_predictions",
+    "tokenize_words",
+    "Window",
+    "make_windows",
+    "merge_windows",
+]
