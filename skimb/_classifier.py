@@ -224,8 +224,12 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"threshold must be in (0, 1) or 'tuned', got {self.threshold!r}.")
         return auto_lr(self.lr, self.finetune)
 
+    def _validate_X(self, X):
+        """Hook: validate and copy the inputs (texts here, token lists for NER)."""
+        return check_texts(X)
+
     def _encode_targets(self, y, n):
-        """Return ``(classes, encoded targets, multilabel)``."""
+        """Hook: return ``(classes, encoded targets, task)``."""
         if is_multilabel_target(y):
             Y = y.toarray() if hasattr(y, "toarray") else np.asarray(y)
             if Y.dtype == object or not np.isin(Y, (0, 1)).all():
@@ -235,17 +239,28 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             if (Y.sum(0) == 0).any():
                 empty = np.flatnonzero(Y.sum(0) == 0).tolist()
                 warnings.warn(f"labels {empty} have no positive example in y.", UserWarning, stacklevel=3)
-            return np.arange(Y.shape[1]), Y.astype(np.float32), True
+            return np.arange(Y.shape[1]), Y.astype(np.float32), "multilabel"
         labels = check_labels(y)
         check_consistent_length(range(n), labels, names=("X", "y"))
         classes, encoded = np.unique(labels, return_inverse=True)
-        return classes, encoded.astype(np.int64), False
+        return classes, encoded.astype(np.int64), "multiclass"
 
-    def _class_weights(self, classes, y_enc, multilabel):
+    def _sample_weights(self, classes, y_enc, task, sample_weight):
+        """Per-sample loss weights (class_weight x sample_weight, mean 1), or None."""
+        sw = check_sample_weight(sample_weight, len(y_enc))
+        class_weight = self._class_weights(classes, y_enc, task)
+        weights = class_weight[y_enc] if self.class_weight is not None else None
+        if sw is not None:
+            weights = sw if weights is None else weights * sw
+        if weights is not None:
+            weights = (weights / weights.mean()).astype(np.float32)
+        return class_weight, weights
+
+    def _class_weights(self, classes, y_enc, task):
         cw = self.class_weight
         if cw is None:
             return np.ones(len(classes))
-        if multilabel:
+        if task == "multilabel":
             raise ValueError("class_weight applies to single-label targets; for multi-label use "
                              "loss='weighted_bce', 'distribution_balanced' or 'afl'.")
         if cw == "balanced":
@@ -260,12 +275,12 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             return np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
         raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}.")
 
-    def _split(self, y_enc, multilabel, seed):
+    def _split(self, y_enc, task, seed):
         n = len(y_enc)
         idx = np.arange(n)
         if self.validation_fraction is None:
             return idx, None
-        if multilabel:
+        if task == "multilabel":
             return multilabel_train_test_split(y_enc, test_size=self.validation_fraction, random_state=seed)
         counts = np.bincount(y_enc)
         stratify = y_enc if counts[counts > 0].min() >= 2 else None
@@ -287,16 +302,23 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             backbone_model.requires_grad_(False)
         return TextEncoder(backbone_model, pooling=self.pooling)
 
+    def _build_module(self, backbone_model, n_outputs):
+        """Hook: the torch module trained by the net."""
+        return SequenceClassifier(self._build_encoder(backbone_model), n_outputs, dropout=self.dropout)
+
+    def _class_counts(self, task, y_enc, n_classes):
+        if task == "multilabel":
+            return y_enc.sum(0)
+        return np.bincount(y_enc, minlength=n_classes)
+
     def _make_loss(self, task, y_enc, n_classes):
         from .losses import make_loss
 
-        if task == "multilabel":
-            counts = y_enc.sum(0)
-        else:
-            counts = np.bincount(y_enc, minlength=n_classes)
+        counts = self._class_counts(task, y_enc, n_classes)
         flat = {k: getattr(self, k) for k in ("gamma", "alpha", "beta", "tau", "max_gamma")
                 if getattr(self, k) is not None}
-        return make_loss(self.loss, task=task, class_counts=counts, n_samples=len(y_enc),
+        return make_loss(self.loss, task="multilabel" if task == "multilabel" else "multiclass",
+                         class_counts=counts, n_samples=len(y_enc),
                          **flat, **self.routed_params_for("loss"))
 
     def _feature_key(self):
@@ -321,59 +343,56 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        texts = check_texts(X)
+        data = self._validate_X(X)
         lr = self._check_params()
-        classes, y_enc, multilabel = self._encode_targets(y, len(texts))
-        task = "multilabel" if multilabel else "multiclass"
-        sw = check_sample_weight(sample_weight, len(texts))
-        class_weight = self._class_weights(classes, y_enc, multilabel)
-        weights = None
-        if self.class_weight is not None:
-            weights = class_weight[y_enc]
-        if sw is not None:
-            weights = sw if weights is None else weights * sw
-        if weights is not None:
-            weights = (weights / weights.mean()).astype(np.float32)
-
+        classes, y_enc, task = self._encode_targets(y, len(data))
+        class_weight, weights = self._sample_weights(classes, y_enc, task, sample_weight)
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
-        train_idx, valid_idx = self._split(y_enc, multilabel, seed)
+        train_idx, valid_idx = self._split(y_enc, task, seed)
         backbone_model, tokenizer, path = load_backbone(self.backbone)
         self.backbone_path_ = path
         self.tokenizer_ = tokenizer
 
         t0 = time.perf_counter()
         with seeded(seed):
-            encoder = self._build_encoder(backbone_model)
-            module = SequenceClassifier(encoder, len(classes), dropout=self.dropout)
+            module = self._build_module(backbone_model, len(classes))
             criterion = self._make_loss(task, y_enc[train_idx], len(classes))
-
-            def dataset(idx):
-                w = None if weights is None else weights[idx]
-                if self.finetune == "head":
-                    return _FeatureDataset(torch.from_numpy(features[idx]), y_enc[idx], w)
-                return EncodedTextDataset([input_ids[i] for i in idx], y_enc[idx], w)
-
-            if self.finetune == "head":
-                features = self._frozen_features(texts, encoder, device)
-            else:
-                input_ids = tokenize(tokenizer, texts, self.max_length)
-            train_ds = dataset(train_idx)
-            valid_ds = dataset(valid_idx) if valid_idx is not None else None
-
-            n_steps = -(-len(train_idx) // self.batch_size) * self.max_epochs
-            net = self._make_net(module, criterion, lr, device, seed, valid_ds, n_steps)
+            train_ds, valid_ds = self._make_datasets(data, y_enc, weights, train_idx, valid_idx, module, device)
+            net = self._make_net(module, criterion, lr, device, seed, valid_ds, self._n_steps(len(train_ds)))
             error = None
             try:
                 net.fit(train_ds, None)
             except FloatingPointError as exc:
                 error = exc
-        self._set_fitted(net, classes, multilabel, class_weight, criterion, lr, device, time.perf_counter() - t0)
-        if multilabel:
-            self.thresholds_ = self._fit_thresholds(texts, y_enc, valid_idx)
+        self._set_fitted(net, classes, task, class_weight, criterion, lr, device, time.perf_counter() - t0)
+        self._after_fit(data, y_enc, valid_idx)
         if error is not None:
             raise error
         return self
+
+    def _n_steps(self, n_train):
+        return -(-n_train // self.batch_size) * self.max_epochs
+
+    def _make_datasets(self, texts, y_enc, weights, train_idx, valid_idx, module, device):
+        """Hook: ``(train_dataset, valid_dataset or None)`` for the net."""
+        if self.finetune == "head":
+            features = torch.from_numpy(self._frozen_features(texts, module.encoder, device))
+        else:
+            input_ids = tokenize(self.tokenizer_, texts, self.max_length)
+
+        def dataset(idx):
+            w = None if weights is None else weights[idx]
+            if self.finetune == "head":
+                return _FeatureDataset(features[idx], y_enc[idx], w)
+            return EncodedTextDataset([input_ids[i] for i in idx], y_enc[idx], w)
+
+        return dataset(train_idx), (dataset(valid_idx) if valid_idx is not None else None)
+
+    def _after_fit(self, texts, y_enc, valid_idx):
+        """Hook: work that needs the fitted net (thresholds; CALoRA's stage 2)."""
+        if self.task_ == "multilabel":
+            self.thresholds_ = self._fit_thresholds(texts, y_enc, valid_idx)
 
     def _make_net(self, module, criterion, lr, device, seed, valid_ds, n_steps):
         from skorch.helper import predefined_split
@@ -401,11 +420,12 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         net.initialize()
         return net
 
-    def _set_fitted(self, net, classes, multilabel, class_weight, criterion, lr, device, seconds):
+    def _set_fitted(self, net, classes, task, class_weight, criterion, lr, device, seconds):
         net.train_split = None  # do not keep (and pickle) the validation data
         self.net_ = net
         self.classes_ = classes
-        self.multilabel_ = multilabel
+        self.task_ = task
+        self.multilabel_ = task == "multilabel"
         self.class_weight_ = class_weight
         self.loss_ = net.criterion_
         self.lr_ = lr
@@ -495,14 +515,14 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         classes = self.classes_.tolist()
         fitted = {k: np.asarray(v).tolist() for k, v in vars(self).items()
                   if k.endswith("_") and not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool))
-                  and k not in ("classes_", "multilabel_", "n_iter_")}
+                  and k not in ("classes_", "multilabel_", "n_iter_", "task_")}
         config = {
             "skimb_estimator": type(self).__name__,
             "params": params,
             "omitted_params": omitted,
             "classes": classes,
             "classes_dtype": str(self.classes_.dtype),
-            "multilabel": bool(self.multilabel_),
+            "task": self.task_,
             "n_iter": int(self.n_iter_),
             "fitted": fitted,
         }
@@ -537,11 +557,11 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         classes = np.asarray(config["classes"], dtype=config["classes_dtype"])
         dev = resolve_device(device)
         with seeded(0):
-            module = SequenceClassifier(est._build_encoder(backbone_model), len(classes), dropout=est.dropout)
+            module = est._build_module(backbone_model, len(classes))
         load_model(module, str(directory / _WEIGHTS_NAME), strict=True)
-        criterion = est._make_loss_for_loading(len(classes), config["multilabel"])
+        criterion = est._make_loss_for_loading(len(classes), config["task"])
         net = est._make_net(module, criterion, auto_lr(est.lr, est.finetune), dev, 0, None, 0)
-        est._set_fitted(net, classes, config["multilabel"], np.ones(len(classes)), criterion,
+        est._set_fitted(net, classes, config["task"], np.ones(len(classes)), criterion,
                         auto_lr(est.lr, est.finetune), dev, float("nan"))
         for key, value in config["fitted"].items():
             setattr(est, key, np.asarray(value) if isinstance(value, list) else value)
@@ -549,9 +569,9 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         module.to(dev).eval()
         return est
 
-    def _make_loss_for_loading(self, n_classes, multilabel):
+    def _make_loss_for_loading(self, n_classes, task):
         # Prediction does not use the loss; rebuild a plain one so that the net is complete.
         from .losses import make_loss
 
-        return make_loss("ce", task="multilabel" if multilabel else "multiclass",
+        return make_loss("ce", task="multilabel" if task == "multilabel" else "multiclass",
                          class_counts=np.ones(n_classes), n_samples=n_classes)

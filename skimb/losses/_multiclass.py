@@ -1,0 +1,606 @@
+"""Multi-class (softmax) imbalance losses: logits ``(N, C)``, integer targets ``(N,)``."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._base import (
+    ImbalanceLoss,
+    _adaptive_gamma,
+    _check_counts,
+    _check_nonneg,
+    _inverse_frequency,
+    _log1m_softmax_at,
+    _resolve_alpha,
+    _safe_counts,
+    _to_buffer,
+)
+from ._registry import register_loss
+
+__all__ = [
+    "CrossEntropyLoss",
+    "WeightedCrossEntropyLoss",
+    "ClassBalancedLoss",
+    "FocalLoss",
+    "DiceLoss",
+    "SelfAdjustingDiceLoss",
+    "LDAMLoss",
+    "LogitAdjustedLoss",
+    "AdaptiveFocalLoss",
+]
+
+
+def _nll(logits, target):
+    """``-log softmax(logits)[i, target_i]``."""
+    return F.cross_entropy(logits, target, reduction="none")
+
+
+def _focal(logits, target, gamma):
+    """``-(1 - p_t)^gamma log p_t`` with ``gamma`` a float or a per-sample tensor.
+
+    ``(1 - p_t)^gamma`` is computed as ``exp(gamma * log(1 - p_t))`` with
+    ``log(1 - p_t)`` from a log-sum-exp over the other classes: finite values and
+    gradients for any finite logits, and exactly 1 when ``gamma = 0``.
+    """
+    nll = _nll(logits, target)
+    if logits.shape[1] < 2:  # a single class: p_t = 1 and the loss is 0
+        return nll
+    if isinstance(gamma, float) and gamma == 0.0:
+        return nll
+    return torch.exp(gamma * _log1m_softmax_at(logits, target)) * nll
+
+
+def _class_balanced_weights(counts, beta):
+    """Effective-number weights ``(1 - beta) / (1 - beta^n_c)``, normalised to sum C."""
+    beta = _check_nonneg(beta, "beta")
+    if beta >= 1.0:
+        raise ValueError(f"beta must be in [0, 1), got {beta!r}.")
+    n = _safe_counts(counts)
+    w = (1.0 - beta) / (1.0 - np.power(beta, n))
+    return w * (n.size / w.sum())
+
+
+@register_loss("ce", "multiclass")
+class CrossEntropyLoss(ImbalanceLoss):
+    """Plain softmax cross-entropy, the reference every imbalance loss is compared with.
+
+    ``l_i = -log p_{i, y_i}``, ``p = softmax(logits)``.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import CrossEntropyLoss
+    >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    >>> CrossEntropyLoss(reduction="none")(logits, torch.tensor([0, 2]))
+    tensor([0.1698, 1.5514])
+    """
+
+    task = "multiclass"
+
+    def __init__(self, reduction="mean"):
+        super().__init__(reduction=reduction)
+
+    def _per_sample(self, logits, target):
+        return _nll(logits, target)
+
+
+@register_loss("weighted_ce", "multiclass")
+class WeightedCrossEntropyLoss(ImbalanceLoss):
+    """Cross-entropy weighted by inverse class frequency (ICF).
+
+    ``l_i = -w_{y_i} log p_{i, y_i}`` with ``w_c ∝ 1 / n_c``. By default the weights
+    have mean 1 over classes (``w_c = (1/n_c) / mean_k(1/n_k)``), as in HAMR's ICF
+    baseline; ``normalize="samples"`` gives scikit-learn's ``"balanced"`` weights
+    ``N / (C n_c)`` (mean 1 over training examples). ``reduction="mean"`` is the
+    plain mean of the weighted per-sample losses (unlike ``torch.nn.CrossEntropyLoss``,
+    which divides by the sum of the weights).
+
+    Parameters
+    ----------
+    class_counts : array-like of shape (C,), default=None
+        Training examples per class; zero counts are treated as one. Needed unless
+        ``class_weight`` is given.
+    class_weight : array-like of shape (C,), default=None
+        Explicit per-class weights used as given (overrides the counts).
+    normalize : {"classes", "samples"}, default="classes"
+        What the inverse-frequency weights have mean 1 over.
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Attributes
+    ----------
+    class_weight_ : torch.Tensor of shape (C,)
+        The per-class weights (buffer).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import WeightedCrossEntropyLoss
+    >>> loss = WeightedCrossEntropyLoss([90, 10], reduction="none")
+    >>> loss.class_weight_
+    tensor([0.2000, 1.8000])
+    >>> loss(torch.zeros(2, 2), torch.tensor([0, 1]))
+    tensor([0.1386, 1.2477])
+    """
+
+    task = "multiclass"
+
+    def __init__(self, class_counts=None, *, class_weight=None, normalize="classes",
+                 reduction="mean"):
+        super().__init__(reduction=reduction)
+        self.normalize = normalize
+        counts = _check_counts(class_counts, required=class_weight is None,
+                               owner=type(self).__name__)
+        if class_weight is not None:
+            weight = _check_counts(class_weight, name="class_weight")
+            if counts is not None and weight.size != counts.size:
+                raise ValueError(
+                    f"class_weight has {weight.size} entries but class_counts has {counts.size}."
+                )
+        else:
+            weight = _inverse_frequency(counts, normalize)
+        self.register_buffer("class_weight_", _to_buffer(weight))
+
+    def _per_sample(self, logits, target):
+        return self.class_weight_.to(logits.dtype)[target] * _nll(logits, target)
+
+    def extra_repr(self):
+        return f"n_classes={self.class_weight_.numel()}, {super().extra_repr()}"
+
+
+@register_loss("class_balanced", "multiclass")
+class ClassBalancedLoss(ImbalanceLoss):
+    """Class-balanced loss with effective-number weights (Cui et al., 2019).
+
+    ``w_c = (1 - beta) / (1 - beta^{n_c})``, normalised so the weights sum to C;
+    ``l_i = w_{y_i} * base_i`` with ``base`` the cross-entropy or the focal loss.
+    ``beta = 0`` gives uniform weights (plain CE); ``beta -> 1`` approaches inverse
+    class frequency.
+
+    Parameters
+    ----------
+    class_counts : array-like of shape (C,)
+        Training examples per class; zero counts are treated as one.
+    beta : float, default=0.999
+        Effective-number hyperparameter in [0, 1) (HAMR's EN baseline uses 0.999).
+    base : {"ce", "focal"}, default="ce"
+        The loss that is re-weighted (extra ``loss__base``).
+    gamma : float, default=2.0
+        Focusing parameter of the focal base; unused with ``base="ce"``.
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Attributes
+    ----------
+    class_weight_ : torch.Tensor of shape (C,)
+        The effective-number weights (buffer, sum C).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import ClassBalancedLoss
+    >>> loss = ClassBalancedLoss([1000, 10], beta=0.999, reduction="none")
+    >>> loss.class_weight_
+    tensor([0.0310, 1.9690])
+    >>> loss(torch.zeros(2, 2), torch.tensor([0, 1]))
+    tensor([0.0215, 1.3648])
+    """
+
+    task = "multiclass"
+
+    def __init__(self, class_counts=None, *, beta=0.999, base="ce", gamma=2.0,
+                 reduction="mean"):
+        super().__init__(reduction=reduction)
+        counts = _check_counts(class_counts, owner=type(self).__name__)
+        if base not in ("ce", "focal"):
+            raise ValueError(f"base must be 'ce' or 'focal', got {base!r}.")
+        self.beta = float(beta)
+        self.base = base
+        self.gamma = _check_nonneg(gamma, "gamma")
+        self.register_buffer("class_weight_", _to_buffer(_class_balanced_weights(counts, beta)))
+
+    def _per_sample(self, logits, target):
+        if self.base == "focal":
+            base = _focal(logits, target, self.gamma)
+        else:
+            base = _nll(logits, target)
+        return self.class_weight_.to(logits.dtype)[target] * base
+
+    def extra_repr(self):
+        return f"beta={self.beta}, base={self.base!r}, gamma={self.gamma}, {super().extra_repr()}"
+
+
+@register_loss("focal", "multiclass")
+class FocalLoss(ImbalanceLoss):
+    """Softmax focal loss (Lin et al., 2017).
+
+    ``l_i = -alpha_{y_i} (1 - p_t)^gamma log p_t``, ``p_t = softmax(logits)[i, y_i]``.
+    ``gamma = 0`` and no ``alpha`` is plain cross-entropy.
+
+    Parameters
+    ----------
+    gamma : float, default=2.0
+        Focusing parameter (>= 0).
+    alpha : None, float, "balanced" or array-like of shape (C,), default=None
+        Per-class weight of the true class. A scalar weights every class the same;
+        ``"balanced"`` is the inverse class frequency with mean 1 over classes
+        (needs ``class_counts``).
+    class_counts : array-like of shape (C,), default=None
+        Only used by ``alpha="balanced"`` and to check an ``alpha`` array's length.
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Attributes
+    ----------
+    alpha_ : torch.Tensor of shape (C,) or ()
+        The per-class weights (buffer), present only when ``alpha`` is given.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import FocalLoss
+    >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    >>> FocalLoss(gamma=2.0, reduction="none")(logits, torch.tensor([0, 2]))
+    tensor([0.0041, 0.9635])
+    """
+
+    task = "multiclass"
+
+    def __init__(self, gamma=2.0, alpha=None, class_counts=None, reduction="mean"):
+        super().__init__(reduction=reduction)
+        self.gamma = _check_nonneg(gamma, "gamma")
+        counts = _check_counts(class_counts, required=False)
+        alpha_ = _resolve_alpha(alpha, counts, type(self).__name__)
+        self.register_buffer("alpha_", None if alpha_ is None else _to_buffer(alpha_))
+
+    def _per_sample(self, logits, target):
+        loss = _focal(logits, target, self.gamma)
+        if self.alpha_ is not None:
+            alpha = self.alpha_.to(logits.dtype)
+            loss = (alpha[target] if alpha.ndim else alpha) * loss
+        return loss
+
+    def extra_repr(self):
+        return f"gamma={self.gamma}, {super().extra_repr()}"
+
+
+class _DiceBase(ImbalanceLoss):
+    task = "multiclass"
+    _self_adjusting = False
+
+    def __init__(self, smooth=1.0, square_denominator=True, reduction="mean"):
+        super().__init__(reduction=reduction)
+        self.smooth = _check_nonneg(smooth, "smooth")
+        self.square_denominator = bool(square_denominator)
+
+    def _per_sample(self, logits, target):
+        p = torch.softmax(logits, dim=1)
+        y = F.one_hot(target, logits.shape[1]).to(p.dtype)
+        if self._self_adjusting:
+            p = (1.0 - p) * p
+        if self.square_denominator:
+            denom = p * p + y * y + self.smooth
+        else:
+            denom = p + y + self.smooth
+        dsc = (2.0 * p * y + self.smooth) / denom
+        return (1.0 - dsc).mean(dim=1)
+
+    def extra_repr(self):
+        return (f"smooth={self.smooth}, square_denominator={self.square_denominator}, "
+                f"{super().extra_repr()}")
+
+
+@register_loss("dice", "multiclass")
+class DiceLoss(_DiceBase):
+    """Per-example Dice loss (Milletari et al., 2016; Li et al., 2020), multi-class extension.
+
+    For each example, one smoothed Dice term per class, averaged over classes::
+
+        l_i = 1/C sum_c [1 - (2 p_ic y_ic + s) / (p_ic^2 + y_ic^2 + s)]
+
+    with ``p = softmax(logits)``, ``y`` the one-hot target and ``s`` the smoothing
+    constant. Absent classes contribute ``1 - s / (p^2 + s)``, which pushes their
+    probability to 0; a small ``s`` makes that term flat except near 0 (Li et al.
+    tune ``s`` per task; 1.0 keeps it a smooth penalty).
+
+    Parameters
+    ----------
+    smooth : float, default=1.0
+        Smoothing constant ``s`` (extra ``loss__smooth``).
+    square_denominator : bool, default=True
+        Squared probabilities in the denominator (Li et al.'s DL); False uses
+        ``p + y + s``.
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import DiceLoss
+    >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    >>> DiceLoss(reduction="none")(logits, torch.tensor([0, 2]))
+    tensor([0.0079, 0.1986])
+    """
+
+    def __init__(self, smooth=1.0, square_denominator=True, reduction="mean"):
+        super().__init__(smooth=smooth, square_denominator=square_denominator,
+                         reduction=reduction)
+
+
+@register_loss("self_adjusting_dice", "multiclass")
+class SelfAdjustingDiceLoss(_DiceBase):
+    """Self-adjusting Dice loss, ADL (Li et al., 2020), multi-class extension.
+
+    The Dice loss with each probability replaced by ``(1 - p) p``, which down-weights
+    confident predictions; Li et al.'s formula (eq. 12) has a linear denominator::
+
+        l_i = 1/C sum_c [1 - (2 (1 - p_ic) p_ic y_ic + s) / ((1 - p_ic) p_ic + y_ic + s)]
+
+    ``(1 - p) p`` vanishes as ``p`` approaches 0 or 1, so well-classified examples
+    contribute almost no gradient (the self-adjustment, in the spirit of the focal
+    factor) and the hard ones dominate training.
+
+    Parameters
+    ----------
+    smooth : float, default=1.0
+        Smoothing constant ``s`` (extra ``loss__smooth``).
+    square_denominator : bool, default=False
+        Use ``q^2 + y^2 + s`` (with ``q = (1 - p) p``) instead of ``q + y + s``.
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import SelfAdjustingDiceLoss
+    >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    >>> SelfAdjustingDiceLoss(reduction="none")(logits, torch.tensor([0, 2]))
+    tensor([0.1793, 0.2413])
+    """
+
+    _self_adjusting = True
+
+    def __init__(self, smooth=1.0, square_denominator=False, reduction="mean"):
+        super().__init__(smooth=smooth, square_denominator=square_denominator,
+                         reduction=reduction)
+
+
+def _check_drw_epoch(drw_epoch):
+    if drw_epoch is None:
+        return None
+    if isinstance(drw_epoch, bool) or not isinstance(drw_epoch, numbers.Real):
+        raise TypeError(f"drw_epoch must be None, an int or a float, got {type(drw_epoch).__name__}.")
+    if isinstance(drw_epoch, numbers.Integral):
+        if drw_epoch < 0:
+            raise ValueError(f"drw_epoch must be >= 0, got {drw_epoch!r}.")
+        return int(drw_epoch)
+    if not 0.0 < float(drw_epoch) < 1.0:
+        raise ValueError(
+            f"a float drw_epoch is a fraction of max_epochs and must be in (0, 1), got {drw_epoch!r}."
+        )
+    return float(drw_epoch)
+
+
+@register_loss("ldam", "multiclass")
+class LDAMLoss(ImbalanceLoss):
+    """Label-distribution-aware margin loss with optional deferred re-weighting (Cao et al., 2019).
+
+    The true-class logit is reduced by a class margin before a scaled softmax
+    cross-entropy::
+
+        m_c = max_m * n_c^{-1/4} / max_k n_k^{-1/4}
+        l_i = -w_{y_i} log softmax(s * (z_i - m_{y_i} e_{y_i}))_{y_i}
+
+    so the rarest class gets the margin ``max_m``. ``s = 30`` follows the paper,
+    whose logits are cosine similarities (normalised features and weights); with an
+    unnormalised linear head a smaller scale (e.g. 1) is usually appropriate.
+
+    Deferred re-weighting (DRW): the class weights ``w`` are 1 until the epoch
+    ``drw_epoch`` (see :meth:`set_epoch`), then the class-balanced weights
+    ``(1 - beta) / (1 - beta^{n_c})`` normalised to sum C (the paper's LDAM-DRW uses
+    ``beta = 0.9999`` and starts at 80 % of training).
+
+    Parameters
+    ----------
+    class_counts : array-like of shape (C,)
+        Training examples per class; zero counts are treated as one.
+    max_m : float, default=0.5
+        Largest margin (extra ``loss__max_m``).
+    s : float, default=30.0
+        Logit scale (extra ``loss__s``).
+    drw_epoch : None, int or float, default=None
+        First (0-based) epoch of the re-weighting; a float in (0, 1) is a fraction
+        of ``max_epochs``. None disables DRW (extra ``loss__drw_epoch``).
+    beta : float, default=0.9999
+        Effective-number hyperparameter of the DRW weights.
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Attributes
+    ----------
+    margin_ : torch.Tensor of shape (C,)
+        Per-class margins (buffer).
+    class_weight_ : torch.Tensor of shape (C,)
+        Current class weights (buffer): ones before DRW, class-balanced after.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import LDAMLoss
+    >>> loss = LDAMLoss([160, 10], s=1.0, drw_epoch=2, reduction="none")
+    >>> loss.margin_
+    tensor([0.2500, 0.5000])
+    >>> loss(torch.zeros(2, 2), torch.tensor([0, 1]))
+    tensor([0.8259, 0.9741])
+    >>> loss.set_epoch(2, max_epochs=3)
+    >>> loss.class_weight_
+    tensor([0.1185, 1.8815])
+    """
+
+    task = "multiclass"
+
+    def __init__(self, class_counts=None, *, max_m=0.5, s=30.0, drw_epoch=None, beta=0.9999,
+                 reduction="mean"):
+        super().__init__(reduction=reduction)
+        counts = _check_counts(class_counts, owner=type(self).__name__)
+        self.max_m = _check_nonneg(max_m, "max_m")
+        self.s = _check_nonneg(s, "s")
+        self.drw_epoch = _check_drw_epoch(drw_epoch)
+        self.beta = float(beta)
+        inv4 = _safe_counts(counts) ** -0.25
+        self.register_buffer("margin_", _to_buffer(inv4 * (self.max_m / inv4.max())))
+        self.register_buffer("class_weight_", torch.ones(counts.size))
+        self.register_buffer("drw_weight", _to_buffer(_class_balanced_weights(counts, beta)))
+
+    def set_epoch(self, epoch, max_epochs=None):
+        """Switch to the class-balanced weights once ``epoch >= drw_epoch``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch about to start, counting from 0.
+        max_epochs : int, default=None
+            Total epochs; needed when ``drw_epoch`` is a fraction.
+        """
+        super().set_epoch(epoch, max_epochs)
+        if self.drw_epoch is None:
+            return
+        start = self.drw_epoch
+        if isinstance(start, float):
+            if max_epochs is None:
+                raise ValueError("drw_epoch is a fraction of training: pass max_epochs to set_epoch.")
+            start = int(round(start * max_epochs))
+        with torch.no_grad():
+            if int(epoch) >= start:
+                self.class_weight_.copy_(self.drw_weight)
+            else:
+                self.class_weight_.fill_(1.0)
+
+    def _per_sample(self, logits, target):
+        margin = self.margin_.to(logits.dtype)[target]
+        onehot = F.one_hot(target, logits.shape[1]).to(logits.dtype)
+        adjusted = self.s * (logits - margin[:, None] * onehot)
+        return self.class_weight_.to(logits.dtype)[target] * _nll(adjusted, target)
+
+    def extra_repr(self):
+        return (f"max_m={self.max_m}, s={self.s}, drw_epoch={self.drw_epoch}, "
+                f"{super().extra_repr()}")
+
+
+@register_loss("logit_adjusted", "multiclass")
+class LogitAdjustedLoss(ImbalanceLoss):
+    """Logit-adjusted cross-entropy (Menon et al., 2021); balanced softmax for ``tau = 1``.
+
+    ``l_i = -log softmax(z_i + tau log pi)_{y_i}`` with ``pi_c = n_c / sum_k n_k`` the
+    training prior. The adjustment is applied in the loss only, so the raw logits
+    the model outputs at prediction time are the balanced (prior-free) scores.
+
+    Parameters
+    ----------
+    class_counts : array-like of shape (C,)
+        Training examples per class; zero counts are treated as one.
+    tau : float, default=1.0
+        Adjustment strength; ``tau = 0`` is plain cross-entropy.
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Attributes
+    ----------
+    logit_adjustment_ : torch.Tensor of shape (C,)
+        ``tau * log(pi_c)`` added to the logits (buffer).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import LogitAdjustedLoss
+    >>> loss = LogitAdjustedLoss([75, 25], reduction="none")
+    >>> loss.logit_adjustment_
+    tensor([-0.2877, -1.3863])
+    >>> loss(torch.zeros(2, 2), torch.tensor([0, 1]))
+    tensor([0.2877, 1.3863])
+    """
+
+    task = "multiclass"
+
+    def __init__(self, class_counts=None, *, tau=1.0, reduction="mean"):
+        super().__init__(reduction=reduction)
+        counts = _safe_counts(_check_counts(class_counts, owner=type(self).__name__))
+        if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not np.isfinite(tau):
+            raise ValueError(f"tau must be a finite number, got {tau!r}.")
+        self.tau = float(tau)
+        self.register_buffer("logit_adjustment_", _to_buffer(self.tau * np.log(counts / counts.sum())))
+
+    def _per_sample(self, logits, target):
+        return _nll(logits + self.logit_adjustment_.to(logits.dtype), target)
+
+    def extra_repr(self):
+        return f"tau={self.tau}, {super().extra_repr()}"
+
+
+@register_loss("afl", "multiclass")
+class AdaptiveFocalLoss(ImbalanceLoss):
+    """Adaptive focal loss (AFL; Labd et al.), softmax version.
+
+    A focal loss whose focusing parameter depends on the true class::
+
+        gamma_c = min(gamma / f~_c, max_gamma),   f~_c = f_c / max_k f_k = n_c / max_k n_k
+        l_i = -alpha_{y_i} (1 - p_t)^{gamma_{y_i}} log p_t
+
+    The frequency ``f_c`` is normalised by the largest one, so the most frequent
+    class gets ``gamma`` and rarer classes proportionally more, capped at
+    ``max_gamma`` (the raw ``1 / f_c`` explodes for rare classes). ``gamma_`` is
+    non-increasing in class frequency. ``gamma = 0`` is (alpha-weighted) cross-entropy.
+
+    Parameters
+    ----------
+    class_counts : array-like of shape (C,)
+        Training examples per class; zero counts are treated as one.
+    gamma : float, default=2.0
+        Base focusing parameter, given to the most frequent class (the paper's
+        best static focal ``gamma``).
+    max_gamma : float or None, default=10.0
+        Cap on ``gamma_c``; at ``gamma_c = 10`` an example predicted at ``p_t = 0.5``
+        keeps ~1e-3 of its cross-entropy, so larger values practically silence a
+        class. None disables the cap.
+    alpha : None, float, "balanced" or array-like of shape (C,), default=None
+        Per-class weights; None means 1 for every class, ``"balanced"`` the inverse
+        class frequency with mean 1 over classes.
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Attributes
+    ----------
+    gamma_ : torch.Tensor of shape (C,)
+        Per-class focusing parameters (buffer).
+    alpha_ : torch.Tensor of shape (C,)
+        Per-class weights (buffer).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import AdaptiveFocalLoss
+    >>> loss = AdaptiveFocalLoss([100, 50, 5], gamma=1.0, reduction="none")
+    >>> loss.gamma_
+    tensor([ 1.,  2., 10.])
+    >>> loss(torch.zeros(3, 3), torch.tensor([0, 1, 2]))
+    tensor([0.7324, 0.4883, 0.0191])
+    """
+
+    task = "multiclass"
+
+    def __init__(self, class_counts=None, *, gamma=2.0, max_gamma=10.0, alpha=None,
+                 reduction="mean"):
+        super().__init__(reduction=reduction)
+        counts = _check_counts(class_counts, owner=type(self).__name__)
+        self.gamma = _check_nonneg(gamma, "gamma")
+        self.max_gamma = None if max_gamma is None else _check_nonneg(max_gamma, "max_gamma")
+        alpha_ = _resolve_alpha(1.0 if alpha is None else alpha, counts, type(self).__name__)
+        self.register_buffer("gamma_", _to_buffer(_adaptive_gamma(counts, gamma, max_gamma)))
+        self.register_buffer("alpha_", _to_buffer(alpha_))
+
+    def _per_sample(self, logits, target):
+        gamma = self.gamma_.to(logits.dtype)[target]
+        return self.alpha_.to(logits.dtype)[target] * _focal(logits, target, gamma)
+
+    def extra_repr(self):
+        return f"gamma={self.gamma}, max_gamma={self.max_gamma}, {super().extra_repr()}"

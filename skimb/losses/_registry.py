@@ -1,0 +1,212 @@
+"""Loss registry and the :func:`make_loss` factory used by the estimators."""
+
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+
+__all__ = ["LOSSES", "FLAT_PARAMS", "TASKS", "register_loss", "make_loss", "available_losses"]
+
+TASKS = ("multiclass", "multilabel")
+
+#: The estimators' flat loss hyperparameters. A loss silently ignores the ones it
+#: does not use; every other parameter must be accepted or ``TypeError`` is raised.
+FLAT_PARAMS = ("gamma", "alpha", "beta", "tau", "max_gamma")
+
+#: ``LOSSES[task][name]`` -> loss class. Filled by :func:`register_loss`.
+LOSSES: dict[str, dict[str, type]] = {task: {} for task in TASKS}
+
+_EXTRA_PREFIX = "loss__"
+
+
+def _check_task(task):
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    return task
+
+
+def register_loss(name, task, *, overwrite=False):
+    """Class decorator registering a loss under ``name`` for one or more tasks.
+
+    Parameters
+    ----------
+    name : str
+        Registry name (lower case), e.g. ``"focal"``.
+    task : {"multiclass", "multilabel"} or tuple of them
+        Task(s) the name is valid for. One name may map to different classes for
+        different tasks (``"afl"``, and the multi-label aliases ``"ce"`` -> ``"bce"``).
+    overwrite : bool, default=False
+        Replace an existing, different class registered under the same name.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the class unchanged.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import ImbalanceLoss, LOSSES, register_loss
+    >>> @register_loss("hinge_demo", "multiclass")
+    ... class HingeDemo(ImbalanceLoss):
+    ...     task = "multiclass"
+    ...     def _per_sample(self, logits, target):
+    ...         true = logits.gather(1, target[:, None]).squeeze(1)
+    ...         return torch.relu(1 - true)
+    >>> LOSSES["multiclass"]["hinge_demo"] is HingeDemo
+    True
+    >>> del LOSSES["multiclass"]["hinge_demo"]
+    """
+    tasks = (task,) if isinstance(task, str) else tuple(task)
+    for t in tasks:
+        _check_task(t)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}.")
+
+    def decorator(cls):
+        for t in tasks:
+            current = LOSSES[t].get(name)
+            same = current is not None and (
+                current is cls or current.__qualname__ == cls.__qualname__
+                and current.__module__ == cls.__module__
+            )
+            if current is not None and not same and not overwrite:
+                raise ValueError(
+                    f"a loss named {name!r} is already registered for task {t!r} "
+                    f"({current.__name__}); pass overwrite=True to replace it."
+                )
+            LOSSES[t][name] = cls
+        return cls
+
+    return decorator
+
+
+def available_losses(task):
+    """Sorted registry names valid for ``task``.
+
+    Parameters
+    ----------
+    task : {"multiclass", "multilabel"}
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from skimb.losses import available_losses
+    >>> "afl" in available_losses("multiclass") and "afl" in available_losses("multilabel")
+    True
+    """
+    return sorted(LOSSES[_check_task(task)])
+
+
+def _split_params(params):
+    """Split into (flat, extras); ``loss__x`` -> ``x``; ``None`` values dropped."""
+    flat, extras = {}, {}
+    for key, value in params.items():
+        if key.startswith(_EXTRA_PREFIX):
+            extras[key[len(_EXTRA_PREFIX):]] = value
+        elif value is None:
+            continue
+        elif key in FLAT_PARAMS:
+            flat[key] = value
+        else:
+            extras[key] = value
+    return flat, extras
+
+
+def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
+    """Build the per-sample loss module an estimator trains with.
+
+    Parameters
+    ----------
+    loss : str or torch.nn.Module or ImbalanceLoss subclass
+        A registered name (see :func:`available_losses`), a loss class, or a user
+        module. A user module is deep-copied (the argument is never mutated); if it
+        has a ``reduction`` attribute the copy's is set to ``"none"``, otherwise
+        its ``forward`` must already return per-sample losses.
+    task : {"multiclass", "multilabel"}
+        Names valid for both tasks resolve by task: ``"afl"`` gives
+        :class:`AdaptiveFocalLoss` or :class:`BinaryAdaptiveFocalLoss`; for
+        ``"multilabel"``, ``"ce"``, ``"weighted_ce"`` and ``"focal"`` are aliases of
+        ``"bce"``, ``"weighted_bce"`` and ``"focal_bce"``.
+    class_counts : array-like of shape (C,), default=None
+        Training examples per class (multi-label: positives per label).
+    n_samples : int, default=None
+        Number of training examples N.
+    **params
+        The flat hyperparameters ``gamma``, ``alpha``, ``beta``, ``tau`` and
+        ``max_gamma`` (ignored by losses that do not use them; ``None`` values are
+        dropped) and loss-specific extras, with or without the ``loss__`` prefix
+        (``loss__smooth=0.5``). A ``loss__`` extra overrides the flat parameter of
+        the same name. An extra the loss does not accept raises ``TypeError``.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``forward(logits, target)`` returns per-sample losses of shape ``(N,)``.
+
+    Raises
+    ------
+    ValueError
+        Unknown task or loss name (the message lists the names for the task).
+    TypeError
+        An extra parameter the loss does not accept, or ``loss`` of the wrong type.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import make_loss
+    >>> loss = make_loss("afl", task="multilabel", class_counts=[40, 10, 5],
+    ...                  n_samples=50, gamma=2.0, tau=1.0)  # tau: not used by AFL
+    >>> loss.gamma_
+    tensor([ 2.,  8., 10.])
+    >>> loss(torch.zeros(4, 3), torch.ones(4, 3)).shape
+    torch.Size([4])
+    """
+    _check_task(task)
+    if isinstance(loss, nn.Module):
+        _, extras = _split_params(params)
+        if extras:
+            raise TypeError(
+                f"loss parameters {sorted(extras)} apply to named losses only; configure "
+                f"the {type(loss).__name__} instance before passing it."
+            )
+        module = copy.deepcopy(loss)
+        if hasattr(module, "reduction"):
+            module.reduction = "none"
+        return module
+
+    if isinstance(loss, str):
+        key = loss.lower()
+        registry = LOSSES[task]
+        if key not in registry:
+            raise ValueError(
+                f"unknown loss {loss!r} for task {task!r}; available: "
+                f"{', '.join(available_losses(task))}."
+            )
+        cls, label = registry[key], key
+    elif isinstance(loss, type) and hasattr(loss, "from_counts"):
+        cls, label = loss, loss.__name__
+        if getattr(cls, "task", task) != task:
+            raise ValueError(f"{cls.__name__} is a {cls.task} loss, not a {task} one.")
+    else:
+        raise TypeError(
+            f"loss must be a registered name, an ImbalanceLoss subclass or a torch.nn.Module, "
+            f"got {type(loss).__name__}."
+        )
+
+    accepted = cls.accepted_params()
+    flat, extras = _split_params(params)
+    unknown = sorted(k for k in extras if k not in accepted)
+    if unknown:
+        raise TypeError(
+            f"loss {label!r} ({cls.__name__}) got unexpected parameter(s) "
+            f"{', '.join(unknown)}; accepted parameters: "
+            f"{', '.join(accepted) if accepted else '(none)'}."
+        )
+    kwargs = {k: v for k, v in flat.items() if k in accepted}
+    kwargs.update(extras)
+    return cls.from_counts(class_counts, n_samples, reduction="none", **kwargs)

@@ -1,0 +1,31 @@
+"""Evaluation metrics for class-imbalanced NLP (METHODS.md §5).
+
+* :func:`imbalance_report`, :func:`quartile_f1`: multi-class (single-label).
+* :func:`multilabel_report`, :func:`tune_thresholds`: multi-label indicator matrices.
+* :func:`get_entities`, :func:`span_report`, :func:`span_f1_score`: span-level NER
+  metrics with seqeval strict semantics.
+* :func:`format_report`: Markdown / plain-text tables of any of the reports.
+* :func:`plot_per_class_f1`, :func:`plot_quartile_f1`: PNG bar charts.
+
+Every report reports the mean F1 per label-frequency quartile (Q1 rarest ... Q4)
+with the same rule; see :func:`quartile_f1`.
+"""
+
+from skimb.metrics._classification import imbalance_report, quartile_f1
+from skimb.metrics._multilabel import multilabel_report, tune_thresholds
+from skimb.metrics._plots import plot_per_class_f1, plot_quartile_f1
+from skimb.metrics._spans import get_entities, span_f1_score, span_report
+from skimb.metrics._tables import format_report
+
+__all__ = [
+    "imbalance_report",
+    "quartile_f1",
+    "multilabel_report",
+    "tune_thresholds",
+    "get_entities",
+    "span_report",
+    "span_f1_score",
+    "format_report",
+    "plot_per_class_f1",
+    "plot_quartile_f1",
+]

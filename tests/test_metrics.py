@@ -1,0 +1,448 @@
+"""Tests for skimb.metrics: multi-class, multi-label, span-level metrics, tables and plots."""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from skimb.metrics import (
+    format_report,
+    get_entities,
+    imbalance_report,
+    multilabel_report,
+    plot_per_class_f1,
+    plot_quartile_f1,
+    quartile_f1,
+    span_f1_score,
+    span_report,
+    tune_thresholds,
+)
+
+# ---------------------------------------------------------------------------
+# multi-class
+# ---------------------------------------------------------------------------
+
+# 10 samples, classes a (4), b (3), c (2), d (1)
+Y_TRUE = ["a", "a", "a", "a", "b", "b", "b", "c", "c", "d"]
+Y_PRED = ["a", "a", "a", "b", "b", "b", "a", "c", "a", "a"]
+# by hand:
+#   a: tp=3, predicted 6 (0,1,2,6,8,9), true 4 -> P=1/2, R=3/4, F1=0.6
+#   b: tp=2, predicted 3 (3,4,5),       true 3 -> P=2/3, R=2/3, F1=2/3
+#   c: tp=1, predicted 1,               true 2 -> P=1,   R=1/2, F1=2/3
+#   d: tp=0, predicted 0,               true 1 -> P=0,   R=0,   F1=0
+HAND_F1 = {"a": 0.6, "b": 2 / 3, "c": 2 / 3, "d": 0.0}
+
+
+def test_hand_computed_multiclass():
+    rep = imbalance_report(Y_TRUE, Y_PRED, digits=None)
+    assert list(rep["per_class"]) == ["a", "b", "c", "d"]
+    assert rep["per_class"]["a"] == pytest.approx({"precision": 0.5, "recall": 0.75, "f1": 0.6, "support": 4})
+    assert rep["per_class"]["b"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3})
+    assert rep["per_class"]["c"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2})
+    assert rep["per_class"]["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert rep["macro_f1"] == pytest.approx(sum(HAND_F1.values()) / 4)
+    assert rep["weighted_f1"] == pytest.approx((4 * 0.6 + 3 * 2 / 3 + 2 * 2 / 3 + 0) / 10)
+    assert rep["accuracy"] == pytest.approx(0.6)
+    assert rep["micro_f1"] == pytest.approx(0.6)
+    assert rep["balanced_accuracy"] == pytest.approx((0.75 + 2 / 3 + 0.5 + 0) / 4)
+    # quartiles by test frequency: d(1) | c(2) | b(3) | a(4)
+    assert rep["quartile_labels"] == {"Q1": ["d"], "Q2": ["c"], "Q3": ["b"], "Q4": ["a"]}
+    assert rep["quartile_f1"] == pytest.approx({"Q1": 0.0, "Q2": 2 / 3, "Q3": 2 / 3, "Q4": 0.6})
+    assert rep["frequency_source"] == "test"
+    assert rep["support"] == 10
+    # default digits=4 rounds
+    assert imbalance_report(Y_TRUE, Y_PRED)["macro_f1"] == round(sum(HAND_F1.values()) / 4, 4)
+
+
+def test_geometric_mean_matches_imblearn():
+    from imblearn.metrics import geometric_mean_score
+
+    rep = imbalance_report(Y_TRUE, Y_PRED, digits=None)
+    assert rep["geometric_mean"] == pytest.approx(geometric_mean_score(Y_TRUE, Y_PRED, average="macro"))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_agrees_with_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.choice(6, size=200, p=[0.5, 0.2, 0.12, 0.1, 0.05, 0.03])
+    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 7, 200))  # class 6 only predicted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may leak
+        rep = imbalance_report(y_true, y_pred, digits=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert rep["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro", zero_division=0))
+        assert rep["weighted_f1"] == pytest.approx(f1_score(y_true, y_pred, average="weighted", zero_division=0))
+        assert rep["micro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="micro"))
+        assert rep["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+        per = f1_score(y_true, y_pred, average=None, labels=list(range(7)), zero_division=0)
+    assert [rep["per_class"][k]["f1"] for k in range(7)] == pytest.approx(per)
+    assert all(type(k) is int for k in rep["per_class"])
+    assert rep["per_class"][6]["support"] == 0
+
+
+def test_string_and_int_labels_give_same_numbers():
+    mapping = {"a": 10, "b": 20, "c": 30, "d": 40}
+    rs = imbalance_report(Y_TRUE, Y_PRED, digits=None)
+    ri = imbalance_report([mapping[v] for v in Y_TRUE], np.array([mapping[v] for v in Y_PRED]), digits=None)
+    assert set(ri["per_class"]) == {10, 20, 30, 40}
+    for k, v in mapping.items():
+        assert rs["per_class"][k] == ri["per_class"][v]
+    for key in ("macro_f1", "weighted_f1", "micro_f1", "accuracy", "balanced_accuracy", "geometric_mean"):
+        assert rs[key] == pytest.approx(ri[key])
+    assert rs["quartile_f1"] == pytest.approx(ri["quartile_f1"])
+
+
+def test_mixed_label_types_and_lengths_raise():
+    with pytest.raises(ValueError, match="strings"):
+        imbalance_report(["a", "b"], [0, 1])
+    with pytest.raises(ValueError, match="lengths"):
+        imbalance_report(["a", "b"], ["a"])
+
+
+def test_explicit_labels_subset_and_order():
+    rep = imbalance_report(Y_TRUE, Y_PRED, labels=["d", "a"], digits=None)
+    assert list(rep["per_class"]) == ["d", "a"]
+    assert rep["macro_f1"] == pytest.approx(0.3)
+
+
+def test_quartile_assignment_with_train_labels():
+    # 8 classes, train frequencies 1..8 in a shuffled order -> two classes per quartile
+    classes = list("hgfedcba")
+    train = [c for i, c in enumerate(classes) for _ in range(i + 1)]  # h:1, g:2, ..., a:8
+    y_true = list("abcdefgh")
+    y_pred = list("abcdxxxx")  # a..d right (F1 1), e..h wrong (F1 0)
+    rep = imbalance_report(y_true, y_pred, train_labels=train, digits=None)
+    assert rep["frequency_source"] == "train"
+    assert rep["quartile_labels"] == {"Q1": ["h", "g"], "Q2": ["f", "e"], "Q3": ["d", "c"], "Q4": ["b", "a"]}
+    assert rep["quartile_f1"] == {"Q1": 0.0, "Q2": 0.0, "Q3": 1.0, "Q4": 1.0}
+    # "x" appears only in y_pred: in the table, not in the quartiles
+    assert "x" in rep["per_class"] and "x" not in rep["frequencies"]
+    assert quartile_f1(y_true, y_pred, train_labels=train) == rep["quartile_f1"]
+
+
+def test_quartile_split_uneven_and_fewer_than_four_classes():
+    # 5 classes with frequencies 1..5 -> array_split sizes 2,1,1,1
+    y = ["a"] * 1 + ["b"] * 2 + ["c"] * 3 + ["d"] * 4 + ["e"] * 5
+    rep = imbalance_report(y, y, digits=None)
+    assert rep["quartile_labels"] == {"Q1": ["a", "b"], "Q2": ["c"], "Q3": ["d"], "Q4": ["e"]}
+    # 2 classes -> Q3 and Q4 empty -> NaN
+    q = quartile_f1(["a", "a", "b"], ["a", "b", "b"])
+    assert q["Q1"] == pytest.approx(2 / 3) and q["Q2"] == pytest.approx(2 / 3)
+    assert math.isnan(q["Q3"]) and math.isnan(q["Q4"])
+    # a class unseen in training has frequency 0 -> rarest
+    q = imbalance_report(["a", "b", "z"], ["a", "b", "b"], train_labels=["a", "a", "b"], digits=None)
+    assert q["quartile_labels"]["Q1"] == ["z"]
+    # ties keep sorted-label order
+    assert imbalance_report(list("dcba"), list("dcba"))["quartile_labels"] == {
+        "Q1": ["a"], "Q2": ["b"], "Q3": ["c"], "Q4": ["d"]
+    }
+
+
+def test_format_report_markdown_and_text():
+    rep = imbalance_report(Y_TRUE, Y_PRED)
+    md = format_report(rep)
+    assert md.splitlines()[0] == "| class | precision | recall | f1 | support |"
+    assert "| d | 0.0000 | 0.0000 | 0.0000 | 1 |" in md
+    assert "| macro_f1 | 0.4833 |" in md
+    assert "quartile_f1 Q1 (rarest, n=1)" in md
+    txt = format_report(rep, "text", digits=3)
+    assert "macro_f1" in txt and "|" not in txt and "0.483" in txt
+    with pytest.raises(ValueError, match="fmt"):
+        format_report(rep, "html")
+    # other report kinds
+    ml = multilabel_report([[1, 0], [0, 1]], [[1, 0], [1, 1]], label_names=["x", "y"])
+    assert format_report(ml).startswith("| label |")
+    sp = span_report([["B-PER", "O"]], [["B-PER", "O"]])
+    assert format_report(sp, "text").startswith("type")
+
+
+# ---------------------------------------------------------------------------
+# multi-label
+# ---------------------------------------------------------------------------
+
+
+def _multilabel_data(seed=0, n=300, L=6):
+    rng = np.random.default_rng(seed)
+    rates = np.array([0.4, 0.25, 0.15, 0.08, 0.03, 0.0])[:L]  # last label: no positives
+    Y = (rng.random((n, L)) < rates).astype(int)
+    score = np.clip(0.35 * Y + rng.random((n, L)) * 0.7, 0, 1)
+    return Y, score
+
+
+def test_multilabel_agrees_with_sklearn():
+    Y, S = _multilabel_data()
+    P = (S >= 0.5).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rep = multilabel_report(Y, P, Y_score=S, label_names=list("abcdef"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for avg in ("macro", "micro", "weighted", "samples"):
+            assert rep[f"{avg}_f1"] == pytest.approx(f1_score(Y, P, average=avg, zero_division=0))
+        assert rep["micro_recall"] == pytest.approx(recall_score(Y, P, average="micro", zero_division=0))
+        assert rep["micro_precision"] == pytest.approx(precision_score(Y, P, average="micro", zero_division=0))
+        per = f1_score(Y, P, average=None, zero_division=0)
+    assert [v["f1"] for v in rep["per_label"].values()] == pytest.approx(per)
+    assert rep["per_label"]["a"]["support"] == int(Y[:, 0].sum())
+    # label f has no positive -> skipped for macro AUC
+    assert rep["n_labels_auc_skipped"] == 1
+    assert math.isnan(rep["per_label"]["f"]["roc_auc"])
+    assert rep["macro_roc_auc"] == pytest.approx(roc_auc_score(Y[:, :5], S[:, :5], average="macro"))
+    assert rep["micro_roc_auc"] == pytest.approx(roc_auc_score(Y, S, average="micro"))
+    # quartiles over the 5 labels with positives, by frequency a > b > c > d > e
+    assert rep["quartile_labels"] == {"Q1": ["e", "d"], "Q2": ["c"], "Q3": ["b"], "Q4": ["a"]}
+
+
+def test_multilabel_without_scores_sparse_and_train_Y():
+    import scipy.sparse as sp
+
+    Y, S = _multilabel_data(1, n=80, L=4)
+    P = (S >= 0.5).astype(int)
+    rep = multilabel_report(sp.csr_matrix(Y), sp.csr_matrix(P), train_Y=Y[::-1])
+    assert math.isnan(rep["macro_roc_auc"]) and rep["n_labels_auc_skipped"] is None
+    assert list(rep["per_label"]) == [0, 1, 2, 3]
+    assert rep["frequency_source"] == "train"
+    with pytest.raises(ValueError, match="indicator"):
+        multilabel_report([[0, 2]], [[0, 1]])
+    with pytest.raises(ValueError, match="MultiLabelBinarizer"):
+        multilabel_report([0, 1], [0, 1])
+    with pytest.raises(ValueError, match="label columns"):
+        multilabel_report([[0, 1]], [[0, 1, 1]])
+
+
+def test_tune_thresholds_improves_f1():
+    rng = np.random.default_rng(3)
+    n = 400
+    Y = np.zeros((n, 3), dtype=int)
+    Y[:, 0] = rng.random(n) < 0.3
+    Y[:, 1] = rng.random(n) < 0.05
+    # label 0: well calibrated; label 1: rare, positives score only ~0.3 (under-confident);
+    # label 2: no positives at all
+    S = np.empty((n, 3))
+    S[:, 0] = np.where(Y[:, 0] == 1, rng.uniform(0.55, 1.0, n), rng.uniform(0.0, 0.45, n))
+    S[:, 1] = np.where(Y[:, 1] == 1, rng.uniform(0.25, 0.4, n), rng.uniform(0.0, 0.2, n))
+    S[:, 2] = rng.random(n)
+    thr = tune_thresholds(Y, S)
+    assert thr.shape == (3,)
+    assert thr[0] == pytest.approx(0.5)  # separable around 0.5: the tie goes to the default
+    assert 0.2 < thr[1] <= 0.25
+    assert thr[2] == 0.5  # no positives -> default
+    f1_default = f1_score(Y[:, :2], (S[:, :2] >= 0.5).astype(int), average="macro", zero_division=0)
+    f1_tuned = f1_score(Y[:, :2], (S[:, :2] >= thr[:2]).astype(int), average="macro", zero_division=0)
+    assert f1_tuned > f1_default + 0.3
+    assert f1_tuned == pytest.approx(1.0)
+    # custom grid and default
+    thr2 = tune_thresholds(Y, S, grid=[0.1, 0.3], default=0.0)
+    assert thr2[2] == 0.0 and thr2[1] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="grid"):
+        tune_thresholds(Y, S, grid=[])
+    with pytest.raises(ValueError, match="shape"):
+        tune_thresholds(Y, S[:, :2])
+
+
+# ---------------------------------------------------------------------------
+# spans
+# ---------------------------------------------------------------------------
+
+TYPES = ["PER", "LOC", "ORG", "MISC", "DATE"]
+TYPE_WEIGHTS = [8, 4, 2, 1, 0.3]  # imbalanced entity types
+
+
+def _type(rng: random.Random) -> str:
+    return rng.choices(TYPES, weights=TYPE_WEIGHTS)[0]
+
+
+def _random_iob2(rng: random.Random, n: int, valid: bool) -> list[str]:
+    """A random IOB2 sequence; valid=False also emits stray I- tags and type switches."""
+    tags, prev_type = [], None
+    for _ in range(n):
+        u = rng.random()
+        if u < 0.45:
+            tags.append("O")
+            prev_type = None
+        elif u < 0.7 or (valid and prev_type is None):
+            prev_type = _type(rng)
+            tags.append("B-" + prev_type)
+        else:
+            t = prev_type if (valid or rng.random() < 0.6) and prev_type else _type(rng)
+            tags.append("I-" + t)
+            prev_type = t
+    return tags
+
+
+def _perturb(rng: random.Random, tags: list[str]) -> list[str]:
+    out = list(tags)
+    for i in range(len(out)):
+        if rng.random() < 0.2:
+            # "EVENT" occurs only in predictions
+            other = rng.choice(TYPES + ["EVENT"])
+            out[i] = rng.choice(["O", "B-" + other, "I-" + other, out[i - 1] if i else "O"])
+    return out
+
+
+def _random_corpus(seed: int, n_sent: int = 200):
+    rng = random.Random(seed)
+    y_true, y_pred = [], []
+    for s in range(n_sent):
+        n = rng.randint(0, 25)
+        true = _random_iob2(rng, n, valid=s % 3 != 0)
+        y_true.append(true)
+        y_pred.append(_perturb(rng, true) if rng.random() < 0.85 else _random_iob2(rng, n, valid=False))
+    return y_true, y_pred
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_span_metrics_equal_seqeval_strict(seed):
+    from seqeval.metrics import classification_report
+    from seqeval.metrics import f1_score as seq_f1
+    from seqeval.scheme import IOB2, Tokens
+
+    y_true, y_pred = _random_corpus(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = classification_report(y_true, y_pred, mode="strict", scheme=IOB2, output_dict=True)
+        ref_f1 = {
+            avg: seq_f1(y_true, y_pred, mode="strict", scheme=IOB2, average=avg)
+            for avg in ("micro", "macro", "weighted")
+        }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rep = span_report(y_true, y_pred)
+
+    types = [k for k in ref if not k.endswith(" avg")]
+    assert sorted(rep["per_type"]) == sorted(types)
+    assert "EVENT" in types and rep["per_type"]["EVENT"]["support"] == 0
+    for t in types:
+        ours = rep["per_type"][t]
+        assert ours["precision"] == pytest.approx(ref[t]["precision"])
+        assert ours["recall"] == pytest.approx(ref[t]["recall"])
+        assert ours["f1"] == pytest.approx(ref[t]["f1-score"])
+        assert ours["support"] == ref[t]["support"]
+    for avg in ("micro", "macro", "weighted"):
+        for ours_key, ref_key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+            assert rep[f"{avg}_{ours_key}"] == pytest.approx(ref[f"{avg} avg"][ref_key])
+        assert span_f1_score(y_true, y_pred, average=avg) == pytest.approx(ref_f1[avg])
+    assert rep["support"] == ref["micro avg"]["support"]
+    # sentence by sentence, the decoded spans are seqeval's
+    for tags in y_true + y_pred:
+        ref_spans = [(e.tag, e.start, e.end) for e in Tokens(tags, IOB2).entities]
+        assert get_entities(tags) == ref_spans
+
+
+def test_iobes_and_bilou_decoding_match_seqeval():
+    from seqeval.scheme import BILOU, IOBES, Tokens
+
+    rng = random.Random(7)
+    for _ in range(200):
+        vocab = ["O", "O"] + [p + "-" + t for p in "BIES" for t in TYPES[:3]]
+        tags = [rng.choice(vocab) for _ in range(rng.randint(0, 15))]
+        ref = [(e.tag, e.start, e.end) for e in Tokens(tags, IOBES).entities]
+        assert get_entities(tags, scheme="IOBES") == ref
+        bilou = [t.replace("E-", "L-").replace("S-", "U-") for t in tags]
+        ref_b = [(e.tag, e.start, e.end) for e in Tokens(bilou, BILOU).entities]
+        assert get_entities(bilou, scheme="BILOU") == ref_b == ref
+
+
+def test_span_hand_cases():
+    # I- without B- is not an entity in strict IOB2
+    assert get_entities(["I-PER", "I-PER", "O"]) == []
+    assert get_entities(["O", "I-LOC"]) == []
+    # adjacent B-B: two entities
+    assert get_entities(["B-PER", "B-PER", "I-PER"]) == [("PER", 0, 1), ("PER", 1, 3)]
+    # type change I-PER -> I-LOC: PER ends, the stray I-LOC is no entity
+    assert get_entities(["B-PER", "I-PER", "I-LOC", "I-LOC"]) == [("PER", 0, 2)]
+    # IOB1 (CoNLL convention) does start entities at I-
+    assert get_entities(["I-PER", "I-PER", "B-PER", "I-LOC"], scheme="IOB1") == [
+        ("PER", 0, 2), ("PER", 2, 3), ("LOC", 3, 4)
+    ]
+    # IOBES: an unterminated B is dropped
+    assert get_entities(["B-PER", "I-PER", "O", "S-LOC"], scheme="IOBES") == [("LOC", 3, 4)]
+
+    y_true = [["B-PER", "I-PER", "O", "B-LOC"], ["I-ORG", "O"]]
+    y_pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"]]
+    rep = span_report(y_true, y_pred)
+    # true spans: PER, LOC (the stray I-ORG is nothing); predicted: PER, ORG, ORG
+    assert rep["per_type"]["PER"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    assert rep["per_type"]["ORG"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert rep["micro_precision"] == pytest.approx(1 / 3) and rep["micro_recall"] == pytest.approx(1 / 2)
+    assert rep["micro_f1"] == pytest.approx(0.4)
+    assert rep["macro_f1"] == pytest.approx(1 / 3)
+    assert rep["weighted_f1"] == pytest.approx(0.5)
+    # quartiles only over the types with support (LOC, PER: both 1 span)
+    assert rep["quartile_labels"] == {"Q1": ["LOC"], "Q2": ["PER"], "Q3": [], "Q4": []}
+    assert rep["quartile_f1"]["Q2"] == 1.0 and math.isnan(rep["quartile_f1"]["Q4"])
+    assert span_f1_score(y_true, y_pred, average=None) == {"LOC": 0.0, "ORG": 0.0, "PER": 1.0}
+
+
+def test_span_report_no_entities_and_train_tags():
+    rep = span_report([["O", "O"]], [["O", "O"]])
+    assert rep["micro_f1"] == 0.0 and rep["weighted_f1"] == 0.0 and math.isnan(rep["macro_f1"])
+    train = [["B-LOC"], ["B-LOC"], ["B-PER"]]
+    rep = span_report([["B-PER", "B-LOC"]], [["B-PER", "O"]], train_tags=train)
+    assert rep["frequencies"] == {"LOC": 2, "PER": 1}
+    assert rep["quartile_labels"]["Q1"] == ["PER"]
+
+
+def test_span_input_errors():
+    with pytest.raises(ValueError, match="sentence 1: y_true has 2 tags but y_pred has 1"):
+        span_report([["O"], ["O", "O"]], [["O"], ["O"]])
+    with pytest.raises(ValueError, match="2 sentences but y_pred has 1"):
+        span_report([["O"], ["O"]], [["O"]])
+    with pytest.raises(ValueError, match=r"sentence 1, position 2: malformed tag 'B_PER'"):
+        span_report([["O"], ["O", "B-PER", "O"]], [["O"], ["O", "O", "B_PER"]])
+    with pytest.raises(ValueError, match="sentence 0, position 0: malformed tag 'E-PER' for scheme IOB2"):
+        span_report([["E-PER"]], [["O"]])
+    with pytest.raises(ValueError, match="position 1: malformed tag 'B-'"):
+        get_entities(["O", "B-"])
+    with pytest.raises(ValueError, match="not a string"):
+        span_report([["O", -100]], [["O", "O"]])
+    with pytest.raises(ValueError, match="scheme"):
+        get_entities(["O"], scheme="BIO3")
+    with pytest.raises(TypeError, match="one sentence"):
+        get_entities([["B-PER"]])
+    with pytest.raises(ValueError, match="average"):
+        span_f1_score([["O"]], [["O"]], average="samples")
+
+
+# ---------------------------------------------------------------------------
+# plots
+# ---------------------------------------------------------------------------
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_write_png(tmp_path):
+    rep_a = imbalance_report(Y_TRUE, Y_PRED, train_labels=Y_TRUE)
+    rep_b = imbalance_report(Y_TRUE, Y_TRUE)
+    per_class = {
+        "ce": {k: v["f1"] for k, v in rep_a["per_class"].items()},
+        "focal": {k: v["f1"] for k, v in rep_b["per_class"].items()},
+    }
+    out = plot_per_class_f1(per_class, tmp_path / "sub" / "per_class.png", title="per class",
+                            class_counts=rep_a["frequencies"])
+    assert out == tmp_path / "sub" / "per_class.png"
+    assert out.stat().st_size > 1000 and out.read_bytes()[:8] == PNG_MAGIC
+    out2 = plot_per_class_f1(per_class, str(tmp_path / "plain.png"))
+    assert out2.read_bytes()[:8] == PNG_MAGIC
+
+    quart = {"ce": rep_a["quartile_f1"], "focal": quart_with_nan()}
+    out3 = plot_quartile_f1(quart, tmp_path / "quartiles.png")
+    assert out3.stat().st_size > 1000 and out3.read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(ValueError, match="non-empty"):
+        plot_quartile_f1({}, tmp_path / "x.png")
+
+
+def quart_with_nan():
+    return {"Q1": 0.5, "Q2": 0.7, "Q3": 0.9, "Q4": float("nan")}
