@@ -142,9 +142,18 @@ class Throughput(Callback):
         net.history.record("train_samples_per_s", self._n / dt if dt > 0 else float("nan"))
 
 
+class LossEpochSchedule(Callback):
+    """Tells the loss which epoch starts (LDAM's deferred re-weighting and the like)."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        set_epoch = getattr(net.criterion_, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(len(net.history) - 1, net.max_epochs)
+
+
 def make_callbacks(*, verbose, n_steps, warmup_ratio, max_grad_norm, early_stopping, patience,
                    user_callbacks):
-    callbacks = [("throughput", Throughput())]
+    callbacks = [("throughput", Throughput()), ("loss_epoch", LossEpochSchedule())]
     if n_steps > 0:
         from torch.optim.lr_scheduler import LambdaLR
 

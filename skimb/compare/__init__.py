@@ -1,0 +1,114 @@
+"""``skimb compare``: run imbalance methods side by side on one dataset.
+
+Every method gets the same budget (backbone, epochs, batch size, max length,
+learning rate) and the same seeds; the report gives macro/weighted/micro F1, mean
+F1 per label-frequency quartile, per-class F1, train and predict time and peak
+memory, as Markdown, CSV, JSON and PNG plots.
+
+Nothing in skimb imports this package; it imports the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import _methods  # noqa: F401  (registers the built-in methods)
+from ._registry import METHODS, Budget, Method, get_methods, register_method
+from ._report import write_report
+from ._runner import evaluate, run_comparison
+
+__all__ = ["main", "Budget", "Method", "METHODS", "register_method", "run_comparison", "evaluate", "DEFAULTS"]
+
+#: The default run: the bundled GoEmotions-Ekman (single-label rows) subsampled so
+#: that the default methods finish in about 10 minutes on 2 CPU cores.
+DEFAULTS = {"dataset": "goemotions_ekman", "train_size": 1200, "test_size": 600, "seeds": "0"}
+
+
+def _parse_seeds(text):
+    return [int(s) for s in str(text).replace(" ", "").split(",") if s != ""]
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="skimb compare",
+        description="Compare class-imbalance methods on one dataset with the same budget and seeds.")
+    p.add_argument("--dataset", default=DEFAULTS["dataset"],
+                   help="a built-in name (goemotions_ekman, sms_spam, cyclone_idai_2019, sst5, goemotions, conll2003, "
+                        "mit_restaurant) or a path to a data folder or file (default: %(default)s)")
+    p.add_argument("--methods", default="default",
+                   help="comma-separated method names, 'default' or 'all' (see --list-methods)")
+    p.add_argument("--seeds", default=DEFAULTS["seeds"], help="comma-separated seeds (default: %(default)s)")
+    p.add_argument("--out", default="skimb-report", help="output folder (default: %(default)s)")
+    p.add_argument("--train-size", type=float, default=None,
+                   help="stratified subsample of the training split (count, or fraction <= 1); "
+                        f"the default dataset uses {DEFAULTS['train_size']}; 0 = the whole split")
+    p.add_argument("--test-size", type=float, default=None,
+                   help=f"stratified subsample of the test split (default dataset: {DEFAULTS['test_size']}; 0 = all)")
+    p.add_argument("--epochs", type=int, default=Budget.max_epochs)
+    p.add_argument("--batch-size", type=int, default=Budget.batch_size)
+    p.add_argument("--max-length", type=int, default=Budget.max_length)
+    p.add_argument("--lr", type=float, default=Budget.lr, help="learning rate of the fine-tuning methods")
+    p.add_argument("--backbone", default=None, help="model directory or cached name (default: bundled MiniLM)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--list-methods", action="store_true", help="list the registered methods and exit")
+    return p
+
+
+def _size(value, default):
+    if value is None:
+        return default
+    if value == 0:
+        return None
+    return int(value) if value > 1 else float(value)
+
+
+def main(argv=None) -> int:
+    """Entry point of ``skimb compare`` (and ``python -m skimb``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
+    if args.list_methods:
+        for m in METHODS.values():
+            tasks = ",".join(sorted(m.tasks))
+            print(f"{m.name:24s} {'default ' if m.default else '        '}[{tasks}] {m.description}")
+        return 0
+    from ..datasets import load_dataset
+
+    is_default = args.dataset == DEFAULTS["dataset"]
+    subsample = {}
+    train = _size(args.train_size, DEFAULTS["train_size"] if is_default else None)
+    test = _size(args.test_size, DEFAULTS["test_size"] if is_default else None)
+    if train is not None:
+        subsample["train"] = train
+    if test is not None:
+        subsample["test"] = test
+    try:
+        data = load_dataset(args.dataset, subsample=subsample or None, random_state=0)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"skimb compare: {exc}", file=sys.stderr)
+        return 2
+    if data.X_test is None:
+        print("skimb compare: the dataset has no test split; point --dataset at a folder with train and test files.",
+              file=sys.stderr)
+        return 2
+    names = args.methods if args.methods in ("default", "all") else [m for m in args.methods.split(",") if m]
+    try:
+        methods = get_methods(names, data.task)
+    except ValueError as exc:
+        print(f"skimb compare: {exc}", file=sys.stderr)
+        return 2
+    budget = Budget(backbone=args.backbone, max_epochs=args.epochs, batch_size=args.batch_size,
+                    max_length=args.max_length, lr=args.lr, device=args.device)
+    seeds = _parse_seeds(args.seeds)
+    print(f"skimb compare: {data.name} ({data.task}), {len(data.X_train)} train / {len(data.X_test)} test, "
+          f"methods {[m.name for m in methods]}, seeds {seeds}", flush=True)
+    t0 = time.perf_counter()
+    results = run_comparison(data, methods, budget=budget, seeds=seeds, log=lambda s: print(s, flush=True))
+    path = write_report(args.out, data=data, methods=methods, budget=budget, seeds=seeds, results=results,
+                        wall_s=time.perf_counter() - t0)
+    print(f"report written to {path}")
+    print(path.read_text().split("\n## ")[0])
+    return 1 if all(r.error for r in results) else 0

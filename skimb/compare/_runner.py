@@ -1,0 +1,111 @@
+"""Run methods on one dataset with the same budget and seeds, and collect metrics."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["RunResult", "run_comparison", "evaluate"]
+
+
+@dataclass
+class RunResult:
+    method: str
+    seed: int
+    metrics: dict = field(default_factory=dict)
+    per_class_f1: dict = field(default_factory=dict)
+    quartile_f1: dict = field(default_factory=dict)
+    train_s: float = float("nan")
+    predict_s: float = float("nan")
+    peak_mib: float = float("nan")
+    error: str | None = None
+
+
+def _reset_peak_rss():
+    try:  # Linux: writing 5 resets the peak resident set size (VmHWM)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _context(data):
+    task = data.task
+    ctx = {"task": task}
+    if task == "multiclass":
+        _, counts = np.unique(np.asarray(data.y_train), return_counts=True)
+        ctx["min_class_count"] = int(counts.min())
+    else:
+        ctx["min_class_count"] = 0
+    return ctx
+
+
+def evaluate(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=None):
+    """The report of record for ``task`` (see METHODS.md §5)."""
+    from ..metrics import imbalance_report, multilabel_report, span_report
+
+    if task == "multiclass":
+        rep = imbalance_report(y_true, y_pred, train_labels=y_train, digits=None)
+        per_class = {str(k): v["f1"] for k, v in rep["per_class"].items()}
+        keys = ("macro_f1", "weighted_f1", "micro_f1", "balanced_accuracy", "geometric_mean")
+    elif task == "multilabel":
+        rep = multilabel_report(np.asarray(y_true), np.asarray(y_pred), Y_score=y_score,
+                                label_names=target_names, train_Y=y_train)
+        per_class = {str(k): v["f1"] for k, v in rep["per_label"].items()}
+        keys = ("macro_f1", "micro_f1", "weighted_f1", "macro_roc_auc", "micro_recall")
+    else:
+        rep = span_report(y_true, y_pred, train_tags=y_train)
+        per_class = {str(k): v["f1"] for k, v in rep["per_type"].items()}
+        keys = ("micro_f1", "macro_f1", "weighted_f1", "micro_precision", "micro_recall")
+    metrics = {k: float(rep[k]) for k in keys if k in rep}
+    return metrics, per_class, {k: float(v) for k, v in rep["quartile_f1"].items()}
+
+
+def run_comparison(data, methods, *, budget, seeds, log=print):
+    """Fit every method on ``data.X_train`` for every seed and score it on ``data.X_test``."""
+    results = []
+    context = _context(data)
+    for seed in seeds:
+        for method in methods:
+            res = RunResult(method.name, int(seed))
+            log(f"[seed {seed}] {method.name}: fitting on {len(data.X_train)} examples ...")
+            try:
+                est = method.build(budget, int(seed), context)
+                _reset_peak_rss()
+                t0 = time.perf_counter()
+                est.fit(data.X_train, data.y_train)
+                res.train_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                y_score = None
+                if data.task == "multilabel" and hasattr(est, "predict_proba"):
+                    y_score = np.asarray(est.predict_proba(data.X_test))
+                y_pred = est.predict(data.X_test)
+                res.predict_s = time.perf_counter() - t0
+                res.peak_mib = _peak_rss_mib()
+                res.metrics, res.per_class_f1, res.quartile_f1 = evaluate(
+                    data.task, data.y_test, y_pred, y_score=y_score, y_train=data.y_train,
+                    target_names=list(data.target_names))
+                main = "macro_f1" if data.task != "token" else "micro_f1"
+                log(f"[seed {seed}] {method.name}: {main}={res.metrics[main]:.4f} "
+                    f"train {res.train_s:.1f}s predict {res.predict_s:.1f}s")
+            except Exception as exc:  # one failing method must not sink the comparison
+                res.error = f"{type(exc).__name__}: {exc}"
+                log(f"[seed {seed}] {method.name}: FAILED {res.error}")
+                log(traceback.format_exc(limit=3))
+            results.append(res)
+    return results
