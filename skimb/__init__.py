@@ -11,6 +11,7 @@ __version__ = "0.1.0.dev0"
 _LAZY = {
     "TransformerClassifier": "._classifier",
     "TransformerEmbedder": "._embedder",
+    "TransformerTokenClassifier": "._token_classifier",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

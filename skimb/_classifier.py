@@ -91,6 +91,27 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     threshold : float or "tuned", default=0.5
         Multi-label decision threshold; "tuned" picks one per label on the validation
         split (needs ``validation_fraction``).
+    head : {"linear", "calora"}, default="linear"
+        ``"calora"`` adds CALoRA's class-routed LoRA adapters to the frozen head in a
+        second stage (see :mod:`skimb.heads`): stage 1 fits the vanilla model (any
+        ``finetune`` and ``loss``), stage 2 freezes it and trains one low-rank adapter
+        per class on cached penultimate features, routed by the stage-1 ranking.
+    routing : {"topk", "pseudo", "oracle", "soft"}, default="topk"
+        Which adapters fire: the ``k`` classes ranked highest by stage 1 (Eq. 4 of the
+        paper), its top-1 class, the true class while training (top-k at inference),
+        or top-k weighted by renormalised stage-1 probabilities.
+    k, rank : int, default=2, 8
+        Number of routed classes and the rank of each class adapter.
+    calora_alpha : float or None, default=None
+        Adapter scaling ``calora_alpha / rank`` (None: scaling 1).
+    calora_epochs, calora_lr : int, float, default=20, 1e-3
+        Stage-2 training (AdamW on the adapters only, on cached features).
+    memory : None, str or joblib.Memory, default=None
+        Where to keep fitted stage-1 models on disk, as for scikit-learn's Pipeline.
+        Stage 1 is always cached in memory (a few entries), keyed by the backbone, every
+        stage-1 parameter, the seed and the exact training data, so the candidates of a
+        grid search over ``k``/``rank`` share one stage 1 per fold; ``memory`` shares it
+        across processes (``n_jobs > 1``). Needs an integer ``random_state``.
     validation_fraction : float or None, default=None
         Share of ``fit``'s data held out (stratified) for validation loss, early stopping
         and threshold tuning. ``None`` trains on everything.
@@ -122,6 +143,14 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         Multi-label decision thresholds.
     loss_ : torch.nn.Module
         The fitted loss; its per-class quantities are also exposed (e.g. ``gamma_``).
+    routing_topk_coverage_ : float
+        CALoRA: share of training samples whose true class is in their stage-1 top-k set.
+    adapter_norms_ : ndarray of shape (n_classes,)
+        CALoRA: Frobenius norm of each class adapter ``B_i A_i`` (scaled).
+    stage1_time_s_, stage2_time_s_ : float
+        CALoRA: seconds spent in each stage (stage 1 is ~0 on a cache hit).
+    stage1_cached_ : bool
+        CALoRA: whether stage 1 came from the cache.
 
     Examples
     --------
@@ -157,6 +186,14 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         tau=None,
         max_gamma=None,
         threshold=0.5,
+        head="linear",
+        routing="topk",
+        k=2,
+        rank=8,
+        calora_alpha=None,
+        calora_epochs=20,
+        calora_lr=1e-3,
+        memory=None,
         validation_fraction=None,
         early_stopping=False,
         patience=3,
@@ -190,6 +227,14 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         self.tau = tau
         self.max_gamma = max_gamma
         self.threshold = threshold
+        self.head = head
+        self.routing = routing
+        self.k = k
+        self.rank = rank
+        self.calora_alpha = calora_alpha
+        self.calora_epochs = calora_epochs
+        self.calora_lr = calora_lr
+        self.memory = memory
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
@@ -220,6 +265,8 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"validation_fraction must be None or in (0, 1), got {vf!r}.")
         if self.early_stopping and vf is None:
             raise ValueError("early_stopping=True needs a validation split: set validation_fraction, e.g. 0.1.")
+        if self.head not in ("linear", "calora"):
+            raise ValueError(f"head must be 'linear' or 'calora', got {self.head!r}.")
         if self.threshold != "tuned" and not (isinstance(self.threshold, numbers.Real) and 0 < self.threshold < 1):
             raise ValueError(f"threshold must be in (0, 1) or 'tuned', got {self.threshold!r}.")
         return auto_lr(self.lr, self.finetune)
@@ -355,18 +402,26 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         self.tokenizer_ = tokenizer
 
         t0 = time.perf_counter()
+        stage1 = self._stage1_lookup(data, y_enc, weights, seed, path)
         with seeded(seed):
             module = self._build_module(backbone_model, len(classes))
             criterion = self._make_loss(task, y_enc[train_idx], len(classes))
-            train_ds, valid_ds = self._make_datasets(data, y_enc, weights, train_idx, valid_idx, module, device)
-            net = self._make_net(module, criterion, lr, device, seed, valid_ds, self._n_steps(len(train_ds)))
             error = None
-            try:
-                net.fit(train_ds, None)
-            except FloatingPointError as exc:
-                error = exc
+            if stage1 is not None:
+                module.load_state_dict(stage1["state"])
+                net = self._make_net(module, criterion, lr, device, seed, None, 0)
+                net.history = stage1["history"]
+            else:
+                train_ds, valid_ds = self._make_datasets(data, y_enc, weights, train_idx, valid_idx, module, device)
+                net = self._make_net(module, criterion, lr, device, seed, valid_ds, self._n_steps(len(train_ds)))
+                try:
+                    net.fit(train_ds, None)
+                except FloatingPointError as exc:
+                    error = exc
         self._set_fitted(net, classes, task, class_weight, criterion, lr, device, time.perf_counter() - t0)
         self._after_fit(data, y_enc, valid_idx)
+        if self.head == "calora" and error is None:
+            self._fit_calora(data, y_enc, weights, train_idx, seed, stage1)
         if error is not None:
             raise error
         return self
@@ -393,6 +448,81 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         """Hook: work that needs the fitted net (thresholds; CALoRA's stage 2)."""
         if self.task_ == "multilabel":
             self.thresholds_ = self._fit_thresholds(texts, y_enc, valid_idx)
+
+    # ---------------------------------------------------------------- CALoRA
+    _STAGE2_PARAMS = ("head", "routing", "k", "rank", "calora_alpha", "calora_epochs", "calora_lr", "memory",
+                      "verbose")
+
+    def _stage1_key(self, data, y_enc, weights, seed, path):
+        """Everything that determines stage 1, or None when it cannot be cached."""
+        params = self.get_params(deep=False)
+        if (self.head != "calora" or params.get("callbacks") is not None
+                or isinstance(self.loss, torch.nn.Module) or not isinstance(self.random_state, numbers.Integral)):
+            return None
+        from .training import fingerprint
+
+        stage1_params = sorted((k, repr(v)) for k, v in params.items() if k not in self._STAGE2_PARAMS)
+        return fingerprint(type(self).__name__, path, stage1_params, seed, data, y_enc,
+                           weights if weights is not None else "unweighted")
+
+    def _stage1_lookup(self, data, y_enc, weights, seed, path):
+        self._stage1_key_ = self._stage1_key(data, y_enc, weights, seed, path)
+        if self._stage1_key_ is None:
+            return None
+        from .training import stage1_cache
+
+        return stage1_cache.get(self._stage1_key_, memory=self.memory)
+
+    def _stage2_inputs(self, data, train_idx):
+        """Penultimate features of the training samples (the head's input)."""
+        return torch.from_numpy(self.embed([data[i] for i in train_idx]))
+
+    def _calora_config(self, n_classes):
+        from .heads import CALoRAConfig
+
+        return CALoRAConfig(n_classes=n_classes, rank=self.rank, k=self.k, routing=self.routing,
+                            alpha=self.calora_alpha)
+
+    def _calora_layer(self, head, n_classes, *, multilabel):
+        from .heads import ClassRoutedLoRA
+
+        return ClassRoutedLoRA(head, self._calora_config(n_classes), multilabel=multilabel)
+
+    def _fit_calora(self, data, y_enc, weights, train_idx, seed, stage1):
+        from .heads import fit_calora_head, topk_coverage
+
+        module = self.net_.module_
+        device = self.net_.device
+        stage1_s = self.fit_time_s_
+        t0 = time.perf_counter()
+        if stage1 is None:
+            features = self._stage2_inputs(data, train_idx)
+            if self._stage1_key_ is not None:
+                from .training import stage1_cache
+
+                state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+                stage1_cache.put(self._stage1_key_, {"state": state, "history": self.net_.history,
+                                                     "features": features, "fit_time_s": stage1_s},
+                                 memory=self.memory)
+        else:
+            features = stage1["features"]
+            stage1_s = 0.0
+        y_train = torch.as_tensor(y_enc[train_idx])
+        with torch.no_grad():
+            stage1_logits = module.head(features.to(device)).float().cpu()
+        config = self._calora_config(len(self.classes_))
+        layer = fit_calora_head(
+            module.head, features, stage1_logits, y_train, config=config, loss_fn=self.net_.criterion_,
+            sample_weight=None if weights is None else torch.as_tensor(weights[train_idx]),
+            epochs=self.calora_epochs, lr=self.calora_lr, batch_size=max(self.batch_size, 256),
+            random_state=seed, multilabel=self.task_ == "multilabel", device=device)
+        module.head = layer
+        self.stage1_cached_ = stage1 is not None
+        self.stage1_time_s_ = stage1_s
+        self.stage2_time_s_ = time.perf_counter() - t0
+        self.routing_topk_coverage_ = float(topk_coverage(stage1_logits, y_train, self.k))
+        self.adapter_norms_ = layer.adapter_norms()
+        self.fit_time_s_ = stage1_s + self.stage2_time_s_
 
     def _make_net(self, module, criterion, lr, device, seed, valid_ds, n_steps):
         from skorch.helper import predefined_split
@@ -558,6 +688,8 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         dev = resolve_device(device)
         with seeded(0):
             module = est._build_module(backbone_model, len(classes))
+            if est.head == "calora":
+                module.head = est._calora_layer(module.head, len(classes), multilabel=config["task"] == "multilabel")
         load_model(module, str(directory / _WEIGHTS_NAME), strict=True)
         criterion = est._make_loss_for_loading(len(classes), config["task"])
         net = est._make_net(module, criterion, auto_lr(est.lr, est.finetune), dev, 0, None, 0)

@@ -297,3 +297,66 @@ def test_multilabel_indicator_targets(tiny_bert, toy_data):
     assert tuned.thresholds_.shape == (3,)
     with pytest.raises(ValueError, match="validation_fraction"):
         TransformerClassifier(tiny_bert, threshold="tuned", **FAST).fit(X, Y)
+
+
+# ------------------------------------------------------------------ CALoRA
+CALORA = dict(head="calora", k=2, rank=2, calora_epochs=5, calora_lr=1e-2)
+
+
+@pytest.mark.parametrize("routing", ["topk", "pseudo", "oracle", "soft"])
+def test_calora_stage2_keeps_stage1_weights_bitwise(tiny_bert, toy_data, routing):
+    from skimb.training import stage1_cache
+
+    X, y = toy_data
+    stage1_cache.clear()
+    vanilla = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
+    calora = TransformerClassifier(tiny_bert, routing=routing, **CALORA, **FAST).fit(X, y)
+    v_state = vanilla.net_.module_.state_dict()
+    c_module = calora.net_.module_
+    for name, value in v_state.items():  # the backbone and W0 are untouched by stage 2
+        key = name.replace("head.", "head.base.") if name.startswith("head.") else name
+        assert torch.equal(c_module.state_dict()[key], value), name
+    assert not c_module.head.base.weight.requires_grad
+    assert calora.adapter_norms_.shape == (3,) and (calora.adapter_norms_ > 0).any()
+    assert 0 <= calora.routing_topk_coverage_ <= 1
+    assert calora.predict_proba(X).shape == (len(X), 3)
+
+
+def test_calora_reuses_stage1_across_k_and_rank(tiny_bert, toy_data):
+    from skimb.training import stage1_cache
+
+    X, y = toy_data
+    stage1_cache.clear()
+    first = TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y)
+    assert not first.stage1_cached_ and first.stage1_time_s_ > 0
+    search = GridSearchCV(TransformerClassifier(tiny_bert, **CALORA, **FAST),
+                          {"k": [1, 2, 3], "rank": [1, 2]}, cv=2, scoring="f1_macro", refit=False)
+    search.fit(X, y)
+    # 2 folds -> 2 stage-1 fits for 12 candidate fits
+    assert stage1_cache.misses == 1 + 2
+    assert stage1_cache.hits == 6 * 2 - 2
+    again = TransformerClassifier(tiny_bert, **{**CALORA, "k": 3}, **FAST).fit(X, y)
+    assert again.stage1_cached_ and again.stage1_time_s_ == 0.0
+    np.testing.assert_array_equal(again.history_[:, "train_loss"], first.history_[:, "train_loss"])
+
+
+def test_calora_memory_on_disk(tiny_bert, toy_data, tmp_path):
+    from skimb.training import stage1_cache
+
+    X, y = toy_data
+    stage1_cache.clear()
+    TransformerClassifier(tiny_bert, memory=str(tmp_path), **CALORA, **FAST).fit(X, y)
+    assert list((tmp_path / "skimb-stage1").glob("*.pt"))
+    stage1_cache.clear()  # a new process would start empty
+    hit = TransformerClassifier(tiny_bert, memory=str(tmp_path), **{**CALORA, "rank": 1}, **FAST).fit(X, y)
+    assert hit.stage1_cached_
+
+
+def test_calora_k_equal_c_and_save_load(tiny_bert, toy_data, tmp_path):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, **{**CALORA, "k": 3}, finetune="head", random_state=0).fit(X, y)
+    out = clf.save_pretrained(tmp_path / "calora")
+    loaded = TransformerClassifier.load_pretrained(out)
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(restored.predict_proba(X), clf.predict_proba(X), rtol=1e-6)

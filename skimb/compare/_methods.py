@@ -82,3 +82,109 @@ def _embed_smote(budget, seed, context):
 
     k = max(1, min(5, context["min_class_count"] - 1))
     return _embedding_pipeline(budget, seed, context, sampler=SMOTE(k_neighbors=k, random_state=seed))
+
+
+# --- imbalance losses (skimb.losses) -------------------------------------------
+def _register_loss(name, loss, tasks, description, **extra):
+    @register_method(name, description=description, tasks=tasks, family="losses")
+    def build(budget, seed, context):
+        return _fine_tuned(budget, seed, context, loss=loss, **extra)
+
+    return build
+
+
+_register_loss("focal", "focal", _ALL_TASKS, "fine-tuning with focal loss (gamma=2)", gamma=2.0)
+_register_loss("afl", "afl", ("multiclass", "multilabel"),
+               "fine-tuning with AFL, the adaptive focal loss (per-class gamma = 2 * n_max / n_c, capped at 10)")
+_register_loss("class_balanced", "class_balanced", ("multiclass",),
+               "fine-tuning with class-balanced CE (effective number, beta=0.999)")
+_register_loss("ldam", "ldam", ("multiclass",), "fine-tuning with LDAM (margins ~ n_c^-1/4) and deferred re-weighting",
+               loss__s=1.0, loss__drw_epoch=0.5)
+_register_loss("logit_adjusted", "logit_adjusted", ("multiclass",), "fine-tuning with logit-adjusted CE (tau=1)")
+_register_loss("dice", "dice", ("multiclass", "token"), "fine-tuning with Dice loss")
+_register_loss("self_adjusting_dice", "self_adjusting_dice", ("multiclass", "token"),
+               "fine-tuning with self-adjusting Dice loss")
+_register_loss("weighted_bce", "weighted_bce", ("multilabel",), "fine-tuning with positive-weighted BCE")
+_register_loss("distribution_balanced", "distribution_balanced", ("multilabel",),
+               "fine-tuning with the distribution-balanced loss")
+
+
+# --- CALoRA (skimb.heads) ---------------------------------------------------------
+@register_method("calora_topk", description="CALoRA: class-routed LoRA on the head, top-2 routing, rank 8 (staged)",
+                 tasks=("multiclass", "multilabel"), family="CALoRA")
+def _calora_topk(budget, seed, context):
+    return _fine_tuned(budget, seed, context, head="calora", routing="topk", k=2, rank=8)
+
+
+@register_method("calora_pseudo", description="CALoRA with pseudo-label (top-1) routing, rank 8 (staged)",
+                 tasks=("multiclass", "multilabel"), family="CALoRA")
+def _calora_pseudo(budget, seed, context):
+    return _fine_tuned(budget, seed, context, head="calora", routing="pseudo", rank=8)
+
+
+# --- samplers (skimb.samplers) ------------------------------------------------------
+def _register_embedding_sampler(name, make_sampler, description):
+    @register_method(name, description=description, family="samplers")
+    def build(budget, seed, context):
+        return _embedding_pipeline(budget, seed, context, sampler=make_sampler(seed, context))
+
+    return build
+
+
+def _text_sampler_pipeline(sampler, final):
+    from imblearn.pipeline import make_pipeline
+
+    return make_pipeline(sampler, final)
+
+
+def _samplers():
+    from .. import samplers
+
+    return samplers
+
+
+_register_embedding_sampler("embed_textcut", lambda seed, ctx: _samplers().TextCutOverSampler(random_state=seed),
+                            "frozen embeddings + TextCut hidden-space over-sampling + LogisticRegression")
+_register_embedding_sampler("embed_ge3", lambda seed, ctx: _samplers().GE3OverSampler(random_state=seed),
+                            "frozen embeddings + GE3 hidden-space over-sampling + LogisticRegression")
+_register_embedding_sampler("embed_reprint", lambda seed, ctx: _samplers().REPRINTOverSampler(random_state=seed),
+                            "frozen embeddings + REPRINT hidden-space over-sampling + LogisticRegression")
+_register_embedding_sampler("embed_lnr", lambda seed, ctx: _samplers().LabelNoiseRebalancer(random_state=seed,
+                                                                                          cv=min(5, max(2, ctx["min_class_count"]))),
+                            "frozen embeddings + label-noise rebalancing (LNR) + LogisticRegression")
+
+
+@register_method("class_aware_lr", description="class-aware (balanced) text sampling + frozen embeddings + LogisticRegression",
+                 family="samplers")
+def _class_aware_lr(budget, seed, context):
+    from imblearn.pipeline import make_pipeline
+
+    return make_pipeline(_samplers().ClassAwareSampler(random_state=seed), _embedder(budget), _logistic(seed, context))
+
+
+@register_method("eda_lr", description="EDA text augmentation of minority classes + frozen embeddings + LogisticRegression",
+                 family="samplers")
+def _eda_lr(budget, seed, context):
+    from imblearn.pipeline import make_pipeline
+
+    return make_pipeline(_samplers().EDAOverSampler(random_state=seed), _embedder(budget), _logistic(seed, context))
+
+
+@register_method("ros_ce", description="random text over-sampling in front of CE fine-tuning", family="samplers")
+def _ros_ce(budget, seed, context):
+    return _text_sampler_pipeline(_samplers().RandomTextOverSampler(random_state=seed),
+                                  _fine_tuned(budget, seed, context, loss="ce"))
+
+
+@register_method("class_aware_ce", description="class-aware text sampling (temperature 2) in front of CE fine-tuning",
+                 family="samplers")
+def _class_aware_ce(budget, seed, context):
+    return _text_sampler_pipeline(_samplers().ClassAwareSampler(temperature=2.0, random_state=seed),
+                                  _fine_tuned(budget, seed, context, loss="ce"))
+
+
+@register_method("eda_ce", description="EDA augmentation of minority classes in front of CE fine-tuning",
+                 family="samplers")
+def _eda_ce(budget, seed, context):
+    return _text_sampler_pipeline(_samplers().EDAOverSampler(random_state=seed),
+                                  _fine_tuned(budget, seed, context, loss="ce"))

@@ -1,0 +1,41 @@
+"""HAMR (hardness-aware meta-resample): the estimator-independent building blocks.
+
+Adaptive weight estimation: :class:`WeightNet`, :func:`batch_weights`,
+:func:`make_wnet_optimizer`, :func:`meta_step` (bi-level step, modes ``"full"``,
+``"first_order"``, ``"head"``), :func:`sequence_loss` (NER per-sentence loss) and the balanced
+meta set (:func:`build_balanced_meta_set`, :func:`build_balanced_meta_set_ner`).
+
+Hardness-aware region resampling: :class:`HardnessTracker` (``"ema"`` or ``"reference"``
+rule), :func:`build_index` / :func:`knn_search` / :func:`neighbor_boost` /
+:func:`recall_at_k` (FAISS cosine neighbourhoods), :func:`sampling_probabilities` and
+:func:`draw_epoch_indices`.
+
+See METHODS.md §3 for the specification.
+"""
+
+from ._hardness import HardnessTracker, draw_epoch_indices, sampling_probabilities
+from ._meta import META_MODES, MetaStepResult, meta_step, sequence_loss
+from ._meta_set import build_balanced_meta_set, build_balanced_meta_set_ner, count_entity_spans
+from ._neighbors import build_index, knn_search, neighbor_boost, recall_at_k
+from ._wnet import WeightNet, batch_weights, batch_zscore, make_wnet_optimizer
+
+__all__ = [
+    "WeightNet",
+    "batch_zscore",
+    "batch_weights",
+    "make_wnet_optimizer",
+    "HardnessTracker",
+    "sampling_probabilities",
+    "draw_epoch_indices",
+    "build_index",
+    "knn_search",
+    "neighbor_boost",
+    "recall_at_k",
+    "META_MODES",
+    "MetaStepResult",
+    "meta_step",
+    "sequence_loss",
+    "build_balanced_meta_set",
+    "build_balanced_meta_set_ner",
+    "count_entity_spans",
+]

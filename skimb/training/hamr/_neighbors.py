@@ -1,0 +1,26 @@
+"""FAISS neighbourhoods for HAMR's boost (METHODS.md §3).
+
+Cosine similarity as inner product on L2-normalised float32 copies of the embeddings:
+``IndexFlatIP`` (exact, the reference), ``IndexIVFFlat`` or ``IndexHNSWFlat`` (approximate, with
+``METRIC_INNER_PRODUCT``). The implementation lives in
+:mod:`skimb.samplers._hardness_neighborhood` (the lower layer, shared with the stand-alone
+:class:`~skimb.samplers._hardness_neighborhood.HardnessNeighborhoodSampler`); this module is the
+HAMR-facing name for it.
+
+Per epoch end (HAMR, ``knn_build_freq``)::
+
+    index = build_index(embeddings)                      # once, before training
+    hard = tracker.hard_set(knn_ratio)
+    boost = neighbor_boost(index, embeddings, hard, knn_k)   # replaces the old boost
+"""
+
+from __future__ import annotations
+
+from skimb.samplers._hardness_neighborhood import (
+    build_index,
+    knn_search,
+    neighbor_boost,
+    recall_at_k,
+)
+
+__all__ = ["build_index", "knn_search", "neighbor_boost", "recall_at_k"]

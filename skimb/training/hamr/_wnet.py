@@ -1,0 +1,127 @@
+"""HAMR's weight network (WNet): per-sample loss → importance weight (METHODS.md §3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["WeightNet", "batch_zscore", "batch_weights", "make_wnet_optimizer"]
+
+#: Clip range of the mean-normalised weights.
+WEIGHT_CLIP = (0.1, 8.0)
+
+
+class WeightNet(nn.Module):
+    """``Linear(1, hidden) → ReLU → Linear(hidden, 1)``; the output bias starts at 0.1.
+
+    Maps a z-scored per-sample loss to a weight logit (:func:`batch_weights` applies the
+    sigmoid, the batch mean-normalisation and the clipping). The layer names ``linear1`` /
+    ``linear2`` match the HAMR reference, so its state dicts load.
+
+    Parameters
+    ----------
+    hidden_size : int, default=100
+    output_bias : float, default=0.1
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = WeightNet()
+    >>> net(torch.zeros(3, 1)).shape
+    torch.Size([3, 1])
+    >>> round(net.linear2.bias.item(), 6)
+    0.1
+    """
+
+    def __init__(self, hidden_size: int = 100, output_bias: float = 0.1):
+        super().__init__()
+        self.linear1 = nn.Linear(1, int(hidden_size))
+        self.linear2 = nn.Linear(int(hidden_size), 1)
+        nn.init.constant_(self.linear2.bias, float(output_bias))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Weight logits for ``z`` of shape ``(B, 1)`` (returns ``(B, 1)``)."""
+        return self.linear2(torch.relu(self.linear1(z)))
+
+
+def batch_zscore(losses: torch.Tensor) -> torch.Tensor:
+    """Batch z-score of detached losses: ``(l − mean) / max(std, 1e-6)`` (population std).
+
+    A batch of one gives 0.
+
+    Examples
+    --------
+    >>> import torch
+    >>> batch_zscore(torch.tensor([1.0, 3.0]))
+    tensor([-1.,  1.])
+    >>> batch_zscore(torch.tensor([5.0]))
+    tensor([0.])
+    """
+    losses = losses.detach().reshape(-1)
+    if losses.numel() == 0:
+        raise ValueError("losses is empty: a batch needs at least one sample.")
+    if losses.numel() == 1:
+        return torch.zeros_like(losses)
+    std = losses.std(unbiased=False).clamp(min=1e-6)
+    return (losses - losses.mean()) / std
+
+
+def batch_weights(
+    wnet: nn.Module, losses: torch.Tensor, *, detach_mean: bool = False
+) -> torch.Tensor:
+    """Per-sample weights of a batch from WNet.
+
+    ``z = batch_zscore(losses.detach())``, ``w = sigmoid(wnet(z))``, ``w ← w / mean(w)``
+    (mean 1 in the batch), then ``w ← clip(w, 0.1, 8.0)``. The result keeps its graph to the
+    WNet parameters (wrap the call in ``torch.no_grad()`` for the post-meta weights); it never
+    depends on the task model.
+
+    Parameters
+    ----------
+    wnet : nn.Module
+        Usually a :class:`WeightNet`; called on a ``(B, 1)`` tensor on its own device/dtype.
+    losses : tensor of shape (B,)
+        Per-sample losses (detached here).
+    detach_mean : bool, default=False
+        Treat the batch mean as a constant in the backward pass, as the reference code does
+        (``w / w.mean().detach()``). The forward values are the same either way; the default
+        differentiates through the normalisation, so the meta-gradient only moves weight between
+        samples of the batch.
+
+    Returns
+    -------
+    w : tensor of shape (B,)
+        On ``losses``' device, in WNet's dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> w = batch_weights(WeightNet(), torch.tensor([0.1, 0.5, 2.0]))
+    >>> w.shape, round(float(w.mean()), 5)
+    (torch.Size([3]), 1.0)
+    """
+    z = batch_zscore(losses)
+    p = next(wnet.parameters(), None)
+    if p is not None:
+        z = z.to(device=p.device, dtype=p.dtype)
+    w = torch.sigmoid(wnet(z.unsqueeze(-1))).reshape(-1)
+    mean = w.mean().clamp(min=1e-12)
+    if detach_mean:
+        mean = mean.detach()
+    w = (w / mean).clamp(min=WEIGHT_CLIP[0], max=WEIGHT_CLIP[1])
+    return w.to(losses.device)
+
+
+def make_wnet_optimizer(
+    wnet: nn.Module, lr: float, weight_decay: float = 1e-4
+) -> torch.optim.Adam:
+    """Adam over WNet's parameters (METHODS: lr ``wnet_lr`` = 1e-4 CLS / 3e-4 NER, wd 1e-4).
+
+    Examples
+    --------
+    >>> opt = make_wnet_optimizer(WeightNet(), lr=1e-4)
+    >>> opt.defaults["lr"], opt.defaults["weight_decay"]
+    (0.0001, 0.0001)
+    """
+    return torch.optim.Adam(wnet.parameters(), lr=float(lr), weight_decay=float(weight_decay))
