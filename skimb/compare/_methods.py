@@ -188,3 +188,6 @@ def _class_aware_ce(budget, seed, context):
 def _eda_ce(budget, seed, context):
     return _text_sampler_pipeline(_samplers().EDAOverSampler(random_state=seed),
                                   _fine_tuned(budget, seed, context, loss="ce"))
+_register_embedding_sampler("embed_hardness", lambda seed, ctx: _samplers().HardnessNeighborhoodSampler(
+    random_state=seed, cv=min(5, max(2, ctx["min_class_count"]))),
+    "frozen embeddings + HAMR hardness-neighbourhood resampling + LogisticRegression")

@@ -15,7 +15,8 @@ On embeddings (2-D numeric X, after an embedder):
 
 * :class:`TextCutOverSampler`, :class:`GE3OverSampler`, :class:`REPRINTOverSampler` --
   hidden-space augmentation;
-* :class:`LabelNoiseRebalancer` -- flips a few majority labels near the decision boundary.
+* :class:`LabelNoiseRebalancer` -- flips a few majority labels near the decision boundary;
+* :class:`HardnessNeighborhoodSampler` -- HAMR's hardness and neighbourhood resampling.
 
 In an :class:`imblearn.pipeline.Pipeline`, imbalanced-learn hands a sampler no fit parameter
 unless metadata routing is enabled, and expects two outputs from ``fit_resample``: do not route
@@ -30,7 +31,7 @@ from ._hidden_space import GE3OverSampler, REPRINTOverSampler, TextCutOverSample
 from ._label_noise import LabelNoiseRebalancer
 from ._random import RandomTextOverSampler, RandomTextUnderSampler
 
-# from ._hardness_neighborhood import HardnessNeighborhoodSampler  # owned by another engineer; add it to __all__ too
+from ._hardness_neighborhood import HardnessNeighborhoodSampler
 
 __all__ = [
     "BaseTextSampler",
@@ -43,4 +44,5 @@ __all__ = [
     "GE3OverSampler",
     "REPRINTOverSampler",
     "LabelNoiseRebalancer",
+    "HardnessNeighborhoodSampler",
 ]

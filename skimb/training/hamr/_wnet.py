@@ -98,7 +98,7 @@ def batch_weights(
     >>> import torch
     >>> _ = torch.manual_seed(0)
     >>> w = batch_weights(WeightNet(), torch.tensor([0.1, 0.5, 2.0]))
-    >>> w.shape, round(float(w.mean()), 5)
+    >>> w.shape, round(w.mean().item(), 5)
     (torch.Size([3]), 1.0)
     """
     z = batch_zscore(losses)
