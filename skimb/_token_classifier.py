@@ -338,7 +338,10 @@ class TransformerTokenClassifier(TransformerClassifier):
     # ------------------------------------------------------------------ tags
     def __sklearn_tags__(self):
         tags = apply_text_tags(super().__sklearn_tags__(), multi_label=False)
-        tags.input_tags.string = True
+        # Not a scikit-learn "classifier" (as sklearn-crfsuite's CRF): ``y`` is a list of tag
+        # lists, which StratifiedKFold cannot stratify, so cv=<int> must mean KFold.
+        tags.estimator_type = None
+        tags.classifier_tags = None
         return tags
 
     # ------------------------------------------------------------ validation
@@ -377,10 +380,12 @@ class TransformerTokenClassifier(TransformerClassifier):
                                  "every token needs exactly one tag.")
 
     def _encode_targets(self, y, n):
-        if isinstance(y, np.ndarray) and y.dtype != object:
-            raise TypeError(f"y must be a list of tag lists (one list per sentence), got a {y.dtype} array.")
         tags = self._to_iob2(y)
-        self._check_lengths(getattr(self, "_fit_word_counts", [None] * n), tags)
+        counts = getattr(self, "_fit_word_counts", None)  # set by _validate_X during fit
+        if counts is None and len(tags) != n:
+            raise ValueError(f"X and y have different lengths: {n} sentences != {len(tags)}.")
+        if counts is not None:
+            self._check_lengths(counts, tags)
         types = sorted({t[2:] for sent in tags for t in sent if t != "O"})
         if not types:
             raise ValueError("y holds no entity tag (only 'O'): nothing to learn.")

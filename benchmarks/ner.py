@@ -1,0 +1,276 @@
+"""NER benchmark: TransformerTokenClassifier with CE, weighted CE, focal and Dice losses.
+
+Trains one model per (loss, seed) on a data set read by ``skimb.datasets.load_dataset``
+(CoNLL-2003 or MIT-Restaurant, from the data folder ``$SKIMB_DATA_DIR`` / ``shared/data``)
+and reports, on the test split: span-level micro- and macro-F1 (seqeval strict IOB2), F1 per
+entity type and per frequency quartile, training and prediction throughput (words/s),
+training time and peak memory. Writes ``ner_<dataset>.md`` (Markdown tables) and
+``ner_<dataset>.json`` (every run plus the mean and standard deviation over seeds) to
+``--out``.
+
+Examples::
+
+    # smoke run (about a minute on 2 CPU cores)
+    python benchmarks/ner.py --dataset mit_restaurant --train-size 200 --epochs 1 \\
+        --seeds 0 --losses ce --test-size 300
+
+    # the comparison (GPU recommended): 4 losses x 3 seeds on a 2000-sentence subsample
+    python benchmarks/ner.py --dataset conll2003 --train-size 2000 --epochs 3 --seeds 0 1 2
+
+The training subsample is stratified by each sentence's rarest entity tag (keeping the
+imbalance) and drawn once with ``--data-seed``, so every loss and seed sees the same
+sentences; ``--seeds`` only changes the model's initialisation and batch order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: Loss variants: name -> TransformerTokenClassifier parameters.
+VARIANTS = {
+    "ce": {"loss": "ce"},
+    "weighted_ce": {"loss": "weighted_ce"},  # inverse tag frequency, weights mean 1 over tags
+    "focal": {"loss": "focal", "gamma": 2.0},
+    "dice": {"loss": "dice"},
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="conll2003",
+                   help="conll2003, mit_restaurant, or a folder/file load_dataset can read")
+    p.add_argument("--data-home", default=None, help="folder holding the data sets (default: SKIMB_DATA_DIR)")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="number of training sentences (stratified subsample); default: all")
+    p.add_argument("--test-size", type=int, default=None,
+                   help="number of evaluation sentences (stratified subsample); default: all")
+    p.add_argument("--eval-split", choices=("test", "dev"), default="test")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the subsamples")
+    p.add_argument("--losses", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--lr", default="auto", help="learning rate or 'auto'")
+    p.add_argument("--finetune", choices=("full", "lora", "head"), default="full")
+    p.add_argument("--decoding", choices=("repair", "constrained"), default="repair")
+    p.add_argument("--scheme", default="IOB2", help="tagging scheme of the data files")
+    p.add_argument("--backbone", default=None, help="backbone directory or name (default: offline MiniLM)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="benchmarks/results", help="output folder")
+    return p.parse_args(argv)
+
+
+def load(args):
+    from skimb.datasets import load_dataset
+
+    subsample = {}
+    if args.train_size:
+        subsample["train"] = args.train_size
+    if args.test_size:
+        subsample[args.eval_split] = args.test_size
+    data = load_dataset(args.dataset, data_home=args.data_home, subsample=subsample or None,
+                        random_state=args.data_seed)
+    if data.task != "token":
+        raise SystemExit(f"{args.dataset} is a {data.task} data set, not token tagging.")
+    X_eval, y_eval = data[f"X_{args.eval_split}"], data[f"y_{args.eval_split}"]
+    if X_eval is None:
+        raise SystemExit(f"{args.dataset} has no {args.eval_split} split.")
+    return data.name, data.X_train, data.y_train, X_eval, y_eval
+
+
+def span_counts(tags, scheme):
+    from skimb.metrics import get_entities
+    from skimb.tokens import convert_scheme
+
+    counts = {}
+    for sent in convert_scheme(tags, scheme, "IOB2"):
+        for typ, _, _ in get_entities(sent):
+            counts[typ] = counts.get(typ, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def peak_memory_mb():
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def run_one(args, variant, seed, X_train, y_train, X_eval, y_eval, train_counts):
+    import torch
+
+    from skimb import TransformerTokenClassifier
+    from skimb.metrics import span_report
+    from skimb.tokens import convert_scheme
+
+    lr = args.lr if args.lr == "auto" else float(args.lr)
+    clf = TransformerTokenClassifier(
+        args.backbone, finetune=args.finetune, max_length=args.max_length, batch_size=args.batch_size,
+        max_epochs=args.epochs, lr=lr, scheme=args.scheme, decoding=args.decoding, device=args.device,
+        random_state=seed, **VARIANTS[variant])
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    clf.fit(X_train, y_train)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred = clf.predict(X_eval)
+    predict_s = time.perf_counter() - t0
+    truth = convert_scheme(y_eval, args.scheme, "IOB2")
+    train_tags = convert_scheme(y_train, args.scheme, "IOB2")
+    rep = span_report(truth, pred, train_tags=train_tags)
+    n_train_words = sum(map(len, X_train))
+    n_eval_words = sum(map(len, X_eval))
+    return {
+        "loss": variant,
+        "seed": seed,
+        "micro_f1": rep["micro_f1"],
+        "macro_f1": rep["macro_f1"],
+        "weighted_f1": rep["weighted_f1"],
+        "micro_precision": rep["micro_precision"],
+        "micro_recall": rep["micro_recall"],
+        "per_type_f1": {t: v["f1"] for t, v in rep["per_type"].items() if t in train_counts or v["support"]},
+        "per_type": rep["per_type"],
+        "quartile_f1": rep["quartile_f1"],
+        "train_s": train_s,
+        "predict_s": predict_s,
+        "train_words_per_s": n_train_words * clf.n_iter_ / train_s,
+        "predict_words_per_s": n_eval_words / predict_s,
+        "epochs_run": clf.n_iter_,
+        "final_train_loss": float(clf.history_[-1, "train_loss"]),
+        "peak_memory_mb": peak_memory_mb(),
+        "device": clf.device_,
+    }
+
+
+def summarise(runs, keys):
+    out = {}
+    for variant in dict.fromkeys(r["loss"] for r in runs):
+        rows = [r for r in runs if r["loss"] == variant]
+        s = {"n_seeds": len(rows)}
+        for k in keys:
+            v = np.array([r[k] for r in rows], dtype=float)
+            s[k] = {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0}
+        types = sorted({t for r in rows for t in r["per_type_f1"]})
+        s["per_type_f1"] = {t: {"mean": float(np.mean([r["per_type_f1"].get(t, 0.0) for r in rows])),
+                                "std": float(np.std([r["per_type_f1"].get(t, 0.0) for r in rows],
+                                                    ddof=1)) if len(rows) > 1 else 0.0}
+                            for t in types}
+        out[variant] = s
+    return out
+
+
+def _fmt(stat, scale=1.0, digits=3):
+    m, s = stat["mean"] * scale, stat["std"] * scale
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if s else f"{m:.{digits}f}"
+
+
+def markdown(meta, summary, train_counts):
+    lines = [f"# NER benchmark: {meta['dataset']}", ""]
+    lines.append(
+        f"Backbone `{meta['backbone']}`, finetune={meta['finetune']}, {meta['epochs']} epoch(s), batch "
+        f"{meta['batch_size']}, max_length {meta['max_length']}, lr {meta['lr']}, decoding {meta['decoding']}, "
+        f"device {meta['device']}. Train: {meta['n_train_sentences']} sentences / {meta['n_train_words']} words "
+        f"({meta['train_sample']}); evaluated on {meta['eval_split']}: {meta['n_eval_sentences']} sentences / "
+        f"{meta['n_eval_words']} words ({meta['eval_sample']}). Seeds {meta['seeds']} (mean ± std). "
+        "Span-level F1, seqeval strict IOB2.")
+    lines.append("")
+    lines.append("Training spans per type: " + ", ".join(f"{t} {n}" for t, n in train_counts.items()))
+    lines.append("")
+    lines += ["| loss | micro-F1 | macro-F1 | weighted-F1 | train words/s | predict words/s | train s | peak MB |",
+              "|---|---|---|---|---|---|---|---|"]
+    for variant, s in summary.items():
+        lines.append(f"| {variant} | {_fmt(s['micro_f1'])} | {_fmt(s['macro_f1'])} | {_fmt(s['weighted_f1'])} | "
+                     f"{_fmt(s['train_words_per_s'], digits=0)} | {_fmt(s['predict_words_per_s'], digits=0)} | "
+                     f"{_fmt(s['train_s'], digits=1)} | {_fmt(s['peak_memory_mb'], digits=0)} |")
+    types = list(train_counts) or sorted({t for s in summary.values() for t in s["per_type_f1"]})
+    lines += ["", "F1 per entity type (training span count in brackets, rarest first):", ""]
+    ordered = sorted(types, key=lambda t: (train_counts.get(t, 0), t))
+    lines.append("| loss | " + " | ".join(f"{t} ({train_counts.get(t, 0)})" for t in ordered) + " |")
+    lines.append("|---|" + "---|" * len(ordered))
+    for variant, s in summary.items():
+        cells = [_fmt(s["per_type_f1"][t]) if t in s["per_type_f1"] else "-" for t in ordered]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+    import transformers
+
+    from skimb.backbones import resolve_backbone
+
+    t_start = time.perf_counter()
+    name, X_train, y_train, X_eval, y_eval = load(args)
+    train_counts = span_counts(y_train, args.scheme)
+    meta = {
+        "dataset": name,
+        "eval_split": args.eval_split,
+        "train_sample": f"stratified subsample of {args.train_size}, data seed {args.data_seed}"
+        if args.train_size else "full train split",
+        "eval_sample": f"stratified subsample of {args.test_size}, data seed {args.data_seed}"
+        if args.test_size else "full split",
+        "n_train_sentences": len(X_train),
+        "n_train_words": sum(map(len, X_train)),
+        "n_eval_sentences": len(X_eval),
+        "n_eval_words": sum(map(len, X_eval)),
+        "train_span_counts": train_counts,
+        "backbone": str(resolve_backbone(args.backbone)) if args.backbone else "all-MiniLM-L6-v2 (offline)",
+        "finetune": args.finetune,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "lr": args.lr,
+        "decoding": args.decoding,
+        "seeds": args.seeds,
+        "losses": args.losses,
+        "device": args.device,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:])),
+    }
+    print(f"{name}: train {meta['n_train_sentences']} sentences ({meta['train_sample']}), "
+          f"{args.eval_split} {meta['n_eval_sentences']} sentences; spans {train_counts}", flush=True)
+    runs = []
+    for variant in args.losses:
+        for seed in args.seeds:
+            r = run_one(args, variant, seed, X_train, y_train, X_eval, y_eval, train_counts)
+            meta["device"] = r["device"]
+            runs.append(r)
+            print(f"  {variant:12s} seed {seed}: micro-F1 {r['micro_f1']:.4f} macro-F1 {r['macro_f1']:.4f} "
+                  f"train {r['train_s']:.1f}s ({r['train_words_per_s']:.0f} words/s) "
+                  f"predict {r['predict_s']:.1f}s ({r['predict_words_per_s']:.0f} words/s)", flush=True)
+    keys = ["micro_f1", "macro_f1", "weighted_f1", "train_s", "predict_s", "train_words_per_s",
+            "predict_words_per_s", "peak_memory_mb"]
+    summary = summarise(runs, keys)
+    meta["total_s"] = time.perf_counter() - t_start
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"ner_{Path(str(name)).name}"
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2))
+    table = markdown(meta, summary, train_counts)
+    (out / f"{stem}.md").write_text(table)
+    print()
+    print(table)
+    print(f"wrote {out / (stem + '.md')} and {out / (stem + '.json')} in {meta['total_s']:.0f} s")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
