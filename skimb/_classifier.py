@@ -419,9 +419,9 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
                 except FloatingPointError as exc:
                     error = exc
         self._set_fitted(net, classes, task, class_weight, criterion, lr, device, time.perf_counter() - t0)
-        self._after_fit(data, y_enc, valid_idx)
         if self.head == "calora" and error is None:
             self._fit_calora(data, y_enc, weights, train_idx, seed, stage1)
+        self._after_fit(data, y_enc, valid_idx)
         if error is not None:
             raise error
         return self
@@ -445,7 +445,7 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         return dataset(train_idx), (dataset(valid_idx) if valid_idx is not None else None)
 
     def _after_fit(self, texts, y_enc, valid_idx):
-        """Hook: work that needs the fitted net (thresholds; CALoRA's stage 2)."""
+        """Hook: work that needs the final model (multi-label thresholds)."""
         if self.task_ == "multilabel":
             self.thresholds_ = self._fit_thresholds(texts, y_enc, valid_idx)
 

@@ -1,6 +1,7 @@
-"""Our check suite over every public estimator (tiny random BERT backbone)."""
+"""Our check suite over every public estimator and text sampler (tiny random BERT backbone)."""
 
 from skimb import TransformerClassifier, TransformerEmbedder
+from skimb.samplers import ClassAwareSampler, EDAOverSampler, RandomTextOverSampler, RandomTextUnderSampler
 from skimb.utils.estimator_checks import parametrize_with_checks
 
 from conftest import tiny_bert_dir
@@ -8,7 +9,14 @@ from conftest import tiny_bert_dir
 ESTIMATORS = [
     TransformerClassifier(backbone=tiny_bert_dir(), max_epochs=1, batch_size=8, random_state=0),
     TransformerClassifier(backbone=tiny_bert_dir(), finetune="head", max_epochs=2, random_state=0),
+    TransformerClassifier(backbone=tiny_bert_dir(), finetune="lora", max_epochs=1, batch_size=8, random_state=0),
+    TransformerClassifier(backbone=tiny_bert_dir(), finetune="head", head="calora", calora_epochs=2,
+                          max_epochs=1, random_state=0),
     TransformerEmbedder(backbone=tiny_bert_dir()),
+    RandomTextOverSampler(random_state=0),
+    RandomTextUnderSampler(random_state=0),
+    ClassAwareSampler(random_state=0),
+    EDAOverSampler(random_state=0),
 ]
 
 
