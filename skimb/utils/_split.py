@@ -18,7 +18,7 @@ def multilabel_train_test_split(Y, *, test_size: float, random_state=None):
 
     >>> Y = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [0, 1]])
     >>> tr, te = multilabel_train_test_split(Y, test_size=0.5, random_state=0)
-    >>> len(tr) + len(te), Y[te].sum(0).min() > 0
+    >>> len(tr) + len(te), bool(Y[te].sum(0).min() > 0)
     (6, True)
     """
     Y = np.asarray(Y)

@@ -1,0 +1,95 @@
+"""Helpers shared by ``benchmarks/losses.py`` and ``benchmarks/samplers.py``.
+
+Not part of the package: the scripts import it as a sibling module (``python benchmarks/x.py``
+puts ``benchmarks/`` on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from skimb.compare._report import machine_description
+from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss
+
+__all__ = ["ints", "command_line", "mean_std", "fmt", "markdown_table", "write_outputs", "measure",
+           "machine_description", "QUARTILES"]
+
+QUARTILES = ("Q1", "Q2", "Q3", "Q4")
+
+
+def ints(text):
+    """``"0,1,2"`` -> ``[0, 1, 2]``."""
+    return [int(v) for v in str(text).split(",") if v.strip()]
+
+
+def command_line(script, argv):
+    """The command as typed, for the JSON (``argv=None``: this process's arguments)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return " ".join(["python", script, *(shlex.quote(a) for a in args)])
+
+
+def _finite(values):
+    return [float(v) for v in values
+            if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
+def mean_std(values):
+    """Mean and population std over the finite values (NaN, NaN when there are none)."""
+    vals = _finite(values)
+    if not vals:
+        return float("nan"), float("nan")
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def fmt(values, digits=4, std=True):
+    """``"0.4123 ± 0.0101"`` over ``values``; ``"n/a"`` when nothing is finite."""
+    m, s = mean_std(values)
+    if math.isnan(m):
+        return "n/a"
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if std and len(_finite(values)) > 1 else f"{m:.{digits}f}"
+
+
+def markdown_table(headers, rows):
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@contextmanager
+def measure(record):
+    """Wall-clock seconds and peak RSS (VmHWM, reset on entry) into ``record["wall_s"/"peak_mib"]``."""
+    reset = _reset_peak_rss()
+    t0 = time.perf_counter()
+    try:
+        yield record
+    finally:
+        record["wall_s"] = time.perf_counter() - t0
+        # Without the reset (non-Linux) VmHWM is the process's peak so far: say so.
+        record["peak_mib"] = _peak_rss_mib()
+        record["peak_mib_reset"] = reset
+
+
+def write_outputs(out, summary, markdown):
+    """Write ``summary`` to the JSON ``out`` and ``markdown`` to the ``.md`` next to it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2, default=_json_default))
+    md = out.with_suffix(".md")
+    md.write_text(markdown + "\n")
+    return out, md
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
