@@ -26,6 +26,7 @@ from .utils._split import multilabel_train_test_split
 __all__ = ["TransformerClassifier"]
 
 _FINETUNE = ("full", "lora", "head")
+_TRAINING = ("standard", "hamr")
 _CONFIG_NAME = "skimb_config.json"
 _WEIGHTS_NAME = "model.safetensors"
 
@@ -112,6 +113,61 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         stage-1 parameter, the seed and the exact training data, so the candidates of a
         grid search over ``k``/``rank`` share one stage 1 per fold; ``memory`` shares it
         across processes (``n_jobs > 1``). Needs an integer ``random_state``.
+    training : {"standard", "hamr"}, default="standard"
+        ``"hamr"``: HAMR, hardness-aware meta-resample (:mod:`skimb.training.hamr`, guide in
+        ``docs/hamr.md``): a weight network (WNet) meta-learned on a balanced meta set weights
+        each sample's loss, and each epoch draws ``oversample_ratio * N`` samples with
+        replacement, favouring hard samples and their embedding-space neighbours. The
+        parameters below only apply to ``"hamr"``. Multi-class and multi-label; any
+        ``finetune`` (``"head"``: the meta step runs on the head over cached features).
+        ``class_weight`` and ``sample_weight`` multiply the per-sample loss, so the effective
+        weight of a sample is (WNet weight) x (class/sample weight).
+    meta_weighting, resampling, knn : bool, default=True
+        HAMR's modules, for ablations: WNet weights on the real loss; hardness-aware
+        resampling; the kNN neighbourhood boost of the resampling (no effect without
+        ``resampling``). With ``resampling`` on and ``meta_weighting`` off, WNet is still
+        meta-trained to drive the hardness (the paper's "w/o AWE"). All three off is
+        plain fine-tuning, bit-for-bit ``training="standard"``.
+    hardness_alpha, hardness_momentum : float, default=0.7, 0.5
+        Sampling probability ``p_i ~ (m_i + 1e-6)^(hardness_alpha / temperature) *
+        (1 + knn_lambda * b_i)``; ``m_i`` is the hardness, the moving average of sample i's
+        WNet weight with momentum ``hardness_momentum``.
+    hardness_update : {"ema", "reference"}, default="ema"
+        ``"ema"``: the paper's per-sample moving average (only the batch's samples change);
+        ``"reference"``: the reference code's global decay of every entry each step.
+    knn_k, knn_lambda, knn_ratio : int, float, float, default=10, 0.7, 0.1
+        At epoch ends, the ``knn_ratio`` share of hardest samples boosts its ``knn_k``
+        nearest neighbours (cosine) by up to ``knn_lambda``.
+    knn_index : {"flat", "ivf", "hnsw"}, default="flat"
+        FAISS index: exact, or approximate for very large training sets.
+    knn_build_freq : int, default=1
+        Recompute the boost every this many epochs.
+    oversample_ratio : float, default=1.2
+        Draws per epoch, as a multiple of the number of training samples.
+    temperature : float, default=1.0
+        Flattens (> 1) or sharpens (< 1) the hardness part of the sampling distribution.
+    wnet_lr : float, default=1e-4
+        Adam learning rate of WNet (weight decay 1e-4).
+    meta_update_lr : float or None, default=None
+        Step size of the virtual SGD step of the meta step; ``None`` is the task learning
+        rate (``lr_``). The reference used 2e-4 with lr 4e-5.
+    meta_step : {"head", "first_order", "full"}, default="head"
+        How the virtual step is taken: ``"head"`` updates only the classification head
+        (exact second order on the head; the extra cost is about one forward pass of the
+        meta batch), ``"first_order"`` all trainable weights with a finite-difference
+        meta-gradient (no double backward, but three extra forward and two extra backward
+        passes), ``"full"`` all trainable weights with a double backward, as the reference
+        (about 3x a plain step). ``"head"`` is the default for its cost; see ``docs/hamr.md``
+        and ``benchmarks/hamr.py``.
+    meta_set : None or (X_meta, y_meta), default=None
+        An explicit meta set, used as given. ``None``: the validation split (with
+        ``validation_fraction``), else a stratified 10% share held out of the training data,
+        topped up per class with training examples until every class reaches the median
+        count (METHODS.md §3); those examples leave the training set.
+    embedder : None or transformer, default=None
+        Sentence embeddings for the kNN boost. ``None``: the backbone's own mean-pooled
+        pretrained features (computed once, through the feature cache); or a fitted or
+        unfitted :class:`~skimb.TransformerEmbedder` (any transformer of texts).
     validation_fraction : float or None, default=None
         Share of ``fit``'s data held out (stratified) for validation loss, early stopping
         and threshold tuning. ``None`` trains on everything.
@@ -151,6 +207,26 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         CALoRA: seconds spent in each stage (stage 1 is ~0 on a cache hit).
     stage1_cached_ : bool
         CALoRA: whether stage 1 came from the cache.
+    hardness_ : ndarray of shape (n_train,)
+        HAMR: the final hardness (moving average of the WNet weights), normalised to sum
+        to 1, one entry per sample trained on: ``hardness_[j]`` is the hardness of
+        ``X[hamr_train_indices_[j]]`` (the validation split and the meta set excluded).
+    hamr_train_indices_ : ndarray of int
+        HAMR: positions in ``fit``'s ``X`` of the samples trained on.
+    neighbor_boost_ : ndarray of shape (n_train,)
+        HAMR: the last kNN boost in [0, 1] (zeros when kNN did not run).
+    meta_set_size_ : int
+        HAMR: number of meta-set examples (0 when WNet was not used).
+    meta_set_indices_ : ndarray of int or None
+        HAMR: positions in ``X`` of the meta set (None for an explicit ``meta_set``).
+    meta_loss_history_ : ndarray of shape (n_steps,)
+        HAMR: the meta loss of every step (its epoch mean is ``history_[:, "meta_loss"]``).
+    sample_weights_history_ : list of dict
+        HAMR: per epoch, ``n``, ``mean``, ``min``, ``q25``, ``median``, ``q75``, ``max`` of
+        the WNet weights used, overall and under ``"per_class"`` (keyed by class label;
+        multi-label: by label index, over the samples carrying the label).
+    wnet_ : torch.nn.Module or None
+        HAMR: the trained weight network (z-scored loss to weight logit).
 
     Examples
     --------
@@ -194,6 +270,25 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         calora_epochs=20,
         calora_lr=1e-3,
         memory=None,
+        training="standard",
+        meta_weighting=True,
+        resampling=True,
+        knn=True,
+        hardness_alpha=0.7,
+        hardness_momentum=0.5,
+        hardness_update="ema",
+        knn_k=10,
+        knn_lambda=0.7,
+        knn_ratio=0.1,
+        knn_index="flat",
+        knn_build_freq=1,
+        oversample_ratio=1.2,
+        temperature=1.0,
+        wnet_lr=1e-4,
+        meta_update_lr=None,
+        meta_step="head",
+        meta_set=None,
+        embedder=None,
         validation_fraction=None,
         early_stopping=False,
         patience=3,
@@ -235,6 +330,25 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         self.calora_epochs = calora_epochs
         self.calora_lr = calora_lr
         self.memory = memory
+        self.training = training
+        self.meta_weighting = meta_weighting
+        self.resampling = resampling
+        self.knn = knn
+        self.hardness_alpha = hardness_alpha
+        self.hardness_momentum = hardness_momentum
+        self.hardness_update = hardness_update
+        self.knn_k = knn_k
+        self.knn_lambda = knn_lambda
+        self.knn_ratio = knn_ratio
+        self.knn_index = knn_index
+        self.knn_build_freq = knn_build_freq
+        self.oversample_ratio = oversample_ratio
+        self.temperature = temperature
+        self.wnet_lr = wnet_lr
+        self.meta_update_lr = meta_update_lr
+        self.meta_step = meta_step
+        self.meta_set = meta_set
+        self.embedder = embedder
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
@@ -251,6 +365,9 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ validation
     def _check_params(self):
+        if getattr(self, "training", "standard") == "hamr" and "training" not in self._get_param_names():
+            raise NotImplementedError(f"training='hamr' is not supported by {type(self).__name__} yet; "
+                                      "it is available in TransformerClassifier.")
         self._check_routed()
         if self.finetune not in _FINETUNE:
             raise ValueError(f"finetune must be one of {_FINETUNE}, got {self.finetune!r}.")
@@ -269,6 +386,12 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"head must be 'linear' or 'calora', got {self.head!r}.")
         if self.threshold != "tuned" and not (isinstance(self.threshold, numbers.Real) and 0 < self.threshold < 1):
             raise ValueError(f"threshold must be in (0, 1) or 'tuned', got {self.threshold!r}.")
+        if self.training not in _TRAINING:
+            raise ValueError(f"training must be one of {_TRAINING}, got {self.training!r}.")
+        if self.training == "hamr":
+            from .training.hamr import check_hamr_params
+
+            check_hamr_params(self)
         return auto_lr(self.lr, self.finetune)
 
     def _validate_X(self, X):
@@ -397,6 +520,13 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
         train_idx, valid_idx = self._split(y_enc, task, seed)
+        self._hamr = None
+        if self.training == "hamr":  # HAMR: the balanced meta set leaves the training split
+            from .training.hamr import HAMRFit, check_hamr_params
+
+            self._hamr = HAMRFit.plan(self, check_hamr_params(self), classes=classes, y_enc=y_enc, task=task,
+                                      seed=seed, train_idx=train_idx, valid_idx=valid_idx)
+            train_idx = self._hamr.train_idx
         backbone_model, tokenizer, path = load_backbone(self.backbone)
         self.backbone_path_ = path
         self.tokenizer_ = tokenizer
@@ -413,12 +543,17 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
                 net.history = stage1["history"]
             else:
                 train_ds, valid_ds = self._make_datasets(data, y_enc, weights, train_idx, valid_idx, module, device)
+                if self._hamr is not None:  # HAMR: meta dataset and embeddings
+                    self._hamr.attach(self, data, y_enc, module, device)
                 net = self._make_net(module, criterion, lr, device, seed, valid_ds, self._n_steps(len(train_ds)))
                 try:
                     net.fit(train_ds, None)
                 except FloatingPointError as exc:
                     error = exc
         self._set_fitted(net, classes, task, class_weight, criterion, lr, device, time.perf_counter() - t0)
+        hamr = self.__dict__.pop("_hamr", None)
+        if hamr is not None:
+            hamr.set_fitted(self)
         if self.head == "calora" and error is None:
             self._fit_calora(data, y_enc, weights, train_idx, seed, stage1)
         self._after_fit(data, y_enc, valid_idx)
@@ -427,6 +562,8 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def _n_steps(self, n_train):
+        if getattr(self, "_hamr", None) is not None:  # HAMR's resampling: oversample_ratio * N per epoch
+            n_train = self._hamr.epoch_size(n_train)
         return -(-n_train // self.batch_size) * self.max_epochs
 
     def _make_datasets(self, texts, y_enc, weights, train_idx, valid_idx, module, device):
@@ -527,7 +664,9 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     def _make_net(self, module, criterion, lr, device, seed, valid_ds, n_steps):
         from skorch.helper import predefined_split
 
-        net = TransformerNet(
+        hamr = getattr(self, "_hamr", None)  # set by fit when training="hamr"
+        net_class, hamr_kwargs = (TransformerNet, {}) if hamr is None else (hamr.net_class, {"hamr": hamr})
+        net = net_class(
             module=module,
             criterion=criterion,
             optimizer=torch.optim.AdamW,
@@ -546,6 +685,7 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             pad_token_id=self.tokenizer_.pad_token_id or 0,
             amp=bool(self.amp),
             seed=seed,
+            **hamr_kwargs,
         )
         net.initialize()
         return net

@@ -8,7 +8,8 @@ is the parent's.
 
 Hooks for the imbalance methods
 -------------------------------
-* The torch module (``net_.module_``) is a :class:`TokenClassifierModule`:
+* The torch module (``net_.module_``) is a :class:`~skimb.backbones.SequenceClassifier` over a
+  token-level encoder (``TextEncoder(pooling=None)``):
   ``features(input_ids, attention_mask)`` gives per-sub-token hidden states
   ``(B, T, d)`` and ``head`` is the ``nn.Linear(d, n_tags)`` applied to every
   token (CALoRA wraps it; its stage 2 can run on :meth:`TransformerTokenClassifier.token_features`,
@@ -39,59 +40,15 @@ from torch import nn
 from ._base import apply_text_tags, check_sample_weight
 from ._classifier import TransformerClassifier, _FeatureDataset
 from ._validation import check_token_lists
-from .backbones import EncodedTextDataset, pad_collate, sorted_batches
+from .backbones import EncodedTextDataset, SequenceClassifier, TextEncoder, pad_collate, sorted_batches
 from .tokens import (align_word_labels, constrained_decode, convert_scheme, merge_windows,
                      repair_bio, tokenize_words, validate_tags)
 
-__all__ = ["TransformerTokenClassifier", "TokenClassifierModule", "TokenEncoder",
-           "per_sentence_losses", "token_sentence_index"]
+__all__ = ["TransformerTokenClassifier", "per_sentence_losses", "token_sentence_index"]
 
 IGNORE_INDEX = -100
 _DECODINGS = ("repair", "constrained")
 _TAG_POS = re.compile(r"tag_lists\[(\d+)\]\[(\d+)\]")
-
-
-# ---------------------------------------------------------------------------- torch modules
-class TokenEncoder(nn.Module):
-    """A Hugging Face backbone returning its last hidden states ``(B, T, d)``."""
-
-    def __init__(self, backbone: nn.Module):
-        super().__init__()
-        self.backbone = backbone
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.backbone.config.hidden_size)
-
-    def forward(self, input_ids, attention_mask):
-        return self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-
-class TokenClassifierModule(nn.Module):
-    """Encoder + dropout + a linear ``head`` applied to every sub-token.
-
-    ``forward`` takes token ids (``input_ids``, ``attention_mask``: logits
-    ``(B, T, n_tags)``) or precomputed hidden states ``features`` of any leading shape
-    (``(N, d)`` rows of cached token features, or ``(B, T, d)``), like
-    :class:`skimb.backbones.SequenceClassifier`.
-    """
-
-    def __init__(self, encoder: TokenEncoder | None, n_outputs: int, *, hidden_size=None,
-                 dropout: float = 0.1):
-        super().__init__()
-        self.encoder = encoder
-        hidden = hidden_size if hidden_size is not None else encoder.hidden_size
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, n_outputs)
-
-    def features(self, input_ids, attention_mask):
-        """Per-sub-token hidden states, shape ``(B, T, d)``."""
-        return self.encoder(input_ids, attention_mask)
-
-    def forward(self, input_ids=None, attention_mask=None, features=None):
-        if features is None:
-            features = self.features(input_ids, attention_mask)
-        return self.head(self.dropout(features))
 
 
 class TagWeightedLoss(nn.Module):
@@ -420,7 +377,7 @@ class TransformerTokenClassifier(TransformerClassifier):
     def _build_module(self, backbone_model, n_outputs):
         # _build_encoder applies LoRA (peft) or freezes the backbone; keep only the backbone.
         backbone = self._build_encoder(backbone_model).backbone
-        return TokenClassifierModule(TokenEncoder(backbone), n_outputs, dropout=self.dropout)
+        return SequenceClassifier(TextEncoder(backbone, pooling=None), n_outputs, dropout=self.dropout)
 
     def _make_loss(self, task, y_enc, n_classes):
         flat = _flat(y_enc)

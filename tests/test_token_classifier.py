@@ -244,13 +244,13 @@ def test_head_mode_computes_features_once_per_fit(tiny_bert, ner_data, monkeypat
     from skimb import _token_classifier as mod
 
     calls = []
-    original = mod.TokenClassifierModule.features
+    original = mod.SequenceClassifier.features
 
     def counting(self, input_ids, attention_mask):
         calls.append(len(input_ids))
         return original(self, input_ids, attention_mask)
 
-    monkeypatch.setattr(mod.TokenClassifierModule, "features", counting)
+    monkeypatch.setattr(mod.SequenceClassifier, "features", counting)
     TransformerTokenClassifier(tiny_bert, finetune="head", **{**FAST, "max_epochs": 3}).fit(X, y)
     assert sum(calls) == len(X)  # one pass over the windows, whatever the number of epochs
 

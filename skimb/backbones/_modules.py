@@ -13,9 +13,12 @@ __all__ = ["TextEncoder", "SequenceClassifier", "encode_batches"]
 
 
 class TextEncoder(nn.Module):
-    """A Hugging Face backbone followed by pooling: ``(input_ids, attention_mask) -> (N, d)``."""
+    """A Hugging Face backbone followed by pooling: ``(input_ids, attention_mask) -> (N, d)``.
 
-    def __init__(self, backbone: nn.Module, pooling: str = "mean"):
+    ``pooling=None`` returns the per-token states ``(N, T, d)`` (token classification).
+    """
+
+    def __init__(self, backbone: nn.Module, pooling: str | None = "mean"):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
@@ -26,6 +29,8 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids, attention_mask):
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        if self.pooling is None:
+            return out.last_hidden_state
         return pool(self.pooling, out.last_hidden_state, attention_mask)
 
 
@@ -33,8 +38,10 @@ class SequenceClassifier(nn.Module):
     """Encoder + dropout + linear head.
 
     ``forward`` takes either token ids (``input_ids``, ``attention_mask``) or
-    precomputed pooled ``features`` (frozen backbone, CALoRA's stage 2), so that the
-    same module serves both training modes.
+    precomputed ``features`` (frozen backbone, CALoRA's stage 2), so that the same
+    module serves both training modes. With a token-level encoder
+    (``TextEncoder(pooling=None)``) the head applies to every sub-token and the logits
+    are ``(B, T, C)``.
     """
 
     def __init__(self, encoder: TextEncoder | None, n_outputs: int, *, hidden_size=None,

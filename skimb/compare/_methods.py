@@ -191,3 +191,24 @@ def _eda_ce(budget, seed, context):
 _register_embedding_sampler("embed_hardness", lambda seed, ctx: _samplers().HardnessNeighborhoodSampler(
     random_state=seed, cv=min(5, max(2, ctx["min_class_count"]))),
     "frozen embeddings + HAMR hardness-neighbourhood resampling + LogisticRegression")
+
+
+# --- HAMR (skimb.training.hamr): the paper's Table 3 ablations -------------------------------
+# HAMR needs a meta set: each variant holds out validation_fraction=0.1 (stratified), which
+# becomes the base of the balanced meta set (and gives the validation loss); hamr_none holds it
+# out too, so that all five train on the same share of the data.
+def _register_hamr(name, description, **switches):
+    @register_method(name, description=description, tasks=("multiclass", "multilabel"), family="HAMR")
+    def build(budget, seed, context):
+        return _fine_tuned(budget, seed, context, training="hamr", validation_fraction=0.1, **switches)
+
+    return build
+
+
+_register_hamr("hamr", "HAMR: meta-learned sample weights + hardness/kNN resampling (validation 10% -> meta set)")
+_register_hamr("hamr_no_weighting", "HAMR without adaptive weighting (WNet still drives the hardness)",
+               meta_weighting=False)
+_register_hamr("hamr_no_resampling", "HAMR without hardness-aware resampling (nor kNN)", resampling=False, knn=False)
+_register_hamr("hamr_no_knn", "HAMR without the kNN neighbourhood boost", knn=False)
+_register_hamr("hamr_none", "HAMR with every module off: plain fine-tuning on the same 90% split",
+               meta_weighting=False, resampling=False, knn=False)

@@ -1,0 +1,317 @@
+"""HAMR (``TransformerClassifier(training="hamr")``): module ablations, meta-step modes, kNN backends.
+
+Issue #5, item 6. Two parts.
+
+**Training** (``--datasets``, default ``cyclone_idai_2019,sst5``): every variant below is
+fitted with the same budget (``--epochs``, ``--batch-size``, ``--max-length``, ``--lr``,
+MiniLM unless ``--backbone``) and the same seeds on the same stratified subsample of the train
+split (``--train-size``, drawn once with ``--data-seed``), and scored on the test split
+(``--test-size``). Variants (``--variants``, comma-separated, default all):
+
+=================  ==========================================================================
+``hamr``           full HAMR, ``meta_step="head"`` (the default)
+``no_weighting``   w/o adaptive weighting (``meta_weighting=False``; WNet still drives the hardness)
+``no_resampling``  w/o resampling (``resampling=False``, ``knn=False``)
+``no_knn``         w/o the kNN boost (``knn=False``)
+``none``           every module off: plain fine-tuning on the same training share
+``meta_first_order``  full HAMR with ``meta_step="first_order"``
+``meta_full``      full HAMR with ``meta_step="full"`` (the reference's second-order step)
+=================  ==========================================================================
+
+The meta set: ``--meta split`` (default, as ``skimb compare``) holds out ``validation_fraction=0.1``
+of the training data as the base of the balanced meta set (``none`` holds it out too, so every
+variant trains on the same share); ``--meta dev`` passes the dataset's dev split as an explicit
+``meta_set`` (used as given; nothing is held out). Per variant (mean ± std over ``--seeds``):
+macro-F1, micro-F1, the mean per-class F1 of each training-frequency quartile (Q1 = rarest
+classes), training wall time, its ratio to ``none`` of the same seed, time per drawn training
+sample, and peak resident memory (VmHWM, reset before each fit). A short warm-up fit runs first, and
+the feature cache is cleared before each fit, so every variant with kNN pays for its embeddings
+(MiniLM's pretrained features of the training texts).
+
+**Neighbour search** (``--knn-sizes``, default ``10000,100000``; ``--knn-sizes ""`` skips it):
+HAMR's boost (hard set = ``--knn-ratio`` of the samples, ``--knn-k`` neighbours, cosine) with
+FAISS (``IndexFlatIP``, exact; also IVF and HNSW with their recall@k) against scikit-learn's
+``NearestNeighbors(metric="cosine", algorithm="brute")`` on ``--knn-dim``-d embeddings (a
+mixture of Gaussian clusters, ``--knn-clusters``): build + search seconds, the time ratio, the
+share of hard samples whose exact neighbour *sets* are identical (where they differ: the gap between
+the two k-th similarities, i.e. whether it is a float32 near-tie), and the largest boost difference.
+
+Usage::
+
+    # the full study (hours on 2 CPU cores; minutes on a GPU)
+    python benchmarks/hamr.py --seeds 0,1,2
+    # a quick look (a few minutes on 2 CPU cores)
+    OMP_NUM_THREADS=1 python benchmarks/hamr.py --train-size 200 --test-size 200 --epochs 1 \\
+        --seeds 0 --knn-sizes 10000
+    # only the neighbour search
+    python benchmarks/hamr.py --datasets "" --knn-sizes 10000,100000
+
+Results go to ``--out`` (JSON: every run, the summaries, the machine and the command) and to the
+``.md`` next to it (the tables, also printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from skimb import TransformerClassifier
+from skimb.backbones import feature_cache
+from skimb.compare._report import machine_description
+from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss, evaluate
+from skimb.datasets import load_dataset
+
+VARIANTS = {
+    "hamr": {},
+    "no_weighting": {"meta_weighting": False},
+    "no_resampling": {"resampling": False, "knn": False},
+    "no_knn": {"knn": False},
+    "none": {"meta_weighting": False, "resampling": False, "knn": False},
+    "meta_first_order": {"meta_step": "first_order"},
+    "meta_full": {"meta_step": "full"},
+}
+QUARTILES = ("Q1", "Q2", "Q3", "Q4")
+
+
+def _ints(text):
+    return [int(v) for v in str(text).split(",") if v.strip()]
+
+
+def _names(text):
+    return [v.strip() for v in str(text).split(",") if v.strip()]
+
+
+def _mean_std(values):
+    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return float("nan"), float("nan")
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def _fmt(values, digits=4):
+    m, s = _mean_std(values)
+    if math.isnan(m):
+        return "n/a"
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"
+
+
+def _table(headers, rows):
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+# ----------------------------------------------------------------------------- training part
+
+
+def run_training(args, log=print):
+    runs = []
+    for name in _names(args.datasets):
+        sub = {}
+        if args.train_size:
+            sub["train"] = args.train_size
+        if args.test_size:
+            sub["test"] = args.test_size
+        data = load_dataset(name, subsample=sub or None, random_state=args.data_seed)
+        X, y = list(data.X_train), np.asarray(data.y_train)
+        X_test, y_test = list(data.X_test), np.asarray(data.y_test)
+        log(f"\n## {name}: {len(X)} train / {len(X_test)} test, {len(np.unique(y))} classes")
+        budget = dict(backbone=args.backbone, max_epochs=args.epochs, batch_size=args.batch_size,
+                      max_length=args.max_length, lr=args.lr, device=args.device, training="hamr")
+        # warm-up (thread pools, allocator, kernels), so that the first variant timed is not penalised
+        _, first = np.unique(y, return_index=True)  # every class once, then the first rows
+        warm = list(dict.fromkeys([*first.tolist(), *range(min(len(X), 4 * args.batch_size))]))
+        TransformerClassifier(**{**budget, "max_epochs": 1, "random_state": 0}, **VARIANTS["none"]).fit(
+            [X[i] for i in warm], y[warm])
+        for seed in _ints(args.seeds):
+            for variant in _names(args.variants):
+                params = dict(budget, random_state=seed, **VARIANTS[variant])
+                if args.meta == "dev":
+                    params["meta_set"] = (list(data.X_dev), list(np.asarray(data.y_dev)))
+                else:
+                    params["validation_fraction"] = 0.1
+                clf = TransformerClassifier(**params)
+                rec = {"dataset": name, "variant": variant, "seed": seed}
+                feature_cache.clear()  # every fit pays for its own kNN embeddings
+                _reset_peak_rss()
+                t0 = time.perf_counter()
+                clf.fit(X, y)
+                rec["train_s"] = time.perf_counter() - t0
+                rec["peak_mib"] = _peak_rss_mib()
+                t0 = time.perf_counter()
+                y_pred = clf.predict(X_test)
+                rec["predict_s"] = time.perf_counter() - t0
+                metrics, per_class, quartiles = evaluate("multiclass", y_test, y_pred, y_train=y)
+                rec.update(metrics=metrics, per_class_f1=per_class, quartile_f1=quartiles)
+                n_train = len(clf.hardness_)
+                per_epoch = round(clf.oversample_ratio * n_train) if clf.resampling else n_train
+                rec["n_train"] = n_train
+                rec["meta_set_size"] = int(clf.meta_set_size_)
+                rec["samples_drawn"] = per_epoch * clf.n_iter_
+                rec["ms_per_sample"] = 1000 * rec["train_s"] / max(1, rec["samples_drawn"])
+                if clf.sample_weights_history_:
+                    last = clf.sample_weights_history_[-1]
+                    rec["wnet_weights_last_epoch"] = {k: last[k] for k in ("min", "median", "max") if k in last}
+                log(f"[{name} seed {seed}] {variant:16s} macro-F1 {metrics['macro_f1']:.4f} "
+                    f"micro-F1 {metrics['micro_f1']:.4f} train {rec['train_s']:.1f}s "
+                    f"peak {rec['peak_mib']:.0f} MiB (N={n_train}, meta {rec['meta_set_size']})")
+                runs.append(rec)
+    # time ratio to "none" of the same dataset and seed
+    base = {(r["dataset"], r["seed"]): r["train_s"] for r in runs if r["variant"] == "none"}
+    for r in runs:
+        b = base.get((r["dataset"], r["seed"]))
+        r["time_vs_none"] = r["train_s"] / b if b else float("nan")
+    return runs
+
+
+def training_tables(runs):
+    out = []
+    for name in dict.fromkeys(r["dataset"] for r in runs):
+        rows = []
+        for variant in dict.fromkeys(r["variant"] for r in runs if r["dataset"] == name):
+            rs = [r for r in runs if r["dataset"] == name and r["variant"] == variant]
+            rows.append([variant, _fmt([r["metrics"]["macro_f1"] for r in rs]),
+                         _fmt([r["metrics"]["micro_f1"] for r in rs])]
+                        + [_fmt([r["quartile_f1"].get(q, float("nan")) for r in rs], 3) for q in QUARTILES]
+                        + [_fmt([r["train_s"] for r in rs], 1), _fmt([r["time_vs_none"] for r in rs], 2),
+                           _fmt([r["ms_per_sample"] for r in rs], 1), _fmt([r["peak_mib"] for r in rs], 0)])
+        out.append(f"### {name}\n\n" + _table(
+            ["variant", "macro-F1", "micro-F1", *(f"{q} F1" for q in QUARTILES), "train s", "time / none",
+             "ms / drawn sample", "peak MiB"], rows))
+    return "\n\n".join(out)
+
+
+# ----------------------------------------------------------------------------- kNN part
+
+
+def _clustered(n, d, n_clusters, rng):
+    centres = rng.standard_normal((n_clusters, d)).astype(np.float32)
+    labels = rng.integers(0, n_clusters, size=n)
+    x = centres[labels] + 0.5 * rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def run_knn(args, log=print):
+    from sklearn.neighbors import NearestNeighbors
+
+    from skimb.training.hamr import build_index, knn_search, neighbor_boost, recall_at_k
+
+    results = []
+    for n in _ints(args.knn_sizes):
+        rng = np.random.default_rng(0)
+        emb = _clustered(n, args.knn_dim, args.knn_clusters, rng)
+        hard = np.sort(rng.choice(n, size=max(1, int(args.knn_ratio * n)), replace=False))
+        k = args.knn_k
+        rec = {"n": n, "dim": args.knn_dim, "n_hard": int(hard.size), "k": k}
+
+        t0 = time.perf_counter()
+        flat = build_index(emb, "flat")
+        _, ids_faiss = knn_search(flat, emb[hard], k)
+        boost_faiss = neighbor_boost(flat, emb, hard, k)
+        rec["faiss_flat_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        nn = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(emb)
+        _, ids_sk = nn.kneighbors(emb[hard])
+        counts = np.bincount(ids_sk.ravel(), minlength=n).astype(np.float64)
+        boost_sk = counts / counts.max()
+        rec["sklearn_brute_s"] = time.perf_counter() - t0
+        rec["sklearn_over_faiss"] = rec["sklearn_brute_s"] / rec["faiss_flat_s"]
+
+        same = np.array([set(a) == set(b) for a, b in zip(ids_faiss.tolist(), ids_sk.tolist())])
+        rec["identical_neighbour_sets"] = float(same.mean())
+        rec["identical_ordered"] = float(np.mean(np.all(ids_faiss == ids_sk, axis=1)))
+        rec["boost_max_abs_diff"] = float(np.abs(boost_faiss - boost_sk).max())
+        # rows whose sets differ: is the difference a near-tie at the k-th neighbour (float32 rounding)?
+        gaps = []
+        for r in np.flatnonzero(~same):
+            q = emb[hard[r]].astype(np.float64)
+            sims = lambda ids: np.sort(emb[np.asarray(ids)].astype(np.float64) @ q)[::-1]  # noqa: E731
+            gaps.append(abs(sims(ids_faiss[r])[-1] - sims(ids_sk[r])[-1]))
+        rec["rows_differing"] = int((~same).sum())
+        rec["max_kth_similarity_gap"] = float(max(gaps)) if gaps else 0.0
+
+        for kind in ("ivf", "hnsw"):
+            t0 = time.perf_counter()
+            index = build_index(emb, kind)
+            neighbor_boost(index, emb, hard, k)
+            rec[f"faiss_{kind}_s"] = time.perf_counter() - t0
+            rec[f"faiss_{kind}_recall"] = recall_at_k(index, flat, emb[hard], k)
+        log(f"[kNN N={n}] faiss flat {rec['faiss_flat_s']:.2f}s, sklearn brute {rec['sklearn_brute_s']:.2f}s "
+            f"(x{rec['sklearn_over_faiss']:.2f}); identical neighbour sets {rec['identical_neighbour_sets']:.4f}, "
+            f"boost max |diff| {rec['boost_max_abs_diff']:.2g}, k-th similarity gap where sets differ "
+            f"{rec['max_kth_similarity_gap']:.1g}; ivf {rec['faiss_ivf_s']:.2f}s "
+            f"recall {rec['faiss_ivf_recall']:.3f}; hnsw {rec['faiss_hnsw_s']:.2f}s recall "
+            f"{rec['faiss_hnsw_recall']:.3f}")
+        results.append(rec)
+    return results
+
+
+def knn_table(results):
+    rows = [[r["n"], r["dim"], r["n_hard"], r["k"], f"{r['faiss_flat_s']:.2f}", f"{r['sklearn_brute_s']:.2f}",
+             f"{r['sklearn_over_faiss']:.2f}", f"{r['identical_neighbour_sets']:.4f}",
+             f"{r['boost_max_abs_diff']:.2g}", f"{r['max_kth_similarity_gap']:.1g}", f"{r['faiss_ivf_s']:.2f} / {r['faiss_ivf_recall']:.3f}",
+             f"{r['faiss_hnsw_s']:.2f} / {r['faiss_hnsw_recall']:.3f}"] for r in results]
+    return _table(["N", "dim", "hard", "k", "FAISS flat s", "sklearn brute s", "sklearn / FAISS",
+                   "identical neighbour sets", "boost max |diff|", "k-th sim. gap where different", "IVF s / recall@k", "HNSW s / recall@k"], rows)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="cyclone_idai_2019,sst5", help='comma-separated; "" skips training')
+    p.add_argument("--train-size", type=int, default=0, help="stratified subsample of train; 0 = all")
+    p.add_argument("--test-size", type=int, default=0, help="stratified subsample of test; 0 = all")
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"from {', '.join(VARIANTS)}")
+    p.add_argument("--meta", choices=["split", "dev"], default="split")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--backbone", default=None, help="default: the offline MiniLM")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--knn-sizes", default="10000,100000", help='comma-separated N; "" skips the kNN part')
+    p.add_argument("--knn-dim", type=int, default=384)
+    p.add_argument("--knn-clusters", type=int, default=50)
+    p.add_argument("--knn-k", type=int, default=10)
+    p.add_argument("--knn-ratio", type=float, default=0.1)
+    p.add_argument("--out", default="benchmarks/results/hamr.json")
+    args = p.parse_args(argv)
+    unknown = [v for v in _names(args.variants) if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+
+    t0 = time.perf_counter()
+    runs = run_training(args) if _names(args.datasets) else []
+    knn = run_knn(args) if _ints(args.knn_sizes) else []
+    command = " ".join(["python", "benchmarks/hamr.py",
+                        *(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))])
+    md = [f"# HAMR benchmark\n\n`{command}`\n\n{machine_description()}; total {time.perf_counter() - t0:.0f} s"]
+    if runs:
+        md.append("## Training (mean ± std over seeds)\n\n" + training_tables(runs))
+    if knn:
+        md.append("## Neighbour search for the kNN boost\n\n" + knn_table(knn))
+    markdown = "\n\n".join(md)
+    print("\n" + markdown)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": command, "machine": machine_description(), "args": vars(args),
+                               "runs": runs, "knn": knn}, indent=2, default=str))
+    out.with_suffix(".md").write_text(markdown + "\n")
+    print(f"\nwrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

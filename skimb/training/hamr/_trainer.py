@@ -1,0 +1,735 @@
+"""HAMR training inside :class:`~skimb.TransformerClassifier` (METHODS.md §3).
+
+The estimator-independent pieces (WNet, the meta step, the hardness tracker, the FAISS boost,
+the balanced meta set) live in the sibling modules; this one puts them into the skorch loop:
+
+:class:`HAMRNet`
+    A :class:`~skimb.training.TransformerNet` whose ``train_step_single`` runs one
+    :func:`~skimb.training.hamr.meta_step` (WNet update from a meta batch) and then the
+    weighted real update, reusing the meta step's batch forward (``keep_graph=True``). Every
+    other part of the skorch loop is the parent's: callbacks, progress bar, gradient clipping,
+    the learning-rate schedule, early stopping, ``KeyboardInterrupt`` handling and the guard
+    against non-finite losses.
+:class:`HAMRCallback`
+    The per-epoch work: sampling probabilities → ``net.batch_sampler_.set_draw_weights`` at
+    each epoch start (``round(oversample_ratio · N)`` draws with replacement), the kNN boost at
+    epoch ends (every ``knn_build_freq`` epochs), per-epoch summaries of the WNet weights.
+:class:`HAMRFit`
+    One fit's HAMR state: the meta-set split (:meth:`HAMRFit.plan`, before the training data
+    are built), the meta dataset and the embeddings (:meth:`HAMRFit.attach`), the WNet, the
+    tracker, the boost and the histories; :meth:`HAMRFit.set_fitted` copies the results onto
+    the estimator and drops what should not be pickled.
+
+How a step reads (``meta_weighting`` / ``resampling`` on or off)
+----------------------------------------------------------------
+* WNet (and so the meta set and the meta step) is used when ``meta_weighting`` or
+  ``resampling`` is on. ``meta_weighting=False`` with ``resampling=True`` is the paper's
+  "w/o AWE" as the reference code implements it (``weighted_loss=false``): WNet is still
+  meta-trained and its post-meta weights still drive the hardness, but the real update is
+  unweighted.
+* ``knn`` only shapes the resampling distribution, so it has no effect without ``resampling``.
+* With all three off nothing of HAMR runs: no meta set is carved out, the step is the parent's,
+  the sampler is untouched, and training is bit-for-bit ``training="standard"``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
+from torch.utils.data import DataLoader
+
+from ...backbones import EncodedTextDataset, LengthGroupedBatchSampler, TextEncoder, encode_batches, pad_collate
+from ...backbones import feature_cache, tokenize
+from ...utils._split import multilabel_train_test_split
+from .._net import _NON_MODULE_KEYS, TransformerNet
+from ._hardness import HardnessTracker, sampling_probabilities
+from ._meta import META_MODES, meta_step
+from ._meta_set import _median_target, build_balanced_meta_set
+from ._neighbors import build_index, neighbor_boost
+from ._wnet import WeightNet, make_wnet_optimizer
+
+__all__ = [
+    "HAMRConfig",
+    "HAMRFit",
+    "HAMRNet",
+    "HAMRCallback",
+    "HAMR_PARAMS",
+    "META_HOLDOUT_FRACTION",
+    "check_hamr_params",
+    "split_meta_set",
+    "build_balanced_meta_set_multilabel",
+]
+
+#: Share of the training split held out for the meta set when the estimator has neither a
+#: validation split (``validation_fraction``) nor an explicit ``meta_set``.
+META_HOLDOUT_FRACTION = 0.1
+
+#: The parameter names of the module of the classifier that ``meta_step="head"`` updates.
+HEAD_PARAM_NAMES = ("head",)
+
+_HARDNESS_RULES = ("ema", "reference")
+_INDEX_KINDS = ("flat", "ivf", "hnsw")
+
+
+@dataclass(frozen=True)
+class HAMRConfig:
+    """HAMR's flat hyperparameters, as the estimator holds them (see its docstring)."""
+
+    meta_weighting: bool = True
+    resampling: bool = True
+    knn: bool = True
+    hardness_alpha: float = 0.7
+    hardness_momentum: float = 0.5
+    hardness_update: str = "ema"
+    knn_k: int = 10
+    knn_lambda: float = 0.7
+    knn_ratio: float = 0.1
+    knn_index: str = "flat"
+    knn_build_freq: int = 1
+    oversample_ratio: float = 1.2
+    temperature: float = 1.0
+    wnet_lr: float = 1e-4
+    meta_update_lr: float | None = None
+    meta_step: str = "head"
+
+    @property
+    def uses_wnet(self) -> bool:
+        """WNet, the meta set and the meta step are needed."""
+        return bool(self.meta_weighting or self.resampling)
+
+    @property
+    def uses_knn(self) -> bool:
+        return bool(self.resampling and self.knn)
+
+    def epoch_size(self, n_train: int) -> int:
+        """Samples per epoch: ``round(oversample_ratio · N)`` (at least 1) with resampling."""
+        if not self.resampling:
+            return int(n_train)
+        return max(1, int(round(float(self.oversample_ratio) * int(n_train))))
+
+
+#: Every estimator parameter HAMR reads (the config fields, ``meta_set`` and ``embedder``).
+HAMR_PARAMS = tuple(f.name for f in fields(HAMRConfig)) + ("meta_set", "embedder")
+
+
+def _is_bool(v) -> bool:
+    return isinstance(v, (bool, np.bool_))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not _is_bool(v)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not _is_bool(v) and math.isfinite(float(v))
+
+
+def check_hamr_params(est) -> HAMRConfig:
+    """Validate the estimator's HAMR parameters; return them as a :class:`HAMRConfig`.
+
+    Raises ``ValueError`` (``TypeError`` for a wrong kind of ``meta_set``/``embedder``) with
+    the parameter's name and the accepted values.
+    """
+    for name in ("meta_weighting", "resampling", "knn"):
+        if not _is_bool(getattr(est, name)):
+            raise ValueError(f"{name} must be True or False, got {getattr(est, name)!r}.")
+
+    def real(name, lo=None, hi=None, *, lo_open=False, hi_open=False, allow_none=False):
+        v = getattr(est, name)
+        if v is None and allow_none:
+            return None
+        ok = _is_real(v)
+        if ok and lo is not None:
+            ok = v > lo if lo_open else v >= lo
+        if ok and hi is not None:
+            ok = v < hi if hi_open else v <= hi
+        if not ok:
+            lo_b = "(" if lo_open else "["
+            hi_b = ")" if hi_open else "]"
+            rng = f"{lo_b}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}{hi_b}"
+            none = "None or " if allow_none else ""
+            raise ValueError(f"{name} must be {none}a number in {rng}, got {v!r}.")
+        return float(v)
+
+    def integer(name, lo=1):
+        v = getattr(est, name)
+        if not _is_int(v) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}.")
+        return int(v)
+
+    def choice(name, options):
+        v = getattr(est, name)
+        if v not in options:
+            raise ValueError(f"{name} must be one of {options}, got {v!r}.")
+        return v
+
+    config = HAMRConfig(
+        meta_weighting=bool(est.meta_weighting),
+        resampling=bool(est.resampling),
+        knn=bool(est.knn),
+        hardness_alpha=real("hardness_alpha", 0),
+        hardness_momentum=real("hardness_momentum", 0, 1, hi_open=True),
+        hardness_update=choice("hardness_update", _HARDNESS_RULES),
+        knn_k=integer("knn_k"),
+        knn_lambda=real("knn_lambda", 0),
+        knn_ratio=real("knn_ratio", 0, 1, lo_open=True),
+        knn_index=choice("knn_index", _INDEX_KINDS),
+        knn_build_freq=integer("knn_build_freq"),
+        oversample_ratio=real("oversample_ratio", 0, lo_open=True),
+        temperature=real("temperature", 0, lo_open=True),
+        wnet_lr=real("wnet_lr", 0, lo_open=True),
+        meta_update_lr=real("meta_update_lr", 0, lo_open=True, allow_none=True),
+        meta_step=choice("meta_step", META_MODES),
+    )
+    meta_set = est.meta_set
+    if meta_set is not None and not (isinstance(meta_set, (tuple, list)) and len(meta_set) == 2):
+        raise TypeError("meta_set must be None or a pair (X_meta, y_meta), "
+                        f"got {type(meta_set).__name__}.")
+    embedder = est.embedder
+    if embedder is not None and not callable(getattr(embedder, "transform", None)):
+        raise TypeError("embedder must be None or a transformer of texts with a transform method "
+                        f"(e.g. skimb.TransformerEmbedder), got {type(embedder).__name__}.")
+    return config
+
+
+# ------------------------------------------------------------------------------------ meta set
+
+
+def build_balanced_meta_set_multilabel(Y_train, Y_val, *, random_state=None):
+    """Top up a validation split per label from the training split (multi-label).
+
+    The multi-label version of :func:`~skimb.training.hamr.build_balanced_meta_set`: the target
+    is the median (rounded up) of the validation positives per label; labels are served rarest
+    (in validation) first, each getting randomly chosen training rows that carry it until it
+    reaches the target or training runs out of it. A moved row counts for all its labels.
+
+    Returns
+    -------
+    meta_train_idx_from_train, keep_train_idx : ndarray of int64
+        Sorted, disjoint positions in ``Y_train`` (moved to the meta set / kept for training).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y_train = np.array([[1, 0, 0]] * 6 + [[0, 1, 0]] * 4 + [[0, 0, 1]] * 3)
+    >>> Y_val = np.array([[1, 0, 0]] * 3 + [[0, 1, 0]] * 2 + [[1, 0, 1]])  # 4, 2, 1: median 2
+    >>> moved, keep = build_balanced_meta_set_multilabel(Y_train, Y_val, random_state=0)
+    >>> Y_train[moved].sum(0).tolist(), len(keep)
+    ([0, 0, 1], 12)
+    """
+    Yt = np.asarray(Y_train) > 0
+    Yv = np.asarray(Y_val) > 0
+    if Yt.ndim != 2 or Yv.ndim != 2 or Yt.shape[1] != Yv.shape[1]:
+        raise ValueError(f"Y_train and Y_val must be 2-D with the same columns, got {Yt.shape} and {Yv.shape}.")
+    rng = check_random_state(random_state)
+    counts = Yv.sum(0).astype(np.int64)
+    target = _median_target(counts.tolist())
+    available = np.ones(Yt.shape[0], dtype=bool)
+    moved = []
+    for label in np.argsort(counts, kind="stable"):
+        need = int(target - counts[label])
+        if need <= 0:
+            continue
+        pool = np.flatnonzero(available & Yt[:, label])
+        take = rng.permutation(pool)[:need]
+        if take.size:
+            available[take] = False
+            counts += Yt[take].sum(0)
+            moved.append(take)
+    moved_idx = np.sort(np.concatenate(moved)).astype(np.int64) if moved else np.zeros(0, np.int64)
+    return moved_idx, np.flatnonzero(available).astype(np.int64)
+
+
+def _holdout(y_enc, task, train_idx, seed):
+    """Split ``train_idx`` into (rest, held-out share) for the meta set, stratified."""
+    y = y_enc[train_idx]
+    if task == "multilabel":
+        tr, te = multilabel_train_test_split(y, test_size=META_HOLDOUT_FRACTION, random_state=seed)
+        return train_idx[tr], train_idx[te]
+    n = len(train_idx)
+    counts = np.bincount(y)
+    n_classes = int(np.sum(counts > 0))
+    n_test = max(1, int(round(META_HOLDOUT_FRACTION * n)))
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    if stratify is not None and n_test < n_classes:  # a stratified split needs a row per class
+        n_test = n_classes
+        if n - n_test < n_classes:
+            stratify, n_test = None, max(1, int(round(META_HOLDOUT_FRACTION * n)))
+    if n_test >= n:
+        raise ValueError(f"too few training examples ({n}) to hold out a meta set; pass meta_set=(X, y) "
+                         "or validation_fraction.")
+    tr, te = train_test_split(np.arange(n), test_size=n_test, random_state=seed, stratify=stratify)
+    return train_idx[np.sort(tr)], train_idx[np.sort(te)]
+
+
+def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed):
+    """HAMR's balanced meta set, as positions in the estimator's data.
+
+    The base of the meta set is the validation split (``valid_idx``) when there is one, else a
+    stratified :data:`META_HOLDOUT_FRACTION` share held out of ``train_idx``; it is then topped up
+    per class (multi-label: per label) with examples moved from the training split until every
+    class reaches the median base count (METHODS.md §3). Moved and held-out examples leave the
+    training split.
+
+    Returns
+    -------
+    train_idx : ndarray of int64
+        Sorted positions HAMR trains on.
+    meta_idx : ndarray of int64
+        Sorted positions of the meta set (the validation split included).
+    """
+    train_idx = np.asarray(train_idx, dtype=np.int64)
+    if valid_idx is not None:
+        pool, base = train_idx, np.asarray(valid_idx, dtype=np.int64)
+    else:
+        pool, base = _holdout(y_enc, task, train_idx, seed)
+    if task == "multilabel":
+        moved, keep = build_balanced_meta_set_multilabel(y_enc[pool], y_enc[base], random_state=seed)
+    else:
+        moved, keep = build_balanced_meta_set(y_enc[pool], y_enc[base], random_state=seed)
+    meta_idx = np.sort(np.concatenate([base, pool[moved]])).astype(np.int64)
+    return np.sort(pool[keep]).astype(np.int64), meta_idx
+
+
+def _encode_meta_labels(y_meta, classes, task):
+    """Encode an explicit meta set's labels like the training labels."""
+    if task == "multilabel":
+        Y = y_meta.toarray() if hasattr(y_meta, "toarray") else np.asarray(y_meta)
+        if Y.ndim != 2 or Y.shape[1] != len(classes) or not np.isin(Y, (0, 1)).all():
+            raise ValueError(f"meta_set: y_meta must be a 0/1 indicator matrix with {len(classes)} "
+                             f"columns, like y; got shape {Y.shape}.")
+        return Y.astype(np.float32)
+    from ..._validation import check_labels
+
+    labels = check_labels(y_meta, what="meta_set y", min_classes=1)
+    known = np.isin(labels, classes)
+    if not known.all():
+        unknown = sorted({str(v) for v in labels[~known]})
+        raise ValueError(f"meta_set has labels not seen in y: {unknown}.")
+    return np.searchsorted(classes, labels).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------ embeddings
+
+
+def _default_embeddings(est, module, texts, device) -> np.ndarray:
+    """The backbone's own mean-pooled *pretrained* features, through the feature cache.
+
+    Computed before any training step (LoRA adapters start at zero, so a LoRA model still gives
+    the pretrained features), keyed like the frozen-backbone features ``(backbone, "mean",
+    max_length)`` and so shared with ``finetune="head"`` and ``TransformerEmbedder``.
+    """
+    encoder = module.encoder
+    if getattr(encoder, "pooling", None) != "mean":
+        encoder = TextEncoder(encoder.backbone, pooling="mean")
+    pad = est.tokenizer_.pad_token_id or 0
+
+    def compute(missing):
+        encoder.to(device).eval()
+        ids = tokenize(est.tokenizer_, missing, est.max_length)
+        return encode_batches(encoder, ids, batch_size=max(int(est.batch_size), 64), device=device,
+                              pad_token_id=pad).numpy()
+
+    return feature_cache.get_or_compute((est.backbone_path_, "mean", int(est.max_length)), texts, compute)
+
+
+def _embed_with(embedder, texts) -> np.ndarray:
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    fitted = True
+    if callable(getattr(embedder, "fit", None)):
+        try:
+            check_is_fitted(embedder)
+        except NotFittedError:
+            fitted = False
+    if not fitted:  # never fit the user's object in place (scikit-learn convention)
+        embedder = clone(embedder).fit(texts)
+    emb = embedder.transform(texts)
+    emb = emb.toarray() if hasattr(emb, "toarray") else np.asarray(emb, dtype=np.float32)
+    if emb.ndim != 2 or emb.shape[0] != len(texts):
+        raise ValueError(f"embedder.transform returned shape {emb.shape} for {len(texts)} texts; "
+                         "expected one row per text.")
+    return emb.astype(np.float32, copy=False)
+
+
+# ------------------------------------------------------------------------------------ the fit state
+
+
+def _quantiles(w: np.ndarray) -> dict:
+    if w.size == 0:
+        return {"n": 0}
+    q = np.quantile(w, [0.0, 0.25, 0.5, 0.75, 1.0])
+    return {"n": int(w.size), "mean": float(w.mean()), "min": float(q[0]), "q25": float(q[1]),
+            "median": float(q[2]), "q75": float(q[3]), "max": float(q[4])}
+
+
+def _label_key(c):
+    return c.item() if hasattr(c, "item") else c
+
+
+class HAMRFit:
+    """One fit's HAMR state (built by the estimator, used by :class:`HAMRNet`).
+
+    Use :meth:`plan` (before the datasets are built; it decides the meta-set split), then
+    :meth:`attach` (once the module exists; builds the meta dataset and the embeddings), pass the
+    object as ``hamr=`` to :class:`HAMRNet`, fit, and call :meth:`set_fitted`.
+
+    Attributes
+    ----------
+    config : HAMRConfig
+    train_idx : ndarray of int64
+        Positions (in the estimator's data) of the samples trained on; the ``index`` of a
+        training item is its position in this array.
+    meta_idx : ndarray of int64 or None
+        Positions of the meta set in the data (None: explicit ``meta_set``, or WNet unused).
+    tracker : HardnessTracker or None
+    wnet : WeightNet or None
+    boost : ndarray of shape (N,)
+    meta_losses : list of float
+        One meta loss per step.
+    weight_history : list of dict
+        Per-epoch summaries of the post-meta WNet weights (overall and per class).
+    """
+
+    net_class = None  # set below (HAMRNet)
+
+    def __init__(self, config: HAMRConfig, *, task, seed, classes, train_idx, meta_idx=None,
+                 meta_data=None):
+        self.config = config
+        self.task = task
+        self.seed = int(seed)
+        self.classes = np.asarray(classes)
+        self.train_idx = np.asarray(train_idx, dtype=np.int64)
+        self.meta_idx = meta_idx
+        self._meta_data = meta_data  # explicit (texts, encoded labels)
+        self.ready = False
+        self.meta_set_size = 0 if meta_data is None and meta_idx is None else (
+            len(meta_idx) if meta_idx is not None else len(meta_data[0]))
+        self.tracker = None
+        self.wnet = None
+        self.wnet_optimizer = None
+        self.boost = np.zeros(len(self.train_idx), dtype=np.float64)
+        self.meta_losses: list[float] = []
+        self.weight_history: list[dict] = []
+        self.n_knn_updates = 0
+        self._release()
+
+    def __repr__(self):
+        return (f"HAMRFit(n_train={len(self.train_idx)}, meta_set_size={self.meta_set_size}, "
+                f"meta_step={self.config.meta_step!r})")
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def plan(cls, est, config: HAMRConfig, *, classes, y_enc, task, seed, train_idx, valid_idx):
+        """Decide the meta set and the training split (no model needed)."""
+        if task not in ("multiclass", "multilabel"):
+            raise NotImplementedError(
+                f"training='hamr' is not implemented for task {task!r} yet (token classification "
+                "needs the per-sentence max token loss and the NER meta set); use training='standard'.")
+        train_idx = np.asarray(train_idx, dtype=np.int64)
+        meta_idx = meta_data = None
+        if config.uses_wnet:
+            if est.meta_set is not None:
+                X_meta, y_meta = est.meta_set
+                texts = est._validate_X(X_meta)
+                y_meta_enc = _encode_meta_labels(y_meta, classes, task)
+                if len(texts) != len(y_meta_enc):
+                    raise ValueError(f"meta_set: X_meta has {len(texts)} samples but y_meta has "
+                                     f"{len(y_meta_enc)}.")
+                meta_data = (texts, y_meta_enc)
+            else:
+                train_idx, meta_idx = split_meta_set(y_enc, task, train_idx, valid_idx, seed=seed)
+            if (meta_idx is not None and len(meta_idx) == 0) or (meta_data is not None and len(meta_data[0]) == 0):
+                raise ValueError("HAMR's meta set is empty; pass meta_set=(X, y) or more data.")
+            if len(train_idx) == 0:
+                raise ValueError("HAMR's meta set took every training example; pass meta_set=(X, y) "
+                                 "or more data.")
+        return cls(config, task=task, seed=seed, classes=classes, train_idx=train_idx,
+                   meta_idx=meta_idx, meta_data=meta_data)
+
+    def epoch_size(self, n_train: int) -> int:
+        return self.config.epoch_size(n_train)
+
+    def attach(self, est, data, y_enc, module, device, meta_update_lr=None):
+        """Build the meta dataset and the embeddings; called after the training dataset exists."""
+        cfg = self.config
+        self.n_train = len(self.train_idx)
+        self.train_labels = y_enc[self.train_idx]
+        if cfg.uses_wnet:
+            if self._meta_data is not None:
+                texts, y_meta = self._meta_data
+            else:
+                texts, y_meta = [data[i] for i in self.meta_idx], y_enc[self.meta_idx]
+            self._meta_ds = est._make_datasets(texts, y_meta, None, np.arange(len(texts)), None,
+                                               module, device)[0]
+        if cfg.uses_knn:
+            train_texts = [data[i] for i in self.train_idx]
+            emb = (_default_embeddings(est, module, train_texts, device) if est.embedder is None
+                   else _embed_with(est.embedder, train_texts))
+            if not np.all(np.isfinite(emb)):
+                raise ValueError("the embeddings for HAMR's neighbourhoods contain NaN or infinite values.")
+            self._embeddings = emb
+        self._meta_data = None
+        self.ready = True
+        return self
+
+    # -- used by the net and the callback -----------------------------------------------------
+    def begin(self, net):
+        """Fresh WNet, tracker, meta loader and index (on_train_begin)."""
+        cfg = self.config
+        self.tracker = HardnessTracker(self.n_train, rule=cfg.hardness_update, momentum=cfg.hardness_momentum)
+        self.boost = np.zeros(self.n_train, dtype=np.float64)
+        self.meta_losses, self.weight_history, self.n_knn_updates = [], [], 0
+        self._epoch_idx, self._epoch_w = [], []
+        if not cfg.uses_wnet:
+            return
+        # WNet's initialisation draws from its own generator: the task model's random stream
+        # (dropout, batch order) is the same as without HAMR.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + 1)
+            self.wnet = WeightNet().to(net.device)
+        self.wnet_optimizer = make_wnet_optimizer(self.wnet, cfg.wnet_lr)
+        self.meta_update_lr = float(cfg.meta_update_lr if cfg.meta_update_lr is not None else net.lr)
+        bs = net.batch_size if net.batch_size != -1 else len(self._meta_ds)
+        gen = torch.Generator().manual_seed(self.seed + 2)
+        if isinstance(self._meta_ds, EncodedTextDataset):
+            collate = partial(pad_collate, pad_token_id=net.pad_token_id, label_pad_id=net.label_pad_id)
+            self._meta_loader = DataLoader(self._meta_ds, batch_size=bs, shuffle=True, generator=gen,
+                                           collate_fn=collate)
+        else:
+            self._meta_loader = DataLoader(self._meta_ds, batch_size=bs, shuffle=True, generator=gen)
+        self._meta_iter = iter(self._meta_loader)
+        if self.task == "multilabel":
+            self.meta_loss_fn = lambda logits, t: F.binary_cross_entropy_with_logits(logits.float(), t.float())
+        else:
+            self.meta_loss_fn = lambda logits, t: F.cross_entropy(logits.float(), t.long())
+        if cfg.uses_knn:
+            self._index = build_index(self._embeddings, cfg.knn_index, random_state=self.seed)
+
+    def next_meta_batch(self, device):
+        """The next batch of the meta set (cycled, reshuffled every pass)."""
+        try:
+            batch = next(self._meta_iter)
+        except StopIteration:
+            self._meta_iter = iter(self._meta_loader)
+            batch = next(self._meta_iter)
+        X, y = unpack_data(batch)
+        X = {k: v for k, v in X.items() if k not in _NON_MODULE_KEYS}
+        return to_tensor(X, device=device), to_tensor(y, device=device)
+
+    def record_step(self, index, result):
+        idx = index.detach().cpu().numpy() if hasattr(index, "detach") else np.asarray(index)
+        self.tracker.update(idx, result.weights)
+        self._epoch_idx.append(idx.astype(np.int64))
+        self._epoch_w.append(result.weights.detach().float().cpu().numpy())
+        self.meta_losses.append(float(result.meta_loss))
+
+    def epoch_begin(self, net):
+        cfg = self.config
+        self._epoch_idx, self._epoch_w = [], []
+        self._epoch_first_step = len(self.meta_losses)
+        if not cfg.resampling:
+            return
+        sampler = getattr(net, "batch_sampler_", None)
+        if sampler is None or not hasattr(sampler, "set_draw_weights"):
+            raise RuntimeError("HAMR's resampling needs the net's batch sampler (batch_sampler_).")
+        p = sampling_probabilities(self.tracker.m, self.boost if cfg.uses_knn else None,
+                                   hardness_alpha=cfg.hardness_alpha, knn_lambda=cfg.knn_lambda,
+                                   temperature=cfg.temperature)
+        sampler.set_draw_weights(p, self.epoch_size(self.n_train))
+
+    def epoch_end(self, net):
+        cfg = self.config
+        if not cfg.uses_wnet:
+            return
+        epoch = len(net.history)
+        steps = self.meta_losses[self._epoch_first_step:]
+        if steps:
+            net.history.record("meta_loss", float(np.mean(steps)))
+        self.weight_history.append(self._summarise(epoch))
+        self._epoch_idx, self._epoch_w = [], []
+        if cfg.uses_knn and epoch % cfg.knn_build_freq == 0:
+            hard = self.tracker.hard_set(cfg.knn_ratio)
+            self.boost = neighbor_boost(self._index, self._embeddings, hard, cfg.knn_k)
+            self.n_knn_updates += 1
+
+    def _summarise(self, epoch) -> dict:
+        idx = np.concatenate(self._epoch_idx) if self._epoch_idx else np.zeros(0, np.int64)
+        w = np.concatenate(self._epoch_w) if self._epoch_w else np.zeros(0)
+        out = {"epoch": int(epoch), **_quantiles(w), "per_class": {}}
+        labels = self.train_labels[idx] if idx.size else None
+        for c, name in enumerate(self.classes.tolist()):
+            if labels is None:
+                mask = np.zeros(0, dtype=bool)
+            elif self.task == "multilabel":
+                mask = labels[:, c] > 0
+            else:
+                mask = labels == c
+            out["per_class"][_label_key(name)] = _quantiles(w[mask] if mask.size else w[:0])
+        return out
+
+    def end(self, net=None):
+        self._release()
+
+    def _release(self):
+        """Drop what is only needed while training (data, loaders, the FAISS index)."""
+        for name in ("_meta_ds", "_meta_loader", "_meta_iter", "_embeddings", "_index", "meta_loss_fn",
+                     "_epoch_idx", "_epoch_w"):
+            setattr(self, name, None)
+
+    def set_fitted(self, est):
+        """Copy the HAMR results onto the estimator (``hardness_`` and friends)."""
+        self._release()
+        self.train_labels = None
+        if not self.ready:  # e.g. a CALoRA stage 1 taken from the cache: nothing ran here
+            return
+        n = len(self.train_idx)
+        est.hardness_ = (self.tracker.hardness_ if self.tracker is not None
+                         else np.full(n, 1.0 / n))
+        est.hamr_train_indices_ = self.train_idx.copy()
+        est.meta_set_indices_ = None if self.meta_idx is None else self.meta_idx.copy()
+        est.meta_set_size_ = int(self.meta_set_size)
+        est.neighbor_boost_ = np.asarray(self.boost, dtype=np.float64).copy()
+        est.sample_weights_history_ = list(self.weight_history)
+        est.meta_loss_history_ = np.asarray(self.meta_losses, dtype=np.float64)
+        if self.wnet is not None:  # on the CPU, so that a pickled model loads anywhere
+            self.wnet = self.wnet.cpu().eval()
+        self.wnet_optimizer = None
+        est.wnet_ = self.wnet
+
+
+class HAMRCallback(Callback):
+    """HAMR's per-epoch work (added by :class:`HAMRNet` to its default callbacks)."""
+
+    def __init__(self, hamr: HAMRFit):
+        self.hamr = hamr
+
+    def _active(self):
+        return self.hamr is not None and self.hamr.ready
+
+    def on_train_begin(self, net, **kwargs):
+        if self._active():
+            self.hamr.begin(net)
+
+    def on_epoch_begin(self, net, **kwargs):
+        if self._active():
+            self.hamr.epoch_begin(net)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self._active():
+            self.hamr.epoch_end(net)
+
+    def on_train_end(self, net, **kwargs):
+        if self._active():
+            self.hamr.end(net)
+
+
+class HAMRNet(TransformerNet):
+    """:class:`~skimb.training.TransformerNet` with HAMR's bi-level step and resampling.
+
+    Parameters
+    ----------
+    hamr : HAMRFit or None
+        The fit's HAMR state (after :meth:`HAMRFit.attach`). ``None`` or a state that is not
+        attached gives the parent's behaviour (used when the net is rebuilt for prediction).
+    *args, **kwargs
+        As for :class:`~skimb.training.TransformerNet`.
+
+    Notes
+    -----
+    A step (WNet in use): the meta step (:func:`~skimb.training.hamr.meta_step`,
+    ``keep_graph=True``) computes the per-sample losses ``l_i`` (the net's criterion, times the
+    sample's ``sample_weight`` when there is one), updates WNet from one meta batch and returns the
+    post-meta weights ``w``; the real loss is ``mean(w · l)`` (``mean(l)`` with
+    ``meta_weighting=False``), back-propagated through the same forward. The hardness tracker
+    records ``w``.
+    """
+
+    def __init__(self, *args, hamr: HAMRFit | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hamr = hamr
+
+    def _hamr_active(self) -> bool:
+        return self.hamr is not None and self.hamr.ready
+
+    def get_default_callbacks(self):
+        callbacks = list(super().get_default_callbacks())
+        if self.hamr is not None:
+            callbacks.append(("hamr", HAMRCallback(self.hamr)))
+        return callbacks
+
+    def get_iterator(self, dataset, training=False):
+        if (training and self._hamr_active() and self.hamr.config.resampling
+                and not isinstance(dataset, EncodedTextDataset)):
+            # Cached features: the parent shuffles with a DataLoader; resampling needs a batch
+            # sampler with per-epoch weighted draws (equal lengths: no length grouping).
+            bs = self.batch_size if self.batch_size != -1 else len(dataset)
+            self.batch_sampler_ = LengthGroupedBatchSampler(np.zeros(len(dataset), dtype=np.int64), bs,
+                                                            seed=self.seed)
+            return DataLoader(dataset, batch_sampler=self.batch_sampler_)
+        return super().get_iterator(dataset, training=training)
+
+    def train_step_single(self, batch, **fit_params):
+        hamr = self.hamr
+        if not self._hamr_active() or not hamr.config.uses_wnet:
+            return super().train_step_single(batch, **fit_params)
+        if fit_params:
+            raise TypeError(f"HAMR training takes no forward parameters, got {sorted(fit_params)}.")
+        if self.label_pad_id is not None:
+            raise NotImplementedError("HAMR training of token classifiers is not implemented yet.")
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        inputs = to_tensor({k: v for k, v in Xi.items() if k not in _NON_MODULE_KEYS}, device=self.device)
+        target = to_tensor(yi, device=self.device)
+        sw = Xi.get("sample_weight") if isinstance(Xi, dict) else None
+        sw = None if sw is None else to_tensor(sw, device=self.device).float()
+        criterion = self.criterion_
+        forward = []
+
+        def per_sample(logits, y):
+            if not forward:
+                forward.append(logits)  # the batch forward at θ: the step's y_pred
+            loss = criterion(logits.float(), y)
+            return loss if sw is None else loss * sw
+
+        meta_inputs, meta_target = hamr.next_meta_batch(self.device)
+        mode = hamr.config.meta_step
+        with self.autocast():
+            result = meta_step(
+                self.module_, hamr.wnet, hamr.wnet_optimizer, per_sample, inputs, target,
+                meta_inputs, meta_target, hamr.meta_loss_fn, meta_update_lr=hamr.meta_update_lr,
+                mode=mode, head_param_names=HEAD_PARAM_NAMES if mode == "head" else None,
+                keep_graph=True)
+        if not (torch.isfinite(result.meta_loss) and math.isfinite(result.wnet_grad_norm)):
+            raise FloatingPointError(
+                f"HAMR's meta loss became {float(result.meta_loss)} in epoch {len(self.history)}. "
+                "Lower meta_update_lr, wnet_lr or lr. The model keeps the parameters of the last "
+                "finite step.")
+        losses = result.losses
+        if hamr.config.meta_weighting:
+            loss = (result.weights.to(losses.dtype) * losses).mean()
+        else:
+            loss = losses.mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"The training loss became {loss.item()} in epoch {len(self.history)}. "
+                "Lower the learning rate (lr), check the loss parameters, or look for extreme "
+                "sample weights. The model keeps the parameters of the last finite step.")
+        loss.backward()
+        hamr.record_step(Xi["index"], result)
+        return {"loss": loss.detach(), "y_pred": forward[0].detach()}
+
+
+HAMRFit.net_class = HAMRNet

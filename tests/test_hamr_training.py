@@ -1,0 +1,272 @@
+"""HAMR inside TransformerClassifier (training="hamr"): the integrated training path.
+
+The components (WNet, meta step, tracker, FAISS boost, meta set) are unit-tested in
+test_hamr.py; here: the switches, the fitted attributes, resampling sizes, the meta-step modes,
+finetune modes, multi-label, pickling, determinism and parameter errors. Tiny random BERT,
+one or two epochs: each fit takes well under a second.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from skimb import TransformerClassifier
+from skimb.training.hamr import (HAMRNet, build_balanced_meta_set_multilabel, split_meta_set)
+
+FAST = dict(max_epochs=2, batch_size=8, random_state=0, lr=5e-3)
+OFF = dict(meta_weighting=False, resampling=False, knn=False)
+
+
+def hamr(tiny_bert, **params):
+    return TransformerClassifier(tiny_bert, **{"training": "hamr", **FAST, **params})
+
+
+class Recorder(Callback):
+    """Training samples per epoch and WNet's parameters at the start of training."""
+
+    def initialize(self):
+        self.samples, self.wnet_start = [], None
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        hamr_state = getattr(net, "hamr", None)
+        if hamr_state is not None and hamr_state.wnet is not None:
+            self.wnet_start = [p.detach().clone() for p in hamr_state.wnet.parameters()]
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.samples.append(0)
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.samples[-1] += len(batch[1])
+
+
+# ------------------------------------------------------------------------- switches
+
+
+@pytest.mark.parametrize("finetune", ["full", "head"])
+def test_all_switches_off_is_standard_bitwise(tiny_bert, toy_data, finetune):
+    X, y = toy_data
+    params = dict(finetune=finetune, validation_fraction=0.2, **FAST)
+    std = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    off = TransformerClassifier(tiny_bert, training="hamr", **OFF, **params).fit(X, y)
+    np.testing.assert_array_equal(std.predict_proba(X), off.predict_proba(X))
+    assert isinstance(off.net_, HAMRNet)
+    for a, b in zip(std.net_.module_.parameters(), off.net_.module_.parameters()):
+        assert torch.equal(a, b)
+    np.testing.assert_array_equal(std.history_[:, "train_loss"], off.history_[:, "train_loss"])
+    assert off.meta_set_size_ == 0 and off.wnet_ is None and len(off.meta_loss_history_) == 0
+    np.testing.assert_allclose(off.hardness_, 1 / len(off.hardness_))
+
+
+def test_full_hamr_trains_wnet_and_records(tiny_bert, toy_data):
+    X, y = toy_data
+    rec = Recorder()
+    clf = hamr(tiny_bert, callbacks=[rec]).fit(X, y)
+    # the meta step moved WNet ...
+    assert rec.wnet_start is not None
+    moved = [not torch.equal(a, b.detach().cpu()) for a, b in zip(rec.wnet_start, clf.wnet_.parameters())]
+    assert all(moved)
+    # ... the task model still trains to finite predictions
+    proba = clf.predict_proba(X)
+    assert np.all(np.isfinite(proba)) and proba.shape == (len(X), 3)
+    n_steps = sum(-(-s // 8) for s in rec.samples)
+    assert clf.meta_loss_history_.shape == (n_steps,) and np.all(np.isfinite(clf.meta_loss_history_))
+    assert np.isfinite(clf.history_[-1, "meta_loss"])
+    # fitted attributes
+    n = len(clf.hamr_train_indices_)
+    assert clf.hardness_.shape == (n,) and clf.hardness_.sum() == pytest.approx(1.0)
+    assert clf.neighbor_boost_.shape == (n,) and clf.neighbor_boost_.max() == 1.0
+    assert clf.meta_set_size_ == len(clf.meta_set_indices_) > 0
+    # the meta set (held-out 10% + top-up) left the training set; together they cover X
+    assert not set(clf.meta_set_indices_) & set(clf.hamr_train_indices_)
+    assert sorted(set(clf.meta_set_indices_) | set(clf.hamr_train_indices_)) == list(range(len(X)))
+    hist = clf.sample_weights_history_
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert set(hist[0]["per_class"]) == set(clf.classes_.tolist())
+    assert hist[0]["mean"] == pytest.approx(1.0, abs=0.05) and 0.1 <= hist[0]["min"] <= hist[0]["max"] <= 8.0
+    assert sum(h["n"] for h in hist[0]["per_class"].values()) == hist[0]["n"] == rec.samples[0]
+
+
+def test_resampling_draws_oversample_ratio_times_n(tiny_bert, toy_data):
+    X, y = toy_data
+    for ratio in (1.2, 2.0):
+        rec = Recorder()
+        clf = hamr(tiny_bert, oversample_ratio=ratio, callbacks=[rec]).fit(X, y)
+        n = len(clf.hardness_)
+        assert rec.samples == [round(ratio * n)] * 2
+    rec = Recorder()
+    clf = hamr(tiny_bert, resampling=False, callbacks=[rec]).fit(X, y)
+    assert rec.samples == [len(clf.hardness_)] * 2
+    assert np.all(clf.neighbor_boost_ == 0)  # kNN needs resampling
+
+
+def test_without_weighting_wnet_still_drives_hardness(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = hamr(tiny_bert, meta_weighting=False).fit(X, y)
+    assert clf.meta_set_size_ > 0 and len(clf.meta_loss_history_) > 0
+    assert clf.hardness_.std() > 0  # the tracker saw the WNet weights
+
+
+@pytest.mark.parametrize("mode", ["full", "first_order", "head"])
+def test_each_meta_step_mode_runs(tiny_bert, toy_data, mode):
+    X, y = toy_data
+    clf = hamr(tiny_bert, meta_step=mode, max_epochs=1).fit(X, y)
+    assert np.all(np.isfinite(clf.meta_loss_history_)) and np.all(np.isfinite(clf.predict_proba(X)))
+
+
+@pytest.mark.parametrize("finetune", ["head", "lora"])
+def test_finetune_modes(tiny_bert, toy_data, finetune):
+    X, y = toy_data
+    rec = Recorder()
+    lr = 2e-3 if finetune == "head" else 5e-3
+    clf = hamr(tiny_bert, finetune=finetune, lr=lr, meta_step="full", callbacks=[rec]).fit(X, y)
+    assert rec.samples == [round(1.2 * len(clf.hardness_))] * 2  # resampling over cached features too
+    assert clf.wnet_ is not None and np.all(np.isfinite(clf.predict_proba(X)))
+
+
+def test_hardness_reference_rule_and_index_kinds(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = hamr(tiny_bert, hardness_update="reference", knn_index="hnsw", knn_k=3, temperature=2.0).fit(X, y)
+    assert clf.hardness_.sum() == pytest.approx(1.0) and clf.neighbor_boost_.max() == 1.0
+
+
+# ------------------------------------------------------------------------- meta set
+
+
+def test_meta_set_from_validation_split(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = hamr(tiny_bert, validation_fraction=0.25, max_epochs=1).fit(X, y)
+    meta, train = set(clf.meta_set_indices_), set(clf.hamr_train_indices_)
+    assert not meta & train and len(meta) + len(train) == len(X)
+    # the validation split is in the meta set, and every class reaches the median
+    counts = {c: int(np.sum(y[clf.meta_set_indices_] == c)) for c in np.unique(y)}
+    assert min(counts.values()) >= int(np.median(sorted(counts.values()))) - 1
+
+
+def test_explicit_meta_set(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = hamr(tiny_bert, meta_set=(X[:9], y[:9]), max_epochs=1).fit(X, y)
+    assert clf.meta_set_size_ == 9 and clf.meta_set_indices_ is None
+    assert len(clf.hardness_) == len(X)  # nothing leaves the training set
+    with pytest.raises(ValueError, match="not seen in y"):
+        hamr(tiny_bert, meta_set=(X[:2], ["flood", "unknown"])).fit(X, y)
+
+
+def test_split_meta_set_and_multilabel_top_up():
+    y = np.array([0] * 20 + [1] * 8 + [2] * 4)
+    train, meta = split_meta_set(y, "multiclass", np.arange(32), None, seed=0)
+    assert len(train) + len(meta) == 32 and not set(train) & set(meta)
+    # ten classes, 60 rows: the held-out share grows to one row per class (stratified)
+    y10 = np.repeat(np.arange(10), 6)
+    train, meta = split_meta_set(y10, "multiclass", np.arange(60), None, seed=0)
+    assert np.bincount(y10[meta], minlength=10).tolist() == [1] * 10 and len(train) == 50
+    Y = np.zeros((12, 3), dtype=np.float32)
+    Y[:8, 0] = 1
+    Y[8:, 1] = 1
+    Y[10:, 2] = 1
+    moved, keep = build_balanced_meta_set_multilabel(Y[:9], Y[9:], random_state=0)
+    assert sorted(np.concatenate([moved, keep]).tolist()) == list(range(9))
+
+
+def test_multilabel(tiny_bert, toy_data):
+    X, y = toy_data
+    Y = np.stack([y == "flood", y != "flood", np.isin(y, ["injury", "donation"])], axis=1).astype(int)
+    clf = hamr(tiny_bert, max_epochs=1).fit(X, Y)
+    assert clf.predict(X).shape == Y.shape and clf.meta_set_size_ > 0
+    assert set(clf.sample_weights_history_[0]["per_class"]) == {0, 1, 2}
+
+
+def test_class_weight_and_embedder(tiny_bert, toy_data):
+    from skimb import TransformerEmbedder
+
+    X, y = toy_data
+    emb = TransformerEmbedder(tiny_bert)
+    clf = hamr(tiny_bert, class_weight="balanced", embedder=emb, max_epochs=1).fit(X, y)
+    assert clf.neighbor_boost_.max() == 1.0 and np.all(np.isfinite(clf.predict_proba(X)))
+    assert not hasattr(emb, "encoder_")  # the user's embedder is cloned, not fitted in place
+
+
+# ------------------------------------------------------------------------- estimator behaviour
+
+
+def test_determinism_and_pickle(tiny_bert, toy_data):
+    X, y = toy_data
+    a = hamr(tiny_bert).fit(X, y)
+    b = hamr(tiny_bert).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    np.testing.assert_array_equal(a.hardness_, b.hardness_)
+    c = hamr(tiny_bert, random_state=1).fit(X, y)
+    assert not np.array_equal(a.predict_proba(X), c.predict_proba(X))
+    d = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(d.predict_proba(X), a.predict_proba(X))
+    np.testing.assert_array_equal(d.hardness_, a.hardness_)
+
+
+@pytest.mark.parametrize("param, value, match", [
+    ("training", "meta", "training must be one of"),
+    ("meta_weighting", "yes", "meta_weighting must be True or False"),
+    ("hardness_alpha", -1, "hardness_alpha"),
+    ("hardness_momentum", 1.0, "hardness_momentum"),
+    ("hardness_update", "global", "hardness_update must be one of"),
+    ("knn_k", 0, "knn_k must be an integer >= 1"),
+    ("knn_ratio", 0.0, "knn_ratio"),
+    ("knn_index", "ball_tree", "knn_index must be one of"),
+    ("knn_build_freq", 1.5, "knn_build_freq"),
+    ("oversample_ratio", 0, "oversample_ratio"),
+    ("temperature", float("nan"), "temperature"),
+    ("wnet_lr", 0, "wnet_lr"),
+    ("meta_update_lr", -1e-3, "meta_update_lr"),
+    ("meta_step", "second_order", "meta_step must be one of"),
+])
+def test_bad_parameters(tiny_bert, toy_data, param, value, match):
+    X, y = toy_data
+    with pytest.raises(ValueError, match=match):
+        hamr(tiny_bert, **{param: value}).fit(X, y)
+
+
+def test_bad_meta_set_and_embedder_types(tiny_bert, toy_data):
+    X, y = toy_data
+    with pytest.raises(TypeError, match="meta_set must be None or a pair"):
+        hamr(tiny_bert, meta_set=X[:5]).fit(X, y)
+    with pytest.raises(TypeError, match="embedder must be None or a transformer"):
+        hamr(tiny_bert, embedder="bge-large").fit(X, y)
+
+
+def test_token_classifier_not_implemented(tiny_bert):
+    from skimb import TransformerTokenClassifier
+
+    ner = TransformerTokenClassifier(tiny_bert, training="hamr", max_epochs=1)
+    with pytest.raises(NotImplementedError, match="training='hamr'"):
+        ner.fit([["flood", "in", "town"]], [["B-LOC", "O", "O"]])
+
+
+def test_registered_in_compare():
+    from skimb.compare import METHODS, Budget
+
+    expected = {
+        "hamr": (True, True, True),
+        "hamr_no_weighting": (False, True, True),
+        "hamr_no_resampling": (True, False, False),
+        "hamr_no_knn": (True, True, False),
+        "hamr_none": (False, False, False),
+    }
+    for name, switches in expected.items():
+        est = METHODS[name].build(Budget(), 0, {"task": "multiclass", "min_class_count": 5})
+        p = est.get_params()
+        assert p["training"] == "hamr" and p["validation_fraction"] == 0.1
+        assert (p["meta_weighting"], p["resampling"], p["knn"]) == switches
+
+
+def test_save_pretrained_round_trip(tiny_bert, toy_data, tmp_path):
+    X, y = toy_data
+    clf = hamr(tiny_bert, max_epochs=1, meta_set=(X[:6], y[:6].tolist())).fit(X, y)
+    loaded = TransformerClassifier.load_pretrained(clf.save_pretrained(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.hardness_, clf.hardness_)
+    assert loaded.training == "hamr"
