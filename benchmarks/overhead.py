@@ -94,6 +94,8 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backbone", default=None)
+    p.add_argument("--order", default="plain-dynamic,skimb,plain-padded",
+                   help="the runs, in this order, one after the other in this process")
     p.add_argument("--out", default="benchmarks/results/overhead.json")
     args = p.parse_args(argv)
 
@@ -105,17 +107,21 @@ def main(argv=None):
     load_backbone(args.backbone)  # warm the weight cache so no run pays for the first read
     results = {}
 
-    t0 = time.perf_counter()
-    clf = TransformerClassifier(args.backbone, max_epochs=args.epochs, batch_size=args.batch_size,
-                                max_length=args.max_length, lr=args.lr, random_state=args.seed, device="cpu")
-    clf.fit(data.X_train, y)
-    fit_s = time.perf_counter() - t0
-    results["skimb"] = {"fit_s": fit_s, "macro_f1": f1_score(y_test, clf.predict(data.X_test), average="macro")}
-    print(f"skimb          fit {fit_s:8.1f} s  macro-F1 {results['skimb']['macro_f1']:.4f}", flush=True)
+    def run_skimb():
+        t0 = time.perf_counter()
+        clf = TransformerClassifier(args.backbone, max_epochs=args.epochs, batch_size=args.batch_size,
+                                    max_length=args.max_length, lr=args.lr, random_state=args.seed, device="cpu")
+        clf.fit(data.X_train, y)
+        fit_s = time.perf_counter() - t0
+        return fit_s, f1_score(y_test, clf.predict(data.X_test), average="macro")
 
-    for name, pad in (("plain-dynamic", False), ("plain-padded", True)):
+    def run_plain(pad):
         module, tok, fit_s = plain_loop(data.X_train, y, len(classes), pad_to_max=pad, **common)
-        f1 = f1_score(y_test, plain_predict(module, tok, data.X_test, args.max_length), average="macro")
+        return fit_s, f1_score(y_test, plain_predict(module, tok, data.X_test, args.max_length), average="macro")
+
+    runs = {"plain-dynamic": lambda: run_plain(False), "skimb": run_skimb, "plain-padded": lambda: run_plain(True)}
+    for name in args.order.split(","):
+        fit_s, f1 = runs[name]()
         results[name] = {"fit_s": fit_s, "macro_f1": f1}
         print(f"{name:14s} fit {fit_s:8.1f} s  macro-F1 {f1:.4f}", flush=True)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 from functools import partial
 
-import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.utils import to_tensor
@@ -71,7 +70,10 @@ class TransformerNet(NeuralNet):
             if training:
                 self.batch_sampler_ = LengthGroupedBatchSampler(
                     [len(ids) for ids in dataset.input_ids], bs, seed=self.seed)
-                return DataLoader(dataset, batch_sampler=self.batch_sampler_, collate_fn=collate)
+                # A generator of its own, so that iterating does not draw from the global torch RNG
+                # (dropout's): training then matches a hand-written loop with the same seed.
+                return DataLoader(dataset, batch_sampler=self.batch_sampler_, collate_fn=collate,
+                                  generator=torch.Generator().manual_seed(int(self.seed)))
             return DataLoader(dataset, batch_size=bs, shuffle=False, collate_fn=collate)
         if training:
             gen = torch.Generator().manual_seed(int(self.seed))
@@ -127,9 +129,3 @@ class TransformerNet(NeuralNet):
             )
         return loss
 
-    def on_epoch_begin_hook(self):  # pragma: no cover - for subclasses
-        pass
-
-
-def labels_to_numpy(y) -> np.ndarray:
-    return y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
