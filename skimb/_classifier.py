@@ -610,9 +610,12 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
 
         return stage1_cache.get(self._stage1_key_, memory=self.memory)
 
-    def _stage2_inputs(self, data, train_idx):
-        """Penultimate features of the training samples (the head's input)."""
-        return torch.from_numpy(self.embed([data[i] for i in train_idx]))
+    def _stage2_inputs(self, data, y_enc, weights, train_idx):
+        """Hook: ``(features, targets, weights)`` of stage 2: the head's input for the training
+        samples (penultimate features), their targets and loss weights (or None)."""
+        features = torch.from_numpy(self.embed([data[i] for i in train_idx]))
+        w = None if weights is None else torch.as_tensor(weights[train_idx])
+        return features, torch.as_tensor(y_enc[train_idx]), w
 
     def _calora_config(self, n_classes):
         from .heads import CALoRAConfig
@@ -633,24 +636,24 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         stage1_s = self.fit_time_s_
         t0 = time.perf_counter()
         if stage1 is None:
-            features = self._stage2_inputs(data, train_idx)
+            features, y_train, w_train = self._stage2_inputs(data, y_enc, weights, train_idx)
             if self._stage1_key_ is not None:
                 from .training import stage1_cache
 
                 state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
                 stage1_cache.put(self._stage1_key_, {"state": state, "history": self.net_.history,
-                                                     "features": features, "fit_time_s": stage1_s},
+                                                     "stage2_inputs": (features, y_train, w_train),
+                                                     "fit_time_s": stage1_s},
                                  memory=self.memory)
         else:
-            features = stage1["features"]
+            features, y_train, w_train = stage1["stage2_inputs"]
             stage1_s = 0.0
-        y_train = torch.as_tensor(y_enc[train_idx])
         with torch.no_grad():
             stage1_logits = module.head(features.to(device)).float().cpu()
         config = self._calora_config(len(self.classes_))
         layer = fit_calora_head(
             module.head, features, stage1_logits, y_train, config=config, loss_fn=self.net_.criterion_,
-            sample_weight=None if weights is None else torch.as_tensor(weights[train_idx]),
+            sample_weight=w_train,
             epochs=self.calora_epochs, lr=self.calora_lr, batch_size=max(self.batch_size, 256),
             random_state=seed, multilabel=self.task_ == "multilabel", device=device)
         module.head = layer

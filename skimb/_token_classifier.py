@@ -185,6 +185,10 @@ class TransformerTokenClassifier(TransformerClassifier):
         each word and turns an ``I-X`` that continues no ``X`` entity into ``B-X``
         (:func:`skimb.tokens.repair_bio`); "constrained" is Viterbi decoding over valid
         sequences only (:func:`skimb.tokens.constrained_decode`).
+    head, routing, k, rank, calora_alpha, calora_epochs, calora_lr, memory
+        CALoRA as in :class:`~skimb.TransformerClassifier`, routed **per token**: stage 2
+        trains the class adapters on the stage-1 hidden state of every training word, and at
+        inference each token's adapters are chosen from its own stage-1 tag ranking.
 
     Notes
     -----
@@ -248,6 +252,14 @@ class TransformerTokenClassifier(TransformerClassifier):
         scheme="IOB2",
         stride=None,
         decoding="repair",
+        head="linear",
+        routing="topk",
+        k=2,
+        rank=8,
+        calora_alpha=None,
+        calora_epochs=20,
+        calora_lr=1e-3,
+        memory=None,
         validation_fraction=None,
         early_stopping=False,
         patience=3,
@@ -282,6 +294,14 @@ class TransformerTokenClassifier(TransformerClassifier):
         self.scheme = scheme
         self.stride = stride
         self.decoding = decoding
+        self.head = head
+        self.routing = routing
+        self.k = k
+        self.rank = rank
+        self.calora_alpha = calora_alpha
+        self.calora_epochs = calora_epochs
+        self.calora_lr = calora_lr
+        self.memory = memory
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
@@ -556,6 +576,14 @@ class TransformerTokenClassifier(TransformerClassifier):
         check_is_fitted(self)
         module = self.net_.module_
         return self._word_outputs(self._windows(check_token_lists(X)), module.features, self.net_.device)
+
+    def _stage2_inputs(self, sentences, y_enc, weights, train_idx):
+        # CALoRA routes per token: one stage-2 row per word of the training sentences.
+        feats = self.token_features([sentences[i] for i in train_idx])
+        counts = np.array([len(f) for f in feats])
+        X = torch.from_numpy(np.concatenate([f for f in feats if len(f)]))
+        w = None if weights is None else torch.from_numpy(np.repeat(weights[train_idx], counts).astype(np.float32))
+        return X, torch.from_numpy(_flat(y_enc[train_idx])), w
 
     def embed(self, X) -> np.ndarray:
         """Sentence embeddings, the mean of :meth:`token_features` over words, ``(n, d)``

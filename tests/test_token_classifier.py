@@ -325,3 +325,26 @@ def test_empty_sentences_and_grid_search(tiny_bert, ner_data):
     assert grid.best_estimator_.predict([[], ["john"]])[0] == []
     with pytest.raises(ValueError, match="no entity tag"):
         TransformerTokenClassifier(tiny_bert, **FAST).fit([[], []], [[], []])
+
+
+def test_calora_routes_per_token(tiny_bert):
+    import torch
+
+    from skimb import TransformerTokenClassifier
+    from skimb.training import stage1_cache
+
+    X = [["john", "lives", "in", "paris"], ["mary", "went", "to", "london", "today"]] * 6
+    y = [["B-PER", "O", "O", "B-LOC"], ["B-PER", "O", "O", "B-LOC", "O"]] * 6
+    stage1_cache.clear()
+    vanilla = TransformerTokenClassifier(tiny_bert, max_epochs=2, batch_size=4, random_state=0).fit(X, y)
+    ner = TransformerTokenClassifier(tiny_bert, head="calora", k=2, rank=2, calora_epochs=3, max_epochs=2,
+                                     batch_size=4, random_state=0).fit(X, y)
+    head = ner.net_.module_.head
+    assert type(head).__name__ == "ClassRoutedLoRA"
+    assert torch.equal(head.base.weight, vanilla.net_.module_.head.weight)  # W0 untouched by stage 2
+    assert 0 <= ner.routing_topk_coverage_ <= 1 and ner.adapter_norms_.shape == (len(ner.classes_),)
+    pred = ner.predict(X[:2])
+    assert [len(p) for p in pred] == [4, 5]
+    again = TransformerTokenClassifier(tiny_bert, head="calora", k=1, rank=2, calora_epochs=3, max_epochs=2,
+                                       batch_size=4, random_state=0).fit(X, y)
+    assert again.stage1_cached_

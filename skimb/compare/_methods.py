@@ -111,13 +111,13 @@ _register_loss("distribution_balanced", "distribution_balanced", ("multilabel",)
 
 # --- CALoRA (skimb.heads) ---------------------------------------------------------
 @register_method("calora_topk", description="CALoRA: class-routed LoRA on the head, top-2 routing, rank 8 (staged)",
-                 tasks=("multiclass", "multilabel"), family="CALoRA")
+                 tasks=_ALL_TASKS, family="CALoRA")
 def _calora_topk(budget, seed, context):
     return _fine_tuned(budget, seed, context, head="calora", routing="topk", k=2, rank=8)
 
 
 @register_method("calora_pseudo", description="CALoRA with pseudo-label (top-1) routing, rank 8 (staged)",
-                 tasks=("multiclass", "multilabel"), family="CALoRA")
+                 tasks=_ALL_TASKS, family="CALoRA")
 def _calora_pseudo(budget, seed, context):
     return _fine_tuned(budget, seed, context, head="calora", routing="pseudo", rank=8)
 

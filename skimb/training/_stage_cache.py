@@ -19,7 +19,9 @@ def fingerprint(*parts) -> str:
     h = hashlib.sha256()
 
     def feed(obj):
-        if isinstance(obj, np.ndarray):
+        if isinstance(obj, np.ndarray) and obj.dtype == object:  # ragged rows (token tags)
+            feed(list(obj))
+        elif isinstance(obj, np.ndarray):
             h.update(str((obj.dtype, obj.shape)).encode())
             h.update(np.ascontiguousarray(obj).tobytes())
         elif isinstance(obj, (list, tuple)):
