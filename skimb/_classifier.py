@@ -725,11 +725,17 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         module = self.net_.module_
         module.eval()
         device = self.net_.device
+        feats = None
         if self.finetune == "head":
-            feats = torch.from_numpy(self._frozen_features(texts, module.encoder, device))
+            feats = self._frozen_features(texts, module.encoder, device)
+        elif getattr(self, "_stage1_key_", None) is not None and self.head == "calora":
+            # CALoRA candidates that share a stage 1 share its (frozen) encoder: encode each
+            # text once for all of them, e.g. a grid search scoring every candidate on a fold.
+            feats = feature_cache.get_or_compute(("calora-stage1", self._stage1_key_), texts, self._encode)
+        if feats is not None:
             with torch.inference_mode():
                 return torch.cat([module(features=chunk.to(device)).float().cpu()
-                                  for chunk in feats.split(4096)])
+                                  for chunk in torch.from_numpy(feats).split(4096)])
         ids = tokenize(self.tokenizer_, texts, self.max_length)
         return encode_batches(module, ids, batch_size=max(self.batch_size, 64), device=device,
                               pad_token_id=self.tokenizer_.pad_token_id or 0)
@@ -757,17 +763,21 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             return (proba >= self.thresholds_).astype(np.int64)
         return self.classes_[proba.argmax(axis=1)]
 
-    def embed(self, X) -> np.ndarray:
-        """Pooled features of the fitted encoder (the head's input), shape ``(n, hidden)``."""
-        check_is_fitted(self)
-        texts = check_texts(X)
+    def _encode(self, texts) -> np.ndarray:
+        """Pooled features of the fitted encoder for ``texts`` (no cache)."""
         encoder = self.net_.module_.encoder
-        if self.finetune == "head":
-            return self._frozen_features(texts, encoder, self.net_.device)
         encoder.eval()
         ids = tokenize(self.tokenizer_, texts, self.max_length)
         return encode_batches(encoder, ids, batch_size=max(self.batch_size, 64), device=self.net_.device,
                               pad_token_id=self.tokenizer_.pad_token_id or 0).numpy()
+
+    def embed(self, X) -> np.ndarray:
+        """Pooled features of the fitted encoder (the head's input), shape ``(n, hidden)``."""
+        check_is_fitted(self)
+        texts = check_texts(X)
+        if self.finetune == "head":
+            return self._frozen_features(texts, self.net_.module_.encoder, self.net_.device)
+        return self._encode(texts)
 
     # ----------------------------------------------------- save and load
     def save_pretrained(self, directory) -> Path:

@@ -360,3 +360,25 @@ def test_calora_k_equal_c_and_save_load(tiny_bert, toy_data, tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_allclose(restored.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
+
+
+def test_calora_candidates_share_the_encoding_of_prediction_texts(tiny_bert, toy_data):
+    from skimb.training import stage1_cache
+
+    X, y = toy_data
+    stage1_cache.clear()
+    feature_cache.clear()
+    a = TransformerClassifier(tiny_bert, **{**CALORA, "k": 1}, **FAST).fit(X, y)
+    b = TransformerClassifier(tiny_bert, **{**CALORA, "k": 3}, **FAST).fit(X, y)
+    before = feature_cache.misses
+    proba_a = a.predict_proba(X[:10])
+    assert feature_cache.misses == before + len(set(X[:10]))
+    b.predict_proba(X[:10])  # same stage 1, same encoder: no new encoding
+    assert feature_cache.misses == before + len(set(X[:10]))
+    # and the cached path gives what a full forward pass gives
+    module = a.net_.module_
+    from skimb.backbones import encode_batches, tokenize
+
+    ids = tokenize(a.tokenizer_, X[:10], a.max_length)
+    logits = encode_batches(module, ids, batch_size=64, device="cpu", pad_token_id=a.tokenizer_.pad_token_id)
+    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), proba_a, rtol=1e-5, atol=1e-6)
