@@ -102,6 +102,7 @@ def main(argv=None):
     p.add_argument("--ranks", default="1,4,8")
     p.add_argument("--cv", type=int, default=3)
     p.add_argument("--skip-cost", action="store_true", help="only the quality table")
+    p.add_argument("--skip-quality", action="store_true", help="only the cost of the grid search")
     p.add_argument("--backbone", default=None)
     p.add_argument("--part", choices=["cyclone", "conll"], default="cyclone")
     p.add_argument("--misc-sentences", type=int, default=100)
@@ -126,7 +127,7 @@ def main(argv=None):
     ks, ranks = _ints(args.ks), _ints(args.ranks)
     labels = np.unique(y)
     quality = []
-    for seed in _ints(args.seeds):
+    for seed in ([] if args.skip_quality else _ints(args.seeds)):
         vanilla = clone(base).set_params(random_state=seed).fit(X, y)
         t0 = time.perf_counter()
         pred = vanilla.predict(X_test)
@@ -156,9 +157,9 @@ def main(argv=None):
 
     # The vanilla fit (head="linear") is not cached: each seed's first CALoRA candidate fits stage 1 and
     # records its time, the others reuse it.
-    stage1_s = [next(c["stage1_s"] for c in r["calora"] if not c["stage1_cached"]) for r in quality]
-    stage2_s = [c["stage2_s"] for r in quality for c in r["calora"]]
-    predict_ratio = [c["predict_s"] / r["vanilla"]["predict_s"] for r in quality for c in r["calora"]]
+    stage1_s = [next(c["stage1_s"] for c in r["calora"] if not c["stage1_cached"]) for r in quality] or [np.nan]
+    stage2_s = [c["stage2_s"] for r in quality for c in r["calora"]] or [np.nan]
+    predict_ratio = [c["predict_s"] / r["vanilla"]["predict_s"] for r in quality for c in r["calora"]] or [np.nan]
     summary = {
         "machine": machine_description(),
         "command": "python benchmarks/calora.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -167,10 +168,10 @@ def main(argv=None):
         "stage2_over_stage1": float(np.mean(stage2_s) / np.mean(stage1_s)),
         "predict_ratio_calora_over_vanilla": float(np.mean(predict_ratio)),
         "mean_macro_f1": {
-            "vanilla": float(np.mean([r["vanilla"]["macro_f1"] for r in quality])),
+            "vanilla": float(np.mean([r["vanilla"]["macro_f1"] for r in quality])) if quality else None,
             **{f"calora_k{k}_r{rk}": float(np.mean([c["macro_f1"] for r in quality for c in r["calora"]
                                                      if c["k"] == k and c["rank"] == rk]))
-               for k in ks for rk in ranks}},
+               for k in ks for rk in ranks if quality}},
     }
 
     if not args.skip_cost:
