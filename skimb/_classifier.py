@@ -497,13 +497,8 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     def _frozen_features(self, texts, encoder, device):
         """Pooled features of a frozen backbone, through the process-wide cache."""
 
-        def compute(missing):
-            encoder.to(device).eval()
-            ids = tokenize(self.tokenizer_, missing, self.max_length)
-            return encode_batches(encoder, ids, batch_size=max(self.batch_size, 64), device=device,
-                                  pad_token_id=self.tokenizer_.pad_token_id or 0).numpy()
-
-        return feature_cache.get_or_compute(self._feature_key(), texts, compute)
+        return feature_cache.get_or_compute(self._feature_key(), texts,
+                                            lambda missing: self._encode(missing, encoder, device))
 
     # ------------------------------------------------------------------- fit
     def fit(self, X, y, sample_weight=None):
@@ -763,12 +758,13 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             return (proba >= self.thresholds_).astype(np.int64)
         return self.classes_[proba.argmax(axis=1)]
 
-    def _encode(self, texts) -> np.ndarray:
-        """Pooled features of the fitted encoder for ``texts`` (no cache)."""
-        encoder = self.net_.module_.encoder
-        encoder.eval()
+    def _encode(self, texts, encoder=None, device=None) -> np.ndarray:
+        """Pooled features of ``encoder`` (default: the fitted one) for ``texts``, no cache."""
+        encoder = self.net_.module_.encoder if encoder is None else encoder
+        device = self.net_.device if device is None else device
+        encoder.to(device).eval()
         ids = tokenize(self.tokenizer_, texts, self.max_length)
-        return encode_batches(encoder, ids, batch_size=max(self.batch_size, 64), device=self.net_.device,
+        return encode_batches(encoder, ids, batch_size=max(self.batch_size, 64), device=device,
                               pad_token_id=self.tokenizer_.pad_token_id or 0).numpy()
 
     def embed(self, X) -> np.ndarray:
