@@ -54,19 +54,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from skimb import TransformerClassifier
-from skimb.backbones import feature_cache
-from skimb.compare._report import machine_description
-from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss, evaluate
-from skimb.datasets import load_dataset
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (QUARTILES, command_line, fmt, ints, machine_description, markdown_table,  # noqa: E402
+                     measure)
+
+from skimb import TransformerClassifier, TransformerTokenClassifier  # noqa: E402
+from skimb.backbones import feature_cache  # noqa: E402
+from skimb.compare._runner import evaluate  # noqa: E402
+from skimb.datasets import load_dataset  # noqa: E402
 
 VARIANTS = {
     "hamr": {},
@@ -77,40 +78,16 @@ VARIANTS = {
     "meta_first_order": {"meta_step": "first_order"},
     "meta_full": {"meta_step": "full"},
 }
-QUARTILES = ("Q1", "Q2", "Q3", "Q4")
-
-
-def _ints(text):
-    return [int(v) for v in str(text).split(",") if v.strip()]
 
 
 def _names(text):
     return [v.strip() for v in str(text).split(",") if v.strip()]
 
 
-def _mean_std(values):
-    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return float("nan"), float("nan")
-    return float(np.mean(vals)), float(np.std(vals))
-
-
-def _fmt(values, digits=4):
-    m, s = _mean_std(values)
-    if math.isnan(m):
-        return "n/a"
-    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"
-
-
-def _table(headers, rows):
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
-
-
 # ----------------------------------------------------------------------------- training part
 
 
-def run_training(args, log=print):
+def run_training(args, log=print, on_run=None):
     runs = []
     for name in _names(args.datasets):
         sub = {}
@@ -119,35 +96,40 @@ def run_training(args, log=print):
         if args.test_size:
             sub["test"] = args.test_size
         data = load_dataset(name, subsample=sub or None, random_state=args.data_seed)
-        X, y = list(data.X_train), np.asarray(data.y_train)
-        X_test, y_test = list(data.X_test), np.asarray(data.y_test)
-        log(f"\n## {name}: {len(X)} train / {len(X_test)} test, {len(np.unique(y))} classes")
+        token = data.task == "token"  # NER: TransformerTokenClassifier, span-level F1
+        Estimator = TransformerTokenClassifier if token else TransformerClassifier
+        X, X_test = list(data.X_train), list(data.X_test)
+        y, y_test = (list(data.y_train), list(data.y_test)) if token else (np.asarray(data.y_train),
+                                                                            np.asarray(data.y_test))
+        n_classes = len({t[2:] for s in y for t in s if t != "O"}) if token else len(np.unique(y))
+        log(f"\n## {name}: {len(X)} train / {len(X_test)} test, {n_classes} {'entity types' if token else 'classes'}")
         budget = dict(backbone=args.backbone, max_epochs=args.epochs, batch_size=args.batch_size,
                       max_length=args.max_length, lr=args.lr, device=args.device, training="hamr")
         # warm-up (thread pools, allocator, kernels), so that the first variant timed is not penalised
-        _, first = np.unique(y, return_index=True)  # every class once, then the first rows
-        warm = list(dict.fromkeys([*first.tolist(), *range(min(len(X), 4 * args.batch_size))]))
-        TransformerClassifier(**{**budget, "max_epochs": 1, "random_state": 0}, **VARIANTS["none"]).fit(
-            [X[i] for i in warm], y[warm])
-        for seed in _ints(args.seeds):
+        if token:
+            warm = list(range(min(len(X), 4 * args.batch_size)))
+        else:
+            _, first = np.unique(y, return_index=True)  # every class once, then the first rows
+            warm = list(dict.fromkeys([*first.tolist(), *range(min(len(X), 4 * args.batch_size))]))
+        Estimator(**{**budget, "max_epochs": 1, "random_state": 0}, **VARIANTS["none"]).fit(
+            [X[i] for i in warm], [y[i] for i in warm] if token else y[warm])
+        for seed in ints(args.seeds):
             for variant in _names(args.variants):
                 params = dict(budget, random_state=seed, **VARIANTS[variant])
                 if args.meta == "dev":
-                    params["meta_set"] = (list(data.X_dev), list(np.asarray(data.y_dev)))
+                    params["meta_set"] = (list(data.X_dev), list(data.y_dev) if token else list(np.asarray(data.y_dev)))
                 else:
                     params["validation_fraction"] = 0.1
-                clf = TransformerClassifier(**params)
+                clf = Estimator(**params)
                 rec = {"dataset": name, "variant": variant, "seed": seed}
                 feature_cache.clear()  # every fit pays for its own kNN embeddings
-                _reset_peak_rss()
-                t0 = time.perf_counter()
-                clf.fit(X, y)
-                rec["train_s"] = time.perf_counter() - t0
-                rec["peak_mib"] = _peak_rss_mib()
+                with measure(rec):
+                    clf.fit(X, y)
+                rec["train_s"] = rec.pop("wall_s")
                 t0 = time.perf_counter()
                 y_pred = clf.predict(X_test)
                 rec["predict_s"] = time.perf_counter() - t0
-                metrics, per_class, quartiles = evaluate("multiclass", y_test, y_pred, y_train=y)
+                metrics, per_class, quartiles = evaluate(data.task, y_test, y_pred, y_train=y)
                 rec.update(metrics=metrics, per_class_f1=per_class, quartile_f1=quartiles)
                 n_train = len(clf.hardness_)
                 per_epoch = round(clf.oversample_ratio * n_train) if clf.resampling else n_train
@@ -162,6 +144,8 @@ def run_training(args, log=print):
                     f"micro-F1 {metrics['micro_f1']:.4f} train {rec['train_s']:.1f}s "
                     f"peak {rec['peak_mib']:.0f} MiB (N={n_train}, meta {rec['meta_set_size']})")
                 runs.append(rec)
+                if on_run is not None:
+                    on_run(runs)
     # time ratio to "none" of the same dataset and seed
     base = {(r["dataset"], r["seed"]): r["train_s"] for r in runs if r["variant"] == "none"}
     for r in runs:
@@ -176,12 +160,12 @@ def training_tables(runs):
         rows = []
         for variant in dict.fromkeys(r["variant"] for r in runs if r["dataset"] == name):
             rs = [r for r in runs if r["dataset"] == name and r["variant"] == variant]
-            rows.append([variant, _fmt([r["metrics"]["macro_f1"] for r in rs]),
-                         _fmt([r["metrics"]["micro_f1"] for r in rs])]
-                        + [_fmt([r["quartile_f1"].get(q, float("nan")) for r in rs], 3) for q in QUARTILES]
-                        + [_fmt([r["train_s"] for r in rs], 1), _fmt([r["time_vs_none"] for r in rs], 2),
-                           _fmt([r["ms_per_sample"] for r in rs], 1), _fmt([r["peak_mib"] for r in rs], 0)])
-        out.append(f"### {name}\n\n" + _table(
+            rows.append([variant, fmt([r["metrics"]["macro_f1"] for r in rs]),
+                         fmt([r["metrics"]["micro_f1"] for r in rs])]
+                        + [fmt([r["quartile_f1"].get(q, float("nan")) for r in rs], 3) for q in QUARTILES]
+                        + [fmt([r["train_s"] for r in rs], 1), fmt([r["time_vs_none"] for r in rs], 2),
+                           fmt([r["ms_per_sample"] for r in rs], 1), fmt([r["peak_mib"] for r in rs], 0)])
+        out.append(f"### {name}\n\n" + markdown_table(
             ["variant", "macro-F1", "micro-F1", *(f"{q} F1" for q in QUARTILES), "train s", "time / none",
              "ms / drawn sample", "peak MiB"], rows))
     return "\n\n".join(out)
@@ -203,7 +187,7 @@ def run_knn(args, log=print):
     from skimb.training.hamr import build_index, knn_search, neighbor_boost, recall_at_k
 
     results = []
-    for n in _ints(args.knn_sizes):
+    for n in ints(args.knn_sizes):
         rng = np.random.default_rng(0)
         emb = _clustered(n, args.knn_dim, args.knn_clusters, rng)
         hard = np.sort(rng.choice(n, size=max(1, int(args.knn_ratio * n)), replace=False))
@@ -258,7 +242,7 @@ def knn_table(results):
              f"{r['sklearn_over_faiss']:.2f}", f"{r['identical_neighbour_sets']:.4f}",
              f"{r['boost_max_abs_diff']:.2g}", f"{r['max_kth_similarity_gap']:.1g}", f"{r['faiss_ivf_s']:.2f} / {r['faiss_ivf_recall']:.3f}",
              f"{r['faiss_hnsw_s']:.2f} / {r['faiss_hnsw_recall']:.3f}"] for r in results]
-    return _table(["N", "dim", "hard", "k", "FAISS flat s", "sklearn brute s", "sklearn / FAISS",
+    return markdown_table(["N", "dim", "hard", "k", "FAISS flat s", "sklearn brute s", "sklearn / FAISS",
                    "identical neighbour sets", "boost max |diff|", "k-th sim. gap where different", "IVF s / recall@k", "HNSW s / recall@k"], rows)
 
 
@@ -293,10 +277,17 @@ def main(argv=None):
         p.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
 
     t0 = time.perf_counter()
-    runs = run_training(args) if _names(args.datasets) else []
-    knn = run_knn(args) if _ints(args.knn_sizes) else []
-    command = " ".join(["python", "benchmarks/hamr.py",
-                        *(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))])
+    command = command_line("benchmarks/hamr.py", argv)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(runs, knn=()):
+        out.write_text(json.dumps({"command": command, "machine": machine_description(), "args": vars(args),
+                                   "runs": runs, "knn": list(knn)}, indent=2, default=str))
+
+    # written after every fit, so that an interrupted study keeps what it measured
+    runs = run_training(args, on_run=save) if _names(args.datasets) else []
+    knn = run_knn(args) if ints(args.knn_sizes) else []
     md = [f"# HAMR benchmark\n\n`{command}`\n\n{machine_description()}; total {time.perf_counter() - t0:.0f} s"]
     if runs:
         md.append("## Training (mean ± std over seeds)\n\n" + training_tables(runs))
@@ -304,10 +295,7 @@ def main(argv=None):
         md.append("## Neighbour search for the kNN boost\n\n" + knn_table(knn))
     markdown = "\n\n".join(md)
     print("\n" + markdown)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": command, "machine": machine_description(), "args": vars(args),
-                               "runs": runs, "knn": knn}, indent=2, default=str))
+    save(runs, knn)
     out.with_suffix(".md").write_text(markdown + "\n")
     print(f"\nwrote {out} and {out.with_suffix('.md')}")
     return 0

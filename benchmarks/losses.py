@@ -4,8 +4,8 @@ Issue #3. Every loss is trained with the same budget (``--epochs``, ``--batch-si
 ``--max-length``, ``--lr``) and the same seeds on the same stratified subsample of
 ``goemotions`` (``--train-size``/``--test-size``, drawn once with ``--data-seed``, stratified
 by each row's rarest label so the label imbalance is kept), with
-``skimb.TransformerClassifier`` (MiniLM by default, ``finetune="full"``, decision threshold
-0.5). It reports, per loss, the mean ± std over ``--seeds`` of:
+``skimb.TransformerClassifier`` (MiniLM by default, ``--finetune full``, decision threshold
+0.5; ``--finetune head`` trains the head on the frozen backbone's features, computed once). It reports, per loss, the mean ± std over ``--seeds`` of:
 
 * macro-F1, micro-F1, macro ROC AUC and micro recall, and the mean F1 per label-frequency
   quartile (Q1 = rarest labels, by training positive counts), all from
@@ -93,6 +93,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--finetune", choices=["full", "lora", "head"], default="full",
+                   help='"head": frozen backbone, its pooled features computed once for all runs')
     p.add_argument("--backbone", default=None, help="backbone directory or name (default: offline MiniLM)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-warmup", action="store_true",
@@ -114,7 +116,7 @@ def load(args):
 
 
 def make_classifier(args, params, seed):
-    return TransformerClassifier(args.backbone, finetune="full", max_epochs=args.epochs,
+    return TransformerClassifier(args.backbone, finetune=args.finetune, max_epochs=args.epochs,
                                  batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                                  device=args.device, random_state=seed, **params)
 
@@ -239,7 +241,7 @@ def main(argv=None):
     afl_gammas = {r["loss"]: r["gamma_"] for r in runs if "gamma_" in r and "error" not in r and r["seed"] == seeds[0]}
     total_s = time.perf_counter() - t_start
     header = (f"## Multi-label losses on {args.dataset}\n\n"
-              f"{sub}. Backbone {args.backbone or 'all-MiniLM-L6-v2 (bundled)'}, full fine-tuning, "
+              f"{sub}. Backbone {args.backbone or 'all-MiniLM-L6-v2 (bundled)'}, finetune={args.finetune!r}, "
               f"{args.epochs} epoch(s), batch {args.batch_size}, max length {args.max_length}, lr {args.lr}, "
               f"seeds {args.seeds}. Machine: {machine_description()}. Total wall time {total_s:.0f} s.\n")
     md = tables(summary, runs, names, header)

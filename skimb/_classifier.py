@@ -539,7 +539,7 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             else:
                 train_ds, valid_ds = self._make_datasets(data, y_enc, weights, train_idx, valid_idx, module, device)
                 if self._hamr is not None:  # HAMR: meta dataset and embeddings
-                    self._hamr.attach(self, data, y_enc, module, device)
+                    self._hamr.attach(self, data, y_enc, module, device, train_ds=train_ds)
                 net = self._make_net(module, criterion, lr, device, seed, valid_ds, self._n_steps(len(train_ds)))
                 try:
                     net.fit(train_ds, None)

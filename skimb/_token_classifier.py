@@ -41,12 +41,11 @@ from ._base import apply_text_tags, check_sample_weight
 from ._classifier import TransformerClassifier, _FeatureDataset
 from ._validation import check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, TextEncoder, pad_collate, sorted_batches
-from .tokens import (align_word_labels, constrained_decode, convert_scheme, merge_windows,
-                     repair_bio, tokenize_words, validate_tags)
+from .tokens import (IGNORE_INDEX, align_word_labels, constrained_decode, convert_scheme, merge_windows,
+                     per_sentence_losses, repair_bio, token_sentence_index, tokenize_words, validate_tags)
 
 __all__ = ["TransformerTokenClassifier", "per_sentence_losses", "token_sentence_index"]
 
-IGNORE_INDEX = -100
 _DECODINGS = ("repair", "constrained")
 _TAG_POS = re.compile(r"tag_lists\[(\d+)\]\[(\d+)\]")
 
@@ -78,53 +77,6 @@ class TagWeightedLoss(nn.Module):
 
 
 # ----------------------------------------------------------------- helpers for HAMR & co.
-def token_sentence_index(target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
-    """Row (sentence/window) of each labelled token of a ``(B, T)`` target batch.
-
-    The order is the one in which :class:`skimb.training.TransformerNet` flattens a batch
-    (``logits[target != ignore_index]``, row-major), so ``per_sentence_losses(token_losses,
-    token_sentence_index(target), len(target))`` gives one loss per row.
-
-    >>> token_sentence_index(torch.tensor([[-100, 2, 0], [-100, -100, 1]]))
-    tensor([0, 0, 1])
-    """
-    return (target != ignore_index).nonzero(as_tuple=True)[0]
-
-
-def per_sentence_losses(token_losses: torch.Tensor, sentence_index: torch.Tensor, n_sentences=None,
-                        *, reduce: str = "max") -> torch.Tensor:
-    """Reduce per-token losses to one loss per sentence (differentiable).
-
-    Parameters
-    ----------
-    token_losses : tensor of shape (n_tokens,)
-        Losses of the labelled tokens (e.g. a ``reduction="none"`` loss on the flattened
-        labelled tokens of a batch).
-    sentence_index : tensor of shape (n_tokens,), int
-        The sentence (batch row) of each token, e.g. :func:`token_sentence_index`.
-    n_sentences : int, optional
-        Number of sentences; default ``sentence_index.max() + 1``.
-    reduce : {"max", "mean", "sum"}, default="max"
-        HAMR uses the max token loss of each sentence.
-
-    Returns
-    -------
-    tensor of shape (n_sentences,)
-        A sentence without labelled tokens gets 0.
-
-    >>> per_sentence_losses(torch.tensor([0.1, 0.7, 0.3]), torch.tensor([0, 0, 2]))
-    tensor([0.7000, 0.0000, 0.3000])
-    """
-    ops = {"max": "amax", "mean": "mean", "sum": "sum"}
-    if reduce not in ops:
-        raise ValueError(f"reduce must be 'max', 'mean' or 'sum', got {reduce!r}.")
-    sentence_index = torch.as_tensor(sentence_index, device=token_losses.device).long()
-    if n_sentences is None:
-        n_sentences = int(sentence_index.max()) + 1 if sentence_index.numel() else 0
-    out = token_losses.new_zeros(int(n_sentences))
-    return out.scatter_reduce(0, sentence_index, token_losses, reduce=ops[reduce], include_self=False)
-
-
 def _as_object_array(rows) -> np.ndarray:
     out = np.empty(len(rows), dtype=object)
     for i, r in enumerate(rows):
@@ -189,6 +141,28 @@ class TransformerTokenClassifier(TransformerClassifier):
         CALoRA as in :class:`~skimb.TransformerClassifier`, routed **per token**: stage 2
         trains the class adapters on the stage-1 hidden state of every training word, and at
         inference each token's adapters are chosen from its own stage-1 tag ranking.
+    training : {"standard", "hamr"}, default="standard"
+        ``"hamr"``: HAMR as in :class:`~skimb.TransformerClassifier`, for NER (METHODS.md §3):
+        a training example's loss is the **largest token loss** over its labelled words
+        (:func:`skimb.tokens.per_sentence_losses`); WNet weights it, and the real update is
+        the mean of the weighted per-example losses, as in the reference code. The examples
+        are the windows (one per sentence unless a sentence is longer than ``max_length``).
+        The balanced meta set tops up the validation split (or a 10% held-out share) with
+        training sentences that reduce the per-entity-type span deficit to the median
+        (:func:`skimb.training.hamr.build_balanced_meta_set_ner`). Needs ``finetune="full"``
+        or ``"lora"``.
+    meta_weighting, resampling, knn, hardness_alpha, hardness_momentum, hardness_update, \
+knn_k, knn_ratio, knn_index, knn_build_freq, oversample_ratio, temperature, meta_update_lr, meta_step
+        As in :class:`~skimb.TransformerClassifier`.
+    knn_lambda : float, default=0.1
+        Neighbourhood boost of the sampling (the reference's NER default, 0.7 for texts).
+    wnet_lr : float, default=3e-4
+        Adam learning rate of WNet (the reference's NER default, 1e-4 for texts).
+    meta_set : None or (X_meta, y_meta), default=None
+        An explicit meta set: sentences (lists of words) and their tags in ``scheme``.
+    embedder : None or transformer, default=None
+        Sentence embeddings for the kNN boost, computed on each sentence's words joined by
+        spaces. ``None``: the backbone's own mean-pooled pretrained features.
 
     Notes
     -----
@@ -216,6 +190,12 @@ class TransformerTokenClassifier(TransformerClassifier):
         Per-tag loss weights (ones without ``class_weight``).
     net_, history_, n_iter_, loss_
         As in :class:`~skimb.TransformerClassifier`.
+    hardness_, neighbor_boost_, hamr_train_indices_, meta_set_size_, meta_set_indices_, \
+sample_weights_history_, meta_loss_history_, wnet_
+        HAMR (``training="hamr"``), as in :class:`~skimb.TransformerClassifier`, with one
+        entry per training *window*: ``hamr_train_indices_[j]`` is the sentence (position in
+        ``X``) of window j. ``sample_weights_history_``'s per-tag summaries group the windows
+        by the tags their sentence contains.
 
     Examples
     --------
@@ -260,6 +240,25 @@ class TransformerTokenClassifier(TransformerClassifier):
         calora_epochs=20,
         calora_lr=1e-3,
         memory=None,
+        training="standard",
+        meta_weighting=True,
+        resampling=True,
+        knn=True,
+        hardness_alpha=0.7,
+        hardness_momentum=0.5,
+        hardness_update="ema",
+        knn_k=10,
+        knn_lambda=0.1,
+        knn_ratio=0.1,
+        knn_index="flat",
+        knn_build_freq=1,
+        oversample_ratio=1.2,
+        temperature=1.0,
+        wnet_lr=3e-4,
+        meta_update_lr=None,
+        meta_step="head",
+        meta_set=None,
+        embedder=None,
         validation_fraction=None,
         early_stopping=False,
         patience=3,
@@ -302,6 +301,25 @@ class TransformerTokenClassifier(TransformerClassifier):
         self.calora_epochs = calora_epochs
         self.calora_lr = calora_lr
         self.memory = memory
+        self.training = training
+        self.meta_weighting = meta_weighting
+        self.resampling = resampling
+        self.knn = knn
+        self.hardness_alpha = hardness_alpha
+        self.hardness_momentum = hardness_momentum
+        self.hardness_update = hardness_update
+        self.knn_k = knn_k
+        self.knn_lambda = knn_lambda
+        self.knn_ratio = knn_ratio
+        self.knn_index = knn_index
+        self.knn_build_freq = knn_build_freq
+        self.oversample_ratio = oversample_ratio
+        self.temperature = temperature
+        self.wnet_lr = wnet_lr
+        self.meta_update_lr = meta_update_lr
+        self.meta_step = meta_step
+        self.meta_set = meta_set
+        self.embedder = embedder
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience

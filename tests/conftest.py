@@ -57,6 +57,32 @@ def tiny_bert() -> str:
     return tiny_bert_dir()
 
 
+# Entities are not in the tiny vocabulary, so they split into letters: "john" -> j ##o ##h ##n.
+ENTITIES = {
+    "PER": [["john"], ["mary"], ["anna", "smith"]],
+    "LOC": [["paris"], ["new", "york"], ["berlin"]],
+}
+
+
+def make_ner(n=48, seed=0, max_words=8):
+    """Random filler sentences with PER/LOC entities inserted (IOB2 tags)."""
+    rng = np.random.default_rng(seed)
+    X, Y = [], []
+    for _ in range(n):
+        words = [str(w) for w in rng.choice(WORDS, size=int(rng.integers(2, max_words)))]
+        tags = ["O"] * len(words)
+        for typ, names in ENTITIES.items():
+            if rng.random() < 0.6:
+                ent = names[int(rng.integers(len(names)))]
+                p = int(rng.integers(0, len(words) + 1))
+                words[p:p] = ent
+                tags[p:p] = ["B-" + typ] + ["I-" + typ] * (len(ent) - 1)
+        X.append(words)
+        Y.append(tags)
+    return X, Y
+
+
+
 def make_toy_texts(n_per_class=(30, 12, 6), seed=0):
     """Texts whose class is signalled by a keyword, imbalanced like ``n_per_class``."""
     rng = np.random.default_rng(seed)

@@ -15,6 +15,8 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
+from conftest import make_ner
+
 from skimb import TransformerClassifier
 from skimb.training.hamr import (HAMRNet, build_balanced_meta_set_multilabel, split_meta_set)
 
@@ -238,12 +240,105 @@ def test_bad_meta_set_and_embedder_types(tiny_bert, toy_data):
         hamr(tiny_bert, embedder="bge-large").fit(X, y)
 
 
-def test_token_classifier_not_implemented(tiny_bert):
+# ------------------------------------------------------------------------- token classification
+
+NER_FAST = dict(max_epochs=2, batch_size=8, random_state=0, lr=5e-3, max_length=32)
+
+
+def ner_hamr(tiny_bert, **params):
     from skimb import TransformerTokenClassifier
 
-    ner = TransformerTokenClassifier(tiny_bert, training="hamr", max_epochs=1)
-    with pytest.raises(NotImplementedError, match="training='hamr'"):
-        ner.fit([["flood", "in", "town"]], [["B-LOC", "O", "O"]])
+    return TransformerTokenClassifier(tiny_bert, **{"training": "hamr", **NER_FAST, **params})
+
+
+def test_token_all_switches_off_is_standard_bitwise(tiny_bert):
+    from skimb import TransformerTokenClassifier
+
+    X, y = make_ner(40)
+    params = dict(validation_fraction=0.2, **NER_FAST)
+    std = TransformerTokenClassifier(tiny_bert, **params).fit(X, y)
+    off = TransformerTokenClassifier(tiny_bert, training="hamr", **OFF, **params).fit(X, y)
+    assert isinstance(off.net_, HAMRNet)
+    for a, b in zip(std.net_.module_.parameters(), off.net_.module_.parameters()):
+        assert torch.equal(a, b)
+    assert std.predict(X) == off.predict(X)
+
+
+def test_token_hamr_trains_on_windows_with_max_token_loss(tiny_bert, monkeypatch):
+    import skimb.training.hamr._trainer as trainer
+    from skimb.training.hamr import sequence_loss
+
+    X, y = make_ner(40)
+    X[0] = X[0] * 6  # longer than max_length=16 tokens: several windows
+    y[0] = y[0] * 6
+    checked = []
+    original = trainer.meta_step
+
+    def checking_meta_step(model, wnet, opt, per_sample, inputs, target, *args, **kwargs):
+        def per_sample_checked(logits, t):
+            out = per_sample(logits, t)
+            checked.append(torch.allclose(out, sequence_loss(logits.float(), t)))  # plain CE: the max token loss
+            return out
+        return original(model, wnet, opt, per_sample_checked, inputs, target, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "meta_step", checking_meta_step)
+    rec = Recorder()
+    ner = ner_hamr(tiny_bert, max_length=16, callbacks=[rec]).fit(X, y)
+    assert checked and all(checked)
+    # one HAMR item per window; the long sentence has several
+    idx = ner.hamr_train_indices_
+    assert len(ner.hardness_) == len(idx) == len(ner.neighbor_boost_)
+    assert np.sum(idx == 0) >= 2
+    np.testing.assert_allclose(ner.hardness_.sum(), 1.0)
+    # the meta set's sentences left training; resampling drew round(1.2 N) windows per epoch
+    assert ner.meta_set_size_ > 0 and not set(idx) & set(ner.meta_set_indices_.tolist())
+    assert rec.samples == [round(1.2 * len(idx))] * 2
+    assert ner.wnet_ is not None and np.all(np.isfinite(ner.meta_loss_history_))
+    assert ner.neighbor_boost_.max() == 1.0
+    summary = ner.sample_weights_history_[-1]
+    assert {"O", "B-PER", "B-LOC"} <= set(summary["per_class"])
+    pred = ner.predict(X)
+    assert [len(p) for p in pred] == [len(s) for s in X]
+    assert ner.score(X, y) >= 0.0
+    pickle.loads(pickle.dumps(ner)).predict(X[:3])
+
+
+@pytest.mark.parametrize("meta_step", ["full", "first_order"])
+def test_token_hamr_meta_step_modes(tiny_bert, meta_step):
+    X, y = make_ner(24)
+    ner = ner_hamr(tiny_bert, meta_step=meta_step, max_epochs=1).fit(X, y)
+    assert np.all(np.isfinite(ner.meta_loss_history_)) and len(ner.meta_loss_history_) > 0
+
+
+def test_token_meta_set_tops_up_entity_spans():
+    X, y = make_ner(60, seed=3)
+    classes = np.array(["O", "B-LOC", "I-LOC", "B-PER", "I-PER"])
+    index = {c: k for k, c in enumerate(classes)}
+    y_enc = np.empty(len(y), dtype=object)
+    y_enc[:] = [np.array([index[t] for t in s]) for s in y]
+    valid = np.arange(6)
+    # validation with PER spans only: LOC is topped up to the median of (LOC, PER) span counts
+    for i in valid:
+        y_enc[i] = np.where(np.isin(y_enc[i], (1, 2)), 0, y_enc[i])
+    n_per = sum(int(np.sum(y_enc[i] == 3)) for i in valid)
+    train, meta = split_meta_set(y_enc, "token", np.arange(6, 60), valid, seed=0, classes=classes)
+    assert set(train).isdisjoint(meta) and set(valid) <= set(meta.tolist())
+    assert sorted(train.tolist() + meta.tolist()) == list(range(60))
+    n_loc = sum(int(np.sum(y_enc[i] == 1)) for i in meta)
+    assert n_loc >= -(-n_per // 2)  # the median of (0, n_per), rounded up
+
+
+def test_token_explicit_meta_set_and_errors(tiny_bert):
+    X, y = make_ner(24)
+    ner = ner_hamr(tiny_bert, max_epochs=1, meta_set=(X[:6], y[:6])).fit(X, y)
+    assert ner.meta_set_size_ == 6 and ner.meta_set_indices_ is None
+    assert len(set(ner.hamr_train_indices_.tolist())) == 24  # nothing left training
+    with pytest.raises(ValueError, match="meta_set has tags not seen in y"):
+        ner_hamr(tiny_bert, meta_set=([["a", "b"]], [["B-ORG", "O"]])).fit(X, y)
+    with pytest.raises(ValueError, match=r"meta_set y\[0\] has 1 tags"):
+        ner_hamr(tiny_bert, meta_set=([["a", "b"]], [["O"]])).fit(X, y)
+    with pytest.raises(ValueError, match="finetune='full' or 'lora'"):
+        ner_hamr(tiny_bert, finetune="head").fit(X, y)
 
 
 def test_registered_in_compare():
@@ -256,11 +351,16 @@ def test_registered_in_compare():
         "hamr_no_knn": (True, True, False),
         "hamr_none": (False, False, False),
     }
+    from skimb import TransformerTokenClassifier
+
     for name, switches in expected.items():
-        est = METHODS[name].build(Budget(), 0, {"task": "multiclass", "min_class_count": 5})
-        p = est.get_params()
-        assert p["training"] == "hamr" and p["validation_fraction"] == 0.1
-        assert (p["meta_weighting"], p["resampling"], p["knn"]) == switches
+        assert "token" in METHODS[name].tasks
+        for task in ("multiclass", "token"):
+            est = METHODS[name].build(Budget(), 0, {"task": task, "min_class_count": 5})
+            assert isinstance(est, TransformerTokenClassifier) == (task == "token")
+            p = est.get_params()
+            assert p["training"] == "hamr" and p["validation_fraction"] == 0.1
+            assert (p["meta_weighting"], p["resampling"], p["knn"]) == switches
 
 
 def test_save_pretrained_round_trip(tiny_bert, toy_data, tmp_path):

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import WORDS
+from conftest import WORDS, make_ner
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -18,31 +18,6 @@ from skimb.metrics import span_f1_score
 from skimb.tokens import convert_scheme, validate_tags
 
 FAST = dict(max_epochs=2, batch_size=8, random_state=0, max_length=32)
-
-# Entities are not in the tiny vocabulary, so they split into letters: "john" -> j ##o ##h ##n.
-ENTITIES = {
-    "PER": [["john"], ["mary"], ["anna", "smith"]],
-    "LOC": [["paris"], ["new", "york"], ["berlin"]],
-}
-
-
-def make_ner(n=48, seed=0, max_words=8):
-    """Random filler sentences with PER/LOC entities inserted (IOB2 tags)."""
-    rng = np.random.default_rng(seed)
-    X, Y = [], []
-    for _ in range(n):
-        words = [str(w) for w in rng.choice(WORDS, size=int(rng.integers(2, max_words)))]
-        tags = ["O"] * len(words)
-        for typ, names in ENTITIES.items():
-            if rng.random() < 0.6:
-                ent = names[int(rng.integers(len(names)))]
-                p = int(rng.integers(0, len(words) + 1))
-                words[p:p] = ent
-                tags[p:p] = ["B-" + typ] + ["I-" + typ] * (len(ent) - 1)
-        X.append(words)
-        Y.append(tags)
-    return X, Y
-
 
 @pytest.fixture(scope="module")
 def ner_data():

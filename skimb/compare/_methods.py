@@ -198,7 +198,7 @@ _register_embedding_sampler("embed_hardness", lambda seed, ctx: _samplers().Hard
 # becomes the base of the balanced meta set (and gives the validation loss); hamr_none holds it
 # out too, so that all five train on the same share of the data.
 def _register_hamr(name, description, **switches):
-    @register_method(name, description=description, tasks=("multiclass", "multilabel"), family="HAMR")
+    @register_method(name, description=description, tasks=_ALL_TASKS, family="HAMR")
     def build(budget, seed, context):
         return _fine_tuned(budget, seed, context, training="hamr", validation_fraction=0.1, **switches)
 

@@ -5,6 +5,8 @@
 * Word <-> sub-token alignment: :func:`tokenize_words`, :func:`align_word_labels`,
   :func:`word_predictions`.
 * Long sentences: :class:`Window`, :func:`make_windows`, :func:`merge_windows`.
+* Per-sentence losses (HAMR's NER loss): :func:`token_sentence_index`,
+  :func:`per_sentence_losses` (``IGNORE_INDEX``: the label of tokens without a loss).
 
 Typical use by a token classifier::
 
@@ -19,6 +21,7 @@ Typical use by a token classifier::
 
 from ._alignment import align_word_labels, tokenize_words, word_predictions
 from ._bio import constrained_decode, convert_scheme, entity_types, repair_bio, validate_tags
+from ._losses import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ._windows import Window, make_windows, merge_windows
 
 __all__ = [
@@ -33,4 +36,6 @@ __all__ = [
     "Window",
     "make_windows",
     "merge_windows",
+    "token_sentence_index",
+    "per_sentence_losses",
 ]

@@ -50,11 +50,12 @@ from torch.utils.data import DataLoader
 
 from ...backbones import EncodedTextDataset, LengthGroupedBatchSampler, TextEncoder, encode_batches, pad_collate
 from ...backbones import feature_cache, tokenize
+from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split
 from .._net import _NON_MODULE_KEYS, TransformerNet
 from ._hardness import HardnessTracker, sampling_probabilities
 from ._meta import META_MODES, meta_step
-from ._meta_set import _median_target, build_balanced_meta_set
+from ._meta_set import _median_target, build_balanced_meta_set, build_balanced_meta_set_ner
 from ._neighbors import build_index, neighbor_boost
 from ._wnet import WeightNet, make_wnet_optimizer
 
@@ -250,12 +251,22 @@ def build_balanced_meta_set_multilabel(Y_train, Y_val, *, random_state=None):
     return moved_idx, np.flatnonzero(available).astype(np.int64)
 
 
+def _rarest_tag(y_enc) -> np.ndarray:
+    """Token task: each sentence's rarest non-``O`` tag (0 when it has none), for stratifying."""
+    counts = np.bincount(np.concatenate([np.asarray(r, dtype=np.int64) for r in y_enc] or [np.zeros(0, np.int64)]),
+                         minlength=1)
+    return np.array([min(set(np.asarray(r).tolist()) - {0}, key=lambda k: (counts[k], k), default=0)
+                     for r in y_enc], dtype=np.int64)
+
+
 def _holdout(y_enc, task, train_idx, seed):
     """Split ``train_idx`` into (rest, held-out share) for the meta set, stratified."""
     y = y_enc[train_idx]
     if task == "multilabel":
         tr, te = multilabel_train_test_split(y, test_size=META_HOLDOUT_FRACTION, random_state=seed)
         return train_idx[tr], train_idx[te]
+    if task == "token":  # by sentence, stratified by the rarest tag where the strata allow it
+        y = _rarest_tag(y)
     n = len(train_idx)
     counts = np.bincount(y)
     n_classes = int(np.sum(counts > 0))
@@ -272,14 +283,16 @@ def _holdout(y_enc, task, train_idx, seed):
     return train_idx[np.sort(tr)], train_idx[np.sort(te)]
 
 
-def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed):
+def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed, classes=None):
     """HAMR's balanced meta set, as positions in the estimator's data.
 
     The base of the meta set is the validation split (``valid_idx``) when there is one, else a
     stratified :data:`META_HOLDOUT_FRACTION` share held out of ``train_idx``; it is then topped up
     per class (multi-label: per label) with examples moved from the training split until every
     class reaches the median base count (METHODS.md §3). Moved and held-out examples leave the
-    training split.
+    training split. Token classification (``task="token"``, ``y_enc`` an object array of tag
+    index arrays, ``classes`` the tag names): sentences are moved to reduce the per-entity-type
+    span deficit (:func:`build_balanced_meta_set_ner`).
 
     Returns
     -------
@@ -295,14 +308,28 @@ def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed):
         pool, base = _holdout(y_enc, task, train_idx, seed)
     if task == "multilabel":
         moved, keep = build_balanced_meta_set_multilabel(y_enc[pool], y_enc[base], random_state=seed)
+    elif task == "token":
+        names = np.asarray(classes)
+        moved, keep = build_balanced_meta_set_ner([names[y_enc[i]].tolist() for i in pool],
+                                                  [names[y_enc[i]].tolist() for i in base], random_state=seed)
     else:
         moved, keep = build_balanced_meta_set(y_enc[pool], y_enc[base], random_state=seed)
     meta_idx = np.sort(np.concatenate([base, pool[moved]])).astype(np.int64)
     return np.sort(pool[keep]).astype(np.int64), meta_idx
 
 
-def _encode_meta_labels(y_meta, classes, task):
+def _encode_meta_labels(est, texts, y_meta, classes, task):
     """Encode an explicit meta set's labels like the training labels."""
+    if task == "token":
+        tags = est._to_iob2(y_meta, what="meta_set y")
+        est._check_lengths([len(t) for t in texts], tags, what="meta_set y")
+        index = {c: k for k, c in enumerate(np.asarray(classes).tolist())}
+        unknown = sorted({t for sent in tags for t in sent if t not in index})
+        if unknown:
+            raise ValueError(f"meta_set has tags not seen in y: {unknown}.")
+        out = np.empty(len(tags), dtype=object)
+        out[:] = [np.array([index[t] for t in sent], dtype=np.int64) for sent in tags]
+        return out
     if task == "multilabel":
         Y = y_meta.toarray() if hasattr(y_meta, "toarray") else np.asarray(y_meta)
         if Y.ndim != 2 or Y.shape[1] != len(classes) or not np.isin(Y, (0, 1)).all():
@@ -434,23 +461,25 @@ class HAMRFit:
     @classmethod
     def plan(cls, est, config: HAMRConfig, *, classes, y_enc, task, seed, train_idx, valid_idx):
         """Decide the meta set and the training split (no model needed)."""
-        if task not in ("multiclass", "multilabel"):
-            raise NotImplementedError(
-                f"training='hamr' is not implemented for task {task!r} yet (token classification "
-                "needs the per-sentence max token loss and the NER meta set); use training='standard'.")
+        if task not in ("multiclass", "multilabel", "token"):
+            raise ValueError(f"training='hamr' does not support task {task!r}.")
+        if task == "token" and est.finetune == "head":
+            raise ValueError("training='hamr' for token classification needs finetune='full' or 'lora': "
+                             "with finetune='head' the training rows are single words, not sentences.")
         train_idx = np.asarray(train_idx, dtype=np.int64)
         meta_idx = meta_data = None
         if config.uses_wnet:
             if est.meta_set is not None:
                 X_meta, y_meta = est.meta_set
                 texts = est._validate_X(X_meta)
-                y_meta_enc = _encode_meta_labels(y_meta, classes, task)
+                y_meta_enc = _encode_meta_labels(est, texts, y_meta, classes, task)
                 if len(texts) != len(y_meta_enc):
                     raise ValueError(f"meta_set: X_meta has {len(texts)} samples but y_meta has "
                                      f"{len(y_meta_enc)}.")
                 meta_data = (texts, y_meta_enc)
             else:
-                train_idx, meta_idx = split_meta_set(y_enc, task, train_idx, valid_idx, seed=seed)
+                train_idx, meta_idx = split_meta_set(y_enc, task, train_idx, valid_idx, seed=seed,
+                                                     classes=classes)
             if (meta_idx is not None and len(meta_idx) == 0) or (meta_data is not None and len(meta_data[0]) == 0):
                 raise ValueError("HAMR's meta set is empty; pass meta_set=(X, y) or more data.")
             if len(train_idx) == 0:
@@ -462,11 +491,24 @@ class HAMRFit:
     def epoch_size(self, n_train: int) -> int:
         return self.config.epoch_size(n_train)
 
-    def attach(self, est, data, y_enc, module, device, meta_update_lr=None):
-        """Build the meta dataset and the embeddings; called after the training dataset exists."""
+    def attach(self, est, data, y_enc, module, device, train_ds=None):
+        """Build the meta dataset and the embeddings; called after the training dataset exists.
+
+        Token classification: the training items are the windows of ``train_ds``
+        (``train_ds.sentence_index`` gives each one's sentence), so from here on ``train_idx``
+        holds one sentence position per window, and a window's labels for the per-tag summaries
+        are the tags its sentence contains.
+        """
         cfg = self.config
+        if self.task == "token":
+            self.train_idx = np.asarray(train_ds.sentence_index, dtype=np.int64)
+            present = np.zeros((len(self.train_idx), len(self.classes)), dtype=bool)
+            for row, i in enumerate(self.train_idx):
+                present[row, y_enc[i]] = True
+            self.train_labels = present
+        else:
+            self.train_labels = y_enc[self.train_idx]
         self.n_train = len(self.train_idx)
-        self.train_labels = y_enc[self.train_idx]
         if cfg.uses_wnet:
             if self._meta_data is not None:
                 texts, y_meta = self._meta_data
@@ -475,9 +517,16 @@ class HAMRFit:
             self._meta_ds = est._make_datasets(texts, y_meta, None, np.arange(len(texts)), None,
                                                module, device)[0]
         if cfg.uses_knn:
-            train_texts = [data[i] for i in self.train_idx]
+            rows = self.train_idx
+            if self.task == "token":  # one embedding per sentence, shared by its windows
+                sentences, rows = np.unique(self.train_idx, return_inverse=True)
+                train_texts = [" ".join(data[i]) for i in sentences]
+            else:
+                train_texts = [data[i] for i in rows]
             emb = (_default_embeddings(est, module, train_texts, device) if est.embedder is None
                    else _embed_with(est.embedder, train_texts))
+            if self.task == "token":
+                emb = emb[rows]
             if not np.all(np.isfinite(emb)):
                 raise ValueError("the embeddings for HAMR's neighbourhoods contain NaN or infinite values.")
             self._embeddings = emb
@@ -513,6 +562,9 @@ class HAMRFit:
         self._meta_iter = iter(self._meta_loader)
         if self.task == "multilabel":
             self.meta_loss_fn = lambda logits, t: F.binary_cross_entropy_with_logits(logits.float(), t.float())
+        elif self.task == "token":  # mean cross-entropy over the labelled tokens of the meta batch
+            self.meta_loss_fn = lambda logits, t: F.cross_entropy(
+                logits.float().flatten(0, 1), t.long().flatten(), ignore_index=IGNORE_INDEX)
         else:
             self.meta_loss_fn = lambda logits, t: F.cross_entropy(logits.float(), t.long())
         if cfg.uses_knn:
@@ -573,7 +625,7 @@ class HAMRFit:
         for c, name in enumerate(self.classes.tolist()):
             if labels is None:
                 mask = np.zeros(0, dtype=bool)
-            elif self.task == "multilabel":
+            elif labels.ndim == 2:  # multi-label, or the tags a token example contains
                 mask = labels[:, c] > 0
             else:
                 mask = labels == c
@@ -687,8 +739,6 @@ class HAMRNet(TransformerNet):
             return super().train_step_single(batch, **fit_params)
         if fit_params:
             raise TypeError(f"HAMR training takes no forward parameters, got {sorted(fit_params)}.")
-        if self.label_pad_id is not None:
-            raise NotImplementedError("HAMR training of token classifiers is not implemented yet.")
         self._set_training(True)
         Xi, yi = unpack_data(batch)
         inputs = to_tensor({k: v for k, v in Xi.items() if k not in _NON_MODULE_KEYS}, device=self.device)
@@ -698,10 +748,17 @@ class HAMRNet(TransformerNet):
         criterion = self.criterion_
         forward = []
 
+        pad = self.label_pad_id
+
         def per_sample(logits, y):
             if not forward:
                 forward.append(logits)  # the batch forward at θ: the step's y_pred
-            loss = criterion(logits.float(), y)
+            if pad is None:
+                loss = criterion(logits.float(), y)
+            else:  # token classification: the largest token loss of each window
+                mask = y != pad
+                loss = per_sentence_losses(criterion(logits.float()[mask], y[mask]),
+                                           token_sentence_index(y, pad), len(y), reduce="max")
             return loss if sw is None else loss * sw
 
         meta_inputs, meta_target = hamr.next_meta_batch(self.device)
