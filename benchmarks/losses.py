@@ -5,7 +5,8 @@ Issue #3. Every loss is trained with the same budget (``--epochs``, ``--batch-si
 ``goemotions`` (``--train-size``/``--test-size``, drawn once with ``--data-seed``, stratified
 by each row's rarest label so the label imbalance is kept), with
 ``skimb.TransformerClassifier`` (MiniLM by default, ``--finetune full``, decision threshold
-0.5; ``--finetune head`` trains the head on the frozen backbone's features, computed once). It reports, per loss, the mean ± std over ``--seeds`` of:
+0.5; ``--finetune head`` trains the head on the frozen backbone's features, computed once by
+the first run and then shared). It reports, per loss, the mean ± std over ``--seeds`` of:
 
 * macro-F1, micro-F1, macro ROC AUC and micro recall, and the mean F1 per label-frequency
   quartile (Q1 = rarest labels, by training positive counts), all from

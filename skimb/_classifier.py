@@ -118,8 +118,9 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         ``docs/hamr.md``): a weight network (WNet) meta-learned on a balanced meta set weights
         each sample's loss, and each epoch draws ``oversample_ratio * N`` samples with
         replacement, favouring hard samples and their embedding-space neighbours. The
-        parameters below only apply to ``"hamr"``. Multi-class and multi-label; any
-        ``finetune`` (``"head"``: the meta step runs on the head over cached features).
+        parameters below only apply to ``"hamr"``. Multi-class and multi-label (NER:
+        :class:`~skimb.TransformerTokenClassifier`); any ``finetune`` (``"head"``: the meta
+        step runs on the head over cached features).
         ``class_weight`` and ``sample_weight`` multiply the per-sample loss, so the effective
         weight of a sample is (WNet weight) x (class/sample weight).
     meta_weighting, resampling, knn : bool, default=True

@@ -10,7 +10,7 @@ rule), :func:`build_index` / :func:`knn_search` / :func:`neighbor_boost` /
 :func:`recall_at_k` (FAISS cosine neighbourhoods), :func:`sampling_probabilities` and
 :func:`draw_epoch_indices`.
 
-Training (``TransformerClassifier(training="hamr")``): :class:`HAMRNet` (the skorch net with
+Training (``TransformerClassifier(training="hamr")``, and ``TransformerTokenClassifier``'s for NER): :class:`HAMRNet` (the skorch net with
 the bi-level step), :class:`HAMRCallback` (per-epoch resampling and kNN boost),
 :class:`HAMRFit` (one fit's state), :class:`HAMRConfig` / :func:`check_hamr_params` (the
 estimator's HAMR parameters), :func:`split_meta_set` and
