@@ -299,6 +299,19 @@ def test_multilabel_indicator_targets(tiny_bert, toy_data):
         TransformerClassifier(tiny_bert, threshold="tuned", **FAST).fit(X, Y)
 
 
+@pytest.mark.parametrize("loss", ["bce", "focal_bce", "afl"])
+def test_multilabel_fine_tuning_learns_a_keyword_task(tiny_bert, loss):
+    from conftest import make_toy_texts
+    from sklearn.metrics import roc_auc_score
+
+    X, y = make_toy_texts((40, 40, 40))
+    Y = np.stack([y == y[0], y == y[-1]], axis=1).astype(int)  # two of the three keyword classes
+    clf = TransformerClassifier(tiny_bert, loss=loss, max_epochs=8, batch_size=8, lr=5e-3,
+                                random_state=0).fit(X, Y)
+    assert roc_auc_score(Y, clf.predict_proba(X), average="macro") > 0.95
+    assert clf.history_[-1, "train_loss"] < clf.history_[0, "train_loss"] / 4
+
+
 # ------------------------------------------------------------------ CALoRA
 CALORA = dict(head="calora", k=2, rank=2, calora_epochs=5, calora_lr=1e-2)
 
