@@ -94,6 +94,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--micro-only", action="store_true",
+                   help="only time each loss's forward + backward on a batch of logits (no model)")
     p.add_argument("--finetune", choices=["full", "lora", "head"], default="full",
                    help='"head": frozen backbone, its pooled features computed once for all runs')
     p.add_argument("--backbone", default=None, help="backbone directory or name (default: offline MiniLM)")
@@ -208,10 +210,47 @@ def tables(summary, runs, names, header):
     return "\n".join(parts)
 
 
+def loss_microbench(names, variants, Y_train, batch_size, repeats=2000):
+    """Forward + backward time of each loss alone on a ``(batch_size, C)`` batch of logits.
+
+    The per-epoch ratios of fitted runs carry the machine's noise; this is the part of a
+    training step that differs between the losses, measured on its own (single thread).
+    """
+    import torch
+
+    from skimb.losses import make_loss
+
+    rng = np.random.default_rng(0)
+    n, C = Y_train.shape
+    counts, out = Y_train.sum(axis=0).astype(np.float64), {}
+    for name in names:
+        params = dict(variants[name])
+        loss_name = params.pop("loss")
+        loss = make_loss(loss_name, task="multilabel", class_counts=counts, n_samples=n, **params)
+        rows = rng.integers(0, n, size=batch_size)
+        target = torch.as_tensor(Y_train[rows], dtype=torch.float32)
+        logits = torch.randn(batch_size, C, requires_grad=True)
+        for _ in range(50):  # warm-up
+            loss(logits, target).mean().backward()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            loss(logits, target).mean().backward()
+        out[name] = 1e6 * (time.perf_counter() - t0) / repeats
+    return out
+
+
 def main(argv=None):
     args = parse_args(argv)
     names = list(dict.fromkeys(["bce", *[n.strip() for n in args.losses.split(",") if n.strip()]]))
     variants = {n: resolve_loss(n) for n in names}
+    if args.micro_only:
+        data = load(args)
+        us = loss_microbench(names, variants, np.asarray(data.y_train), args.batch_size)
+        rows = [[n, f"{us[n]:.0f}", f"{us[n] - us['bce']:+.0f}"] for n in names]
+        print(f"Loss forward + backward alone, batch {args.batch_size} x {np.asarray(data.y_train).shape[1]} "
+              f"labels, {machine_description()}:\n")
+        print(markdown_table(["loss", "µs per batch", "vs BCE µs"], rows))
+        return 0
     seeds = ints(args.seeds)
     t_start = time.perf_counter()
     data = load(args)
