@@ -146,8 +146,12 @@ def run_training(args, log=print, on_run=None):
                 runs.append(rec)
                 if on_run is not None:
                     on_run(runs)
-    # time ratio to "none" of the same dataset and seed
-    base = {(r["dataset"], r["seed"]): r["train_s"] for r in runs if r["variant"] == "none"}
+    return add_time_ratios(runs)
+
+
+def add_time_ratios(runs, reference="none"):
+    """``time_vs_none``: training time over that of ``reference`` with the same data set and seed."""
+    base = {(r["dataset"], r["seed"]): r["train_s"] for r in runs if r["variant"] == reference}
     for r in runs:
         b = base.get((r["dataset"], r["seed"]))
         r["time_vs_none"] = r["train_s"] / b if b else float("nan")
@@ -271,7 +275,15 @@ def main(argv=None):
     p.add_argument("--knn-k", type=int, default=10)
     p.add_argument("--knn-ratio", type=float, default=0.1)
     p.add_argument("--out", default="benchmarks/results/hamr.json")
+    p.add_argument("--tables-from", default=None,
+                   help="comma-separated result JSONs: print their training tables (time ratios to "
+                        "--time-reference) and exit; for studies run in several processes")
+    p.add_argument("--time-reference", default="none", help="variant the times are divided by (--tables-from)")
     args = p.parse_args(argv)
+    if args.tables_from:
+        runs = [r for f in _names(args.tables_from) for r in json.loads(Path(f).read_text())["runs"]]
+        print(training_tables(add_time_ratios(runs, args.time_reference)))
+        return 0
     unknown = [v for v in _names(args.variants) if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
