@@ -158,7 +158,7 @@ def add_time_ratios(runs, reference="none"):
     return runs
 
 
-def training_tables(runs):
+def training_tables(runs, reference="none"):
     out = []
     for name in dict.fromkeys(r["dataset"] for r in runs):
         rows = []
@@ -170,7 +170,7 @@ def training_tables(runs):
                         + [fmt([r["train_s"] for r in rs], 1), fmt([r["time_vs_none"] for r in rs], 2),
                            fmt([r["ms_per_sample"] for r in rs], 1), fmt([r["peak_mib"] for r in rs], 0)])
         out.append(f"### {name}\n\n" + markdown_table(
-            ["variant", "macro-F1", "micro-F1", *(f"{q} F1" for q in QUARTILES), "train s", "time / none",
+            ["variant", "macro-F1", "micro-F1", *(f"{q} F1" for q in QUARTILES), "train s", f"time / {reference}",
              "ms / drawn sample", "peak MiB"], rows))
     return "\n\n".join(out)
 
@@ -282,7 +282,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.tables_from:
         runs = [r for f in _names(args.tables_from) for r in json.loads(Path(f).read_text())["runs"]]
-        print(training_tables(add_time_ratios(runs, args.time_reference)))
+        print(training_tables(add_time_ratios(runs, args.time_reference), args.time_reference))
         return 0
     unknown = [v for v in _names(args.variants) if v not in VARIANTS]
     if unknown:
