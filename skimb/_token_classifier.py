@@ -40,6 +40,7 @@ from torch import nn
 from ._base import apply_text_tags, check_sample_weight
 from ._classifier import TransformerClassifier, _FeatureDataset
 from ._validation import check_token_lists
+from .utils._split import rarest_tag_keys
 from .backbones import EncodedTextDataset, SequenceClassifier, TextEncoder, pad_collate, sorted_batches
 from .tokens import (IGNORE_INDEX, align_word_labels, constrained_decode, convert_scheme, merge_windows,
                      per_sentence_losses, repair_bio, token_sentence_index, tokenize_words, validate_tags)
@@ -403,8 +404,7 @@ sample_weights_history_, meta_loss_history_, wnet_
         idx = np.arange(n)
         if self.validation_fraction is None:
             return idx, None
-        counts = np.bincount(_flat(y_enc), minlength=1)
-        keys = np.array([min(set(r.tolist()) - {0}, key=lambda k: (counts[k], k), default=0) for r in y_enc])
+        keys = rarest_tag_keys(y_enc)
         try:
             tr, va = train_test_split(idx, test_size=self.validation_fraction, random_state=seed, stratify=keys)
         except ValueError:  # a stratum too small for the split

@@ -1,11 +1,11 @@
-"""Stratified splitting for multi-label targets."""
+"""Stratified splitting for multi-label targets and for tagged sentences."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["multilabel_train_test_split"]
+__all__ = ["multilabel_train_test_split", "rarest_tag_keys"]
 
 
 def multilabel_train_test_split(Y, *, test_size: float, random_state=None):
@@ -53,3 +53,20 @@ def multilabel_train_test_split(Y, *, test_size: float, random_state=None):
             demand_label[s] -= Y[i]
             remaining[i] = False
     return np.flatnonzero(assigned == 0), np.flatnonzero(assigned == 1)
+
+
+def rarest_tag_keys(tag_ids) -> np.ndarray:
+    """Each sentence's rarest tag other than ``O`` (index 0), for a stratified split by sentence.
+
+    ``tag_ids``: one array of tag indices per sentence. Rarity is counted over all sentences; a
+    sentence without entity tags gets 0, ties go to the smaller index.
+
+    Examples
+    --------
+    >>> rarest_tag_keys([np.array([0, 1, 2]), np.array([1, 0]), np.array([0, 0])]).tolist()
+    [2, 1, 0]
+    """
+    flat = [np.asarray(r, dtype=np.int64) for r in tag_ids]
+    counts = np.bincount(np.concatenate(flat) if flat else np.zeros(0, np.int64), minlength=1)
+    return np.array([min(set(r.tolist()) - {0}, key=lambda k: (counts[k], k), default=0) for r in flat],
+                    dtype=np.int64)

@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader
 from ...backbones import EncodedTextDataset, LengthGroupedBatchSampler, TextEncoder, encode_batches, pad_collate
 from ...backbones import feature_cache, tokenize
 from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
-from ...utils._split import multilabel_train_test_split
+from ...utils._split import multilabel_train_test_split, rarest_tag_keys
 from .._net import _NON_MODULE_KEYS, TransformerNet
 from ._hardness import HardnessTracker, sampling_probabilities
 from ._meta import META_MODES, meta_step
@@ -251,14 +251,6 @@ def build_balanced_meta_set_multilabel(Y_train, Y_val, *, random_state=None):
     return moved_idx, np.flatnonzero(available).astype(np.int64)
 
 
-def _rarest_tag(y_enc) -> np.ndarray:
-    """Token task: each sentence's rarest non-``O`` tag (0 when it has none), for stratifying."""
-    counts = np.bincount(np.concatenate([np.asarray(r, dtype=np.int64) for r in y_enc] or [np.zeros(0, np.int64)]),
-                         minlength=1)
-    return np.array([min(set(np.asarray(r).tolist()) - {0}, key=lambda k: (counts[k], k), default=0)
-                     for r in y_enc], dtype=np.int64)
-
-
 def _holdout(y_enc, task, train_idx, seed):
     """Split ``train_idx`` into (rest, held-out share) for the meta set, stratified."""
     y = y_enc[train_idx]
@@ -266,7 +258,7 @@ def _holdout(y_enc, task, train_idx, seed):
         tr, te = multilabel_train_test_split(y, test_size=META_HOLDOUT_FRACTION, random_state=seed)
         return train_idx[tr], train_idx[te]
     if task == "token":  # by sentence, stratified by the rarest tag where the strata allow it
-        y = _rarest_tag(y)
+        y = rarest_tag_keys(y)
     n = len(train_idx)
     counts = np.bincount(y)
     n_classes = int(np.sum(counts > 0))
