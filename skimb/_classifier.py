@@ -416,6 +416,26 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         classes, encoded = np.unique(labels, return_inverse=True)
         return classes, encoded.astype(np.int64), "multiclass"
 
+    def _encode_known_targets(self, y, X, classes, task, what):
+        """Hook: encode labels for ``X`` against the fitted ``classes`` (HAMR's explicit meta set);
+        ``what`` names them in errors (e.g. ``"meta_set y"``)."""
+        if task == "multilabel":
+            Y = y.toarray() if hasattr(y, "toarray") else np.asarray(y)
+            if Y.ndim != 2 or Y.shape[1] != len(classes) or not np.isin(Y, (0, 1)).all():
+                raise ValueError(f"{what} must be a 0/1 indicator matrix with {len(classes)} "
+                                 f"columns, like y; got shape {Y.shape}.")
+            encoded = Y.astype(np.float32)
+        else:
+            labels = check_labels(y, what=what, min_classes=1)
+            known = np.isin(labels, classes)
+            if not known.all():
+                unknown = sorted({str(v) for v in labels[~known]})
+                raise ValueError(f"{what.split()[0]} has labels not seen in y: {unknown}.")
+            encoded = np.searchsorted(classes, labels).astype(np.int64)
+        if len(X) != len(encoded):
+            raise ValueError(f"{what.split()[0]}: X has {len(X)} samples but y has {len(encoded)}.")
+        return encoded
+
     def _sample_weights(self, classes, y_enc, task, sample_weight):
         """Per-sample loss weights (class_weight x sample_weight, mean 1), or None."""
         sw = check_sample_weight(sample_weight, len(y_enc))

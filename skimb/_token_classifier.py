@@ -78,6 +78,12 @@ class TagWeightedLoss(nn.Module):
 
 
 # ----------------------------------------------------------------- helpers for HAMR & co.
+def _tag_indices(tags, classes) -> np.ndarray:
+    """IOB2 tag lists -> an object array of per-sentence index arrays into ``classes``."""
+    index = {c: k for k, c in enumerate(np.asarray(classes).tolist())}
+    return _as_object_array([np.array([index[t] for t in sent], dtype=np.int64) for sent in tags])
+
+
 def _as_object_array(rows) -> np.ndarray:
     out = np.empty(len(rows), dtype=object)
     for i, r in enumerate(rows):
@@ -386,9 +392,16 @@ sample_weights_history_, meta_loss_history_, wnet_
         if not types:
             raise ValueError("y holds no entity tag (only 'O'): nothing to learn.")
         classes = np.array(["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")])
-        index = {c: k for k, c in enumerate(classes.tolist())}
-        encoded = _as_object_array([np.array([index[t] for t in sent], dtype=np.int64) for sent in tags])
-        return classes, encoded, "token"
+        return classes, _tag_indices(tags, classes), "token"
+
+    def _encode_known_targets(self, y, X, classes, task, what):
+        tags = self._to_iob2(y, what=what)
+        self._check_lengths([len(s) for s in X], tags, what=what)
+        known = set(classes.tolist())
+        unknown = sorted({t for sent in tags for t in sent if t not in known})
+        if unknown:
+            raise ValueError(f"{what.split()[0]} has tags not seen in y: {unknown}.")
+        return _tag_indices(tags, classes)
 
     def _sample_weights(self, classes, y_enc, task, sample_weight):
         """Per-sentence weights (``sample_weight``, mean 1) and per-tag ``class_weight``."""

@@ -158,6 +158,8 @@ def test_explicit_meta_set(tiny_bert, toy_data):
     assert len(clf.hardness_) == len(X)  # nothing leaves the training set
     with pytest.raises(ValueError, match="not seen in y"):
         hamr(tiny_bert, meta_set=(X[:2], ["flood", "unknown"])).fit(X, y)
+    with pytest.raises(ValueError, match="meta_set: X has 2 samples but y has 1"):
+        hamr(tiny_bert, meta_set=(X[:2], ["flood"])).fit(X, y)
 
 
 def test_split_meta_set_and_multilabel_top_up():

@@ -310,34 +310,6 @@ def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed, classes=None):
     return np.sort(pool[keep]).astype(np.int64), meta_idx
 
 
-def _encode_meta_labels(est, texts, y_meta, classes, task):
-    """Encode an explicit meta set's labels like the training labels."""
-    if task == "token":
-        tags = est._to_iob2(y_meta, what="meta_set y")
-        est._check_lengths([len(t) for t in texts], tags, what="meta_set y")
-        index = {c: k for k, c in enumerate(np.asarray(classes).tolist())}
-        unknown = sorted({t for sent in tags for t in sent if t not in index})
-        if unknown:
-            raise ValueError(f"meta_set has tags not seen in y: {unknown}.")
-        out = np.empty(len(tags), dtype=object)
-        out[:] = [np.array([index[t] for t in sent], dtype=np.int64) for sent in tags]
-        return out
-    if task == "multilabel":
-        Y = y_meta.toarray() if hasattr(y_meta, "toarray") else np.asarray(y_meta)
-        if Y.ndim != 2 or Y.shape[1] != len(classes) or not np.isin(Y, (0, 1)).all():
-            raise ValueError(f"meta_set: y_meta must be a 0/1 indicator matrix with {len(classes)} "
-                             f"columns, like y; got shape {Y.shape}.")
-        return Y.astype(np.float32)
-    from ..._validation import check_labels
-
-    labels = check_labels(y_meta, what="meta_set y", min_classes=1)
-    known = np.isin(labels, classes)
-    if not known.all():
-        unknown = sorted({str(v) for v in labels[~known]})
-        raise ValueError(f"meta_set has labels not seen in y: {unknown}.")
-    return np.searchsorted(classes, labels).astype(np.int64)
-
-
 # ------------------------------------------------------------------------------------ embeddings
 
 
@@ -464,11 +436,7 @@ class HAMRFit:
             if est.meta_set is not None:
                 X_meta, y_meta = est.meta_set
                 texts = est._validate_X(X_meta)
-                y_meta_enc = _encode_meta_labels(est, texts, y_meta, classes, task)
-                if len(texts) != len(y_meta_enc):
-                    raise ValueError(f"meta_set: X_meta has {len(texts)} samples but y_meta has "
-                                     f"{len(y_meta_enc)}.")
-                meta_data = (texts, y_meta_enc)
+                meta_data = (texts, est._encode_known_targets(y_meta, texts, classes, task, "meta_set y"))
             else:
                 train_idx, meta_idx = split_meta_set(y_enc, task, train_idx, valid_idx, seed=seed,
                                                      classes=classes)
