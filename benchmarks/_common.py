@@ -1,4 +1,4 @@
-"""Helpers shared by ``benchmarks/losses.py`` and ``benchmarks/samplers.py``.
+"""Helpers shared by the benchmark scripts.
 
 Not part of the package: the scripts import it as a sibling module (``python benchmarks/x.py``
 puts ``benchmarks/`` on ``sys.path``).
@@ -19,10 +19,22 @@ import numpy as np
 from skimb.compare._report import machine_description
 from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss
 
-__all__ = ["ints", "command_line", "mean_std", "fmt", "markdown_table", "write_outputs", "measure",
+__all__ = ["load_subsampled", "ints", "command_line", "mean_std", "fmt", "markdown_table", "write_outputs", "measure",
            "machine_description", "QUARTILES"]
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
+
+
+def load_subsampled(name, *, train_size=0, test_size=0, seed=0, eval_split="test", task=None, **kwargs):
+    """``load_dataset(name)`` with stratified subsamples of the train and ``eval_split`` splits
+    (a size of 0 keeps the split whole), drawn with ``seed``; exits unless its task is ``task``."""
+    from skimb.datasets import load_dataset
+
+    subsample = {split: n for split, n in (("train", train_size), (eval_split, test_size)) if n}
+    data = load_dataset(name, subsample=subsample or None, random_state=seed, **kwargs)
+    if task is not None and data.task != task:
+        raise SystemExit(f"{name} is a {data.task} data set; this benchmark needs a {task} one.")
+    return data
 
 
 def ints(text):

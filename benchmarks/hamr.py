@@ -61,13 +61,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (QUARTILES, command_line, fmt, ints, machine_description, markdown_table,  # noqa: E402
-                     measure)
+from _common import (QUARTILES, command_line, fmt, ints, load_subsampled, machine_description,  # noqa: E402
+                     markdown_table, measure)
 
 from skimb import TransformerClassifier, TransformerTokenClassifier  # noqa: E402
 from skimb.backbones import feature_cache  # noqa: E402
 from skimb.compare._runner import evaluate  # noqa: E402
-from skimb.datasets import load_dataset  # noqa: E402
 
 VARIANTS = {
     "hamr": {},
@@ -90,12 +89,7 @@ def _names(text):
 def run_training(args, log=print, on_run=None):
     runs = []
     for name in _names(args.datasets):
-        sub = {}
-        if args.train_size:
-            sub["train"] = args.train_size
-        if args.test_size:
-            sub["test"] = args.test_size
-        data = load_dataset(name, subsample=sub or None, random_state=args.data_seed)
+        data = load_subsampled(name, train_size=args.train_size, test_size=args.test_size, seed=args.data_seed)
         token = data.task == "token"  # NER: TransformerTokenClassifier, span-level F1
         Estimator = TransformerTokenClassifier if token else TransformerClassifier
         X, X_test = list(data.X_train), list(data.X_test)

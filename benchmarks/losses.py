@@ -46,12 +46,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (QUARTILES, command_line, fmt, ints, machine_description, markdown_table,  # noqa: E402
-                     mean_std, measure, write_outputs)
+from _common import (QUARTILES, command_line, fmt, ints, load_subsampled, machine_description,  # noqa: E402
+                     markdown_table, mean_std, measure, write_outputs)
 
 from skimb import TransformerClassifier  # noqa: E402
 from skimb.backbones import load_backbone  # noqa: E402
-from skimb.datasets import load_dataset  # noqa: E402
 from skimb.losses import available_losses  # noqa: E402
 from skimb.metrics import multilabel_report  # noqa: E402
 
@@ -107,15 +106,8 @@ def parse_args(argv=None):
 
 
 def load(args):
-    subsample = {}
-    if args.train_size:
-        subsample["train"] = args.train_size
-    if args.test_size:
-        subsample["test"] = args.test_size
-    data = load_dataset(args.dataset, subsample=subsample or None, random_state=args.data_seed)
-    if data.task != "multilabel":
-        raise SystemExit(f"{args.dataset} is a {data.task} data set; this benchmark needs a multi-label one")
-    return data
+    return load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size,
+                           seed=args.data_seed, task="multilabel")
 
 
 def make_classifier(args, params, seed):

@@ -35,6 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import load_subsampled  # noqa: E402
+
 #: Loss variants: name -> TransformerTokenClassifier parameters.
 VARIANTS = {
     "ce": {"loss": "ce"},
@@ -72,17 +75,8 @@ def parse_args(argv=None):
 
 
 def load(args):
-    from skimb.datasets import load_dataset
-
-    subsample = {}
-    if args.train_size:
-        subsample["train"] = args.train_size
-    if args.test_size:
-        subsample[args.eval_split] = args.test_size
-    data = load_dataset(args.dataset, data_home=args.data_home, subsample=subsample or None,
-                        random_state=args.data_seed)
-    if data.task != "token":
-        raise SystemExit(f"{args.dataset} is a {data.task} data set, not token tagging.")
+    data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=args.data_seed,
+                           eval_split=args.eval_split, task="token", data_home=args.data_home)
     X_eval, y_eval = data[f"X_{args.eval_split}"], data[f"y_{args.eval_split}"]
     if X_eval is None:
         raise SystemExit(f"{args.dataset} has no {args.eval_split} split.")

@@ -52,13 +52,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (QUARTILES, command_line, fmt, ints, machine_description, markdown_table,  # noqa: E402
-                     mean_std, measure, write_outputs)
+from _common import (QUARTILES, command_line, fmt, ints, load_subsampled, machine_description,  # noqa: E402
+                     markdown_table, mean_std, measure, write_outputs)
 
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from skimb import TransformerClassifier, TransformerEmbedder  # noqa: E402
-from skimb.datasets import load_dataset  # noqa: E402
 from skimb.metrics import imbalance_report  # noqa: E402
 
 
@@ -96,6 +95,14 @@ def build_variants(n_min):
 
 VARIANT_NAMES = ["none", "ros", "smote", "adasyn", "borderline_smote", "textcut", "ge3", "reprint", "lnr",
                  "hardness", "text_ros", "text_rus", "class_aware", "eda"]
+
+
+def record_quality(rec, y_test, pred, labels, y_train):
+    """Macro-F1, balanced accuracy, per-quartile and per-class F1 of one run into ``rec``."""
+    rep = imbalance_report(y_test, pred, labels=labels, train_labels=y_train, digits=None)
+    rec.update(macro_f1=rep["macro_f1"], balanced_accuracy=rep["balanced_accuracy"],
+               quartile_f1=rep["quartile_f1"], quartile_labels=rep["quartile_labels"],
+               per_class_f1={k: v["f1"] for k, v in rep["per_class"].items()})
 
 
 def parse_args(argv=None):
@@ -163,14 +170,9 @@ def run_variant(name, kind, factory, seed, X_train, y_train, E_train, E_test, y_
             clf = LogisticRegression(max_iter=2000).fit(E_res, y_res)
             rec["lr_fit_s"] = time.perf_counter() - t0
             pred = clf.predict(E_test)
-        rep = imbalance_report(y_test, pred, labels=labels, train_labels=y_train, digits=None)
         rec["n_train_resampled"] = int(len(y_res))
         rec["resampled_counts"] = {str(c): int(n) for c, n in zip(*np.unique(y_res, return_counts=True))}
-        rec["macro_f1"] = rep["macro_f1"]
-        rec["balanced_accuracy"] = rep["balanced_accuracy"]
-        rec["quartile_f1"] = rep["quartile_f1"]
-        rec["quartile_labels"] = rep["quartile_labels"]
-        rec["per_class_f1"] = {k: v["f1"] for k, v in rep["per_class"].items()}
+        record_quality(rec, y_test, pred, labels, y_train)
         print(f"[seed {seed}] {name:16s} macro-F1 {rec['macro_f1']:.4f} n={rec['n_train_resampled']:6d} "
               f"resample {rec['resample_s']:.2f}s embed-new {rec['embed_new_s']:.1f}s LR {rec['lr_fit_s']:.1f}s",
               flush=True)
@@ -230,8 +232,7 @@ def _n_resampled(sampler, n_input):
 def part2(args, factories, chosen):
     from imblearn.pipeline import make_pipeline
 
-    data = load_dataset(args.dataset, subsample=({"train": args.ft_train_size} if args.ft_train_size else {}) |
-                        ({"test": args.test_size} if args.test_size else {}) or None, random_state=args.data_seed)
+    data = load_subsampled(args.dataset, train_size=args.ft_train_size, test_size=args.test_size, seed=args.data_seed)
     X, y, X_test, y_test = list(data.X_train), np.asarray(data.y_train), list(data.X_test), np.asarray(data.y_test)
     labels = np.unique(np.concatenate([y, y_test]))
     runs = []
@@ -253,11 +254,7 @@ def part2(args, factories, chosen):
                 fitted = model if name == "none" else model[-1]
                 rec["n_train_resampled"] = len(X) if name == "none" else _n_resampled(model[0], len(X))
                 rec["epoch_s"] = float(np.mean(fitted.history_[:, "dur"]))
-                rep = imbalance_report(y_test, pred, labels=labels, train_labels=y, digits=None)
-                rec["macro_f1"] = rep["macro_f1"]
-                rec["balanced_accuracy"] = rep["balanced_accuracy"]
-                rec["quartile_f1"] = rep["quartile_f1"]
-                rec["per_class_f1"] = {k: v["f1"] for k, v in rep["per_class"].items()}
+                record_quality(rec, y_test, pred, labels, y)
                 print(f"[ft seed {seed}] {name:12s} macro-F1 {rec['macro_f1']:.4f} n={rec['n_train_resampled']} "
                       f"fit {rec['fit_s']:.1f}s predict {rec['predict_s']:.1f}s peak {rec['peak_mib']:.0f} MiB",
                       flush=True)
@@ -289,11 +286,8 @@ def main(argv=None):
     args = parse_args(argv)
     t_start = time.perf_counter()
     seeds = ints(args.seeds)
-    subsample = ({"train": args.train_size} if args.train_size else {}) | (
-        {"test": args.test_size} if args.test_size else {})
-    data = load_dataset(args.dataset, subsample=subsample or None, random_state=args.data_seed)
-    if data.task != "multiclass":
-        raise SystemExit(f"{args.dataset} is a {data.task} data set; this benchmark needs a multi-class one")
+    data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size,
+                           seed=args.data_seed, task="multiclass")
     X_train, y_train = list(data.X_train), np.asarray(data.y_train)
     X_test, y_test = list(data.X_test), np.asarray(data.y_test)
     classes, counts = np.unique(y_train, return_counts=True)
