@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import numbers
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from skorch.history import History
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
@@ -29,6 +31,14 @@ _FINETUNE = ("full", "lora", "head")
 _TRAINING = ("standard", "hamr")
 _CONFIG_NAME = "skimb_config.json"
 _WEIGHTS_NAME = "model.safetensors"
+
+
+def _replay_loss_schedule(criterion, n_epochs, max_epochs):
+    """Leave a loss with an epoch schedule (LDAM's deferred re-weighting) where training left
+    it, so that stage 2 sees the same loss after a stage-1 cache hit as after a miss."""
+    set_epoch = getattr(criterion, "set_epoch", None)
+    if callable(set_epoch) and n_epochs > 0:
+        set_epoch(n_epochs - 1, max_epochs)
 
 
 class _FeatureDataset(torch.utils.data.Dataset):
@@ -436,10 +446,11 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"{what.split()[0]}: X has {len(X)} samples but y has {len(encoded)}.")
         return encoded
 
-    def _sample_weights(self, classes, y_enc, task, sample_weight):
-        """Per-sample loss weights (class_weight x sample_weight, mean 1), or None."""
+    def _sample_weights(self, classes, y_enc, task, sample_weight, train_idx):
+        """Per-sample loss weights (class_weight x sample_weight, mean 1), or None; class
+        weights are computed on the training split, as the losses' class counts are."""
         sw = check_sample_weight(sample_weight, len(y_enc))
-        class_weight = self._class_weights(classes, y_enc, task)
+        class_weight = self._class_weights(classes, y_enc[train_idx], task)
         weights = class_weight[y_enc] if self.class_weight is not None else None
         if sw is not None:
             weights = sw if weights is None else weights * sw
@@ -532,7 +543,21 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         data = self._validate_X(X)
         lr = self._check_params()
         classes, y_enc, task = self._encode_targets(y, len(data))
-        class_weight, weights = self._sample_weights(classes, y_enc, task, sample_weight)
+        if self.head == "calora":  # every CALoRA parameter is checked before stage 1 trains
+            self._calora_config(len(classes))
+        self._reset_fitted()
+        try:
+            self._fit(data, y_enc, classes, task, sample_weight, lr)
+        finally:
+            self.__dict__.pop("_hamr", None)  # a fit's working state never outlives it
+        return self
+
+    def _reset_fitted(self):
+        """Drop every fitted attribute of an earlier fit (and any stray working state)."""
+        for name in [n for n in vars(self) if n.endswith("_") or n == "_hamr"]:
+            delattr(self, name)
+
+    def _fit(self, data, y_enc, classes, task, sample_weight, lr):
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
         train_idx, valid_idx = self._split(y_enc, task, seed)
@@ -543,6 +568,7 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             self._hamr = HAMRFit.plan(self, check_hamr_params(self), classes=classes, y_enc=y_enc, task=task,
                                       seed=seed, train_idx=train_idx, valid_idx=valid_idx)
             train_idx = self._hamr.train_idx
+        class_weight, weights = self._sample_weights(classes, y_enc, task, sample_weight, train_idx)
         backbone_model, tokenizer, path = load_backbone(self.backbone)
         self.backbone_path_ = path
         self.tokenizer_ = tokenizer
@@ -556,7 +582,8 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             if stage1 is not None:
                 module.load_state_dict(stage1["state"])
                 net = self._make_net(module, criterion, lr, device, seed, None, 0)
-                net.history = stage1["history"]
+                net.history = History(copy.deepcopy(list(stage1["history"])))
+                _replay_loss_schedule(net.criterion_, len(net.history), self.max_epochs)
             else:
                 train_ds, valid_ds = self._make_datasets(data, y_enc, weights, train_idx, valid_idx, module, device)
                 if self._hamr is not None:  # HAMR: meta dataset and embeddings
@@ -567,15 +594,14 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
                 except FloatingPointError as exc:
                     error = exc
         self._set_fitted(net, classes, task, class_weight, criterion, lr, device, time.perf_counter() - t0)
-        hamr = self.__dict__.pop("_hamr", None)
+        hamr, hamr_fitted = self.__dict__.pop("_hamr", None), None
         if hamr is not None:
-            hamr.set_fitted(self)
+            hamr_fitted = hamr.set_fitted(self, cached=None if stage1 is None else stage1.get("hamr"))
         if self.head == "calora" and error is None:
-            self._fit_calora(data, y_enc, weights, train_idx, seed, stage1)
+            self._fit_calora(data, y_enc, weights, train_idx, seed, stage1, hamr_fitted)
         self._after_fit(data, y_enc, valid_idx)
         if error is not None:
             raise error
-        return self
 
     def _n_steps(self, n_train):
         if getattr(self, "_hamr", None) is not None:  # HAMR's resampling: oversample_ratio * N per epoch
@@ -614,9 +640,10 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             return None
         from .training import fingerprint
 
-        stage1_params = sorted((k, repr(v)) for k, v in params.items() if k not in self._STAGE2_PARAMS)
-        return fingerprint(type(self).__name__, path, stage1_params, seed, data, y_enc,
-                           weights if weights is not None else "unweighted")
+        # Content, not repr(): long arrays and fitted estimators (meta_set, loss__alpha, a
+        # fitted embedder) must change the key when one entry changes.
+        stage1_params = {k: v for k, v in params.items() if k not in self._STAGE2_PARAMS}
+        return fingerprint(type(self).__name__, path, stage1_params, seed, data, y_enc, weights)
 
     def _stage1_lookup(self, data, y_enc, weights, seed, path):
         self._stage1_key_ = self._stage1_key(data, y_enc, weights, seed, path)
@@ -644,7 +671,7 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
 
         return ClassRoutedLoRA(head, self._calora_config(n_classes), multilabel=multilabel)
 
-    def _fit_calora(self, data, y_enc, weights, train_idx, seed, stage1):
+    def _fit_calora(self, data, y_enc, weights, train_idx, seed, stage1, hamr_fitted=None):
         from .heads import fit_calora_head, topk_coverage
 
         module = self.net_.module_
@@ -657,9 +684,10 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
                 from .training import stage1_cache
 
                 state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-                stage1_cache.put(self._stage1_key_, {"state": state, "history": self.net_.history,
+                stage1_cache.put(self._stage1_key_, {"state": state,
+                                                     "history": copy.deepcopy(list(self.net_.history)),
                                                      "stage2_inputs": (features, y_train, w_train),
-                                                     "fit_time_s": stage1_s},
+                                                     "fit_time_s": stage1_s, "hamr": hamr_fitted},
                                  memory=self.memory)
         else:
             features, y_train, w_train = stage1["stage2_inputs"]

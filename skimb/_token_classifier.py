@@ -403,10 +403,11 @@ sample_weights_history_, meta_loss_history_, wnet_
             raise ValueError(f"{what.split()[0]} has tags not seen in y: {unknown}.")
         return _tag_indices(tags, classes)
 
-    def _sample_weights(self, classes, y_enc, task, sample_weight):
-        """Per-sentence weights (``sample_weight``, mean 1) and per-tag ``class_weight``."""
+    def _sample_weights(self, classes, y_enc, task, sample_weight, train_idx):
+        """Per-sentence weights (``sample_weight``, mean 1) and per-tag ``class_weight`` (from the
+        training split's tags)."""
         sw = check_sample_weight(sample_weight, len(y_enc))
-        class_weight = self._class_weights(classes, _flat(y_enc), "multiclass")
+        class_weight = self._class_weights(classes, _flat(y_enc[train_idx]), "multiclass")
         self._fit_tag_weight = class_weight if self.class_weight is not None else None
         weights = None if sw is None else (sw / sw.mean()).astype(np.float32)
         return class_weight, weights

@@ -350,6 +350,7 @@ def test_calora_reuses_stage1_across_k_and_rank(tiny_bert, toy_data):
     assert stage1_cache.hits == 6 * 2 - 2
     again = TransformerClassifier(tiny_bert, **{**CALORA, "k": 3}, **FAST).fit(X, y)
     assert again.stage1_cached_ and again.stage1_time_s_ == 0.0
+    assert again.history_ is not first.history_  # equal values, separate objects
     np.testing.assert_array_equal(again.history_[:, "train_loss"], first.history_[:, "train_loss"])
 
 

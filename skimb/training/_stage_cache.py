@@ -3,11 +3,16 @@ their stage-2 parameters fit stage 1 once per training set."""
 
 from __future__ import annotations
 
-import hashlib
+import atexit
+import os
+import shutil
+import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
+import joblib
 import numpy as np
 import torch
 
@@ -15,43 +20,94 @@ __all__ = ["StageCache", "stage1_cache", "fingerprint"]
 
 
 def fingerprint(*parts) -> str:
-    """A SHA-256 over strings, arrays and nested lists/tuples of them."""
-    h = hashlib.sha256()
+    """A hash of the content of ``parts``: arrays, nested lists, estimators, anything
+    ``joblib.hash`` can read (never ``repr``, which elides long arrays and prints only a
+    fitted estimator's constructor)."""
+    return joblib.hash(parts)
 
-    def feed(obj):
-        if isinstance(obj, np.ndarray) and obj.dtype == object:  # ragged rows (token tags)
-            feed(list(obj))
-        elif isinstance(obj, np.ndarray):
-            h.update(str((obj.dtype, obj.shape)).encode())
-            h.update(np.ascontiguousarray(obj).tobytes())
-        elif isinstance(obj, (list, tuple)):
-            h.update(b"[%d" % len(obj))
-            for o in obj:
-                feed(o)
-            h.update(b"]")
-        else:
-            h.update(repr(obj).encode())
-            h.update(b"\x00")
 
-    for p in parts:
-        feed(p)
-    return h.hexdigest()
+def _default_budget_mib() -> float:
+    return float(os.environ.get("SKIMB_STAGE1_CACHE_MIB", 2048))
+
+
+def _entry_bytes(entry) -> int:
+    total = 0
+    for value in _tensors(entry):
+        total += value.element_size() * value.nelement()
+    return total
+
+
+def _tensors(obj):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
+def _to_safe(obj):
+    """Tensors, numbers, strings and containers only, loadable with ``weights_only=True``
+    (numeric numpy arrays travel as tensors, tagged so that they come back as arrays)."""
+    if isinstance(obj, np.ndarray) and obj.dtype != object:
+        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(obj))}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _to_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_safe(v) for v in obj) if type(obj) in (list, tuple) else [_to_safe(v) for v in obj]
+    return obj
+
+
+def _from_safe(obj):
+    if isinstance(obj, dict):
+        if set(obj) == {"__ndarray__"}:
+            return obj["__ndarray__"].numpy()
+        return {k: _from_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_from_safe(v) for v in obj)
+    return obj
+
+
+def _save(entry, path: Path):
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    torch.save(_to_safe(entry), tmp)
+    tmp.replace(path)
+
+
+def _load(path: Path):
+    # weights_only: the folder may be shared, and a pickle would run code on load.
+    return _from_safe(torch.load(path, map_location="cpu", weights_only=True))
 
 
 class StageCache:
-    """In-process LRU of stage-1 results, optionally mirrored on disk.
+    """In-process LRU of stage-1 results bounded by memory, spilling to disk, optionally
+    mirrored in a shared folder.
 
-    ``memory`` (per call) is None, a directory, or a ``joblib.Memory`` (its
-    ``location`` is used), as for scikit-learn's ``Pipeline``: entries written there
-    are shared by the worker processes of a parallel grid search.
+    Entries over ``budget_mib`` (default 2048, or ``$SKIMB_STAGE1_CACHE_MIB``) are written to
+    a private temporary folder rather than dropped, so a search visits each fold's stage 1
+    once whatever its ``cv`` and number of candidates. ``memory`` (per call) is None, a
+    directory, or a ``joblib.Memory`` (its ``location`` is used), as for scikit-learn's
+    ``Pipeline``: entries written there are shared by the worker processes of a parallel
+    grid search. Files hold tensors and JSON only and load with ``weights_only=True``.
     """
 
-    def __init__(self, max_entries: int = 3):
-        self.max_entries = max_entries
+    def __init__(self, budget_mib: float | None = None):
+        self.budget_mib = budget_mib
         self._store: "OrderedDict[str, dict]" = OrderedDict()
+        self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._spill_dir: Path | None = None
         self.hits = 0
         self.misses = 0
+
+    @property
+    def _budget_bytes(self) -> float:
+        mib = _default_budget_mib() if self.budget_mib is None else self.budget_mib
+        return mib * 2**20
 
     @staticmethod
     def _directory(memory):
@@ -64,16 +120,34 @@ class StageCache:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def _spill_path(self, key) -> Path:
+        if self._spill_dir is None:
+            self._spill_dir = Path(tempfile.mkdtemp(prefix="skimb-stage1-"))
+            atexit.register(shutil.rmtree, self._spill_dir, True)
+        return self._spill_dir / f"{key}.pt"
+
+    def _lookup_file(self, key, memory):
+        for directory in (self._directory(memory), self._spill_dir):
+            if directory is not None and (directory / f"{key}.pt").exists():
+                return directory / f"{key}.pt"
+        return None
+
     def get(self, key, memory=None):
         with self._lock:
             entry = self._store.get(key)
             if entry is not None:
                 self._store.move_to_end(key)
         if entry is None:
-            directory = self._directory(memory)
-            if directory is not None and (directory / f"{key}.pt").exists():
-                entry = torch.load(directory / f"{key}.pt", map_location="cpu", weights_only=False)
-                self._put(key, entry)
+            path = self._lookup_file(key, memory)
+            if path is not None:
+                try:
+                    entry = _load(path)
+                except Exception as exc:  # noqa: BLE001 - a bad file is a miss, never a crash
+                    warnings.warn(f"ignoring the unreadable stage-1 cache file {path} ({exc.__class__.__name__}); "
+                                  "stage 1 is fitted again.", UserWarning, stacklevel=3)
+                    entry = None
+                else:
+                    self._put(key, entry)
         if entry is None:
             self.misses += 1
         else:
@@ -83,22 +157,35 @@ class StageCache:
     def _put(self, key, entry):
         with self._lock:
             self._store[key] = entry
+            self._sizes[key] = _entry_bytes(entry)
             self._store.move_to_end(key)
-            while len(self._store) > self.max_entries:
-                self._store.popitem(last=False)
+            evicted = []
+            while len(self._store) > 1 and sum(self._sizes.values()) > self._budget_bytes:
+                old_key, old = self._store.popitem(last=False)
+                self._sizes.pop(old_key)
+                evicted.append((old_key, old))
+        for old_key, old in evicted:  # spilt, never lost
+            path = self._spill_path(old_key)
+            if not path.exists():
+                _save(old, path)
 
     def put(self, key, entry, memory=None):
         self._put(key, entry)
         directory = self._directory(memory)
         if directory is not None:
-            tmp = directory / f"{key}.pt.tmp"
-            torch.save(entry, tmp)
-            tmp.replace(directory / f"{key}.pt")
+            _save(entry, directory / f"{key}.pt")
 
     def clear(self):
         with self._lock:
             self._store.clear()
+            self._sizes.clear()
+        if self._spill_dir is not None:
+            shutil.rmtree(self._spill_dir, ignore_errors=True)
+            self._spill_dir = None
         self.hits = self.misses = 0
+
+    def __len__(self):
+        return len(self._store)
 
 
 #: The process-wide stage-1 cache used by the estimators.

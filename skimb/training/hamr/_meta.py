@@ -44,6 +44,7 @@ virtual step acts:
     The virtual step (second order, exact) updates only the ``head_param_names`` parameters; the
     rest of the model is fixed in ``θ'`` (and detached, so no graph is built through it unless
     ``keep_graph``). A different, cheaper bi-level problem, not an approximation of "full".
+    Only the head is differentiated twice, so attention runs on the fused kernels.
 """
 
 from __future__ import annotations
@@ -330,7 +331,9 @@ def meta_step(
     devices = sorted({p.device for p in params.values()}, key=str)
     rng_before = _RngState(devices) if mode == "first_order" else None
 
-    with _math_sdpa(mode != "first_order"):
+    # Only "full" double-backpropagates through attention; "head" differentiates twice through
+    # the head alone, so the fused kernels (flash / memory-efficient) serve it.
+    with _math_sdpa(mode == "full"):
         logits = call(fwd_params, batch_buffers, batch_inputs)
     losses = per_sample_loss_fn(logits, batch_targets).reshape(-1)
     if not torch.all(torch.isfinite(losses.detach())):
@@ -393,6 +396,10 @@ def meta_step(
         g = _zero_like_or(g, p).detach()
         p.grad = g
         grad_sq += float(g.double().pow(2).sum())
+    if not (math.isfinite(grad_sq) and torch.isfinite(meta_loss.detach()).all()):
+        wnet_optimizer.zero_grad(set_to_none=True)  # never step WNet into non-finite weights
+        raise FloatingPointError("non-finite meta loss or WNet gradient in the meta step; WNet was "
+                                 "not updated (lower lr / meta_update_lr, or check the inputs).")
     wnet_optimizer.step()
 
     # ---- (4) post-meta weights ------------------------------------------------------------

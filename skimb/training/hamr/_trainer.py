@@ -34,6 +34,8 @@ How a step reads (``meta_weighting`` / ``resampling`` on or off)
 
 from __future__ import annotations
 
+import copy
+
 import math
 from dataclasses import dataclass, fields
 from functools import partial
@@ -601,25 +603,49 @@ class HAMRFit:
                      "_epoch_idx", "_epoch_w"):
             setattr(self, name, None)
 
-    def set_fitted(self, est):
-        """Copy the HAMR results onto the estimator (``hardness_`` and friends)."""
+    def set_fitted(self, est, cached=None):
+        """Set the HAMR results on the estimator (``hardness_`` and friends) and return them
+        as plain data (arrays, numbers, the WNet state), so that a cached stage 1 can restore
+        them; ``cached`` is that data when stage 1 came from the cache (nothing ran here)."""
         self._release()
         self.train_labels = None
-        if not self.ready:  # e.g. a CALoRA stage 1 taken from the cache: nothing ran here
-            return
+        fitted = cached if cached is not None else self._fitted_attributes()
+        if fitted is not None:
+            restore_hamr_attributes(est, fitted)
+        return fitted
+
+    def _fitted_attributes(self):
+        if not self.ready:
+            return None
         n = len(self.train_idx)
-        est.hardness_ = (self.tracker.hardness_ if self.tracker is not None
-                         else np.full(n, 1.0 / n))
-        est.hamr_train_indices_ = self.train_idx.copy()
-        est.meta_set_indices_ = None if self.meta_idx is None else self.meta_idx.copy()
-        est.meta_set_size_ = int(self.meta_set_size)
-        est.neighbor_boost_ = np.asarray(self.boost, dtype=np.float64).copy()
-        est.sample_weights_history_ = list(self.weight_history)
-        est.meta_loss_history_ = np.asarray(self.meta_losses, dtype=np.float64)
-        if self.wnet is not None:  # on the CPU, so that a pickled model loads anywhere
-            self.wnet = self.wnet.cpu().eval()
+        wnet_state = None
+        if self.wnet is not None:
+            wnet_state = {k: v.detach().cpu().clone() for k, v in self.wnet.state_dict().items()}
         self.wnet_optimizer = None
-        est.wnet_ = self.wnet
+        return {
+            "hardness_": self.tracker.hardness_ if self.tracker is not None else np.full(n, 1.0 / n),
+            "hamr_train_indices_": self.train_idx.copy(),
+            "meta_set_indices_": None if self.meta_idx is None else self.meta_idx.copy(),
+            "meta_set_size_": int(self.meta_set_size),
+            "neighbor_boost_": np.asarray(self.boost, dtype=np.float64).copy(),
+            "sample_weights_history_": list(self.weight_history),
+            "meta_loss_history_": np.asarray(self.meta_losses, dtype=np.float64),
+            "wnet_": wnet_state,
+        }
+
+
+def restore_hamr_attributes(est, fitted: dict) -> None:
+    """Set HAMR's fitted attributes from :meth:`HAMRFit.set_fitted`'s plain data (copies, so
+    that estimators sharing a cached stage 1 share no mutable object)."""
+    for name, value in fitted.items():
+        if name == "wnet_":
+            if value is not None:  # on the CPU, so that a pickled model loads anywhere
+                wnet = WeightNet()
+                wnet.load_state_dict(value)
+                value = wnet.eval()
+        else:
+            value = copy.deepcopy(value)
+        setattr(est, name, value)
 
 
 class HAMRCallback(Callback):

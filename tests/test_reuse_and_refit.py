@@ -1,0 +1,269 @@
+"""Correct reuse and refit: the stage-1 cache never lies, a refit keeps nothing of an earlier
+fit, and a failed fit leaves no working state."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils.class_weight import compute_class_weight
+
+from skimb import TransformerClassifier, TransformerTokenClassifier
+from skimb.losses import available_losses
+from skimb.training import StageCache, fingerprint, stage1_cache
+
+from conftest import make_ner
+
+FAST = dict(max_epochs=2, batch_size=8, random_state=0)
+CALORA = dict(head="calora", k=2, rank=2, calora_epochs=3, calora_lr=1e-2)
+HAMR = dict(training="hamr", lr=5e-3, knn_k=3)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    stage1_cache.clear()
+    yield
+    stage1_cache.clear()
+
+
+# ------------------------------------------------------------------ stage-1 reuse
+@pytest.mark.parametrize("cv", [4, 5])
+def test_grid_fits_stage1_once_per_fold_at_any_cv(tiny_bert, toy_data, cv):
+    X, y = toy_data
+    search = GridSearchCV(TransformerClassifier(tiny_bert, **CALORA, **{**FAST, "max_epochs": 1}),
+                          {"k": [1, 2, 3]}, cv=cv, scoring="f1_macro", refit=False)
+    search.fit(X, y)
+    assert stage1_cache.misses == cv  # one stage 1 per fold, whatever the number of candidates
+    assert stage1_cache.hits == 3 * cv - cv
+
+
+def test_cache_over_budget_spills_to_disk_and_loses_nothing():
+    cache = StageCache(budget_mib=0)
+    entries = {f"k{i}": {"state": {"w": torch.full((4,), float(i))}, "history": [{"epoch": 1}],
+                         "stage2_inputs": (torch.zeros(2, 3), torch.arange(2), None), "fit_time_s": 1.0}
+               for i in range(5)}
+    for key, entry in entries.items():
+        cache.put(key, entry)
+    assert len(cache) == 1  # only the newest is held in memory
+    for i, key in enumerate(entries):
+        got = cache.get(key)
+        assert got is not None and torch.equal(got["state"]["w"], torch.full((4,), float(i)))
+    assert cache.misses == 0
+
+
+def _multiclass_loss_configs():
+    configs = [(name, {}) for name in available_losses("multiclass")]
+    configs.append(("ldam", {"loss__drw_epoch": 1, "loss__s": 1.0}))  # deferred re-weighting
+    return configs
+
+
+@pytest.mark.parametrize("loss,extra", _multiclass_loss_configs(), ids=lambda v: str(v))
+def test_cache_hit_equals_miss_for_every_loss(tiny_bert, toy_data, loss, extra):
+    X, y = toy_data
+    params = dict(loss=loss, class_weight="balanced", **extra, **CALORA, **FAST)
+    miss = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    hit = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert not miss.stage1_cached_ and hit.stage1_cached_
+    np.testing.assert_array_equal(hit.predict_proba(X), miss.predict_proba(X))
+
+
+@pytest.mark.parametrize("extra", [{}, {"loss": "ldam", "loss__drw_epoch": 1, "loss__s": 1.0}])
+def test_token_cache_hit_equals_miss(tiny_bert, extra):
+    X, y = make_ner(32)
+    params = dict(class_weight="balanced", max_length=32, **extra, **CALORA, **FAST)
+    miss = TransformerTokenClassifier(tiny_bert, **params).fit(X, y)
+    hit = TransformerTokenClassifier(tiny_bert, **params).fit(X, y)
+    assert hit.stage1_cached_
+    for a, b in zip(hit.predict_proba(X), miss.predict_proba(X)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_stage1_key_hashes_content_not_repr(tiny_bert, toy_data):
+    X, y = toy_data
+    big = np.zeros(2000)
+    changed = big.copy()
+    changed[1000] = 1.0  # repr() elides the middle of arrays over 1000 entries
+    assert fingerprint({"a": big}) != fingerprint({"a": changed})
+    est = TransformerClassifier(tiny_bert, **CALORA, **FAST)
+    y_enc = np.unique(y, return_inverse=True)[1]
+    keys = []
+    for value in (big, changed):
+        est.set_params(loss__alpha=value)
+        keys.append(est._stage1_key(X, y_enc, None, 0, tiny_bert))
+    assert keys[0] != keys[1]
+
+
+def test_stage1_key_sees_what_a_fitted_estimator_learnt(tiny_bert, toy_data):
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = toy_data
+    y_enc = np.unique(y, return_inverse=True)[1]
+    a = StandardScaler().fit(np.zeros((3, 2)))
+    b = StandardScaler().fit(np.ones((3, 2)))
+    assert repr(a) == repr(b)
+    keys = [TransformerClassifier(tiny_bert, embedder=e, **CALORA, **FAST)._stage1_key(X, y_enc, None, 0, tiny_bert)
+            for e in (a, b)]
+    assert keys[0] != keys[1]
+
+
+def test_calora_parameters_are_checked_before_stage1(tiny_bert, toy_data):
+    X, y = toy_data
+    est = TransformerClassifier(tiny_bert, **{**CALORA, "k": 10}, **FAST)
+    with pytest.raises(ValueError, match="k must satisfy"):
+        est.fit(X, y)
+    assert stage1_cache.misses == 0 and not hasattr(est, "net_")
+
+
+def test_estimators_sharing_a_stage1_share_no_history(tiny_bert, toy_data):
+    X, y = toy_data
+    a = TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y)
+    b = TransformerClassifier(tiny_bert, **{**CALORA, "k": 1}, **FAST).fit(X, y)
+    assert b.stage1_cached_ and b.history_ is not a.history_
+    np.testing.assert_array_equal(a.history_[:, "train_loss"], b.history_[:, "train_loss"])
+    b.history_.record("train_loss", -1.0)
+    assert a.history_[-1, "train_loss"] != -1.0
+
+
+class _Boom:
+    opened = False
+
+    def __reduce__(self):
+        return (_Boom._open, ())
+
+    @staticmethod
+    def _open():
+        _Boom.opened = True
+        return {}
+
+
+def test_disk_cache_never_unpickles_code(tiny_bert, toy_data, tmp_path):
+    X, y = toy_data
+    est = TransformerClassifier(tiny_bert, memory=str(tmp_path), **CALORA, **FAST)
+    est.fit(X, y)
+    (path,) = (tmp_path / "skimb-stage1").glob("*.pt")
+    torch.save(_Boom(), path)  # a planted pickle in a shared folder
+    stage1_cache.clear()
+    with pytest.warns(UserWarning, match="unreadable stage-1 cache file"):
+        refit = TransformerClassifier(tiny_bert, memory=str(tmp_path), **CALORA, **FAST).fit(X, y)
+    assert not _Boom.opened and not refit.stage1_cached_
+    stage1_cache.clear()
+    hit = TransformerClassifier(tiny_bert, memory=str(tmp_path), **CALORA, **FAST).fit(X, y)
+    assert hit.stage1_cached_  # the rewritten file is a safe one
+    np.testing.assert_array_equal(hit.predict_proba(X), refit.predict_proba(X))
+
+
+# ------------------------------------------------------------------ fitted state
+_HAMR_ATTRS = ("hardness_", "wnet_", "meta_set_indices_", "meta_set_size_", "neighbor_boost_",
+               "hamr_train_indices_", "meta_loss_history_", "sample_weights_history_")
+
+
+def test_refit_with_other_parameters_keeps_nothing_of_the_earlier_fit(tiny_bert, toy_data):
+    X, y = toy_data
+    est = TransformerClassifier(tiny_bert, **HAMR, **CALORA, **FAST).fit(X, y)
+    assert all(hasattr(est, a) for a in _HAMR_ATTRS + ("adapter_norms_",))
+    est.set_params(training="standard", head="linear").fit(X, y)
+    left = [a for a in _HAMR_ATTRS + ("adapter_norms_", "stage1_cached_", "routing_topk_coverage_")
+            if hasattr(est, a)]
+    assert left == []
+
+
+def test_calora_with_hamr_sets_hamr_attributes_on_a_cache_hit(tiny_bert, toy_data):
+    X, y = toy_data
+    miss = TransformerClassifier(tiny_bert, **HAMR, **CALORA, **FAST).fit(X, y)
+    hit = TransformerClassifier(tiny_bert, **HAMR, **{**CALORA, "k": 1}, **FAST).fit(X, y)
+    assert hit.stage1_cached_
+    for name in _HAMR_ATTRS:
+        assert hasattr(hit, name), name
+    np.testing.assert_array_equal(hit.hardness_, miss.hardness_)
+    assert hit.wnet_ is not miss.wnet_
+    for p, q in zip(hit.wnet_.parameters(), miss.wnet_.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_failed_fit_leaves_no_working_state(tiny_bert, toy_data, monkeypatch):
+    from skimb.training.hamr import HAMRFit
+
+    X, y = toy_data
+
+    def broken_attach(self, *args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(HAMRFit, "attach", broken_attach)
+    est = TransformerClassifier(tiny_bert, **HAMR, **FAST)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        est.fit(X, y)
+    assert not hasattr(est, "_hamr")
+    pickle.dumps(est)
+
+
+class _TinyModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(4, 8)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.body(x)))
+
+
+def test_meta_step_never_steps_wnet_into_non_finite_weights():
+    from skimb.training.hamr import WeightNet, make_wnet_optimizer, meta_step
+
+    torch.manual_seed(0)
+    model = _TinyModel()
+    wnet = WeightNet()
+    before = [p.detach().clone() for p in wnet.parameters()]
+    x, y = torch.randn(6, 4), torch.randint(0, 3, (6,))
+
+    def per_sample(logits, t):
+        return torch.nn.functional.cross_entropy(logits, t, reduction="none")
+
+    def nan_meta_loss(logits, t):
+        return per_sample(logits, t).mean() * float("nan")
+
+    with pytest.raises(FloatingPointError, match="WNet was not updated"):
+        meta_step(model, wnet, make_wnet_optimizer(wnet, lr=1e-2),
+                  per_sample, {"x": x}, y, {"x": x}, y, nan_meta_loss, meta_update_lr=0.1, mode="full")
+    for p, q in zip(before, wnet.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_balanced_class_weight_uses_the_training_split(tiny_bert, toy_data):
+    X, y = toy_data
+    est = TransformerClassifier(tiny_bert, class_weight="balanced", validation_fraction=0.3, **FAST).fit(X, y)
+    classes, y_enc = np.unique(y, return_inverse=True)
+    train_idx, _ = est._split(y_enc, "multiclass", 0)
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=y_enc[train_idx])
+    np.testing.assert_allclose(est.class_weight_, expected)
+
+
+@pytest.mark.parametrize("mode,forced", [("head", False), ("first_order", False), ("full", True)])
+def test_only_the_full_meta_step_forces_the_math_attention_kernel(monkeypatch, mode, forced):
+    import contextlib
+
+    from skimb.training.hamr import WeightNet, make_wnet_optimizer, meta_step
+    from skimb.training.hamr import _meta
+
+    seen = []
+
+    @contextlib.contextmanager
+    def spy(enabled):
+        seen.append(enabled)
+        yield
+
+    monkeypatch.setattr(_meta, "_math_sdpa", spy)
+
+    torch.manual_seed(0)
+    model, wnet = _TinyModel(), WeightNet()
+    x, y = torch.randn(6, 4), torch.randint(0, 3, (6,))
+
+    def per_sample(logits, t):
+        return torch.nn.functional.cross_entropy(logits, t, reduction="none")
+
+    meta_step(model, wnet, make_wnet_optimizer(wnet, lr=1e-2), per_sample, {"x": x}, y, {"x": x}, y,
+              torch.nn.functional.cross_entropy, meta_update_lr=0.1, mode=mode,
+              head_param_names=["head"] if mode == "head" else None)
+    assert seen == [forced]
