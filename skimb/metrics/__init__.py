@@ -12,6 +12,7 @@ with the same rule; see :func:`quartile_f1`.
 """
 
 from skimb.metrics._classification import imbalance_report, quartile_f1
+from skimb.metrics._decision import macro_f1_from_labels, tune_logit_offsets
 from skimb.metrics._multilabel import multilabel_report, tune_thresholds
 from skimb.metrics._plots import plot_per_class_f1, plot_quartile_f1
 from skimb.metrics._spans import get_entities, span_f1_score, span_report
@@ -21,6 +22,8 @@ __all__ = [
     "imbalance_report",
     "quartile_f1",
     "multilabel_report",
+    "tune_logit_offsets",
+    "macro_f1_from_labels",
     "tune_thresholds",
     "get_entities",
     "span_report",

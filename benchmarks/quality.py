@@ -1,0 +1,160 @@
+"""Do the methods earn their place? Stage-1 losses, CALoRA, HAMR and the tuned decision rule
+on a whole data set, several seeds, one thread per run.
+
+Each fit yields several rows, measured on the same fitted model:
+
+- ``<cfg>``: the stage-1 model (argmax). For a CALoRA fit this is the frozen stage-1 head on
+  the stage-1 features, bitwise the model a ``head="linear"`` fit with the same parameters
+  trains (``tests/test_classifier.py::test_calora_stage2_keeps_stage1_weights_bitwise``);
+- ``<cfg>+tuned``: the same logits plus per-class offsets fitted on the validation split
+  (``skimb.metrics.tune_logit_offsets``; ``+tau``: the one-parameter logit adjustment only);
+- ``<cfg>+calora`` / ``+calora+tuned``: after CALoRA's stage 2 (the estimator's own
+  ``predict`` with ``threshold="tuned"``).
+
+Every fit holds out the same stratified validation split (``--validation-fraction``), so all
+rows train on the same data. Results are written after every fit.
+
+    python benchmarks/quality.py --dataset cyclone_idai_2019 --configs wce,ce --seeds 0,1,2 \
+        --out benchmarks/results/quality_cyclone_losses.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _common import QUARTILES, command_line, fmt, load_subsampled, machine_description, markdown_table, measure, \
+    write_outputs
+
+CONFIGS = {
+    "ce": dict(loss="ce"),
+    "wce": dict(loss="ce", class_weight="balanced"),
+    "focal": dict(loss="focal", gamma=2.0),
+    "wfocal": dict(loss="focal", gamma=2.0, class_weight="balanced"),
+    "la": dict(loss="logit_adjusted"),
+    "hamr_wce": dict(loss="ce", class_weight="balanced", training="hamr"),
+    "hamr_ce": dict(loss="ce", training="hamr"),
+}
+
+
+def _report(y_true, y_pred, train_labels):
+    from skimb.metrics import imbalance_report
+
+    rep = imbalance_report(y_true, y_pred, train_labels=train_labels)
+    return {"macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"], "weighted_f1": rep["weighted_f1"],
+            "per_class_f1": {str(k): v["f1"] for k, v in rep["per_class"].items()},
+            "quartile_f1": rep["quartile_f1"]}
+
+
+def _stage1_logits(est, texts):
+    """Logits of the frozen stage-1 head (CALoRA fits) or of the model itself."""
+    head = est.net_.module_.head
+    if not hasattr(head, "base"):
+        return est.decision_function(texts)
+    feats = torch.from_numpy(est.embed(texts))
+    with torch.inference_mode():
+        return head.base(feats).float().numpy()
+
+
+def run_one(cfg, seed, data, args):
+    from skimb import TransformerClassifier
+    from skimb.metrics import tune_logit_offsets
+
+    params = dict(CONFIGS[cfg])
+    if args.calora:
+        params.update(head="calora", k=args.k, rank=args.rank)
+    est = TransformerClassifier(max_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
+                                lr=args.lr, validation_fraction=args.validation_fraction, threshold="tuned",
+                                random_state=seed, **params)
+    record = {"config": cfg, "seed": seed, "params": {k: str(v) for k, v in params.items()}}
+    with measure(record):
+        est.fit(data.X_train, data.y_train)
+    record["fit_s"] = est.fit_time_s_
+    classes = est.classes_
+    y_enc = np.searchsorted(classes, np.asarray(data.y_train))
+    train_idx, valid_idx = est._split(y_enc, "multiclass", seed)
+    X_val = [data.X_train[i] for i in valid_idx]
+    prior = np.bincount(y_enc[train_idx], minlength=len(classes)) + 1.0
+    t0 = time.perf_counter()
+    val1, test1 = _stage1_logits(est, X_val), _stage1_logits(est, data.X_test)
+    rows = {cfg: classes[test1.argmax(1)]}
+    for search, name in (("offsets", "+tuned"), ("tau", "+tau")):
+        b = tune_logit_offsets(y_enc[valid_idx], val1, class_prior=prior, search=search)
+        rows[cfg + name] = classes[(test1 + b).argmax(1)]
+    logits = {"val_stage1": val1, "test_stage1": test1, "y_val": y_enc[valid_idx],
+              "y_test": np.searchsorted(classes, np.asarray(data.y_test)), "prior": prior}
+    if args.calora:
+        test2 = est.decision_function(data.X_test)
+        logits.update(val_calora=est.decision_function(X_val), test_calora=test2)
+        rows[cfg + "+calora"] = classes[test2.argmax(1)]
+        rows[cfg + "+calora+tuned"] = est.predict(data.X_test)
+        record["stage2_s"] = est.stage2_time_s_
+        record["routing_topk_coverage"] = est.routing_topk_coverage_
+    record["predict_s"] = time.perf_counter() - t0
+    # the logits, so that other decision rules can be scored later without refitting
+    path = Path(args.out).with_suffix("") / f"{cfg}_seed{seed}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, classes=classes.astype(str), **logits)
+    record["logits_file"] = str(path)
+    record["rows"] = {name: _report(data.y_test, pred, data.y_train) for name, pred in rows.items()}
+    return record
+
+
+def summarise(records):
+    by_row = {}
+    for r in records:
+        for name, rep in r["rows"].items():
+            by_row.setdefault(name, []).append((r, rep))
+    table = []
+    for name, items in by_row.items():
+        reps = [rep for _, rep in items]
+        table.append([name, len(items), fmt([x["macro_f1"] for x in reps]), fmt([x["micro_f1"] for x in reps]),
+                      *[fmt([x["quartile_f1"].get(q) for x in reps], 3, std=False) for q in QUARTILES],
+                      fmt([r["fit_s"] for r, _ in items], 1, std=False)])
+    table.sort(key=lambda row: -float(row[2].split()[0]) if row[2] != "n/a" else 0)
+    return table
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="cyclone_idai_2019")
+    p.add_argument("--configs", default="wce,ce")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--train-size", type=int, default=0)
+    p.add_argument("--test-size", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--validation-fraction", type=float, default=0.1)
+    p.add_argument("--no-calora", dest="calora", action="store_false")
+    p.add_argument("--k", type=int, default=2)
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=0)
+    records = []
+    out = Path(args.out)
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for cfg in args.configs.split(","):
+            rec = run_one(cfg, seed, data, args)
+            records.append(rec)
+            print(json.dumps({"config": cfg, "seed": seed, "fit_s": round(rec["fit_s"], 1),
+                              **{k: v["macro_f1"] for k, v in rec["rows"].items()}}), flush=True)
+            table = summarise(records)
+            md = "\n".join([
+                f"# quality: {args.dataset}", "", f"- command: `{command_line('benchmarks/quality.py', argv)}`",
+                f"- machine: {machine_description()}", f"- train {len(data.X_train)} / test {len(data.X_test)}",
+                "", markdown_table(["row", "n", "macro-F1", "micro-F1", *QUARTILES, "fit s"], table)])
+            write_outputs(out, {"command": command_line("benchmarks/quality.py", argv), "args": vars(args),
+                                "machine": machine_description(), "records": records}, md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The tuned decision rule: per-class logit offsets fitted on the validation split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from skimb import TransformerClassifier
+from skimb.metrics import macro_f1_from_labels, tune_logit_offsets
+
+
+def test_macro_f1_matches_scikit_learn():
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 5, 200), rng.integers(0, 4, 200)
+    assert macro_f1_from_labels(y, p, 5) == pytest.approx(f1_score(y, p, average="macro"))
+
+
+def _shifted_problem(seed=0, n=600):
+    """Logits of a calibrated model with a prior shift: the rare class is under-predicted."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.8, 0.15, 0.05])
+    logits = rng.normal(size=(n, 3))
+    logits[np.arange(n), y] += 1.5
+    logits += np.log([0.8, 0.15, 0.05]) * 1.5  # the majority wins ties
+    return y, logits
+
+
+@pytest.mark.parametrize("search", ["tau", "offsets"])
+def test_offsets_raise_macro_f1_on_the_data_they_fit_and_generalise(search):
+    y, logits = _shifted_problem(0)
+    b = tune_logit_offsets(y, logits, class_prior=np.bincount(y), search=search)
+    before = macro_f1_from_labels(y, logits.argmax(1), 3)
+    assert macro_f1_from_labels(y, (logits + b).argmax(1), 3) > before + 0.05
+    y2, logits2 = _shifted_problem(1)  # same distribution, other draw
+    assert macro_f1_from_labels(y2, (logits2 + b).argmax(1), 3) > macro_f1_from_labels(y2, logits2.argmax(1), 3)
+    assert b[2] > b[0]  # the rare class is pushed up
+
+
+def test_offsets_stay_zero_when_argmax_is_already_best():
+    y = np.array([0, 1, 2, 0, 1, 2])
+    logits = np.eye(3)[y] * 5
+    np.testing.assert_array_equal(tune_logit_offsets(y, logits, class_prior=[3, 2, 1]), np.zeros(3))
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="search must be"):
+        tune_logit_offsets([0, 1], np.zeros((2, 2)), search="grid")
+    with pytest.raises(ValueError, match="n_samples=3"):
+        tune_logit_offsets([0, 1, 1], np.zeros((2, 2)))
+
+
+def test_classifier_tuned_rule_is_argmax_of_logits_plus_offsets(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, threshold="tuned", validation_fraction=0.3, max_epochs=2,
+                                batch_size=8, random_state=0).fit(X, y)
+    assert clf.logit_offsets_.shape == (3,)
+    expected = clf.classes_[(clf.decision_function(X) + clf.logit_offsets_).argmax(1)]
+    np.testing.assert_array_equal(clf.predict(X), expected)
+    # predict_proba stays the model's own
+    np.testing.assert_allclose(clf.predict_proba(X).sum(1), 1, rtol=1e-5)
+    plain = clf.set_params(threshold=0.5).fit(X, y)
+    assert not hasattr(plain, "logit_offsets_")
+
+
+def test_tuned_rule_needs_a_validation_split_before_training(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, threshold="tuned", max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match="needs a validation split"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")
