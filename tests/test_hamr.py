@@ -456,7 +456,8 @@ def test_sampler_size_determinism_and_attributes():
     assert X_res.shape == (round(1.3 * 150), 8) and y_res.shape == (195,)
     assert np.array_equal(X, X_in) and np.array_equal(y, y_in)
     assert np.array_equal(X_res, X[s.sample_indices_]) and np.array_equal(y_res, y[s.sample_indices_])
-    assert s.hardness_.shape == (150,) and np.all((s.hardness_ >= 0) & (s.hardness_ <= 1))
+    assert s.hardness_.shape == (150,) and np.all((s.hardness_ >= 0.1) & (s.hardness_ <= 8))
+    assert np.all((s.probe_error_ >= 0) & (s.probe_error_ <= 1))
     assert s.hard_indices_.size == 15
     assert np.all(s.hardness_[s.hard_indices_] >= np.delete(s.hardness_, s.hard_indices_).max())
     assert s.neighbor_boost_.max() == 1.0 and np.all(s.neighbor_boost_[s.hard_indices_] > 0)
@@ -489,6 +490,34 @@ def test_sampler_sample_weight_and_params():
     y_str = np.array(["pos", "neg", "mid"])[y]
     X_l, y_l = HardnessNeighborhoodSampler(random_state=0).fit_resample(X.tolist(), y_str)
     assert isinstance(X_l, list) and set(y_l) <= {"pos", "neg", "mid"}
+
+
+def test_sampler_hardness_is_on_hamr_weight_scale():
+    from skimb.training.hamr._wnet import WEIGHT_CLIP
+
+    X, y = make_classification(n_samples=600, weights=[0.8], random_state=0)
+    s = HardnessNeighborhoodSampler(random_state=0)
+    s.fit_resample(X, y)
+    lo, hi = WEIGHT_CLIP
+    assert (lo, hi) == (0.1, 8.0)
+    np.testing.assert_allclose(s.hardness_, np.clip(s.probe_error_ / s.probe_error_.mean(), lo, hi))
+    assert s.hardness_.min() == lo and abs(np.mean(s.probe_error_ / s.probe_error_.mean()) - 1) < 1e-12
+    p = s.sampling_probabilities_
+    np.testing.assert_allclose(p, sampling_probabilities(s.hardness_, s.neighbor_boost_))
+    # bounded draw: at most (8 / 0.1) ** 0.7 * (1 + 0.7) ~ 36.5 between two rows
+    bound = ((hi + 1e-6) / (lo + 1e-6)) ** 0.7 * 1.7
+    assert p.max() / p.min() <= bound
+    # the raw error 1 - p̂ (the old scale) gives an extreme draw on the same data
+    p_raw = sampling_probabilities(s.probe_error_, s.neighbor_boost_)
+    assert p_raw.max() / p_raw.min() > 1000
+    # so far more distinct rows are drawn (expected count and the sampler's actual draw)
+    n_draws = s.sample_indices_.size
+    expected = lambda q: float(np.sum(1 - (1 - q) ** n_draws))  # noqa: E731
+    assert expected(p) > expected(p_raw) + 30
+    raw_draw = draw_epoch_indices(p_raw, 1.2, np.random.RandomState(0))
+    assert np.unique(s.sample_indices_).size > np.unique(raw_draw).size + 15
+    # a probe that is certain and right everywhere: every row equally hard
+    assert np.all(HardnessNeighborhoodSampler._hamr_scale(np.zeros(5)) == 1.0)
 
 
 _checks = parametrize_with_checks([HardnessNeighborhoodSampler(random_state=0, knn_k=5)])

@@ -11,9 +11,11 @@ from imblearn.pipeline import make_pipeline
 from imblearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.base import clone
 from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from skimb.samplers import (
@@ -677,6 +679,28 @@ def test_lnr_probe_proba_probe_choice_caps_and_weights():
     assert np.sum(y_svc != y) == round(0.1 * 149)
     with pytest.raises(TypeError, match="probe"):
         LabelNoiseRebalancer(probe="logreg").fit_resample(X, y)
+
+
+@pytest.mark.parametrize("make_probe", [
+    lambda: RandomForestClassifier(n_estimators=10),
+    lambda: Pipeline([("scale", StandardScaler()), ("forest", RandomForestClassifier(n_estimators=10))]),
+], ids=["forest", "nested-in-pipeline"])
+def test_lnr_seeds_a_stochastic_probe_without_mutating_it(make_probe):
+    X, y = make_classification(n_samples=300, weights=[0.85], flip_y=0.05, random_state=0)
+    probe = make_probe()
+    before = probe.get_params(deep=True)
+    runs = []
+    for _ in range(3):
+        lnr = LabelNoiseRebalancer(probe=probe, flip_ratio=0.1, random_state=0)
+        runs.append((lnr.fit_resample(X, y)[1], lnr.oof_proba_))
+    for y_res, proba in runs[1:]:
+        np.testing.assert_array_equal(y_res, runs[0][0])
+        np.testing.assert_array_equal(proba, runs[0][1])
+    after = probe.get_params(deep=True)
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] or after[k] == before[k] for k in before)
+    assert all(v is None for k, v in after.items() if k.endswith("random_state"))
+    assert not hasattr(probe, "estimators_")  # cloned, never fitted in place
 
 
 # --------------------------------------------------------------------------- pipelines

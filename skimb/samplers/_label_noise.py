@@ -23,6 +23,17 @@ def _scores_to_proba(scores: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _seed_probe(probe, rng):
+    """Give every unset (``None``) ``random_state`` of ``probe``, nested ones included, one seed
+    drawn from ``rng``; ``probe`` must be a clone (it is modified in place and returned)."""
+    unset = [key for key, value in probe.get_params(deep=True).items()
+             if (key == "random_state" or key.endswith("__random_state")) and value is None]
+    if unset:
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        probe.set_params(**dict.fromkeys(unset, seed))
+    return probe
+
+
 class LabelNoiseRebalancer(BaseEmbeddingSampler):
     """Label-noise rebalancing (LNR, Hu et al. 2025; HAMR's baseline).
 
@@ -51,14 +62,16 @@ class LabelNoiseRebalancer(BaseEmbeddingSampler):
     probe : classifier or None, default=None
         Any scikit-learn classifier with ``predict_proba`` or ``decision_function`` (softmax /
         sigmoid of the scores); cloned, never fitted in place. ``None``:
-        ``LogisticRegression(max_iter=1000)``.
+        ``LogisticRegression(max_iter=1000)``. Every ``random_state`` of the clone left at
+        ``None`` (nested ones too, e.g. ``estimator__random_state``) gets a seed drawn from
+        ``random_state``, so a stochastic probe (a random forest, say) is reproducible.
     flip_ratio : float in [0, 1), default=0.1
         Share of the donor rows whose label is flipped.
     sampling_strategy : float, str, dict or callable, default="auto"
         Which classes receive flipped labels, and the count each may reach.
     cv : int or cross-validation splitter, default=5
     random_state : int, RandomState instance or None, default=None
-        Seeds the fold shuffling and the tie-breaking.
+        Seeds the fold shuffling, the probe and the tie-breaking.
 
     Attributes
     ----------
@@ -138,11 +151,12 @@ class LabelNoiseRebalancer(BaseEmbeddingSampler):
         if isinstance(self.cv, numbers.Integral):
             n_splits = min(int(self.cv), int(np.bincount(np.searchsorted(classes, y)).min()))
             if n_splits < 2:  # a class with a single row: fit in-sample
-                scores = getattr(probe.fit(X, y), method)(X)
+                scores = getattr(_seed_probe(probe, rng).fit(X, y), method)(X)
                 return scores if method == "predict_proba" else _scores_to_proba(scores)
             cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=rng.randint(2**31 - 1))
         else:
             cv = self.cv
+        _seed_probe(probe, rng)
         scores = cross_val_predict(probe, X, y, cv=cv, method=method)
         return scores if method == "predict_proba" else _scores_to_proba(scores)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["WeightNet", "batch_zscore", "batch_weights", "make_wnet_optimizer"]
+# WEIGHT_CLIP, the clip range of the mean-normalised weights, lives in the torch-free sampler
+# layer, whose HardnessNeighborhoodSampler puts its probe hardness on the same scale.
+from skimb.samplers._hardness_neighborhood import WEIGHT_CLIP
 
-#: Clip range of the mean-normalised weights.
-WEIGHT_CLIP = (0.1, 8.0)
+__all__ = ["WeightNet", "batch_zscore", "batch_weights", "make_wnet_optimizer"]
 
 
 class WeightNet(nn.Module):

@@ -1,0 +1,62 @@
+"""Checks shared by the ``load_pretrained`` of the transformer estimators."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["read_saved_config"]
+
+#: Sub-folder of a saved model holding the backbone's config and tokenizer.
+BACKBONE_DIR = "backbone"
+_BACKBONE_FILES = ("config.json", "tokenizer_config.json")
+_CONFIG_KEYS = ("skimb_estimator", "params", "omitted_params", "classes", "classes_dtype", "task",
+                "n_iter", "fitted")
+
+
+def _not_saved(owner: str, directory: Path, problem: str) -> ValueError:
+    return ValueError(
+        f"{owner}.load_pretrained: {str(directory)!r} is not a model saved by skimb: {problem}. "
+        f"Save a fitted estimator with est.save_pretrained(folder) and load that folder "
+        f"(a plain Hugging Face model folder is a backbone: pass it as backbone=... and fit)."
+    )
+
+
+def read_saved_config(directory, owner: str, *, config_name: str, weights_name: str) -> dict:
+    """Check that ``directory`` holds a model written by ``save_pretrained``; return its settings.
+
+    Raises a ``ValueError`` naming the folder, what is missing or broken, and the remedy, instead
+    of the ``FileNotFoundError`` / ``JSONDecodeError`` the loaders would raise half-way.
+
+    Parameters
+    ----------
+    directory : str or path-like
+    owner : str
+        Name of the loading class, for the message.
+    config_name, weights_name : str
+        File names ``save_pretrained`` gives the JSON settings and the weights.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        raise _not_saved(owner, directory, "the folder does not exist")
+    if not directory.is_dir():
+        raise _not_saved(owner, directory, "it is a file, not a folder")
+    config_path = directory / config_name
+    if not config_path.is_file():
+        found = sorted(p.name for p in directory.iterdir())
+        detail = "the folder is empty" if not found else f"it holds {found[:8]}"
+        raise _not_saved(owner, directory, f"{config_name} is missing ({detail})")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _not_saved(owner, directory, f"{config_name} is not valid JSON (truncated or corrupted: {exc})") from exc
+    if not isinstance(config, dict):
+        raise _not_saved(owner, directory, f"{config_name} does not hold a JSON object")
+    missing_keys = [k for k in _CONFIG_KEYS if k not in config]
+    if missing_keys:
+        raise _not_saved(owner, directory, f"{config_name} lacks the entries {missing_keys}")
+    missing = [] if (directory / weights_name).is_file() else [weights_name]
+    missing += [f"{BACKBONE_DIR}/{name}" for name in _BACKBONE_FILES if not (directory / BACKBONE_DIR / name).is_file()]
+    if missing:
+        raise _not_saved(owner, directory, f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
+    return config

