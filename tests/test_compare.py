@@ -30,11 +30,16 @@ def test_compare_writes_report(tiny_bert, tmp_path, capsys):
                  "--methods", "ce,embed_lr,embed_smote,calora_topk,embed_textcut", "--seeds", "0,1",
                  "--out", str(out)])
     assert code == 0
-    for name in ("report.md", "results.csv", "summary.csv", "results.json", "per_class_f1.png", "quartile_f1.png"):
+    for name in ("report.md", "results.csv", "summary.csv", "results.json", "per_class_f1.png", "quartile_f1.png",
+                 "gaps.png"):
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
     assert "| ce |" in report and "macro_f1" in report and "Q1 F1" in report
+    assert "gap to `ce`" in report and "**Recommendation.**" in report
     data = json.loads((out / "results.json").read_text())
+    assert data["baseline"] == "ce" and set(data["gaps"]) == {"embed_lr", "embed_smote", "calora_topk", "embed_textcut"}
+    for gap in data["gaps"].values():
+        assert gap["low"] <= gap["gap"] <= gap["high"]
     assert len(data["results"]) == 10 and all(r["error"] is None for r in data["results"])
     assert all(0 <= r["metrics"]["macro_f1"] <= 1 for r in data["results"])
 
@@ -56,3 +61,22 @@ def test_compare_on_cyclone(tiny_bert, tmp_path, data_dir, monkeypatch):
     assert main(["--dataset", "cyclone_idai_2019", "--backbone", tiny_bert, "--train-size", "200", "--test-size",
                  "100", "--epochs", "1", "--methods", "weighted_ce,embed_lr_balanced", "--out", str(out)]) == 0
     assert "cyclone_idai_2019" in (out / "report.md").read_text()
+
+
+def test_recommendation_follows_the_intervals():
+    from skimb.compare._report import recommend
+
+    assert recommend({"a": (0.05, 0.01, 0.09), "b": (0.08, -0.01, 0.15)}, "ce").startswith("Use `a`: +5.0 points")
+    line = recommend({"a": (0.02, -0.01, 0.05)}, "ce")
+    assert line.startswith("No method is reliably better than `ce`") and "Keep `ce`" in line
+
+
+def test_baseline_prefers_weighted_ce_then_ce():
+    from skimb.compare._report import choose_baseline
+    from skimb.compare._runner import RunResult
+
+    runs = [RunResult("ce", 0), RunResult("weighted_ce", 0), RunResult("afl", 0)]
+    assert choose_baseline(runs) == "weighted_ce"
+    assert choose_baseline(runs[:1] + runs[2:]) == "ce"
+    assert choose_baseline(runs, "afl") == "afl"
+    assert choose_baseline([RunResult("weighted_ce", 0, error="boom")]) is None

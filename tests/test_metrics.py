@@ -446,3 +446,41 @@ def test_plots_write_png(tmp_path):
 
 def quart_with_nan():
     return {"Q1": 0.5, "Q2": 0.7, "Q3": 0.9, "Q4": float("nan")}
+
+
+def test_paired_bootstrap_of_a_method_against_itself_is_zero():
+    from skimb.metrics import example_counts, paired_bootstrap_gap
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    pred = np.where(rng.random(200) < 0.6, y, rng.integers(0, 4, 200))
+    c = example_counts("multiclass", y, pred, labels=np.arange(4))
+    assert paired_bootstrap_gap([c, c], [c, c], n_boot=200) == (0.0, 0.0, 0.0)
+
+
+def test_example_counts_reproduce_each_tasks_macro_f1():
+    from sklearn.metrics import f1_score
+
+    from skimb.metrics import example_counts, span_report
+    from skimb.metrics._bootstrap import _macro_f1
+
+    rng = np.random.default_rng(1)
+    y, p = rng.integers(0, 5, 300), rng.integers(0, 5, 300)
+    assert _macro_f1(example_counts("multiclass", y, p).sum(0)) == pytest.approx(f1_score(y, p, average="macro"))
+    Y, P = rng.integers(0, 2, (50, 4)), rng.integers(0, 2, (50, 4))
+    assert _macro_f1(example_counts("multilabel", Y, P).sum(0)) == pytest.approx(
+        f1_score(Y, P, average="macro", zero_division=0))
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG"], ["B-LOC", "O"]]
+    pred = [["B-PER", "I-PER", "O", "O"], ["O", "B-ORG"], ["B-PER", "O"]]
+    assert _macro_f1(example_counts("token", gold, pred).sum(0)) == pytest.approx(
+        span_report(gold, pred)["macro_f1"])
+
+
+def test_paired_bootstrap_names_mismatched_inputs():
+    from skimb.metrics import example_counts, paired_bootstrap_gap
+
+    c = example_counts("multiclass", [0, 1], [0, 1])
+    with pytest.raises(ValueError, match="same number"):
+        paired_bootstrap_gap([c], [c, c])
+    with pytest.raises(ValueError, match="same test examples"):
+        paired_bootstrap_gap([c], [example_counts("multiclass", [0, 1, 1], [0, 1, 1])])

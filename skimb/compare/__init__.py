@@ -52,6 +52,9 @@ def build_parser():
     p.add_argument("--lr", type=float, default=Budget.lr, help="learning rate of the fine-tuning methods")
     p.add_argument("--backbone", default=None, help="model directory or cached name (default: bundled MiniLM)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--baseline", default="auto",
+                   help="method the gaps (paired bootstrap intervals) are measured against; 'auto' is "
+                        "weighted_ce, else ce (default: %(default)s)")
     p.add_argument("--list-methods", action="store_true", help="list the registered methods and exit")
     return p
 
@@ -108,7 +111,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     results = run_comparison(data, methods, budget=budget, seeds=seeds, log=lambda s: print(s, flush=True))
     path = write_report(args.out, data=data, methods=methods, budget=budget, seeds=seeds, results=results,
-                        wall_s=time.perf_counter() - t0)
+                        wall_s=time.perf_counter() - t0, baseline=args.baseline)
     print(f"report written to {path}")
     print(path.read_text().split("\n## ")[0])
     return 1 if all(r.error for r in results) else 0

@@ -65,10 +65,55 @@ def _fmt(ms, digits=4):
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def write_report(out, *, data, methods, budget, seeds, results, wall_s) -> Path:
+def choose_baseline(results, baseline="auto"):
+    """The method gaps are measured against: ``baseline`` if it ran, else (``"auto"``)
+    ``weighted_ce`` or ``ce``, whichever ran (preferring the first); None when neither did."""
+    ran = {r.method for r in results if r.error is None}
+    candidates = ["weighted_ce", "ce"] if baseline == "auto" else [baseline]
+    return next((c for c in candidates if c in ran), None)
+
+
+def gaps_to_baseline(results, baseline, *, n_boot=2000):
+    """``{method: (gap, low, high)}``: macro-F1 minus the baseline's, paired bootstrap over
+    test examples pooled over the seeds both ran."""
+    from ..metrics import paired_bootstrap_gap
+
+    counts = {(r.method, r.seed): r.counts for r in results if r.error is None and r.counts is not None}
+    gaps = {}
+    for method in dict.fromkeys(r.method for r in results):
+        if method == baseline:
+            continue
+        seeds = [s for (m, s) in counts if m == method and (baseline, s) in counts]
+        if seeds:
+            gaps[method] = paired_bootstrap_gap([counts[method, s] for s in seeds],
+                                                [counts[baseline, s] for s in seeds], n_boot=n_boot)
+    return gaps
+
+
+def recommend(gaps, baseline) -> str:
+    """One line: the method to use, judged by the gap intervals."""
+    if not gaps:
+        return f"Only {baseline} ran: nothing to compare."
+    better = {m: g for m, g in gaps.items() if g[1] > 0}
+    if better:
+        best = max(better, key=lambda m: better[m][0])
+        gap, low, high = better[best]
+        return (f"Use `{best}`: {100 * gap:+.1f} points of macro-F1 over `{baseline}` "
+                f"(95% interval {100 * low:+.1f} to {100 * high:+.1f}).")
+    best = max(gaps, key=lambda m: gaps[m][0])
+    gap, low, high = gaps[best]
+    return (f"No method is reliably better than `{baseline}`: the best mean, `{best}`, is "
+            f"{100 * gap:+.1f} points (95% interval {100 * low:+.1f} to {100 * high:+.1f}, which includes 0 "
+            f"or lies below it). Keep `{baseline}`, or run more seeds or a larger test split.")
+
+
+def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline="auto") -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(results)
+    baseline = choose_baseline(results, baseline)
+    gaps = gaps_to_baseline(results, baseline) if baseline is not None else {}
+    recommendation = recommend(gaps, baseline) if baseline is not None else "No baseline ran."
     main_keys = list(next((s for s in summary.values() if s["n_seeds"]), {}).keys())
     metric_keys = [k for k in main_keys if k not in ("n_seeds", "errors", "train_s", "predict_s", "peak_mib",
                                                      "quartile_f1", "per_class_f1")]
@@ -96,11 +141,15 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s) -> Path:
     (out / "results.json").write_text(json.dumps({
         "dataset": data.name, "task": data.task, "seeds": list(seeds), "budget": vars(budget) if hasattr(budget, "__dict__") else str(budget),
         "machine": machine_description(), "wall_s": wall_s,
-        "results": [vars(r) for r in results], "summary": summary}, indent=2, default=str))
+        "results": [{k: v for k, v in vars(r).items() if k != "counts"} for r in results], "summary": summary,
+        "baseline": baseline, "gaps": {m: dict(zip(("gap", "low", "high"), g)) for m, g in gaps.items()},
+        "recommendation": recommendation}, indent=2, default=str))
 
     # plots
-    from ..metrics import plot_per_class_f1, plot_quartile_f1
+    from ..metrics import plot_gaps, plot_per_class_f1, plot_quartile_f1
 
+    if gaps:
+        plot_gaps(gaps, out / "gaps.png", baseline=baseline, title=f"Macro-F1 gap to {baseline} on {data.name}")
     ok = {n: s for n, s in summary.items() if s["n_seeds"]}
     if ok:
         counts = _train_counts(data)
@@ -130,6 +179,15 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s) -> Path:
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Mean ± standard deviation over seeds. Q1 holds the rarest labels, Q4 the most frequent.",
               "Peak MiB is the process's peak resident memory during the method's fit and predict.", ""]
+    if gaps:
+        lines += [f"## Which differences are real: macro-F1 gap to `{baseline}`", "",
+                  f"**Recommendation.** {recommendation}", "",
+                  "| method | gap (points) | 95% interval | verdict |", "|---|---|---|---|"]
+        for name, (gap, low, high) in sorted(gaps.items(), key=lambda kv: -kv[1][0]):
+            verdict = "better" if low > 0 else ("worse" if high < 0 else "no clear difference")
+            lines.append(f"| {name} | {100 * gap:+.1f} | {100 * low:+.1f} to {100 * high:+.1f} | {verdict} |")
+        lines += ["", "Paired bootstrap over the test examples (2000 draws), each draw applied to every seed "
+                  "of both methods; the gap is the mean over seeds.", "", "![gaps](gaps.png)", ""]
     classes = list(next(iter(ok.values()))["per_class_f1"]) if ok else []
     if classes:
         lines += ["## Per-class F1 (mean over seeds)", "",

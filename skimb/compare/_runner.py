@@ -22,6 +22,8 @@ class RunResult:
     predict_s: float = float("nan")
     peak_mib: float = float("nan")
     error: str | None = None
+    # per-example counts on the test split, for the paired bootstrap (not written to JSON)
+    counts: object = field(default=None, repr=False, compare=False)
 
 
 def _reset_peak_rss():
@@ -78,8 +80,13 @@ def evaluate(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=N
 
 def run_comparison(data, methods, *, budget, seeds, log=print):
     """Fit every method on ``data.X_train`` for every seed and score it on ``data.X_test``."""
+    from ..metrics import example_counts
+
     results = []
     context = _context(data)
+    labels = None
+    if data.task == "multiclass":
+        labels = np.unique(np.concatenate([np.asarray(data.y_train), np.asarray(data.y_test)]))
     for seed in seeds:
         for method in methods:
             res = RunResult(method.name, int(seed))
@@ -97,6 +104,7 @@ def run_comparison(data, methods, *, budget, seeds, log=print):
                 y_pred = est.predict(data.X_test)
                 res.predict_s = time.perf_counter() - t0
                 res.peak_mib = _peak_rss_mib()
+                res.counts = example_counts(data.task, data.y_test, y_pred, labels=labels)
                 res.metrics, res.per_class_f1, res.quartile_f1 = evaluate(
                     data.task, data.y_test, y_pred, y_score=y_score, y_train=data.y_train,
                     target_names=list(data.target_names))

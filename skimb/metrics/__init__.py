@@ -5,16 +5,19 @@
 * :func:`get_entities`, :func:`span_report`, :func:`span_f1_score`: span-level NER
   metrics with seqeval strict semantics.
 * :func:`format_report`: Markdown / plain-text tables of any of the reports.
-* :func:`plot_per_class_f1`, :func:`plot_quartile_f1`: PNG bar charts.
+* :func:`plot_per_class_f1`, :func:`plot_quartile_f1`, :func:`plot_gaps`: PNG bar charts.
+* :func:`paired_bootstrap_gap`, :func:`example_counts`: is a macro-F1 difference real?
+* :func:`tune_logit_offsets`: post-hoc logit adjustment on a validation split.
 
 Every report reports the mean F1 per label-frequency quartile (Q1 rarest ... Q4)
 with the same rule; see :func:`quartile_f1`.
 """
 
 from skimb.metrics._classification import imbalance_report, quartile_f1
+from skimb.metrics._bootstrap import example_counts, paired_bootstrap_gap
 from skimb.metrics._decision import macro_f1_from_labels, tune_logit_offsets
 from skimb.metrics._multilabel import multilabel_report, tune_thresholds
-from skimb.metrics._plots import plot_per_class_f1, plot_quartile_f1
+from skimb.metrics._plots import plot_gaps, plot_per_class_f1, plot_quartile_f1
 from skimb.metrics._spans import get_entities, span_f1_score, span_report
 from skimb.metrics._tables import format_report
 
@@ -23,12 +26,15 @@ __all__ = [
     "quartile_f1",
     "multilabel_report",
     "tune_logit_offsets",
+    "example_counts",
+    "paired_bootstrap_gap",
     "macro_f1_from_labels",
     "tune_thresholds",
     "get_entities",
     "span_report",
     "span_f1_score",
     "format_report",
+    "plot_gaps",
     "plot_per_class_f1",
     "plot_quartile_f1",
 ]

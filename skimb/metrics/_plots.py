@@ -12,7 +12,7 @@ from pathlib import Path
 
 from skimb.metrics._quartiles import QUARTILES, _to_python
 
-__all__ = ["plot_per_class_f1", "plot_quartile_f1"]
+__all__ = ["plot_gaps", "plot_per_class_f1", "plot_quartile_f1"]
 
 
 def _check_results(results, what):
@@ -180,3 +180,57 @@ def plot_quartile_f1(results, path, title=None):
         width_per_key=1.0,
         rotate=False,
     )
+
+
+def plot_gaps(gaps, path, *, baseline, title=None):
+    """Horizontal bars of each method's macro-F1 gap to ``baseline`` with its interval.
+
+    Parameters
+    ----------
+    gaps : dict
+        ``{method name: (gap, low, high)}``, e.g. from
+        :func:`skimb.metrics.paired_bootstrap_gap`.
+    path : str or path-like
+        Output PNG.
+    baseline : str
+        The method the gaps are measured against (named on the axis).
+    title : str, default=None
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     out = plot_gaps({"afl": (0.02, -0.01, 0.05)}, os.path.join(d, "g.png"), baseline="ce")
+    ...     out.stat().st_size > 0
+    True
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not gaps:
+        raise ValueError("gaps must be a non-empty dict {method: (gap, low, high)}.")
+    names = list(gaps)
+    fig = Figure(figsize=(7.0, 1.2 + 0.35 * len(names)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, name in enumerate(names):
+        gap, low, high = (float(v) for v in gaps[name])
+        colour = "tab:green" if low > 0 else ("tab:red" if high < 0 else "tab:gray")
+        ax.barh(i, gap, color=colour, alpha=0.6)
+        ax.errorbar(gap, i, xerr=[[gap - low], [high - gap]], fmt="none", ecolor="black", capsize=3)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(list(range(len(names))))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"macro-F1 minus {baseline} (95% paired bootstrap interval)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title or f"Gap to {baseline}")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
