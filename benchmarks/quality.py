@@ -86,7 +86,15 @@ def run_one(cfg, seed, data, args):
     for search, name in (("offsets", "+tuned"), ("tau", "+tau")):
         b = tune_logit_offsets(y_enc[valid_idx], val1, class_prior=prior, search=search)
         rows[cfg + name] = classes[(test1 + b).argmax(1)]
-    logits = {"val_stage1": val1, "test_stage1": test1, "y_val": y_enc[valid_idx],
+    if args.save_features:  # penultimate features and the stage-1 head, to study second stages offline
+        head = est.net_.module_.head
+        base = getattr(head, "base", head)
+        extra = dict(f_train=est.embed([data.X_train[i] for i in train_idx]), f_val=est.embed(X_val),
+                     f_test=est.embed(data.X_test), y_train=y_enc[train_idx],
+                     head_weight=base.weight.detach().numpy(), head_bias=base.bias.detach().numpy())
+    else:
+        extra = {}
+    logits = {**extra, "val_stage1": val1, "test_stage1": test1, "y_val": y_enc[valid_idx],
               "y_test": np.searchsorted(classes, np.asarray(data.y_test)), "prior": prior}
     if args.calora:
         test2 = est.decision_function(data.X_test)
@@ -135,6 +143,8 @@ def main(argv=None):
     p.add_argument("--no-calora", dest="calora", action="store_false")
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--save-features", action="store_true",
+                   help="also save the train/val/test penultimate features and the stage-1 head")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
