@@ -527,3 +527,16 @@ _checks = pytest.mark.parametrize(_checks.args[0], list(_checks.args[1]), **_che
 @_checks
 def test_imblearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_wnet_weights_stay_float32_under_autocast():
+    from skimb.training.hamr import WeightNet, batch_weights
+
+    torch.manual_seed(0)
+    wnet, losses = WeightNet(), torch.rand(16)
+    expected = batch_weights(wnet, losses)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = batch_weights(wnet, losses.to(torch.bfloat16))
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, batch_weights(wnet, losses.to(torch.bfloat16).float()))
+    assert (got - expected).abs().max() < 0.05

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# WEIGHT_CLIP, the clip range of the mean-normalised weights, lives in the torch-free sampler
-# layer, whose HardnessNeighborhoodSampler puts its probe hardness on the same scale.
-from skimb.samplers._hardness_neighborhood import WEIGHT_CLIP
+# WEIGHT_CLIP lives in the neutral neighbourhood module, shared with the hardness sampler.
+from ...utils._neighbors import WEIGHT_CLIP
 
 __all__ = ["WeightNet", "batch_zscore", "batch_weights", "make_wnet_optimizer"]
 
@@ -102,11 +101,13 @@ def batch_weights(
     >>> w.shape, round(w.mean().item(), 5)
     (torch.Size([3]), 1.0)
     """
-    z = batch_zscore(losses)
+    z = batch_zscore(losses.float())
     p = next(wnet.parameters(), None)
     if p is not None:
         z = z.to(device=p.device, dtype=p.dtype)
-    w = torch.sigmoid(wnet(z.unsqueeze(-1))).reshape(-1)
+    # WNet in its own precision even inside the task's autocast (bf16 would coarsen the weights)
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        w = torch.sigmoid(wnet(z.unsqueeze(-1))).reshape(-1)
     mean = w.mean().clamp(min=1e-12)
     if detach_mean:
         mean = mean.detach()
