@@ -16,6 +16,7 @@ __all__ = [
     "check_labels",
     "check_consistent_length",
     "is_multilabel_target",
+    "check_sample_weight",
 ]
 
 
@@ -184,3 +185,26 @@ def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
             f"{what} has {n_classes} class ({arr[0]!r}); at least {min_classes} classes are needed to fit a classifier."
         )
     return arr
+
+
+def check_sample_weight(sample_weight, n_samples: int, *, positive_sum: bool = False) -> np.ndarray | None:
+    """A new float64 copy of ``sample_weight`` after checking it (``None`` passes through):
+    numeric, 1-D, one weight per sample, finite, non-negative and, with ``positive_sum``, not
+    all zero (a model cannot learn from nothing; a sampler can still resample)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.dtype == object or w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}.")
+    if w.ndim != 1:
+        raise ValueError(f"sample_weight must be 1-D (one weight per sample), got shape {w.shape}.")
+    if w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight has {w.shape[0]} weights but X has {n_samples} samples.")
+    w = w.astype(np.float64, copy=True)
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or infinite values.")
+    if np.any(w < 0):
+        raise ValueError("sample_weight must be non-negative.")
+    if positive_sum and w.sum() <= 0:
+        raise ValueError("sample_weight sums to 0: nothing to learn from.")
+    return w

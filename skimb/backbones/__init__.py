@@ -4,11 +4,19 @@ from ._batching import (EncodedTextDataset, LengthGroupedBatchSampler, pad_colla
                         tokenize)
 from ._cache import FeatureCache, feature_cache
 from ._loading import DEFAULT_BACKBONE, backbone_config, load_backbone, resolve_backbone
-from ._modules import SequenceClassifier, TextEncoder, encode_batches
+from ._finetune import FINETUNES, Finetune, FullFinetune, HeadFinetune, LoRAFinetune, register_finetune
+from ._modules import SequenceClassifier, TextEncoder, autocast, encode_batches
 from ._pooling import POOLINGS, cls_pool, mean_pool
 
 __all__ = [
     "DEFAULT_BACKBONE",
+    "FINETUNES",
+    "Finetune",
+    "FullFinetune",
+    "HeadFinetune",
+    "LoRAFinetune",
+    "register_finetune",
+    "autocast",
     "EncodedTextDataset",
     "FeatureCache",
     "LengthGroupedBatchSampler",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
@@ -9,7 +11,7 @@ from torch import nn
 from ._batching import pad_collate, sorted_batches
 from ._pooling import pool
 
-__all__ = ["TextEncoder", "SequenceClassifier", "encode_batches"]
+__all__ = ["TextEncoder", "SequenceClassifier", "autocast", "encode_batches"]
 
 
 class TextEncoder(nn.Module):
@@ -76,7 +78,7 @@ def encode_batches(forward_fn, input_ids, *, batch_size: int, device, pad_token_
             batch, _ = pad_collate([({"input_ids": input_ids[i], "index": 0}, 0) for i in idx],
                                    pad_token_id=pad_token_id)
             dev = torch.device(device)
-            with _autocast(dev):
+            with autocast(dev):
                 res = forward_fn(input_ids=batch["input_ids"].to(dev),
                                  attention_mask=batch["attention_mask"].to(dev))
             res = res.float().cpu()
@@ -88,10 +90,12 @@ def encode_batches(forward_fn, input_ids, *, batch_size: int, device, pad_token_
     return out
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
+def autocast(device, enabled: bool = True):
+    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere (the one amp rule of
+    training, prediction and encoding)."""
+    if enabled and torch.device(device).type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    return contextlib.nullcontext()
 
 
 def as_numpy(t) -> np.ndarray:

@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 from skimb._validation import (
     check_consistent_length,
+    check_sample_weight,
     check_labels,
     check_texts,
     is_multilabel_target,
@@ -119,26 +120,6 @@ def _check_int(value, name: str, owner: str, *, low=None, allow_none=False) -> N
         raise ValueError(f"{owner}: {name} must be >= {low}, got {value}.")
 
 
-def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
-    """Return a new float64 copy of ``sample_weight`` after checking it."""
-    w = np.asarray(sample_weight)
-    if w.dtype == object or w.dtype.kind not in "biuf":
-        raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}.")
-    if w.ndim != 1:
-        raise ValueError(f"sample_weight must be 1-D (one weight per sample), got shape {w.shape}.")
-    if w.shape[0] != n_samples:
-        raise ValueError(
-            f"sample_weight has {w.shape[0]} weights but X has {n_samples} samples."
-        )
-    w = w.astype(np.float64, copy=True)
-    if not np.all(np.isfinite(w)):
-        raise ValueError("sample_weight contains NaN or infinite values.")
-    if np.any(w < 0):
-        raise ValueError("sample_weight must be non-negative.")
-    return w
-
-
-# --------------------------------------------------------------------------- drawing helpers
 def _cycle_draw(pool, n: int, rng: np.random.RandomState) -> np.ndarray:
     """Draw ``n`` items from ``pool`` by cycling through fresh random permutations of it.
 
@@ -358,7 +339,7 @@ class BaseTextSampler(BaseSampler):
             check_consistent_length(texts, labels)
             classes, codes = np.unique(labels, return_inverse=True)
             data = _TextData(texts, codes.astype(np.int64).ravel(), classes.tolist(), False, None, labels)
-        w = None if sample_weight is None else _check_sample_weight(sample_weight, len(texts))
+        w = None if sample_weight is None else check_sample_weight(sample_weight, len(texts))
         return info, data, w
 
     # -- public API ---------------------------------------------------------------------
@@ -538,7 +519,7 @@ class BaseEmbeddingSampler(BaseSampler):
         self._check_params()
         containers = _ArrayContainers(X, y)
         X, y_, binarize_y = self._check_X_y(X, y)
-        w = None if sample_weight is None else _check_sample_weight(sample_weight, X.shape[0])
+        w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])
         self.sampling_strategy_ = check_sampling_strategy(
             self.sampling_strategy, y_, self._sampling_type
         )

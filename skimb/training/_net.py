@@ -8,7 +8,6 @@ two are removed before the module is called.
 
 from __future__ import annotations
 
-import contextlib
 from functools import partial
 
 import torch
@@ -16,7 +15,7 @@ from skorch import NeuralNet
 from skorch.utils import to_tensor
 from torch.utils.data import DataLoader
 
-from ..backbones import EncodedTextDataset, LengthGroupedBatchSampler, pad_collate
+from ..backbones import EncodedTextDataset, LengthGroupedBatchSampler, autocast, pad_collate
 
 __all__ = ["TransformerNet", "WarmupLinearSchedule", "weighted_mean_loss"]
 
@@ -93,9 +92,7 @@ class TransformerNet(NeuralNet):
 
     # -- forward and loss ---------------------------------------------------
     def autocast(self):
-        if self.amp and torch.device(self.device).type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device, enabled=self.amp)
 
     def infer(self, x, **fit_params):
         x = {k: v for k, v in x.items() if k not in _NON_MODULE_KEYS}

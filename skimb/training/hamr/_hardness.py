@@ -1,15 +1,15 @@
 """Per-sample hardness for HAMR's region resampling (METHODS.md §3).
 
 :class:`HardnessTracker` keeps the hardness ``m``; :func:`sampling_probabilities` and
-:func:`draw_epoch_indices` (implemented with the stand-alone sampler, in the lower
-``skimb.samplers`` layer) turn it into one epoch of sample ids.
+:func:`draw_epoch_indices` (in the neutral :mod:`skimb.utils._neighbors`, shared
+with the hardness sampler) turn it into one epoch of sample ids.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from skimb.samplers._hardness_neighborhood import (
+from ...utils._neighbors import (
     _check_indices,
     _top_share,
     draw_epoch_indices,

@@ -2,9 +2,8 @@
 
 Cosine similarity as inner product on L2-normalised float32 copies of the embeddings:
 ``IndexFlatIP`` (exact, the reference), ``IndexIVFFlat`` or ``IndexHNSWFlat`` (approximate, with
-``METRIC_INNER_PRODUCT``). The implementation lives in
-:mod:`skimb.samplers._hardness_neighborhood` (the lower layer, shared with the stand-alone
-:class:`~skimb.samplers._hardness_neighborhood.HardnessNeighborhoodSampler`); this module is the
+``METRIC_INNER_PRODUCT``). The implementation lives in the neutral :mod:`skimb.utils._neighbors`
+(shared with :class:`~skimb.samplers.HardnessNeighborhoodSampler`); this module is the
 HAMR-facing name for it.
 
 Per epoch end (HAMR, ``knn_build_freq``)::
@@ -16,7 +15,7 @@ Per epoch end (HAMR, ``knn_build_freq``)::
 
 from __future__ import annotations
 
-from skimb.samplers._hardness_neighborhood import (
+from ...utils._neighbors import (
     build_index,
     knn_search,
     neighbor_boost,

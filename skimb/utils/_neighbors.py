@@ -1,0 +1,467 @@
+"""HAMR's region resampling as numeric building blocks, shared by HAMR and the hardness sampler.
+
+Torch-free and knowing nothing of the estimators, so that both users import it from below:
+:mod:`skimb.training.hamr` (the integrated training) and
+:class:`skimb.samplers.HardnessNeighborhoodSampler` (the stand-alone sampler). FAISS cosine
+indexes on L2-normalised embeddings (:func:`build_index`, :func:`knn_search`,
+:func:`recall_at_k`), the neighbourhood boost (:func:`neighbor_boost`), the sampling probability
+(:func:`sampling_probabilities`) and the per-epoch draw (:func:`draw_epoch_indices`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+from scipy import sparse
+
+__all__ = [
+    "HARDNESS_EPS",
+    "WEIGHT_CLIP",
+    "INDEX_KINDS",
+    "build_index",
+    "knn_search",
+    "neighbor_boost",
+    "recall_at_k",
+    "sampling_probabilities",
+    "draw_epoch_indices",
+]
+
+#: Added to the hardness before it is raised to a power (the reference's ``epsilon``).
+HARDNESS_EPS = 1e-6
+
+#: Clip range of HAMR's mean-normalised sample weights (``w / mean(w)``, then clipped), which
+#: its hardness tracks: the WNet's clipping (``skimb.training.hamr._wnet``), and the scale the
+#: hardness sampler puts its probe's hardness on.
+WEIGHT_CLIP = (0.1, 8.0)
+
+INDEX_KINDS = ("flat", "ivf", "hnsw")
+
+
+# --------------------------------------------------------------------------------------------
+# FAISS helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _import_faiss():
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - faiss-cpu is a declared dependency
+        raise ImportError(
+            "HAMR's neighbourhood search needs FAISS: pip install faiss-cpu (or faiss-gpu)."
+        ) from exc
+    return faiss
+
+
+def _n_threads() -> int:
+    """Threads FAISS may use: ``OMP_NUM_THREADS`` when set, else the CPUs this process may run on."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env:
+        try:
+            n = int(env.split(",")[0])
+            if n > 0:
+                return n
+        except ValueError:
+            pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _faiss_threads():
+    """Run FAISS with :func:`_n_threads` OpenMP threads, restoring the previous setting after."""
+    faiss = _import_faiss()
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(_n_threads())
+    try:
+        yield faiss
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def _as_float32_rows(x, what: str) -> np.ndarray:
+    """A new C-contiguous float32 2-D array (never a view of the caller's data)."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    if sparse.issparse(x):
+        x = x.toarray()
+    arr = np.array(x, dtype=np.float32, copy=True, order="C")
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (one row per sample), got shape {arr.shape}.")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{what} is empty (shape {arr.shape}).")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} contains NaN or infinite values.")
+    return arr
+
+
+def _l2_normalised(x, what: str) -> np.ndarray:
+    """L2-normalised float32 copy of ``x``; all-zero rows stay zero."""
+    arr = _as_float32_rows(x, what)
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    arr /= np.maximum(norms, np.float32(1e-12))
+    return arr
+
+
+def build_index(
+    embeddings,
+    kind: str = "flat",
+    *,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    hnsw_m: int = 32,
+    ef_search: int = 64,
+    random_state: int = 0,
+):
+    """Build a FAISS cosine-similarity index over the rows of ``embeddings``.
+
+    Rows are L2-normalised (on a float32 copy; the caller's array is never modified) and
+    compared by inner product, so similarities are cosines.
+
+    Parameters
+    ----------
+    embeddings : array-like of shape (n_samples, n_features)
+        One embedding per training sample (numpy, torch or scipy sparse).
+    kind : {"flat", "ivf", "hnsw"}, default="flat"
+        ``"flat"``: exact search (``IndexFlatIP``), the HAMR reference.
+        ``"ivf"``: ``IndexIVFFlat`` with ``METRIC_INNER_PRODUCT`` (spherical k-means coarse
+        quantiser). ``"hnsw"``: ``IndexHNSWFlat`` with ``METRIC_INNER_PRODUCT``.
+        Check an approximate index with :func:`recall_at_k` against a flat one.
+    nlist : int, optional
+        IVF only: number of inverted lists. Default ``min(4·sqrt(N), N // 39)`` (at least 1),
+        so that k-means has the 39 points per centroid FAISS asks for.
+    nprobe : int, optional
+        IVF only: lists visited per query. Default ``ceil(nlist / 4)``.
+    hnsw_m : int, default=32
+        HNSW only: graph degree.
+    ef_search : int, default=64
+        HNSW only: search beam width (raised to ``k`` at search time when smaller).
+    random_state : int, default=0
+        Seed of the IVF k-means.
+
+    Returns
+    -------
+    index : faiss.Index
+        Holds ``n_samples`` vectors; the row number is the sample id.
+
+    Notes
+    -----
+    FAISS runs with ``OMP_NUM_THREADS`` threads when that variable is set, else with the CPUs
+    available to the process; the global FAISS setting is restored afterwards. A multi-threaded
+    HNSW build is not bit-for-bit reproducible; flat and IVF (fixed seed) are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    >>> index = build_index(X)
+    >>> index.ntotal
+    3
+    >>> knn_search(index, X[:1], 2)[1]
+    array([[0, 1]])
+    """
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"kind must be one of {INDEX_KINDS}, got {kind!r}.")
+    x = _l2_normalised(embeddings, "embeddings")
+    n, d = x.shape
+    with _faiss_threads() as faiss:
+        if kind == "flat":
+            index = faiss.IndexFlatIP(d)
+            index.add(x)
+            return index
+        if kind == "ivf":
+            if nlist is None:
+                nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
+            nlist = int(nlist)
+            if not 1 <= nlist <= n:
+                raise ValueError(f"nlist must be in [1, n_samples={n}], got {nlist}.")
+            if nprobe is None:
+                nprobe = int(np.ceil(nlist / 4))
+            nprobe = int(nprobe)
+            if nprobe < 1:
+                raise ValueError(f"nprobe must be >= 1, got {nprobe}.")
+            quantizer = faiss.IndexFlatIP(d)
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.cp.seed = int(random_state)
+            index.cp.spherical = True
+            index.train(x)
+            index.add(x)
+            index.nprobe = min(nprobe, nlist)
+            return index
+        # hnsw
+        if int(hnsw_m) < 2:
+            raise ValueError(f"hnsw_m must be >= 2, got {hnsw_m}.")
+        index = faiss.IndexHNSWFlat(d, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = int(ef_search)
+        index.add(x)
+        return index
+
+
+def knn_search(index, queries, k: int):
+    """The ``k`` most cosine-similar indexed rows of each query.
+
+    Parameters
+    ----------
+    index : faiss.Index
+        From :func:`build_index`.
+    queries : array-like of shape (n_queries, n_features)
+        L2-normalised on a copy before the search.
+    k : int
+        Neighbours per query, capped at ``index.ntotal``.
+
+    Returns
+    -------
+    similarities : ndarray of shape (n_queries, k), float32
+        Cosine similarities, best first.
+    indices : ndarray of shape (n_queries, k), int64
+        Row ids in the index, best first; ``-1`` where an approximate index found fewer than
+        ``k`` candidates.
+    """
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}.")
+    if index.ntotal == 0:
+        raise ValueError("The index is empty.")
+    q = _l2_normalised(queries, "queries")
+    if q.shape[1] != index.d:
+        raise ValueError(f"queries have {q.shape[1]} features, the index has {index.d}.")
+    k = min(k, int(index.ntotal))
+    with _faiss_threads() as faiss:
+        params = None
+        hnsw = getattr(index, "hnsw", None)
+        if hnsw is not None and hnsw.efSearch < k:
+            params = faiss.SearchParametersHNSW(efSearch=k)
+        if params is None:
+            sims, ids = index.search(q, k)
+        else:
+            sims, ids = index.search(q, k, params=params)
+    return sims, ids.astype(np.int64, copy=False)
+
+
+def _check_indices(indices, n: int, what: str) -> np.ndarray:
+    idx = np.asarray(indices.detach().cpu().numpy() if hasattr(indices, "detach") else indices)
+    idx = idx.reshape(-1)
+    if idx.size and not np.issubdtype(idx.dtype, np.integer):
+        if np.all(np.mod(idx, 1) == 0):
+            idx = idx.astype(np.int64)
+        else:
+            raise TypeError(f"{what} must hold integer sample indices, got dtype {idx.dtype}.")
+    idx = idx.astype(np.int64, copy=False)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError(f"{what} must lie in [0, {n}), got values in [{idx.min()}, {idx.max()}].")
+    return idx
+
+
+def neighbor_boost(index, embeddings, hard_indices, k: int) -> np.ndarray:
+    """HAMR's neighbourhood boost: how often each sample is among the hard samples' neighbours.
+
+    Each hard sample's ``k`` nearest neighbours (cosine, itself included) are retrieved; sample
+    ``i``'s hit count is the number of those neighbour lists it appears in, and the boost is the
+    hit count divided by the largest hit count (0 for samples never hit).
+
+    Parameters
+    ----------
+    index : faiss.Index
+        Built by :func:`build_index` on ``embeddings`` (same rows, same order).
+    embeddings : array-like of shape (n_samples, n_features)
+        The indexed embeddings; rows ``hard_indices`` are the queries.
+    hard_indices : array-like of int
+        Ids of the hard samples (duplicates are counted once).
+    k : int
+        Neighbours per hard sample, the hard sample itself included (capped at ``n_samples``).
+
+    Returns
+    -------
+    boost : ndarray of shape (n_samples,), float64
+        Values in [0, 1]; 1 for the most-hit samples.
+
+    Notes
+    -----
+    A hard sample always counts itself: if an approximate index (or a tie with an exact
+    duplicate) leaves it out of its own list, it replaces the least similar neighbour.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 0.0], [0.95, 0.05], [0.9, 0.2], [0.0, 1.0]])
+    >>> index = build_index(X)
+    >>> neighbor_boost(index, X, [0, 1], k=2)   # 0 -> {0, 1}; 1 -> {1, 0}
+    array([1., 1., 0., 0.])
+    >>> neighbor_boost(index, X, [0, 3], k=2)   # 0 -> {0, 1}; 3 -> {3, 2}
+    array([1., 1., 1., 1.])
+    """
+    n = int(index.ntotal)
+    emb = _as_float32_rows(embeddings, "embeddings")
+    if emb.shape[0] != n:
+        raise ValueError(f"embeddings has {emb.shape[0]} rows but the index holds {n} vectors.")
+    hard = np.unique(_check_indices(hard_indices, n, "hard_indices"))
+    boost = np.zeros(n, dtype=np.float64)
+    if hard.size == 0:
+        return boost
+    _, ids = knn_search(index, emb[hard], k)
+    ids = ids.copy()
+    k_eff = ids.shape[1]
+    missing = ~np.any(ids == hard[:, None], axis=1)
+    if np.any(missing):
+        n_valid = np.sum(ids >= 0, axis=1)
+        slot = np.where(n_valid < k_eff, n_valid, k_eff - 1)
+        rows = np.flatnonzero(missing)
+        ids[rows, slot[rows]] = hard[rows]
+    counts = np.bincount(ids[ids >= 0], minlength=n).astype(np.float64)
+    return counts / counts.max()
+
+
+def recall_at_k(approx_index, exact_index, queries, k: int) -> float:
+    """Recall@k of an approximate index: the share of the exact top-``k`` ids it also returns.
+
+    Parameters
+    ----------
+    approx_index, exact_index : faiss.Index
+        Built on the same embeddings (e.g. ``build_index(X, "ivf")`` and ``build_index(X)``).
+    queries : array-like of shape (n_queries, n_features)
+    k : int
+
+    Returns
+    -------
+    recall : float
+        Mean over queries of ``|approx ∩ exact| / |exact|``, in [0, 1].
+    """
+    _, a = knn_search(approx_index, queries, k)
+    _, e = knn_search(exact_index, queries, k)
+    hit = (a[:, :, None] == e[:, None, :]) & (a[:, :, None] >= 0)
+    found = hit.any(axis=1)  # per exact neighbour
+    valid = e >= 0
+    return float(np.mean(found.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)))
+
+
+# --------------------------------------------------------------------------------------------
+# Sampling probability and the per-epoch draw
+# --------------------------------------------------------------------------------------------
+
+
+def _as_float64_vector(x, what: str) -> np.ndarray:
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    arr = np.array(x, dtype=np.float64, copy=True).reshape(-1)
+    if arr.size == 0:
+        raise ValueError(f"{what} is empty.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} contains NaN or infinite values.")
+    return arr
+
+
+def sampling_probabilities(
+    m,
+    boost=None,
+    *,
+    hardness_alpha: float = 0.7,
+    knn_lambda: float = 0.7,
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """HAMR's per-sample sampling probability from hardness and neighbourhood boost.
+
+    ``p_i ∝ ((m_i + 1e-6) ** (1 / temperature)) ** hardness_alpha · (1 + knn_lambda · b_i)``,
+    normalised to sum to 1.
+
+    The temperature enters by raising the base ``m_i + 1e-6`` to ``1 / temperature`` before the
+    ``hardness_alpha`` power, i.e. the hardness exponent is ``hardness_alpha / temperature``:
+    ``temperature > 1`` flattens the distribution, ``< 1`` sharpens it, and ``1.0`` is the
+    reference code (which has no temperature). The boost factor is not tempered.
+
+    Parameters
+    ----------
+    m : array-like of shape (n_samples,)
+        Non-negative hardness (HAMR training: :attr:`HardnessTracker.m`; only the relative
+        scale against the 1e-6 offset matters).
+    boost : array-like of shape (n_samples,), optional
+        Neighbourhood boost in [0, 1] (:func:`neighbor_boost`); ``None`` means all zeros.
+    hardness_alpha : float, default=0.7
+    knn_lambda : float, default=0.7
+    temperature : float, default=1.0
+
+    Returns
+    -------
+    p : ndarray of shape (n_samples,), float64
+        Sums to 1.
+
+    Examples
+    --------
+    >>> p = sampling_probabilities([1.0, 4.0], [0.0, 1.0], hardness_alpha=0.5, knn_lambda=1.0)
+    >>> p.round(4)       # [1 * 1, 2 * 2] / 5
+    array([0.2, 0.8])
+    >>> sampling_probabilities([1.0, 4.0], hardness_alpha=1.0, temperature=2.0).round(4)
+    array([0.3333, 0.6667])
+    """
+    m = _as_float64_vector(m, "m")
+    if np.any(m < 0):
+        raise ValueError("m (hardness) must be non-negative.")
+    if boost is None:
+        b = np.zeros_like(m)
+    else:
+        b = _as_float64_vector(boost, "boost")
+        if b.shape != m.shape:
+            raise ValueError(f"boost has {b.size} entries, m has {m.size}.")
+        if np.any(b < 0):
+            raise ValueError("boost must be non-negative.")
+    if not hardness_alpha >= 0:
+        raise ValueError(f"hardness_alpha must be >= 0, got {hardness_alpha}.")
+    if not knn_lambda >= 0:
+        raise ValueError(f"knn_lambda must be >= 0, got {knn_lambda}.")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}.")
+    p = np.power(np.power(m + HARDNESS_EPS, 1.0 / temperature), hardness_alpha) * (1.0 + knn_lambda * b)
+    total = p.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise FloatingPointError("sampling probabilities do not sum to a positive finite value.")
+    return p / total
+
+
+def _as_rng(rng):
+    if isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def draw_epoch_indices(p, oversample_ratio: float = 1.0, rng=None) -> np.ndarray:
+    """Draw one epoch of sample ids, with replacement, following ``p``.
+
+    Parameters
+    ----------
+    p : array-like of shape (n_samples,)
+        Non-negative sampling weights (renormalised to sum to 1).
+    oversample_ratio : float, default=1.0
+        The epoch has ``round(oversample_ratio · n_samples)`` draws (at least 1; Python's
+        ``round``, so exact halves go to the even number).
+    rng : numpy Generator, RandomState, int or None
+        Source of randomness.
+
+    Returns
+    -------
+    indices : ndarray of shape (round(oversample_ratio · n_samples),), int64
+
+    Examples
+    --------
+    >>> idx = draw_epoch_indices([0.0, 0.5, 0.5], 2.0, rng=0)
+    >>> idx.shape, bool(set(idx.tolist()) <= {1, 2})
+    ((6,), True)
+    """
+    p = _as_float64_vector(p, "p")
+    if np.any(p < 0) or p.sum() <= 0:
+        raise ValueError("p must be non-negative with a positive sum.")
+    if not oversample_ratio > 0:
+        raise ValueError(f"oversample_ratio must be > 0, got {oversample_ratio}.")
+    n_draws = max(1, int(round(float(oversample_ratio) * p.size)))
+    p = p / p.sum()
+    return np.asarray(_as_rng(rng).choice(p.size, size=n_draws, replace=True, p=p), dtype=np.int64)
+
+
+def _top_share(scores: np.ndarray, ratio: float) -> np.ndarray:
+    """Ids of the ``ratio`` share (floor, at least 1) of largest scores; ties -> lower id first."""
+    n = scores.size
+    n_top = max(1, int(np.floor(ratio * n + 1e-9)))
+    return np.argsort(-scores, kind="stable")[: min(n_top, n)].astype(np.int64)
