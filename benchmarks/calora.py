@@ -72,7 +72,7 @@ def run_conll(args):
     for seed in _ints(args.seeds):
         params = dict(backbone=args.backbone, max_epochs=args.epochs, batch_size=args.batch_size,
                       max_length=args.max_length, lr=args.lr, random_state=seed, device="cpu")
-        for name, extra in (("vanilla", {}), ("calora_r8_top2", {"head": "calora", "rank": 8, "k": 2})):
+        for name, extra in (("vanilla", {}), ("calora_r8_top2", {"head": "calora", "head__rank": 8, "head__k": 2})):
             est = TransformerTokenClassifier(**params, **extra).fit(X, y)
             rep = span_report(y_test, est.predict(X_test), train_tags=y)
             entry = results.setdefault(name, [])
@@ -140,7 +140,7 @@ def main(argv=None):
               flush=True)
         for k in ks:
             for rank in ranks:
-                est = clone(base).set_params(random_state=seed, head="calora", k=k, rank=rank).fit(X, y)
+                est = clone(base).set_params(random_state=seed, head="calora", head__k=k, head__rank=rank).fit(X, y)
                 t0 = time.perf_counter()
                 pred = est.predict(X_test)
                 predict_s = time.perf_counter() - t0
@@ -183,7 +183,7 @@ def main(argv=None):
         stage1_cache.clear()
         t0 = time.perf_counter()
         search = GridSearchCV(clone(base).set_params(random_state=seed, head="calora"),
-                              {"k": ks, "rank": ranks}, cv=folds, scoring="f1_macro", refit=False)
+                              {"head__k": ks, "head__rank": ranks}, cv=folds, scoring="f1_macro", refit=False)
         search.fit(X, y)
         grid_s = time.perf_counter() - t0
         summary.update({"cross_validate_vanilla_s": cv_s, "grid_search_calora_s": grid_s,

@@ -9,13 +9,13 @@ split (``--train-size``, drawn once with ``--data-seed``), and scored on the tes
 (``--test-size``). Variants (``--variants``, comma-separated, default all):
 
 =================  ==========================================================================
-``hamr``           full HAMR, ``meta_step="head"`` (the default)
-``no_weighting``   w/o adaptive weighting (``meta_weighting=False``; WNet still drives the hardness)
-``no_resampling``  w/o resampling (``resampling=False``, ``knn=False``)
-``no_knn``         w/o the kNN boost (``knn=False``)
+``hamr``           full HAMR, ``training__meta_step="head"`` (the default)
+``no_weighting``   w/o adaptive weighting (``training__meta_weighting=False``; WNet still drives the hardness)
+``no_resampling``  w/o resampling (``training__resampling=False``, ``training__knn=False``)
+``no_knn``         w/o the kNN boost (``training__knn=False``)
 ``none``           every module off: plain fine-tuning on the same training share
-``meta_first_order``  full HAMR with ``meta_step="first_order"``
-``meta_full``      full HAMR with ``meta_step="full"`` (the reference's second-order step)
+``meta_first_order``  full HAMR with ``training__meta_step="first_order"``
+``meta_full``      full HAMR with ``training__meta_step="full"`` (the reference's second-order step)
 =================  ==========================================================================
 
 The meta set: ``--meta split`` (default, as ``skimb compare``) holds out ``validation_fraction=0.1``
@@ -70,12 +70,12 @@ from skimb.compare._runner import evaluate  # noqa: E402
 
 VARIANTS = {
     "hamr": {},
-    "no_weighting": {"meta_weighting": False},
-    "no_resampling": {"resampling": False, "knn": False},
-    "no_knn": {"knn": False},
-    "none": {"meta_weighting": False, "resampling": False, "knn": False},
-    "meta_first_order": {"meta_step": "first_order"},
-    "meta_full": {"meta_step": "full"},
+    "no_weighting": {"training__meta_weighting": False},
+    "no_resampling": {"training__resampling": False, "training__knn": False},
+    "no_knn": {"training__knn": False},
+    "none": {"training__meta_weighting": False, "training__resampling": False, "training__knn": False},
+    "meta_first_order": {"training__meta_step": "first_order"},
+    "meta_full": {"training__meta_step": "full"},
 }
 
 

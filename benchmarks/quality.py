@@ -34,8 +34,8 @@ from _common import QUARTILES, command_line, fmt, load_subsampled, machine_descr
 CONFIGS = {
     "ce": dict(loss="ce"),
     "wce": dict(loss="ce", class_weight="balanced"),
-    "focal": dict(loss="focal", gamma=2.0),
-    "wfocal": dict(loss="focal", gamma=2.0, class_weight="balanced"),
+    "focal": dict(loss="focal", loss__gamma=2.0),
+    "wfocal": dict(loss="focal", loss__gamma=2.0, class_weight="balanced"),
     "la": dict(loss="logit_adjusted"),
     "hamr_wce": dict(loss="ce", class_weight="balanced", training="hamr"),
     "hamr_ce": dict(loss="ce", training="hamr"),
@@ -67,7 +67,7 @@ def run_one(cfg, seed, data, args):
 
     params = dict(CONFIGS[cfg])
     if args.calora:
-        params.update(head="calora", k=args.k, rank=args.rank)
+        params.update(head="calora", head__k=args.k, head__rank=args.rank)
     est = TransformerClassifier(max_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
                                 lr=args.lr, validation_fraction=args.validation_fraction, threshold="tuned",
                                 random_state=seed, **params)

@@ -29,8 +29,7 @@ def main(argv=None):
 
     data = load_goemotions_ekman(subsample={"train": args.train_size})
     est = TransformerClassifier(head="calora", finetune="head", max_epochs=1, random_state=0)
-    k_name = "head__k" if "head__k" in est.get_params() else "k"
-    grid = {k_name: list(range(1, args.candidates + 1))}
+    grid = {"head__k": list(range(1, args.candidates + 1))}
     rows = []
     for cv in (2, 3, 4, 5):
         stage1_cache.clear()

@@ -1,5 +1,5 @@
-"""Machinery shared by the transformer estimators: routed parameters, devices,
-seeding, the skorch net, and weight validation."""
+"""Runtime helpers shared by the transformer estimators: devices, seeding, the skorch
+callbacks, and the tags of text estimators."""
 
 from __future__ import annotations
 
@@ -7,67 +7,11 @@ import contextlib
 import numbers
 import time
 
-import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, LRScheduler, ProgressBar
 
-__all__ = [
-    "RoutedParamsMixin", "resolve_device", "seed_from", "seeded", "check_sample_weight", "auto_lr",
-    "Throughput", "make_callbacks", "apply_text_tags",
-]
-
-#: Prefixes of keyword parameters routed to components, skorch-style (``loss__s=30``).
-ROUTED_PREFIXES = ("loss__",)
-
-_LR_AUTO = {"full": 5e-5, "lora": 5e-4, "head": 2e-3}
-
-
-class RoutedParamsMixin:
-    """``__init__(..., **kwargs)`` parameters such as ``loss__s`` that scikit-learn's
-    ``get_params``/``set_params``/``clone`` carry like ordinary parameters."""
-
-    def _store_routed(self, kwargs):
-        # Stored as given; validated in fit (scikit-learn: __init__ never raises).
-        for key, value in kwargs.items():
-            setattr(self, key, value)
-
-    def _check_routed(self):
-        params = set(self._get_param_names())
-        unknown = [k for k in vars(self) if k not in params and not k.endswith("_")
-                   and not k.startswith("_") and not (k.startswith(ROUTED_PREFIXES) and len(k.split("__", 1)[1]))]
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__} got unexpected parameter(s) {unknown}; "
-                f"component parameters must start with one of {ROUTED_PREFIXES} (e.g. loss__s=30)."
-            )
-
-    def _routed_params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k.startswith(ROUTED_PREFIXES)}
-
-    def routed_params_for(self, prefix: str) -> dict:
-        """Routed parameters for ``prefix`` (e.g. ``"loss"``), prefix removed."""
-        head = prefix + "__"
-        return {k[len(head):]: v for k, v in self._routed_params().items() if k.startswith(head)}
-
-    def get_params(self, deep=True):
-        params = super().get_params(deep=deep)
-        params.update(self._routed_params())
-        return params
-
-    def set_params(self, **params):
-        # Keys that are not constructor parameters are stored and validated in fit,
-        # like the constructor's **kwargs.
-        names = set(self._get_param_names())
-        routed = {k: v for k, v in params.items()
-                  if k not in names and (k.startswith(ROUTED_PREFIXES) or "__" not in k)}
-        for key, value in routed.items():
-            setattr(self, key, value)
-        rest = {k: v for k, v in params.items() if k not in routed}
-        if rest:
-            super().set_params(**rest)
-        return self
-
+__all__ = ["resolve_device", "seed_from", "seeded", "Throughput", "make_callbacks", "apply_text_tags"]
 
 def resolve_device(device) -> str:
     if device in (None, "auto"):
@@ -101,29 +45,6 @@ def seeded(seed: int):
         finally:
             if torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state)
-
-
-def check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.ndim != 1 or w.shape[0] != n:
-        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}.")
-    if not np.all(np.isfinite(w)):
-        raise ValueError("sample_weight contains NaN or infinite values.")
-    if np.any(w < 0):
-        raise ValueError("sample_weight must be non-negative.")
-    if w.sum() <= 0:
-        raise ValueError("sample_weight sums to 0: nothing to learn from.")
-    return w
-
-
-def auto_lr(lr, finetune: str) -> float:
-    if lr == "auto":
-        return _LR_AUTO[finetune]
-    if not isinstance(lr, numbers.Real) or lr <= 0:
-        raise ValueError(f"lr must be a positive number or 'auto', got {lr!r}.")
-    return float(lr)
 
 
 class Throughput(Callback):

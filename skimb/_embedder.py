@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import apply_text_tags, resolve_device
 from ._validation import check_texts
+from .utils._param_validation import Boolean, Interval, Options, validate_params
 from .backbones import POOLINGS, TextEncoder, encode_batches, feature_cache, load_backbone, tokenize
 from .backbones._loading import local_backbone_path, portable_backbone_path
 
@@ -60,6 +61,11 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     'mean'
     """
 
+    _parameter_constraints = {
+        "pooling": [Options(*sorted(POOLINGS))], "normalize": [Boolean()], "cache": [Boolean()],
+        "max_length": [Interval(numbers.Integral, 1, None)], "batch_size": [Interval(numbers.Integral, 1, None)],
+    }
+
     def __init__(self, backbone=None, *, pooling="mean", normalize=True, max_length=128, batch_size=64,
                  device="auto", cache=True):
         self.backbone = backbone
@@ -81,12 +87,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         except that ``X``, when given, is validated."""
         if X is not None:
             check_texts(X)
-        for name in ("max_length", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {sorted(POOLINGS)}, got {self.pooling!r}.")
+        validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
         model, tokenizer, path = load_backbone(self.backbone, copy_model=False)
         self.encoder_ = TextEncoder(model, pooling=self.pooling)
         self.tokenizer_ = tokenizer

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
-__all__ = ["read_saved_config"]
+__all__ = ["read_saved_config", "params_to_json", "params_from_json", "warn_omitted"]
 
 #: Sub-folder of a saved model holding the backbone's config and tokenizer.
 BACKBONE_DIR = "backbone"
@@ -60,3 +61,36 @@ def read_saved_config(directory, owner: str, *, config_name: str, weights_name: 
     if missing:
         raise _not_saved(owner, directory, f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
     return config
+
+
+def params_to_json(params: dict, slots: dict):
+    """``(json_params, omitted)``: an estimator's ``get_params(deep=False)`` as JSON, a component
+    instance stored as ``{"component": class name, "params": {...}}`` (no pickle); values that
+    JSON cannot hold are listed in ``omitted``."""
+    out, omitted = {}, []
+    for key, value in params.items():
+        if key in slots and hasattr(value, "to_json"):
+            value = value.to_json()
+        try:
+            json.dumps(value)
+        except TypeError:
+            omitted.append(key)
+        else:
+            out[key] = value
+    return out, omitted
+
+
+def params_from_json(params: dict, slots: dict) -> dict:
+    """The inverse of :func:`params_to_json`: components rebuilt from their registries."""
+    out = dict(params)
+    for slot, registry in slots.items():
+        value = out.get(slot)
+        if isinstance(value, dict) and "component" in value:
+            out[slot] = registry.by_class_name(value["component"])(**value["params"])
+    return out
+
+
+def warn_omitted(omitted) -> None:
+    if omitted:
+        warnings.warn(f"parameters {omitted} were not JSON-serialisable and were not saved; they take "
+                      "their default values.", UserWarning, stacklevel=3)

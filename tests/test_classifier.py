@@ -75,7 +75,7 @@ def test_fit_does_not_change_global_torch_rng(clf, toy_data):
 
 def test_lora_trains_adapters_not_backbone(tiny_bert, toy_data):
     X, y = toy_data
-    clf = TransformerClassifier(tiny_bert, finetune="lora", lora_rank=4, **FAST).fit(X, y)
+    clf = TransformerClassifier(tiny_bert, finetune="lora", finetune__rank=4, **FAST).fit(X, y)
     named = dict(clf.net_.module_.named_parameters())
     trainable = [n for n, p in named.items() if p.requires_grad]
     assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
@@ -139,9 +139,9 @@ def test_save_and_load_pretrained(tiny_bert, toy_data, tmp_path, finetune):
 
 
 def test_clone_get_set_params_and_routed_loss_params(tiny_bert):
-    clf = TransformerClassifier(tiny_bert, loss="focal", loss__smooth=1.0, gamma=2.0)
+    clf = TransformerClassifier(tiny_bert, loss="focal", loss__smooth=1.0, loss__gamma=2.0)
     params = clf.get_params()
-    assert params["loss__smooth"] == 1.0 and params["gamma"] == 2.0
+    assert params["loss__smooth"] == 1.0 and params["loss__gamma"] == 2.0
     cloned = clone(clf)
     assert cloned.get_params()["loss__smooth"] == 1.0
     cloned.set_params(loss__smooth=2.0, max_epochs=5)
@@ -313,7 +313,7 @@ def test_multilabel_fine_tuning_learns_a_keyword_task(tiny_bert, loss):
 
 
 # ------------------------------------------------------------------ CALoRA
-CALORA = dict(head="calora", k=2, rank=2, calora_epochs=5, calora_lr=1e-2)
+CALORA = dict(head="calora", head__k=2, head__rank=2, head__epochs=5, head__lr=1e-2)
 
 
 @pytest.mark.parametrize("routing", ["topk", "pseudo", "oracle", "soft"])
@@ -323,7 +323,7 @@ def test_calora_stage2_keeps_stage1_weights_bitwise(tiny_bert, toy_data, routing
     X, y = toy_data
     stage1_cache.clear()
     vanilla = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
-    calora = TransformerClassifier(tiny_bert, routing=routing, **CALORA, **FAST).fit(X, y)
+    calora = TransformerClassifier(tiny_bert, head__routing=routing, **CALORA, **FAST).fit(X, y)
     v_state = vanilla.net_.module_.state_dict()
     c_module = calora.net_.module_
     for name, value in v_state.items():  # the backbone and W0 are untouched by stage 2
@@ -343,12 +343,12 @@ def test_calora_reuses_stage1_across_k_and_rank(tiny_bert, toy_data):
     first = TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y)
     assert not first.stage1_cached_ and first.stage1_time_s_ > 0
     search = GridSearchCV(TransformerClassifier(tiny_bert, **CALORA, **FAST),
-                          {"k": [1, 2, 3], "rank": [1, 2]}, cv=2, scoring="f1_macro", refit=False)
+                          {"head__k": [1, 2, 3], "head__rank": [1, 2]}, cv=2, scoring="f1_macro", refit=False)
     search.fit(X, y)
     # 2 folds -> 2 stage-1 fits for 12 candidate fits
     assert stage1_cache.misses == 1 + 2
     assert stage1_cache.hits == 6 * 2 - 2
-    again = TransformerClassifier(tiny_bert, **{**CALORA, "k": 3}, **FAST).fit(X, y)
+    again = TransformerClassifier(tiny_bert, **{**CALORA, "head__k": 3}, **FAST).fit(X, y)
     assert again.stage1_cached_ and again.stage1_time_s_ == 0.0
     assert again.history_ is not first.history_  # equal values, separate objects
     np.testing.assert_array_equal(again.history_[:, "train_loss"], first.history_[:, "train_loss"])
@@ -359,16 +359,16 @@ def test_calora_memory_on_disk(tiny_bert, toy_data, tmp_path):
 
     X, y = toy_data
     stage1_cache.clear()
-    TransformerClassifier(tiny_bert, memory=str(tmp_path), **CALORA, **FAST).fit(X, y)
+    TransformerClassifier(tiny_bert, head__memory=str(tmp_path), **CALORA, **FAST).fit(X, y)
     assert list((tmp_path / "skimb-stage1").glob("*.pt"))
     stage1_cache.clear()  # a new process would start empty
-    hit = TransformerClassifier(tiny_bert, memory=str(tmp_path), **{**CALORA, "rank": 1}, **FAST).fit(X, y)
+    hit = TransformerClassifier(tiny_bert, head__memory=str(tmp_path), **{**CALORA, "head__rank": 1}, **FAST).fit(X, y)
     assert hit.stage1_cached_
 
 
 def test_calora_k_equal_c_and_save_load(tiny_bert, toy_data, tmp_path):
     X, y = toy_data
-    clf = TransformerClassifier(tiny_bert, **{**CALORA, "k": 3}, finetune="head", random_state=0).fit(X, y)
+    clf = TransformerClassifier(tiny_bert, **{**CALORA, "head__k": 3}, finetune="head", random_state=0).fit(X, y)
     out = clf.save_pretrained(tmp_path / "calora")
     loaded = TransformerClassifier.load_pretrained(out)
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
@@ -382,8 +382,8 @@ def test_calora_candidates_share_the_encoding_of_prediction_texts(tiny_bert, toy
     X, y = toy_data
     stage1_cache.clear()
     feature_cache.clear()
-    a = TransformerClassifier(tiny_bert, **{**CALORA, "k": 1}, **FAST).fit(X, y)
-    b = TransformerClassifier(tiny_bert, **{**CALORA, "k": 3}, **FAST).fit(X, y)
+    a = TransformerClassifier(tiny_bert, **{**CALORA, "head__k": 1}, **FAST).fit(X, y)
+    b = TransformerClassifier(tiny_bert, **{**CALORA, "head__k": 3}, **FAST).fit(X, y)
     before = feature_cache.misses
     proba_a = a.predict_proba(X[:10])
     assert feature_cache.misses == before + len(set(X[:10]))

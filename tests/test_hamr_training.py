@@ -21,7 +21,7 @@ from skimb import TransformerClassifier
 from skimb.training.hamr import (HAMRNet, build_balanced_meta_set_multilabel, split_meta_set)
 
 FAST = dict(max_epochs=2, batch_size=8, random_state=0, lr=5e-3)
-OFF = dict(meta_weighting=False, resampling=False, knn=False)
+OFF = dict(training__meta_weighting=False, training__resampling=False, training__knn=False)
 
 
 def hamr(tiny_bert, **params):
@@ -99,18 +99,18 @@ def test_resampling_draws_oversample_ratio_times_n(tiny_bert, toy_data):
     X, y = toy_data
     for ratio in (1.2, 2.0):
         rec = Recorder()
-        clf = hamr(tiny_bert, oversample_ratio=ratio, callbacks=[rec]).fit(X, y)
+        clf = hamr(tiny_bert, training__oversample_ratio=ratio, callbacks=[rec]).fit(X, y)
         n = len(clf.hardness_)
         assert rec.samples == [round(ratio * n)] * 2
     rec = Recorder()
-    clf = hamr(tiny_bert, resampling=False, callbacks=[rec]).fit(X, y)
+    clf = hamr(tiny_bert, training__resampling=False, callbacks=[rec]).fit(X, y)
     assert rec.samples == [len(clf.hardness_)] * 2
     assert np.all(clf.neighbor_boost_ == 0)  # kNN needs resampling
 
 
 def test_without_weighting_wnet_still_drives_hardness(tiny_bert, toy_data):
     X, y = toy_data
-    clf = hamr(tiny_bert, meta_weighting=False).fit(X, y)
+    clf = hamr(tiny_bert, training__meta_weighting=False).fit(X, y)
     assert clf.meta_set_size_ > 0 and len(clf.meta_loss_history_) > 0
     assert clf.hardness_.std() > 0  # the tracker saw the WNet weights
 
@@ -118,7 +118,7 @@ def test_without_weighting_wnet_still_drives_hardness(tiny_bert, toy_data):
 @pytest.mark.parametrize("mode", ["full", "first_order", "head"])
 def test_each_meta_step_mode_runs(tiny_bert, toy_data, mode):
     X, y = toy_data
-    clf = hamr(tiny_bert, meta_step=mode, max_epochs=1).fit(X, y)
+    clf = hamr(tiny_bert, training__meta_step=mode, max_epochs=1).fit(X, y)
     assert np.all(np.isfinite(clf.meta_loss_history_)) and np.all(np.isfinite(clf.predict_proba(X)))
 
 
@@ -127,14 +127,15 @@ def test_finetune_modes(tiny_bert, toy_data, finetune):
     X, y = toy_data
     rec = Recorder()
     lr = 2e-3 if finetune == "head" else 5e-3
-    clf = hamr(tiny_bert, finetune=finetune, lr=lr, meta_step="full", callbacks=[rec]).fit(X, y)
+    clf = hamr(tiny_bert, finetune=finetune, lr=lr, training__meta_step="full", callbacks=[rec]).fit(X, y)
     assert rec.samples == [round(1.2 * len(clf.hardness_))] * 2  # resampling over cached features too
     assert clf.wnet_ is not None and np.all(np.isfinite(clf.predict_proba(X)))
 
 
 def test_hardness_reference_rule_and_index_kinds(tiny_bert, toy_data):
     X, y = toy_data
-    clf = hamr(tiny_bert, hardness_update="reference", knn_index="hnsw", knn_k=3, temperature=2.0).fit(X, y)
+    clf = hamr(tiny_bert, training__hardness_update="reference", training__knn_index="hnsw", training__knn_k=3,
+               training__temperature=2.0).fit(X, y)
     assert clf.hardness_.sum() == pytest.approx(1.0) and clf.neighbor_boost_.max() == 1.0
 
 
@@ -153,13 +154,13 @@ def test_meta_set_from_validation_split(tiny_bert, toy_data):
 
 def test_explicit_meta_set(tiny_bert, toy_data):
     X, y = toy_data
-    clf = hamr(tiny_bert, meta_set=(X[:9], y[:9]), max_epochs=1).fit(X, y)
+    clf = hamr(tiny_bert, training__meta_set=(X[:9], y[:9]), max_epochs=1).fit(X, y)
     assert clf.meta_set_size_ == 9 and clf.meta_set_indices_ is None
     assert len(clf.hardness_) == len(X)  # nothing leaves the training set
     with pytest.raises(ValueError, match="not seen in y"):
-        hamr(tiny_bert, meta_set=(X[:2], ["flood", "unknown"])).fit(X, y)
+        hamr(tiny_bert, training__meta_set=(X[:2], ["flood", "unknown"])).fit(X, y)
     with pytest.raises(ValueError, match="meta_set: X has 2 samples but y has 1"):
-        hamr(tiny_bert, meta_set=(X[:2], ["flood"])).fit(X, y)
+        hamr(tiny_bert, training__meta_set=(X[:2], ["flood"])).fit(X, y)
 
 
 def test_split_meta_set_and_multilabel_top_up():
@@ -191,7 +192,7 @@ def test_class_weight_and_embedder(tiny_bert, toy_data):
 
     X, y = toy_data
     emb = TransformerEmbedder(tiny_bert)
-    clf = hamr(tiny_bert, class_weight="balanced", embedder=emb, max_epochs=1).fit(X, y)
+    clf = hamr(tiny_bert, class_weight="balanced", training__embedder=emb, max_epochs=1).fit(X, y)
     assert clf.neighbor_boost_.max() == 1.0 and np.all(np.isfinite(clf.predict_proba(X)))
     assert not hasattr(emb, "encoder_")  # the user's embedder is cloned, not fitted in place
 
@@ -218,7 +219,7 @@ def test_determinism_and_pickle(tiny_bert, toy_data):
     ("hardness_alpha", -1, "hardness_alpha"),
     ("hardness_momentum", 1.0, "hardness_momentum"),
     ("hardness_update", "global", "hardness_update must be one of"),
-    ("knn_k", 0, "knn_k must be an integer >= 1"),
+    ("knn_k", 0, r"knn_k must be an int in \[1, inf\]"),
     ("knn_ratio", 0.0, "knn_ratio"),
     ("knn_index", "ball_tree", "knn_index must be one of"),
     ("knn_build_freq", 1.5, "knn_build_freq"),
@@ -231,15 +232,15 @@ def test_determinism_and_pickle(tiny_bert, toy_data):
 def test_bad_parameters(tiny_bert, toy_data, param, value, match):
     X, y = toy_data
     with pytest.raises(ValueError, match=match):
-        hamr(tiny_bert, **{param: value}).fit(X, y)
+        hamr(tiny_bert, **{("" if param == "training" else "training__") + param: value}).fit(X, y)
 
 
 def test_bad_meta_set_and_embedder_types(tiny_bert, toy_data):
     X, y = toy_data
     with pytest.raises(TypeError, match="meta_set must be None or a pair"):
-        hamr(tiny_bert, meta_set=X[:5]).fit(X, y)
+        hamr(tiny_bert, training__meta_set=X[:5]).fit(X, y)
     with pytest.raises(TypeError, match="embedder must be None or a transformer"):
-        hamr(tiny_bert, embedder="bge-large").fit(X, y)
+        hamr(tiny_bert, training__embedder="bge-large").fit(X, y)
 
 
 # ------------------------------------------------------------------------- token classification
@@ -308,7 +309,7 @@ def test_token_hamr_trains_on_windows_with_max_token_loss(tiny_bert, monkeypatch
 @pytest.mark.parametrize("meta_step", ["full", "first_order"])
 def test_token_hamr_meta_step_modes(tiny_bert, meta_step):
     X, y = make_ner(24)
-    ner = ner_hamr(tiny_bert, meta_step=meta_step, max_epochs=1).fit(X, y)
+    ner = ner_hamr(tiny_bert, training__meta_step=meta_step, max_epochs=1).fit(X, y)
     assert np.all(np.isfinite(ner.meta_loss_history_)) and len(ner.meta_loss_history_) > 0
 
 
@@ -332,13 +333,13 @@ def test_token_meta_set_tops_up_entity_spans():
 
 def test_token_explicit_meta_set_and_errors(tiny_bert):
     X, y = make_ner(24)
-    ner = ner_hamr(tiny_bert, max_epochs=1, meta_set=(X[:6], y[:6])).fit(X, y)
+    ner = ner_hamr(tiny_bert, max_epochs=1, training__meta_set=(X[:6], y[:6])).fit(X, y)
     assert ner.meta_set_size_ == 6 and ner.meta_set_indices_ is None
     assert len(set(ner.hamr_train_indices_.tolist())) == 24  # nothing left training
     with pytest.raises(ValueError, match="meta_set has tags not seen in y"):
-        ner_hamr(tiny_bert, meta_set=([["a", "b"]], [["B-ORG", "O"]])).fit(X, y)
+        ner_hamr(tiny_bert, training__meta_set=([["a", "b"]], [["B-ORG", "O"]])).fit(X, y)
     with pytest.raises(ValueError, match=r"meta_set y\[0\] has 1 tags"):
-        ner_hamr(tiny_bert, meta_set=([["a", "b"]], [["O"]])).fit(X, y)
+        ner_hamr(tiny_bert, training__meta_set=([["a", "b"]], [["O"]])).fit(X, y)
     with pytest.raises(ValueError, match="finetune='full' or 'lora'"):
         ner_hamr(tiny_bert, finetune="head").fit(X, y)
 
@@ -362,12 +363,12 @@ def test_registered_in_compare():
             assert isinstance(est, TransformerTokenClassifier) == (task == "token")
             p = est.get_params()
             assert p["training"] == "hamr" and p["validation_fraction"] == 0.1
-            assert (p["meta_weighting"], p["resampling"], p["knn"]) == switches
+            assert (p["training__meta_weighting"], p["training__resampling"], p["training__knn"]) == switches
 
 
 def test_save_pretrained_round_trip(tiny_bert, toy_data, tmp_path):
     X, y = toy_data
-    clf = hamr(tiny_bert, max_epochs=1, meta_set=(X[:6], y[:6].tolist())).fit(X, y)
+    clf = hamr(tiny_bert, max_epochs=1, training__meta_set=(X[:6], y[:6].tolist())).fit(X, y)
     loaded = TransformerClassifier.load_pretrained(clf.save_pretrained(tmp_path / "m"))
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loaded.hardness_, clf.hardness_)

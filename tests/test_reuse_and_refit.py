@@ -18,8 +18,8 @@ from skimb.training import StageCache, fingerprint, stage1_cache
 from conftest import make_ner
 
 FAST = dict(max_epochs=2, batch_size=8, random_state=0)
-CALORA = dict(head="calora", k=2, rank=2, calora_epochs=3, calora_lr=1e-2)
-HAMR = dict(training="hamr", lr=5e-3, knn_k=3)
+CALORA = dict(head="calora", head__k=2, head__rank=2, head__epochs=3, head__lr=1e-2)
+HAMR = dict(training="hamr", lr=5e-3, training__knn_k=3)
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,7 @@ def _empty_cache():
 def test_grid_fits_stage1_once_per_fold_at_any_cv(tiny_bert, toy_data, cv):
     X, y = toy_data
     search = GridSearchCV(TransformerClassifier(tiny_bert, **CALORA, **{**FAST, "max_epochs": 1}),
-                          {"k": [1, 2, 3]}, cv=cv, scoring="f1_macro", refit=False)
+                          {"head__k": [1, 2, 3]}, cv=cv, scoring="f1_macro", refit=False)
     search.fit(X, y)
     assert stage1_cache.misses == cv  # one stage 1 per fold, whatever the number of candidates
     assert stage1_cache.hits == 3 * cv - cv
@@ -104,14 +104,14 @@ def test_stage1_key_sees_what_a_fitted_estimator_learnt(tiny_bert, toy_data):
     a = StandardScaler().fit(np.zeros((3, 2)))
     b = StandardScaler().fit(np.ones((3, 2)))
     assert repr(a) == repr(b)
-    keys = [TransformerClassifier(tiny_bert, embedder=e, **CALORA, **FAST)._stage1_key(X, y_enc, None, 0, tiny_bert)
+    keys = [TransformerClassifier(tiny_bert, training="hamr", training__embedder=e, **CALORA, **FAST)._stage1_key(X, y_enc, None, 0, tiny_bert)
             for e in (a, b)]
     assert keys[0] != keys[1]
 
 
 def test_calora_parameters_are_checked_before_stage1(tiny_bert, toy_data):
     X, y = toy_data
-    est = TransformerClassifier(tiny_bert, **{**CALORA, "k": 10}, **FAST)
+    est = TransformerClassifier(tiny_bert, **{**CALORA, "head__k": 10}, **FAST)
     with pytest.raises(ValueError, match="k must satisfy"):
         est.fit(X, y)
     assert stage1_cache.misses == 0 and not hasattr(est, "net_")
@@ -120,7 +120,7 @@ def test_calora_parameters_are_checked_before_stage1(tiny_bert, toy_data):
 def test_estimators_sharing_a_stage1_share_no_history(tiny_bert, toy_data):
     X, y = toy_data
     a = TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y)
-    b = TransformerClassifier(tiny_bert, **{**CALORA, "k": 1}, **FAST).fit(X, y)
+    b = TransformerClassifier(tiny_bert, **{**CALORA, "head__k": 1}, **FAST).fit(X, y)
     assert b.stage1_cached_ and b.history_ is not a.history_
     np.testing.assert_array_equal(a.history_[:, "train_loss"], b.history_[:, "train_loss"])
     b.history_.record("train_loss", -1.0)
@@ -141,16 +141,16 @@ class _Boom:
 
 def test_disk_cache_never_unpickles_code(tiny_bert, toy_data, tmp_path):
     X, y = toy_data
-    est = TransformerClassifier(tiny_bert, memory=str(tmp_path), **CALORA, **FAST)
+    est = TransformerClassifier(tiny_bert, head__memory=str(tmp_path), **CALORA, **FAST)
     est.fit(X, y)
     (path,) = (tmp_path / "skimb-stage1").glob("*.pt")
     torch.save(_Boom(), path)  # a planted pickle in a shared folder
     stage1_cache.clear()
     with pytest.warns(UserWarning, match="unreadable stage-1 cache file"):
-        refit = TransformerClassifier(tiny_bert, memory=str(tmp_path), **CALORA, **FAST).fit(X, y)
+        refit = TransformerClassifier(tiny_bert, head__memory=str(tmp_path), **CALORA, **FAST).fit(X, y)
     assert not _Boom.opened and not refit.stage1_cached_
     stage1_cache.clear()
-    hit = TransformerClassifier(tiny_bert, memory=str(tmp_path), **CALORA, **FAST).fit(X, y)
+    hit = TransformerClassifier(tiny_bert, head__memory=str(tmp_path), **CALORA, **FAST).fit(X, y)
     assert hit.stage1_cached_  # the rewritten file is a safe one
     np.testing.assert_array_equal(hit.predict_proba(X), refit.predict_proba(X))
 
@@ -173,7 +173,7 @@ def test_refit_with_other_parameters_keeps_nothing_of_the_earlier_fit(tiny_bert,
 def test_calora_with_hamr_sets_hamr_attributes_on_a_cache_hit(tiny_bert, toy_data):
     X, y = toy_data
     miss = TransformerClassifier(tiny_bert, **HAMR, **CALORA, **FAST).fit(X, y)
-    hit = TransformerClassifier(tiny_bert, **HAMR, **{**CALORA, "k": 1}, **FAST).fit(X, y)
+    hit = TransformerClassifier(tiny_bert, **HAMR, **{**CALORA, "head__k": 1}, **FAST).fit(X, y)
     assert hit.stage1_cached_
     for name in _HAMR_ATTRS:
         assert hasattr(hit, name), name
@@ -235,7 +235,7 @@ def test_balanced_class_weight_uses_the_training_split(tiny_bert, toy_data):
     X, y = toy_data
     est = TransformerClassifier(tiny_bert, class_weight="balanced", validation_fraction=0.3, **FAST).fit(X, y)
     classes, y_enc = np.unique(y, return_inverse=True)
-    train_idx, _ = est._split(y_enc, "multiclass", 0)
+    train_idx, _ = est._adapter().split(y_enc, "multiclass", 0)
     expected = compute_class_weight("balanced", classes=np.arange(3), y=y_enc[train_idx])
     np.testing.assert_allclose(est.class_weight_, expected)
 

@@ -73,7 +73,7 @@ def test_long_sentences_are_windowed_not_truncated(tiny_bert, fitted):
     X = [long_sent, ["john", "rain"]]
     y = [["O"] * len(long_sent), ["B-PER", "O"]]
     y[0][3], y[0][50], y[0][51] = "B-PER", "B-LOC", "I-LOC"
-    windows = fitted._windows(X)
+    windows = fitted._adapter().windows(X)
     assert len([w for w in windows if w.sentence == 0]) > 1  # 63 words > 32 sub-tokens
     pred = fitted.predict(X)
     assert len(pred[0]) == 63 and len(pred[1]) == 2
@@ -91,9 +91,10 @@ def test_training_labels_every_word_once(tiny_bert, ner_data):
     clf = TransformerTokenClassifier(tiny_bert, stride=4, **{**FAST, "max_epochs": 1, "max_length": 16})
     clf.fit(long_X, long_y)
     # rebuild the training set through the fit hooks (with the fitted tokenizer)
-    data = clf._validate_X(long_X)
-    _, y_enc, _ = clf._encode_targets(long_y, len(data))
-    ds, _ = clf._make_datasets(data, y_enc, None, np.arange(len(data)), None, clf.net_.module_, "cpu")
+    adapter = clf._adapter()
+    data = adapter.validate_X(long_X)
+    _, y_enc, _ = adapter.encode_targets(long_y, data)
+    ds, _ = adapter.datasets(data, y_enc, None, np.arange(len(data)), None, clf.net_.module_, "cpu")
     assert max(len(ids) for ids in ds.input_ids) <= 16
     labelled = np.bincount(ds.sentence_index, weights=[sum(t != -100 for t in lab) for lab in ds.y])
     np.testing.assert_array_equal(labelled, [len(s) for s in long_X])
@@ -179,11 +180,11 @@ def test_same_seed_same_predictions(tiny_bert, ner_data):
 
 
 @pytest.mark.parametrize("params", [
-    dict(loss="focal", gamma=2.0),
+    dict(loss="focal", loss__gamma=2.0),
     dict(class_weight="balanced"),
     dict(loss="weighted_ce", decoding="constrained"),
     dict(loss="dice", finetune="head", sample_weight=True),
-    dict(finetune="lora", lora_rank=2, validation_fraction=0.25, early_stopping=True, patience=1),
+    dict(finetune="lora", finetune__rank=2, validation_fraction=0.25, early_stopping=True, patience=1),
 ])
 def test_losses_weights_and_modes_run(tiny_bert, ner_data, params):
     X, y = ner_data
@@ -216,7 +217,7 @@ def test_class_weight_dict_weights_tokens(tiny_bert, ner_data):
 
 def test_head_mode_computes_features_once_per_fit(tiny_bert, ner_data, monkeypatch):
     X, y = ner_data
-    from skimb import _token_classifier as mod
+    from skimb import _token_task as mod
 
     calls = []
     original = mod.SequenceClassifier.features
@@ -312,7 +313,7 @@ def test_calora_routes_per_token(tiny_bert):
     y = [["B-PER", "O", "O", "B-LOC"], ["B-PER", "O", "O", "B-LOC", "O"]] * 6
     stage1_cache.clear()
     vanilla = TransformerTokenClassifier(tiny_bert, max_epochs=2, batch_size=4, random_state=0).fit(X, y)
-    ner = TransformerTokenClassifier(tiny_bert, head="calora", k=2, rank=2, calora_epochs=3, max_epochs=2,
+    ner = TransformerTokenClassifier(tiny_bert, head="calora", head__k=2, head__rank=2, head__epochs=3, max_epochs=2,
                                      batch_size=4, random_state=0).fit(X, y)
     head = ner.net_.module_.head
     assert type(head).__name__ == "ClassRoutedLoRA"
@@ -320,6 +321,6 @@ def test_calora_routes_per_token(tiny_bert):
     assert 0 <= ner.routing_topk_coverage_ <= 1 and ner.adapter_norms_.shape == (len(ner.classes_),)
     pred = ner.predict(X[:2])
     assert [len(p) for p in pred] == [4, 5]
-    again = TransformerTokenClassifier(tiny_bert, head="calora", k=1, rank=2, calora_epochs=3, max_epochs=2,
+    again = TransformerTokenClassifier(tiny_bert, head="calora", head__k=1, head__rank=2, head__epochs=3, max_epochs=2,
                                        batch_size=4, random_state=0).fit(X, y)
     assert again.stage1_cached_

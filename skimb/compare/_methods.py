@@ -93,7 +93,7 @@ def _register_loss(name, loss, tasks, description, **extra):
     return build
 
 
-_register_loss("focal", "focal", _ALL_TASKS, "fine-tuning with focal loss (gamma=2)", gamma=2.0)
+_register_loss("focal", "focal", _ALL_TASKS, "fine-tuning with focal loss (gamma=2)", loss__gamma=2.0)
 _register_loss("afl", "afl", ("multiclass", "multilabel"),
                "fine-tuning with AFL, the adaptive focal loss (per-class gamma = 2 * n_max / n_c, capped at 10)")
 _register_loss("class_balanced", "class_balanced", ("multiclass",),
@@ -113,13 +113,13 @@ _register_loss("distribution_balanced", "distribution_balanced", ("multilabel",)
 @register_method("calora_topk", description="CALoRA: class-routed LoRA on the head, top-2 routing, rank 8 (staged)",
                  tasks=_ALL_TASKS, family="CALoRA")
 def _calora_topk(budget, seed, context):
-    return _fine_tuned(budget, seed, context, head="calora", routing="topk", k=2, rank=8)
+    return _fine_tuned(budget, seed, context, head="calora", head__routing="topk", head__k=2, head__rank=8)
 
 
 @register_method("calora_pseudo", description="CALoRA with pseudo-label (top-1) routing, rank 8 (staged)",
                  tasks=_ALL_TASKS, family="CALoRA")
 def _calora_pseudo(budget, seed, context):
-    return _fine_tuned(budget, seed, context, head="calora", routing="pseudo", rank=8)
+    return _fine_tuned(budget, seed, context, head="calora", head__routing="pseudo", head__rank=8)
 
 
 # --- samplers (skimb.samplers) ------------------------------------------------------
@@ -200,7 +200,8 @@ _register_embedding_sampler("embed_hardness", lambda seed, ctx: _samplers().Hard
 def _register_hamr(name, description, **switches):
     @register_method(name, description=description, tasks=_ALL_TASKS, family="HAMR")
     def build(budget, seed, context):
-        return _fine_tuned(budget, seed, context, training="hamr", validation_fraction=0.1, **switches)
+        routed = {f"training__{k}": v for k, v in switches.items()}
+        return _fine_tuned(budget, seed, context, training="hamr", validation_fraction=0.1, **routed)
 
     return build
 

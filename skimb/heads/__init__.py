@@ -1,20 +1,30 @@
-"""Classification heads with class-specific parameters (CALoRA, ``skimb.heads.calora``)."""
+"""Classification heads: the head components the estimators compose (``head="linear"`` or
+``"calora"``, :func:`register_head` for more) and CALoRA's building blocks
+(``skimb.heads.calora``)."""
 
+from ._components import HEADS, CALoRAHead, Head, LinearHead, register_head
 from .calora import (
     INITS,
     ROUTINGS,
     CALoRAConfig,
     ClassRoutedLoRA,
     fit_calora_head,
+    register_routing,
     route_from_logits,
     topk_coverage,
     true_label_rank,
 )
 
 __all__ = [
+    "Head",
+    "LinearHead",
+    "CALoRAHead",
+    "HEADS",
+    "register_head",
     "CALoRAConfig",
     "ClassRoutedLoRA",
     "fit_calora_head",
+    "register_routing",
     "route_from_logits",
     "topk_coverage",
     "true_label_rank",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 from torch import nn
 
@@ -10,8 +11,9 @@ __all__ = ["LOSSES", "FLAT_PARAMS", "TASKS", "register_loss", "make_loss", "avai
 
 TASKS = ("multiclass", "multilabel")
 
-#: The estimators' flat loss hyperparameters. A loss silently ignores the ones it
-#: does not use; every other parameter must be accepted or ``TypeError`` is raised.
+#: Loss hyperparameters shared by several losses (the estimators route them as ``loss__gamma``
+#: etc.). A loss ignores the ones it does not use, with a warning; every other parameter must
+#: be accepted or ``TypeError`` is raised.
 FLAT_PARAMS = ("gamma", "alpha", "beta", "tau", "max_gamma")
 
 #: ``LOSSES[task][name]`` -> loss class. Filled by :func:`register_loss`.
@@ -207,6 +209,10 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
             f"{', '.join(unknown)}; accepted parameters: "
             f"{', '.join(accepted) if accepted else '(none)'}."
         )
+    ignored = sorted(k for k in flat if k not in accepted)
+    if ignored:  # shared names (a grid over loss x loss__gamma): not an error, but said
+        warnings.warn(f"loss {label!r} ({cls.__name__}) does not use {', '.join(ignored)}; ignored.",
+                      UserWarning, stacklevel=2)
     kwargs = {k: v for k, v in flat.items() if k in accepted}
     kwargs.update(extras)
     return cls.from_counts(class_counts, n_samples, reduction="none", **kwargs)

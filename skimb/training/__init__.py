@@ -1,6 +1,11 @@
-"""Training: the skorch net with dynamic padding (standard loop) and HAMR (``training.hamr``)."""
+"""Training: the skorch net with dynamic padding, the stage-1 cache, and the training strategies
+the estimators compose (``training="standard"``, ``"hamr"`` from ``training.hamr``;
+:func:`register_training` for more)."""
 
 from ._net import TransformerNet, WarmupLinearSchedule, weighted_mean_loss
 from ._stage_cache import StageCache, fingerprint, stage1_cache
+from ._strategies import TRAININGS, StandardTraining, TrainingStrategy, register_training
+from .hamr import HAMRTraining  # registers "hamr"
 
-__all__ = ["StageCache", "TransformerNet", "WarmupLinearSchedule", "fingerprint", "stage1_cache", "weighted_mean_loss"]
+__all__ = ["StageCache", "TransformerNet", "WarmupLinearSchedule", "fingerprint", "stage1_cache", "weighted_mean_loss",
+           "TrainingStrategy", "StandardTraining", "HAMRTraining", "TRAININGS", "register_training"]

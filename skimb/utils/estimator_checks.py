@@ -2,10 +2,15 @@
 
 scikit-learn's ``check_estimator`` skips estimators whose input is text, so this
 module runs the applicable scikit-learn API checks plus text-specific ones over
-classifiers, transformers (embedders) and samplers, in the manner of
-imbalanced-learn's ``utils/estimator_checks.py``.
+classifiers, token classifiers, transformers (embedders), samplers and the method components,
+in the manner of imbalanced-learn's ``utils/estimator_checks.py``. Every object also gets a
+parameter-validation check (bad type, bad range, unknown option: a clear error naming the
+parameter before any training) and a docstring check (every parameter documented in the
+numpydoc ``Parameters`` section, none stale).
 
-Use :func:`parametrize_with_checks` in a test module::
+:func:`all_estimators` discovers the public estimators, components and samplers by walking the
+package's ``__all__``s, so a new one is checked without being listed. Use
+:func:`parametrize_with_checks` in a test module::
 
     @parametrize_with_checks([TransformerClassifier(backbone=path, max_epochs=1)])
     def test_skimb_compatible(estimator, check):
@@ -15,16 +20,24 @@ Use :func:`parametrize_with_checks` in a test module::
 from __future__ import annotations
 
 import copy
+import importlib
+import inspect
 import pickle
+import re
 from functools import partial
 
 import numpy as np
 from sklearn import clone
-from sklearn.base import is_classifier
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks as sk_checks
 
-__all__ = ["estimator_checks_generator", "parametrize_with_checks", "make_check_texts"]
+__all__ = ["all_estimators", "estimator_checks_generator", "parametrize_with_checks", "make_check_texts",
+           "make_check_tokens"]
+
+#: The public modules whose ``__all__`` is walked for estimators, components and samplers.
+PUBLIC_MODULES = ("skimb", "skimb.samplers", "skimb.heads", "skimb.training", "skimb.training.hamr",
+                  "skimb.backbones")
 
 _WORDS = ("flood rain help water food shelter rescue people missing road bridge power money "
           "thanks love storm wind river city news update").split()
@@ -45,16 +58,75 @@ def make_check_texts(n_per_class=(16, 8, 6), seed=0):
     return [texts[i] for i in order], np.array(labels)[order]
 
 
+def make_check_tokens(n=24, seed=0):
+    """Toy sentences with PER entities (IOB2 tags) for token classifiers."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for _ in range(n):
+        words = [str(w) for w in rng.choice(_WORDS, size=int(rng.integers(2, 7)))]
+        tags = ["O"] * len(words)
+        p = int(rng.integers(0, len(words) + 1))
+        words[p:p], tags[p:p] = ["john", "smith"], ["B-PER", "I-PER"]
+        X.append(words)
+        y.append(tags)
+    return X, y
+
+
+def all_estimators():
+    """The public estimator, component and sampler classes, found through ``__all__``.
+
+    Returns
+    -------
+    list of (name, class)
+        Concrete classes (not abstract bases, not ones with a required constructor argument)
+        that have ``get_params``, sorted by name.
+    """
+    found = {}
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name, None)
+            if not (inspect.isclass(obj) and issubclass(obj, BaseEstimator)) or name.startswith("Base"):
+                continue
+            if any(c.__module__.startswith("skorch") for c in obj.__mro__):
+                continue  # the skorch nets are torch machinery, not estimators of ours
+            required = [p for p in inspect.signature(obj.__init__).parameters.values()
+                        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                        and p.name != "self"]
+            if not required and not vars(obj).get("_abstract", False):
+                found[name] = obj
+    return sorted(found.items())
+
+
+def make_check_embeddings(seed=0):
+    """Toy embeddings (class-dependent means) with the labels of :func:`make_check_texts`."""
+    _, y = make_check_texts(seed=seed)
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, 8))
+    return centres[np.searchsorted(np.unique(y), y)] + 0.5 * rng.normal(size=(len(y), 8)), y
+
+
 def _kind(estimator):
     if hasattr(estimator, "fit_resample"):
-        return "sampler"
+        return "embedding_sampler" if getattr(estimator, "_accept_sparse", None) else "sampler"
+    if not any(hasattr(estimator, m) for m in ("fit", "fit_resample")):
+        return "component"
+    if hasattr(estimator, "token_features"):
+        return "token"
     if is_classifier(estimator):
         return "classifier"
     return "transformer"
 
 
+def _data(est):
+    kind = _kind(est)
+    if kind == "token":
+        return make_check_tokens()
+    return make_check_embeddings() if kind == "embedding_sampler" else make_check_texts()
+
+
 def _fit(est, X, y):
-    if _kind(est) == "sampler":
+    if _kind(est) in ("sampler", "embedding_sampler"):
         return est.fit_resample(X, y)
     return est.fit(X, y)
 
@@ -62,6 +134,8 @@ def _fit(est, X, y):
 def _output(est, X, y=None):
     """What the fitted estimator computes: probabilities, embeddings or resampled data."""
     kind = _kind(est)
+    if kind == "token":
+        return np.concatenate(est.predict_proba(X))
     if kind == "classifier":
         return est.predict_proba(X)
     if kind == "transformer":
@@ -84,15 +158,15 @@ def _assert_same_output(a, b):
 
 # ---------------------------------------------------------------- the checks
 def check_fit_returns_self(name, est):
-    X, y = make_check_texts()
-    if _kind(est) == "sampler":
+    X, y = _data(est)
+    if _kind(est) in ("sampler", "embedding_sampler"):
         return
     est = clone(est)
     assert est.fit(X, y) is est, f"{name}.fit must return self"
 
 
 def check_clone_before_and_after_fit(name, est):
-    X, y = make_check_texts()
+    X, y = _data(est)
     before = clone(est)
     assert before.get_params(deep=False).keys() == est.get_params(deep=False).keys()
     fitted = clone(est)
@@ -105,7 +179,7 @@ def check_clone_before_and_after_fit(name, est):
 
 
 def check_fitted_attributes_end_with_underscore(name, est):
-    X, y = make_check_texts()
+    X, y = _data(est)
     est = clone(est)
     init_keys = set(vars(est))
     _fit(est, X, y)
@@ -116,10 +190,10 @@ def check_fitted_attributes_end_with_underscore(name, est):
 
 
 def check_pickle_roundtrip(name, est):
-    X, y = make_check_texts()
+    X, y = _data(est)
     est = clone(est)
     _fit(est, X, y)
-    if _kind(est) == "sampler":
+    if _kind(est) in ("sampler", "embedding_sampler"):
         restored = pickle.loads(pickle.dumps(est))
         _assert_same_output(restored.fit_resample(X, y), est.fit_resample(X, y))
         return
@@ -129,23 +203,23 @@ def check_pickle_roundtrip(name, est):
 
 
 def check_refit_determinism(name, est):
-    X, y = make_check_texts()
+    X, y = _data(est)
     params = est.get_params(deep=False)
     if "random_state" in params and params["random_state"] is None:
         est = clone(est).set_params(random_state=0)
     a, b = clone(est), clone(est)
-    out_a = _fit(a, X, y) if _kind(est) == "sampler" else _output(_fit(a, X, y), X)
-    out_b = _fit(b, X, y) if _kind(est) == "sampler" else _output(_fit(b, X, y), X)
+    out_a = _fit(a, X, y) if _kind(est) in ("sampler", "embedding_sampler") else _output(_fit(a, X, y), X)
+    out_b = _fit(b, X, y) if _kind(est) in ("sampler", "embedding_sampler") else _output(_fit(b, X, y), X)
     _assert_same_output(out_a, out_b)
 
 
 def check_string_and_integer_labels(name, est):
-    X, y = make_check_texts()
+    X, y = _data(est)
     if _kind(est) == "transformer":
         return
     for labels in (y, np.searchsorted(np.unique(y), y) + 3):
         e = clone(est)
-        if _kind(est) == "sampler":
+        if _kind(est) in ("sampler", "embedding_sampler"):
             _, y_res = e.fit_resample(X, labels)
             assert set(np.unique(y_res)) <= set(np.unique(labels))
             continue
@@ -166,11 +240,11 @@ def check_score_with_unseen_test_labels(name, est):
 
 
 def check_not_fitted(name, est):
-    X, _ = make_check_texts()
+    X, _ = _data(est)
     kind = _kind(est)
     if kind == "sampler":
         return
-    method = est.predict if kind == "classifier" else est.transform
+    method = est.transform if kind == "transformer" else est.predict
     try:
         method(X)
     except NotFittedError:
@@ -199,7 +273,7 @@ def check_text_containers(name, est):
     except ImportError:  # pragma: no cover
         pass
     e = _fit(clone(est), X, y)
-    if _kind(est) == "sampler":
+    if _kind(est) in ("sampler", "embedding_sampler"):
         ref = e
         for c in containers:
             got = clone(est).fit_resample(c, y)
@@ -256,14 +330,84 @@ def check_bad_labels(name, est):
 
 def check_predict_before_fit_message(name, est):
     """Errors on unfitted use name the estimator (scikit-learn's NotFittedError)."""
-    if _kind(est) == "sampler":
+    if _kind(est) in ("sampler", "embedding_sampler"):
         return
-    X, _ = make_check_texts()
-    method = est.predict if _kind(est) == "classifier" else est.transform
+    X, _ = _data(est)
+    method = est.transform if _kind(est) == "transformer" else est.predict
     try:
         method(X)
     except NotFittedError as exc:
         assert type(est).__name__ in str(exc)
+
+
+def _validation_trigger(est):
+    """What runs an object's parameter checks: ``validate`` (components), ``fit`` or
+    ``fit_resample`` on toy data."""
+    kind = _kind(est)
+    if kind == "component":
+        return est.validate
+    X, y = _data(est)
+    return partial(_fit, est, X, y)
+
+
+def _bad_values(est, name, value):
+    from ._param_validation import invalid_values
+
+    constraints = getattr(est, "_parameter_constraints", {}).get(name)
+    if constraints is not None and all(not isinstance(c, type) for c in (constraints if isinstance(constraints, list) else [])):
+        try:
+            return invalid_values(constraints)
+        except TypeError:  # scikit-learn/imbalanced-learn's own constraint objects
+            pass
+    return [object()]  # no table of ours: a value of no accepted type
+
+
+def check_param_validation(name, est):
+    """Every bad value (type, range, unknown option) of every parameter raises a ``ValueError``
+    or ``TypeError`` naming the parameter, before any training (no fitted attribute is set)."""
+    for param, value in est.get_params(deep=False).items():
+        if param in ("backbone", "callbacks", "verbose", "device"):
+            continue  # checked where they are used (loading, skorch, torch)
+        for bad in _bad_values(est, param, value):
+            e = clone(est).set_params(**{param: bad})
+            try:
+                _validation_trigger(e)()
+            except (ValueError, TypeError) as exc:
+                assert param in str(exc), f"{name}: the error for {param}={bad!r} does not name it: {exc}"
+            else:
+                raise AssertionError(f"{name} accepted {param}={bad!r}")
+            fitted = [k for k in vars(e) if k.endswith("_") and not k.startswith("_") and k != "tokenizer_"
+                      and k != "backbone_path_"]
+            assert not fitted, f"{name}: {param}={bad!r} was reported only after training ({fitted})"
+
+
+_DOC_PARAM = re.compile(r"^(\*{0,2}[A-Za-z_][\w, \\*]*?)\s*(?::.*)?$")
+
+
+def documented_parameters(cls) -> list:
+    """Names in the numpydoc ``Parameters`` section of ``cls``'s docstring (grouped names
+    such as ``batch_size, max_epochs : int`` count one by one)."""
+    doc = inspect.cleandoc(cls.__doc__ or "").replace("\\\n", " ")
+    match = re.search(r"^Parameters\n-+\n(.*?)(?=^\w[\w ]*\n-{3,}|\Z)", doc, flags=re.S | re.M)
+    if not match:
+        return []
+    names = []
+    for line in match.group(1).splitlines():
+        if not line or line[0].isspace():
+            continue
+        head = line.split(" : ", 1)[0]
+        names += [n.strip() for n in head.split(",") if n.strip()]
+    return names
+
+
+def check_docstring_parameters(name, est):
+    """Every constructor parameter is documented, and no documented one is stale."""
+    params = set(est.get_params(deep=False)) - {k for k in est.get_params(deep=False) if "__" in k}
+    documented = documented_parameters(type(est))
+    missing = sorted(params - set(documented))
+    stale = sorted(set(documented) - params - {"**kwargs", "*args"})
+    assert not missing, f"{name}: parameters not documented in its docstring: {missing}"
+    assert not stale, f"{name}: documented parameters that it does not take: {stale}"
 
 
 _SKLEARN_API_CHECKS = (
@@ -295,14 +439,25 @@ _OWN_CHECKS = (
 )
 
 
+#: The checks that apply to token classifiers (their data are token lists, not texts).
+_TOKEN_CHECKS = (check_fit_returns_self, check_clone_before_and_after_fit, check_fitted_attributes_end_with_underscore,
+                 check_pickle_roundtrip, check_refit_determinism, check_not_fitted, check_predict_before_fit_message)
+#: The checks that apply to samplers of embeddings (their data are numeric matrices).
+_EMBEDDING_CHECKS = (check_clone_before_and_after_fit, check_fitted_attributes_end_with_underscore,
+                     check_pickle_roundtrip, check_refit_determinism, check_string_and_integer_labels)
+_ALWAYS = (check_param_validation, check_docstring_parameters)
+
+
 def estimator_checks_generator(estimator):
     """Yield ``(estimator, check)`` pairs; ``check(estimator)`` runs one check."""
     name = type(estimator).__name__
+    kind = _kind(estimator)
     for check_name in _SKLEARN_API_CHECKS:
         check = getattr(sk_checks, check_name, None)
         if check is not None:
             yield estimator, partial(check, name)
-    for check in _OWN_CHECKS:
+    own = {"component": (), "token": _TOKEN_CHECKS, "embedding_sampler": _EMBEDDING_CHECKS}.get(kind, _OWN_CHECKS)
+    for check in own + _ALWAYS:
         yield estimator, partial(check, name)
 
 

@@ -2,18 +2,20 @@
 
 One low-rank adapter per class around a frozen ``nn.Linear``; the stage-1 model's ranking
 decides which adapters fire (``h = W0 x + B M A x``). Stage 2 trains only the adapters, on
-cached penultimate features (:func:`fit_calora_head`).
+cached penultimate features (:func:`fit_calora_head`). Routing rules are registered
+(:func:`register_routing`), as losses are.
 """
 
 from .config import INITS, ROUTINGS, CALoRAConfig
 from .layer import ClassRoutedLoRA
-from .routing import route_from_logits, topk_coverage, true_label_rank
+from .routing import register_routing, route_from_logits, topk_coverage, true_label_rank
 from .train import fit_calora_head
 
 __all__ = [
     "CALoRAConfig",
     "ClassRoutedLoRA",
     "fit_calora_head",
+    "register_routing",
     "route_from_logits",
     "topk_coverage",
     "true_label_rank",

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 __all__ = ["CALoRAConfig", "ROUTINGS", "INITS"]
 
-#: Routing rules understood by :func:`skimb.heads.route_from_logits`.
-ROUTINGS = ("pseudo", "topk", "oracle", "soft")
+#: Routing rules understood by :func:`skimb.heads.route_from_logits`: name -> gate function,
+#: filled by :func:`skimb.heads.register_routing` (``"pseudo"``, ``"topk"``, ``"oracle"``, ``"soft"``).
+ROUTINGS: dict = {}
 #: Adapter initialisations understood by :class:`skimb.heads.ClassRoutedLoRA`.
 INITS = ("kaiming", "gaussian")
 
@@ -88,7 +89,7 @@ class CALoRAConfig:
                 f"CALoRAConfig.k must satisfy 1 <= k <= n_classes (={self.n_classes}), got k={self.k}."
             )
         if not isinstance(self.routing, str) or self.routing not in ROUTINGS:
-            raise ValueError(f"CALoRAConfig.routing must be one of {ROUTINGS}, got {self.routing!r}.")
+            raise ValueError(f"CALoRAConfig.routing must be one of {tuple(ROUTINGS)}, got {self.routing!r}.")
         if self.alpha is not None:
             if isinstance(self.alpha, bool) or not isinstance(self.alpha, numbers.Real):
                 raise TypeError(

@@ -15,7 +15,7 @@ import torch
 
 from .config import ROUTINGS
 
-__all__ = ["route_from_logits", "topk_coverage", "true_label_rank"]
+__all__ = ["register_routing", "route_from_logits", "topk_coverage", "true_label_rank"]
 
 
 def _as_logits(stage1_logits, what: str = "stage1_logits") -> torch.Tensor:
@@ -119,29 +119,67 @@ def route_from_logits(
     tensor([[0., 0., 0., 1.]])
     """
     if not isinstance(routing, str) or routing not in ROUTINGS:
-        raise ValueError(f"routing must be one of {ROUTINGS}, got {routing!r}.")
+        raise ValueError(f"routing must be one of {tuple(ROUTINGS)}, got {routing!r}.")
     logits = _as_logits(stage1_logits)
-    C = logits.shape[-1]
-    k = _check_k(k, C)
+    k = _check_k(k, logits.shape[-1])
+    return ROUTINGS[routing](logits, k, targets=targets, training=training, multilabel=multilabel)
 
-    if routing == "pseudo":
-        # argmax of logits == argmax of softmax == argmax of sigmoid scores
-        return _topk_mask(logits, 1)
-    if routing == "topk":
+
+def register_routing(name: str, *, overwrite: bool = False):
+    """Function decorator registering a routing rule under ``name``.
+
+    The function maps ``(logits, k, *, targets, training, multilabel)`` (logits ``(..., C)``,
+    floating, detached; ``k`` checked) to gate weights of the logits' shape. Once registered,
+    ``routing=name`` works in :class:`CALoRAConfig`, :func:`route_from_logits` and
+    ``head__routing`` of the estimators.
+
+    Examples
+    --------
+    >>> @register_routing("bottomk_demo")
+    ... def bottomk(logits, k, *, targets=None, training=False, multilabel=False):
+    ...     return _topk_mask(-logits, k)
+    >>> route_from_logits(torch.tensor([[0.1, 2.0, 1.0]]), "bottomk_demo", 1)
+    tensor([[1., 0., 0.]])
+    >>> del ROUTINGS["bottomk_demo"]
+    """
+
+    def decorator(fn):
+        if name in ROUTINGS and ROUTINGS[name] is not fn and not overwrite:
+            raise ValueError(f"a routing named {name!r} is already registered; pass overwrite=True to replace it.")
+        ROUTINGS[name] = fn
+        return fn
+
+    return decorator
+
+
+@register_routing("pseudo")
+def _pseudo(logits, k, *, targets=None, training=False, multilabel=False):
+    # argmax of logits == argmax of softmax == argmax of sigmoid scores
+    return _topk_mask(logits, 1)
+
+
+@register_routing("topk")
+def _topk(logits, k, *, targets=None, training=False, multilabel=False):
+    return _topk_mask(logits, k)
+
+
+@register_routing("oracle")
+def _oracle(logits, k, *, targets=None, training=False, multilabel=False):
+    if not training:
         return _topk_mask(logits, k)
-    if routing == "oracle":
-        if not training:
-            return _topk_mask(logits, k)
-        if targets is None:
-            raise ValueError("routing='oracle' with training=True needs targets (the true labels).")
-        if multilabel:
-            return _multilabel_targets(targets, logits, "targets")
-        t = _multiclass_targets(targets, logits, "targets")
-        valid = t >= 0
-        gate = torch.zeros_like(logits)
-        gate.scatter_(-1, t.clamp(min=0).unsqueeze(-1), 1.0)
-        return gate * valid.unsqueeze(-1).to(gate.dtype)
-    # soft
+    if targets is None:
+        raise ValueError("routing='oracle' with training=True needs targets (the true labels).")
+    if multilabel:
+        return _multilabel_targets(targets, logits, "targets")
+    t = _multiclass_targets(targets, logits, "targets")
+    valid = t >= 0
+    gate = torch.zeros_like(logits)
+    gate.scatter_(-1, t.clamp(min=0).unsqueeze(-1), 1.0)
+    return gate * valid.unsqueeze(-1).to(gate.dtype)
+
+
+@register_routing("soft")
+def _soft(logits, k, *, targets=None, training=False, multilabel=False):
     probs = torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=-1)
     mask = _topk_mask(logits, k)
     w = probs * mask

@@ -10,10 +10,10 @@ rule), :func:`build_index` / :func:`knn_search` / :func:`neighbor_boost` /
 :func:`recall_at_k` (FAISS cosine neighbourhoods), :func:`sampling_probabilities` and
 :func:`draw_epoch_indices`.
 
-Training (``TransformerClassifier(training="hamr")``, and ``TransformerTokenClassifier``'s for NER): :class:`HAMRNet` (the skorch net with
+Training (``training="hamr"`` in both transformer estimators): :class:`HAMRTraining` (the
+component: HAMR's parameters, constraints and defaults), :class:`HAMRNet` (the skorch net with
 the bi-level step), :class:`HAMRCallback` (per-epoch resampling and kNN boost),
-:class:`HAMRFit` (one fit's state), :class:`HAMRConfig` / :func:`check_hamr_params` (the
-estimator's HAMR parameters), :func:`split_meta_set` and
+:class:`HAMRFit` (one fit's state), :func:`split_meta_set` and
 :func:`build_balanced_meta_set_multilabel` (the meta set inside ``fit``).
 
 See METHODS.md §3 for the specification.
@@ -23,8 +23,9 @@ from ._hardness import HardnessTracker, draw_epoch_indices, sampling_probabiliti
 from ._meta import META_MODES, MetaStepResult, meta_step, sequence_loss
 from ._meta_set import build_balanced_meta_set, build_balanced_meta_set_ner, count_entity_spans
 from ._neighbors import build_index, knn_search, neighbor_boost, recall_at_k
-from ._trainer import (HAMR_PARAMS, META_HOLDOUT_FRACTION, HAMRCallback, HAMRConfig, HAMRFit, HAMRNet,
-                       build_balanced_meta_set_multilabel, check_hamr_params, split_meta_set)
+from ._trainer import (META_HOLDOUT_FRACTION, HAMRCallback, HAMRFit, HAMRNet, build_balanced_meta_set_multilabel,
+                       split_meta_set)
+from ._component import HAMRTraining
 from ._wnet import WeightNet, batch_weights, batch_zscore, make_wnet_optimizer
 
 __all__ = [
@@ -46,13 +47,11 @@ __all__ = [
     "build_balanced_meta_set",
     "build_balanced_meta_set_ner",
     "count_entity_spans",
-    "HAMRConfig",
+    "HAMRTraining",
     "HAMRFit",
     "HAMRNet",
     "HAMRCallback",
-    "HAMR_PARAMS",
     "META_HOLDOUT_FRACTION",
-    "check_hamr_params",
     "split_meta_set",
     "build_balanced_meta_set_multilabel",
 ]

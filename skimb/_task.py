@@ -1,0 +1,100 @@
+"""Task adapters: everything the transformer estimators do differently by task.
+
+:class:`TaskAdapter` holds what texts and token lists share; :class:`skimb._text_task.TextTask`
+(multi-class and multi-label texts) and :class:`skimb._token_task.TokenTask` (token lists, BIO
+tags) fill in the rest. An adapter reads its estimator's parameters and fitted attributes; the
+estimator's fit skeleton and the components call it (HAMR through the fit context).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
+
+from .backbones import TextEncoder, encode_batches, feature_cache, tokenize
+
+__all__ = ["TaskAdapter"]
+
+
+class TaskAdapter:
+    """The hooks of one task, bound to an estimator."""
+
+    def __init__(self, est, finetune=None):
+        self.est = est
+        # The fine-tuning mode: the fit's resolved component, or the fitted one when predicting.
+        self.finetune = finetune if finetune is not None else getattr(est, "finetune_", None)
+
+    # -- checks and targets ---------------------------------------------------------------------
+    def check_params(self) -> None:
+        """Checks that involve several parameters of the task's own."""
+
+    def class_weights(self, classes, y_enc) -> np.ndarray:
+        """Per-class weights of ``class_weight`` from the training split's codes ``y_enc``."""
+        cw = self.est.class_weight
+        if cw is None:
+            return np.ones(len(classes))
+        if cw == "balanced":
+            present = np.unique(y_enc)
+            w = np.ones(len(classes))
+            w[present] = compute_class_weight("balanced", classes=present, y=y_enc)
+            return w
+        unknown = set(cw) - set(classes.tolist())
+        if unknown:
+            raise ValueError(f"class_weight has labels not in y: {sorted(map(str, unknown))}.")
+        return np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
+
+    # -- the model and the loss -----------------------------------------------------------------
+    def make_loss(self, ctx, task=None, y_enc=None):
+        """The loss of ``self.est.loss`` with its routed ``loss__*`` parameters, from the
+        training split's class counts."""
+        from .losses import make_loss
+
+        task = ctx.task if task is None else task
+        y_enc = ctx.y[ctx.train_idx] if y_enc is None else y_enc
+        counts = y_enc.sum(0) if task == "multilabel" else np.bincount(y_enc, minlength=ctx.n_classes)
+        return make_loss(self.est.loss, task="multilabel" if task == "multilabel" else "multiclass",
+                         class_counts=counts, n_samples=len(y_enc), **self.est.routed_params_for("loss"))
+
+    def loss_for_loading(self, n_classes, task):
+        # Prediction does not use the loss; rebuild a plain one so that the net is complete.
+        from .losses import make_loss
+
+        return make_loss("ce", task="multilabel" if task == "multilabel" else "multiclass",
+                         class_counts=np.ones(n_classes), n_samples=n_classes)
+
+    def net_kwargs(self, finetune) -> dict:
+        return {}
+
+    def fitted_attributes(self, ctx) -> dict:
+        """Task-specific attributes set once stage 1 is fitted."""
+        return {}
+
+    def after_fit(self, ctx) -> dict:
+        """Attributes that need the final model (a decision rule tuned on validation)."""
+        return {}
+
+    # -- encoding -------------------------------------------------------------------------------
+    def encode(self, texts, encoder, device, batch_size=None) -> np.ndarray:
+        """Pooled features of ``encoder`` for ``texts``, no cache."""
+        est = self.est
+        encoder.to(device).eval()
+        ids = tokenize(est.tokenizer_, texts, est.max_length)
+        batch_size = max(est.batch_size, 64) if batch_size is None else batch_size
+        return encode_batches(encoder, ids, batch_size=batch_size, device=device,
+                              pad_token_id=est.tokenizer_.pad_token_id or 0).numpy()
+
+    def pretrained_embeddings(self, texts, module, device) -> np.ndarray:
+        """The backbone's own mean-pooled *pretrained* features, through the feature cache
+        (HAMR's kNN boost).
+
+        Computed before any training step (LoRA adapters start at zero, so a LoRA model still gives
+        the pretrained features), keyed like the frozen-backbone features ``(backbone, "mean",
+        max_length)`` and so shared with ``finetune="head"`` and ``TransformerEmbedder``.
+        """
+        est = self.est
+        encoder = module.encoder
+        if getattr(encoder, "pooling", None) != "mean":
+            encoder = TextEncoder(encoder.backbone, pooling="mean")
+        return feature_cache.get_or_compute(
+            (est.backbone_path_, "mean", int(est.max_length)), texts,
+            lambda missing: self.encode(missing, encoder, device, batch_size=max(int(est.batch_size), 64)))

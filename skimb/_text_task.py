@@ -1,0 +1,206 @@
+"""The text task adapter: binary, multi-class and multi-label classification of raw texts."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from ._params import check_needs_validation
+from ._task import TaskAdapter
+from ._validation import (check_consistent_length, check_labels, check_sample_weight, check_texts,
+                          is_multilabel_target)
+from .backbones import EncodedTextDataset, SequenceClassifier, encode_batches, feature_cache, tokenize
+from .utils._split import multilabel_train_test_split
+
+__all__ = ["TextTask", "FeatureDataset"]
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Cached pooled features with targets (frozen backbone)."""
+
+    def __init__(self, features, y, sample_weight=None):
+        self.features = features
+        self.y = y
+        self.sample_weight = sample_weight
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, i):
+        item = {"features": self.features[i], "index": i}
+        if self.sample_weight is not None:
+            item["sample_weight"] = self.sample_weight[i]
+        return item, self.y[i]
+
+
+class TextTask(TaskAdapter):
+    """Texts in, one label (or a 0/1 label vector) out."""
+
+    def validate_X(self, X):
+        return check_texts(X)
+
+    def check_params(self):
+        if self.est.threshold == "tuned":
+            check_needs_validation(self.est, "threshold='tuned'")
+
+    def encode_targets(self, y, X):
+        """``(classes, encoded targets, task)``."""
+        n = len(X)
+        if is_multilabel_target(y):
+            Y = y.toarray() if hasattr(y, "toarray") else np.asarray(y)
+            if Y.dtype == object or not np.isin(Y, (0, 1)).all():
+                raise ValueError("A 2-D y must be a 0/1 indicator matrix (multi-label); "
+                                 "use sklearn.preprocessing.MultiLabelBinarizer for label lists.")
+            check_consistent_length(range(n), Y, names=("X", "y"))
+            if (Y.sum(0) == 0).any():
+                empty = np.flatnonzero(Y.sum(0) == 0).tolist()
+                warnings.warn(f"labels {empty} have no positive example in y.", UserWarning, stacklevel=4)
+            return np.arange(Y.shape[1]), Y.astype(np.float32), "multilabel"
+        labels = check_labels(y)
+        check_consistent_length(range(n), labels, names=("X", "y"))
+        classes, encoded = np.unique(labels, return_inverse=True)
+        return classes, encoded.astype(np.int64), "multiclass"
+
+    def encode_known_targets(self, y, X, classes, task, what):
+        """Labels for ``X`` against the fitted ``classes`` (HAMR's explicit meta set); ``what``
+        names them in errors (e.g. ``"meta_set y"``)."""
+        if task == "multilabel":
+            Y = y.toarray() if hasattr(y, "toarray") else np.asarray(y)
+            if Y.ndim != 2 or Y.shape[1] != len(classes) or not np.isin(Y, (0, 1)).all():
+                raise ValueError(f"{what} must be a 0/1 indicator matrix with {len(classes)} "
+                                 f"columns, like y; got shape {Y.shape}.")
+            encoded = Y.astype(np.float32)
+        else:
+            labels = check_labels(y, what=what, min_classes=1)
+            known = np.isin(labels, classes)
+            if not known.all():
+                unknown = sorted({str(v) for v in labels[~known]})
+                raise ValueError(f"{what.split()[0]} has labels not seen in y: {unknown}.")
+            encoded = np.searchsorted(classes, labels).astype(np.int64)
+        if len(X) != len(encoded):
+            raise ValueError(f"{what.split()[0]}: X has {len(X)} samples but y has {len(encoded)}.")
+        return encoded
+
+    def split(self, y_enc, task, seed):
+        vf = self.est.validation_fraction
+        idx = np.arange(len(y_enc))
+        if vf is None:
+            return idx, None
+        if task == "multilabel":
+            return multilabel_train_test_split(y_enc, test_size=vf, random_state=seed)
+        counts = np.bincount(y_enc)
+        stratify = y_enc if counts[counts > 0].min() >= 2 else None
+        if stratify is None:
+            warnings.warn("some class has a single example: the validation split is not stratified.",
+                          UserWarning, stacklevel=4)
+        tr, va = train_test_split(idx, test_size=vf, random_state=seed, stratify=stratify)
+        return np.sort(tr), np.sort(va)
+
+    def sample_weights(self, ctx):
+        """Per-sample loss weights (class_weight x sample_weight, mean 1), or None; class weights
+        come from the training split, as the losses' class counts do."""
+        sw = check_sample_weight(ctx.sample_weight, len(ctx.y), positive_sum=True)
+        if self.est.class_weight is not None and ctx.multilabel:
+            raise ValueError("class_weight applies to single-label targets; for multi-label use "
+                             "loss='weighted_bce', 'distribution_balanced' or 'afl'.")
+        ctx.class_weight = self.class_weights(ctx.classes, ctx.y[ctx.train_idx])
+        weights = ctx.class_weight[ctx.y] if self.est.class_weight is not None else None
+        if sw is not None:
+            weights = sw if weights is None else weights * sw
+        if weights is not None:
+            weights = (weights / weights.mean()).astype(np.float32)
+        ctx.weights = weights
+
+    # -- the model and the data -----------------------------------------------------------------
+    def build_module(self, backbone_model, n_outputs, finetune):
+        encoder = finetune.build_encoder(backbone_model, self.est.pooling)
+        return SequenceClassifier(encoder, n_outputs, dropout=self.est.dropout)
+
+    def frozen_features(self, texts, encoder, device):
+        """Pooled features of a frozen backbone, through the process-wide cache."""
+        est = self.est
+        return feature_cache.get_or_compute((est.backbone_path_, est.pooling, int(est.max_length)), texts,
+                                            lambda missing: self.encode(missing, encoder, device))
+
+    def datasets(self, texts, y_enc, weights, train_idx, valid_idx, module, device):
+        """``(train_dataset, valid_dataset or None)`` for the net."""
+        frozen = self.finetune.frozen
+        if frozen:
+            features = torch.from_numpy(self.frozen_features(texts, module.encoder, device))
+        else:
+            input_ids = tokenize(self.est.tokenizer_, texts, self.est.max_length)
+
+        def dataset(idx):
+            w = None if weights is None else weights[idx]
+            if frozen:
+                return FeatureDataset(features[idx], y_enc[idx], w)
+            return EncodedTextDataset([input_ids[i] for i in idx], y_enc[idx], w)
+
+        return dataset(train_idx), (dataset(valid_idx) if valid_idx is not None else None)
+
+    def stage2_inputs(self, ctx):
+        """``(features, targets, weights)`` of a head's stage 2: the penultimate features of the
+        training samples, their targets and loss weights (or None)."""
+        features = torch.from_numpy(self.est.embed([ctx.X[i] for i in ctx.train_idx]))
+        w = None if ctx.weights is None else torch.as_tensor(ctx.weights[ctx.train_idx])
+        return features, torch.as_tensor(ctx.y[ctx.train_idx]), w
+
+    def after_fit(self, ctx):
+        """The decision rule, tuned on the validation split when asked."""
+        est, y_enc, valid_idx = self.est, ctx.y, ctx.valid_idx
+        if ctx.multilabel:
+            if est.threshold != "tuned":
+                return {"thresholds_": np.full(y_enc.shape[1], float(est.threshold))}
+            from .metrics import tune_thresholds
+
+            scores = self.scores([ctx.X[i] for i in valid_idx])
+            return {"thresholds_": np.asarray(tune_thresholds(y_enc[valid_idx], scores), dtype=np.float64)}
+        if est.threshold != "tuned":
+            return {}
+        from .metrics import tune_logit_offsets
+
+        train = np.setdiff1d(np.arange(len(y_enc)), valid_idx)
+        prior = np.bincount(y_enc[train], minlength=ctx.n_classes) + 1.0
+        logits = self.logits([ctx.X[i] for i in valid_idx]).numpy()
+        return {"logit_offsets_": tune_logit_offsets(y_enc[valid_idx], logits, class_prior=prior)}
+
+    # -- prediction -----------------------------------------------------------------------------
+    def logits(self, texts) -> torch.Tensor:
+        est = self.est
+        module = est.net_.module_
+        module.eval()
+        device = est.net_.device
+        feats = None
+        if self.finetune.frozen:
+            feats = self.frozen_features(texts, module.encoder, device)
+        elif getattr(est, "_stage1_key_", None) is not None:
+            # Staged heads whose candidates share a stage 1 share its (frozen) encoder: encode each
+            # text once for all of them, e.g. a grid search scoring every candidate on a fold.
+            feats = feature_cache.get_or_compute(("calora-stage1", est._stage1_key_), texts,
+                                                 lambda missing: self.encode(missing, module.encoder, device))
+        if feats is not None:
+            with torch.inference_mode():
+                return torch.cat([module(features=chunk.to(device)).float().cpu()
+                                  for chunk in torch.from_numpy(feats).split(4096)])
+        ids = tokenize(est.tokenizer_, texts, est.max_length)
+        return encode_batches(module, ids, batch_size=max(est.batch_size, 64), device=device,
+                              pad_token_id=est.tokenizer_.pad_token_id or 0)
+
+    def decision_function(self, texts):
+        return self.logits(texts).numpy()
+
+    def scores(self, texts) -> np.ndarray:
+        logits = self.logits(texts)
+        if self.est.multilabel_:
+            return torch.sigmoid(logits).numpy()
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def embed(self, texts) -> np.ndarray:
+        est = self.est
+        module = est.net_.module_
+        if self.finetune.frozen:
+            return self.frozen_features(texts, module.encoder, est.net_.device)
+        return self.encode(texts, module.encoder, est.net_.device)

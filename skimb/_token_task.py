@@ -1,0 +1,266 @@
+"""The token task adapter: sentences (lists of words) and tag lists (NER, BIO tags).
+
+* The torch module is a :class:`~skimb.backbones.SequenceClassifier` over a token-level encoder
+  (``TextEncoder(pooling=None)``): ``features(input_ids, attention_mask)`` gives per-sub-token
+  hidden states ``(B, T, d)`` and ``head`` is applied to every token (CALoRA wraps it; its stage 2
+  runs on one row per word).
+* The training examples of the net are *windows* (a sentence longer than ``max_length`` gives
+  several); the train dataset's ``sentence_index`` says which sentence each window comes from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from ._task import TaskAdapter
+from ._text_task import FeatureDataset
+from ._validation import check_sample_weight, check_token_lists
+from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
+from .tokens import IGNORE_INDEX, align_word_labels, convert_scheme, merge_windows, tokenize_words
+from .utils._split import rarest_tag_keys
+
+__all__ = ["TokenTask", "TagWeightedLoss"]
+
+_TAG_POS = re.compile(r"tag_lists\[(\d+)\]\[(\d+)\]")
+
+
+class TagWeightedLoss(nn.Module):
+    """Multiplies a per-token loss by the weight of the token's true tag (``class_weight``).
+
+    Targets below 0 (ignored tokens) get weight 0. ``fitted_attributes`` and ``set_epoch``
+    are passed through to the wrapped loss.
+    """
+
+    def __init__(self, loss: nn.Module, tag_weight):
+        super().__init__()
+        self.loss = loss
+        self.register_buffer("tag_weight", torch.as_tensor(np.asarray(tag_weight), dtype=torch.float32))
+
+    def forward(self, logits, target):
+        w = self.tag_weight.to(logits.device)[target.clamp(min=0)]
+        return self.loss(logits, target) * torch.where(target >= 0, w, torch.zeros_like(w))
+
+    def fitted_attributes(self):
+        fitted = getattr(self.loss, "fitted_attributes", None)
+        return fitted() if callable(fitted) else {}
+
+    def set_epoch(self, epoch, max_epochs=None):
+        set_epoch = getattr(self.loss, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch, max_epochs)
+
+
+def _tag_indices(tags, classes) -> np.ndarray:
+    """IOB2 tag lists -> an object array of per-sentence index arrays into ``classes``."""
+    index = {c: k for k, c in enumerate(np.asarray(classes).tolist())}
+    rows = [np.array([index[t] for t in sent], dtype=np.int64) for sent in tags]
+    out = np.empty(len(rows), dtype=object)
+    for i, r in enumerate(rows):
+        out[i] = r
+    return out
+
+
+def flat_tags(y_enc) -> np.ndarray:
+    rows = list(y_enc)
+    return np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
+
+
+class TokenTask(TaskAdapter):
+    """Sentences in, one IOB2 tag per word out."""
+
+    def validate_X(self, X):
+        return check_token_lists(X)
+
+    def to_iob2(self, y, what="y"):
+        """Validate tag lists in the estimator's ``scheme`` and convert them to IOB2."""
+        scheme = self.est.scheme
+        try:
+            return convert_scheme(y, scheme, "IOB2")
+        except (ValueError, TypeError) as exc:
+            msg = str(exc)
+            m = _TAG_POS.search(msg)
+            where = f"sentence {m.group(1)}, position {m.group(2)}: " if m else ""
+            raise type(exc)(f"{what}: {where}{msg.replace('tag_lists', what)} (scheme={scheme!r})") from None
+
+    @staticmethod
+    def check_lengths(counts, tags, what="y"):
+        if len(counts) != len(tags):
+            raise ValueError(f"X and {what} have different lengths: {len(counts)} sentences != {len(tags)}.")
+        for i, (n, t) in enumerate(zip(counts, tags)):
+            if n != len(t):
+                raise ValueError(f"sentence {i}: X[{i}] has {n} tokens but {what}[{i}] has {len(t)} tags; "
+                                 "every token needs exactly one tag.")
+
+    def encode_targets(self, y, X):
+        tags = self.to_iob2(y)
+        self.check_lengths([len(s) for s in X], tags)
+        types = sorted({t[2:] for sent in tags for t in sent if t != "O"})
+        if not types:
+            raise ValueError("y holds no entity tag (only 'O'): nothing to learn.")
+        classes = np.array(["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")])
+        return classes, _tag_indices(tags, classes), "token"
+
+    def encode_known_targets(self, y, X, classes, task, what):
+        tags = self.to_iob2(y, what=what)
+        self.check_lengths([len(s) for s in X], tags, what=what)
+        unknown = sorted({t for sent in tags for t in sent if t not in set(classes.tolist())})
+        if unknown:
+            raise ValueError(f"{what.split()[0]} has tags not seen in y: {unknown}.")
+        return _tag_indices(tags, classes)
+
+    def split(self, y_enc, task, seed):
+        """Split by sentence, stratified by each sentence's rarest entity tag when possible."""
+        vf = self.est.validation_fraction
+        idx = np.arange(len(y_enc))
+        if vf is None:
+            return idx, None
+        try:
+            tr, va = train_test_split(idx, test_size=vf, random_state=seed, stratify=rarest_tag_keys(y_enc))
+        except ValueError:  # a stratum too small for the split
+            tr, va = train_test_split(idx, test_size=vf, random_state=seed)
+        return np.sort(tr), np.sort(va)
+
+    def sample_weights(self, ctx):
+        """Per-sentence weights (``sample_weight``, mean 1) and per-tag ``class_weight`` (from the
+        training split's tags)."""
+        sw = check_sample_weight(ctx.sample_weight, len(ctx.y), positive_sum=True)
+        ctx.class_weight = self.class_weights(ctx.classes, flat_tags(ctx.y[ctx.train_idx]))
+        ctx.tag_weight = ctx.class_weight if self.est.class_weight is not None else None
+        ctx.weights = None if sw is None else (sw / sw.mean()).astype(np.float32)
+
+    # -- the model and the data -----------------------------------------------------------------
+    def build_module(self, backbone_model, n_outputs, finetune):
+        encoder = finetune.build_encoder(backbone_model, None)
+        return SequenceClassifier(encoder, n_outputs, dropout=self.est.dropout)
+
+    def make_loss(self, ctx, task=None, y_enc=None):
+        flat = flat_tags(ctx.y[ctx.train_idx])
+        loss = super().make_loss(ctx, "multiclass", flat)
+        if ctx.tag_weight is None:
+            return loss
+        counts = np.bincount(flat, minlength=ctx.n_classes)
+        mean = float(counts @ ctx.tag_weight) / max(int(counts.sum()), 1)
+        return TagWeightedLoss(loss, ctx.tag_weight / (mean if mean > 0 else 1.0))
+
+    def net_kwargs(self, finetune):
+        # token targets (B, T) padded with -100; a frozen backbone trains on flattened word rows
+        return {"label_pad_id": None if finetune.frozen else IGNORE_INDEX}
+
+    def windows(self, sentences):
+        return tokenize_words(self.est.tokenizer_, sentences, self.est.max_length, self.est.stride)
+
+    def datasets(self, sentences, y_enc, weights, train_idx, valid_idx, module, device):
+        windows = self.windows(sentences)
+        if self.finetune.frozen:
+            module.to(device)
+            feats = self.word_outputs(windows, module.features, device, module=module)
+            dataset = self._word_rows(feats, y_enc, weights)
+        else:
+            dataset = self._window_rows(windows, y_enc, weights)
+        train_ds = dataset(train_idx)
+        if train_ds is None:
+            raise ValueError("every training sentence is empty: nothing to learn.")
+        valid_ds = dataset(valid_idx) if valid_idx is not None else None
+        if valid_idx is not None and valid_ds is None:
+            raise ValueError("every validation sentence is empty; lower validation_fraction or drop "
+                             "the empty sentences.")
+        return train_ds, valid_ds
+
+    @staticmethod
+    def _word_rows(feats, y_enc, weights):
+        def dataset(idx):
+            counts = np.array([len(y_enc[i]) for i in idx])
+            if counts.sum() == 0:
+                return None
+            X = torch.from_numpy(np.concatenate([feats[i] for i in idx if len(feats[i])]))
+            w = None if weights is None else np.repeat(weights[idx], counts).astype(np.float32)
+            ds = FeatureDataset(X, flat_tags(y_enc[idx]), w)
+            ds.sentence_index = np.repeat(idx, counts)
+            return ds
+
+        return dataset
+
+    @staticmethod
+    def _window_rows(windows, y_enc, weights):
+        by_sentence = defaultdict(list)
+        for win in windows:
+            if win.responsible:  # empty sentences have nothing to learn
+                by_sentence[win.sentence].append(win)
+
+        def dataset(idx):
+            ids, labels, sent = [], [], []
+            for i in idx:
+                tags = y_enc[i].tolist()
+                for win in by_sentence.get(int(i), ()):
+                    ids.append(list(win.input_ids))
+                    labels.append(align_word_labels(win.word_ids, tags, IGNORE_INDEX, label_words=win.responsible))
+                    sent.append(int(i))
+            if not ids:
+                return None
+            sent = np.asarray(sent, dtype=np.int64)
+            ds = EncodedTextDataset(ids, labels, None if weights is None else weights[sent])
+            ds.sentence_index = sent
+            return ds
+
+        return dataset
+
+    def stage2_inputs(self, ctx):
+        # Heads route per token: one stage-2 row per word of the training sentences.
+        feats = self.token_features([ctx.X[i] for i in ctx.train_idx])
+        counts = np.array([len(f) for f in feats])
+        X = torch.from_numpy(np.concatenate([f for f in feats if len(f)]))
+        w = None if ctx.weights is None else torch.from_numpy(
+            np.repeat(ctx.weights[ctx.train_idx], counts).astype(np.float32))
+        return X, torch.from_numpy(flat_tags(ctx.y[ctx.train_idx])), w
+
+    def fitted_attributes(self, ctx):
+        return {"entity_types_": sorted({c[2:] for c in ctx.classes.tolist() if c != "O"})}
+
+    # -- prediction -----------------------------------------------------------------------------
+    def word_outputs(self, windows, fn, device, *, module=None) -> list:
+        """Run ``fn(input_ids=..., attention_mask=...) -> (B, T, k)`` over the windows and
+        merge them into one ``(n_words, k)`` float32 array per sentence."""
+        est = self.est
+        module = module if module is not None else est.net_.module_
+        was_training = module.training
+        module.eval()
+        pad = est.tokenizer_.pad_token_id or 0
+        lengths = [len(w) for w in windows]
+        outs = [None] * len(windows)
+        dev = torch.device(device)
+        try:
+            with torch.inference_mode():
+                for idx in sorted_batches(lengths, max(int(est.batch_size), 32)):
+                    batch, _ = pad_collate([({"input_ids": windows[i].input_ids, "index": 0}, 0) for i in idx],
+                                           pad_token_id=pad)
+                    with autocast(dev, enabled=est.amp):
+                        res = fn(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev))
+                    res = res.float().cpu().numpy()
+                    for r, i in enumerate(idx):
+                        outs[i] = res[r, :lengths[i]]
+        finally:
+            module.train(was_training)
+        return merge_windows(windows, outs)
+
+    def logits(self, sentences) -> list:
+        return self.word_outputs(self.windows(sentences), self.est.net_.module_, self.est.net_.device)
+
+    decision_function = logits
+
+    def scores(self, sentences) -> list:
+        out = []
+        for logits in self.logits(sentences):
+            t = torch.from_numpy(logits)
+            out.append(torch.softmax(t, dim=-1).numpy() if len(t) else logits)
+        return out
+
+    def token_features(self, sentences) -> list:
+        module = self.est.net_.module_
+        return self.word_outputs(self.windows(sentences), module.features, self.est.net_.device)
+

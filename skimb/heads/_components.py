@@ -1,0 +1,159 @@
+"""Head components: what an estimator does with its classification head after stage 1.
+
+``head="linear"`` (:class:`LinearHead`) keeps the ``nn.Linear`` stage 1 trained;
+``head="calora"`` (:class:`CALoRAHead`) adds CALoRA's class-routed adapters in a second stage.
+A new head subclasses :class:`Head`, registers with :func:`register_head` and is then
+selectable as ``head="<name>"`` with ``head__<param>`` routed to it (docs/adding_a_method.md).
+"""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral, Real
+
+import torch
+
+from ..utils._components import Component, Registry
+from ..utils._param_validation import Interval, Satisfies
+from .calora import CALoRAConfig, ClassRoutedLoRA, fit_calora_head, topk_coverage
+from .calora.config import ROUTINGS
+
+__all__ = ["Head", "LinearHead", "CALoRAHead", "HEADS", "register_head"]
+
+
+class Head(Component):
+    """Base of the head components.
+
+    A head with a second stage (``has_stage2 = True``) trains after stage 1 on the stage-1
+    model's penultimate features; stage 1 is then cached (:mod:`skimb.training._stage_cache`),
+    keyed by everything but the head's ``_stage2_params``, so that a search over those shares
+    one stage 1 per fold.
+    """
+
+    _abstract = True  # a base: the check suite skips it
+
+    has_stage2 = False
+    #: Parameters that only shape stage 2 (left out of the stage-1 cache key).
+    _stage2_params: tuple = ()
+    #: Where fitted stage-1 models are kept on disk (heads with a second stage).
+    memory = None
+
+    def check(self, n_classes: int) -> None:
+        """Raise for parameters that do not fit the data (before any training)."""
+
+    def stage1_params(self) -> dict:
+        """The parameters that shape stage 1 (part of the stage-1 cache key)."""
+        return {k: v for k, v in self.get_params(deep=False).items() if k not in self._stage2_params}
+
+    def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size,
+                   multilabel) -> dict:
+        """Train stage 2 on ``module.head`` (replacing it in place) from the stage-1 model's
+        ``features``, ``targets`` and loss ``weights``; return the fitted attributes to expose."""
+        return {}
+
+    def restore(self, module, n_classes: int, *, multilabel: bool) -> None:
+        """Rebuild the fitted head's layer structure on a fresh module (``load_pretrained``)."""
+
+
+HEADS = Registry("head", Head)
+register_head = HEADS.register
+
+
+@register_head("linear")
+class LinearHead(Head):
+    """The plain linear head trained with the model (no second stage).
+
+    Examples
+    --------
+    >>> LinearHead().has_stage2
+    False
+    """
+
+
+@register_head("calora")
+class CALoRAHead(Head):
+    """CALoRA: class-routed LoRA adapters on the frozen head, trained in a second stage.
+
+    Stage 1 fits the vanilla model (any ``finetune``, ``loss`` and ``training``); stage 2
+    freezes it and trains one low-rank adapter per class on cached penultimate features,
+    routed by the stage-1 ranking (:mod:`skimb.heads.calora`, ``docs/calora.md``). For token
+    classification the routing is per token.
+
+    Parameters
+    ----------
+    k : int, default=2
+        Number of routed classes (``1 <= k <= n_classes``).
+    rank : int, default=8
+        Rank of each class adapter.
+    routing : str, default="topk"
+        A registered routing rule (:func:`skimb.heads.register_routing`): ``"topk"`` (the ``k``
+        classes ranked highest by stage 1), ``"pseudo"`` (its top-1 class), ``"oracle"`` (the
+        true class while training, top-k at inference) or ``"soft"`` (top-k weighted by the
+        renormalised stage-1 probabilities).
+    alpha : float or None, default=None
+        Adapter scaling ``alpha / rank`` (None: scaling 1).
+    epochs : int, default=20
+        Stage-2 epochs (AdamW on the adapters only, on cached features).
+    lr : float, default=1e-3
+        Stage-2 learning rate.
+    memory : None, str or joblib.Memory, default=None
+        Where to keep fitted stage-1 models on disk, as for scikit-learn's Pipeline. Stage 1 is
+        always cached in memory, keyed by the backbone, every stage-1 parameter, the seed and
+        the exact training data, so the candidates of a grid search over ``head__k`` /
+        ``head__rank`` share one stage 1 per fold; ``memory`` shares it across processes
+        (``n_jobs > 1``). Needs an integer ``random_state``.
+
+    Examples
+    --------
+    >>> head = CALoRAHead(k=3, rank=4)
+    >>> head.stage1_params()
+    {}
+    >>> CALoRAHead(k=0).validate()
+    Traceback (most recent call last):
+    ...
+    skimb.utils._param_validation.InvalidParameterError: CALoRAHead: k must be an int in [1, inf], got 0.
+    """
+
+    has_stage2 = True
+    _stage2_params = ("k", "rank", "routing", "alpha", "epochs", "lr", "memory")
+    _parameter_constraints = {
+        "k": [Interval(Integral, 1, None)],
+        "rank": [Interval(Integral, 1, None)],
+        "routing": [Satisfies(lambda v: isinstance(v, str) and v in ROUTINGS,
+                              "a registered routing (skimb.heads.ROUTINGS: 'topk', 'pseudo', 'oracle', "
+                              "'soft', ...)", bad=["__unknown_option__", 3])],
+        "alpha": [None, Interval(Real, 0, None, closed="neither")],
+        "epochs": [Interval(Integral, 1, None)],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "memory": [None, Satisfies(lambda v: isinstance(v, (str, os.PathLike)) or hasattr(v, "location"),
+                                   "a directory or a joblib.Memory", bad=[3])],
+    }
+
+    def __init__(self, k=2, rank=8, routing="topk", alpha=None, epochs=20, lr=1e-3, memory=None):
+        self.k = k
+        self.rank = rank
+        self.routing = routing
+        self.alpha = alpha
+        self.epochs = epochs
+        self.lr = lr
+        self.memory = memory
+
+    def config(self, n_classes: int) -> CALoRAConfig:
+        return CALoRAConfig(n_classes=n_classes, rank=self.rank, k=self.k, routing=self.routing, alpha=self.alpha)
+
+    def check(self, n_classes):
+        self.config(n_classes)  # k <= n_classes and the rest, before stage 1 trains
+
+    def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel):
+        with torch.no_grad():
+            stage1_logits = module.head(features.to(device)).float().cpu()
+        layer = fit_calora_head(
+            module.head, features, stage1_logits, targets, config=self.config(module.head.out_features),
+            loss_fn=loss_fn, sample_weight=weights, epochs=self.epochs, lr=self.lr,
+            batch_size=max(batch_size, 256), random_state=seed, multilabel=multilabel, device=device)
+        module.head = layer
+        return {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
+                "adapter_norms_": layer.adapter_norms()}
+
+    def restore(self, module, n_classes, *, multilabel):
+        module.head = ClassRoutedLoRA(module.head, self.config(n_classes), multilabel=multilabel)

@@ -1,0 +1,198 @@
+"""The HAMR training strategy (``training="hamr"``): its parameters, constraints and defaults."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+from ...utils._neighbors import INDEX_KINDS
+from ...utils._param_validation import Boolean, Interval, Options, Satisfies
+from .._strategies import TrainingStrategy, register_training
+from ._meta import META_MODES
+from ._trainer import HAMRFit, HAMRNet, hamr_attributes
+
+__all__ = ["HAMRTraining"]
+
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+_AUTO_POSITIVE = [Options("auto"), _POSITIVE]
+
+
+@register_training("hamr")
+class HAMRTraining(TrainingStrategy):
+    """HAMR, hardness-aware meta-resample (METHODS.md §3, guide in ``docs/hamr.md``).
+
+    A weight network (WNet) meta-learned on a balanced meta set weights each sample's loss, and
+    each epoch draws ``oversample_ratio * N`` samples with replacement, favouring hard samples and
+    their embedding-space neighbours. Multi-class, multi-label and NER (a window's loss is its
+    largest token loss; needs ``finetune="full"`` or ``"lora"``); any ``finetune`` for texts
+    (``"head"``: the meta step runs on the head over cached features). ``class_weight`` and
+    ``sample_weight`` multiply the per-sample loss, so the effective weight of a sample is (WNet
+    weight) x (class/sample weight).
+
+    Parameters
+    ----------
+    meta_weighting : bool, default=True
+        WNet weights on the real loss.
+    resampling : bool, default=True
+        Hardness-aware resampling. With it on and ``meta_weighting`` off, WNet is still
+        meta-trained to drive the hardness (the paper's "w/o AWE").
+    knn : bool, default=True
+        The kNN neighbourhood boost of the resampling (no effect without ``resampling``). All
+        three switches off is plain fine-tuning, bit-for-bit ``training="standard"``.
+    hardness_alpha : float, default=0.7
+        Sampling probability ``p_i ~ (m_i + 1e-6)^(hardness_alpha / temperature) *
+        (1 + knn_lambda * b_i)``; ``m_i`` is the hardness.
+    hardness_momentum : float, default=0.5
+        Momentum of the hardness, the moving average of a sample's WNet weight.
+    hardness_update : {"ema", "reference"}, default="ema"
+        ``"ema"``: the paper's per-sample moving average (only the batch's samples change);
+        ``"reference"``: the reference code's global decay of every entry each step.
+    knn_k : int, default=10
+        At epoch ends, the ``knn_ratio`` share of hardest samples boosts its ``knn_k`` nearest
+        neighbours (cosine) by up to ``knn_lambda``.
+    knn_lambda : float or "auto", default="auto"
+        Neighbourhood boost; ``"auto"``: the reference's 0.7 for texts, 0.1 for NER.
+    knn_ratio : float, default=0.1
+        Share of hardest samples whose neighbours are boosted.
+    knn_index : {"flat", "ivf", "hnsw"}, default="flat"
+        FAISS index: exact, or approximate for very large training sets.
+    knn_build_freq : int, default=1
+        Recompute the boost every this many epochs.
+    oversample_ratio : float, default=1.2
+        Draws per epoch, as a multiple of the number of training samples.
+    temperature : float, default=1.0
+        Flattens (> 1) or sharpens (< 1) the hardness part of the sampling distribution.
+    wnet_lr : float or "auto", default="auto"
+        Adam learning rate of WNet (weight decay 1e-4); ``"auto"``: the reference's 1e-4 for
+        texts, 3e-4 for NER.
+    meta_update_lr : float or None, default=None
+        Step size of the virtual SGD step of the meta step; ``None`` is the task learning rate
+        (``lr_``). The reference used 2e-4 with lr 4e-5.
+    meta_step : {"head", "first_order", "full"}, default="head"
+        How the virtual step is taken: ``"head"`` updates only the classification head (exact
+        second order on the head; about one extra forward pass of the meta batch),
+        ``"first_order"`` all trainable weights with a finite-difference meta-gradient,
+        ``"full"`` all trainable weights with a double backward, as the reference (about 3x a
+        plain step). See ``docs/hamr.md``.
+    meta_set : None or (X_meta, y_meta), default=None
+        An explicit meta set, used as given (NER: sentences and tags in the estimator's
+        ``scheme``). ``None``: the validation split (with ``validation_fraction``), else a
+        stratified 10% share held out of the training data, topped up per class with training
+        examples until every class reaches the median count; those examples leave the
+        training set.
+    embedder : None or transformer, default=None
+        Sentence embeddings for the kNN boost (NER: of each sentence's words joined by spaces).
+        ``None``: the backbone's own mean-pooled pretrained features (computed once, through the
+        feature cache); or a fitted or unfitted :class:`~skimb.TransformerEmbedder` (any
+        transformer of texts; an unfitted one is cloned and fitted).
+
+    Examples
+    --------
+    >>> from skimb.training.hamr import HAMRTraining
+    >>> HAMRTraining(knn=False).uses_knn
+    False
+    >>> HAMRTraining().for_task("token").knn_lambda
+    0.1
+    """
+
+    net_class = HAMRNet
+    #: The values of the ``"auto"`` parameters, by task family (the reference code's defaults).
+    TASK_DEFAULTS = {"texts": {"knn_lambda": 0.7, "wnet_lr": 1e-4}, "token": {"knn_lambda": 0.1, "wnet_lr": 3e-4}}
+    _parameter_constraints = {
+        "meta_weighting": [Boolean()], "resampling": [Boolean()], "knn": [Boolean()],
+        "hardness_alpha": [Interval(Real, 0, None)],
+        "hardness_momentum": [Interval(Real, 0, 1, closed="left")],
+        "hardness_update": [Options("ema", "reference")],
+        "knn_k": [Interval(Integral, 1, None)],
+        "knn_lambda": [Options("auto"), Interval(Real, 0, None)],
+        "knn_ratio": [Interval(Real, 0, 1, closed="right")],
+        "knn_index": [Options(*INDEX_KINDS)],
+        "knn_build_freq": [Interval(Integral, 1, None)],
+        "oversample_ratio": [_POSITIVE], "temperature": [_POSITIVE],
+        "wnet_lr": _AUTO_POSITIVE,
+        "meta_update_lr": [None, _POSITIVE],
+        "meta_step": [Options(*META_MODES)],
+        "meta_set": [None, Satisfies(lambda v: isinstance(v, (tuple, list)) and len(v) == 2,
+                                     "a pair (X_meta, y_meta)", bad=[[1, 2, 3]])],
+        "embedder": [None, Satisfies(lambda v: callable(getattr(v, "transform", None)),
+                                     "a transformer of texts with a transform method (e.g. skimb.TransformerEmbedder)",
+                                     bad=["bge-large"])],
+    }
+    _KNN_PARAMS = ("knn_k", "knn_lambda", "knn_ratio", "knn_index", "knn_build_freq")
+    _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "temperature")
+    _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_set", "hardness_momentum", "hardness_update")
+
+    def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
+                 hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="flat",
+                 knn_build_freq=1, oversample_ratio=1.2, temperature=1.0, wnet_lr="auto", meta_update_lr=None,
+                 meta_step="head", meta_set=None, embedder=None):
+        self.meta_weighting = meta_weighting
+        self.resampling = resampling
+        self.knn = knn
+        self.hardness_alpha = hardness_alpha
+        self.hardness_momentum = hardness_momentum
+        self.hardness_update = hardness_update
+        self.knn_k = knn_k
+        self.knn_lambda = knn_lambda
+        self.knn_ratio = knn_ratio
+        self.knn_index = knn_index
+        self.knn_build_freq = knn_build_freq
+        self.oversample_ratio = oversample_ratio
+        self.temperature = temperature
+        self.wnet_lr = wnet_lr
+        self.meta_update_lr = meta_update_lr
+        self.meta_step = meta_step
+        self.meta_set = meta_set
+        self.embedder = embedder
+
+    @property
+    def uses_wnet(self) -> bool:
+        """WNet, the meta set and the meta step are needed."""
+        return bool(self.meta_weighting or self.resampling)
+
+    @property
+    def uses_knn(self) -> bool:
+        return bool(self.resampling and self.knn)
+
+    def epoch_size(self, n_train: int) -> int:
+        """Samples per epoch: ``round(oversample_ratio · N)`` (at least 1) with resampling."""
+        if not self.resampling:
+            return int(n_train)
+        return max(1, int(round(float(self.oversample_ratio) * int(n_train))))
+
+    def for_task(self, task: str) -> "HAMRTraining":
+        """A copy with the ``"auto"`` parameters set to ``task``'s defaults."""
+        defaults = self.TASK_DEFAULTS["token" if task == "token" else "texts"]
+        params = self.get_params(deep=False)
+        params.update({k: v for k, v in defaults.items() if params[k] == "auto"})
+        return type(self)(**params)
+
+    def ignored_params(self) -> dict:
+        ignored = {}
+        if not self.uses_wnet:
+            ignored.update(dict.fromkeys(self._changed(self._WNET_PARAMS), "WNet is off (meta_weighting and "
+                                                                         "resampling are False)"))
+        if not self.resampling:
+            ignored.update(dict.fromkeys(self._changed(self._RESAMPLING_PARAMS), "resampling=False"))
+        if not self.uses_knn:
+            ignored.update(dict.fromkeys(self._changed(self._KNN_PARAMS + ("embedder",)),
+                                         "the kNN boost is off (knn=False or resampling=False)"))
+        return ignored
+
+    # -- the strategy hooks ---------------------------------------------------------------------
+    def plan(self, ctx):
+        # HAMR's balanced meta set leaves the training split.
+        state = HAMRFit.plan(self.for_task(ctx.task), ctx)
+        ctx.train_idx = state.train_idx
+        return state
+
+    def net_kwargs(self, state) -> dict:
+        return {"hamr": state}
+
+    def attach(self, state, ctx):
+        state.attach(ctx)
+
+    def finish(self, state, cached=None):
+        return state.finish(cached)
+
+    def restore(self, fitted) -> dict:
+        return {} if fitted is None else hamr_attributes(fitted)

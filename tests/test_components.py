@@ -1,0 +1,71 @@
+"""Methods as components: routed parameters, instances, registries, warnings, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+
+from skimb import TransformerClassifier
+from skimb.heads import HEADS, CALoRAHead, Head
+from skimb.training import stage1_cache
+
+FAST = dict(max_epochs=1, batch_size=8, random_state=0)
+
+
+def test_instance_and_name_expose_the_same_nested_parameters(tiny_bert):
+    by_name = TransformerClassifier(tiny_bert, head="calora", head__k=3)
+    by_instance = TransformerClassifier(tiny_bert, head=CALoRAHead(k=3))
+    for est in (by_name, by_instance, clone(by_name), clone(by_instance)):
+        params = est.get_params(deep=True)
+        assert params["head__k"] == 3 and params["head__rank"] == 8
+    by_instance.set_params(head__rank=2)
+    assert by_instance.head.rank == 2
+    by_name.set_params(head__rank=2)
+    assert by_name.get_params()["head__rank"] == 2
+
+
+def test_ignored_routed_parameters_warn(tiny_bert):
+    with pytest.warns(UserWarning, match="training__knn_k is ignored"):
+        TransformerClassifier(tiny_bert, training="hamr", training__knn=False, training__knn_k=3)._check_params()
+    with pytest.warns(UserWarning, match="head__k is ignored by head='linear'"):
+        TransformerClassifier(tiny_bert, head__k=3)._check_params()
+
+
+def test_a_registered_head_needs_no_estimator_change(tiny_bert, toy_data):
+    @HEADS.register("identity_demo")
+    class IdentityDemoHead(Head):
+        """A head that changes nothing, with one parameter.
+
+        Parameters
+        ----------
+        tag : str, default="x"
+        """
+
+        def __init__(self, tag="x"):
+            self.tag = tag
+
+    try:
+        X, y = toy_data
+        est = TransformerClassifier(tiny_bert, head="identity_demo", head__tag="y", finetune="head", **FAST).fit(X, y)
+        assert isinstance(est.head_, IdentityDemoHead) and est.head_.tag == "y"
+    finally:
+        HEADS._classes.pop("identity_demo")
+
+
+def test_grid_search_over_loss_and_training_parameters(tiny_bert, toy_data):
+    X, y = toy_data
+    est = TransformerClassifier(tiny_bert, loss="focal", training="hamr", finetune="head", lr=1e-2, **FAST)
+    search = GridSearchCV(est, {"loss__gamma": [1.0, 2.0], "training__knn_k": [2, 3]}, cv=2, refit=False)
+    search.fit(X, y)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_component_instance_round_trips_through_save_pretrained(tiny_bert, toy_data, tmp_path):
+    stage1_cache.clear()
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, head=CALoRAHead(k=2, rank=2, epochs=3), finetune="head", **FAST).fit(X, y)
+    loaded = TransformerClassifier.load_pretrained(clf.save_pretrained(tmp_path / "m"))
+    assert isinstance(loaded.head, CALoRAHead) and loaded.head.get_params() == clf.head.get_params()
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
