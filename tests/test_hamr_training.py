@@ -142,14 +142,23 @@ def test_hardness_reference_rule_and_index_kinds(tiny_bert, toy_data):
 # ------------------------------------------------------------------------- meta set
 
 
-def test_meta_set_from_validation_split(tiny_bert, toy_data):
+@pytest.mark.parametrize("topup", ["move", "share", "none"])
+def test_meta_set_from_validation_split(tiny_bert, toy_data, topup):
     X, y = toy_data
-    clf = hamr(tiny_bert, validation_fraction=0.25, max_epochs=1).fit(X, y)
+    clf = hamr(tiny_bert, validation_fraction=0.25, max_epochs=1, training__meta_topup=topup).fit(X, y)
     meta, train = set(clf.meta_set_indices_), set(clf.hamr_train_indices_)
-    assert not meta & train and len(meta) + len(train) == len(X)
-    # the validation split is in the meta set, and every class reaches the median
-    counts = {c: int(np.sum(y[clf.meta_set_indices_] == c)) for c in np.unique(y)}
-    assert min(counts.values()) >= int(np.median(sorted(counts.values()))) - 1
+    valid = set(range(len(X))) - train - meta
+    if topup == "move":  # topped-up examples leave training
+        assert not meta & train and len(meta) + len(train) == len(X)
+    elif topup == "share":  # ... or stay in training as well
+        assert meta & train and not valid and len(train) < len(X)
+        assert len(meta - train) + len(train) == len(X)
+    else:  # the validation split as it is
+        assert not meta & train and len(meta) + len(train) == len(X)
+        assert len(meta) == round(0.25 * len(X))
+    if topup != "none":  # every class reaches the median
+        counts = {c: int(np.sum(y[clf.meta_set_indices_] == c)) for c in np.unique(y)}
+        assert min(counts.values()) >= int(np.median(sorted(counts.values()))) - 1
 
 
 def test_explicit_meta_set(tiny_bert, toy_data):
@@ -293,8 +302,10 @@ def test_token_hamr_trains_on_windows_with_max_token_loss(tiny_bert, monkeypatch
     assert len(ner.hardness_) == len(idx) == len(ner.neighbor_boost_)
     assert np.sum(idx == 0) >= 2
     np.testing.assert_allclose(ner.hardness_.sum(), 1.0)
-    # the meta set's sentences left training; resampling drew round(1.2 N) windows per epoch
-    assert ner.meta_set_size_ > 0 and not set(idx) & set(ner.meta_set_indices_.tolist())
+    # held-out meta sentences are not trained on, topped-up ones are shared (meta_topup="share");
+    # resampling drew round(1.2 N) windows per epoch
+    holdout = set(ner.meta_set_indices_.tolist()) - set(idx.tolist())
+    assert ner.meta_set_size_ > 0 and holdout
     assert rec.samples == [round(1.2 * len(idx))] * 2
     assert ner.wnet_ is not None and np.all(np.isfinite(ner.meta_loss_history_))
     assert ner.neighbor_boost_.max() == 1.0
@@ -373,3 +384,29 @@ def test_save_pretrained_round_trip(tiny_bert, toy_data, tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loaded.hardness_, clf.hardness_)
     assert loaded.training == "hamr"
+
+
+def test_reference_preset_and_its_switches_reach_the_meta_step(tiny_bert, toy_data, monkeypatch):
+    from skimb.training.hamr import HAMRTraining, _trainer
+
+    ref = HAMRTraining.reference(knn=False)
+    assert (ref.meta_step, ref.meta_update_lr, ref.detach_mean, ref.group_by_length, ref.meta_topup,
+            ref.hardness_update, ref.knn) == ("full", 2e-4, True, False, "none", "reference", False)
+    seen, real = [], _trainer.meta_step
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["detach_mean"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_trainer, "meta_step", spy)
+    mult = []
+
+    class Probe(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            mult.append(net.batch_sampler_.mega_batch_mult)
+
+    X, y = toy_data
+    hamr(tiny_bert, training=HAMRTraining(detach_mean=True, group_by_length=False), max_epochs=2,
+         callbacks=[Probe()]).fit(X, y)
+    assert seen and all(seen)
+    assert mult[-1] == 1  # random batches in the resampled epoch

@@ -8,7 +8,7 @@ from ...utils._neighbors import INDEX_KINDS
 from ...utils._param_validation import Boolean, Interval, Options, Satisfies
 from .._strategies import TrainingStrategy, register_training
 from ._meta import META_MODES
-from ._trainer import HAMRFit, HAMRNet, hamr_attributes
+from ._trainer import META_TOPUPS, HAMRFit, HAMRNet, hamr_attributes
 
 __all__ = ["HAMRTraining"]
 
@@ -79,6 +79,17 @@ class HAMRTraining(TrainingStrategy):
         stratified 10% share held out of the training data, topped up per class with training
         examples until every class reaches the median count; those examples leave the
         training set.
+    meta_topup : {"share", "move", "none"}, default="share"
+        How the meta set is balanced: topped up per class to the median count with training
+        examples that also stay in training (``"share"``), that leave training (``"move"``, the
+        paper; a class rarer than the target can lose every training example), or not at all
+        (``"none"``: the validation split as it is, as the reference code runs).
+    detach_mean : bool, default=False
+        Treat the batch mean of the WNet weights as a constant in the meta-gradient, as the
+        reference code does (``w / w.mean().detach()``).
+    group_by_length : bool, default=True
+        Resampled epochs batch draws of similar length (less padding, faster); ``False`` batches
+        them in draw order, as the reference does.
     embedder : None or transformer, default=None
         Sentence embeddings for the kNN boost (NER: of each sentence's words joined by spaces).
         ``None``: the backbone's own mean-pooled pretrained features (computed once, through the
@@ -113,18 +124,23 @@ class HAMRTraining(TrainingStrategy):
         "meta_step": [Options(*META_MODES)],
         "meta_set": [None, Satisfies(lambda v: isinstance(v, (tuple, list)) and len(v) == 2,
                                      "a pair (X_meta, y_meta)", bad=[[1, 2, 3]])],
+        "meta_topup": [Options(*META_TOPUPS)],
+        "detach_mean": [Boolean()],
+        "group_by_length": [Boolean()],
         "embedder": [None, Satisfies(lambda v: callable(getattr(v, "transform", None)),
                                      "a transformer of texts with a transform method (e.g. skimb.TransformerEmbedder)",
                                      bad=["bge-large"])],
     }
     _KNN_PARAMS = ("knn_k", "knn_lambda", "knn_ratio", "knn_index", "knn_build_freq")
-    _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "temperature")
-    _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_set", "hardness_momentum", "hardness_update")
+    _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "temperature", "group_by_length")
+    _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_set", "hardness_momentum", "hardness_update",
+                    "meta_topup", "detach_mean")
 
     def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="flat",
                  knn_build_freq=1, oversample_ratio=1.2, temperature=1.0, wnet_lr="auto", meta_update_lr=None,
-                 meta_step="head", meta_set=None, embedder=None):
+                 meta_step="head", meta_set=None, meta_topup="share", detach_mean=False, group_by_length=True,
+                 embedder=None):
         self.meta_weighting = meta_weighting
         self.resampling = resampling
         self.knn = knn
@@ -142,7 +158,23 @@ class HAMRTraining(TrainingStrategy):
         self.meta_update_lr = meta_update_lr
         self.meta_step = meta_step
         self.meta_set = meta_set
+        self.meta_topup = meta_topup
+        self.detach_mean = detach_mean
+        self.group_by_length = group_by_length
         self.embedder = embedder
+
+    @classmethod
+    def reference(cls, **overrides) -> "HAMRTraining":
+        """HAMR as the public reference code runs it: a full second-order virtual step with
+        its own step size 2e-4, the batch mean detached, the reference's global-decay hardness,
+        random batches, and the validation split as the meta set (no top-up).
+
+        >>> HAMRTraining.reference().meta_step
+        'full'
+        """
+        params = dict(meta_step="full", meta_update_lr=2e-4, detach_mean=True, hardness_update="reference",
+                      group_by_length=False, meta_topup="none")
+        return cls(**{**params, **overrides})
 
     @property
     def uses_wnet(self) -> bool:

@@ -66,6 +66,7 @@ __all__ = [
     "META_HOLDOUT_FRACTION",
     "hamr_attributes",
     "split_meta_set",
+    "META_TOPUPS",
     "build_balanced_meta_set_multilabel",
 ]
 
@@ -148,7 +149,10 @@ def _holdout(y_enc, task, train_idx, seed):
     return train_idx[np.sort(tr)], train_idx[np.sort(te)]
 
 
-def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed, classes=None):
+META_TOPUPS = ("move", "share", "none")
+
+
+def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed, classes=None, topup="move"):
     """HAMR's balanced meta set, as positions in the estimator's data.
 
     The base of the meta set is the validation split (``valid_idx``) when there is one, else a
@@ -159,6 +163,11 @@ def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed, classes=None):
     index arrays, ``classes`` the tag names): sentences are moved to reduce the per-entity-type
     span deficit (:func:`build_balanced_meta_set_ner`).
 
+    ``topup`` says what happens to the topped-up examples: ``"move"`` (the paper's balanced
+    split) takes them out of training, which can leave a very rare class with no training
+    example at all; ``"share"`` puts copies in the meta set and keeps them in training;
+    ``"none"`` uses the base as it is, imbalanced (the reference code as shipped).
+
     Returns
     -------
     train_idx : ndarray of int64
@@ -166,11 +175,15 @@ def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed, classes=None):
     meta_idx : ndarray of int64
         Sorted positions of the meta set (the validation split included).
     """
+    if topup not in META_TOPUPS:
+        raise ValueError(f"topup must be one of {META_TOPUPS}, got {topup!r}.")
     train_idx = np.asarray(train_idx, dtype=np.int64)
     if valid_idx is not None:
         pool, base = train_idx, np.asarray(valid_idx, dtype=np.int64)
     else:
         pool, base = _holdout(y_enc, task, train_idx, seed)
+    if topup == "none":
+        return np.sort(pool).astype(np.int64), np.sort(base).astype(np.int64)
     if task == "multilabel":
         moved, keep = build_balanced_meta_set_multilabel(y_enc[pool], y_enc[base], random_state=seed)
     elif task == "token":
@@ -180,7 +193,8 @@ def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed, classes=None):
     else:
         moved, keep = build_balanced_meta_set(y_enc[pool], y_enc[base], random_state=seed)
     meta_idx = np.sort(np.concatenate([base, pool[moved]])).astype(np.int64)
-    return np.sort(pool[keep]).astype(np.int64), meta_idx
+    kept = pool if topup == "share" else pool[keep]
+    return np.sort(kept).astype(np.int64), meta_idx
 
 
 # ------------------------------------------------------------------------------------ embeddings
@@ -294,7 +308,7 @@ class HAMRFit:
                 meta_data = (texts, ctx.adapter.encode_known_targets(y_meta, texts, classes, task, "meta_set y"))
             else:
                 train_idx, meta_idx = split_meta_set(ctx.y, task, train_idx, ctx.valid_idx, seed=seed,
-                                                     classes=classes)
+                                                     classes=classes, topup=config.meta_topup)
             if (meta_idx is not None and len(meta_idx) == 0) or (meta_data is not None and len(meta_data[0]) == 0):
                 raise ValueError("HAMR's meta set is empty; pass meta_set=(X, y) or more data.")
             if len(train_idx) == 0:
@@ -414,6 +428,8 @@ class HAMRFit:
                                    hardness_alpha=cfg.hardness_alpha, knn_lambda=cfg.knn_lambda,
                                    temperature=cfg.temperature)
         sampler.set_draw_weights(p, cfg.epoch_size(self.n_train))
+        if not cfg.group_by_length:  # one batch per "mega-batch": random batches, as the reference
+            sampler.mega_batch_mult = 1
 
     def epoch_end(self, net):
         cfg = self.config
@@ -604,7 +620,7 @@ class HAMRNet(TransformerNet):
                 self.module_, hamr.wnet, hamr.wnet_optimizer, per_sample, inputs, target,
                 meta_inputs, meta_target, hamr.meta_loss_fn, meta_update_lr=hamr.meta_update_lr,
                 mode=mode, head_param_names=HEAD_PARAM_NAMES if mode == "head" else None,
-                keep_graph=True)
+                detach_mean=hamr.config.detach_mean, keep_graph=True)
         if not (torch.isfinite(result.meta_loss) and math.isfinite(result.wnet_grad_norm)):
             raise FloatingPointError(
                 f"HAMR's meta loss became {float(result.meta_loss)} in epoch {len(self.history)}. "
