@@ -77,7 +77,7 @@ def run_one(cfg, seed, data, args):
     record["fit_s"] = est.fit_time_s_
     classes = est.classes_
     y_enc = np.searchsorted(classes, np.asarray(data.y_train))
-    train_idx, valid_idx = est._split(y_enc, "multiclass", seed)
+    train_idx, valid_idx = est._adapter().split(y_enc, "multiclass", seed)
     X_val = [data.X_train[i] for i in valid_idx]
     prior = np.bincount(y_enc[train_idx], minlength=len(classes)) + 1.0
     t0 = time.perf_counter()
