@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -31,6 +33,34 @@ def test_ignored_routed_parameters_warn(tiny_bert):
         TransformerClassifier(tiny_bert, training="hamr", training__knn=False, training__knn_k=3)._check_params()
     with pytest.warns(UserWarning, match="head__k is ignored by head='linear'"):
         TransformerClassifier(tiny_bert, head__k=3)._check_params()
+
+
+def test_ignored_parameter_warnings_point_at_the_callers_line(tiny_bert, toy_data):
+    X, y = toy_data
+    est = TransformerClassifier(tiny_bert, head__k=3, training="hamr", training__knn=False, training__knn_k=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="at least 2 classes"):  # stops right after the parameter checks
+            est.fit(X, np.full(len(X), y[0]))
+        # the loss's, raised once training starts, points at the caller too
+        TransformerClassifier(tiny_bert, loss__gamma=2.0, **FAST).fit(X, y)
+    ignored = [w for w in caught if "ignored" in str(w.message)]
+    assert [str(w.message).split(" is ignored")[0] for w in ignored] == [
+        "TransformerClassifier: head__k", "TransformerClassifier: training__knn_k",
+        "loss 'ce' (CrossEntropyLoss) does not use gamma; ignored."]
+    assert [w.filename for w in ignored] == [__file__] * 3, [(w.filename, w.lineno) for w in ignored]
+
+
+def test_the_stack_walking_fallback_points_at_the_caller_too(tiny_bert, monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    from skimb.utils import _warnings
+
+    monkeypatch.setattr(_warnings, "sys", SimpleNamespace(version_info=(3, 11), _getframe=sys._getframe))
+    with pytest.warns(UserWarning, match="head__k is ignored") as record:
+        TransformerClassifier(tiny_bert, head__k=3)._check_params()
+    assert record[0].filename == __file__
 
 
 def test_a_registered_head_needs_no_estimator_change(tiny_bert, toy_data):

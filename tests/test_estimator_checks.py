@@ -1,10 +1,15 @@
 """Our check suite over every public estimator, component and sampler, discovered through the
 package's ``__all__``s (a new one is checked without being listed here)."""
 
+from numbers import Integral
+
 import pytest
 
 from skimb.heads import CALoRAHead
-from skimb.utils.estimator_checks import all_estimators, parametrize_with_checks
+from skimb.samplers import BaseEmbeddingSampler, GE3OverSampler, TextCutOverSampler
+from skimb.samplers._base import sampler_constraints
+from skimb.utils._param_validation import Interval
+from skimb.utils.estimator_checks import _bad_values, all_estimators, check_param_validation, parametrize_with_checks
 
 from conftest import tiny_bert_dir
 
@@ -57,3 +62,72 @@ def test_component_parameters_are_checked_before_training(params):
         est.fit(*make_check_texts())
     assert any(key.split("__")[-1] in str(info.value) for key in params)
     assert not hasattr(est, "net_")
+
+
+# ---------------------------------------------------------------- the validation check on samplers
+
+class _KeepSampler(BaseEmbeddingSampler):
+    """Returns its input.
+
+    Parameters
+    ----------
+    k : int, default=1
+    random_state : int, RandomState instance or None, default=None
+    """
+
+    _parameter_constraints = {**sampler_constraints(), "k": [Interval(Integral, 1, None)]}
+
+    def __init__(self, k=1, random_state=None):
+        super().__init__()
+        self.k = k
+        self.random_state = random_state
+
+    def _fit_resample(self, X, y, rng):
+        return X, y, lambda w: w
+
+
+class _UndeclaredSampler(_KeepSampler):
+    """Has a parameter missing from the table.
+
+    Parameters
+    ----------
+    k : int, default=1
+    m : int, default=2
+    random_state : int, RandomState instance or None, default=None
+    """
+
+    def __init__(self, k=1, m=2, random_state=None):
+        super().__init__(k=k, random_state=random_state)
+        self.m = m
+
+
+class _UncheckedSampler(_KeepSampler):
+    def _validate_params(self):
+        pass
+
+
+class _LateSampler(_KeepSampler):
+    def _validate_params(self):
+        self.work_done_ = True
+        super()._validate_params()
+
+
+def test_param_validation_check_derives_sampler_bad_values_from_the_table():
+    check_param_validation("_KeepSampler", _KeepSampler())
+    assert _bad_values(_KeepSampler(), "k") == ["not-a-number", 0, None]
+    cut = _bad_values(TextCutOverSampler(), "cut_ratio")
+    assert "not-a-number" in cut and 0 in cut and 2 in cut  # a bad type, both ends of (0, 1]
+    assert "__unknown_option__" in _bad_values(TextCutOverSampler(), "donor")
+    strategy = _bad_values(GE3OverSampler(), "sampling_strategy")
+    for bad in ("__unknown_option__", "majority", 1.5, [1, 2], {"a": 1.5}):
+        assert bad in strategy
+
+
+@pytest.mark.parametrize("sampler, message", [
+    (_UndeclaredSampler(), r"missing from its _parameter_constraints table: \['m'\]"),
+    (_UncheckedSampler(), "accepted k='not-a-number'"),
+    (_LateSampler(), r"reported only after training \(\['work_done_'\]\)"),
+], ids=["undeclared", "unchecked", "late"])
+def test_param_validation_check_catches_a_sampler_without_its_table(sampler, message):
+    with pytest.raises(AssertionError, match=message):
+        check_param_validation(type(sampler).__name__, sampler)

@@ -16,18 +16,22 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.pipeline import Pipeline
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from skimb.samplers import (
+    BaseTextSampler,
     ClassAwareSampler,
     EDAOverSampler,
     GE3OverSampler,
+    HardnessNeighborhoodSampler,
     LabelNoiseRebalancer,
     RandomTextOverSampler,
     RandomTextUnderSampler,
     REPRINTOverSampler,
     TextCutOverSampler,
 )
+from skimb.utils._param_validation import InvalidParameterError
 
 NUMERIC_SAMPLERS = [
     TextCutOverSampler(random_state=0),
@@ -296,6 +300,46 @@ def test_bad_parameters_have_clear_errors():
         LabelNoiseRebalancer(flip_ratio=1.0).fit_resample(Xn, yn)
     with pytest.raises(ValueError, match="sampling_strategy"):
         GE3OverSampler(sampling_strategy="majority").fit_resample(Xn, yn)
+
+
+@pytest.mark.parametrize("sampler, bad, remedy", [
+    (GE3OverSampler(sampling_strategy="majority"), "'majority'", "'majority' is an under-sampling strategy"),
+    (RandomTextUnderSampler(sampling_strategy="minority"), "'minority'", "'minority' is an over-sampling strategy"),
+    (RandomTextOverSampler(sampling_strategy={"a": 1.5}), "{'a': 1.5}", "sampling_strategy['a'] is 1.5"),
+    (RandomTextOverSampler(sampling_strategy=1.5), "1.5", "n_minority / n_majority"),
+    (ClassAwareSampler(class_draw="quotas"), "'quotas'", "Did you mean 'quota'?"),
+    (TextCutOverSampler(donor="Any"), "'Any'", "Did you mean 'any'?"),
+    (HardnessNeighborhoodSampler(knn_k="5"), "'5'", "Pass the number 5, not the string '5'."),
+    (REPRINTOverSampler(n_components=2.0), "2.0", "Pass the int 2."),
+    (ClassAwareSampler(temperature=float("nan")), "nan", "a number in (0, inf]"),
+    (EDAOverSampler(synonyms={"good": "fine"}), "{'good': 'fine'}", "a dict {word: list of str synonyms}"),
+    (LabelNoiseRebalancer(probe="logreg"), "'logreg'", "predict_proba or decision_function"),
+    (LabelNoiseRebalancer(cv=1), "1", "an int in [2, inf] or an object with split()"),
+], ids=lambda v: type(v).__name__ if hasattr(v, "fit_resample") else None)
+def test_parameter_errors_name_the_sampler_the_value_and_the_remedy(sampler, bad, remedy):
+    X, y = _texts() if isinstance(sampler, BaseTextSampler) else _embeddings()
+    with pytest.raises(InvalidParameterError) as info:
+        sampler.fit_resample(X, y)
+    message = str(info.value)
+    assert message.startswith(f"{type(sampler).__name__}: ") and f"got {bad}." in message and remedy in message
+    assert not [k for k in vars(sampler) if k.endswith("_")]  # raised before any work
+
+
+def test_valid_parameters_at_the_edges_are_accepted():
+    X, y = _texts()
+    ClassAwareSampler(temperature=float("inf"), n_samples=np.int64(5), random_state=np.uint32(7)).fit_resample(X, y)
+    RandomTextUnderSampler(replacement=np.bool_(True), random_state=np.random.RandomState(0)).fit_resample(X, y)
+    EDAOverSampler(alpha_sr=1, alpha_ri=0, alpha_rs=0, p_rd=0, synonyms={"good": ("fine", "nice")}).fit_resample(X, y)
+    RandomTextOverSampler(sampling_strategy=lambda labels: {"a": 10}).fit_resample(X, y)
+    Xn, yn = _embeddings()
+    TextCutOverSampler(cut_ratio=1, sampling_strategy={0: np.int64(100)}).fit_resample(Xn, yn)
+    LabelNoiseRebalancer(probe=LinearSVC(), cv=StratifiedKFold(3), flip_ratio=0).fit_resample(Xn, yn)
+
+
+def test_the_all_zero_eda_configuration_says_how_to_fix_it():
+    X, y = _texts()
+    with pytest.raises(ValueError, match=r"^EDAOverSampler: at least one .* set e\.g\. alpha_sr=0\.1\.$"):
+        EDAOverSampler(alpha_sr=0, alpha_ri=0, alpha_rs=0, p_rd=0.0).fit_resample(X, y)
 
 
 # --------------------------------------------------------------------------- multi-label

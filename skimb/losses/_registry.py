@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
-import warnings
 
 from torch import nn
+
+from ..utils._warnings import warn_caller
 
 __all__ = ["LOSSES", "FLAT_PARAMS", "TASKS", "register_loss", "make_loss", "available_losses"]
 
@@ -211,8 +212,7 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
         )
     ignored = sorted(k for k in flat if k not in accepted)
     if ignored:  # shared names (a grid over loss x loss__gamma): not an error, but said
-        warnings.warn(f"loss {label!r} ({cls.__name__}) does not use {', '.join(ignored)}; ignored.",
-                      UserWarning, stacklevel=2)
+        warn_caller(f"loss {label!r} ({cls.__name__}) does not use {', '.join(ignored)}; ignored.")
     kwargs = {k: v for k, v in flat.items() if k in accepted}
     kwargs.update(extras)
     return cls.from_counts(class_counts, n_samples, reduction="none", **kwargs)

@@ -11,7 +11,8 @@ Two template-method bases, both subclasses of imbalanced-learn's public
 * :class:`BaseEmbeddingSampler` -- X is a 2-D numeric matrix (embeddings produced by an
   embedder), validated like imbalanced-learn validates it.
 
-Both bases implement ``fit_resample`` once: parameter checks, input checks (texts or numbers,
+Both bases implement ``fit_resample`` once: parameter checks (each sampler's
+``_parameter_constraints`` table, :mod:`skimb.utils._param_validation`), input checks (texts or numbers,
 labels, consistent lengths, ``sample_weight``, multi-label detection), resolution of
 ``sampling_strategy`` with :func:`imblearn.utils.check_sampling_strategy`, a call to the
 subclass's ``_fit_resample`` and the conversion of the outputs back to the caller's
@@ -45,6 +46,7 @@ from skimb._validation import (
     check_texts,
     is_multilabel_target,
 )
+from skimb.utils._param_validation import Options, RandomState, _Constraint, validate_params
 
 __all__ = ["BaseTextSampler", "BaseEmbeddingSampler"]
 
@@ -55,69 +57,76 @@ _STRATEGY_STRINGS = {
 
 
 # --------------------------------------------------------------------------- parameter checks
-def _check_sampling_strategy_param(value, sampling_type: str, owner: str) -> None:
-    """Type/value check of ``sampling_strategy``; counts are checked against ``y`` later."""
-    allowed = _STRATEGY_STRINGS[sampling_type]
-    if isinstance(value, str):
-        if value not in allowed:
-            raise ValueError(
-                f"{owner}: sampling_strategy={value!r} is not valid for {sampling_type}; "
-                f"use one of {sorted(allowed)}, a float in (0, 1], a dict or a callable."
-            )
-    elif isinstance(value, Mapping):
-        for key, n in value.items():
-            if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-                raise TypeError(
-                    f"{owner}: sampling_strategy[{key!r}] must be an integer number of samples, "
-                    f"got {type(n).__name__} ({n!r})."
-                )
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if not 0 < value <= 1:
-            raise ValueError(
-                f"{owner}: a float sampling_strategy must be in (0, 1], got {value!r}."
-            )
-    elif not callable(value):
-        raise TypeError(
-            f"{owner}: sampling_strategy must be a str, a float, a dict or a callable, "
-            f"got {type(value).__name__}."
-        )
+class SamplingStrategy(_Constraint):
+    """imbalanced-learn's ``sampling_strategy`` for one ``sampling_type``: a strategy name of
+    that type, a float in (0, 1], a dict ``{class: int}`` or a callable. Whether the classes
+    and counts fit ``y`` is checked by :func:`imblearn.utils.check_sampling_strategy` later."""
+
+    def __init__(self, sampling_type: str):
+        self.sampling_type = sampling_type
+        self.names = sorted(_STRATEGY_STRINGS[sampling_type])
+
+    def is_satisfied_by(self, value) -> bool:
+        if isinstance(value, str):
+            return value in self.names
+        if isinstance(value, Mapping):
+            return all(_is_count(n) for n in value.values())
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return 0 < value <= 1
+        return callable(value)
+
+    def __str__(self):
+        return (f"one of {', '.join(map(repr, self.names))}, a float in (0, 1], a dict "
+                "{class: int number of samples} or a callable y -> dict")
+
+    def _other_type(self, value):
+        return next((t for t, names in _STRATEGY_STRINGS.items() if t != self.sampling_type and value in names), None)
+
+    def bad_values(self):
+        wrong_type = sorted(n for n in set().union(*_STRATEGY_STRINGS.values()) if self._other_type(n))
+        return ["__unknown_option__", *wrong_type, 0.0, 1.5, {"a": 1.5}, [1, 2]]
+
+    def hint(self, value):
+        if isinstance(value, str):
+            other = self._other_type(value)
+            if other:
+                return f"{value!r} is an {other} strategy; this sampler does {self.sampling_type}."
+            return Options(*self.names).hint(value)
+        bad = next(((k, n) for k, n in value.items() if not _is_count(n)), None) if isinstance(value, Mapping) else None
+        if bad is not None:
+            return f"Give every class an int number of samples: sampling_strategy[{bad[0]!r}] is {bad[1]!r}."
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return "A float is the desired n_minority / n_majority ratio after resampling (binary y only)."
+        return None
 
 
-def _check_random_state_param(value, owner: str) -> None:
-    if value is None or isinstance(value, np.random.RandomState):
-        return
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        if not 0 <= value < 2**32:
-            raise ValueError(f"{owner}: random_state must be in [0, 2**32 - 1], got {value}.")
-        return
-    raise TypeError(
-        f"{owner}: random_state must be None, an int or a numpy RandomState, "
-        f"got {type(value).__name__}."
-    )
+def _is_count(n) -> bool:
+    return isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_))
 
 
-def _check_real(value, name: str, owner: str, *, low=None, high=None, low_open=False,
-                high_open=False, allow_inf=False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}.")
-    if np.isnan(value) or (np.isinf(value) and not allow_inf):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}.")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{owner}: {name} must be {'>' if low_open else '>='} {low}, got {value!r}.")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{owner}: {name} must be {'<' if high_open else '<='} {high}, got {value!r}.")
+def sampler_constraints(sampling_type=None) -> dict:
+    """The entries every sampler's table shares: ``random_state``, and ``sampling_strategy``
+    of ``sampling_type`` for the samplers that take one."""
+    table = {"random_state": [RandomState()]}
+    if sampling_type is not None:
+        table["sampling_strategy"] = [SamplingStrategy(sampling_type)]
+    return table
 
 
-def _check_int(value, name: str, owner: str, *, low=None, allow_none=False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{owner}: {name} must be an int{' or None' if allow_none else ''}, "
-            f"got {type(value).__name__}."
-        )
-    if low is not None and value < low:
-        raise ValueError(f"{owner}: {name} must be >= {low}, got {value}.")
+class _ValidatedSampler(BaseSampler):
+    """A sampler whose ``_parameter_constraints`` table is checked before any work: first thing
+    in ``fit`` and ``fit_resample`` (and scikit-learn's ``_validate_params`` hook)."""
+
+    _parameter_constraints: dict = {}
+
+    def _validate_params(self) -> None:
+        """Check every parameter against the table, then the combinations of parameters;
+        raise :class:`~skimb.utils._param_validation.InvalidParameterError`."""
+        validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
+        self._check_param_combinations()
+
+    def _check_param_combinations(self) -> None:
+        """Constraints between parameters, which the per-parameter table cannot express."""
 
 
 def _cycle_draw(pool, n: int, rng: np.random.RandomState) -> np.ndarray:
@@ -239,10 +248,10 @@ def _check_indicator(y) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- text base
-class BaseTextSampler(BaseSampler):
+class BaseTextSampler(_ValidatedSampler):
     """Template-method base of the samplers whose X is a collection of texts.
 
-    ``fit_resample`` performs, in order: the parameter checks of ``_check_params``; the input
+    ``fit_resample`` performs, in order: the parameter checks (``_parameter_constraints``); the input
     checks (:func:`skimb._validation.check_texts`, :func:`skimb._validation.check_labels`, equal
     lengths, ``sample_weight``); multi-label detection (a 2-D 0/1 ``y`` with more than one
     column: every distinct label set is then a class); the resolution of ``sampling_strategy``
@@ -262,17 +271,6 @@ class BaseTextSampler(BaseSampler):
     _provides_sample_indices = True
 
     # -- hooks --------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        """Validate the constructor parameters (raise ``TypeError``/``ValueError``)."""
-        owner = type(self).__name__
-        if "sampling_strategy" in self.get_params(deep=False):
-            _check_sampling_strategy_param(self.sampling_strategy, self._sampling_type, owner)
-        if "random_state" in self.get_params(deep=False):
-            _check_random_state_param(self.random_state, owner)
-
-    def _validate_params(self):  # called by scikit-learn's machinery, if ever
-        self._check_params()
-
     def _resolve_strategy(self, data: _TextData):
         """Return ``{class code: n}`` and set ``sampling_strategy_`` (in the caller's labels)."""
         strategy = self.sampling_strategy
@@ -345,7 +343,7 @@ class BaseTextSampler(BaseSampler):
     # -- public API ---------------------------------------------------------------------
     def fit(self, X, y):
         """Check the inputs and compute ``sampling_strategy_``; use :meth:`fit_resample`."""
-        self._check_params()
+        self._validate_params()
         _, data, _ = self._validate_inputs(X, y, None)
         self._resolve_strategy(data)
         return self
@@ -369,7 +367,7 @@ class BaseTextSampler(BaseSampler):
         sample_weight_resampled : ndarray of shape (n_resampled,)
             Only when ``sample_weight`` is given.
         """
-        self._check_params()
+        self._validate_params()
         info, data, w = self._validate_inputs(X, y, sample_weight)
         strategy = self._resolve_strategy(data)
         rng = check_random_state(self.random_state)
@@ -455,7 +453,7 @@ class _ArrayContainers:
         return X, y
 
 
-class BaseEmbeddingSampler(BaseSampler):
+class BaseEmbeddingSampler(_ValidatedSampler):
     """Template-method base of the samplers whose X is a 2-D numeric matrix (embeddings).
 
     ``fit_resample`` mirrors :class:`imblearn.base.BaseSampler`: classification targets only
@@ -472,17 +470,6 @@ class BaseEmbeddingSampler(BaseSampler):
     _provides_sample_indices = False
     _accept_sparse = ("csr", "csc")
 
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        params = self.get_params(deep=False)
-        if "sampling_strategy" in params:
-            _check_sampling_strategy_param(self.sampling_strategy, self._sampling_type, owner)
-        if "random_state" in params:
-            _check_random_state_param(self.random_state, owner)
-
-    def _validate_params(self):
-        self._check_params()
-
     def _check_X_y(self, X, y, accept_sparse=None):
         check_classification_targets(y)
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
@@ -491,7 +478,7 @@ class BaseEmbeddingSampler(BaseSampler):
 
     def fit(self, X, y):
         """Check the inputs and compute ``sampling_strategy_``; use :meth:`fit_resample`."""
-        self._check_params()
+        self._validate_params()
         X, y, _ = self._check_X_y(X, y)
         self.sampling_strategy_ = check_sampling_strategy(
             self.sampling_strategy, y, self._sampling_type
@@ -516,7 +503,7 @@ class BaseEmbeddingSampler(BaseSampler):
         -------
         X_resampled, y_resampled[, sample_weight_resampled]
         """
-        self._check_params()
+        self._validate_params()
         containers = _ArrayContainers(X, y)
         X, y_, binarize_y = self._check_X_y(X, y)
         w = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])

@@ -6,7 +6,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._base import BaseTextSampler, _check_int, _check_real, _cycle_draw
+from numbers import Integral, Real
+
+from ..utils._param_validation import Interval, Options
+from ._base import BaseTextSampler, _cycle_draw, sampler_constraints
 
 __all__ = ["ClassAwareSampler"]
 
@@ -85,6 +88,12 @@ class ClassAwareSampler(BaseTextSampler):
     """
 
     _sampling_type = "bypass"
+    _parameter_constraints = {
+        **sampler_constraints(),
+        "temperature": [Interval(Real, 0, None, closed="neither", allow_inf=True)],
+        "n_samples": [None, Interval(Integral, 1, None)],
+        "class_draw": [Options("quota", "random")],
+    }
 
     def __init__(self, *, temperature=float("inf"), n_samples=None, class_draw="quota",
                  random_state=None):
@@ -92,14 +101,6 @@ class ClassAwareSampler(BaseTextSampler):
         self.n_samples = n_samples
         self.class_draw = class_draw
         self.random_state = random_state
-
-    def _check_params(self):
-        super()._check_params()
-        owner = type(self).__name__
-        _check_real(self.temperature, "temperature", owner, low=0, low_open=True, allow_inf=True)
-        _check_int(self.n_samples, "n_samples", owner, low=1, allow_none=True)
-        if self.class_draw not in ("quota", "random"):
-            raise ValueError(f"{owner}: class_draw must be 'quota' or 'random', got {self.class_draw!r}.")
 
     def _groups(self, data):
         if data.multilabel:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from importlib import resources
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ._base import BaseTextSampler, _check_int, _check_real, _cycle_draw
+from ..utils._param_validation import Interval, InvalidParameterError, Options, Satisfies
+from ._base import BaseTextSampler, _cycle_draw, sampler_constraints
 
 __all__ = ["EDAOverSampler"]
 
@@ -93,22 +95,24 @@ def _embedding_neighbours(word: str, k: int) -> tuple:
     return tuple(words[t] for t in top)
 
 
+def _is_synonym_table(value) -> bool:
+    """``{word: list of synonyms}``, every word and synonym a str."""
+    return isinstance(value, Mapping) and all(
+        isinstance(key, str) and isinstance(values, Collection) and not isinstance(values, str)
+        and all(isinstance(v, str) for v in values) for key, values in value.items())
+
+
 class _Synonyms:
-    """Uniform ``get(word) -> tuple of synonyms`` over the three sources."""
+    """Uniform ``get(word) -> tuple of synonyms`` over the three sources (``source`` validated
+    by :class:`EDAOverSampler`'s constraints table)."""
 
     def __init__(self, source, top_k):
         self.top_k = top_k
         if isinstance(source, Mapping):
             table = {}
             for key, values in source.items():
-                if not isinstance(key, str):
-                    raise TypeError(f"synonyms keys must be str, got {type(key).__name__} ({key!r}).")
-                if isinstance(values, str) or not hasattr(values, "__iter__"):
-                    raise TypeError(f"synonyms[{key!r}] must be a list of str, got {type(values).__name__}.")
                 bucket = table.setdefault(key.lower(), [])
                 for v in values:
-                    if not isinstance(v, str):
-                        raise TypeError(f"synonyms[{key!r}] holds a {type(v).__name__}; synonyms must be str.")
                     if v.lower() != key.lower() and v not in bucket:
                         bucket.append(v)
             self._table = {k: tuple(v) for k, v in table.items()}
@@ -116,10 +120,8 @@ class _Synonyms:
         elif source == "bundled":
             self._table = _bundled_synonyms()
             self._mode = "table"
-        elif source == "embedding":
+        else:
             self._mode = "embedding"
-        else:  # pragma: no cover - checked in _check_params
-            raise ValueError(source)
 
     def get(self, word: str) -> tuple:
         if self._mode == "table":
@@ -272,6 +274,14 @@ class EDAOverSampler(BaseTextSampler):
 
     _sampling_type = "over-sampling"
     _provides_sample_indices = False
+    _parameter_constraints = {
+        **sampler_constraints("over-sampling"),
+        **dict.fromkeys(("alpha_sr", "alpha_ri", "alpha_rs", "p_rd"), [Interval(Real, 0, 1)]),
+        "n_aug": [None, Interval(Integral, 1, None)],
+        "synonyms": [Options("bundled", "embedding"),
+                     Satisfies(_is_synonym_table, "a dict {word: list of str synonyms}", bad=[{"good": "fine"}])],
+        "synonym_top_k": [Interval(Integral, 1, None)],
+    }
 
     def __init__(self, *, sampling_strategy="auto", alpha_sr=0.1, alpha_ri=0.1, alpha_rs=0.1,
                  p_rd=0.1, n_aug=None, synonyms="bundled", synonym_top_k=5, random_state=None):
@@ -285,22 +295,11 @@ class EDAOverSampler(BaseTextSampler):
         self.synonym_top_k = synonym_top_k
         self.random_state = random_state
 
-    def _check_params(self):
-        super()._check_params()
-        owner = type(self).__name__
-        for name in ("alpha_sr", "alpha_ri", "alpha_rs", "p_rd"):
-            _check_real(getattr(self, name), name, owner, low=0, high=1)
+    def _check_param_combinations(self):
         if not self._enabled_operations():
-            raise ValueError(f"{owner}: at least one of alpha_sr, alpha_ri, alpha_rs, p_rd must be > 0.")
-        _check_int(self.n_aug, "n_aug", owner, low=1, allow_none=True)
-        _check_int(self.synonym_top_k, "synonym_top_k", owner, low=1)
-        if not isinstance(self.synonyms, Mapping) and not (
-            isinstance(self.synonyms, str) and self.synonyms in ("bundled", "embedding")
-        ):
-            raise ValueError(
-                f"{owner}: synonyms must be 'bundled', 'embedding' or a dict word -> list of "
-                f"synonyms, got {self.synonyms!r}."
-            )
+            raise InvalidParameterError(
+                f"{type(self).__name__}: at least one of alpha_sr, alpha_ri, alpha_rs, p_rd must be > 0, "
+                "got all four 0 (every EDA operation disabled); set e.g. alpha_sr=0.1.")
 
     def _enabled_operations(self):
         values = (self.alpha_sr, self.alpha_ri, self.alpha_rs, self.p_rd)
@@ -323,7 +322,7 @@ class EDAOverSampler(BaseTextSampler):
         >>> EDAOverSampler(alpha_rs=0.5).augment("one two three four", "rs", random_state=0)
         'four two one three'
         """
-        self._check_params()
+        self._validate_params()
         if operation not in OPERATIONS:
             raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}.")
         return self._augment(text, operation, check_random_state(random_state), self._synonym_source())

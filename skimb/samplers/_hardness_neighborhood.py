@@ -6,7 +6,7 @@ boost, sampling probabilities) is :mod:`skimb.utils._neighbors`, shared with HAM
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import clone
@@ -15,7 +15,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from ..utils._neighbors import (INDEX_KINDS, WEIGHT_CLIP, _as_float32_rows, _top_share, build_index,
                                 draw_epoch_indices, neighbor_boost, sampling_probabilities)
-from ._base import BaseEmbeddingSampler, _check_int, _check_real
+from ..utils._param_validation import HasMethods, Interval, Options
+from ._base import BaseEmbeddingSampler, sampler_constraints
 
 __all__ = ["HardnessNeighborhoodSampler"]
 
@@ -112,6 +113,18 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
 
     _sampling_type = "bypass"
     _provides_sample_indices = True
+    _parameter_constraints = {
+        **sampler_constraints(),
+        "probe": [None, HasMethods("fit", "predict_proba")],
+        "cv": [Interval(Integral, 2, None), HasMethods("split")],
+        "knn_ratio": [Interval(Real, 0, 1, closed="right")],
+        "knn_k": [Interval(Integral, 1, None)],
+        "hardness_alpha": [Interval(Real, 0, None)],
+        "knn_lambda": [Interval(Real, 0, None)],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "oversample_ratio": [Interval(Real, 0, None, closed="neither")],
+        "index": [Options(*INDEX_KINDS)],
+    }
 
     def __init__(
         self,
@@ -138,30 +151,6 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
         self.oversample_ratio = oversample_ratio
         self.index = index
         self.random_state = random_state
-
-    def _check_params(self):
-        super()._check_params()
-        owner = type(self).__name__
-        if self.probe is not None and not (
-            hasattr(self.probe, "fit") and hasattr(self.probe, "predict_proba")
-        ):
-            raise TypeError(
-                f"{owner}: probe must be a scikit-learn classifier with predict_proba or None, "
-                f"got {self.probe!r}."
-            )
-        if isinstance(self.cv, Integral) and not isinstance(self.cv, bool):
-            if self.cv < 2:
-                raise ValueError(f"{owner}: cv must be >= 2, got {self.cv}.")
-        elif not hasattr(self.cv, "split"):
-            raise TypeError(f"{owner}: cv must be an int or a cross-validation splitter, got {self.cv!r}.")
-        _check_real(self.knn_ratio, "knn_ratio", owner, low=0, high=1, low_open=True)
-        _check_int(self.knn_k, "knn_k", owner, low=1)
-        _check_real(self.hardness_alpha, "hardness_alpha", owner, low=0)
-        _check_real(self.knn_lambda, "knn_lambda", owner, low=0)
-        _check_real(self.temperature, "temperature", owner, low=0, low_open=True)
-        _check_real(self.oversample_ratio, "oversample_ratio", owner, low=0, low_open=True)
-        if self.index not in INDEX_KINDS:
-            raise ValueError(f"{owner}: index must be one of {INDEX_KINDS}, got {self.index!r}.")
 
     def _out_of_fold_hardness(self, X, y_enc, n_classes, rng) -> np.ndarray:
         probe = LogisticRegression(max_iter=1000) if self.probe is None else clone(self.probe)

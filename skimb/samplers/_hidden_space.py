@@ -18,12 +18,18 @@ no parent of their own class, take the mean weight of their class.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 import scipy.sparse as sp
 
-from ._base import BaseEmbeddingSampler, _check_int, _check_real, _cycle_draw
+from ..utils._param_validation import Interval, Options
+from ._base import BaseEmbeddingSampler, _cycle_draw, sampler_constraints
 
 __all__ = ["TextCutOverSampler", "GE3OverSampler", "REPRINTOverSampler"]
+
+#: The ``source`` classes of the extrapolating samplers (GE3, REPRINT).
+_SOURCES = [Options("larger", "all")]
 
 
 class _BaseHiddenSpaceOverSampler(BaseEmbeddingSampler):
@@ -84,12 +90,6 @@ class _BaseHiddenSpaceOverSampler(BaseEmbeddingSampler):
             others = larger or others
         return np.concatenate([members[c] for c in others])
 
-    def _check_source(self):
-        if self.source not in ("larger", "all"):
-            raise ValueError(
-                f"{type(self).__name__}: source must be 'larger' or 'all', got {self.source!r}."
-            )
-
 
 class TextCutOverSampler(_BaseHiddenSpaceOverSampler):
     """TextCut (Jiang et al. 2021): replace small regions of a minority representation.
@@ -145,6 +145,12 @@ class TextCutOverSampler(_BaseHiddenSpaceOverSampler):
     """
 
     _index_attributes = ("parent_indices_", "donor_indices_")
+    _parameter_constraints = {
+        **sampler_constraints("over-sampling"),
+        "cut_ratio": [Interval(Real, 0, 1, closed="right")],
+        "n_regions": [Interval(Integral, 1, None)],
+        "donor": [Options("same_class", "any")],
+    }
 
     def __init__(self, *, sampling_strategy="auto", cut_ratio=0.1, n_regions=2,
                  donor="same_class", random_state=None):
@@ -153,14 +159,6 @@ class TextCutOverSampler(_BaseHiddenSpaceOverSampler):
         self.n_regions = n_regions
         self.donor = donor
         self.random_state = random_state
-
-    def _check_params(self):
-        super()._check_params()
-        owner = type(self).__name__
-        _check_real(self.cut_ratio, "cut_ratio", owner, low=0, low_open=True, high=1)
-        _check_int(self.n_regions, "n_regions", owner, low=1)
-        if self.donor not in ("same_class", "any"):
-            raise ValueError(f"{owner}: donor must be 'same_class' or 'any', got {self.donor!r}.")
 
     def _generate(self, X, y, cls, n_new, members, state, rng):
         n, d = X.shape
@@ -241,15 +239,12 @@ class GE3OverSampler(_BaseHiddenSpaceOverSampler):
     """
 
     _index_attributes = ("source_indices_",)
+    _parameter_constraints = {**sampler_constraints("over-sampling"), "source": _SOURCES}
 
     def __init__(self, *, sampling_strategy="auto", source="larger", random_state=None):
         self.sampling_strategy = sampling_strategy
         self.source = source
         self.random_state = random_state
-
-    def _check_params(self):
-        super()._check_params()
-        self._check_source()
 
     def _prepare(self, X, y, members):
         self.class_means_ = {c: X[m].mean(axis=0) for c, m in members.items()}
@@ -329,6 +324,11 @@ class REPRINTOverSampler(_BaseHiddenSpaceOverSampler):
     """
 
     _index_attributes = ("parent_indices_", "source_indices_")
+    _parameter_constraints = {
+        **sampler_constraints("over-sampling"),
+        "n_components": [Interval(Integral, 0, None)],
+        "source": _SOURCES,
+    }
 
     def __init__(self, *, sampling_strategy="auto", n_components=5, source="larger",
                  random_state=None):
@@ -336,11 +336,6 @@ class REPRINTOverSampler(_BaseHiddenSpaceOverSampler):
         self.n_components = n_components
         self.source = source
         self.random_state = random_state
-
-    def _check_params(self):
-        super()._check_params()
-        _check_int(self.n_components, "n_components", type(self).__name__, low=0)
-        self._check_source()
 
     def _prepare(self, X, y, members):
         self.class_means_ = {c: X[m].mean(axis=0) for c, m in members.items()}

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import numbers
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from ._base import BaseEmbeddingSampler, _check_real
+from ..utils._param_validation import HasMethods, Interval, Satisfies
+from ._base import BaseEmbeddingSampler, sampler_constraints
 
 __all__ = ["LabelNoiseRebalancer"]
 
@@ -104,6 +105,14 @@ class LabelNoiseRebalancer(BaseEmbeddingSampler):
 
     _sampling_type = "over-sampling"
     _provides_sample_indices = True
+    _parameter_constraints = {
+        **sampler_constraints("over-sampling"),
+        "probe": [None, Satisfies(
+            lambda v: hasattr(v, "fit") and (hasattr(v, "predict_proba") or hasattr(v, "decision_function")),
+            "a scikit-learn classifier with predict_proba or decision_function", bad=["logreg"])],
+        "flip_ratio": [Interval(Real, 0, 1, closed="left")],
+        "cv": [Interval(Integral, 2, None), HasMethods("split")],
+    }
 
     def __init__(self, *, probe=None, flip_ratio=0.1, sampling_strategy="auto", cv=5,
                  random_state=None):
@@ -112,18 +121,6 @@ class LabelNoiseRebalancer(BaseEmbeddingSampler):
         self.sampling_strategy = sampling_strategy
         self.cv = cv
         self.random_state = random_state
-
-    def _check_params(self):
-        super()._check_params()
-        owner = type(self).__name__
-        _check_real(self.flip_ratio, "flip_ratio", owner, low=0, high=1, high_open=True)
-        if self.probe is not None and not hasattr(self.probe, "fit"):
-            raise TypeError(f"{owner}: probe must be a scikit-learn classifier or None, got {self.probe!r}.")
-        if isinstance(self.cv, numbers.Integral) and not isinstance(self.cv, bool):
-            if self.cv < 2:
-                raise ValueError(f"{owner}: cv must be >= 2, got {self.cv}.")
-        elif not hasattr(self.cv, "split"):
-            raise TypeError(f"{owner}: cv must be an int or a cross-validation splitter, got {self.cv!r}.")
 
     def fit_resample(self, X, y, *, sample_weight=None, probe_proba=None):
         """Flip labels; return ``(X_copy, y_new)`` (and the weights when given).
@@ -146,9 +143,7 @@ class LabelNoiseRebalancer(BaseEmbeddingSampler):
     def _out_of_fold_proba(self, X, y, classes, rng):
         probe = LogisticRegression(max_iter=1000) if self.probe is None else clone(self.probe)
         method = "predict_proba" if hasattr(probe, "predict_proba") else "decision_function"
-        if not hasattr(probe, method):
-            raise TypeError(f"probe {probe!r} has neither predict_proba nor decision_function.")
-        if isinstance(self.cv, numbers.Integral):
+        if isinstance(self.cv, Integral):
             n_splits = min(int(self.cv), int(np.bincount(np.searchsorted(classes, y)).min()))
             if n_splits < 2:  # a class with a single row: fit in-sample
                 scores = getattr(_seed_probe(probe, rng).fit(X, y), method)(X)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import BaseTextSampler
+from ..utils._param_validation import Boolean
+from ._base import BaseTextSampler, sampler_constraints
 
 __all__ = ["RandomTextOverSampler", "RandomTextUnderSampler"]
 
@@ -49,6 +50,7 @@ class RandomTextOverSampler(BaseTextSampler):
     """
 
     _sampling_type = "over-sampling"
+    _parameter_constraints = sampler_constraints("over-sampling")
 
     def __init__(self, *, sampling_strategy="auto", random_state=None):
         self.sampling_strategy = sampling_strategy
@@ -101,18 +103,12 @@ class RandomTextUnderSampler(BaseTextSampler):
     """
 
     _sampling_type = "under-sampling"
+    _parameter_constraints = {**sampler_constraints("under-sampling"), "replacement": [Boolean()]}
 
     def __init__(self, *, sampling_strategy="auto", random_state=None, replacement=False):
         self.sampling_strategy = sampling_strategy
         self.random_state = random_state
         self.replacement = replacement
-
-    def _check_params(self):
-        super()._check_params()
-        if not isinstance(self.replacement, (bool, np.bool_)):
-            raise TypeError(
-                f"RandomTextUnderSampler: replacement must be a bool, got {type(self.replacement).__name__}."
-            )
 
     def _fit_resample(self, data, strategy, rng):
         parts = []

@@ -10,11 +10,10 @@ so that a new method registers itself and touches no estimator.
 
 from __future__ import annotations
 
-import warnings
-
 from sklearn.base import BaseEstimator
 
 from ._param_validation import InvalidParameterError, validate_params
+from ._warnings import warn_caller
 
 __all__ = ["Component", "Registry"]
 
@@ -137,13 +136,13 @@ class Registry:
             if key in own:
                 params[key] = val
             elif any(key in c().get_params(deep=False) for c in self._classes.values()):
-                warnings.warn(f"{owner}: {self.slot}__{key} is ignored by {self.slot}={value!r} "
-                              f"({cls.__name__} has no {key!r}).", UserWarning, stacklevel=4)
+                warn_caller(f"{owner}: {self.slot}__{key} is ignored by {self.slot}={value!r} "
+                            f"({cls.__name__} has no {key!r}).")
             else:
                 raise InvalidParameterError(
                     f"{owner}: {self.slot}__{key} is not a parameter of {cls.__name__}; "
                     f"its parameters are {sorted(own) or '(none)'}.")
         component = cls(**params).validate(owner=owner, prefix=f"{self.slot}__")
         for key, reason in component.ignored_params().items():
-            warnings.warn(f"{owner}: {self.slot}__{key} is ignored: {reason}.", UserWarning, stacklevel=4)
+            warn_caller(f"{owner}: {self.slot}__{key} is ignored: {reason}.")
         return component

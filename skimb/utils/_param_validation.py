@@ -11,14 +11,17 @@ module)::
     }
 
 :func:`validate_params` raises :class:`InvalidParameterError` naming the owner, the parameter,
-the bad value and what would be accepted. Torch-free: losses, samplers and components use it.
+the bad value and what would be accepted, followed by a remedy when a constraint recognises the
+mistake (:meth:`hint`: a near-miss option, a number given as a string). Torch-free: losses,
+samplers and components use it.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 
@@ -39,6 +42,11 @@ class _Constraint:
         """Values violating this constraint alone (used by the check suite)."""
         return []
 
+    def hint(self, value):
+        """A remedy for ``value``, which this constraint rejects, when the mistake is
+        recognisable (a sentence, or None)."""
+        return None
+
 
 def _is_bool(value) -> bool:
     return isinstance(value, (bool, np.bool_))
@@ -46,16 +54,18 @@ def _is_bool(value) -> bool:
 
 class Interval(_Constraint):
     """Numbers of ``type`` (``Integral`` or ``Real``) between ``left`` and ``right`` (``None``:
-    unbounded); ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``. Booleans,
-    NaN and infinities never satisfy it."""
+    unbounded); ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``. Booleans
+    and NaN never satisfy it, nor do infinities unless ``allow_inf`` (then ``+inf`` is in when
+    ``right`` is None, ``-inf`` when ``left`` is None)."""
 
-    def __init__(self, type, left, right, *, closed="both"):
+    def __init__(self, type, left, right, *, closed="both", allow_inf=False):
         self.type, self.left, self.right, self.closed = type, left, right, closed
+        self.allow_inf = allow_inf
 
     def is_satisfied_by(self, value) -> bool:
         if _is_bool(value) or not isinstance(value, self.type):
             return False
-        if not math.isfinite(float(value)):
+        if math.isnan(float(value)) or (math.isinf(float(value)) and not self.allow_inf):
             return False
         lo_ok = self.left is None or (value >= self.left if self.closed in ("both", "left") else value > self.left)
         hi_ok = self.right is None or (value <= self.right if self.closed in ("both", "right") else value < self.right)
@@ -63,17 +73,35 @@ class Interval(_Constraint):
 
     def __str__(self):
         kind = "an int" if self.type is Integral else "a number"
-        lo = "(" if self.closed in ("right", "neither") else "["
-        hi = ")" if self.closed in ("left", "neither") else "]"
+        lo = "(" if self.closed in ("right", "neither") and not (self.left is None and self.allow_inf) else "["
+        hi = ")" if self.closed in ("left", "neither") and not (self.right is None and self.allow_inf) else "]"
         left = "-inf" if self.left is None else self.left
         right = "inf" if self.right is None else self.right
         return f"{kind} in {lo}{left}, {right}{hi}"
 
     def bad_values(self):
-        out = ["not-a-number"]
+        out = ["not-a-number"] + ([float("nan")] if self.type is Real else [])
         if self.left is not None:
             out.append(self.left - 1 if self.closed in ("both", "left") else self.left)
+        if self.right is not None:
+            out.append(self.right + 1 if self.closed in ("both", "right") else self.right)
         return out
+
+    def hint(self, value):
+        if isinstance(value, str):  # "3" for 3
+            try:
+                number = float(value)
+            except ValueError:
+                return None
+            candidate = int(number) if self.type is Integral and number.is_integer() else number
+            form = f"the number {candidate!r}, not the string {value!r}"
+        elif (self.type is Integral and isinstance(value, Real) and not _is_bool(value)
+              and float(value).is_integer()):  # 3.0 for 3
+            candidate = int(value)
+            form = f"the int {candidate!r}"
+        else:
+            return None
+        return f"Pass {form}." if self.is_satisfied_by(candidate) else None
 
 
 class Options(_Constraint):
@@ -91,6 +119,15 @@ class Options(_Constraint):
 
     def bad_values(self):
         return ["__unknown_option__"]
+
+    def hint(self, value):
+        names = [o for o in self.options if isinstance(o, str)]
+        if not isinstance(value, str) or not names:
+            return None
+        by_case = {o.lower(): o for o in names}
+        close = ([by_case[value.strip().lower()]] if value.strip().lower() in by_case
+                 else difflib.get_close_matches(value, names, n=1, cutoff=0.6))
+        return f"Did you mean {close[0]!r}?" if close else None
 
 
 class Boolean(_Constraint):
@@ -174,7 +211,8 @@ def _satisfied(constraints, value) -> bool:
 def validate_params(constraints: dict, params: dict, owner: str, *, prefix: str = "") -> None:
     """Raise :class:`InvalidParameterError` for the first parameter of ``params`` whose value
     satisfies none of its ``constraints`` (parameters without constraints are not checked);
-    ``prefix`` is how the owner's caller spells the parameters (``"head__"``).
+    ``prefix`` is how the owner's caller spells the parameters (``"head__"``). The message ends
+    with the first remedy a constraint offers for the value (:meth:`_Constraint.hint`).
 
     Examples
     --------
@@ -182,12 +220,18 @@ def validate_params(constraints: dict, params: dict, owner: str, *, prefix: str 
     Traceback (most recent call last):
     ...
     skimb.utils._param_validation.InvalidParameterError: CALoRAHead: k must be an int in [1, inf], got 0.
+    >>> validate_params({"draw": [Options("quota", "random")]}, {"draw": "quotas"}, "Sampler")
+    Traceback (most recent call last):
+    ...
+    skimb.utils._param_validation.InvalidParameterError: Sampler: draw must be one of 'quota', 'random', got 'quotas'. Did you mean 'quota'?
     """
     for name, value in params.items():
         allowed = constraints.get(name)
         if allowed is None or allowed == "no_validation" or _satisfied(allowed, value):
             continue
-        raise InvalidParameterError(f"{owner}: {prefix}{name} must be {_describe(allowed)}, got {value!r}.")
+        hint = next((h for c in allowed if c is not None for h in [c.hint(value)] if h), None)
+        raise InvalidParameterError(f"{owner}: {prefix}{name} must be {_describe(allowed)}, got {value!r}."
+                                    + (f" {hint}" if hint else ""))
 
 
 def invalid_values(constraints) -> list:

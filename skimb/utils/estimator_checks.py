@@ -4,8 +4,9 @@ scikit-learn's ``check_estimator`` skips estimators whose input is text, so this
 module runs the applicable scikit-learn API checks plus text-specific ones over
 classifiers, token classifiers, transformers (embedders), samplers and the method components,
 in the manner of imbalanced-learn's ``utils/estimator_checks.py``. Every object also gets a
-parameter-validation check (bad type, bad range, unknown option: a clear error naming the
-parameter before any training) and a docstring check (every parameter documented in the
+parameter-validation check (every parameter in its ``_parameter_constraints`` table; each bad
+type, bad range and unknown option the table implies gives a clear error naming the class, the
+parameter and the value before any training) and a docstring check (every parameter documented in the
 numpydoc ``Parameters`` section, none stale).
 
 :func:`all_estimators` discovers the public estimators, components and samplers by walking the
@@ -350,7 +351,13 @@ def _validation_trigger(est):
     return partial(_fit, est, X, y)
 
 
-def _bad_values(est, name, value):
+#: Parameters checked where they are used (loading, skorch, torch), not by the tables.
+_CHECKED_WHERE_USED = ("backbone", "callbacks", "verbose", "device")
+
+
+def _bad_values(est, name):
+    """Values of ``name`` that ``est``'s constraints table rejects: a bad type, a bad range, an
+    unknown option (:func:`~skimb.utils._param_validation.invalid_values`)."""
     from ._param_validation import invalid_values
 
     constraints = getattr(est, "_parameter_constraints", {}).get(name)
@@ -363,17 +370,26 @@ def _bad_values(est, name, value):
 
 
 def check_param_validation(name, est):
-    """Every bad value (type, range, unknown option) of every parameter raises a ``ValueError``
-    or ``TypeError`` naming the parameter, before any training (no fitted attribute is set)."""
-    for param, value in est.get_params(deep=False).items():
-        if param in ("backbone", "callbacks", "verbose", "device"):
-            continue  # checked where they are used (loading, skorch, torch)
-        for bad in _bad_values(est, param, value):
+    """Every constructor parameter has an entry in the ``_parameter_constraints`` table, and
+    every bad value the table implies (type, range, unknown option) raises a ``ValueError`` or
+    ``TypeError`` naming the class, the parameter and the value, before any training (no fitted
+    attribute is set). The same for estimators, components and samplers: a new one is covered
+    by declaring its table."""
+    params = est.get_params(deep=False)
+    table = getattr(est, "_parameter_constraints", {})
+    undeclared = sorted(p for p in params if p not in table and p not in _CHECKED_WHERE_USED and "__" not in p)
+    assert not undeclared, (f"{name}: parameters missing from its _parameter_constraints table: {undeclared} "
+                            "(list the accepted values, or 'no_validation' where another check owns them)")
+    for param in params:
+        if param in _CHECKED_WHERE_USED:
+            continue
+        for bad in _bad_values(est, param):
             e = clone(est).set_params(**{param: bad})
             try:
                 _validation_trigger(e)()
             except (ValueError, TypeError) as exc:
-                assert param in str(exc), f"{name}: the error for {param}={bad!r} does not name it: {exc}"
+                for part in (name, param, repr(bad)):
+                    assert part in str(exc), f"{name}: the error for {param}={bad!r} does not name {part}: {exc}"
             else:
                 raise AssertionError(f"{name} accepted {param}={bad!r}")
             fitted = [k for k in vars(e) if k.endswith("_") and not k.startswith("_") and k != "tokenizer_"
