@@ -16,6 +16,9 @@ split (``--train-size``, drawn once with ``--data-seed``), and scored on the tes
 ``none``           every module off: plain fine-tuning on the same training share
 ``meta_first_order``  full HAMR with ``training__meta_step="first_order"``
 ``meta_full``      full HAMR with ``training__meta_step="full"`` (the reference's second-order step)
+``topup_move``     the meta set's top-up leaves training (``training__meta_topup="move"``, the paper)
+``topup_none``     the validation split as the meta set, no top-up (the reference code)
+``reference``      ``HAMRTraining.reference()``: every switch as the reference code runs
 =================  ==========================================================================
 
 The meta set: ``--meta split`` (default, as ``skimb compare``) holds out ``validation_fraction=0.1``
@@ -68,6 +71,8 @@ from skimb import TransformerClassifier, TransformerTokenClassifier  # noqa: E40
 from skimb.backbones import feature_cache  # noqa: E402
 from skimb.compare._runner import evaluate  # noqa: E402
 
+from skimb.training.hamr import HAMRTraining  # noqa: E402
+
 VARIANTS = {
     "hamr": {},
     "no_weighting": {"training__meta_weighting": False},
@@ -76,6 +81,9 @@ VARIANTS = {
     "none": {"training__meta_weighting": False, "training__resampling": False, "training__knn": False},
     "meta_first_order": {"training__meta_step": "first_order"},
     "meta_full": {"training__meta_step": "full"},
+    "topup_move": {"training__meta_topup": "move"},
+    "topup_none": {"training__meta_topup": "none"},
+    "reference": {"training": HAMRTraining.reference()},
 }
 
 

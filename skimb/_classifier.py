@@ -78,8 +78,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         maximising its F1 on the validation split. Multi-class: "tuned" adds per-class logit
         offsets fitted on the validation split to maximise macro-F1 (post-hoc logit
         adjustment, Menon et al. 2021: the one-parameter ``-tau * log prior`` rule, then a
-        coordinate search per class; :func:`skimb.metrics.tune_logit_offsets`); a number is
-        ignored. ``predict_proba`` stays the model's own. Needs ``validation_fraction``.
+        coordinate search per class, averaged over 30 bootstrap resamples of the split;
+        :func:`skimb.metrics.tune_logit_offsets`); a number is ignored. ``predict_proba`` stays the model's own. Needs ``validation_fraction``.
     head : {"linear", "calora"} or Head, default="linear"
         :class:`~skimb.heads.LinearHead`, or CALoRA's class-routed LoRA adapters on the frozen
         head in a second stage (:class:`~skimb.heads.CALoRAHead`: ``head__k``, ``head__rank``,

@@ -36,6 +36,10 @@ class FeatureDataset(torch.utils.data.Dataset):
         return item, self.y[i]
 
 
+#: Bootstrap resamples of the validation split averaged by ``threshold="tuned"`` (multi-class).
+OFFSET_BOOTSTRAPS = 30
+
+
 class TextTask(TaskAdapter):
     """Texts in, one label (or a 0/1 label vector) out."""
 
@@ -165,7 +169,9 @@ class TextTask(TaskAdapter):
         train = np.setdiff1d(np.arange(len(y_enc)), valid_idx)
         prior = np.bincount(y_enc[train], minlength=ctx.n_classes) + 1.0
         logits = self.logits([ctx.X[i] for i in valid_idx]).numpy()
-        return {"logit_offsets_": tune_logit_offsets(y_enc[valid_idx], logits, class_prior=prior)}
+        # bagged over resamples of the validation split: a single search overfits its rare classes
+        return {"logit_offsets_": tune_logit_offsets(y_enc[valid_idx], logits, class_prior=prior,
+                                                     n_bootstrap=OFFSET_BOOTSTRAPS, random_state=ctx.seed)}
 
     # -- prediction -----------------------------------------------------------------------------
     def logits(self, texts) -> torch.Tensor:
