@@ -83,8 +83,9 @@ def run_one(cfg, seed, data, args):
     t0 = time.perf_counter()
     val1, test1 = _stage1_logits(est, X_val), _stage1_logits(est, data.X_test)
     rows = {cfg: classes[test1.argmax(1)]}
-    for search, name in (("offsets", "+tuned"), ("tau", "+tau")):
-        b = tune_logit_offsets(y_enc[valid_idx], val1, class_prior=prior, search=search)
+    for search, name in (("offsets", "+tuned"), ("tau", "+tau")):  # bagged, as threshold="tuned" is
+        b = tune_logit_offsets(y_enc[valid_idx], val1, class_prior=prior, search=search, n_bootstrap=30,
+                               random_state=seed)
         rows[cfg + name] = classes[(test1 + b).argmax(1)]
     if args.save_features:  # penultimate features and the stage-1 head, to study second stages offline
         head = est.net_.module_.head
