@@ -119,7 +119,7 @@ def run_training(args, log=print, on_run=None):
             for variant in _names(args.variants):
                 params = dict(budget, random_state=seed, **VARIANTS[variant])
                 if args.meta == "dev":
-                    params["meta_set"] = (list(data.X_dev), list(data.y_dev) if token else list(np.asarray(data.y_dev)))
+                    params["training__meta_set"] = (list(data.X_dev), list(data.y_dev) if token else list(np.asarray(data.y_dev)))
                 else:
                     params["validation_fraction"] = 0.1
                 clf = Estimator(**params)

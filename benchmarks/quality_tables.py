@@ -1,0 +1,96 @@
+"""The tables of ``docs/benchmarks.md`` from the logits that ``benchmarks/quality.py`` saved.
+
+Every row is rescored here with the current decision rules, so that runs made at different
+times are scored by identical code: per fit, the stage-1 argmax (``<cfg>``), the stage-1 logits
+plus bagged validation-tuned offsets (``+tuned``, what ``threshold="tuned"`` does), and, for
+CALoRA fits, the same two rules after stage 2 (``+calora``, ``+calora+tuned``). Each row gets
+its mean ± std over seeds, quartile F1, per-class F1 and the paired bootstrap interval of its
+macro-F1 gap to ``--baseline`` (pooled over the seeds both have).
+
+    python benchmarks/quality_tables.py benchmarks/results/quality_cyclone_*/*.npz \
+        --baseline wce --out benchmarks/results/quality_cyclone_tables.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+
+from _common import QUARTILES, command_line, fmt, machine_description, markdown_table, write_outputs
+
+
+def rows_of(path):
+    from skimb.metrics import tune_logit_offsets
+
+    d = np.load(path)
+    cfg, seed = re.match(r"(.+)_seed(\d+)$", Path(path).stem).groups()
+    classes = d["classes"]
+    out = {}
+    for stage, name in (("stage1", cfg), ("calora", cfg + "+calora")):
+        if f"test_{stage}" not in d:
+            continue
+        val, test = d[f"val_{stage}"], d[f"test_{stage}"]
+        out[name] = test.argmax(1)
+        b = tune_logit_offsets(d["y_val"], val, class_prior=d["prior"], n_bootstrap=30, random_state=int(seed))
+        out[name + "+tuned"] = (test + b).argmax(1)
+    return int(seed), classes, d["y_test"], out
+
+
+def main(argv=None):
+    from skimb.metrics import example_counts, imbalance_report, paired_bootstrap_gap
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("files", nargs="+")
+    p.add_argument("--baseline", default="wce")
+    p.add_argument("--train-labels", default=None, help="data set name whose training labels define the quartiles")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    train_labels = None
+    if args.train_labels:
+        from skimb.datasets import load_dataset
+
+        train_labels = np.asarray(load_dataset(args.train_labels).y_train)
+    preds, reports, counts = {}, {}, {}
+    for f in sorted(args.files):
+        seed, classes, y_test, rows = rows_of(f)
+        y_true = classes[y_test]
+        for name, pred in rows.items():
+            if (name, seed) in preds:  # the same fit saved twice (a rerun with features): keep one
+                continue
+            preds[name, seed] = pred
+            reports[name, seed] = imbalance_report(y_true, classes[pred], labels=classes, train_labels=train_labels)
+            counts[name, seed] = example_counts("multiclass", y_test, pred, labels=np.arange(len(classes)))
+    names = sorted({n for n, _ in preds}, key=lambda n: -np.mean([reports[k]["macro_f1"] for k in reports if k[0] == n]))
+    table, summary = [], {}
+    for name in names:
+        seeds = sorted(s for n, s in preds if n == name)
+        reps = [reports[name, s] for s in seeds]
+        gap = ""
+        shared = [s for s in seeds if (args.baseline, s) in counts]
+        if name != args.baseline and shared:
+            g, lo, hi = paired_bootstrap_gap([counts[name, s] for s in shared], [counts[args.baseline, s] for s in shared])
+            gap = f"{100 * g:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        summary[name] = {"seeds": seeds, "macro_f1": [r["macro_f1"] for r in reps],
+                         "micro_f1": [r["micro_f1"] for r in reps],
+                         "quartile_f1": {q: float(np.mean([r["quartile_f1"][q] for r in reps])) for q in QUARTILES},
+                         "per_class_f1": {str(c): float(np.mean([r["per_class"][c]["f1"] for r in reps]))
+                                          for c in reps[0]["per_class"]}, "gap": gap}
+        table.append([name, len(seeds), fmt(summary[name]["macro_f1"]), fmt(summary[name]["micro_f1"]),
+                      *[f"{summary[name]['quartile_f1'][q]:.3f}" for q in QUARTILES], gap])
+    classes = list(next(iter(summary.values()))["per_class_f1"])
+    per_class = [[n, *[f"{summary[n]['per_class_f1'][c]:.3f}" for c in classes]] for n in names]
+    md = "\n".join([
+        "# Quality tables", "", f"- command: `{command_line('benchmarks/quality_tables.py', argv)}`",
+        f"- machine: {machine_description()}", "",
+        markdown_table(["row", "seeds", "macro-F1", "micro-F1", *QUARTILES,
+                        f"gap to {args.baseline}, points [95% paired bootstrap]"], table), "",
+        "## Per-class F1 (mean over seeds)", "", markdown_table(["row", *classes], per_class)])
+    write_outputs(args.out, {"command": command_line("benchmarks/quality_tables.py", argv), "rows": summary}, md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
