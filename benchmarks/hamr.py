@@ -134,7 +134,7 @@ def run_training(args, log=print, on_run=None):
                 metrics, per_class, quartiles = evaluate(data.task, y_test, y_pred, y_train=y)
                 rec.update(metrics=metrics, per_class_f1=per_class, quartile_f1=quartiles)
                 n_train = len(clf.hardness_)
-                per_epoch = round(clf.oversample_ratio * n_train) if clf.resampling else n_train
+                per_epoch = clf.training_.epoch_size(n_train)
                 rec["n_train"] = n_train
                 rec["meta_set_size"] = int(clf.meta_set_size_)
                 rec["samples_drawn"] = per_epoch * clf.n_iter_
