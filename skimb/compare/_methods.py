@@ -54,6 +54,22 @@ def _weighted_ce(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced")
 
 
+# --- the composed recipes: the best loss + a decision rule or CALoRA -------------------------
+# Multi-class only: the tuned rule is per-class logit offsets fitted on a 10% validation split.
+@register_method("wce_tuned", description="weighted CE + per-class logit offsets tuned on a 10% validation split "
+                 "for macro-F1 (threshold='tuned')", tasks=("multiclass",), default=True, family="recipes")
+def _wce_tuned(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", validation_fraction=0.1,
+                       threshold="tuned")
+
+
+@register_method("calora_wce", description="CALoRA (top-2, rank 8) on a weighted-CE stage 1, tuned decision rule",
+                 tasks=("multiclass",), default=True, family="recipes")
+def _calora_wce(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", validation_fraction=0.1,
+                       threshold="tuned", head="calora", head__k=2, head__rank=8)
+
+
 # --- frozen embeddings + linear models -----------------------------------------
 @register_method("embed_lr", description="frozen backbone embeddings + LogisticRegression",
                  tasks=("multiclass", "multilabel"), default=True, family="embeddings")
