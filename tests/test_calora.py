@@ -464,3 +464,41 @@ def test_pickle_save_load_and_to():
     with torch.no_grad():  # a float32 route on a float64 module is cast to the input's dtype
         out = deep(X.double(), route_from_logits(ref, "soft", 2))
     assert out.dtype == torch.float64 and out.shape == ref.shape
+
+
+def test_class_balanced_row_weights():
+    from skimb.heads._components import class_balanced_row_weights
+
+    w = class_balanced_row_weights(torch.tensor([0, 0, 0, 1, -100]), 2)
+    assert w[4] == 0 and torch.isclose(w[:4].mean(), torch.tensor(1.0))
+    assert torch.isclose(w[3] / w[0], torch.tensor(3.0))  # three times rarer, three times the weight
+    Y = torch.tensor([[1, 0], [1, 0], [1, 1], [0, 0]])
+    wm = class_balanced_row_weights(Y, 2)
+    assert torch.isclose(wm.mean(), torch.tensor(1.0)) and wm[2] > wm[0]
+
+
+@pytest.mark.parametrize("balance", ["class", "none"])
+def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, monkeypatch, balance):
+    import skimb.heads._components as comp
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    seen = []
+    real = comp.fit_calora_head
+
+    def spy(*args, sample_weight=None, **kwargs):
+        seen.append(sample_weight)
+        return real(*args, sample_weight=sample_weight, **kwargs)
+
+    monkeypatch.setattr(comp, "fit_calora_head", spy)
+    X, y = make_toy_texts()
+    TransformerClassifier(tiny_bert, head="calora", head__balance=balance, head__rank=2, head__epochs=2,
+                          max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    (w,) = seen
+    if balance == "none":
+        assert w is None  # unweighted stage 1: no stage-2 weights either
+    else:
+        y_enc = np.unique(y, return_inverse=True)[1]
+        counts = np.bincount(y_enc)
+        expected = 1.0 / counts[y_enc]
+        np.testing.assert_allclose(w.numpy(), expected / expected.mean(), rtol=1e-5)

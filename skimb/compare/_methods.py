@@ -54,20 +54,12 @@ def _weighted_ce(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced")
 
 
-# --- the composed recipes: the best loss + a decision rule or CALoRA -------------------------
-# Multi-class only: the tuned rule is per-class logit offsets fitted on a 10% validation split.
+# --- the composed recipe: the best loss + the tuned decision rule (multi-class) ---------------
 @register_method("wce_tuned", description="weighted CE + per-class logit offsets tuned on a 10% validation split "
-                 "for macro-F1 (threshold='tuned')", tasks=("multiclass",), default=True, family="recipes")
+                 "for macro-F1 (threshold='tuned')", tasks=("multiclass",), family="recipes")
 def _wce_tuned(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", validation_fraction=0.1,
                        threshold="tuned")
-
-
-@register_method("calora_wce", description="CALoRA (top-2, rank 8) on a weighted-CE stage 1, tuned decision rule",
-                 tasks=("multiclass",), default=True, family="recipes")
-def _calora_wce(budget, seed, context):
-    return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", validation_fraction=0.1,
-                       threshold="tuned", head="calora", head__k=2, head__rank=8)
 
 
 # --- frozen embeddings + linear models -----------------------------------------
@@ -126,8 +118,8 @@ _register_loss("distribution_balanced", "distribution_balanced", ("multilabel",)
 
 
 # --- CALoRA (skimb.heads) ---------------------------------------------------------
-@register_method("calora_topk", description="CALoRA: class-routed LoRA on the head, top-2 routing, rank 8 (staged)",
-                 tasks=_ALL_TASKS, family="CALoRA")
+@register_method("calora_topk", description="CALoRA: class-routed LoRA on the head, top-2 routing, rank 8, "
+                 "class-balanced stage 2 on a cross-entropy stage 1", tasks=_ALL_TASKS, default=True, family="CALoRA")
 def _calora_topk(budget, seed, context):
     return _fine_tuned(budget, seed, context, head="calora", head__routing="topk", head__k=2, head__rank=8)
 

@@ -14,7 +14,7 @@ from numbers import Integral, Real
 import torch
 
 from ..utils._components import Component, Registry
-from ..utils._param_validation import Interval, Satisfies
+from ..utils._param_validation import Interval, Options, Satisfies
 from .calora import CALoRAConfig, ClassRoutedLoRA, fit_calora_head, topk_coverage
 from .calora.config import ROUTINGS
 
@@ -53,6 +53,28 @@ class Head(Component):
 
     def restore(self, module, n_classes: int, *, multilabel: bool) -> None:
         """Rebuild the fitted head's layer structure on a fresh module (``load_pretrained``)."""
+
+
+def class_balanced_row_weights(targets, n_classes: int) -> torch.Tensor:
+    """Inverse class frequency of each row, mean 1 over the rows that count: 1-D class indices
+    (rows below 0, e.g. NER's ignored tokens, get 0) or a 2-D 0/1 multi-label matrix (a row's
+    weight is the mean over its positive labels; rows without one get the mean label weight).
+
+    >>> class_balanced_row_weights(torch.tensor([0, 0, 0, 1]), 2)
+    tensor([0.6667, 0.6667, 0.6667, 2.0000])
+    """
+    targets = torch.as_tensor(targets)
+    if targets.ndim == 2:
+        Y = targets.float()
+        inv = 1.0 / Y.sum(0).clamp(min=1.0)
+        pos = Y.sum(1)
+        w = torch.where(pos > 0, (Y * inv).sum(1) / pos.clamp(min=1.0), inv.mean().expand(len(Y)))
+        return w / w.mean()
+    valid = targets >= 0
+    counts = torch.bincount(targets[valid], minlength=n_classes).float().clamp(min=1.0)
+    w = torch.zeros(len(targets))
+    w[valid] = 1.0 / counts[targets[valid]]
+    return w / w[valid].mean()
 
 
 HEADS = Registry("head", Head)
@@ -96,6 +118,13 @@ class CALoRAHead(Head):
         Stage-2 epochs (AdamW on the adapters only, on cached features).
     lr : float, default=1e-3
         Stage-2 learning rate.
+    balance : {"none", "class"}, default="class"
+        The stage-2 row weights. ``"class"``: inverse class frequency of the stage-2 rows (mean 1;
+        multi-label: the mean over a row's positive labels), replacing the stage-1 loss weights, so
+        the adapters are trained class-balanced on the stage-1 representation, as in the
+        decoupled training of Kang et al. (2020); on an unweighted cross-entropy stage 1 this is
+        what makes CALoRA gain on rare classes (``docs/benchmarks.md``). ``"none"``: the stage-1
+        loss weights (class and sample weights), as the paper.
     memory : None, str or joblib.Memory, default=None
         Where to keep fitted stage-1 models on disk, as for scikit-learn's Pipeline. Stage 1 is
         always cached in memory, keyed by the backbone, every stage-1 parameter, the seed and
@@ -115,7 +144,7 @@ class CALoRAHead(Head):
     """
 
     has_stage2 = True
-    _stage2_params = ("k", "rank", "routing", "alpha", "epochs", "lr", "memory")
+    _stage2_params = ("k", "rank", "routing", "alpha", "epochs", "lr", "balance", "memory")
     _parameter_constraints = {
         "k": [Interval(Integral, 1, None)],
         "rank": [Interval(Integral, 1, None)],
@@ -125,17 +154,19 @@ class CALoRAHead(Head):
         "alpha": [None, Interval(Real, 0, None, closed="neither")],
         "epochs": [Interval(Integral, 1, None)],
         "lr": [Interval(Real, 0, None, closed="neither")],
+        "balance": [Options("none", "class")],
         "memory": [None, Satisfies(lambda v: isinstance(v, (str, os.PathLike)) or hasattr(v, "location"),
                                    "a directory or a joblib.Memory", bad=[3])],
     }
 
-    def __init__(self, k=2, rank=8, routing="topk", alpha=None, epochs=20, lr=1e-3, memory=None):
+    def __init__(self, k=2, rank=8, routing="topk", alpha=None, epochs=20, lr=1e-3, balance="class", memory=None):
         self.k = k
         self.rank = rank
         self.routing = routing
         self.alpha = alpha
         self.epochs = epochs
         self.lr = lr
+        self.balance = balance
         self.memory = memory
 
     def config(self, n_classes: int) -> CALoRAConfig:
@@ -147,6 +178,8 @@ class CALoRAHead(Head):
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel):
         with torch.no_grad():
             stage1_logits = module.head(features.to(device)).float().cpu()
+        if self.balance == "class":
+            weights = class_balanced_row_weights(targets, module.head.out_features)
         layer = fit_calora_head(
             module.head, features, stage1_logits, targets, config=self.config(module.head.out_features),
             loss_fn=loss_fn, sample_weight=weights, epochs=self.epochs, lr=self.lr,
