@@ -15,7 +15,7 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from conftest import make_ner
+from conftest import make_ner, tiny_bert_dir
 
 from skimb import TransformerClassifier
 from skimb.training.hamr import (HAMRNet, build_balanced_meta_set_multilabel, split_meta_set)
@@ -410,3 +410,13 @@ def test_reference_preset_and_its_switches_reach_the_meta_step(tiny_bert, toy_da
          callbacks=[Probe()]).fit(X, y)
     assert seen and all(seen)
     assert mult[-1] == 1  # random batches in the resampled epoch
+
+
+def test_token_hamr_trains_every_token_by_default():
+    X, y = make_ner(40)
+    losses = {}
+    for token_loss in ("mean", "max"):
+        ner = ner_hamr(tiny_bert_dir(), max_epochs=1, training__token_loss=token_loss).fit(X, y)
+        losses[token_loss] = ner.history_[0, "train_loss"]
+    # the mean over a window's tokens is below its largest token loss; "max" trains on the largest only
+    assert losses["mean"] < losses["max"]

@@ -602,6 +602,8 @@ class HAMRNet(TransformerNet):
 
         pad = self.label_pad_id
 
+        tokens = []  # token classification: (token losses, their window) of the batch forward
+
         def per_sample(logits, y):
             if not forward:
                 forward.append(logits)  # the batch forward at θ: the step's y_pred
@@ -609,8 +611,10 @@ class HAMRNet(TransformerNet):
                 loss = criterion(logits.float(), y)
             else:  # token classification: the largest token loss of each window
                 mask = y != pad
-                loss = per_sentence_losses(criterion(logits.float()[mask], y[mask]),
-                                           token_sentence_index(y, pad), len(y), reduce="max")
+                token_losses, window = criterion(logits.float()[mask], y[mask]), token_sentence_index(y, pad)
+                if not tokens:
+                    tokens.append((token_losses, window))
+                loss = per_sentence_losses(token_losses, window, len(y), reduce="max")
             return loss if sw is None else loss * sw
 
         meta_inputs, meta_target = hamr.next_meta_batch(self.device)
@@ -627,10 +631,15 @@ class HAMRNet(TransformerNet):
                 "Lower meta_update_lr, wnet_lr or lr. The model keeps the parameters of the last "
                 "finite step.")
         losses = result.losses
-        if hamr.config.meta_weighting:
-            loss = (result.weights.to(losses.dtype) * losses).mean()
+        weights = result.weights.to(losses.dtype) if hamr.config.meta_weighting else torch.ones_like(losses)
+        if tokens and hamr.config.token_loss == "mean":
+            # every labelled token learns, weighted by its window's weight (the max-token loss
+            # only ranks the windows for WNet and the hardness)
+            token_losses, window = tokens[0]
+            w = weights if sw is None else weights * sw
+            loss = (w[window].to(token_losses.dtype) * token_losses).mean()
         else:
-            loss = losses.mean()
+            loss = (weights * losses).mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"The training loss became {loss.item()} in epoch {len(self.history)}. "
