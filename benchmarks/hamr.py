@@ -18,6 +18,7 @@ split (``--train-size``, drawn once with ``--data-seed``), and scored on the tes
 ``meta_full``      full HAMR with ``training__meta_step="full"`` (the reference's second-order step)
 ``topup_move``     the meta set's top-up leaves training (``training__meta_topup="move"``, the paper)
 ``topup_none``     the validation split as the meta set, no top-up (the reference code)
+``token_max``      NER: the real update on each window's largest token loss (the reference)
 ``reference``      ``HAMRTraining.reference()``: every switch as the reference code runs
 =================  ==========================================================================
 
@@ -83,6 +84,7 @@ VARIANTS = {
     "meta_full": {"training__meta_step": "full"},
     "topup_move": {"training__meta_topup": "move"},
     "topup_none": {"training__meta_topup": "none"},
+    "token_max": {"training__token_loss": "max"},
     "reference": {"training": HAMRTraining.reference()},
 }
 
