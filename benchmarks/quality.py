@@ -33,6 +33,9 @@ from _common import QUARTILES, command_line, fmt, load_subsampled, machine_descr
 
 CONFIGS = {
     "ce": dict(loss="ce"),
+    # the same stage 1 as "ce"; its CALoRA rows use the class-balanced stage 2 (head__balance="class",
+    # the default since f66ffb8; the "ce" runs before it had the paper's stage-1 weights)
+    "ce_b": dict(loss="ce"),
     "wce": dict(loss="ce", class_weight="balanced"),
     "focal": dict(loss="focal", loss__gamma=2.0),
     "wfocal": dict(loss="focal", loss__gamma=2.0, class_weight="balanced"),
