@@ -69,3 +69,13 @@ def test_tuned_rule_needs_a_validation_split_before_training(tiny_bert, toy_data
     with pytest.raises(ValueError, match="needs a validation split"):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
+
+
+def test_a_class_absent_from_validation_keeps_its_tau_offset():
+    y, logits = _shifted_problem(0)
+    keep = y != 2  # the rarest class is missing from this validation split
+    prior = np.array([0.8, 0.15, 0.05])
+    for n_bootstrap in (0, 10):
+        b = tune_logit_offsets(y[keep], logits[keep], class_prior=prior, n_bootstrap=n_bootstrap)
+        tau = tune_logit_offsets(y[keep], logits[keep], class_prior=prior, search="tau")
+        assert b[2] == pytest.approx(tau[2])  # not driven down for being absent

@@ -484,3 +484,17 @@ def test_paired_bootstrap_names_mismatched_inputs():
         paired_bootstrap_gap([c], [c, c])
     with pytest.raises(ValueError, match="same test examples"):
         paired_bootstrap_gap([c], [example_counts("multiclass", [0, 1, 1], [0, 1, 1])])
+
+
+def test_span_counts_line_up_when_runs_predict_other_types():
+    from skimb.metrics import example_counts, paired_bootstrap_gap
+
+    gold = [["B-PER", "O"], ["O", "B-LOC"]]
+    types = ["LOC", "ORG", "PER"]
+    a = example_counts("token", gold, [["B-PER", "O"], ["B-ORG", "B-LOC"]], labels=types)
+    b = example_counts("token", gold, [["B-PER", "O"], ["O", "O"]], labels=types)
+    assert a.shape[1:] == b.shape[1:] == (3, 3)  # the same columns, whatever each run predicts
+    with pytest.raises(ValueError, match=r"\['ORG'\] are not in labels"):
+        example_counts("token", gold, [["B-ORG", "O"], ["O", "O"]], labels=["LOC", "PER"])
+    gap, low, high = paired_bootstrap_gap([a], [b], n_boot=50)
+    assert low <= gap <= high

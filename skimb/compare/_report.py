@@ -112,8 +112,13 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(results)
     baseline = choose_baseline(results, baseline)
-    gaps = gaps_to_baseline(results, baseline) if baseline is not None else {}
-    recommendation = recommend(gaps, baseline) if baseline is not None else "No baseline ran."
+    gaps, recommendation = {}, "No baseline ran."
+    if baseline is not None:
+        try:
+            gaps = gaps_to_baseline(results, baseline)
+            recommendation = recommend(gaps, baseline)
+        except Exception as exc:  # noqa: BLE001 - the intervals must never cost the report
+            recommendation = f"The gap intervals could not be computed ({type(exc).__name__}: {exc})."
     main_keys = list(next((s for s in summary.values() if s["n_seeds"]), {}).keys())
     metric_keys = [k for k in main_keys if k not in ("n_seeds", "errors", "train_s", "predict_s", "peak_mib",
                                                      "quartile_f1", "per_class_f1")]

@@ -84,9 +84,11 @@ def run_comparison(data, methods, *, budget, seeds, log=print):
 
     results = []
     context = _context(data)
-    labels = None
+    labels = None  # fixed columns, so that every run's counts line up for the bootstrap
     if data.task == "multiclass":
         labels = np.unique(np.concatenate([np.asarray(data.y_train), np.asarray(data.y_test)]))
+    elif data.task == "token":
+        labels = sorted({t.split("-", 1)[1] for s in (*data.y_train, *data.y_test) for t in s if "-" in t})
     for seed in seeds:
         for method in methods:
             res = RunResult(method.name, int(seed))

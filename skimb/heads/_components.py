@@ -56,9 +56,12 @@ class Head(Component):
 
 
 def class_balanced_row_weights(targets, n_classes: int) -> torch.Tensor:
-    """Inverse class frequency of each row, mean 1 over the rows that count: 1-D class indices
-    (rows below 0, e.g. NER's ignored tokens, get 0) or a 2-D 0/1 multi-label matrix (a row's
-    weight is the mean over its positive labels; rows without one get the mean label weight).
+    """Inverse class frequency of each row, mean 1 over the rows that count.
+
+    1-D class indices: rows below 0 (NER's ignored tokens) get 0. 2-D 0/1 multi-label rows: each
+    label is a group and so are the rows without any label; a row's weight is the mean of
+    ``1 / group size`` over its groups, so that a mass of unlabelled rows does not outweigh the
+    labels.
 
     >>> class_balanced_row_weights(torch.tensor([0, 0, 0, 1]), 2)
     tensor([0.6667, 0.6667, 0.6667, 2.0000])
@@ -66,11 +69,13 @@ def class_balanced_row_weights(targets, n_classes: int) -> torch.Tensor:
     targets = torch.as_tensor(targets)
     if targets.ndim == 2:
         Y = targets.float()
+        Y = torch.cat([Y, (Y.sum(1, keepdim=True) == 0).float()], dim=1)  # "no label" as a group
         inv = 1.0 / Y.sum(0).clamp(min=1.0)
-        pos = Y.sum(1)
-        w = torch.where(pos > 0, (Y * inv).sum(1) / pos.clamp(min=1.0), inv.mean().expand(len(Y)))
+        w = (Y * inv).sum(1) / Y.sum(1)
         return w / w.mean()
     valid = targets >= 0
+    if not valid.any():
+        raise ValueError("every stage-2 row is ignored (target < 0): nothing to balance.")
     counts = torch.bincount(targets[valid], minlength=n_classes).float().clamp(min=1.0)
     w = torch.zeros(len(targets))
     w[valid] = 1.0 / counts[targets[valid]]
@@ -120,11 +125,15 @@ class CALoRAHead(Head):
         Stage-2 learning rate.
     balance : {"none", "class"}, default="class"
         The stage-2 row weights. ``"class"``: inverse class frequency of the stage-2 rows (mean 1;
-        multi-label: the mean over a row's positive labels), replacing the stage-1 loss weights, so
-        the adapters are trained class-balanced on the stage-1 representation, as in the
-        decoupled training of Kang et al. (2020); on an unweighted cross-entropy stage 1 this is
-        what makes CALoRA gain on rare classes (``docs/benchmarks.md``). ``"none"``: the stage-1
-        loss weights (class and sample weights), as the paper.
+        multi-label: see :func:`class_balanced_row_weights`), in place of the estimator's row
+        weights (``class_weight`` of text classifiers and ``sample_weight``, which stage 2 then
+        ignores), so the adapters are trained class-balanced on the stage-1 representation, as in
+        the decoupled training of Kang et al. (2020); on an unweighted cross-entropy stage 1 this
+        is what makes CALoRA gain on rare classes (``docs/benchmarks.md``). Losses that weight
+        classes inside themselves (``class_balanced``, LDAM after its deferred re-weighting, a
+        focal ``alpha``, the token classifier's ``class_weight``) keep doing so, and the two
+        compound: pair ``"class"`` with an unweighted loss. ``"none"``: the estimator's row
+        weights, as the paper.
     memory : None, str or joblib.Memory, default=None
         Where to keep fitted stage-1 models on disk, as for scikit-learn's Pipeline. Stage 1 is
         always cached in memory, keyed by the backbone, every stage-1 parameter, the seed and

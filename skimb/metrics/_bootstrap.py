@@ -13,6 +13,8 @@ def example_counts(task, y_true, y_pred, labels=None):
 
     ``task`` is ``"multiclass"`` (labels), ``"multilabel"`` (0/1 indicator rows) or
     ``"token"`` (tag sequences, IOB2; counts of exactly matching entity spans per type).
+    ``labels`` fixes the columns (classes; entity types for ``"token"``), so that runs which
+    predict different sets of classes can be compared; default: those seen in the inputs.
 
     >>> example_counts("multiclass", ["a", "b"], ["a", "a"])[:, :, 0]
     array([[1, 0],
@@ -22,7 +24,7 @@ def example_counts(task, y_true, y_pred, labels=None):
         Y, P = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
         return np.stack([Y * P, P, Y], axis=-1)
     if task == "token":
-        return _span_counts(y_true, y_pred)
+        return _span_counts(y_true, y_pred, labels)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = np.unique(np.concatenate([y_true, y_pred])) if labels is None else np.asarray(labels)
     t = (y_true[:, None] == labels[None, :]).astype(np.int64)
@@ -30,12 +32,17 @@ def example_counts(task, y_true, y_pred, labels=None):
     return np.stack([t * p, p, t], axis=-1)
 
 
-def _span_counts(y_true, y_pred):
+def _span_counts(y_true, y_pred, types=None):
     from ._spans import get_entities
 
     gold = [set(get_entities(list(s))) for s in y_true]
     pred = [set(get_entities(list(s))) for s in y_pred]
-    types = sorted({e[0] for spans in gold + pred for e in spans})
+    seen = sorted({e[0] for spans in gold + pred for e in spans})
+    if types is None:
+        types = seen
+    elif set(seen) - set(types):
+        raise ValueError(f"entity types {sorted(set(seen) - set(types))} are not in labels; pass every type "
+                         "the runs can predict (e.g. those of the training tags).")
     index = {t: i for i, t in enumerate(types)}
     counts = np.zeros((len(gold), len(types), 3), dtype=np.int64)
     for i, (g, p) in enumerate(zip(gold, pred)):

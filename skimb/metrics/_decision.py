@@ -10,9 +10,10 @@ _TAUS = np.round(np.arange(0, 2.01, 0.25), 2)
 _STEPS = np.round(np.arange(-2.0, 2.01, 0.25), 2)
 
 
-def macro_f1_from_labels(y_true, y_pred, n_classes: int) -> float:
+def macro_f1_from_labels(y_true, y_pred, n_classes: int, labels=None) -> float:
     """Macro-F1 over the classes present in ``y_true`` or ``y_pred`` (integer labels 0..C-1),
-    as scikit-learn's ``f1_score(average="macro")`` computes it, from one confusion count.
+    as scikit-learn's ``f1_score(average="macro")`` computes it, from one confusion count;
+    ``labels`` (class indices) averages over those classes instead.
 
     >>> macro_f1_from_labels([0, 0, 1, 2], [0, 1, 1, 2], 3)
     0.7777777777777777
@@ -24,6 +25,8 @@ def macro_f1_from_labels(y_true, y_pred, n_classes: int) -> float:
     predicted = np.bincount(y_pred, minlength=n_classes)
     present = (support + predicted) > 0
     f1 = np.divide(2 * tp, support + predicted, out=np.zeros(n_classes), where=present)
+    if labels is not None:
+        return float(f1[np.asarray(labels, dtype=np.int64)].mean())
     return float(f1[present].mean()) if present.any() else 0.0
 
 
@@ -36,7 +39,9 @@ def tune_logit_offsets(y_true, logits, *, class_prior=None, search="offsets", ta
     ``search="offsets"``, a coordinate search that moves one class's offset at a time by
     ``steps`` and keeps a move only when it raises macro-F1 (``n_rounds`` passes over the
     classes). Ties keep the smaller change, so the rule stays near the plain argmax when the
-    validation data cannot tell candidates apart.
+    validation data cannot tell candidates apart. Macro-F1 is taken over the classes present in
+    ``y_true``; a class absent from it keeps its ``tau``-rule offset (no example says where its
+    boundary lies), within each bootstrap resample too.
 
     Parameters
     ----------
@@ -71,7 +76,7 @@ def tune_logit_offsets(y_true, logits, *, class_prior=None, search="offsets", ta
     >>> tune_logit_offsets(y, logits, search="offsets")
     array([-0.75,  0.  ])
     >>> tune_logit_offsets(y, logits, search="offsets", n_bootstrap=20).round(2)
-    array([-0.51,  0.  ])
+    array([-0.46,  0.21])
     """
     if search not in ("tau", "offsets"):
         raise ValueError(f"search must be 'tau' or 'offsets', got {search!r}.")
@@ -81,18 +86,27 @@ def tune_logit_offsets(y_true, logits, *, class_prior=None, search="offsets", ta
         raise ValueError(f"logits must have shape (n_samples, n_classes) with n_samples={len(y_true)}, "
                          f"got {logits.shape}.")
     kwargs = dict(class_prior=class_prior, search=search, taus=taus, steps=steps, n_rounds=n_rounds)
-    if n_bootstrap:
-        rng = np.random.default_rng(random_state)
-        draws = (rng.integers(0, len(y_true), len(y_true)) for _ in range(int(n_bootstrap)))
-        return np.mean([_search_offsets(y_true[i], logits[i], **kwargs) for i in draws], axis=0)
-    return _search_offsets(y_true, logits, **kwargs)
+    full = _search_offsets(y_true, logits, **kwargs)
+    if not n_bootstrap:
+        return full
+    rng = np.random.default_rng(random_state)
+    total, count = np.zeros_like(full), np.zeros_like(full)
+    for _ in range(int(n_bootstrap)):
+        i = rng.integers(0, len(y_true), len(y_true))
+        present = np.bincount(y_true[i], minlength=len(full)) > 0
+        total[present] += _search_offsets(y_true[i], logits[i], **kwargs)[present]
+        count[present] += 1
+    # a class that no resample holds keeps the full split's offset (its tau-rule value)
+    return np.where(count > 0, total / np.maximum(count, 1), full)
 
 
 def _search_offsets(y_true, logits, *, class_prior, search, taus, steps, n_rounds):
     n_classes = logits.shape[1]
 
+    present = np.flatnonzero(np.bincount(y_true, minlength=n_classes) > 0)
+
     def score(b):
-        return macro_f1_from_labels(y_true, (logits + b).argmax(1), n_classes)
+        return macro_f1_from_labels(y_true, (logits + b).argmax(1), n_classes, labels=present)
 
     offsets = np.zeros(n_classes)
     best = score(offsets)
@@ -109,7 +123,7 @@ def _search_offsets(y_true, logits, *, class_prior, search, taus, steps, n_round
         moves = moves[np.argsort(np.abs(moves), kind="stable")]  # smallest change first on ties
         for _ in range(int(n_rounds)):
             improved = False
-            for c in range(n_classes):
+            for c in present:
                 for d in moves:
                     if d == 0:
                         continue

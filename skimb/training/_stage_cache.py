@@ -52,11 +52,11 @@ def _to_safe(obj):
     """Tensors, numbers, strings and containers only, loadable with ``weights_only=True``
     (numeric numpy arrays travel as tensors, tagged so that they come back as arrays)."""
     if isinstance(obj, np.ndarray) and obj.dtype != object:
-        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(obj))}
+        return {"__ndarray__": torch.from_numpy(np.require(obj, requirements="C"))}
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, dict):
-        return {k: _to_safe(v) for k, v in obj.items()}
+        return {_to_safe(k): _to_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to_safe(v) for v in obj) if type(obj) in (list, tuple) else [_to_safe(v) for v in obj]
     return obj
@@ -73,9 +73,17 @@ def _from_safe(obj):
 
 
 def _save(entry, path: Path):
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save(_to_safe(entry), tmp)
-    tmp.replace(path)
+    """Write atomically (a unique temporary file, then a rename); a failure is a warning, never
+    a failed fit: the entry is then only in memory."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(_to_safe(entry), tmp)
+        os.replace(tmp, path)
+    except Exception as exc:  # noqa: BLE001
+        Path(tmp).unlink(missing_ok=True)
+        warnings.warn(f"could not write the stage-1 cache file {path} ({type(exc).__name__}: {exc}).",
+                      UserWarning, stacklevel=3)
 
 
 def _load(path: Path):

@@ -77,8 +77,8 @@ class HAMRTraining(TrainingStrategy):
         An explicit meta set, used as given (NER: sentences and tags in the estimator's
         ``scheme``). ``None``: the validation split (with ``validation_fraction``), else a
         stratified 10% share held out of the training data, topped up per class with training
-        examples until every class reaches the median count; those examples leave the
-        training set.
+        examples until every class reaches the median count (whether those stay in training is
+        ``meta_topup``).
     meta_topup : {"share", "move", "none"}, default="share"
         How the meta set is balanced: topped up per class to the median count with training
         examples that also stay in training (``"share"``), that leave training (``"move"``, the

@@ -637,7 +637,7 @@ class HAMRNet(TransformerNet):
             # only ranks the windows for WNet and the hardness)
             token_losses, window = tokens[0]
             w = weights if sw is None else weights * sw
-            loss = (w[window].to(token_losses.dtype) * token_losses).mean()
+            loss = (w[window].to(token_losses.dtype) * token_losses).sum() / max(token_losses.numel(), 1)
         else:
             loss = (weights * losses).mean()
         if not torch.isfinite(loss):
