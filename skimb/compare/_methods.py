@@ -56,7 +56,7 @@ def _weighted_ce(budget, seed, context):
 
 # --- the composed recipe: the best loss + the tuned decision rule (multi-class) ---------------
 @register_method("wce_tuned", description="weighted CE + per-class logit offsets tuned on a 10% validation split "
-                 "for macro-F1 (threshold='tuned')", tasks=("multiclass",), family="recipes")
+                 "for macro-F1 (threshold='tuned')", tasks=("multiclass",), default=True, family="recipes")
 def _wce_tuned(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", validation_fraction=0.1,
                        threshold="tuned")
