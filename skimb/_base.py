@@ -84,7 +84,13 @@ def make_callbacks(*, verbose, n_steps, warmup_ratio, max_grad_norm, early_stopp
         callbacks.append(("lr_schedule", LRScheduler(policy=LambdaLR, lr_lambda=schedule, step_every="batch")))
     if max_grad_norm:
         callbacks.append(("grad_clip", GradientNormClipping(gradient_clip_value=max_grad_norm)))
-    if early_stopping:
+    if early_stopping == "f1_macro":  # model selection on the metric imbalanced tasks care about
+        from .training import ValidationMacroF1
+
+        callbacks.append(("valid_f1_macro", ValidationMacroF1()))
+        callbacks.append(("early_stopping", EarlyStopping(monitor="valid_f1_macro", lower_is_better=False,
+                                                          patience=patience, load_best=True)))
+    elif early_stopping:
         callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience,
                                                           load_best=True)))
     if verbose:

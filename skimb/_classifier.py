@@ -94,8 +94,10 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     validation_fraction : float or None, default=None
         Share of ``fit``'s data held out (stratified) for validation loss, early stopping
         and threshold tuning. ``None`` trains on everything.
-    early_stopping : bool, default=False
-        Stop when the validation loss has not improved for ``patience`` epochs and keep
+    early_stopping : bool or "f1_macro", default=False
+        Stop when the validation loss (``True``) or the validation macro-F1 (``"f1_macro"``:
+        argmax for multi-class, 0.5 for multi-label, per labelled token for NER; recorded in
+        ``history_`` as ``valid_f1_macro``) has not improved for ``patience`` epochs, and keep
         the best epoch's weights.
     patience : int, default=3
         Epochs without improvement before early stopping.

@@ -45,7 +45,7 @@ SHARED_CONSTRAINTS = {
                        "a loss name (skimb.losses), an ImbalanceLoss class or a torch.nn.Module", bad=[3])],
     "class_weight": [None, Options("balanced"), Satisfies(lambda v: isinstance(v, dict), "a dict")],
     "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
-    "early_stopping": [Boolean()], "patience": _positive_int(),
+    "early_stopping": [Boolean(), Options("f1_macro")], "patience": _positive_int(),
     "device": [Satisfies(lambda v: isinstance(v, str) or type(v).__name__ == "device",
                          "'auto', 'cpu', 'cuda' or 'cuda:N'", bad=[3])],
     "amp": [Boolean()], "random_state": [RandomState()],

@@ -79,3 +79,36 @@ def test_a_class_absent_from_validation_keeps_its_tau_offset():
         b = tune_logit_offsets(y[keep], logits[keep], class_prior=prior, n_bootstrap=n_bootstrap)
         tau = tune_logit_offsets(y[keep], logits[keep], class_prior=prior, search="tau")
         assert b[2] == pytest.approx(tau[2])  # not driven down for being absent
+
+
+def test_early_stopping_on_validation_macro_f1_keeps_the_best_epoch(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, early_stopping="f1_macro", patience=2, validation_fraction=0.3,
+                                max_epochs=4, batch_size=8, lr=5e-3, random_state=0).fit(X, y)
+    scores = clf.history_[:, "valid_f1_macro"]
+    assert len(scores) == clf.n_iter_ and all(0 <= s <= 1 for s in scores)
+    y_enc = np.unique(y, return_inverse=True)[1]
+    _, valid = clf._adapter().split(y_enc, "multiclass", 0)
+    kept = f1_score(y[valid], clf.predict([X[i] for i in valid]), average="macro")
+    assert kept == pytest.approx(max(scores))  # the best epoch's weights were restored
+
+
+def test_macro_f1_of_batches_matches_scikit_learn_for_each_task():
+    import torch
+
+    from skimb.training import ValidationMacroF1  # noqa: F401  (public)
+    from skimb.training._selection import macro_f1_of_batches
+
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(60, 4)), rng.integers(0, 4, 60)
+    got = macro_f1_of_batches([(torch.tensor(logits[:30]), torch.tensor(y[:30])),
+                               (torch.tensor(logits[30:]), torch.tensor(y[30:]))])
+    assert got == pytest.approx(f1_score(y, logits.argmax(1), average="macro"))
+    Y = rng.integers(0, 2, (40, 3))
+    got = macro_f1_of_batches([(torch.tensor(logits[:40, :3]), torch.tensor(Y, dtype=torch.float32))])
+    assert got == pytest.approx(f1_score(Y, (logits[:40, :3] > 0).astype(int), average="macro"))
+    tags = torch.tensor([[0, 1, -100], [2, 2, 0]])
+    tok_logits = torch.tensor(rng.normal(size=(2, 3, 3)))
+    keep = tags != -100
+    expected = f1_score(tags[keep].numpy(), tok_logits.argmax(-1)[keep].numpy(), average="macro")
+    assert macro_f1_of_batches([(tok_logits, tags)]) == pytest.approx(expected)

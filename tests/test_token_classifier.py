@@ -324,3 +324,11 @@ def test_calora_routes_per_token(tiny_bert):
     again = TransformerTokenClassifier(tiny_bert, head="calora", head__k=1, head__rank=2, head__epochs=3, max_epochs=2,
                                        batch_size=4, random_state=0).fit(X, y)
     assert again.stage1_cached_
+
+
+def test_early_stopping_on_token_macro_f1(tiny_bert, ner_data):
+    X, y = ner_data
+    ner = TransformerTokenClassifier(tiny_bert, early_stopping="f1_macro", patience=1, validation_fraction=0.25,
+                                     **{**FAST, "max_epochs": 3}).fit(X, y)
+    scores = ner.history_[:, "valid_f1_macro"]
+    assert len(scores) == ner.n_iter_ and all(0 <= s <= 1 for s in scores)

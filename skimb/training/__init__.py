@@ -3,9 +3,11 @@ the estimators compose (``training="standard"``, ``"hamr"`` from ``training.hamr
 :func:`register_training` for more)."""
 
 from ._net import TransformerNet, WarmupLinearSchedule, weighted_mean_loss
+from ._selection import ValidationMacroF1
 from ._stage_cache import StageCache, fingerprint, stage1_cache
 from ._strategies import TRAININGS, StandardTraining, TrainingStrategy, register_training
 from .hamr import HAMRTraining  # registers "hamr"
 
 __all__ = ["StageCache", "TransformerNet", "WarmupLinearSchedule", "fingerprint", "stage1_cache", "weighted_mean_loss",
-           "TrainingStrategy", "StandardTraining", "HAMRTraining", "TRAININGS", "register_training"]
+           "TrainingStrategy", "StandardTraining", "HAMRTraining", "TRAININGS", "register_training",
+           "ValidationMacroF1"]
