@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
@@ -99,3 +100,43 @@ def test_component_instance_round_trips_through_save_pretrained(tiny_bert, toy_d
     loaded = TransformerClassifier.load_pretrained(clf.save_pretrained(tmp_path / "m"))
     assert isinstance(loaded.head, CALoRAHead) and loaded.head.get_params() == clf.head.get_params()
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["crt", "tau_norm"])
+def test_decoupled_heads_share_stage1_and_change_only_the_head(tiny_bert, head, tmp_path):
+    from conftest import make_toy_texts
+
+    from skimb import TransformerClassifier
+    from skimb.training import stage1_cache
+
+    X, y = make_toy_texts()
+    stage1_cache.clear()
+    params = dict(max_epochs=2, batch_size=8, random_state=0)
+    first = TransformerClassifier(tiny_bert, head=head, **params).fit(X, y)
+    calora = TransformerClassifier(tiny_bert, head="calora", head__rank=2, head__epochs=2, **params).fit(X, y)
+    assert calora.stage1_cached_  # every head with a second stage shares the same stage 1
+    linear = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    new, old = first.net_.module_.state_dict(), linear.net_.module_.state_dict()
+    for name, value in old.items():
+        if not name.startswith("head."):
+            assert torch.equal(new[name], value), name  # the backbone is stage 1's
+    assert not torch.equal(new["head.weight"], old["head.weight"])
+    proba = first.predict_proba(X)
+    assert proba.shape == (len(X), 3) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    loaded = TransformerClassifier.load_pretrained(first.save_pretrained(tmp_path / head))
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, rtol=1e-5, atol=1e-6)
+
+
+def test_crt_balances_the_classes():
+    from skimb.heads import CRTHead
+
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(90, 4) + 1.0, torch.randn(10, 4) - 1.0])
+    y = torch.cat([torch.zeros(90, dtype=torch.long), torch.ones(10, dtype=torch.long)])
+    module = torch.nn.Module()
+    module.head = torch.nn.Linear(4, 2)
+    CRTHead(epochs=50, lr=5e-2).fit_stage2(module, x, y, None, device="cpu", seed=0, batch_size=32,
+                                           multilabel=False,
+                                           loss_fn=lambda z, t: torch.nn.functional.cross_entropy(z, t, reduction="none"))
+    pred = module.head(x).argmax(1)
+    assert (pred[90:] == 1).float().mean() > 0.8  # the minority class is recalled

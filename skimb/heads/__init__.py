@@ -1,8 +1,9 @@
 """Classification heads: the head components the estimators compose (``head="linear"`` or
 ``"calora"``, :func:`register_head` for more) and CALoRA's building blocks
-(``skimb.heads.calora``)."""
+(``skimb.heads.calora``), and the decoupled second stages ``head="crt"`` and ``"tau_norm"``."""
 
 from ._components import HEADS, CALoRAHead, Head, LinearHead, register_head
+from ._decoupled import CRTHead, TauNormHead
 from .calora import (
     INITS,
     ROUTINGS,
@@ -19,6 +20,8 @@ __all__ = [
     "Head",
     "LinearHead",
     "CALoRAHead",
+    "CRTHead",
+    "TauNormHead",
     "HEADS",
     "register_head",
     "CALoRAConfig",

@@ -1,0 +1,123 @@
+"""Decoupled second stages on the frozen stage-1 features (Kang et al., 2020): classifier
+re-training with class balancing (cRT) and tau-normalisation of the head's weights."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import torch
+
+from ..utils._param_validation import Interval
+from ._components import Head, class_balanced_row_weights, register_head
+
+__all__ = ["CRTHead", "TauNormHead"]
+
+
+@register_head("crt")
+class CRTHead(Head):
+    """cRT: re-initialise the linear head and re-train it class-balanced on the frozen features.
+
+    Stage 1 learns the representation with the estimator's loss; stage 2 draws no new features
+    (they are the cached penultimate features of the training rows, shared by every candidate of
+    a search over this head's parameters) and trains a fresh ``nn.Linear`` with the stage-1 loss
+    and inverse-class-frequency row weights (:func:`~skimb.heads._components.class_balanced_row_weights`).
+
+    Parameters
+    ----------
+    epochs : int, default=30
+        Passes over the cached features.
+    lr : float, default=1e-2
+        AdamW learning rate (no weight decay).
+    batch_size : int, default=256
+        Rows per step.
+
+    Examples
+    --------
+    >>> CRTHead(epochs=10).has_stage2
+    True
+    """
+
+    has_stage2 = True
+    _stage2_params = ("epochs", "lr", "batch_size")
+    _parameter_constraints = {
+        "epochs": [Interval(Integral, 1, None)],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None)],
+    }
+
+    def __init__(self, epochs=30, lr=1e-2, batch_size=256):
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+
+    def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel):
+        old = module.head
+        gen = torch.Generator().manual_seed(int(seed))
+        head = torch.nn.Linear(old.in_features, old.out_features)
+        with torch.no_grad():  # a fresh head, drawn from the fit's seed
+            bound = old.in_features ** -0.5
+            head.weight.uniform_(-bound, bound, generator=gen)
+            head.bias.zero_()
+        head.to(device)
+        targets = torch.as_tensor(targets)
+        keep = torch.ones(len(targets), dtype=torch.bool) if targets.ndim == 2 else targets >= 0
+        x, y = torch.as_tensor(features)[keep], targets[keep]
+        w = class_balanced_row_weights(y, old.out_features)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=self.lr, weight_decay=0.0)
+        losses = []
+        for _ in range(self.epochs):
+            order, total = torch.randperm(len(x), generator=gen), 0.0
+            for idx in order.split(self.batch_size):
+                xb, yb, wb = x[idx].to(device), y[idx].to(device), w[idx].to(device)
+                loss = (wb * loss_fn(head(xb.to(head.weight.dtype)), yb.float() if multilabel else yb)).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss) * len(idx)
+            losses.append(total / len(x))
+        module.head = head.eval()
+        return {"stage2_loss_history_": losses}
+
+
+@register_head("tau_norm")
+class TauNormHead(Head):
+    """tau-normalisation: rescale each class's head weights, ``w_c <- w_c / ||w_c||^tau``, and
+    drop the bias; no training. Rare classes end with small weight norms after imbalanced
+    training, and this evens them out (``tau=0``: the stage-1 head without its bias). Search
+    ``head__tau`` with a validation scorer; the candidates share one stage 1.
+
+    Parameters
+    ----------
+    tau : float, default=1.0
+        The exponent, usually in [0, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> head = torch.nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = head.weight.copy_(torch.tensor([[3.0, 4.0], [0.6, 0.8]]))
+    >>> module = torch.nn.Module()
+    >>> module.head = head
+    >>> _ = TauNormHead(tau=1.0).fit_stage2(module, None, None, None, loss_fn=None, device="cpu", seed=0,
+    ...                                     batch_size=8, multilabel=False)
+    >>> module.head.weight.norm(dim=1).tolist()
+    [1.0, 1.0]
+    """
+
+    has_stage2 = True
+    _stage2_params = ("tau",)
+    _parameter_constraints = {"tau": [Interval(Real, 0, None)]}
+
+    def __init__(self, tau=1.0):
+        self.tau = tau
+
+    def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel):
+        old = module.head
+        head = torch.nn.Linear(old.in_features, old.out_features).to(old.weight.device)
+        with torch.no_grad():
+            norms = old.weight.norm(dim=1, keepdim=True).clamp(min=1e-12)
+            head.weight.copy_(old.weight / norms ** float(self.tau))
+            head.bias.zero_()
+        module.head = head.eval()
+        return {"head_norms_": norms.squeeze(1).cpu().numpy()}
