@@ -95,6 +95,8 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--micro-only", action="store_true",
                    help="only time each loss's forward + backward on a batch of logits (no model)")
+    p.add_argument("--head-lr-multiplier", default="auto",
+                   help="the estimator's head_lr_multiplier ('auto': 10 for full fine-tuning of multi-label)")
     p.add_argument("--finetune", choices=["full", "lora", "head"], default="full",
                    help='"head": frozen backbone, its pooled features computed once for all runs')
     p.add_argument("--backbone", default=None, help="backbone directory or name (default: offline MiniLM)")
@@ -113,7 +115,12 @@ def load(args):
 def make_classifier(args, params, seed):
     return TransformerClassifier(args.backbone, finetune=args.finetune, max_epochs=args.epochs,
                                  batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
-                                 device=args.device, random_state=seed, **params)
+                                 head_lr_multiplier=_multiplier(args.head_lr_multiplier), device=args.device,
+                                 random_state=seed, **params)
+
+
+def _multiplier(text):
+    return text if text == "auto" else float(text)
 
 
 def run_one(args, name, params, seed, data, Y_train, Y_test):
@@ -275,6 +282,7 @@ def main(argv=None):
     header = (f"## Multi-label losses on {args.dataset}\n\n"
               f"{sub}. Backbone {args.backbone or 'all-MiniLM-L6-v2 (bundled)'}, finetune={args.finetune!r}, "
               f"{args.epochs} epoch(s), batch {args.batch_size}, max length {args.max_length}, lr {args.lr}, "
+              f"head_lr_multiplier {args.head_lr_multiplier}, "
               f"seeds {args.seeds}. Machine: {machine_description()}. Total wall time {total_s:.0f} s.\n")
     md = tables(summary, runs, names, header)
     if afl_gammas:

@@ -55,6 +55,11 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     lr : float or "auto", default="auto"
         AdamW learning rate; "auto" is the fine-tuning mode's: 5e-5 (full), 5e-4 (lora),
         2e-3 (head).
+    head_lr_multiplier : float or "auto", default="auto"
+        The head's learning rate is ``lr * head_lr_multiplier``. "auto": 10 for multi-label
+        targets with ``finetune="full"`` (a many-label head learns too slowly at a
+        fine-tuning rate), 1 otherwise. Multi-label heads also start with each label's bias
+        at the log-odds of its training prior.
     weight_decay : float, default=0.01
         AdamW weight decay (not on biases and LayerNorm).
     warmup_ratio : float, default=0.1

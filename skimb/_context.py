@@ -31,6 +31,7 @@ class FitContext:
     head: Any
     training: Any
     lr: float
+    head_lr_multiplier: float = 1.0
     seed: int = 0
     device: str = "cpu"
     train_idx: np.ndarray | None = None

@@ -86,8 +86,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         lr = components["finetune"].default_lr if self.lr == "auto" else float(self.lr)
         classes, y_enc, task = adapter.encode_targets(y, data)
         components["head"].check(len(classes))  # e.g. CALoRA's k <= n_classes, before stage 1
+        head_lr_multiplier = (components["finetune"].default_head_lr_multiplier(task) if self.head_lr_multiplier == "auto"
+                              else float(self.head_lr_multiplier))
         return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
-                          adapter=adapter, lr=lr, **components)
+                          adapter=adapter, lr=lr, head_lr_multiplier=head_lr_multiplier, **components)
 
     def _plan(self, ctx):
         ctx.device = resolve_device(self.device)
@@ -101,11 +103,13 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
     def _fit_stage1(self, ctx):
         t0 = time.perf_counter()
         components = {slot: getattr(ctx, slot) for slot in SLOTS}
-        self._stage1_key_ = self._stage1_key(ctx.X, ctx.y, ctx.weights, ctx.seed, ctx.backbone_path, components)
-        if self._stage1_key_ is not None:
-            ctx.stage1 = stage1_cache.get(self._stage1_key_, memory=ctx.head.memory)
+        key = self._stage1_key(ctx.X, ctx.y, ctx.weights, ctx.seed, ctx.backbone_path, components)
+        if key is not None:  # any head reuses a stage 1 that a staged head cached; only those store one
+            ctx.stage1 = stage1_cache.get(key, memory=ctx.head.memory)
+        self._stage1_key_ = key if ctx.head.has_stage2 else None
         with seeded(ctx.seed):
             ctx.module = ctx.adapter.build_module(ctx.backbone_model, ctx.n_classes, ctx.finetune)
+            ctx.adapter.init_head(ctx.module, ctx)
             ctx.criterion = ctx.adapter.make_loss(ctx)
             if ctx.stage1 is not None:
                 self._load_stage1(ctx)
@@ -113,6 +117,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                 self._train_stage1(ctx)
         ctx.stage1_s = time.perf_counter() - t0
         self._set_fitted(ctx)
+        self.stage1_cached_ = ctx.stage1 is not None
         cached = None if ctx.stage1 is None else ctx.stage1.get("training")
         if ctx.training_state is not None:
             ctx.training_fitted = ctx.training.finish(ctx.training_state, cached)
@@ -169,7 +174,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         """Everything that determines stage 1, or None when it cannot be cached: the backbone,
         every parameter but the head's stage-2 ones, the seed and the exact training data."""
         components = self._check_params() if components is None else components
-        if (not components["head"].has_stage2 or self.callbacks is not None or isinstance(self.loss, torch.nn.Module)
+        if (self.callbacks is not None or isinstance(self.loss, torch.nn.Module)
                 or not isinstance(self.random_state, numbers.Integral)):
             return None
         params = {k: v for k, v in self.get_params(deep=False).items()
@@ -191,7 +196,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         net = net_class(
             module=ctx.module, criterion=ctx.criterion, optimizer=torch.optim.AdamW, lr=ctx.lr,
             optimizer__weight_decay=self.weight_decay,
-            optimizer__param_groups=[("*bias", {"weight_decay": 0.0}), ("*LayerNorm*", {"weight_decay": 0.0})],
+            optimizer__param_groups=self._param_groups(ctx),
             batch_size=self.batch_size, max_epochs=self.max_epochs,
             train_split=predefined_split(valid_ds) if valid_ds is not None else None,
             callbacks=make_callbacks(verbose=self.verbose, n_steps=n_steps, warmup_ratio=self.warmup_ratio,
@@ -203,6 +208,15 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         net.initialize()
         return net
 
+    def _param_groups(self, ctx):
+        """AdamW groups: no weight decay on biases and LayerNorm; the head at its own rate.
+        skorch gives each parameter the first pattern it matches."""
+        groups = [("*bias", {"weight_decay": 0.0}), ("*LayerNorm*", {"weight_decay": 0.0})]
+        if ctx.head_lr_multiplier != 1.0:
+            head_lr = ctx.lr * ctx.head_lr_multiplier
+            groups = [("head.*bias", {"lr": head_lr, "weight_decay": 0.0}), ("head.*", {"lr": head_lr}), *groups]
+        return groups
+
     def _set_fitted(self, ctx):
         ctx.net.train_split = None  # do not keep (and pickle) the validation data
         self.net_ = ctx.net
@@ -213,6 +227,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         self.class_weight_ = ctx.class_weight
         self.loss_ = ctx.net.criterion_
         self.lr_ = ctx.lr
+        self.head_lr_multiplier_ = ctx.head_lr_multiplier
         self.device_ = ctx.device
         self.history_ = ctx.net.history
         self.n_iter_ = len(ctx.net.history)

@@ -55,6 +55,9 @@ class TaskAdapter:
         return make_loss(self.est.loss, task="multilabel" if task == "multilabel" else "multiclass",
                          class_counts=counts, n_samples=len(y_enc), **self.est.routed_params_for("loss"))
 
+    def init_head(self, module, ctx):
+        """Set the freshly built head's initial weights from the training split (default: as built)."""
+
     def loss_for_loading(self, n_classes, task):
         # Prediction does not use the loss; rebuild a plain one so that the net is complete.
         from .losses import make_loss

@@ -80,3 +80,32 @@ def test_baseline_prefers_weighted_ce_then_ce():
     assert choose_baseline(runs[:1] + runs[2:]) == "ce"
     assert choose_baseline(runs, "afl") == "afl"
     assert choose_baseline([RunResult("weighted_ce", 0, error="boom")]) is None
+
+
+def test_plain_ce_reuses_calora_topks_stage1(tiny_bert, toy_data):
+    from sklearn.metrics import f1_score
+    from sklearn.utils import Bunch
+
+    from skimb.compare import Budget
+    from skimb.compare._registry import get_methods
+    from skimb.compare._runner import run_comparison
+    from skimb.training import stage1_cache
+
+    X, y = toy_data
+    data = Bunch(X_train=X, y_train=y, X_test=X[:20], y_test=y[:20], task="multiclass",
+                 target_names=sorted(set(y)))
+    stage1_cache.clear()
+    hits = stage1_cache.hits
+    logs = []
+    results = run_comparison(data, get_methods(["ce", "calora_topk"], "multiclass"), seeds=[0], log=logs.append,
+                             budget=Budget(backbone=tiny_bert, max_epochs=1, batch_size=8, device="cpu"))
+    assert [r.method for r in results] == ["ce", "calora_topk"]  # reported in the order asked
+    assert logs[0].startswith("[seed 0] calora_topk")  # ... but the staged head is fitted first
+    assert stage1_cache.hits == hits + 1 and all(r.error is None for r in results)
+    alone = get_methods(["ce"], "multiclass")[0].build(
+        Budget(backbone=tiny_bert, max_epochs=1, batch_size=8, device="cpu"), 0, {"task": "multiclass"})
+    stage1_cache.clear()
+    alone.fit(X, y)
+    assert not alone.stage1_cached_
+    assert results[0].metrics["macro_f1"] == pytest.approx(f1_score(y[:20], alone.predict(X[:20]), average="macro"))
+    stage1_cache.clear()

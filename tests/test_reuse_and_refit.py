@@ -40,6 +40,20 @@ def test_grid_fits_stage1_once_per_fold_at_any_cv(tiny_bert, toy_data, cv):
     assert stage1_cache.hits == 3 * cv - cv
 
 
+@pytest.mark.parametrize("training", [{}, HAMR], ids=["standard", "hamr"])
+def test_linear_head_reuses_a_staged_heads_stage1_and_stores_none(tiny_bert, toy_data, training):
+    X, y = toy_data
+    params = dict(class_weight="balanced", validation_fraction=0.25, **training, **FAST)
+    fresh = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert not fresh.stage1_cached_ and len(stage1_cache) == 0  # a linear fit stores nothing
+    TransformerClassifier(tiny_bert, **params, **CALORA).fit(X, y)
+    reused = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert reused.stage1_cached_ and reused._stage1_key_ is None  # predictions do not go through the feature cache
+    np.testing.assert_array_equal(reused.predict_proba(X), fresh.predict_proba(X))
+    changed = TransformerClassifier(tiny_bert, **{**params, "head_lr_multiplier": 10.0}).fit(X, y)
+    assert not changed.stage1_cached_
+
+
 def test_cache_over_budget_spills_to_disk_and_loses_nothing():
     cache = StageCache(budget_mib=0)
     entries = {f"k{i}": {"state": {"w": torch.full((4,), float(i))}, "history": [{"epoch": 1}],

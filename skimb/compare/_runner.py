@@ -79,7 +79,10 @@ def evaluate(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=N
 
 
 def run_comparison(data, methods, *, budget, seeds, log=print):
-    """Fit every method on ``data.X_train`` for every seed and score it on ``data.X_test``."""
+    """Fit every method on ``data.X_train`` for every seed and score it on ``data.X_test``.
+
+    Within a seed, methods with a second-stage head are fitted first, so that a plain method
+    sharing their stage 1 (``ce`` and ``calora_topk``) gets it from the stage-1 cache."""
     from ..metrics import example_counts
 
     results = []
@@ -90,11 +93,21 @@ def run_comparison(data, methods, *, budget, seeds, log=print):
     elif data.task == "token":
         labels = sorted({t.split("-", 1)[1] for s in (*data.y_train, *data.y_test) for t in s if "-" in t})
     for seed in seeds:
+        built = {}
         for method in methods:
-            res = RunResult(method.name, int(seed))
+            try:
+                built[method.name] = method.build(budget, int(seed), context)
+            except Exception as exc:  # reported with the method's run below
+                built[method.name] = exc
+        by_order = sorted(methods, key=lambda m: not _has_stage2(built[m.name]))
+        seed_results = {}
+        for method in by_order:
+            res = seed_results[method.name] = RunResult(method.name, int(seed))
             log(f"[seed {seed}] {method.name}: fitting on {len(data.X_train)} examples ...")
             try:
-                est = method.build(budget, int(seed), context)
+                est = built[method.name]
+                if isinstance(est, Exception):
+                    raise est
                 _reset_peak_rss()
                 t0 = time.perf_counter()
                 est.fit(data.X_train, data.y_train)
@@ -117,5 +130,16 @@ def run_comparison(data, methods, *, budget, seeds, log=print):
                 res.error = f"{type(exc).__name__}: {exc}"
                 log(f"[seed {seed}] {method.name}: FAILED {res.error}")
                 log(traceback.format_exc(limit=3))
-            results.append(res)
+        results.extend(seed_results[m.name] for m in methods)
     return results
+
+
+def _has_stage2(est):
+    """A staged head (CALoRA, cRT, ...): fitted first, it caches the stage 1 that a plain fit
+    with the same parameters then reuses instead of training it again."""
+    from ..heads import HEADS
+
+    head = getattr(est, "head", None)
+    if head in HEADS:  # a registered name
+        head = dict(zip(HEADS.names(), HEADS.classes()))[head]
+    return bool(getattr(head, "has_stage2", False))

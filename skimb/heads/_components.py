@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 
 from ..utils._components import Component, Registry
@@ -80,6 +81,18 @@ def class_balanced_row_weights(targets, n_classes: int) -> torch.Tensor:
     w = torch.zeros(len(targets))
     w[valid] = 1.0 / counts[targets[valid]]
     return w / w[valid].mean()
+
+
+def prior_log_odds(Y) -> "np.ndarray":
+    """Each label's training prior as a logit, ``log(p / (1 - p))`` with ``p = (n_c + 1) / (N + 2)``
+    (add-one smoothing keeps labels without positives finite); float32.
+
+    >>> prior_log_odds(np.array([[1, 0], [0, 0], [0, 0]])).round(4)
+    array([-0.4055, -1.3863], dtype=float32)
+    """
+    Y = np.asarray(Y)
+    p = (Y.sum(0) + 1.0) / (len(Y) + 2.0)
+    return np.log(p / (1.0 - p)).astype(np.float32)
 
 
 HEADS = Registry("head", Head)

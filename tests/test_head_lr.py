@@ -1,0 +1,74 @@
+"""The head's own learning rate (``head_lr_multiplier``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skimb import TransformerClassifier
+from skimb.backbones import FullFinetune, HeadFinetune, LoRAFinetune
+from skimb.utils._param_validation import InvalidParameterError
+
+FAST = dict(max_epochs=1, batch_size=8, random_state=0)
+
+
+def _group_lrs(clf):
+    """{parameter name: (lr, weight_decay)} of the fitted optimizer."""
+    by_id = {id(p): n for n, p in clf.net_.module_.named_parameters()}
+    return {by_id[id(p)]: (g["initial_lr"], g["weight_decay"])
+            for g in clf.net_.optimizer_.param_groups for p in g["params"]}
+
+
+def test_head_trains_at_its_own_rate_and_the_backbone_at_lr(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, lr=1e-3, head_lr_multiplier=10, **FAST).fit(X, y)
+    groups = _group_lrs(clf)
+    assert groups["head.weight"] == (pytest.approx(1e-2), 0.01)
+    assert groups["head.bias"] == (pytest.approx(1e-2), 0.0)  # still no weight decay on a bias
+    backbone = {n: v for n, v in groups.items() if not n.startswith("head.")}
+    assert backbone and all(lr == pytest.approx(1e-3) for lr, _ in backbone.values())
+    assert clf.head_lr_multiplier_ == 10.0
+
+
+def test_multiplier_one_is_the_plain_optimizer(tiny_bert, toy_data):
+    X, y = toy_data
+    a = TransformerClassifier(tiny_bert, lr=1e-3, head_lr_multiplier=1.0, **FAST).fit(X, y)
+    b = TransformerClassifier(tiny_bert, lr=1e-3, head_lr_multiplier="auto", **FAST).fit(X, y)
+    assert b.head_lr_multiplier_ == 1.0  # "auto" on a multi-class target
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_auto_multiplier_depends_on_the_task_and_the_finetune_mode():
+    assert FullFinetune().default_head_lr_multiplier("multiclass") == 1.0
+    assert FullFinetune().default_head_lr_multiplier("multilabel") == FullFinetune.multilabel_head_lr_multiplier
+    assert FullFinetune.multilabel_head_lr_multiplier > 1.0
+    assert HeadFinetune().default_head_lr_multiplier("multilabel") == 1.0  # only the head trains anyway
+    assert LoRAFinetune().default_head_lr_multiplier("multilabel") == 1.0  # its lr="auto" is 10x full's
+
+
+def test_multilabel_auto_uses_the_finetune_default(tiny_bert, toy_data):
+    X, y = toy_data
+    Y = np.stack([y == y[0], y == y[-1]], axis=1).astype(int)
+    clf = TransformerClassifier(tiny_bert, lr=1e-3, **FAST).fit(X, Y)
+    expected = FullFinetune.multilabel_head_lr_multiplier
+    assert clf.head_lr_multiplier_ == expected
+    assert _group_lrs(clf)["head.weight"][0] == pytest.approx(1e-3 * expected)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "fast"])
+def test_bad_multiplier_is_rejected_before_training(tiny_bert, toy_data, bad):
+    X, y = toy_data
+    with pytest.raises(InvalidParameterError, match="head_lr_multiplier"):
+        TransformerClassifier(tiny_bert, head_lr_multiplier=bad, **FAST).fit(X, y)
+
+
+def test_multilabel_head_starts_at_the_training_prior(tiny_bert, toy_data):
+    X, y = toy_data
+    Y = np.stack([y == y[0], np.zeros(len(y), bool)], axis=1).astype(int)
+    Y[0, 1] = 1  # one positive: a rare label
+    clf = TransformerClassifier(tiny_bert, max_epochs=1, lr=1e-12, head_lr_multiplier=1.0, random_state=0)
+    clf.fit(X, Y)  # a learning rate so small that the head keeps its initial bias
+    p = (Y.sum(0) + 1) / (len(Y) + 2)
+    np.testing.assert_allclose(clf.net_.module_.head.bias.detach().numpy(), np.log(p / (1 - p)), rtol=1e-5)
+    multiclass = TransformerClassifier(tiny_bert, max_epochs=1, lr=1e-12, random_state=0).fit(X, y)
+    assert abs(multiclass.net_.module_.head.bias.detach().numpy()).max() < 0.5  # the default init
