@@ -40,6 +40,10 @@ CONFIGS = {
     "focal": dict(loss="focal", loss__gamma=2.0),
     "wfocal": dict(loss="focal", loss__gamma=2.0, class_weight="balanced"),
     "la": dict(loss="logit_adjusted"),
+    "afl": dict(loss="afl"),
+    # AFL gives the rarest classes the largest gamma, which silences them under softmax (docs/losses.md);
+    # inverse-frequency alpha is the variant meant to undo that
+    "afl_b": dict(loss="afl", loss__alpha="balanced"),
     "hamr_wce": dict(loss="ce", class_weight="balanced", training="hamr"),
     "hamr_ce": dict(loss="ce", training="hamr"),
 }
