@@ -5,7 +5,8 @@ features of the training, validation and test texts, and the stage-1 head) and s
 second stages on them, each with and without per-class logit offsets tuned on the validation
 split: the stage-1 head itself, cRT (a linear head re-trained with class-balanced weighting,
 Kang et al. 2020), tau-normalised head weights (tau chosen on validation), and the average of
-the stage-1 and cRT probabilities.
+the stage-1 and cRT probabilities; ``--knn`` adds ``head="knn"`` (the stage-1 head mixed with the
+labels of the nearest training rows).
 
     python benchmarks/second_stages.py benchmarks/results/quality_cyclone_wce/wce_seed*.npz \
         --out benchmarks/results/second_stages_cyclone_wce.json
@@ -80,7 +81,28 @@ def calora_logits(d, seed, *, k=2, rank=8, epochs=20, lr=1e-3, balanced=True):
     return logits
 
 
-def score_file(path, calora_grid=()):
+def knn_logits(d, *, k, weight):
+    """skimb's ``head="knn"`` on the cached features: the stage-1 head mixed with the labels of
+    the ``k`` nearest training rows."""
+    import torch
+
+    from skimb.heads import KNNInterpolatedHead
+
+    base = torch.nn.Linear(d["head_weight"].shape[1], d["head_weight"].shape[0])
+    with torch.no_grad():
+        base.weight.copy_(torch.from_numpy(d["head_weight"]))
+        base.bias.copy_(torch.from_numpy(d["head_bias"]))
+    head = KNNInterpolatedHead(base, torch.from_numpy(d["f_train"]), torch.from_numpy(d["y_train"]), k=k,
+                               weight=weight, multilabel=False)
+
+    def logits(f):
+        with torch.no_grad():
+            return head(torch.from_numpy(f)).numpy()
+
+    return logits
+
+
+def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0):
     from skimb.metrics import macro_f1_from_labels, tune_logit_offsets
 
     d = np.load(path)
@@ -100,11 +122,15 @@ def score_file(path, calora_grid=()):
         k, rank, epochs, lr, bal = spec.split(",")
         heads[f"calora k={k} r={rank} ep={epochs} lr={lr} bal={bal}"] = calora_logits(
             d, seed, k=int(k), rank=int(rank), epochs=int(epochs), lr=float(lr), balanced=bal == "1")
+    for spec in knn_grid:  # "k,weight"
+        k, weight = spec.split(",")
+        heads[f"knn k={k} w={weight}"] = knn_logits(d, k=int(k), weight=float(weight))
     rows = {}
     for name, fn in heads.items():
         val, test = fn(d["f_val"]), fn(d["f_test"])
         rows[name] = macro_f1_from_labels(d["y_test"], test.argmax(1), C)
-        b = tune_logit_offsets(d["y_val"], val, class_prior=np.bincount(d["y_train"], minlength=C) + 1.0)
+        b = tune_logit_offsets(d["y_val"], val, class_prior=np.bincount(d["y_train"], minlength=C) + 1.0,
+                               n_bootstrap=n_bootstrap, random_state=seed)
         rows[name + " +tuned"] = macro_f1_from_labels(d["y_test"], (test + b).argmax(1), C)
     return rows, {"tau": best_tau}
 
@@ -113,10 +139,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("files", nargs="+")
     p.add_argument("--calora", default="", help="';'-separated CALoRA stage-2 settings 'k,rank,epochs,lr,balanced'")
+    p.add_argument("--knn", default="", help="';'-separated head='knn' settings 'k,weight'")
+    p.add_argument("--n-bootstrap", type=int, default=0,
+                   help="bootstrap resamples the +tuned offsets are averaged over (threshold='tuned' uses 30)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     grid = [g for g in args.calora.split(";") if g]
-    per_file = {f: score_file(f, grid) for f in args.files}
+    knn = [g for g in args.knn.split(";") if g]
+    per_file = {f: score_file(f, grid, knn, args.n_bootstrap) for f in args.files}
     names = list(next(iter(per_file.values()))[0])
     table = [[n, fmt([r[n] for r, _ in per_file.values()])] for n in names]
     md = "\n".join(["# Second stages on cached stage-1 features", "",

@@ -1,9 +1,11 @@
 """Classification heads: the head components the estimators compose (``head="linear"`` or
 ``"calora"``, :func:`register_head` for more) and CALoRA's building blocks
-(``skimb.heads.calora``), and the decoupled second stages ``head="crt"`` and ``"tau_norm"``."""
+(``skimb.heads.calora``), the decoupled second stages ``head="crt"`` and ``"tau_norm"``, and the
+nearest-neighbour memory ``head="knn"``."""
 
 from ._components import HEADS, CALoRAHead, Head, LinearHead, register_head
 from ._decoupled import CRTHead, TauNormHead
+from ._knn import KNNHead, KNNInterpolatedHead
 from .calora import (
     INITS,
     ROUTINGS,
@@ -22,6 +24,8 @@ __all__ = [
     "CALoRAHead",
     "CRTHead",
     "TauNormHead",
+    "KNNHead",
+    "KNNInterpolatedHead",
     "HEADS",
     "register_head",
     "CALoRAConfig",
