@@ -62,6 +62,13 @@ def _wce_tuned(budget, seed, context):
                        threshold="tuned")
 
 
+@register_method("wce_knn", description="weighted CE + a kNN memory of the training features mixed into the head "
+                 "(head='knn', k=10, weight 0.5); shares weighted_ce's stage 1", tasks=("multiclass",), default=True,
+                 family="recipes")
+def _wce_knn(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", head="knn")
+
+
 # --- frozen embeddings + linear models -----------------------------------------
 @register_method("embed_lr", description="frozen backbone embeddings + LogisticRegression",
                  tasks=("multiclass", "multilabel"), default=True, family="embeddings")
@@ -93,8 +100,8 @@ def _embed_smote(budget, seed, context):
 
 
 # --- imbalance losses (skimb.losses) -------------------------------------------
-def _register_loss(name, loss, tasks, description, **extra):
-    @register_method(name, description=description, tasks=tasks, family="losses")
+def _register_loss(name, loss, tasks, description, default=False, **extra):
+    @register_method(name, description=description, tasks=tasks, family="losses", default=default)
     def build(budget, seed, context):
         return _fine_tuned(budget, seed, context, loss=loss, **extra)
 
@@ -103,7 +110,8 @@ def _register_loss(name, loss, tasks, description, **extra):
 
 _register_loss("focal", "focal", _ALL_TASKS, "fine-tuning with focal loss (gamma=2)", loss__gamma=2.0)
 _register_loss("afl", "afl", ("multiclass", "multilabel"),
-               "fine-tuning with AFL, the adaptive focal loss (per-class gamma = 2 * n_max / n_c, capped at 10)")
+               "fine-tuning with AFL, the adaptive focal loss (per-class gamma = 2 * n_max / n_c, capped at 10)",
+               default=True)
 _register_loss("class_balanced", "class_balanced", ("multiclass",),
                "fine-tuning with class-balanced CE (effective number, beta=0.999)")
 _register_loss("ldam", "ldam", ("multiclass",), "fine-tuning with LDAM (margins ~ n_c^-1/4) and deferred re-weighting",
@@ -205,8 +213,8 @@ _register_embedding_sampler("embed_hardness", lambda seed, ctx: _samplers().Hard
 # HAMR needs a meta set: each variant holds out validation_fraction=0.1 (stratified), which
 # becomes the base of the balanced meta set (and gives the validation loss); hamr_none holds it
 # out too, so that all five train on the same share of the data.
-def _register_hamr(name, description, **switches):
-    @register_method(name, description=description, tasks=_ALL_TASKS, family="HAMR")
+def _register_hamr(name, description, default=False, **switches):
+    @register_method(name, description=description, tasks=_ALL_TASKS, family="HAMR", default=default)
     def build(budget, seed, context):
         routed = {f"training__{k}": v for k, v in switches.items()}
         return _fine_tuned(budget, seed, context, training="hamr", validation_fraction=0.1, **routed)
@@ -214,7 +222,8 @@ def _register_hamr(name, description, **switches):
     return build
 
 
-_register_hamr("hamr", "HAMR: meta-learned sample weights + hardness/kNN resampling (validation 10% -> meta set)")
+_register_hamr("hamr", "HAMR: meta-learned sample weights + hardness/kNN resampling (validation 10% -> meta set)",
+               default=True)
 _register_hamr("hamr_no_weighting", "HAMR without adaptive weighting (WNet still drives the hardness)",
                meta_weighting=False)
 _register_hamr("hamr_no_resampling", "HAMR without hardness-aware resampling (nor kNN)", resampling=False, knn=False)
