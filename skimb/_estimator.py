@@ -109,8 +109,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         self._stage1_key_ = key if ctx.head.has_stage2 else None
         with seeded(ctx.seed):
             ctx.module = ctx.adapter.build_module(ctx.backbone_model, ctx.n_classes, ctx.finetune)
-            ctx.adapter.init_head(ctx.module, ctx)
             ctx.criterion = ctx.adapter.make_loss(ctx)
+            ctx.head.prepare(ctx.module, loss=ctx.criterion)
+            ctx.adapter.init_head(ctx.module, ctx)
             if ctx.stage1 is not None:
                 self._load_stage1(ctx)
             else:

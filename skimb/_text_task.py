@@ -129,8 +129,9 @@ class TextTask(TaskAdapter):
         steps do not spend the backbone's updates on learning that most labels are absent
         (the prior initialisation of Lin et al. 2017; on GoEmotions it is what lets a short
         fine-tuning learn at all)."""
-        if ctx.multilabel:
-            module.head.bias.data.copy_(torch.from_numpy(prior_log_odds(ctx.y[ctx.train_idx])))
+        bias = getattr(module.head, "bias", None)  # a cosine head has none
+        if ctx.multilabel and bias is not None:
+            bias.data.copy_(torch.from_numpy(prior_log_odds(ctx.y[ctx.train_idx])))
 
     def frozen_features(self, texts, encoder, device):
         """Pooled features of a frozen backbone, through the process-wide cache."""

@@ -1,9 +1,10 @@
 """Classification heads: the head components the estimators compose (``head="linear"`` or
 ``"calora"``, :func:`register_head` for more) and CALoRA's building blocks
 (``skimb.heads.calora``), the decoupled second stages ``head="crt"`` and ``"tau_norm"``, and the
-nearest-neighbour memory ``head="knn"``."""
+nearest-neighbour memory ``head="knn"``; ``head="cosine"`` trains a normalised classifier."""
 
 from ._components import HEADS, CALoRAHead, Head, LinearHead, register_head
+from ._cosine import CosineHead, CosineLinear
 from ._decoupled import CRTHead, TauNormHead
 from ._knn import KNNHead, KNNInterpolatedHead
 from .calora import (
@@ -25,6 +26,8 @@ __all__ = [
     "CRTHead",
     "TauNormHead",
     "KNNHead",
+    "CosineHead",
+    "CosineLinear",
     "KNNInterpolatedHead",
     "HEADS",
     "register_head",

@@ -46,6 +46,10 @@ class Head(Component):
         """The parameters that shape stage 1 (part of the stage-1 cache key)."""
         return {k: v for k, v in self.get_params(deep=False).items() if k not in self._stage2_params}
 
+    def prepare(self, module, *, loss=None) -> None:
+        """Shape the freshly built ``module.head`` (an ``nn.Linear``) for stage 1; ``loss`` is the
+        stage-1 loss (None when loading a saved model). Default: keep it as built."""
+
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size,
                    multilabel) -> dict:
         """Train stage 2 on ``module.head`` (replacing it in place) from the stage-1 model's
