@@ -109,6 +109,11 @@ def main(argv=None) -> int:
     print(f"skimb compare: {data.name} ({data.task}), {len(data.X_train)} train / {len(data.X_test)} test, "
           f"methods {[m.name for m in methods]}, seeds {seeds}", flush=True)
     t0 = time.perf_counter()
+    from ..utils._optional import has_optional
+
+    if not has_optional("matplotlib"):
+        print("matplotlib is not installed: the report will have no figures (pip install 'skimb[plots]').",
+              flush=True)
     results = run_comparison(data, methods, budget=budget, seeds=seeds, log=lambda s: print(s, flush=True))
     path = write_report(args.out, data=data, methods=methods, budget=budget, seeds=seeds, results=results,
                         wall_s=time.perf_counter() - t0, baseline=args.baseline)

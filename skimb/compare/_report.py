@@ -150,13 +150,15 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline
         "baseline": baseline, "gaps": {m: dict(zip(("gap", "low", "high"), g)) for m, g in gaps.items()},
         "recommendation": recommendation}, indent=2, default=str))
 
-    # plots
+    # plots (matplotlib is the optional "plots" extra: without it the report has no figures)
     from ..metrics import plot_gaps, plot_per_class_f1, plot_quartile_f1
+    from ..utils._optional import has_optional
 
-    if gaps:
+    plots = has_optional("matplotlib")
+    if gaps and plots:
         plot_gaps(gaps, out / "gaps.png", baseline=baseline, title=f"Macro-F1 gap to {baseline} on {data.name}")
     ok = {n: s for n, s in summary.items() if s["n_seeds"]}
-    if ok:
+    if ok and plots:
         counts = _train_counts(data)
         plot_per_class_f1({n: s["per_class_f1"] for n, s in ok.items()}, out / "per_class_f1.png",
                           title=f"Per-class F1 on {data.name} (mean over seeds)", class_counts=counts)
@@ -192,7 +194,7 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline
             verdict = "better" if low > 0 else ("worse" if high < 0 else "no clear difference")
             lines.append(f"| {name} | {100 * gap:+.1f} | {100 * low:+.1f} to {100 * high:+.1f} | {verdict} |")
         lines += ["", "Paired bootstrap over the test examples (2000 draws), each draw applied to every seed "
-                  "of both methods; the gap is the mean over seeds.", "", "![gaps](gaps.png)", ""]
+                  "of both methods; the gap is the mean over seeds.", "", "![gaps](gaps.png)" if plots else "", ""]
     classes = list(next(iter(ok.values()))["per_class_f1"]) if ok else []
     if classes:
         lines += ["## Per-class F1 (mean over seeds)", "",
@@ -201,7 +203,8 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline
             lines.append(f"| {name} | " + " | ".join(f"{s['per_class_f1'].get(c, float('nan')):.3f}" for c in classes) + " |")
         lines.append("")
     lines += ["## Methods", ""] + [f"- `{m.name}`: {m.description}" for m in methods]
-    lines += ["", "![per-class F1](per_class_f1.png)", "", "![quartile F1](quartile_f1.png)", ""]
+    lines += (["", "![per-class F1](per_class_f1.png)", "", "![quartile F1](quartile_f1.png)", ""] if plots else
+              ["", "(No figures: matplotlib is not installed; `pip install 'skimb[plots]'`.)", ""])
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -27,6 +27,14 @@ def _check_results(results, what):
     return results
 
 
+def _matplotlib():
+    """``(FigureCanvasAgg, Figure)``; an error naming the ``plots`` extra when it is missing."""
+    from ..utils._optional import import_optional
+
+    return (import_optional("matplotlib.backends.backend_agg").FigureCanvasAgg,
+            import_optional("matplotlib.figure").Figure)
+
+
 def _value(scores, key):
     v = scores.get(key)
     if v is None:
@@ -35,8 +43,7 @@ def _value(scores, key):
 
 
 def _grouped_bars(results, keys, tick_labels, path, *, title, xlabel, width_per_key, rotate=None):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    FigureCanvasAgg, Figure = _matplotlib()
 
     n_methods = len(results)
     n_keys = len(keys)
@@ -208,8 +215,7 @@ def plot_gaps(gaps, path, *, baseline, title=None):
     ...     out.stat().st_size > 0
     True
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    FigureCanvasAgg, Figure = _matplotlib()
 
     if not gaps:
         raise ValueError("gaps must be a non-empty dict {method: (gap, low, high)}.")

@@ -45,13 +45,9 @@ INDEX_KINDS = ("flat", "ivf", "hnsw")
 
 
 def _import_faiss():
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - faiss-cpu is a declared dependency
-        raise ImportError(
-            "HAMR's neighbourhood search needs FAISS: pip install faiss-cpu (or faiss-gpu)."
-        ) from exc
-    return faiss
+    from ._optional import import_optional
+
+    return import_optional("faiss")
 
 
 def _n_threads() -> int:
