@@ -109,3 +109,13 @@ def test_plain_ce_reuses_calora_topks_stage1(tiny_bert, toy_data):
     assert not alone.stage1_cached_
     assert results[0].metrics["macro_f1"] == pytest.approx(f1_score(y[:20], alone.predict(X[:20]), average="macro"))
     stage1_cache.clear()
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["compare", "--version"]])
+def test_version(capsys, argv):
+    import skimb
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skimb {skimb.__version__}"

@@ -16,6 +16,7 @@ import time
 
 from . import _methods  # noqa: F401  (registers the built-in methods)
 from ._registry import METHODS, Budget, Method, get_methods, register_method
+from .. import __version__
 from ._report import write_report
 from ._runner import evaluate, run_comparison
 
@@ -56,6 +57,7 @@ def build_parser():
                    help="method the gaps (paired bootstrap intervals) are measured against; 'auto' is "
                         "weighted_ce, else ce (default: %(default)s)")
     p.add_argument("--list-methods", action="store_true", help="list the registered methods and exit")
+    p.add_argument("--version", action="version", version=f"skimb {__version__}")
     return p
 
 
