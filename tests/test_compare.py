@@ -119,3 +119,24 @@ def test_version(capsys, argv):
         main(argv)
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"skimb {skimb.__version__}"
+
+
+def test_resume_keeps_finished_runs_and_fits_only_the_rest(tiny_bert, tmp_path, capsys):
+    out = tmp_path / "report"
+    common = ["compare", "--backbone", tiny_bert, "--train-size", "120", "--test-size", "60", "--epochs", "1",
+              "--seeds", "0", "--out", str(out)]
+    assert main(common + ["--methods", "ce,embed_lr"]) == 0
+    first = json.loads((out / "results.json").read_text())["results"]
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 2  # written run by run
+    capsys.readouterr()
+    assert main(common + ["--methods", "ce,embed_lr,embed_smote", "--resume"]) == 0
+    log = capsys.readouterr().out
+    assert "ce: kept from the earlier run" in log and "embed_lr: kept from the earlier run" in log
+    assert "embed_smote: fitting" in log and "ce: fitting" not in log
+    second = {r["method"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    for r in first:
+        assert second[r["method"]]["metrics"] == r["metrics"] and second[r["method"]]["train_s"] == r["train_s"]
+    assert "embed_smote" in json.loads((out / "results.json").read_text())["gaps"]
+    # another budget is another comparison: nothing is kept
+    assert main(common + ["--lr", "0.001", "--methods", "ce", "--resume"]) == 0
+    assert "kept from the earlier run" not in capsys.readouterr().out

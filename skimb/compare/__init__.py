@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
+from .. import __version__
 from . import _methods  # noqa: F401  (registers the built-in methods)
 from ._registry import METHODS, Budget, Method, get_methods, register_method
-from .. import __version__
 from ._report import write_report
-from ._runner import evaluate, run_comparison
+from ._runner import RunJournal, evaluate, run_comparison
 
 __all__ = ["main", "Budget", "Method", "METHODS", "register_method", "run_comparison", "evaluate", "DEFAULTS"]
 
@@ -56,6 +57,9 @@ def build_parser():
     p.add_argument("--baseline", default="auto",
                    help="method the gaps (paired bootstrap intervals) are measured against; 'auto' is "
                         "weighted_ce, else ce (default: %(default)s)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the runs already finished in --out (runs.jsonl, written after every run) for the "
+                        "same data set, sizes and budget, and fit only the others")
     p.add_argument("--list-methods", action="store_true", help="list the registered methods and exit")
     p.add_argument("--version", action="version", version=f"skimb {__version__}")
     return p
@@ -116,7 +120,11 @@ def main(argv=None) -> int:
     if not has_optional("matplotlib"):
         print("matplotlib is not installed: the report will have no figures (pip install 'skimb[plots]').",
               flush=True)
-    results = run_comparison(data, methods, budget=budget, seeds=seeds, log=lambda s: print(s, flush=True))
+    journal = RunJournal(Path(args.out) / "runs.jsonl", data=data, budget=budget)
+    done = journal.load() if args.resume else {}
+    journal.start(resume=args.resume)
+    results = run_comparison(data, methods, budget=budget, seeds=seeds, log=lambda s: print(s, flush=True),
+                             done=done, on_result=journal.append)
     path = write_report(args.out, data=data, methods=methods, budget=budget, seeds=seeds, results=results,
                         wall_s=time.perf_counter() - t0, baseline=args.baseline)
     print(f"report written to {path}")

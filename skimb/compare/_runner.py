@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RunResult", "run_comparison", "evaluate"]
+__all__ = ["RunResult", "RunJournal", "run_comparison", "evaluate"]
 
 
 @dataclass
@@ -78,11 +78,62 @@ def evaluate(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=N
     return metrics, per_class, {k: float(v) for k, v in rep["quartile_f1"].items()}
 
 
-def run_comparison(data, methods, *, budget, seeds, log=print):
+class RunJournal:
+    """``runs.jsonl`` in the output folder: one line per finished run, written as soon as it
+    exists, so that an interrupted comparison loses nothing and ``--resume`` skips those runs.
+    A line counts only for the same data set, split sizes and budget."""
+
+    def __init__(self, path, *, data, budget):
+        from pathlib import Path
+
+        self.path = Path(path)
+        self.setting = {"dataset": str(data.name), "n_train": len(data.X_train), "n_test": len(data.X_test),
+                        "budget": repr(budget)}
+
+    def load(self) -> dict:
+        """``{(method, seed): RunResult}`` of the finished runs of this setting (errors excluded)."""
+        import json
+
+        done = {}
+        if not self.path.exists():
+            return done
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by the interruption
+                continue
+            if record.get("setting") != self.setting or record["result"].get("error"):
+                continue
+            fields = dict(record["result"])
+            counts = fields.pop("counts", None)
+            res = RunResult(**fields)
+            res.counts = None if counts is None else np.asarray(counts)
+            done[(res.method, res.seed)] = res
+        return done
+
+    def start(self, *, resume: bool):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            self.path.write_text("")
+
+    def append(self, res: RunResult):
+        import dataclasses
+        import json
+
+        fields = dataclasses.asdict(res)
+        fields["counts"] = None if res.counts is None else np.asarray(res.counts).tolist()
+        with self.path.open("a") as f:
+            f.write(json.dumps({"setting": self.setting, "result": fields}, default=float) + "\n")
+
+
+def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_result=None):
     """Fit every method on ``data.X_train`` for every seed and score it on ``data.X_test``.
 
     Within a seed, methods with a second-stage head are fitted first, so that a plain method
-    sharing their stage 1 (``ce`` and ``calora_topk``) gets it from the stage-1 cache."""
+    sharing their stage 1 (``ce`` and ``calora_topk``) gets it from the stage-1 cache. ``done``
+    (``{(method, seed): RunResult}``) are kept without fitting; ``on_result(result)`` is called
+    after each new run."""
+    done = {} if done is None else done
     from ..metrics import example_counts
 
     results = []
@@ -95,12 +146,16 @@ def run_comparison(data, methods, *, budget, seeds, log=print):
     for seed in seeds:
         built = {}
         for method in methods:
+            if (method.name, int(seed)) in done:
+                continue
             try:
                 built[method.name] = method.build(budget, int(seed), context)
             except Exception as exc:  # reported with the method's run below
                 built[method.name] = exc
-        by_order = sorted(methods, key=lambda m: not _has_stage2(built[m.name]))
-        seed_results = {}
+        seed_results = {m.name: done[(m.name, int(seed))] for m in methods if (m.name, int(seed)) in done}
+        for name in seed_results:
+            log(f"[seed {seed}] {name}: kept from the earlier run (--resume)")
+        by_order = sorted([m for m in methods if m.name in built], key=lambda m: not _has_stage2(built[m.name]))
         for method in by_order:
             res = seed_results[method.name] = RunResult(method.name, int(seed))
             log(f"[seed {seed}] {method.name}: fitting on {len(data.X_train)} examples ...")
@@ -130,6 +185,8 @@ def run_comparison(data, methods, *, budget, seeds, log=print):
                 res.error = f"{type(exc).__name__}: {exc}"
                 log(f"[seed {seed}] {method.name}: FAILED {res.error}")
                 log(traceback.format_exc(limit=3))
+            if on_result is not None:
+                on_result(res)
         results.extend(seed_results[m.name] for m in methods)
     return results
 
