@@ -20,6 +20,7 @@ from skorch.history import History
 from ._base import make_callbacks, resolve_device, seed_from, seeded
 from ._context import FitContext
 from ._params import SLOTS, ComponentParamsMixin, check_needs_validation
+from ._persistence import model_card
 from .backbones import load_backbone
 from .training import TransformerNet, fingerprint, stage1_cache
 
@@ -170,6 +171,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             setattr(self, name, value)
         if ctx.error is not None:
             raise ctx.error
+        self.class_counts_ = ctx.adapter.class_counts(ctx)
+        if ctx.valid_idx is not None and len(ctx.valid_idx):
+            self.validation_report_ = ctx.adapter.validation_report(ctx)
 
     def _stage1_key(self, data, y_enc, weights, seed, path, components=None):
         """Everything that determines stage 1, or None when it cannot be cached: the backbone,
@@ -279,6 +283,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         base.config.save_pretrained(directory / "backbone")
         self.tokenizer_.save_pretrained(directory / "backbone")
         save_model(module, str(directory / _WEIGHTS_NAME))
+        (directory / "README.md").write_text(model_card(self))
         return directory
 
     @classmethod

@@ -6,7 +6,9 @@ import json
 import warnings
 from pathlib import Path
 
-__all__ = ["read_saved_config", "params_to_json", "params_from_json", "warn_omitted"]
+import numpy as np
+
+__all__ = ["read_saved_config", "params_to_json", "params_from_json", "warn_omitted", "model_card"]
 
 #: Sub-folder of a saved model holding the backbone's config and tokenizer.
 BACKBONE_DIR = "backbone"
@@ -94,3 +96,42 @@ def warn_omitted(omitted) -> None:
     if omitted:
         warnings.warn(f"parameters {omitted} were not JSON-serialisable and were not saved; they take "
                       "their default values.", UserWarning, stacklevel=3)
+
+
+def model_card(est) -> str:
+    """The ``README.md`` that :meth:`save_pretrained` writes next to the weights: task, labels with
+    their training counts, the parameters that differ from the defaults, the validation split's
+    report, training time and the skimb version (as SetFit's model cards)."""
+    from . import __version__
+
+    counts = getattr(est, "class_counts_", None)
+    weights = getattr(est, "class_weight_", None)
+    lines = [f"# {type(est).__name__}", "",
+             f"Saved by skimb {__version__}. Load it with `{type(est).__name__}.load_pretrained(path)`.", "",
+             f"- task: {est.task_}",
+             f"- backbone: {Path(str(est.backbone_path_)).name}",
+             f"- epochs run: {int(est.n_iter_)}; fit time: {float(getattr(est, 'fit_time_s_', float('nan'))):.1f} s",
+             "", "## Labels", "",
+             "| label | training examples | class weight |", "|---|---|---|"]
+    for i, label in enumerate(est.classes_.tolist()):
+        n = "" if counts is None else int(counts[i])
+        w = "" if weights is None or len(np.atleast_1d(weights)) <= i else f"{float(np.atleast_1d(weights)[i]):.3g}"
+        lines.append(f"| {label} | {n} | {w} |")
+    defaults = type(est)().get_params(deep=False)
+    changed = {k: v for k, v in est.get_params(deep=False).items() if repr(defaults.get(k)) != repr(v)}
+    lines += ["", "## Parameters (those not at their defaults)", ""]
+    lines += [f"- `{k}={v!r}`" for k, v in sorted(changed.items())] or ["- all defaults"]
+    report = getattr(est, "validation_report_", None)
+    lines += ["", "## Validation split", ""]
+    if report is None:
+        lines.append("No validation split was held out (`validation_fraction=None`).")
+    else:
+        keys = [k for k in ("macro_f1", "weighted_f1", "micro_f1", "balanced_accuracy", "macro_roc_auc")
+                if isinstance(report.get(k), (int, float))]
+        lines += [f"- {k}: {float(report[k]):.4f}" for k in keys]
+        per = report.get("per_class") or report.get("per_label") or {}
+        if per:
+            lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+            lines += [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {int(v['support'])} |"
+                      for k, v in per.items()]
+    return "\n".join(lines) + "\n"

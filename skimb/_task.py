@@ -49,8 +49,10 @@ class TaskAdapter:
         training split's class counts."""
         from .losses import make_loss
 
-        task = ctx.task if task is None else task
-        y_enc = ctx.y[ctx.train_idx] if y_enc is None else y_enc
+        if y_enc is None:
+            y_enc, task = self.train_targets(ctx)
+        elif task is None:
+            task = ctx.task
         counts = y_enc.sum(0) if task == "multilabel" else np.bincount(y_enc, minlength=ctx.n_classes)
         return make_loss(self.est.loss, task="multilabel" if task == "multilabel" else "multiclass",
                          class_counts=counts, n_samples=len(y_enc), **self.est.routed_params_for("loss"))
@@ -75,6 +77,19 @@ class TaskAdapter:
     def after_fit(self, ctx) -> dict:
         """Attributes that need the final model (a decision rule tuned on validation)."""
         return {}
+
+    def validation_report(self, ctx):
+        """The fitted model's report on the validation split, or None where there is none."""
+        return None
+
+    def class_counts(self, ctx) -> np.ndarray:
+        """Training examples per class (positives per label; labelled tokens per tag)."""
+        y_enc, task = self.train_targets(ctx)
+        return y_enc.sum(0) if task == "multilabel" else np.bincount(y_enc, minlength=ctx.n_classes)
+
+    def train_targets(self, ctx):
+        """``(encoded targets of the training split, "multilabel" or "multiclass")``."""
+        return ctx.y[ctx.train_idx], "multilabel" if ctx.task == "multilabel" else "multiclass"
 
     # -- encoding -------------------------------------------------------------------------------
     def encode(self, texts, encoder, device, batch_size=None) -> np.ndarray:

@@ -183,6 +183,16 @@ class TextTask(TaskAdapter):
         return {"logit_offsets_": tune_logit_offsets(y_enc[valid_idx], logits, class_prior=prior,
                                                      n_bootstrap=OFFSET_BOOTSTRAPS, random_state=ctx.seed)}
 
+    def validation_report(self, ctx):
+        """The imbalance report of the fitted model on the validation split (its decision rule)."""
+        from .metrics import imbalance_report, multilabel_report
+
+        texts = [ctx.X[i] for i in ctx.valid_idx]
+        if ctx.multilabel:
+            return multilabel_report(ctx.y[ctx.valid_idx], self.est.predict(texts),
+                                     label_names=[str(c) for c in ctx.classes])
+        return imbalance_report(ctx.classes[ctx.y[ctx.valid_idx]], self.est.predict(texts))
+
     # -- prediction -----------------------------------------------------------------------------
     def logits(self, texts) -> torch.Tensor:
         est = self.est

@@ -139,8 +139,11 @@ class TokenTask(TaskAdapter):
         encoder = finetune.build_encoder(backbone_model, None)
         return SequenceClassifier(encoder, n_outputs, dropout=self.est.dropout)
 
+    def train_targets(self, ctx):
+        return flat_tags(ctx.y[ctx.train_idx]), "multiclass"
+
     def make_loss(self, ctx, task=None, y_enc=None):
-        flat = flat_tags(ctx.y[ctx.train_idx])
+        flat, _ = self.train_targets(ctx)
         loss = super().make_loss(ctx, "multiclass", flat)
         if ctx.tag_weight is None:
             return loss

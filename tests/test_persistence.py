@@ -139,3 +139,27 @@ def test_load_pretrained_still_loads_a_saved_model(saved_model):
     X, _ = make_toy_texts()
     loaded = TransformerClassifier.load_pretrained(saved_model, device="cpu")
     assert loaded.predict_proba(X[:4]).shape == (4, len(loaded.classes_))
+
+
+def test_save_pretrained_writes_a_model_card(tiny_bert, toy_data, tmp_path):
+    import numpy as np
+
+    from skimb import TransformerClassifier
+
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, class_weight="balanced", validation_fraction=0.25, max_epochs=1,
+                                batch_size=8, random_state=0).fit(X, y)
+    labels, counts = np.unique(y[np.setdiff1d(np.arange(len(y)), clf._adapter().split(
+        np.searchsorted(clf.classes_, y), "multiclass", 0)[1])], return_counts=True)
+    np.testing.assert_array_equal(clf.class_counts_, counts)
+    card = (clf.save_pretrained(tmp_path / "m") / "README.md").read_text()
+    assert card.startswith("# TransformerClassifier") and "skimb " in card
+    for label, n in zip(labels, counts):
+        assert f"| {label} | {n} |" in card
+    assert "`class_weight='balanced'`" in card and "`validation_fraction=0.25`" in card
+    assert f"macro_f1: {clf.validation_report_['macro_f1']:.4f}" in card
+    no_val = TransformerClassifier(tiny_bert, max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    assert not hasattr(no_val, "validation_report_")
+    assert "No validation split" in (no_val.save_pretrained(tmp_path / "n") / "README.md").read_text()
+    loaded = TransformerClassifier.load_pretrained(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.class_counts_, clf.class_counts_)
