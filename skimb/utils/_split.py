@@ -5,29 +5,25 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["multilabel_train_test_split", "rarest_tag_keys"]
+__all__ = ["iterative_stratification", "multilabel_train_test_split", "rarest_tag_keys"]
 
 
-def multilabel_train_test_split(Y, *, test_size: float, random_state=None):
-    """Iterative stratification (Sechidis et al., 2011) of a 0/1 indicator matrix.
-
-    Labels are handled rarest first: each sample carrying the current label goes to
-    the split whose remaining demand for that label is largest, so that rare labels
-    are represented in both splits in proportion. Returns sorted
-    ``(train_indices, test_indices)``.
+def iterative_stratification(Y, ratios, *, random_state=None) -> np.ndarray:
+    """Assign each row of a 0/1 indicator matrix to one of ``len(ratios)`` parts by iterative
+    stratification (Sechidis et al., 2011): labels are handled rarest first, and each row carrying
+    the current label goes to the part whose remaining demand for that label is largest (ties: the
+    largest remaining size, then at random), so that rare labels reach every part in proportion.
+    Returns the part index of each row.
 
     >>> Y = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [0, 1]])
-    >>> tr, te = multilabel_train_test_split(Y, test_size=0.5, random_state=0)
-    >>> len(tr) + len(te), bool(Y[te].sum(0).min() > 0)
-    (6, True)
+    >>> parts = iterative_stratification(Y, [0.5, 0.5], random_state=0)
+    >>> [Y[parts == p].sum(0).tolist() for p in (0, 1)]  # both labels in both parts
+    [[2, 2], [1, 2]]
     """
     Y = np.asarray(Y)
-    n = Y.shape[0]
+    n, ratios = Y.shape[0], np.asarray(ratios, dtype=np.float64)
     rng = check_random_state(random_state)
-    n_test = int(round(test_size * n))
-    if not 0 < n_test < n:
-        raise ValueError(f"test_size={test_size} leaves an empty split for {n} samples.")
-    ratios = np.array([1 - n_test / n, n_test / n])
+    k = len(ratios)
     demand_total = ratios * n
     demand_label = np.outer(ratios, Y.sum(0)).astype(np.float64)
     assigned = np.full(n, -1)
@@ -35,9 +31,9 @@ def multilabel_train_test_split(Y, *, test_size: float, random_state=None):
     while (assigned < 0).any():
         free = assigned < 0
         counts = remaining[free].sum(0)
-        if counts.max() == 0:  # samples with no (remaining) labels
+        if counts.max() == 0:  # rows with no (remaining) labels
             for i in rng.permutation(np.flatnonzero(free)):
-                s = int(np.argmax(demand_total + rng.random_sample(2) * 1e-9))
+                s = int(np.argmax(demand_total + rng.random_sample(k) * 1e-9))
                 assigned[i] = s
                 demand_total[s] -= 1
             break
@@ -52,6 +48,23 @@ def multilabel_train_test_split(Y, *, test_size: float, random_state=None):
             demand_total[s] -= 1
             demand_label[s] -= Y[i]
             remaining[i] = False
+    return assigned
+
+
+def multilabel_train_test_split(Y, *, test_size: float, random_state=None):
+    """Iterative stratification of a 0/1 indicator matrix into two parts
+    (:func:`iterative_stratification`). Returns sorted ``(train_indices, test_indices)``.
+
+    >>> Y = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [0, 1]])
+    >>> tr, te = multilabel_train_test_split(Y, test_size=0.5, random_state=0)
+    >>> len(tr) + len(te), bool(Y[te].sum(0).min() > 0)
+    (6, True)
+    """
+    n = np.asarray(Y).shape[0]
+    n_test = int(round(test_size * n))
+    if not 0 < n_test < n:
+        raise ValueError(f"test_size={test_size} leaves an empty split for {n} samples.")
+    assigned = iterative_stratification(Y, [1 - n_test / n, n_test / n], random_state=random_state)
     return np.flatnonzero(assigned == 0), np.flatnonzero(assigned == 1)
 
 

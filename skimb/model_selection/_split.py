@@ -1,0 +1,112 @@
+"""Cross-validation splitters that keep rare classes in every fold where scikit-learn cannot
+stratify: multi-label indicator targets and tagged sentences."""
+
+from __future__ import annotations
+
+from collections import Counter
+from numbers import Integral
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+from sklearn.utils import check_random_state
+
+from ..utils._param_validation import Boolean, Interval, RandomState, validate_params
+from ..utils._split import iterative_stratification
+
+__all__ = ["MultilabelStratifiedKFold", "TagStratifiedKFold"]
+
+
+class _KFold:
+    """``split(X, y, groups=None)`` and ``get_n_splits`` of a K-fold splitter whose folds are
+    assigned by :meth:`_fold_of`."""
+
+    _parameter_constraints = {"n_splits": [Interval(Integral, 2, None)], "shuffle": [Boolean()],
+                              "random_state": [RandomState()]}
+
+    def __init__(self, n_splits=5, *, shuffle=False, random_state=None):
+        self.n_splits = n_splits
+        self.shuffle = shuffle
+        self.random_state = random_state
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        return self.n_splits
+
+    def split(self, X, y, groups=None):
+        validate_params(self._parameter_constraints, vars(self), owner=type(self).__name__)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs y to stratify on.")
+        n = len(y)
+        if self.n_splits > n:
+            raise ValueError(f"Cannot have n_splits={self.n_splits} greater than the number of samples ({n}).")
+        fold = self._fold_of(y)
+        for k in range(self.n_splits):
+            yield np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+
+    def _seed(self):
+        # without shuffling the folds still come out the same on every call
+        return check_random_state(self.random_state if self.shuffle else 0)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(n_splits={self.n_splits}, shuffle={self.shuffle}, random_state={self.random_state})"
+
+
+class MultilabelStratifiedKFold(_KFold):
+    """K folds of a multi-label 0/1 indicator target, each with its share of every label's
+    positives, by iterative stratification (Sechidis et al., 2011). ``cv=int`` on a multi-label
+    target falls back to unstratified ``KFold`` in scikit-learn; pass this instead.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+    shuffle : bool, default=False
+        Break ties between folds at random (``random_state``); otherwise the same folds every call.
+    random_state : int, RandomState instance or None, default=None
+
+    Examples
+    --------
+    >>> Y = np.array([[1, 0], [1, 0], [1, 1], [0, 1], [0, 1], [0, 1], [1, 0], [0, 0], [0, 0]])
+    >>> cv = MultilabelStratifiedKFold(n_splits=3)
+    >>> [Y[test].sum(0).tolist() for _, test in cv.split(np.zeros(len(Y)), Y)]  # every label in every fold
+    [[1, 1], [2, 1], [1, 2]]
+    """
+
+    def _fold_of(self, y):
+        Y = np.asarray(y)
+        if Y.ndim != 2:
+            raise ValueError(f"{type(self).__name__} needs a 2-D 0/1 indicator target, got shape {Y.shape}; "
+                             "use StratifiedKFold for 1-D labels.")
+        return iterative_stratification(Y, np.full(self.n_splits, 1.0 / self.n_splits), random_state=self._seed())
+
+
+class TagStratifiedKFold(_KFold):
+    """K folds of tagged sentences (NER), stratified by each sentence's rarest entity type, so that
+    rare types reach every fold. ``y`` is one sequence of IOB2 tags per sentence.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+    shuffle : bool, default=False
+    random_state : int, RandomState instance or None, default=None
+
+    Examples
+    --------
+    >>> y = [["B-PER", "O"], ["B-LOC"], ["O", "B-PER"], ["B-LOC", "I-LOC"], ["O"], ["O"]]
+    >>> cv = TagStratifiedKFold(n_splits=2)
+    >>> [sorted({t[2:] for i in test for t in y[i] if t != "O"}) for _, test in cv.split(y, y)]
+    [['LOC', 'PER'], ['LOC', 'PER']]
+    """
+
+    def _fold_of(self, y):
+        if len(y) and isinstance(y[0], str):
+            raise ValueError(f"{type(self).__name__} needs one sequence of tags per sentence, got strings.")
+        types = [{t.split("-", 1)[1] for t in tags if t != "O" and "-" in t} for tags in y]
+        counts = Counter(t for ts in types for t in ts)
+        keys = np.array([min(ts, key=lambda t: (counts[t], t)) if ts else "" for ts in types], dtype=object)
+        # a type with fewer sentences than folds cannot be in every fold: group it with the untagged ones
+        sizes = Counter(keys.tolist())
+        keys = np.array([k if sizes[k] >= self.n_splits else "" for k in keys.tolist()], dtype=object)
+        folds = StratifiedKFold(self.n_splits, shuffle=True, random_state=self._seed())
+        fold = np.empty(len(y), dtype=np.int64)
+        for k, (_, test) in enumerate(folds.split(np.zeros(len(y)), keys)):
+            fold[test] = k
+        return fold

@@ -1,0 +1,73 @@
+"""Stratified folds for multi-label targets and tagged sentences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, KFold
+
+from skimb.model_selection import MultilabelStratifiedKFold, TagStratifiedKFold
+from skimb.utils._param_validation import InvalidParameterError
+
+from conftest import make_ner
+
+
+def _rare_multilabel(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    Y = (rng.random((n, 6)) < [0.5, 0.3, 0.2, 0.1, 0.05, 0.05]).astype(int)
+    Y[:5, 5] = 1  # at least five positives of each rare label
+    Y[5:10, 4] = 1
+    return Y
+
+
+@pytest.mark.parametrize("n_splits", [2, 3, 5])
+def test_multilabel_folds_partition_and_keep_every_label(n_splits):
+    Y = _rare_multilabel()
+    folds = list(MultilabelStratifiedKFold(n_splits).split(np.zeros(len(Y)), Y))
+    tests = np.concatenate([te for _, te in folds])
+    assert sorted(tests.tolist()) == list(range(len(Y)))  # a partition
+    for train, test in folds:
+        assert not set(train) & set(test)
+        assert (Y[test].sum(0) >= 1).all()  # every label's positives reach every fold
+    unstratified = [Y[te].sum(0).min() for _, te in KFold(5).split(Y)]
+    assert min(unstratified) == 0  # what scikit-learn's fallback does on this target
+
+
+def test_multilabel_folds_are_reproducible_and_shuffle_with_the_seed():
+    Y = _rare_multilabel()
+    a = [te.tolist() for _, te in MultilabelStratifiedKFold(3).split(Y, Y)]
+    assert a == [te.tolist() for _, te in MultilabelStratifiedKFold(3).split(Y, Y)]
+    b = [te.tolist() for _, te in MultilabelStratifiedKFold(3, shuffle=True, random_state=1).split(Y, Y)]
+    assert b == [te.tolist() for _, te in MultilabelStratifiedKFold(3, shuffle=True, random_state=1).split(Y, Y)]
+    assert a != b
+
+
+def test_tag_folds_keep_rare_types_in_every_fold():
+    X, y = make_ner(60)
+    folds = list(TagStratifiedKFold(3).split(X, y))
+    assert sorted(np.concatenate([te for _, te in folds]).tolist()) == list(range(len(X)))
+    types = {t[2:] for s in y for t in s if t != "O"}
+    for _, test in folds:
+        assert {t[2:] for i in test for t in y[i] if t != "O"} == types
+
+
+def test_splitters_work_in_a_grid_search():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    Y = _rare_multilabel()
+    X = np.random.default_rng(0).normal(size=(len(Y), 4)) + Y[:, :1]
+    search = GridSearchCV(OneVsRestClassifier(LogisticRegression()), {"estimator__C": [0.1, 1.0]},
+                          cv=MultilabelStratifiedKFold(3), scoring="f1_macro").fit(X, Y)
+    assert search.n_splits_ == 3
+
+
+@pytest.mark.parametrize("cv,y,match", [
+    (MultilabelStratifiedKFold(1), np.zeros((4, 2)), "n_splits"),
+    (MultilabelStratifiedKFold(2), np.zeros(4), "2-D"),
+    (TagStratifiedKFold(2), ["B-PER", "O"], "sequence of tags"),
+    (MultilabelStratifiedKFold(5), np.zeros((3, 2)), "greater than the number of samples"),
+])
+def test_bad_input_is_a_clear_error(cv, y, match):
+    with pytest.raises((ValueError, InvalidParameterError), match=match):
+        list(cv.split(y, y))
