@@ -130,7 +130,9 @@ def test_resume_keeps_finished_runs_and_fits_only_the_rest(tiny_bert, tmp_path, 
     assert len((out / "runs.jsonl").read_text().splitlines()) == 2  # written run by run
     capsys.readouterr()
     assert main(common + ["--methods", "ce,embed_lr,embed_smote", "--resume"]) == 0
-    log = capsys.readouterr().out
+    captured = capsys.readouterr()
+    log = captured.out
+    assert "skimb compare" in captured.err and "1/1" in captured.err  # the progress bar counts only new runs
     assert "ce: kept from the earlier run" in log and "embed_lr: kept from the earlier run" in log
     assert "embed_smote: fitting" in log and "ce: fitting" not in log
     second = {r["method"]: r for r in json.loads((out / "results.json").read_text())["results"]}

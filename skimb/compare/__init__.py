@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from .. import __version__
 from . import _methods  # noqa: F401  (registers the built-in methods)
 from ._registry import METHODS, Budget, Method, get_methods, register_method
@@ -60,6 +62,8 @@ def build_parser():
     p.add_argument("--resume", action="store_true",
                    help="keep the runs already finished in --out (runs.jsonl, written after every run) for the "
                         "same data set, sizes and budget, and fit only the others")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (runs done, elapsed and remaining time) on stderr")
     p.add_argument("--list-methods", action="store_true", help="list the registered methods and exit")
     p.add_argument("--version", action="version", version=f"skimb {__version__}")
     return p
@@ -123,8 +127,15 @@ def main(argv=None) -> int:
     journal = RunJournal(Path(args.out) / "runs.jsonl", data=data, budget=budget)
     done = journal.load() if args.resume else {}
     journal.start(resume=args.resume)
-    results = run_comparison(data, methods, budget=budget, seeds=seeds, log=lambda s: print(s, flush=True),
-                             done=done, on_result=journal.append)
+    todo = sum((m.name, s) not in done for s in seeds for m in methods)
+    with tqdm(total=todo, desc="skimb compare", unit="run", file=sys.stderr, disable=args.no_progress) as bar:
+        def finished(res):
+            journal.append(res)
+            bar.set_postfix_str(f"{res.method}, seed {res.seed}", refresh=False)
+            bar.update(1)
+
+        results = run_comparison(data, methods, budget=budget, seeds=seeds, done=done, on_result=finished,
+                                 log=lambda s: bar.write(s) if not args.no_progress else print(s, flush=True))
     path = write_report(args.out, data=data, methods=methods, budget=budget, seeds=seeds, results=results,
                         wall_s=time.perf_counter() - t0, baseline=args.baseline)
     print(f"report written to {path}")
