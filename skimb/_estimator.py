@@ -22,14 +22,16 @@ from ._context import FitContext
 from ._params import SLOTS, ComponentParamsMixin, check_needs_validation
 from ._persistence import model_card
 from .backbones import load_backbone
+from .backbones._quantize import int8_module
 from .training import TransformerNet, fingerprint, stage1_cache
+from .utils._warnings import warn_caller
 
 __all__ = ["TransformerEstimator"]
 
 _CONFIG_NAME = "skimb_config.json"
 _WEIGHTS_NAME = "model.safetensors"
 #: Parameters that shape neither stage 1 nor the model (left out of the stage-1 cache key).
-_NOT_STAGE1 = ("verbose",)
+_NOT_STAGE1 = ("verbose", "quantize")  # they do not change what stage 1 learns
 
 
 def _replay_loss_schedule(criterion, n_epochs, max_epochs):
@@ -212,6 +214,17 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         )
         net.initialize()
         return net
+
+    def _inference_module(self):
+        """``(module, device)`` that prediction runs: the fitted model, or with ``quantize="int8"``
+        its dynamic-int8 copy on the CPU (built once per fitted model)."""
+        module, device = self.net_.module_, self.net_.device
+        if self.quantize is None:
+            return module, device
+        if torch.device(device).type != "cpu":
+            warn_caller(f"quantize={self.quantize!r} runs on the CPU only; predicting in float32 on {device}.")
+            return module, device
+        return int8_module(module), "cpu"
 
     def _param_groups(self, ctx):
         """AdamW groups: no weight decay on biases and LayerNorm; the head at its own rate.

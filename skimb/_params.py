@@ -24,7 +24,7 @@ SHARED_PARAMS = dict(
     backbone=None, finetune="full", max_length=128, batch_size=32, max_epochs=3, lr="auto", head_lr_multiplier="auto", weight_decay=0.01,
     warmup_ratio=0.1, max_grad_norm=1.0, dropout=0.1, loss="ce", class_weight=None, head="linear",
     training="standard", validation_fraction=None, early_stopping=False, patience=3, device="auto", amp=True,
-    random_state=None, verbose=0, callbacks=None,
+    random_state=None, verbose=0, callbacks=None, quantize=None,
 )
 
 
@@ -52,6 +52,7 @@ SHARED_CONSTRAINTS = {
     "amp": [Boolean()], "random_state": [RandomState()],
     "verbose": [Interval(Integral, 0, None), Boolean()],
     "callbacks": [None, Satisfies(lambda v: isinstance(v, (list, tuple)), "a list of skorch callbacks", bad=[3])],
+    "quantize": [None, Options("int8")],
     "head": "no_validation", "training": "no_validation", "finetune": "no_validation",  # their registries check
 }
 

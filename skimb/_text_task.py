@@ -133,10 +133,11 @@ class TextTask(TaskAdapter):
         if ctx.multilabel and bias is not None:
             bias.data.copy_(torch.from_numpy(prior_log_odds(ctx.y[ctx.train_idx])))
 
-    def frozen_features(self, texts, encoder, device):
-        """Pooled features of a frozen backbone, through the process-wide cache."""
+    def frozen_features(self, texts, encoder, device, *, variant=None):
+        """Pooled features of a frozen backbone, through the process-wide cache (``variant``: an
+        int8 encoder's features are cached apart)."""
         est = self.est
-        return feature_cache.get_or_compute((est.backbone_path_, est.pooling, int(est.max_length)), texts,
+        return feature_cache.get_or_compute((est.backbone_path_, est.pooling, int(est.max_length), variant), texts,
                                             lambda missing: self.encode(missing, encoder, device))
 
     def datasets(self, texts, y_enc, weights, train_idx, valid_idx, module, device):
@@ -196,16 +197,15 @@ class TextTask(TaskAdapter):
     # -- prediction -----------------------------------------------------------------------------
     def logits(self, texts) -> torch.Tensor:
         est = self.est
-        module = est.net_.module_
+        module, device = est._inference_module()
         module.eval()
-        device = est.net_.device
         feats = None
         if self.finetune.frozen:
-            feats = self.frozen_features(texts, module.encoder, device)
+            feats = self.frozen_features(texts, module.encoder, device, variant=est.quantize)
         elif getattr(est, "_stage1_key_", None) is not None:
             # Staged heads whose candidates share a stage 1 share its (frozen) encoder: encode each
             # text once for all of them, e.g. a grid search scoring every candidate on a fold.
-            feats = feature_cache.get_or_compute(("calora-stage1", est._stage1_key_), texts,
+            feats = feature_cache.get_or_compute(("calora-stage1", est._stage1_key_, est.quantize), texts,
                                                  lambda missing: self.encode(missing, module.encoder, device))
         if feats is not None:
             with torch.inference_mode():

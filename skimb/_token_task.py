@@ -252,7 +252,8 @@ class TokenTask(TaskAdapter):
         return merge_windows(windows, outs)
 
     def logits(self, sentences) -> list:
-        return self.word_outputs(self.windows(sentences), self.est.net_.module_, self.est.net_.device)
+        module, device = self.est._inference_module()
+        return self.word_outputs(self.windows(sentences), module, device, module=module)
 
     decision_function = logits
 

@@ -1,0 +1,43 @@
+"""Dynamic int8 quantisation of a fitted model for CPU prediction (``quantize="int8"``)."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+import weakref
+
+import torch
+from torch import nn
+
+__all__ = ["int8_module"]
+
+# fitted module -> its int8 copy; weak, so a refit or a deleted estimator frees the copy
+_INT8 = weakref.WeakKeyDictionary()
+
+
+def int8_module(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose encoder's ``nn.Linear`` layers run in dynamic int8 (weights
+    quantised once, activations per batch; torch's ``quantize_dynamic``). The head stays float32,
+    so second-stage heads (CALoRA, kNN) work unchanged. Built once per fitted module and reused.
+
+    >>> class M(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.encoder, self.head = nn.Sequential(nn.Linear(4, 4)), nn.Linear(4, 2)
+    >>> m = M()
+    >>> type(int8_module(m).encoder[0]).__name__, type(int8_module(m).head).__name__
+    ('Linear', 'Linear')
+    >>> "quantized.dynamic" in type(int8_module(m).encoder[0]).__module__
+    True
+    >>> int8_module(m) is int8_module(m), type(m.encoder[0]).__module__  # the original is untouched
+    (True, 'torch.nn.modules.linear')
+    """
+    cached = _INT8.get(module)
+    if cached is None:
+        cached = copy.deepcopy(module).cpu().eval()
+        with warnings.catch_warnings():  # torch marks its eager quantisation API for a move to torchao
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+            cached.encoder = torch.ao.quantization.quantize_dynamic(cached.encoder, {nn.Linear}, dtype=torch.qint8)
+        _INT8[module] = cached
+    return cached

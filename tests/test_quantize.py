@@ -1,0 +1,75 @@
+"""``quantize="int8"``: dynamic int8 prediction on the CPU, float32 training untouched."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from skimb import TransformerClassifier, TransformerTokenClassifier
+from skimb.training import stage1_cache
+
+from conftest import make_ner
+
+FIT = dict(max_epochs=4, batch_size=8, lr=5e-3, random_state=0)
+
+
+def _is_int8(module):
+    return any("quantized.dynamic" in type(m).__module__ for m in module.modules())
+
+
+def test_int8_prediction_is_close_to_float32_and_leaves_the_model_float(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, **FIT).fit(X, y)
+    fp32 = clf.predict_proba(X)
+    clf.set_params(quantize="int8")  # no refit: prediction only
+    int8 = clf.predict_proba(X)
+    assert not np.array_equal(int8, fp32)  # the int8 path ran
+    np.testing.assert_allclose(int8, fp32, atol=0.05)
+    assert (int8.argmax(1) == fp32.argmax(1)).mean() >= 0.95
+    module, device = clf._inference_module()
+    assert _is_int8(module) and device == "cpu" and clf._inference_module()[0] is module  # built once
+    assert not _is_int8(clf.net_.module_)  # the fitted model stays float32
+    np.testing.assert_array_equal(clf.embed(X[:4]), clf.set_params(quantize=None).embed(X[:4]))
+
+
+def test_refit_pickle_and_clone_with_int8(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, quantize="int8", **FIT).fit(X, y)
+    first = clf._inference_module()[0]
+    expected = clf.predict_proba(X)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(restored.predict_proba(X), expected, atol=1e-6)
+    clf.fit(X, y)
+    assert clf._inference_module()[0] is not first  # a refit quantises the new model
+    assert clone(clf).get_params()["quantize"] == "int8"
+
+
+def test_int8_shares_the_float_stage1(tiny_bert, toy_data):
+    X, y = toy_data
+    stage1_cache.clear()
+    a = TransformerClassifier(tiny_bert, head="knn", **FIT).fit(X, y)
+    b = TransformerClassifier(tiny_bert, head="knn", quantize="int8", **FIT).fit(X, y)
+    assert b.stage1_cached_  # quantisation does not change what stage 1 learns
+    assert not np.array_equal(a.predict_proba(X), b.predict_proba(X))  # ... but prediction differs
+    stage1_cache.clear()
+
+
+def test_int8_token_classifier(tiny_bert):
+    X, y = make_ner(32)
+    tok = TransformerTokenClassifier(tiny_bert, max_length=32, **FIT).fit(X, y)
+    fp32 = tok.predict(X)
+    tok.set_params(quantize="int8")
+    int8 = tok.predict(X)
+    agree = np.mean([a == b for s, t in zip(fp32, int8) for a, b in zip(s, t)])
+    assert agree >= 0.9
+
+
+def test_bad_quantize_value_is_rejected(tiny_bert, toy_data):
+    from skimb.utils._param_validation import InvalidParameterError
+
+    X, y = toy_data
+    with pytest.raises(InvalidParameterError, match="quantize"):
+        TransformerClassifier(tiny_bert, quantize="int4", **FIT).fit(X, y)
