@@ -57,9 +57,9 @@ from skimb.metrics import multilabel_report  # noqa: E402
 #: Presets: name -> TransformerClassifier parameters.
 PRESETS = {
     "bce": {"loss": "bce"},
-    "focal1.5": {"loss": "focal_bce", "gamma": 1.5},
-    "focal2": {"loss": "focal_bce", "gamma": 2.0},
-    "focal2.5": {"loss": "focal_bce", "gamma": 2.5},
+    "focal1.5": {"loss": "focal_bce", "loss__gamma": 1.5},
+    "focal2": {"loss": "focal_bce", "loss__gamma": 2.0},
+    "focal2.5": {"loss": "focal_bce", "loss__gamma": 2.5},
     "afl": {"loss": "afl"},
 }
 DEFAULT_LOSSES = ",".join(PRESETS)
@@ -71,7 +71,7 @@ def resolve_loss(name):
         return dict(PRESETS[name])
     m = re.fullmatch(r"(focal|afl)(\d+(?:\.\d+)?)", name)
     if m:
-        return {"loss": "focal_bce" if m.group(1) == "focal" else "afl", "gamma": float(m.group(2))}
+        return {"loss": "focal_bce" if m.group(1) == "focal" else "afl", "loss__gamma": float(m.group(2))}
     if name in available_losses("multilabel"):
         return {"loss": name}
     raise SystemExit(f"unknown loss {name!r}: use one of {sorted(PRESETS)}, focal<gamma>, afl<gamma> or "
