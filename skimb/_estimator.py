@@ -31,7 +31,7 @@ __all__ = ["TransformerEstimator"]
 _CONFIG_NAME = "skimb_config.json"
 _WEIGHTS_NAME = "model.safetensors"
 #: Parameters that shape neither stage 1 nor the model (left out of the stage-1 cache key).
-_NOT_STAGE1 = ("verbose", "quantize")  # they do not change what stage 1 learns
+_NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what stage 1 learns
 
 
 def _replay_loss_schedule(criterion, n_epochs, max_epochs):

@@ -54,6 +54,15 @@ def test_linear_head_reuses_a_staged_heads_stage1_and_stores_none(tiny_bert, toy
     assert not changed.stage1_cached_
 
 
+def test_decision_rule_and_prediction_settings_share_stage1(tiny_bert, toy_data):
+    X, y = toy_data
+    params = dict(validation_fraction=0.25, **CALORA, **FAST)
+    first = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    tuned = TransformerClassifier(tiny_bert, threshold="tuned", quantize="int8", **params).fit(X, y)
+    assert not first.stage1_cached_ and tuned.stage1_cached_
+    assert hasattr(tuned, "logit_offsets_") and not hasattr(first, "logit_offsets_")
+
+
 def test_cache_over_budget_spills_to_disk_and_loses_nothing():
     cache = StageCache(budget_mib=0)
     entries = {f"k{i}": {"state": {"w": torch.full((4,), float(i))}, "history": [{"epoch": 1}],
