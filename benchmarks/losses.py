@@ -61,6 +61,8 @@ PRESETS = {
     "focal2": {"loss": "focal_bce", "loss__gamma": 2.0},
     "focal2.5": {"loss": "focal_bce", "loss__gamma": 2.5},
     "afl": {"loss": "afl"},
+    # AFL with its focusing capped lower: at gamma 10 a positive at p = 0.5 keeps 0.1% of its gradient
+    "afl_cap4": {"loss": "afl", "loss__max_gamma": 4.0},
 }
 DEFAULT_LOSSES = ",".join(PRESETS)
 
