@@ -19,11 +19,12 @@ from skorch.history import History
 
 from ._base import make_callbacks, resolve_device, seed_from, seeded
 from ._context import FitContext
-from ._params import SLOTS, ComponentParamsMixin, check_needs_validation
+from ._params import SHARED_CONSTRAINTS, SLOTS, ComponentParamsMixin, check_needs_validation
 from ._persistence import model_card
 from .backbones import load_backbone
 from .backbones._quantize import int8_module
 from .training import TransformerNet, fingerprint, stage1_cache
+from .utils._param_validation import validate_params
 from .utils._warnings import warn_caller
 
 __all__ = ["TransformerEstimator"]
@@ -122,6 +123,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ctx.stage1_s = time.perf_counter() - t0
         self._set_fitted(ctx)
         self.stage1_cached_ = ctx.stage1 is not None
+        # what training the stage 1 in use cost, also when another fit trained it (a cache hit)
+        self.stage1_train_time_s_ = float(ctx.stage1["fit_time_s"]) if ctx.stage1 is not None else ctx.stage1_s
         cached = None if ctx.stage1 is None else ctx.stage1.get("training")
         if ctx.training_state is not None:
             ctx.training_fitted = ctx.training.finish(ctx.training_state, cached)
@@ -169,13 +172,17 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             setattr(self, name, value)
 
     def _finish(self, ctx):
-        for name, value in ctx.adapter.after_fit(ctx).items():
-            setattr(self, name, value)
-        if ctx.error is not None:
-            raise ctx.error
-        self.class_counts_ = ctx.adapter.class_counts(ctx)
-        if ctx.valid_idx is not None and len(ctx.valid_idx):
-            self.validation_report_ = ctx.adapter.validation_report(ctx)
+        self._finishing_fit = True
+        try:
+            for name, value in ctx.adapter.after_fit(ctx).items():
+                setattr(self, name, value)
+            if ctx.error is not None:
+                raise ctx.error
+            self.class_counts_ = ctx.adapter.class_counts(ctx)
+            if ctx.valid_idx is not None and len(ctx.valid_idx):
+                self.validation_report_ = ctx.adapter.validation_report(ctx)
+        finally:
+            del self._finishing_fit
 
     def _stage1_key(self, data, y_enc, weights, seed, path, components=None):
         """Everything that determines stage 1, or None when it cannot be cached: the backbone,
@@ -216,15 +223,19 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         return net
 
     def _inference_module(self):
-        """``(module, device)`` that prediction runs: the fitted model, or with ``quantize="int8"``
-        its dynamic-int8 copy on the CPU (built once per fitted model)."""
+        """``(module, device, variant)`` that prediction runs: the fitted model (variant None), or
+        with ``quantize="int8"`` its dynamic-int8 copy on the CPU (built once per fitted model).
+        While ``fit`` finishes (the tuned decision rule, the validation report) it is always the
+        float32 model, so that those do not depend on when ``quantize`` was set."""
         module, device = self.net_.module_, self.net_.device
-        if self.quantize is None:
-            return module, device
+        validate_params({"quantize": SHARED_CONSTRAINTS["quantize"]}, {"quantize": self.quantize},
+                        owner=type(self).__name__)
+        if self.quantize is None or getattr(self, "_finishing_fit", False):
+            return module, device, None
         if torch.device(device).type != "cpu":
             warn_caller(f"quantize={self.quantize!r} runs on the CPU only; predicting in float32 on {device}.")
-            return module, device
-        return int8_module(module), "cpu"
+            return module, device, None
+        return int8_module(module), "cpu", self.quantize
 
     def _param_groups(self, ctx):
         """AdamW groups: no weight decay on biases and LayerNorm; the head at its own rate.

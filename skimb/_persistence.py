@@ -123,9 +123,14 @@ def model_card(est) -> str:
     lines += [f"- `{k}={v!r}`" for k, v in sorted(changed.items())] or ["- all defaults"]
     report = getattr(est, "validation_report_", None)
     lines += ["", "## Validation split", ""]
-    if report is None:
+    if est.get_params().get("validation_fraction") is None:
         lines.append("No validation split was held out (`validation_fraction=None`).")
+    elif report is None:
+        lines.append("A validation split was held out; this model type writes no report for it.")
     else:
+        if est.get_params().get("threshold") == "tuned" or est.get_params().get("training") != "standard":
+            lines += ["The decision rule or the training method used this split too (`threshold='tuned'`, "
+                      "HAMR's meta set), so these figures are optimistic.", ""]
         keys = [k for k in ("macro_f1", "weighted_f1", "micro_f1", "balanced_accuracy", "macro_roc_auc")
                 if isinstance(report.get(k), (int, float))]
         lines += [f"- {k}: {float(report[k]):.4f}" for k in keys]

@@ -197,15 +197,15 @@ class TextTask(TaskAdapter):
     # -- prediction -----------------------------------------------------------------------------
     def logits(self, texts) -> torch.Tensor:
         est = self.est
-        module, device = est._inference_module()
+        module, device, variant = est._inference_module()
         module.eval()
         feats = None
         if self.finetune.frozen:
-            feats = self.frozen_features(texts, module.encoder, device, variant=est.quantize)
+            feats = self.frozen_features(texts, module.encoder, device, variant=variant)
         elif getattr(est, "_stage1_key_", None) is not None:
             # Staged heads whose candidates share a stage 1 share its (frozen) encoder: encode each
             # text once for all of them, e.g. a grid search scoring every candidate on a fold.
-            feats = feature_cache.get_or_compute(("calora-stage1", est._stage1_key_, est.quantize), texts,
+            feats = feature_cache.get_or_compute(("calora-stage1", est._stage1_key_, variant), texts,
                                                  lambda missing: self.encode(missing, module.encoder, device))
         if feats is not None:
             with torch.inference_mode():

@@ -252,7 +252,7 @@ class TokenTask(TaskAdapter):
         return merge_windows(windows, outs)
 
     def logits(self, sentences) -> list:
-        module, device = self.est._inference_module()
+        module, device, _ = self.est._inference_module()
         return self.word_outputs(self.windows(sentences), module, device, module=module)
 
     decision_function = logits

@@ -142,3 +142,14 @@ def test_resume_keeps_finished_runs_and_fits_only_the_rest(tiny_bert, tmp_path, 
     # another budget is another comparison: nothing is kept
     assert main(common + ["--lr", "0.001", "--methods", "ce", "--resume"]) == 0
     assert "kept from the earlier run" not in capsys.readouterr().out
+
+
+def test_default_run_leaves_out_methods_whose_extra_is_missing(monkeypatch):
+    from skimb.compare._registry import get_methods
+    from skimb.utils import _optional
+
+    assert "hamr" in [m.name for m in get_methods("default", "multiclass")]
+    monkeypatch.setattr(_optional, "has_optional", lambda name: name != "faiss")
+    names = [m.name for m in get_methods("default", "multiclass")]
+    assert "hamr" not in names and "weighted_ce" in names
+    assert [m.name for m in get_methods(["hamr"], "multiclass")] == ["hamr"]  # asked for by name: it runs (and says why it fails)

@@ -33,7 +33,7 @@ def test_auto_scale_leaves_scaling_to_ldam(tiny_bert, toy_data, loss, expected_s
     clf = TransformerClassifier(tiny_bert, head="cosine", loss=loss, **FAST).fit(X, y)
     head = clf.net_.module_.head
     assert isinstance(head, CosineLinear) and float(head.scale) == expected_scale
-    assert not hasattr(head, "bias") or head.bias is None
+    assert [n for n, _ in head.named_parameters()] == ["weight"]  # no bias
 
 
 def test_cosine_head_learns_round_trips_and_never_shares_a_linear_stage1(tiny_bert, toy_data, tmp_path):
@@ -61,3 +61,10 @@ def test_cosine_head_on_tokens_and_multilabel(tiny_bert, toy_data):
     Xt, yt = toy_data
     Y = np.stack([yt == yt[0], yt == yt[-1]], axis=1).astype(int)
     assert TransformerClassifier(tiny_bert, head="cosine", **FAST).fit(Xt, Y).predict(Xt).shape == Y.shape
+
+
+def test_auto_scale_sees_ldam_inside_the_token_tag_weighting(tiny_bert):
+    X, y = make_ner(32)
+    tok = TransformerTokenClassifier(tiny_bert, head="cosine", loss="ldam", class_weight="balanced", max_length=32,
+                                     **FAST).fit(X, y)
+    assert float(tok.net_.module_.head.scale) == 1.0

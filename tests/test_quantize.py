@@ -29,8 +29,9 @@ def test_int8_prediction_is_close_to_float32_and_leaves_the_model_float(tiny_ber
     assert not np.array_equal(int8, fp32)  # the int8 path ran
     np.testing.assert_allclose(int8, fp32, atol=0.05)
     assert (int8.argmax(1) == fp32.argmax(1)).mean() >= 0.95
-    module, device = clf._inference_module()
-    assert _is_int8(module) and device == "cpu" and clf._inference_module()[0] is module  # built once
+    module, device, variant = clf._inference_module()
+    assert _is_int8(module) and (device, variant) == ("cpu", "int8")
+    assert clf._inference_module()[0] is module  # built once
     assert not _is_int8(clf.net_.module_)  # the fitted model stays float32
     np.testing.assert_array_equal(clf.embed(X[:4]), clf.set_params(quantize=None).embed(X[:4]))
 
@@ -67,9 +68,30 @@ def test_int8_token_classifier(tiny_bert):
     assert agree >= 0.9
 
 
-def test_bad_quantize_value_is_rejected(tiny_bert, toy_data):
+def test_bad_quantize_value_is_rejected_at_fit_and_at_prediction(tiny_bert, toy_data):
     from skimb.utils._param_validation import InvalidParameterError
 
     X, y = toy_data
     with pytest.raises(InvalidParameterError, match="quantize"):
         TransformerClassifier(tiny_bert, quantize="int4", **FIT).fit(X, y)
+    clf = TransformerClassifier(tiny_bert, **{**FIT, "max_epochs": 1}).fit(X, y).set_params(quantize="int4")
+    with pytest.raises(InvalidParameterError, match="quantize"):
+        clf.predict(X)
+
+
+def test_int8_with_lora_merges_the_adapters(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, finetune="lora", finetune__rank=2, **FIT).fit(X, y)
+    fp32 = clf.predict_proba(X)
+    int8 = clf.set_params(quantize="int8").predict_proba(X)
+    np.testing.assert_allclose(int8, fp32, atol=0.05)
+    assert not any("lora" in n for n, _ in clf._inference_module()[0].named_modules())
+
+
+def test_fit_time_settings_do_not_depend_on_when_int8_was_set(tiny_bert, toy_data):
+    X, y = toy_data
+    params = dict(threshold="tuned", validation_fraction=0.3, **FIT)
+    before = TransformerClassifier(tiny_bert, quantize="int8", **params).fit(X, y)
+    after = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    np.testing.assert_array_equal(before.logit_offsets_, after.logit_offsets_)  # tuned on float32 scores
+    assert before.validation_report_ == after.validation_report_

@@ -46,9 +46,10 @@ def test_linear_head_reuses_a_staged_heads_stage1_and_stores_none(tiny_bert, toy
     params = dict(class_weight="balanced", validation_fraction=0.25, **training, **FAST)
     fresh = TransformerClassifier(tiny_bert, **params).fit(X, y)
     assert not fresh.stage1_cached_ and len(stage1_cache) == 0  # a linear fit stores nothing
-    TransformerClassifier(tiny_bert, **params, **CALORA).fit(X, y)
+    staged = TransformerClassifier(tiny_bert, **params, **CALORA).fit(X, y)
     reused = TransformerClassifier(tiny_bert, **params).fit(X, y)
     assert reused.stage1_cached_ and reused._stage1_key_ is None  # predictions do not go through the feature cache
+    assert reused.stage1_train_time_s_ == staged.stage1_time_s_  # the cost of the stage 1 it uses
     np.testing.assert_array_equal(reused.predict_proba(X), fresh.predict_proba(X))
     changed = TransformerClassifier(tiny_bert, **{**params, "head_lr_multiplier": 10.0}).fit(X, y)
     assert not changed.stage1_cached_

@@ -17,7 +17,8 @@ _INT8 = weakref.WeakKeyDictionary()
 
 def int8_module(module: nn.Module) -> nn.Module:
     """A copy of ``module`` whose encoder's ``nn.Linear`` layers run in dynamic int8 (weights
-    quantised once, activations per batch; torch's ``quantize_dynamic``). The head stays float32,
+    quantised once, activations per batch; torch's ``quantize_dynamic``; LoRA adapters are merged
+    into the weights first). The head stays float32,
     so second-stage heads (CALoRA, kNN) work unchanged. Built once per fitted module and reused.
 
     >>> class M(nn.Module):
@@ -35,6 +36,9 @@ def int8_module(module: nn.Module) -> nn.Module:
     cached = _INT8.get(module)
     if cached is None:
         cached = copy.deepcopy(module).cpu().eval()
+        backbone = getattr(cached.encoder, "backbone", None)
+        if hasattr(backbone, "merge_and_unload"):  # LoRA: fold the adapters into the weights first
+            cached.encoder.backbone = backbone.merge_and_unload()
         with warnings.catch_warnings():  # torch marks its eager quantisation API for a move to torchao
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")

@@ -214,7 +214,10 @@ _register_embedding_sampler("embed_hardness", lambda seed, ctx: _samplers().Hard
 # becomes the base of the balanced meta set (and gives the validation loss); hamr_none holds it
 # out too, so that all five train on the same share of the data.
 def _register_hamr(name, description, default=False, **switches):
-    @register_method(name, description=description, tasks=_ALL_TASKS, family="HAMR", default=default)
+    requires = ("faiss",) if switches.get("resampling", True) and switches.get("knn", True) else ()
+
+    @register_method(name, description=description, tasks=_ALL_TASKS, family="HAMR", default=default,
+                     requires=requires)
     def build(budget, seed, context):
         routed = {f"training__{k}": v for k, v in switches.items()}
         return _fine_tuned(budget, seed, context, training="hamr", validation_fraction=0.1, **routed)

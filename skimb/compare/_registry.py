@@ -39,18 +39,21 @@ class Method:
     tasks: frozenset = field(default_factory=lambda: frozenset({"multiclass"}))
     default: bool = False
     family: str = "baseline"
+    #: Optional packages the method needs (``skimb.utils._optional.EXTRAS``): without them it is
+    #: left out of the default run.
+    requires: tuple = ()
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register_method(name, *, description, tasks=("multiclass",), default=False, family="baseline"):
+def register_method(name, *, description, tasks=("multiclass",), default=False, family="baseline", requires=()):
     """Decorator registering ``build(budget, seed, context)`` under ``name``."""
 
     def decorator(build):
         if name in METHODS:
             raise ValueError(f"a method named {name!r} is already registered")
-        METHODS[name] = Method(name, build, description, frozenset(tasks), default, family)
+        METHODS[name] = Method(name, build, description, frozenset(tasks), default, family, tuple(requires))
         return build
 
     return decorator
@@ -59,7 +62,10 @@ def register_method(name, *, description, tasks=("multiclass",), default=False, 
 def get_methods(names, task) -> list[Method]:
     """Resolve ``names`` (list, or "default"/"all") to methods that support ``task``."""
     if names in (None, "default", ["default"]):
-        chosen = [m for m in METHODS.values() if m.default and task in m.tasks]
+        from ..utils._optional import has_optional
+
+        chosen = [m for m in METHODS.values() if m.default and task in m.tasks
+                  and all(has_optional(r) for r in m.requires)]
         if not chosen:
             chosen = [m for m in METHODS.values() if task in m.tasks]
         return chosen

@@ -87,8 +87,10 @@ class RunJournal:
         from pathlib import Path
 
         self.path = Path(path)
+        from .. import __version__
+
         self.setting = {"dataset": str(data.name), "n_train": len(data.X_train), "n_test": len(data.X_test),
-                        "budget": repr(budget)}
+                        "budget": repr(budget), "skimb": __version__}
 
     def load(self) -> dict:
         """``{(method, seed): RunResult}`` of the finished runs of this setting (errors excluded)."""
@@ -102,11 +104,16 @@ class RunJournal:
                 record = json.loads(line)
             except json.JSONDecodeError:  # a line cut short by the interruption
                 continue
-            if record.get("setting") != self.setting or record["result"].get("error"):
+            if not isinstance(record, dict) or record.get("setting") != self.setting:
                 continue
-            fields = dict(record["result"])
+            fields = dict(record.get("result") or {})
+            if not fields or fields.get("error"):
+                continue
             counts = fields.pop("counts", None)
-            res = RunResult(**fields)
+            try:
+                res = RunResult(**fields)
+            except TypeError:  # written by another version of RunResult
+                continue
             res.counts = None if counts is None else np.asarray(counts)
             done[(res.method, res.seed)] = res
         return done
@@ -167,6 +174,8 @@ def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_res
                 t0 = time.perf_counter()
                 est.fit(data.X_train, data.y_train)
                 res.train_s = time.perf_counter() - t0
+                if getattr(est, "stage1_cached_", False):  # its stage 1 was trained by another method's fit
+                    res.train_s += est.stage1_train_time_s_
                 t0 = time.perf_counter()
                 y_score = None
                 if data.task == "multilabel" and hasattr(est, "predict_proba"):

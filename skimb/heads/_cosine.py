@@ -47,6 +47,16 @@ class CosineLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, scale={float(self.scale)}"
 
 
+def _scales_logits(loss) -> bool:
+    """Whether ``loss`` (or the loss a wrapper such as the token classifier's tag weighting
+    holds in ``.loss``) scales its logits itself, as LDAM does with ``s``."""
+    while loss is not None:
+        if hasattr(loss, "s"):
+            return True
+        loss = getattr(loss, "loss", None)
+    return False
+
+
 @register_head("cosine")
 class CosineHead(Head):
     """Train a cosine classifier instead of ``nn.Linear``: logits are scaled cosine similarities
@@ -76,7 +86,7 @@ class CosineHead(Head):
 
     def prepare(self, module, *, loss=None):
         linear = module.head
-        scale = _AUTO_SCALE[hasattr(loss, "s")] if self.scale == "auto" else float(self.scale)
+        scale = _AUTO_SCALE[_scales_logits(loss)] if self.scale == "auto" else float(self.scale)
         module.head = CosineLinear(linear.weight.detach(), scale=scale).to(linear.weight.device)
 
     def restore(self, module, n_classes, *, multilabel):
