@@ -146,9 +146,17 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     routing_topk_coverage_, adapter_norms_ : float, ndarray of shape (n_classes,)
         CALoRA: share of training samples whose true class is in their stage-1 top-k set;
         Frobenius norm of each class adapter ``B_i A_i`` (scaled).
-    stage1_time_s_, stage2_time_s_, stage1_cached_ : float, float, bool
-        Heads with a second stage: seconds spent in each stage (stage 1 is ~0 on a cache
-        hit) and whether stage 1 came from the cache.
+    stage1_time_s_, stage2_time_s_ : float
+        Heads with a second stage: seconds spent in each stage (stage 1 is ~0 on a cache hit).
+    stage1_cached_ : bool
+        Whether stage 1 came from the stage-1 cache (any head: a plain fit reuses the stage 1 a
+        second-stage head with the same parameters cached).
+    stage1_train_time_s_ : float
+        Seconds that training the stage 1 in use took, in this fit or in the one that cached it.
+    class_counts_ : ndarray of shape (n_classes,)
+        Training examples per class (positives per label) after the validation split.
+    validation_report_ : dict
+        The imbalance report of the fitted model on the validation split (only with one).
     hardness_, hamr_train_indices_, neighbor_boost_ : ndarray
         HAMR: the final hardness (normalised to sum to 1), one entry per sample trained on
         (``hardness_[j]`` is the hardness of ``X[hamr_train_indices_[j]]``), and the last kNN
