@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from .. import __version__
 
 __all__ = ["RunResult", "RunJournal", "run_comparison", "evaluate"]
 
@@ -81,21 +86,15 @@ def evaluate(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=N
 class RunJournal:
     """``runs.jsonl`` in the output folder: one line per finished run, written as soon as it
     exists, so that an interrupted comparison loses nothing and ``--resume`` skips those runs.
-    A line counts only for the same data set, split sizes and budget."""
+    A line counts only for the same data set, split sizes, budget and skimb version."""
 
     def __init__(self, path, *, data, budget):
-        from pathlib import Path
-
         self.path = Path(path)
-        from .. import __version__
-
         self.setting = {"dataset": str(data.name), "n_train": len(data.X_train), "n_test": len(data.X_test),
                         "budget": repr(budget), "skimb": __version__}
 
     def load(self) -> dict:
         """``{(method, seed): RunResult}`` of the finished runs of this setting (errors excluded)."""
-        import json
-
         done = {}
         if not self.path.exists():
             return done
@@ -124,9 +123,6 @@ class RunJournal:
             self.path.write_text("")
 
     def append(self, res: RunResult):
-        import dataclasses
-        import json
-
         fields = dataclasses.asdict(res)
         fields["counts"] = None if res.counts is None else np.asarray(res.counts).tolist()
         with self.path.open("a") as f:
