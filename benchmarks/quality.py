@@ -45,6 +45,8 @@ CONFIGS = {
     # inverse-frequency alpha is the variant meant to undo that
     "afl_b": dict(loss="afl", loss__alpha="balanced"),
     "hamr_wce": dict(loss="ce", class_weight="balanced", training="hamr"),
+    # the kNN head on weighted CE (run with --no-calora): rows wce_knn (stage 1) and wce_knn+head
+    "wce_knn": dict(loss="ce", class_weight="balanced", head="knn"),
     "hamr_ce": dict(loss="ce", training="hamr"),
 }
 
@@ -104,6 +106,11 @@ def run_one(cfg, seed, data, args):
         extra = {}
     logits = {**extra, "val_stage1": val1, "test_stage1": test1, "y_val": y_enc[valid_idx],
               "y_test": np.searchsorted(classes, np.asarray(data.y_test)), "prior": prior}
+    if not args.calora and hasattr(est.net_.module_.head, "base"):  # another second-stage head (knn)
+        test2 = est.decision_function(data.X_test)
+        logits.update(val_head=est.decision_function(X_val), test_head=test2)
+        rows[cfg + "+head"] = classes[test2.argmax(1)]
+        rows[cfg + "+head+tuned"] = est.predict(data.X_test)
     if args.calora:
         test2 = est.decision_function(data.X_test)
         logits.update(val_calora=est.decision_function(X_val), test_calora=test2)
