@@ -16,6 +16,11 @@ from .backbones import TextEncoder, encode_batches, feature_cache, tokenize
 __all__ = ["TaskAdapter"]
 
 
+def _counts(y_enc, task, n_classes) -> np.ndarray:
+    """Examples per class of encoded targets (positives per label for multi-label)."""
+    return y_enc.sum(0) if task == "multilabel" else np.bincount(y_enc, minlength=n_classes)
+
+
 class TaskAdapter:
     """The hooks of one task, bound to an estimator."""
 
@@ -53,7 +58,7 @@ class TaskAdapter:
             y_enc, task = self.train_targets(ctx)
         elif task is None:
             task = ctx.task
-        counts = y_enc.sum(0) if task == "multilabel" else np.bincount(y_enc, minlength=ctx.n_classes)
+        counts = _counts(y_enc, task, ctx.n_classes)
         return make_loss(self.est.loss, task="multilabel" if task == "multilabel" else "multiclass",
                          class_counts=counts, n_samples=len(y_enc), **self.est.routed_params_for("loss"))
 
@@ -84,8 +89,7 @@ class TaskAdapter:
 
     def class_counts(self, ctx) -> np.ndarray:
         """Training examples per class (positives per label; labelled tokens per tag)."""
-        y_enc, task = self.train_targets(ctx)
-        return y_enc.sum(0) if task == "multilabel" else np.bincount(y_enc, minlength=ctx.n_classes)
+        return _counts(*self.train_targets(ctx), ctx.n_classes)
 
     def train_targets(self, ctx):
         """``(encoded targets of the training split, "multilabel" or "multiclass")``."""

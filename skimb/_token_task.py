@@ -18,7 +18,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from ._task import TaskAdapter
+from ._task import TaskAdapter, _counts
 from ._text_task import FeatureDataset
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
@@ -143,11 +143,11 @@ class TokenTask(TaskAdapter):
         return flat_tags(ctx.y[ctx.train_idx]), "multiclass"
 
     def make_loss(self, ctx, task=None, y_enc=None):
-        flat, _ = self.train_targets(ctx)
-        loss = super().make_loss(ctx, "multiclass", flat)
+        flat, task = self.train_targets(ctx)
+        loss = super().make_loss(ctx, task, flat)
         if ctx.tag_weight is None:
             return loss
-        counts = np.bincount(flat, minlength=ctx.n_classes)
+        counts = _counts(flat, task, ctx.n_classes)
         mean = float(counts @ ctx.tag_weight) / max(int(counts.sum()), 1)
         return TagWeightedLoss(loss, ctx.tag_weight / (mean if mean > 0 else 1.0))
 
