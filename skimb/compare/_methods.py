@@ -116,6 +116,9 @@ _register_loss("class_balanced", "class_balanced", ("multiclass",),
                "fine-tuning with class-balanced CE (effective number, beta=0.999)")
 _register_loss("ldam", "ldam", ("multiclass",), "fine-tuning with LDAM (margins ~ n_c^-1/4) and deferred re-weighting",
                loss__s=1.0, loss__drw_epoch=0.5)
+_register_loss("ldam_cosine", "ldam", ("multiclass",), "fine-tuning with LDAM (s=30) and deferred re-weighting on a "
+               "cosine head (head='cosine', the normalised classifier LDAM's scale assumes)",
+               loss__drw_epoch=0.5, head="cosine")
 _register_loss("logit_adjusted", "logit_adjusted", ("multiclass",), "fine-tuning with logit-adjusted CE (tau=1)")
 _register_loss("dice", "dice", ("multiclass", "token"), "fine-tuning with Dice loss")
 _register_loss("self_adjusting_dice", "self_adjusting_dice", ("multiclass", "token"),
