@@ -350,7 +350,7 @@ def test_list_datasets():
     names = list_datasets()
     assert names == sorted(names)
     assert {"goemotions_ekman", "sms_spam", "cyclone_idai_2019", "sst5", "goemotions",
-            "conll2003", "mit_restaurant"} == set(names)
+            "goemotions_single", "conll2003", "mit_restaurant"} == set(names)
 
 
 def test_load_dataset_embedded_names():
@@ -424,6 +424,18 @@ def test_folder_goemotions_multilabel(tmp_path):
     assert data.target_names == ["joy", "anger", "neutral"]  # labels.txt order = columns
     np.testing.assert_array_equal(data.y_train, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
     assert data.y_train.dtype.kind == "i"
+
+
+def test_goemotions_single_keeps_the_one_label_rows(tmp_path):
+    folder = tmp_path / "goemotions" / "original"
+    write(folder / "train.tsv", "a\t0\tid1\nb\t1,2\tid2\nc\t2\tid3\nd\t2\tid4\n")
+    write(folder / "test.tsv", "e\t0,1\tid5\nf\t1\tid6\n")
+    write(folder / "labels.txt", "joy\nanger\nneutral\n")
+    data = load_dataset("goemotions_single", data_home=tmp_path)
+    assert data.task == "multiclass" and data.name == "goemotions_single"
+    assert data.X_train == ["a", "c", "d"] and data.y_train.tolist() == ["joy", "neutral", "neutral"]
+    assert data.X_test == ["f"] and data.y_test.tolist() == ["anger"]
+    assert data.target_names == ["anger", "joy", "neutral"] and data.X_dev is None
 
 
 def test_single_files(tmp_path):
@@ -598,6 +610,7 @@ def _need(home, sub):
         ("cyclone_idai_2019", "cyclone_idai_2019", "multiclass", (2753, 401, 779), 10),
         ("sst5", "sst5", "multiclass", (8544, 1101, 2210), 5),
         ("goemotions", os.path.join("goemotions", "original"), "multilabel", (43410, 5426, 5427), 28),
+        ("goemotions_single", os.path.join("goemotions", "original"), "multiclass", (36308, 4548, 4590), 28),
         ("conll2003", "conll2003", "token", (14041, 3250, 3453), 9),
         ("mit_restaurant", "mit_restaurant", "token", (6900, 760, 1521), 17),
     ],
@@ -621,6 +634,8 @@ def test_real_folders(real_data_home, name, sub, task, sizes, n_classes):
         assert sorted(c) == data.target_names
         if name == "cyclone_idai_2019":
             assert max(c.values()) == 1308 and min(c.values()) == 13
+        if name == "goemotions_single":
+            assert c["neutral"] == 12823 and c["grief"] == 39
 
 
 @pytest.mark.integration

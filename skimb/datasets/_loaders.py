@@ -42,6 +42,12 @@ _DATASETS = {
         "GoEmotions Reddit comments with the original 27 emotions + neutral, multi-label "
         "(Demszky et al., ACL 2020). Source: monologg/GoEmotions-pytorch data/; CC BY 4.0.",
     ),
+    "goemotions_single": (
+        os.path.join("goemotions", "original"),
+        "GoEmotions Reddit comments that carry exactly one of the original 28 labels, as a "
+        "multi-class task (Demszky et al., ACL 2020): imbalance ratio 329 in train (neutral "
+        "12,823, grief 39). Source: monologg/GoEmotions-pytorch data/; CC BY 4.0.",
+    ),
     "conll2003": (
         "conll2003",
         "CoNLL-2003 English named entities (PER, LOC, ORG, MISC), IOB2 tags "
@@ -74,7 +80,7 @@ def list_datasets():
     Examples
     --------
     >>> list_datasets()
-    ['conll2003', 'cyclone_idai_2019', 'goemotions', 'goemotions_ekman', 'mit_restaurant', 'sms_spam', 'sst5']
+    ['conll2003', 'cyclone_idai_2019', 'goemotions', 'goemotions_ekman', 'goemotions_single', 'mit_restaurant', 'sms_spam', 'sst5']
     """
     return sorted(_DATASETS)
 
@@ -203,7 +209,24 @@ def _find_split_file(folder: Path, split: str):
     return None
 
 
-def _load_folder(folder: Path, *, name, description, subsample, random_state):
+def _single_label(splits: dict, target_names) -> tuple[dict, list]:
+    """Multi-label splits -> the rows with exactly one label, as class-name targets."""
+    names = np.asarray(target_names, dtype=str)
+    out = {}
+    for key in [k for k in splits if k.startswith("X_")]:
+        split = key[2:]
+        X, Y = splits[key], splits[f"y_{split}"]
+        if X is None:
+            out[key], out[f"y_{split}"] = None, None
+            continue
+        keep = np.flatnonzero(np.asarray(Y).sum(axis=1) == 1)
+        out[key] = [X[i] for i in keep]
+        out[f"y_{split}"] = names[np.asarray(Y)[keep].argmax(axis=1)]
+    present = sorted({lab for k, y in out.items() if k.startswith("y_") and y is not None for lab in y})
+    return out, present
+
+
+def _load_folder(folder: Path, *, name, description, subsample, random_state, single_label=False):
     train = _find_split_file(folder, "train")
     if train is None:
         data_files = sorted(
@@ -226,6 +249,9 @@ def _load_folder(folder: Path, *, name, description, subsample, random_state):
             raw[split] = _read_split(path, fmt)
     splits, target_names = _finalise(raw, fmt, _label_names_for(train, fmt))
     task = _TASKS[fmt]
+    if single_label:
+        splits, target_names = _single_label(splits, target_names)
+        task = "multiclass"
     splits = _apply_subsample(splits, task, subsample, random_state)
     return _make_bunch(
         name=name or folder.name,
@@ -267,6 +293,8 @@ def load_dataset(name_or_path, *, data_home=None, subsample=None, random_state=0
         * ``"goemotions"``: multi-label, the original 28 labels; ``y`` is a
           2-D 0/1 int indicator matrix whose columns follow ``target_names``
           (the order of ``labels.txt``);
+        * ``"goemotions_single"``: the GoEmotions rows with exactly one
+          label, multi-class over the 28 labels (imbalance ratio 329);
         * ``"conll2003"``, ``"mit_restaurant"``: token tagging (task
           ``"token"``); ``X`` are token lists and ``y`` tag lists.
 
@@ -330,7 +358,8 @@ def load_dataset(name_or_path, *, data_home=None, subsample=None, random_state=0
                 f"'{name}'", home / subdir if home is not None else None
             )
         return _load_folder(home / subdir, name=name, description=description,
-                            subsample=subsample, random_state=random_state)
+                            subsample=subsample, random_state=random_state,
+                            single_label=name == "goemotions_single")
 
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
