@@ -86,6 +86,15 @@ VARIANTS = {
     "topup_none": {"training__meta_topup": "none"},
     "token_max": {"training__token_loss": "max"},
     "reference": {"training": HAMRTraining.reference()},
+    # the default before round 5: 1.2 N draws per epoch, embeddings from a separate pass
+    "round4_default": {"training__oversample_ratio": 1.2, "training__embedder": "pretrained"},
+    # one deviation of the default from the reference at a time (the reference's value)
+    "ref_meta_lr": {"training__meta_update_lr": 2e-4},
+    "ref_detach_mean": {"training__detach_mean": True},
+    "ref_hardness": {"training__hardness_update": "reference"},
+    "ref_random_batches": {"training__group_by_length": False},
+    "ref_oversample": {"training__oversample_ratio": 1.2},
+    "ref_embedder": {"training__embedder": "pretrained"},
 }
 
 

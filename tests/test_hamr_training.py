@@ -32,7 +32,7 @@ class Recorder(Callback):
     """Training samples per epoch and WNet's parameters at the start of training."""
 
     def initialize(self):
-        self.samples, self.wnet_start = [], None
+        self.samples, self.indices, self.wnet_start = [], [], None
         return self
 
     def on_train_begin(self, net, **kwargs):
@@ -42,10 +42,12 @@ class Recorder(Callback):
 
     def on_epoch_begin(self, net, **kwargs):
         self.samples.append(0)
+        self.indices.append([])
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         if training:
             self.samples[-1] += len(batch[1])
+            self.indices[-1] += batch[0]["index"].tolist()
 
 
 # ------------------------------------------------------------------------- switches
@@ -101,6 +103,11 @@ def test_resampling_draws_oversample_ratio_times_n(tiny_bert, toy_data):
         rec = Recorder()
         clf = hamr(tiny_bert, training__oversample_ratio=ratio, callbacks=[rec]).fit(X, y)
         n = len(clf.hardness_)
+        # the first epoch embeds: every sample once, then the resampled epochs
+        assert rec.samples == [n, round(ratio * n)]
+        assert sorted(rec.indices[0]) == list(range(n)) and len(set(rec.indices[1])) < round(ratio * n)
+        rec = Recorder()
+        hamr(tiny_bert, training__oversample_ratio=ratio, training__embedder="pretrained", callbacks=[rec]).fit(X, y)
         assert rec.samples == [round(ratio * n)] * 2
     rec = Recorder()
     clf = hamr(tiny_bert, training__resampling=False, callbacks=[rec]).fit(X, y)
@@ -127,8 +134,10 @@ def test_finetune_modes(tiny_bert, toy_data, finetune):
     X, y = toy_data
     rec = Recorder()
     lr = 2e-3 if finetune == "head" else 5e-3
-    clf = hamr(tiny_bert, finetune=finetune, lr=lr, training__meta_step="full", callbacks=[rec]).fit(X, y)
-    assert rec.samples == [round(1.2 * len(clf.hardness_))] * 2  # resampling over cached features too
+    clf = hamr(tiny_bert, finetune=finetune, lr=lr, training__meta_step="full", training__oversample_ratio=1.2,
+               callbacks=[rec]).fit(X, y)
+    n = len(clf.hardness_)
+    assert rec.samples == [n, round(1.2 * n)]  # resampling over cached features too
     assert clf.wnet_ is not None and np.all(np.isfinite(clf.predict_proba(X)))
 
 
@@ -196,6 +205,51 @@ def test_multilabel(tiny_bert, toy_data):
     assert set(clf.sample_weights_history_[0]["per_class"]) == {0, 1, 2}
 
 
+@pytest.fixture
+def embedding_spy(monkeypatch):
+    """The embeddings each fit's FAISS index is built on, and the separate embedding passes."""
+    from skimb._task import TaskAdapter
+    from skimb.training.hamr import _trainer
+
+    spy = {"index": [], "passes": 0}
+    build, embed = _trainer.build_index, TaskAdapter.pretrained_embeddings
+
+    def build_index(emb, *args, **kwargs):
+        spy["index"].append(np.array(emb))
+        return build(emb, *args, **kwargs)
+
+    def pretrained_embeddings(self, *args):
+        spy["passes"] += 1
+        return embed(self, *args)
+
+    monkeypatch.setattr(_trainer, "build_index", build_index)
+    monkeypatch.setattr(TaskAdapter, "pretrained_embeddings", pretrained_embeddings)
+    return spy
+
+
+@pytest.mark.parametrize("finetune", ["full", "head"])
+def test_first_epoch_embeddings_replace_the_separate_pass(tiny_bert, toy_data, embedding_spy, finetune):
+    X, y = toy_data
+    clf = hamr(tiny_bert, finetune=finetune).fit(X, y)
+    assert embedding_spy["passes"] == 0 and len(embedding_spy["index"]) == 1
+    emb = embedding_spy["index"][0]
+    assert emb.shape == (len(clf.hamr_train_indices_), 32) and np.all(np.abs(emb).sum(1) > 0)
+    assert clf.neighbor_boost_.max() == 1.0
+    if finetune == "head":  # the head's input is the frozen pooled features: the pretrained ones
+        np.testing.assert_allclose(emb, clf.embed([X[i] for i in clf.hamr_train_indices_]), atol=1e-5)
+    hamr(tiny_bert, finetune=finetune, training__embedder="pretrained").fit(X, y)
+    assert embedding_spy["passes"] == 1 and len(embedding_spy["index"]) == 2
+    if finetune == "head":
+        np.testing.assert_allclose(embedding_spy["index"][1], emb, atol=1e-5)
+
+
+def test_first_epoch_embeddings_hook_is_removed(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = hamr(tiny_bert, max_epochs=1).fit(X, y)
+    assert not clf.net_.module_.dropout._forward_pre_hooks
+    pickle.loads(pickle.dumps(clf))
+
+
 def test_class_weight_and_embedder(tiny_bert, toy_data):
     from skimb import TransformerEmbedder
 
@@ -248,7 +302,7 @@ def test_bad_meta_set_and_embedder_types(tiny_bert, toy_data):
     X, y = toy_data
     with pytest.raises(TypeError, match="meta_set must be None or a pair"):
         hamr(tiny_bert, training__meta_set=X[:5]).fit(X, y)
-    with pytest.raises(TypeError, match="embedder must be None or a transformer"):
+    with pytest.raises(ValueError, match="embedder must be one of 'first_epoch', 'pretrained' or a transformer"):
         hamr(tiny_bert, training__embedder="bge-large").fit(X, y)
 
 
@@ -303,10 +357,11 @@ def test_token_hamr_trains_on_windows_with_max_token_loss(tiny_bert, monkeypatch
     assert np.sum(idx == 0) >= 2
     np.testing.assert_allclose(ner.hardness_.sum(), 1.0)
     # held-out meta sentences are not trained on, topped-up ones are shared (meta_topup="share");
-    # resampling drew round(1.2 N) windows per epoch
+    # resampling drew N windows per epoch, with replacement (token models embed in a separate pass,
+    # so the first epoch is resampled too)
     holdout = set(ner.meta_set_indices_.tolist()) - set(idx.tolist())
     assert ner.meta_set_size_ > 0 and holdout
-    assert rec.samples == [round(1.2 * len(idx))] * 2
+    assert rec.samples == [len(idx)] * 2 and len(set(rec.indices[0])) < len(idx)
     assert ner.wnet_ is not None and np.all(np.isfinite(ner.meta_loss_history_))
     assert ner.neighbor_boost_.max() == 1.0
     summary = ner.sample_weights_history_[-1]

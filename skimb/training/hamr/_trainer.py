@@ -224,6 +224,11 @@ def _embed_with(embedder, texts) -> np.ndarray:
 # ------------------------------------------------------------------------------------ the fit state
 
 
+def _check_finite(emb):
+    if not np.all(np.isfinite(emb)):
+        raise ValueError("the embeddings for HAMR's neighbourhoods contain NaN or infinite values.")
+
+
 def _quantiles(w: np.ndarray) -> dict:
     if w.size == 0:
         return {"n": 0}
@@ -283,6 +288,8 @@ class HAMRFit:
         self.meta_losses: list[float] = []
         self.weight_history: list[dict] = []
         self.n_knn_updates = 0
+        self._collect = self._capturing = False  # embeddings from the first epoch (attach)
+        self._hook = None
         self._release()
 
     def __repr__(self):
@@ -343,19 +350,22 @@ class HAMRFit:
                 texts, y_meta = [data[i] for i in self.meta_idx], y_enc[self.meta_idx]
             self._meta_ds = ctx.adapter.datasets(texts, y_meta, None, np.arange(len(texts)), None,
                                                  module, device)[0]
-        if cfg.uses_knn:
+        # The first epoch's own forwards give the embeddings (texts; a token model's head sees
+        # tokens, not sentences, so NER keeps the separate pass).
+        self._collect = bool(cfg.uses_knn and cfg.embedder == "first_epoch" and self.task != "token"
+                             and isinstance(getattr(module, "dropout", None), torch.nn.Module))
+        if cfg.uses_knn and not self._collect:
             rows = self.train_idx
             if self.task == "token":  # one embedding per sentence, shared by its windows
                 sentences, rows = np.unique(self.train_idx, return_inverse=True)
                 train_texts = [" ".join(data[i]) for i in sentences]
             else:
                 train_texts = [data[i] for i in rows]
-            emb = (ctx.adapter.pretrained_embeddings(train_texts, module, device) if cfg.embedder is None
+            emb = (ctx.adapter.pretrained_embeddings(train_texts, module, device) if isinstance(cfg.embedder, str)
                    else _embed_with(cfg.embedder, train_texts))
             if self.task == "token":
                 emb = emb[rows]
-            if not np.all(np.isfinite(emb)):
-                raise ValueError("the embeddings for HAMR's neighbourhoods contain NaN or infinite values.")
+            _check_finite(emb)
             self._embeddings = emb
         self._meta_data = None
         self.ready = True
@@ -394,8 +404,49 @@ class HAMRFit:
                 logits.float().flatten(0, 1), t.long().flatten(), ignore_index=IGNORE_INDEX)
         else:
             self.meta_loss_fn = lambda logits, t: F.cross_entropy(logits.float(), t.long())
-        if cfg.uses_knn:
+        self._capturing, self._pending, self._seen = self._collect, None, None
+        if self._collect:
+            self._embeddings = None
+        elif cfg.uses_knn:
             self._index = build_index(self._embeddings, cfg.knn_index, random_state=self.seed)
+
+    # -- embeddings from the first epoch ------------------------------------------------------
+    def expect_features(self, index):
+        """The next batch forward's pooled features belong to the samples ``index``."""
+        if self._capturing:
+            self._pending = index.detach().cpu().numpy() if hasattr(index, "detach") else np.asarray(index)
+
+    def _capture(self, module, args):
+        if self._pending is None:  # the meta batch, validation: not training samples
+            return
+        feats = args[0].detach().float().cpu().numpy()
+        if self._embeddings is None:
+            self._embeddings = np.zeros((self.n_train, feats.shape[1]), dtype=np.float32)
+            self._seen = np.zeros(self.n_train, dtype=bool)
+        self._embeddings[self._pending] = feats
+        self._seen[self._pending] = True
+        self._pending = None
+
+    def _start_capture(self, net, sampler):
+        sampler.set_draw_weights(None, None)  # every sample once: each gets its embedding
+        self._hook = net.module_.dropout.register_forward_pre_hook(self._capture)
+
+    def _end_capture(self):
+        self._remove_hook()
+        self._capturing = False
+        if self._seen is None or not self._seen.all():
+            missing = self.n_train if self._seen is None else int((~self._seen).sum())
+            raise RuntimeError(f"HAMR's first epoch did not embed {missing} training samples; "
+                               "use training__embedder='pretrained'.")
+        _check_finite(self._embeddings)
+        self._seen = None
+        self._index = build_index(self._embeddings, self.config.knn_index, random_state=self.seed)
+
+    def _remove_hook(self):
+        hook = getattr(self, "_hook", None)
+        if hook is not None:
+            hook.remove()
+        self._hook = None
 
     def next_meta_batch(self, device):
         """The next batch of the meta set (cycled, reshuffled every pass)."""
@@ -424,12 +475,15 @@ class HAMRFit:
         sampler = getattr(net, "batch_sampler_", None)
         if sampler is None or not hasattr(sampler, "set_draw_weights"):
             raise RuntimeError("HAMR's resampling needs the net's batch sampler (batch_sampler_).")
+        if not cfg.group_by_length:  # one batch per "mega-batch": random batches, as the reference
+            sampler.mega_batch_mult = 1
+        if self._capturing:
+            self._start_capture(net, sampler)
+            return
         p = sampling_probabilities(self.tracker.m, self.boost if cfg.uses_knn else None,
                                    hardness_alpha=cfg.hardness_alpha, knn_lambda=cfg.knn_lambda,
                                    temperature=cfg.temperature)
         sampler.set_draw_weights(p, cfg.epoch_size(self.n_train))
-        if not cfg.group_by_length:  # one batch per "mega-batch": random batches, as the reference
-            sampler.mega_batch_mult = 1
 
     def epoch_end(self, net):
         cfg = self.config
@@ -441,6 +495,8 @@ class HAMRFit:
             net.history.record("meta_loss", float(np.mean(steps)))
         self.weight_history.append(self._summarise(epoch))
         self._epoch_idx, self._epoch_w = [], []
+        if self._capturing:
+            self._end_capture()
         if cfg.uses_knn and epoch % cfg.knn_build_freq == 0:
             hard = self.tracker.hard_set(cfg.knn_ratio)
             self.boost = neighbor_boost(self._index, self._embeddings, hard, cfg.knn_k)
@@ -465,9 +521,10 @@ class HAMRFit:
         self._release()
 
     def _release(self):
-        """Drop what is only needed while training (data, loaders, the FAISS index)."""
+        """Drop what is only needed while training (data, loaders, the FAISS index, the hook)."""
+        self._remove_hook()
         for name in ("_meta_ds", "_meta_loader", "_meta_iter", "_embeddings", "_index", "meta_loss_fn",
-                     "_epoch_idx", "_epoch_w"):
+                     "_epoch_idx", "_epoch_w", "_seen", "_pending"):
             setattr(self, name, None)
 
     def finish(self, cached=None):
@@ -618,6 +675,7 @@ class HAMRNet(TransformerNet):
             return loss if sw is None else loss * sw
 
         meta_inputs, meta_target = hamr.next_meta_batch(self.device)
+        hamr.expect_features(Xi["index"])
         mode = hamr.config.meta_step
         with self.autocast():
             result = meta_step(
