@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import apply_text_tags, resolve_device
 from ._validation import check_texts
 from .utils._param_validation import Boolean, Interval, Options, validate_params
+from .utils._progress import progress_bar
 from .backbones import POOLINGS, TextEncoder, encode_batches, feature_cache, load_backbone, tokenize
 from .backbones._loading import local_backbone_path, portable_backbone_path
 
@@ -39,6 +40,8 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     device : {"auto", "cpu", "cuda"}, default="auto"
     cache : bool, default=True
         Use the process-wide feature cache.
+    verbose : int, default=0
+        1 shows a progress bar while encoding.
 
     Attributes
     ----------
@@ -64,10 +67,11 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     _parameter_constraints = {
         "pooling": [Options(*sorted(POOLINGS))], "normalize": [Boolean()], "cache": [Boolean()],
         "max_length": [Interval(numbers.Integral, 1, None)], "batch_size": [Interval(numbers.Integral, 1, None)],
+        "verbose": [Interval(numbers.Integral, 0, None), Boolean()],
     }
 
     def __init__(self, backbone=None, *, pooling="mean", normalize=True, max_length=128, batch_size=64,
-                 device="auto", cache=True):
+                 device="auto", cache=True, verbose=0):
         self.backbone = backbone
         self.pooling = pooling
         self.normalize = normalize
@@ -75,6 +79,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.batch_size = batch_size
         self.device = device
         self.cache = cache
+        self.verbose = verbose
 
     def __sklearn_tags__(self):
         tags = apply_text_tags(super().__sklearn_tags__())
@@ -99,8 +104,9 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _encode(self, texts):
         self.encoder_.to(self.device_).eval()
         ids = tokenize(self.tokenizer_, texts, self.max_length)
-        return encode_batches(self.encoder_, ids, batch_size=self.batch_size, device=self.device_,
-                              pad_token_id=self.tokenizer_.pad_token_id or 0).numpy()
+        with progress_bar(len(ids), "embedding", self.verbose) as bar:
+            return encode_batches(self.encoder_, ids, batch_size=self.batch_size, device=self.device_,
+                                  pad_token_id=self.tokenizer_.pad_token_id or 0, progress=bar).numpy()
 
     def transform(self, X):
         """Embeddings of the texts ``X``, shape ``(n_samples, n_features_out_)``, float32."""

@@ -25,6 +25,7 @@ from .backbones import load_backbone
 from .backbones._quantize import int8_module
 from .training import TransformerNet, fingerprint, stage1_cache
 from .utils._param_validation import validate_params
+from .utils._progress import logger
 from .utils._warnings import warn_caller
 
 __all__ = ["TransformerEstimator"]
@@ -71,6 +72,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         self._fit_stage1(ctx)
         self._fit_stage2(ctx)
         self._finish(ctx)
+        logger.info("%s: fitted in %.1f s", type(self).__name__, self.fit_time_s_)
         return self
 
     def _reset_fitted(self):
@@ -117,8 +119,13 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             ctx.head.prepare(ctx.module, loss=ctx.criterion)
             ctx.adapter.init_head(ctx.module, ctx)
             if ctx.stage1 is not None:
+                logger.info("%s: stage 1 from the cache (trained in %.1f s by an earlier fit)",
+                            type(self).__name__, float(ctx.stage1["fit_time_s"]))
                 self._load_stage1(ctx)
             else:
+                n_valid = 0 if ctx.valid_idx is None else len(ctx.valid_idx)
+                logger.info("%s: training on %d examples (%d held out for validation), %d epochs, on %s",
+                            type(self).__name__, len(ctx.train_idx), n_valid, self.max_epochs, ctx.device)
                 self._train_stage1(ctx)
         ctx.stage1_s = time.perf_counter() - t0
         self._set_fitted(ctx)
@@ -164,8 +171,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         else:
             inputs, stage1_s = ctx.stage1["stage2_inputs"], 0.0
         fitted = ctx.head.fit_stage2(ctx.net.module_, *inputs, loss_fn=ctx.net.criterion_, device=ctx.net.device,
-                                     seed=ctx.seed, batch_size=self.batch_size, multilabel=ctx.multilabel)
+                                     seed=ctx.seed, batch_size=self.batch_size, multilabel=ctx.multilabel,
+                                     verbose=self.verbose)
         self.stage2_time_s_ = time.perf_counter() - t0
+        logger.info("%s: stage 2 (%s) in %.1f s", type(self).__name__, type(ctx.head).__name__, self.stage2_time_s_)
         fitted.update(stage1_cached_=ctx.stage1 is not None, stage1_time_s_=stage1_s,
                       fit_time_s_=stage1_s + self.stage2_time_s_)
         for name, value in fitted.items():

@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from .backbones import TextEncoder, encode_batches, feature_cache, tokenize
+from .utils._progress import progress_bar
 
 __all__ = ["TaskAdapter"]
 
@@ -96,14 +97,15 @@ class TaskAdapter:
         return ctx.y[ctx.train_idx], "multilabel" if ctx.task == "multilabel" else "multiclass"
 
     # -- encoding -------------------------------------------------------------------------------
-    def encode(self, texts, encoder, device, batch_size=None) -> np.ndarray:
+    def encode(self, texts, encoder, device, batch_size=None, desc="encoding") -> np.ndarray:
         """Pooled features of ``encoder`` for ``texts``, no cache."""
         est = self.est
         encoder.to(device).eval()
         ids = tokenize(est.tokenizer_, texts, est.max_length)
         batch_size = max(est.batch_size, 64) if batch_size is None else batch_size
-        return encode_batches(encoder, ids, batch_size=batch_size, device=device,
-                              pad_token_id=est.tokenizer_.pad_token_id or 0).numpy()
+        with progress_bar(len(ids), desc, est.verbose) as bar:
+            return encode_batches(encoder, ids, batch_size=batch_size, device=device,
+                                  pad_token_id=est.tokenizer_.pad_token_id or 0, progress=bar).numpy()
 
     def pretrained_embeddings(self, texts, module, device) -> np.ndarray:
         """The backbone's own mean-pooled *pretrained* features, through the feature cache
@@ -119,4 +121,5 @@ class TaskAdapter:
             encoder = TextEncoder(encoder.backbone, pooling="mean")
         return feature_cache.get_or_compute(
             (est.backbone_path_, "mean", int(est.max_length)), texts,
-            lambda missing: self.encode(missing, encoder, device, batch_size=max(int(est.batch_size), 64)))
+            lambda missing: self.encode(missing, encoder, device, batch_size=max(int(est.batch_size), 64),
+                                        desc="HAMR embeddings"))

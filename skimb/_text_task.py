@@ -14,6 +14,7 @@ from ._validation import (check_consistent_length, check_labels, check_sample_we
                           is_multilabel_target)
 from .backbones import EncodedTextDataset, SequenceClassifier, encode_batches, feature_cache, tokenize
 from .heads._components import prior_log_odds
+from .utils._progress import progress_bar
 from .utils._split import multilabel_train_test_split
 
 __all__ = ["TextTask", "FeatureDataset"]
@@ -133,12 +134,12 @@ class TextTask(TaskAdapter):
         if ctx.multilabel and bias is not None:
             bias.data.copy_(torch.from_numpy(prior_log_odds(ctx.y[ctx.train_idx])))
 
-    def frozen_features(self, texts, encoder, device, *, variant=None):
+    def frozen_features(self, texts, encoder, device, *, variant=None, desc="encoding"):
         """Pooled features of a frozen backbone, through the process-wide cache (``variant``: an
         int8 encoder's features are cached apart)."""
         est = self.est
         return feature_cache.get_or_compute((est.backbone_path_, est.pooling, int(est.max_length), variant), texts,
-                                            lambda missing: self.encode(missing, encoder, device))
+                                            lambda missing: self.encode(missing, encoder, device, desc=desc))
 
     def datasets(self, texts, y_enc, weights, train_idx, valid_idx, module, device):
         """``(train_dataset, valid_dataset or None)`` for the net."""
@@ -201,19 +202,21 @@ class TextTask(TaskAdapter):
         module.eval()
         feats = None
         if self.finetune.frozen:
-            feats = self.frozen_features(texts, module.encoder, device, variant=variant)
+            feats = self.frozen_features(texts, module.encoder, device, variant=variant, desc="predicting")
         elif getattr(est, "_stage1_key_", None) is not None:
             # Staged heads whose candidates share a stage 1 share its (frozen) encoder: encode each
             # text once for all of them, e.g. a grid search scoring every candidate on a fold.
             feats = feature_cache.get_or_compute(("calora-stage1", est._stage1_key_, variant), texts,
-                                                 lambda missing: self.encode(missing, module.encoder, device))
+                                                 lambda missing: self.encode(missing, module.encoder, device,
+                                                                             desc="predicting"))
         if feats is not None:
             with torch.inference_mode():
                 return torch.cat([module(features=chunk.to(device)).float().cpu()
                                   for chunk in torch.from_numpy(feats).split(4096)])
         ids = tokenize(est.tokenizer_, texts, est.max_length)
-        return encode_batches(module, ids, batch_size=max(est.batch_size, 64), device=device,
-                              pad_token_id=est.tokenizer_.pad_token_id or 0)
+        with progress_bar(len(ids), "predicting", est.verbose) as bar:
+            return encode_batches(module, ids, batch_size=max(est.batch_size, 64), device=device,
+                                  pad_token_id=est.tokenizer_.pad_token_id or 0, progress=bar)
 
     def decision_function(self, texts):
         return self.logits(texts).numpy()

@@ -23,6 +23,7 @@ from ._text_task import FeatureDataset
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
 from .tokens import IGNORE_INDEX, align_word_labels, convert_scheme, merge_windows, tokenize_words
+from .utils._progress import progress_bar
 from .utils._split import rarest_tag_keys
 
 __all__ = ["TokenTask", "TagWeightedLoss"]
@@ -238,7 +239,7 @@ class TokenTask(TaskAdapter):
         outs = [None] * len(windows)
         dev = torch.device(device)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), progress_bar(len(windows), "predicting", est.verbose, unit="window") as bar:
                 for idx in sorted_batches(lengths, max(int(est.batch_size), 32)):
                     batch, _ = pad_collate([({"input_ids": windows[i].input_ids, "index": 0}, 0) for i in idx],
                                            pad_token_id=pad)
@@ -247,6 +248,7 @@ class TokenTask(TaskAdapter):
                     res = res.float().cpu().numpy()
                     for r, i in enumerate(idx):
                         outs[i] = res[r, :lengths[i]]
+                    bar.update(len(idx))
         finally:
             module.train(was_training)
         return merge_windows(windows, outs)

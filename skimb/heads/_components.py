@@ -16,6 +16,7 @@ import torch
 
 from ..utils._components import Component, Registry
 from ..utils._param_validation import Interval, Options, Satisfies
+from ..utils._progress import progress_bar
 from .calora import CALoRAConfig, ClassRoutedLoRA, fit_calora_head, topk_coverage
 from .calora.config import ROUTINGS
 
@@ -51,9 +52,10 @@ class Head(Component):
         stage-1 loss (None when loading a saved model). Default: keep it as built."""
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size,
-                   multilabel) -> dict:
+                   multilabel, verbose=0) -> dict:
         """Train stage 2 on ``module.head`` (replacing it in place) from the stage-1 model's
-        ``features``, ``targets`` and loss ``weights``; return the fitted attributes to expose."""
+        ``features``, ``targets`` and loss ``weights``; return the fitted attributes to expose
+        (``verbose``: the estimator's, for a progress bar over a long stage 2)."""
         return {}
 
     def restore(self, module, n_classes: int, *, multilabel: bool) -> None:
@@ -201,15 +203,18 @@ class CALoRAHead(Head):
     def check(self, n_classes):
         self.config(n_classes)  # k <= n_classes and the rest, before stage 1 trains
 
-    def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel):
+    def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
+                   verbose=0):
         with torch.no_grad():
             stage1_logits = module.head(features.to(device)).float().cpu()
         if self.balance == "class":
             weights = class_balanced_row_weights(targets, module.head.out_features)
-        layer = fit_calora_head(
-            module.head, features, stage1_logits, targets, config=self.config(module.head.out_features),
-            loss_fn=loss_fn, sample_weight=weights, epochs=self.epochs, lr=self.lr,
-            batch_size=max(batch_size, 256), random_state=seed, multilabel=multilabel, device=device)
+        with progress_bar(self.epochs, "CALoRA stage 2", verbose, unit="epoch") as bar:
+            layer = fit_calora_head(
+                module.head, features, stage1_logits, targets, config=self.config(module.head.out_features),
+                loss_fn=loss_fn, sample_weight=weights, epochs=self.epochs, lr=self.lr,
+                batch_size=max(batch_size, 256), random_state=seed, multilabel=multilabel, device=device,
+                progress=bar)
         module.head = layer
         return {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
                 "adapter_norms_": layer.adapter_norms()}

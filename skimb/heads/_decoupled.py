@@ -8,6 +8,7 @@ from numbers import Integral, Real
 import torch
 
 from ..utils._param_validation import Interval
+from ..utils._progress import progress_bar
 from ._components import Head, class_balanced_row_weights, register_head
 
 __all__ = ["CRTHead", "TauNormHead"]
@@ -50,7 +51,8 @@ class CRTHead(Head):
         self.lr = lr
         self.batch_size = batch_size
 
-    def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel):
+    def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
+                   verbose=0):
         old = module.head
         gen = torch.Generator().manual_seed(int(seed))
         head = torch.nn.Linear(old.in_features, old.out_features)
@@ -65,16 +67,18 @@ class CRTHead(Head):
         w = class_balanced_row_weights(y, old.out_features)
         optimizer = torch.optim.AdamW(head.parameters(), lr=self.lr, weight_decay=0.0)
         losses = []
-        for _ in range(self.epochs):
-            order, total = torch.randperm(len(x), generator=gen), 0.0
-            for idx in order.split(self.batch_size):
-                xb, yb, wb = x[idx].to(device), y[idx].to(device), w[idx].to(device)
-                loss = (wb * loss_fn(head(xb.to(head.weight.dtype)), yb.float() if multilabel else yb)).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss) * len(idx)
-            losses.append(total / len(x))
+        with progress_bar(self.epochs, "cRT stage 2", verbose, unit="epoch") as bar:
+            for _ in range(self.epochs):
+                order, total = torch.randperm(len(x), generator=gen), 0.0
+                for idx in order.split(self.batch_size):
+                    xb, yb, wb = x[idx].to(device), y[idx].to(device), w[idx].to(device)
+                    loss = (wb * loss_fn(head(xb.to(head.weight.dtype)), yb.float() if multilabel else yb)).mean()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total += float(loss) * len(idx)
+                losses.append(total / len(x))
+                bar.update()
         module.head = head.eval()
         return {"stage2_loss_history_": losses}
 
@@ -112,7 +116,8 @@ class TauNormHead(Head):
     def __init__(self, tau=1.0):
         self.tau = tau
 
-    def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel):
+    def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
+                   verbose=0):
         old = module.head
         head = torch.nn.Linear(old.in_features, old.out_features).to(old.weight.device)
         with torch.no_grad():

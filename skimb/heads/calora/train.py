@@ -79,6 +79,7 @@ def fit_calora_head(
     random_state=None,
     multilabel: bool = False,
     device="cpu",
+    progress=None,
 ) -> ClassRoutedLoRA:
     """Stage 2 of CALoRA: freeze ``base`` and train one LoRA adapter per class on cached features.
 
@@ -120,6 +121,8 @@ def fit_calora_head(
         result.
     multilabel : bool, default False
     device : str or torch.device, default "cpu"
+    progress : object with ``update()``, optional
+        Told after every epoch (e.g. a tqdm bar).
 
     Returns
     -------
@@ -257,5 +260,7 @@ def fit_calora_head(
                 f"non-finite stage-2 loss at epoch {epoch} ({epoch_loss}); lower lr or check the inputs."
             )
         history.append(epoch_loss)
+        if progress is not None:
+            progress.update()
     module.loss_history_ = history
     return module.eval()

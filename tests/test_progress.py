@@ -1,0 +1,64 @@
+"""One verbose convention: progress bars where a user waits, library messages on the "skimb" logger."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from skimb import TransformerClassifier, TransformerEmbedder, TransformerTokenClassifier
+
+from conftest import make_ner
+
+FAST = dict(max_epochs=1, batch_size=8, random_state=0, lr=5e-3)
+
+
+def test_verbose_shows_bars_for_training_stage2_and_prediction(tiny_bert, toy_data, capsys):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, head="calora", verbose=1, **FAST).fit(X, y)
+    fit_err = capsys.readouterr().err
+    assert "CALoRA stage 2" in fit_err and "train_loss" in fit_err  # skorch's bar with the loss
+    clf.predict(X)
+    assert "predicting" in capsys.readouterr().err
+
+
+def test_silent_by_default(tiny_bert, toy_data, capsys):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, head="calora", **FAST).fit(X, y)
+    clf.predict(X)
+    captured = capsys.readouterr()
+    assert "predicting" not in captured.err and "stage 2" not in captured.err and captured.out == ""
+
+
+def test_embedder_and_token_classifier_bars(tiny_bert, capsys):
+    TransformerEmbedder(tiny_bert, verbose=1, cache=False).fit().transform(["a b c", "d e"])
+    assert "embedding" in capsys.readouterr().err
+    X, y = make_ner(n=16)
+    ner = TransformerTokenClassifier(tiny_bert, verbose=1, **FAST).fit(X, y)
+    capsys.readouterr()
+    ner.predict(X)
+    assert "predicting" in capsys.readouterr().err
+
+
+def test_library_messages_go_to_the_skimb_logger(tiny_bert, toy_data, caplog, tmp_path):
+    X, y = toy_data
+    params = dict(head="calora", head__memory=str(tmp_path), **{**FAST, "random_state": 123})
+    with caplog.at_level(logging.INFO, logger="skimb"):
+        TransformerClassifier(tiny_bert, **params).fit(X, y)
+        TransformerClassifier(tiny_bert, **{**params, "head__k": 3}).fit(X, y)
+    messages = [r.getMessage() for r in caplog.records if r.name == "skimb"]
+    assert any(m.startswith("TransformerClassifier: training on") for m in messages)
+    assert any("stage 1 from the cache" in m for m in messages)  # the second fit reused stage 1
+    assert sum("fitted in" in m for m in messages) == 2 and any("stage 2 (CALoRAHead)" in m for m in messages)
+
+
+def test_no_handler_is_added_by_the_library():
+    import skimb.utils._progress  # noqa: F401
+
+    assert logging.getLogger("skimb").handlers == []
+
+
+@pytest.mark.parametrize("verbose", [-1, "loud"])
+def test_bad_verbose_is_rejected_before_fitting(tiny_bert, verbose):
+    with pytest.raises((ValueError, TypeError), match="verbose"):
+        TransformerEmbedder(tiny_bert, verbose=verbose).fit()
