@@ -30,12 +30,13 @@ def test_compare_writes_report(tiny_bert, tmp_path, capsys):
                  "--methods", "ce,embed_lr,embed_smote,calora_topk,embed_textcut", "--seeds", "0,1",
                  "--out", str(out)])
     assert code == 0
-    for name in ("report.md", "results.csv", "summary.csv", "results.json", "per_class_f1.png", "quartile_f1.png",
-                 "gaps.png"):
+    for name in ("report.md", "report.html", "results.csv", "summary.csv", "results.json", "per_class_f1.png",
+                 "quartile_f1.png", "gaps.png", "confusion_ce.png"):
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
     assert "| ce |" in report and "macro_f1" in report and "Q1 F1" in report
     assert "gap to `ce`" in report and "**Recommendation.**" in report
+    assert "## The rarest classes" in report and "## Confusion matrices" in report
     data = json.loads((out / "results.json").read_text())
     assert data["baseline"] == "ce" and set(data["gaps"]) == {"embed_lr", "embed_smote", "calora_topk", "embed_textcut"}
     for gap in data["gaps"].values():

@@ -2,8 +2,11 @@
 
 Every method gets the same budget (backbone, epochs, batch size, max length,
 learning rate) and the same seeds; the report gives macro/weighted/micro F1, mean
-F1 per label-frequency quartile, per-class F1, train and predict time and peak
-memory, as Markdown, CSV, JSON and PNG plots.
+F1 per label-frequency quartile, per-class F1, the rarest classes' precision/recall/F1 and
+the confusion matrices of the best method and the baseline, train and predict time and
+peak memory, as Markdown, a self-contained HTML page, CSV, JSON and PNG plots. The data is
+a built-in data set, a data folder, or the user's CSV/JSONL file (``--data``); ``--jobs``
+fits the runs in parallel worker processes.
 
 Nothing in skimb imports this package; it imports the rest.
 """
@@ -19,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from . import _methods  # noqa: F401  (registers the built-in methods)
+from ._data import load_table
 from ._registry import METHODS, Budget, Method, get_methods, register_method
 from ._report import write_report
 from ._runner import RunJournal, evaluate, run_comparison
@@ -38,18 +42,31 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="skimb compare",
         description="Compare class-imbalance methods on one dataset with the same budget and seeds.")
-    p.add_argument("--dataset", default=DEFAULTS["dataset"],
+    p.add_argument("--dataset", default=None,
                    help="a built-in name (goemotions_ekman, sms_spam, cyclone_idai_2019, sst5, goemotions, conll2003, "
-                        "mit_restaurant) or a path to a data folder or file (default: %(default)s)")
+                        "mit_restaurant) or a path to a data folder or file; a .csv file is read as with --data "
+                        f"(default: {DEFAULTS['dataset']})")
+    p.add_argument("--data", metavar="PATH", default=None,
+                   help="your own data: a .csv (with a header line) or .jsonl file, one row per text, with a text and "
+                        "a label column; a column named 'split' (train/test/dev) gives the split, else --test-size "
+                        "of the rows is held out, stratified")
+    p.add_argument("--text-column", default="text", help="the column of --data holding the texts (default: %(default)s)")
+    p.add_argument("--label-column", default="label",
+                   help="the column of --data holding the class labels (default: %(default)s)")
     p.add_argument("--methods", default="default",
                    help="comma-separated method names, 'default' or 'all' (see --list-methods)")
     p.add_argument("--seeds", default=DEFAULTS["seeds"], help="comma-separated seeds (default: %(default)s)")
-    p.add_argument("--out", default="skimb-report", help="output folder (default: %(default)s)")
+    p.add_argument("--out", default="skimb-report",
+                   help="output folder: report.md and report.html (one self-contained page) with the summary, the "
+                        "gaps to the baseline, the rarest classes and the confusion matrices of the best method "
+                        "and the baseline; CSV, JSON, PNG figures and the runs.jsonl journal (default: %(default)s)")
     p.add_argument("--train-size", type=float, default=None,
                    help="stratified subsample of the training split (count, or fraction <= 1); "
                         f"the default dataset uses {DEFAULTS['train_size']}; 0 = the whole split")
     p.add_argument("--test-size", type=float, default=None,
-                   help=f"stratified subsample of the test split (default dataset: {DEFAULTS['test_size']}; 0 = all)")
+                   help=f"stratified subsample of the test split (default dataset: {DEFAULTS['test_size']}; 0 = all); "
+                        "for --data without a 'split' column: the share (fraction < 1) or number of rows held out "
+                        "as the test split (default 0.2)")
     p.add_argument("--epochs", type=int, default=Budget.max_epochs)
     p.add_argument("--batch-size", type=int, default=Budget.batch_size)
     p.add_argument("--max-length", type=int, default=Budget.max_length)
@@ -59,9 +76,13 @@ def build_parser():
     p.add_argument("--baseline", default="auto",
                    help="method the gaps (paired bootstrap intervals) are measured against; 'auto' is "
                         "weighted_ce, else ce (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="fit N (method, seed) runs at a time in N worker processes, the CPU threads split between "
+                        "them; a staged method and the plain methods reusing its stage 1 share a worker; results "
+                        "are the same as with 1 (default: %(default)s, one run after the other)")
     p.add_argument("--resume", action="store_true",
                    help="keep the runs already finished in --out (runs.jsonl, written after every run) for the "
-                        "same data set, sizes and budget, and fit only the others")
+                        "same data (name, sizes, content) and budget, and fit only the others")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (runs done, elapsed and remaining time) on stderr")
     p.add_argument("--list-methods", action="store_true", help="list the registered methods and exit")
@@ -77,6 +98,42 @@ def _size(value, default):
     return int(value) if value > 1 else float(value)
 
 
+def _table_path(args):
+    """The file to read with the --data reader: --data, or a .csv given to --dataset."""
+    if args.data is not None:
+        if args.dataset is not None:
+            raise ValueError("give either --dataset or --data, not both.")
+        return args.data
+    if args.dataset is not None and Path(args.dataset).suffix.lower() == ".csv":
+        return args.dataset
+    return None
+
+
+def _load_data(args):
+    from ..datasets import load_dataset
+
+    table = _table_path(args)
+    if table is not None:
+        return load_table(table, text_column=args.text_column, label_column=args.label_column,
+                          train_size=_size(args.train_size, None), test_size=_size(args.test_size, None),
+                          random_state=0)
+    dataset = args.dataset or DEFAULTS["dataset"]
+    is_default = dataset == DEFAULTS["dataset"]
+    subsample = {}
+    train = _size(args.train_size, DEFAULTS["train_size"] if is_default else None)
+    test = _size(args.test_size, DEFAULTS["test_size"] if is_default else None)
+    if train is not None:
+        subsample["train"] = train
+    if test is not None:
+        subsample["test"] = test
+    try:
+        return load_dataset(dataset, subsample=subsample or None, random_state=0)
+    except ValueError as exc:
+        if Path(dataset).suffix.lower() == ".jsonl":  # a JSONL of texts is read by --data, not as NER
+            raise ValueError(f"{exc} For a JSONL file of texts and labels, use --data {dataset}.") from None
+        raise
+
+
 def main(argv=None) -> int:
     """Entry point of ``skimb compare`` (and ``python -m skimb``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -88,24 +145,17 @@ def main(argv=None) -> int:
             tasks = ",".join(sorted(m.tasks))
             print(f"{m.name:24s} {'default ' if m.default else '        '}[{tasks}] {m.description}")
         return 0
-    from ..datasets import load_dataset
-
-    is_default = args.dataset == DEFAULTS["dataset"]
-    subsample = {}
-    train = _size(args.train_size, DEFAULTS["train_size"] if is_default else None)
-    test = _size(args.test_size, DEFAULTS["test_size"] if is_default else None)
-    if train is not None:
-        subsample["train"] = train
-    if test is not None:
-        subsample["test"] = test
+    if args.jobs < 1:
+        print(f"skimb compare: --jobs {args.jobs}: give a number of worker processes >= 1.", file=sys.stderr)
+        return 2
     try:
-        data = load_dataset(args.dataset, subsample=subsample or None, random_state=0)
+        data = _load_data(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"skimb compare: {exc}", file=sys.stderr)
         return 2
     if data.X_test is None:
-        print("skimb compare: the dataset has no test split; point --dataset at a folder with train and test files.",
-              file=sys.stderr)
+        print("skimb compare: the dataset has no test split; point --dataset at a folder with train and test files, "
+              "or pass a .csv/.jsonl file with --data (its rows are then split).", file=sys.stderr)
         return 2
     names = args.methods if args.methods in ("default", "all") else [m for m in args.methods.split(",") if m]
     try:
@@ -135,9 +185,10 @@ def main(argv=None) -> int:
             bar.update(1)
 
         results = run_comparison(data, methods, budget=budget, seeds=seeds, done=done, on_result=finished,
-                                 log=lambda s: bar.write(s) if not args.no_progress else print(s, flush=True))
+                                 log=lambda s: bar.write(s) if not args.no_progress else print(s, flush=True),
+                                 n_jobs=args.jobs)
     path = write_report(args.out, data=data, methods=methods, budget=budget, seeds=seeds, results=results,
-                        wall_s=time.perf_counter() - t0, baseline=args.baseline)
+                        wall_s=time.perf_counter() - t0, baseline=args.baseline, jobs=args.jobs)
     print(f"report written to {path}")
     print(path.read_text().split("\n## ")[0])
     return 1 if all(r.error for r in results) else 0

@@ -1,4 +1,4 @@
-"""Markdown, CSV, JSON and PNG output of a comparison."""
+"""Markdown, HTML, CSV, JSON and PNG output of a comparison."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ import json
 import math
 import os
 import platform
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from ._document import Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
+from ._per_class import mean_per_class, normalise_by_true_class, plot_confusion, pooled_confusion, rarest_classes
+
 __all__ = ["write_report", "machine_description", "summarise"]
+
+QUARTILES = ["Q1", "Q2", "Q3", "Q4"]
 
 
 def machine_description() -> str:
@@ -107,7 +113,8 @@ def recommend(gaps, baseline) -> str:
             f"or lies below it). Keep `{baseline}`, or run more seeds or a larger test split.")
 
 
-def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline="auto") -> Path:
+def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline="auto", jobs=1) -> Path:
+    """Write the report folder; returns the path of ``report.md`` (``report.html`` is beside it)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(results)
@@ -122,8 +129,44 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline
     main_keys = list(next((s for s in summary.values() if s["n_seeds"]), {}).keys())
     metric_keys = [k for k in main_keys if k not in ("n_seeds", "errors", "train_s", "predict_s", "peak_mib",
                                                      "quartile_f1", "per_class_f1")]
-    quartiles = ["Q1", "Q2", "Q3", "Q4"]
+    best = best_method(summary, baseline, main_metric(data.task))
+    _write_tables(out, results, summary, metric_keys)
+    (out / "results.json").write_text(json.dumps({
+        "dataset": data.name, "task": data.task, "seeds": list(seeds), "budget": vars(budget) if hasattr(budget, "__dict__") else str(budget),
+        "machine": machine_description(), "wall_s": wall_s, "jobs": jobs,
+        "results": [{k: v for k, v in vars(r).items() if k != "counts"} for r in results], "summary": summary,
+        "baseline": baseline, "best": best, "gaps": {m: dict(zip(("gap", "low", "high"), g)) for m, g in gaps.items()},
+        "recommendation": recommendation}, indent=2, default=str))
+    figures = _draw_figures(out, data, summary, gaps, baseline, results, _pair(best, baseline))
+    blocks = _blocks(data=data, methods=methods, budget=budget, seeds=seeds, results=results, wall_s=wall_s,
+                     jobs=jobs, summary=summary, metric_keys=metric_keys, baseline=baseline, best=best, gaps=gaps,
+                     recommendation=recommendation, figures=figures)
+    path = out / "report.md"
+    path.write_text(to_markdown(blocks))
+    (out / "report.html").write_text(to_html(blocks, folder=out, title=f"skimb compare: {data.name}"),
+                                     encoding="utf-8")
+    return path
 
+
+def main_metric(task) -> str:
+    return "micro_f1" if task == "token" else "macro_f1"
+
+
+def best_method(summary, baseline, metric):
+    """The method with the highest mean ``metric`` other than the baseline (the one to hold up
+    against it), or the best of all when no baseline ran; None when nothing ran."""
+    ran = {n: s[metric][0] for n, s in summary.items() if s["n_seeds"] and metric in s and not math.isnan(s[metric][0])}
+    others = {n: v for n, v in ran.items() if n != baseline} or ran
+    return max(others, key=others.get) if others else None
+
+
+def _pair(best, baseline) -> list:
+    """The methods the per-class views show: the best one, then the baseline."""
+    return [m for m in dict.fromkeys([best, baseline]) if m is not None]
+
+
+def _write_tables(out, results, summary, metric_keys):
+    quartiles = QUARTILES
     # CSV: one row per method and seed
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -143,71 +186,152 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline
             w.writerow([name, s["n_seeds"], *[s[k][0] for k in metric_keys], *[s[k][1] for k in metric_keys],
                         *[s["quartile_f1"].get(q, "") for q in quartiles], s["train_s"][0], s["predict_s"][0],
                         s["peak_mib"][0]])
-    (out / "results.json").write_text(json.dumps({
-        "dataset": data.name, "task": data.task, "seeds": list(seeds), "budget": vars(budget) if hasattr(budget, "__dict__") else str(budget),
-        "machine": machine_description(), "wall_s": wall_s,
-        "results": [{k: v for k, v in vars(r).items() if k != "counts"} for r in results], "summary": summary,
-        "baseline": baseline, "gaps": {m: dict(zip(("gap", "low", "high"), g)) for m, g in gaps.items()},
-        "recommendation": recommendation}, indent=2, default=str))
 
-    # plots (matplotlib is the optional "plots" extra: without it the report has no figures)
+
+def _draw_figures(out, data, summary, gaps, baseline, results, pair) -> dict:
+    """``{figure: file name}`` of the PNGs drawn; none without matplotlib (the optional "plots"
+    extra), and then the report simply has no figures."""
     from ..metrics import plot_gaps, plot_per_class_f1, plot_quartile_f1
     from ..utils._optional import has_optional
 
-    plots = has_optional("matplotlib")
-    if gaps and plots:
+    if not has_optional("matplotlib"):
+        return {}
+    figures = {}
+    if gaps:
         plot_gaps(gaps, out / "gaps.png", baseline=baseline, title=f"Macro-F1 gap to {baseline} on {data.name}")
+        figures["gaps"] = "gaps.png"
     ok = {n: s for n, s in summary.items() if s["n_seeds"]}
-    if ok and plots:
-        counts = _train_counts(data)
+    if ok:
         plot_per_class_f1({n: s["per_class_f1"] for n, s in ok.items()}, out / "per_class_f1.png",
-                          title=f"Per-class F1 on {data.name} (mean over seeds)", class_counts=counts)
+                          title=f"Per-class F1 on {data.name} (mean over seeds)", class_counts=_train_counts(data))
         plot_quartile_f1({n: s["quartile_f1"] for n, s in ok.items()}, out / "quartile_f1.png",
                          title=f"Mean F1 per label-frequency quartile on {data.name}")
+        figures["per_class_f1"], figures["quartile_f1"] = "per_class_f1.png", "quartile_f1.png"
+    for method in pair:
+        pooled = pooled_confusion(results, method)
+        if pooled is not None:
+            labels, counts = pooled
+            name = f"confusion_{method}.png"
+            plot_confusion(normalise_by_true_class(counts), labels, out / name,
+                           title=f"{method} on {data.name}: share of each true class (rows sum to 1)")
+            figures[f"confusion:{method}"] = name
+    return figures
 
-    # Markdown
-    lines = [f"# skimb compare: {data.name}", ""]
-    lines += [f"- task: {data.task}; train {len(data.X_train)} / test {len(data.X_test)} examples",
-              f"- budget: backbone={budget.backbone or 'all-MiniLM-L6-v2 (bundled)'}, epochs={budget.max_epochs}, "
-              f"batch={budget.batch_size}, max_length={budget.max_length}, lr={budget.lr}, device={budget.device}",
-              f"- seeds: {', '.join(map(str, seeds))}",
-              f"- machine: {machine_description()}",
-              f"- wall time: {wall_s:.0f} s", ""]
+
+def _header_blocks(data, budget, seeds, wall_s, jobs) -> list:
+    items = [f"task: {data.task}; train {len(data.X_train)} / test {len(data.X_test)} examples",
+             f"budget: backbone={budget.backbone or 'all-MiniLM-L6-v2 (bundled)'}, epochs={budget.max_epochs}, "
+             f"batch={budget.batch_size}, max_length={budget.max_length}, lr={budget.lr}, device={budget.device}",
+             f"seeds: {', '.join(map(str, seeds))}",
+             f"machine: {machine_description()}",
+             f"wall time: {wall_s:.0f} s"]
+    if jobs > 1:  # train times of runs sharing the cores are not those of a run alone
+        items.append(f"parallel: {jobs} worker processes (--jobs), the CPU threads split between them; "
+                     "train and predict times are those of a run sharing the machine")
+    return [Heading(1, f"skimb compare: {data.name}"), Bullets(items)]
+
+
+def _summary_blocks(summary, metric_keys) -> list:
+    quartiles = QUARTILES
     header = ["method", *metric_keys, *[f"{q} F1" for q in quartiles], "train s", "predict s", "peak MiB"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for name, s in summary.items():
         if not s["n_seeds"]:
-            lines.append(f"| {name} | failed: {s['errors'][0][:120]} |")
+            rows.append([name, f"failed: {s['errors'][0][:120]}"])
             continue
-        row = [name, *[_fmt(s[k]) for k in metric_keys],
-               *[("n/a" if math.isnan(s["quartile_f1"].get(q, float("nan"))) else f"{s['quartile_f1'][q]:.4f}")
-                 for q in quartiles],
-               f"{s['train_s'][0]:.1f}", f"{s['predict_s'][0]:.1f}", f"{s['peak_mib'][0]:.0f}"]
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Mean ± standard deviation over seeds. Q1 holds the rarest labels, Q4 the most frequent.",
-              "Peak MiB is the process's peak resident memory during the method's fit and predict.", ""]
-    if gaps:
-        lines += [f"## Which differences are real: macro-F1 gap to `{baseline}`", "",
-                  f"**Recommendation.** {recommendation}", "",
-                  "| method | gap (points) | 95% interval | verdict |", "|---|---|---|---|"]
-        for name, (gap, low, high) in sorted(gaps.items(), key=lambda kv: -kv[1][0]):
-            verdict = "better" if low > 0 else ("worse" if high < 0 else "no clear difference")
-            lines.append(f"| {name} | {100 * gap:+.1f} | {100 * low:+.1f} to {100 * high:+.1f} | {verdict} |")
-        lines += ["", "Paired bootstrap over the test examples (2000 draws), each draw applied to every seed "
-                  "of both methods; the gap is the mean over seeds.", "", "![gaps](gaps.png)" if plots else "", ""]
+        rows.append([name, *[_fmt(s[k]) for k in metric_keys],
+                     *[("n/a" if math.isnan(s["quartile_f1"].get(q, float("nan"))) else f"{s['quartile_f1'][q]:.4f}")
+                       for q in quartiles],
+                     f"{s['train_s'][0]:.1f}", f"{s['predict_s'][0]:.1f}", f"{s['peak_mib'][0]:.0f}"])
+    return [Table(header, rows),
+            Paragraph("Mean ± standard deviation over seeds. Q1 holds the rarest labels, Q4 the most frequent.\n"
+                      "Peak MiB is the process's peak resident memory during the method's fit and predict.")]
+
+
+def _gap_blocks(gaps, baseline, recommendation, figures) -> list:
+    if not gaps:
+        return []
+    rows = []
+    for name, (gap, low, high) in sorted(gaps.items(), key=lambda kv: -kv[1][0]):
+        verdict = "better" if low > 0 else ("worse" if high < 0 else "no clear difference")
+        rows.append([name, f"{100 * gap:+.1f}", f"{100 * low:+.1f} to {100 * high:+.1f}", verdict])
+    blocks = [Heading(2, f"Which differences are real: macro-F1 gap to `{baseline}`"),
+              Paragraph(f"**Recommendation.** {recommendation}"),
+              Table(["method", "gap (points)", "95% interval", "verdict"], rows),
+              Paragraph("Paired bootstrap over the test examples (2000 draws), each draw applied to every seed "
+                        "of both methods; the gap is the mean over seeds.")]
+    if "gaps" in figures:
+        blocks.append(Figure(figures["gaps"], "gaps"))
+    return blocks
+
+
+def rare_class_rows(results, pair, train_counts) -> tuple:
+    """``(header, rows)`` of precision / recall / F1 (mean over seeds) of the rarest classes for
+    the methods of ``pair``; ``(None, [])`` when no run has per-class scores."""
+    scores = {m: mean_per_class(results, m) for m in pair}
+    scores = {m: s for m, s in scores.items() if s}
+    if not scores:
+        return None, []
+    classes = list(dict.fromkeys(c for s in scores.values() for c in s))
+    rare = rarest_classes(train_counts or {}, classes)
+    header = ["class", "train", "test"] + [f"{m} {k}" for m in scores for k in ("precision", "recall", "F1")]
+    rows = []
+    for cls in rare:
+        support = next((s[cls]["support"] for s in scores.values() if cls in s), float("nan"))
+        row = [cls, str((train_counts or {}).get(cls, 0)), "n/a" if math.isnan(support) else f"{support:.0f}"]
+        for s in scores.values():
+            v = s.get(cls)
+            row += [f"{v[k]:.3f}" if v else "n/a" for k in ("precision", "recall", "f1")]
+        rows.append(row)
+    return header, rows
+
+
+def _per_class_view_blocks(data, results, pair, baseline, figures) -> list:
+    header, rows = rare_class_rows(results, pair, _train_counts(data))
+    blocks = []
+    if rows:
+        who = " and ".join(f"`{m}`" + (" (baseline)" if m == baseline else " (best)") for m in pair)
+        blocks += [Heading(2, "The rarest classes"),
+                   Paragraph(f"Precision, recall and F1 of the {len(rows)} classes with the fewest training "
+                             f"examples (the rarest quarter, at least 3), mean over seeds, for {who}; "
+                             "'train' and 'test' count the examples of the class."),
+                   Table(header, rows)]
+    confusions = [(m, figures[f"confusion:{m}"]) for m in pair if f"confusion:{m}" in figures]
+    if confusions:
+        blocks += [Heading(2, "Confusion matrices"),
+                   Paragraph("Each row is a true class and shows where its test examples went: the share "
+                             "predicted as each class (rows sum to 1; the diagonal is the recall), pooled over "
+                             "the seeds. Off-diagonal cells name the classes a method mistakes for one another.")]
+        blocks += [Figure(name, f"confusion matrix of {m}" + (" (baseline)" if m == baseline else " (best)"))
+                   for m, name in confusions]
+    return blocks
+
+
+def _per_class_f1_blocks(summary) -> list:
+    ok = {n: s for n, s in summary.items() if s["n_seeds"]}
     classes = list(next(iter(ok.values()))["per_class_f1"]) if ok else []
-    if classes:
-        lines += ["## Per-class F1 (mean over seeds)", "",
-                  "| method | " + " | ".join(classes) + " |", "|" + "---|" * (len(classes) + 1)]
-        for name, s in ok.items():
-            lines.append(f"| {name} | " + " | ".join(f"{s['per_class_f1'].get(c, float('nan')):.3f}" for c in classes) + " |")
-        lines.append("")
-    lines += ["## Methods", ""] + [f"- `{m.name}`: {m.description}" for m in methods]
-    lines += (["", "![per-class F1](per_class_f1.png)", "", "![quartile F1](quartile_f1.png)", ""] if plots else
-              ["", "(No figures: matplotlib is not installed; `pip install 'skimb[plots]'`.)", ""])
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    if not classes:
+        return []
+    rows = [[name, *[f"{s['per_class_f1'].get(c, float('nan')):.3f}" for c in classes]] for name, s in ok.items()]
+    return [Heading(2, "Per-class F1 (mean over seeds)"), Table(["method", *classes], rows)]
+
+
+def _blocks(*, data, methods, budget, seeds, results, wall_s, jobs, summary, metric_keys, baseline, best, gaps,
+            recommendation, figures) -> list:
+    """The report, in the order a reader wants it: the summary, whether the differences are real,
+    the rare classes and the confusions, then the details."""
+    blocks = _header_blocks(data, budget, seeds, wall_s, jobs)
+    blocks += _summary_blocks(summary, metric_keys)
+    blocks += _gap_blocks(gaps, baseline, recommendation, figures)
+    blocks += _per_class_view_blocks(data, results, _pair(best, baseline), baseline, figures)
+    blocks += _per_class_f1_blocks(summary)
+    blocks += [Heading(2, "Methods"), Bullets([f"`{m.name}`: {m.description}" for m in methods])]
+    if figures:
+        blocks += [Figure(figures[k], alt) for k, alt in (("per_class_f1", "per-class F1"),
+                                                          ("quartile_f1", "quartile F1")) if k in figures]
+    else:
+        blocks.append(Paragraph("(No figures: matplotlib is not installed; `pip install 'skimb[plots]'`.)"))
+    return blocks
 
 
 def _train_counts(data):
@@ -216,4 +340,7 @@ def _train_counts(data):
         return {str(k): int(v) for k, v in zip(labels, counts)}
     if data.task == "multilabel":
         return {str(n): int(c) for n, c in zip(data.target_names, np.asarray(data.y_train).sum(0))}
+    if data.task == "token":  # entity spans per type, counted by their B- tags (IOB2)
+        spans = Counter(t[2:] for tags in data.y_train for t in tags if str(t).startswith("B-"))
+        return dict(spans) or None
     return None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import joblib
 import numpy as np
 
 from .. import __version__
@@ -27,6 +29,10 @@ class RunResult:
     predict_s: float = float("nan")
     peak_mib: float = float("nan")
     error: str | None = None
+    #: ``{class: {"precision", "recall", "f1", "support"}}`` on the test split
+    per_class: dict = field(default_factory=dict)
+    #: multi-class only: ``{"labels": [...], "counts": [[...]]}``, rows = true class, columns = predicted
+    confusion: dict | None = None
     # per-example counts on the test split, for the paired bootstrap (not written to JSON)
     counts: object = field(default=None, repr=False, compare=False)
 
@@ -62,36 +68,59 @@ def _context(data):
     return ctx
 
 
-def evaluate(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=None):
-    """The report of record for ``task`` (see METHODS.md §5)."""
+def _report_of(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=None):
+    """``(report, per-class key, metric keys)`` of the report of record for ``task``."""
     from ..metrics import imbalance_report, multilabel_report, span_report
 
     if task == "multiclass":
         rep = imbalance_report(y_true, y_pred, train_labels=y_train, digits=None)
-        per_class = {str(k): v["f1"] for k, v in rep["per_class"].items()}
-        keys = ("macro_f1", "weighted_f1", "micro_f1", "balanced_accuracy", "geometric_mean")
-    elif task == "multilabel":
+        return rep, "per_class", ("macro_f1", "weighted_f1", "micro_f1", "balanced_accuracy", "geometric_mean")
+    if task == "multilabel":
         rep = multilabel_report(np.asarray(y_true), np.asarray(y_pred), Y_score=y_score,
                                 label_names=target_names, train_Y=y_train)
-        per_class = {str(k): v["f1"] for k, v in rep["per_label"].items()}
-        keys = ("macro_f1", "micro_f1", "weighted_f1", "macro_roc_auc", "micro_recall")
-    else:
-        rep = span_report(y_true, y_pred, train_tags=y_train)
-        per_class = {str(k): v["f1"] for k, v in rep["per_type"].items()}
-        keys = ("micro_f1", "macro_f1", "weighted_f1", "micro_precision", "micro_recall")
+        return rep, "per_label", ("macro_f1", "micro_f1", "weighted_f1", "macro_roc_auc", "micro_recall")
+    rep = span_report(y_true, y_pred, train_tags=y_train)
+    return rep, "per_type", ("micro_f1", "macro_f1", "weighted_f1", "micro_precision", "micro_recall")
+
+
+def score(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=None):
+    """``(metrics, per_class, quartile_f1)``, ``per_class`` being ``{class: {"precision",
+    "recall", "f1", "support"}}``."""
+    rep, per_key, keys = _report_of(task, y_true, y_pred, y_score=y_score, y_train=y_train,
+                                    target_names=target_names)
     metrics = {k: float(rep[k]) for k in keys if k in rep}
+    per_class = {str(k): {s: (int(v[s]) if s == "support" else float(v[s]))
+                          for s in ("precision", "recall", "f1", "support")}
+                 for k, v in rep[per_key].items()}
     return metrics, per_class, {k: float(v) for k, v in rep["quartile_f1"].items()}
+
+
+def evaluate(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=None):
+    """The report of record for ``task`` (Henning et al., 2023, §2.3): ``(metrics, per-class F1, quartile F1)``."""
+    metrics, per_class, quartiles = score(task, y_true, y_pred, y_score=y_score, y_train=y_train,
+                                          target_names=target_names)
+    return metrics, {k: v["f1"] for k, v in per_class.items()}, quartiles
+
+
+def _confusion(task, y_true, y_pred, labels):
+    """Raw counts (rows = true class), so that seeds can be pooled before normalising."""
+    if task != "multiclass":
+        return None
+    from sklearn.metrics import confusion_matrix
+
+    counts = confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=labels)
+    return {"labels": [str(c) for c in labels], "counts": counts.tolist()}
 
 
 class RunJournal:
     """``runs.jsonl`` in the output folder: one line per finished run, written as soon as it
     exists, so that an interrupted comparison loses nothing and ``--resume`` skips those runs.
-    A line counts only for the same data set, split sizes, budget and skimb version."""
+    A line counts only for the same data (name, split sizes and content), budget and skimb version."""
 
     def __init__(self, path, *, data, budget):
         self.path = Path(path)
         self.setting = {"dataset": str(data.name), "n_train": len(data.X_train), "n_test": len(data.X_test),
-                        "budget": repr(budget), "skimb": __version__}
+                        "data": _data_fingerprint(data), "budget": repr(budget), "skimb": __version__}
 
     def load(self) -> dict:
         """``{(method, seed): RunResult}`` of the finished runs of this setting (errors excluded)."""
@@ -129,71 +158,212 @@ class RunJournal:
             f.write(json.dumps({"setting": self.setting, "result": fields}, default=float) + "\n")
 
 
-def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_result=None):
+def _data_fingerprint(data) -> str:
+    # the content, so that an edited --data file is not mistaken for the one the journal saw
+    return joblib.hash([data.X_train, data.y_train, data.X_test, data.y_test])
+
+
+# --------------------------------------------------------------------------- one run
+@dataclass
+class _Run:
+    """One (method, seed) to fit: its unfitted estimator, or why it could not be built."""
+
+    method: str
+    seed: int
+    estimator: object = None
+    build_error: str | None = None
+
+    @property
+    def staged(self) -> bool:
+        return self.estimator is not None and _has_stage2(self.estimator)
+
+
+def _fit_and_score(run, data, labels, log) -> RunResult:
+    from ..metrics import example_counts
+
+    res = RunResult(run.method, run.seed)
+    log(f"[seed {run.seed}] {run.method}: fitting on {len(data.X_train)} examples ...")
+    if run.build_error is not None:
+        res.error = run.build_error
+        log(f"[seed {run.seed}] {run.method}: FAILED {res.error}")
+        return res
+    try:
+        est = run.estimator
+        _reset_peak_rss()
+        t0 = time.perf_counter()
+        est.fit(data.X_train, data.y_train)
+        res.train_s = time.perf_counter() - t0
+        if getattr(est, "stage1_cached_", False):  # its stage 1 was trained by another method's fit
+            res.train_s += est.stage1_train_time_s_
+        t0 = time.perf_counter()
+        y_score = None
+        if data.task == "multilabel" and hasattr(est, "predict_proba"):
+            y_score = np.asarray(est.predict_proba(data.X_test))
+        y_pred = est.predict(data.X_test)
+        res.predict_s = time.perf_counter() - t0
+        res.peak_mib = _peak_rss_mib()
+        res.counts = example_counts(data.task, data.y_test, y_pred, labels=labels)
+        res.confusion = _confusion(data.task, data.y_test, y_pred, labels)
+        res.metrics, res.per_class, res.quartile_f1 = score(
+            data.task, data.y_test, y_pred, y_score=y_score, y_train=data.y_train,
+            target_names=list(data.target_names))
+        res.per_class_f1 = {k: v["f1"] for k, v in res.per_class.items()}
+        main = "macro_f1" if data.task != "token" else "micro_f1"
+        reused = " (stage 1 from the cache)" if getattr(est, "stage1_cached_", False) else ""
+        log(f"[seed {run.seed}] {run.method}: {main}={res.metrics[main]:.4f} "
+            f"train {res.train_s:.1f}s{reused} predict {res.predict_s:.1f}s")
+    except Exception as exc:  # one failing method must not sink the comparison
+        res.error = f"{type(exc).__name__}: {exc}"
+        log(f"[seed {run.seed}] {run.method}: FAILED {res.error}")
+        log(traceback.format_exc(limit=3))
+    return res
+
+
+def _run_task(task, data, labels, *, log, on_result, n_threads=None):
+    """Fit the runs of ``task`` one after the other, in this process (a worker's when
+    ``n_threads`` is given: it then uses that many torch threads)."""
+    if n_threads is not None:
+        import torch
+
+        torch.set_num_threads(n_threads)
+    results = []
+    for run in task:
+        res = _fit_and_score(run, data, labels, log)
+        on_result(res)
+        results.append(res)
+    return results
+
+
+def _run_task_in_worker(task, data, labels, n_threads, channel):
+    # logs and results go back through ``channel`` as they happen, not when the task ends
+    return _run_task(task, data, labels, n_threads=n_threads,
+                     log=lambda text: channel.put(("log", text)),
+                     on_result=lambda res: channel.put(("result", res)))
+
+
+# --------------------------------------------------------------------------- the plan
+def _build_runs(methods, budget, seed, context, done):
+    runs = []
+    for method in methods:
+        if (method.name, int(seed)) in done:
+            continue
+        run = _Run(method.name, int(seed))
+        try:
+            run.estimator = method.build(budget, int(seed), context)
+        except Exception as exc:  # reported with the method's run
+            run.build_error = f"{type(exc).__name__}: {exc}"
+        runs.append(run)
+    # staged heads first: the plain methods after them load the stage 1 they cached
+    return sorted(runs, key=lambda run: not run.staged)
+
+
+def _plan(runs_by_seed, *, split_seeds):
+    """Tasks (lists of runs fitted in order in one process). One task per seed; with
+    ``split_seeds``, each seed's runs are split into independent tasks, a staged method staying
+    with the plain methods that may reuse its stage 1 (the stage-1 cache is per process)."""
+    tasks = []
+    for runs in runs_by_seed:
+        if not split_seeds:
+            tasks.append(runs)
+            continue
+        groups = {}
+        for run in runs:
+            key = _stage1_signature(run.estimator)
+            groups.setdefault(key if key is not None else id(run), []).append(run)
+        for members in groups.values():
+            if any(run.staged for run in members):
+                tasks.append(members)
+            else:  # no stage 1 to share: each run on its own
+                tasks.extend([run] for run in members)
+    return [task for task in tasks if task]
+
+
+def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_result=None, n_jobs=1):
     """Fit every method on ``data.X_train`` for every seed and score it on ``data.X_test``.
 
     Within a seed, methods with a second-stage head are fitted first, so that a plain method
     sharing their stage 1 (``ce`` and ``calora_topk``) gets it from the stage-1 cache. ``done``
     (``{(method, seed): RunResult}``) are kept without fitting; ``on_result(result)`` is called
-    after each new run."""
+    after each new run. ``n_jobs > 1`` fits independent runs in that many worker processes
+    (joblib's loky), each with ``cpu_count // n_jobs`` torch threads; a staged method and the
+    plain methods that reuse its stage 1 stay in one worker, one after the other."""
     done = {} if done is None else done
-    from ..metrics import example_counts
-
-    results = []
+    on_result = on_result if on_result is not None else (lambda res: None)
     context = _context(data)
     labels = None  # fixed columns, so that every run's counts line up for the bootstrap
     if data.task == "multiclass":
         labels = np.unique(np.concatenate([np.asarray(data.y_train), np.asarray(data.y_test)]))
     elif data.task == "token":
         labels = sorted({t.split("-", 1)[1] for s in (*data.y_train, *data.y_test) for t in s if "-" in t})
+    runs_by_seed = []
     for seed in seeds:
-        built = {}
-        for method in methods:
-            if (method.name, int(seed)) in done:
-                continue
+        for m in methods:
+            if (m.name, int(seed)) in done:
+                log(f"[seed {seed}] {m.name}: kept from the earlier run (--resume)")
+        runs_by_seed.append(_build_runs(methods, budget, seed, context, done))
+    tasks = _plan(runs_by_seed, split_seeds=n_jobs > 1)
+    n_workers = min(int(n_jobs), len(tasks))
+    if n_workers > 1:
+        new = _run_parallel(tasks, data, labels, n_workers=n_workers, log=log, on_result=on_result)
+    else:
+        new = [res for task in tasks for res in _run_task(task, data, labels, log=log, on_result=on_result)]
+    by_key = dict(done)
+    by_key.update({(res.method, res.seed): res for res in new})
+    return [by_key[m.name, int(seed)] for seed in seeds for m in methods]
+
+
+def _run_parallel(tasks, data, labels, *, n_workers, log, on_result):
+    """The tasks on ``n_workers`` loky processes; ``log`` and ``on_result`` are called here, in
+    this process, as each worker reports (a queue drained by a thread), so the journal and the
+    progress bar follow every run, not every task."""
+    import multiprocessing
+
+    from joblib import Parallel, delayed, parallel_config
+
+    n_threads = max(1, joblib.cpu_count() // n_workers)
+    results, failures = [], []
+
+    def drain(channel):
+        while (item := channel.get()) is not None:
+            kind, payload = item
             try:
-                built[method.name] = method.build(budget, int(seed), context)
-            except Exception as exc:  # reported with the method's run below
-                built[method.name] = exc
-        seed_results = {m.name: done[(m.name, int(seed))] for m in methods if (m.name, int(seed)) in done}
-        for name in seed_results:
-            log(f"[seed {seed}] {name}: kept from the earlier run (--resume)")
-        by_order = sorted([m for m in methods if m.name in built], key=lambda m: not _has_stage2(built[m.name]))
-        for method in by_order:
-            res = seed_results[method.name] = RunResult(method.name, int(seed))
-            log(f"[seed {seed}] {method.name}: fitting on {len(data.X_train)} examples ...")
-            try:
-                est = built[method.name]
-                if isinstance(est, Exception):
-                    raise est
-                _reset_peak_rss()
-                t0 = time.perf_counter()
-                est.fit(data.X_train, data.y_train)
-                res.train_s = time.perf_counter() - t0
-                if getattr(est, "stage1_cached_", False):  # its stage 1 was trained by another method's fit
-                    res.train_s += est.stage1_train_time_s_
-                t0 = time.perf_counter()
-                y_score = None
-                if data.task == "multilabel" and hasattr(est, "predict_proba"):
-                    y_score = np.asarray(est.predict_proba(data.X_test))
-                y_pred = est.predict(data.X_test)
-                res.predict_s = time.perf_counter() - t0
-                res.peak_mib = _peak_rss_mib()
-                res.counts = example_counts(data.task, data.y_test, y_pred, labels=labels)
-                res.metrics, res.per_class_f1, res.quartile_f1 = evaluate(
-                    data.task, data.y_test, y_pred, y_score=y_score, y_train=data.y_train,
-                    target_names=list(data.target_names))
-                main = "macro_f1" if data.task != "token" else "micro_f1"
-                log(f"[seed {seed}] {method.name}: {main}={res.metrics[main]:.4f} "
-                    f"train {res.train_s:.1f}s predict {res.predict_s:.1f}s")
-            except Exception as exc:  # one failing method must not sink the comparison
-                res.error = f"{type(exc).__name__}: {exc}"
-                log(f"[seed {seed}] {method.name}: FAILED {res.error}")
-                log(traceback.format_exc(limit=3))
-            if on_result is not None:
-                on_result(res)
-        results.extend(seed_results[m.name] for m in methods)
+                if kind == "log":
+                    log(payload)
+                else:
+                    results.append(payload)
+                    on_result(payload)
+            except Exception as exc:  # noqa: BLE001 - raised in the main thread, after the workers
+                failures.append(exc)
+
+    with multiprocessing.Manager() as manager:
+        channel = manager.Queue()
+        reader = threading.Thread(target=drain, args=(channel,), daemon=True)
+        reader.start()
+        try:
+            with parallel_config(backend="loky", inner_max_num_threads=n_threads):
+                Parallel(n_jobs=n_workers)(delayed(_run_task_in_worker)(task, data, labels, n_threads, channel)
+                                           for task in tasks)
+        finally:
+            channel.put(None)
+            reader.join()
+    if failures:
+        raise failures[0]
     return results
+
+
+# What a fine-tuning estimator leaves out of its stage-1 key (see skimb._estimator): two
+# estimators equal but for these may share a stage 1. A mismatch here only costs a lost reuse
+# under --jobs, never a wrong result: a cache miss trains the same stage 1 again.
+_NOT_STAGE1 = ("verbose", "quantize", "threshold")
+
+
+def _stage1_signature(est):
+    """Equal for two fine-tuning estimators that differ only in their head; None for others."""
+    if est is None or not hasattr(est, "head") or not hasattr(est, "get_params"):
+        return None
+    params = {k: v for k, v in est.get_params(deep=False).items()
+              if k not in _NOT_STAGE1 and k.split("__", 1)[0] != "head"}
+    return joblib.hash((type(est).__name__, params))
 
 
 def _has_stage2(est):
