@@ -286,15 +286,26 @@ def rare_class_rows(results, pair, train_counts) -> tuple:
     return header, rows
 
 
+def _which_classes(n_shown, n_classes) -> str:
+    if n_shown == n_classes:
+        return f"of all {n_classes} classes, rarest in training first"
+    return (f"of the {n_shown} rarest of the {n_classes} classes by training count (the rarest quarter, "
+            "at least 3)")
+
+
+def _classes_of(results, pair) -> set:
+    return {c for r in results if r.method in pair and r.error is None for c in r.per_class}
+
+
 def _per_class_view_blocks(data, results, pair, baseline, figures) -> list:
     header, rows = rare_class_rows(results, pair, _train_counts(data))
     blocks = []
     if rows:
         who = " and ".join(f"`{m}`" + (" (baseline)" if m == baseline else " (best)") for m in pair)
         blocks += [Heading(2, "The rarest classes"),
-                   Paragraph(f"Precision, recall and F1 of the {len(rows)} classes with the fewest training "
-                             f"examples (the rarest quarter, at least 3), mean over seeds, for {who}; "
-                             "'train' and 'test' count the examples of the class."),
+                   Paragraph(f"Precision, recall and F1 {_which_classes(len(rows), len(_classes_of(results, pair)))}, "
+                             f"mean over seeds, for {who}; 'train' and 'test' count the "
+                             f"{'entity spans' if data.task == 'token' else 'examples'} of the class."),
                    Table(header, rows)]
     confusions = [(m, figures[f"confusion:{m}"]) for m in pair if f"confusion:{m}" in figures]
     if confusions:
