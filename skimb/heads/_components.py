@@ -27,7 +27,7 @@ class Head(Component):
     """Base of the head components.
 
     A head with a second stage (``has_stage2 = True``) trains after stage 1 on the stage-1
-    model's penultimate features; stage 1 is then cached (:mod:`skimb.training._stage_cache`),
+    model's penultimate features; stage 1 is then cached (``skimb.training._stage_cache``),
     keyed by everything but the head's ``_stage2_params``, so that a search over those shares
     one stage 1 per fold.
     """
@@ -122,7 +122,7 @@ class CALoRAHead(Head):
 
     Stage 1 fits the vanilla model (any ``finetune``, ``loss`` and ``training``); stage 2
     freezes it and trains one low-rank adapter per class on cached penultimate features,
-    routed by the stage-1 ranking (:mod:`skimb.heads.calora`, ``docs/calora.md``). For token
+    routed by the stage-1 ranking (``skimb.heads.calora``, ``docs/calora.md``). For token
     classification the routing is per token.
 
     Parameters
@@ -144,7 +144,7 @@ class CALoRAHead(Head):
         Stage-2 learning rate.
     balance : {"none", "class"}, default="class"
         The stage-2 row weights. ``"class"``: inverse class frequency of the stage-2 rows (mean 1;
-        multi-label: see :func:`class_balanced_row_weights`), in place of the estimator's row
+        multi-label: see ``class_balanced_row_weights``), in place of the estimator's row
         weights (``class_weight`` of text classifiers and ``sample_weight``, which stage 2 then
         ignores), so the adapters are trained class-balanced on the stage-1 representation, as in
         the decoupled training of Kang et al. (2020); on an unweighted cross-entropy stage 1 this

@@ -21,7 +21,7 @@ class CRTHead(Head):
     Stage 1 learns the representation with the estimator's loss; stage 2 draws no new features
     (they are the cached penultimate features of the training rows, shared by every candidate of
     a search over this head's parameters) and trains a fresh ``nn.Linear`` with the stage-1 loss
-    and inverse-class-frequency row weights (:func:`~skimb.heads._components.class_balanced_row_weights`).
+    and inverse-class-frequency row weights (``skimb.heads._components.class_balanced_row_weights``).
 
     Parameters
     ----------

@@ -166,7 +166,7 @@ def _log1m_softmax_at(logits, target):
 class ImbalanceLoss(nn.Module):
     """Base class of the skimb losses.
 
-    Subclasses implement :meth:`_per_sample` (inputs already validated) and declare
+    Subclasses implement ``_per_sample`` (inputs already validated) and declare
     ``task`` (``"multiclass"`` or ``"multilabel"``). Per-class quantities are
     registered as buffers whose names end in ``_``.
 

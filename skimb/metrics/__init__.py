@@ -1,4 +1,5 @@
-"""Evaluation metrics for class-imbalanced NLP (METHODS.md §5).
+"""Evaluation metrics for class-imbalanced NLP: per-class and macro-averaged scores, as the survey
+of Henning et al. (2023, §2.3) recommends.
 
 * :func:`imbalance_report`, :func:`quartile_f1`: multi-class (single-label).
 * :func:`multilabel_report`, :func:`tune_thresholds`: multi-label indicator matrices.

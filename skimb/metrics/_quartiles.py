@@ -1,6 +1,6 @@
 """Label-frequency quartiles shared by the multi-class, multi-label and span reports.
 
-The evaluation protocol (METHODS.md §5) asks for the mean per-label F1 within
+HAMR's minority-class analysis (Rao et al., 2025, §4.3) reports the mean per-label F1 within
 label-frequency quartiles, Q1 (rarest labels) ... Q4 (most frequent labels).
 Every report in :mod:`skimb.metrics` uses the same rule, implemented here:
 

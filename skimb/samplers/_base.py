@@ -252,7 +252,7 @@ class BaseTextSampler(_ValidatedSampler):
     """Template-method base of the samplers whose X is a collection of texts.
 
     ``fit_resample`` performs, in order: the parameter checks (``_parameter_constraints``); the input
-    checks (:func:`skimb._validation.check_texts`, :func:`skimb._validation.check_labels`, equal
+    checks (``skimb._validation.check_texts``, ``skimb._validation.check_labels``, equal
     lengths, ``sample_weight``); multi-label detection (a 2-D 0/1 ``y`` with more than one
     column: every distinct label set is then a class); the resolution of ``sampling_strategy``
     (``sampling_strategy_``); then it calls ``_fit_resample(data, strategy, rng)`` which returns

@@ -24,7 +24,7 @@ __all__ = ["HardnessNeighborhoodSampler"]
 class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
     """Over-sample hard examples and their embedding-space neighbourhoods (HAMR, stand-alone).
 
-    The region resampling of HAMR (METHODS.md §3) on numeric features ``X`` (typically sentence
+    The region resampling of HAMR (Rao et al., 2025, §2.2) on numeric features ``X`` (typically sentence
     embeddings), with per-sample hardness from an out-of-fold probe classifier instead of
     HAMR's meta-learned sample weights:
 
@@ -60,7 +60,7 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
     oversample_ratio : float, default=1.2
         Output size as a multiple of the input size.
     index : {"flat", "ivf", "hnsw"}, default="flat"
-        FAISS index for the neighbour search (:func:`build_index`); "flat" is exact.
+        FAISS index for the neighbour search (:func:`skimb.training.hamr.build_index`); "flat" is exact.
     random_state : int, RandomState instance or None, default=None
         Controls the folds, the draws and the IVF k-means seed.
 

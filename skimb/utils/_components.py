@@ -25,7 +25,7 @@ class Component(BaseEstimator):
     ``_parameter_constraints`` (see :mod:`skimb.utils._param_validation`).
     """
 
-    #: The registry name, set by :meth:`Registry.register`.
+    #: The registry name, set by ``Registry.register``.
     name = None
     _parameter_constraints: dict = {}
 

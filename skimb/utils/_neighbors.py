@@ -372,7 +372,7 @@ def sampling_probabilities(
     Parameters
     ----------
     m : array-like of shape (n_samples,)
-        Non-negative hardness (HAMR training: :attr:`HardnessTracker.m`; only the relative
+        Non-negative hardness (HAMR training: ``HardnessTracker.m``; only the relative
         scale against the 1e-6 offset matters).
     boost : array-like of shape (n_samples,), optional
         Neighbourhood boost in [0, 1] (:func:`neighbor_boost`); ``None`` means all zeros.

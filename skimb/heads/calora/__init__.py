@@ -1,4 +1,5 @@
-"""CALoRA: class-aware LoRA expert routing (Zhu et al.; ``METHODS.md`` §1).
+"""CALoRA: class-aware LoRA expert routing (Zhu et al., *Adaptive Fine-Tuning
+for Class Imbalance in NLP*, §3).
 
 One low-rank adapter per class around a frozen ``nn.Linear``; the stage-1 model's ranking
 decides which adapters fire (``h = W0 x + B M A x``). Stage 2 trains only the adapters, on

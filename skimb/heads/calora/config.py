@@ -1,7 +1,6 @@
 """Configuration of a CALoRA (class-aware LoRA expert routing) head.
 
-See ``METHODS.md`` §1 and Zhu et al., *Adaptive Fine-Tuning for Class Imbalance in NLP*
-(``papers/calora-class-aware-lora.txt``), Eq. 2-4.
+See Zhu, Wei and Cai, *Adaptive Fine-Tuning for Class Imbalance in NLP*, §3 (Eq. 2-4).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ the bi-level step), :class:`HAMRCallback` (per-epoch resampling and kNN boost),
 :class:`HAMRFit` (one fit's state), :func:`split_meta_set` and
 :func:`build_balanced_meta_set_multilabel` (the meta set inside ``fit``).
 
-See METHODS.md §3 for the specification.
+The method: Rao, Han and Huang (2025), *Model-Agnostic Meta Learning for Class Imbalance
+Adaptation*, §2; the choices made here: ``docs/hamr.md``.
 """
 
 from ._hardness import HardnessTracker, draw_epoch_indices, sampling_probabilities

@@ -18,7 +18,7 @@ _AUTO_POSITIVE = [Options("auto"), _POSITIVE]
 
 @register_training("hamr")
 class HAMRTraining(TrainingStrategy):
-    """HAMR, hardness-aware meta-resample (METHODS.md §3, guide in ``docs/hamr.md``).
+    """HAMR, hardness-aware meta-resample (Rao et al., 2025, §2; guide in ``docs/hamr.md``).
 
     A weight network (WNet) meta-learned on a balanced meta set weights each sample's loss, and
     each epoch draws ``oversample_ratio * N`` samples with replacement, favouring hard samples and

@@ -1,4 +1,4 @@
-"""Per-sample hardness for HAMR's region resampling (METHODS.md §3).
+"""Per-sample hardness for HAMR's region resampling (Rao et al., 2025, §2.2).
 
 :class:`HardnessTracker` keeps the hardness ``m``; :func:`sampling_probabilities` and
 :func:`draw_epoch_indices` (in the neutral :mod:`skimb.utils._neighbors`, shared
@@ -39,7 +39,7 @@ class HardnessTracker:
         batch only, others unchanged; ``m`` starts at 1 (the mean weight).
         ``"reference"`` (the reference code): every step ``m ← decay·m`` for all samples,
         ``m[batch] += (1 − decay)·w``, then ``m += eps; m /= sum(m)``; ``m`` starts at 1/N.
-        (METHODS.md §3: the reference rule makes ``m`` track recency rather than hardness.)
+        (The reference rule makes ``m`` track recency rather than hardness.)
     momentum : float in [0, 1), default=0.5
         β of the ``"ema"`` rule (a sample is seen about once an epoch, so near 0.5, not 0.99).
     decay : float in [0, 1), default=0.99

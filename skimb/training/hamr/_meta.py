@@ -1,4 +1,4 @@
-"""HAMR's bi-level meta step (adaptive weight estimation, METHODS.md §3), model-agnostic.
+"""HAMR's bi-level meta step (adaptive weight estimation, Rao et al., 2025, §2.1), model-agnostic.
 
 One call per training step:
 

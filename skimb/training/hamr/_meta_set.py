@@ -1,4 +1,4 @@
-"""HAMR's balanced meta set (METHODS.md §3).
+"""HAMR's balanced meta set (the meta-set of Rao et al., 2025, Algorithm 1).
 
 The meta set is the validation split topped up, per class, with examples *moved* from the
 training split until every class reaches the median validation class count; the moved examples

@@ -1,4 +1,4 @@
-"""FAISS neighbourhoods for HAMR's boost (METHODS.md §3).
+"""FAISS neighbourhoods for HAMR's boost (Rao et al., 2025, §2.2).
 
 Cosine similarity as inner product on L2-normalised float32 copies of the embeddings:
 ``IndexFlatIP`` (exact, the reference), ``IndexIVFFlat`` or ``IndexHNSWFlat`` (approximate, with

@@ -1,4 +1,4 @@
-"""HAMR training inside the transformer estimators (``training="hamr"``, METHODS.md §3).
+"""HAMR training inside the transformer estimators (``training="hamr"``; Rao et al., 2025, §2).
 
 The estimator-independent pieces (WNet, the meta step, the hardness tracker, the FAISS boost,
 the balanced meta set) live in the sibling modules; this one puts them into the skorch loop:
@@ -158,7 +158,7 @@ def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed, classes=None, top
     The base of the meta set is the validation split (``valid_idx``) when there is one, else a
     stratified :data:`META_HOLDOUT_FRACTION` share held out of ``train_idx``; it is then topped up
     per class (multi-label: per label) with examples moved from the training split until every
-    class reaches the median base count (METHODS.md §3). Moved and held-out examples leave the
+    class reaches the median base count (the rule of HAMR's reference code). Moved and held-out examples leave the
     training split. Token classification (``task="token"``, ``y_enc`` an object array of tag
     index arrays, ``classes`` the tag names): sentences are moved to reduce the per-entity-type
     span deficit (:func:`build_balanced_meta_set_ner`).

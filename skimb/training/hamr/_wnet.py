@@ -1,4 +1,4 @@
-"""HAMR's weight network (WNet): per-sample loss → importance weight (METHODS.md §3)."""
+"""HAMR's weight network (WNet): per-sample loss → importance weight (Rao et al., 2025, §2.1)."""
 
 from __future__ import annotations
 
