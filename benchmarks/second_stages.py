@@ -102,22 +102,24 @@ def knn_logits(d, *, k, weight):
     return logits
 
 
-def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0):
+def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True):
     from skimb.metrics import macro_f1_from_labels, tune_logit_offsets
 
     d = np.load(path)
     C = d["head_weight"].shape[0]
     seed = int(Path(path).stem.split("seed")[-1])
     heads = {"stage1": lambda f: f @ d["head_weight"].T + d["head_bias"]}
-    heads["crt"] = crt_logits(d["f_train"], d["y_train"], C, seed)
+    if crt:  # a many-class logistic regression is slow on 2 cores
+        heads["crt"] = crt_logits(d["f_train"], d["y_train"], C, seed)
     best_tau, best = 0.0, -1.0
     for tau in np.round(np.arange(0, 1.01, 0.1), 1):  # chosen on validation
         s = macro_f1_from_labels(d["y_val"], tau_norm_logits(d["head_weight"], d["head_bias"], tau)(d["f_val"]).argmax(1), C)
         if s > best:
             best_tau, best = tau, s
     heads[f"tau_norm"] = tau_norm_logits(d["head_weight"], d["head_bias"], best_tau)
-    s1, cr = heads["stage1"], heads["crt"]
-    heads["stage1+crt"] = lambda f: np.log(0.5 * _softmax(s1(f)) + 0.5 * _softmax(cr(f)) + 1e-12)
+    if crt:
+        s1, cr = heads["stage1"], heads["crt"]
+        heads["stage1+crt"] = lambda f: np.log(0.5 * _softmax(s1(f)) + 0.5 * _softmax(cr(f)) + 1e-12)
     for spec in calora_grid:  # "k,rank,epochs,lr,balanced"
         k, rank, epochs, lr, bal = spec.split(",")
         heads[f"calora k={k} r={rank} ep={epochs} lr={lr} bal={bal}"] = calora_logits(
@@ -142,11 +144,12 @@ def main(argv=None):
     p.add_argument("--knn", default="", help="';'-separated head='knn' settings 'k,weight'")
     p.add_argument("--n-bootstrap", type=int, default=0,
                    help="bootstrap resamples the +tuned offsets are averaged over (threshold='tuned' uses 30)")
+    p.add_argument("--no-crt", dest="crt", action="store_false", help="skip cRT (slow with many classes)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     grid = [g for g in args.calora.split(";") if g]
     knn = [g for g in args.knn.split(";") if g]
-    per_file = {f: score_file(f, grid, knn, args.n_bootstrap) for f in args.files}
+    per_file = {f: score_file(f, grid, knn, args.n_bootstrap, crt=args.crt) for f in args.files}
     names = list(next(iter(per_file.values()))[0])
     table = [[n, fmt([r[n] for r, _ in per_file.values()])] for n in names]
     md = "\n".join(["# Second stages on cached stage-1 features", "",
