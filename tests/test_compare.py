@@ -154,3 +154,17 @@ def test_default_run_leaves_out_methods_whose_extra_is_missing(monkeypatch):
     names = [m.name for m in get_methods("default", "multiclass")]
     assert "hamr" not in names and "weighted_ce" in names
     assert [m.name for m in get_methods(["hamr"], "multiclass")] == ["hamr"]  # asked for by name: it runs (and says why it fails)
+
+
+def test_verbose_shows_the_library_messages_and_cleans_up(tiny_bert, tmp_path, capsys):
+    import logging
+
+    args = ["--backbone", tiny_bert, "--train-size", "80", "--test-size", "40", "--epochs", "1", "--methods",
+            "ce", "--seeds", "0", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "quiet")]) == 0
+    assert "training on" not in capsys.readouterr().err
+    assert main([*args, "-v", "--out", str(tmp_path / "loud")]) == 0
+    err = capsys.readouterr().err
+    assert "TransformerClassifier: training on" in err and "fitted in" in err
+    logger = logging.getLogger("skimb")
+    assert logger.handlers == [] and logger.propagate and logger.level == logging.NOTSET

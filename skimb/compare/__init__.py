@@ -14,6 +14,8 @@ Nothing in skimb imports this package; it imports the rest.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 import time
 from pathlib import Path
@@ -36,6 +38,30 @@ DEFAULTS = {"dataset": "goemotions_ekman", "train_size": 1200, "test_size": 600,
 
 def _parse_seeds(text):
     return [int(s) for s in str(text).replace(" ", "").split(",") if s != ""]
+
+
+@contextlib.contextmanager
+def _library_messages(verbose):
+    """The 'skimb' logger's INFO messages on stderr while ``verbose``, written above the bar."""
+    if not verbose:
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    logger = logging.getLogger("skimb")
+    level, propagate = logger.level, logger.propagate
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        with logging_redirect_tqdm(loggers=[logger]):
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def build_parser():
@@ -85,6 +111,9 @@ def build_parser():
                         "same data (name, sizes, content) and budget, and fit only the others")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (runs done, elapsed and remaining time) on stderr")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="show the library's messages (the 'skimb' logger: each fit's size, stage-1 cache hits, "
+                        "times); with --jobs > 1 only those of the main process")
     p.add_argument("--list-methods", action="store_true", help="list the registered methods and exit")
     p.add_argument("--version", action="version", version=f"skimb {__version__}")
     return p
@@ -178,7 +207,8 @@ def main(argv=None) -> int:
     done = journal.load() if args.resume else {}
     journal.start(resume=args.resume)
     todo = sum((m.name, s) not in done for s in seeds for m in methods)
-    with tqdm(total=todo, desc="skimb compare", unit="run", file=sys.stderr, disable=args.no_progress) as bar:
+    with tqdm(total=todo, desc="skimb compare", unit="run", file=sys.stderr, disable=args.no_progress) as bar, \
+            _library_messages(args.verbose):
         def finished(res):
             journal.append(res)
             bar.set_postfix_str(f"{res.method}, seed {res.seed}", refresh=False)
