@@ -11,8 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import apply_text_tags, resolve_device
 from ._validation import check_texts
 from .utils._param_validation import Boolean, Interval, Options, validate_params
-from .utils._progress import progress_bar
-from .backbones import POOLINGS, TextEncoder, encode_batches, feature_cache, load_backbone, tokenize
+from .backbones import POOLINGS, TextEncoder, encode_texts, feature_cache, load_backbone
 from .backbones._loading import local_backbone_path, portable_backbone_path
 
 __all__ = ["TransformerEmbedder"]
@@ -103,10 +102,9 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 
     def _encode(self, texts):
         self.encoder_.to(self.device_).eval()
-        ids = tokenize(self.tokenizer_, texts, self.max_length)
-        with progress_bar(len(ids), "embedding", self.verbose) as bar:
-            return encode_batches(self.encoder_, ids, batch_size=self.batch_size, device=self.device_,
-                                  pad_token_id=self.tokenizer_.pad_token_id or 0, progress=bar).numpy()
+        return encode_texts(self.encoder_, self.tokenizer_, texts, max_length=self.max_length,
+                            batch_size=self.batch_size, device=self.device_, desc="embedding",
+                            verbose=self.verbose).numpy()
 
     def transform(self, X):
         """Embeddings of the texts ``X``, shape ``(n_samples, n_features_out_)``, float32."""

@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from .backbones import TextEncoder, encode_batches, feature_cache, tokenize
-from .utils._progress import progress_bar
+from .backbones import TextEncoder, encode_texts, feature_cache
 
 __all__ = ["TaskAdapter"]
 
@@ -101,11 +100,9 @@ class TaskAdapter:
         """Pooled features of ``encoder`` for ``texts``, no cache."""
         est = self.est
         encoder.to(device).eval()
-        ids = tokenize(est.tokenizer_, texts, est.max_length)
         batch_size = max(est.batch_size, 64) if batch_size is None else batch_size
-        with progress_bar(len(ids), desc, est.verbose) as bar:
-            return encode_batches(encoder, ids, batch_size=batch_size, device=device,
-                                  pad_token_id=est.tokenizer_.pad_token_id or 0, progress=bar).numpy()
+        return encode_texts(encoder, est.tokenizer_, texts, max_length=est.max_length, batch_size=batch_size,
+                            device=device, desc=desc, verbose=est.verbose).numpy()
 
     def pretrained_embeddings(self, texts, module, device) -> np.ndarray:
         """The backbone's own mean-pooled *pretrained* features, through the feature cache

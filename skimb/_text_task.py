@@ -12,9 +12,8 @@ from ._params import check_needs_validation
 from ._task import TaskAdapter
 from ._validation import (check_consistent_length, check_labels, check_sample_weight, check_texts,
                           is_multilabel_target)
-from .backbones import EncodedTextDataset, SequenceClassifier, encode_batches, feature_cache, tokenize
+from .backbones import EncodedTextDataset, SequenceClassifier, encode_texts, feature_cache, tokenize
 from .heads._components import prior_log_odds
-from .utils._progress import progress_bar
 from .utils._split import multilabel_train_test_split
 
 __all__ = ["TextTask", "FeatureDataset"]
@@ -213,10 +212,8 @@ class TextTask(TaskAdapter):
             with torch.inference_mode():
                 return torch.cat([module(features=chunk.to(device)).float().cpu()
                                   for chunk in torch.from_numpy(feats).split(4096)])
-        ids = tokenize(est.tokenizer_, texts, est.max_length)
-        with progress_bar(len(ids), "predicting", est.verbose) as bar:
-            return encode_batches(module, ids, batch_size=max(est.batch_size, 64), device=device,
-                                  pad_token_id=est.tokenizer_.pad_token_id or 0, progress=bar)
+        return encode_texts(module, est.tokenizer_, texts, max_length=est.max_length,
+                            batch_size=max(est.batch_size, 64), device=device, desc="predicting", verbose=est.verbose)
 
     def decision_function(self, texts):
         return self.logits(texts).numpy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 
 from skimb import TransformerClassifier, TransformerEmbedder, TransformerTokenClassifier
@@ -62,3 +63,25 @@ def test_no_handler_is_added_by_the_library():
 def test_bad_verbose_is_rejected_before_fitting(tiny_bert, verbose):
     with pytest.raises((ValueError, TypeError), match="verbose"):
         TransformerEmbedder(tiny_bert, verbose=verbose).fit()
+
+
+def test_prediction_and_embedding_stream_in_chunks(tiny_bert, toy_data, monkeypatch):
+    """Texts are tokenised and encoded a chunk at a time into one preallocated array: the same
+    outputs as a single chunk, and no tokenizer call sees more than a chunk."""
+    from skimb.backbones import _batching, _modules
+
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
+    emb = TransformerEmbedder(tiny_bert, cache=False).fit()
+    whole_proba, whole_emb = clf.predict_proba(X), emb.transform(X)
+    sizes, tokenize = [], _batching.tokenize
+
+    def counting_tokenize(tokenizer, texts, max_length):
+        sizes.append(len(texts))
+        return tokenize(tokenizer, texts, max_length)
+
+    monkeypatch.setattr(_batching, "tokenize", counting_tokenize)
+    monkeypatch.setattr(_modules, "ENCODE_CHUNK", 7)
+    np.testing.assert_allclose(clf.predict_proba(X), whole_proba, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(emb.transform(X), whole_emb, rtol=0, atol=1e-6)
+    assert max(sizes) == 7 and sum(sizes) == 2 * len(X)

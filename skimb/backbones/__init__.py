@@ -5,7 +5,7 @@ from ._batching import (EncodedTextDataset, LengthGroupedBatchSampler, pad_colla
 from ._cache import FeatureCache, feature_cache
 from ._loading import DEFAULT_BACKBONE, backbone_config, load_backbone, resolve_backbone
 from ._finetune import FINETUNES, Finetune, FullFinetune, HeadFinetune, LoRAFinetune, register_finetune
-from ._modules import SequenceClassifier, TextEncoder, autocast, encode_batches
+from ._modules import ENCODE_CHUNK, SequenceClassifier, TextEncoder, autocast, encode_batches, encode_texts
 from ._pooling import POOLINGS, cls_pool, mean_pool
 
 __all__ = [
@@ -26,6 +26,8 @@ __all__ = [
     "backbone_config",
     "cls_pool",
     "encode_batches",
+    "encode_texts",
+    "ENCODE_CHUNK",
     "feature_cache",
     "load_backbone",
     "mean_pool",

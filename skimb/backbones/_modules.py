@@ -11,7 +11,11 @@ from torch import nn
 from ._batching import pad_collate, sorted_batches
 from ._pooling import pool
 
-__all__ = ["TextEncoder", "SequenceClassifier", "autocast", "encode_batches"]
+__all__ = ["TextEncoder", "SequenceClassifier", "autocast", "encode_batches", "encode_texts", "ENCODE_CHUNK"]
+
+#: Texts tokenised and encoded at a time by :func:`encode_texts`: memory stays bounded by the
+#: chunk's token ids and activations, whatever the number of texts.
+ENCODE_CHUNK = 16384
 
 
 class TextEncoder(nn.Module):
@@ -87,6 +91,30 @@ def encode_batches(forward_fn, input_ids, *, batch_size: int, device, pad_token_
             out[torch.as_tensor(idx)] = res
             if progress is not None:
                 progress.update(len(idx))
+    return out
+
+
+def encode_texts(forward_fn, tokenizer, texts, *, max_length: int, batch_size: int, device, desc: str = "encoding",
+                 verbose=0, chunk_size: int | None = None) -> torch.Tensor:
+    """Tokenise and run ``forward_fn`` over ``texts`` in chunks of ``chunk_size`` (default
+    :data:`ENCODE_CHUNK`), writing each chunk's outputs into one preallocated float32 tensor;
+    a progress bar counts the texts when ``verbose``."""
+    from ..utils._progress import progress_bar
+    from ._batching import tokenize
+
+    n, step = len(texts), int(chunk_size or ENCODE_CHUNK)
+    if n == 0:
+        raise ValueError("nothing to encode")
+    out = None
+    with progress_bar(n, desc, verbose) as bar:
+        for start in range(0, n, step):
+            ids = tokenize(tokenizer, texts[start:start + step], max_length)
+            res = encode_batches(forward_fn, ids, batch_size=batch_size, device=device,
+                                 pad_token_id=tokenizer.pad_token_id or 0, progress=bar)
+            if out is None:
+                out = res if len(res) == n else torch.empty((n,) + tuple(res.shape[1:]), dtype=torch.float32)
+            if out is not res:
+                out[start:start + len(res)] = res
     return out
 
 
