@@ -48,6 +48,8 @@ CONFIGS = {
     # the kNN head on weighted CE (run with --no-calora): rows wce_knn (stage 1) and wce_knn+head
     "wce_knn": dict(loss="ce", class_weight="balanced", head="knn"),
     "hamr_ce": dict(loss="ce", training="hamr"),
+    # HAMR on weighted CE with the kNN head (run with --no-calora): rows hamr_wce_knn and hamr_wce_knn+head
+    "hamr_wce_knn": dict(loss="ce", class_weight="balanced", training="hamr", head="knn"),
 }
 
 
