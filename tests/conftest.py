@@ -26,13 +26,18 @@ WORDS = (
 
 def _write_tiny_bert(directory: Path) -> Path:
     import torch
+    import transformers
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(string.ascii_lowercase) + list(string.digits)
     vocab += ["##" + c for c in string.ascii_lowercase] + WORDS + list(string.punctuation)
     directory.mkdir(parents=True, exist_ok=True)
     vocab = list(dict.fromkeys(vocab))
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    else:  # transformers 4 builds the fast tokenizer from a vocabulary file only
+        (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
     torch.manual_seed(0)
