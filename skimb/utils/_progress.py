@@ -25,8 +25,8 @@ def progress_bar(total: int, desc: str, verbose, *, unit: str = "text"):
 
     >>> with progress_bar(3, "encoding", verbose=0) as bar:
     ...     bar.update(3)
-    >>> bar.n
-    3
+    >>> bar.disable  # nothing was printed
+    True
     """
     return tqdm(total=int(total), desc=desc, unit=unit, disable=not verbose, leave=False, file=sys.stderr,
                 dynamic_ncols=True)
