@@ -224,6 +224,11 @@ def _embed_with(embedder, texts) -> np.ndarray:
 # ------------------------------------------------------------------------------------ the fit state
 
 
+def _sample_ids(index) -> np.ndarray:
+    """A batch's ``index`` entry (tensor or array) as a numpy array."""
+    return index.detach().cpu().numpy() if hasattr(index, "detach") else np.asarray(index)
+
+
 def _check_finite(emb):
     if not np.all(np.isfinite(emb)):
         raise ValueError("the embeddings for HAMR's neighbourhoods contain NaN or infinite values.")
@@ -414,7 +419,7 @@ class HAMRFit:
     def expect_features(self, index):
         """The next batch forward's pooled features belong to the samples ``index``."""
         if self._capturing:
-            self._pending = index.detach().cpu().numpy() if hasattr(index, "detach") else np.asarray(index)
+            self._pending = _sample_ids(index)
 
     def _capture(self, module, args):
         if self._pending is None:  # the meta batch, validation: not training samples
@@ -460,7 +465,7 @@ class HAMRFit:
         return to_tensor(X, device=device), to_tensor(y, device=device)
 
     def record_step(self, index, result):
-        idx = index.detach().cpu().numpy() if hasattr(index, "detach") else np.asarray(index)
+        idx = _sample_ids(index)
         self.tracker.update(idx, result.weights)
         self._epoch_idx.append(idx.astype(np.int64))
         self._epoch_w.append(result.weights.detach().float().cpu().numpy())
