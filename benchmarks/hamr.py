@@ -95,6 +95,9 @@ VARIANTS = {
     "ref_random_batches": {"training__group_by_length": False},
     "ref_oversample": {"training__oversample_ratio": 1.2},
     "ref_embedder": {"training__embedder": "pretrained"},
+    # the meta step every k training steps (WNet's current weights in between)
+    "meta_every2": {"training__meta_interval": 2},
+    "meta_every4": {"training__meta_interval": 4},
 }
 
 

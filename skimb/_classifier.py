@@ -164,7 +164,7 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     meta_set_size_, meta_set_indices_ : int, ndarray of int or None
         HAMR: the meta set's size and positions in ``X`` (None for an explicit meta set).
     meta_loss_history_, sample_weights_history_ : ndarray, list of dict
-        HAMR: the meta loss of every step; per epoch, quantiles of the WNet weights used,
+        HAMR: the meta loss of every meta step; per epoch, quantiles of the WNet weights used,
         overall and under ``"per_class"``.
     wnet_ : torch.nn.Module or None
         HAMR: the trained weight network (z-scored loss to weight logit).

@@ -129,6 +129,42 @@ def test_each_meta_step_mode_runs(tiny_bert, toy_data, mode):
     assert np.all(np.isfinite(clf.meta_loss_history_)) and np.all(np.isfinite(clf.predict_proba(X)))
 
 
+@pytest.mark.parametrize("interval", [1, 3])
+def test_meta_interval_runs_the_meta_step_every_k_steps(tiny_bert, toy_data, monkeypatch, interval):
+    import skimb.training.hamr._trainer as trainer
+
+    X, y = toy_data
+    calls, original = [], trainer.meta_step
+    monkeypatch.setattr(trainer, "meta_step", lambda *a, **k: calls.append(1) or original(*a, **k))
+    steps = []
+
+    class Steps(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training:
+                steps.append(float(net.history[-1, "batches", -1, "train_loss"]))
+
+    clf = hamr(tiny_bert, training__meta_interval=interval, callbacks=[Steps()]).fit(X, y)
+    n_meta = -(-len(steps) // interval)  # steps 0, k, 2k, ...
+    assert len(calls) == len(clf.meta_loss_history_) == n_meta < len(steps) + (interval == 1)
+    assert np.all(np.isfinite(steps)) and clf.hardness_.std() > 0  # every step weighted and recorded
+
+
+def test_steps_between_meta_steps_use_wnets_current_weights():
+    from skimb.training.hamr import WeightNet, batch_weights
+    from skimb.training.hamr._trainer import _weights_only_step
+
+    torch.manual_seed(0)
+    model, wnet = torch.nn.Linear(4, 3), WeightNet()
+    x, t = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    before = [p.detach().clone() for p in wnet.parameters()]
+    per_sample = lambda logits, y: torch.nn.functional.cross_entropy(logits, y, reduction="none")  # noqa: E731
+    res = _weights_only_step(lambda **kw: model(kw["x"]), wnet, per_sample, {"x": x}, t)
+    expected = batch_weights(wnet, per_sample(model(x), t).detach())
+    torch.testing.assert_close(res.weights, expected)
+    assert res.meta_loss is None and res.losses.requires_grad and not res.weights.requires_grad
+    assert all(torch.equal(a, b) for a, b in zip(before, wnet.parameters()))  # WNet untouched
+
+
 @pytest.mark.parametrize("finetune", ["head", "lora"])
 def test_finetune_modes(tiny_bert, toy_data, finetune):
     X, y = toy_data
@@ -291,6 +327,7 @@ def test_determinism_and_pickle(tiny_bert, toy_data):
     ("wnet_lr", 0, "wnet_lr"),
     ("meta_update_lr", -1e-3, "meta_update_lr"),
     ("meta_step", "second_order", "meta_step must be one of"),
+    ("meta_interval", 0, r"meta_interval must be an int in \[1, inf\]"),
 ])
 def test_bad_parameters(tiny_bert, toy_data, param, value, match):
     X, y = toy_data

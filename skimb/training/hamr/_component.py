@@ -75,6 +75,10 @@ class HAMRTraining(TrainingStrategy):
         ``"first_order"`` all trainable weights with a finite-difference meta-gradient,
         ``"full"`` all trainable weights with a double backward, as the reference (about 3x a
         plain step). See ``docs/hamr.md``.
+    meta_interval : int, default=1
+        Run the meta step (WNet's update from a meta batch) every this many training steps,
+        starting with the first; the steps in between weight their losses with the current WNet
+        and leave it unchanged, at the cost of a plain step. ``1`` is the paper and the reference.
     meta_set : None or (X_meta, y_meta), default=None
         An explicit meta set, used as given (NER: sentences and tags in the estimator's
         ``scheme``). ``None``: the validation split (with ``validation_fraction``), else a
@@ -134,6 +138,7 @@ class HAMRTraining(TrainingStrategy):
         "wnet_lr": _AUTO_POSITIVE,
         "meta_update_lr": [None, _POSITIVE],
         "meta_step": [Options(*META_MODES)],
+        "meta_interval": [Interval(Integral, 1, None)],
         "meta_set": [None, Satisfies(lambda v: isinstance(v, (tuple, list)) and len(v) == 2,
                                      "a pair (X_meta, y_meta)", bad=[[1, 2, 3]])],
         "meta_topup": [Options(*META_TOPUPS)],
@@ -146,13 +151,13 @@ class HAMRTraining(TrainingStrategy):
     }
     _KNN_PARAMS = ("knn_k", "knn_lambda", "knn_ratio", "knn_index", "knn_build_freq")
     _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "temperature", "group_by_length")
-    _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_set", "hardness_momentum", "hardness_update",
+    _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_interval", "meta_set", "hardness_momentum", "hardness_update",
                     "meta_topup", "detach_mean")
 
     def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="flat",
                  knn_build_freq=1, oversample_ratio=1.0, temperature=1.0, wnet_lr="auto", meta_update_lr=None,
-                 meta_step="head", meta_set=None, meta_topup="share", detach_mean=False, group_by_length=True,
+                 meta_step="head", meta_interval=1, meta_set=None, meta_topup="share", detach_mean=False, group_by_length=True,
                  token_loss="mean", embedder="first_epoch"):
         self.meta_weighting = meta_weighting
         self.resampling = resampling
@@ -170,6 +175,7 @@ class HAMRTraining(TrainingStrategy):
         self.wnet_lr = wnet_lr
         self.meta_update_lr = meta_update_lr
         self.meta_step = meta_step
+        self.meta_interval = meta_interval
         self.meta_set = meta_set
         self.meta_topup = meta_topup
         self.detach_mean = detach_mean

@@ -54,10 +54,10 @@ from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split, rarest_tag_keys
 from .._net import _NON_MODULE_KEYS, TransformerNet
 from ._hardness import HardnessTracker, sampling_probabilities
-from ._meta import meta_step
+from ._meta import MetaStepResult, _logits, meta_step
 from ._meta_set import _median_target, build_balanced_meta_set, build_balanced_meta_set_ner
 from ._neighbors import build_index, neighbor_boost
-from ._wnet import WeightNet, make_wnet_optimizer
+from ._wnet import WeightNet, batch_weights, make_wnet_optimizer
 
 __all__ = [
     "HAMRFit",
@@ -269,7 +269,7 @@ class HAMRFit:
     wnet : WeightNet or None
     boost : ndarray of shape (N,)
     meta_losses : list of float
-        One meta loss per step.
+        One meta loss per meta step (every ``meta_interval`` training steps).
     weight_history : list of dict
         Per-epoch summaries of the post-meta WNet weights (overall and per class).
     """
@@ -384,6 +384,7 @@ class HAMRFit:
         self.boost = np.zeros(self.n_train, dtype=np.float64)
         self.meta_losses, self.weight_history, self.n_knn_updates = [], [], 0
         self._epoch_idx, self._epoch_w = [], []
+        self.n_steps = 0
         if not cfg.uses_wnet:
             return
         # WNet's initialisation draws from its own generator: the task model's random stream
@@ -464,12 +465,19 @@ class HAMRFit:
         X = {k: v for k, v in X.items() if k not in _NON_MODULE_KEYS}
         return to_tensor(X, device=device), to_tensor(y, device=device)
 
+    def meta_due(self) -> bool:
+        """Whether this training step runs the meta step (every ``meta_interval`` steps,
+        starting with the first)."""
+        return self.n_steps % self.config.meta_interval == 0
+
     def record_step(self, index, result):
         idx = _sample_ids(index)
         self.tracker.update(idx, result.weights)
         self._epoch_idx.append(idx.astype(np.int64))
         self._epoch_w.append(result.weights.detach().float().cpu().numpy())
-        self.meta_losses.append(float(result.meta_loss))
+        if result.meta_loss is not None:
+            self.meta_losses.append(float(result.meta_loss))
+        self.n_steps += 1
 
     def epoch_begin(self, net):
         cfg = self.config
@@ -495,7 +503,7 @@ class HAMRFit:
         if not cfg.uses_wnet:
             return
         epoch = len(net.history)
-        steps = self.meta_losses[self._epoch_first_step:]
+        steps = self.meta_losses[self._epoch_first_step:]  # the epoch's meta steps
         if steps:
             net.history.record("meta_loss", float(np.mean(steps)))
         self.weight_history.append(self._summarise(epoch))
@@ -574,6 +582,16 @@ def hamr_attributes(fitted: dict) -> dict:
             value = copy.deepcopy(value)
         out[name] = value
     return out
+
+
+def _weights_only_step(model, wnet, per_sample, inputs, target) -> MetaStepResult:
+    """A step between meta steps (``meta_interval > 1``): the batch forward and WNet's current
+    weights of its losses, WNet unchanged (the cost of a plain step)."""
+    losses = per_sample(_logits(model(**inputs)), target).reshape(-1)
+    with torch.no_grad():
+        weights = batch_weights(wnet, losses.detach())
+    return MetaStepResult(weights=weights, pre_weights=weights, losses=losses, meta_loss=None,
+                          wnet_grad_norm=0.0)
 
 
 class HAMRCallback(Callback):
@@ -679,16 +697,20 @@ class HAMRNet(TransformerNet):
                 loss = per_sentence_losses(token_losses, window, len(y), reduce="max")
             return loss if sw is None else loss * sw
 
-        meta_inputs, meta_target = hamr.next_meta_batch(self.device)
         hamr.expect_features(Xi["index"])
-        mode = hamr.config.meta_step
         with self.autocast():
-            result = meta_step(
-                self.module_, hamr.wnet, hamr.wnet_optimizer, per_sample, inputs, target,
-                meta_inputs, meta_target, hamr.meta_loss_fn, meta_update_lr=hamr.meta_update_lr,
-                mode=mode, head_param_names=HEAD_PARAM_NAMES if mode == "head" else None,
-                detach_mean=hamr.config.detach_mean, keep_graph=True)
-        if not (torch.isfinite(result.meta_loss) and math.isfinite(result.wnet_grad_norm)):
+            if hamr.meta_due():
+                mode = hamr.config.meta_step
+                meta_inputs, meta_target = hamr.next_meta_batch(self.device)
+                result = meta_step(
+                    self.module_, hamr.wnet, hamr.wnet_optimizer, per_sample, inputs, target,
+                    meta_inputs, meta_target, hamr.meta_loss_fn, meta_update_lr=hamr.meta_update_lr,
+                    mode=mode, head_param_names=HEAD_PARAM_NAMES if mode == "head" else None,
+                    detach_mean=hamr.config.detach_mean, keep_graph=True)
+            else:
+                result = _weights_only_step(self.module_, hamr.wnet, per_sample, inputs, target)
+        if result.meta_loss is not None and not (torch.isfinite(result.meta_loss)
+                                                 and math.isfinite(result.wnet_grad_norm)):
             raise FloatingPointError(
                 f"HAMR's meta loss became {float(result.meta_loss)} in epoch {len(self.history)}. "
                 "Lower meta_update_lr, wnet_lr or lr. The model keeps the parameters of the last "
