@@ -4,6 +4,7 @@ callbacks, and the tags of text estimators."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import numbers
 import time
 
@@ -11,7 +12,11 @@ import torch
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, LRScheduler, ProgressBar
 
-__all__ = ["resolve_device", "seed_from", "seeded", "Throughput", "make_callbacks", "apply_text_tags"]
+from .utils._param_validation import Interval, validate_params
+
+__all__ = ["resolve_device", "seed_from", "seeded", "torch_threads", "with_threads", "Throughput", "make_callbacks",
+           "apply_text_tags"]
+
 
 def resolve_device(device) -> str:
     if device in (None, "auto"):
@@ -23,6 +28,39 @@ def resolve_device(device) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available here; use device='cpu' or 'auto'.")
     return device
+
+
+#: ``n_threads``: ``None`` (the process's setting) or a positive number of threads.
+N_THREADS_CONSTRAINT = [None, Interval(numbers.Integral, 1, None)]
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads):
+    """torch's intra-op threads set to ``n_threads`` for the block (``None``: left as they are),
+    restored afterwards."""
+    if n_threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def with_threads(method):
+    """Run an estimator method under :func:`torch_threads` of its ``n_threads`` parameter
+    (validated first, so that a bad value fails with the estimator's own message)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        n_threads = getattr(self, "n_threads", None)
+        validate_params({"n_threads": N_THREADS_CONSTRAINT}, {"n_threads": n_threads}, type(self).__name__)
+        with torch_threads(n_threads):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def seed_from(random_state) -> int:

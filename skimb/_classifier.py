@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import apply_text_tags
+from ._base import apply_text_tags, with_threads
 from ._estimator import TransformerEstimator
 from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
 from ._text_task import TextTask
@@ -110,6 +110,10 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         Where to train and predict.
     amp : bool, default=True
         bf16 autocast on CUDA (ignored on CPU).
+    n_threads : int or None, default=None
+        torch's CPU threads while fitting and predicting (restored afterwards). ``None`` leaves
+        the process's setting, which already honours ``OMP_NUM_THREADS`` and the worker limits
+        of joblib (``cpu_count // n_jobs`` threads per loky worker) and Dask (one per worker).
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation, dropout and batch order; the same seed gives the
         same predictions on CPU.
@@ -213,6 +217,7 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
             return (proba >= self.thresholds_).astype(np.int64)
         return self.classes_[proba.argmax(axis=1)]
 
+    @with_threads
     def embed(self, X) -> np.ndarray:
         """Pooled features of the fitted encoder (the head's input), shape ``(n, hidden)``."""
         check_is_fitted(self)

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import apply_text_tags, resolve_device
+from ._base import N_THREADS_CONSTRAINT, apply_text_tags, resolve_device, with_threads
 from ._validation import check_texts
 from .utils._param_validation import Boolean, Interval, Options, validate_params
 from .backbones import POOLINGS, TextEncoder, encode_texts, feature_cache, load_backbone
@@ -41,6 +41,8 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         Use the process-wide feature cache.
     verbose : int, default=0
         1 shows a progress bar while encoding.
+    n_threads : int or None, default=None
+        torch's CPU threads while encoding (see :class:`~skimb.TransformerClassifier`).
 
     Attributes
     ----------
@@ -67,10 +69,11 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         "pooling": [Options(*sorted(POOLINGS))], "normalize": [Boolean()], "cache": [Boolean()],
         "max_length": [Interval(numbers.Integral, 1, None)], "batch_size": [Interval(numbers.Integral, 1, None)],
         "verbose": [Interval(numbers.Integral, 0, None), Boolean()],
+        "n_threads": N_THREADS_CONSTRAINT,
     }
 
     def __init__(self, backbone=None, *, pooling="mean", normalize=True, max_length=128, batch_size=64,
-                 device="auto", cache=True, verbose=0):
+                 device="auto", cache=True, verbose=0, n_threads=None):
         self.backbone = backbone
         self.pooling = pooling
         self.normalize = normalize
@@ -79,6 +82,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.device = device
         self.cache = cache
         self.verbose = verbose
+        self.n_threads = n_threads
 
     def __sklearn_tags__(self):
         tags = apply_text_tags(super().__sklearn_tags__())
@@ -106,6 +110,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                             batch_size=self.batch_size, device=self.device_, desc="embedding",
                             verbose=self.verbose).numpy()
 
+    @with_threads
     def transform(self, X):
         """Embeddings of the texts ``X``, shape ``(n_samples, n_features_out_)``, float32."""
         check_is_fitted(self)

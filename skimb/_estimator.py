@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from ._base import make_callbacks, resolve_device, seed_from, seeded
+from ._base import make_callbacks, resolve_device, seed_from, seeded, with_threads
 from ._context import FitContext
 from ._params import SHARED_CONSTRAINTS, SLOTS, ComponentParamsMixin, check_needs_validation
 from ._persistence import model_card
@@ -34,6 +34,7 @@ _CONFIG_NAME = "skimb_config.json"
 _WEIGHTS_NAME = "model.safetensors"
 #: Parameters that shape neither stage 1 nor the model (left out of the stage-1 cache key).
 _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what stage 1 learns
+# (n_threads stays in the key: the thread count changes the order of floating-point sums)
 
 
 def _replay_loss_schedule(criterion, n_epochs, max_epochs):
@@ -59,6 +60,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         return self._task(self)
 
     # ------------------------------------------------------------------- fit
+    @with_threads
     def fit(self, X, y, sample_weight=None):
         """Fit on ``X`` and ``y``; see the class docstring for their form.
 
@@ -277,12 +279,14 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             setattr(self, name, value)
 
     # ------------------------------------------------------------- predict
+    @with_threads
     def decision_function(self, X):
         """Raw logits (token classification: one ``(n_words, n_tags)`` array per sentence)."""
         check_is_fitted(self)
         adapter = self._adapter()
         return adapter.decision_function(adapter.validate_X(X))
 
+    @with_threads
     def predict_proba(self, X):
         """Class probabilities (softmax; multi-label: per-label sigmoids; token
         classification: one ``(n_words, n_tags)`` array per sentence)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 from numbers import Integral, Real
 
+from ._base import N_THREADS_CONSTRAINT
 from .backbones import FINETUNES
 from .heads import HEADS
 from .training import TRAININGS
@@ -24,7 +25,7 @@ SHARED_PARAMS = dict(
     backbone=None, finetune="full", max_length=128, batch_size=32, max_epochs=3, lr="auto", head_lr_multiplier="auto", weight_decay=0.01,
     warmup_ratio=0.1, max_grad_norm=1.0, dropout=0.1, loss="ce", class_weight=None, head="linear",
     training="standard", validation_fraction=None, early_stopping=False, patience=3, device="auto", amp=True,
-    random_state=None, verbose=0, callbacks=None, quantize=None,
+    random_state=None, verbose=0, callbacks=None, quantize=None, n_threads=None,
 )
 
 
@@ -53,6 +54,7 @@ SHARED_CONSTRAINTS = {
     "verbose": [Interval(Integral, 0, None), Boolean()],
     "callbacks": [None, Satisfies(lambda v: isinstance(v, (list, tuple)), "a list of skorch callbacks", bad=[3])],
     "quantize": [None, Options("int8")],
+    "n_threads": N_THREADS_CONSTRAINT,
     "head": "no_validation", "training": "no_validation", "finetune": "no_validation",  # their registries check
 }
 

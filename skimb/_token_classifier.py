@@ -8,7 +8,7 @@ from numbers import Integral
 
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import apply_text_tags
+from ._base import apply_text_tags, with_threads
 from ._estimator import TransformerEstimator
 from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
 from ._token_task import TokenTask
@@ -47,7 +47,7 @@ class TransformerTokenClassifier(TransformerEstimator):
     ----------
     backbone, finetune, batch_size, max_epochs, lr, head_lr_multiplier, weight_decay, warmup_ratio, \
 max_grad_norm, dropout, loss, early_stopping, patience, device, amp, random_state, verbose, callbacks, \
-quantize
+quantize, n_threads
         As in :class:`~skimb.TransformerClassifier` (losses are computed per labelled token;
         ``batch_size`` counts windows, except with ``finetune="head"``, where it counts words).
     max_length : int, default=128
@@ -184,6 +184,7 @@ sample_weights_history_, meta_loss_history_, wnet_
         adapter.check_lengths([len(s) for s in X], truth)
         return float(span_f1_score(truth, self.predict(X), scheme="IOB2"))
 
+    @with_threads
     def token_features(self, X) -> list:
         """Hidden states of the fitted encoder at each word's first sub-token (the head's
         input): one ``(n_words, d)`` array per sentence."""
