@@ -21,7 +21,7 @@ from ._base import make_callbacks, resolve_device, seed_from, seeded, with_threa
 from ._context import FitContext
 from ._params import SHARED_CONSTRAINTS, SLOTS, ComponentParamsMixin, check_needs_validation
 from ._persistence import model_card
-from .backbones import load_backbone
+from .backbones import backbone_identity, load_backbone
 from .backbones._quantize import int8_module
 from .training import TransformerNet, fingerprint, stage1_cache
 from .utils._param_validation import validate_params
@@ -211,7 +211,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                 params[slot] = (type(component).__name__, component.get_params(deep=False))
         # Content, not repr(): long arrays and fitted estimators (meta_set, loss__alpha, a fitted
         # embedder) must change the key when one entry changes.
-        return fingerprint(type(self).__name__, path, params, seed, data, y_enc, weights)
+        # The backbone by its files too: a model saved again at the same path is another stage 1.
+        return fingerprint(type(self).__name__, backbone_identity(path), params, seed, data, y_enc, weights)
 
     def _make_net(self, ctx, valid_ds, n_steps, *, net_class=None, net_kwargs=None):
         from skorch.helper import predefined_split

@@ -2,8 +2,8 @@
 
 from ._batching import (EncodedTextDataset, LengthGroupedBatchSampler, pad_collate, sorted_batches,
                         tokenize)
-from ._cache import FeatureCache, feature_cache
-from ._loading import DEFAULT_BACKBONE, backbone_config, load_backbone, resolve_backbone
+from ._cache import FEATURE_CACHE_ENV, FeatureCache, feature_cache
+from ._loading import DEFAULT_BACKBONE, backbone_config, backbone_identity, load_backbone, resolve_backbone
 from ._finetune import FINETUNES, Finetune, FullFinetune, HeadFinetune, LoRAFinetune, register_finetune
 from ._modules import ENCODE_CHUNK, SequenceClassifier, TextEncoder, autocast, encode_batches, encode_texts
 from ._pooling import POOLINGS, cls_pool, mean_pool
@@ -24,6 +24,8 @@ __all__ = [
     "SequenceClassifier",
     "TextEncoder",
     "backbone_config",
+    "backbone_identity",
+    "FEATURE_CACHE_ENV",
     "cls_pool",
     "encode_batches",
     "encode_texts",

@@ -1,52 +1,166 @@
-"""Per-text feature cache for frozen backbones."""
+"""Per-text feature cache for frozen backbones, in memory and optionally in a shared folder."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 import threading
+import uuid
+import warnings
 from collections import OrderedDict
+from pathlib import Path
 
+import joblib
 import numpy as np
 
-__all__ = ["FeatureCache", "feature_cache"]
+from ._loading import backbone_identity
+
+__all__ = ["FeatureCache", "feature_cache", "FEATURE_CACHE_ENV"]
+
+#: Environment variable naming the shared folder of the process-wide cache (e.g. set on every
+#: worker of a Dask cluster).
+FEATURE_CACHE_ENV = "SKIMB_FEATURE_CACHE_DIR"
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest().encode()
 
 
 class FeatureCache:
     """Rows of pooled features keyed by ``(model key, text)``.
 
     A frozen backbone maps a text to the same vector every time, so features are
-    computed once per text and process: repeated ``fit`` calls of a grid search or
-    the folds of a cross-validation only encode texts they have not seen. The
-    cache holds at most ``max_rows`` rows in all; the least recently used model
-    key is dropped first.
+    computed once per text: repeated ``fit`` calls of a grid search or the folds of a
+    cross-validation only encode texts they have not seen. In memory the cache holds at most
+    ``max_rows`` rows in all; the least recently used model key is dropped first.
+
+    With a ``directory`` (or ``$SKIMB_FEATURE_CACHE_DIR``), every batch of new rows is also
+    written there (one ``.npz`` file of text digests and float32 rows, written atomically), and
+    rows missing in memory are looked up there first: processes and machines that see the same
+    folder encode each text once between them. A model key's folder name hashes the key with
+    the size and modification time of the backbone's files, so a model saved again at the same
+    path starts afresh. Files hold arrays only (loaded without pickle).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> calls = []
+    >>> def encode(texts):
+    ...     calls.append(len(texts))
+    ...     return np.ones((len(texts), 2))
+    >>> FeatureCache(directory=folder).get_or_compute(("model",), ["a", "b"], encode).shape
+    (2, 2)
+    >>> FeatureCache(directory=folder).get_or_compute(("model",), ["b", "a", "c"], encode).shape
+    (3, 2)
+    >>> calls  # the second cache (another process, say) only encoded "c"
+    [2, 1]
     """
 
-    def __init__(self, max_rows: int = 500_000):
+    def __init__(self, max_rows: int = 500_000, directory=None):
         self.max_rows = max_rows
+        self.directory = directory
         self._store: "OrderedDict[tuple, dict[str, np.ndarray]]" = OrderedDict()
+        self._disk: dict[tuple, dict] = {}  # key -> {"files": names read, "rows": digest -> row}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.disk_hits = 0
 
+    # -- the shared folder --------------------------------------------------------------------
+    @property
+    def location(self) -> Path | None:
+        """The shared folder in use (``directory``, else ``$SKIMB_FEATURE_CACHE_DIR``), or None."""
+        location = self.directory if self.directory is not None else os.environ.get(FEATURE_CACHE_ENV)
+        location = getattr(location, "location", location)  # a joblib.Memory works too
+        return Path(location) if location else None
+
+    def _key_dir(self, key) -> Path | None:
+        location = self.location
+        if location is None:
+            return None
+        parts = [backbone_identity(p) if isinstance(p, str) and os.path.isdir(p) else p for p in key]
+        return location / "skimb-features" / joblib.hash(parts)
+
+    def _read_new_files(self, key, folder: Path) -> dict:
+        disk = self._disk.setdefault(key, {"files": set(), "rows": {}})
+        if not folder.is_dir():
+            return disk["rows"]
+        for path in sorted(folder.glob("*.npz")):
+            if path.name in disk["files"]:
+                continue
+            disk["files"].add(path.name)
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    disk["rows"].update(zip(f["digests"].tolist(), f["rows"]))
+            except Exception as exc:  # noqa: BLE001 - a bad file is a miss, never a crash
+                warnings.warn(f"ignoring the unreadable feature cache file {path} ({type(exc).__name__}); "
+                              "its texts are encoded again.", UserWarning, stacklevel=4)
+        return disk["rows"]
+
+    @staticmethod
+    def _write(folder: Path, texts, matrix) -> str | None:
+        """One file per batch of new rows, written atomically; its name, or None after a
+        failure (a warning: the rows stay in memory only)."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, digests=np.array([_digest(t) for t in texts], dtype="S32"),
+                         rows=np.asarray(matrix, dtype=np.float32))
+            name = f"{uuid.uuid4().hex}.npz"
+            os.replace(tmp, folder / name)
+            return name
+        except OSError as exc:
+            warnings.warn(f"could not write the feature cache folder {folder} ({exc}); the features stay in "
+                          "memory only.", UserWarning, stacklevel=4)
+            return None
+
+    # -- the cache ----------------------------------------------------------------------------
     def lookup(self, key, texts):
-        """Return ``(rows, missing_positions)``; rows[i] is None where missing."""
+        """Return ``(rows, missing_positions)``; rows[i] is None where missing (in memory and
+        in the shared folder)."""
         with self._lock:
             table = self._store.get(key)
             if table is not None:
                 self._store.move_to_end(key)
             rows = [None] * len(texts) if table is None else [table.get(t) for t in texts]
         missing = [i for i, r in enumerate(rows) if r is None]
+        folder = self._key_dir(key) if missing else None
+        if folder is not None:
+            with self._lock:
+                on_disk = self._read_new_files(key, folder)
+            found = {}
+            for i in missing:
+                row = on_disk.get(_digest(texts[i]))
+                if row is not None:
+                    rows[i] = found[texts[i]] = row
+            if found:
+                self.disk_hits += len(found)
+                self._remember(key, list(found), list(found.values()))
+                missing = [i for i in missing if rows[i] is None]
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
         return rows, missing
 
-    def store(self, key, texts, matrix: np.ndarray):
+    def _remember(self, key, texts, rows):
         with self._lock:
             table = self._store.setdefault(key, {})
-            for t, row in zip(texts, matrix):
+            for t, row in zip(texts, rows):
                 table[t] = row
             self._store.move_to_end(key)
             while sum(len(v) for v in self._store.values()) > self.max_rows and len(self._store) > 1:
-                self._store.popitem(last=False)
+                old, _ = self._store.popitem(last=False)
+                self._disk.pop(old, None)
+
+    def store(self, key, texts, matrix: np.ndarray):
+        self._remember(key, texts, matrix)
+        folder = self._key_dir(key)
+        name = None if folder is None else self._write(folder, texts, matrix)
+        if name is not None:  # our own file: never read back
+            with self._lock:
+                self._disk.setdefault(key, {"files": set(), "rows": {}})["files"].add(name)
 
     def get_or_compute(self, key, texts, compute) -> np.ndarray:
         """Features for ``texts``; ``compute(list_of_texts) -> (m, d) array`` fills the gaps."""
@@ -61,9 +175,11 @@ class FeatureCache:
         return np.stack(rows).astype(np.float32, copy=False)
 
     def clear(self):
+        """Empty the memory (the shared folder is left as it is)."""
         with self._lock:
             self._store.clear()
-        self.hits = self.misses = 0
+            self._disk.clear()
+        self.hits = self.misses = self.disk_hits = 0
 
 
 #: The process-wide cache used by the estimators.

