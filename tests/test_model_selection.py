@@ -71,3 +71,21 @@ def test_splitters_work_in_a_grid_search():
 def test_bad_input_is_a_clear_error(cv, y, match):
     with pytest.raises((ValueError, InvalidParameterError), match=match):
         list(cv.split(y, y))
+
+
+def test_check_cv_stratifies_what_scikit_learn_cannot():
+    from sklearn.model_selection import StratifiedKFold
+
+    from skimb.model_selection import check_cv
+
+    Y = _rare_multilabel()
+    assert isinstance(check_cv(3, Y), MultilabelStratifiedKFold) and check_cv(3, Y).n_splits == 3
+    _, tags = make_ner(30)
+    assert isinstance(check_cv(2, tags), TagStratifiedKFold)
+    assert isinstance(check_cv(3, Y[:, 0]), StratifiedKFold)  # 1-D labels: scikit-learn's choice
+    assert isinstance(check_cv(3, Y, classifier=False), KFold)  # a regressor's 2-D target
+    given = KFold(4)
+    assert check_cv(given, Y) is given
+    # every rare label reaches every test fold, which KFold does not promise
+    for _, test in check_cv(5, Y).split(Y, Y):
+        assert (Y[test].sum(0) > 0).all()

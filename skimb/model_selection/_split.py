@@ -8,12 +8,13 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import check_cv as sklearn_check_cv
 from sklearn.utils import check_random_state
 
 from ..utils._param_validation import Boolean, Interval, RandomState, validate_params
 from ..utils._split import iterative_stratification
 
-__all__ = ["MultilabelStratifiedKFold", "TagStratifiedKFold"]
+__all__ = ["MultilabelStratifiedKFold", "TagStratifiedKFold", "check_cv"]
 
 
 class _KFold:
@@ -110,3 +111,43 @@ class TagStratifiedKFold(_KFold):
         for k, (_, test) in enumerate(folds.split(np.zeros(len(y)), keys)):
             fold[test] = k
         return fold
+
+
+def _is_tag_sequences(y) -> bool:
+    return (isinstance(y, (list, tuple)) and len(y) > 0
+            and all(isinstance(tags, (list, tuple)) and all(isinstance(t, str) for t in tags) for tags in y))
+
+
+def _is_indicator(y) -> bool:
+    if _is_tag_sequences(y):
+        return False
+    try:
+        Y = np.asarray(y)
+    except ValueError:  # ragged
+        return False
+    return Y.ndim == 2 and Y.shape[1] > 1 and np.isin(Y, (0, 1)).all()
+
+
+def check_cv(cv=5, y=None, *, classifier=True):
+    """A cross-validation splitter for ``y``, as scikit-learn's ``check_cv``, except that an int
+    ``cv`` stratifies the targets scikit-learn cannot: a 2-D 0/1 multi-label target gets
+    :class:`MultilabelStratifiedKFold`, a list of tag sequences (NER) :class:`TagStratifiedKFold`
+    (scikit-learn gives both an unstratified ``KFold``). Anything else is scikit-learn's choice.
+
+    Pass the result as ``cv=`` to ``GridSearchCV``, ``cross_validate`` and friends.
+
+    Examples
+    --------
+    >>> check_cv(3, np.array([[1, 0], [0, 1], [1, 1]]))
+    MultilabelStratifiedKFold(n_splits=3, shuffle=False, random_state=None)
+    >>> check_cv(2, [["B-PER", "O"], ["O"]])
+    TagStratifiedKFold(n_splits=2, shuffle=False, random_state=None)
+    >>> check_cv(4, np.array([0, 1, 0, 1]))
+    StratifiedKFold(n_splits=4, random_state=None, shuffle=False)
+    """
+    if isinstance(cv, Integral) and not isinstance(cv, bool) and y is not None:
+        if _is_tag_sequences(y):
+            return TagStratifiedKFold(cv)
+        if classifier and _is_indicator(y):
+            return MultilabelStratifiedKFold(cv)
+    return sklearn_check_cv(cv, y, classifier=classifier)
