@@ -206,6 +206,19 @@ def test_approximate_indexes_recall():
     assert recall_at_k(exact, exact, q, 10) == 1.0
 
 
+def test_auto_index_is_exact_when_small_and_ivf_when_large(monkeypatch):
+    import skimb.utils._neighbors as nb
+
+    X, _ = make_blobs(n_samples=3000, n_features=16, centers=30, random_state=0)
+    small = build_index(X, "auto")
+    assert type(small).__name__ == "IndexFlatIP"
+    monkeypatch.setattr(nb, "AUTO_EXACT_MAX", 1000)
+    large = build_index(X, "auto", random_state=0)
+    assert type(large).__name__ == "IndexIVFFlat"
+    assert large.nlist == round(nb.AUTO_NLIST_PER_SQRT_N * np.sqrt(3000)) and large.nprobe == nb.AUTO_NPROBE
+    assert recall_at_k(large, build_index(X), X[::10], 10) >= 0.99
+
+
 def test_neighbor_boost_hit_counts():
     X = np.array([[1.0, 0.0], [0.95, 0.05], [0.9, 0.2], [0.0, 1.0], [0.1, 0.9]])
     index = build_index(X)

@@ -59,8 +59,9 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
         The base ``h + 1e-6`` is raised to ``1 / temperature`` (1.0 = the HAMR reference).
     oversample_ratio : float, default=1.2
         Output size as a multiple of the input size.
-    index : {"flat", "ivf", "hnsw"}, default="flat"
-        FAISS index for the neighbour search (:func:`skimb.training.hamr.build_index`); "flat" is exact.
+    index : {"auto", "flat", "ivf", "hnsw"}, default="auto"
+        FAISS index for the neighbour search (:func:`skimb.training.hamr.build_index`); "flat" is
+        exact, "auto" exact up to 50,000 rows and IVF above.
     random_state : int, RandomState instance or None, default=None
         Controls the folds, the draws and the IVF k-means seed.
 
@@ -137,7 +138,7 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
         knn_lambda=0.7,
         temperature=1.0,
         oversample_ratio=1.2,
-        index="flat",
+        index="auto",
         random_state=None,
     ):
         super().__init__()
