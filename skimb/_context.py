@@ -34,6 +34,8 @@ class FitContext:
     head_lr_multiplier: float = 1.0
     seed: int = 0
     device: str = "cpu"
+    rank: int = 0  # data-parallel training: this process and the number of processes
+    world_size: int = 1
     train_idx: np.ndarray | None = None
     valid_idx: np.ndarray | None = None
     class_weight: np.ndarray | None = None

@@ -24,6 +24,7 @@ from ._persistence import model_card
 from .backbones import backbone_identity, load_backbone
 from .backbones._quantize import int8_module
 from .training import TransformerNet, fingerprint, stage1_cache
+from .training._distributed import data_parallel_world, process_device
 from .utils._param_validation import validate_params
 from .utils._progress import logger
 from .utils._warnings import warn_caller
@@ -100,7 +101,11 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                           adapter=adapter, lr=lr, head_lr_multiplier=head_lr_multiplier, **components)
 
     def _plan(self, ctx):
-        ctx.device = resolve_device(self.device)
+        ctx.rank, ctx.world_size = data_parallel_world()
+        if ctx.world_size > 1 and not ctx.training.supports_data_parallel:
+            raise ValueError(f"training={self.training!r} does not train data-parallel; launch this fit in one "
+                             f"process (this one is {ctx.rank} of {ctx.world_size}).")
+        ctx.device = process_device(resolve_device(self.device), ctx.world_size)
         ctx.seed = seed_from(self.random_state)
         ctx.train_idx, ctx.valid_idx = ctx.adapter.split(ctx.y, ctx.task, ctx.seed)
         ctx.training_state = ctx.training.plan(ctx)
@@ -111,7 +116,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
     def _fit_stage1(self, ctx):
         t0 = time.perf_counter()
         components = {slot: getattr(ctx, slot) for slot in SLOTS}
-        key = self._stage1_key(ctx.X, ctx.y, ctx.weights, ctx.seed, ctx.backbone_path, components)
+        key = self._stage1_key(ctx.X, ctx.y, ctx.weights, ctx.seed, ctx.backbone_path, components,
+                               world_size=ctx.world_size)
         if key is not None:  # any head reuses a stage 1 that a staged head cached; only those store one
             ctx.stage1 = stage1_cache.get(key, memory=ctx.head.memory)
         self._stage1_key_ = key if ctx.head.has_stage2 else None
@@ -151,7 +157,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                                                       ctx.module, ctx.device)
         if ctx.training_state is not None:
             ctx.training.attach(ctx.training_state, ctx)
-        n_steps = -(-ctx.training.epoch_size(len(ctx.train_ds)) // self.batch_size) * self.max_epochs
+        batches = -(-ctx.training.epoch_size(len(ctx.train_ds)) // self.batch_size)
+        n_steps = batches // ctx.world_size * self.max_epochs  # each process's share (data-parallel)
         ctx.net = self._make_net(ctx, valid_ds, n_steps)
         try:
             ctx.net.fit(ctx.train_ds, None)
@@ -195,7 +202,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         finally:
             del self._finishing_fit
 
-    def _stage1_key(self, data, y_enc, weights, seed, path, components=None):
+    def _stage1_key(self, data, y_enc, weights, seed, path, components=None, world_size=1):
         """Everything that determines stage 1, or None when it cannot be cached: the backbone,
         every parameter but the head's stage-2 ones, the seed and the exact training data."""
         components = self._check_params() if components is None else components
@@ -212,7 +219,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         # Content, not repr(): long arrays and fitted estimators (meta_set, loss__alpha, a fitted
         # embedder) must change the key when one entry changes.
         # The backbone by its files too: a model saved again at the same path is another stage 1.
-        return fingerprint(type(self).__name__, backbone_identity(path), params, seed, data, y_enc, weights)
+        # A data-parallel stage 1 (world_size processes) is another model than a single-process one.
+        parallel = () if world_size <= 1 else (("data-parallel", int(world_size)),)
+        return fingerprint(type(self).__name__, backbone_identity(path), params, seed, data, y_enc, weights,
+                           *parallel)
 
     def _make_net(self, ctx, valid_ds, n_steps, *, net_class=None, net_kwargs=None):
         from skorch.helper import predefined_split
@@ -229,7 +239,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                                      max_grad_norm=self.max_grad_norm, early_stopping=self.early_stopping,
                                      patience=self.patience, user_callbacks=self.callbacks),
             device=ctx.device, verbose=int(self.verbose), pad_token_id=self.tokenizer_.pad_token_id or 0,
-            amp=bool(self.amp), seed=ctx.seed, **ctx.adapter.net_kwargs(ctx.finetune), **net_kwargs,
+            amp=bool(self.amp), seed=ctx.seed, rank=ctx.rank, world_size=ctx.world_size,
+            **ctx.adapter.net_kwargs(ctx.finetune), **net_kwargs,
         )
         net.initialize()
         return net

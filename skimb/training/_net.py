@@ -13,9 +13,10 @@ from functools import partial
 import torch
 from skorch import NeuralNet
 from skorch.utils import to_tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from ..backbones import EncodedTextDataset, LengthGroupedBatchSampler, autocast, pad_collate
+from ._distributed import RankShard, average_gradients
 
 __all__ = ["TransformerNet", "WarmupLinearSchedule", "weighted_mean_loss"]
 
@@ -53,13 +54,15 @@ class TransformerNet(NeuralNet):
     """
 
     def __init__(self, *args, pad_token_id: int = 0, label_pad_id=None, amp: bool = False,
-                 seed: int = 0, **kwargs):
+                 seed: int = 0, rank: int = 0, world_size: int = 1, **kwargs):
         kwargs.setdefault("torch_load_kwargs", {"weights_only": False})
         super().__init__(*args, **kwargs)
         self.pad_token_id = pad_token_id
         self.label_pad_id = label_pad_id
         self.amp = amp
         self.seed = seed
+        self.rank = rank  # data-parallel training (skimb.training._distributed)
+        self.world_size = world_size
 
     # -- data ---------------------------------------------------------------
     def get_iterator(self, dataset, training=False):
@@ -71,13 +74,26 @@ class TransformerNet(NeuralNet):
                     [len(ids) for ids in dataset.input_ids], bs, seed=self.seed)
                 # A generator of its own, so that iterating does not draw from the global torch RNG
                 # (dropout's): training then matches a hand-written loop with the same seed.
-                return DataLoader(dataset, batch_sampler=self.batch_sampler_, collate_fn=collate,
+                return DataLoader(dataset, batch_sampler=self._shard(self.batch_sampler_), collate_fn=collate,
                                   generator=torch.Generator().manual_seed(int(self.seed)))
             return DataLoader(dataset, batch_size=bs, shuffle=False, collate_fn=collate)
         if training:
             gen = torch.Generator().manual_seed(int(self.seed))
+            if self.world_size > 1:
+                batches = BatchSampler(RandomSampler(dataset, generator=gen), bs, drop_last=False)
+                return DataLoader(dataset, batch_sampler=self._shard(batches))
             return DataLoader(dataset, batch_size=bs, shuffle=True, generator=gen)
         return DataLoader(dataset, batch_size=bs, shuffle=False)
+
+    def _shard(self, batch_sampler):
+        """This process's share of the batches when training data-parallel."""
+        return batch_sampler if self.world_size <= 1 else RankShard(batch_sampler, self.rank, self.world_size)
+
+    def notify(self, method_name, **cb_kwargs):
+        if method_name == "on_grad_computed" and self.world_size > 1:
+            # before clipping and the optimiser step: every process steps with the same gradient
+            average_gradients([p for _, p in self.get_all_learnable_params()], self.world_size)
+        super().notify(method_name, **cb_kwargs)
 
     def get_split_datasets(self, X, y=None, **fit_params):
         if self.train_split:

@@ -22,6 +22,8 @@ class TrainingStrategy(Component):
 
     #: The skorch net class stage 1 trains with.
     net_class = TransformerNet
+    #: Whether a fit launched in several processes (torchrun) may train data-parallel.
+    supports_data_parallel = True
 
     def plan(self, ctx):
         """Before the datasets are built: return this fit's state (or None); may narrow

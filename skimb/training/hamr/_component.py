@@ -124,6 +124,7 @@ class HAMRTraining(TrainingStrategy):
     """
 
     net_class = HAMRNet
+    supports_data_parallel = False  # the meta step and the hardness see one process's batches
     #: The values of the ``"auto"`` parameters, by task family (the reference code's defaults).
     TASK_DEFAULTS = {"texts": {"knn_lambda": 0.7, "wnet_lr": 1e-4}, "token": {"knn_lambda": 0.1, "wnet_lr": 3e-4}}
     _parameter_constraints = {

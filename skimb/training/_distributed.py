@@ -1,0 +1,100 @@
+"""Data-parallel training of one model across processes (``torchrun``, ``accelerate launch``).
+
+Launched by a launcher that sets ``WORLD_SIZE`` > 1 (or with a ``torch.distributed`` group already
+initialised), a fit trains one model in every process: each takes its share of every epoch's
+batches (the same seeded batch order everywhere, round-robin), and the gradients are averaged
+across processes before gradient clipping and each optimiser step, so that every process holds the
+same parameters after every step. The global batch is ``batch_size`` x the number of processes.
+Gloo on the CPU, NCCL on CUDA (one GPU per process, ``cuda:LOCAL_RANK``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+__all__ = ["data_parallel_world", "process_device", "RankShard", "average_gradients"]
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist if dist.is_available() else None
+
+
+def data_parallel_world() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process: from an initialised ``torch.distributed`` group,
+    else from the launcher's environment (``WORLD_SIZE`` > 1: the group is initialised here from
+    ``MASTER_ADDR``/``MASTER_PORT``), else ``(0, 1)``.
+
+    >>> data_parallel_world()  # not launched by torchrun
+    (0, 1)
+    """
+    dist = _dist()
+    if dist is None:
+        return 0, 1
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+            return 0, 1
+        backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def process_device(device: str, world_size: int) -> str:
+    """One GPU per process under a launcher: ``"cuda"`` becomes ``cuda:LOCAL_RANK``."""
+    if world_size > 1 and device == "cuda":
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return device
+
+
+class RankShard:
+    """The batches of ``batch_sampler`` that process ``rank`` of ``world_size`` trains on: every
+    ``world_size``-th one from ``rank`` on, the same number in every process (a last incomplete
+    round is dropped, so that no process waits for a gradient that never comes).
+
+    >>> list(RankShard([[0, 1], [2, 3], [4, 5], [6]], rank=1, world_size=2))
+    [[2, 3], [6]]
+    >>> list(RankShard([[0, 1], [2, 3], [4]], rank=1, world_size=2))
+    [[2, 3]]
+    """
+
+    def __init__(self, batch_sampler, rank: int, world_size: int):
+        self.batch_sampler = batch_sampler
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+
+    def __iter__(self):
+        batches = list(self.batch_sampler)
+        rounds = len(batches) // self.world_size
+        if rounds == 0:
+            raise ValueError(f"{len(batches)} training batches cannot be shared by {self.world_size} processes; "
+                             "lower batch_size or launch fewer processes.")
+        return iter(batches[self.rank::self.world_size][:rounds])
+
+    def __len__(self):
+        return len(self.batch_sampler) // self.world_size
+
+    def __getattr__(self, name):  # the wrapped sampler's settings (set_draw_weights, ...)
+        if name == "batch_sampler":
+            raise AttributeError(name)
+        return getattr(self.batch_sampler, name)
+
+
+def average_gradients(params, world_size: int) -> None:
+    """Average the gradients of ``params`` across the processes (one all-reduce of a flat
+    buffer; a parameter without a gradient counts as zeros, so every process sends the same
+    layout)."""
+    params = [p for p in params if p.requires_grad]
+    if world_size <= 1 or not params:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    _dist().all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset:offset + n].view_as(g).clone()
+        offset += n

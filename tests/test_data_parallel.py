@@ -1,0 +1,117 @@
+"""Data-parallel training of one model: the same script under ``torchrun`` with two CPU processes
+(gloo) trains one model, identical in both processes, each on its half of the batches."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from skimb import TransformerClassifier
+from skimb.training._distributed import RankShard, average_gradients, data_parallel_world
+
+SCRIPT = """
+import json, sys, numpy as np, torch
+from skorch.callbacks import Callback
+from skimb import TransformerClassifier
+from skimb.training._distributed import data_parallel_world
+
+class Batches(Callback):
+    def initialize(self):
+        self.indices = []
+        return self
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.indices.append(batch[0]["index"].tolist())
+
+data = json.load(open(sys.argv[1]))
+X, y = data["X"], np.array(data["y"])
+seen = Batches()
+params = dict(max_epochs=3, batch_size=4, lr=5e-3, random_state=0, callbacks=[seen], n_threads=1)
+mode = sys.argv[3]
+if mode == "hamr":
+    try:
+        TransformerClassifier(sys.argv[2], training="hamr", **params).fit(X, y)
+    except ValueError as exc:
+        json.dump({"error": str(exc)}, open(sys.argv[4] + f"_{torch.distributed.get_rank()}.json", "w"))
+    sys.exit(0)
+clf = TransformerClassifier(sys.argv[2], head=mode, **params).fit(X, y)
+rank, world = data_parallel_world()
+json.dump({"rank": rank, "world": world, "batches": seen.indices, "proba": clf.predict_proba(X).tolist(),
+           "accuracy": float((clf.predict(X) == y).mean())}, open(sys.argv[4] + f"_{rank}.json", "w"))
+"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(tmp_path, tiny_bert, toy_data, mode):
+    X, y = toy_data
+    (tmp_path / "data.json").write_text(json.dumps({"X": list(X), "y": y.tolist()}))
+    (tmp_path / "script.py").write_text(textwrap.dedent(SCRIPT))
+    out = tmp_path / mode
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           str(tmp_path / "script.py"), str(tmp_path / "data.json"), tiny_bert, mode, str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1",
+                                                                              **__import__("os").environ})
+    assert run.returncode == 0, run.stderr[-3000:]
+    return [json.loads((tmp_path / f"{mode}_{r}.json").read_text()) for r in (0, 1)]
+
+
+class Batches(Callback):
+    def initialize(self):
+        self.indices = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.indices.append(batch[0]["index"].tolist())
+
+
+@pytest.mark.parametrize("mode", ["linear", "calora"])
+def test_two_processes_train_one_model(tmp_path, tiny_bert, toy_data, mode):
+    ranks = _torchrun(tmp_path, tiny_bert, toy_data, mode)
+    assert [r["rank"] for r in ranks] == [0, 1] and {r["world"] for r in ranks} == {2}
+    # one model: the same probabilities in both processes
+    np.testing.assert_array_equal(np.array(ranks[0]["proba"]), np.array(ranks[1]["proba"]))
+    # each process trained on its half of every epoch: disjoint batches that, together, are the
+    # single-process run's batches (the last incomplete round dropped)
+    X, y = toy_data
+    seen = Batches()
+    single = TransformerClassifier(tiny_bert, head=mode, max_epochs=3, batch_size=4, lr=5e-3, random_state=0,
+                                   callbacks=[seen], n_threads=1).fit(X, y)
+    per_epoch = len(seen.indices) // 3
+    for epoch in range(3):
+        alone = seen.indices[epoch * per_epoch:(epoch + 1) * per_epoch]
+        rounds = len(alone) // 2
+        for r in (0, 1):
+            mine = ranks[r]["batches"][epoch * rounds:(epoch + 1) * rounds]
+            assert mine == alone[r::2][:rounds]
+    # quality within noise of the single-process run (half the steps at twice the batch)
+    assert ranks[0]["accuracy"] >= (single.predict(X) == y).mean() - 0.15
+
+
+def test_hamr_refuses_data_parallel_with_a_clear_error(tmp_path, tiny_bert, toy_data):
+    ranks = _torchrun(tmp_path, tiny_bert, toy_data, "hamr")
+    assert all("does not train data-parallel" in r["error"] for r in ranks)
+
+
+def test_single_process_helpers():
+    assert data_parallel_world() == (0, 1)
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.full((3,), 2.0)
+    average_gradients([p], 1)  # one process: untouched
+    assert p.grad.tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(ValueError, match="cannot be shared by 3 processes"):
+        list(RankShard([[0, 1], [2]], rank=0, world_size=3))
+    assert len(RankShard([[0], [1], [2], [3], [4]], rank=0, world_size=2)) == 2
