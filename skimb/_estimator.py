@@ -24,7 +24,7 @@ from ._persistence import model_card
 from .backbones import backbone_identity, load_backbone
 from .backbones._quantize import int8_module
 from .training import TransformerNet, fingerprint, stage1_cache
-from .training._distributed import data_parallel_world, process_device
+from .training._distributed import data_parallel_world, process_device, shared_seed
 from .utils._param_validation import validate_params
 from .utils._progress import logger
 from .utils._warnings import warn_caller
@@ -106,7 +106,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             raise ValueError(f"training={self.training!r} does not train data-parallel; launch this fit in one "
                              f"process (this one is {ctx.rank} of {ctx.world_size}).")
         ctx.device = process_device(resolve_device(self.device), ctx.world_size)
-        ctx.seed = seed_from(self.random_state)
+        ctx.seed = shared_seed(seed_from(self.random_state), ctx.world_size)
         ctx.train_idx, ctx.valid_idx = ctx.adapter.split(ctx.y, ctx.task, ctx.seed)
         ctx.training_state = ctx.training.plan(ctx)
         ctx.adapter.sample_weights(ctx)

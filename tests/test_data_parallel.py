@@ -42,6 +42,8 @@ if mode == "hamr":
     except ValueError as exc:
         json.dump({"error": str(exc)}, open(sys.argv[4] + f"_{torch.distributed.get_rank()}.json", "w"))
     sys.exit(0)
+if mode == "unseeded":  # each process draws its own seed: process 0's is used by both
+    params["random_state"], mode = None, "linear"
 clf = TransformerClassifier(sys.argv[2], head=mode, **params).fit(X, y)
 rank, world = data_parallel_world()
 json.dump({"rank": rank, "world": world, "batches": seen.indices, "proba": clf.predict_proba(X).tolist(),
@@ -78,12 +80,17 @@ class Batches(Callback):
             self.indices.append(batch[0]["index"].tolist())
 
 
-@pytest.mark.parametrize("mode", ["linear", "calora"])
+@pytest.mark.parametrize("mode", ["linear", "calora", "unseeded"])
 def test_two_processes_train_one_model(tmp_path, tiny_bert, toy_data, mode):
     ranks = _torchrun(tmp_path, tiny_bert, toy_data, mode)
     assert [r["rank"] for r in ranks] == [0, 1] and {r["world"] for r in ranks} == {2}
     # one model: the same probabilities in both processes
     np.testing.assert_array_equal(np.array(ranks[0]["proba"]), np.array(ranks[1]["proba"]))
+    if mode == "unseeded":
+        per_epoch = len(ranks[0]["batches"]) // 3
+        first = [{i for b in r["batches"][:per_epoch] for i in b} for r in ranks]
+        assert not first[0] & first[1]  # one batch order, shared out: no sample twice in an epoch
+        return
     # each process trained on its half of every epoch: disjoint batches that, together, are the
     # single-process run's batches (the last incomplete round dropped)
     X, y = toy_data

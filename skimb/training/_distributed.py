@@ -14,7 +14,7 @@ import os
 
 import torch
 
-__all__ = ["data_parallel_world", "process_device", "RankShard", "average_gradients"]
+__all__ = ["data_parallel_world", "process_device", "shared_seed", "RankShard", "average_gradients"]
 
 
 def _dist():
@@ -47,6 +47,16 @@ def process_device(device: str, world_size: int) -> str:
     if world_size > 1 and device == "cuda":
         return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     return device
+
+
+def shared_seed(seed: int, world_size: int) -> int:
+    """Process 0's seed in every process, so that they agree on the initial weights and the batch
+    order even when each drew its own (``random_state=None``)."""
+    if world_size <= 1:
+        return seed
+    box = [int(seed)]
+    _dist().broadcast_object_list(box, src=0)
+    return int(box[0])
 
 
 class RankShard:
