@@ -9,6 +9,7 @@ estimator's fit skeleton and the components call it (HAMR through the fit contex
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.utils.class_weight import compute_class_weight
 
 from .backbones import TextEncoder, encode_texts, feature_cache
@@ -19,6 +20,14 @@ __all__ = ["TaskAdapter"]
 def _counts(y_enc, task, n_classes) -> np.ndarray:
     """Examples per class of encoded targets (positives per label for multi-label)."""
     return y_enc.sum(0) if task == "multilabel" else np.bincount(y_enc, minlength=n_classes)
+
+
+def _class_index(label, classes, what: str) -> int:
+    """The position of ``label`` in ``classes``, or a clear error naming them."""
+    matches = np.flatnonzero(np.asarray(classes, dtype=object) == label)
+    if matches.size == 0:
+        raise ValueError(f"{what}={label!r} is not a class of y; the classes are {list(classes)}.")
+    return int(matches[0])
 
 
 class TaskAdapter:
@@ -59,11 +68,23 @@ class TaskAdapter:
         elif task is None:
             task = ctx.task
         counts = _counts(y_enc, task, ctx.n_classes)
+        params = self.est.routed_params_for("loss")
+        if params.get("catch_all") is not None:  # a label, as everywhere else in the estimator
+            params["catch_all"] = _class_index(params["catch_all"], ctx.classes, "loss__catch_all")
         return make_loss(self.est.loss, task="multilabel" if task == "multilabel" else "multiclass",
-                         class_counts=counts, n_samples=len(y_enc), **self.est.routed_params_for("loss"))
+                         class_counts=counts, n_samples=len(y_enc), **params)
 
     def init_head(self, module, ctx):
-        """Set the freshly built head's initial weights from the training split (default: as built)."""
+        """Set the freshly built head's initial weights from the training split: a loss's
+        ``zero_logit_class`` (the ranking loss's catch-all class) gets a zero row in a linear
+        head, which its zero gradient keeps at zero, so that its logit is always 0."""
+        k = getattr(ctx.criterion, "zero_logit_class", None)
+        if k is None or not isinstance(module.head, torch.nn.Linear):
+            return
+        with torch.no_grad():
+            module.head.weight[k].zero_()
+            if module.head.bias is not None:
+                module.head.bias[k].zero_()
 
     def loss_for_loading(self, n_classes, task):
         # Prediction does not use the loss; rebuild a plain one so that the net is complete.

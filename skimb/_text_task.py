@@ -128,7 +128,8 @@ class TextTask(TaskAdapter):
         """Multi-label: each label's bias starts at its training prior's log-odds, so that the first
         steps do not spend the backbone's updates on learning that most labels are absent
         (the prior initialisation of Lin et al. 2017; on GoEmotions it is what lets a short
-        fine-tuning learn at all)."""
+        fine-tuning learn at all). And the catch-all row of the base class."""
+        super().init_head(module, ctx)
         bias = getattr(module.head, "bias", None)  # a cosine head has none
         if ctx.multilabel and bias is not None:
             bias.data.copy_(torch.from_numpy(prior_log_odds(ctx.y[ctx.train_idx])))

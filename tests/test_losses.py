@@ -568,7 +568,7 @@ def test_make_loss_user_module_deep_copied(mc_data):
 def test_make_loss_names_and_aliases():
     assert available_losses("multiclass") == sorted(
         ["ce", "weighted_ce", "class_balanced", "focal", "dice", "self_adjusting_dice", "ldam",
-         "logit_adjusted", "afl"])
+         "logit_adjusted", "afl", "ranking"])
     assert available_losses("multilabel") == sorted(
         ["bce", "ce", "weighted_bce", "weighted_ce", "focal_bce", "focal",
          "distribution_balanced", "afl"])

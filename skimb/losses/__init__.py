@@ -8,7 +8,7 @@ per-sample losses (``reduction="none"``).
 Registered names (``LOSSES[task]``):
 
 * ``"multiclass"``: ``ce``, ``weighted_ce``, ``class_balanced``, ``focal``, ``dice``,
-  ``self_adjusting_dice``, ``ldam``, ``logit_adjusted``, ``afl``.
+  ``self_adjusting_dice``, ``ldam``, ``logit_adjusted``, ``afl``, ``ranking``.
 * ``"multilabel"``: ``bce``, ``weighted_bce``, ``focal_bce``, ``distribution_balanced``,
   ``afl``; ``ce``, ``weighted_ce`` and ``focal`` are aliases of ``bce``,
   ``weighted_bce`` and ``focal_bce``.
@@ -32,6 +32,7 @@ from ._multiclass import (
     FocalLoss,
     LDAMLoss,
     LogitAdjustedLoss,
+    RankingLoss,
     SelfAdjustingDiceLoss,
     WeightedCrossEntropyLoss,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "SelfAdjustingDiceLoss",
     "LDAMLoss",
     "LogitAdjustedLoss",
+    "RankingLoss",
     "AdaptiveFocalLoss",
     # multi-label
     "BinaryCrossEntropyLoss",

@@ -31,6 +31,7 @@ __all__ = [
     "LDAMLoss",
     "LogitAdjustedLoss",
     "AdaptiveFocalLoss",
+    "RankingLoss",
 ]
 
 
@@ -604,3 +605,85 @@ class AdaptiveFocalLoss(ImbalanceLoss):
 
     def extra_repr(self):
         return f"gamma={self.gamma}, max_gamma={self.max_gamma}, {super().extra_repr()}"
+
+
+@register_loss("ranking", "multiclass")
+class RankingLoss(ImbalanceLoss):
+    """Pairwise ranking loss with a catch-all class (dos Santos et al., 2015, CR-CNN).
+
+    For an example of a real class ``y``, raise its score above the margin ``m_plus`` and push
+    the best-scoring wrong real class ``c-`` below ``-m_minus``::
+
+        l = log(1 + exp(gamma (m_plus - s_y))) + log(1 + exp(gamma (m_minus + s_c-)))
+
+    For an example of the catch-all class (``catch_all``, e.g. "other"), only the second term,
+    with ``c-`` the best real class: the catch-all class is not learned as a class of its own
+    (its examples share nothing but not being anything else). Its logit is never used by the
+    loss; the estimators hold it at 0 (a zero row of a linear head), so that ``argmax``
+    predicts the catch-all class exactly when every real class scores below 0, the paper's rule.
+    Without ``catch_all``, every class is real.
+
+    Parameters
+    ----------
+    class_counts : array-like of shape (C,)
+        Training examples per class (only their number is used).
+    catch_all : int or None, default=None
+        Index of the catch-all class (the estimators accept its label: ``loss__catch_all="other"``).
+    gamma : float, default=2.0
+        Scaling factor (the paper's γ).
+    m_plus, m_minus : float, default=2.5, 0.5
+        Margins for the gold and the best wrong class (the paper's values).
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import RankingLoss
+    >>> loss = RankingLoss([5, 3, 20], catch_all=2, reduction="none")
+    >>> logits = torch.tensor([[3.0, -1.0, 0.0], [-1.0, -1.0, 0.0]])
+    >>> loss(logits, torch.tensor([0, 2]))  # a confident real example, a well-rejected catch-all
+    tensor([0.6265, 0.3133])
+    """
+
+    task = "multiclass"
+    zero_logit_class = None  # set from catch_all: the class whose logit the estimators hold at 0
+
+    def __init__(self, class_counts=None, *, catch_all=None, gamma=2.0, m_plus=2.5, m_minus=0.5, reduction="mean"):
+        super().__init__(reduction=reduction)
+        counts = _check_counts(class_counts, owner=type(self).__name__)
+        n_classes = counts.size
+        if catch_all is not None:
+            if isinstance(catch_all, bool) or not isinstance(catch_all, numbers.Integral) \
+                    or not 0 <= int(catch_all) < n_classes:
+                raise ValueError(f"catch_all must be a class index in [0, {n_classes}), got {catch_all!r}.")
+            if n_classes < 2:
+                raise ValueError("a catch-all class needs at least one real class besides it.")
+            catch_all = int(catch_all)
+        for name, value in (("gamma", gamma), ("m_plus", m_plus), ("m_minus", m_minus)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}.")
+        if gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma!r}.")
+        self.catch_all, self.gamma, self.m_plus, self.m_minus = catch_all, float(gamma), float(m_plus), float(m_minus)
+        self.zero_logit_class = catch_all
+
+    def _per_sample(self, logits, target):
+        logits = logits.float()
+        n = logits.shape[0]
+        rows = torch.arange(n, device=logits.device)
+        excluded = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
+        excluded[rows, target] = True  # the best *wrong* class
+        if self.catch_all is not None:
+            excluded[:, self.catch_all] = True  # ... among the real classes
+        best_wrong = logits.masked_fill(excluded, float("-inf")).max(dim=1).values
+        has_wrong = torch.isfinite(best_wrong)  # a single real class has no wrong one
+        negative = F.softplus(self.gamma * (self.m_minus + torch.where(has_wrong, best_wrong, 0.0)))
+        negative = torch.where(has_wrong, negative, torch.zeros_like(negative))
+        positive = F.softplus(self.gamma * (self.m_plus - logits[rows, target]))
+        if self.catch_all is not None:
+            positive = torch.where(target == self.catch_all, torch.zeros_like(positive), positive)
+        return positive + negative
+
+    def extra_repr(self):
+        return (f"catch_all={self.catch_all}, gamma={self.gamma}, m_plus={self.m_plus}, m_minus={self.m_minus}, "
+                f"{super().extra_repr()}")

@@ -1,7 +1,8 @@
 """Evaluation metrics for class-imbalanced NLP: per-class and macro-averaged scores, as the survey
 of Henning et al. (2023, §2.3) recommends.
 
-* :func:`imbalance_report`, :func:`quartile_f1`: multi-class (single-label).
+* :func:`imbalance_report`, :func:`quartile_f1`: multi-class (single-label);
+  :func:`real_class_f1_score`: macro-F1 without a catch-all class.
 * :func:`multilabel_report`, :func:`tune_thresholds`: multi-label indicator matrices.
 * :func:`get_entities`, :func:`span_report`, :func:`span_f1_score`: span-level NER
   metrics with seqeval strict semantics.
@@ -14,7 +15,7 @@ Every report reports the mean F1 per label-frequency quartile (Q1 rarest ... Q4)
 with the same rule; see :func:`quartile_f1`.
 """
 
-from skimb.metrics._classification import imbalance_report, quartile_f1
+from skimb.metrics._classification import imbalance_report, quartile_f1, real_class_f1_score
 from skimb.metrics._bootstrap import example_counts, paired_bootstrap_gap
 from skimb.metrics._decision import macro_f1_from_labels, tune_logit_offsets
 from skimb.metrics._multilabel import multilabel_report, tune_thresholds
@@ -25,6 +26,7 @@ from skimb.metrics._tables import format_report
 __all__ = [
     "imbalance_report",
     "quartile_f1",
+    "real_class_f1_score",
     "multilabel_report",
     "tune_logit_offsets",
     "example_counts",

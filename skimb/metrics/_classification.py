@@ -22,7 +22,7 @@ from skimb.metrics._quartiles import (
     _to_python,
 )
 
-__all__ = ["imbalance_report", "quartile_f1"]
+__all__ = ["imbalance_report", "quartile_f1", "real_class_f1_score"]
 
 
 def _check_multiclass_targets(y_true, y_pred):
@@ -246,3 +246,28 @@ def imbalance_report(y_true, y_pred, *, labels=None, train_labels=None, digits=4
         "support": int(y_true.shape[0]),
     }
     return _round(report, digits)
+
+
+def real_class_f1_score(y_true, y_pred, *, catch_all, labels=None):
+    """Macro-F1 over the real classes: every class of ``labels`` (default: those in ``y_true``
+    or ``y_pred``) except the catch-all class ``catch_all`` (HumAID's "other", NER's "O"), as
+    SemEval-2010 Task 8 scores relation classification. Predictions of the catch-all class still
+    count, as the real classes' false negatives.
+
+    Examples
+    --------
+    >>> y_true = ["other", "other", "fire", "flood", "flood"]
+    >>> y_pred = ["other", "fire", "fire", "flood", "other"]
+    >>> round(real_class_f1_score(y_true, y_pred, catch_all="other"), 4)  # fire 2/3, flood 2/3
+    0.6667
+    """
+    y_true, y_pred = _check_multiclass_targets(y_true, y_pred)
+    labels = unique_labels(y_true, y_pred) if labels is None else _check_label_list(labels, y_true)
+    real = [c for c in np.asarray(labels).tolist() if c != catch_all]
+    if len(real) == len(labels):
+        raise ValueError(f"catch_all={catch_all!r} is not one of the labels {list(labels)}.")
+    if not real:
+        raise ValueError("there is no real class besides the catch-all class.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        return float(f1_score(y_true, y_pred, labels=real, average="macro", zero_division=0))
