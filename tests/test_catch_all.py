@@ -79,3 +79,17 @@ def test_real_class_f1_score():
     assert real_class_f1_score(y_true, y_pred, catch_all="other") == pytest.approx((fire + flood) / 2)
     with pytest.raises(ValueError, match="is not one of the labels"):
         real_class_f1_score(y_true, y_pred, catch_all="rain")
+
+
+def test_weighted_ce_weights_only_the_real_classes(tiny_bert, toy_data):
+    from skimb.losses import WeightedCrossEntropyLoss
+
+    w = WeightedCrossEntropyLoss([90, 30, 10], catch_all=0).class_weight_
+    torch.testing.assert_close(w, torch.tensor([1.0, 0.5, 1.5]))  # ICF over 30 and 10, mean 1; catch-all 1
+    with pytest.raises(ValueError, match="catch_all must be a class index"):
+        WeightedCrossEntropyLoss([90, 30], catch_all=2)
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, loss="weighted_ce", loss__catch_all="flood", max_epochs=1, batch_size=8,
+                                random_state=0).fit(X, y)
+    k = list(clf.classes_).index("flood")
+    assert clf.loss_class_weight_[k] == 1.0

@@ -113,6 +113,10 @@ class WeightedCrossEntropyLoss(ImbalanceLoss):
         Explicit per-class weights used as given (overrides the counts).
     normalize : {"classes", "samples"}, default="classes"
         What the inverse-frequency weights have mean 1 over.
+    catch_all : int or None, default=None
+        Index of a catch-all class (the estimators accept its label): the weights are computed
+        over the real classes only and the catch-all class keeps weight 1, as Hu et al. (2022)
+        weight only the non-catch-all classes.
     reduction : {"mean", "sum", "none"}, default="mean"
 
     Attributes
@@ -129,14 +133,17 @@ class WeightedCrossEntropyLoss(ImbalanceLoss):
     tensor([0.2000, 1.8000])
     >>> loss(torch.zeros(2, 2), torch.tensor([0, 1]))
     tensor([0.1386, 1.2477])
+    >>> WeightedCrossEntropyLoss([90, 30, 10], catch_all=0).class_weight_
+    tensor([1.0000, 0.5000, 1.5000])
     """
 
     task = "multiclass"
 
-    def __init__(self, class_counts=None, *, class_weight=None, normalize="classes",
+    def __init__(self, class_counts=None, *, class_weight=None, normalize="classes", catch_all=None,
                  reduction="mean"):
         super().__init__(reduction=reduction)
         self.normalize = normalize
+        self.catch_all = catch_all
         counts = _check_counts(class_counts, required=class_weight is None,
                                owner=type(self).__name__)
         if class_weight is not None:
@@ -145,6 +152,14 @@ class WeightedCrossEntropyLoss(ImbalanceLoss):
                 raise ValueError(
                     f"class_weight has {weight.size} entries but class_counts has {counts.size}."
                 )
+        elif catch_all is not None:
+            if isinstance(catch_all, bool) or not isinstance(catch_all, numbers.Integral) \
+                    or not 0 <= int(catch_all) < counts.size or counts.size < 2:
+                raise ValueError(f"catch_all must be a class index in [0, {counts.size}) with another class "
+                                 f"besides it, got {catch_all!r}.")
+            real = np.arange(counts.size) != int(catch_all)
+            weight = np.ones(counts.size)
+            weight[real] = _inverse_frequency(counts[real], normalize)
         else:
             weight = _inverse_frequency(counts, normalize)
         self.register_buffer("class_weight_", _to_buffer(weight))
