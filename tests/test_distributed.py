@@ -49,3 +49,29 @@ def test_grid_search_and_cross_validate_on_dask_equal_sequential(tiny_bert, toy_
     assert distributed.best_params_ == sequential.best_params_
     np.testing.assert_allclose(distributed.predict_proba(X), sequential.predict_proba(X), rtol=0, atol=1e-6)
     assert {t["worker"] for t in tasks.data}  # the cluster's workers did the fits
+
+
+@pytest.fixture(scope="module")
+def ray_backend():
+    ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed")
+    from ray.util.joblib import register_ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    register_ray()
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_grid_search_on_ray_equals_sequential(tiny_bert, toy_data, one_thread, ray_backend):
+    from joblib import parallel_config
+
+    X, y = toy_data
+    est = TransformerClassifier(tiny_bert, max_epochs=1, batch_size=8, lr=5e-3, random_state=0, n_threads=1)
+    grid = {"class_weight": [None, "balanced"]}
+    sequential = GridSearchCV(est, grid, cv=2, scoring="f1_macro").fit(X, y)
+    with parallel_config(backend="ray"):
+        on_ray = GridSearchCV(est, grid, cv=2, scoring="f1_macro", n_jobs=2).fit(X, y)
+    for key in ("split0_test_score", "split1_test_score"):
+        np.testing.assert_array_equal(on_ray.cv_results_[key], sequential.cv_results_[key])
+    np.testing.assert_allclose(on_ray.predict_proba(X), sequential.predict_proba(X), rtol=0, atol=1e-6)
