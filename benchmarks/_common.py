@@ -20,7 +20,7 @@ from skimb.compare._report import machine_description
 from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss
 
 __all__ = ["load_subsampled", "ints", "command_line", "mean_std", "fmt", "markdown_table", "write_outputs", "measure",
-           "machine_description", "QUARTILES"]
+           "machine_description", "publish", "QUARTILES"]
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
 
@@ -97,6 +97,15 @@ def write_outputs(out, summary, markdown):
     md = out.with_suffix(".md")
     md.write_text(markdown + "\n")
     return out, md
+
+
+def publish(script, argv, out, title, body, runs):
+    """Write ``runs`` (JSON, with the command and the machine) and a Markdown page (the title, the
+    command, the machine, then ``body``) to ``out``, and print the page."""
+    cmd, machine = command_line(script, argv), machine_description()
+    md = f"# {title}\n\n`{cmd}`\n\n{machine}\n\n{body}"
+    write_outputs(out, {"command": cmd, "machine": machine, "runs": runs}, md)
+    print(md)
 
 
 def _json_default(obj):

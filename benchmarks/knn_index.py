@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from _common import command_line, ints, machine_description, markdown_table, write_outputs
+from _common import ints, markdown_table, publish
 
 from skimb.utils._neighbors import auto_index_kind, build_index, knn_search
 
@@ -108,12 +108,9 @@ def main(argv=None):
                       f"{r['total_s']:.2f}", speed, f"{r['recall']:.4f}"])
     md_table = markdown_table(["N", "queries", "method", "build s", "search s", "total s", "sklearn / this",
                                "recall@k"], table)
-    cmd = command_line("benchmarks/knn_index.py", argv)
-    machine = machine_description()
-    md = (f"# Neighbour search by index size\n\n`{cmd}`\n\n{machine}\n\n{args.dim}-d unit vectors in {args.clusters} "
-          f"clusters, k={args.k}, queries: {args.hard_share:.0%} of N, at most {args.max_queries}\n\n{md_table}")
-    write_outputs(args.out, {"command": cmd, "machine": machine, "runs": runs}, md)
-    print(md)
+    publish("benchmarks/knn_index.py", argv, args.out, "Neighbour search by index size",
+            f"{args.dim}-d unit vectors in {args.clusters} clusters, k={args.k}, queries: {args.hard_share:.0%} of N, "
+            f"at most {args.max_queries}\n\n{md_table}", runs)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from _common import command_line, fmt, load_subsampled, machine_description, markdown_table, write_outputs
+from _common import fmt, load_subsampled, markdown_table, publish
 
 MODES = ("one process", "loky", "dask")
 
@@ -98,14 +98,9 @@ def main(argv=None):
                      fmt(speedup, 2), f"{diff:.4f}"])
     table = markdown_table(["mode", "workers", "torch threads each", "search s", "fits / hour", "speed-up",
                             "max score diff"], rows)
-    machine = machine_description()
-    cmd = command_line("benchmarks/parallel_search.py", argv)
-    md = (f"# Grid search: one process vs one single-threaded worker per core\n\n`{cmd}`\n\n{machine}\n\n"
-          f"{args.dataset}, {len(X)} training texts, {args.epochs} epoch(s), 4 candidates x 2 folds, "
-          f"{args.repeats} alternating repeats (mean ± std)\n\n{table}")
-    write_outputs(args.out, {"command": cmd, "machine": machine, "runs": runs}, md)
-    print(md)
-
+    publish("benchmarks/parallel_search.py", argv, args.out, "Grid search: one process vs one single-threaded worker per core",
+            f"{args.dataset}, {len(X)} training texts, {args.epochs} epoch(s), 4 candidates x 2 folds, "
+            f"{args.repeats} alternating repeats (mean ± std)\n\n{table}", runs)
 
 if __name__ == "__main__":
     main()

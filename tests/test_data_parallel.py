@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 import subprocess
 import sys
 import textwrap
@@ -19,17 +20,10 @@ from skimb.training._distributed import RankShard, average_gradients, data_paral
 
 SCRIPT = """
 import json, sys, numpy as np, torch
-from skorch.callbacks import Callback
+sys.path.insert(0, sys.argv[5])
 from skimb import TransformerClassifier
 from skimb.training._distributed import data_parallel_world
-
-class Batches(Callback):
-    def initialize(self):
-        self.indices = []
-        return self
-    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
-        if training:
-            self.indices.append(batch[0]["index"].tolist())
+from test_data_parallel import Batches
 
 data = json.load(open(sys.argv[1]))
 X, y = data["X"], np.array(data["y"])
@@ -63,7 +57,7 @@ def _torchrun(tmp_path, tiny_bert, toy_data, mode):
     (tmp_path / "script.py").write_text(textwrap.dedent(SCRIPT))
     out = tmp_path / mode
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           str(tmp_path / "script.py"), str(tmp_path / "data.json"), tiny_bert, mode, str(out)]
+           str(tmp_path / "script.py"), str(tmp_path / "data.json"), tiny_bert, mode, str(out), str(Path(__file__).parent)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1",
                                                                               **__import__("os").environ})
     assert run.returncode == 0, run.stderr[-3000:]
@@ -71,6 +65,8 @@ def _torchrun(tmp_path, tiny_bert, toy_data, mode):
 
 
 class Batches(Callback):
+    """The sample indices of each training batch (imported by the launched script too)."""
+
     def initialize(self):
         self.indices = []
         return self
