@@ -45,6 +45,12 @@ def main(argv=None):
         print(f"N={n:>8}  {rec['wall_s']:7.1f} s  {rec['texts_per_s']:6.1f} texts/s  peak {rec['peak_mib']:.0f} MiB  "
               f"output {rec['output_mib']:.1f} MiB", flush=True)
         del texts, out
+        _publish(args, argv, runs)  # after every size: a long run keeps what it measured
+
+
+def _publish(args, argv, runs):
+    import torch
+
     rows = [[r["N"], f"{r['wall_s']:.1f}", f"{r['texts_per_s']:.1f}", f"{r['peak_mib']:.0f}", f"{r['output_mib']:.1f}",
              f"{r['peak_mib'] - r['output_mib']:.0f}"] for r in runs]
     table = markdown_table(["texts", "seconds", "texts / s", "peak RSS MiB", "output MiB", "peak minus output MiB"], rows)
