@@ -101,8 +101,7 @@ def main(argv=None):
         runs += run_size(args, n, print)
     table = []
     for r in runs:
-        base = next(b for b in runs if b["N"] == r["N"] and b["method"].startswith("sklearn")) if any(
-            b["N"] == r["N"] and b["method"].startswith("sklearn") for b in runs) else None
+        base = next((b for b in runs if b["N"] == r["N"] and b["method"].startswith("sklearn")), None)
         speed = f"{base['total_s'] / r['total_s']:.1f}" if base else "n/a"
         table.append([r["N"], r["queries"], r["method"], f"{r['build_s']:.2f}", f"{r['search_s']:.2f}",
                       f"{r['total_s']:.2f}", speed, f"{r['recall']:.4f}"])

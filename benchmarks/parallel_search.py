@@ -102,5 +102,6 @@ def main(argv=None):
             f"{args.dataset}, {len(X)} training texts, {args.epochs} epoch(s), 4 candidates x 2 folds, "
             f"{args.repeats} alternating repeats (mean ± std)\n\n{table}", runs)
 
+
 if __name__ == "__main__":
     main()
