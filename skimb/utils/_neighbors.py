@@ -145,7 +145,7 @@ def build_index(
     embeddings : array-like of shape (n_samples, n_features)
         One embedding per training sample (numpy, torch or scipy sparse).
     kind : {"auto", "flat", "ivf", "hnsw"}, default="flat"
-        ``"auto"``: ``"flat"`` up to :data:`AUTO_EXACT_MAX` vectors, above that ``"ivf"`` with
+        ``"auto"``: ``"flat"`` up to ``AUTO_EXACT_MAX`` (50,000) vectors, above that ``"ivf"`` with
         ``2·sqrt(N)`` lists, ``max(16, nlist / 64)`` visited per query and k-means trained on 32
         points a list (recall@10 ≥ 0.99 against exact search at 10^5 and 10^6 vectors in
         ``benchmarks/knn_index.py``).
