@@ -55,6 +55,17 @@ def _focal(logits, target, gamma):
     return torch.exp(gamma * _log1m_softmax_at(logits, target)) * nll
 
 
+def _check_catch_all(catch_all, n_classes):
+    """``catch_all`` as a class index (None stays None), with at least one real class beside it."""
+    if catch_all is None:
+        return None
+    if isinstance(catch_all, bool) or not isinstance(catch_all, numbers.Integral) \
+            or not 0 <= int(catch_all) < n_classes or n_classes < 2:
+        raise ValueError(f"catch_all must be a class index in [0, {n_classes}) with another class besides it, "
+                         f"got {catch_all!r}.")
+    return int(catch_all)
+
+
 def _class_balanced_weights(counts, beta):
     """Effective-number weights ``(1 - beta) / (1 - beta^n_c)``, normalised to sum C."""
     beta = _check_nonneg(beta, "beta")
@@ -143,21 +154,17 @@ class WeightedCrossEntropyLoss(ImbalanceLoss):
                  reduction="mean"):
         super().__init__(reduction=reduction)
         self.normalize = normalize
-        self.catch_all = catch_all
         counts = _check_counts(class_counts, required=class_weight is None,
                                owner=type(self).__name__)
+        self.catch_all = catch_all if counts is None else _check_catch_all(catch_all, counts.size)
         if class_weight is not None:
             weight = _check_counts(class_weight, name="class_weight")
             if counts is not None and weight.size != counts.size:
                 raise ValueError(
                     f"class_weight has {weight.size} entries but class_counts has {counts.size}."
                 )
-        elif catch_all is not None:
-            if isinstance(catch_all, bool) or not isinstance(catch_all, numbers.Integral) \
-                    or not 0 <= int(catch_all) < counts.size or counts.size < 2:
-                raise ValueError(f"catch_all must be a class index in [0, {counts.size}) with another class "
-                                 f"besides it, got {catch_all!r}.")
-            real = np.arange(counts.size) != int(catch_all)
+        elif self.catch_all is not None:
+            real = np.arange(counts.size) != self.catch_all
             weight = np.ones(counts.size)
             weight[real] = _inverse_frequency(counts[real], normalize)
         else:
@@ -661,26 +668,22 @@ class RankingLoss(ImbalanceLoss):
     """
 
     task = "multiclass"
-    zero_logit_class = None  # set from catch_all: the class whose logit the estimators hold at 0
 
     def __init__(self, class_counts=None, *, catch_all=None, gamma=2.0, m_plus=2.5, m_minus=0.5, reduction="mean"):
         super().__init__(reduction=reduction)
         counts = _check_counts(class_counts, owner=type(self).__name__)
-        n_classes = counts.size
-        if catch_all is not None:
-            if isinstance(catch_all, bool) or not isinstance(catch_all, numbers.Integral) \
-                    or not 0 <= int(catch_all) < n_classes:
-                raise ValueError(f"catch_all must be a class index in [0, {n_classes}), got {catch_all!r}.")
-            if n_classes < 2:
-                raise ValueError("a catch-all class needs at least one real class besides it.")
-            catch_all = int(catch_all)
+        catch_all = _check_catch_all(catch_all, counts.size)
         for name, value in (("gamma", gamma), ("m_plus", m_plus), ("m_minus", m_minus)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}.")
         if gamma <= 0:
             raise ValueError(f"gamma must be > 0, got {gamma!r}.")
         self.catch_all, self.gamma, self.m_plus, self.m_minus = catch_all, float(gamma), float(m_plus), float(m_minus)
-        self.zero_logit_class = catch_all
+
+    @property
+    def zero_logit_class(self):
+        """The class whose logit the estimators hold at 0: the catch-all class."""
+        return self.catch_all
 
     def _per_sample(self, logits, target):
         logits = logits.float()
