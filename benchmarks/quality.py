@@ -50,16 +50,25 @@ CONFIGS = {
     "hamr_ce": dict(loss="ce", training="hamr"),
     # HAMR on weighted CE with the kNN head (run with --no-calora): rows hamr_wce_knn and hamr_wce_knn+head
     "hamr_wce_knn": dict(loss="ce", class_weight="balanced", training="hamr", head="knn"),
+    # catch-all classes (issue #16), the class named by --catch-all: class weights over the real classes
+    # only (Hu et al. 2022) and the ranking loss of dos Santos et al. (2015)
+    "wce_catch_all": dict(loss="weighted_ce"),
+    "ranking": dict(loss="ranking"),
 }
+CATCH_ALL_CONFIGS = {"wce_catch_all", "ranking"}
 
 
-def _report(y_true, y_pred, train_labels):
-    from skimb.metrics import imbalance_report
+def _report(y_true, y_pred, train_labels, catch_all=None):
+    from skimb.metrics import imbalance_report, real_class_f1_score
 
     rep = imbalance_report(y_true, y_pred, train_labels=train_labels)
-    return {"macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"], "weighted_f1": rep["weighted_f1"],
-            "per_class_f1": {str(k): v["f1"] for k, v in rep["per_class"].items()},
-            "quartile_f1": rep["quartile_f1"]}
+    out = {"macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"], "weighted_f1": rep["weighted_f1"],
+           "per_class_f1": {str(k): v["f1"] for k, v in rep["per_class"].items()},
+           "quartile_f1": rep["quartile_f1"]}
+    if catch_all is not None:
+        out["real_class_f1"] = real_class_f1_score(y_true, y_pred, catch_all=catch_all,
+                                                   labels=np.unique(np.asarray(train_labels)))
+    return out
 
 
 def _stage1_logits(est, texts):
@@ -77,6 +86,10 @@ def run_one(cfg, seed, data, args):
     from skimb.metrics import tune_logit_offsets
 
     params = dict(CONFIGS[cfg])
+    if cfg in CATCH_ALL_CONFIGS:
+        if args.catch_all is None:
+            raise SystemExit(f"--configs {cfg} needs --catch-all LABEL")
+        params["loss__catch_all"] = args.catch_all
     if args.calora:
         params.update(head="calora", head__k=args.k, head__rank=args.rank)
     est = TransformerClassifier(max_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
@@ -126,7 +139,7 @@ def run_one(cfg, seed, data, args):
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, classes=classes.astype(str), **logits)
     record["logits_file"] = str(path)
-    record["rows"] = {name: _report(data.y_test, pred, data.y_train) for name, pred in rows.items()}
+    record["rows"] = {name: _report(data.y_test, pred, data.y_train, args.catch_all) for name, pred in rows.items()}
     return record
 
 
@@ -138,7 +151,9 @@ def summarise(records):
     table = []
     for name, items in by_row.items():
         reps = [rep for _, rep in items]
-        table.append([name, len(items), fmt([x["macro_f1"] for x in reps]), fmt([x["micro_f1"] for x in reps]),
+        real = [fmt([x["real_class_f1"] for x in reps])] if "real_class_f1" in reps[0] else []
+        table.append([name, len(items), fmt([x["macro_f1"] for x in reps]), *real,
+                      fmt([x["micro_f1"] for x in reps]),
                       *[fmt([x["quartile_f1"].get(q) for x in reps], 3, std=False) for q in QUARTILES],
                       fmt([r["fit_s"] for r, _ in items], 1, std=False)])
     table.sort(key=lambda row: -float(row[2].split()[0]) if row[2] != "n/a" else 0)
@@ -158,6 +173,9 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--no-calora", dest="calora", action="store_false")
+    p.add_argument("--catch-all", default=None,
+                   help="the catch-all label: used by the wce_catch_all and ranking configs; every row then "
+                        "also reports macro-F1 over the real classes")
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--save-features", action="store_true",
@@ -178,7 +196,8 @@ def main(argv=None):
             md = "\n".join([
                 f"# quality: {args.dataset}", "", f"- command: `{command_line('benchmarks/quality.py', argv)}`",
                 f"- machine: {machine_description()}", f"- train {len(data.X_train)} / test {len(data.X_test)}",
-                "", markdown_table(["row", "n", "macro-F1", "micro-F1", *QUARTILES, "fit s"], table)])
+                "", markdown_table(["row", "n", "macro-F1", *(["real-class F1"] if args.catch_all else []), "micro-F1",
+                                     *QUARTILES, "fit s"], table)])
             write_outputs(out, {"command": command_line("benchmarks/quality.py", argv), "args": vars(args),
                                 "machine": machine_description(), "records": records}, md)
 
