@@ -69,6 +69,19 @@ def _wce_knn(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", head="knn")
 
 
+# --- other libraries (skimb.baselines) -------------------------------------------------------
+@register_method("setfit", description="SetFit: contrastive pairs with class-balanced anchors, as many body passes "
+                 "as fine-tuning gets (epochs x N texts), then a class-weighted logistic regression",
+                 family="baselines", requires=("setfit",))
+def _setfit(budget, seed, context):
+    from ..baselines import SetFitClassifier
+
+    # two texts a pair: epochs x N text passes, the budget of the fine-tuned methods
+    steps = -(-budget.max_epochs * context.get("n_train", 0) // (2 * budget.batch_size)) or None
+    return SetFitClassifier(budget.backbone, max_length=budget.max_length, batch_size=budget.batch_size,
+                            max_steps=steps, device=budget.device, random_state=seed)
+
+
 # --- frozen embeddings + linear models -----------------------------------------
 @register_method("embed_lr", description="frozen backbone embeddings + LogisticRegression",
                  tasks=("multiclass", "multilabel"), default=True, family="embeddings")

@@ -11,6 +11,8 @@ __all__ = ["import_optional", "has_optional", "EXTRAS"]
 EXTRAS = {
     "faiss": ("hamr", "HAMR's neighbourhood search and the hardness sampler"),
     "matplotlib": ("plots", "plots and the figures of the skimb compare report"),
+    "setfit": ("setfit", "the SetFit baseline (skimb.baselines.SetFitClassifier)"),
+    "datasets": ("setfit", "the SetFit baseline (skimb.baselines.SetFitClassifier)"),
 }
 
 

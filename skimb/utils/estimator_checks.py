@@ -38,7 +38,7 @@ __all__ = ["all_estimators", "estimator_checks_generator", "parametrize_with_che
 
 #: The public modules whose ``__all__`` is walked for estimators, components and samplers.
 PUBLIC_MODULES = ("skimb", "skimb.samplers", "skimb.heads", "skimb.training", "skimb.training.hamr",
-                  "skimb.backbones")
+                  "skimb.backbones", "skimb.baselines")
 
 _WORDS = ("flood rain help water food shelter rescue people missing road bridge power money "
           "thanks love storm wind river city news update").split()
