@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("setfit")
 
-from skimb.baselines import SetFitClassifier  # noqa: E402
-from skimb.baselines._setfit import class_balanced_anchors  # noqa: E402
-from skimb.utils.estimator_checks import make_check_texts  # noqa: E402
+from skimb.baselines import SetFitClassifier
+from skimb.baselines._setfit import class_balanced_anchors
+from skimb.utils.estimator_checks import make_check_texts
 
 
-def _captured_training_set(monkeypatch, **params):
+def _captured_training_set(monkeypatch):
     """The texts and labels SetFit's trainer is given (its training replaced by a no-op)."""
     import setfit
 
