@@ -112,6 +112,37 @@ def test_plain_ce_reuses_calora_topks_stage1(tiny_bert, toy_data):
     stage1_cache.clear()
 
 
+def test_vote_averages_ce_and_wce_on_the_stage1s_other_methods_cached(tiny_bert, toy_data):
+    from sklearn.metrics import f1_score
+    from sklearn.utils import Bunch
+
+    from skimb.compare import Budget
+    from skimb.compare._registry import get_methods
+    from skimb.compare._runner import run_comparison
+    from skimb.training import stage1_cache
+
+    X, y = toy_data
+    data = Bunch(X_train=X, y_train=y, X_test=X[:20], y_test=y[:20], task="multiclass",
+                 target_names=sorted(set(y)))
+    budget = Budget(backbone=tiny_bert, max_epochs=1, batch_size=8, device="cpu")
+    stage1_cache.clear()
+    hits, logs = stage1_cache.hits, []
+    results = run_comparison(data, get_methods(["vote_ce_wce", "calora_topk", "wce_knn"], "multiclass"), seeds=[0],
+                             log=logs.append, budget=budget)
+    assert all(r.error is None for r in results)
+    assert stage1_cache.hits == hits + 2  # both members loaded a stage 1 instead of training one
+    vote = results[0]
+    assert any("vote_ce_wce" in line and "2 stage 1s from the cache" in line for line in logs)
+    assert vote.train_s >= max(r.train_s for r in results[1:]) * 0.5  # the cached training counts
+    stage1_cache.clear()
+    members = [get_methods([name], "multiclass")[0].build(budget, 0, {"task": "multiclass"}).fit(X, y)
+               for name in ("ce", "weighted_ce")]
+    classes = members[0].classes_
+    mean = sum(m.predict_proba(X[:20]) for m in members) / 2
+    assert vote.metrics["macro_f1"] == pytest.approx(f1_score(y[:20], classes[mean.argmax(1)], average="macro"))
+    stage1_cache.clear()
+
+
 @pytest.mark.parametrize("argv", [["--version"], ["compare", "--version"]])
 def test_version(capsys, argv):
     import skimb

@@ -69,6 +69,17 @@ def _wce_knn(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", head="knn")
 
 
+@register_method("vote_ce_wce", description="soft vote (mean probabilities) of CE and weighted-CE fine-tuning "
+                 "(scikit-learn's VotingClassifier); reuses the stage 1s of calora_topk and wce_knn when they run "
+                 "too", tasks=("multiclass",), default=True, family="recipes")
+def _vote_ce_wce(budget, seed, context):
+    from sklearn.ensemble import VotingClassifier
+
+    return VotingClassifier([("ce", _fine_tuned(budget, seed, context, loss="ce")),
+                             ("weighted_ce", _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced"))],
+                            voting="soft")
+
+
 # --- other libraries (skimb.baselines) -------------------------------------------------------
 @register_method("setfit", description="SetFit: contrastive pairs with class-balanced anchors, as many body passes "
                  "as fine-tuning gets (epochs x N texts), then a class-weighted logistic regression",

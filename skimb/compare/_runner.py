@@ -193,8 +193,8 @@ def _fit_and_score(run, data, labels, log) -> RunResult:
         t0 = time.perf_counter()
         est.fit(data.X_train, data.y_train)
         res.train_s = time.perf_counter() - t0
-        if getattr(est, "stage1_cached_", False):  # its stage 1 was trained by another method's fit
-            res.train_s += est.stage1_train_time_s_
+        cached = _cached_stage1s(est)
+        res.train_s += sum(cached)  # stage 1s trained by another method's fit count for this one too
         t0 = time.perf_counter()
         y_score = None
         if data.task == "multilabel" and hasattr(est, "predict_proba"):
@@ -209,7 +209,7 @@ def _fit_and_score(run, data, labels, log) -> RunResult:
             target_names=list(data.target_names))
         res.per_class_f1 = {k: v["f1"] for k, v in res.per_class.items()}
         main = "macro_f1" if data.task != "token" else "micro_f1"
-        reused = " (stage 1 from the cache)" if getattr(est, "stage1_cached_", False) else ""
+        reused = f" ({'stage 1' if len(cached) == 1 else f'{len(cached)} stage 1s'} from the cache)" if cached else ""
         log(f"[seed {run.seed}] {run.method}: {main}={res.metrics[main]:.4f} "
             f"train {res.train_s:.1f}s{reused} predict {res.predict_s:.1f}s")
     except Exception as exc:  # one failing method must not sink the comparison
@@ -364,6 +364,14 @@ def _stage1_signature(est):
     params = {k: v for k, v in est.get_params(deep=False).items()
               if k not in _NOT_STAGE1 and k.split("__", 1)[0] != "head"}
     return joblib.hash((type(est).__name__, params))
+
+
+def _cached_stage1s(est) -> list:
+    """Training seconds of the stage 1s that ``est`` (or each member of a fitted ensemble, e.g. a
+    ``VotingClassifier``) loaded from the stage-1 cache."""
+    if getattr(est, "stage1_cached_", False):
+        return [float(est.stage1_train_time_s_)]
+    return [t for member in getattr(est, "estimators_", None) or () for t in _cached_stage1s(member)]
 
 
 def _has_stage2(est):
