@@ -8,7 +8,10 @@ its mean ± std over seeds, quartile F1, per-class F1 and the paired bootstrap i
 macro-F1 gap to ``--baseline`` (pooled over the seeds both have).
 
     python benchmarks/quality_tables.py benchmarks/results/quality_cyclone_*/*.npz \
-        --baseline wce --out benchmarks/results/quality_cyclone_tables.json
+        --baseline wce --vote ce,wce --out benchmarks/results/quality_cyclone_tables.json
+
+``--vote ce,wce`` adds the soft vote of the two configurations' stage-1 models of each seed (the
+``vote_ce_wce`` method of ``skimb compare``).
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ import numpy as np
 from _common import QUARTILES, command_line, fmt, machine_description, markdown_table, write_outputs
 
 
-def rows_of(path):
+def rows_of(path, logits):
+    """``(seed, classes, y_test, {row: predicted indices})`` of one saved fit; its stage-1
+    logits go into ``logits[cfg, seed]`` for the votes."""
     from skimb.metrics import tune_logit_offsets
 
     d = np.load(path)
     cfg, seed = re.match(r"(.+)_seed(\d+)$", Path(path).stem).groups()
     classes = d["classes"]
     out = {}
+    logits[cfg, int(seed)] = (d["val_stage1"], d["test_stage1"], d["y_val"], d["prior"])
     for stage, name in (("stage1", cfg), ("calora", cfg + "+calora")):
         if f"test_{stage}" not in d:
             continue
@@ -39,6 +45,28 @@ def rows_of(path):
     return int(seed), classes, d["y_test"], out
 
 
+def _softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def vote_rows(members, seed, logits):
+    """The soft vote of ``members``' stage-1 models (the mean of their probabilities, what
+    scikit-learn's ``VotingClassifier(voting="soft")`` predicts) and the same with validation-tuned
+    offsets; ``{}`` unless every member was fitted with ``seed``."""
+    from skimb.metrics import tune_logit_offsets
+
+    fits = [logits.get((m, seed)) for m in members]
+    if any(f is None for f in fits):
+        return {}
+    if any(not np.array_equal(f[2], fits[0][2]) for f in fits):
+        raise SystemExit(f"{members} seed {seed}: the fits held out different validation splits")
+    val, test = (np.log(np.mean([_softmax(f[i]) for f in fits], axis=0)) for i in (0, 1))
+    name = "+".join(members) + " vote"
+    b = tune_logit_offsets(fits[0][2], val, class_prior=fits[0][3], n_bootstrap=30, random_state=seed)
+    return {name: test.argmax(1), name + "+tuned": (test + b).argmax(1)}
+
+
 def main(argv=None):
     from skimb.metrics import example_counts, imbalance_report, paired_bootstrap_gap
 
@@ -46,6 +74,8 @@ def main(argv=None):
     p.add_argument("files", nargs="+")
     p.add_argument("--baseline", default="wce")
     p.add_argument("--train-labels", default=None, help="data set name whose training labels define the quartiles")
+    p.add_argument("--vote", action="append", default=[],
+                   help="configs whose stage-1 models are soft-voted, e.g. ce,wce (repeatable)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     train_labels = None
@@ -53,9 +83,12 @@ def main(argv=None):
         from skimb.datasets import load_dataset
 
         train_labels = np.asarray(load_dataset(args.train_labels).y_train)
-    preds, reports, counts = {}, {}, {}
+    preds, reports, counts, logits, fits = {}, {}, {}, {}, []
     for f in sorted(args.files):
-        seed, classes, y_test, rows = rows_of(f)
+        fits.append(rows_of(f, logits))
+    for seed, classes, y_test, rows in fits:
+        for vote in args.vote:
+            rows.update(vote_rows(vote.split(","), seed, logits))
         y_true = classes[y_test]
         for name, pred in rows.items():
             if (name, seed) in preds:  # the same fit saved twice (a rerun with features): keep one
