@@ -48,7 +48,7 @@ for name, value in scores.items():
 
 # %%
 # With frozen features both members are linear models of the same embeddings, and the vote lands
-# between them (here 0.385, 0.409 and 0.404). Its gain in the benchmark comes from two *fine-tuned*
+# near them (the scores printed above). Its gain in the benchmark comes from two *fine-tuned*
 # encoders that err differently; on your data, fine-tune the members (drop ``finetune="head"``) and
 # compare the three with :mod:`skimb.compare` (method ``vote_ce_wce``).
 #
