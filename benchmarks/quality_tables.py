@@ -50,6 +50,14 @@ def _softmax(z):
     return e / e.sum(1, keepdims=True)
 
 
+def seed_pair_vote_row(cfg, seed, seeds, logits):
+    """The control for a vote: ``cfg``'s model of ``seed`` averaged with its model of the next seed
+    (cyclically), an ensemble of the same size and cost without the second loss."""
+    other = seeds[(seeds.index(seed) + 1) % len(seeds)]
+    test = np.mean([_softmax(logits[cfg, s][1]) for s in (seed, other)], axis=0)
+    return {f"{cfg} two-seed vote": test.argmax(1)}
+
+
 def vote_rows(members, seed, logits):
     """The soft vote of ``members``' stage-1 models (the mean of their probabilities, what
     scikit-learn's ``VotingClassifier(voting="soft")`` predicts) and the same with validation-tuned
@@ -76,6 +84,8 @@ def main(argv=None):
     p.add_argument("--train-labels", default=None, help="data set name whose training labels define the quartiles")
     p.add_argument("--vote", action="append", default=[],
                    help="configs whose stage-1 models are soft-voted, e.g. ce,wce (repeatable)")
+    p.add_argument("--seed-pair-vote", action="append", default=[],
+                   help="a config whose models of two seeds are soft-voted (the control for --vote)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     train_labels = None
@@ -89,6 +99,10 @@ def main(argv=None):
     for seed, classes, y_test, rows in fits:
         for vote in args.vote:
             rows.update(vote_rows(vote.split(","), seed, logits))
+        for cfg in args.seed_pair_vote:
+            seeds = sorted(s for c, s in logits if c == cfg)
+            if (cfg, seed) in logits and len(seeds) > 1:
+                rows.update(seed_pair_vote_row(cfg, seed, seeds, logits))
         y_true = classes[y_test]
         for name, pred in rows.items():
             if (name, seed) in preds:  # the same fit saved twice (a rerun with features): keep one
