@@ -99,10 +99,11 @@ def write_outputs(out, summary, markdown):
     return out, md
 
 
-def publish(script, argv, out, title, body, runs):
-    """Write ``runs`` (JSON, with the command and the machine) and a Markdown page (the title, the
-    command, the machine, then ``body``) to ``out``, and print the page."""
-    cmd, machine = command_line(script, argv), machine_description()
+def publish(script, argv, out, title, body, runs, machine=None):
+    """Write ``runs`` (JSON, with the command and the machine: this one unless ``machine`` names the
+    one the runs were measured on) and a Markdown page (the title, the command, the machine, then
+    ``body``) to ``out``, and print the page."""
+    cmd, machine = command_line(script, argv), machine or machine_description()
     md = f"# {title}\n\n`{cmd}`\n\n{machine}\n\n{body}"
     write_outputs(out, {"command": cmd, "machine": machine, "runs": runs}, md)
     print(md)

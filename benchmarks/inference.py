@@ -2,9 +2,10 @@
 
 Fits one ``TransformerClassifier`` per seed (weighted CE, the bundled MiniLM) on a data set's
 training split, then predicts the test split with the float32 model and with its dynamic-int8
-copy (``set_params(quantize="int8")``, no refit), alternating the two ``--repeats`` times so that
+copy (``set_params(quantize="int8")``, no refit; one scale per output channel), alternating the two ``--repeats`` times so that
 machine noise hits both. Reports texts per second (median over repeats), their ratio, and
-macro-F1 of both (mean ± std over seeds), with the threads used.
+macro-F1 of both (mean ± std over seeds), with the threads used. ``--models DIR`` keeps the fitted
+models, so that a later run (on an idle machine, with other threads) measures without refitting.
 
     python benchmarks/inference.py --dataset cyclone_idai_2019 --seeds 0 --threads 2 \
         --out benchmarks/results/inference_int8.json
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,11 +36,18 @@ def run_seed(args, data, seed):
 
     from skimb import TransformerClassifier
 
-    clf = TransformerClassifier(class_weight="balanced", max_epochs=args.epochs, batch_size=args.batch_size,
-                                max_length=args.max_length, lr=args.lr, random_state=seed)
-    t0 = time.perf_counter()
-    clf.fit(data.X_train, data.y_train)
-    fit_s = time.perf_counter() - t0
+    saved = Path(args.models) / f"seed{seed}" if args.models else None
+    fit_s = None
+    if saved is not None and saved.exists():  # fitted by an earlier run with the same settings
+        clf = TransformerClassifier.load_pretrained(saved, device="cpu")
+    else:
+        clf = TransformerClassifier(class_weight="balanced", max_epochs=args.epochs, batch_size=args.batch_size,
+                                    max_length=args.max_length, lr=args.lr, random_state=seed)
+        t0 = time.perf_counter()
+        clf.fit(data.X_train, data.y_train)
+        fit_s = time.perf_counter() - t0
+        if saved is not None:
+            clf.save_pretrained(saved)
     speeds = {None: [], "int8": []}
     preds = {}
     for _ in range(args.repeats):
@@ -67,6 +76,8 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--models", default="",
+                   help="a folder for the fitted models (seed<n>/): loaded when there, else fitted and saved")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -321,8 +321,10 @@ def summary(records):
 
 
 def cmd_report(args, argv):
-    records = [r for f in args.files for r in json.loads(Path(f).read_text())["runs"]]
-    publish("benchmarks/peers.py", argv, args.out, "peers", summary(records), records)
+    lanes = [json.loads(Path(f).read_text()) for f in args.files]
+    records = [r for lane in lanes for r in lane["runs"]]
+    machines = " / ".join(dict.fromkeys(lane["machine"] for lane in lanes))  # where the runs ran
+    publish("benchmarks/peers.py", argv, args.out, "peers", summary(records), records, machine=machines)
 
 
 def main(argv=None):

@@ -48,6 +48,8 @@ CONFIGS = {
     # the kNN head on weighted CE (run with --no-calora): rows wce_knn (stage 1) and wce_knn+head
     "wce_knn": dict(loss="ce", class_weight="balanced", head="knn"),
     "hamr_ce": dict(loss="ce", training="hamr"),
+    # plain CE with the class prototypes mixed into the head (run with --no-calora): rows ce_proto and ce_proto+head
+    "ce_proto": dict(loss="ce", head="prototype"),
     # HAMR on weighted CE with the kNN head (run with --no-calora): rows hamr_wce_knn and hamr_wce_knn+head
     "hamr_wce_knn": dict(loss="ce", class_weight="balanced", training="hamr", head="knn"),
     # catch-all classes (issue #16), the class named by --catch-all: class weights over the real classes

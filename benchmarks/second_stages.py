@@ -6,7 +6,8 @@ second stages on them, each with and without per-class logit offsets tuned on th
 split: the stage-1 head itself, cRT (a linear head re-trained with class-balanced weighting,
 Kang et al. 2020), tau-normalised head weights (tau chosen on validation), and the average of
 the stage-1 and cRT probabilities; ``--knn`` adds ``head="knn"`` (the stage-1 head mixed with the
-labels of the nearest training rows).
+labels of the nearest training rows), ``--prototype`` ``head="prototype"`` (the stage-1 head mixed
+with the cosine similarities to the class means).
 
     python benchmarks/second_stages.py benchmarks/results/quality_cyclone_wce/wce_seed*.npz \
         --out benchmarks/results/second_stages_cyclone_wce.json
@@ -81,19 +82,18 @@ def calora_logits(d, seed, *, k=2, rank=8, epochs=20, lr=1e-3, balanced=True):
     return logits
 
 
-def knn_logits(d, *, k, weight):
-    """skimb's ``head="knn"`` on the cached features: the stage-1 head mixed with the labels of
-    the ``k`` nearest training rows."""
+def _stage1_head(d):
     import torch
-
-    from skimb.heads import KNNInterpolatedHead
 
     base = torch.nn.Linear(d["head_weight"].shape[1], d["head_weight"].shape[0])
     with torch.no_grad():
         base.weight.copy_(torch.from_numpy(d["head_weight"]))
         base.bias.copy_(torch.from_numpy(d["head_bias"]))
-    head = KNNInterpolatedHead(base, torch.from_numpy(d["f_train"]), torch.from_numpy(d["y_train"]), k=k,
-                               weight=weight, multilabel=False)
+    return base
+
+
+def _logits_of(head):
+    import torch
 
     def logits(f):
         with torch.no_grad():
@@ -102,7 +102,31 @@ def knn_logits(d, *, k, weight):
     return logits
 
 
-def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True):
+def knn_logits(d, *, k, weight):
+    """skimb's ``head="knn"`` on the cached features: the stage-1 head mixed with the labels of
+    the ``k`` nearest training rows."""
+    import torch
+
+    from skimb.heads import KNNInterpolatedHead
+
+    return _logits_of(KNNInterpolatedHead(_stage1_head(d), torch.from_numpy(d["f_train"]),
+                                          torch.from_numpy(d["y_train"]), k=k, weight=weight, multilabel=False))
+
+
+def prototype_logits(d, *, scale, weight):
+    """skimb's ``head="prototype"`` on the cached features: the stage-1 head mixed with the scaled
+    cosine similarities to the class means of the training rows."""
+    import torch
+
+    from skimb.heads import PrototypeInterpolatedHead, class_prototypes
+
+    C = d["head_weight"].shape[0]
+    protos = class_prototypes(torch.from_numpy(d["f_train"]), torch.from_numpy(d["y_train"]), C, multilabel=False)
+    return _logits_of(PrototypeInterpolatedHead(_stage1_head(d), protos, scale=scale, weight=weight,
+                                                multilabel=False))
+
+
+def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True, prototype_grid=()):
     from skimb.metrics import macro_f1_from_labels, tune_logit_offsets
 
     d = np.load(path)
@@ -127,6 +151,9 @@ def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True):
     for spec in knn_grid:  # "k,weight"
         k, weight = spec.split(",")
         heads[f"knn k={k} w={weight}"] = knn_logits(d, k=int(k), weight=float(weight))
+    for spec in prototype_grid:  # "scale,weight"
+        scale, weight = spec.split(",")
+        heads[f"prototype s={scale} w={weight}"] = prototype_logits(d, scale=float(scale), weight=float(weight))
     rows = {}
     for name, fn in heads.items():
         val, test = fn(d["f_val"]), fn(d["f_test"])
@@ -142,6 +169,7 @@ def main(argv=None):
     p.add_argument("files", nargs="+")
     p.add_argument("--calora", default="", help="';'-separated CALoRA stage-2 settings 'k,rank,epochs,lr,balanced'")
     p.add_argument("--knn", default="", help="';'-separated head='knn' settings 'k,weight'")
+    p.add_argument("--prototype", default="", help="';'-separated head='prototype' settings 'scale,weight'")
     p.add_argument("--n-bootstrap", type=int, default=0,
                    help="bootstrap resamples the +tuned offsets are averaged over (threshold='tuned' uses 30)")
     p.add_argument("--no-crt", dest="crt", action="store_false", help="skip cRT (slow with many classes)")
@@ -149,7 +177,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     grid = [g for g in args.calora.split(";") if g]
     knn = [g for g in args.knn.split(";") if g]
-    per_file = {f: score_file(f, grid, knn, args.n_bootstrap, crt=args.crt) for f in args.files}
+    protos = [g for g in args.prototype.split(";") if g]
+    per_file = {f: score_file(f, grid, knn, args.n_bootstrap, crt=args.crt, prototype_grid=protos) for f in args.files}
     names = list(next(iter(per_file.values()))[0])
     table = [[n, fmt([r[n] for r, _ in per_file.values()])] for n in names]
     md = "\n".join(["# Second stages on cached stage-1 features", "",

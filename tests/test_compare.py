@@ -143,6 +143,26 @@ def test_vote_averages_ce_and_wce_on_the_stage1s_other_methods_cached(tiny_bert,
     stage1_cache.clear()
 
 
+def test_ce_prototype_shares_calora_topks_stage1(tiny_bert, toy_data):
+    from sklearn.utils import Bunch
+
+    from skimb.compare import Budget
+    from skimb.compare._registry import get_methods
+    from skimb.compare._runner import run_comparison
+    from skimb.training import stage1_cache
+
+    X, y = toy_data
+    data = Bunch(X_train=X, y_train=y, X_test=X[:20], y_test=y[:20], task="multiclass",
+                 target_names=sorted(set(y)))
+    stage1_cache.clear()
+    hits = stage1_cache.hits
+    results = run_comparison(data, get_methods(["calora_topk", "ce_prototype"], "multiclass"), seeds=[0],
+                             budget=Budget(backbone=tiny_bert, max_epochs=1, batch_size=8, device="cpu"))
+    assert all(r.error is None for r in results)
+    assert stage1_cache.hits == hits + 1  # one plain-CE stage 1 for both second stages
+    stage1_cache.clear()
+
+
 @pytest.mark.parametrize("argv", [["--version"], ["compare", "--version"]])
 def test_version(capsys, argv):
     import skimb

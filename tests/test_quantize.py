@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 
 from skimb import TransformerClassifier, TransformerTokenClassifier
@@ -33,6 +34,8 @@ def test_int8_prediction_is_close_to_float32_and_leaves_the_model_float(tiny_ber
     assert _is_int8(module) and (device, variant) == ("cpu", "int8")
     assert clf._inference_module()[0] is module  # built once
     assert not _is_int8(clf.net_.module_)  # the fitted model stays float32
+    schemes = {m.weight().qscheme() for m in module.modules() if "quantized.dynamic" in type(m).__module__}
+    assert schemes == {torch.per_channel_affine}  # one scale per output channel
     np.testing.assert_array_equal(clf.embed(X[:4]), clf.set_params(quantize=None).embed(X[:4]))
 
 

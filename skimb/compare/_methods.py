@@ -69,6 +69,13 @@ def _wce_knn(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", head="knn")
 
 
+@register_method("ce_prototype", description="plain CE + class prototypes (mean training features) mixed into the "
+                 "head (head='prototype', scale 20, weight 0.5); shares calora_topk's stage 1", tasks=("multiclass",),
+                 family="recipes")
+def _ce_prototype(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="ce", head="prototype")
+
+
 @register_method("vote_ce_wce", description="soft vote (mean probabilities) of CE and weighted-CE fine-tuning "
                  "(scikit-learn's VotingClassifier); reuses the stage 1s of calora_topk and wce_knn when they run "
                  "too", tasks=("multiclass",), default=True, family="recipes")

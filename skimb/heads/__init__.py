@@ -1,12 +1,14 @@
 """Classification heads: the head components the estimators compose (``head="linear"`` or
 ``"calora"``, :func:`register_head` for more) and CALoRA's building blocks
 (``skimb.heads.calora``), the decoupled second stages ``head="crt"`` and ``"tau_norm"``, and the
-nearest-neighbour memory ``head="knn"``; ``head="cosine"`` trains a normalised classifier."""
+nearest-neighbour memory ``head="knn"``, the class prototypes ``head="prototype"``; ``head="cosine"``
+trains a normalised classifier."""
 
 from ._components import HEADS, CALoRAHead, Head, LinearHead, register_head
 from ._cosine import CosineHead, CosineLinear
 from ._decoupled import CRTHead, TauNormHead
 from ._knn import KNNHead, KNNInterpolatedHead
+from ._prototype import PrototypeHead, PrototypeInterpolatedHead, class_prototypes
 from .calora import (
     INITS,
     ROUTINGS,
@@ -29,6 +31,9 @@ __all__ = [
     "CosineHead",
     "CosineLinear",
     "KNNInterpolatedHead",
+    "PrototypeHead",
+    "PrototypeInterpolatedHead",
+    "class_prototypes",
     "HEADS",
     "register_head",
     "CALoRAConfig",

@@ -25,6 +25,19 @@ _BLOCK_SIMILARITIES = 1 << 22
 _EPS = 1e-6
 
 
+def interpolated_logits(z, p_other, weight: float, *, multilabel: bool):
+    """Logits of ``(1 - weight) * p_head + weight * p_other``, ``p_head`` the probabilities of the
+    head's logits ``z``: ``log p`` (multi-class) or ``logit(p)`` per label (multi-label).
+
+    >>> interpolated_logits(torch.zeros(1, 2), torch.tensor([[0.0, 1.0]]), 0.5, multilabel=False).softmax(-1)
+    tensor([[0.2500, 0.7500]])
+    """
+    if multilabel:
+        p = ((1 - weight) * torch.sigmoid(z) + weight * p_other).clamp(_EPS, 1 - _EPS)
+        return torch.log(p) - torch.log1p(-p)
+    return torch.log(((1 - weight) * torch.softmax(z, dim=-1) + weight * p_other).clamp_min(_EPS))
+
+
 class KNNInterpolatedHead(nn.Module):
     """``p = (1 - weight) * p_head + weight * p_knn``, returned as logits.
 
@@ -71,13 +84,7 @@ class KNNInterpolatedHead(nn.Module):
         lead = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1])
         z = self.base(flat).float()
-        p_knn = self.neighbour_distribution(flat)
-        if self.multilabel:
-            p = ((1 - self.weight) * torch.sigmoid(z) + self.weight * p_knn).clamp(_EPS, 1 - _EPS)
-            logits = torch.log(p) - torch.log1p(-p)
-        else:
-            p = (1 - self.weight) * torch.softmax(z, dim=-1) + self.weight * p_knn
-            logits = torch.log(p.clamp_min(_EPS))
+        logits = interpolated_logits(z, self.neighbour_distribution(flat), self.weight, multilabel=self.multilabel)
         return logits.reshape(*lead, z.shape[-1])
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
