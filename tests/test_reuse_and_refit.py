@@ -120,6 +120,24 @@ def test_stage1_key_hashes_content_not_repr(tiny_bert, toy_data):
     assert keys[0] != keys[1]
 
 
+def test_stage1_key_names_the_training_recipe(tiny_bert, toy_data, monkeypatch):
+    # a stage 1 that an earlier version (other training numerics) cached on disk is not this one's
+    import skimb._estimator as estimator_module
+
+    X, y = toy_data
+    y_enc = np.unique(y, return_inverse=True)[1]
+    est = TransformerClassifier(tiny_bert, **CALORA, **FAST)
+    now = est._stage1_key(X, y_enc, None, 0, tiny_bert)
+    monkeypatch.setattr(estimator_module, "_STAGE1_RECIPE", estimator_module._STAGE1_RECIPE - 1)
+    assert est._stage1_key(X, y_enc, None, 0, tiny_bert) != now
+
+
+def test_training_steps_with_fused_adamw_on_the_cpu(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, device="cpu", **FAST).fit(X, y)
+    assert clf.net_.optimizer_.defaults["fused"] is True
+
+
 def test_stage1_key_sees_what_a_fitted_estimator_learnt(tiny_bert, toy_data):
     from sklearn.preprocessing import StandardScaler
 
