@@ -71,7 +71,7 @@ def _wce_knn(budget, seed, context):
 
 @register_method("ce_prototype", description="plain CE + class prototypes (mean training features) mixed into the "
                  "head (head='prototype', scale 20, weight 0.5); shares calora_topk's stage 1", tasks=("multiclass",),
-                 family="recipes")
+                 default=True, family="recipes")
 def _ce_prototype(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", head="prototype")
 

@@ -59,7 +59,7 @@ def _peak_rss_mib():
 
 def _context(data):
     task = data.task
-    ctx = {"task": task, "n_train": len(data.y_train)}
+    ctx = {"task": task, "n_train": len(data.get("y_train", ()))}
     if task == "multiclass":
         _, counts = np.unique(np.asarray(data.y_train), return_counts=True)
         ctx["min_class_count"] = int(counts.min())
