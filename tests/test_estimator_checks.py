@@ -51,7 +51,7 @@ def test_skimb_compatible_estimator(estimator, check):
 
 
 @pytest.mark.parametrize("params", [dict(head="calora", head__k=0), dict(training="hamr", training__knn_k="3"),
-                                    dict(finetune="lora", finetune__rank=-1), dict(head="prototype"),
+                                    dict(finetune="lora", finetune__rank=-1), dict(head="centroids"),
                                     dict(head__kk=3, head="calora")])
 def test_component_parameters_are_checked_before_training(params):
     from skimb import TransformerClassifier
