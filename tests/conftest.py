@@ -109,6 +109,16 @@ def toy_data():
     return make_toy_texts()
 
 
+@pytest.fixture
+def empty_stage1_cache():
+    """The process-wide stage-1 cache, empty before and after the test."""
+    from skimb.training import stage1_cache
+
+    stage1_cache.clear()
+    yield stage1_cache
+    stage1_cache.clear()
+
+
 def shared_data_dir() -> Path | None:
     env = os.environ.get("SKIMB_DATA_DIR")
     candidates = [Path(env)] if env else []

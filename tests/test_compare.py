@@ -83,8 +83,12 @@ def test_baseline_prefers_weighted_ce_then_ce():
     assert choose_baseline([RunResult("weighted_ce", 0, error="boom")]) is None
 
 
-def test_plain_ce_reuses_calora_topks_stage1(tiny_bert, toy_data):
-    from sklearn.metrics import f1_score
+TINY_BUDGET = dict(max_epochs=1, batch_size=8, device="cpu")
+
+
+def _compare_on_toy(tiny_bert, toy_data, names, **kwargs):
+    """``run_comparison`` of the registered ``names`` on the toy texts (the first 20 as the test set),
+    seed 0, with an empty stage-1 cache."""
     from sklearn.utils import Bunch
 
     from skimb.compare import Budget
@@ -96,71 +100,57 @@ def test_plain_ce_reuses_calora_topks_stage1(tiny_bert, toy_data):
     data = Bunch(X_train=X, y_train=y, X_test=X[:20], y_test=y[:20], task="multiclass",
                  target_names=sorted(set(y)))
     stage1_cache.clear()
-    hits = stage1_cache.hits
+    return run_comparison(data, get_methods(names, "multiclass"), seeds=[0],
+                          budget=Budget(backbone=tiny_bert, **TINY_BUDGET), **kwargs)
+
+
+def _fit_alone(tiny_bert, name, X, y):
+    """Method ``name`` fitted on its own, with nothing in the stage-1 cache."""
+    from skimb.compare import Budget
+    from skimb.compare._registry import get_methods
+    from skimb.training import stage1_cache
+
+    stage1_cache.clear()
+    est = get_methods([name], "multiclass")[0].build(Budget(backbone=tiny_bert, **TINY_BUDGET), 0,
+                                                     {"task": "multiclass"})
+    return est.fit(X, y)
+
+
+def test_plain_ce_reuses_calora_topks_stage1(tiny_bert, toy_data, empty_stage1_cache):
+    from sklearn.metrics import f1_score
+
+    X, y = toy_data
     logs = []
-    results = run_comparison(data, get_methods(["ce", "calora_topk"], "multiclass"), seeds=[0], log=logs.append,
-                             budget=Budget(backbone=tiny_bert, max_epochs=1, batch_size=8, device="cpu"))
+    results = _compare_on_toy(tiny_bert, toy_data, ["ce", "calora_topk"], log=logs.append)
     assert [r.method for r in results] == ["ce", "calora_topk"]  # reported in the order asked
     assert logs[0].startswith("[seed 0] calora_topk")  # ... but the staged head is fitted first
-    assert stage1_cache.hits == hits + 1 and all(r.error is None for r in results)
-    alone = get_methods(["ce"], "multiclass")[0].build(
-        Budget(backbone=tiny_bert, max_epochs=1, batch_size=8, device="cpu"), 0, {"task": "multiclass"})
-    stage1_cache.clear()
-    alone.fit(X, y)
+    assert empty_stage1_cache.hits == 1 and all(r.error is None for r in results)
+    alone = _fit_alone(tiny_bert, "ce", X, y)
     assert not alone.stage1_cached_
     assert results[0].metrics["macro_f1"] == pytest.approx(f1_score(y[:20], alone.predict(X[:20]), average="macro"))
-    stage1_cache.clear()
 
 
-def test_vote_averages_ce_and_wce_on_the_stage1s_other_methods_cached(tiny_bert, toy_data):
+def test_vote_averages_ce_and_wce_on_the_stage1s_other_methods_cached(tiny_bert, toy_data, empty_stage1_cache):
     from sklearn.metrics import f1_score
-    from sklearn.utils import Bunch
-
-    from skimb.compare import Budget
-    from skimb.compare._registry import get_methods
-    from skimb.compare._runner import run_comparison
-    from skimb.training import stage1_cache
 
     X, y = toy_data
-    data = Bunch(X_train=X, y_train=y, X_test=X[:20], y_test=y[:20], task="multiclass",
-                 target_names=sorted(set(y)))
-    budget = Budget(backbone=tiny_bert, max_epochs=1, batch_size=8, device="cpu")
-    stage1_cache.clear()
-    hits, logs = stage1_cache.hits, []
-    results = run_comparison(data, get_methods(["vote_ce_wce", "calora_topk", "wce_knn"], "multiclass"), seeds=[0],
-                             log=logs.append, budget=budget)
+    logs = []
+    results = _compare_on_toy(tiny_bert, toy_data, ["vote_ce_wce", "calora_topk", "wce_knn"], log=logs.append)
     assert all(r.error is None for r in results)
-    assert stage1_cache.hits == hits + 2  # both members loaded a stage 1 instead of training one
+    assert empty_stage1_cache.hits == 2  # both members loaded a stage 1 instead of training one
     vote = results[0]
     assert any("vote_ce_wce" in line and "2 stage 1s from the cache" in line for line in logs)
     assert vote.train_s >= max(r.train_s for r in results[1:]) * 0.5  # the cached training counts
-    stage1_cache.clear()
-    members = [get_methods([name], "multiclass")[0].build(budget, 0, {"task": "multiclass"}).fit(X, y)
-               for name in ("ce", "weighted_ce")]
+    members = [_fit_alone(tiny_bert, name, X, y) for name in ("ce", "weighted_ce")]
     classes = members[0].classes_
     mean = sum(m.predict_proba(X[:20]) for m in members) / 2
     assert vote.metrics["macro_f1"] == pytest.approx(f1_score(y[:20], classes[mean.argmax(1)], average="macro"))
-    stage1_cache.clear()
 
 
-def test_ce_prototype_shares_calora_topks_stage1(tiny_bert, toy_data):
-    from sklearn.utils import Bunch
-
-    from skimb.compare import Budget
-    from skimb.compare._registry import get_methods
-    from skimb.compare._runner import run_comparison
-    from skimb.training import stage1_cache
-
-    X, y = toy_data
-    data = Bunch(X_train=X, y_train=y, X_test=X[:20], y_test=y[:20], task="multiclass",
-                 target_names=sorted(set(y)))
-    stage1_cache.clear()
-    hits = stage1_cache.hits
-    results = run_comparison(data, get_methods(["calora_topk", "ce_prototype"], "multiclass"), seeds=[0],
-                             budget=Budget(backbone=tiny_bert, max_epochs=1, batch_size=8, device="cpu"))
+def test_ce_prototype_shares_calora_topks_stage1(tiny_bert, toy_data, empty_stage1_cache):
+    results = _compare_on_toy(tiny_bert, toy_data, ["calora_topk", "ce_prototype"])
     assert all(r.error is None for r in results)
-    assert stage1_cache.hits == hits + 1  # one plain-CE stage 1 for both second stages
-    stage1_cache.clear()
+    assert empty_stage1_cache.hits == 1  # one plain-CE stage 1 for both second stages
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["compare", "--version"]])

@@ -18,11 +18,7 @@ from conftest import make_ner
 FAST = dict(max_epochs=2, batch_size=8, random_state=0)
 
 
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    stage1_cache.clear()
-    yield
-    stage1_cache.clear()
+pytestmark = pytest.mark.usefixtures("empty_stage1_cache")
 
 
 def _linear(weight, bias):

@@ -22,11 +22,7 @@ CALORA = dict(head="calora", head__k=2, head__rank=2, head__epochs=3, head__lr=1
 HAMR = dict(training="hamr", lr=5e-3, training__knn_k=3)
 
 
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    stage1_cache.clear()
-    yield
-    stage1_cache.clear()
+pytestmark = pytest.mark.usefixtures("empty_stage1_cache")
 
 
 # ------------------------------------------------------------------ stage-1 reuse
