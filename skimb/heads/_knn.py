@@ -25,20 +25,35 @@ _BLOCK_SIMILARITIES = 1 << 22
 _EPS = 1e-6
 
 
-def interpolated_logits(z, p_other, weight: float, *, multilabel: bool):
-    """Logits of ``(1 - weight) * p_head + weight * p_other``, ``p_head`` the probabilities of the
-    head's logits ``z``: ``log p`` (multi-class) or ``logit(p)`` per label (multi-label).
+class MixedHead(nn.Module):
+    """The stage-1 head ``base`` mixed with a second distribution over the classes,
+    ``p = (1 - weight) * p_head + weight * p_other``, returned as logits: ``log p`` (multi-class, so
+    ``softmax`` gives ``p`` back) or ``logit(p)`` per label (multi-label). Subclasses give
+    ``p_other`` in :meth:`other_distribution`; features may have leading dimensions (tokens)."""
 
-    >>> interpolated_logits(torch.zeros(1, 2), torch.tensor([[0.0, 1.0]]), 0.5, multilabel=False).softmax(-1)
-    tensor([[0.2500, 0.7500]])
-    """
-    if multilabel:
-        p = ((1 - weight) * torch.sigmoid(z) + weight * p_other).clamp(_EPS, 1 - _EPS)
-        return torch.log(p) - torch.log1p(-p)
-    return torch.log(((1 - weight) * torch.softmax(z, dim=-1) + weight * p_other).clamp_min(_EPS))
+    def __init__(self, base: nn.Linear, *, weight: float, multilabel: bool):
+        super().__init__()
+        self.base = base
+        self.weight, self.multilabel = float(weight), bool(multilabel)
+
+    def other_distribution(self, x):
+        """``p_other`` of each row of ``x`` (2-D)."""
+        raise NotImplementedError
+
+    def forward(self, x):
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, x.shape[-1])
+        z = self.base(flat).float()
+        p_other = self.other_distribution(flat)
+        if self.multilabel:
+            p = ((1 - self.weight) * torch.sigmoid(z) + self.weight * p_other).clamp(_EPS, 1 - _EPS)
+            logits = torch.log(p) - torch.log1p(-p)
+        else:
+            logits = torch.log(((1 - self.weight) * torch.softmax(z, dim=-1) + self.weight * p_other).clamp_min(_EPS))
+        return logits.reshape(*lead, z.shape[-1])
 
 
-class KNNInterpolatedHead(nn.Module):
+class KNNInterpolatedHead(MixedHead):
     """``p = (1 - weight) * p_head + weight * p_knn``, returned as logits.
 
     Multi-class: ``p_head = softmax(base(x))``, ``p_knn`` the share of each class among the ``k``
@@ -59,9 +74,8 @@ class KNNInterpolatedHead(nn.Module):
     """
 
     def __init__(self, base: nn.Linear, memory, memory_targets, *, k: int, weight: float, multilabel: bool):
-        super().__init__()
-        self.base = base
-        self.k, self.weight, self.multilabel = int(k), float(weight), bool(multilabel)
+        super().__init__(base, weight=weight, multilabel=multilabel)
+        self.k = int(k)
         self.register_buffer("memory", F.normalize(torch.as_tensor(memory, dtype=torch.float32), dim=-1))
         targets = torch.as_tensor(memory_targets)
         self.register_buffer("memory_targets", targets.float() if multilabel else targets.long())
@@ -80,12 +94,7 @@ class KNNInterpolatedHead(nn.Module):
             out.append(neighbours.mean(1))
         return torch.cat(out)
 
-    def forward(self, x):
-        lead = x.shape[:-1]
-        flat = x.reshape(-1, x.shape[-1])
-        z = self.base(flat).float()
-        logits = interpolated_logits(z, self.neighbour_distribution(flat), self.weight, multilabel=self.multilabel)
-        return logits.reshape(*lead, z.shape[-1])
+    other_distribution = neighbour_distribution
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # a restored structure starts with an empty memory: take the saved one's size

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..utils._param_validation import Interval
 from ._components import Head, register_head
-from ._knn import interpolated_logits
+from ._knn import MixedHead
 
 __all__ = ["PrototypeHead", "PrototypeInterpolatedHead", "class_prototypes"]
 
@@ -46,7 +46,7 @@ def class_prototypes(features, targets, n_classes: int, *, multilabel: bool):
     return (onehot.T @ f[keep]) / onehot.sum(0).clamp(min=1.0)[:, None]
 
 
-class PrototypeInterpolatedHead(nn.Module):
+class PrototypeInterpolatedHead(MixedHead):
     """``p = (1 - weight) * p_head + weight * p_proto``, returned as logits.
 
     Multi-class: ``p_proto = softmax(scale * cos(x, prototypes))``. Multi-label: per label,
@@ -66,9 +66,8 @@ class PrototypeInterpolatedHead(nn.Module):
     """
 
     def __init__(self, base: nn.Linear, prototypes, *, scale: float, weight: float, multilabel: bool):
-        super().__init__()
-        self.base = base
-        self.scale, self.weight, self.multilabel = float(scale), float(weight), bool(multilabel)
+        super().__init__(base, weight=weight, multilabel=multilabel)
+        self.scale = float(scale)
         self.register_buffer("prototypes", F.normalize(torch.as_tensor(prototypes, dtype=torch.float32), dim=-1))
 
     def prototype_probabilities(self, x):
@@ -78,12 +77,7 @@ class PrototypeInterpolatedHead(nn.Module):
             return torch.sigmoid(self.scale * (cos[0] - cos[1]))
         return torch.softmax(self.scale * cos, dim=-1)
 
-    def forward(self, x):
-        lead = x.shape[:-1]
-        flat = x.reshape(-1, x.shape[-1])
-        z = self.base(flat).float()
-        logits = interpolated_logits(z, self.prototype_probabilities(flat), self.weight, multilabel=self.multilabel)
-        return logits.reshape(*lead, z.shape[-1])
+    other_distribution = prototype_probabilities
 
     def extra_repr(self):
         return f"scale={self.scale}, weight={self.weight}, prototypes={tuple(self.prototypes.shape)}"
