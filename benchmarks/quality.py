@@ -48,6 +48,9 @@ CONFIGS = {
     # the kNN head on weighted CE (run with --no-calora): rows wce_knn (stage 1) and wce_knn+head
     "wce_knn": dict(loss="ce", class_weight="balanced", head="knn"),
     "hamr_ce": dict(loss="ce", training="hamr"),
+    # HAMR with the class-balanced meta objective (training__meta_loss="balanced", round 8)
+    "hamr_wce_mb": dict(loss="ce", class_weight="balanced", training="hamr", training__meta_loss="balanced"),
+    "hamr_ce_mb": dict(loss="ce", training="hamr", training__meta_loss="balanced"),
     # plain CE with the class prototypes mixed into the head (run with --no-calora): rows ce_proto and ce_proto+head
     "ce_proto": dict(loss="ce", head="prototype"),
     # HAMR on weighted CE with the kNN head (run with --no-calora): rows hamr_wce_knn and hamr_wce_knn+head

@@ -328,6 +328,7 @@ def test_determinism_and_pickle(tiny_bert, toy_data):
     ("meta_update_lr", -1e-3, "meta_update_lr"),
     ("meta_step", "second_order", "meta_step must be one of"),
     ("meta_interval", 0, r"meta_interval must be an int in \[1, inf\]"),
+    ("meta_loss", "macro", "meta_loss must be one of"),
 ])
 def test_bad_parameters(tiny_bert, toy_data, param, value, match):
     X, y = toy_data
@@ -512,3 +513,76 @@ def test_token_hamr_trains_every_token_by_default():
         losses[token_loss] = ner.history_[0, "train_loss"]
     # the mean over a window's tokens is below its largest token loss; "max" trains on the largest only
     assert losses["mean"] < losses["max"]
+
+
+# ------------------------------------------------------------------------- the meta objective
+
+
+def test_balanced_meta_loss_is_the_mean_of_per_class_means():
+    from skimb.tokens import IGNORE_INDEX
+    from skimb.training.hamr import balanced_meta_weights, meta_loss_function
+
+    torch.manual_seed(0)
+    logits, y = torch.randn(7, 3), torch.tensor([0, 0, 0, 0, 1, 1, 2])
+    w = torch.as_tensor(balanced_meta_weights(y.numpy(), "multiclass", 3), dtype=torch.float32)
+    ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    by_class = torch.stack([ce[y == c].mean() for c in range(3)]).mean()
+    torch.testing.assert_close(meta_loss_function("multiclass", w)(logits, y), by_class)
+    torch.testing.assert_close(meta_loss_function("multiclass")(logits, y), ce.mean())
+    # tokens: padding is ignored both in the counts and in the loss
+    tags = torch.tensor([[0, 0, 1, IGNORE_INDEX], [0, 0, 0, 2]])
+    w = torch.as_tensor(balanced_meta_weights([t.numpy() for t in tags], "token", 3), dtype=torch.float32)
+    tok_logits = torch.randn(2, 4, 3)
+    flat, t = tok_logits.flatten(0, 1), tags.flatten()
+    keep = t != IGNORE_INDEX
+    ce = torch.nn.functional.cross_entropy(flat[keep], t[keep], reduction="none")
+    by_tag = torch.stack([ce[t[keep] == c].mean() for c in range(3)]).mean()
+    torch.testing.assert_close(meta_loss_function("token", w)(tok_logits, tags), by_tag)
+    # multi-label: a label's positives weigh as much as its negatives
+    Y = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    w = torch.as_tensor(balanced_meta_weights(Y.numpy(), "multilabel", 2), dtype=torch.float32)
+    ml_logits = torch.randn(4, 2)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(ml_logits, Y, reduction="none")
+    pos, neg = (bce * Y).sum(0), (bce * (1 - Y)).sum(0)
+    expected = ((pos * w + neg).sum() / Y.numel())
+    torch.testing.assert_close(meta_loss_function("multilabel", w)(ml_logits, Y), expected)
+
+
+class MetaWeightSpy(Callback):
+    def initialize(self):
+        self.weight = None
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.weight = net.hamr._meta_weight
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel", "token"])
+def test_balanced_meta_loss_weights_the_meta_sets_classes(tiny_bert, toy_data, task):
+    from skimb.training.hamr import balanced_meta_weights
+
+    X, y = toy_data
+    if task == "token":
+        X, y = make_ner(40)
+        make = ner_hamr
+    else:
+        make = hamr
+        if task == "multilabel":
+            y = np.stack([y == "flood", y != "flood", np.isin(y, ["injury", "donation"])], axis=1).astype(int)
+    fits = {}
+    for meta_loss in ("mean", "balanced"):
+        spy = MetaWeightSpy()
+        clf = make(tiny_bert, max_epochs=1, training__meta_loss=meta_loss, callbacks=[spy]).fit(X, y)
+        fits[meta_loss] = (clf, spy.weight)
+    clf, weight = fits["balanced"]
+    assert fits["mean"][1] is None
+    if task == "token":
+        index = {c: k for k, c in enumerate(clf.classes_)}
+        y_meta = [np.array([index[t] for t in y[i]]) for i in clf.meta_set_indices_]
+    elif task == "multilabel":
+        y_meta = y[clf.meta_set_indices_]
+    else:
+        y_meta = np.searchsorted(clf.classes_, y[clf.meta_set_indices_])
+    np.testing.assert_allclose(weight, balanced_meta_weights(y_meta, task, len(clf.classes_)))
+    assert weight.min() < weight.max()  # the meta set is not balanced exactly: the weights differ
+    assert not np.allclose(clf.meta_loss_history_, fits["mean"][0].meta_loss_history_)

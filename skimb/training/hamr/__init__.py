@@ -14,7 +14,8 @@ Training (``training="hamr"`` in both transformer estimators): :class:`HAMRTrain
 component: HAMR's parameters, constraints and defaults), :class:`HAMRNet` (the skorch net with
 the bi-level step), :class:`HAMRCallback` (per-epoch resampling and kNN boost),
 :class:`HAMRFit` (one fit's state), :func:`split_meta_set` and
-:func:`build_balanced_meta_set_multilabel` (the meta set inside ``fit``).
+:func:`build_balanced_meta_set_multilabel` (the meta set inside ``fit``),
+:func:`balanced_meta_weights` and :func:`meta_loss_function` (the meta objective).
 
 The method: Rao, Han and Huang (2025), *Model-Agnostic Meta Learning for Class Imbalance
 Adaptation*, §2; the choices made here: ``docs/hamr.md``.
@@ -24,8 +25,8 @@ from ._hardness import HardnessTracker, draw_epoch_indices, sampling_probabiliti
 from ._meta import META_MODES, MetaStepResult, meta_step, sequence_loss
 from ._meta_set import build_balanced_meta_set, build_balanced_meta_set_ner, count_entity_spans
 from ._neighbors import build_index, knn_search, neighbor_boost, recall_at_k
-from ._trainer import (META_HOLDOUT_FRACTION, HAMRCallback, HAMRFit, HAMRNet, build_balanced_meta_set_multilabel,
-                       split_meta_set)
+from ._trainer import (META_HOLDOUT_FRACTION, HAMRCallback, HAMRFit, HAMRNet, balanced_meta_weights,
+                       build_balanced_meta_set_multilabel, meta_loss_function, split_meta_set)
 from ._component import HAMRTraining
 from ._wnet import WeightNet, batch_weights, batch_zscore, make_wnet_optimizer
 
@@ -55,4 +56,6 @@ __all__ = [
     "META_HOLDOUT_FRACTION",
     "split_meta_set",
     "build_balanced_meta_set_multilabel",
+    "balanced_meta_weights",
+    "meta_loss_function",
 ]

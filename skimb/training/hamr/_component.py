@@ -92,6 +92,13 @@ class HAMRTraining(TrainingStrategy):
         examples that also stay in training (``"share"``), that leave training (``"move"``, the
         paper; a class rarer than the target can lose every training example), or not at all
         (``"none"``: the validation split as it is, as the reference code runs).
+    meta_loss : {"mean", "balanced"}, default="mean"
+        The meta objective WNet is trained to lower. ``"mean"``: the mean cross-entropy of the
+        meta batch (the paper; on an imbalanced meta set, and for NER where most tokens are
+        ``O``, it is dominated by the frequent classes); ``"balanced"``: class-weighted so that
+        every class (tag; multi-label: each label's positives and negatives) of the meta set
+        counts equally, the meta-set counterpart of macro-F1
+        (:func:`~skimb.training.hamr.balanced_meta_weights`).
     detach_mean : bool, default=False
         Treat the batch mean of the WNet weights as a constant in the meta-gradient, as the
         reference code does (``w / w.mean().detach()``).
@@ -145,6 +152,7 @@ class HAMRTraining(TrainingStrategy):
         "meta_set": [None, Satisfies(lambda v: isinstance(v, (tuple, list)) and len(v) == 2,
                                      "a pair (X_meta, y_meta)", bad=[[1, 2, 3]])],
         "meta_topup": [Options(*META_TOPUPS)],
+        "meta_loss": [Options("mean", "balanced")],
         "detach_mean": [Boolean()],
         "group_by_length": [Boolean()],
         "token_loss": [Options("mean", "max")],
@@ -155,12 +163,13 @@ class HAMRTraining(TrainingStrategy):
     _KNN_PARAMS = ("knn_k", "knn_lambda", "knn_ratio", "knn_index", "knn_build_freq")
     _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "temperature", "group_by_length")
     _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_interval", "meta_set", "hardness_momentum", "hardness_update",
-                    "meta_topup", "detach_mean")
+                    "meta_topup", "meta_loss", "detach_mean")
 
     def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
                  knn_build_freq=1, oversample_ratio=1.0, temperature=1.0, wnet_lr="auto", meta_update_lr=None,
-                 meta_step="head", meta_interval=1, meta_set=None, meta_topup="share", detach_mean=False, group_by_length=True,
+                 meta_step="head", meta_interval=1, meta_set=None, meta_topup="share", meta_loss="mean", detach_mean=False,
+                 group_by_length=True,
                  token_loss="mean", embedder="first_epoch"):
         self.meta_weighting = meta_weighting
         self.resampling = resampling
@@ -181,6 +190,7 @@ class HAMRTraining(TrainingStrategy):
         self.meta_interval = meta_interval
         self.meta_set = meta_set
         self.meta_topup = meta_topup
+        self.meta_loss = meta_loss
         self.detach_mean = detach_mean
         self.group_by_length = group_by_length
         self.token_loss = token_loss

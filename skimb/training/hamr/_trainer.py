@@ -200,6 +200,42 @@ def split_meta_set(y_enc, task, train_idx, valid_idx, *, seed, classes=None, top
 # ------------------------------------------------------------------------------------ embeddings
 
 
+def balanced_meta_weights(y_meta, task, n_classes) -> np.ndarray:
+    """Class weights that make the meta loss a class-balanced one (``meta_loss="balanced"``).
+
+    Multi-class and token classification: ``n / (K · n_c)`` for each class (tag) present in the
+    meta set, so that every class contributes equally to the meta loss whatever its count (``K``
+    counts the classes present; an absent class gets 1, never used). Multi-label: each label's
+    positive weight ``n_neg / n_pos``, so that a label's positives count as much as its negatives.
+
+    >>> balanced_meta_weights(np.array([0, 0, 0, 1]), "multiclass", 3).tolist()
+    [0.6666666666666666, 2.0, 1.0]
+    >>> balanced_meta_weights(np.array([[1, 0], [0, 0], [0, 1], [0, 1]]), "multilabel", 2).tolist()
+    [3.0, 1.0]
+    """
+    if task == "multilabel":
+        Y = np.asarray(y_meta, dtype=np.float64)
+        pos = Y.sum(axis=0)
+        return np.where(pos > 0, (len(Y) - pos) / np.maximum(pos, 1), 1.0)
+    labels = (np.concatenate([np.asarray(t).ravel() for t in y_meta]) if task == "token"
+              else np.asarray(y_meta).ravel()).astype(np.int64)
+    labels = labels[labels >= 0]  # padding / ignored positions
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    return np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 1.0)
+
+
+def meta_loss_function(task, weight=None):
+    """The meta loss: mean cross-entropy (binary for multi-label), class-weighted by ``weight``
+    (:func:`balanced_meta_weights`) when given; token classification averages over labelled tokens."""
+    if task == "multilabel":
+        return lambda logits, t: F.binary_cross_entropy_with_logits(logits.float(), t.float(), pos_weight=weight)
+    if task == "token":
+        return lambda logits, t: F.cross_entropy(logits.float().flatten(0, 1), t.long().flatten(), weight=weight,
+                                                 ignore_index=IGNORE_INDEX)
+    return lambda logits, t: F.cross_entropy(logits.float(), t.long(), weight=weight)
+
+
 def _embed_with(embedder, texts) -> np.ndarray:
     from sklearn.base import clone
     from sklearn.exceptions import NotFittedError
@@ -355,6 +391,8 @@ class HAMRFit:
                 texts, y_meta = [data[i] for i in self.meta_idx], y_enc[self.meta_idx]
             self._meta_ds = ctx.adapter.datasets(texts, y_meta, None, np.arange(len(texts)), None,
                                                  module, device)[0]
+            self._meta_weight = (balanced_meta_weights(y_meta, self.task, len(self.classes))
+                                 if cfg.meta_loss == "balanced" else None)
         # The first epoch's own forwards give the embeddings (texts; a token model's head sees
         # tokens, not sentences, so NER keeps the separate pass).
         self._collect = bool(cfg.uses_knn and cfg.embedder == "first_epoch" and self.task != "token"
@@ -403,13 +441,9 @@ class HAMRFit:
         else:
             self._meta_loader = DataLoader(self._meta_ds, batch_size=bs, shuffle=True, generator=gen)
         self._meta_iter = iter(self._meta_loader)
-        if self.task == "multilabel":
-            self.meta_loss_fn = lambda logits, t: F.binary_cross_entropy_with_logits(logits.float(), t.float())
-        elif self.task == "token":  # mean cross-entropy over the labelled tokens of the meta batch
-            self.meta_loss_fn = lambda logits, t: F.cross_entropy(
-                logits.float().flatten(0, 1), t.long().flatten(), ignore_index=IGNORE_INDEX)
-        else:
-            self.meta_loss_fn = lambda logits, t: F.cross_entropy(logits.float(), t.long())
+        weight = None if self._meta_weight is None else torch.as_tensor(self._meta_weight, dtype=torch.float32,
+                                                                               device=net.device)
+        self.meta_loss_fn = meta_loss_function(self.task, weight)
         self._capturing, self._pending, self._seen = self._collect, None, None
         if self._collect:
             self._embeddings = None
@@ -536,7 +570,8 @@ class HAMRFit:
     def _release(self):
         """Drop what is only needed while training (data, loaders, the FAISS index, the hook)."""
         self._remove_hook()
-        for name in ("_meta_ds", "_meta_loader", "_meta_iter", "_embeddings", "_index", "meta_loss_fn",
+        for name in ("_meta_ds", "_meta_loader", "_meta_iter", "_meta_weight", "_embeddings", "_index",
+                     "meta_loss_fn",
                      "_epoch_idx", "_epoch_w", "_seen", "_pending"):
             setattr(self, name, None)
 
