@@ -20,6 +20,8 @@ split (``--train-size``, drawn once with ``--data-seed``), and scored on the tes
 ``topup_none``     the validation split as the meta set, no top-up (the reference code)
 ``token_max``      NER: the real update on each window's largest token loss (the reference)
 ``meta_balanced``  full HAMR with the class-balanced meta objective (``training__meta_loss="balanced"``)
+``systematic``     full HAMR with systematic (low-variance) epoch draws (``training__draw_scheme="systematic"``)
+``systematic_mb``  both of the above
 ``reference``      ``HAMRTraining.reference()``: every switch as the reference code runs
 =================  ==========================================================================
 
@@ -87,6 +89,8 @@ VARIANTS = {
     "topup_none": {"training__meta_topup": "none"},
     "token_max": {"training__token_loss": "max"},
     "meta_balanced": {"training__meta_loss": "balanced"},
+    "systematic": {"training__draw_scheme": "systematic"},
+    "systematic_mb": {"training__draw_scheme": "systematic", "training__meta_loss": "balanced"},
     "reference": {"training": HAMRTraining.reference()},
     # the default before round 5: 1.2 N draws per epoch, embeddings from a separate pass
     "round4_default": {"training__oversample_ratio": 1.2, "training__embedder": "pretrained"},

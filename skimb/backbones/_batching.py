@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..utils._neighbors import draw_indices
+
 __all__ = [
     "tokenize",
     "LengthGroupedBatchSampler",
@@ -52,16 +54,19 @@ class LengthGroupedBatchSampler:
         # Optional per-epoch draws with replacement (used by HAMR's resampling).
         self.weights = weights
         self.n_draws = n_draws
+        self.draw_scheme = "multinomial"
 
-    def set_draw_weights(self, weights, n_draws):
+    def set_draw_weights(self, weights, n_draws, scheme="multinomial"):
+        """Draw ``n_draws`` ids per epoch following ``weights`` (``None``: every id once);
+        ``scheme`` as :func:`~skimb.training.hamr.draw_indices`."""
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
         self.n_draws = n_draws
+        self.draw_scheme = scheme
 
     def _order(self, rng) -> np.ndarray:
         n = len(self.lengths)
         if self.weights is not None:
-            p = self.weights / self.weights.sum()
-            return rng.choice(n, size=int(self.n_draws or n), replace=True, p=p)
+            return draw_indices(self.weights, int(self.n_draws or n), rng, self.draw_scheme)
         return rng.permutation(n) if self.shuffle else np.arange(n)
 
     def __iter__(self):

@@ -459,7 +459,37 @@ def _as_rng(rng):
     return np.random.default_rng(rng)
 
 
-def draw_epoch_indices(p, oversample_ratio: float = 1.0, rng=None) -> np.ndarray:
+#: How an epoch's draws follow the sampling distribution: independent draws, or systematic
+#: (low-variance) resampling, where sample ``i`` is drawn ``floor(n·p_i)`` or ``ceil(n·p_i)`` times.
+DRAW_SCHEMES = ("multinomial", "systematic")
+
+
+def draw_indices(p, n_draws: int, rng, scheme: str = "multinomial") -> np.ndarray:
+    """``n_draws`` sample ids following the normalised weights ``p`` (in random order).
+
+    ``"multinomial"``: independent draws with replacement (``rng.choice``); a sample's count
+    varies around ``n_draws · p_i``, so at uniform ``p`` only about 63% of the samples are seen.
+    ``"systematic"``: one uniform offset and ``n_draws`` evenly spaced points on the cumulative
+    distribution; each count is ``floor`` or ``ceil`` of ``n_draws · p_i`` (same expectation, least
+    variance), so at uniform ``p`` every sample is seen once.
+
+    >>> rng = np.random.default_rng(0)
+    >>> np.bincount(draw_indices([0.1, 0.2, 0.3, 0.4], 10, rng, "systematic"), minlength=4).tolist()
+    [1, 2, 3, 4]
+    """
+    if scheme not in DRAW_SCHEMES:
+        raise ValueError(f"scheme must be one of {DRAW_SCHEMES}, got {scheme!r}.")
+    p = np.asarray(p, dtype=np.float64)
+    p = p / p.sum()
+    n_draws = int(n_draws)
+    if scheme == "multinomial":
+        return np.asarray(rng.choice(p.size, size=n_draws, replace=True, p=p), dtype=np.int64)
+    points = (rng.random() + np.arange(n_draws)) / n_draws
+    idx = np.searchsorted(np.cumsum(p), points, side="right")
+    return rng.permutation(np.minimum(idx, p.size - 1)).astype(np.int64)
+
+
+def draw_epoch_indices(p, oversample_ratio: float = 1.0, rng=None, scheme: str = "multinomial") -> np.ndarray:
     """Draw one epoch of sample ids, with replacement, following ``p``.
 
     Parameters
@@ -471,6 +501,8 @@ def draw_epoch_indices(p, oversample_ratio: float = 1.0, rng=None) -> np.ndarray
         ``round``, so exact halves go to the even number).
     rng : numpy Generator, RandomState, int or None
         Source of randomness.
+    scheme : {"multinomial", "systematic"}, default="multinomial"
+        Independent draws, or systematic resampling (:func:`draw_indices`).
 
     Returns
     -------
@@ -488,8 +520,7 @@ def draw_epoch_indices(p, oversample_ratio: float = 1.0, rng=None) -> np.ndarray
     if not oversample_ratio > 0:
         raise ValueError(f"oversample_ratio must be > 0, got {oversample_ratio}.")
     n_draws = max(1, int(round(float(oversample_ratio) * p.size)))
-    p = p / p.sum()
-    return np.asarray(_as_rng(rng).choice(p.size, size=n_draws, replace=True, p=p), dtype=np.int64)
+    return draw_indices(p, n_draws, _as_rng(rng), scheme)
 
 
 def _top_share(scores: np.ndarray, ratio: float) -> np.ndarray:

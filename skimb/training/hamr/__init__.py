@@ -7,8 +7,8 @@ meta set (:func:`build_balanced_meta_set`, :func:`build_balanced_meta_set_ner`).
 
 Hardness-aware region resampling: :class:`HardnessTracker` (``"ema"`` or ``"reference"``
 rule), :func:`build_index` / :func:`knn_search` / :func:`neighbor_boost` /
-:func:`recall_at_k` (FAISS cosine neighbourhoods), :func:`sampling_probabilities` and
-:func:`draw_epoch_indices`.
+:func:`recall_at_k` (FAISS cosine neighbourhoods), :func:`sampling_probabilities`,
+:func:`draw_epoch_indices` and :func:`draw_indices`.
 
 Training (``training="hamr"`` in both transformer estimators): :class:`HAMRTraining` (the
 component: HAMR's parameters, constraints and defaults), :class:`HAMRNet` (the skorch net with
@@ -21,7 +21,7 @@ The method: Rao, Han and Huang (2025), *Model-Agnostic Meta Learning for Class I
 Adaptation*, §2; the choices made here: ``docs/hamr.md``.
 """
 
-from ._hardness import HardnessTracker, draw_epoch_indices, sampling_probabilities
+from ._hardness import DRAW_SCHEMES, HardnessTracker, draw_epoch_indices, draw_indices, sampling_probabilities
 from ._meta import META_MODES, MetaStepResult, meta_step, sequence_loss
 from ._meta_set import build_balanced_meta_set, build_balanced_meta_set_ner, count_entity_spans
 from ._neighbors import build_index, knn_search, neighbor_boost, recall_at_k
@@ -38,6 +38,8 @@ __all__ = [
     "HardnessTracker",
     "sampling_probabilities",
     "draw_epoch_indices",
+    "draw_indices",
+    "DRAW_SCHEMES",
     "build_index",
     "knn_search",
     "neighbor_boost",

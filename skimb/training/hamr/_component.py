@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-from ...utils._neighbors import INDEX_KINDS
+from ...utils._neighbors import DRAW_SCHEMES, INDEX_KINDS
 from ...utils._param_validation import Boolean, Interval, Options, Satisfies
 from .._strategies import TrainingStrategy, register_training
 from ._meta import META_MODES
@@ -63,6 +63,12 @@ class HAMRTraining(TrainingStrategy):
     oversample_ratio : float, default=1.0
         Draws per epoch, as a multiple of the number of training samples (the reference: 1.2,
         which gives HAMR 20% more steps than plain training).
+    draw_scheme : {"multinomial", "systematic"}, default="multinomial"
+        How an epoch's draws follow the sampling probabilities: independent draws with
+        replacement (the paper and the reference; at near-uniform hardness a resampled epoch
+        sees only about 63% of the samples), or systematic resampling, where each sample is drawn
+        ``floor`` or ``ceil`` of ``epoch_size · p_i`` times (same expected counts, every sample
+        with ``epoch_size · p_i ≥ 1`` seen; :func:`~skimb.training.hamr.draw_indices`).
     temperature : float, default=1.0
         Flattens (> 1) or sharpens (< 1) the hardness part of the sampling distribution.
     wnet_lr : float or "auto", default="auto"
@@ -145,6 +151,7 @@ class HAMRTraining(TrainingStrategy):
         "knn_index": [Options(*INDEX_KINDS)],
         "knn_build_freq": [Interval(Integral, 1, None)],
         "oversample_ratio": [_POSITIVE], "temperature": [_POSITIVE],
+        "draw_scheme": [Options(*DRAW_SCHEMES)],
         "wnet_lr": _AUTO_POSITIVE,
         "meta_update_lr": [None, _POSITIVE],
         "meta_step": [Options(*META_MODES)],
@@ -161,13 +168,13 @@ class HAMRTraining(TrainingStrategy):
                                      bad=["bge-large"])],
     }
     _KNN_PARAMS = ("knn_k", "knn_lambda", "knn_ratio", "knn_index", "knn_build_freq")
-    _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "temperature", "group_by_length")
+    _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "draw_scheme", "temperature", "group_by_length")
     _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_interval", "meta_set", "hardness_momentum", "hardness_update",
                     "meta_topup", "meta_loss", "detach_mean")
 
     def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
-                 knn_build_freq=1, oversample_ratio=1.0, temperature=1.0, wnet_lr="auto", meta_update_lr=None,
+                 knn_build_freq=1, oversample_ratio=1.0, draw_scheme="multinomial", temperature=1.0, wnet_lr="auto", meta_update_lr=None,
                  meta_step="head", meta_interval=1, meta_set=None, meta_topup="share", meta_loss="mean", detach_mean=False,
                  group_by_length=True,
                  token_loss="mean", embedder="first_epoch"):
@@ -183,6 +190,7 @@ class HAMRTraining(TrainingStrategy):
         self.knn_index = knn_index
         self.knn_build_freq = knn_build_freq
         self.oversample_ratio = oversample_ratio
+        self.draw_scheme = draw_scheme
         self.temperature = temperature
         self.wnet_lr = wnet_lr
         self.meta_update_lr = meta_update_lr

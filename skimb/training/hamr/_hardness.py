@@ -1,7 +1,7 @@
 """Per-sample hardness for HAMR's region resampling (Rao et al., 2025, §2.2).
 
 :class:`HardnessTracker` keeps the hardness ``m``; :func:`sampling_probabilities` and
-:func:`draw_epoch_indices` (in the neutral :mod:`skimb.utils._neighbors`, shared
+:func:`draw_epoch_indices` / :func:`draw_indices` (in the neutral :mod:`skimb.utils._neighbors`, shared
 with the hardness sampler) turn it into one epoch of sample ids.
 """
 
@@ -12,11 +12,13 @@ import numpy as np
 from ...utils._neighbors import (
     _check_indices,
     _top_share,
+    DRAW_SCHEMES,
     draw_epoch_indices,
+    draw_indices,
     sampling_probabilities,
 )
 
-__all__ = ["HardnessTracker", "sampling_probabilities", "draw_epoch_indices"]
+__all__ = ["HardnessTracker", "sampling_probabilities", "draw_epoch_indices", "draw_indices", "DRAW_SCHEMES"]
 
 RULES = ("ema", "reference")
 

@@ -530,7 +530,7 @@ class HAMRFit:
         p = sampling_probabilities(self.tracker.m, self.boost if cfg.uses_knn else None,
                                    hardness_alpha=cfg.hardness_alpha, knn_lambda=cfg.knn_lambda,
                                    temperature=cfg.temperature)
-        sampler.set_draw_weights(p, cfg.epoch_size(self.n_train))
+        sampler.set_draw_weights(p, cfg.epoch_size(self.n_train), cfg.draw_scheme)
 
     def epoch_end(self, net):
         cfg = self.config
