@@ -329,6 +329,7 @@ def test_determinism_and_pickle(tiny_bert, toy_data):
     ("meta_step", "second_order", "meta_step must be one of"),
     ("meta_interval", 0, r"meta_interval must be an int in \[1, inf\]"),
     ("meta_loss", "macro", "meta_loss must be one of"),
+    ("draw_scheme", "stratified", "draw_scheme must be one of"),
 ])
 def test_bad_parameters(tiny_bert, toy_data, param, value, match):
     X, y = toy_data
@@ -586,3 +587,54 @@ def test_balanced_meta_loss_weights_the_meta_sets_classes(tiny_bert, toy_data, t
     np.testing.assert_allclose(weight, balanced_meta_weights(y_meta, task, len(clf.classes_)))
     assert weight.min() < weight.max()  # the meta set is not balanced exactly: the weights differ
     assert not np.allclose(clf.meta_loss_history_, fits["mean"][0].meta_loss_history_)
+
+
+# ------------------------------------------------------------------------- the epoch draws
+
+
+def test_systematic_draws_give_every_sample_floor_or_ceil_of_its_expected_count():
+    from skimb.training.hamr import draw_epoch_indices, draw_indices
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p = rng.random(37) ** 3
+        p[rng.integers(0, 37, 5)] = 0.0
+        n = int(rng.integers(10, 80))
+        counts = np.bincount(draw_indices(p, n, rng, "systematic"), minlength=37)
+        expected = n * p / p.sum()
+        assert counts.sum() == n and np.all(counts[p == 0] == 0)
+        assert np.all((counts >= np.floor(expected - 1e-9)) & (counts <= np.ceil(expected + 1e-9)))
+    # uniform weights: every sample once, in random order
+    idx = draw_epoch_indices(np.ones(50), 1.0, rng=1, scheme="systematic")
+    assert sorted(idx.tolist()) == list(range(50)) and idx.tolist() != list(range(50))
+    # multinomial is numpy's choice with replacement, unchanged
+    a = draw_indices([0.2, 0.8], 10, np.random.default_rng(3))
+    b = np.random.default_rng(3).choice(2, size=10, replace=True, p=[0.2, 0.8])
+    assert a.tolist() == b.tolist()
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        draw_indices([1.0], 1, rng, "stratified")
+
+
+@pytest.mark.parametrize("scheme", ["multinomial", "systematic"])
+def test_hamr_epochs_follow_the_draw_scheme(tiny_bert, toy_data, monkeypatch, scheme):
+    from skimb.backbones import LengthGroupedBatchSampler
+
+    X, y = toy_data
+    drawn = []
+    original = LengthGroupedBatchSampler.set_draw_weights
+
+    def spy(self, weights, n_draws, scheme="multinomial"):
+        drawn.append((None if weights is None else np.array(weights), n_draws, scheme))
+        return original(self, weights, n_draws, scheme)
+
+    monkeypatch.setattr(LengthGroupedBatchSampler, "set_draw_weights", spy)
+    rec = Recorder()
+    clf = hamr(tiny_bert, max_epochs=3, training__draw_scheme=scheme, callbacks=[rec]).fit(X, y)
+    n = len(clf.hamr_train_indices_)
+    resampled = [(p, k, s) for p, k, s in drawn if p is not None]
+    assert len(resampled) == 2 and all(s == scheme and k == n for _, k, s in resampled)
+    for (p, k, _), seen in zip(resampled, rec.indices[1:]):  # epoch 1 visits every sample once
+        counts = np.bincount(seen, minlength=n)
+        expected = k * p / p.sum()
+        within = np.all((counts >= np.floor(expected - 1e-9)) & (counts <= np.ceil(expected + 1e-9)))
+        assert within == (scheme == "systematic")  # independent draws stray from the expected counts

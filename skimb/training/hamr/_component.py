@@ -174,9 +174,9 @@ class HAMRTraining(TrainingStrategy):
 
     def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
-                 knn_build_freq=1, oversample_ratio=1.0, draw_scheme="multinomial", temperature=1.0, wnet_lr="auto", meta_update_lr=None,
-                 meta_step="head", meta_interval=1, meta_set=None, meta_topup="share", meta_loss="mean", detach_mean=False,
-                 group_by_length=True,
+                 knn_build_freq=1, oversample_ratio=1.0, draw_scheme="multinomial", temperature=1.0,
+                 wnet_lr="auto", meta_update_lr=None, meta_step="head", meta_interval=1, meta_set=None,
+                 meta_topup="share", meta_loss="mean", detach_mean=False, group_by_length=True,
                  token_loss="mean", embedder="first_epoch"):
         self.meta_weighting = meta_weighting
         self.resampling = resampling
