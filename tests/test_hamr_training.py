@@ -638,3 +638,56 @@ def test_hamr_epochs_follow_the_draw_scheme(tiny_bert, toy_data, monkeypatch, sc
         expected = k * p / p.sum()
         within = np.all((counts >= np.floor(expected - 1e-9)) & (counts <= np.ceil(expected + 1e-9)))
         assert within == (scheme == "systematic")  # independent draws stray from the expected counts
+
+
+# ------------------------------------------------------------------------- GBC meta set
+
+
+def test_head_gradients_are_the_cross_entropy_gradients_of_the_fitted_head():
+    from sklearn.linear_model import LogisticRegression
+
+    from skimb.training.hamr import head_gradients
+
+    rng = np.random.default_rng(0)
+    H, y = rng.normal(size=(40, 5)), rng.integers(0, 3, 40)
+    G = head_gradients(H, y, random_state=0)
+    head = LogisticRegression(max_iter=300, random_state=0).fit(H, y)
+    W = torch.tensor(np.hstack([head.coef_, head.intercept_[:, None]]), requires_grad=True)
+    for i in (0, 7, 31):
+        W.grad = None
+        h1 = torch.tensor(np.append(H[i], 1.0))
+        torch.nn.functional.cross_entropy((W @ h1)[None], torch.tensor([int(y[i])])).backward()
+        np.testing.assert_allclose(G[i], W.grad.numpy().ravel(), rtol=1e-4, atol=1e-6)
+
+
+def test_gbc_meta_set_takes_one_representative_per_gradient_cluster():
+    from skimb.training.hamr import gbc_meta_set
+
+    rng = np.random.default_rng(1)
+    centres = np.array([[8, 0, 0], [0, 8, 0], [0, 0, 8], [-8, 0, 0]], dtype=float)
+    blob = np.repeat(np.arange(4), [20, 20, 20, 5])  # class 0: blobs 0-2; class 1: blob 3
+    X = centres[blob] + rng.normal(scale=0.1, size=(65, 3))
+    y = (blob == 3).astype(int)
+    meta = gbc_meta_set(X, y, n_clusters=3, random_state=0)
+    assert sorted(blob[meta[y[meta] == 0]].tolist()) == [0, 1, 2]  # one per blob of class 0
+    assert len(meta[y[meta] == 1]) == 3
+    small = gbc_meta_set(X[:22], np.r_[np.zeros(20, int), [1, 1]], n_clusters=3, random_state=0)
+    assert {20, 21} <= set(small.tolist())  # a class with <= n_clusters examples joins whole
+    with pytest.raises(ValueError, match="n_clusters must be >= 1"):
+        gbc_meta_set(X, y, n_clusters=0)
+
+
+def test_hamr_with_gbc_meta_set(tiny_bert, toy_data):
+    from skimb.training.hamr import HAMRTraining
+
+    X, y = toy_data
+    clf = hamr(tiny_bert, max_epochs=1, training__meta_selection="gbc", training__meta_clusters=2).fit(X, y)
+    meta, trained = clf.meta_set_indices_, clf.hamr_train_indices_
+    assert clf.meta_set_size_ == len(meta) > 0 and set(meta.tolist()) <= set(trained.tolist())  # they stay
+    _, per_class = np.unique(np.asarray(y)[meta], return_counts=True)
+    assert per_class.max() <= 2 and len(per_class) == len(np.unique(y))
+    assert np.all(np.isfinite(clf.meta_loss_history_))
+    with pytest.raises(ValueError, match="meta_selection='gbc' supports multi-class"):
+        ner_hamr(tiny_bert, training__meta_selection="gbc").fit(*make_ner(24))
+    assert set(HAMRTraining(meta_selection="gbc", meta_topup="move").ignored_params()) == {"meta_topup"}
+    assert set(HAMRTraining(meta_clusters=5).ignored_params()) == {"meta_clusters"}

@@ -3,7 +3,8 @@
 Adaptive weight estimation: :class:`WeightNet`, :func:`batch_weights`,
 :func:`make_wnet_optimizer`, :func:`meta_step` (bi-level step, modes ``"full"``,
 ``"first_order"``, ``"head"``), :func:`sequence_loss` (NER per-sentence loss) and the balanced
-meta set (:func:`build_balanced_meta_set`, :func:`build_balanced_meta_set_ner`).
+meta set (:func:`build_balanced_meta_set`, :func:`build_balanced_meta_set_ner`), or GBC's
+(:func:`gbc_meta_set` over :func:`head_gradients`).
 
 Hardness-aware region resampling: :class:`HardnessTracker` (``"ema"`` or ``"reference"``
 rule), :func:`build_index` / :func:`knn_search` / :func:`neighbor_boost` /
@@ -23,7 +24,8 @@ Adaptation*, §2; the choices made here: ``docs/hamr.md``.
 
 from ._hardness import DRAW_SCHEMES, HardnessTracker, draw_epoch_indices, draw_indices, sampling_probabilities
 from ._meta import META_MODES, MetaStepResult, meta_step, sequence_loss
-from ._meta_set import build_balanced_meta_set, build_balanced_meta_set_ner, count_entity_spans
+from ._meta_set import (GBC_MAX_ROWS_PER_CLASS, build_balanced_meta_set, build_balanced_meta_set_ner, count_entity_spans,
+                        gbc_meta_set, head_gradients)
 from ._neighbors import build_index, knn_search, neighbor_boost, recall_at_k
 from ._trainer import (META_HOLDOUT_FRACTION, HAMRCallback, HAMRFit, HAMRNet, balanced_meta_weights,
                        build_balanced_meta_set_multilabel, meta_loss_function, split_meta_set)
@@ -51,6 +53,9 @@ __all__ = [
     "build_balanced_meta_set",
     "build_balanced_meta_set_ner",
     "count_entity_spans",
+    "gbc_meta_set",
+    "head_gradients",
+    "GBC_MAX_ROWS_PER_CLASS",
     "HAMRTraining",
     "HAMRFit",
     "HAMRNet",

@@ -93,6 +93,15 @@ class HAMRTraining(TrainingStrategy):
         stratified 10% share held out of the training data, topped up per class with training
         examples until every class reaches the median count (whether those stay in training is
         ``meta_topup``).
+    meta_selection : {"validation", "gbc"}, default="validation"
+        Where the meta set comes from when ``meta_set`` is None. ``"validation"``: the validation
+        split (or held-out share) topped up as ``meta_topup`` says; ``"gbc"`` (multi-class only):
+        GBC's gradient clusters (Wu et al., 2023), ``meta_clusters`` representatives per class
+        picked from the training split by k-means on each example's head gradient over the
+        backbone's pretrained features (:func:`~skimb.training.hamr.gbc_meta_set`); they stay in
+        training, and the features cost one pass over the training texts.
+    meta_clusters : int, default=10
+        Clusters, hence meta examples, per class with ``meta_selection="gbc"``.
     meta_topup : {"share", "move", "none"}, default="share"
         How the meta set is balanced: topped up per class to the median count with training
         examples that also stay in training (``"share"``), that leave training (``"move"``, the
@@ -158,6 +167,8 @@ class HAMRTraining(TrainingStrategy):
         "meta_interval": [Interval(Integral, 1, None)],
         "meta_set": [None, Satisfies(lambda v: isinstance(v, (tuple, list)) and len(v) == 2,
                                      "a pair (X_meta, y_meta)", bad=[[1, 2, 3]])],
+        "meta_selection": [Options("validation", "gbc")],
+        "meta_clusters": [Interval(Integral, 1, None)],
         "meta_topup": [Options(*META_TOPUPS)],
         "meta_loss": [Options("mean", "balanced")],
         "detach_mean": [Boolean()],
@@ -170,13 +181,13 @@ class HAMRTraining(TrainingStrategy):
     _KNN_PARAMS = ("knn_k", "knn_lambda", "knn_ratio", "knn_index", "knn_build_freq")
     _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "draw_scheme", "temperature", "group_by_length")
     _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_interval", "meta_set", "hardness_momentum", "hardness_update",
-                    "meta_topup", "meta_loss", "detach_mean")
+                    "meta_selection", "meta_clusters", "meta_topup", "meta_loss", "detach_mean")
 
     def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
                  knn_build_freq=1, oversample_ratio=1.0, draw_scheme="multinomial", temperature=1.0,
                  wnet_lr="auto", meta_update_lr=None, meta_step="head", meta_interval=1, meta_set=None,
-                 meta_topup="share", meta_loss="mean", detach_mean=False, group_by_length=True,
+                 meta_selection="validation", meta_clusters=10, meta_topup="share", meta_loss="mean", detach_mean=False, group_by_length=True,
                  token_loss="mean", embedder="first_epoch"):
         self.meta_weighting = meta_weighting
         self.resampling = resampling
@@ -197,6 +208,8 @@ class HAMRTraining(TrainingStrategy):
         self.meta_step = meta_step
         self.meta_interval = meta_interval
         self.meta_set = meta_set
+        self.meta_selection = meta_selection
+        self.meta_clusters = meta_clusters
         self.meta_topup = meta_topup
         self.meta_loss = meta_loss
         self.detach_mean = detach_mean
@@ -243,6 +256,13 @@ class HAMRTraining(TrainingStrategy):
 
     def ignored_params(self) -> dict:
         ignored = {}
+        if self.uses_wnet and self.meta_set is not None:
+            ignored.update(dict.fromkeys(self._changed(("meta_selection", "meta_clusters", "meta_topup")),
+                                         "an explicit meta_set is used as given"))
+        elif self.meta_selection == "gbc":
+            ignored.update(dict.fromkeys(self._changed(("meta_topup",)), "meta_selection='gbc'"))
+        elif self.meta_selection == "validation":
+            ignored.update(dict.fromkeys(self._changed(("meta_clusters",)), "meta_selection='validation'"))
         if not self.uses_wnet:
             ignored.update(dict.fromkeys(self._changed(self._WNET_PARAMS), "WNet is off (meta_weighting and "
                                                                          "resampling are False)"))

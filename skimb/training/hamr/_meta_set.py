@@ -30,7 +30,8 @@ from sklearn.utils import check_random_state
 
 from skimb._validation import check_labels, check_token_lists
 
-__all__ = ["build_balanced_meta_set", "build_balanced_meta_set_ner", "count_entity_spans"]
+__all__ = ["build_balanced_meta_set", "build_balanced_meta_set_ner", "count_entity_spans", "gbc_meta_set", "head_gradients",
+           "GBC_MAX_ROWS_PER_CLASS"]
 
 
 def _median_target(counts) -> int:
@@ -232,3 +233,89 @@ def build_balanced_meta_set_ner(
     keep = np.ones(n, dtype=bool)
     keep[moved_idx] = False
     return moved_idx, np.flatnonzero(keep).astype(np.int64)
+
+
+#: Rows per class that the GBC k-means clusters at most (a random subsample above it), which bounds
+#: its memory at ``GBC_MAX_ROWS_PER_CLASS × n_classes × (d + 1)`` floats.
+GBC_MAX_ROWS_PER_CLASS = 2000
+
+
+def head_gradients(features, y, *, random_state=None) -> np.ndarray:
+    """Per-example gradients of a softmax head's cross-entropy, ``(p_i − e_{y_i}) ⊗ [h_i, 1]``.
+
+    The head is a multinomial logistic regression fitted on ``features`` (scikit-learn), so that
+    the gradients are those of a trained head, as GBC takes them from a trained model.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, d)
+    y : array-like of shape (n_samples,), encoded labels 0..K−1
+
+    Returns
+    -------
+    gradients : ndarray of shape (n_samples, K · (d + 1)), float32
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    H = np.asarray(features, dtype=np.float64)
+    y = np.asarray(y)
+    classes = np.unique(y)
+    head = LogisticRegression(max_iter=300, random_state=random_state).fit(H, y)
+    P = head.predict_proba(H) if len(classes) > 1 else np.ones((len(y), 1))
+    residual = P - (y[:, None] == classes[None, :])
+    H1 = np.hstack([H, np.ones((len(H), 1))])
+    return (residual[:, :, None] * H1[:, None, :]).reshape(len(H), -1).astype(np.float32)
+
+
+def gbc_meta_set(features, y, *, n_clusters=10, random_state=None) -> np.ndarray:
+    """GBC's meta set (Wu et al., 2023; HAMR's baseline): representatives of gradient clusters.
+
+    Each example is represented by its head gradient (:func:`head_gradients`); within each class,
+    k-means with ``n_clusters`` clusters (scikit-learn's ``KMeans``) runs on those gradients and the
+    example nearest each centroid joins the meta set. A class with at most ``n_clusters`` examples
+    joins whole. Above :data:`GBC_MAX_ROWS_PER_CLASS` rows, a class is clustered on a random
+    subsample of that size.
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, d)
+        Sentence features (e.g. the backbone's pooled pretrained features).
+    y : array-like of shape (n_samples,)
+        Class labels.
+    n_clusters : int, default=10
+        Clusters, hence meta examples, per class.
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    meta_positions : ndarray of int64
+        Sorted positions (rows of ``features``) of the meta set.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(0, 1, (30, 4)), rng.normal(3, 1, (6, 4))])
+    >>> y = np.array([0] * 30 + [1] * 6)
+    >>> meta = gbc_meta_set(X, y, n_clusters=3, random_state=0)
+    >>> np.bincount(y[meta]).tolist()      # 3 representatives of each class
+    [3, 3]
+    """
+    from sklearn.cluster import KMeans
+
+    if int(n_clusters) < 1:
+        raise ValueError(f"n_clusters must be >= 1, got {n_clusters}.")
+    y = np.asarray(y)
+    rng = check_random_state(random_state)
+    G = head_gradients(features, y, random_state=rng.randint(2**31 - 1))
+    chosen = []
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        if len(rows) <= n_clusters:
+            chosen.append(rows)
+            continue
+        if len(rows) > GBC_MAX_ROWS_PER_CLASS:
+            rows = np.sort(rng.choice(rows, GBC_MAX_ROWS_PER_CLASS, replace=False))
+        km = KMeans(n_clusters=int(n_clusters), n_init=3, random_state=rng.randint(2**31 - 1)).fit(G[rows])
+        nearest = np.argmin(km.transform(G[rows]), axis=0)  # the example nearest each centroid
+        chosen.append(rows[np.unique(nearest)])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)

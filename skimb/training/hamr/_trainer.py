@@ -55,7 +55,7 @@ from ...utils._split import multilabel_train_test_split, rarest_tag_keys
 from .._net import _NON_MODULE_KEYS, TransformerNet
 from ._hardness import HardnessTracker, sampling_probabilities
 from ._meta import MetaStepResult, _logits, meta_step
-from ._meta_set import _median_target, build_balanced_meta_set, build_balanced_meta_set_ner
+from ._meta_set import _median_target, build_balanced_meta_set, build_balanced_meta_set_ner, gbc_meta_set
 from ._neighbors import build_index, neighbor_boost
 from ._wnet import WeightNet, batch_weights, make_wnet_optimizer
 
@@ -354,6 +354,10 @@ class HAMRFit:
                 X_meta, y_meta = config.meta_set
                 texts = ctx.adapter.validate_X(X_meta)
                 meta_data = (texts, ctx.adapter.encode_known_targets(y_meta, texts, classes, task, "meta_set y"))
+            elif config.meta_selection == "gbc":  # picked in attach, once the backbone can embed
+                if task != "multiclass":
+                    raise ValueError(f"meta_selection='gbc' supports multi-class classification only, not {task!r}; "
+                                     "use meta_selection='validation' or an explicit meta_set.")
             else:
                 train_idx, meta_idx = split_meta_set(ctx.y, task, train_idx, ctx.valid_idx, seed=seed,
                                                      classes=classes, topup=config.meta_topup)
@@ -388,6 +392,9 @@ class HAMRFit:
             if self._meta_data is not None:
                 texts, y_meta = self._meta_data
             else:
+                if self.meta_idx is None:  # meta_selection="gbc"
+                    self.meta_idx = self._gbc_meta_idx(ctx)
+                    self.meta_set_size = len(self.meta_idx)
                 texts, y_meta = [data[i] for i in self.meta_idx], y_enc[self.meta_idx]
             self._meta_ds = ctx.adapter.datasets(texts, y_meta, None, np.arange(len(texts)), None,
                                                  module, device)[0]
@@ -413,6 +420,12 @@ class HAMRFit:
         self._meta_data = None
         self.ready = True
         return self
+
+    def _gbc_meta_idx(self, ctx) -> np.ndarray:
+        rows = self.train_idx
+        features = ctx.adapter.pretrained_embeddings([ctx.X[i] for i in rows], ctx.module, ctx.device)
+        picked = gbc_meta_set(features, ctx.y[rows], n_clusters=self.config.meta_clusters, random_state=self.seed)
+        return rows[picked]
 
     # -- used by the net and the callback -----------------------------------------------------
     def begin(self, net):
