@@ -53,6 +53,9 @@ CONFIGS = {
     "hamr_ce_mb": dict(loss="ce", training="hamr", training__meta_loss="balanced"),
     # HAMR with systematic (low-variance) epoch draws (training__draw_scheme="systematic", round 8)
     "hamr_wce_sys": dict(loss="ce", class_weight="balanced", training="hamr", training__draw_scheme="systematic"),
+    # ... and GBC's meta set (training__meta_selection="gbc", issue #16) in place of the validation-based one
+    "hamr_wce_sys_gbc": dict(loss="ce", class_weight="balanced", training="hamr", training__draw_scheme="systematic",
+                             training__meta_selection="gbc"),
     # plain CE with the class prototypes mixed into the head (run with --no-calora): rows ce_proto and ce_proto+head
     "ce_proto": dict(loss="ce", head="prototype"),
     # HAMR on weighted CE with the kNN head (run with --no-calora): rows hamr_wce_knn and hamr_wce_knn+head
