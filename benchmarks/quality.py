@@ -62,6 +62,8 @@ CONFIGS = {
     "hamr_wce_knn": dict(loss="ce", class_weight="balanced", training="hamr", head="knn"),
     # catch-all classes (issue #16), the class named by --catch-all: class weights over the real classes
     # only (Hu et al. 2022) and the ranking loss of dos Santos et al. (2015)
+    # sequential targeting (issue #16): 3 stages from the original to a balanced class distribution, EWC
+    "seq": dict(loss="ce", training="sequential"),
     "wce_catch_all": dict(loss="weighted_ce"),
     "ranking": dict(loss="ranking"),
 }

@@ -32,6 +32,8 @@ class FitContext:
     training: Any
     lr: float
     head_lr_multiplier: float = 1.0
+    max_epochs: int = 1  # the estimator's
+    n_epochs: int = 1  # the epochs the net runs (the training strategy's, from max_epochs)
     seed: int = 0
     device: str = "cpu"
     rank: int = 0  # data-parallel training: this process and the number of processes

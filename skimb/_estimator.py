@@ -110,7 +110,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         head_lr_multiplier = (components["finetune"].default_head_lr_multiplier(task) if self.head_lr_multiplier == "auto"
                               else float(self.head_lr_multiplier))
         return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
-                          adapter=adapter, lr=lr, head_lr_multiplier=head_lr_multiplier, **components)
+                          adapter=adapter, lr=lr, head_lr_multiplier=head_lr_multiplier, max_epochs=self.max_epochs,
+                          n_epochs=components["training"].n_epochs(self.max_epochs), **components)
 
     def _plan(self, ctx):
         ctx.rank, ctx.world_size = data_parallel_world()
@@ -145,7 +146,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             else:
                 n_valid = 0 if ctx.valid_idx is None else len(ctx.valid_idx)
                 logger.info("%s: training on %d examples (%d held out for validation), %d epochs, on %s",
-                            type(self).__name__, len(ctx.train_idx), n_valid, self.max_epochs, ctx.device)
+                            type(self).__name__, len(ctx.train_idx), n_valid, ctx.n_epochs, ctx.device)
                 self._train_stage1(ctx)
         ctx.stage1_s = time.perf_counter() - t0
         self._set_fitted(ctx)
@@ -162,7 +163,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ctx.module.load_state_dict(ctx.stage1["state"])
         ctx.net = self._make_net(ctx, None, 0)
         ctx.net.history = History(copy.deepcopy(list(ctx.stage1["history"])))
-        _replay_loss_schedule(ctx.net.criterion_, len(ctx.net.history), self.max_epochs)
+        _replay_loss_schedule(ctx.net.criterion_, len(ctx.net.history), ctx.n_epochs)
 
     def _train_stage1(self, ctx):
         ctx.train_ds, valid_ds = ctx.adapter.datasets(ctx.X, ctx.y, ctx.weights, ctx.train_idx, ctx.valid_idx,
@@ -170,7 +171,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         if ctx.training_state is not None:
             ctx.training.attach(ctx.training_state, ctx)
         batches = -(-ctx.training.epoch_size(len(ctx.train_ds)) // self.batch_size)
-        n_steps = batches // ctx.world_size * self.max_epochs  # each process's share (data-parallel)
+        n_steps = batches // ctx.world_size * ctx.n_epochs  # each process's share (data-parallel)
         ctx.net = self._make_net(ctx, valid_ds, n_steps)
         try:
             ctx.net.fit(ctx.train_ds, None)
@@ -245,7 +246,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             module=ctx.module, criterion=ctx.criterion, optimizer=torch.optim.AdamW, lr=ctx.lr,
             optimizer__weight_decay=self.weight_decay, **_fused_adamw(ctx.device),
             optimizer__param_groups=self._param_groups(ctx),
-            batch_size=self.batch_size, max_epochs=self.max_epochs,
+            batch_size=self.batch_size, max_epochs=ctx.n_epochs,
             train_split=predefined_split(valid_ds) if valid_ds is not None else None,
             callbacks=make_callbacks(verbose=self.verbose, n_steps=n_steps, warmup_ratio=self.warmup_ratio,
                                      max_grad_norm=self.max_grad_norm, early_stopping=self.early_stopping,

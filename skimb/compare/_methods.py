@@ -267,3 +267,11 @@ _register_hamr("hamr_no_resampling", "HAMR without hardness-aware resampling (no
 _register_hamr("hamr_no_knn", "HAMR without the kNN neighbourhood boost", knn=False)
 _register_hamr("hamr_none", "HAMR with every module off: plain fine-tuning on the same 90% split",
                meta_weighting=False, resampling=False, knn=False)
+
+
+# --- sequential targeting (skimb.training.SequentialTargetingTraining) -------------------------
+@register_method("sequential", description="sequential targeting: 3 stages from the original class distribution "
+                 "to a balanced one, EWC penalty from stage 2 (CE)", tasks=_ALL_TASKS, family="training")
+def _sequential(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="ce", training="sequential")
+

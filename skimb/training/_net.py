@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.utils import to_tensor
@@ -77,6 +78,11 @@ class TransformerNet(NeuralNet):
                 return DataLoader(dataset, batch_sampler=self._shard(self.batch_sampler_), collate_fn=collate,
                                   generator=torch.Generator().manual_seed(int(self.seed)))
             return DataLoader(dataset, batch_size=bs, shuffle=False, collate_fn=collate)
+        if training and self._draws_epochs():
+            # Cached features, epochs drawn by a strategy (set_draw_weights): a batch sampler with
+            # per-epoch draws (equal lengths: no length grouping).
+            self.batch_sampler_ = LengthGroupedBatchSampler(np.zeros(len(dataset), dtype=np.int64), bs, seed=self.seed)
+            return DataLoader(dataset, batch_sampler=self.batch_sampler_)
         if training:
             gen = torch.Generator().manual_seed(int(self.seed))
             if self.world_size > 1:
@@ -84,6 +90,10 @@ class TransformerNet(NeuralNet):
                 return DataLoader(dataset, batch_sampler=self._shard(batches))
             return DataLoader(dataset, batch_size=bs, shuffle=True, generator=gen)
         return DataLoader(dataset, batch_size=bs, shuffle=False)
+
+    def _draws_epochs(self) -> bool:
+        """Whether a training strategy draws each epoch's items through ``batch_sampler_``."""
+        return False
 
     def _shard(self, batch_sampler):
         """This process's share of the batches when training data-parallel."""

@@ -34,6 +34,10 @@ class TrainingStrategy(Component):
         """Training items drawn per epoch (for the learning-rate schedule)."""
         return int(n_train)
 
+    def n_epochs(self, max_epochs: int) -> int:
+        """Epochs the net runs for the estimator's ``max_epochs``."""
+        return int(max_epochs)
+
     def net_kwargs(self, state) -> dict:
         """Extra keyword arguments of :attr:`net_class`."""
         return {}

@@ -49,7 +49,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch.utils.data import DataLoader
 
-from ...backbones import EncodedTextDataset, LengthGroupedBatchSampler, pad_collate
+from ...backbones import EncodedTextDataset, pad_collate
 from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split, rarest_tag_keys
 from .._net import _NON_MODULE_KEYS, TransformerNet
@@ -702,16 +702,8 @@ class HAMRNet(TransformerNet):
             callbacks.append(("hamr", HAMRCallback(self.hamr)))
         return callbacks
 
-    def get_iterator(self, dataset, training=False):
-        if (training and self._hamr_active() and self.hamr.config.resampling
-                and not isinstance(dataset, EncodedTextDataset)):
-            # Cached features: the parent shuffles with a DataLoader; resampling needs a batch
-            # sampler with per-epoch weighted draws (equal lengths: no length grouping).
-            bs = self.batch_size if self.batch_size != -1 else len(dataset)
-            self.batch_sampler_ = LengthGroupedBatchSampler(np.zeros(len(dataset), dtype=np.int64), bs,
-                                                            seed=self.seed)
-            return DataLoader(dataset, batch_sampler=self.batch_sampler_)
-        return super().get_iterator(dataset, training=training)
+    def _draws_epochs(self) -> bool:
+        return self._hamr_active() and self.hamr.config.resampling
 
     def train_step_single(self, batch, **fit_params):
         hamr = self.hamr
