@@ -106,7 +106,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         adapter.check_params()
         lr = components["finetune"].default_lr if self.lr == "auto" else float(self.lr)
         classes, y_enc, task = adapter.encode_targets(y, data)
-        components["head"].check(len(classes))  # e.g. CALoRA's k <= n_classes, before stage 1
+        components["head"].check(len(classes), classes=classes, task=task)  # e.g. CALoRA's k <= n_classes
         head_lr_multiplier = (components["finetune"].default_head_lr_multiplier(task) if self.head_lr_multiplier == "auto"
                               else float(self.head_lr_multiplier))
         return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
@@ -194,7 +194,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             inputs, stage1_s = ctx.stage1["stage2_inputs"], 0.0
         fitted = ctx.head.fit_stage2(ctx.net.module_, *inputs, loss_fn=ctx.net.criterion_, device=ctx.net.device,
                                      seed=ctx.seed, batch_size=self.batch_size, multilabel=ctx.multilabel,
-                                     verbose=self.verbose)
+                                     verbose=self.verbose, classes=ctx.classes)
         self.stage2_time_s_ = time.perf_counter() - t0
         logger.info("%s: stage 2 (%s) in %.1f s", type(self).__name__, type(ctx.head).__name__, self.stage2_time_s_)
         fitted.update(stage1_cached_=ctx.stage1 is not None, stage1_time_s_=stage1_s,

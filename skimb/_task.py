@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from sklearn.utils.class_weight import compute_class_weight
 
+from ._validation import class_index
 from .backbones import TextEncoder, encode_texts, feature_cache
 
 __all__ = ["TaskAdapter"]
@@ -20,14 +21,6 @@ __all__ = ["TaskAdapter"]
 def _counts(y_enc, task, n_classes) -> np.ndarray:
     """Examples per class of encoded targets (positives per label for multi-label)."""
     return y_enc.sum(0) if task == "multilabel" else np.bincount(y_enc, minlength=n_classes)
-
-
-def _class_index(label, classes, what: str) -> int:
-    """The position of ``label`` in ``classes``, or a clear error naming them."""
-    matches = np.flatnonzero(np.asarray(classes, dtype=object) == label)
-    if matches.size == 0:
-        raise ValueError(f"{what}={label!r} is not a class of y; the classes are {list(classes)}.")
-    return int(matches[0])
 
 
 class TaskAdapter:
@@ -70,7 +63,7 @@ class TaskAdapter:
         counts = _counts(y_enc, task, ctx.n_classes)
         params = self.est.routed_params_for("loss")
         if params.get("catch_all") is not None:  # a label, as everywhere else in the estimator
-            params["catch_all"] = _class_index(params["catch_all"], ctx.classes, "loss__catch_all")
+            params["catch_all"] = class_index(params["catch_all"], ctx.classes, "loss__catch_all")
         return make_loss(self.est.loss, task="multilabel" if task == "multilabel" else "multiclass",
                          class_counts=counts, n_samples=len(y_enc), **params)
 

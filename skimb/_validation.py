@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "class_index",
     "check_texts",
     "check_token_lists",
     "check_labels",
@@ -208,3 +209,16 @@ def check_sample_weight(sample_weight, n_samples: int, *, positive_sum: bool = F
     if positive_sum and w.sum() <= 0:
         raise ValueError("sample_weight sums to 0: nothing to learn from.")
     return w
+
+
+def class_index(label, classes, what: str) -> int:
+    """The position of ``label`` in ``classes``, or a clear error naming them.
+
+    >>> class_index("b", ["a", "b"], "loss__catch_all")
+    1
+    """
+    matches = np.flatnonzero(np.asarray(classes, dtype=object) == label)
+    if matches.size == 0:
+        raise ValueError(f"{what}={label!r} is not a class of y; the classes are {list(classes)}.")
+    return int(matches[0])
+

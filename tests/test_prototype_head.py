@@ -125,3 +125,60 @@ def test_bad_prototype_parameters_are_rejected_before_training(tiny_bert, toy_da
     X, y = toy_data
     with pytest.raises(InvalidParameterError):
         TransformerClassifier(tiny_bert, head="prototype", **bad, **FAST).fit(X, y)
+
+
+# ------------------------------------------------------------------------- the catch-all threshold
+
+
+def test_catch_all_threshold_minimises_the_negative_log_likelihood():
+    from skimb.heads import fit_catch_all_threshold
+
+    rng = np.random.default_rng(0)
+    sims = torch.as_tensor(rng.uniform(-0.2, 1.0, size=(60, 3)))
+    y = torch.as_tensor(rng.integers(0, 3, 60))
+    y[:5] = -100  # ignored rows
+    tau = fit_catch_all_threshold(sims, y, 2, scale=10.0)
+    keep = y >= 0
+
+    def nll(t):
+        z = 10.0 * sims[keep].clone()
+        z[:, 2] = 10.0 * t
+        return float(F.cross_entropy(z, y[keep]))
+
+    grid = np.linspace(-1, 1, 4001)
+    best = grid[np.argmin([nll(t) for t in grid])]
+    assert abs(tau - best) < 1e-3 and nll(tau) <= nll(best) + 1e-9
+
+
+def test_catch_all_class_scores_the_threshold(tiny_bert, tmp_path):
+    X, y = make_ner(32)
+    tok = TransformerTokenClassifier(tiny_bert, head="prototype", head__catch_all="O", head__weight=1.0,
+                                     max_length=32, **FAST).fit(X, y)
+    head, k = tok.net_.module_.head, list(tok.classes_).index("O")
+    assert int(head.catch_all_index) == k and float(head.catch_all_threshold) == pytest.approx(tok.catch_all_threshold_)
+    x = torch.randn(5, head.prototypes.shape[1])
+    cos = F.normalize(x, dim=-1) @ head.prototypes.T
+    cos[:, k] = tok.catch_all_threshold_
+    with torch.no_grad():
+        torch.testing.assert_close(head.prototype_probabilities(x), torch.softmax(head.scale * cos, -1))
+    tok.save_pretrained(tmp_path / "ner")
+    loaded = TransformerTokenClassifier.load_pretrained(tmp_path / "ner")
+    assert float(loaded.net_.module_.head.catch_all_threshold) == pytest.approx(tok.catch_all_threshold_)
+    assert loaded.predict(X) == tok.predict(X)
+    # a head saved before the threshold existed loads without a catch-all
+    state = {n: v for n, v in head.state_dict().items() if not n.startswith("catch_all")}
+    fresh = PrototypeInterpolatedHead(torch.nn.Linear(head.prototypes.shape[1], len(tok.classes_)),
+                                      torch.zeros_like(head.prototypes), scale=20.0, weight=1.0, multilabel=False)
+    fresh.load_state_dict(state)
+    assert int(fresh.catch_all_index) == -1
+
+
+def test_catch_all_is_checked_before_training(tiny_bert, toy_data):
+    X, y = toy_data
+    with pytest.raises(ValueError, match="head__catch_all='nope' is not a class of y"):
+        TransformerClassifier(tiny_bert, head="prototype", head__catch_all="nope", **FAST).fit(X, y)
+    Y = np.stack([y == y[0], y == y[-1]], axis=1).astype(int)
+    with pytest.raises(ValueError, match="not to multi-label"):
+        TransformerClassifier(tiny_bert, head="prototype", head__catch_all=0, **FAST).fit(X, Y)
+    clf = TransformerClassifier(tiny_bert, head="prototype", head__catch_all=y[0], **FAST).fit(X, y)
+    assert -1.0 <= clf.catch_all_threshold_ <= 1.0

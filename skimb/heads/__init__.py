@@ -8,7 +8,7 @@ from ._components import HEADS, CALoRAHead, Head, LinearHead, register_head
 from ._cosine import CosineHead, CosineLinear
 from ._decoupled import CRTHead, TauNormHead
 from ._knn import KNNHead, KNNInterpolatedHead
-from ._prototype import PrototypeHead, PrototypeInterpolatedHead, class_prototypes
+from ._prototype import PrototypeHead, PrototypeInterpolatedHead, class_prototypes, fit_catch_all_threshold
 from .calora import (
     INITS,
     ROUTINGS,
@@ -34,6 +34,7 @@ __all__ = [
     "PrototypeHead",
     "PrototypeInterpolatedHead",
     "class_prototypes",
+    "fit_catch_all_threshold",
     "HEADS",
     "register_head",
     "CALoRAConfig",

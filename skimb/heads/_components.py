@@ -40,8 +40,9 @@ class Head(Component):
     #: Where fitted stage-1 models are kept on disk (heads with a second stage).
     memory = None
 
-    def check(self, n_classes: int) -> None:
-        """Raise for parameters that do not fit the data (before any training)."""
+    def check(self, n_classes: int, *, classes=None, task=None) -> None:
+        """Raise for parameters that do not fit the data (before any training); ``classes`` and
+        ``task`` are the estimator's, when known."""
 
     def stage1_params(self) -> dict:
         """The parameters that shape stage 1 (part of the stage-1 cache key)."""
@@ -52,10 +53,11 @@ class Head(Component):
         stage-1 loss (None when loading a saved model). Default: keep it as built."""
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size,
-                   multilabel, verbose=0) -> dict:
+                   multilabel, verbose=0, classes=None) -> dict:
         """Train stage 2 on ``module.head`` (replacing it in place) from the stage-1 model's
         ``features``, ``targets`` and loss ``weights``; return the fitted attributes to expose
-        (``verbose``: the estimator's, for a progress bar over a long stage 2)."""
+        (``verbose``: the estimator's, for a progress bar over a long stage 2; ``classes``: the
+        estimator's ``classes_``, for head parameters that name a class)."""
         return {}
 
     def restore(self, module, n_classes: int, *, multilabel: bool) -> None:
@@ -200,11 +202,11 @@ class CALoRAHead(Head):
     def config(self, n_classes: int) -> CALoRAConfig:
         return CALoRAConfig(n_classes=n_classes, rank=self.rank, k=self.k, routing=self.routing, alpha=self.alpha)
 
-    def check(self, n_classes):
+    def check(self, n_classes, *, classes=None, task=None):
         self.config(n_classes)  # k <= n_classes and the rest, before stage 1 trains
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
-                   verbose=0):
+                   verbose=0, classes=None):
         with torch.no_grad():
             stage1_logits = module.head(features.to(device)).float().cpu()
         if self.balance == "class":

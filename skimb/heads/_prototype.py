@@ -10,17 +10,19 @@ in a second stage that trains nothing.
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils._param_validation import Interval
+from .._validation import class_index
+from ..utils._param_validation import Interval, Satisfies
 from ._components import Head, register_head
 from ._knn import MixedHead
 
-__all__ = ["PrototypeHead", "PrototypeInterpolatedHead", "class_prototypes"]
+__all__ = ["PrototypeHead", "PrototypeInterpolatedHead", "class_prototypes", "fit_catch_all_threshold"]
 
 
 def class_prototypes(features, targets, n_classes: int, *, multilabel: bool):
@@ -46,6 +48,31 @@ def class_prototypes(features, targets, n_classes: int, *, multilabel: bool):
     return (onehot.T @ f[keep]) / onehot.sum(0).clamp(min=1.0)[:, None]
 
 
+def fit_catch_all_threshold(similarities, targets, catch_all: int, *, scale: float) -> float:
+    """The catch-all class's similarity threshold ``τ`` that maximises the likelihood of ``targets``
+    under ``softmax(scale · s)``, where ``s`` are the cosine similarities to the real classes'
+    prototypes and ``τ`` stands in for the catch-all's (ProtoBERT's learned "O" distance). The
+    negative log-likelihood is convex in ``τ``; a bounded scalar search in ``[-1, 1]`` finds it.
+
+    >>> sims = torch.tensor([[0.9, 0.0], [0.2, 0.0], [0.1, 0.0], [0.8, 0.0]])
+    >>> round(fit_catch_all_threshold(sims, torch.tensor([0, 1, 1, 0]), 1, scale=20.0), 3)
+    0.5
+    """
+    from scipy.optimize import minimize_scalar
+
+    s = torch.as_tensor(similarities, dtype=torch.float64)
+    y = torch.as_tensor(targets).long()
+    keep = y >= 0
+    s, y = s[keep], y[keep]
+
+    def nll(tau):
+        z = scale * s.clone()
+        z[:, catch_all] = scale * tau
+        return float(F.cross_entropy(z, y))
+
+    return float(minimize_scalar(nll, bounds=(-1.0, 1.0), method="bounded", options={"xatol": 1e-6}).x)
+
+
 class PrototypeInterpolatedHead(MixedHead):
     """``p = (1 - weight) * p_head + weight * p_proto``, returned as logits.
 
@@ -65,17 +92,36 @@ class PrototypeInterpolatedHead(MixedHead):
     tensor([[0.6155, 0.3845]])
     """
 
-    def __init__(self, base: nn.Linear, prototypes, *, scale: float, weight: float, multilabel: bool):
+    def __init__(self, base: nn.Linear, prototypes, *, scale: float, weight: float, multilabel: bool,
+                 catch_all: int | None = None, threshold: float = 0.0):
         super().__init__(base, weight=weight, multilabel=multilabel)
         self.scale = float(scale)
         self.register_buffer("prototypes", F.normalize(torch.as_tensor(prototypes, dtype=torch.float32), dim=-1))
+        # the catch-all class (-1: none) scores the learned threshold instead of a prototype similarity
+        self.register_buffer("catch_all_index", torch.tensor(-1 if catch_all is None else int(catch_all)))
+        self.register_buffer("catch_all_threshold", torch.tensor(float(threshold)))
+
+    def similarities(self, x):
+        """Cosine similarities of the rows of ``x`` (2-D) to the prototypes, the catch-all class's
+        replaced by its threshold."""
+        cos = F.normalize(x.float(), dim=-1) @ self.prototypes.transpose(-1, -2)
+        k = int(self.catch_all_index)
+        if k >= 0:
+            cos[:, k] = self.catch_all_threshold
+        return cos
 
     def prototype_probabilities(self, x):
         """``p_proto`` of each row of ``x`` (2-D)."""
-        cos = F.normalize(x.float(), dim=-1) @ self.prototypes.transpose(-1, -2)
+        cos = self.similarities(x)
         if self.multilabel:  # cos: (2, rows, labels)
             return torch.sigmoid(self.scale * (cos[0] - cos[1]))
         return torch.softmax(self.scale * cos, dim=-1)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # models saved before the catch-all threshold existed have no catch-all
+        state_dict.setdefault(prefix + "catch_all_index", torch.tensor(-1))
+        state_dict.setdefault(prefix + "catch_all_threshold", torch.tensor(0.0))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     other_distribution = prototype_probabilities
 
@@ -96,8 +142,11 @@ class PrototypeHead(Head):
     (``docs/benchmarks.md``, round 7). The prototypes are saved with the model
     (``n_classes x hidden`` floats; twice that for multi-label targets).
 
-    This is the inference rule of ProtoBERT (Tänzer et al. 2022) on the stage-1 features; the
-    encoder is not trained episodically, and no class is treated as a catch-all.
+    This is the inference rule of ProtoBERT (Tänzer et al. 2022) on the stage-1 features, with
+    every training row as support; the encoder is not trained episodically. As in ProtoBERT, a
+    catch-all class (``catch_all``, e.g. NER's ``"O"``) can score a learned similarity threshold
+    instead of the similarity to its own prototype, since a heterogeneous "everything else" has no
+    meaningful centre (:func:`fit_catch_all_threshold`, fitted on the training rows).
 
     Parameters
     ----------
@@ -106,6 +155,9 @@ class PrototypeHead(Head):
     weight : float, default=0.5
         Share of the prototypes' distribution in the prediction (0: the stage-1 head; 1: the
         prototypes alone, a nearest-class-mean classifier).
+    catch_all : label or None, default=None
+        The catch-all class (a label of ``y``; NER: a tag such as ``"O"``), scored by a threshold
+        on the cosine similarity rather than by a prototype. Multi-class and token classification.
 
     Examples
     --------
@@ -118,25 +170,48 @@ class PrototypeHead(Head):
     """
 
     has_stage2 = True
-    _stage2_params = ("scale", "weight")
+    _stage2_params = ("scale", "weight", "catch_all")
     _parameter_constraints = {
         "scale": [Interval(Real, 0, None, closed="neither")],
         "weight": [Interval(Real, 0, 1, closed="both")],
+        "catch_all": [None, Satisfies(lambda v: isinstance(v, (str, Integral, np.generic)), "a class label",
+                                      bad=[[1]])],
     }
 
-    def __init__(self, scale=20.0, weight=0.5):
+    def __init__(self, scale=20.0, weight=0.5, catch_all=None):
         self.scale = scale
         self.weight = weight
+        self.catch_all = catch_all
+
+    def check(self, n_classes, *, classes=None, task=None):
+        if self.catch_all is None:
+            return
+        if task == "multilabel":
+            raise ValueError("head__catch_all applies to multi-class and token classification, not to multi-label "
+                             "targets.")
+        if classes is not None:
+            class_index(self.catch_all, classes, "head__catch_all")
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
-                   verbose=0):
+                   verbose=0, classes=None):
         n_classes = module.head.out_features
         prototypes = class_prototypes(features, targets, n_classes, multilabel=multilabel)
-        module.head = PrototypeInterpolatedHead(module.head, prototypes, scale=self.scale, weight=self.weight,
-                                                multilabel=multilabel).to(device).eval()
+        head = PrototypeInterpolatedHead(module.head, prototypes, scale=self.scale, weight=self.weight,
+                                         multilabel=multilabel)
+        fitted = {}
+        if self.catch_all is not None:
+            k = class_index(self.catch_all, classes, "head__catch_all")
+            with torch.no_grad():
+                sims = torch.cat([head.similarities(torch.as_tensor(chunk, dtype=torch.float32))
+                                  for chunk in torch.as_tensor(features).split(65536)])
+            tau = fit_catch_all_threshold(sims, targets, k, scale=self.scale)
+            head.catch_all_index.fill_(k)
+            head.catch_all_threshold.fill_(tau)
+            fitted["catch_all_threshold_"] = tau
+        module.head = head.to(device).eval()
         counts = torch.as_tensor(targets)
         counts = counts.sum(0) if multilabel else torch.bincount(counts[counts >= 0].long(), minlength=n_classes)
-        return {"prototype_counts_": counts.numpy()}
+        return {"prototype_counts_": counts.numpy(), **fitted}
 
     def restore(self, module, n_classes, *, multilabel):
         shape = (2, n_classes, module.head.in_features) if multilabel else (n_classes, module.head.in_features)
