@@ -44,6 +44,9 @@ VARIANTS = {
     "weighted_ce": {"loss": "weighted_ce"},  # inverse tag frequency, weights mean 1 over tags
     "focal": {"loss": "focal", "gamma": 2.0},
     "dice": {"loss": "dice"},
+    # class prototypes mixed into the head; the second with "O" scored by a learned threshold (round 8)
+    "ce_proto": {"loss": "ce", "head": "prototype"},
+    "ce_proto_catch_all": {"loss": "ce", "head": "prototype", "head__catch_all": "O"},
 }
 
 

@@ -113,17 +113,20 @@ def knn_logits(d, *, k, weight):
                                           torch.from_numpy(d["y_train"]), k=k, weight=weight, multilabel=False))
 
 
-def prototype_logits(d, *, scale, weight):
+def prototype_logits(d, *, scale, weight, catch_all=None):
     """skimb's ``head="prototype"`` on the cached features: the stage-1 head mixed with the scaled
-    cosine similarities to the class means of the training rows."""
-    import torch
+    cosine similarities to the class means of the training rows (``catch_all``: a class index
+    scored by the learned threshold)."""
+    from types import SimpleNamespace
 
-    from skimb.heads import PrototypeInterpolatedHead, class_prototypes
+    from skimb.heads import PrototypeHead
 
+    module = SimpleNamespace(head=_stage1_head(d))
     C = d["head_weight"].shape[0]
-    protos = class_prototypes(torch.from_numpy(d["f_train"]), torch.from_numpy(d["y_train"]), C, multilabel=False)
-    return _logits_of(PrototypeInterpolatedHead(_stage1_head(d), protos, scale=scale, weight=weight,
-                                                multilabel=False))
+    PrototypeHead(scale=scale, weight=weight, catch_all=catch_all).fit_stage2(
+        module, d["f_train"], d["y_train"], None, loss_fn=None, device="cpu", seed=0, batch_size=32,
+        multilabel=False, classes=np.arange(C))
+    return _logits_of(module.head)
 
 
 def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True, prototype_grid=()):
@@ -151,9 +154,11 @@ def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True, proto
     for spec in knn_grid:  # "k,weight"
         k, weight = spec.split(",")
         heads[f"knn k={k} w={weight}"] = knn_logits(d, k=int(k), weight=float(weight))
-    for spec in prototype_grid:  # "scale,weight"
-        scale, weight = spec.split(",")
-        heads[f"prototype s={scale} w={weight}"] = prototype_logits(d, scale=float(scale), weight=float(weight))
+    for spec in prototype_grid:  # "scale,weight[,catch-all class index]"
+        scale, weight, *catch_all = spec.split(",")
+        name = f"prototype s={scale} w={weight}" + (f" catch_all={catch_all[0]}" if catch_all else "")
+        heads[name] = prototype_logits(d, scale=float(scale), weight=float(weight),
+                                       catch_all=int(catch_all[0]) if catch_all else None)
     rows = {}
     for name, fn in heads.items():
         val, test = fn(d["f_val"]), fn(d["f_test"])
@@ -169,7 +174,7 @@ def main(argv=None):
     p.add_argument("files", nargs="+")
     p.add_argument("--calora", default="", help="';'-separated CALoRA stage-2 settings 'k,rank,epochs,lr,balanced'")
     p.add_argument("--knn", default="", help="';'-separated head='knn' settings 'k,weight'")
-    p.add_argument("--prototype", default="", help="';'-separated head='prototype' settings 'scale,weight'")
+    p.add_argument("--prototype", default="", help="';'-separated head='prototype' settings 'scale,weight[,catch-all class index]'")
     p.add_argument("--n-bootstrap", type=int, default=0,
                    help="bootstrap resamples the +tuned offsets are averaged over (threshold='tuned' uses 30)")
     p.add_argument("--no-crt", dest="crt", action="store_false", help="skip cRT (slow with many classes)")
