@@ -7,8 +7,8 @@ from ._selection import ValidationMacroF1
 from ._stage_cache import StageCache, fingerprint, stage1_cache
 from ._strategies import TRAININGS, StandardTraining, TrainingStrategy, register_training
 from .hamr import HAMRTraining  # registers "hamr"
-from ._sequential import SequentialTargetingTraining, sequential_subsets, stage_keys  # registers "sequential"
+from ._sequential import SequentialFit, SequentialNet, SequentialTargetingTraining, sequential_subsets, stage_keys  # registers "sequential"
 
 __all__ = ["StageCache", "TransformerNet", "WarmupLinearSchedule", "fingerprint", "stage1_cache", "weighted_mean_loss",
            "TrainingStrategy", "StandardTraining", "HAMRTraining", "TRAININGS", "register_training",
-           "ValidationMacroF1", "SequentialTargetingTraining", "sequential_subsets", "stage_keys"]
+           "ValidationMacroF1", "SequentialTargetingTraining", "SequentialNet", "SequentialFit", "sequential_subsets", "stage_keys"]

@@ -24,7 +24,7 @@ from ..utils._split import rarest_tag_keys
 from ._net import TransformerNet
 from ._strategies import TrainingStrategy, register_training
 
-__all__ = ["SequentialTargetingTraining", "SequentialNet", "sequential_subsets", "stage_keys"]
+__all__ = ["SequentialTargetingTraining", "SequentialNet", "SequentialFit", "sequential_subsets", "stage_keys"]
 
 
 def stage_keys(y_enc, task) -> np.ndarray:
