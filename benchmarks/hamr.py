@@ -20,7 +20,8 @@ split (``--train-size``, drawn once with ``--data-seed``), and scored on the tes
 ``topup_none``     the validation split as the meta set, no top-up (the reference code)
 ``token_max``      NER: the real update on each window's largest token loss (the reference)
 ``meta_balanced``  full HAMR with the class-balanced meta objective (``training__meta_loss="balanced"``)
-``systematic``     full HAMR with systematic (low-variance) epoch draws (``training__draw_scheme="systematic"``)
+``systematic``     full HAMR with systematic (low-variance) epoch draws (the default since round 8)
+``multinomial``    full HAMR with independent epoch draws (the paper; the default before round 8)
 ``systematic_mb``  both of the above
 ``reference``      ``HAMRTraining.reference()``: every switch as the reference code runs
 =================  ==========================================================================
@@ -93,7 +94,10 @@ VARIANTS = {
     "systematic_mb": {"training__draw_scheme": "systematic", "training__meta_loss": "balanced"},
     "reference": {"training": HAMRTraining.reference()},
     # the default before round 5: 1.2 N draws per epoch, embeddings from a separate pass
-    "round4_default": {"training__oversample_ratio": 1.2, "training__embedder": "pretrained"},
+    "round4_default": {"training__oversample_ratio": 1.2, "training__embedder": "pretrained",
+                       "training__draw_scheme": "multinomial"},
+    # the default before round 8: independent (multinomial) epoch draws
+    "multinomial": {"training__draw_scheme": "multinomial"},
     # one deviation of the default from the reference at a time (the reference's value)
     "ref_meta_lr": {"training__meta_update_lr": 2e-4},
     "ref_detach_mean": {"training__detach_mean": True},

@@ -388,7 +388,7 @@ def test_token_hamr_trains_on_windows_with_max_token_loss(tiny_bert, monkeypatch
 
     monkeypatch.setattr(trainer, "meta_step", checking_meta_step)
     rec = Recorder()
-    ner = ner_hamr(tiny_bert, max_length=16, callbacks=[rec]).fit(X, y)
+    ner = ner_hamr(tiny_bert, max_length=16, callbacks=[rec], training__draw_scheme="multinomial").fit(X, y)
     assert checked and all(checked)
     # one HAMR item per window; the long sentence has several
     idx = ner.hamr_train_indices_
