@@ -143,6 +143,8 @@ def test_token_classification_and_refit(tiny_bert):
     with pytest.warns(UserWarning, match="n_stages is ignored"):
         ner.set_params(training="standard").fit(X, y)
     assert not hasattr(ner, "stage_indices_")  # nothing left of the earlier fit
+    with pytest.raises(ValueError, match="needs finetune='full' or 'lora'"):
+        TransformerTokenClassifier(tiny_bert, training="sequential", finetune="head", **FAST).fit(X, y)
 
 
 @pytest.mark.parametrize("param, value, match", [

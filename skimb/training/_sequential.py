@@ -279,6 +279,9 @@ class SequentialTargetingTraining(TrainingStrategy):
         return {}
 
     def plan(self, ctx):
+        if ctx.task == "token" and ctx.finetune.frozen:
+            raise ValueError("training='sequential' for token classification needs finetune='full' or 'lora': "
+                             "with finetune='head' the training rows are single words, not sentences.")
         return SequentialFit(self, task=ctx.task, seed=ctx.seed, epochs_per_stage=ctx.max_epochs)
 
     def net_kwargs(self, state) -> dict:
