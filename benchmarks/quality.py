@@ -64,6 +64,8 @@ CONFIGS = {
     # only (Hu et al. 2022) and the ranking loss of dos Santos et al. (2015)
     # sequential targeting (issue #16): 3 stages from the original to a balanced class distribution, EWC
     "seq": dict(loss="ce", training="sequential"),
+    "seq_l0": dict(loss="ce", training="sequential", training__ewc_lambda=0.0),
+    "seq_l01": dict(loss="ce", training="sequential", training__ewc_lambda=0.1),
     "wce_catch_all": dict(loss="weighted_ce"),
     "ranking": dict(loss="ranking"),
 }
