@@ -111,14 +111,15 @@ class LossEpochSchedule(Callback):
 
 
 def make_callbacks(*, verbose, n_steps, warmup_ratio, max_grad_norm, early_stopping, patience,
-                   user_callbacks):
+                   user_callbacks, lr_cycles=1):
     callbacks = [("throughput", Throughput()), ("loss_epoch", LossEpochSchedule())]
     if n_steps > 0:
         from torch.optim.lr_scheduler import LambdaLR
 
         from .training import WarmupLinearSchedule
 
-        schedule = WarmupLinearSchedule(n_steps, round(warmup_ratio * n_steps))
+        cycle = -(-n_steps // max(1, int(lr_cycles)))  # the schedule restarts every cycle (a training stage)
+        schedule = WarmupLinearSchedule(cycle, round(warmup_ratio * cycle), restart_every=cycle if lr_cycles > 1 else None)
         callbacks.append(("lr_schedule", LRScheduler(policy=LambdaLR, lr_lambda=schedule, step_every="batch")))
     if max_grad_norm:
         callbacks.append(("grad_clip", GradientNormClipping(gradient_clip_value=max_grad_norm)))

@@ -249,6 +249,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             batch_size=self.batch_size, max_epochs=ctx.n_epochs,
             train_split=predefined_split(valid_ds) if valid_ds is not None else None,
             callbacks=make_callbacks(verbose=self.verbose, n_steps=n_steps, warmup_ratio=self.warmup_ratio,
+                                     lr_cycles=ctx.training.lr_cycles(),
                                      max_grad_norm=self.max_grad_norm, early_stopping=self.early_stopping,
                                      patience=self.patience, user_callbacks=self.callbacks),
             device=ctx.device, verbose=int(self.verbose), pad_token_id=self.tokenizer_.pad_token_id or 0,

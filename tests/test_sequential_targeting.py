@@ -155,3 +155,30 @@ def test_bad_parameters(tiny_bert, toy_data, param, value, match):
     X, y = toy_data
     with pytest.raises(ValueError, match=match):
         TransformerClassifier(tiny_bert, training="sequential", **{f"training__{param}": value}, **FAST).fit(X, y)
+
+
+class LearningRates(Callback):
+    def initialize(self):
+        self.lrs = []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.lrs.append([])
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.lrs[-1].append(net.optimizer_.param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_each_stage_gets_its_own_learning_rate_schedule(tiny_bert, toy_data, restart):
+    X, y = toy_data
+    rec = LearningRates()
+    TransformerClassifier(tiny_bert, training="sequential", training__n_stages=3, training__lr_restart=restart,
+                          callbacks=[rec], warmup_ratio=0.0, **FAST).fit(X, y)
+    first = [epoch[0] for epoch in rec.lrs]  # one epoch per stage (max_epochs=1)
+    if restart:  # every stage starts at the full learning rate
+        assert first[0] == pytest.approx(first[1], rel=0.2) and first[1] == pytest.approx(first[2], rel=0.2)
+    else:  # one decay over the three stages
+        assert first[0] > first[1] > first[2]
+    assert all(epoch[0] > epoch[-1] for epoch in rec.lrs)  # decaying within each stage

@@ -25,13 +25,22 @@ _NON_MODULE_KEYS = ("sample_weight", "index")
 
 
 class WarmupLinearSchedule:
-    """LambdaLR factor: linear warm-up over ``warmup_steps``, then linear decay to 0."""
+    """LambdaLR factor: linear warm-up over ``warmup_steps``, then linear decay to 0; with
+    ``restart_every``, the schedule starts again every that many steps (one cycle per training stage).
 
-    def __init__(self, total_steps: int, warmup_steps: int):
+    >>> s = WarmupLinearSchedule(4, 0, restart_every=4)
+    >>> [s(i) for i in range(6)]
+    [1.0, 0.75, 0.5, 0.25, 1.0, 0.75]
+    """
+
+    def __init__(self, total_steps: int, warmup_steps: int, restart_every=None):
         self.total_steps = max(1, int(total_steps))
         self.warmup_steps = max(0, int(warmup_steps))
+        self.restart_every = None if restart_every is None else max(1, int(restart_every))
 
     def __call__(self, step: int) -> float:
+        if self.restart_every is not None:
+            step %= self.restart_every
         if step < self.warmup_steps:
             return (step + 1) / (self.warmup_steps + 1)
         remaining = self.total_steps - step

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from ..utils._param_validation import Interval
+from ..utils._param_validation import Boolean, Interval
 from ..utils._split import rarest_tag_keys
 from ._net import TransformerNet
 from ._strategies import TrainingStrategy, register_training
@@ -247,6 +247,11 @@ class SequentialTargetingTraining(TrainingStrategy):
     ----------
     n_stages : int, default=3
         Number of stages ``k``; 1 is plain training.
+    lr_restart : bool, default=True
+        Each stage gets its own learning-rate schedule (warm-up, then linear decay), as a fresh
+        fine-tuning run would; ``False``: one schedule spans the stages, so that the last (most
+        balanced) stage, which holds most of the rare classes' examples, trains at the smallest
+        learning rates.
     ewc_lambda : float, default=1.0
         Weight of the EWC penalty ``ewc_lambda/2 · Σ_i F_i (θ_i − θ*_i)²`` (``F``: the previous
         stage's diagonal empirical Fisher information, normalised to mean 1; ``θ*``: the parameters
@@ -261,11 +266,16 @@ class SequentialTargetingTraining(TrainingStrategy):
 
     net_class = SequentialNet
     supports_data_parallel = False
-    _parameter_constraints = {"n_stages": [Interval(Integral, 1, None)], "ewc_lambda": [Interval(Real, 0, None)]}
+    _parameter_constraints = {"n_stages": [Interval(Integral, 1, None)], "lr_restart": [Boolean()],
+                              "ewc_lambda": [Interval(Real, 0, None)]}
 
-    def __init__(self, n_stages=3, ewc_lambda=1.0):
+    def __init__(self, n_stages=3, lr_restart=True, ewc_lambda=1.0):
         self.n_stages = n_stages
+        self.lr_restart = lr_restart
         self.ewc_lambda = ewc_lambda
+
+    def lr_cycles(self) -> int:
+        return int(self.n_stages) if self.lr_restart else 1
 
     def n_epochs(self, max_epochs: int) -> int:
         return int(self.n_stages) * int(max_epochs)
@@ -275,7 +285,7 @@ class SequentialTargetingTraining(TrainingStrategy):
 
     def ignored_params(self) -> dict:
         if self.n_stages == 1:
-            return dict.fromkeys(self._changed(("ewc_lambda",)), "n_stages=1 (plain training)")
+            return dict.fromkeys(self._changed(("ewc_lambda", "lr_restart")), "n_stages=1 (plain training)")
         return {}
 
     def plan(self, ctx):

@@ -38,6 +38,10 @@ class TrainingStrategy(Component):
         """Epochs the net runs for the estimator's ``max_epochs``."""
         return int(max_epochs)
 
+    def lr_cycles(self) -> int:
+        """How many times the learning-rate schedule (warm-up, linear decay) runs over training."""
+        return 1
+
     def net_kwargs(self, state) -> dict:
         """Extra keyword arguments of :attr:`net_class`."""
         return {}
