@@ -63,8 +63,9 @@ CONFIGS = {
     # catch-all classes (issue #16), the class named by --catch-all: class weights over the real classes
     # only (Hu et al. 2022) and the ranking loss of dos Santos et al. (2015)
     # sequential targeting (issue #16): 3 stages from the original to a balanced class distribution, EWC
-    # (the "seq" and "seq_l0" runs of round 8's first lanes ran before lr_restart existed: one schedule)
-    "seq": dict(loss="ce", training="sequential"),
+    # (the "seq" and "seq_l0" runs of round 8's first lanes ran before lr_restart existed: one schedule;
+    # "seq" ran with ewc_lambda=1, the default until the end of round 8)
+    "seq": dict(loss="ce", training="sequential", training__ewc_lambda=1.0),
     "seq_l0": dict(loss="ce", training="sequential", training__ewc_lambda=0.0),
     "seq_l01": dict(loss="ce", training="sequential", training__ewc_lambda=0.1),
     "seq_one_schedule": dict(loss="ce", training="sequential", training__lr_restart=False),

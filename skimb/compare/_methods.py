@@ -271,7 +271,7 @@ _register_hamr("hamr_none", "HAMR with every module off: plain fine-tuning on th
 
 # --- sequential targeting (skimb.training.SequentialTargetingTraining) -------------------------
 @register_method("sequential", description="sequential targeting: 3 stages from the original class distribution "
-                 "to a balanced one, EWC penalty from stage 2 (CE)", tasks=_ALL_TASKS, family="training")
+                 "to a balanced one, a learning-rate schedule per stage (CE)", tasks=_ALL_TASKS, family="training")
 def _sequential(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", training="sequential")
 
