@@ -9,7 +9,9 @@ Each fit yields several rows, measured on the same fitted model:
 - ``<cfg>+tuned``: the same logits plus per-class offsets fitted on the validation split
   (``skimb.metrics.tune_logit_offsets``; ``+tau``: the one-parameter logit adjustment only);
 - ``<cfg>+calora`` / ``+calora+tuned``: after CALoRA's stage 2 (the estimator's own
-  ``predict`` with ``threshold="tuned"``).
+  ``predict`` with ``threshold="tuned"``);
+- ``<cfg>+calora_layers`` / ``+calora_layers+tuned`` (``--calora-layers last``): CALoRA with class
+  adapters in the backbone's layers too, refitted on the same stage 1 (a stage-1 cache hit).
 
 Every fit holds out the same stratified validation split (``--validation-fraction``), so all
 rows train on the same data. Results are written after every fit.
@@ -150,6 +152,8 @@ def run_one(cfg, seed, data, args):
         rows[cfg + "+calora+tuned"] = est.predict(data.X_test)
         record["stage2_s"] = est.stage2_time_s_
         record["routing_topk_coverage"] = est.routing_topk_coverage_
+        if args.calora_layers:
+            _calora_layers(est, data, X_val, classes, rows, logits, record, args)
     record["predict_s"] = time.perf_counter() - t0
     # the logits, so that other decision rules can be scored later without refitting
     path = Path(args.out).with_suffix("") / f"{cfg}_seed{seed}.npz"
@@ -158,6 +162,28 @@ def run_one(cfg, seed, data, args):
     record["logits_file"] = str(path)
     record["rows"] = {name: _report(data.y_test, pred, data.y_train, args.catch_all) for name, pred in rows.items()}
     return record
+
+
+def _calora_layers(est, data, X_val, classes, rows, logits, record, args):
+    """CALoRA with adapters inside the backbone, on ``est``'s stage 1 (from the stage-1 cache)."""
+    from sklearn.base import clone
+
+    layered = clone(est).set_params(head__layers=args.calora_layers.split(",") if "," in args.calora_layers
+                                     else args.calora_layers, head__epochs=args.calora_layers_epochs,
+                                     head__lr=args.calora_layers_lr)
+    layered.fit(data.X_train, data.y_train)
+    assert layered.stage1_cached_, "the layered CALoRA must reuse the head-only fit's stage 1"
+    t0 = time.perf_counter()
+    est.embed(data.X_test)
+    one_pass = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    test3 = layered.decision_function(data.X_test)
+    routed = time.perf_counter() - t0
+    logits.update(val_calora_layers=layered.decision_function(X_val), test_calora_layers=test3)
+    rows["{}+calora_layers".format(record["config"])] = classes[test3.argmax(1)]
+    rows["{}+calora_layers+tuned".format(record["config"])] = layered.predict(data.X_test)
+    record.update(layers_stage2_s=layered.stage2_time_s_, layers=layered.routed_layers_.tolist(),
+                  test_one_pass_encode_s=one_pass, test_layers_predict_s=routed)
 
 
 def summarise(records):
@@ -193,6 +219,11 @@ def main(argv=None):
     p.add_argument("--catch-all", default=None,
                    help="the catch-all label: used by the wce_catch_all and ranking configs; every row then "
                         "also reports macro-F1 over the real classes")
+    p.add_argument("--calora-layers", default=None,
+                   help="also fit CALoRA with adapters in these backbone layers ('last' or comma-separated "
+                        "names) on the same stage 1")
+    p.add_argument("--calora-layers-epochs", type=int, default=3)
+    p.add_argument("--calora-layers-lr", type=float, default=1e-3)
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--save-features", action="store_true",

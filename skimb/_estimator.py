@@ -192,9 +192,12 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                     "fit_time_s": stage1_s, "training": ctx.training_fitted}, memory=ctx.head.memory)
         else:
             inputs, stage1_s = ctx.stage1["stage2_inputs"], 0.0
+        tokens = {}
+        if ctx.head.needs_token_ids:
+            tokens = {"token_ids": ctx.adapter.stage2_token_ids(ctx), "pad_token_id": self.tokenizer_.pad_token_id or 0}
         fitted = ctx.head.fit_stage2(ctx.net.module_, *inputs, loss_fn=ctx.net.criterion_, device=ctx.net.device,
                                      seed=ctx.seed, batch_size=self.batch_size, multilabel=ctx.multilabel,
-                                     verbose=self.verbose, classes=ctx.classes)
+                                     verbose=self.verbose, classes=ctx.classes, **tokens)
         self.stage2_time_s_ = time.perf_counter() - t0
         logger.info("%s: stage 2 (%s) in %.1f s", type(self).__name__, type(ctx.head).__name__, self.stage2_time_s_)
         fitted.update(stage1_cached_=ctx.stage1 is not None, stage1_time_s_=stage1_s,

@@ -164,6 +164,10 @@ class TextTask(TaskAdapter):
         w = None if ctx.weights is None else torch.as_tensor(ctx.weights[ctx.train_idx])
         return features, torch.as_tensor(ctx.y[ctx.train_idx]), w
 
+    def stage2_token_ids(self, ctx):
+        """Token ids of the training samples, in the order of :meth:`stage2_inputs`."""
+        return tokenize(self.est.tokenizer_, [ctx.X[i] for i in ctx.train_idx], self.est.max_length)
+
     def after_fit(self, ctx):
         """The decision rule, tuned on the validation split when asked."""
         est, y_enc, valid_idx = self.est, ctx.y, ctx.valid_idx
@@ -201,7 +205,9 @@ class TextTask(TaskAdapter):
         module, device, variant = est._inference_module()
         module.eval()
         feats = None
-        if self.finetune.frozen:
+        if module.encoder.routing is not None:
+            pass  # class adapters inside the encoder: its features are the fitted model's own
+        elif self.finetune.frozen:
             feats = self.frozen_features(texts, module.encoder, device, variant=variant, desc="predicting")
         elif getattr(est, "_stage1_key_", None) is not None:
             # Staged heads whose candidates share a stage 1 share its (frozen) encoder: encode each
@@ -228,6 +234,6 @@ class TextTask(TaskAdapter):
     def embed(self, texts) -> np.ndarray:
         est = self.est
         module = est.net_.module_
-        if self.finetune.frozen:
+        if self.finetune.frozen and module.encoder.routing is None:
             return self.frozen_features(texts, module.encoder, est.net_.device)
         return self.encode(texts, module.encoder, est.net_.device)

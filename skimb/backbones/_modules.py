@@ -22,7 +22,11 @@ class TextEncoder(nn.Module):
     """A Hugging Face backbone followed by pooling: ``(input_ids, attention_mask) -> (N, d)``.
 
     ``pooling=None`` returns the per-token states ``(N, T, d)`` (token classification).
+    ``routing`` (set by CALoRA with adapters inside the backbone) runs the encoding in its two
+    passes: ``routing.encode(encode_fn, input_ids, attention_mask)``.
     """
+
+    routing = None  # class default: models pickled before it existed load without it
 
     def __init__(self, backbone: nn.Module, pooling: str | None = "mean"):
         super().__init__()
@@ -34,6 +38,11 @@ class TextEncoder(nn.Module):
         return int(self.backbone.config.hidden_size)
 
     def forward(self, input_ids, attention_mask):
+        if self.routing is not None:
+            return self.routing.encode(self._encode, input_ids, attention_mask)
+        return self._encode(input_ids, attention_mask)
+
+    def _encode(self, input_ids, attention_mask):
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
         if self.pooling is None:
             return out.last_hidden_state

@@ -18,6 +18,7 @@ from ..utils._components import Component, Registry
 from ..utils._param_validation import Interval, Options, Satisfies
 from ..utils._progress import progress_bar
 from .calora import CALoRAConfig, ClassRoutedLoRA, fit_calora_head, topk_coverage
+from .calora.backbone import fit_calora_layers, install_routed_layers, select_linear_layers
 from .calora.config import ROUTINGS
 
 __all__ = ["Head", "LinearHead", "CALoRAHead", "HEADS", "register_head"]
@@ -39,6 +40,9 @@ class Head(Component):
     _stage2_params: tuple = ()
     #: Where fitted stage-1 models are kept on disk (heads with a second stage).
     memory = None
+    #: Stage 2 runs the backbone: ``fit_stage2`` then also gets ``token_ids`` (the training
+    #: texts' token id lists) and ``pad_token_id``.
+    needs_token_ids = False
 
     def check(self, n_classes: int, *, classes=None, task=None) -> None:
         """Raise for parameters that do not fit the data (before any training); ``classes`` and
@@ -161,6 +165,15 @@ class CALoRAHead(Head):
         the exact training data, so the candidates of a grid search over ``head__k`` /
         ``head__rank`` share one stage 1 per fold; ``memory`` shares it across processes
         (``n_jobs > 1``). Needs an integer ``random_state``.
+    layers : None, "last" or list of str, default=None
+        Backbone ``nn.Linear`` layers that get class adapters too, routed like the head's
+        (METHODS.md §1, "optionally other linear layers"; text classification with
+        ``finetune="full"`` or ``"head"``). ``"last"``: every linear layer of the last
+        transformer block; a list: layers by name or dotted ending (``"5.attention.self.query"``,
+        see :func:`skimb.heads.calora.select_linear_layers`). None: the head only. Stage 2 then
+        runs the backbone on the training texts each epoch (``epochs`` passes, no longer on cached
+        features), and a prediction runs the encoder twice: frozen, to rank the classes, then
+        with the routed adapters (``docs/calora.md``).
 
     Examples
     --------
@@ -174,7 +187,7 @@ class CALoRAHead(Head):
     """
 
     has_stage2 = True
-    _stage2_params = ("k", "rank", "routing", "alpha", "epochs", "lr", "balance", "memory")
+    _stage2_params = ("k", "rank", "routing", "alpha", "epochs", "lr", "balance", "memory", "layers")
     _parameter_constraints = {
         "k": [Interval(Integral, 1, None)],
         "rank": [Interval(Integral, 1, None)],
@@ -187,9 +200,13 @@ class CALoRAHead(Head):
         "balance": [Options("none", "class")],
         "memory": [None, Satisfies(lambda v: isinstance(v, (str, os.PathLike)) or hasattr(v, "location"),
                                    "a directory or a joblib.Memory", bad=[3])],
+        "layers": [None, Satisfies(lambda v: v == "last" or (isinstance(v, (list, tuple)) and len(v) > 0
+                                                             and all(isinstance(e, str) and e for e in v)),
+                                   "'last' or a non-empty list of layer names", bad=["first", [], [3]])],
     }
 
-    def __init__(self, k=2, rank=8, routing="topk", alpha=None, epochs=20, lr=1e-3, balance="class", memory=None):
+    def __init__(self, k=2, rank=8, routing="topk", alpha=None, epochs=20, lr=1e-3, balance="class", memory=None,
+                 layers=None):
         self.k = k
         self.rank = rank
         self.routing = routing
@@ -198,19 +215,41 @@ class CALoRAHead(Head):
         self.lr = lr
         self.balance = balance
         self.memory = memory
+        self.layers = layers
+
+    @property
+    def needs_token_ids(self) -> bool:
+        """Stage 2 runs the backbone: it needs the training texts' token ids."""
+        return self.layers is not None
 
     def config(self, n_classes: int) -> CALoRAConfig:
         return CALoRAConfig(n_classes=n_classes, rank=self.rank, k=self.k, routing=self.routing, alpha=self.alpha)
 
     def check(self, n_classes, *, classes=None, task=None):
         self.config(n_classes)  # k <= n_classes and the rest, before stage 1 trains
+        if self.layers is not None and task == "token":
+            raise ValueError("head__layers (class adapters inside the backbone) is for text classification; "
+                             "token classification routes per token: use the head-only CALoRA (layers=None).")
+
+    def prepare(self, module, *, loss=None):
+        if self.layers is None:
+            return
+        backbone = module.encoder.backbone
+        if hasattr(backbone, "peft_config"):
+            raise ValueError("head__layers adapts the backbone's own nn.Linear layers: use finetune='full' or "
+                             "'head' for stage 1 (finetune='lora' wraps them in peft layers).")
+        select_linear_layers(backbone, self.layers)  # every name resolves, before stage 1 trains
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
-                   verbose=0, classes=None):
+                   verbose=0, classes=None, token_ids=None, pad_token_id=0):
         with torch.no_grad():
             stage1_logits = module.head(features.to(device)).float().cpu()
         if self.balance == "class":
             weights = class_balanced_row_weights(targets, module.head.out_features)
+        if self.layers is not None:
+            return self._fit_layers(module, token_ids, stage1_logits, targets, weights, loss_fn=loss_fn,
+                                    device=device, seed=seed, batch_size=batch_size, multilabel=multilabel,
+                                    verbose=verbose, pad_token_id=pad_token_id)
         with progress_bar(self.epochs, "CALoRA stage 2", verbose, unit="epoch") as bar:
             layer = fit_calora_head(
                 module.head, features, stage1_logits, targets, config=self.config(module.head.out_features),
@@ -221,5 +260,22 @@ class CALoRAHead(Head):
         return {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
                 "adapter_norms_": layer.adapter_norms()}
 
+    def _fit_layers(self, module, token_ids, stage1_logits, targets, weights, *, loss_fn, device, seed, batch_size,
+                    multilabel, verbose, pad_token_id):
+        config = self.config(module.head.out_features)
+        names = select_linear_layers(module.encoder.backbone, self.layers)
+        with progress_bar(self.epochs, "CALoRA stage 2 (backbone layers)", verbose, unit="epoch") as bar:
+            fit_calora_layers(module, token_ids, stage1_logits, targets, config=config, layer_names=names,
+                              loss_fn=loss_fn, sample_weight=weights, epochs=self.epochs, lr=self.lr,
+                              batch_size=batch_size, random_state=seed, multilabel=multilabel, device=device,
+                              pad_token_id=pad_token_id, progress=bar)
+        return {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
+                "adapter_norms_": module.head.adapter_norms(), "routed_layers_": np.asarray(names)}
+
     def restore(self, module, n_classes, *, multilabel):
+        if self.layers is not None:
+            install_routed_layers(module, self.config(n_classes), select_linear_layers(module.encoder.backbone,
+                                                                                         self.layers),
+                                  multilabel=multilabel)
+            return
         module.head = ClassRoutedLoRA(module.head, self.config(n_classes), multilabel=multilabel)

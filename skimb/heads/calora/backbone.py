@@ -1,0 +1,229 @@
+"""CALoRA beyond the head: class-routed adapters on ``nn.Linear`` layers inside the backbone.
+
+METHODS.md §1 lets CALoRA adapt "the classification head, optionally other linear layers". The
+adapted layers sit inside the encoder, so their route cannot come from a cached feature: a
+prediction runs the frozen (stage-1) model once to rank the classes, then the encoder again with
+the routed adapters on (:class:`LayerRouting`). Stage 2 trains the adapters with the routes of the
+stage-1 logits of the training texts (:func:`fit_calora_layers`), one adapted forward per step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import CALoRAConfig
+from .layer import ClassRoutedLoRA
+from .routing import route_from_logits
+from .train import _make_generator
+
+__all__ = ["LayerRouting", "RoutedLinear", "RoutedHead", "select_linear_layers", "install_routed_layers",
+           "fit_calora_layers"]
+
+
+def _is_adapter(name: str) -> bool:
+    # peft's own LoRA factors are nn.Linear too; never adapt an adapter
+    return any(part.startswith("lora_") for part in name.split("."))
+
+
+def _blocks(model: nn.Module) -> nn.ModuleList:
+    """The transformer blocks: the longest ``nn.ModuleList`` of same-typed modules."""
+    best = None
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) and len({type(m) for m in module}) == 1:
+            if best is None or len(module) > len(best):
+                best = module
+    if best is None:
+        raise ValueError(f"{type(model).__name__} has no list of transformer blocks; name the layers to adapt.")
+    return best
+
+
+def select_linear_layers(model: nn.Module, layers) -> list[str]:
+    """Names (in ``model.named_modules()``) of the ``nn.Linear`` layers that ``layers`` selects.
+
+    ``layers="last"`` selects every linear layer of the last transformer block (the longest
+    ``nn.ModuleList`` of same-typed modules); a list of strings selects each linear layer whose
+    name equals an entry or ends with ``"." + entry``, and every entry must select one.
+
+    >>> from transformers import BertConfig, BertModel
+    >>> bert = BertModel(BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+    ...                             intermediate_size=16, vocab_size=30))
+    >>> select_linear_layers(bert, "last")  # doctest: +NORMALIZE_WHITESPACE
+    ['encoder.layer.1.attention.self.query', 'encoder.layer.1.attention.self.key',
+     'encoder.layer.1.attention.self.value', 'encoder.layer.1.attention.output.dense',
+     'encoder.layer.1.intermediate.dense', 'encoder.layer.1.output.dense']
+    >>> select_linear_layers(bert, ["1.attention.self.query"])
+    ['encoder.layer.1.attention.self.query']
+    """
+    linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and not _is_adapter(name)]
+    if isinstance(layers, str):
+        if layers != "last":
+            raise ValueError(f"layers must be 'last' or a list of layer names, got {layers!r}.")
+        blocks = _blocks(model)
+        last = blocks[len(blocks) - 1]
+        prefix = next(name for name, m in model.named_modules() if m is last) + "."
+        return [name for name in linear if name.startswith(prefix)]
+    chosen = []
+    for entry in layers:
+        hits = [name for name in linear if name == entry or name.endswith("." + entry)]
+        if not hits:
+            shown = ", ".join(linear[-6:])
+            raise ValueError(f"layers entry {entry!r} names no nn.Linear layer of the backbone; its last linear "
+                             f"layers are: {shown} (an entry matches a name or its dotted ending).")
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen
+
+
+class LayerRouting:
+    """The route shared by a model's routed layers, and the two-pass encoding that sets it.
+
+    ``route`` is None (every adapter off: the frozen stage-1 model) or the ``(batch, C)`` gate of
+    the batch being encoded; :meth:`encode` computes it from the frozen model's logits, or takes
+    ``preset`` (stage 2 sets it to the training texts' routes). A plain object, not a module: it
+    holds no weights, only a reference to the frozen stage-1 head.
+    """
+
+    def __init__(self, config: CALoRAConfig, stage1_head: nn.Module, *, multilabel: bool = False):
+        self.config = config
+        self.stage1_head = stage1_head
+        self.multilabel = bool(multilabel)
+        self.route = None
+        self.preset = None
+
+    def encode(self, encode_fn, input_ids, attention_mask):
+        """Features of the adapted encoder for a batch: a frozen pass ranks the classes (unless a
+        route is preset), then the adapted pass runs with that route, which stays set for the head
+        (:class:`RoutedHead` takes it)."""
+        route = self.preset
+        if route is None:
+            self.route = None
+            with torch.no_grad():
+                logits = self.stage1_head(encode_fn(input_ids, attention_mask))
+            route = route_from_logits(logits, self.config.routing, self.config.k, multilabel=self.multilabel)
+        self.route = route
+        return encode_fn(input_ids, attention_mask)
+
+    def take(self, n: int):
+        """The route of the ``n`` features just encoded, cleared (the head is the last layer to use
+        it); None when there is none for them (the head then routes by its frozen logits)."""
+        route, self.route = self.route, None
+        return route if route is not None and len(route) == n else None
+
+
+class RoutedLinear(nn.Module):
+    """A backbone ``nn.Linear`` with class adapters gated by the shared :class:`LayerRouting`
+    (the frozen layer when no route is set)."""
+
+    def __init__(self, base: nn.Linear, config: CALoRAConfig, routing: LayerRouting, *, generator=None):
+        super().__init__()
+        self.lora = ClassRoutedLoRA(base, config, generator=generator)
+        self.routing = routing
+
+    def forward(self, x):
+        route = self.routing.route
+        if route is None:
+            return self.lora.base(x)
+        return self.lora(x, route.to(x.dtype))
+
+
+class RoutedHead(nn.Module):
+    """The classification head's class adapters, routed like the backbone's: by the route the
+    encoder used for this batch, or, on features alone, by the frozen head's own logits."""
+
+    def __init__(self, layer: ClassRoutedLoRA, routing: LayerRouting):
+        super().__init__()
+        self.layer = layer
+        self.routing = routing
+
+    @property
+    def base(self) -> nn.Linear:
+        return self.layer.base
+
+    @property
+    def out_features(self) -> int:
+        return self.layer.out_features
+
+    def adapter_norms(self, **kwargs):
+        return self.layer.adapter_norms(**kwargs)
+
+    def forward(self, x):
+        return self.layer(x, self.routing.take(len(x)))
+
+
+def install_routed_layers(module: nn.Module, config: CALoRAConfig, layer_names, *, multilabel=False,
+                          generator=None) -> LayerRouting:
+    """Wrap ``module.head`` and the named linear layers of ``module.encoder.backbone`` with class
+    adapters (zero at first: the model computes what it did) and route them together."""
+    backbone = module.encoder.backbone
+    routing = LayerRouting(config, module.head, multilabel=multilabel)
+    for name in layer_names:
+        parent_name, _, attr = name.rpartition(".")
+        parent = backbone.get_submodule(parent_name) if parent_name else backbone
+        setattr(parent, attr, RoutedLinear(getattr(parent, attr), config, routing, generator=generator))
+    module.head = RoutedHead(ClassRoutedLoRA(module.head, config, multilabel=multilabel, generator=generator),
+                             routing)
+    module.encoder.routing = routing
+    return routing
+
+
+def adapter_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """Every class adapter's parameters in ``module`` (the only ones stage 2 trains)."""
+    return [p for m in module.modules() if isinstance(m, ClassRoutedLoRA) for p in m.adapter_parameters()]
+
+
+def fit_calora_layers(module, input_ids, stage1_logits, y, *, config: CALoRAConfig, layer_names, loss_fn,
+                      sample_weight=None, epochs: int = 3, lr: float = 1e-3, batch_size: int = 16,
+                      random_state=None, multilabel: bool = False, device="cpu", pad_token_id: int = 0,
+                      progress=None) -> LayerRouting:
+    """Stage 2 of CALoRA with adapters inside the backbone: train them (and the head's) in place.
+
+    Every weight of ``module`` (a :class:`~skimb.backbones.SequenceClassifier` whose
+    ``encoder.backbone`` holds ``layer_names``) stays frozen; the adapters train with AdamW on
+    ``mean(sample_weight * loss_fn(logits, y))`` over length-grouped batches of ``input_ids``,
+    each text routed by its ``stage1_logits`` (``"oracle"``: by ``y``). The model runs in eval mode
+    (no dropout). Returns the routing; ``module`` then predicts with two encoder passes.
+    """
+    from ...backbones._batching import LengthGroupedBatchSampler, pad_collate
+
+    gen = _make_generator(random_state)
+    dev = torch.device(device)
+    Y = torch.as_tensor(np.asarray(y)).to(dev)
+    Y = Y.float() if multilabel else Y.long()
+    W = torch.ones(len(Y)) if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float32)
+    routes = route_from_logits(torch.as_tensor(stage1_logits), config.routing, config.k, targets=Y.cpu(),
+                               training=True, multilabel=multilabel)
+    for p in module.parameters():
+        p.requires_grad_(False)
+    routing = install_routed_layers(module, config, layer_names, multilabel=multilabel, generator=gen)
+    module.to(dev).eval()
+    params = adapter_parameters(module)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sampler = LengthGroupedBatchSampler([len(ids) for ids in input_ids], batch_size,
+                                        seed=int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+    history = []
+    try:  # an interrupted stage 2 leaves a model that predicts with its adapters as they are
+        for epoch in range(epochs):
+            total = 0.0
+            for idx in sampler:
+                batch, _ = pad_collate([({"input_ids": input_ids[i], "index": 0}, 0) for i in idx],
+                                       pad_token_id=pad_token_id)
+                routing.preset = routes[idx].to(dev)
+                logits = module(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev))
+                loss = (W[idx].to(dev) * loss_fn(logits, Y[idx])).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            epoch_loss = total / len(Y)
+            if not math.isfinite(epoch_loss):
+                raise FloatingPointError(f"non-finite stage-2 loss at epoch {epoch} ({epoch_loss}); lower head__lr.")
+            history.append(epoch_loss)
+            if progress is not None:
+                progress.update()
+    finally:
+        routing.preset = routing.route = None
+    module.loss_history_ = history
+    return routing
