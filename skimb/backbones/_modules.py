@@ -23,7 +23,7 @@ class TextEncoder(nn.Module):
 
     ``pooling=None`` returns the per-token states ``(N, T, d)`` (token classification).
     ``routing`` (set by CALoRA with adapters inside the backbone) runs the encoding in its two
-    passes: ``routing.encode(encode_fn, input_ids, attention_mask)``.
+    passes: ``routing.encode(encoder, input_ids, attention_mask)``.
     """
 
     routing = None  # class default: models pickled before it existed load without it
@@ -39,14 +39,19 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids, attention_mask):
         if self.routing is not None:
-            return self.routing.encode(self._encode, input_ids, attention_mask)
-        return self._encode(input_ids, attention_mask)
+            return self.routing.encode(self, input_ids, attention_mask)
+        return self.encode_tokens(input_ids, attention_mask)
 
-    def _encode(self, input_ids, attention_mask):
+    def encode_tokens(self, input_ids, attention_mask):
+        """The backbone and the pooling, whatever ``routing`` is set."""
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        return self.finish(out.last_hidden_state, attention_mask)
+
+    def finish(self, last_hidden_state, attention_mask):
+        """The features from the backbone's last hidden state (pooled, unless ``pooling`` is None)."""
         if self.pooling is None:
-            return out.last_hidden_state
-        return pool(self.pooling, out.last_hidden_state, attention_mask)
+            return last_hidden_state
+        return pool(self.pooling, last_hidden_state, attention_mask)
 
 
 class SequenceClassifier(nn.Module):

@@ -45,6 +45,7 @@ def int8_module(module: nn.Module) -> nn.Module:
             # one scale per output channel: on Cyclone-Idai 96% of predictions unchanged against 92%
             # with one scale per weight matrix (docs/benchmarks.md, round 7)
             spec = {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
-            cached.encoder = torch.ao.quantization.quantize_dynamic(cached.encoder, spec, dtype=torch.qint8)
+            # in place on the copy: layers that share an object with the head (CALoRA's routing) keep sharing it
+            torch.ao.quantization.quantize_dynamic(cached.encoder, spec, dtype=torch.qint8, inplace=True)
         _INT8[module] = cached
     return cached

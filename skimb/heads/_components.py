@@ -170,7 +170,7 @@ class CALoRAHead(Head):
         (METHODS.md §1, "optionally other linear layers"; text classification with
         ``finetune="full"`` or ``"head"``). ``"last"``: every linear layer of the last
         transformer block; a list: layers by name or dotted ending (``"5.attention.self.query"``,
-        see :func:`skimb.heads.calora.select_linear_layers`). None: the head only. Stage 2 then
+        see :func:`skimb.heads.select_linear_layers`). None: the head only. Stage 2 then
         runs the backbone on the training texts each epoch (``epochs`` passes, no longer on cached
         features), and a prediction runs the encoder twice: frozen, to rank the classes, then
         with the routed adapters (``docs/calora.md``).

@@ -2,9 +2,10 @@
 
 METHODS.md §1 lets CALoRA adapt "the classification head, optionally other linear layers". The
 adapted layers sit inside the encoder, so their route cannot come from a cached feature: a
-prediction runs the frozen (stage-1) model once to rank the classes, then the encoder again with
-the routed adapters on (:class:`LayerRouting`). Stage 2 trains the adapters with the routes of the
-stage-1 logits of the training texts (:func:`fit_calora_layers`), one adapted forward per step.
+prediction runs the frozen (stage-1) model once to rank the classes, then the adapted blocks again
+from their input in that pass, with the routed adapters on (:class:`LayerRouting`). Stage 2 trains
+the adapters with the routes of the stage-1 logits of the training texts
+(:func:`fit_calora_layers`), one adapted forward per step.
 """
 
 from __future__ import annotations
@@ -83,28 +84,60 @@ class LayerRouting:
     ``route`` is None (every adapter off: the frozen stage-1 model) or the ``(batch, C)`` gate of
     the batch being encoded; :meth:`encode` computes it from the frozen model's logits, or takes
     ``preset`` (stage 2 sets it to the training texts' routes). A plain object, not a module: it
-    holds no weights, only a reference to the frozen stage-1 head.
+    holds no weights, only references to the frozen stage-1 head and the transformer blocks.
+
+    The second pass starts at the first transformer block that holds an adapter (``first_block``),
+    from that block's input in the frozen pass, so a prediction costs one pass plus the adapted
+    blocks again. ``resume`` records whether that shortcut reproduces the whole second pass for
+    this backbone (checked on the first batch; None until then).
     """
 
-    def __init__(self, config: CALoRAConfig, stage1_head: nn.Module, *, multilabel: bool = False):
+    def __init__(self, config: CALoRAConfig, stage1_head: nn.Module, *, multilabel: bool = False, blocks=None,
+                 first_block=None):
         self.config = config
         self.stage1_head = stage1_head
         self.multilabel = bool(multilabel)
+        self.blocks = blocks
+        self.first_block = first_block
+        self.resume = None
         self.route = None
         self.preset = None
 
-    def encode(self, encode_fn, input_ids, attention_mask):
-        """Features of the adapted encoder for a batch: a frozen pass ranks the classes (unless a
-        route is preset), then the adapted pass runs with that route, which stays set for the head
-        (:class:`RoutedHead` takes it)."""
-        route = self.preset
-        if route is None:
-            self.route = None
+    def encode(self, encoder, input_ids, attention_mask):
+        """Features of the adapted ``encoder`` (a :class:`~skimb.backbones.TextEncoder`) for a
+        batch: a frozen pass ranks the classes (unless a route is preset), then the adapted pass
+        runs with that route, which stays set for the head (:class:`RoutedHead` takes it)."""
+        if self.preset is not None:
+            self.route = self.preset
+            return encoder.encode_tokens(input_ids, attention_mask)
+        self.route = None
+        captured = {}
+        hook = None
+        if self.first_block is not None and self.resume is not False:
+            hook = self.blocks[self.first_block].register_forward_pre_hook(
+                lambda module, args, kwargs: captured.update(args=args, kwargs=kwargs), with_kwargs=True)
+        try:
             with torch.no_grad():
-                logits = self.stage1_head(encode_fn(input_ids, attention_mask))
-            route = route_from_logits(logits, self.config.routing, self.config.k, multilabel=self.multilabel)
-        self.route = route
-        return encode_fn(input_ids, attention_mask)
+                logits = self.stage1_head(encoder.encode_tokens(input_ids, attention_mask))
+        finally:
+            if hook is not None:
+                hook.remove()
+        self.route = route_from_logits(logits, self.config.routing, self.config.k, multilabel=self.multilabel)
+        if not captured:
+            return encoder.encode_tokens(input_ids, attention_mask)
+        resumed = self._resume(encoder, captured["args"], captured["kwargs"], attention_mask)
+        if self.resume is None:  # first batch: keep the shortcut only where it is exact
+            full = encoder.encode_tokens(input_ids, attention_mask)
+            self.resume = bool(torch.allclose(full, resumed, rtol=1e-4, atol=1e-5))
+            return full
+        return resumed
+
+    def _resume(self, encoder, args, kwargs, attention_mask):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        for block in self.blocks[self.first_block:]:
+            out = block(hidden, *args[1:], **kwargs) if args else block(**{**kwargs, "hidden_states": hidden})
+            hidden = out[0] if isinstance(out, (tuple, list)) else out
+        return encoder.finish(hidden, attention_mask)
 
     def take(self, n: int):
         """The route of the ``n`` features just encoded, cleared (the head is the last layer to use
@@ -153,12 +186,27 @@ class RoutedHead(nn.Module):
         return self.layer(x, self.routing.take(len(x)))
 
 
+def _first_block(backbone: nn.Module, layer_names):
+    """``(blocks, index of the first block holding a named layer)``, or ``(None, None)`` when a
+    layer lies outside the transformer blocks."""
+    try:
+        blocks = _blocks(backbone)
+    except ValueError:
+        return None, None
+    prefixes = {next(n for n, m in backbone.named_modules() if m is block) + ".": i for i, block in enumerate(blocks)}
+    found = [next((i for p, i in prefixes.items() if name.startswith(p)), None) for name in layer_names]
+    if not found or None in found:
+        return None, None
+    return blocks, min(found)
+
+
 def install_routed_layers(module: nn.Module, config: CALoRAConfig, layer_names, *, multilabel=False,
                           generator=None) -> LayerRouting:
     """Wrap ``module.head`` and the named linear layers of ``module.encoder.backbone`` with class
     adapters (zero at first: the model computes what it did) and route them together."""
     backbone = module.encoder.backbone
-    routing = LayerRouting(config, module.head, multilabel=multilabel)
+    blocks, first = _first_block(backbone, layer_names)
+    routing = LayerRouting(config, module.head, multilabel=multilabel, blocks=blocks, first_block=first)
     for name in layer_names:
         parent_name, _, attr = name.rpartition(".")
         parent = backbone.get_submodule(parent_name) if parent_name else backbone
