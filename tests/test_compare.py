@@ -153,6 +153,12 @@ def test_ce_prototype_shares_calora_topks_stage1(tiny_bert, toy_data, empty_stag
     assert empty_stage1_cache.hits == 1  # one plain-CE stage 1 for both second stages
 
 
+def test_calora_last_block_shares_calora_topks_stage1(tiny_bert, toy_data, empty_stage1_cache):
+    results = _compare_on_toy(tiny_bert, toy_data, ["calora_topk", "calora_last_block"])
+    assert all(r.error is None for r in results)
+    assert empty_stage1_cache.hits == 1  # the layered stage 2 runs on the head-only method's stage 1
+
+
 @pytest.mark.parametrize("argv", [["--version"], ["compare", "--version"]])
 def test_version(capsys, argv):
     import skimb
