@@ -47,6 +47,9 @@ VARIANTS = {
     # class prototypes mixed into the head; the second with "O" scored by a learned threshold (round 8)
     "ce_proto": {"loss": "ce", "head": "prototype"},
     "ce_proto_catch_all": {"loss": "ce", "head": "prototype", "head__catch_all": "O"},
+    # CALoRA's per-token class adapters on the head (class-balanced stage 2) on CE and focal stage 1s
+    "ce_calora": {"loss": "ce", "head": "calora"},
+    "focal_calora": {"loss": "focal", "gamma": 2.0, "head": "calora"},
 }
 
 
