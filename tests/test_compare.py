@@ -159,6 +159,20 @@ def test_calora_last_block_shares_calora_topks_stage1(tiny_bert, toy_data, empty
     assert empty_stage1_cache.hits == 1  # the layered stage 2 runs on the head-only method's stage 1
 
 
+def test_catch_all_methods_use_the_named_class(tiny_bert, toy_data, empty_stage1_cache):
+    names = ["ce_prototype_catch_all", "wce_catch_all", "ranking"]
+    missing = _compare_on_toy(tiny_bert, toy_data, names)
+    assert all("needs the catch-all class: pass --catch-all LABEL" in r.error for r in missing)
+    results = _compare_on_toy(tiny_bert, toy_data, names, catch_all="flood")
+    assert all(r.error is None for r in results), [r.error for r in results]
+
+
+def test_catch_all_must_be_a_label(capsys, tiny_bert):
+    assert main(["--backbone", tiny_bert, "--methods", "ranking", "--catch-all", "no_such_label",
+                 "--train-size", "60", "--test-size", "30", "--seeds", "0", "--no-progress"]) == 2
+    assert "--catch-all 'no_such_label' is not a label" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv", [["--version"], ["compare", "--version"]])
 def test_version(capsys, argv):
     import skimb

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
@@ -102,6 +103,10 @@ def build_parser():
     p.add_argument("--baseline", default="auto",
                    help="method the gaps (paired bootstrap intervals) are measured against; 'auto' is "
                         "weighted_ce, else ce (default: %(default)s)")
+    p.add_argument("--catch-all", default=None, metavar="LABEL",
+                   help="the heterogeneous 'everything else' class (e.g. other_relevant_information), for the "
+                        "catch-all methods ranking, wce_catch_all and ce_prototype_catch_all; token data: 'O' "
+                        "unless given")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="fit N (method, seed) runs at a time in N worker processes, the CPU threads split between "
                         "them; a staged method and the plain methods reusing its stage 1 share a worker; results "
@@ -186,6 +191,10 @@ def main(argv=None) -> int:
         print("skimb compare: the dataset has no test split; point --dataset at a folder with train and test files, "
               "or pass a .csv/.jsonl file with --data (its rows are then split).", file=sys.stderr)
         return 2
+    if args.catch_all is not None and data.task == "multiclass" and \
+            args.catch_all not in {str(label) for label in np.asarray(data.y_train)}:
+        print(f"skimb compare: --catch-all {args.catch_all!r} is not a label of the training data.", file=sys.stderr)
+        return 2
     names = args.methods if args.methods in ("default", "all") else [m for m in args.methods.split(",") if m]
     try:
         methods = get_methods(names, data.task)
@@ -216,7 +225,7 @@ def main(argv=None) -> int:
 
         results = run_comparison(data, methods, budget=budget, seeds=seeds, done=done, on_result=finished,
                                  log=lambda s: bar.write(s) if not args.no_progress else print(s, flush=True),
-                                 n_jobs=args.jobs)
+                                 n_jobs=args.jobs, catch_all=args.catch_all)
     path = write_report(args.out, data=data, methods=methods, budget=budget, seeds=seeds, results=results,
                         wall_s=time.perf_counter() - t0, baseline=args.baseline, jobs=args.jobs)
     print(f"report written to {path}")

@@ -76,6 +76,32 @@ def _ce_prototype(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", head="prototype")
 
 
+def _catch_all(context, method):
+    if context.get("catch_all") is None:
+        raise ValueError(f"{method} needs the catch-all class: pass --catch-all LABEL (e.g. other_relevant_information).")
+    return context["catch_all"]
+
+
+@register_method("ce_prototype_catch_all", description="plain CE + class prototypes, the catch-all class "
+                 "(--catch-all; NER: O) scored by a learned similarity threshold instead of a prototype "
+                 "(ProtoBERT); shares calora_topk's stage 1", tasks=("multiclass", "token"), family="recipes")
+def _ce_prototype_catch_all(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="ce", head="prototype",
+                       head__catch_all=_catch_all(context, "ce_prototype_catch_all"))
+
+
+@register_method("wce_catch_all", description="class-weighted CE over the real classes only, the catch-all class "
+                 "(--catch-all) at weight 1 (Hu et al. 2022)", tasks=("multiclass",))
+def _wce_catch_all(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="weighted_ce", loss__catch_all=_catch_all(context, "wce_catch_all"))
+
+
+@register_method("ranking", description="the ranking loss of dos Santos et al. (2015): margins for the real classes, "
+                 "the catch-all class (--catch-all) only pushes the best wrong score down", tasks=("multiclass",))
+def _ranking(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="ranking", loss__catch_all=_catch_all(context, "ranking"))
+
+
 @register_method("vote_ce_wce", description="soft vote (mean probabilities) of CE and weighted-CE fine-tuning "
                  "(scikit-learn's VotingClassifier); reuses the stage 1s of calora_topk and wce_knn when they run "
                  "too", tasks=("multiclass",), default=True, family="recipes")

@@ -57,9 +57,10 @@ def _peak_rss_mib():
     return float("nan")
 
 
-def _context(data):
+def _context(data, catch_all=None):
     task = data.task
-    ctx = {"task": task, "n_train": len(data.get("y_train", ()))}
+    ctx = {"task": task, "n_train": len(data.get("y_train", ())),
+           "catch_all": catch_all if catch_all is not None else ("O" if task == "token" else None)}
     if task == "multiclass":
         _, counts = np.unique(np.asarray(data.y_train), return_counts=True)
         ctx["min_class_count"] = int(counts.min())
@@ -278,7 +279,7 @@ def _plan(runs_by_seed, *, split_seeds):
     return [task for task in tasks if task]
 
 
-def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_result=None, n_jobs=1):
+def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_result=None, n_jobs=1, catch_all=None):
     """Fit every method on ``data.X_train`` for every seed and score it on ``data.X_test``.
 
     Within a seed, methods with a second-stage head are fitted first, so that a plain method
@@ -286,10 +287,11 @@ def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_res
     (``{(method, seed): RunResult}``) are kept without fitting; ``on_result(result)`` is called
     after each new run. ``n_jobs > 1`` fits independent runs in that many worker processes
     (joblib's loky), each with ``cpu_count // n_jobs`` torch threads; a staged method and the
-    plain methods that reuse its stage 1 stay in one worker, one after the other."""
+    plain methods that reuse its stage 1 stay in one worker, one after the other. ``catch_all``
+    names the catch-all class for the methods that use one (token data: ``"O"`` by default)."""
     done = {} if done is None else done
     on_result = on_result if on_result is not None else (lambda res: None)
-    context = _context(data)
+    context = _context(data, catch_all)
     labels = None  # fixed columns, so that every run's counts line up for the bootstrap
     if data.task == "multiclass":
         labels = np.unique(np.concatenate([np.asarray(data.y_train), np.asarray(data.y_test)]))
