@@ -172,8 +172,9 @@ class CALoRAHead(Head):
         transformer block; a list: layers by name or dotted ending (``"5.attention.self.query"``,
         see :func:`skimb.heads.select_linear_layers`). None: the head only. Stage 2 then
         runs the backbone on the training texts each epoch (``epochs`` passes, no longer on cached
-        features), and a prediction runs the encoder twice: frozen, to rank the classes, then
-        with the routed adapters (``docs/calora.md``).
+        features: set fewer than the head-only default of 20), and a prediction runs the frozen
+        model to rank the classes, then the adapted blocks again with the routed adapters
+        (``docs/calora.md``).
 
     Examples
     --------
