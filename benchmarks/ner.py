@@ -42,14 +42,15 @@ from _common import load_subsampled  # noqa: E402
 VARIANTS = {
     "ce": {"loss": "ce"},
     "weighted_ce": {"loss": "weighted_ce"},  # inverse tag frequency, weights mean 1 over tags
-    "focal": {"loss": "focal", "gamma": 2.0},
+    "focal": {"loss": "focal", "loss__gamma": 2.0},
     "dice": {"loss": "dice"},
     # class prototypes mixed into the head; the second with "O" scored by a learned threshold (round 8)
     "ce_proto": {"loss": "ce", "head": "prototype"},
     "ce_proto_catch_all": {"loss": "ce", "head": "prototype", "head__catch_all": "O"},
     # CALoRA's per-token class adapters on the head (class-balanced stage 2) on CE and focal stage 1s
     "ce_calora": {"loss": "ce", "head": "calora"},
-    "focal_calora": {"loss": "focal", "gamma": 2.0, "head": "calora"},
+    "ce_calora_unbalanced": {"loss": "ce", "head": "calora", "head__balance": "none"},
+    "focal_calora": {"loss": "focal", "loss__gamma": 2.0, "head": "calora"},
 }
 
 
