@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from skimb.compare import METHODS, main
@@ -20,7 +21,7 @@ def test_every_method_builds_an_estimator():
 
     for method in METHODS.values():
         for task in method.tasks:
-            est = method.build(Budget(), 0, {"task": task, "min_class_count": 5})
+            est = method.build(Budget(), 0, {"task": task, "min_class_count": 5, "catch_all": "other"})
             assert hasattr(est, "fit"), method.name
 
 
@@ -165,6 +166,10 @@ def test_catch_all_methods_use_the_named_class(tiny_bert, toy_data, empty_stage1
     assert all("needs the catch-all class: pass --catch-all LABEL" in r.error for r in missing)
     results = _compare_on_toy(tiny_bert, toy_data, names, catch_all="flood")
     assert all(r.error is None for r in results), [r.error for r in results]
+    X, y = toy_data
+    for r in results:  # macro-F1 over the real classes alongside the usual one
+        real = [f for c, f in r.per_class_f1.items() if c != "flood"]
+        assert r.metrics["real_class_macro_f1"] == pytest.approx(np.mean(real))
 
 
 def test_catch_all_must_be_a_label(capsys, tiny_bert):

@@ -173,6 +173,7 @@ class _Run:
     seed: int
     estimator: object = None
     build_error: str | None = None
+    catch_all: object = None  # the catch-all class: scores also get macro-F1 over the real classes
 
     @property
     def staged(self) -> bool:
@@ -180,7 +181,7 @@ class _Run:
 
 
 def _fit_and_score(run, data, labels, log) -> RunResult:
-    from ..metrics import example_counts
+    from ..metrics import example_counts, real_class_f1_score
 
     res = RunResult(run.method, run.seed)
     log(f"[seed {run.seed}] {run.method}: fitting on {len(data.X_train)} examples ...")
@@ -209,6 +210,10 @@ def _fit_and_score(run, data, labels, log) -> RunResult:
             data.task, data.y_test, y_pred, y_score=y_score, y_train=data.y_train,
             target_names=list(data.target_names))
         res.per_class_f1 = {k: v["f1"] for k, v in res.per_class.items()}
+        if run.catch_all is not None and data.task == "multiclass":
+            seen = np.union1d(np.unique(np.concatenate([np.asarray(data.y_test), np.asarray(y_pred)])), [run.catch_all])
+            res.metrics["real_class_macro_f1"] = real_class_f1_score(data.y_test, y_pred, catch_all=run.catch_all,
+                                                                     labels=seen)  # the classes macro_f1 averages
         main = "macro_f1" if data.task != "token" else "micro_f1"
         reused = f" ({'stage 1' if len(cached) == 1 else f'{len(cached)} stage 1s'} from the cache)" if cached else ""
         log(f"[seed {run.seed}] {run.method}: {main}={res.metrics[main]:.4f} "
@@ -248,7 +253,7 @@ def _build_runs(methods, budget, seed, context, done):
     for method in methods:
         if (method.name, int(seed)) in done:
             continue
-        run = _Run(method.name, int(seed))
+        run = _Run(method.name, int(seed), catch_all=context.get("catch_all"))
         try:
             run.estimator = method.build(budget, int(seed), context)
         except Exception as exc:  # reported with the method's run
