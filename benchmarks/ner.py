@@ -51,6 +51,7 @@ VARIANTS = {
     "ce_calora": {"loss": "ce", "head": "calora"},
     "ce_calora_unbalanced": {"loss": "ce", "head": "calora", "head__balance": "none"},
     "focal_calora": {"loss": "focal", "loss__gamma": 2.0, "head": "calora"},
+    "focal_calora_unbalanced": {"loss": "focal", "loss__gamma": 2.0, "head": "calora", "head__balance": "none"},
 }
 
 
