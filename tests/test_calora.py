@@ -477,7 +477,7 @@ def test_class_balanced_row_weights():
     assert torch.isclose(wm.mean(), torch.tensor(1.0)) and wm[2] > wm[0]
 
 
-@pytest.mark.parametrize("balance", ["class", "none"])
+@pytest.mark.parametrize("balance", ["class", "none", "auto"])
 def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, monkeypatch, balance):
     import skimb.heads._components as comp
     from conftest import make_toy_texts
@@ -502,3 +502,24 @@ def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, monkeypatch, bala
         counts = np.bincount(y_enc)
         expected = 1.0 / counts[y_enc]
         np.testing.assert_allclose(w.numpy(), expected / expected.mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("balance", ["auto", "class"])
+def test_token_calora_is_unbalanced_by_default(tiny_bert, monkeypatch, balance):
+    import skimb.heads._components as comp
+    from conftest import make_ner
+    from skimb import TransformerTokenClassifier
+
+    seen = []
+    real = comp.fit_calora_head
+
+    def spy(*args, sample_weight=None, **kwargs):
+        seen.append(sample_weight)
+        return real(*args, sample_weight=sample_weight, **kwargs)
+
+    monkeypatch.setattr(comp, "fit_calora_head", spy)
+    X, y = make_ner(24)
+    TransformerTokenClassifier(tiny_bert, head="calora", head__balance=balance, head__rank=2, head__epochs=2,
+                               max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    (w,) = seen
+    assert (w is None) == (balance == "auto")  # tags against O: balanced only when asked

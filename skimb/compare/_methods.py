@@ -187,7 +187,7 @@ _register_loss("distribution_balanced", "distribution_balanced", ("multilabel",)
 
 # --- CALoRA (skimb.heads) ---------------------------------------------------------
 @register_method("calora_topk", description="CALoRA: class-routed LoRA on the head, top-2 routing, rank 8, "
-                 "class-balanced stage 2 on a cross-entropy stage 1", tasks=_ALL_TASKS, default=True, family="CALoRA")
+                 "class-balanced stage 2 (texts; NER: unbalanced) on a cross-entropy stage 1", tasks=_ALL_TASKS, default=True, family="CALoRA")
 def _calora_topk(budget, seed, context):
     return _fine_tuned(budget, seed, context, head="calora", head__routing="topk", head__k=2, head__rank=8)
 
