@@ -3,11 +3,10 @@
 Fits head-only CALoRA once per seed (its stage 1 kept on disk with ``head__memory``, so several
 processes share it), then each variant of ``--variants`` on the same stage 1, and scores every model
 on the test split. A variant is ``name:key=value,key=value`` over the ``head__`` parameters
-(``layers`` is ``last`` or ``+``-separated layer names; ``pooler.dense`` adapts a layer the
-classifier never uses, i.e. trains only the head's adapters, on the texts: the control).
+(``layers`` is ``last`` or ``+``-separated layer names).
 
     python benchmarks/calora_layers.py --seeds 2 --memory /tmp/skimb-stage1 \
-        --variants "control:layers=pooler.dense,lr=5e-4,epochs=3;lr1e-4:layers=last,lr=1e-4,epochs=3" \
+        --variants "l1:layers=last;l3:layers=last,layer_epochs=3" \
         --out benchmarks/results/calora_layers_variants_s2.json
 """
 
@@ -33,10 +32,10 @@ def parse_variants(text):
             key, _, value = item.partition("=")
             if key == "layers":
                 params["head__layers"] = value if value == "last" else value.split("+")
-            elif key in ("epochs", "rank", "k"):
+            elif key in ("epochs", "rank", "k", "layer_epochs"):
                 params[f"head__{key}"] = int(value)
-            elif key == "lr":
-                params["head__lr"] = float(value)
+            elif key in ("lr", "layer_lr"):
+                params[f"head__{key}"] = float(value)
             else:
                 params[f"head__{key}"] = value
         variants[name] = params

@@ -169,8 +169,8 @@ def _calora_layers(est, data, X_val, classes, rows, logits, record, args):
     from sklearn.base import clone
 
     layered = clone(est).set_params(head__layers=args.calora_layers.split(",") if "," in args.calora_layers
-                                     else args.calora_layers, head__epochs=args.calora_layers_epochs,
-                                     head__lr=args.calora_layers_lr)
+                                     else args.calora_layers, head__layer_epochs=args.calora_layers_epochs,
+                                     head__layer_lr=args.calora_layers_lr)
     layered.fit(data.X_train, data.y_train)
     assert layered.stage1_cached_, "the layered CALoRA must reuse the head-only fit's stage 1"
     t0 = time.perf_counter()
@@ -222,8 +222,8 @@ def main(argv=None):
     p.add_argument("--calora-layers", default=None,
                    help="also fit CALoRA with adapters in these backbone layers ('last' or comma-separated "
                         "names) on the same stage 1")
-    p.add_argument("--calora-layers-epochs", type=int, default=3)
-    p.add_argument("--calora-layers-lr", type=float, default=1e-3)
+    p.add_argument("--calora-layers-epochs", type=int, default=1, help="head__layer_epochs")
+    p.add_argument("--calora-layers-lr", type=float, default=1e-4, help="head__layer_lr")
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--save-features", action="store_true",

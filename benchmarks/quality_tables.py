@@ -35,7 +35,7 @@ def rows_of(path, logits):
     classes = d["classes"]
     out = {}
     logits[cfg, int(seed)] = (d["val_stage1"], d["test_stage1"], d["y_val"], d["prior"])
-    for stage, name in (("stage1", cfg), ("calora", cfg + "+calora")):
+    for stage, name in (("stage1", cfg), ("calora", cfg + "+calora"), ("calora_layers", cfg + "+calora_layers")):
         if f"test_{stage}" not in d:
             continue
         val, test = d[f"val_{stage}"], d[f"test_{stage}"]

@@ -19,7 +19,7 @@ from skimb.utils._param_validation import InvalidParameterError
 from conftest import make_ner
 
 FAST = dict(max_epochs=2, batch_size=8, random_state=0, head="calora")
-LAYERS = dict(head__layers="last", head__epochs=3, head__lr=5e-3)
+LAYERS = dict(head__layers="last", head__epochs=3, head__layer_epochs=2, head__layer_lr=5e-3)
 
 pytestmark = pytest.mark.usefixtures("empty_stage1_cache")
 
@@ -123,7 +123,7 @@ def fitted(tiny_bert):
 
     X, y = make_toy_texts()
     stage1_cache.clear()
-    head_only = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
+    head_only = TransformerClassifier(tiny_bert, **FAST, head__epochs=LAYERS["head__epochs"]).fit(X, y)
     layered = TransformerClassifier(tiny_bert, **FAST, **LAYERS).fit(X, y)
     stage1_cache.clear()
     return X, y, head_only, layered
@@ -145,6 +145,20 @@ def test_stage2_shares_stage1_and_trains_only_the_adapters(fitted):
         assert torch.equal(value, stage1[original]), name  # every stage-1 weight, bitwise
     assert changed == 7  # the 6 linear layers of the last block and the head
     assert all(not p.requires_grad for n, p in layered.net_.module_.named_parameters() if "lora_" not in n)
+
+
+def test_head_adapters_train_first_as_head_only_calora_then_stay_frozen(fitted):
+    X, y, head_only, layered = fitted
+    trained, routed = head_only.net_.module_.head, layered.net_.module_.head.layer
+    assert torch.equal(routed.lora_A, trained.lora_A) and torch.equal(routed.lora_B, trained.lora_B)
+    backbone = [m.lora for m in layered.net_.module_.modules() if isinstance(m, RoutedLinear)]
+    assert len(backbone) == 6 and all(bool(m.lora_B.abs().sum() > 0) for m in backbone)
+
+
+def test_layer_settings_without_layers_warn(tiny_bert, toy_data):
+    X, y = toy_data
+    with pytest.warns(UserWarning, match="layer_epochs.*layers=None"):
+        TransformerClassifier(tiny_bert, **FAST, head__epochs=1, head__layer_epochs=3).fit(X, y)
 
 
 def test_layered_predictions_are_consistent(fitted):

@@ -193,11 +193,12 @@ def _calora_topk(budget, seed, context):
 
 
 @register_method("calora_last_block", description="CALoRA with class-routed adapters on the last transformer block's "
-                 "linear layers too (head__layers='last', 3 stage-2 epochs on the texts, lr 5e-4); shares "
-                 "calora_topk's stage 1", tasks=("multiclass", "multilabel"), family="CALoRA")
+                 "linear layers too (head__layers='last'): calora_topk's head adapters, then one epoch of the "
+                 "block's adapters on the texts; shares calora_topk's stage 1", tasks=("multiclass", "multilabel"),
+                 family="CALoRA")
 def _calora_last_block(budget, seed, context):
     return _fine_tuned(budget, seed, context, head="calora", head__routing="topk", head__k=2, head__rank=8,
-                       head__layers="last", head__epochs=3, head__lr=5e-4)
+                       head__layers="last")
 
 
 @register_method("calora_pseudo", description="CALoRA with pseudo-label (top-1) routing, rank 8 (staged)",

@@ -173,11 +173,16 @@ class CALoRAHead(Head):
         (METHODS.md §1, "optionally other linear layers"; text classification with
         ``finetune="full"`` or ``"head"``). ``"last"``: every linear layer of the last
         transformer block; a list: layers by name or dotted ending (``"5.attention.self.query"``,
-        see :func:`skimb.heads.select_linear_layers`). None: the head only. Stage 2 then
-        runs the backbone on the training texts each epoch (``epochs`` passes, no longer on cached
-        features: set fewer than the head-only default of 20), and a prediction runs the frozen
-        model to rank the classes, then the adapted blocks again with the routed adapters
-        (``docs/calora.md``).
+        see :func:`skimb.heads.select_linear_layers`). None: the head only. Stage 2 then trains
+        the head's adapters as without ``layers`` (``epochs``, ``lr``, on cached features), freezes
+        them, and trains the backbone's on the training texts (``layer_epochs``, ``layer_lr``);
+        a prediction runs the frozen model to rank the classes, then the adapted blocks again with
+        the routed adapters (``docs/calora.md``).
+    layer_epochs : int, default=1
+        Epochs of the backbone adapters on the training texts (each one a forward pass of the
+        backbone over them and a backward pass through the adapted blocks); with ``layers`` only.
+    layer_lr : float, default=1e-4
+        Learning rate of the backbone adapters; with ``layers`` only.
 
     Examples
     --------
@@ -191,7 +196,8 @@ class CALoRAHead(Head):
     """
 
     has_stage2 = True
-    _stage2_params = ("k", "rank", "routing", "alpha", "epochs", "lr", "balance", "memory", "layers")
+    _stage2_params = ("k", "rank", "routing", "alpha", "epochs", "lr", "balance", "memory", "layers", "layer_epochs",
+                      "layer_lr")
     _parameter_constraints = {
         "k": [Interval(Integral, 1, None)],
         "rank": [Interval(Integral, 1, None)],
@@ -207,10 +213,12 @@ class CALoRAHead(Head):
         "layers": [None, Satisfies(lambda v: v == "last" or (isinstance(v, (list, tuple)) and len(v) > 0
                                                              and all(isinstance(e, str) and e for e in v)),
                                    "'last' or a non-empty list of layer names", bad=["first", [], [3]])],
+        "layer_epochs": [Interval(Integral, 1, None)],
+        "layer_lr": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(self, k=2, rank=8, routing="topk", alpha=None, epochs=20, lr=1e-3, balance="auto", memory=None,
-                 layers=None):
+                 layers=None, layer_epochs=1, layer_lr=1e-4):
         self.k = k
         self.rank = rank
         self.routing = routing
@@ -220,6 +228,13 @@ class CALoRAHead(Head):
         self.balance = balance
         self.memory = memory
         self.layers = layers
+        self.layer_epochs = layer_epochs
+        self.layer_lr = layer_lr
+
+    def ignored_params(self) -> dict:
+        if self.layers is None:
+            return dict.fromkeys(self._changed(("layer_epochs", "layer_lr")), "layers=None (the head only)")
+        return {}
 
     @property
     def needs_token_ids(self) -> bool:
@@ -251,7 +266,7 @@ class CALoRAHead(Head):
         if self._balanced(module):
             weights = class_balanced_row_weights(targets, module.head.out_features)
         if self.layers is not None:
-            return self._fit_layers(module, token_ids, stage1_logits, targets, weights, loss_fn=loss_fn,
+            return self._fit_layers(module, features, token_ids, stage1_logits, targets, weights, loss_fn=loss_fn,
                                     device=device, seed=seed, batch_size=batch_size, multilabel=multilabel,
                                     verbose=verbose, pad_token_id=pad_token_id)
         with progress_bar(self.epochs, "CALoRA stage 2", verbose, unit="epoch") as bar:
@@ -269,17 +284,22 @@ class CALoRAHead(Head):
             return getattr(module.encoder, "pooling", "mean") is not None
         return self.balance == "class"
 
-    def _fit_layers(self, module, token_ids, stage1_logits, targets, weights, *, loss_fn, device, seed, batch_size,
-                    multilabel, verbose, pad_token_id):
+    def _fit_layers(self, module, features, token_ids, stage1_logits, targets, weights, *, loss_fn, device, seed,
+                    batch_size, multilabel, verbose, pad_token_id):
         config = self.config(module.head.out_features)
         names = select_linear_layers(module.encoder.backbone, self.layers)
-        with progress_bar(self.epochs, "CALoRA stage 2 (backbone layers)", verbose, unit="epoch") as bar:
+        with progress_bar(self.epochs + self.layer_epochs, "CALoRA stage 2 (head, then backbone layers)", verbose,
+                          unit="epoch") as bar:
+            head_layer = fit_calora_head(
+                module.head, features, stage1_logits, targets, config=config, loss_fn=loss_fn, sample_weight=weights,
+                epochs=self.epochs, lr=self.lr, batch_size=max(batch_size, 256), random_state=seed,
+                multilabel=multilabel, device=device, progress=bar)
             fit_calora_layers(module, token_ids, stage1_logits, targets, config=config, layer_names=names,
-                              loss_fn=loss_fn, sample_weight=weights, epochs=self.epochs, lr=self.lr,
+                              loss_fn=loss_fn, sample_weight=weights, epochs=self.layer_epochs, lr=self.layer_lr,
                               batch_size=batch_size, random_state=seed, multilabel=multilabel, device=device,
-                              pad_token_id=pad_token_id, progress=bar)
+                              pad_token_id=pad_token_id, progress=bar, head_layer=head_layer)
         return {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
-                "adapter_norms_": module.head.adapter_norms(), "routed_layers_": np.asarray(names)}
+                "adapter_norms_": head_layer.adapter_norms(), "routed_layers_": np.asarray(names)}
 
     def restore(self, module, n_classes, *, multilabel):
         if self.layers is not None:

@@ -201,9 +201,10 @@ def _first_block(backbone: nn.Module, layer_names):
 
 
 def install_routed_layers(module: nn.Module, config: CALoRAConfig, layer_names, *, multilabel=False,
-                          generator=None) -> LayerRouting:
+                          generator=None, head_layer=None) -> LayerRouting:
     """Wrap ``module.head`` and the named linear layers of ``module.encoder.backbone`` with class
-    adapters (zero at first: the model computes what it did) and route them together."""
+    adapters (zero at first: the model computes what it did) and route them together;
+    ``head_layer``: the head's adapters, already wrapped around ``module.head``."""
     backbone = module.encoder.backbone
     blocks, first = _first_block(backbone, layer_names)
     routing = LayerRouting(config, module.head, multilabel=multilabel, blocks=blocks, first_block=first)
@@ -211,8 +212,11 @@ def install_routed_layers(module: nn.Module, config: CALoRAConfig, layer_names, 
         parent_name, _, attr = name.rpartition(".")
         parent = backbone.get_submodule(parent_name) if parent_name else backbone
         setattr(parent, attr, RoutedLinear(getattr(parent, attr), config, routing, generator=generator))
-    module.head = RoutedHead(ClassRoutedLoRA(module.head, config, multilabel=multilabel, generator=generator),
-                             routing)
+    if head_layer is None:
+        head_layer = ClassRoutedLoRA(module.head, config, multilabel=multilabel, generator=generator)
+    elif head_layer.base is not module.head:
+        raise ValueError("head_layer must wrap module.head (fit_calora_head(module.head, ...)).")
+    module.head = RoutedHead(head_layer, routing)
     module.encoder.routing = routing
     return routing
 
@@ -225,14 +229,17 @@ def adapter_parameters(module: nn.Module) -> list[nn.Parameter]:
 def fit_calora_layers(module, input_ids, stage1_logits, y, *, config: CALoRAConfig, layer_names, loss_fn,
                       sample_weight=None, epochs: int = 3, lr: float = 1e-3, batch_size: int = 16,
                       random_state=None, multilabel: bool = False, device="cpu", pad_token_id: int = 0,
-                      progress=None) -> LayerRouting:
+                      progress=None, head_layer=None) -> LayerRouting:
     """Stage 2 of CALoRA with adapters inside the backbone: train them (and the head's) in place.
 
     Every weight of ``module`` (a :class:`~skimb.backbones.SequenceClassifier` whose
     ``encoder.backbone`` holds ``layer_names``) stays frozen; the adapters train with AdamW on
     ``mean(sample_weight * loss_fn(logits, y))`` over length-grouped batches of ``input_ids``,
     each text routed by its ``stage1_logits`` (``"oracle"``: by ``y``). The model runs in eval mode
-    (no dropout). Returns the routing; ``module`` then predicts with two encoder passes.
+    (no dropout). ``head_layer`` (the head's adapters, trained by :func:`fit_calora_head` on
+    ``module.head``) is installed and kept frozen, so that only the backbone's adapters train;
+    without it the head's adapters start at zero and train with them. Returns the routing;
+    ``module`` then predicts with a frozen pass and the adapted blocks again.
     """
     from ...backbones._batching import LengthGroupedBatchSampler, pad_collate
 
@@ -245,9 +252,12 @@ def fit_calora_layers(module, input_ids, stage1_logits, y, *, config: CALoRAConf
                                training=True, multilabel=multilabel)
     for p in module.parameters():
         p.requires_grad_(False)
-    routing = install_routed_layers(module, config, layer_names, multilabel=multilabel, generator=gen)
+    routing = install_routed_layers(module, config, layer_names, multilabel=multilabel, generator=gen,
+                                    head_layer=head_layer)
+    if head_layer is not None:
+        head_layer.requires_grad_(False)
     module.to(dev).eval()
-    params = adapter_parameters(module)
+    params = [p for p in adapter_parameters(module) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sampler = LengthGroupedBatchSampler([len(ids) for ids in input_ids], batch_size,
                                         seed=int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
