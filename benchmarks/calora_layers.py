@@ -54,6 +54,8 @@ def main(argv=None):
     p.add_argument("--loss", default="ce", help="ce, or wce (class_weight='balanced')")
     p.add_argument("--seeds", default="0")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--finetune", default="full", help="stage 1's finetune (full, head)")
+    p.add_argument("--lr", default="1e-4", help="stage 1's learning rate ('auto': the finetune mode's)")
     p.add_argument("--memory", required=True, help="folder of the shared stage-1 cache")
     p.add_argument("--variants", required=True)
     p.add_argument("--out", required=True)
@@ -64,7 +66,8 @@ def main(argv=None):
     loss = dict(loss="ce", class_weight="balanced") if args.loss == "wce" else dict(loss="ce")
     records = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        base = TransformerClassifier(max_epochs=args.epochs, batch_size=16, max_length=64, lr=1e-4,
+        base = TransformerClassifier(max_epochs=args.epochs, batch_size=16, max_length=64,
+                                     lr=args.lr if args.lr == "auto" else float(args.lr), finetune=args.finetune,
                                      validation_fraction=0.1, threshold="tuned", random_state=seed, head="calora",
                                      head__memory=args.memory, **loss)
         for name, params in variants.items():
