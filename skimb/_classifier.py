@@ -121,10 +121,12 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         1 shows a progress bar (loss) and an epoch table with throughput.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks.
-    quantize : None or "int8", default=None
+    quantize : None, "int8" or "onnx-int8", default=None
         Prediction only: "int8" runs the backbone's linear layers in dynamic int8 on the CPU
         (torch's ``quantize_dynamic``; the head stays float32), built once per fitted model and
-        applied without refitting. Training and ``embed`` stay float32.
+        applied without refitting; "onnx-int8" exports the encoder to ONNX and runs it in ONNX
+        Runtime with int8 weights (the ``onnx`` extra; ``docs/benchmarks.md`` has both speeds).
+        Training and ``embed`` stay float32.
     **kwargs
         Routed component parameters: ``loss__*``, ``head__*``, ``training__*``, ``finetune__*``.
 

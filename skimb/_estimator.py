@@ -22,6 +22,7 @@ from ._context import FitContext
 from ._params import SHARED_CONSTRAINTS, SLOTS, ComponentParamsMixin, check_needs_validation
 from ._persistence import model_card
 from .backbones import backbone_identity, load_backbone
+from .backbones._onnx import onnx_int8_module
 from .backbones._quantize import int8_module
 from .training import TransformerNet, fingerprint, stage1_cache
 from .training._distributed import data_parallel_world, process_device, shared_seed
@@ -264,7 +265,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
 
     def _inference_module(self):
         """``(module, device, variant)`` that prediction runs: the fitted model (variant None), or
-        with ``quantize="int8"`` its dynamic-int8 copy on the CPU (built once per fitted model).
+        with ``quantize="int8"`` its dynamic-int8 copy on the CPU, with ``"onnx-int8"`` its ONNX
+        Runtime copy with int8 weights (each built once per fitted model).
         While ``fit`` finishes (the tuned decision rule, the validation report) it is always the
         float32 model, so that those do not depend on when ``quantize`` was set."""
         module, device = self.net_.module_, self.net_.device
@@ -275,6 +277,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         if torch.device(device).type != "cpu":
             warn_caller(f"quantize={self.quantize!r} runs on the CPU only; predicting in float32 on {device}.")
             return module, device, None
+        if self.quantize == "onnx-int8":
+            return onnx_int8_module(module), "cpu", self.quantize
         return int8_module(module), "cpu", self.quantize
 
     def _param_groups(self, ctx):

@@ -53,7 +53,7 @@ SHARED_CONSTRAINTS = {
     "amp": [Boolean()], "random_state": [RandomState()],
     "verbose": [Interval(Integral, 0, None), Boolean()],
     "callbacks": [None, Satisfies(lambda v: isinstance(v, (list, tuple)), "a list of skorch callbacks", bad=[3])],
-    "quantize": [None, Options("int8")],
+    "quantize": [None, Options("int8", "onnx-int8")],
     "n_threads": N_THREADS_CONSTRAINT,
     "head": "no_validation", "training": "no_validation", "finetune": "no_validation",  # their registries check
 }

@@ -13,6 +13,8 @@ EXTRAS = {
     "matplotlib": ("plots", "plots and the figures of the skimb compare report"),
     "setfit": ("setfit", "the SetFit baseline (skimb.baselines.SetFitClassifier)"),
     "datasets": ("setfit", "the SetFit baseline (skimb.baselines.SetFitClassifier)"),
+    "onnxruntime": ("onnx", "prediction through ONNX Runtime (quantize='onnx-int8')"),
+    "onnx": ("onnx", "prediction through ONNX Runtime (quantize='onnx-int8')"),
 }
 
 
