@@ -1,9 +1,10 @@
-"""Faster CPU prediction: ``quantize="int8"`` against float32, side by side in one run.
+"""Faster CPU prediction: ``quantize="int8"`` and ``"onnx-int8"`` against float32, side by side in one run.
 
 Fits one ``TransformerClassifier`` per seed (weighted CE, the bundled MiniLM) on a data set's
-training split, then predicts the test split with the float32 model and with its dynamic-int8
-copy (``set_params(quantize="int8")``, no refit; one scale per output channel), alternating the two ``--repeats`` times so that
-machine noise hits both. Reports texts per second (median over repeats), their ratio, and
+training split, then predicts the test split with the float32 model and with each of ``--modes``
+(``set_params(quantize=mode)``, no refit: torch's dynamic int8 with one scale per output channel,
+or the encoder in ONNX Runtime with int8 weights), alternating them ``--repeats`` times so that
+machine noise hits all. Reports texts per second (median over repeats), their ratio, and
 macro-F1 of both (mean ± std over seeds), with the threads used. ``--models DIR`` keeps the fitted
 models, so that a later run (on an idle machine, with other threads) measures without refitting.
 
@@ -48,18 +49,21 @@ def run_seed(args, data, seed):
         fit_s = time.perf_counter() - t0
         if saved is not None:
             clf.save_pretrained(saved)
-    speeds = {None: [], "int8": []}
+    modes = [None, *args.modes.split(",")]
+    speeds = {mode: [] for mode in modes}
     preds = {}
-    for _ in range(args.repeats):
-        for mode in (None, "int8"):
+    for r in range(args.repeats):
+        for mode in (modes if r % 2 == 0 else modes[::-1]):
             speed, preds[mode] = _throughput(clf, list(data.X_test), mode)
             speeds[mode].append(speed)
     rec = {"seed": seed, "fit_s": fit_s}
-    for mode, name in ((None, "float32"), ("int8", "int8")):
+    for mode in modes:
+        name = mode or "float32"
         rec[f"{name}_texts_per_s"] = float(np.median(speeds[mode]))
         rec[f"{name}_macro_f1"] = float(f1_score(data.y_test, preds[mode], average="macro"))
-    rec["speedup"] = rec["int8_texts_per_s"] / rec["float32_texts_per_s"]
-    rec["agreement"] = float(np.mean(preds[None] == preds["int8"]))
+        if mode is not None:
+            rec[f"{name}_speedup"] = rec[f"{name}_texts_per_s"] / rec["float32_texts_per_s"]
+            rec[f"{name}_agreement"] = float(np.mean(preds[None] == preds[mode]))
     print(rec, flush=True)
     return rec
 
@@ -76,6 +80,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--modes", default="int8,onnx-int8", help="quantize values to time against float32")
     p.add_argument("--models", default="",
                    help="a folder for the fitted models (seed<n>/): loaded when there, else fitted and saved")
     p.add_argument("--out", required=True)
@@ -83,17 +88,20 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=0)
     records = [run_seed(args, data, seed) for seed in ints(args.seeds)]
-    rows = [[name, fmt([r[f"{name}_texts_per_s"] for r in records], 1), fmt([r[f"{name}_macro_f1"] for r in records])]
-            for name in ("float32", "int8")]
+    names = ["float32", *args.modes.split(",")]
+    rows = [[name, fmt([r[f"{name}_texts_per_s"] for r in records], 1), fmt([r[f"{name}_macro_f1"] for r in records]),
+             *([fmt([r[f"{name}_speedup"] for r in records], 2),
+                fmt([r[f"{name}_agreement"] for r in records], 4),
+                fmt([100 * (r[f"{name}_macro_f1"] - r["float32_macro_f1"]) for r in records], 2)]
+               if name != "float32" else ["1", "1", "0"])]
+            for name in names]
     md = "\n".join([
-        f"# Prediction in float32 and dynamic int8 on {args.dataset}", "",
+        f"# Prediction in float32 and with int8 weights on {args.dataset}", "",
         f"- command: `{command_line('benchmarks/inference.py', argv)}`",
-        f"- machine: {machine_description()}; torch threads: {args.threads}",
+        f"- machine: {machine_description()}; threads: {args.threads}",
         f"- train {len(data.X_train)} / test {len(data.X_test)} texts; seeds {args.seeds}", "",
-        markdown_table(["model", "test texts / s (median of repeats)", "macro-F1"], rows), "",
-        f"int8 / float32 throughput: {fmt([r['speedup'] for r in records], 2)}; "
-        f"same prediction on {fmt([r['agreement'] for r in records], 4)} of the test texts; "
-        f"macro-F1 change {fmt([r['int8_macro_f1'] - r['float32_macro_f1'] for r in records], 4)}."])
+        markdown_table(["model", "test texts / s (median of repeats)", "macro-F1", "throughput / float32",
+                        "same prediction", "macro-F1 change, points"], rows)])
     write_outputs(args.out, {"command": command_line("benchmarks/inference.py", argv), "args": vars(args),
                              "machine": machine_description(), "records": records}, md)
     print(md)
