@@ -232,7 +232,7 @@ def fit_calora_layers(module, input_ids, stage1_logits, y, *, config: CALoRAConf
                       progress=None, head_layer=None) -> LayerRouting:
     """Stage 2 of CALoRA with adapters inside the backbone: train them (and the head's) in place.
 
-    Every weight of ``module`` (a :class:`~skimb.backbones.SequenceClassifier` whose
+    Every weight of ``module`` (a ``skimb.backbones.SequenceClassifier`` whose
     ``encoder.backbone`` holds ``layer_names``) stays frozen; the adapters train with AdamW on
     ``mean(sample_weight * loss_fn(logits, y))`` over length-grouped batches of ``input_ids``,
     each text routed by its ``stage1_logits`` (``"oracle"``: by ``y``). The model runs in eval mode
