@@ -205,7 +205,7 @@ class TextTask(TaskAdapter):
         module, device, variant = est._inference_module()
         module.eval()
         feats = None
-        if module.encoder.routing is not None:
+        if getattr(module.encoder, "routing", None) is not None:
             pass  # class adapters inside the encoder: its features are the fitted model's own
         elif self.finetune.frozen:
             feats = self.frozen_features(texts, module.encoder, device, variant=variant, desc="predicting")
@@ -234,6 +234,6 @@ class TextTask(TaskAdapter):
     def embed(self, texts) -> np.ndarray:
         est = self.est
         module = est.net_.module_
-        if self.finetune.frozen and module.encoder.routing is None:
+        if self.finetune.frozen and getattr(module.encoder, "routing", None) is None:
             return self.frozen_features(texts, module.encoder, est.net_.device)
         return self.encode(texts, module.encoder, est.net_.device)
