@@ -4,8 +4,9 @@ METHODS.md §1 lets CALoRA adapt "the classification head, optionally other line
 adapted layers sit inside the encoder, so their route cannot come from a cached feature: a
 prediction runs the frozen (stage-1) model once to rank the classes, then the adapted blocks again
 from their input in that pass, with the routed adapters on (:class:`LayerRouting`). Stage 2 trains
-the adapters with the routes of the stage-1 logits of the training texts
-(:func:`fit_calora_layers`), one adapted forward per step.
+the backbone's adapters on the training texts, each routed by its stage-1 logits, one adapted
+forward per step (:func:`fit_calora_layers`; the estimator first trains the head's adapters on
+cached features, as head-only CALoRA does, and keeps them frozen here).
 """
 
 from __future__ import annotations
