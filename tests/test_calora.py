@@ -477,11 +477,10 @@ def test_class_balanced_row_weights():
     assert torch.isclose(wm.mean(), torch.tensor(1.0)) and wm[2] > wm[0]
 
 
-@pytest.mark.parametrize("balance", ["class", "none", "auto"])
-def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, monkeypatch, balance):
+@pytest.fixture
+def stage2_weights(monkeypatch):
+    """The ``sample_weight`` of every ``fit_calora_head`` call the heads make, in a list."""
     import skimb.heads._components as comp
-    from conftest import make_toy_texts
-    from skimb import TransformerClassifier
 
     seen = []
     real = comp.fit_calora_head
@@ -491,6 +490,15 @@ def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, monkeypatch, bala
         return real(*args, sample_weight=sample_weight, **kwargs)
 
     monkeypatch.setattr(comp, "fit_calora_head", spy)
+    return seen
+
+
+@pytest.mark.parametrize("balance", ["class", "none", "auto"])
+def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, stage2_weights, balance):
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    seen = stage2_weights
     X, y = make_toy_texts()
     TransformerClassifier(tiny_bert, head="calora", head__balance=balance, head__rank=2, head__epochs=2,
                           max_epochs=1, batch_size=8, random_state=0).fit(X, y)
@@ -505,19 +513,11 @@ def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, monkeypatch, bala
 
 
 @pytest.mark.parametrize("balance", ["auto", "class"])
-def test_token_calora_is_unbalanced_by_default(tiny_bert, monkeypatch, balance):
-    import skimb.heads._components as comp
+def test_token_calora_is_unbalanced_by_default(tiny_bert, stage2_weights, balance):
     from conftest import make_ner
     from skimb import TransformerTokenClassifier
 
-    seen = []
-    real = comp.fit_calora_head
-
-    def spy(*args, sample_weight=None, **kwargs):
-        seen.append(sample_weight)
-        return real(*args, sample_weight=sample_weight, **kwargs)
-
-    monkeypatch.setattr(comp, "fit_calora_head", spy)
+    seen = stage2_weights
     X, y = make_ner(24)
     TransformerTokenClassifier(tiny_bert, head="calora", head__balance=balance, head__rank=2, head__epochs=2,
                                max_epochs=1, batch_size=8, random_state=0).fit(X, y)
