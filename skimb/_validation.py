@@ -221,4 +221,3 @@ def class_index(label, classes, what: str) -> int:
     if matches.size == 0:
         raise ValueError(f"{what}={label!r} is not a class of y; the classes are {list(classes)}.")
     return int(matches[0])
-

@@ -7,7 +7,6 @@ on the CPU; the head stays a float32 torch module, so second-stage heads work un
 
 from __future__ import annotations
 
-import copy
 import tempfile
 import warnings
 import weakref
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from ..utils._optional import import_optional
+from ._quantize import inference_copy
 
 __all__ = ["onnx_int8_module", "OnnxEncoder"]
 
@@ -67,10 +67,7 @@ def onnx_int8_module(module: nn.Module, n_threads: int | None = None) -> nn.Modu
     if getattr(module.encoder, "routing", None) is not None:
         raise ValueError("quantize='onnx-int8' cannot export class adapters inside the backbone (CALoRA's "
                          "head__layers); use quantize='int8' or None for this model.")
-    cached = copy.deepcopy(module).cpu().eval()
-    backbone = cached.encoder.backbone
-    if hasattr(backbone, "merge_and_unload"):  # LoRA: fold the adapters into the weights first
-        cached.encoder.backbone = backbone.merge_and_unload()
+    cached = inference_copy(module)
     with tempfile.TemporaryDirectory(prefix="skimb-onnx-") as tmp:
         fp32, int8 = Path(tmp) / "encoder.onnx", Path(tmp) / "encoder.int8.onnx"
         _export(cached.encoder, fp32)

@@ -9,10 +9,20 @@ import weakref
 import torch
 from torch import nn
 
-__all__ = ["int8_module"]
+__all__ = ["int8_module", "inference_copy"]
 
 # fitted module -> its int8 copy; weak, so a refit or a deleted estimator frees the copy
 _INT8 = weakref.WeakKeyDictionary()
+
+
+def inference_copy(module: nn.Module) -> nn.Module:
+    """A float32 CPU copy of ``module`` in eval mode, with LoRA adapters folded into the backbone's
+    weights: what the int8 paths quantise (``module`` is untouched)."""
+    cached = copy.deepcopy(module).cpu().eval()
+    backbone = getattr(cached.encoder, "backbone", None)
+    if hasattr(backbone, "merge_and_unload"):
+        cached.encoder.backbone = backbone.merge_and_unload()
+    return cached
 
 
 def int8_module(module: nn.Module) -> nn.Module:
@@ -35,10 +45,7 @@ def int8_module(module: nn.Module) -> nn.Module:
     """
     cached = _INT8.get(module)
     if cached is None:
-        cached = copy.deepcopy(module).cpu().eval()
-        backbone = getattr(cached.encoder, "backbone", None)
-        if hasattr(backbone, "merge_and_unload"):  # LoRA: fold the adapters into the weights first
-            cached.encoder.backbone = backbone.merge_and_unload()
+        cached = inference_copy(module)
         with warnings.catch_warnings():  # torch marks its eager quantisation API for a move to torchao
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")

@@ -211,7 +211,7 @@ def _fit_and_score(run, data, labels, log) -> RunResult:
             target_names=list(data.target_names))
         res.per_class_f1 = {k: v["f1"] for k, v in res.per_class.items()}
         if run.catch_all is not None and data.task == "multiclass":
-            seen = np.union1d(np.unique(np.concatenate([np.asarray(data.y_test), np.asarray(y_pred)])), [run.catch_all])
+            seen = np.union1d(np.concatenate([np.asarray(data.y_test), np.asarray(y_pred)]), [run.catch_all])
             res.metrics["real_class_macro_f1"] = real_class_f1_score(data.y_test, y_pred, catch_all=run.catch_all,
                                                                      labels=seen)  # the classes macro_f1 averages
         main = "macro_f1" if data.task != "token" else "micro_f1"

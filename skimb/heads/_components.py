@@ -265,41 +265,32 @@ class CALoRAHead(Head):
             stage1_logits = module.head(features.to(device)).float().cpu()
         if self._balanced(module):
             weights = class_balanced_row_weights(targets, module.head.out_features)
-        if self.layers is not None:
-            return self._fit_layers(module, features, token_ids, stage1_logits, targets, weights, loss_fn=loss_fn,
-                                    device=device, seed=seed, batch_size=batch_size, multilabel=multilabel,
-                                    verbose=verbose, pad_token_id=pad_token_id)
-        with progress_bar(self.epochs, "CALoRA stage 2", verbose, unit="epoch") as bar:
+        config = self.config(module.head.out_features)
+        layered = self.layers is not None
+        with progress_bar(self.epochs + (self.layer_epochs if layered else 0), "CALoRA stage 2", verbose,
+                          unit="epoch") as bar:
             layer = fit_calora_head(
-                module.head, features, stage1_logits, targets, config=self.config(module.head.out_features),
-                loss_fn=loss_fn, sample_weight=weights, epochs=self.epochs, lr=self.lr,
-                batch_size=max(batch_size, 256), random_state=seed, multilabel=multilabel, device=device,
-                progress=bar)
-        module.head = layer
-        return {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
-                "adapter_norms_": layer.adapter_norms()}
+                module.head, features, stage1_logits, targets, config=config, loss_fn=loss_fn, sample_weight=weights,
+                epochs=self.epochs, lr=self.lr, batch_size=max(batch_size, 256), random_state=seed,
+                multilabel=multilabel, device=device, progress=bar)
+            if layered:  # then the backbone's adapters, on the texts, the head's frozen
+                names = select_linear_layers(module.encoder.backbone, self.layers)
+                fit_calora_layers(module, token_ids, stage1_logits, targets, config=config, layer_names=names,
+                                  loss_fn=loss_fn, sample_weight=weights, epochs=self.layer_epochs, lr=self.layer_lr,
+                                  batch_size=batch_size, random_state=seed, multilabel=multilabel, device=device,
+                                  pad_token_id=pad_token_id, progress=bar, head_layer=layer)
+            else:
+                module.head = layer
+        fitted = {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
+                  "adapter_norms_": layer.adapter_norms()}
+        if layered:
+            fitted["routed_layers_"] = np.asarray(names)
+        return fitted
 
     def _balanced(self, module) -> bool:
         if self.balance == "auto":  # token classifiers encode without pooling: one row per token
             return getattr(module.encoder, "pooling", "mean") is not None
         return self.balance == "class"
-
-    def _fit_layers(self, module, features, token_ids, stage1_logits, targets, weights, *, loss_fn, device, seed,
-                    batch_size, multilabel, verbose, pad_token_id):
-        config = self.config(module.head.out_features)
-        names = select_linear_layers(module.encoder.backbone, self.layers)
-        with progress_bar(self.epochs + self.layer_epochs, "CALoRA stage 2 (head, then backbone layers)", verbose,
-                          unit="epoch") as bar:
-            head_layer = fit_calora_head(
-                module.head, features, stage1_logits, targets, config=config, loss_fn=loss_fn, sample_weight=weights,
-                epochs=self.epochs, lr=self.lr, batch_size=max(batch_size, 256), random_state=seed,
-                multilabel=multilabel, device=device, progress=bar)
-            fit_calora_layers(module, token_ids, stage1_logits, targets, config=config, layer_names=names,
-                              loss_fn=loss_fn, sample_weight=weights, epochs=self.layer_epochs, lr=self.layer_lr,
-                              batch_size=batch_size, random_state=seed, multilabel=multilabel, device=device,
-                              pad_token_id=pad_token_id, progress=bar, head_layer=head_layer)
-        return {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
-                "adapter_norms_": head_layer.adapter_norms(), "routed_layers_": np.asarray(names)}
 
     def restore(self, module, n_classes, *, multilabel):
         if self.layers is not None:

@@ -31,16 +31,17 @@ def _is_adapter(name: str) -> bool:
     return any(part.startswith("lora_") for part in name.split("."))
 
 
-def _blocks(model: nn.Module) -> nn.ModuleList:
-    """The transformer blocks: the longest ``nn.ModuleList`` of same-typed modules."""
-    best = None
-    for module in model.modules():
+def _blocks(model: nn.Module) -> tuple[nn.ModuleList, list[str]]:
+    """The transformer blocks (the longest ``nn.ModuleList`` of same-typed modules) and each one's
+    name prefix in ``model.named_modules()`` (``"encoder.layer.5."``)."""
+    best, best_name = None, None
+    for name, module in model.named_modules():
         if isinstance(module, nn.ModuleList) and len(module) and len({type(m) for m in module}) == 1:
             if best is None or len(module) > len(best):
-                best = module
+                best, best_name = module, name
     if best is None:
         raise ValueError(f"{type(model).__name__} has no list of transformer blocks; name the layers to adapt.")
-    return best
+    return best, [f"{best_name}.{i}." if best_name else f"{i}." for i in range(len(best))]
 
 
 def select_linear_layers(model: nn.Module, layers) -> list[str]:
@@ -64,10 +65,8 @@ def select_linear_layers(model: nn.Module, layers) -> list[str]:
     if isinstance(layers, str):
         if layers != "last":
             raise ValueError(f"layers must be 'last' or a list of layer names, got {layers!r}.")
-        blocks = _blocks(model)
-        last = blocks[len(blocks) - 1]
-        prefix = next(name for name, m in model.named_modules() if m is last) + "."
-        return [name for name in linear if name.startswith(prefix)]
+        last = _blocks(model)[1][-1]
+        return [name for name in linear if name.startswith(last)]
     chosen = []
     for entry in layers:
         hits = [name for name in linear if name == entry or name.endswith("." + entry)]
@@ -191,11 +190,10 @@ def _first_block(backbone: nn.Module, layer_names):
     """``(blocks, index of the first block holding a named layer)``, or ``(None, None)`` when a
     layer lies outside the transformer blocks."""
     try:
-        blocks = _blocks(backbone)
+        blocks, prefixes = _blocks(backbone)
     except ValueError:
         return None, None
-    prefixes = {next(n for n, m in backbone.named_modules() if m is block) + ".": i for i, block in enumerate(blocks)}
-    found = [next((i for p, i in prefixes.items() if name.startswith(p)), None) for name in layer_names]
+    found = [next((i for i, p in enumerate(prefixes) if name.startswith(p)), None) for name in layer_names]
     if not found or None in found:
         return None, None
     return blocks, min(found)
