@@ -245,3 +245,16 @@ def test_the_shortcut_is_dropped_where_it_is_not_exact():
     assert routing.resume is False
     torch.testing.assert_close(first, full)
     torch.testing.assert_close(second, full)
+
+
+def test_cached_and_uncached_stage1_give_the_same_layered_model(fitted, tiny_bert):
+    from skimb.training import stage1_cache
+
+    X, y, head_only, layered = fitted  # layered took its stage 1 from the cache
+    stage1_cache.clear()
+    fresh = TransformerClassifier(tiny_bert, **FAST, **LAYERS).fit(X, y)
+    assert not fresh.stage1_cached_
+    np.testing.assert_array_equal(fresh.predict_proba(X), layered.predict_proba(X))
+    fresh.fit(X, y)  # a refit: from the cache now, the same model
+    assert fresh.stage1_cached_
+    np.testing.assert_array_equal(fresh.predict_proba(X), layered.predict_proba(X))
