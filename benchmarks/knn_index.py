@@ -91,7 +91,7 @@ def main(argv=None):
     p.add_argument("--max-queries", type=int, default=10_000)
     p.add_argument("--nprobes", default="4,8,16,32,64")
     p.add_argument("--nlist-per-sqrt", type=float, default=2.0, help="IVF lists = this x sqrt(N)")
-    p.add_argument("--train-per-list", type=int, default=32, help="k-means training points per list")
+    p.add_argument("--train-per-list", type=int, default=16, help="k-means training points per list")
     p.add_argument("--sklearn-max", type=int, default=100_000)
     p.add_argument("--hnsw-max", type=int, default=100_000)
     p.add_argument("--out", default="benchmarks/results/knn_index.json")

@@ -214,9 +214,37 @@ def test_auto_index_is_exact_when_small_and_ivf_when_large(monkeypatch):
     assert type(small).__name__ == "IndexFlatIP"
     monkeypatch.setattr(nb, "AUTO_EXACT_MAX", 1000)
     large = build_index(X, "auto", random_state=0)
-    assert type(large).__name__ == "IndexIVFFlat"
+    assert type(large).__name__ == "BlockedIVFIndex"
     assert large.nlist == round(nb.AUTO_NLIST_PER_SQRT_N * np.sqrt(3000)) and large.nprobe == nb.AUTO_NPROBE
     assert recall_at_k(large, build_index(X), X[::10], 10) >= 0.99
+
+
+def test_blocked_ivf_search_equals_faiss_ivf_with_the_same_lists():
+    """One matrix product per list gives what FAISS's query-by-query IVF scan gives."""
+    import faiss
+
+    from skimb.utils._neighbors import BlockedIVFIndex
+
+    X, _ = make_blobs(n_samples=1500, n_features=24, centers=12, cluster_std=3.0, random_state=1)
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    centroids = X[rng.choice(len(X), 20, replace=False)]
+    quantizer = faiss.IndexFlatIP(24)
+    quantizer.add(centroids)
+    reference = faiss.IndexIVFFlat(quantizer, 24, 20, faiss.METRIC_INNER_PRODUCT)
+    reference.is_trained = True
+    reference.add(X)
+    reference.nprobe = 3
+    ours = BlockedIVFIndex(X, centroids, quantizer.search(X, 1)[1][:, 0], nprobe=3)
+    q = X[::7]
+    ref_sims, ref_ids = reference.search(q, 8)
+    sims, ids = ours.search(q, 8)
+    assert np.allclose(sims, ref_sims, atol=1e-5)
+    assert np.mean(ids == ref_ids) > 0.99  # equal up to the order of tied similarities
+    # fewer candidates than k in the visited lists: padded as FAISS pads
+    tiny = BlockedIVFIndex(X[:6], X[[0, 3]], np.array([0, 0, 0, 1, 1, 1]), nprobe=1)
+    sims, ids = tiny.search(X[:1], 5)
+    assert (ids[0, 3:] == -1).all() and np.isneginf(sims[0, 3:]).all() and ids[0, 0] == 0
 
 
 def test_neighbor_boost_hit_counts():

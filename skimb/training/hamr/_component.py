@@ -55,7 +55,7 @@ class HAMRTraining(TrainingStrategy):
     knn_ratio : float, default=0.1
         Share of hardest samples whose neighbours are boosted.
     knn_index : {"auto", "flat", "ivf", "hnsw"}, default="auto"
-        FAISS index: ``"auto"`` is exact up to 50,000 training samples and IVF above (recall@10
+        Neighbour index: ``"auto"`` is exact up to 50,000 training samples and IVF above (recall@10
         ≥ 0.99 in ``benchmarks/knn_index.py``); ``"flat"`` always exact, ``"ivf"``/``"hnsw"``
         approximate.
     knn_build_freq : int, default=1
