@@ -523,3 +523,26 @@ def test_token_calora_is_unbalanced_by_default(tiny_bert, stage2_weights, balanc
                                max_epochs=1, batch_size=8, random_state=0).fit(X, y)
     (w,) = seen
     assert (w is None) == (balance == "auto")  # tags against O: balanced only when asked
+
+
+@pytest.mark.parametrize("epochs, budget, expected", [("auto", 600, 20), ("auto", 3, 3), (4, 3, 4)])
+def test_calora_auto_epochs_follow_a_step_budget(tiny_bert, monkeypatch, epochs, budget, expected):
+    """``head__epochs="auto"``: 20 epochs, fewer where they would exceed the step budget."""
+    import skimb.heads._components as comp
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    seen = []
+    real = comp.fit_calora_head
+
+    def spy(*args, epochs, **kwargs):
+        seen.append(epochs)
+        return real(*args, epochs=epochs, **kwargs)
+
+    monkeypatch.setattr(comp, "fit_calora_head", spy)
+    monkeypatch.setattr(comp, "CALORA_STEP_BUDGET", budget)
+    X, y = make_toy_texts()  # fewer rows than one stage-2 batch: one step an epoch
+    clf = TransformerClassifier(tiny_bert, head="calora", head__epochs=epochs, head__rank=2, max_epochs=1,
+                                batch_size=8, random_state=0).fit(X, y)
+    assert seen == [expected] and clf.stage2_epochs_ == expected
+    assert len(clf.net_.module_.head.loss_history_) == expected

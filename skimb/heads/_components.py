@@ -8,6 +8,7 @@ selectable as ``head="<name>"`` with ``head__<param>`` routed to it (docs/adding
 
 from __future__ import annotations
 
+import math
 import os
 from numbers import Integral, Real
 
@@ -122,6 +123,27 @@ class LinearHead(Head):
     """
 
 
+#: ``CALoRAHead(epochs="auto")``: at most this many stage-2 epochs, and at most the epochs that fit
+#: in ``CALORA_STEP_BUDGET`` optimiser steps (at least one epoch).
+CALORA_MAX_EPOCHS = 20
+CALORA_STEP_BUDGET = 600
+
+
+def calora_stage2_epochs(epochs, n_rows: int, batch_size: int) -> int:
+    """The stage-2 epochs of :class:`CALoRAHead`: ``epochs`` itself, or for ``"auto"`` 20 epochs
+    capped by a budget of 600 optimiser steps over ``n_rows`` rows in batches of ``batch_size``.
+
+    >>> calora_stage2_epochs("auto", 2_477, 256), calora_stage2_epochs("auto", 70_000, 256)
+    (20, 2)
+    >>> calora_stage2_epochs(5, 70_000, 256)
+    5
+    """
+    if epochs != "auto":
+        return int(epochs)
+    steps_per_epoch = max(1, math.ceil(int(n_rows) / int(batch_size)))
+    return max(1, min(CALORA_MAX_EPOCHS, CALORA_STEP_BUDGET // steps_per_epoch))
+
+
 @register_head("calora")
 class CALoRAHead(Head):
     """CALoRA: class-routed LoRA adapters on the frozen head, trained in a second stage.
@@ -144,8 +166,14 @@ class CALoRAHead(Head):
         renormalised stage-1 probabilities).
     alpha : float or None, default=None
         Adapter scaling ``alpha / rank`` (None: scaling 1).
-    epochs : int, default=20
-        Stage-2 epochs (AdamW on the adapters only, on cached features).
+    epochs : int or "auto", default="auto"
+        Stage-2 epochs (AdamW on the adapters only, on cached features, batches of at least 256
+        rows). ``"auto"``: 20, or fewer where 20 would exceed a budget of 600 optimiser steps:
+        20 up to 7,680 stage-2 rows (texts, or tokens for NER), then fewer as the rows grow,
+        since the adapters overfit the training features where stage 1 is already right (on the
+        whole MIT-Restaurant training split, 70,000 token rows, 20 epochs cost 1.7 points of span
+        macro-F1 against the stage-1 model, 2 epochs none; ``docs/benchmarks.md``, round 10).
+        The epochs run are ``stage2_epochs_``.
     lr : float, default=1e-3
         Stage-2 learning rate.
     balance : {"auto", "class", "none"}, default="auto"
@@ -205,7 +233,7 @@ class CALoRAHead(Head):
                               "a registered routing (skimb.heads.ROUTINGS: 'topk', 'pseudo', 'oracle', "
                               "'soft', ...)", bad=["__unknown_option__", 3])],
         "alpha": [None, Interval(Real, 0, None, closed="neither")],
-        "epochs": [Interval(Integral, 1, None)],
+        "epochs": [Options("auto"), Interval(Integral, 1, None)],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "balance": [Options("auto", "class", "none")],
         "memory": [None, Satisfies(lambda v: isinstance(v, (str, os.PathLike)) or hasattr(v, "location"),
@@ -217,7 +245,7 @@ class CALoRAHead(Head):
         "layer_lr": [Interval(Real, 0, None, closed="neither")],
     }
 
-    def __init__(self, k=2, rank=8, routing="topk", alpha=None, epochs=20, lr=1e-3, balance="auto", memory=None,
+    def __init__(self, k=2, rank=8, routing="topk", alpha=None, epochs="auto", lr=1e-3, balance="auto", memory=None,
                  layers=None, layer_epochs=1, layer_lr=1e-4):
         self.k = k
         self.rank = rank
@@ -267,11 +295,13 @@ class CALoRAHead(Head):
             weights = class_balanced_row_weights(targets, module.head.out_features)
         config = self.config(module.head.out_features)
         layered = self.layers is not None
-        with progress_bar(self.epochs + (self.layer_epochs if layered else 0), "CALoRA stage 2", verbose,
+        batch_size_2 = max(batch_size, 256)
+        epochs = calora_stage2_epochs(self.epochs, len(features), batch_size_2)
+        with progress_bar(epochs + (self.layer_epochs if layered else 0), "CALoRA stage 2", verbose,
                           unit="epoch") as bar:
             layer = fit_calora_head(
                 module.head, features, stage1_logits, targets, config=config, loss_fn=loss_fn, sample_weight=weights,
-                epochs=self.epochs, lr=self.lr, batch_size=max(batch_size, 256), random_state=seed,
+                epochs=epochs, lr=self.lr, batch_size=batch_size_2, random_state=seed,
                 multilabel=multilabel, device=device, progress=bar)
             if layered:  # then the backbone's adapters, on the texts, the head's frozen
                 names = select_linear_layers(module.encoder.backbone, self.layers)
@@ -282,7 +312,7 @@ class CALoRAHead(Head):
             else:
                 module.head = layer
         fitted = {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
-                  "adapter_norms_": layer.adapter_norms()}
+                  "adapter_norms_": layer.adapter_norms(), "stage2_epochs_": epochs}
         if layered:
             fitted["routed_layers_"] = np.asarray(names)
         return fitted
