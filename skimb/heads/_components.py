@@ -171,7 +171,7 @@ class CALoRAHead(Head):
         rows). ``"auto"``: 20, or fewer where 20 would exceed a budget of 600 optimiser steps:
         20 up to 7,680 stage-2 rows (texts, or tokens for NER), then fewer as the rows grow,
         since the adapters overfit the training features where stage 1 is already right (on the
-        whole MIT-Restaurant training split, 70,000 token rows, 20 epochs cost 1.7 points of span
+        whole MIT-Restaurant training split, about 60,000 token rows, 20 epochs cost 1.7 points of span
         macro-F1 against the stage-1 model, 2 epochs none; ``docs/benchmarks.md``, round 10).
         The epochs run are ``stage2_epochs_``.
     lr : float, default=1e-3

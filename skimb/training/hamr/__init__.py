@@ -26,7 +26,7 @@ from ._hardness import DRAW_SCHEMES, HardnessTracker, draw_epoch_indices, draw_i
 from ._meta import META_MODES, MetaStepResult, meta_step, sequence_loss
 from ._meta_set import (GBC_MAX_ROWS_PER_CLASS, build_balanced_meta_set, build_balanced_meta_set_ner, count_entity_spans,
                         gbc_meta_set, head_gradients)
-from ._neighbors import build_index, knn_search, neighbor_boost, recall_at_k
+from ._neighbors import BlockedIVFIndex, build_index, knn_search, neighbor_boost, recall_at_k
 from ._trainer import (META_HOLDOUT_FRACTION, HAMRCallback, HAMRFit, HAMRNet, balanced_meta_weights,
                        build_balanced_meta_set_multilabel, meta_loss_function, split_meta_set)
 from ._component import HAMRTraining
@@ -42,6 +42,7 @@ __all__ = [
     "draw_epoch_indices",
     "draw_indices",
     "DRAW_SCHEMES",
+    "BlockedIVFIndex",
     "build_index",
     "knn_search",
     "neighbor_boost",
