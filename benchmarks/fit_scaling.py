@@ -13,7 +13,8 @@ smallest first; the peak RSS (VmHWM) is reset before each fit. Methods: ``standa
 from __future__ import annotations
 
 import argparse
-import time
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--include", nargs="*", default=[], help="JSON outputs of earlier runs to add to the table and "
+                   "the plot (with --sizes '': only merge them)")
     p.add_argument("--plot", default=None, help="PNG path of the plot (default: next to --out)")
     p.add_argument("--out", default="benchmarks/results/fit_scaling.json")
     args = p.parse_args(argv)
@@ -46,10 +49,13 @@ def main(argv=None):
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         p.error(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
+    runs = [r for path in args.include for r in json.loads(Path(path).read_text())["runs"]]
+    if not args.sizes:
+        _publish(args, argv, runs)
+        return
     full = load_subsampled(args.dataset)
     warm = load_subsampled(args.dataset, train_size=100, test_size=1, seed=args.seed)
     TransformerClassifier(max_epochs=1, max_length=args.max_length).fit(warm.X_train, warm.y_train)  # loads, warms up
-    runs = []
     for size in ints(args.sizes):
         n = size if 0 < size < len(full.X_train) else 0
         data = load_subsampled(args.dataset, train_size=n, test_size=1, seed=args.seed) if n else full
@@ -87,8 +93,10 @@ def _publish(args, argv, runs):
         rows.append(cells)
     headers = ["training texts", *[f"{m}: fit, peak RSS" for m in methods],
                *[f"{m} / standard" for m in methods if m != "standard"]]
-    body = (f"{args.dataset}, {args.epochs} epoch(s), batch {args.batch_size}, max length {args.max_length}, "
-            f"seed {args.seed}, {torch.get_num_threads()} torch threads\n\n{markdown_table(headers, rows)}")
+    setting = (f"runs merged from {', '.join(args.include)}" if not args.sizes else
+               f"{args.dataset}, {args.epochs} epoch(s), batch {args.batch_size}, max length {args.max_length}, "
+               f"seed {args.seed}, {torch.get_num_threads()} torch threads")
+    body = f"{setting}\n\n{markdown_table(headers, rows)}"
     publish("benchmarks/fit_scaling.py", argv, args.out, "Fit time and memory against training-set size", body, runs)
     _plot(args, by_n, methods)
 
