@@ -245,6 +245,8 @@ def test_blocked_ivf_search_equals_faiss_ivf_with_the_same_lists():
     tiny = BlockedIVFIndex(X[:6], X[[0, 3]], np.array([0, 0, 0, 1, 1, 1]), nprobe=1)
     sims, ids = tiny.search(X[:1], 5)
     assert (ids[0, 3:] == -1).all() and np.isneginf(sims[0, 3:]).all() and ids[0, 0] == 0
+    with pytest.raises(ValueError, match="nprobe must be >= 1"):
+        BlockedIVFIndex(X[:6], X[[0, 3]], np.array([0, 0, 0, 1, 1, 1]), nprobe=0)
 
 
 def test_neighbor_boost_hit_counts():

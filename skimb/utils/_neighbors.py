@@ -272,6 +272,8 @@ class BlockedIVFIndex:
         self.ids = order.astype(np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(np.bincount(assignment, minlength=len(self.centroids)))])
         self.nprobe = int(nprobe)
+        if self.nprobe < 1:
+            raise ValueError(f"nprobe must be >= 1, got {nprobe}.")
         self.ntotal, self.d = self.vectors.shape
         self.nlist = len(self.centroids)
 
