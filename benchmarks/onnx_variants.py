@@ -5,8 +5,8 @@ its encoder to ONNX twice (torch's SDPA attention, the library's ``quantize="onn
 eager attention, whose pattern ONNX Runtime's BERT optimiser fuses into ``Attention`` and
 ``EmbedLayerNormalization``), and times, alternating within each repeat on the same length-sorted
 batches of the test split: torch float32, torch dynamic int8 (the library's ``quantize="int8"``),
-ONNX Runtime int8 (per-channel ``quantize_dynamic``) on the plain and the fused graph, the fused
-graph in float32, and ``MatMulNBits`` 4-bit weights (block 32, int8 compute) where ``onnx_ir`` is
+ONNX Runtime int8 (per-channel ``quantize_dynamic``) on the plain graph (the library's
+``quantize="onnx-int8"`` itself) and on the fused graph, the fused graph in float32, and ``MatMulNBits`` 4-bit weights (block 32, int8 compute) where ``onnx_ir`` is
 installed. Reports texts/s, the speed-up over torch float32, agreement of the predicted labels with
 float32 and macro-F1 (the model's own head on each variant's features).
 
@@ -28,20 +28,15 @@ from _common import load_subsampled, markdown_table, publish
 
 
 def _export(encoder, path, attention):
-    import torch
+    """The library's export (``quantize="onnx-int8"``'s), with the backbone's attention set to ``attention``."""
+    from skimb.backbones._onnx import _export as export
 
-    backbone = encoder.backbone
-    previous = backbone.config._attn_implementation
-    backbone.config._attn_implementation = attention
-    ids = torch.tensor([[2, 5, 6, 7, 8, 3], [2, 9, 3, 0, 0, 0]])
-    axes = {"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}, "features": {0: "b"}}
+    config = encoder.backbone.config
+    previous, config._attn_implementation = config._attn_implementation, attention
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(encoder, (ids, (ids != 0).long()), str(path), input_names=["input_ids", "attention_mask"],
-                              output_names=["features"], dynamic_axes=axes, opset_version=17, dynamo=False)
+        export(encoder, path)
     finally:
-        backbone.config._attn_implementation = previous
+        config._attn_implementation = previous
 
 
 def _onnx_variants(encoder, tmp, hidden_size, n_heads):
@@ -60,13 +55,13 @@ def _onnx_variants(encoder, tmp, hidden_size, n_heads):
     fused_path = tmp / "fused.onnx"
     fused.save_model_to_file(str(fused_path))
     files["onnx fused float32"] = fused_path
-    for name, src in (("onnx int8 (quantize='onnx-int8')", plain), ("onnx fused int8", fused_path)):
-        dst = tmp / f"{src.stem}.int8.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        files[name] = dst
+    fused_int8 = tmp / "fused.int8.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # the fused operators hide their outputs' types from shape inference: say they are float
+        quantize_dynamic(str(fused_path), str(fused_int8), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    files["onnx fused int8"] = fused_int8
     try:
         from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
     except ImportError as exc:  # onnx_ir missing
@@ -96,6 +91,7 @@ def main(argv=None):
     from sklearn.metrics import f1_score
 
     from skimb import TransformerClassifier
+    from skimb.backbones._onnx import onnx_int8_module
     from skimb.backbones._quantize import int8_module
 
     torch.set_num_threads(args.threads)
@@ -117,6 +113,7 @@ def main(argv=None):
     sessions = {name: ort.InferenceSession(str(f), options, providers=["CPUExecutionProvider"])
                 for name, f in files.items()}
     int8 = int8_module(module).encoder
+    onnx_int8 = onnx_int8_module(module, args.threads).encoder  # the library's ONNX Runtime path
 
     def run_torch(encoder):
         with torch.inference_mode():
@@ -127,7 +124,8 @@ def main(argv=None):
                           for i, m in batches])
 
     variants = {"torch float32": lambda: run_torch(module.encoder), "torch int8 (quantize='int8')":
-                lambda: run_torch(int8), **{name: (lambda s=s: run_onnx(s)) for name, s in sessions.items()}}
+                lambda: run_torch(int8), "onnx int8 (quantize='onnx-int8')": lambda: run_torch(onnx_int8),
+                **{name: (lambda s=s: run_onnx(s)) for name, s in sessions.items()}}
     for name, run in variants.items():  # warm-up: first-call allocations and kernel selection
         run()
     times = {name: [] for name in variants}
