@@ -7,6 +7,11 @@ process, smallest first. Reports wall time, texts per second, the process's peak
 call (reset before each size on Linux) and the output array's own size.
 
     python benchmarks/predict_memory.py --sizes 1000,10000,100000 --out benchmarks/results/predict_memory.json
+
+``--backbone embeddings-only`` swaps MiniLM's six transformer layers for none (its tokenizer and
+384-wide output kept, the weights random): the same chunked path at a few thousand texts per
+second, so that sizes of 10⁶ texts, beyond several chunks, run in minutes. It measures the
+streaming, not MiniLM's activations.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ def main(argv=None):
     p.add_argument("--dataset", default="cyclone_idai_2019")
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--backbone", default="minilm", help="'minilm', 'embeddings-only' or a local model folder")
     p.add_argument("--out", default="benchmarks/results/predict_memory.json")
     args = p.parse_args(argv)
 
@@ -32,7 +38,8 @@ def main(argv=None):
     from skimb import TransformerEmbedder
 
     base = list(load_subsampled(args.dataset).X_train)
-    emb = TransformerEmbedder(max_length=args.max_length, batch_size=args.batch_size, cache=False).fit()
+    backbone = _embeddings_only() if args.backbone == "embeddings-only" else args.backbone
+    emb = TransformerEmbedder(backbone, max_length=args.max_length, batch_size=args.batch_size, cache=False).fit()
     emb.transform(base[:64])  # warm-up
     runs = []
     for n in ints(args.sizes):
@@ -48,6 +55,25 @@ def main(argv=None):
         _publish(args, argv, runs)  # after every size: a long run keeps what it measured
 
 
+def _embeddings_only() -> str:
+    """A folder with MiniLM's tokenizer and a random BERT of MiniLM's width with no layers."""
+    import tempfile
+
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, BertModel
+
+    from skimb.backbones import resolve_backbone
+
+    minilm = resolve_backbone("minilm")
+    folder = tempfile.mkdtemp(prefix="skimb-embeddings-only-")
+    config = AutoConfig.from_pretrained(minilm)
+    config.num_hidden_layers = 0
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm).save_pretrained(folder)
+    return folder
+
+
 def _publish(args, argv, runs):
     import torch
 
@@ -55,7 +81,7 @@ def _publish(args, argv, runs):
              f"{r['peak_mib'] - r['output_mib']:.0f}"] for r in runs]
     table = markdown_table(["texts", "seconds", "texts / s", "peak RSS MiB", "output MiB", "peak minus output MiB"], rows)
     publish("benchmarks/predict_memory.py", argv, args.out, "Encoding many texts: peak memory and throughput",
-            f"{torch.get_num_threads()} torch threads; MiniLM, max length {args.max_length}, batch {args.batch_size}"
+            f"{torch.get_num_threads()} torch threads; backbone {args.backbone}, max length {args.max_length}, batch {args.batch_size}"
             f"\n\n{table}", runs)
 
 

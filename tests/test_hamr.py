@@ -535,6 +535,21 @@ def test_sampler_sample_weight_and_params():
     assert isinstance(X_l, list) and set(y_l) <= {"pos", "neg", "mid"}
 
 
+def test_sampler_draws_systematically_unless_asked_for_independent_draws():
+    X, y = make_classification(n_samples=200, n_features=4, weights=[0.8], random_state=0)
+    flat = dict(hardness_alpha=0, knn_lambda=0, oversample_ratio=1.2, random_state=0)
+    s = HardnessNeighborhoodSampler(**flat)
+    s.fit_resample(X, y)
+    counts = np.bincount(s.sample_indices_, minlength=200)
+    # uniform p, 240 draws: every row once, 40 of them twice
+    assert counts.min() == 1 and counts.max() == 2 and int((counts == 2).sum()) == 40
+    m = HardnessNeighborhoodSampler(draw_scheme="multinomial", **flat)
+    m.fit_resample(X, y)
+    assert np.bincount(m.sample_indices_, minlength=200).min() == 0  # independent draws miss rows
+    with pytest.raises(ValueError, match="draw_scheme"):
+        HardnessNeighborhoodSampler(draw_scheme="stratified").fit_resample(X, y)
+
+
 def test_sampler_hardness_is_on_hamr_weight_scale():
     from skimb.training.hamr._wnet import WEIGHT_CLIP
 

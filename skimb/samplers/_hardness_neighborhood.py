@@ -13,8 +13,8 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from ..utils._neighbors import (INDEX_KINDS, WEIGHT_CLIP, _as_float32_rows, _top_share, build_index,
-                                draw_epoch_indices, neighbor_boost, sampling_probabilities)
+from ..utils._neighbors import (DRAW_SCHEMES, INDEX_KINDS, WEIGHT_CLIP, _as_float32_rows, _top_share,
+                                build_index, draw_epoch_indices, neighbor_boost, sampling_probabilities)
 from ..utils._param_validation import HasMethods, Interval, Options
 from ._base import BaseEmbeddingSampler, sampler_constraints
 
@@ -36,7 +36,8 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
     3. neighbourhood boost ``b_i`` = hit count of ``i`` among the hard samples' ``knn_k``
        nearest neighbours (cosine, FAISS; a hard sample counts itself) / the largest hit count;
     4. ``p_i ∝ ((h_i + 1e-6) ** (1 / temperature)) ** hardness_alpha · (1 + knn_lambda · b_i)``;
-    5. ``round(oversample_ratio · n_samples)`` draws with replacement from ``p``.
+    5. ``round(oversample_ratio · n_samples)`` draws with replacement from ``p``, systematic
+       by default (each row drawn ``floor`` or ``ceil`` of its expected count).
 
     Parameters
     ----------
@@ -59,6 +60,11 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
         The base ``h + 1e-6`` is raised to ``1 / temperature`` (1.0 = the HAMR reference).
     oversample_ratio : float, default=1.2
         Output size as a multiple of the input size.
+    draw_scheme : {"systematic", "multinomial"}, default="systematic"
+        Systematic resampling draws each row ``floor`` or ``ceil`` of ``n_draws · p_i`` times, so
+        every row whose expected count is at least 1 is kept; independent (multinomial) draws,
+        the paper's, leave out about a third of the rows at near-uniform ``p``
+        (:func:`skimb.training.hamr.draw_indices`). HAMR's training uses the same default.
     index : {"auto", "flat", "ivf", "hnsw"}, default="auto"
         FAISS index for the neighbour search (:func:`skimb.training.hamr.build_index`); "flat" is
         exact, "auto" exact up to 50,000 rows and IVF above.
@@ -124,6 +130,7 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
         "knn_lambda": [Interval(Real, 0, None)],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "oversample_ratio": [Interval(Real, 0, None, closed="neither")],
+        "draw_scheme": [Options(*DRAW_SCHEMES)],
         "index": [Options(*INDEX_KINDS)],
     }
 
@@ -138,6 +145,7 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
         knn_lambda=0.7,
         temperature=1.0,
         oversample_ratio=1.2,
+        draw_scheme="systematic",
         index="auto",
         random_state=None,
     ):
@@ -150,6 +158,7 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
         self.knn_lambda = knn_lambda
         self.temperature = temperature
         self.oversample_ratio = oversample_ratio
+        self.draw_scheme = draw_scheme
         self.index = index
         self.random_state = random_state
 
@@ -199,7 +208,7 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
             knn_lambda=float(self.knn_lambda),
             temperature=float(self.temperature),
         )
-        idx = draw_epoch_indices(p, float(self.oversample_ratio), rng)
+        idx = draw_epoch_indices(p, float(self.oversample_ratio), rng, self.draw_scheme)
 
         self.hardness_ = hardness
         self.probe_error_ = error
