@@ -86,6 +86,8 @@ def build_variants(n_min):
         "reprint": ("embedding", lambda seed: REPRINTOverSampler(random_state=seed)),
         "lnr": ("embedding", lambda seed: LabelNoiseRebalancer(random_state=seed)),
         "hardness": ("embedding", lambda seed: HardnessNeighborhoodSampler(random_state=seed)),
+        "hardness_multinomial": ("embedding", lambda seed: HardnessNeighborhoodSampler(draw_scheme="multinomial",
+                                                                                       random_state=seed)),
         "text_ros": ("text", lambda seed: RandomTextOverSampler(random_state=seed)),
         "text_rus": ("text", lambda seed: RandomTextUnderSampler(random_state=seed)),
         "class_aware": ("text", lambda seed: ClassAwareSampler(random_state=seed)),
@@ -94,7 +96,7 @@ def build_variants(n_min):
 
 
 VARIANT_NAMES = ["none", "ros", "smote", "adasyn", "borderline_smote", "textcut", "ge3", "reprint", "lnr",
-                 "hardness", "text_ros", "text_rus", "class_aware", "eda"]
+                 "hardness", "hardness_multinomial", "text_ros", "text_rus", "class_aware", "eda"]
 
 
 def record_quality(rec, y_test, pred, labels, y_train):
