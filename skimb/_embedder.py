@@ -14,6 +14,23 @@ from .utils._param_validation import Boolean, Interval, Options, validate_params
 from .backbones import POOLINGS, TextEncoder, encode_texts, feature_cache, load_backbone
 from .backbones._loading import local_backbone_path, portable_backbone_path
 
+NORMALIZE_BLOCK = 16384  # rows per block: the temporaries of a 10⁶-row output stay at one block's size
+
+
+def unit_rows(emb: np.ndarray, *, inplace: bool) -> np.ndarray:
+    """``emb`` with every row scaled to unit L2 norm (all-zero rows stay zero), block by block,
+    so that no temporary as large as ``emb`` is made; in place when ``inplace``.
+
+    >>> unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]]), inplace=False).tolist()
+    [[0.6, 0.8], [0.0, 0.0]]
+    """
+    out = emb if inplace else np.empty_like(emb)
+    for start in range(0, len(emb), NORMALIZE_BLOCK):
+        block = emb[start:start + NORMALIZE_BLOCK]
+        norms = np.linalg.norm(block, axis=1, keepdims=True)  # row by row: as over the whole array
+        np.divide(block, np.maximum(norms, 1e-12), out=out[start:start + NORMALIZE_BLOCK])
+    return out
+
 __all__ = ["TransformerEmbedder"]
 
 
@@ -120,8 +137,8 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             emb = feature_cache.get_or_compute(key, texts, self._encode)
         else:
             emb = self._encode(texts)
-        if self.normalize:
-            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        if self.normalize:  # the cache's array is shared: write into a new one
+            emb = unit_rows(emb, inplace=not self.cache)
         return emb.astype(np.float32, copy=False)
 
     def __getstate__(self):

@@ -306,3 +306,37 @@ def test_only_the_full_meta_step_forces_the_math_attention_kernel(monkeypatch, m
               torch.nn.functional.cross_entropy, meta_update_lr=0.1, mode=mode,
               head_param_names=["head"] if mode == "head" else None)
     assert seen == [forced]
+
+
+def test_embedder_cached_and_uncached_paths_give_the_same_unit_rows(tiny_bert, monkeypatch):
+    import skimb._embedder as embedder_module
+    from skimb import TransformerEmbedder
+
+    monkeypatch.setattr(embedder_module, "NORMALIZE_BLOCK", 3)  # several blocks on a few texts
+    texts = [f"flood water rescue {i}" for i in range(8)] + ["help", "power road"]
+    cached = TransformerEmbedder(tiny_bert, max_length=16).fit()
+    first = cached.transform(texts)
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-6)
+    first[:] = 0.0  # the caller's array is not the cache's
+    again = cached.transform(texts)
+    uncached = TransformerEmbedder(tiny_bert, max_length=16, cache=False).fit().transform(texts)
+    assert np.array_equal(again, uncached) and not np.any(again == 0.0)
+    raw = TransformerEmbedder(tiny_bert, max_length=16, cache=False, normalize=False).fit().transform(texts)
+    assert np.array_equal(uncached, raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12))
+
+
+def test_unit_rows_makes_no_temporary_as_large_as_its_input():
+    import tracemalloc
+
+    from skimb._embedder import NORMALIZE_BLOCK, unit_rows
+
+    emb = np.random.default_rng(0).normal(size=(4 * NORMALIZE_BLOCK, 64)).astype(np.float32)
+    expected = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    tracemalloc.start()
+    try:
+        out = unit_rows(emb, inplace=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out is emb and np.array_equal(out, expected)
+    assert peak < emb.nbytes / 2  # one block's temporaries, not a copy of the whole array
