@@ -17,6 +17,7 @@ streaming, not MiniLM's activations.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def main(argv=None):
     runs = []
     for n in ints(args.sizes):
         texts = [f"{base[i % len(base)]} #{i}" for i in range(n)]
-        rec = {"N": n}
+        rec = {"N": n, "input_mib": (sys.getsizeof(texts) + sum(map(sys.getsizeof, texts))) / 2**20}
         with measure(rec):
             out = emb.transform(texts)
         rec.update(texts_per_s=n / rec["wall_s"], output_mib=out.nbytes / 2**20)
@@ -78,8 +79,10 @@ def _publish(args, argv, runs):
     import torch
 
     rows = [[r["N"], f"{r['wall_s']:.1f}", f"{r['texts_per_s']:.1f}", f"{r['peak_mib']:.0f}", f"{r['output_mib']:.1f}",
-             f"{r['peak_mib'] - r['output_mib']:.0f}"] for r in runs]
-    table = markdown_table(["texts", "seconds", "texts / s", "peak RSS MiB", "output MiB", "peak minus output MiB"], rows)
+             f"{r.get('input_mib', float('nan')):.1f}", f"{r['peak_mib'] - r['output_mib'] - r.get('input_mib', 0.0):.0f}"]
+            for r in runs]
+    table = markdown_table(["texts", "seconds", "texts / s", "peak RSS MiB", "output MiB", "input texts MiB",
+                            "peak minus output and input MiB"], rows)
     publish("benchmarks/predict_memory.py", argv, args.out, "Encoding many texts: peak memory and throughput",
             f"{torch.get_num_threads()} torch threads; backbone {args.backbone}, max length {args.max_length}, batch {args.batch_size}"
             f"\n\n{table}", runs)
