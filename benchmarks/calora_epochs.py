@@ -38,6 +38,7 @@ def main(argv=None):
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--lr", default="auto", help="stage-1 lr ('auto': the finetune mode's default, 2e-3 for a "
                    "frozen backbone's head)")
+    p.add_argument("--class-weight", default=None, choices=[None, "balanced"], help="stage 1's class weights")
     p.add_argument("--seeds", default="0")
     p.add_argument("--stage2-epochs", default="auto,20")
     p.add_argument("--memory", default=None, help="stage-1 cache folder (default: a temporary one)")
@@ -52,7 +53,7 @@ def main(argv=None):
     memory = args.memory or tempfile.mkdtemp(prefix="skimb-calora-epochs-")
     base = TransformerClassifier(finetune=args.finetune, max_epochs=args.epochs, batch_size=args.batch_size,
                                  max_length=args.max_length, lr=args.lr if args.lr == "auto" else float(args.lr),
-                                 device="cpu", n_threads=1)
+                                 class_weight=args.class_weight, device="cpu", n_threads=1)
     runs = []
 
     def record(seed, variant, est, fit_s):
@@ -90,7 +91,7 @@ def _publish(args, argv, runs, n_train, n_test):
                             "epochs run"], rows)
     publish("benchmarks/calora_epochs.py", argv, args.out, "CALoRA's stage-2 epochs on a large text set",
             f"{args.dataset}: {n_train} training texts, {n_test} test texts; stage 1 `finetune={args.finetune!r}`, "
-            f"{args.epochs} epochs, batch {args.batch_size}, max length {args.max_length}, lr {args.lr}\n\n{table}",
+            f"class weights {args.class_weight}, {args.epochs} epochs, batch {args.batch_size}, max length {args.max_length}, lr {args.lr}\n\n{table}",
             runs)
 
 
