@@ -90,6 +90,7 @@ VARIANTS = {
     "topup_none": {"training__meta_topup": "none"},
     "token_max": {"training__token_loss": "max"},
     "meta_balanced": {"training__meta_loss": "balanced"},
+    "meta_mean": {"training__meta_loss": "mean"},  # the default before round 11
     "weighting_balanced": {"training__meta_loss": "balanced", "training__resampling": False, "training__knn": False},
     "systematic": {"training__draw_scheme": "systematic"},
     "systematic_mb": {"training__draw_scheme": "systematic", "training__meta_loss": "balanced"},

@@ -571,12 +571,15 @@ def test_balanced_meta_loss_weights_the_meta_sets_classes(tiny_bert, toy_data, t
         if task == "multilabel":
             y = np.stack([y == "flood", y != "flood", np.isin(y, ["injury", "donation"])], axis=1).astype(int)
     fits = {}
-    for meta_loss in ("mean", "balanced"):
+    for meta_loss in ("mean", "balanced", "auto"):
         spy = MetaWeightSpy()
         clf = make(tiny_bert, max_epochs=1, training__meta_loss=meta_loss, callbacks=[spy]).fit(X, y)
         fits[meta_loss] = (clf, spy.weight)
     clf, weight = fits["balanced"]
     assert fits["mean"][1] is None
+    # "auto", the default: balanced for single-label classification, the mean elsewhere
+    auto_is = "balanced" if task == "multiclass" else "mean"
+    np.testing.assert_array_equal(fits["auto"][0].meta_loss_history_, fits[auto_is][0].meta_loss_history_)
     if task == "token":
         index = {c: k for k, c in enumerate(clf.classes_)}
         y_meta = [np.array([index[t] for t in y[i]]) for i in clf.meta_set_indices_]
