@@ -14,6 +14,8 @@ from .utils._param_validation import Boolean, Interval, Options, validate_params
 from .backbones import POOLINGS, TextEncoder, encode_texts, feature_cache, load_backbone
 from .backbones._loading import local_backbone_path, portable_backbone_path
 
+__all__ = ["TransformerEmbedder"]
+
 NORMALIZE_BLOCK = 16384  # rows per block: the temporaries of a 10⁶-row output stay at one block's size
 
 
@@ -30,8 +32,6 @@ def unit_rows(emb: np.ndarray, *, inplace: bool) -> np.ndarray:
         norms = np.linalg.norm(block, axis=1, keepdims=True)  # row by row: as over the whole array
         np.divide(block, np.maximum(norms, 1e-12), out=out[start:start + NORMALIZE_BLOCK])
     return out
-
-__all__ = ["TransformerEmbedder"]
 
 
 class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
