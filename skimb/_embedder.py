@@ -10,28 +10,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import N_THREADS_CONSTRAINT, apply_text_tags, resolve_device, with_threads
 from ._validation import check_texts
+from .utils._neighbors import unit_rows
 from .utils._param_validation import Boolean, Interval, Options, validate_params
 from .backbones import POOLINGS, TextEncoder, encode_texts, feature_cache, load_backbone
 from .backbones._loading import local_backbone_path, portable_backbone_path
 
 __all__ = ["TransformerEmbedder"]
-
-NORMALIZE_BLOCK = 16384  # rows per block: the temporaries of a 10⁶-row output stay at one block's size
-
-
-def unit_rows(emb: np.ndarray, *, inplace: bool) -> np.ndarray:
-    """``emb`` with every row scaled to unit L2 norm (all-zero rows stay zero), block by block,
-    so that no temporary as large as ``emb`` is made; in place when ``inplace``.
-
-    >>> unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]]), inplace=False).tolist()
-    [[0.6, 0.8], [0.0, 0.0]]
-    """
-    out = emb if inplace else np.empty_like(emb)
-    for start in range(0, len(emb), NORMALIZE_BLOCK):
-        block = emb[start:start + NORMALIZE_BLOCK]
-        norms = np.linalg.norm(block, axis=1, keepdims=True)  # row by row: as over the whole array
-        np.divide(block, np.maximum(norms, 1e-12), out=out[start:start + NORMALIZE_BLOCK])
-    return out
 
 
 class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

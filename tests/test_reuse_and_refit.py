@@ -309,10 +309,10 @@ def test_only_the_full_meta_step_forces_the_math_attention_kernel(monkeypatch, m
 
 
 def test_embedder_cached_and_uncached_paths_give_the_same_unit_rows(tiny_bert, monkeypatch):
-    import skimb._embedder as embedder_module
+    import skimb.utils._neighbors as neighbors_module
     from skimb import TransformerEmbedder
 
-    monkeypatch.setattr(embedder_module, "NORMALIZE_BLOCK", 3)  # several blocks on a few texts
+    monkeypatch.setattr(neighbors_module, "NORMALIZE_BLOCK", 3)  # several blocks on a few texts
     texts = [f"flood water rescue {i}" for i in range(8)] + ["help", "power road"]
     cached = TransformerEmbedder(tiny_bert, max_length=16).fit()
     first = cached.transform(texts)
@@ -328,7 +328,7 @@ def test_embedder_cached_and_uncached_paths_give_the_same_unit_rows(tiny_bert, m
 def test_unit_rows_makes_no_temporary_as_large_as_its_input():
     import tracemalloc
 
-    from skimb._embedder import NORMALIZE_BLOCK, unit_rows
+    from skimb.utils._neighbors import NORMALIZE_BLOCK, unit_rows
 
     emb = np.random.default_rng(0).normal(size=(4 * NORMALIZE_BLOCK, 64)).astype(np.float32)
     expected = emb / np.linalg.norm(emb, axis=1, keepdims=True)

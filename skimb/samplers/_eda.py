@@ -11,6 +11,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ..utils._neighbors import unit_rows
 from ..utils._param_validation import Interval, InvalidParameterError, Options, Satisfies
 from ._base import BaseTextSampler, _cycle_draw, sampler_constraints
 
@@ -76,8 +77,7 @@ def _embedding_index():
     )
     ids = np.array([i for i, _ in vocab], dtype=np.int64)
     words = [w for _, w in vocab]
-    E = weight[ids]
-    E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+    E = unit_rows(weight[ids], inplace=True)  # fancy indexing: a new array
     return words, {w: r for r, w in enumerate(words)}, E
 
 

@@ -119,12 +119,28 @@ def _as_float32_rows(x, what: str) -> np.ndarray:
     return arr
 
 
+#: Rows per block of :func:`unit_rows`: the temporaries of a 10⁶-row array stay at one block's size.
+NORMALIZE_BLOCK = 16384
+
+
+def unit_rows(emb: np.ndarray, *, inplace: bool) -> np.ndarray:
+    """``emb`` with every row scaled to unit L2 norm (all-zero rows stay zero), block by block,
+    so that no temporary as large as ``emb`` is made; in place when ``inplace``.
+
+    >>> unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]]), inplace=False).tolist()
+    [[0.6, 0.8], [0.0, 0.0]]
+    """
+    out = emb if inplace else np.empty_like(emb)
+    for start in range(0, len(emb), NORMALIZE_BLOCK):
+        block = emb[start:start + NORMALIZE_BLOCK]
+        norms = np.linalg.norm(block, axis=1, keepdims=True)  # row by row: as over the whole array
+        np.divide(block, np.maximum(norms, 1e-12), out=out[start:start + NORMALIZE_BLOCK])
+    return out
+
+
 def _l2_normalised(x, what: str) -> np.ndarray:
     """L2-normalised float32 copy of ``x``; all-zero rows stay zero."""
-    arr = _as_float32_rows(x, what)
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    arr /= np.maximum(norms, np.float32(1e-12))
-    return arr
+    return unit_rows(_as_float32_rows(x, what), inplace=True)
 
 
 def build_index(
