@@ -68,16 +68,14 @@ def main(argv=None):
         _publish(args, argv, runs, len(X), len(X_test))
 
     for seed in ints(args.seeds):
-        for variant in ["stage 1"] + [str(e) for e in _epochs(args.stage2_epochs)]:
-            if variant == "stage 1":  # the same fit as CALoRA's stage 1, with its linear head
-                params = {"random_state": seed}
-            else:
-                params = {"random_state": seed, "head": "calora", "head__memory": memory,
-                          "head__epochs": variant if variant == "auto" else int(variant)}
+        for epochs in [None, *_epochs(args.stage2_epochs)]:  # None: the same stage 1 with its linear head
+            params = {"random_state": seed}
+            if epochs is not None:
+                params.update(head="calora", head__memory=memory, head__epochs=epochs)
             est = clone(base).set_params(**params)
             t0 = time.perf_counter()
             est.fit(X, y)
-            record(seed, variant, est, time.perf_counter() - t0)
+            record(seed, "stage 1" if epochs is None else str(epochs), est, time.perf_counter() - t0)
 
 
 def _publish(args, argv, runs, n_train, n_test):
@@ -91,8 +89,8 @@ def _publish(args, argv, runs, n_train, n_test):
                             "epochs run"], rows)
     publish("benchmarks/calora_epochs.py", argv, args.out, "CALoRA's stage-2 epochs on a large text set",
             f"{args.dataset}: {n_train} training texts, {n_test} test texts; stage 1 `finetune={args.finetune!r}`, "
-            f"class weights {args.class_weight}, {args.epochs} epochs, batch {args.batch_size}, max length {args.max_length}, lr {args.lr}\n\n{table}",
-            runs)
+            f"class weights {args.class_weight}, {args.epochs} epochs, batch {args.batch_size}, "
+            f"max length {args.max_length}, lr {args.lr}\n\n{table}", runs)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ eager attention, whose pattern ONNX Runtime's BERT optimiser fuses into ``Attent
 ``EmbedLayerNormalization``), and times, alternating within each repeat on the same length-sorted
 batches of the test split: torch float32, torch dynamic int8 (the library's ``quantize="int8"``),
 ONNX Runtime int8 (per-channel ``quantize_dynamic``) on the plain graph (the library's
-``quantize="onnx-int8"`` itself) and on the fused graph, the fused graph in float32, and ``MatMulNBits`` 4-bit weights (block 32, int8 compute) where ``onnx_ir`` is
-installed. Reports texts/s, the speed-up over torch float32, agreement of the predicted labels with
-float32 and macro-F1 (the model's own head on each variant's features).
+``quantize="onnx-int8"`` itself) and on the fused graph, the fused graph in float32, and
+``MatMulNBits`` 4-bit weights (block 32, int8 compute) where ``onnx_ir`` is installed. Reports
+texts/s, the speed-up over torch float32, agreement of the predicted labels with float32 and
+macro-F1 (the model's own head on each variant's features).
 
     python benchmarks/onnx_variants.py --model /path/to/saved/model --threads 2 --repeats 3 \\
         --out benchmarks/results/onnx_variants.json

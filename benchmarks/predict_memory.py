@@ -79,12 +79,12 @@ def _publish(args, argv, runs):
     import torch
 
     rows = [[r["N"], f"{r['wall_s']:.1f}", f"{r['texts_per_s']:.1f}", f"{r['peak_mib']:.0f}", f"{r['output_mib']:.1f}",
-             f"{r.get('input_mib', float('nan')):.1f}", f"{r['peak_mib'] - r['output_mib'] - r.get('input_mib', 0.0):.0f}"]
-            for r in runs]
+             f"{r['input_mib']:.1f}", f"{r['peak_mib'] - r['output_mib'] - r['input_mib']:.0f}"] for r in runs]
     table = markdown_table(["texts", "seconds", "texts / s", "peak RSS MiB", "output MiB", "input texts MiB",
                             "peak minus output and input MiB"], rows)
     publish("benchmarks/predict_memory.py", argv, args.out, "Encoding many texts: peak memory and throughput",
-            f"{torch.get_num_threads()} torch threads; backbone {args.backbone}, max length {args.max_length}, batch {args.batch_size}"
+            f"{torch.get_num_threads()} torch threads; backbone {args.backbone}, max length {args.max_length}, "
+            f"batch {args.batch_size}"
             f"\n\n{table}", runs)
 
 
