@@ -88,6 +88,18 @@ class HAMRTraining(TrainingStrategy):
         Run the meta step (WNet's update from a meta batch) every this many training steps,
         starting with the first; the steps in between weight their losses with the current WNet
         and leave it unchanged, at the cost of a plain step. ``1`` is the paper and the reference.
+    meta_features : {"auto", "cached", "live"}, default="auto"
+        Where the meta step's meta loss comes from. ``"live"``: one batch of the meta set,
+        encoded by the backbone at every meta step (the paper and the reference; one extra
+        forward pass of a batch per step). ``"cached"`` (``meta_step="head"`` only, since the
+        other steps move the backbone): the whole meta set's pooled features (NER: its labelled
+        tokens'), re-encoded without dropout ``meta_refresh`` times per epoch, scored through the
+        virtual head at every meta step: a meta loss over every meta example instead of one
+        batch, for a fraction of the cost. ``"auto"``: ``"cached"`` for texts with
+        ``meta_step="head"``, ``"live"`` otherwise (NER: not measured cached).
+    meta_refresh : int, default=4
+        ``meta_features="cached"``: how many times per epoch the meta set is re-encoded (each
+        costs one forward pass over the meta set; a frozen backbone's features never change).
     meta_set : None or (X_meta, y_meta), default=None
         An explicit meta set, used as given (NER: sentences and tags in the estimator's
         ``scheme``). ``None``: the validation split (with ``validation_fraction``), else a
@@ -149,15 +161,19 @@ class HAMRTraining(TrainingStrategy):
     0.1
     >>> HAMRTraining().for_task("multiclass").meta_loss, HAMRTraining().for_task("token").meta_loss
     ('balanced', 'mean')
+    >>> HAMRTraining().for_task("multiclass").meta_features, HAMRTraining.reference().for_task("multiclass").meta_features
+    ('cached', 'live')
     """
 
     net_class = HAMRNet
     supports_data_parallel = False  # the meta step and the hardness see one process's batches
     #: The values of the ``"auto"`` parameters, by task (the reference code's for ``knn_lambda`` and
     #: ``wnet_lr``; ``meta_loss`` measured here).
-    TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "balanced"},
-                     "multilabel": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "mean"},
-                     "token": {"knn_lambda": 0.1, "wnet_lr": 3e-4, "meta_loss": "mean"}}
+    TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "balanced",
+                                    "meta_features": "cached"},
+                     "multilabel": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "mean",
+                                    "meta_features": "cached"},
+                     "token": {"knn_lambda": 0.1, "wnet_lr": 3e-4, "meta_loss": "mean", "meta_features": "live"}}
     _parameter_constraints = {
         "meta_weighting": [Boolean()], "resampling": [Boolean()], "knn": [Boolean()],
         "hardness_alpha": [Interval(Real, 0, None)],
@@ -174,6 +190,8 @@ class HAMRTraining(TrainingStrategy):
         "meta_update_lr": [None, _POSITIVE],
         "meta_step": [Options(*META_MODES)],
         "meta_interval": [Interval(Integral, 1, None)],
+        "meta_features": [Options("auto", "cached", "live")],
+        "meta_refresh": [Interval(Integral, 1, None)],
         "meta_set": [None, Satisfies(lambda v: isinstance(v, (tuple, list)) and len(v) == 2,
                                      "a pair (X_meta, y_meta)", bad=[[1, 2, 3]])],
         "meta_selection": [Options("validation", "gbc")],
@@ -189,13 +207,15 @@ class HAMRTraining(TrainingStrategy):
     }
     _KNN_PARAMS = ("knn_k", "knn_lambda", "knn_ratio", "knn_index", "knn_build_freq")
     _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "draw_scheme", "temperature", "group_by_length")
-    _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_interval", "meta_set", "hardness_momentum", "hardness_update",
+    _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_interval", "meta_features",
+                    "meta_refresh", "meta_set", "hardness_momentum", "hardness_update",
                     "meta_selection", "meta_clusters", "meta_topup", "meta_loss", "detach_mean")
 
     def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
                  knn_build_freq=1, oversample_ratio=1.0, draw_scheme="systematic", temperature=1.0,
-                 wnet_lr="auto", meta_update_lr=None, meta_step="head", meta_interval=1, meta_set=None,
+                 wnet_lr="auto", meta_update_lr=None, meta_step="head", meta_interval=1, meta_features="auto",
+                 meta_refresh=4, meta_set=None,
                  meta_selection="validation", meta_clusters=10, meta_topup="share", meta_loss="auto", detach_mean=False, group_by_length=True,
                  token_loss="mean", embedder="first_epoch"):
         self.meta_weighting = meta_weighting
@@ -216,6 +236,8 @@ class HAMRTraining(TrainingStrategy):
         self.meta_update_lr = meta_update_lr
         self.meta_step = meta_step
         self.meta_interval = meta_interval
+        self.meta_features = meta_features
+        self.meta_refresh = meta_refresh
         self.meta_set = meta_set
         self.meta_selection = meta_selection
         self.meta_clusters = meta_clusters
@@ -260,7 +282,9 @@ class HAMRTraining(TrainingStrategy):
 
     def for_task(self, task: str) -> "HAMRTraining":
         """A copy with the ``"auto"`` parameters set to ``task``'s defaults."""
-        defaults = self.TASK_DEFAULTS[task]
+        defaults = dict(self.TASK_DEFAULTS[task])
+        if self.meta_step != "head":  # the other virtual steps move the backbone
+            defaults["meta_features"] = "live"
         params = self.get_params(deep=False)
         params.update({k: v for k, v in defaults.items() if params[k] == "auto"})
         return type(self)(**params)
@@ -274,6 +298,8 @@ class HAMRTraining(TrainingStrategy):
             ignored.update(dict.fromkeys(self._changed(("meta_topup",)), "meta_selection='gbc'"))
         elif self.meta_selection == "validation":
             ignored.update(dict.fromkeys(self._changed(("meta_clusters",)), "meta_selection='validation'"))
+        if self.meta_features == "live" or (self.meta_features == "auto" and self.meta_step != "head"):
+            ignored.update(dict.fromkeys(self._changed(("meta_refresh",)), "the meta features are live"))
         if not self.uses_wnet:
             ignored.update(dict.fromkeys(self._changed(self._WNET_PARAMS), "WNet is off (meta_weighting and "
                                                                          "resampling are False)"))

@@ -49,7 +49,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch.utils.data import DataLoader
 
-from ...backbones import EncodedTextDataset, pad_collate
+from ...backbones import EncodedTextDataset, pad_collate, sorted_batches
 from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split, rarest_tag_keys
 from .._net import _NON_MODULE_KEYS, TransformerNet
@@ -347,6 +347,10 @@ class HAMRFit:
         if task == "token" and ctx.finetune.frozen:
             raise ValueError("training='hamr' for token classification needs finetune='full' or 'lora': "
                              "with finetune='head' the training rows are single words, not sentences.")
+        if config.uses_wnet and config.meta_features == "cached" and config.meta_step != "head":
+            raise ValueError(f"meta_features='cached' needs meta_step='head', got meta_step={config.meta_step!r}: "
+                             "that step moves the backbone, so features cached before it would be stale; "
+                             "use meta_features='live' (or 'auto').")
         train_idx = np.asarray(ctx.train_idx, dtype=np.int64)
         meta_idx = meta_data = None
         if config.uses_wnet:
@@ -454,6 +458,9 @@ class HAMRFit:
         else:
             self._meta_loader = DataLoader(self._meta_ds, batch_size=bs, shuffle=True, generator=gen)
         self._meta_iter = iter(self._meta_loader)
+        self._meta_cache, self._meta_cache_step = None, 0
+        steps_per_epoch = math.ceil(cfg.epoch_size(self.n_train) / (bs if net.batch_size != -1 else self.n_train))
+        self._meta_refresh_steps = max(1, steps_per_epoch // cfg.meta_refresh)
         weight = None if self._meta_weight is None else torch.as_tensor(self._meta_weight, dtype=torch.float32,
                                                                                device=net.device)
         self.meta_loss_fn = meta_loss_function(self.task, weight)
@@ -501,8 +508,15 @@ class HAMRFit:
             hook.remove()
         self._hook = None
 
-    def next_meta_batch(self, device):
-        """The next batch of the meta set (cycled, reshuffled every pass)."""
+    def next_meta_batch(self, net):
+        """The meta step's meta inputs and targets: the next batch of the meta set (cycled,
+        reshuffled every pass), or with ``meta_features="cached"`` the whole meta set's cached
+        features, re-encoded every ``_meta_refresh_steps`` steps."""
+        if self.config.meta_features == "cached":
+            stale = self.n_steps - self._meta_cache_step >= self._meta_refresh_steps
+            if self._meta_cache is None or (stale and isinstance(self._meta_ds, EncodedTextDataset)):
+                self._meta_cache, self._meta_cache_step = self._encode_meta_set(net), self.n_steps
+            return self._meta_cache
         try:
             batch = next(self._meta_iter)
         except StopIteration:
@@ -510,7 +524,39 @@ class HAMRFit:
             batch = next(self._meta_iter)
         X, y = unpack_data(batch)
         X = {k: v for k, v in X.items() if k not in _NON_MODULE_KEYS}
-        return to_tensor(X, device=device), to_tensor(y, device=device)
+        return to_tensor(X, device=net.device), to_tensor(y, device=net.device)
+
+    def _encode_meta_set(self, net):
+        """``({"features": F}, targets)`` of the whole meta set at the current parameters (eval
+        mode, no graph; no random number is drawn). Token classification: its labelled tokens,
+        as one sequence."""
+        module, ds = net.module_, self._meta_ds
+        if isinstance(ds, EncodedTextDataset):
+            collate = partial(pad_collate, pad_token_id=net.pad_token_id, label_pad_id=net.label_pad_id)
+            batches = sorted_batches([len(ids) for ids in ds.input_ids], self._meta_loader.batch_size)
+            loader = DataLoader(ds, batch_sampler=batches, collate_fn=collate)
+        else:  # a frozen backbone's features
+            loader = DataLoader(ds, batch_size=len(ds))
+        features, targets, was_training = [], [], module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                for batch in loader:
+                    X, y = unpack_data(batch)
+                    X = to_tensor({k: v for k, v in X.items() if k not in _NON_MODULE_KEYS}, device=net.device)
+                    y = to_tensor(y, device=net.device)
+                    f = X["features"] if "features" in X else module.features(**X)
+                    if self.task == "token":
+                        keep = y != IGNORE_INDEX
+                        f, y = f[keep], y[keep]
+                    features.append(f.float())
+                    targets.append(y)
+        finally:
+            module.train(was_training)
+        features, targets = torch.cat(features), torch.cat(targets)
+        if self.task == "token":  # one "sentence" of every labelled token: the meta loss's shape
+            features, targets = features.unsqueeze(0), targets.unsqueeze(0)
+        return {"features": features}, targets
 
     def meta_due(self) -> bool:
         """Whether this training step runs the meta step (every ``meta_interval`` steps,
@@ -583,7 +629,7 @@ class HAMRFit:
     def _release(self):
         """Drop what is only needed while training (data, loaders, the FAISS index, the hook)."""
         self._remove_hook()
-        for name in ("_meta_ds", "_meta_loader", "_meta_iter", "_meta_weight", "_embeddings", "_index",
+        for name in ("_meta_ds", "_meta_loader", "_meta_iter", "_meta_cache", "_meta_weight", "_embeddings", "_index",
                      "meta_loss_fn",
                      "_epoch_idx", "_epoch_w", "_seen", "_pending"):
             setattr(self, name, None)
@@ -741,7 +787,7 @@ class HAMRNet(TransformerNet):
         with self.autocast():
             if hamr.meta_due():
                 mode = hamr.config.meta_step
-                meta_inputs, meta_target = hamr.next_meta_batch(self.device)
+                meta_inputs, meta_target = hamr.next_meta_batch(self)
                 result = meta_step(
                     self.module_, hamr.wnet, hamr.wnet_optimizer, per_sample, inputs, target,
                     meta_inputs, meta_target, hamr.meta_loss_fn, meta_update_lr=hamr.meta_update_lr,
