@@ -111,6 +111,7 @@ VARIANTS = {
     "meta_every2": {"training__meta_interval": 2},
     "meta_every4": {"training__meta_interval": 4},
     "meta_live": {"training__meta_features": "live"},  # the default before round 12
+    "meta_cached": {"training__meta_features": "cached"},  # NER: not the default there
     "meta_cached_r1": {"training__meta_features": "cached", "training__meta_refresh": 1},
     "meta_cached_r16": {"training__meta_features": "cached", "training__meta_refresh": 16},
 }

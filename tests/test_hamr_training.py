@@ -328,6 +328,8 @@ def test_determinism_and_pickle(tiny_bert, toy_data):
     ("meta_update_lr", -1e-3, "meta_update_lr"),
     ("meta_step", "second_order", "meta_step must be one of"),
     ("meta_interval", 0, r"meta_interval must be an int in \[1, inf\]"),
+    ("meta_features", "stale", "meta_features must be one of"),
+    ("meta_refresh", 0, r"meta_refresh must be an int in \[1, inf\]"),
     ("meta_loss", "macro", "meta_loss must be one of"),
     ("draw_scheme", "stratified", "draw_scheme must be one of"),
 ])
@@ -590,6 +592,123 @@ def test_balanced_meta_loss_weights_the_meta_sets_classes(tiny_bert, toy_data, t
     np.testing.assert_allclose(weight, balanced_meta_weights(y_meta, task, len(clf.classes_)))
     assert weight.min() < weight.max()  # the meta set is not balanced exactly: the weights differ
     assert not np.allclose(clf.meta_loss_history_, fits["mean"][0].meta_loss_history_)
+
+
+# ------------------------------------------------------------------------- cached meta features
+
+
+class MetaEncodeSpy:
+    """Records every re-encoding of the meta set: the step it happened at, its result and the
+    module's parameters at that moment."""
+
+    def __init__(self, monkeypatch):
+        from skimb.training.hamr._trainer import HAMRFit
+
+        self.calls, original = [], HAMRFit._encode_meta_set
+
+        def spy(fit, net):
+            out = original(fit, net)
+            state = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+            self.calls.append((fit.n_steps, out, state))
+            return out
+
+        monkeypatch.setattr(HAMRFit, "_encode_meta_set", spy)
+
+
+def test_meta_features_auto_is_cached_with_the_head_step_for_texts():
+    from skimb.training.hamr import HAMRTraining
+
+    resolved = {task: HAMRTraining().for_task(task).meta_features for task in ("multiclass", "multilabel", "token")}
+    assert resolved == {"multiclass": "cached", "multilabel": "cached", "token": "live"}
+    assert HAMRTraining(meta_step="full").for_task("multiclass").meta_features == "live"
+    assert HAMRTraining.reference().for_task("multiclass").meta_features == "live"
+
+
+@pytest.mark.parametrize("refresh", [1, 3])
+def test_cached_meta_set_is_re_encoded_meta_refresh_times_per_epoch(tiny_bert, toy_data, monkeypatch, refresh):
+    X, y = toy_data
+    spy = MetaEncodeSpy(monkeypatch)
+    rec = Recorder()
+    clf = hamr(tiny_bert, max_epochs=2, training__meta_refresh=refresh, callbacks=[rec]).fit(X, y)
+    steps_per_epoch = -(-rec.samples[0] // 8)
+    every = max(1, steps_per_epoch // refresh)
+    n_steps = len(clf.meta_loss_history_)
+    assert [step for step, _, _ in spy.calls] == list(range(0, n_steps, every))
+    assert len(spy.calls) >= 2 * refresh  # at least `refresh` times in each of the two epochs
+    (features,), targets = spy.calls[0][1][0].values(), spy.calls[0][1][1]
+    assert features.shape == (clf.meta_set_size_, 32) and not features.requires_grad
+
+
+def test_cached_meta_features_are_the_eval_mode_features_of_the_meta_set(tiny_bert, toy_data, monkeypatch):
+    X, y = toy_data
+    spy = MetaEncodeSpy(monkeypatch)
+    clf = hamr(tiny_bert, max_epochs=2).fit(X, y)
+    module = clf.net_.module_
+    for step, (inputs, targets), state in (spy.calls[0], spy.calls[-1]):
+        module.load_state_dict(state)
+        module.eval()
+        meta_texts = [X[i] for i in clf.meta_set_indices_]
+        expected = torch.as_tensor(clf.embed(meta_texts))
+        expected_y = torch.as_tensor(np.searchsorted(clf.classes_, y[clf.meta_set_indices_]))
+        # the cache is in length order: pair each cached row with its text's features
+        order = torch.cdist(inputs["features"], expected).argmin(dim=1)
+        assert sorted(order.tolist()) == list(range(len(meta_texts)))
+        torch.testing.assert_close(inputs["features"], expected[order], rtol=1e-4, atol=1e-5)
+        assert torch.equal(targets.cpu(), expected_y[order])
+    assert not torch.equal(spy.calls[0][1][0]["features"], spy.calls[-1][1][0]["features"])  # re-encoded
+
+
+def test_cached_meta_features_with_a_frozen_backbone_are_encoded_once(tiny_bert, toy_data, monkeypatch):
+    X, y = toy_data
+    spy = MetaEncodeSpy(monkeypatch)
+    clf = hamr(tiny_bert, finetune="head", max_epochs=2, training__meta_refresh=8).fit(X, y)
+    assert len(spy.calls) == 1 and len(clf.meta_loss_history_) > 1
+
+
+def test_cached_and_live_meta_features_both_train(tiny_bert, toy_data, monkeypatch):
+    import skimb.training.hamr._trainer as trainer
+
+    X, y = toy_data
+    seen, original = [], trainer.meta_step
+
+    def spy(*args, **kwargs):
+        seen.append(args[6])  # the meta inputs
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "meta_step", spy)
+    cached = hamr(tiny_bert, max_epochs=1).fit(X, y)
+    n_cached = len(seen)
+    live = hamr(tiny_bert, max_epochs=1, training__meta_features="live").fit(X, y)
+    assert all(set(m) == {"features"} and len(m["features"]) == cached.meta_set_size_ for m in seen[:n_cached])
+    assert all("input_ids" in m and len(m["input_ids"]) <= 8 for m in seen[n_cached:])
+    for clf in (cached, live):
+        assert np.all(np.isfinite(clf.meta_loss_history_)) and clf.hardness_.std() > 0
+    assert not np.allclose(cached.meta_loss_history_, live.meta_loss_history_)
+
+
+def test_cached_meta_features_need_the_head_step(tiny_bert, toy_data):
+    X, y = toy_data
+    with pytest.raises(ValueError, match="meta_features='cached' needs meta_step='head'.*use meta_features='live'"):
+        hamr(tiny_bert, training__meta_features="cached", training__meta_step="full").fit(X, y)
+
+
+def test_meta_refresh_is_ignored_with_live_features(tiny_bert, toy_data):
+    X, y = toy_data
+    with pytest.warns(UserWarning, match="meta_refresh"):
+        hamr(tiny_bert, max_epochs=1, training__meta_features="live", training__meta_refresh=2).fit(X, y)
+
+
+def test_token_cached_meta_features_are_the_labelled_tokens(tiny_bert, monkeypatch):
+    X, y = make_ner(40)
+    spy = MetaEncodeSpy(monkeypatch)
+    clf = ner_hamr(tiny_bert, max_epochs=1, training__meta_features="cached").fit(X, y)
+    inputs, targets = spy.calls[0][1]
+    n_words = sum(len(y[i]) for i in clf.meta_set_indices_)  # one labelled sub-token per word
+    assert inputs["features"].shape == (1, n_words, 32) and targets.shape == (1, n_words)
+    index = {c: k for k, c in enumerate(clf.classes_)}
+    counts = np.bincount([index[t] for i in clf.meta_set_indices_ for t in y[i]], minlength=len(index))
+    np.testing.assert_array_equal(np.bincount(targets.ravel().cpu().numpy(), minlength=len(index)), counts)
+    assert np.all(np.isfinite(clf.meta_loss_history_))
 
 
 # ------------------------------------------------------------------------- the epoch draws
