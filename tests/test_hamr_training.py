@@ -615,11 +615,11 @@ class MetaEncodeSpy:
         monkeypatch.setattr(HAMRFit, "_encode_meta_set", spy)
 
 
-def test_meta_features_auto_is_cached_with_the_head_step_for_texts():
+def test_meta_features_auto_is_cached_with_the_head_step():
     from skimb.training.hamr import HAMRTraining
 
     resolved = {task: HAMRTraining().for_task(task).meta_features for task in ("multiclass", "multilabel", "token")}
-    assert resolved == {"multiclass": "cached", "multilabel": "cached", "token": "live"}
+    assert resolved == {"multiclass": "cached", "multilabel": "cached", "token": "cached"}
     assert HAMRTraining(meta_step="full").for_task("multiclass").meta_features == "live"
     assert HAMRTraining.reference().for_task("multiclass").meta_features == "live"
 
@@ -701,7 +701,7 @@ def test_meta_refresh_is_ignored_with_live_features(tiny_bert, toy_data):
 def test_token_cached_meta_features_are_the_labelled_tokens(tiny_bert, monkeypatch):
     X, y = make_ner(40)
     spy = MetaEncodeSpy(monkeypatch)
-    clf = ner_hamr(tiny_bert, max_epochs=1, training__meta_features="cached").fit(X, y)
+    clf = ner_hamr(tiny_bert, max_epochs=1).fit(X, y)  # cached: the default
     inputs, targets = spy.calls[0][1]
     n_words = sum(len(y[i]) for i in clf.meta_set_indices_)  # one labelled sub-token per word
     assert inputs["features"].shape == (1, n_words, 32) and targets.shape == (1, n_words)
