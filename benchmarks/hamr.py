@@ -110,8 +110,12 @@ VARIANTS = {
     # the meta step every k training steps (WNet's current weights in between)
     "meta_every2": {"training__meta_interval": 2},
     "meta_every4": {"training__meta_interval": 4},
+    "meta_cached": {"training__meta_features": "cached"},
     "meta_live": {"training__meta_features": "live"},  # the default before round 12
-    "meta_cached": {"training__meta_features": "cached"},  # NER: not the default there
+    # on top of class weighting (the best loss on Cyclone-Idai)
+    "wce": {"class_weight": "balanced", "training__meta_weighting": False, "training__resampling": False,
+            "training__knn": False},
+    "hamr_wce": {"class_weight": "balanced"},
     "meta_cached_r1": {"training__meta_features": "cached", "training__meta_refresh": 1},
     "meta_cached_r16": {"training__meta_features": "cached", "training__meta_refresh": 16},
 }
