@@ -459,8 +459,8 @@ class HAMRFit:
             self._meta_loader = DataLoader(self._meta_ds, batch_size=bs, shuffle=True, generator=gen)
         self._meta_iter = iter(self._meta_loader)
         self._meta_cache, self._meta_cache_step = None, 0
-        steps_per_epoch = math.ceil(cfg.epoch_size(self.n_train) / (bs if net.batch_size != -1 else self.n_train))
-        self._meta_refresh_steps = max(1, steps_per_epoch // cfg.meta_refresh)
+        train_bs = net.batch_size if net.batch_size != -1 else self.n_train
+        self._meta_refresh_steps = max(1, math.ceil(cfg.epoch_size(self.n_train) / train_bs) // cfg.meta_refresh)
         weight = None if self._meta_weight is None else torch.as_tensor(self._meta_weight, dtype=torch.float32,
                                                                                device=net.device)
         self.meta_loss_fn = meta_loss_function(self.task, weight)
@@ -514,7 +514,8 @@ class HAMRFit:
         features, re-encoded every ``_meta_refresh_steps`` steps."""
         if self.config.meta_features == "cached":
             stale = self.n_steps - self._meta_cache_step >= self._meta_refresh_steps
-            if self._meta_cache is None or (stale and isinstance(self._meta_ds, EncodedTextDataset)):
+            frozen = not isinstance(self._meta_ds, EncodedTextDataset)  # features that never change
+            if self._meta_cache is None or (stale and not frozen):
                 self._meta_cache, self._meta_cache_step = self._encode_meta_set(net), self.n_steps
             return self._meta_cache
         try:
@@ -729,7 +730,8 @@ class HAMRNet(TransformerNet):
     -----
     A step (WNet in use): the meta step (:func:`~skimb.training.hamr.meta_step`,
     ``keep_graph=True``) computes the per-sample losses ``l_i`` (the net's criterion, times the
-    sample's ``sample_weight`` when there is one), updates WNet from one meta batch and returns the
+    sample's ``sample_weight`` when there is one), updates WNet from the meta examples (one meta
+    batch, or the whole meta set's cached features) and returns the
     post-meta weights ``w``; the real loss is ``mean(w · l)`` (``mean(l)`` with
     ``meta_weighting=False``), back-propagated through the same forward. The hardness tracker
     records ``w``.
