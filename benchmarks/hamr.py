@@ -116,6 +116,7 @@ VARIANTS = {
     "wce": {"class_weight": "balanced", "training__meta_weighting": False, "training__resampling": False,
             "training__knn": False},
     "hamr_wce": {"class_weight": "balanced"},
+    "hamr_wce_mean": {"class_weight": "balanced", "training__meta_loss": "mean"},
     "meta_cached_r1": {"training__meta_features": "cached", "training__meta_refresh": 1},
     "meta_cached_r16": {"training__meta_features": "cached", "training__meta_refresh": 16},
 }
