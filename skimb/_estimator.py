@@ -112,7 +112,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                               else float(self.head_lr_multiplier))
         return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
                           adapter=adapter, lr=lr, head_lr_multiplier=head_lr_multiplier, max_epochs=self.max_epochs,
-                          n_epochs=components["training"].n_epochs(self.max_epochs), **components)
+                          n_epochs=components["training"].n_epochs(self.max_epochs),
+                          class_weighted=self.class_weight is not None, **components)
 
     def _plan(self, ctx):
         ctx.rank, ctx.world_size = data_parallel_world()

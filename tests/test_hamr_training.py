@@ -711,6 +711,14 @@ def test_token_cached_meta_features_are_the_labelled_tokens(tiny_bert, monkeypat
     assert np.all(np.isfinite(clf.meta_loss_history_))
 
 
+def test_auto_meta_loss_is_the_mean_when_class_weights_balance_the_loss(tiny_bert, toy_data):
+    X, y = toy_data
+    fits = {m: hamr(tiny_bert, max_epochs=1, class_weight="balanced", training__meta_loss=m).fit(X, y)
+            for m in ("auto", "mean", "balanced")}
+    np.testing.assert_array_equal(fits["auto"].meta_loss_history_, fits["mean"].meta_loss_history_)
+    assert not np.allclose(fits["auto"].meta_loss_history_, fits["balanced"].meta_loss_history_)
+
+
 # ------------------------------------------------------------------------- the epoch draws
 
 
