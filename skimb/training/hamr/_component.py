@@ -132,7 +132,7 @@ class HAMRTraining(TrainingStrategy):
         single-label classification (round 11, whole Cyclone-Idai split without class weights:
         macro-F1 +5 points over ``"mean"`` and over plain fine-tuning, ``docs/hamr.md``), but
         ``"mean"`` with the estimator's ``class_weight`` set (the loss already balances the classes;
-        balancing twice cost 3 points, round 12), and ``"mean"`` for NER (level on CoNLL-2003) and
+        balancing twice cost 2 points, round 12), and ``"mean"`` for NER (level on CoNLL-2003) and
         multi-label (not measured).
     detach_mean : bool, default=False
         Treat the batch mean of the WNet weights as a constant in the meta-gradient, as the
