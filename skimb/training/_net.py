@@ -24,6 +24,12 @@ __all__ = ["TransformerNet", "WarmupLinearSchedule", "weighted_mean_loss"]
 _NON_MODULE_KEYS = ("sample_weight", "index")
 
 
+def module_inputs(X: dict, device) -> dict:
+    """A batch's inputs as the module takes them: tensors on ``device``, without the keys
+    (``sample_weight``, ``index``) that only the loop reads."""
+    return to_tensor({k: v for k, v in X.items() if k not in _NON_MODULE_KEYS}, device=device)
+
+
 class WarmupLinearSchedule:
     """LambdaLR factor: linear warm-up over ``warmup_steps``, then linear decay to 0; with
     ``restart_every``, the schedule starts again every that many steps (one cycle per training stage).
@@ -130,8 +136,7 @@ class TransformerNet(NeuralNet):
         return autocast(self.device, enabled=self.amp)
 
     def infer(self, x, **fit_params):
-        x = {k: v for k, v in x.items() if k not in _NON_MODULE_KEYS}
-        x = to_tensor(x, device=self.device)
+        x = module_inputs(x, self.device)
         with self.autocast():
             return self.module_(**x, **fit_params)
 

@@ -275,6 +275,12 @@ class HAMRTraining(TrainingStrategy):
         return bool(self.meta_weighting or self.resampling)
 
     @property
+    def caches_meta_features(self) -> bool:
+        """The meta loss comes from cached meta-set features (``meta_features``, ``"auto"``
+        resolved: the other virtual steps move the backbone, so cached features would be stale)."""
+        return self.meta_features == "cached" or (self.meta_features == "auto" and self.meta_step == "head")
+
+    @property
     def uses_knn(self) -> bool:
         return bool(self.resampling and self.knn)
 
@@ -287,8 +293,7 @@ class HAMRTraining(TrainingStrategy):
     def for_task(self, task: str, class_weighted: bool = False) -> "HAMRTraining":
         """A copy with the ``"auto"`` parameters set to ``task``'s defaults (``class_weighted``: the
         training loss already balances the classes, so the meta objective need not)."""
-        # the other virtual steps move the backbone: features cached before them would be stale
-        defaults = {**self.TASK_DEFAULTS[task], "meta_features": "cached" if self.meta_step == "head" else "live"}
+        defaults = {**self.TASK_DEFAULTS[task], "meta_features": "cached" if self.caches_meta_features else "live"}
         if class_weighted:
             defaults["meta_loss"] = "mean"
         params = self.get_params(deep=False)
@@ -304,7 +309,7 @@ class HAMRTraining(TrainingStrategy):
             ignored.update(dict.fromkeys(self._changed(("meta_topup",)), "meta_selection='gbc'"))
         elif self.meta_selection == "validation":
             ignored.update(dict.fromkeys(self._changed(("meta_clusters",)), "meta_selection='validation'"))
-        if self.meta_features == "live" or (self.meta_features == "auto" and self.meta_step != "head"):
+        if not self.caches_meta_features:
             ignored.update(dict.fromkeys(self._changed(("meta_refresh",)), "the meta features are live"))
         if not self.uses_wnet:
             ignored.update(dict.fromkeys(self._changed(self._WNET_PARAMS), "WNet is off (meta_weighting and "

@@ -52,7 +52,7 @@ from torch.utils.data import DataLoader
 from ...backbones import EncodedTextDataset, pad_collate, sorted_batches
 from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split, rarest_tag_keys
-from .._net import _NON_MODULE_KEYS, TransformerNet
+from .._net import TransformerNet, module_inputs
 from ._hardness import HardnessTracker, sampling_probabilities
 from ._meta import MetaStepResult, _logits, meta_step
 from ._meta_set import _median_target, build_balanced_meta_set, build_balanced_meta_set_ner, gbc_meta_set
@@ -524,8 +524,7 @@ class HAMRFit:
             self._meta_iter = iter(self._meta_loader)
             batch = next(self._meta_iter)
         X, y = unpack_data(batch)
-        X = {k: v for k, v in X.items() if k not in _NON_MODULE_KEYS}
-        return to_tensor(X, device=net.device), to_tensor(y, device=net.device)
+        return module_inputs(X, net.device), to_tensor(y, device=net.device)
 
     def _encode_meta_set(self, net):
         """``({"features": F}, targets)`` of the whole meta set at the current parameters (eval
@@ -544,7 +543,7 @@ class HAMRFit:
             with torch.no_grad():
                 for batch in loader:
                     X, y = unpack_data(batch)
-                    X = to_tensor({k: v for k, v in X.items() if k not in _NON_MODULE_KEYS}, device=net.device)
+                    X = module_inputs(X, net.device)
                     y = to_tensor(y, device=net.device)
                     f = X["features"] if "features" in X else module.features(**X)
                     if self.task == "token":
@@ -761,7 +760,7 @@ class HAMRNet(TransformerNet):
             raise TypeError(f"HAMR training takes no forward parameters, got {sorted(fit_params)}.")
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        inputs = to_tensor({k: v for k, v in Xi.items() if k not in _NON_MODULE_KEYS}, device=self.device)
+        inputs = module_inputs(Xi, self.device)
         target = to_tensor(yi, device=self.device)
         sw = Xi.get("sample_weight") if isinstance(Xi, dict) else None
         sw = None if sw is None else to_tensor(sw, device=self.device).float()
