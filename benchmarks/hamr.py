@@ -95,6 +95,10 @@ VARIANTS = {
     "systematic": {"training__draw_scheme": "systematic"},
     "systematic_mb": {"training__draw_scheme": "systematic", "training__meta_loss": "balanced"},
     "reference": {"training": HAMRTraining.reference()},
+    # the reference code as its classification script ran: its Trainer drops the sample-id column, so
+    # the hardness never updates and the 1.2 N draws stay uniform (hardness_alpha=0, no kNN boost)
+    "reference_as_run": {"training": HAMRTraining.reference(hardness_alpha=0.0, knn=False)},
+    "weighting_mean": {"training__meta_loss": "mean", "training__resampling": False, "training__knn": False},
     # the default before round 5: 1.2 N draws per epoch, embeddings from a separate pass
     "round4_default": {"training__oversample_ratio": 1.2, "training__embedder": "pretrained",
                        "training__draw_scheme": "multinomial"},
@@ -141,7 +145,8 @@ def run_training(args, log=print, on_run=None):
         n_classes = len({t[2:] for s in y for t in s if t != "O"}) if token else len(np.unique(y))
         log(f"\n## {name}: {len(X)} train / {len(X_test)} test, {n_classes} {'entity types' if token else 'classes'}")
         budget = dict(backbone=args.backbone, max_epochs=args.epochs, batch_size=args.batch_size,
-                      max_length=args.max_length, lr=args.lr, device=args.device, training="hamr")
+                      max_length=args.max_length, lr=args.lr, device=args.device, training="hamr",
+                      **({} if token else {"pooling": args.pooling}))
         # warm-up (thread pools, allocator, kernels), so that the first variant timed is not penalised
         if token:
             warm = list(range(min(len(X), 4 * args.batch_size)))
@@ -303,6 +308,9 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--pooling", default="mean", choices=["mean", "cls", "pooler"],
+                   help="text classification: pooling='pooler' classifies BERT's pooler output, as the "
+                        "reference code's AutoModelForSequenceClassification does")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--backbone", default=None, help="default: the offline MiniLM")
     p.add_argument("--device", default="auto")

@@ -9,6 +9,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import apply_text_tags, with_threads
+from .backbones import POOLING_OPTIONS
 from ._estimator import TransformerEstimator
 from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
 from ._text_task import TextTask
@@ -43,8 +44,12 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         ``finetune__alpha``, ``finetune__dropout``, ``finetune__target_modules``), or only the
         head on a frozen backbone (``skimb.backbones.HeadFinetune``; features are
         computed once and cached).
-    pooling : {"mean", "cls"}, default="mean"
-        How token states become one vector per text.
+    pooling : {"mean", "cls", "pooler"}, default="mean"
+        How token states become one vector per text: their mean (what sentence-transformers
+        checkpoints such as the bundled MiniLM were trained for), the [CLS] state, or the
+        backbone's own pooling layer (``"pooler"``: BERT's dense layer and tanh on [CLS], the
+        features ``AutoModelForSequenceClassification`` classifies; an error before training
+        for a backbone without one).
     max_length : int, default=128
         Texts are truncated to this many sub-tokens; batches are padded to their own
         longest text only.
@@ -184,7 +189,7 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     """
 
     _task = TextTask
-    _parameter_constraints = {**SHARED_CONSTRAINTS, "pooling": [Options("mean", "cls")],
+    _parameter_constraints = {**SHARED_CONSTRAINTS, "pooling": [Options(*POOLING_OPTIONS)],
                               "threshold": [Options("tuned"), Interval(Real, 0, 1, closed="neither")]}
     __init__ = estimator_init({**SHARED_PARAMS, "pooling": "mean", "threshold": 0.5})
 

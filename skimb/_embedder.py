@@ -12,7 +12,7 @@ from ._base import N_THREADS_CONSTRAINT, apply_text_tags, resolve_device, with_t
 from ._validation import check_texts
 from .utils._neighbors import unit_rows
 from .utils._param_validation import Boolean, Interval, Options, validate_params
-from .backbones import POOLINGS, TextEncoder, encode_texts, feature_cache, load_backbone
+from .backbones import POOLING_OPTIONS, TextEncoder, encode_texts, feature_cache, load_backbone
 from .backbones._loading import local_backbone_path, portable_backbone_path
 
 __all__ = ["TransformerEmbedder"]
@@ -32,7 +32,9 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     ----------
     backbone : str or None, default=None
         Local model directory or cached hub name; ``None`` is the offline all-MiniLM-L6-v2.
-    pooling : {"mean", "cls"}, default="mean"
+    pooling : {"mean", "cls", "pooler"}, default="mean"
+        How token states become one vector per text: their mean, the [CLS] state, or the
+        backbone's own pooling layer (BERT's pooler: a dense layer and tanh on [CLS]).
     normalize : bool, default=True
         L2-normalise each embedding (cosine geometry, as sentence-transformers does).
     max_length : int, default=128
@@ -67,7 +69,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     """
 
     _parameter_constraints = {
-        "pooling": [Options(*sorted(POOLINGS))], "normalize": [Boolean()], "cache": [Boolean()],
+        "pooling": [Options(*POOLING_OPTIONS)], "normalize": [Boolean()], "cache": [Boolean()],
         "max_length": [Interval(numbers.Integral, 1, None)], "batch_size": [Interval(numbers.Integral, 1, None)],
         "verbose": [Interval(numbers.Integral, 0, None), Boolean()],
         "n_threads": N_THREADS_CONSTRAINT,

@@ -396,3 +396,31 @@ def test_calora_candidates_share_the_encoding_of_prediction_texts(tiny_bert, toy
     ids = tokenize(a.tokenizer_, X[:10], a.max_length)
     logits = encode_batches(module, ids, batch_size=64, device="cpu", pad_token_id=a.tokenizer_.pad_token_id)
     np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), proba_a, rtol=1e-5, atol=1e-6)
+
+
+def test_pooler_pooling_classifies_the_backbones_pooler_output(tiny_bert, toy_data):
+    # pooling="pooler": the features AutoModelForSequenceClassification classifies (BERT's pooler)
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, pooling="pooler", lr=5e-3, **FAST).fit(X, y)
+    backbone = clf.net_.module_.encoder.backbone.eval()
+    enc = clf.tokenizer_(X[:4], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = backbone(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).pooler_output
+    np.testing.assert_allclose(clf.embed(X[:4]), expected.numpy(), rtol=1e-4, atol=1e-5)
+    mean = TransformerClassifier(tiny_bert, lr=5e-3, **FAST).fit(X, y)
+    assert not np.allclose(clf.embed(X[:4]), mean.embed(X[:4]), atol=1e-3)
+
+
+def test_pooler_pooling_without_a_pooling_layer_is_an_error_before_training(tmp_path, tiny_bert, toy_data):
+    from transformers import AutoTokenizer, BertModel
+
+    X, y = toy_data
+    no_pooler = tmp_path / "no-pooler"
+    BertModel.from_pretrained(tiny_bert, add_pooling_layer=False).save_pretrained(no_pooler)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(no_pooler)
+    clf = TransformerClassifier(str(no_pooler), pooling="pooler", **FAST)
+    with pytest.raises(ValueError, match="pooling='pooler' needs a backbone with its own pooling layer.*"
+                                         "pooling='mean'"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")
+    assert TransformerClassifier(str(no_pooler), pooling="cls", **FAST).fit(X, y).predict(X[:2]).shape == (2,)

@@ -6,7 +6,7 @@ from ._cache import FEATURE_CACHE_ENV, FeatureCache, feature_cache
 from ._loading import DEFAULT_BACKBONE, backbone_config, backbone_identity, load_backbone, resolve_backbone
 from ._finetune import FINETUNES, Finetune, FullFinetune, HeadFinetune, LoRAFinetune, register_finetune
 from ._modules import ENCODE_CHUNK, SequenceClassifier, TextEncoder, autocast, encode_batches, encode_texts
-from ._pooling import POOLINGS, cls_pool, mean_pool
+from ._pooling import POOLING_OPTIONS, POOLINGS, backbone_pooler, cls_pool, mean_pool
 
 __all__ = [
     "DEFAULT_BACKBONE",
@@ -21,11 +21,13 @@ __all__ = [
     "FeatureCache",
     "LengthGroupedBatchSampler",
     "POOLINGS",
+    "POOLING_OPTIONS",
     "SequenceClassifier",
     "TextEncoder",
     "backbone_config",
     "backbone_identity",
     "FEATURE_CACHE_ENV",
+    "backbone_pooler",
     "cls_pool",
     "encode_batches",
     "encode_texts",

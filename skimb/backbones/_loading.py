@@ -113,6 +113,13 @@ def _offline_error(name, exc) -> ValueError:
     )
 
 
+def _drop_untrained_pooler(model, missing_keys) -> None:
+    # A checkpoint without pooler weights gets a randomly initialised pooler from
+    # from_pretrained; no pooler at all makes pooling="pooler" an error instead of random features.
+    if getattr(model, "pooler", None) is not None and any(k.startswith("pooler.") for k in missing_keys):
+        model.pooler = None
+
+
 def load_backbone(backbone=None, *, copy_model: bool = True):
     """Load ``(model, tokenizer, path)`` for ``backbone``.
 
@@ -134,7 +141,8 @@ def load_backbone(backbone=None, *, copy_model: bool = True):
                 f"The tokenizer of {path!r} is not a fast (Rust) tokenizer; skimb needs one "
                 "for word alignment and speed."
             )
-        model = _from_pretrained(AutoModel, path)
+        model, loading_info = _from_pretrained(AutoModel, path, output_loading_info=True)
+        _drop_untrained_pooler(model, loading_info.get("missing_keys", ()))
         model.eval()
         hit = (model, tokenizer)
         with _LOCK:

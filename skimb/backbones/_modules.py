@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ._batching import pad_collate, sorted_batches
-from ._pooling import pool
+from ._pooling import backbone_pooler, pool
 
 __all__ = ["TextEncoder", "SequenceClassifier", "autocast", "encode_batches", "encode_texts", "ENCODE_CHUNK"]
 
@@ -30,6 +30,10 @@ class TextEncoder(nn.Module):
 
     def __init__(self, backbone: nn.Module, pooling: str | None = "mean"):
         super().__init__()
+        if pooling == "pooler" and backbone_pooler(backbone) is None:
+            name = getattr(getattr(backbone, "config", None), "name_or_path", "") or type(backbone).__name__
+            raise ValueError(f"pooling='pooler' needs a backbone with its own pooling layer (BERT's pooler); "
+                             f"{name!r} has none. Use pooling='mean' or pooling='cls'.")
         self.backbone = backbone
         self.pooling = pooling
 
@@ -51,6 +55,8 @@ class TextEncoder(nn.Module):
         """The features from the backbone's last hidden state (pooled, unless ``pooling`` is None)."""
         if self.pooling is None:
             return last_hidden_state
+        if self.pooling == "pooler":
+            return backbone_pooler(self.backbone)(last_hidden_state)
         return pool(self.pooling, last_hidden_state, attention_mask)
 
 

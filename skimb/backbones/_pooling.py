@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["mean_pool", "cls_pool", "pool", "POOLINGS"]
+__all__ = ["mean_pool", "cls_pool", "pool", "backbone_pooler", "POOLINGS", "POOLING_OPTIONS"]
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -19,6 +19,19 @@ def cls_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor
 
 
 POOLINGS = {"mean": mean_pool, "cls": cls_pool}
+#: Every ``pooling`` an encoder takes: the functions of :data:`POOLINGS` and ``"pooler"``, the
+#: backbone's own pooling layer (BERT's dense + tanh on [CLS], what ``AutoModelForSequenceClassification``
+#: classifies).
+POOLING_OPTIONS = (*sorted(POOLINGS), "pooler")
+
+
+def backbone_pooler(backbone):
+    """The pooling layer of a Hugging Face backbone (``BertModel.pooler``), or None.
+
+    A PEFT-wrapped backbone is searched through its base model.
+    """
+    base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
+    return getattr(base, "pooler", None)
 
 
 def pool(name: str, hidden, attention_mask):
