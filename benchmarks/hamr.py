@@ -133,10 +133,33 @@ def _names(text):
 # ----------------------------------------------------------------------------- training part
 
 
+def _sparse_entities(data, args):
+    """NER splits redrawn so that ``entity_free_share`` of the sentences carry no entity (tweet NER:
+    most tweets have none), ``--train-size`` / ``--test-size`` sentences each (0 = as many as the
+    split allows at that share)."""
+    rng = np.random.default_rng(args.data_seed)
+    share = float(args.entity_free_share)
+    for split, size in (("train", args.train_size), ("test", args.test_size)):
+        X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
+        free = np.flatnonzero([all(t == "O" for t in tags) for tags in y])
+        with_entities = np.setdiff1d(np.arange(len(y)), free)
+        n = size or int(min(len(free) / max(share, 1e-9), len(with_entities) / max(1 - share, 1e-9)))
+        n_free = int(round(share * n))
+        idx = np.concatenate([rng.choice(free, n_free, replace=False),
+                              rng.choice(with_entities, n - n_free, replace=False)])
+        idx = np.sort(idx)
+        setattr(data, f"X_{split}", [X[i] for i in idx])
+        setattr(data, f"y_{split}", [y[i] for i in idx])
+    return data
+
+
 def run_training(args, log=print, on_run=None):
     runs = []
     for name in _names(args.datasets):
-        data = load_subsampled(name, train_size=args.train_size, test_size=args.test_size, seed=args.data_seed)
+        if args.entity_free_share is None:
+            data = load_subsampled(name, train_size=args.train_size, test_size=args.test_size, seed=args.data_seed)
+        else:
+            data = _sparse_entities(load_subsampled(name, seed=args.data_seed), args)
         token = data.task == "token"  # NER: TransformerTokenClassifier, span-level F1
         Estimator = TransformerTokenClassifier if token else TransformerClassifier
         X, X_test = list(data.X_train), list(data.X_test)
@@ -308,6 +331,9 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--entity-free-share", type=float, default=None,
+                   help="NER: redraw train and test so that this share of the sentences has no entity "
+                        "(a tweet-NER-like regime)")
     p.add_argument("--pooling", default="mean", choices=["mean", "cls", "pooler"],
                    help="text classification: pooling='pooler' classifies BERT's pooler output, as the "
                         "reference code's AutoModelForSequenceClassification does")
