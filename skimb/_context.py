@@ -40,7 +40,7 @@ class FitContext:
     world_size: int = 1
     train_idx: np.ndarray | None = None
     valid_idx: np.ndarray | None = None
-    class_weighted: bool = False  # the estimator's class_weight is set: the loss balances the classes
+    balanced_loss: bool = False  # class_weight is set or the loss re-balances the classes itself
     class_weight: np.ndarray | None = None
     weights: np.ndarray | None = None  # per-item loss weights (class x sample), mean 1, or None
     tag_weight: np.ndarray | None = None  # token classification: per-tag loss weights

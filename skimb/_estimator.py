@@ -113,7 +113,15 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
                           adapter=adapter, lr=lr, head_lr_multiplier=head_lr_multiplier, max_epochs=self.max_epochs,
                           n_epochs=components["training"].n_epochs(self.max_epochs),
-                          class_weighted=self.class_weight is not None, **components)
+                          balanced_loss=self._balanced_loss(task), **components)
+
+    def _balanced_loss(self, task) -> bool:
+        """``class_weight`` is set or the loss re-balances the classes itself (HAMR's meta objective
+        is then the plain mean)."""
+        from .losses import loss_balances_classes
+
+        return self.class_weight is not None or loss_balances_classes(
+            self.loss, task="multilabel" if task == "multilabel" else "multiclass", **self.routed_params_for("loss"))
 
     def _plan(self, ctx):
         ctx.rank, ctx.world_size = data_parallel_world()

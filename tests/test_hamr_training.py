@@ -719,6 +719,29 @@ def test_auto_meta_loss_is_the_mean_when_class_weights_balance_the_loss(tiny_ber
     assert not np.allclose(fits["auto"].meta_loss_history_, fits["balanced"].meta_loss_history_)
 
 
+@pytest.mark.parametrize("loss", [dict(loss="weighted_ce"), dict(loss="afl", loss__alpha="balanced")])
+def test_auto_meta_loss_is_the_mean_when_the_loss_balances_the_classes(tiny_bert, toy_data, loss):
+    X, y = toy_data
+    fits = {m: hamr(tiny_bert, max_epochs=1, training__meta_loss=m, **loss).fit(X, y) for m in ("auto", "mean")}
+    np.testing.assert_array_equal(fits["auto"].meta_loss_history_, fits["mean"].meta_loss_history_)
+    plain_alpha = hamr(tiny_bert, max_epochs=1, loss="afl", loss__alpha=2.0).fit(X, y)  # a scalar balances nothing
+    balanced = hamr(tiny_bert, max_epochs=1, loss="afl", loss__alpha=2.0, training__meta_loss="balanced").fit(X, y)
+    np.testing.assert_array_equal(plain_alpha.meta_loss_history_, balanced.meta_loss_history_)
+
+
+def test_which_losses_balance_the_classes():
+    from skimb.losses import loss_balances_classes
+
+    balancing = [("weighted_ce", {}), ("class_balanced", {}), ("ldam", {}), ("logit_adjusted", {}),
+                 ("focal", {"alpha": "balanced"}), ("afl", {"loss__alpha": [1.0, 2.0]})]
+    for name, params in balancing:
+        assert loss_balances_classes(name, task="multiclass", **params), name
+    for name, params in [("ce", {}), ("focal", {}), ("focal", {"alpha": 0.5}), ("afl", {}), ("dice", {})]:
+        assert not loss_balances_classes(name, task="multiclass", **params), (name, params)
+    assert not loss_balances_classes(torch.nn.CrossEntropyLoss(), task="multiclass")
+    assert not loss_balances_classes("no_such_loss", task="multiclass")
+
+
 # ------------------------------------------------------------------------- the epoch draws
 
 

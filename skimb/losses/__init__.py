@@ -43,11 +43,12 @@ from ._multilabel import (
     DistributionBalancedLoss,
     WeightedBinaryCrossEntropyLoss,
 )
-from ._registry import FLAT_PARAMS, LOSSES, available_losses, make_loss, register_loss
+from ._registry import FLAT_PARAMS, LOSSES, available_losses, loss_balances_classes, make_loss, register_loss
 
 __all__ = [
     "ImbalanceLoss",
     "make_loss",
+    "loss_balances_classes",
     "register_loss",
     "available_losses",
     "LOSSES",

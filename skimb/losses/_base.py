@@ -207,6 +207,20 @@ class ImbalanceLoss(nn.Module):
 
     # ------------------------------------------------------------------ factory
     @classmethod
+    def balances_classes(cls, **params) -> bool:
+        """Whether the loss built with ``params`` re-balances the classes itself (class weights,
+        margins or a prior adjustment), as ``class_weight="balanced"`` does.
+
+        HAMR reads it: on a loss that balances, its meta objective is the plain mean, not a second
+        balancing. ``params`` are the constructor's (``alpha``, ``drw_epoch``, ...).
+
+        >>> from skimb.losses import CrossEntropyLoss, WeightedCrossEntropyLoss
+        >>> CrossEntropyLoss.balances_classes(), WeightedCrossEntropyLoss.balances_classes()
+        (False, True)
+        """
+        return False
+
+    @classmethod
     def accepted_params(cls):
         """Names of the hyperparameters the constructor accepts.
 

@@ -76,6 +76,12 @@ def _class_balanced_weights(counts, beta):
     return w * (n.size / w.sum())
 
 
+def _per_class_alpha(alpha) -> bool:
+    """``alpha`` weights the classes differently ("balanced" or one weight per class; a scalar
+    weights them all the same)."""
+    return alpha is not None and not isinstance(alpha, numbers.Real)
+
+
 @register_loss("ce", "multiclass")
 class CrossEntropyLoss(ImbalanceLoss):
     """Plain softmax cross-entropy, the reference every imbalance loss is compared with.
@@ -150,6 +156,10 @@ class WeightedCrossEntropyLoss(ImbalanceLoss):
 
     task = "multiclass"
 
+    @classmethod
+    def balances_classes(cls, **params) -> bool:
+        return True
+
     def __init__(self, class_counts=None, *, class_weight=None, normalize="classes", catch_all=None,
                  reduction="mean"):
         super().__init__(reduction=reduction)
@@ -217,6 +227,10 @@ class ClassBalancedLoss(ImbalanceLoss):
 
     task = "multiclass"
 
+    @classmethod
+    def balances_classes(cls, **params) -> bool:
+        return True
+
     def __init__(self, class_counts=None, *, beta=0.999, base="ce", gamma=2.0,
                  reduction="mean"):
         super().__init__(reduction=reduction)
@@ -273,6 +287,10 @@ class FocalLoss(ImbalanceLoss):
     """
 
     task = "multiclass"
+
+    @classmethod
+    def balances_classes(cls, alpha=None, **params) -> bool:
+        return _per_class_alpha(alpha)
 
     def __init__(self, gamma=2.0, alpha=None, class_counts=None, reduction="mean"):
         super().__init__(reduction=reduction)
@@ -464,6 +482,10 @@ class LDAMLoss(ImbalanceLoss):
 
     task = "multiclass"
 
+    @classmethod
+    def balances_classes(cls, **params) -> bool:
+        return True
+
     def __init__(self, class_counts=None, *, max_m=0.5, s=30.0, drw_epoch=None, beta=0.9999,
                  reduction="mean"):
         super().__init__(reduction=reduction)
@@ -546,6 +568,10 @@ class LogitAdjustedLoss(ImbalanceLoss):
 
     task = "multiclass"
 
+    @classmethod
+    def balances_classes(cls, **params) -> bool:
+        return True
+
     def __init__(self, class_counts=None, *, tau=1.0, reduction="mean"):
         super().__init__(reduction=reduction)
         counts = _safe_counts(_check_counts(class_counts, owner=type(self).__name__))
@@ -610,6 +636,10 @@ class AdaptiveFocalLoss(ImbalanceLoss):
     """
 
     task = "multiclass"
+
+    @classmethod
+    def balances_classes(cls, alpha=None, **params) -> bool:
+        return _per_class_alpha(alpha)
 
     def __init__(self, class_counts=None, *, gamma=2.0, max_gamma=10.0, alpha=None,
                  reduction="mean"):

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..utils._warnings import warn_caller
 
-__all__ = ["LOSSES", "FLAT_PARAMS", "TASKS", "register_loss", "make_loss", "available_losses"]
+__all__ = ["LOSSES", "FLAT_PARAMS", "TASKS", "register_loss", "make_loss", "available_losses", "loss_balances_classes"]
 
 TASKS = ("multiclass", "multilabel")
 
@@ -216,3 +216,25 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
     kwargs = {k: v for k, v in flat.items() if k in accepted}
     kwargs.update(extras)
     return cls.from_counts(class_counts, n_samples, reduction="none", **kwargs)
+
+
+def loss_balances_classes(loss, *, task, **params) -> bool:
+    """Whether the loss :func:`make_loss` builds from the same arguments re-balances the classes
+    (:meth:`ImbalanceLoss.balances_classes`); False for a user module and an unknown name.
+
+    Examples
+    --------
+    >>> from skimb.losses import loss_balances_classes
+    >>> loss_balances_classes("weighted_ce", task="multiclass"), loss_balances_classes("focal", task="multiclass")
+    (True, False)
+    >>> loss_balances_classes("afl", task="multiclass", loss__alpha="balanced")
+    True
+    """
+    if isinstance(loss, str):
+        cls = LOSSES[_check_task(task)].get(loss.lower())
+    else:
+        cls = loss if isinstance(loss, type) else None
+    if cls is None or not hasattr(cls, "balances_classes"):
+        return False
+    flat, extras = _split_params(params)
+    return bool(cls.balances_classes(**{**flat, **extras}))

@@ -131,7 +131,9 @@ class HAMRTraining(TrainingStrategy):
         (:func:`~skimb.training.hamr.balanced_meta_weights`). ``"auto"``: ``"balanced"`` for
         single-label classification (round 11, whole Cyclone-Idai split without class weights:
         macro-F1 +5 points over ``"mean"`` and over plain fine-tuning, ``docs/hamr.md``), but
-        ``"mean"`` with the estimator's ``class_weight`` set (the loss already balances the classes;
+        ``"mean"`` where the training loss already balances the classes (the estimator's
+        ``class_weight`` set, or a class-balancing loss such as ``loss="weighted_ce"``,
+        ``"class_balanced"``, ``"ldam"``, ``"logit_adjusted"`` or a per-class ``loss__alpha``;
         balancing twice cost 2 points, round 12), and ``"mean"`` for NER (level on CoNLL-2003) and
         multi-label (not measured).
     detach_mean : bool, default=False
@@ -165,7 +167,7 @@ class HAMRTraining(TrainingStrategy):
     0.1
     >>> HAMRTraining().for_task("multiclass").meta_loss, HAMRTraining().for_task("token").meta_loss
     ('balanced', 'mean')
-    >>> HAMRTraining().for_task("multiclass", class_weighted=True).meta_loss
+    >>> HAMRTraining().for_task("multiclass", balanced_loss=True).meta_loss
     'mean'
     >>> HAMRTraining().for_task("multiclass").meta_features, HAMRTraining.reference().for_task("multiclass").meta_features
     ('cached', 'live')
@@ -290,11 +292,11 @@ class HAMRTraining(TrainingStrategy):
             return int(n_train)
         return max(1, int(round(float(self.oversample_ratio) * int(n_train))))
 
-    def for_task(self, task: str, class_weighted: bool = False) -> "HAMRTraining":
-        """A copy with the ``"auto"`` parameters set to ``task``'s defaults (``class_weighted``: the
+    def for_task(self, task: str, balanced_loss: bool = False) -> "HAMRTraining":
+        """A copy with the ``"auto"`` parameters set to ``task``'s defaults (``balanced_loss``: the
         training loss already balances the classes, so the meta objective need not)."""
         defaults = {**self.TASK_DEFAULTS[task], "meta_features": "cached" if self.caches_meta_features else "live"}
-        if class_weighted:
+        if balanced_loss:
             defaults["meta_loss"] = "mean"
         params = self.get_params(deep=False)
         params.update({k: v for k, v in defaults.items() if params[k] == "auto"})
@@ -324,7 +326,7 @@ class HAMRTraining(TrainingStrategy):
     # -- the strategy hooks ---------------------------------------------------------------------
     def plan(self, ctx):
         # HAMR's balanced meta set leaves the training split.
-        state = HAMRFit.plan(self.for_task(ctx.task, ctx.class_weighted), ctx)
+        state = HAMRFit.plan(self.for_task(ctx.task, ctx.balanced_loss), ctx)
         ctx.train_idx = state.train_idx
         return state
 
