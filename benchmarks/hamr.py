@@ -123,6 +123,11 @@ VARIANTS = {
     "hamr_wce_mean": {"class_weight": "balanced", "training__meta_loss": "mean"},
     "meta_cached_r1": {"training__meta_features": "cached", "training__meta_refresh": 1},
     "meta_cached_r16": {"training__meta_features": "cached", "training__meta_refresh": 16},
+    # WNet's learning rate (round 13: at the reference's 1e-4 WNet moves little in a few hundred steps)
+    "wnet_lr_3e-4": {"training__wnet_lr": 3e-4},
+    "wnet_lr_1e-3": {"training__wnet_lr": 1e-3},
+    "wnet_lr_3e-3": {"training__wnet_lr": 3e-3},
+    "wnet_lr_1e-2": {"training__wnet_lr": 1e-2},
 }
 
 
