@@ -624,6 +624,16 @@ def test_meta_features_auto_is_cached_with_the_head_step():
     assert HAMRTraining.reference().for_task("multiclass").meta_features == "live"
 
 
+def test_wnet_lr_auto_and_reference_resolve_by_task():
+    from skimb.training.hamr import HAMRTraining
+
+    tasks = ("multiclass", "multilabel", "token")
+    assert [HAMRTraining().for_task(t).wnet_lr for t in tasks] == [1e-3, 1e-4, 3e-4]
+    assert [HAMRTraining(wnet_lr="reference").for_task(t).wnet_lr for t in tasks] == [1e-4, 1e-4, 3e-4]
+    assert [HAMRTraining.reference().for_task(t).wnet_lr for t in tasks] == [1e-4, 1e-4, 3e-4]
+    assert HAMRTraining(wnet_lr=5e-4).for_task("token").wnet_lr == 5e-4
+
+
 @pytest.mark.parametrize("refresh", [1, 3])
 def test_cached_meta_set_is_re_encoded_meta_refresh_times_per_epoch(tiny_bert, toy_data, monkeypatch, refresh):
     X, y = toy_data

@@ -13,7 +13,6 @@ from ._trainer import META_TOPUPS, HAMRFit, HAMRNet, hamr_attributes
 __all__ = ["HAMRTraining"]
 
 _POSITIVE = Interval(Real, 0, None, closed="neither")
-_AUTO_POSITIVE = [Options("auto"), _POSITIVE]
 
 
 @register_training("hamr")
@@ -72,9 +71,12 @@ class HAMRTraining(TrainingStrategy):
         of the samples, which cost 5.7 points of span macro-F1 on CoNLL-2003, ``docs/hamr.md``).
     temperature : float, default=1.0
         Flattens (> 1) or sharpens (< 1) the hardness part of the sampling distribution.
-    wnet_lr : float or "auto", default="auto"
-        Adam learning rate of WNet (weight decay 1e-4); ``"auto"``: the reference's 1e-4 for
-        texts, 3e-4 for NER.
+    wnet_lr : float, "auto" or "reference", default="auto"
+        Adam learning rate of WNet (weight decay 1e-4). ``"auto"``: 1e-3 for single-label texts
+        (round 13: at the reference's 1e-4 WNet moves too little in the few hundred steps of a
+        fine-tuning run to weight the rare classes' samples up, ``docs/hamr.md``), the reference's
+        1e-4 for multi-label and 3e-4 for NER; ``"reference"``: the reference scripts' 1e-4 for
+        texts and 3e-4 for NER (:meth:`reference`).
     meta_update_lr : float or None, default=None
         Step size of the virtual SGD step of the meta step; ``None`` is the task learning rate
         (``lr_``). The reference used 2e-4 with lr 4e-5.
@@ -177,9 +179,11 @@ class HAMRTraining(TrainingStrategy):
     supports_data_parallel = False  # the meta step and the hardness see one process's batches
     #: The values of the ``"auto"`` parameters, by task (the reference code's for ``knn_lambda`` and
     #: ``wnet_lr``; ``meta_loss`` measured here).
-    TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "balanced"},
+    TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-3, "meta_loss": "balanced"},
                      "multilabel": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "mean"},
                      "token": {"knn_lambda": 0.1, "wnet_lr": 3e-4, "meta_loss": "mean"}}
+    #: ``wnet_lr="reference"``: the reference scripts' WNet learning rates.
+    REFERENCE_WNET_LR = {"multiclass": 1e-4, "multilabel": 1e-4, "token": 3e-4}
     _parameter_constraints = {
         "meta_weighting": [Boolean()], "resampling": [Boolean()], "knn": [Boolean()],
         "hardness_alpha": [Interval(Real, 0, None)],
@@ -192,7 +196,7 @@ class HAMRTraining(TrainingStrategy):
         "knn_build_freq": [Interval(Integral, 1, None)],
         "oversample_ratio": [_POSITIVE], "temperature": [_POSITIVE],
         "draw_scheme": [Options(*DRAW_SCHEMES)],
-        "wnet_lr": _AUTO_POSITIVE,
+        "wnet_lr": [Options("auto", "reference"), _POSITIVE],
         "meta_update_lr": [None, _POSITIVE],
         "meta_step": [Options(*META_MODES)],
         "meta_interval": [Interval(Integral, 1, None)],
@@ -264,10 +268,12 @@ class HAMRTraining(TrainingStrategy):
 
         >>> HAMRTraining.reference().meta_step
         'full'
+        >>> HAMRTraining.reference().for_task("multiclass").wnet_lr, HAMRTraining().for_task("multiclass").wnet_lr
+        (0.0001, 0.001)
         """
         params = dict(meta_step="full", meta_update_lr=2e-4, detach_mean=True, hardness_update="reference",
                       group_by_length=False, meta_topup="none", token_loss="max", oversample_ratio=1.2,
-                      draw_scheme="multinomial", meta_loss="mean",
+                      draw_scheme="multinomial", meta_loss="mean", wnet_lr="reference",
                       embedder="pretrained", knn_index="flat")
         return cls(**{**params, **overrides})
 
@@ -300,6 +306,8 @@ class HAMRTraining(TrainingStrategy):
             defaults["meta_loss"] = "mean"
         params = self.get_params(deep=False)
         params.update({k: v for k, v in defaults.items() if params[k] == "auto"})
+        if params["wnet_lr"] == "reference":
+            params["wnet_lr"] = self.REFERENCE_WNET_LR[task]
         return type(self)(**params)
 
     def ignored_params(self) -> dict:
