@@ -160,6 +160,12 @@ def test_calora_last_block_shares_calora_topks_stage1(tiny_bert, toy_data, empty
     assert empty_stage1_cache.hits == 1  # the layered stage 2 runs on the head-only method's stage 1
 
 
+def test_wce_calora_shares_weighted_ces_stage1(tiny_bert, toy_data, empty_stage1_cache):
+    results = _compare_on_toy(tiny_bert, toy_data, ["weighted_ce", "wce_knn", "wce_calora"])
+    assert all(r.error is None for r in results)
+    assert empty_stage1_cache.hits == 2  # one class-weighted stage 1 for the plain head, kNN and CALoRA
+
+
 def test_catch_all_methods_use_the_named_class(tiny_bert, toy_data, empty_stage1_cache):
     names = ["ce_prototype_catch_all", "wce_catch_all", "ranking"]
     missing = _compare_on_toy(tiny_bert, toy_data, names)

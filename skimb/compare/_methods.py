@@ -69,6 +69,14 @@ def _wce_knn(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", head="knn")
 
 
+@register_method("wce_calora", description="weighted CE + CALoRA (class-routed LoRA on the head, top-2 routing, "
+                 "rank 8): the paper method on top of the best loss; shares weighted_ce's stage 1",
+                 tasks=("multiclass",), default=True, family="recipes")
+def _wce_calora(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", head="calora", head__routing="topk",
+                       head__k=2, head__rank=8)
+
+
 @register_method("ce_prototype", description="plain CE + class prototypes (mean training features) mixed into the "
                  "head (head='prototype', scale 20, weight 0.5); shares calora_topk's stage 1", tasks=("multiclass",),
                  default=True, family="recipes")
