@@ -9,11 +9,11 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import apply_text_tags, with_threads
-from .backbones import POOLING_OPTIONS
 from ._estimator import TransformerEstimator
 from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
 from ._text_task import TextTask
 from ._validation import check_texts
+from .backbones import POOLING_OPTIONS
 from .utils._param_validation import Interval, Options
 
 __all__ = ["TransformerClassifier"]

@@ -205,6 +205,9 @@ class ImbalanceLoss(nn.Module):
         self._epoch = None
         self._max_epochs = None
 
+    #: The loss re-balances the classes itself (class weights, margins, a prior adjustment).
+    rebalances = False
+
     # ------------------------------------------------------------------ factory
     @classmethod
     def balances_classes(cls, **params) -> bool:
@@ -218,7 +221,7 @@ class ImbalanceLoss(nn.Module):
         >>> CrossEntropyLoss.balances_classes(), WeightedCrossEntropyLoss.balances_classes()
         (False, True)
         """
-        return False
+        return cls.rebalances
 
     @classmethod
     def accepted_params(cls):

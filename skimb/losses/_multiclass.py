@@ -156,9 +156,7 @@ class WeightedCrossEntropyLoss(ImbalanceLoss):
 
     task = "multiclass"
 
-    @classmethod
-    def balances_classes(cls, **params) -> bool:
-        return True
+    rebalances = True
 
     def __init__(self, class_counts=None, *, class_weight=None, normalize="classes", catch_all=None,
                  reduction="mean"):
@@ -227,9 +225,7 @@ class ClassBalancedLoss(ImbalanceLoss):
 
     task = "multiclass"
 
-    @classmethod
-    def balances_classes(cls, **params) -> bool:
-        return True
+    rebalances = True
 
     def __init__(self, class_counts=None, *, beta=0.999, base="ce", gamma=2.0,
                  reduction="mean"):
@@ -482,9 +478,7 @@ class LDAMLoss(ImbalanceLoss):
 
     task = "multiclass"
 
-    @classmethod
-    def balances_classes(cls, **params) -> bool:
-        return True
+    rebalances = True
 
     def __init__(self, class_counts=None, *, max_m=0.5, s=30.0, drw_epoch=None, beta=0.9999,
                  reduction="mean"):
@@ -568,9 +562,7 @@ class LogitAdjustedLoss(ImbalanceLoss):
 
     task = "multiclass"
 
-    @classmethod
-    def balances_classes(cls, **params) -> bool:
-        return True
+    rebalances = True
 
     def __init__(self, class_counts=None, *, tau=1.0, reduction="mean"):
         super().__init__(reduction=reduction)
