@@ -98,7 +98,6 @@ VARIANTS = {
     # the reference code as its classification script ran: its Trainer drops the sample-id column, so
     # the hardness never updates and the 1.2 N draws stay uniform (hardness_alpha=0, no kNN boost)
     "reference_as_run": {"training": HAMRTraining.reference(hardness_alpha=0.0, knn=False)},
-    "weighting_mean": {"training__meta_loss": "mean", "training__resampling": False, "training__knn": False},
     # the default before round 5: 1.2 N draws per epoch, embeddings from a separate pass
     "round4_default": {"training__oversample_ratio": 1.2, "training__embedder": "pretrained",
                        "training__draw_scheme": "multinomial"},
@@ -124,10 +123,8 @@ VARIANTS = {
     "meta_cached_r1": {"training__meta_features": "cached", "training__meta_refresh": 1},
     "meta_cached_r16": {"training__meta_features": "cached", "training__meta_refresh": 16},
     # WNet's learning rate (round 13: at the reference's 1e-4 WNet moves little in a few hundred steps)
-    "wnet_lr_3e-4": {"training__wnet_lr": 3e-4},
     "wnet_lr_1e-3": {"training__wnet_lr": 1e-3},
     "wnet_lr_3e-3": {"training__wnet_lr": 3e-3},
-    "wnet_lr_1e-2": {"training__wnet_lr": 1e-2},
 }
 
 

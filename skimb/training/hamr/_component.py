@@ -177,8 +177,8 @@ class HAMRTraining(TrainingStrategy):
 
     net_class = HAMRNet
     supports_data_parallel = False  # the meta step and the hardness see one process's batches
-    #: The values of the ``"auto"`` parameters, by task (the reference code's for ``knn_lambda`` and
-    #: ``wnet_lr``; ``meta_loss`` measured here).
+    #: The values of the ``"auto"`` parameters, by task (the reference code's for ``knn_lambda`` and for
+    #: ``wnet_lr`` but single-label's, which round 13 measured; ``meta_loss`` measured here).
     TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-3, "meta_loss": "balanced"},
                      "multilabel": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "mean"},
                      "token": {"knn_lambda": 0.1, "wnet_lr": 3e-4, "meta_loss": "mean"}}
