@@ -86,6 +86,21 @@ def test_batch_weights_mean_one_and_batch_of_one():
     assert torch.allclose(batch_weights(net, losses, detach_mean=True), batch_weights(net, losses))
 
 
+def test_batch_weights_with_class_features():
+    torch.manual_seed(2)
+    net = WeightNet(n_features=1)
+    assert net.linear1.in_features == 2
+    losses = torch.tensor([1.0, 1.0, 2.0, 0.5])
+    feats = torch.tensor([[1.0], [-1.0], [0.0], [0.0]])
+    w = batch_weights(net, losses, features=feats)
+    # equal losses, different classes: different weights; still mean 1 in the batch
+    assert not torch.isclose(w[0], w[1]) and w.mean().item() == pytest.approx(1.0, abs=1e-6)
+    # the features enter as the second input column
+    z = batch_zscore(losses).unsqueeze(1)
+    raw = torch.sigmoid(net(torch.cat([z, feats], dim=1))).squeeze(1)
+    assert torch.allclose(w, (raw / raw.mean()).clamp(0.1, 8.0))
+
+
 def test_make_wnet_optimizer():
     net = WeightNet()
     opt = make_wnet_optimizer(net, lr=3e-4)

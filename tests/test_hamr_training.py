@@ -299,6 +299,58 @@ def test_class_weight_and_embedder(tiny_bert, toy_data):
 # ------------------------------------------------------------------------- estimator behaviour
 
 
+class WNetInputs(Callback):
+    """WNet's inputs at every training step (the batch's targets and WNet's first-layer input)."""
+
+    def initialize(self):
+        self.inputs, self.targets, self._hook = [], [], None
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self._hook = net.hamr.wnet.linear1.register_forward_pre_hook(
+            lambda module, args: self.inputs.append(args[0].detach().clone()))
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.targets.append(batch[1].clone())
+
+    def on_train_end(self, net, **kwargs):
+        self._hook.remove()
+
+
+def test_class_aware_wnet_reads_the_class_size(tiny_bert, toy_data):
+    from skimb.training.hamr import class_size_features
+
+    X, y = toy_data
+    spy, rec = WNetInputs(), Recorder()
+    clf = hamr(tiny_bert, training__class_aware=True, callbacks=[spy, rec]).fit(X, y)
+    assert clf.wnet_.linear1.in_features == 2
+    labels = np.searchsorted(clf.classes_, y[clf.hamr_train_indices_])
+    expected = class_size_features(labels, len(clf.classes_))
+    size = dict(zip(clf.classes_, expected))
+    assert size["flood"] > 0 > size["donation"] > size["injury"]  # 30, 12 and 6 texts before the meta set
+    # the first WNet call of a step is the meta step's, on the training batch: its second column
+    # is each sample's class feature
+    first = spy.inputs[0]
+    np.testing.assert_allclose(first[:, 1].numpy(), expected[spy.targets[0].numpy()], rtol=1e-6)
+    # the meta-gradient reached the class column of WNet's first layer
+    assert not torch.equal(rec.wnet_start[0][:, 1], clf.wnet_.linear1.weight.detach()[:, 1])
+    # a model with class_aware=False is a loss-only WNet
+    assert hamr(tiny_bert, max_epochs=1).fit(X, y).wnet_.linear1.in_features == 1
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.wnet_.linear1.in_features == 2
+
+
+def test_class_aware_needs_single_label_targets(tiny_bert, toy_data):
+    X, y = toy_data
+    Y = np.stack([y == "flood", y != "flood"], axis=1).astype(int)
+    clf = hamr(tiny_bert, training__class_aware=True)
+    with pytest.raises(ValueError, match="class_aware=True supports single-label classification only.*'multilabel'"):
+        clf.fit(X, Y)
+    assert not hasattr(clf, "net_")
+
+
 def test_determinism_and_pickle(tiny_bert, toy_data):
     X, y = toy_data
     a = hamr(tiny_bert).fit(X, y)
@@ -332,6 +384,7 @@ def test_determinism_and_pickle(tiny_bert, toy_data):
     ("meta_refresh", 0, r"meta_refresh must be an int in \[1, inf\]"),
     ("meta_loss", "macro", "meta_loss must be one of"),
     ("draw_scheme", "stratified", "draw_scheme must be one of"),
+    ("class_aware", "yes", "class_aware must be True or False"),
 ])
 def test_bad_parameters(tiny_bert, toy_data, param, value, match):
     X, y = toy_data

@@ -1,6 +1,6 @@
 """HAMR (hardness-aware meta-resample): the estimator-independent building blocks.
 
-Adaptive weight estimation: :class:`WeightNet`, :func:`batch_weights`,
+Adaptive weight estimation: :class:`WeightNet`, :func:`batch_weights`, :func:`class_size_features`,
 :func:`make_wnet_optimizer`, :func:`meta_step` (bi-level step, modes ``"full"``,
 ``"first_order"``, ``"head"``), :func:`sequence_loss` (NER per-sentence loss) and the balanced
 meta set (:func:`build_balanced_meta_set`, :func:`build_balanced_meta_set_ner`), or GBC's
@@ -30,12 +30,13 @@ from ._neighbors import BlockedIVFIndex, build_index, knn_search, neighbor_boost
 from ._trainer import (META_HOLDOUT_FRACTION, HAMRCallback, HAMRFit, HAMRNet, balanced_meta_weights,
                        build_balanced_meta_set_multilabel, meta_loss_function, split_meta_set)
 from ._component import HAMRTraining
-from ._wnet import WeightNet, batch_weights, batch_zscore, make_wnet_optimizer
+from ._wnet import WeightNet, batch_weights, batch_zscore, class_size_features, make_wnet_optimizer
 
 __all__ = [
     "WeightNet",
     "batch_zscore",
     "batch_weights",
+    "class_size_features",
     "make_wnet_optimizer",
     "HardnessTracker",
     "sampling_probabilities",

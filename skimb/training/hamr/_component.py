@@ -141,6 +141,11 @@ class HAMRTraining(TrainingStrategy):
     detach_mean : bool, default=False
         Treat the batch mean of the WNet weights as a constant in the meta-gradient, as the
         reference code does (``w / w.mean().detach()``).
+    class_aware : bool, default=False
+        Single-label classification only: WNet also reads the standardised log size of each
+        sample's class (:func:`~skimb.training.hamr.class_size_features`), so the learned weight
+        can depend on how rare the class is as well as on the loss (as CMW-Net does). The
+        paper's WNet sees the loss alone.
     group_by_length : bool, default=True
         Resampled epochs batch draws of similar length (less padding, faster); ``False`` batches
         them in draw order, as the reference does.
@@ -208,6 +213,7 @@ class HAMRTraining(TrainingStrategy):
         "meta_clusters": [Interval(Integral, 1, None)],
         "meta_topup": [Options(*META_TOPUPS)],
         "meta_loss": [Options("auto", "mean", "balanced")],
+        "class_aware": [Boolean()],
         "detach_mean": [Boolean()],
         "group_by_length": [Boolean()],
         "token_loss": [Options("mean", "max")],
@@ -219,15 +225,15 @@ class HAMRTraining(TrainingStrategy):
     _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "draw_scheme", "temperature", "group_by_length")
     _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_interval", "meta_features",
                     "meta_refresh", "meta_set", "hardness_momentum", "hardness_update",
-                    "meta_selection", "meta_clusters", "meta_topup", "meta_loss", "detach_mean")
+                    "meta_selection", "meta_clusters", "meta_topup", "meta_loss", "detach_mean", "class_aware")
 
     def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
                  knn_build_freq=1, oversample_ratio=1.0, draw_scheme="systematic", temperature=1.0,
                  wnet_lr="auto", meta_update_lr=None, meta_step="head", meta_interval=1, meta_features="auto",
                  meta_refresh=4, meta_set=None,
-                 meta_selection="validation", meta_clusters=10, meta_topup="share", meta_loss="auto", detach_mean=False, group_by_length=True,
-                 token_loss="mean", embedder="first_epoch"):
+                 meta_selection="validation", meta_clusters=10, meta_topup="share", meta_loss="auto", detach_mean=False, class_aware=False,
+                 group_by_length=True, token_loss="mean", embedder="first_epoch"):
         self.meta_weighting = meta_weighting
         self.resampling = resampling
         self.knn = knn
@@ -254,6 +260,7 @@ class HAMRTraining(TrainingStrategy):
         self.meta_topup = meta_topup
         self.meta_loss = meta_loss
         self.detach_mean = detach_mean
+        self.class_aware = class_aware
         self.group_by_length = group_by_length
         self.token_loss = token_loss
         self.embedder = embedder

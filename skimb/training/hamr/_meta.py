@@ -227,6 +227,7 @@ def meta_step(
     detach_mean: bool = False,
     keep_graph: bool = False,
     fd_eps: float = 1e-2,
+    wnet_features: torch.Tensor | None = None,
 ) -> MetaStepResult:
     """One HAMR meta step: update WNet from the meta batch, return the post-meta weights.
 
@@ -269,6 +270,8 @@ def meta_step(
         copies of the buffers and ``losses`` is detached.
     fd_eps : float, default=1e-2
         ``mode="first_order"`` only: norm of the finite-difference step in parameter space.
+    wnet_features : tensor of shape (B, n_features), optional
+        WNet's inputs besides the losses (:func:`~skimb.training.hamr.batch_weights`'s ``features``).
 
     Returns
     -------
@@ -338,7 +341,7 @@ def meta_step(
     losses = per_sample_loss_fn(logits, batch_targets).reshape(-1)
     if not torch.all(torch.isfinite(losses.detach())):
         raise FloatingPointError("non-finite per-sample loss in the meta step's batch forward.")
-    w_pre = batch_weights(wnet, losses, detach_mean=detach_mean)
+    w_pre = batch_weights(wnet, losses, detach_mean=detach_mean, features=wnet_features)
     B = losses.numel()
     step_params = [params[n] for n in step_names]
 
@@ -404,7 +407,7 @@ def meta_step(
 
     # ---- (4) post-meta weights ------------------------------------------------------------
     with torch.no_grad():
-        w_post = batch_weights(wnet, losses.detach(), detach_mean=detach_mean)
+        w_post = batch_weights(wnet, losses.detach(), detach_mean=detach_mean, features=wnet_features)
 
     return MetaStepResult(
         weights=w_post.detach(),

@@ -57,7 +57,7 @@ from ._hardness import HardnessTracker, sampling_probabilities
 from ._meta import MetaStepResult, _logits, meta_step
 from ._meta_set import _median_target, build_balanced_meta_set, build_balanced_meta_set_ner, gbc_meta_set
 from ._neighbors import build_index, neighbor_boost
-from ._wnet import WeightNet, batch_weights, make_wnet_optimizer
+from ._wnet import WeightNet, batch_weights, class_size_features, make_wnet_optimizer
 
 __all__ = [
     "HAMRFit",
@@ -347,6 +347,9 @@ class HAMRFit:
         if task == "token" and ctx.finetune.frozen:
             raise ValueError("training='hamr' for token classification needs finetune='full' or 'lora': "
                              "with finetune='head' the training rows are single words, not sentences.")
+        if config.uses_wnet and config.class_aware and task != "multiclass":
+            raise ValueError(f"class_aware=True supports single-label classification only, not {task!r}: a "
+                             "sample of several labels or tags has no one class size; use class_aware=False.")
         if config.uses_wnet and config.meta_features == "cached" and config.meta_step != "head":
             raise ValueError(f"meta_features='cached' needs meta_step='head', got meta_step={config.meta_step!r}: "
                              "that step moves the backbone, so features cached before it would be stale; "
@@ -404,6 +407,8 @@ class HAMRFit:
                                                  module, device)[0]
             self._meta_weight = (balanced_meta_weights(y_meta, self.task, len(self.classes))
                                  if cfg.meta_loss == "balanced" else None)
+            self._class_feature = (class_size_features(self.train_labels, len(self.classes))
+                                   if cfg.class_aware else None)
         # The first epoch's own forwards give the embeddings (texts; a token model's head sees
         # tokens, not sentences, so NER keeps the separate pass).
         self._collect = bool(cfg.uses_knn and cfg.embedder == "first_epoch" and self.task != "token"
@@ -446,7 +451,9 @@ class HAMRFit:
         # (dropout, batch order) is the same as without HAMR.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + 1)
-            self.wnet = WeightNet().to(net.device)
+            self.wnet = WeightNet(n_features=int(cfg.class_aware)).to(net.device)
+        if self._class_feature is not None:
+            self._class_feature = torch.as_tensor(self._class_feature, device=net.device)
         self.wnet_optimizer = make_wnet_optimizer(self.wnet, cfg.wnet_lr)
         self.meta_update_lr = float(cfg.meta_update_lr if cfg.meta_update_lr is not None else net.lr)
         bs = net.batch_size if net.batch_size != -1 else len(self._meta_ds)
@@ -469,6 +476,12 @@ class HAMRFit:
             self._embeddings = None
         elif cfg.uses_knn:
             self._index = build_index(self._embeddings, cfg.knn_index, random_state=self.seed)
+
+    def wnet_features(self, target):
+        """WNet's inputs besides the losses for a batch of encoded targets (None: the loss alone)."""
+        if self._class_feature is None:
+            return None
+        return self._class_feature[target.long()].unsqueeze(-1)
 
     # -- embeddings from the first epoch ------------------------------------------------------
     def expect_features(self, index):
@@ -629,7 +642,7 @@ class HAMRFit:
     def _release(self):
         """Drop what is only needed while training (data, loaders, the FAISS index, the hook)."""
         self._remove_hook()
-        for name in ("_meta_ds", "_meta_loader", "_meta_iter", "_meta_cache", "_meta_weight", "_embeddings", "_index",
+        for name in ("_meta_ds", "_meta_loader", "_meta_iter", "_meta_cache", "_meta_weight", "_class_feature", "_embeddings", "_index",
                      "meta_loss_fn",
                      "_epoch_idx", "_epoch_w", "_seen", "_pending"):
             setattr(self, name, None)
@@ -669,7 +682,7 @@ def hamr_attributes(fitted: dict) -> dict:
     for name, value in fitted.items():
         if name == "wnet_":
             if value is not None:  # on the CPU, so that a pickled model loads anywhere
-                wnet = WeightNet()
+                wnet = WeightNet(n_features=value["linear1.weight"].shape[1] - 1)
                 wnet.load_state_dict(value)
                 value = wnet.eval()
         else:
@@ -678,12 +691,12 @@ def hamr_attributes(fitted: dict) -> dict:
     return out
 
 
-def _weights_only_step(model, wnet, per_sample, inputs, target) -> MetaStepResult:
+def _weights_only_step(model, wnet, per_sample, inputs, target, features=None) -> MetaStepResult:
     """A step between meta steps (``meta_interval > 1``): the batch forward and WNet's current
     weights of its losses, WNet unchanged (the cost of a plain step)."""
     losses = per_sample(_logits(model(**inputs)), target).reshape(-1)
     with torch.no_grad():
-        weights = batch_weights(wnet, losses.detach())
+        weights = batch_weights(wnet, losses.detach(), features=features)
     return MetaStepResult(weights=weights, pre_weights=weights, losses=losses, meta_loss=None,
                           wnet_grad_norm=0.0)
 
@@ -785,6 +798,7 @@ class HAMRNet(TransformerNet):
             return loss if sw is None else loss * sw
 
         hamr.expect_features(Xi["index"])
+        wnet_features = hamr.wnet_features(target)
         with self.autocast():
             if hamr.meta_due():
                 mode = hamr.config.meta_step
@@ -793,9 +807,9 @@ class HAMRNet(TransformerNet):
                     self.module_, hamr.wnet, hamr.wnet_optimizer, per_sample, inputs, target,
                     meta_inputs, meta_target, hamr.meta_loss_fn, meta_update_lr=hamr.meta_update_lr,
                     mode=mode, head_param_names=HEAD_PARAM_NAMES if mode == "head" else None,
-                    detach_mean=hamr.config.detach_mean, keep_graph=True)
+                    detach_mean=hamr.config.detach_mean, keep_graph=True, wnet_features=wnet_features)
             else:
-                result = _weights_only_step(self.module_, hamr.wnet, per_sample, inputs, target)
+                result = _weights_only_step(self.module_, hamr.wnet, per_sample, inputs, target, wnet_features)
         if result.meta_loss is not None and not (torch.isfinite(result.meta_loss)
                                                  and math.isfinite(result.wnet_grad_norm)):
             raise FloatingPointError(

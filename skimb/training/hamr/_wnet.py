@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 # WEIGHT_CLIP lives in the neutral neighbourhood module, shared with the hardness sampler.
 from ...utils._neighbors import WEIGHT_CLIP
 
-__all__ = ["WeightNet", "batch_zscore", "batch_weights", "make_wnet_optimizer"]
+__all__ = ["WeightNet", "batch_zscore", "batch_weights", "class_size_features", "make_wnet_optimizer"]
 
 
 class WeightNet(nn.Module):
-    """``Linear(1, hidden) → ReLU → Linear(hidden, 1)``; the output bias starts at 0.1.
+    """``Linear(1 + n_features, hidden) → ReLU → Linear(hidden, 1)``; the output bias starts at 0.1.
 
-    Maps a z-scored per-sample loss to a weight logit (:func:`batch_weights` applies the
-    sigmoid, the batch mean-normalisation and the clipping). The layer names ``linear1`` /
-    ``linear2`` match the HAMR reference, so its state dicts load.
+    Maps a z-scored per-sample loss (and ``n_features`` per-sample features, such as the
+    standardised log size of the sample's class) to a weight logit (:func:`batch_weights`
+    applies the sigmoid, the batch mean-normalisation and the clipping). The layer names
+    ``linear1`` / ``linear2`` match the HAMR reference, so its state dicts load.
 
     Parameters
     ----------
     hidden_size : int, default=100
     output_bias : float, default=0.1
+    n_features : int, default=0
+        Inputs besides the loss (``HAMRTraining(class_aware=True)``: 1, the class size).
 
     Examples
     --------
@@ -33,14 +37,14 @@ class WeightNet(nn.Module):
     0.1
     """
 
-    def __init__(self, hidden_size: int = 100, output_bias: float = 0.1):
+    def __init__(self, hidden_size: int = 100, output_bias: float = 0.1, n_features: int = 0):
         super().__init__()
-        self.linear1 = nn.Linear(1, int(hidden_size))
+        self.linear1 = nn.Linear(1 + int(n_features), int(hidden_size))
         self.linear2 = nn.Linear(int(hidden_size), 1)
         nn.init.constant_(self.linear2.bias, float(output_bias))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Weight logits for ``z`` of shape ``(B, 1)`` (returns ``(B, 1)``)."""
+        """Weight logits for ``z`` of shape ``(B, 1 + n_features)`` (returns ``(B, 1)``)."""
         return self.linear2(torch.relu(self.linear1(z)))
 
 
@@ -66,8 +70,39 @@ def batch_zscore(losses: torch.Tensor) -> torch.Tensor:
     return (losses - losses.mean()) / std
 
 
+def class_size_features(labels, n_classes: int) -> np.ndarray:
+    """A class-aware WNet's class input: the log of each class's training size, standardised over
+    the classes (``(log n_k − mean) / std``; all 0 when the classes are equal).
+
+    With it WNet can learn a weight that depends on how rare a sample's class is, as class
+    weighting does, and on its loss (CMW-Net, Shu et al., 2023, feeds WNet the class size likewise).
+
+    Parameters
+    ----------
+    labels : array-like of int
+        Encoded single-label training targets in ``[0, n_classes)``.
+    n_classes : int
+
+    Returns
+    -------
+    features : ndarray of shape (n_classes,), float32
+
+    Examples
+    --------
+    >>> class_size_features([0, 0, 0, 0, 0, 0, 0, 0, 1, 2], 3).round(3)
+    array([ 1.414, -0.707, -0.707], dtype=float32)
+    >>> class_size_features([0, 1], 2)
+    array([0., 0.], dtype=float32)
+    """
+    sizes = np.log(np.bincount(np.asarray(labels, dtype=np.int64), minlength=int(n_classes)) + 1.0)
+    std = sizes.std()
+    out = (sizes - sizes.mean()) / std if std > 1e-12 else np.zeros_like(sizes)
+    return out.astype(np.float32)
+
+
 def batch_weights(
-    wnet: nn.Module, losses: torch.Tensor, *, detach_mean: bool = False
+    wnet: nn.Module, losses: torch.Tensor, *, detach_mean: bool = False,
+    features: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-sample weights of a batch from WNet.
 
@@ -87,6 +122,8 @@ def batch_weights(
         (``w / w.mean().detach()``). The forward values are the same either way; the default
         differentiates through the normalisation, so the meta-gradient only moves weight between
         samples of the batch.
+    features : tensor of shape (B, n_features), optional
+        WNet's other inputs, next to the z-scored loss (constants: no gradient flows to them).
 
     Returns
     -------
@@ -100,14 +137,22 @@ def batch_weights(
     >>> w = batch_weights(WeightNet(), torch.tensor([0.1, 0.5, 2.0]))
     >>> w.shape, round(w.mean().item(), 5)
     (torch.Size([3]), 1.0)
+
+    A class-aware WNet also reads each sample's class feature:
+
+    >>> net = WeightNet(n_features=1)
+    >>> batch_weights(net, torch.tensor([0.1, 0.5]), features=torch.tensor([[1.0], [-1.0]])).shape
+    torch.Size([2])
     """
-    z = batch_zscore(losses.float())
+    x = batch_zscore(losses.float()).unsqueeze(-1)
+    if features is not None:
+        x = torch.cat([x, features.detach().reshape(len(x), -1).to(x)], dim=1)
     p = next(wnet.parameters(), None)
     if p is not None:
-        z = z.to(device=p.device, dtype=p.dtype)
+        x = x.to(device=p.device, dtype=p.dtype)
     # WNet in its own precision even inside the task's autocast (bf16 would coarsen the weights)
-    with torch.autocast(device_type=z.device.type, enabled=False):
-        w = torch.sigmoid(wnet(z.unsqueeze(-1))).reshape(-1)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        w = torch.sigmoid(wnet(x)).reshape(-1)
     mean = w.mean().clamp(min=1e-12)
     if detach_mean:
         mean = mean.detach()
