@@ -120,6 +120,7 @@ VARIANTS = {
             "training__knn": False},
     "hamr_wce": {"class_weight": "balanced"},
     "hamr_wce_mean": {"class_weight": "balanced", "training__meta_loss": "mean"},
+    "hamr_wce_balanced": {"class_weight": "balanced", "training__meta_loss": "balanced"},
     "meta_cached_r1": {"training__meta_features": "cached", "training__meta_refresh": 1},
     "meta_cached_r16": {"training__meta_features": "cached", "training__meta_refresh": 16},
     # WNet's learning rate (round 13: at the reference's 1e-4 WNet moves little in a few hundred steps)
