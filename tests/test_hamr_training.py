@@ -782,6 +782,18 @@ def test_auto_meta_loss_is_the_mean_when_class_weights_balance_the_loss(tiny_ber
     assert not np.allclose(fits["auto"].meta_loss_history_, fits["balanced"].meta_loss_history_)
 
 
+@pytest.mark.parametrize("meta", [dict(training__meta_topup="none"), "explicit"])
+def test_auto_meta_loss_stays_balanced_over_a_meta_set_used_as_it_is(tiny_bert, toy_data, meta):
+    # the mean over an imbalanced meta set would reward the majority classes and undo class weighting
+    X, y = toy_data
+    if meta == "explicit":
+        meta = dict(training__meta_set=(X[:20], y[:20]))
+    fits = {m: hamr(tiny_bert, max_epochs=1, class_weight="balanced", training__meta_loss=m, **meta).fit(X, y)
+            for m in ("auto", "mean", "balanced")}
+    np.testing.assert_array_equal(fits["auto"].meta_loss_history_, fits["balanced"].meta_loss_history_)
+    assert not np.allclose(fits["auto"].meta_loss_history_, fits["mean"].meta_loss_history_)
+
+
 @pytest.mark.parametrize("loss", [dict(loss="weighted_ce"), dict(loss="afl", loss__alpha="balanced")])
 def test_auto_meta_loss_is_the_mean_when_the_loss_balances_the_classes(tiny_bert, toy_data, loss):
     X, y = toy_data

@@ -176,6 +176,8 @@ class HAMRTraining(TrainingStrategy):
     ('balanced', 'mean')
     >>> HAMRTraining().for_task("multiclass", balanced_loss=True).meta_loss
     'mean'
+    >>> HAMRTraining(meta_topup="none").for_task("multiclass", balanced_loss=True).meta_loss
+    'balanced'
     >>> HAMRTraining().for_task("multiclass").meta_features, HAMRTraining.reference().for_task("multiclass").meta_features
     ('cached', 'live')
     """
@@ -305,11 +307,19 @@ class HAMRTraining(TrainingStrategy):
             return int(n_train)
         return max(1, int(round(float(self.oversample_ratio) * int(n_train))))
 
+    @property
+    def balances_meta_set(self) -> bool:
+        """The meta set is built class-balanced (topped up per class, or GBC's picks per class);
+        an explicit ``meta_set`` and ``meta_topup="none"`` are used as they are."""
+        return self.meta_set is None and (self.meta_selection == "gbc" or self.meta_topup != "none")
+
     def for_task(self, task: str, balanced_loss: bool = False) -> "HAMRTraining":
         """A copy with the ``"auto"`` parameters set to ``task``'s defaults (``balanced_loss``: the
-        training loss already balances the classes, so the meta objective need not)."""
+        training loss already balances the classes, so over a balanced meta set the meta objective
+        need not; over a meta set used as it is, the mean would reward the majority classes and
+        undo the loss's balancing)."""
         defaults = {**self.TASK_DEFAULTS[task], "meta_features": "cached" if self.caches_meta_features else "live"}
-        if balanced_loss:
+        if balanced_loss and self.balances_meta_set:
             defaults["meta_loss"] = "mean"
         params = self.get_params(deep=False)
         params.update({k: v for k, v in defaults.items() if params[k] == "auto"})
