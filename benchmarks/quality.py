@@ -54,7 +54,6 @@ CONFIGS = {
     "hamr_ce_wlr1e-3": dict(loss="ce", training="hamr", training__wnet_lr=1e-3),
     # HAMR whose WNet also reads the sample's class size (training__class_aware=True, round 14)
     "hamr_ce_ca": dict(loss="ce", training="hamr", training__class_aware=True),
-    "hamr_wce_ca": dict(loss="ce", class_weight="balanced", training="hamr", training__class_aware=True),
     # HAMR with the class-balanced meta objective (training__meta_loss="balanced", round 8)
     "hamr_wce_mb": dict(loss="ce", class_weight="balanced", training="hamr", training__meta_loss="balanced"),
     "hamr_ce_mb": dict(loss="ce", training="hamr", training__meta_loss="balanced"),

@@ -407,8 +407,6 @@ class HAMRFit:
                                                  module, device)[0]
             self._meta_weight = (balanced_meta_weights(y_meta, self.task, len(self.classes))
                                  if cfg.meta_loss == "balanced" else None)
-            self._class_feature = (class_size_features(self.train_labels, len(self.classes))
-                                   if cfg.class_aware else None)
         # The first epoch's own forwards give the embeddings (texts; a token model's head sees
         # tokens, not sentences, so NER keeps the separate pass).
         self._collect = bool(cfg.uses_knn and cfg.embedder == "first_epoch" and self.task != "token"
@@ -452,8 +450,8 @@ class HAMRFit:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + 1)
             self.wnet = WeightNet(n_features=int(cfg.class_aware)).to(net.device)
-        if self._class_feature is not None:
-            self._class_feature = torch.as_tensor(self._class_feature, device=net.device)
+        self._class_feature = (torch.as_tensor(class_size_features(self.train_labels, len(self.classes)),
+                                               device=net.device) if cfg.class_aware else None)
         self.wnet_optimizer = make_wnet_optimizer(self.wnet, cfg.wnet_lr)
         self.meta_update_lr = float(cfg.meta_update_lr if cfg.meta_update_lr is not None else net.lr)
         bs = net.batch_size if net.batch_size != -1 else len(self._meta_ds)
