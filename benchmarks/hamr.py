@@ -121,6 +121,8 @@ VARIANTS = {
     "hamr_wce": {"class_weight": "balanced"},
     "hamr_wce_mean": {"class_weight": "balanced", "training__meta_loss": "mean"},
     "hamr_wce_balanced": {"class_weight": "balanced", "training__meta_loss": "balanced"},
+    # WNet's weights normalised within each class (round 15): the class weights alone balance the classes
+    "hamr_wce_class_norm": {"class_weight": "balanced", "training__weight_norm": "class"},
     "meta_cached_r1": {"training__meta_features": "cached", "training__meta_refresh": 1},
     "meta_cached_r16": {"training__meta_features": "cached", "training__meta_refresh": 16},
     # WNet's learning rate (round 13: at the reference's 1e-4 WNet moves little in a few hundred steps)

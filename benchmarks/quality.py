@@ -54,6 +54,9 @@ CONFIGS = {
     "hamr_ce_wlr1e-3": dict(loss="ce", training="hamr", training__wnet_lr=1e-3),
     # HAMR whose WNet also reads the sample's class size (training__class_aware=True, round 14)
     "hamr_ce_ca": dict(loss="ce", training="hamr", training__class_aware=True),
+    # HAMR on class weighting with WNet's weights normalised within each class (training__weight_norm="class",
+    # round 15): WNet reweights within a class, the class weights alone balance the classes
+    "hamr_wce_cn": dict(loss="ce", class_weight="balanced", training="hamr", training__weight_norm="class"),
     # HAMR with the class-balanced meta objective (training__meta_loss="balanced", round 8)
     "hamr_wce_mb": dict(loss="ce", class_weight="balanced", training="hamr", training__meta_loss="balanced"),
     "hamr_ce_mb": dict(loss="ce", training="hamr", training__meta_loss="balanced"),

@@ -101,6 +101,26 @@ def test_batch_weights_with_class_features():
     assert torch.allclose(w, (raw / raw.mean()).clamp(0.1, 8.0))
 
 
+def test_batch_weights_normalised_within_groups():
+    torch.manual_seed(3)
+    net = WeightNet()
+    losses, groups = torch.tensor([0.1, 2.0, 0.5, 3.0, 0.2, 1.0]), torch.tensor([7, 2, 7, 2, 7, 4])
+    w = batch_weights(net, losses, groups=groups)
+    # each class keeps its count as its total weight; a class alone in the batch weighs 1
+    for g, count in ((7, 3), (2, 2), (4, 1)):
+        assert w[groups == g].sum().item() == pytest.approx(count, abs=1e-5)
+    assert w[5].item() == pytest.approx(1.0)
+    # the same z-scored losses as batch normalisation, only the divisor differs
+    raw = torch.sigmoid(net(batch_zscore(losses).unsqueeze(1))).squeeze(1)
+    means = torch.stack([raw[groups == g].mean() for g in groups])
+    assert torch.allclose(w, (raw / means).clamp(0.1, 8.0))
+    assert not torch.allclose(w, batch_weights(net, losses))
+    # one group is batch normalisation; the graph reaches WNet
+    assert torch.allclose(batch_weights(net, losses, groups=torch.zeros(6, dtype=torch.long)), batch_weights(net, losses))
+    batch_weights(net, losses, groups=groups, detach_mean=True)[0].backward()
+    assert net.linear1.weight.grad is not None
+
+
 def test_make_wnet_optimizer():
     net = WeightNet()
     opt = make_wnet_optimizer(net, lr=3e-4)

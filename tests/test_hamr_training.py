@@ -351,6 +351,46 @@ def test_class_aware_needs_single_label_targets(tiny_bert, toy_data):
     assert not hasattr(clf, "net_")
 
 
+class StepWeights(Callback):
+    """Every training step's targets and the weights HAMR trained it with."""
+
+    def initialize(self):
+        self.steps, self.targets = [], []
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        record = net.hamr.record_step
+        net.hamr.record_step = lambda index, result: (self.steps.append(result.weights.detach().clone()),
+                                                      record(index, result))[1]
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.targets.append(batch[1].clone())
+
+
+@pytest.mark.parametrize("weight_norm", ["batch", "class"])
+def test_weight_norm_class_keeps_each_class_total(tiny_bert, toy_data, weight_norm):
+    # within-class normalisation: WNet moves weight between samples of a class, never between
+    # classes, so with class_weight the classes' balance is the loss's alone
+    X, y = toy_data
+    spy = StepWeights()
+    hamr(tiny_bert, class_weight="balanced", training__weight_norm=weight_norm, callbacks=[spy]).fit(X, y)
+    assert len(spy.steps) == len(spy.targets) > 0
+    class_totals_kept = all(
+        torch.allclose(w[t == c].sum(), (t == c).sum().to(w.dtype), atol=1e-4)
+        for w, t in zip(spy.steps, spy.targets) for c in t.unique())
+    assert class_totals_kept == (weight_norm == "class")
+
+
+def test_weight_norm_class_needs_single_label_targets(tiny_bert, toy_data):
+    X, y = toy_data
+    Y = np.stack([y == "flood", y != "flood"], axis=1).astype(int)
+    clf = hamr(tiny_bert, training__weight_norm="class")
+    with pytest.raises(ValueError, match="weight_norm='class' supports single-label classification only.*'multilabel'"):
+        clf.fit(X, Y)
+    assert not hasattr(clf, "net_")
+
+
 def test_determinism_and_pickle(tiny_bert, toy_data):
     X, y = toy_data
     a = hamr(tiny_bert).fit(X, y)
@@ -385,6 +425,7 @@ def test_determinism_and_pickle(tiny_bert, toy_data):
     ("meta_loss", "macro", "meta_loss must be one of"),
     ("draw_scheme", "stratified", "draw_scheme must be one of"),
     ("class_aware", "yes", "class_aware must be True or False"),
+    ("weight_norm", "sample", "weight_norm must be one of"),
 ])
 def test_bad_parameters(tiny_bert, toy_data, param, value, match):
     X, y = toy_data

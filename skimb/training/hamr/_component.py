@@ -136,8 +136,9 @@ class HAMRTraining(TrainingStrategy):
         ``"mean"`` where the training loss already balances the classes (the estimator's
         ``class_weight`` set, or a class-balancing loss such as ``loss="weighted_ce"``,
         ``"class_balanced"``, ``"ldam"``, ``"logit_adjusted"`` or a per-class ``loss__alpha``;
-        balancing twice cost 2 points, round 12), and ``"mean"`` for NER (level on CoNLL-2003) and
-        multi-label (not measured).
+        balancing twice cost 2 points, round 12; not with ``weight_norm="class"``, under which
+        WNet cannot move weight between classes), and ``"mean"`` for NER (level on CoNLL-2003)
+        and multi-label (not measured).
     detach_mean : bool, default=False
         Treat the batch mean of the WNet weights as a constant in the meta-gradient, as the
         reference code does (``w / w.mean().detach()``).
@@ -146,6 +147,11 @@ class HAMRTraining(TrainingStrategy):
         sample's class (:func:`~skimb.training.hamr.class_size_features`), so the learned weight
         can depend on how rare the class is as well as on the loss (as CMW-Net does). The
         paper's WNet sees the loss alone.
+    weight_norm : {"batch", "class"}, default="batch"
+        Where WNet's weights are normalised to mean 1: over the batch (the paper), or within
+        each class of the batch (single-label classification only), so that WNet moves weight
+        only between samples of one class and the balance between classes stays the loss's:
+        the composition with ``class_weight``, which otherwise balances twice.
     group_by_length : bool, default=True
         Resampled epochs batch draws of similar length (less padding, faster); ``False`` batches
         them in draw order, as the reference does.
@@ -177,6 +183,8 @@ class HAMRTraining(TrainingStrategy):
     >>> HAMRTraining().for_task("multiclass", balanced_loss=True).meta_loss
     'mean'
     >>> HAMRTraining(meta_topup="none").for_task("multiclass", balanced_loss=True).meta_loss
+    'balanced'
+    >>> HAMRTraining(weight_norm="class").for_task("multiclass", balanced_loss=True).meta_loss
     'balanced'
     >>> HAMRTraining().for_task("multiclass").meta_features, HAMRTraining.reference().for_task("multiclass").meta_features
     ('cached', 'live')
@@ -216,6 +224,7 @@ class HAMRTraining(TrainingStrategy):
         "meta_topup": [Options(*META_TOPUPS)],
         "meta_loss": [Options("auto", "mean", "balanced")],
         "class_aware": [Boolean()],
+        "weight_norm": [Options("batch", "class")],
         "detach_mean": [Boolean()],
         "group_by_length": [Boolean()],
         "token_loss": [Options("mean", "max")],
@@ -227,7 +236,8 @@ class HAMRTraining(TrainingStrategy):
     _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "draw_scheme", "temperature", "group_by_length")
     _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_interval", "meta_features",
                     "meta_refresh", "meta_set", "hardness_momentum", "hardness_update",
-                    "meta_selection", "meta_clusters", "meta_topup", "meta_loss", "detach_mean", "class_aware")
+                    "meta_selection", "meta_clusters", "meta_topup", "meta_loss", "detach_mean", "class_aware",
+                    "weight_norm")
 
     def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
@@ -235,7 +245,7 @@ class HAMRTraining(TrainingStrategy):
                  wnet_lr="auto", meta_update_lr=None, meta_step="head", meta_interval=1, meta_features="auto",
                  meta_refresh=4, meta_set=None,
                  meta_selection="validation", meta_clusters=10, meta_topup="share", meta_loss="auto", detach_mean=False, class_aware=False,
-                 group_by_length=True, token_loss="mean", embedder="first_epoch"):
+                 weight_norm="batch", group_by_length=True, token_loss="mean", embedder="first_epoch"):
         self.meta_weighting = meta_weighting
         self.resampling = resampling
         self.knn = knn
@@ -263,6 +273,7 @@ class HAMRTraining(TrainingStrategy):
         self.meta_loss = meta_loss
         self.detach_mean = detach_mean
         self.class_aware = class_aware
+        self.weight_norm = weight_norm
         self.group_by_length = group_by_length
         self.token_loss = token_loss
         self.embedder = embedder
@@ -317,9 +328,10 @@ class HAMRTraining(TrainingStrategy):
         """A copy with the ``"auto"`` parameters set to ``task``'s defaults (``balanced_loss``: the
         training loss already balances the classes, so over a balanced meta set the meta objective
         need not; over a meta set used as it is, the mean would reward the majority classes and
-        undo the loss's balancing)."""
+        undo the loss's balancing; with ``weight_norm="class"`` WNet cannot change the classes'
+        balance, and the objective stays balanced)."""
         defaults = {**self.TASK_DEFAULTS[task], "meta_features": "cached" if self.caches_meta_features else "live"}
-        if balanced_loss and self.balances_meta_set:
+        if balanced_loss and self.balances_meta_set and self.weight_norm == "batch":
             defaults["meta_loss"] = "mean"
         params = self.get_params(deep=False)
         params.update({k: v for k, v in defaults.items() if params[k] == "auto"})

@@ -228,6 +228,7 @@ def meta_step(
     keep_graph: bool = False,
     fd_eps: float = 1e-2,
     wnet_features: torch.Tensor | None = None,
+    wnet_groups: torch.Tensor | None = None,
 ) -> MetaStepResult:
     """One HAMR meta step: update WNet from the meta batch, return the post-meta weights.
 
@@ -272,6 +273,9 @@ def meta_step(
         ``mode="first_order"`` only: norm of the finite-difference step in parameter space.
     wnet_features : tensor of shape (B, n_features), optional
         WNet's inputs besides the losses (:func:`~skimb.training.hamr.batch_weights`'s ``features``).
+    wnet_groups : tensor of shape (B,), optional
+        Groups within which the weights are normalised (:func:`~skimb.training.hamr.batch_weights`'s
+        ``groups``).
 
     Returns
     -------
@@ -341,7 +345,7 @@ def meta_step(
     losses = per_sample_loss_fn(logits, batch_targets).reshape(-1)
     if not torch.all(torch.isfinite(losses.detach())):
         raise FloatingPointError("non-finite per-sample loss in the meta step's batch forward.")
-    w_pre = batch_weights(wnet, losses, detach_mean=detach_mean, features=wnet_features)
+    w_pre = batch_weights(wnet, losses, detach_mean=detach_mean, features=wnet_features, groups=wnet_groups)
     B = losses.numel()
     step_params = [params[n] for n in step_names]
 
@@ -407,7 +411,8 @@ def meta_step(
 
     # ---- (4) post-meta weights ------------------------------------------------------------
     with torch.no_grad():
-        w_post = batch_weights(wnet, losses.detach(), detach_mean=detach_mean, features=wnet_features)
+        w_post = batch_weights(wnet, losses.detach(), detach_mean=detach_mean, features=wnet_features,
+                               groups=wnet_groups)
 
     return MetaStepResult(
         weights=w_post.detach(),

@@ -350,6 +350,9 @@ class HAMRFit:
         if config.uses_wnet and config.class_aware and task != "multiclass":
             raise ValueError(f"class_aware=True supports single-label classification only, not {task!r}: a "
                              "sample of several labels or tags has no one class size; use class_aware=False.")
+        if config.uses_wnet and config.weight_norm == "class" and task != "multiclass":
+            raise ValueError(f"weight_norm='class' supports single-label classification only, not {task!r}: a "
+                             "sample of several labels or tags has no one class; use weight_norm='batch'.")
         if config.uses_wnet and config.meta_features == "cached" and config.meta_step != "head":
             raise ValueError(f"meta_features='cached' needs meta_step='head', got meta_step={config.meta_step!r}: "
                              "that step moves the backbone, so features cached before it would be stale; "
@@ -480,6 +483,10 @@ class HAMRFit:
         if self._class_feature is None:
             return None
         return self._class_feature[target.long()].unsqueeze(-1)
+
+    def weight_groups(self, target):
+        """The groups within which a batch's weights are normalised (None: the whole batch)."""
+        return target if self.config.weight_norm == "class" else None
 
     # -- embeddings from the first epoch ------------------------------------------------------
     def expect_features(self, index):
@@ -689,12 +696,12 @@ def hamr_attributes(fitted: dict) -> dict:
     return out
 
 
-def _weights_only_step(model, wnet, per_sample, inputs, target, features=None) -> MetaStepResult:
+def _weights_only_step(model, wnet, per_sample, inputs, target, features=None, groups=None) -> MetaStepResult:
     """A step between meta steps (``meta_interval > 1``): the batch forward and WNet's current
     weights of its losses, WNet unchanged (the cost of a plain step)."""
     losses = per_sample(_logits(model(**inputs)), target).reshape(-1)
     with torch.no_grad():
-        weights = batch_weights(wnet, losses.detach(), features=features)
+        weights = batch_weights(wnet, losses.detach(), features=features, groups=groups)
     return MetaStepResult(weights=weights, pre_weights=weights, losses=losses, meta_loss=None,
                           wnet_grad_norm=0.0)
 
@@ -796,7 +803,7 @@ class HAMRNet(TransformerNet):
             return loss if sw is None else loss * sw
 
         hamr.expect_features(Xi["index"])
-        wnet_features = hamr.wnet_features(target)
+        wnet_features, wnet_groups = hamr.wnet_features(target), hamr.weight_groups(target)
         with self.autocast():
             if hamr.meta_due():
                 mode = hamr.config.meta_step
@@ -805,9 +812,11 @@ class HAMRNet(TransformerNet):
                     self.module_, hamr.wnet, hamr.wnet_optimizer, per_sample, inputs, target,
                     meta_inputs, meta_target, hamr.meta_loss_fn, meta_update_lr=hamr.meta_update_lr,
                     mode=mode, head_param_names=HEAD_PARAM_NAMES if mode == "head" else None,
-                    detach_mean=hamr.config.detach_mean, keep_graph=True, wnet_features=wnet_features)
+                    detach_mean=hamr.config.detach_mean, keep_graph=True, wnet_features=wnet_features,
+                    wnet_groups=wnet_groups)
             else:
-                result = _weights_only_step(self.module_, hamr.wnet, per_sample, inputs, target, wnet_features)
+                result = _weights_only_step(self.module_, hamr.wnet, per_sample, inputs, target, wnet_features,
+                                            wnet_groups)
         if result.meta_loss is not None and not (torch.isfinite(result.meta_loss)
                                                  and math.isfinite(result.wnet_grad_norm)):
             raise FloatingPointError(

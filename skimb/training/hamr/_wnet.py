@@ -102,12 +102,12 @@ def class_size_features(labels, n_classes: int) -> np.ndarray:
 
 def batch_weights(
     wnet: nn.Module, losses: torch.Tensor, *, detach_mean: bool = False,
-    features: torch.Tensor | None = None,
+    features: torch.Tensor | None = None, groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-sample weights of a batch from WNet.
 
     ``z = batch_zscore(losses.detach())``, ``w = sigmoid(wnet(z))``, ``w ← w / mean(w)``
-    (mean 1 in the batch), then ``w ← clip(w, 0.1, 8.0)``. The result keeps its graph to the
+    (mean 1 in the batch, or within each group), then ``w ← clip(w, 0.1, 8.0)``. The result keeps its graph to the
     WNet parameters (wrap the call in ``torch.no_grad()`` for the post-meta weights); it never
     depends on the task model.
 
@@ -124,6 +124,10 @@ def batch_weights(
         samples of the batch.
     features : tensor of shape (B, n_features), optional
         WNet's other inputs, next to the z-scored loss (constants: no gradient flows to them).
+    groups : tensor of shape (B,) of ints, optional
+        Normalise to mean 1 within each group (``HAMRTraining(weight_norm="class")``: the
+        samples' classes), so the weights move loss only between samples of one group and
+        leave each group's total as the loss gives it.
 
     Returns
     -------
@@ -143,6 +147,12 @@ def batch_weights(
     >>> net = WeightNet(n_features=1)
     >>> batch_weights(net, torch.tensor([0.1, 0.5]), features=torch.tensor([[1.0], [-1.0]])).shape
     torch.Size([2])
+
+    Normalised within each class, a class's weights sum to its count in the batch:
+
+    >>> w = batch_weights(WeightNet(), torch.tensor([0.1, 0.5, 2.0, 3.0]), groups=torch.tensor([0, 0, 0, 1]))
+    >>> round(w[:3].sum().item(), 5), round(w[3].item(), 5)
+    (3.0, 1.0)
     """
     x = batch_zscore(losses.float()).unsqueeze(-1)
     if features is not None:
@@ -153,7 +163,13 @@ def batch_weights(
     # WNet in its own precision even inside the task's autocast (bf16 would coarsen the weights)
     with torch.autocast(device_type=x.device.type, enabled=False):
         w = torch.sigmoid(wnet(x)).reshape(-1)
-    mean = w.mean().clamp(min=1e-12)
+    if groups is None:
+        mean = w.mean()
+    else:  # each sample's group mean
+        g = torch.unique(groups.reshape(-1).to(w.device), return_inverse=True)[1]
+        mean = (torch.zeros(int(g.max()) + 1, dtype=w.dtype, device=w.device).index_add(0, g, w)
+                / torch.bincount(g).to(w.dtype))[g]
+    mean = mean.clamp(min=1e-12)
     if detach_mean:
         mean = mean.detach()
     w = (w / mean).clamp(min=WEIGHT_CLIP[0], max=WEIGHT_CLIP[1])
