@@ -182,25 +182,7 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
             module.reduction = "none"
         return module
 
-    if isinstance(loss, str):
-        key = loss.lower()
-        registry = LOSSES[task]
-        if key not in registry:
-            raise ValueError(
-                f"unknown loss {loss!r} for task {task!r}; available: "
-                f"{', '.join(available_losses(task))}."
-            )
-        cls, label = registry[key], key
-    elif isinstance(loss, type) and hasattr(loss, "from_counts"):
-        cls, label = loss, loss.__name__
-        if getattr(cls, "task", task) != task:
-            raise ValueError(f"{cls.__name__} is a {cls.task} loss, not a {task} one.")
-    else:
-        raise TypeError(
-            f"loss must be a registered name, an ImbalanceLoss subclass or a torch.nn.Module, "
-            f"got {type(loss).__name__}."
-        )
-
+    cls, label = _loss_class(loss, task)
     accepted = cls.accepted_params()
     flat, extras = _split_params(params)
     unknown = sorted(k for k in extras if k not in accepted)
@@ -218,6 +200,27 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
     return cls.from_counts(class_counts, n_samples, reduction="none", **kwargs)
 
 
+def _loss_class(loss, task):
+    """``(class, label)`` of a registered loss name or an :class:`ImbalanceLoss` subclass."""
+    if isinstance(loss, str):
+        key = loss.lower()
+        registry = LOSSES[task]
+        if key not in registry:
+            raise ValueError(
+                f"unknown loss {loss!r} for task {task!r}; available: "
+                f"{', '.join(available_losses(task))}."
+            )
+        return registry[key], key
+    if isinstance(loss, type) and hasattr(loss, "from_counts"):
+        if getattr(loss, "task", task) != task:
+            raise ValueError(f"{loss.__name__} is a {loss.task} loss, not a {task} one.")
+        return loss, loss.__name__
+    raise TypeError(
+        f"loss must be a registered name, an ImbalanceLoss subclass or a torch.nn.Module, "
+        f"got {type(loss).__name__}."
+    )
+
+
 def loss_balances_classes(loss, *, task, **params) -> bool:
     """Whether the loss :func:`make_loss` builds from the same arguments re-balances the classes
     (:meth:`ImbalanceLoss.balances_classes`); False for a user module and an unknown name.
@@ -230,11 +233,12 @@ def loss_balances_classes(loss, *, task, **params) -> bool:
     >>> loss_balances_classes("afl", task="multiclass", loss__alpha="balanced")
     True
     """
-    if isinstance(loss, str):
-        cls = LOSSES[_check_task(task)].get(loss.lower())
-    else:
-        cls = loss if isinstance(loss, type) else None
-    if cls is None or not hasattr(cls, "balances_classes"):
+    _check_task(task)
+    try:
+        cls, _ = _loss_class(loss, task)
+    except (TypeError, ValueError):  # a user module, an unknown name: not known to balance
+        return False
+    if not hasattr(cls, "balances_classes"):
         return False
     flat, extras = _split_params(params)
     return bool(cls.balances_classes(**{**flat, **extras}))
