@@ -76,7 +76,7 @@ class CRTHead(Head):
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                    total += float(loss) * len(idx)
+                    total += float(loss.detach()) * len(idx)
                 losses.append(total / len(x))
                 bar.update()
         module.head = head.eval()
