@@ -148,6 +148,25 @@ def test_vote_averages_ce_and_wce_on_the_stage1s_other_methods_cached(tiny_bert,
     assert vote.metrics["macro_f1"] == pytest.approx(f1_score(y[:20], classes[mean.argmax(1)], average="macro"))
 
 
+def test_vote_wce_hamr_tuned_is_the_tuned_soft_vote_of_weighted_ce_and_hamr(tiny_bert, toy_data, empty_stage1_cache):
+    from sklearn.metrics import f1_score
+
+    from skimb.compare import Budget
+    from skimb.compare._registry import METHODS
+    from skimb.model_selection import TunedOffsetsClassifier
+
+    X, y = toy_data
+    results = _compare_on_toy(tiny_bert, toy_data, ["vote_wce_hamr_tuned"])
+    assert results[0].error is None, results[0].error
+    est = METHODS["vote_wce_hamr_tuned"].build(Budget(backbone=tiny_bert, **TINY_BUDGET), 0, {"task": "multiclass"})
+    assert isinstance(est, TunedOffsetsClassifier) and est.random_state == 0
+    weighted, hamr = (member for _, member in est.estimator.estimators)
+    assert weighted.class_weight == "balanced" and hamr.training == "hamr" and hamr.class_weight is None
+    est.fit(X, y)  # the same fit by hand: the same predictions (same seed, same model)
+    assert results[0].metrics["macro_f1"] == pytest.approx(f1_score(y[:20], est.predict(X[:20]), average="macro"))
+    assert est.offsets_.shape == (len(set(y)),)
+
+
 def test_ce_prototype_shares_calora_topks_stage1(tiny_bert, toy_data, empty_stage1_cache):
     results = _compare_on_toy(tiny_bert, toy_data, ["calora_topk", "ce_prototype"])
     assert all(r.error is None for r in results)

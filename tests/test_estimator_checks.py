@@ -1,6 +1,7 @@
 """Our check suite over every public estimator, component and sampler, discovered through the
 package's ``__all__``s (a new one is checked without being listed here)."""
 
+import inspect
 from numbers import Integral
 
 import pytest
@@ -9,7 +10,7 @@ from skimb.heads import CALoRAHead
 from skimb.samplers import BaseEmbeddingSampler, GE3OverSampler, TextCutOverSampler
 from skimb.samplers._base import sampler_constraints
 from skimb.utils._param_validation import Interval
-from skimb.utils.estimator_checks import _bad_values, all_estimators, check_param_validation, parametrize_with_checks
+from skimb.utils.estimator_checks import META_PARAMETER, _bad_values, all_estimators, check_param_validation, parametrize_with_checks
 
 from conftest import tiny_bert_dir
 
@@ -27,11 +28,14 @@ _VARIANTS = [
 
 
 def _instance(cls, params=None):
-    params = _FAST.get(cls.__name__, {}) if params is None else params
-    if "backbone" in cls().get_params(deep=False):
-        params = dict(backbone=tiny_bert_dir(), **params)
-    if "random_state" in cls().get_params(deep=False):
+    params = dict(_FAST.get(cls.__name__, {}) if params is None else params)
+    names = inspect.signature(cls).parameters
+    if "backbone" in names:
+        params["backbone"] = tiny_bert_dir()
+    if "random_state" in names:
         params.setdefault("random_state", 0)
+    if META_PARAMETER in names:  # a meta-estimator wraps the fast classifier
+        params.setdefault(META_PARAMETER, _instance(CLASSES["TransformerClassifier"]))
     return cls(**params)
 
 
@@ -41,7 +45,8 @@ ESTIMATORS = [_instance(cls) for cls in CLASSES.values()] + [_instance(CLASSES[n
 
 def test_discovery_finds_every_kind():
     for name in ("TransformerClassifier", "TransformerTokenClassifier", "TransformerEmbedder", "CALoRAHead",
-                 "HAMRTraining", "LoRAFinetune", "HardnessNeighborhoodSampler", "EDAOverSampler"):
+                 "HAMRTraining", "LoRAFinetune", "HardnessNeighborhoodSampler", "EDAOverSampler",
+                 "TunedOffsetsClassifier"):
         assert name in CLASSES
 
 

@@ -375,10 +375,12 @@ def _stage1_signature(est):
 
 def _cached_stage1s(est) -> list:
     """Training seconds of the stage 1s that ``est`` (or each member of a fitted ensemble, e.g. a
-    ``VotingClassifier``) loaded from the stage-1 cache."""
+    ``VotingClassifier``, or the estimator a meta-estimator wraps) loaded from the stage-1 cache."""
     if getattr(est, "stage1_cached_", False):
         return [float(est.stage1_train_time_s_)]
-    return [t for member in getattr(est, "estimators_", None) or () for t in _cached_stage1s(member)]
+    wrapped = getattr(est, "estimator_", None)
+    members = getattr(est, "estimators_", None) or ([wrapped] if wrapped is not None else [])
+    return [t for member in members for t in _cached_stage1s(member)]
 
 
 def _has_stage2(est):

@@ -36,9 +36,13 @@ from sklearn.utils import estimator_checks as sk_checks
 __all__ = ["all_estimators", "estimator_checks_generator", "parametrize_with_checks", "make_check_texts",
            "make_check_tokens"]
 
+#: The one required constructor argument a discovered class may have: the estimator a
+#: meta-estimator wraps (pass one to construct it).
+META_PARAMETER = "estimator"
+
 #: The public modules whose ``__all__`` is walked for estimators, components and samplers.
 PUBLIC_MODULES = ("skimb", "skimb.samplers", "skimb.heads", "skimb.training", "skimb.training.hamr",
-                  "skimb.backbones", "skimb.baselines")
+                  "skimb.backbones", "skimb.baselines", "skimb.model_selection")
 
 _WORDS = ("flood rain help water food shelter rescue people missing road bridge power money "
           "thanks love storm wind river city news update").split()
@@ -79,8 +83,8 @@ def all_estimators():
     Returns
     -------
     list of (name, class)
-        Concrete classes (not abstract bases, not ones with a required constructor argument)
-        that have ``get_params``, sorted by name.
+        Concrete classes (not abstract bases) that have ``get_params`` and need no constructor
+        argument, except the meta-estimators' ``estimator`` (:data:`META_PARAMETER`), sorted by name.
     """
     found = {}
     for module_name in PUBLIC_MODULES:
@@ -91,10 +95,10 @@ def all_estimators():
                 continue
             if any(c.__module__.startswith("skorch") for c in obj.__mro__):
                 continue  # the skorch nets are torch machinery, not estimators of ours
-            required = [p for p in inspect.signature(obj.__init__).parameters.values()
+            required = [p.name for p in inspect.signature(obj.__init__).parameters.values()
                         if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                         and p.name != "self"]
-            if not required and not vars(obj).get("_abstract", False):
+            if set(required) <= {META_PARAMETER} and not vars(obj).get("_abstract", False):
                 found[name] = obj
     return sorted(found.items())
 
