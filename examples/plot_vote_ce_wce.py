@@ -69,3 +69,18 @@ ax.set_ylabel("F1 (test)")
 ax.legend()
 fig.tight_layout()
 plt.show()
+
+# %%
+# The tuned rule on top
+# ---------------------
+# :class:`~skimb.model_selection.TunedOffsetsClassifier` holds out 10% of each class, fits the vote
+# on the rest and tunes one offset per class, added to the vote's log-probabilities, for macro-F1 on
+# the held-out texts. With many classes and extreme imbalance (GoEmotions, 28 classes) the vote of
+# class weighting and HAMR with this rule is the best configuration measured (+4.0 points over class
+# weighting; ``skimb compare`` method ``vote_wce_hamr_tuned``).
+from skimb.model_selection import TunedOffsetsClassifier
+
+tuned = TunedOffsetsClassifier(VotingClassifier(members, voting="soft"), random_state=0)
+tuned.fit(data.X_train, data.y_train)
+print("offsets:", dict(zip(tuned.classes_, tuned.offsets_.round(2))))
+print(f"tuned vote   macro-F1 {f1_score(data.y_test, tuned.predict(data.X_test), average='macro'):.3f}")
