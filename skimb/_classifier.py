@@ -166,6 +166,10 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         Seconds that training the stage 1 in use took, in this fit or in the one that cached it.
     class_counts_ : ndarray of shape (n_classes,)
         Training examples per class (positives per label) after the validation split.
+    validation_indices_ : ndarray of int
+        Positions in ``X`` of the validation split, sorted (only with one; HAMR's meta set is
+        drawn from it, and :class:`~skimb.model_selection.TunedOffsetsClassifier` with
+        ``validation="estimator"`` tunes on it).
     validation_report_ : dict
         The imbalance report of the fitted model on the validation split (only with one).
     hardness_, hamr_train_indices_, neighbor_boost_ : ndarray

@@ -224,6 +224,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                 raise ctx.error
             self.class_counts_ = ctx.adapter.class_counts(ctx)
             if ctx.valid_idx is not None and len(ctx.valid_idx):
+                self.validation_indices_ = np.asarray(ctx.valid_idx, dtype=np.int64)
                 self.validation_report_ = ctx.adapter.validation_report(ctx)
         finally:
             del self._finishing_fit

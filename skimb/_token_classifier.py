@@ -111,8 +111,8 @@ quantize, n_threads
         Entity types, sorted.
     class_weight_ : ndarray of shape (n_tags,)
         Per-tag loss weights (ones without ``class_weight``).
-    net_, history_, n_iter_, loss_, finetune_, head_, training_
-        As in :class:`~skimb.TransformerClassifier`.
+    net_, history_, n_iter_, loss_, finetune_, head_, training_, validation_indices_
+        As in :class:`~skimb.TransformerClassifier` (``validation_indices_``: sentences).
     hardness_, neighbor_boost_, hamr_train_indices_, meta_set_size_, meta_set_indices_, \
 sample_weights_history_, meta_loss_history_, wnet_
         HAMR, as in :class:`~skimb.TransformerClassifier`, with one entry per training

@@ -159,9 +159,10 @@ def test_vote_wce_hamr_tuned_is_the_tuned_soft_vote_of_weighted_ce_and_hamr(tiny
     results = _compare_on_toy(tiny_bert, toy_data, ["vote_wce_hamr_tuned"])
     assert results[0].error is None, results[0].error
     est = METHODS["vote_wce_hamr_tuned"].build(Budget(backbone=tiny_bert, **TINY_BUDGET), 0, {"task": "multiclass"})
-    assert isinstance(est, TunedOffsetsClassifier) and est.random_state == 0
+    assert isinstance(est, TunedOffsetsClassifier) and est.random_state == 0 and est.validation == "estimator"
     weighted, hamr = (member for _, member in est.estimator.estimators)
     assert weighted.class_weight == "balanced" and hamr.training == "hamr" and hamr.class_weight is None
+    assert weighted.validation_fraction == hamr.validation_fraction == 0.1  # one split: HAMR's meta set, the tuning
     est.fit(X, y)  # the same fit by hand: the same predictions (same seed, same model)
     assert results[0].metrics["macro_f1"] == pytest.approx(f1_score(y[:20], est.predict(X[:20]), average="macro"))
     assert est.offsets_.shape == (len(set(y)),)

@@ -37,6 +37,25 @@ class _Recorder(ClassifierMixin, BaseEstimator):
         return self.model_.predict_proba(X)
 
 
+class _HoldsOut(ClassifierMixin, BaseEstimator):
+    """Logistic regression that holds out a validation split of its own, as skimb's estimators do."""
+
+    def __init__(self, validation_fraction=0.1, random_state=0):
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        rng = np.random.RandomState(self.random_state)
+        self.validation_indices_ = np.sort(rng.permutation(len(y))[:int(self.validation_fraction * len(y))])
+        rows = np.setdiff1d(np.arange(len(y)), self.validation_indices_)
+        self.n_fit_, self.model_ = len(y), LogisticRegression().fit(X[rows], y[rows])
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+
 def test_offsets_raise_held_out_macro_f1_of_a_model_fit_for_accuracy():
     (X, y), (X_test, y_test) = _points(0), _points(1)
     plain = LogisticRegression().fit(X, y)
@@ -144,3 +163,52 @@ def test_an_estimator_without_probabilities_is_refused_with_its_remedy():
     X, y = _points(0)
     with pytest.raises(InvalidParameterError, match="estimator must be an object with fit.. and predict_proba"):
         TunedOffsetsClassifier(LinearSVC()).fit(X, y)
+
+
+def test_estimator_validation_tunes_on_the_split_the_estimator_held_out():
+    X, y = _points(0)
+    tuned = TunedOffsetsClassifier(_HoldsOut(0.2), validation="estimator", n_bootstrap=5, random_state=3).fit(X, y)
+    valid = tuned.estimator_.validation_indices_
+    assert tuned.estimator_.n_fit_ == len(y)  # fitted on everything: nothing held out twice
+    np.testing.assert_array_equal(tuned.validation_indices_, valid)
+    codes = np.searchsorted(tuned.classes_, y)
+    fitted = np.setdiff1d(np.arange(len(y)), valid)
+    expected = tune_logit_offsets(codes[valid], np.log(tuned.estimator_.predict_proba(X[valid])),
+                                  class_prior=np.bincount(codes[fitted]) + 1.0, n_bootstrap=5, random_state=3)
+    np.testing.assert_allclose(tuned.offsets_, expected)
+
+
+def test_estimator_validation_needs_every_member_to_hold_out_the_same_split():
+    X, y = _points(0)
+    same = VotingClassifier([("a", _HoldsOut()), ("b", _HoldsOut())], voting="soft")
+    tuned = TunedOffsetsClassifier(same, validation="estimator").fit(X, y)
+    np.testing.assert_array_equal(tuned.validation_indices_, tuned.estimator_.named_estimators_["a"].validation_indices_)
+    other = VotingClassifier([("a", _HoldsOut()), ("b", _HoldsOut(random_state=1))], voting="soft")
+    with pytest.raises(ValueError, match=r"\['a'\] and .*\['b'\] held out different validation splits"):
+        TunedOffsetsClassifier(other, validation="estimator").fit(X, y)
+    plain = VotingClassifier([("a", _HoldsOut()), ("lr", LogisticRegression())], voting="soft")
+    with pytest.raises(ValueError, match=r"but VotingClassifier\['lr'\] held out none: give every skimb estimator"):
+        TunedOffsetsClassifier(plain, validation="estimator").fit(X, y)
+
+
+def test_estimator_validation_warns_that_its_own_fraction_is_ignored():
+    X, y = _points(0)
+    with pytest.warns(UserWarning, match="validation_fraction=0.2 is ignored with validation='estimator'"):
+        TunedOffsetsClassifier(_HoldsOut(), validation="estimator", validation_fraction=0.2).fit(X, y)
+
+
+def test_a_vote_of_fine_tuned_classifiers_shares_their_validation_split(tiny_bert, toy_data):
+    from skimb import TransformerClassifier
+
+    X, y = toy_data
+    common = dict(backbone=tiny_bert, max_epochs=1, batch_size=8, validation_fraction=0.25, random_state=0)
+    vote = VotingClassifier([("ce", TransformerClassifier(**common)),
+                             ("weighted_ce", TransformerClassifier(class_weight="balanced", **common))], voting="soft")
+    tuned = TunedOffsetsClassifier(vote, validation="estimator", random_state=0).fit(X, y)
+    member = tuned.estimator_.named_estimators_["ce"]
+    assert len(tuned.validation_indices_) == round(0.25 * len(y))
+    np.testing.assert_array_equal(tuned.validation_indices_, member.validation_indices_)
+    assert member.class_counts_.sum() == len(y) - len(tuned.validation_indices_)  # trained on the rest only
+    assert set(tuned.predict(X)) <= set(y)
+    refit = clone(member).set_params(validation_fraction=None).fit(X, y)
+    assert not hasattr(refit, "validation_indices_")

@@ -121,19 +121,21 @@ def _vote_ce_wce(budget, seed, context):
                             voting="soft")
 
 
-@register_method("vote_wce_hamr_tuned", description="soft vote of weighted-CE and HAMR fine-tuning, per-class "
-                 "logit offsets tuned for macro-F1 on a 10% held-out split (TunedOffsetsClassifier around a "
-                 "VotingClassifier): the recipe for many classes and extreme imbalance", tasks=("multiclass",),
-                 default=True, family="recipes", requires=("faiss",))
+@register_method("vote_wce_hamr_tuned", description="soft vote of weighted-CE and HAMR fine-tuning with per-class "
+                 "logit offsets tuned for macro-F1 on the members' shared 10% validation split, HAMR's meta set "
+                 "(TunedOffsetsClassifier(validation='estimator') around a VotingClassifier): the recipe for many "
+                 "classes and extreme imbalance", tasks=("multiclass",), default=True, family="recipes",
+                 requires=("faiss",))
 def _vote_wce_hamr_tuned(budget, seed, context):
     from sklearn.ensemble import VotingClassifier
 
     from ..model_selection import TunedOffsetsClassifier
 
-    vote = VotingClassifier([("weighted_ce", _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced")),
-                             ("hamr", _fine_tuned(budget, seed, context, training="hamr", validation_fraction=0.1))],
+    held_out = dict(validation_fraction=0.1)  # the same split in both members (same seed): HAMR's meta set
+    vote = VotingClassifier([("weighted_ce", _fine_tuned(budget, seed, context, class_weight="balanced", **held_out)),
+                             ("hamr", _fine_tuned(budget, seed, context, training="hamr", **held_out))],
                             voting="soft")
-    return TunedOffsetsClassifier(vote, random_state=seed)
+    return TunedOffsetsClassifier(vote, validation="estimator", random_state=seed)
 
 
 # --- other libraries (skimb.baselines) -------------------------------------------------------

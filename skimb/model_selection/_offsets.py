@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -20,7 +21,8 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
     """Per-class logit offsets tuned for macro-F1 on a held-out split, around any classifier.
 
     ``fit`` holds out a stratified ``validation_fraction`` of the training data, fits a clone of
-    ``estimator`` on the rest, and tunes one offset per class, added to the log-probabilities,
+    ``estimator`` on the rest (or, with ``validation="estimator"``, fits it on everything and uses
+    the validation split it holds out itself), and tunes one offset per class, added to the log-probabilities,
     that maximises macro-F1 on the held-out split (:func:`skimb.metrics.tune_logit_offsets`:
     the logit-adjustment rule ``-tau * log(prior)``, then a coordinate search, bagged over
     ``n_bootstrap`` resamples of the split). ``predict`` is the argmax of the log-probabilities
@@ -33,13 +35,25 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
     and extreme imbalance (GoEmotions, 28 classes: +4.0 points of macro-F1 over class weighting,
     3 seeds), and an embedding pipeline gains the same rule.
 
+    ``validation="estimator"`` is for estimators that hold out a split of their own: a skimb
+    classifier with ``validation_fraction`` (HAMR draws its meta set from it), or an ensemble of
+    them with the same ``validation_fraction`` and ``random_state``, which hold out the same split.
+    Nothing is then held out twice: a HAMR member trains on 90% of the data, not 81%, and its meta
+    set is the tuning split.
+
     Parameters
     ----------
     estimator : classifier
         Any scikit-learn classifier with ``predict_proba``; cloned, never fitted in place.
+    validation : {"hold_out", "estimator"}, default="hold_out"
+        Where the tuning split comes from. ``"hold_out"``: this class holds out
+        ``validation_fraction`` of each class and fits ``estimator`` on the rest. ``"estimator"``:
+        ``estimator`` is fitted on all the data and holds out its own split (every skimb estimator
+        in it with the same one, read from their ``validation_indices_``); ``validation_fraction``
+        is then the estimator's parameter, not this one's.
     validation_fraction : float in (0, 1), default=0.1
-        The share of each class held out for tuning (rounded; one example at least, so every
-        class needs 2).
+        ``validation="hold_out"``: the share of each class held out for tuning (rounded; one
+        example at least, so every class needs 2).
     search : {"offsets", "tau"}, default="offsets"
         ``"tau"`` keeps the one-parameter rule ``-tau * log(prior)``; ``"offsets"`` searches each
         class's offset from there.
@@ -57,7 +71,7 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
     offsets_ : ndarray of shape (n_classes,)
         Added to ``log(predict_proba)`` by :meth:`decision_function` and :meth:`predict`.
     validation_indices_ : ndarray of int
-        Positions (in the training data) of the held-out split.
+        Positions (in the training data) of the tuning split, sorted.
 
     See Also
     --------
@@ -91,21 +105,25 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
 
     _parameter_constraints = {
         "estimator": [HasMethods("fit", "predict_proba")],
+        "validation": [Options("hold_out", "estimator")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "search": [Options("offsets", "tau")],
         "n_bootstrap": [Interval(Integral, 0, None)],
         "random_state": [RandomState()],
     }
 
-    def __init__(self, estimator, *, validation_fraction=0.1, search="offsets", n_bootstrap=30, random_state=None):
+    def __init__(self, estimator, *, validation="hold_out", validation_fraction=0.1, search="offsets", n_bootstrap=30,
+                 random_state=None):
         self.estimator = estimator
+        self.validation = validation
         self.validation_fraction = validation_fraction
         self.search = search
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
 
     def fit(self, X, y, sample_weight=None):
-        """Fit ``estimator`` on all but the held-out split, then tune the offsets on it.
+        """Fit ``estimator`` (on all but the held-out split, or on everything with
+        ``validation="estimator"``), then tune the offsets on the split.
 
         Parameters
         ----------
@@ -114,7 +132,7 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
             Single-label classes (multi-label targets: tune per-label thresholds instead,
             ``TransformerClassifier(threshold="tuned")``).
         sample_weight : array-like of shape (n_samples,), default=None
-            Passed to ``estimator.fit`` for the fitted part.
+            Passed to ``estimator.fit`` for the rows it is fitted on.
 
         Returns
         -------
@@ -133,19 +151,34 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         self._check_counts(classes, np.bincount(codes))
         rng = check_random_state(self.random_state)
         seed = int(self.random_state) if isinstance(self.random_state, Integral) else int(rng.randint(2**31 - 1))
-        valid_idx = _held_out(codes, self.validation_fraction, np.random.RandomState(seed))
+        if self.validation == "estimator":
+            if self.validation_fraction != 0.1:
+                warnings.warn(f"validation_fraction={self.validation_fraction} is ignored with validation='estimator': "
+                              "the estimator holds out its own split (set its validation_fraction).",
+                              UserWarning, stacklevel=2)
+            estimator = self._fit_estimator(X, labels, sample_weight, np.arange(len(labels)), classes)
+            valid_idx = _estimator_split(estimator)
+        else:
+            valid_idx = _held_out(codes, self.validation_fraction, np.random.RandomState(seed))
+            estimator = self._fit_estimator(X, labels, sample_weight, np.setdiff1d(np.arange(len(labels)), valid_idx),
+                                            classes)
         fit_idx = np.setdiff1d(np.arange(len(labels)), valid_idx)
-        fit_kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[fit_idx]}
-        estimator = clone(self.estimator).fit(_safe_indexing(X, fit_idx), labels[fit_idx], **fit_kwargs)
-        if not np.array_equal(np.asarray(estimator.classes_), classes):
-            raise ValueError(f"{type(estimator).__name__} learned the classes {list(estimator.classes_)} "
-                             f"from {list(classes)}; it must keep every class of y.")
         log_proba = _log(estimator.predict_proba(_safe_indexing(X, valid_idx)))
         prior = np.bincount(codes[fit_idx], minlength=len(classes)) + 1.0
         self.offsets_ = tune_logit_offsets(codes[valid_idx], log_proba, class_prior=prior, search=self.search,
                                            n_bootstrap=self.n_bootstrap, random_state=seed)
         self.estimator_, self.classes_, self.validation_indices_ = estimator, classes, valid_idx
         return self
+
+    def _fit_estimator(self, X, labels, sample_weight, rows, classes):
+        """A clone of ``estimator`` fitted on ``rows``; it must learn every class."""
+        fit_kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[rows]}
+        whole = len(rows) == len(labels)
+        estimator = clone(self.estimator).fit(X if whole else _safe_indexing(X, rows), labels[rows], **fit_kwargs)
+        if not np.array_equal(np.asarray(estimator.classes_), classes):
+            raise ValueError(f"{type(estimator).__name__} learned the classes {list(estimator.classes_)} "
+                             f"from {list(classes)}; it must keep every class of y.")
+        return estimator
 
     def _check_counts(self, classes, counts):
         rare = [str(c) for c, n in zip(classes, counts) if n < 2]
@@ -169,6 +202,38 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         """The fitted estimator's class probabilities (without the offsets)."""
         check_is_fitted(self, "offsets_")
         return self.estimator_.predict_proba(X)
+
+
+def _estimator_split(estimator):
+    """The validation split that ``estimator`` (every skimb estimator in it: ensemble members,
+    wrapped estimators) held out: ``validation_indices_``, the same in all of them."""
+    found, plain = [], []
+
+    def visit(est, name):
+        if hasattr(est, "validation_indices_"):
+            found.append((name, np.asarray(est.validation_indices_)))
+            return
+        members = getattr(est, "named_estimators_", None) or {}
+        inner = getattr(est, "estimator_", None)
+        if not members and inner is None:
+            plain.append(name)
+        for key, member in members.items():
+            visit(member, f"{name}[{key!r}]")
+        if inner is not None:
+            visit(inner, f"{name}.estimator_")
+
+    visit(estimator, type(estimator).__name__)
+    if plain or not found:
+        culprits = ", ".join(plain) or type(estimator).__name__
+        raise ValueError(f"validation='estimator' tunes on the split the estimator holds out, but {culprits} held "
+                         "out none: give every skimb estimator in it validation_fraction=0.1 (the same "
+                         "validation_fraction and random_state in all), or use validation='hold_out'.")
+    name, first = found[0]
+    for other, idx in found[1:]:
+        if not np.array_equal(idx, first):
+            raise ValueError(f"{name} and {other} held out different validation splits; give them the same "
+                             "validation_fraction and random_state, or use validation='hold_out'.")
+    return first
 
 
 def _held_out(codes, fraction, rng):
