@@ -144,6 +144,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         if key is not None:  # any head reuses a stage 1 that a staged head cached; only those store one
             ctx.stage1 = stage1_cache.get(key, memory=ctx.head.memory)
         self._stage1_key_ = key if ctx.head.has_stage2 else None
+        # a plain head stores its stage 1 only where asked (skimb compare: other methods may share it)
+        store_plain = key is not None and not ctx.head.has_stage2 and stage1_cache.share_plain_fits
         with seeded(ctx.seed):
             ctx.module = ctx.adapter.build_module(ctx.backbone_model, ctx.n_classes, ctx.finetune)
             ctx.criterion = ctx.adapter.make_loss(ctx)
@@ -168,6 +170,15 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             ctx.training_fitted = ctx.training.finish(ctx.training_state, cached)
         for name, value in ctx.training.restore(ctx.training_fitted).items():
             setattr(self, name, value)
+        if store_plain and ctx.stage1 is None and ctx.error is None:
+            stage1_cache.put(key, self._stage1_entry(ctx, None), memory=ctx.head.memory)
+
+    def _stage1_entry(self, ctx, stage2_inputs):
+        """What the stage-1 cache keeps of a trained stage 1 (``stage2_inputs``: None for a plain
+        head's; a staged head that loads it computes them)."""
+        state = {k: v.detach().cpu().clone() for k, v in ctx.net.module_.state_dict().items()}
+        return {"state": state, "history": copy.deepcopy(list(ctx.net.history)), "stage2_inputs": stage2_inputs,
+                "fit_time_s": self.fit_time_s_, "training": ctx.training_fitted}
 
     def _load_stage1(self, ctx):
         ctx.module.load_state_dict(ctx.stage1["state"])
@@ -196,12 +207,11 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         if ctx.stage1 is None:
             inputs = ctx.adapter.stage2_inputs(ctx)
             if self._stage1_key_ is not None:
-                state = {k: v.detach().cpu().clone() for k, v in ctx.net.module_.state_dict().items()}
-                stage1_cache.put(self._stage1_key_, {
-                    "state": state, "history": copy.deepcopy(list(ctx.net.history)), "stage2_inputs": inputs,
-                    "fit_time_s": stage1_s, "training": ctx.training_fitted}, memory=ctx.head.memory)
-        else:
+                stage1_cache.put(self._stage1_key_, self._stage1_entry(ctx, inputs), memory=ctx.head.memory)
+        else:  # a plain fit's entry has no stage-2 inputs: computed from the loaded stage 1
             inputs, stage1_s = ctx.stage1["stage2_inputs"], 0.0
+            if inputs is None:
+                inputs = ctx.adapter.stage2_inputs(ctx)
         tokens = {}
         if ctx.head.needs_token_ids:
             tokens = {"token_ids": ctx.adapter.stage2_token_ids(ctx), "pad_token_id": self.tokenizer_.pad_token_id or 0}

@@ -168,6 +168,17 @@ def test_vote_wce_hamr_tuned_is_the_tuned_soft_vote_of_weighted_ce_and_hamr(tiny
     assert est.offsets_.shape == (len(set(y)),)
 
 
+def test_vote_wce_hamr_tuned_loads_the_stage1s_of_wce_tuned_and_hamr(tiny_bert, toy_data, empty_stage1_cache):
+    alone = _compare_on_toy(tiny_bert, toy_data, ["vote_wce_hamr_tuned"])[0]
+    logs = []
+    results = _compare_on_toy(tiny_bert, toy_data, ["wce_tuned", "vote_wce_hamr_tuned", "hamr"], log=logs.append)
+    assert all(r.error is None for r in results), [r.error for r in results]
+    assert empty_stage1_cache.hits == 2  # the vote loads wce_tuned's stage 1; hamr loads the vote's HAMR member's
+    assert any("vote_wce_hamr_tuned" in line and "(stage 1 from the cache)" in line for line in logs)
+    assert any(line.startswith("[seed 0] hamr:") and "(stage 1 from the cache)" in line for line in logs)
+    assert results[1].metrics["macro_f1"] == alone.metrics["macro_f1"]  # same model, shared or not
+
+
 def test_ce_prototype_shares_calora_topks_stage1(tiny_bert, toy_data, empty_stage1_cache):
     results = _compare_on_toy(tiny_bert, toy_data, ["calora_topk", "ce_prototype"])
     assert all(r.error is None for r in results)

@@ -232,11 +232,14 @@ def _run_task(task, data, labels, *, log, on_result, n_threads=None):
         import torch
 
         torch.set_num_threads(n_threads)
+    from ..training import stage1_cache
+
     results = []
-    for run in task:
-        res = _fit_and_score(run, data, labels, log)
-        on_result(res)
-        results.append(res)
+    with stage1_cache.sharing():  # a plain method's stage 1 serves the vote members that equal it
+        for run in task:
+            res = _fit_and_score(run, data, labels, log)
+            on_result(res)
+            results.append(res)
     return results
 
 

@@ -4,6 +4,7 @@ their stage-2 parameters fit stage 1 once per training set."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -111,6 +112,8 @@ class StageCache:
         self._spill_dir: Path | None = None
         self.hits = 0
         self.misses = 0
+        #: Whether fits with a plain (one-stage) head store their stage 1 too; see :meth:`sharing`.
+        self.share_plain_fits = False
 
     @property
     def _budget_bytes(self) -> float:
@@ -194,6 +197,18 @@ class StageCache:
 
     def __len__(self):
         return len(self._store)
+
+    @contextlib.contextmanager
+    def sharing(self):
+        """Within the block every fit stores its stage 1, not only the staged heads' fits, so that
+        a later fit in this process with the same stage-1 parameters and data loads it: ``skimb
+        compare`` fits ``hamr`` once for the ``hamr`` method and the HAMR member of a vote. Off
+        by default: a lone fit's stage 1 would only take memory."""
+        previous, self.share_plain_fits = self.share_plain_fits, True
+        try:
+            yield self
+        finally:
+            self.share_plain_fits = previous
 
 
 #: The process-wide stage-1 cache used by the estimators.
