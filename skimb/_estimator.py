@@ -171,7 +171,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         for name, value in ctx.training.restore(ctx.training_fitted).items():
             setattr(self, name, value)
         if store_plain and ctx.stage1 is None and ctx.error is None:
-            stage1_cache.put(key, self._stage1_entry(ctx, None), memory=ctx.head.memory)
+            stage1_cache.put_shared(key, self._stage1_entry(ctx, None))
 
     def _stage1_entry(self, ctx, stage2_inputs):
         """What the stage-1 cache keeps of a trained stage 1 (``stage2_inputs``: None for a plain

@@ -61,15 +61,15 @@ def test_plain_fits_share_their_stage1_only_within_sharing(tiny_bert, toy_data, 
         first = TransformerClassifier(tiny_bert, **params).fit(X, y)
         again = TransformerClassifier(tiny_bert, threshold="tuned", **params).fit(X, y)
         assert stage1_cache.share_plain_fits
-    assert not stage1_cache.share_plain_fits and len(stage1_cache) == 1
+        assert len(stage1_cache) == 1
+    assert not stage1_cache.share_plain_fits and len(stage1_cache) == 0  # dropped when the block ends
     assert not first.stage1_cached_ and again.stage1_cached_ and again._stage1_key_ is None
     assert again.stage1_train_time_s_ == first.fit_time_s_  # the cost of the stage 1 it uses
     for est in (first, again):  # a stored or loaded stage 1 predicts as an unshared fit does
         np.testing.assert_array_equal(est.predict_proba(X), fresh.predict_proba(X))
     if training:
         np.testing.assert_array_equal(again.hardness_, fresh.hardness_)
-    stage1_cache.clear()  # outside the block a plain fit reads the cache, but stores nothing
-    alone = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    alone = TransformerClassifier(tiny_bert, **params).fit(X, y)  # outside the block: stores nothing
     assert not alone.stage1_cached_ and len(stage1_cache) == 0
 
 
@@ -81,6 +81,7 @@ def test_a_staged_head_on_a_plain_fits_stage1_computes_its_stage2_inputs(tiny_be
     with stage1_cache.sharing():
         TransformerClassifier(tiny_bert, **params).fit(X, y)
         staged = TransformerClassifier(tiny_bert, **params, **CALORA).fit(X, y)
+        assert len(stage1_cache) == 1  # the plain fit's entry, which the staged head loaded
     assert staged.stage1_cached_ and not unshared.stage1_cached_
     np.testing.assert_allclose(staged.predict_proba(X), unshared.predict_proba(X), rtol=1e-5, atol=1e-6)
 

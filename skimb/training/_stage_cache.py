@@ -114,6 +114,7 @@ class StageCache:
         self.misses = 0
         #: Whether fits with a plain (one-stage) head store their stage 1 too; see :meth:`sharing`.
         self.share_plain_fits = False
+        self._shared_keys: set = set()
 
     @property
     def _budget_bytes(self) -> float:
@@ -200,15 +201,34 @@ class StageCache:
 
     @contextlib.contextmanager
     def sharing(self):
-        """Within the block every fit stores its stage 1, not only the staged heads' fits, so that
-        a later fit in this process with the same stage-1 parameters and data loads it: ``skimb
-        compare`` fits ``hamr`` once for the ``hamr`` method and the HAMR member of a vote. Off
-        by default: a lone fit's stage 1 would only take memory."""
-        previous, self.share_plain_fits = self.share_plain_fits, True
+        """Within the block every fit stores its stage 1 (:meth:`put_shared`), not only the staged
+        heads' fits, so that a later fit in the block with the same stage-1 parameters and data
+        loads it: ``skimb compare`` fits HAMR once for the ``hamr`` method and the HAMR member of a
+        vote. Those entries live in this process only and are dropped when the (outermost) block
+        ends; outside one, a lone fit's stage 1 would only take memory."""
+        outer, self.share_plain_fits = self.share_plain_fits, True
         try:
             yield self
         finally:
-            self.share_plain_fits = previous
+            self.share_plain_fits = outer
+            if not outer:
+                self._drop(self._shared_keys)
+                self._shared_keys = set()
+
+    def put_shared(self, key, entry):
+        """Store a plain fit's stage 1 until the :meth:`sharing` block ends (in memory, spilt to
+        the private folder over budget; never to a shared ``memory`` folder)."""
+        self._put(key, entry)
+        self._shared_keys.add(key)
+
+    def _drop(self, keys):
+        with self._lock:
+            for key in keys:
+                self._store.pop(key, None)
+                self._sizes.pop(key, None)
+        if self._spill_dir is not None:
+            for key in keys:
+                (self._spill_dir / f"{key}.pt").unlink(missing_ok=True)
 
 
 #: The process-wide stage-1 cache used by the estimators.
