@@ -37,6 +37,19 @@ def load_subsampled(name, *, train_size=0, test_size=0, seed=0, eval_split="test
     return data
 
 
+def add_protocol_arguments(parser):
+    """The fine-tuning protocol every quality benchmark shares: seeds, subsample sizes, epochs,
+    batch size, length and learning rate (the defaults of issue #13's protocol)."""
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--train-size", type=int, default=0)
+    parser.add_argument("--test-size", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    return parser
+
+
 def ints(text):
     """``"0,1,2"`` -> ``[0, 1, 2]``."""
     return [int(v) for v in str(text).split(",") if v.strip()]

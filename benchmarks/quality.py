@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import QUARTILES, command_line, fmt, load_subsampled, machine_description, markdown_table, measure, \
-    write_outputs
+from _common import QUARTILES, add_protocol_arguments, command_line, fmt, load_subsampled, machine_description, \
+    markdown_table, measure, write_outputs
 
 CONFIGS = {
     "ce": dict(loss="ce"),
@@ -214,13 +214,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="cyclone_idai_2019")
     p.add_argument("--configs", default="wce,ce")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--train-size", type=int, default=0)
-    p.add_argument("--test-size", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-4)
+    add_protocol_arguments(p)
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--no-calora", dest="calora", action="store_false")
     p.add_argument("--catch-all", default=None,

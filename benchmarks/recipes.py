@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import QUARTILES, command_line, fmt, load_subsampled, machine_description, markdown_table, measure, \
-    write_outputs
+from _common import QUARTILES, add_protocol_arguments, command_line, fmt, load_subsampled, machine_description, \
+    markdown_table, measure, write_outputs
 
 
 def run_one(name, seed, data, args):
@@ -58,13 +58,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="goemotions_ekman")
     p.add_argument("--methods", default="vote_wce_hamr_tuned")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--train-size", type=int, default=0)
-    p.add_argument("--test-size", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-4)
+    add_protocol_arguments(p)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
