@@ -1,9 +1,9 @@
 """How far can re-balancing the decisions of a fitted model go? The macro-F1 of each saved model
 (``benchmarks/quality.py`` logits) under three rules: the argmax; per-class logit offsets tuned on
 the validation split (bagged, what ``threshold="tuned"`` does); and the *oracle*: offsets tuned on
-the test set itself. The oracle is not a method (it sees the test labels); it bounds what any
-per-class shift of this model's logits can reach, which is what class weighting, logit adjustment
-and post-hoc tuning change (Menon et al., 2021: the balanced-error optimum is a shift of the
+the test set itself. The oracle is not a method (it sees the test labels): the best shift the
+search finds there estimates what any per-class shift of this model's logits can reach, which is
+what class weighting, logit adjustment and post-hoc tuning change (Menon et al., 2021: the balanced-error optimum is a shift of the
 logits). A gap to a baseline that the oracle of the baseline's own model already cannot close
 needs a better representation, not a better balance.
 

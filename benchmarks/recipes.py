@@ -2,8 +2,8 @@
 seeds, one thread per run: the figures of a shipped recipe (not a re-scoring of saved logits).
 
 Each fit writes its test predictions (``<out>/<method>_seed<S>.npz``: ``y_test``, ``y_pred`` as
-class indices, ``classes``), so that its gap to a baseline's saved logits can be bootstrapped later
-(``--baseline-npz``: ``benchmarks/quality.py`` files of the same test set, one per seed).
+class indices, ``classes``), so that they can be set against ``benchmarks/quality.py``'s saved
+logits of the same test set.
 
     python benchmarks/recipes.py --dataset goemotions_single --train-size 6000 \\
         --methods vote_wce_hamr_tuned --seeds 0 --out benchmarks/results/recipes_goemotions_single_s0.json
@@ -26,14 +26,12 @@ from _common import QUARTILES, add_protocol_arguments, command_line, fmt, load_s
 def run_one(name, seed, data, args):
     from skimb.compare import Budget
     from skimb.compare._registry import METHODS
+    from skimb.compare._runner import _context
     from skimb.metrics import imbalance_report
 
     budget = Budget(max_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                     device="cpu")
-    _, counts = np.unique(np.asarray(data.y_train), return_counts=True)
-    context = {"task": "multiclass", "n_train": len(data.y_train), "min_class_count": int(counts.min()),
-               "catch_all": None}
-    est = METHODS[name].build(budget, seed, context)
+    est = METHODS[name].build(budget, seed, _context(data))
     record = {"method": name, "seed": seed}
     with measure(record):
         est.fit(data.X_train, data.y_train)

@@ -82,5 +82,5 @@ from skimb.model_selection import TunedOffsetsClassifier
 
 tuned = TunedOffsetsClassifier(VotingClassifier(members, voting="soft"), random_state=0)
 tuned.fit(data.X_train, data.y_train)
-print("offsets:", dict(zip(tuned.classes_, tuned.offsets_.round(2))))
+print("offsets:", {str(c): round(float(o), 2) for c, o in zip(tuned.classes_, tuned.offsets_)})
 print(f"tuned vote   macro-F1 {f1_score(data.y_test, tuned.predict(data.X_test), average='macro'):.3f}")

@@ -141,11 +141,11 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         components = {slot: getattr(ctx, slot) for slot in SLOTS}
         key = self._stage1_key(ctx.X, ctx.y, ctx.weights, ctx.seed, ctx.backbone_path, components,
                                world_size=ctx.world_size)
-        if key is not None:  # any head reuses a stage 1 that a staged head cached; only those store one
+        if key is not None:  # any head reuses a cached stage 1 (a staged head's, or a shared plain fit's)
             ctx.stage1 = stage1_cache.get(key, memory=ctx.head.memory)
         self._stage1_key_ = key if ctx.head.has_stage2 else None
-        # a plain head stores its stage 1 only where asked (skimb compare: other methods may share it)
-        store_plain = key is not None and not ctx.head.has_stage2 and stage1_cache.share_plain_fits
+        # a plain head stores its stage 1 only where asked (skimb compare: another method repeats it)
+        store_plain = key is not None and not ctx.head.has_stage2 and stage1_cache.shares(self)
         with seeded(ctx.seed):
             ctx.module = ctx.adapter.build_module(ctx.backbone_model, ctx.n_classes, ctx.finetune)
             ctx.criterion = ctx.adapter.make_loss(ctx)

@@ -168,15 +168,30 @@ def test_vote_wce_hamr_tuned_is_the_tuned_soft_vote_of_weighted_ce_and_hamr(tiny
     assert est.offsets_.shape == (len(set(y)),)
 
 
-def test_vote_wce_hamr_tuned_loads_the_stage1s_of_wce_tuned_and_hamr(tiny_bert, toy_data, empty_stage1_cache):
+def test_vote_wce_hamr_tuned_shares_stage1s_with_wce_tuned_and_hamr(tiny_bert, toy_data, empty_stage1_cache):
     alone = _compare_on_toy(tiny_bert, toy_data, ["vote_wce_hamr_tuned"])[0]
     logs = []
     results = _compare_on_toy(tiny_bert, toy_data, ["wce_tuned", "vote_wce_hamr_tuned", "hamr"], log=logs.append)
     assert all(r.error is None for r in results), [r.error for r in results]
-    assert empty_stage1_cache.hits == 2  # the vote loads wce_tuned's stage 1; hamr loads the vote's HAMR member's
+    # in registry order: the vote loads wce_tuned's stage 1, and hamr loads the vote's HAMR member's
+    assert [r.method for r in results] == ["wce_tuned", "vote_wce_hamr_tuned", "hamr"]
+    assert empty_stage1_cache.hits == 2
     assert any("vote_wce_hamr_tuned" in line and "(stage 1 from the cache)" in line for line in logs)
     assert any(line.startswith("[seed 0] hamr:") and "(stage 1 from the cache)" in line for line in logs)
     assert results[1].metrics["macro_f1"] == alone.metrics["macro_f1"]  # same model, shared or not
+
+
+def test_only_stage1s_that_two_runs_repeat_are_kept_for_the_task():
+    from skimb.compare import Budget
+    from skimb.compare._registry import get_methods
+    from skimb.compare._runner import _build_runs, _repeated_signatures, _stage1_signature
+
+    context = {"task": "multiclass", "min_class_count": 5, "n_train": 100, "catch_all": None}
+    runs = {run.method: run for run in _build_runs(get_methods(["wce_tuned", "vote_wce_hamr_tuned", "hamr", "afl"],
+                                                                "multiclass"), Budget(), 0, context, {})}
+    repeated = _repeated_signatures(list(runs.values()))
+    assert {_stage1_signature(runs[name].estimator) for name in ("wce_tuned", "hamr")} == repeated
+    assert _stage1_signature(runs["afl"].estimator) not in repeated
 
 
 def test_ce_prototype_shares_calora_topks_stage1(tiny_bert, toy_data, empty_stage1_cache):

@@ -24,6 +24,7 @@ _VARIANTS = [
     ("TransformerClassifier", dict(finetune="head", max_epochs=2, random_state=0)),
     ("TransformerClassifier", dict(finetune="lora", max_epochs=1, batch_size=8, random_state=0)),
     ("TransformerClassifier", dict(finetune="head", head=CALoRAHead(epochs=2), max_epochs=1, random_state=0)),
+    ("TunedOffsetsClassifier", dict(validation="estimator", random_state=0)),  # the wrapped fit holds out
 ]
 
 
@@ -34,8 +35,9 @@ def _instance(cls, params=None):
         params["backbone"] = tiny_bert_dir()
     if "random_state" in names:
         params.setdefault("random_state", 0)
-    if META_PARAMETER in names:  # a meta-estimator wraps the fast classifier
-        params.setdefault(META_PARAMETER, _instance(CLASSES["TransformerClassifier"]))
+    if META_PARAMETER in names:  # a meta-estimator wraps the fast classifier (holding out, if it tunes on its split)
+        inner = {**_FAST["TransformerClassifier"], **({"validation_fraction": 0.25} if params.get("validation") == "estimator" else {})}
+        params.setdefault(META_PARAMETER, _instance(CLASSES["TransformerClassifier"], inner))
     return cls(**params)
 
 

@@ -56,13 +56,12 @@ def test_plain_fits_share_their_stage1_only_within_sharing(tiny_bert, toy_data, 
     X, y = toy_data
     params = dict(validation_fraction=0.25, **training, **FAST)
     fresh = TransformerClassifier(tiny_bert, **params).fit(X, y)
-    assert len(stage1_cache) == 0 and not stage1_cache.share_plain_fits
+    assert len(stage1_cache) == 0 and not stage1_cache.shares(fresh)
     with stage1_cache.sharing():
         first = TransformerClassifier(tiny_bert, **params).fit(X, y)
         again = TransformerClassifier(tiny_bert, threshold="tuned", **params).fit(X, y)
-        assert stage1_cache.share_plain_fits
-        assert len(stage1_cache) == 1
-    assert not stage1_cache.share_plain_fits and len(stage1_cache) == 0  # dropped when the block ends
+        assert stage1_cache.shares(first) and len(stage1_cache) == 1
+    assert not stage1_cache.shares(first) and len(stage1_cache) == 0  # dropped when the block ends
     assert not first.stage1_cached_ and again.stage1_cached_ and again._stage1_key_ is None
     assert again.stage1_train_time_s_ == first.fit_time_s_  # the cost of the stage 1 it uses
     for est in (first, again):  # a stored or loaded stage 1 predicts as an unshared fit does
@@ -71,6 +70,23 @@ def test_plain_fits_share_their_stage1_only_within_sharing(tiny_bert, toy_data, 
         np.testing.assert_array_equal(again.hardness_, fresh.hardness_)
     alone = TransformerClassifier(tiny_bert, **params).fit(X, y)  # outside the block: stores nothing
     assert not alone.stage1_cached_ and len(stage1_cache) == 0
+
+
+def test_sharing_blocks_nest_choose_their_fits_and_drop_on_errors(tiny_bert, toy_data):
+    X, y = toy_data
+    params = dict(validation_fraction=0.25, **FAST)
+    with stage1_cache.sharing(share=lambda est: est.class_weight is not None):
+        TransformerClassifier(tiny_bert, **params).fit(X, y)  # not chosen: stores nothing
+        assert len(stage1_cache) == 0
+        with stage1_cache.sharing():  # an inner block keeps the outer choice and drops nothing on exit
+            TransformerClassifier(tiny_bert, class_weight="balanced", **params).fit(X, y)
+        assert len(stage1_cache) == 1
+    assert len(stage1_cache) == 0
+    with pytest.raises(RuntimeError), stage1_cache.sharing():
+        TransformerClassifier(tiny_bert, **params).fit(X, y)
+        assert len(stage1_cache) == 1
+        raise RuntimeError("interrupted")
+    assert len(stage1_cache) == 0 and not stage1_cache.shares(TransformerClassifier(tiny_bert))
 
 
 def test_a_staged_head_on_a_plain_fits_stage1_computes_its_stage2_inputs(tiny_bert, toy_data):

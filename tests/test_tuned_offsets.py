@@ -120,7 +120,7 @@ def test_tau_search_keeps_the_logit_adjustment_rule():
     log_prior = np.log(np.unique(y[fitted], return_counts=True)[1] + 1.0)
     log_prior -= log_prior.mean()
     tau = -tuned.offsets_[0] / log_prior[0]
-    assert tau > 0 and tau in np.arange(0, 2.01, 0.25)
+    assert tau > 0 and np.isclose(tau, np.arange(0, 2.01, 0.25)).any()
     np.testing.assert_allclose(tuned.offsets_, -tau * log_prior)
 
 
@@ -210,5 +210,51 @@ def test_a_vote_of_fine_tuned_classifiers_shares_their_validation_split(tiny_ber
     np.testing.assert_array_equal(tuned.validation_indices_, member.validation_indices_)
     assert member.class_counts_.sum() == len(y) - len(tuned.validation_indices_)  # trained on the rest only
     assert set(tuned.predict(X)) <= set(y)
-    refit = clone(member).set_params(validation_fraction=None).fit(X, y)
-    assert not hasattr(refit, "validation_indices_")
+    member.set_params(validation_fraction=None).fit(X, y)  # a refit without a split keeps none of the first
+    assert not hasattr(member, "validation_indices_")
+
+
+def test_a_failed_refit_leaves_no_model_of_the_earlier_fit():
+    from sklearn.exceptions import NotFittedError
+
+    X, y = _points(0)
+    tuned = TunedOffsetsClassifier(LogisticRegression(), random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="have 1"):
+        tuned.fit(X, np.append(y[:-1], "unique"))
+    assert not hasattr(tuned, "offsets_")
+    with pytest.raises(NotFittedError):
+        tuned.predict(X)
+
+
+def test_sparse_rows_and_a_generator_of_texts():
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    from skimb.utils.estimator_checks import make_check_texts
+
+    X, y = _points(0)
+    sparse = TunedOffsetsClassifier(LogisticRegression(), random_state=0).fit(sp.csr_matrix(X), y)
+    dense = TunedOffsetsClassifier(LogisticRegression(), random_state=0).fit(X, y)
+    np.testing.assert_allclose(sparse.offsets_, dense.offsets_)
+    texts, labels = make_check_texts()
+    model = TunedOffsetsClassifier(make_pipeline(TfidfVectorizer(), LogisticRegression()), random_state=0)
+    model.fit((t for t in texts), labels)
+    assert len(model.validation_indices_) == 2 + 1 + 1 and set(model.predict(texts)) <= set(labels)  # 10% of 16, 8, 6
+
+
+def test_two_classes_give_one_decision_score_as_scikit_learns_scorers_expect():
+    from sklearn.model_selection import cross_val_score
+
+    X, y = _points(0, n=(600, 60, 0))
+    tuned = TunedOffsetsClassifier(LogisticRegression(), random_state=0).fit(X, y)
+    scores = tuned.decision_function(X)
+    assert scores.shape == (len(y),)
+    np.testing.assert_array_equal(tuned.predict(X), tuned.classes_[(scores > 0).astype(int)])
+    assert cross_val_score(tuned, X, y, scoring="roc_auc", cv=3).min() > 0.7
+
+
+def test_holding_out_around_an_estimator_that_holds_out_warns():
+    X, y = _points(0)
+    with pytest.warns(UserWarning, match="holds out a validation split of its own"):
+        TunedOffsetsClassifier(_HoldsOut(), random_state=0).fit(X, y)

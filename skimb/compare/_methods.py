@@ -132,7 +132,8 @@ def _vote_wce_hamr_tuned(budget, seed, context):
     from ..model_selection import TunedOffsetsClassifier
 
     held_out = dict(validation_fraction=0.1)  # the same split in both members (same seed): HAMR's meta set
-    vote = VotingClassifier([("weighted_ce", _fine_tuned(budget, seed, context, class_weight="balanced", **held_out)),
+    vote = VotingClassifier([("weighted_ce", _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced",
+                                                         **held_out)),
                              ("hamr", _fine_tuned(budget, seed, context, training="hamr", **held_out))],
                             voting="soft")
     return TunedOffsetsClassifier(vote, validation="estimator", random_state=seed)

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,7 +236,8 @@ def _run_task(task, data, labels, *, log, on_result, n_threads=None):
     from ..training import stage1_cache
 
     results = []
-    with stage1_cache.sharing():  # a plain method's stage 1 serves the vote members that equal it
+    repeated = _repeated_signatures(task)  # stage 1s that two fits of the task share (a vote's members)
+    with stage1_cache.sharing(share=lambda est: _stage1_signature(est) in repeated):
         for run in task:
             res = _fit_and_score(run, data, labels, log)
             on_result(res)
@@ -374,6 +376,25 @@ def _stage1_signature(est):
     params = {k: v for k, v in est.get_params(deep=False).items()
               if k not in _NOT_STAGE1 and k.split("__", 1)[0] != "head"}
     return joblib.hash((type(est).__name__, params))
+
+
+def _fine_tuned_in(est):
+    """The fine-tuning estimators in ``est``: itself, a meta-estimator's ``estimator``, an
+    ensemble's ``estimators`` and a pipeline's ``steps`` (unfitted: their parameters)."""
+    if est is None or isinstance(est, str):
+        return
+    if _stage1_signature(est) is not None:
+        yield est
+    yield from _fine_tuned_in(getattr(est, "estimator", None))
+    for _, member in getattr(est, "estimators", None) or getattr(est, "steps", None) or ():
+        yield from _fine_tuned_in(member)
+
+
+def _repeated_signatures(task) -> set:
+    """Stage-1 signatures of fine-tuning estimators that occur more than once among ``task``'s
+    runs: the only plain fits worth keeping for the rest of the task."""
+    counts = Counter(_stage1_signature(est) for run in task for est in _fine_tuned_in(run.estimator))
+    return {signature for signature, n in counts.items() if n > 1}
 
 
 def _cached_stage1s(est) -> list:

@@ -22,8 +22,8 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
 
     ``fit`` holds out a stratified ``validation_fraction`` of the training data, fits a clone of
     ``estimator`` on the rest (or, with ``validation="estimator"``, fits it on everything and uses
-    the validation split it holds out itself), and tunes one offset per class, added to the log-probabilities,
-    that maximises macro-F1 on the held-out split (:func:`skimb.metrics.tune_logit_offsets`:
+    the validation split it holds out itself), and tunes one offset per class, added to the
+    log-probabilities, that maximises macro-F1 on that split (:func:`skimb.metrics.tune_logit_offsets`:
     the logit-adjustment rule ``-tau * log(prior)``, then a coordinate search, bagged over
     ``n_bootstrap`` resamples of the split). ``predict`` is the argmax of the log-probabilities
     plus the offsets. A model trained for accuracy sits its rare classes' boundaries too far in;
@@ -66,7 +66,8 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
     Attributes
     ----------
     estimator_ : classifier
-        The clone of ``estimator`` fitted on the training data less the held-out split.
+        The fitted clone of ``estimator`` (on the training data less the held-out split, or on all
+        of it with ``validation="estimator"``).
     classes_ : ndarray of shape (n_classes,)
     offsets_ : ndarray of shape (n_classes,)
         Added to ``log(predict_proba)`` by :meth:`decision_function` and :meth:`predict`.
@@ -139,16 +140,17 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         self
         """
         validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            delattr(self, name)  # a failed refit leaves no model of the earlier fit behind
         if is_multilabel_target(y):
             raise ValueError(f"{type(self).__name__} tunes one decision among classes (single-label y); "
                              "for a multi-label y use TransformerClassifier(threshold='tuned') or "
                              "skimb.metrics.tune_thresholds.")
         X, labels = _check_samples(X), check_labels(y)
-        if len(X) != len(labels):
-            raise ValueError(f"X and y have different lengths: {len(X)} != {len(labels)}.")
+        if _n_samples(X) != len(labels):
+            raise ValueError(f"X and y have different lengths: {_n_samples(X)} != {len(labels)}.")
         sample_weight = check_sample_weight(sample_weight, len(labels), positive_sum=True)
         classes, codes = np.unique(labels, return_inverse=True)
-        self._check_counts(classes, np.bincount(codes))
         rng = check_random_state(self.random_state)
         seed = int(self.random_state) if isinstance(self.random_state, Integral) else int(rng.randint(2**31 - 1))
         if self.validation == "estimator":
@@ -159,6 +161,11 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
             estimator = self._fit_estimator(X, labels, sample_weight, np.arange(len(labels)), classes)
             valid_idx = _estimator_split(estimator)
         else:
+            self._check_counts(classes, np.bincount(codes))
+            if _holds_out_itself(self.estimator):
+                warnings.warn("the estimator holds out a validation split of its own (validation_fraction) and "
+                              "validation='hold_out' holds out another: it trains on what both leave. Use "
+                              "validation='estimator' to tune on its split instead.", UserWarning, stacklevel=2)
             valid_idx = _held_out(codes, self.validation_fraction, np.random.RandomState(seed))
             estimator = self._fit_estimator(X, labels, sample_weight, np.setdiff1d(np.arange(len(labels)), valid_idx),
                                             classes)
@@ -189,14 +196,19 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
                              "(skimb.metrics.tune_logit_offsets).")
 
     def decision_function(self, X):
-        """``log(predict_proba(X)) + offsets_``, shape (n_samples, n_classes)."""
-        check_is_fitted(self, "offsets_")
-        return _log(self.estimator_.predict_proba(X)) + self.offsets_
+        """``log(predict_proba(X)) + offsets_``, shape (n_samples, n_classes); for two classes,
+        as scikit-learn's scorers expect, the second column minus the first, shape (n_samples,)."""
+        scores = self._scores(X)
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
 
     def predict(self, X):
-        """The class of the largest :meth:`decision_function` score."""
-        scores = self.decision_function(X)  # raises NotFittedError first
+        """The class of the largest ``log(predict_proba(X)) + offsets_``."""
+        scores = self._scores(X)  # raises NotFittedError first
         return self.classes_[scores.argmax(1)]
+
+    def _scores(self, X):
+        check_is_fitted(self, "offsets_")
+        return _log(self.estimator_.predict_proba(X)) + self.offsets_
 
     def predict_proba(self, X):
         """The fitted estimator's class probabilities (without the offsets)."""
@@ -218,7 +230,8 @@ def _estimator_split(estimator):
         if not members and inner is None:
             plain.append(name)
         for key, member in members.items():
-            visit(member, f"{name}[{key!r}]")
+            if member != "drop":
+                visit(member, f"{name}[{key!r}]")
         if inner is not None:
             visit(inner, f"{name}.estimator_")
 
@@ -251,12 +264,25 @@ def _check_samples(X):
     the fitted part); numeric rows are left to ``estimator``."""
     if isinstance(X, (str, bytes)):
         raise TypeError("X must be a collection of samples, got a single string; pass [text] for one text.")
+    if not hasattr(X, "__len__") and not hasattr(X, "shape"):
+        X = list(X)  # a generator: read once
     shape = getattr(X, "shape", None)
     if shape is not None and len(shape) >= 2:
         return X
     if shape is None and isinstance(next(iter(X), None), (list, tuple, np.ndarray)):
         return X  # rows of numbers
     return check_texts(X)
+
+
+def _n_samples(X) -> int:
+    shape = getattr(X, "shape", None)  # arrays, sparse matrices, data frames
+    return int(shape[0]) if shape is not None and len(shape) else len(X)
+
+
+def _holds_out_itself(estimator) -> bool:
+    """Whether a skimb estimator in ``estimator`` holds out a validation split of its own."""
+    params = estimator.get_params(deep=True) if hasattr(estimator, "get_params") else {}
+    return any(key.split("__")[-1] == "validation_fraction" and value is not None for key, value in params.items())
 
 
 def _log(proba):

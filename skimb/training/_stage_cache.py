@@ -112,8 +112,9 @@ class StageCache:
         self._spill_dir: Path | None = None
         self.hits = 0
         self.misses = 0
-        #: Whether fits with a plain (one-stage) head store their stage 1 too; see :meth:`sharing`.
-        self.share_plain_fits = False
+        # :meth:`sharing`: open blocks, which plain fits store their stage 1, the keys they stored
+        self._sharing_depth = 0
+        self._share = None
         self._shared_keys: set = set()
 
     @property
@@ -200,26 +201,37 @@ class StageCache:
         return len(self._store)
 
     @contextlib.contextmanager
-    def sharing(self):
-        """Within the block every fit stores its stage 1 (:meth:`put_shared`), not only the staged
-        heads' fits, so that a later fit in the block with the same stage-1 parameters and data
-        loads it: ``skimb compare`` fits HAMR once for the ``hamr`` method and the HAMR member of a
-        vote. Those entries live in this process only and are dropped when the (outermost) block
-        ends; outside one, a lone fit's stage 1 would only take memory."""
-        outer, self.share_plain_fits = self.share_plain_fits, True
+    def sharing(self, share=None):
+        """Within the block fits with a plain (one-stage) head store their stage 1 too
+        (:meth:`put_shared`), so that a later fit in the block with the same stage-1 parameters and
+        data loads it: ``skimb compare`` fits HAMR once for the ``hamr`` method and the HAMR member
+        of a vote. ``share(estimator) -> bool`` picks the fits that store (default: all), e.g.
+        those another fit will repeat. The entries live in this process only and are dropped when
+        the outermost block ends; outside one, a lone fit's stage 1 would only take memory."""
+        with self._lock:
+            self._sharing_depth += 1
+            outer_share, self._share = self._share, share if share is not None else self._share
         try:
             yield self
         finally:
-            self.share_plain_fits = outer
-            if not outer:
-                self._drop(self._shared_keys)
-                self._shared_keys = set()
+            with self._lock:
+                self._sharing_depth -= 1
+                self._share = outer_share
+                dropped = self._shared_keys if self._sharing_depth == 0 else set()
+                if dropped:
+                    self._shared_keys = set()
+            self._drop(dropped)
+
+    def shares(self, estimator) -> bool:
+        """Whether a plain fit of ``estimator`` stores its stage 1 (inside :meth:`sharing`)."""
+        return self._sharing_depth > 0 and (self._share is None or bool(self._share(estimator)))
 
     def put_shared(self, key, entry):
         """Store a plain fit's stage 1 until the :meth:`sharing` block ends (in memory, spilt to
         the private folder over budget; never to a shared ``memory`` folder)."""
         self._put(key, entry)
-        self._shared_keys.add(key)
+        with self._lock:
+            self._shared_keys.add(key)
 
     def _drop(self, keys):
         with self._lock:
