@@ -32,6 +32,7 @@ def run_one(name, seed, data, args):
     budget = Budget(max_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                     device="cpu")
     est = METHODS[name].build(budget, seed, _context(data))
+    est.set_params(**{key: _value(text) for key, text in (item.split("=", 1) for item in args.set)})
     record = {"method": name, "seed": seed}
     with measure(record):
         est.fit(data.X_train, data.y_train)
@@ -52,11 +53,21 @@ def run_one(name, seed, data, args):
     return record
 
 
+def _value(text):
+    """``--set`` values: JSON (numbers, true/false/null, quoted strings), else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="goemotions_ekman")
     p.add_argument("--methods", default="vote_wce_hamr_tuned")
     add_protocol_arguments(p)
+    p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                   help="set_params on the built estimator, e.g. estimator__hamr__validation_fraction=0.2")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
