@@ -363,16 +363,15 @@ def _run_parallel(tasks, data, labels, *, n_workers, log, on_result):
     return results
 
 
-# What a fine-tuning estimator leaves out of its stage-1 key (see skimb._estimator): two
-# estimators equal but for these may share a stage 1. A mismatch here only costs a lost reuse
-# under --jobs, never a wrong result: a cache miss trains the same stage 1 again.
-_NOT_STAGE1 = ("verbose", "quantize", "threshold")
-
-
 def _stage1_signature(est):
-    """Equal for two fine-tuning estimators that differ only in their head; None for others."""
+    """Equal for two fine-tuning estimators that differ only in their head or in a parameter
+    their stage-1 key leaves out (``skimb._estimator._NOT_STAGE1``); None for others. Parameters
+    only, not data: a false match costs nothing but a kept stage 1, never a wrong result (the
+    cache key itself holds the data)."""
     if est is None or not hasattr(est, "head") or not hasattr(est, "get_params"):
         return None
+    from .._estimator import _NOT_STAGE1  # lazily: importing torch only for fine-tuning runs
+
     params = {k: v for k, v in est.get_params(deep=False).items()
               if k not in _NOT_STAGE1 and k.split("__", 1)[0] != "head"}
     return joblib.hash((type(est).__name__, params))

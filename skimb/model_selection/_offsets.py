@@ -153,13 +153,15 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         classes, codes = np.unique(labels, return_inverse=True)
         rng = check_random_state(self.random_state)
         seed = int(self.random_state) if isinstance(self.random_state, Integral) else int(rng.randint(2**31 - 1))
+        rows = np.arange(len(labels))
         if self.validation == "estimator":
             if self.validation_fraction != 0.1:
                 warnings.warn(f"validation_fraction={self.validation_fraction} is ignored with validation='estimator': "
                               "the estimator holds out its own split (set its validation_fraction).",
                               UserWarning, stacklevel=2)
-            estimator = self._fit_estimator(X, labels, sample_weight, np.arange(len(labels)), classes)
+            estimator = self._fit_estimator(X, labels, sample_weight, rows, classes)
             valid_idx = _estimator_split(estimator)
+            fit_idx = np.setdiff1d(rows, valid_idx)  # what the estimator trained on
         else:
             self._check_counts(classes, np.bincount(codes))
             if _holds_out_itself(self.estimator):
@@ -167,9 +169,8 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
                               "validation='hold_out' holds out another: it trains on what both leave. Use "
                               "validation='estimator' to tune on its split instead.", UserWarning, stacklevel=2)
             valid_idx = _held_out(codes, self.validation_fraction, np.random.RandomState(seed))
-            estimator = self._fit_estimator(X, labels, sample_weight, np.setdiff1d(np.arange(len(labels)), valid_idx),
-                                            classes)
-        fit_idx = np.setdiff1d(np.arange(len(labels)), valid_idx)
+            fit_idx = np.setdiff1d(rows, valid_idx)
+            estimator = self._fit_estimator(X, labels, sample_weight, fit_idx, classes)
         log_proba = _log(estimator.predict_proba(_safe_indexing(X, valid_idx)))
         prior = np.bincount(codes[fit_idx], minlength=len(classes)) + 1.0
         self.offsets_ = tune_logit_offsets(codes[valid_idx], log_proba, class_prior=prior, search=self.search,
