@@ -55,6 +55,8 @@ VARIANTS = {
     # fewer stage-2 epochs (default 20): on the whole MIT-Restaurant split stage 2 takes ten times the steps
     "ce_calora_unbalanced_e5": {"loss": "ce", "head": "calora", "head__balance": "none", "head__epochs": 5},
     "ce_calora_unbalanced_e2": {"loss": "ce", "head": "calora", "head__balance": "none", "head__epochs": 2},
+    # HAMR's defaults on CE (with --validation-fraction its meta set is the held-out split)
+    "hamr": {"loss": "ce", "training": "hamr"},
 }
 
 
@@ -81,6 +83,11 @@ def parse_args(argv=None):
     p.add_argument("--scheme", default="IOB2", help="tagging scheme of the data files")
     p.add_argument("--backbone", default=None, help="backbone directory or name (default: offline MiniLM)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--validation-fraction", type=float, default=None,
+                   help="share of the training sentences every fit holds out (HAMR: its meta set)")
+    p.add_argument("--save-logits", action="store_true",
+                   help="write each fit's word logits on its validation split and the evaluation split to "
+                        "<out>/<loss>_seed<seed>.npz (for benchmarks/ner_decision_ceiling.py)")
     p.add_argument("--memory", default=None, help="folder of a stage-1 cache shared by the CALoRA variants "
                    "(head__memory), across runs and processes")
     p.add_argument("--out", default="benchmarks/results", help="output folder")
@@ -127,7 +134,7 @@ def run_one(args, variant, seed, X_train, y_train, X_eval, y_eval, train_counts)
     clf = TransformerTokenClassifier(
         args.backbone, finetune=args.finetune, max_length=args.max_length, batch_size=args.batch_size,
         max_epochs=args.epochs, lr=lr, scheme=args.scheme, decoding=args.decoding, device=args.device,
-        random_state=seed, **VARIANTS[variant])
+        validation_fraction=args.validation_fraction, random_state=seed, **VARIANTS[variant])
     if args.memory and VARIANTS[variant].get("head") == "calora":
         clf.set_params(head__memory=args.memory)
     if torch.cuda.is_available():
@@ -141,6 +148,8 @@ def run_one(args, variant, seed, X_train, y_train, X_eval, y_eval, train_counts)
     truth = convert_scheme(y_eval, args.scheme, "IOB2")
     train_tags = convert_scheme(y_train, args.scheme, "IOB2")
     rep = span_report(truth, pred, train_tags=train_tags)
+    if args.save_logits:
+        save_logits(Path(args.out) / f"{variant}_seed{seed}.npz", clf, X_train, train_tags, X_eval, truth)
     n_train_words = sum(map(len, X_train))
     n_eval_words = sum(map(len, X_eval))
     return {
@@ -163,6 +172,23 @@ def run_one(args, variant, seed, X_train, y_train, X_eval, y_eval, train_counts)
         "peak_memory_mb": peak_memory_mb(),
         "device": clf.device_,
     }
+
+
+def save_logits(path, clf, X_train, train_tags, X_eval, eval_tags):
+    """Word logits (rows of all sentences stacked), sentence lengths and IOB2 tags of the fit's
+    validation split (``val_*``; empty without one) and of the evaluation split (``test_*``)."""
+    valid = getattr(clf, "validation_indices_", np.array([], dtype=np.int64))
+    arrays = {"classes": np.asarray(clf.classes_), "validation_indices": valid}
+    for part, X, tags in (("val", [X_train[i] for i in valid], [train_tags[i] for i in valid]),
+                          ("test", X_eval, eval_tags)):
+        logits = clf.decision_function(X) if X else []
+        n_tags = len(clf.classes_)
+        arrays[f"{part}_logits"] = np.concatenate([lg.reshape(-1, n_tags) for lg in logits]) if logits \
+            else np.zeros((0, n_tags), np.float32)
+        arrays[f"{part}_lengths"] = np.array([len(s) for s in X], dtype=np.int64)
+        arrays[f"{part}_tags"] = np.array([t for s in tags for t in s], dtype=str)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
 
 
 def summarise(runs, keys):
@@ -245,6 +271,7 @@ def main(argv=None):
         "max_length": args.max_length,
         "lr": args.lr,
         "decoding": args.decoding,
+        "validation_fraction": args.validation_fraction,
         "seeds": args.seeds,
         "losses": args.losses,
         "device": args.device,
