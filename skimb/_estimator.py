@@ -249,8 +249,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         params = {k: v for k, v in self.get_params(deep=False).items()
                   if k not in _NOT_STAGE1 and k.split("__", 1)[0] not in SLOTS}
         for slot, component in components.items():  # by class and parameters: a name and an instance alike
-            if slot == "head":  # every second-stage head starts from the same vanilla stage 1
-                params[slot] = component.stage1_params()
+            if slot == "head":  # the second-stage heads on a linear stage 1 share it
+                params[slot] = component.stage1_params() if component.linear_stage1 else \
+                    (f"{type(component).__module__}.{type(component).__qualname__}", component.stage1_params())
             else:
                 params[slot] = (type(component).__name__, component.get_params(deep=False))
         # Content, not repr(): long arrays and fitted estimators (meta_set, loss__alpha, a fitted

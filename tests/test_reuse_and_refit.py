@@ -12,6 +12,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.utils.class_weight import compute_class_weight
 
 from skimb import TransformerClassifier, TransformerTokenClassifier
+from skimb.heads import CosineLinear, Head
 from skimb.losses import available_losses
 from skimb.training import StageCache, fingerprint, stage1_cache
 
@@ -100,6 +101,31 @@ def test_a_staged_head_on_a_plain_fits_stage1_computes_its_stage2_inputs(tiny_be
         assert len(stage1_cache) == 1  # the plain fit's entry, which the staged head loaded
     assert staged.stage1_cached_ and not unshared.stage1_cached_
     np.testing.assert_allclose(staged.predict_proba(X), unshared.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+class _CosineStage1Head(Head):
+    """A staged head without parameters that trains stage 1 on cosine logits: not a linear stage 1."""
+
+    has_stage2 = True
+
+    def prepare(self, module, *, loss=None):
+        module.head = CosineLinear(module.head.weight.detach(), scale=4.0)
+
+    def restore(self, module, n_classes, *, multilabel):
+        self.prepare(module)
+
+
+def test_a_head_that_reshapes_stage1_never_shares_a_linear_stage1(tiny_bert, toy_data):
+    X, y = toy_data
+    params = dict(validation_fraction=0.25, **FAST)
+    TransformerClassifier(tiny_bert, **params, **CALORA).fit(X, y)  # caches a linear stage 1
+    custom = TransformerClassifier(tiny_bert, head=_CosineStage1Head(), **params).fit(X, y)
+    assert not custom.stage1_cached_ and isinstance(custom.net_.module_.head, CosineLinear)
+    again = TransformerClassifier(tiny_bert, head=_CosineStage1Head(), **params).fit(X, y)
+    assert again.stage1_cached_  # its own entry
+    np.testing.assert_array_equal(again.predict_proba(X), custom.predict_proba(X))
+    linear = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert linear.stage1_cached_ and isinstance(linear.net_.module_.head, torch.nn.Linear)
 
 
 def test_decision_rule_and_prediction_settings_share_stage1(tiny_bert, toy_data):

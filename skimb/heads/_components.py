@@ -44,6 +44,10 @@ class Head(Component):
     #: Stage 2 runs the backbone: ``fit_stage2`` then also gets ``token_ids`` (the training
     #: texts' token id lists) and ``pad_token_id``.
     needs_token_ids = False
+    #: ``prepare`` leaves the built ``nn.Linear`` as it is, so stage 1 is the linear head's and
+    #: shares its cache entry. Off unless a head declares it: the stage-1 key of any other head
+    #: holds its class, so a head that reshapes ``module.head`` never loads a linear stage 1.
+    linear_stage1 = False
 
     def check(self, n_classes: int, *, classes=None, task=None) -> None:
         """Raise for parameters that do not fit the data (before any training); ``classes`` and
@@ -121,6 +125,8 @@ class LinearHead(Head):
     >>> LinearHead().has_stage2
     False
     """
+
+    linear_stage1 = True
 
 
 #: ``CALoRAHead(epochs="auto")``: at most this many stage-2 epochs, and at most the epochs that fit
@@ -224,6 +230,7 @@ class CALoRAHead(Head):
     """
 
     has_stage2 = True
+    linear_stage1 = True
     _stage2_params = ("k", "rank", "routing", "alpha", "epochs", "lr", "balance", "memory", "layers", "layer_epochs",
                       "layer_lr")
     _parameter_constraints = {

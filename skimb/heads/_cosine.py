@@ -81,9 +81,6 @@ class CosineHead(Head):
     def __init__(self, scale="auto"):
         self.scale = scale
 
-    def stage1_params(self) -> dict:
-        return {"cosine_scale": self.scale}  # never the key of a linear stage 1
-
     def prepare(self, module, *, loss=None):
         linear = module.head
         scale = _AUTO_SCALE[_scales_logits(loss)] if self.scale == "auto" else float(self.scale)

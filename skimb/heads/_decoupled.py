@@ -39,6 +39,7 @@ class CRTHead(Head):
     """
 
     has_stage2 = True
+    linear_stage1 = True
     _stage2_params = ("epochs", "lr", "batch_size")
     _parameter_constraints = {
         "epochs": [Interval(Integral, 1, None)],
@@ -110,6 +111,7 @@ class TauNormHead(Head):
     """
 
     has_stage2 = True
+    linear_stage1 = True
     _stage2_params = ("tau",)
     _parameter_constraints = {"tau": [Interval(Real, 0, None)]}
 

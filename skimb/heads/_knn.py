@@ -133,6 +133,7 @@ class KNNHead(Head):
     """
 
     has_stage2 = True
+    linear_stage1 = True
     _stage2_params = ("k", "weight")
     _parameter_constraints = {
         "k": [Interval(Integral, 1, None)],

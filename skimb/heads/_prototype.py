@@ -170,6 +170,7 @@ class PrototypeHead(Head):
     """
 
     has_stage2 = True
+    linear_stage1 = True
     _stage2_params = ("scale", "weight", "catch_all")
     _parameter_constraints = {
         "scale": [Interval(Real, 0, None, closed="neither")],
