@@ -97,6 +97,13 @@ def test_a_small_y_holds_out_one_example_of_each_class_at_least():
     assert sorted(set(y[tuned.validation_indices_])) == ["common", "rare", "rarest"]
 
 
+def test_a_half_example_share_rounds_up_for_every_class():
+    X, y = _points(0, n=(25, 15, 5))  # 10%: 2.5, 1.5 and 0.5 examples
+    tuned = TunedOffsetsClassifier(LogisticRegression(), validation_fraction=0.1, random_state=0).fit(X, y)
+    held = y[tuned.validation_indices_]
+    assert [(held == label).sum() for label in ("common", "rare", "rarest")] == [3, 2, 1]
+
+
 def test_same_seed_same_model_other_seed_other_split():
     X, y = _points(0)
     a, b, c = (TunedOffsetsClassifier(LogisticRegression(), random_state=s).fit(X, y) for s in (0, 0, 1))

@@ -251,11 +251,12 @@ def _estimator_split(estimator):
 
 
 def _held_out(codes, fraction, rng):
-    """Sorted positions of ``fraction`` of each class (rounded), at least one and at most all but one."""
+    """Sorted positions of ``fraction`` of each class (rounded half up), at least one and at most all
+    but one."""
     parts = []
     for c in range(codes.max() + 1):
         members = np.flatnonzero(codes == c)
-        k = min(max(1, int(round(fraction * len(members)))), len(members) - 1)
+        k = min(max(1, int(np.floor(fraction * len(members) + 0.5))), len(members) - 1)
         parts.append(rng.choice(members, k, replace=False))
     return np.sort(np.concatenate(parts))
 
