@@ -8,6 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from skimb.metrics import tune_logit_offsets
@@ -196,6 +198,14 @@ def test_estimator_validation_needs_every_member_to_hold_out_the_same_split():
     plain = VotingClassifier([("a", _HoldsOut()), ("lr", LogisticRegression())], voting="soft")
     with pytest.raises(ValueError, match=r"but VotingClassifier\['lr'\] held out none: give every skimb estimator"):
         TunedOffsetsClassifier(plain, validation="estimator").fit(X, y)
+
+
+def test_estimator_validation_finds_the_split_inside_a_pipeline():
+    X, y = _points(0)
+    piped = TunedOffsetsClassifier(make_pipeline(StandardScaler(), _HoldsOut()), validation="estimator").fit(X, y)
+    np.testing.assert_array_equal(piped.validation_indices_, piped.estimator_[-1].validation_indices_)
+    with pytest.raises(ValueError, match=r"but Pipeline\['logisticregression'\] held out none"):
+        TunedOffsetsClassifier(make_pipeline(StandardScaler(), LogisticRegression()), validation="estimator").fit(X, y)
 
 
 def test_estimator_validation_warns_that_its_own_fraction_is_ignored():

@@ -15,6 +15,7 @@ import joblib
 import numpy as np
 
 from .. import __version__
+from ..utils._meta import inner_estimators
 
 __all__ = ["RunResult", "RunJournal", "run_comparison", "evaluate"]
 
@@ -380,13 +381,10 @@ def _stage1_signature(est):
 def _fine_tuned_in(est):
     """The fine-tuning estimators in ``est``: itself, a meta-estimator's ``estimator``, an
     ensemble's ``estimators`` and a pipeline's ``steps`` (unfitted: their parameters)."""
-    if est is None or isinstance(est, str):
-        return
     if _stage1_signature(est) is not None:
         yield est
-    yield from _fine_tuned_in(getattr(est, "estimator", None))
-    for _, member in getattr(est, "estimators", None) or getattr(est, "steps", None) or ():
-        yield from _fine_tuned_in(member)
+    for _, inner in inner_estimators(est, fitted=False):
+        yield from _fine_tuned_in(inner)
 
 
 def _repeated_signatures(task) -> set:
@@ -401,9 +399,7 @@ def _cached_stage1s(est) -> list:
     ``VotingClassifier``, or the estimator a meta-estimator wraps) loaded from the stage-1 cache."""
     if getattr(est, "stage1_cached_", False):
         return [float(est.stage1_train_time_s_)]
-    wrapped = getattr(est, "estimator_", None)
-    members = getattr(est, "estimators_", None) or ([wrapped] if wrapped is not None else [])
-    return [t for member in members for t in _cached_stage1s(member)]
+    return [t for _, inner in inner_estimators(est, fitted=True) for t in _cached_stage1s(inner)]
 
 
 def _has_stage2(est):

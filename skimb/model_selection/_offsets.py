@@ -6,12 +6,13 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone, is_classifier
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_labels, check_sample_weight, check_texts, is_multilabel_target
 from ..metrics import tune_logit_offsets
+from ..utils._meta import inner_estimators
 from ..utils._param_validation import HasMethods, Interval, Options, RandomState, validate_params
 
 __all__ = ["TunedOffsetsClassifier"]
@@ -226,15 +227,11 @@ def _estimator_split(estimator):
         if hasattr(est, "validation_indices_"):
             found.append((name, np.asarray(est.validation_indices_)))
             return
-        members = getattr(est, "named_estimators_", None) or {}
-        inner = getattr(est, "estimator_", None)
-        if not members and inner is None:
+        inner = list(inner_estimators(est, fitted=True))
+        if not inner and is_classifier(est):  # a classifier that held out nothing (a transformer decides nothing)
             plain.append(name)
-        for key, member in members.items():
-            if member != "drop":
-                visit(member, f"{name}[{key!r}]")
-        if inner is not None:
-            visit(inner, f"{name}.estimator_")
+        for suffix, member in inner:
+            visit(member, name + suffix)
 
     visit(estimator, type(estimator).__name__)
     if plain or not found:
