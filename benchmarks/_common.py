@@ -19,7 +19,8 @@ import numpy as np
 from skimb.compare._report import machine_description
 from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss
 
-__all__ = ["load_subsampled", "ints", "command_line", "mean_std", "fmt", "markdown_table", "write_outputs", "measure",
+__all__ = ["load_subsampled", "sparse_entities", "ints", "command_line", "mean_std", "fmt", "markdown_table",
+           "write_outputs", "measure",
            "machine_description", "publish", "QUARTILES"]
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
@@ -34,6 +35,25 @@ def load_subsampled(name, *, train_size=0, test_size=0, seed=0, eval_split="test
     data = load_dataset(name, subsample=subsample or None, random_state=seed, **kwargs)
     if task is not None and data.task != task:
         raise SystemExit(f"{name} is a {data.task} data set; this benchmark needs a {task} one.")
+    return data
+
+
+def sparse_entities(data, share, *, train_size=0, test_size=0, seed=0):
+    """NER splits redrawn so that ``share`` of the sentences carry no entity (tweet NER: most tweets
+    have none), ``train_size`` / ``test_size`` sentences each (0 = as many as the split allows at
+    that share), drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    share = float(share)
+    for split, size in (("train", train_size), ("test", test_size)):
+        X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
+        free = np.flatnonzero([all(t == "O" for t in tags) for tags in y])
+        with_entities = np.setdiff1d(np.arange(len(y)), free)
+        n = size or int(min(len(free) / max(share, 1e-9), len(with_entities) / max(1 - share, 1e-9)))
+        n_free = int(round(share * n))
+        idx = np.sort(np.concatenate([rng.choice(free, n_free, replace=False),
+                                      rng.choice(with_entities, n - n_free, replace=False)]))
+        setattr(data, f"X_{split}", [X[i] for i in idx])
+        setattr(data, f"y_{split}", [y[i] for i in idx])
     return data
 
 

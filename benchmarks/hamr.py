@@ -70,7 +70,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (QUARTILES, command_line, fmt, ints, load_subsampled, machine_description,  # noqa: E402
-                     markdown_table, measure)
+                     markdown_table, measure, sparse_entities)
 
 from skimb import TransformerClassifier, TransformerTokenClassifier  # noqa: E402
 from skimb.backbones import feature_cache  # noqa: E402
@@ -138,33 +138,14 @@ def _names(text):
 # ----------------------------------------------------------------------------- training part
 
 
-def _sparse_entities(data, args):
-    """NER splits redrawn so that ``entity_free_share`` of the sentences carry no entity (tweet NER:
-    most tweets have none), ``--train-size`` / ``--test-size`` sentences each (0 = as many as the
-    split allows at that share)."""
-    rng = np.random.default_rng(args.data_seed)
-    share = float(args.entity_free_share)
-    for split, size in (("train", args.train_size), ("test", args.test_size)):
-        X, y = getattr(data, f"X_{split}"), getattr(data, f"y_{split}")
-        free = np.flatnonzero([all(t == "O" for t in tags) for tags in y])
-        with_entities = np.setdiff1d(np.arange(len(y)), free)
-        n = size or int(min(len(free) / max(share, 1e-9), len(with_entities) / max(1 - share, 1e-9)))
-        n_free = int(round(share * n))
-        idx = np.concatenate([rng.choice(free, n_free, replace=False),
-                              rng.choice(with_entities, n - n_free, replace=False)])
-        idx = np.sort(idx)
-        setattr(data, f"X_{split}", [X[i] for i in idx])
-        setattr(data, f"y_{split}", [y[i] for i in idx])
-    return data
-
-
 def run_training(args, log=print, on_run=None):
     runs = []
     for name in _names(args.datasets):
         if args.entity_free_share is None:
             data = load_subsampled(name, train_size=args.train_size, test_size=args.test_size, seed=args.data_seed)
         else:
-            data = _sparse_entities(load_subsampled(name, seed=args.data_seed), args)
+            data = sparse_entities(load_subsampled(name, seed=args.data_seed), args.entity_free_share,
+                                   train_size=args.train_size, test_size=args.test_size, seed=args.data_seed)
         token = data.task == "token"  # NER: TransformerTokenClassifier, span-level F1
         Estimator = TransformerTokenClassifier if token else TransformerClassifier
         X, X_test = list(data.X_train), list(data.X_test)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_subsampled  # noqa: E402
+from _common import load_subsampled, sparse_entities  # noqa: E402
 
 #: Loss variants: name -> TransformerTokenClassifier parameters.
 VARIANTS = {
@@ -72,6 +72,8 @@ def parse_args(argv=None):
                    help="number of evaluation sentences (stratified subsample); default: all")
     p.add_argument("--eval-split", choices=("test", "dev"), default="test")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the subsamples")
+    p.add_argument("--entity-free-share", type=float, default=None,
+                   help="redraw both splits so that this share of the sentences carry no entity (tweet-like NER)")
     p.add_argument("--losses", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=3)
@@ -95,8 +97,15 @@ def parse_args(argv=None):
 
 
 def load(args):
-    data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=args.data_seed,
-                           eval_split=args.eval_split, task="token", data_home=args.data_home)
+    if args.entity_free_share is not None:
+        if args.eval_split != "test":
+            raise SystemExit("--entity-free-share redraws the train and test splits: use --eval-split test.")
+        data = sparse_entities(load_subsampled(args.dataset, seed=args.data_seed, task="token", data_home=args.data_home),
+                               args.entity_free_share, train_size=args.train_size, test_size=args.test_size,
+                               seed=args.data_seed)
+    else:
+        data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size,
+                               seed=args.data_seed, eval_split=args.eval_split, task="token", data_home=args.data_home)
     X_eval, y_eval = data[f"X_{args.eval_split}"], data[f"y_{args.eval_split}"]
     if X_eval is None:
         raise SystemExit(f"{args.dataset} has no {args.eval_split} split.")
@@ -255,10 +264,15 @@ def main(argv=None):
     meta = {
         "dataset": name,
         "eval_split": args.eval_split,
-        "train_sample": f"stratified subsample of {args.train_size}, data seed {args.data_seed}"
-        if args.train_size else "full train split",
-        "eval_sample": f"stratified subsample of {args.test_size}, data seed {args.data_seed}"
-        if args.test_size else "full split",
+        "train_sample": (f"redrawn with {args.entity_free_share:.0%} entity-free sentences, data seed {args.data_seed}"
+                         if args.entity_free_share is not None else
+                         f"stratified subsample of {args.train_size}, data seed {args.data_seed}"
+                         if args.train_size else "full train split"),
+        "entity_free_share": args.entity_free_share,
+        "eval_sample": (f"redrawn with {args.entity_free_share:.0%} entity-free sentences, data seed {args.data_seed}"
+                        if args.entity_free_share is not None else
+                        f"stratified subsample of {args.test_size}, data seed {args.data_seed}"
+                        if args.test_size else "full split"),
         "n_train_sentences": len(X_train),
         "n_train_words": sum(map(len, X_train)),
         "n_eval_sentences": len(X_eval),
