@@ -57,6 +57,9 @@ VARIANTS = {
     "ce_calora_unbalanced_e2": {"loss": "ce", "head": "calora", "head__balance": "none", "head__epochs": 2},
     # HAMR's defaults on CE (with --validation-fraction its meta set is the held-out split)
     "hamr": {"loss": "ce", "training": "hamr"},
+    # per-type logit offsets tuned for span macro-F1 on the validation split (needs --validation-fraction)
+    "ce_tuned": {"loss": "ce", "threshold": "tuned"},
+    "hamr_tuned": {"loss": "ce", "training": "hamr", "threshold": "tuned"},
 }
 
 

@@ -19,7 +19,8 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from ._task import TaskAdapter, _counts
-from ._text_task import FeatureDataset
+from ._params import check_needs_validation
+from ._text_task import OFFSET_BOOTSTRAPS, FeatureDataset
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
 from .tokens import IGNORE_INDEX, align_word_labels, convert_scheme, merge_windows, tokenize_words
@@ -78,6 +79,10 @@ class TokenTask(TaskAdapter):
     def validate_X(self, X):
         return check_token_lists(X)
 
+    def check_params(self):
+        if self.est.threshold == "tuned":
+            check_needs_validation(self.est, "threshold='tuned'")
+
     def to_iob2(self, y, what="y"):
         """Validate tag lists in the estimator's ``scheme`` and convert them to IOB2."""
         scheme = self.est.scheme
@@ -134,6 +139,17 @@ class TokenTask(TaskAdapter):
         ctx.class_weight = self.class_weights(ctx.classes, flat_tags(ctx.y[ctx.train_idx]))
         ctx.tag_weight = ctx.class_weight if self.est.class_weight is not None else None
         ctx.weights = None if sw is None else (sw / sw.mean()).astype(np.float32)
+
+    def after_fit(self, ctx):
+        """Per-type logit offsets tuned for span macro-F1 on the validation split, when asked."""
+        if self.est.threshold != "tuned":
+            return {}
+        from .metrics import tune_span_offsets
+
+        sentences = [ctx.X[i] for i in ctx.valid_idx]
+        truth = [ctx.classes[ctx.y[i]].tolist() for i in ctx.valid_idx]
+        return {"logit_offsets_": tune_span_offsets(truth, self.logits(sentences), ctx.classes,
+                                                    n_bootstrap=OFFSET_BOOTSTRAPS, random_state=ctx.seed)}
 
     # -- the model and the data -----------------------------------------------------------------
     def build_module(self, backbone_model, n_outputs, finetune):

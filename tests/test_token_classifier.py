@@ -166,7 +166,7 @@ def test_pickle_clone_and_params(tiny_bert, fitted, ner_data):
         assert not hasattr(c, "classes_")
     params = TransformerTokenClassifier().get_params()
     assert {"scheme", "stride", "decoding", "loss", "class_weight", "finetune"} <= set(params)
-    assert "pooling" not in params and "threshold" not in params
+    assert "pooling" not in params and params["threshold"] is None
     assert all(k.endswith("_") for k in vars(fitted) if k not in params and not k.startswith("_"))
 
 
@@ -332,3 +332,38 @@ def test_early_stopping_on_token_macro_f1(tiny_bert, ner_data):
                                      **{**FAST, "max_epochs": 3}).fit(X, y)
     scores = ner.history_[:, "valid_f1_macro"]
     assert len(scores) == ner.n_iter_ and all(0 <= s <= 1 for s in scores)
+
+
+def test_tuned_threshold_decodes_the_logits_plus_per_type_offsets_tuned_on_validation(tiny_bert, ner_data, tmp_path):
+    from skimb.metrics import tune_span_offsets
+    from skimb.tokens import repair_bio
+
+    X, y = ner_data
+    params = dict(lr=5e-3, max_epochs=2, batch_size=8, random_state=0, max_length=32, validation_fraction=0.25)
+    tuned = TransformerTokenClassifier(tiny_bert, threshold="tuned", **params).fit(X, y)
+    classes = tuned.classes_.tolist()
+    valid = tuned.validation_indices_
+    expected = tune_span_offsets([y[i] for i in valid], tuned.decision_function([X[i] for i in valid]), classes,
+                                 n_bootstrap=30, random_state=0)
+    np.testing.assert_array_equal(tuned.logit_offsets_, expected)
+    off = dict(zip(classes, tuned.logit_offsets_))
+    assert off["O"] == 0 and off["B-PER"] == off["I-PER"] and off["B-LOC"] == off["I-LOC"]
+    assert np.abs(tuned.logit_offsets_).max() > 0  # two epochs leave a tagger worth shifting
+    manual = repair_bio([[classes[k] for k in (lg + tuned.logit_offsets_).argmax(1)] for lg in tuned.decision_function(X)])
+    assert tuned.predict(X) == manual
+    plain = TransformerTokenClassifier(tiny_bert, **params).fit(X, y)
+    assert not hasattr(plain, "logit_offsets_") and plain.predict(X) != manual
+    loaded = TransformerTokenClassifier.load_pretrained(tuned.save_pretrained(tmp_path / "tuned"))
+    assert loaded.predict(X) == manual
+    assert tuned.set_params(threshold=None).fit(X, y).predict(X) == plain.predict(X)  # a refit keeps no offsets
+    assert not hasattr(tuned, "logit_offsets_")
+
+
+def test_tuned_threshold_needs_a_validation_split_before_any_training(tiny_bert, ner_data):
+    from skimb.utils._param_validation import InvalidParameterError
+
+    X, y = ner_data
+    with pytest.raises(InvalidParameterError, match="threshold='tuned' needs a validation split"):
+        TransformerTokenClassifier(tiny_bert, threshold="tuned", **FAST).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="threshold"):
+        TransformerTokenClassifier(tiny_bert, threshold=0.5, **FAST).fit(X, y)
