@@ -60,6 +60,8 @@ VARIANTS = {
     # per-type logit offsets tuned for span macro-F1 on the validation split (needs --validation-fraction)
     "ce_tuned": {"loss": "ce", "threshold": "tuned"},
     "hamr_tuned": {"loss": "ce", "training": "hamr", "threshold": "tuned"},
+    "focal_tuned": {"loss": "focal", "loss__gamma": 2.0, "threshold": "tuned"},
+    "hamr_focal": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr"},
 }
 
 
