@@ -87,7 +87,7 @@ def _stack(y_true, logits, classes):
 
 def span_macro_f1_from_logits(y_true, logits, classes, offsets=None) -> float:
     """Span macro-F1 (seqeval strict IOB2, over the types in ``y_true`` or the predictions) of the
-    tags that :func:`~skimb.tokens.repair_bio` makes of ``argmax(logits + offsets)`` per word.
+    tags that ``skimb.tokens.repair_bio`` makes of ``argmax(logits + offsets)`` per word.
 
     Parameters
     ----------
