@@ -127,12 +127,9 @@ def tune_span_offsets(y_true, logits, classes, *, steps=None, n_rounds=2, n_boot
 
     Parameters
     ----------
-    y_true : list of list of str
-        True IOB2 tags, one list per sentence.
-    logits : list of array-like of shape (n_words, n_tags)
-        Word logits per sentence, e.g. ``TransformerTokenClassifier.decision_function(X)``.
-    classes : sequence of str
-        The IOB2 tag of each logit column (the estimator's ``classes_``).
+    y_true, logits, classes
+        As in :func:`span_macro_f1_from_logits`: the true IOB2 tags and the word logits of each
+        sentence, and the tag of each logit column.
     steps : array-like of float, default=None
         Offset moves (default -2, -1.75, ..., 2).
     n_rounds : int, default=2
