@@ -11,7 +11,7 @@ With ``--vote A,B`` it also scores the soft vote of two fits of the same seed (m
 probabilities), under the same rules.
 
     python benchmarks/ner_decision_ceiling.py benchmarks/results/ner_mit_restaurant_full_round18_*/*.npz \\
-        --vote ce,hamr --title "MIT-Restaurant, whole split" --out benchmarks/results/ner_decision_ceiling_mit_restaurant.json
+        --vote ce,hamr --title "MIT-Restaurant, whole split" --out benchmarks/results/ner_decision_ceiling_mit_restaurant_full.json
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ def main(argv=None):
     for path in args.npz:
         fit, seed = re.match(r"(.+)_seed(\d+)$", Path(path).stem).groups()
         fits[fit, int(seed)] = dict(np.load(path))
+        if not len(fits[fit, int(seed)]["val_lengths"]):
+            raise SystemExit(f"{path} holds no validation split: fit with ner.py --validation-fraction 0.1.")
 
     runs = []
     for (fit, seed), d in sorted(fits.items()):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from sklearn.utils.class_weight import compute_class_weight
 
+from ._params import check_needs_validation
 from ._validation import class_index
 from .backbones import TextEncoder, encode_texts, feature_cache
 
@@ -34,6 +35,8 @@ class TaskAdapter:
     # -- checks and targets ---------------------------------------------------------------------
     def check_params(self) -> None:
         """Checks that involve several parameters of the task's own."""
+        if getattr(self.est, "threshold", None) == "tuned":
+            check_needs_validation(self.est, "threshold='tuned'")
 
     def class_weights(self, classes, y_enc) -> np.ndarray:
         """Per-class weights of ``class_weight`` from the training split's codes ``y_enc``."""

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from ._params import check_needs_validation
 from ._task import TaskAdapter
 from ._validation import (check_consistent_length, check_labels, check_sample_weight, check_texts,
                           is_multilabel_target)
@@ -46,10 +45,6 @@ class TextTask(TaskAdapter):
 
     def validate_X(self, X):
         return check_texts(X)
-
-    def check_params(self):
-        if self.est.threshold == "tuned":
-            check_needs_validation(self.est, "threshold='tuned'")
 
     def encode_targets(self, y, X):
         """``(classes, encoded targets, task)``."""

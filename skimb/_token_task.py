@@ -19,7 +19,6 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from ._task import TaskAdapter, _counts
-from ._params import check_needs_validation
 from ._text_task import OFFSET_BOOTSTRAPS, FeatureDataset
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
@@ -78,10 +77,6 @@ class TokenTask(TaskAdapter):
 
     def validate_X(self, X):
         return check_token_lists(X)
-
-    def check_params(self):
-        if self.est.threshold == "tuned":
-            check_needs_validation(self.est, "threshold='tuned'")
 
     def to_iob2(self, y, what="y"):
         """Validate tag lists in the estimator's ``scheme`` and convert them to IOB2."""

@@ -115,6 +115,20 @@ class _CosineStage1Head(Head):
         self.prepare(module)
 
 
+def test_a_subclass_that_reshapes_stage1_is_not_linear_unless_it_says_so():
+    from skimb.heads import CALoRAHead, LinearHead
+
+    class Reshaping(LinearHead):
+        def prepare(self, module, *, loss=None):
+            module.head = CosineLinear(module.head.weight.detach(), scale=4.0)
+
+    class Declared(Reshaping):
+        linear_stage1 = True
+
+    assert LinearHead.linear_stage1 and CALoRAHead.linear_stage1  # CALoRA's prepare only checks
+    assert not Reshaping.linear_stage1 and Declared.linear_stage1
+
+
 def test_a_head_that_reshapes_stage1_never_shares_a_linear_stage1(tiny_bert, toy_data):
     X, y = toy_data
     params = dict(validation_fraction=0.25, **FAST)

@@ -60,6 +60,16 @@ def test_bagged_offsets_are_reproducible_and_stay_near_the_single_search():
     assert not np.array_equal(bagged, single) and np.abs(bagged - single).max() < 1.0
 
 
+@pytest.mark.parametrize("n_bootstrap", [0, 5])
+def test_a_type_without_true_spans_neither_moves_nor_counts(n_bootstrap):
+    # y holds A and O only and every A is found; the tagger also predicts B on the O sentences.
+    # Pushing B down, or A up over B there, would raise this split's macro-F1 over the predicted
+    # types, and suppress B wherever it does occur: the search scores the true types only.
+    tags = [["B-A"], ["O"]] * 20
+    logits = [np.array([[1.0, 0.0, 0.0, 0.0, 0.0]]), np.array([[0.0, 0.2, 0.0, 0.0, 0.1]])] * 20
+    np.testing.assert_array_equal(tune_span_offsets(tags, logits, CLASSES, n_bootstrap=n_bootstrap), np.zeros(5))
+
+
 def test_a_split_without_entities_keeps_the_argmax():
     tags = [["O", "O"], ["O"]]
     logits = [np.zeros((2, 5)), np.zeros((1, 5))]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.ensemble import VotingClassifier
+from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV
@@ -56,6 +56,9 @@ class _HoldsOut(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         return self.model_.predict_proba(X)
+
+    def predict(self, X):
+        return self.model_.predict(X)
 
 
 def test_offsets_raise_held_out_macro_f1_of_a_model_fit_for_accuracy():
@@ -198,6 +201,13 @@ def test_estimator_validation_needs_every_member_to_hold_out_the_same_split():
     plain = VotingClassifier([("a", _HoldsOut()), ("lr", LogisticRegression())], voting="soft")
     with pytest.raises(ValueError, match=r"but VotingClassifier\['lr'\] held out none: give every skimb estimator"):
         TunedOffsetsClassifier(plain, validation="estimator").fit(X, y)
+
+
+def test_estimator_validation_refuses_a_stack_whose_final_estimator_saw_every_row():
+    X, y = _points(0)
+    stack = StackingClassifier([("a", _HoldsOut()), ("b", _HoldsOut())], final_estimator=LogisticRegression())
+    with pytest.raises(ValueError, match=r"but StackingClassifier\.final_estimator_ held out none"):
+        TunedOffsetsClassifier(stack, validation="estimator").fit(X, y)
 
 
 def test_estimator_validation_finds_the_split_inside_a_pipeline():

@@ -49,6 +49,12 @@ class Head(Component):
     #: holds its class, so a head that reshapes ``module.head`` never loads a linear stage 1.
     linear_stage1 = False
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # a subclass that reshapes the stage-1 head is not linear unless it says so again
+        if "prepare" in vars(cls) and "linear_stage1" not in vars(cls):
+            cls.linear_stage1 = False
+
     def check(self, n_classes: int, *, classes=None, task=None) -> None:
         """Raise for parameters that do not fit the data (before any training); ``classes`` and
         ``task`` are the estimator's, when known."""

@@ -119,19 +119,28 @@ def _search_offsets(y_true, logits, *, class_prior, search, taus, steps, n_round
             if s > best:
                 best, offsets = s, candidate
     if search == "offsets":
-        moves = _STEPS if steps is None else np.asarray(steps, dtype=float)
-        moves = moves[np.argsort(np.abs(moves), kind="stable")]  # smallest change first on ties
-        for _ in range(int(n_rounds)):
-            improved = False
-            for c in present:
-                for d in moves:
-                    if d == 0:
-                        continue
-                    candidate = offsets.copy()
-                    candidate[c] += d
-                    s = score(candidate)
-                    if s > best:
-                        best, offsets, improved = s, candidate, True
-            if not improved:
-                break
+        offsets = coordinate_search(score, offsets, present, steps, n_rounds)
+    return offsets
+
+
+def coordinate_search(score, start, free, steps=None, n_rounds=2):
+    """Offsets that ``score`` rates higher than ``start``: one coordinate of ``free`` at a time
+    moves by ``steps`` (default -2, -1.75, ..., 2; the smallest change first, so that ties keep
+    it), a move kept only when the score rises; at most ``n_rounds`` passes over ``free``."""
+    moves = _STEPS if steps is None else np.asarray(steps, dtype=float)
+    moves = moves[np.argsort(np.abs(moves), kind="stable")]
+    offsets, best = np.asarray(start, dtype=np.float64), score(start)
+    for _ in range(int(n_rounds)):
+        improved = False
+        for c in free:
+            for d in moves:
+                if d == 0:
+                    continue
+                candidate = offsets.copy()
+                candidate[c] += d
+                s = score(candidate)
+                if s > best:
+                    best, offsets, improved = s, candidate, True
+        if not improved:
+            break
     return offsets

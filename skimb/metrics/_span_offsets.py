@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skimb.metrics._decision import _STEPS
+from skimb.metrics._decision import coordinate_search
 
 __all__ = ["tune_span_offsets", "span_macro_f1_from_logits"]
 
@@ -28,7 +28,7 @@ class _SpanScorer:
         self.first = np.zeros(n, dtype=bool)
         self.first[starts[starts < n]] = True
         self.true = self._spans(np.asarray(true_tag_ids, dtype=np.int64))
-        self.true_n = np.bincount(self.true % len(self.types), minlength=len(self.types)) if self.types else []
+        self.true_n = np.bincount(self.true % max(len(self.types), 1), minlength=len(self.types))
 
     def _spans(self, tag_ids):
         """One integer per span, ``(start * n_words + end) * n_types + type``."""
@@ -44,9 +44,12 @@ class _SpanScorer:
         return (starts * n + ends) * n_types + typ[starts]
 
     def tag_offsets(self, type_offsets):
+        """Per-tag offsets (the columns of the logits) from per-type ones: ``O`` gets 0."""
         return np.where(self.tag_type >= 0, np.asarray(type_offsets, dtype=np.float64)[self.tag_type], 0.0)
 
-    def macro_f1(self, logits, type_offsets=None):
+    def macro_f1(self, logits, type_offsets=None, *, true_types_only=False):
+        """Span macro-F1 over the types with a true or a predicted span (NaN: none at all), or
+        over those with a true span only."""
         if not self.types:
             return float("nan")
         shifted = logits if type_offsets is None else logits + self.tag_offsets(type_offsets)
@@ -54,7 +57,7 @@ class _SpanScorer:
         k = len(self.types)
         pred_n = np.bincount(pred % k, minlength=k)
         tp = np.bincount(np.intersect1d(pred, self.true) % k, minlength=k)
-        present = (pred_n + self.true_n) > 0
+        present = self.true_n > 0 if true_types_only else (pred_n + self.true_n) > 0
         if not present.any():
             return float("nan")  # no entity anywhere, as seqeval
         f1 = np.divide(2 * tp, pred_n + self.true_n, out=np.zeros(k), where=present)
@@ -92,13 +95,20 @@ def span_macro_f1_from_logits(y_true, logits, classes, offsets=None) -> float:
     Parameters
     ----------
     y_true : list of list of str
-        True IOB2 tags, one list per sentence.
+        True IOB2 tags, one list per sentence, read as ``repair_bio`` reads them (an ``I-X`` that
+        continues no ``X`` starts an entity), as ``TransformerTokenClassifier`` converts its tags;
+        for valid IOB2 this is seqeval's strict reading.
     logits : list of array-like of shape (n_words, n_tags)
         Word logits per sentence, e.g. ``TransformerTokenClassifier.decision_function(X)``.
     classes : sequence of str
         The IOB2 tag of each logit column (the estimator's ``classes_``).
     offsets : array-like of shape (n_tags,), default=None
         Added to every word's logits.
+
+    Returns
+    -------
+    float
+        NaN when neither the truth nor the predictions hold an entity (as seqeval).
 
     Examples
     --------
@@ -123,7 +133,9 @@ def tune_span_offsets(y_true, logits, classes, *, steps=None, n_rounds=2, n_boot
     offset is added to the ``B-X`` and ``I-X`` logits of every word (``O`` keeps 0), which trades
     X's recall for its precision where the tagger's training balance put the boundary elsewhere.
     A coordinate search moves one type's offset at a time by ``steps`` and keeps a move only when
-    it raises span macro-F1 (``n_rounds`` passes over the types); ties keep the smaller change.
+    it raises span macro-F1 over the types with a true span (``n_rounds`` passes over them); ties
+    keep the smaller change. A type without a true span keeps 0 and does not count: predicting it
+    less, or another type in its place, is all that would raise its F1.
 
     Parameters
     ----------
@@ -133,9 +145,11 @@ def tune_span_offsets(y_true, logits, classes, *, steps=None, n_rounds=2, n_boot
     steps : array-like of float, default=None
         Offset moves (default -2, -1.75, ..., 2).
     n_rounds : int, default=2
+        Passes of the search over the types.
     n_bootstrap : int, default=0
-        With ``B > 0``, the mean of the offsets tuned on ``B`` bootstrap resamples of the sentences
-        (bagging, as in :func:`tune_logit_offsets`).
+        With ``B > 0``, each type's offset is the mean of those tuned on the ``B`` bootstrap
+        resamples of the sentences that hold one of its spans (bagging, as in
+        :func:`tune_logit_offsets`).
     random_state : int, default=0
         Seeds the bootstrap resamples.
 
@@ -155,38 +169,29 @@ def tune_span_offsets(y_true, logits, classes, *, steps=None, n_rounds=2, n_boot
     """
     stacked, lengths, true_ids = _stack(y_true, logits, classes)
     scorer = _SpanScorer(classes, lengths, true_ids)
-    full = _search(scorer, stacked, steps, n_rounds)
+    full, present = _search(scorer, stacked, steps, n_rounds)
     if not n_bootstrap:
         return scorer.tag_offsets(full)
     rng = np.random.default_rng(random_state)
-    bounds = np.r_[0, np.cumsum(lengths)]
-    total = np.zeros_like(full)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    total, count = np.zeros_like(full), np.zeros_like(full)
     for _ in range(int(n_bootstrap)):
         pick = rng.integers(0, len(lengths), len(lengths))
-        rows = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in pick]) if len(pick) else \
-            np.zeros(0, dtype=np.int64)
-        total += _search(_SpanScorer(classes, lengths[pick], true_ids[rows]), stacked[rows], steps, n_rounds)
-    return scorer.tag_offsets(total / int(n_bootstrap))
+        # the rows of the picked sentences, in order: each sentence's start repeated over its words
+        before = np.cumsum(lengths[pick]) - lengths[pick]
+        rows = np.repeat(starts[pick] - before, lengths[pick]) + np.arange(int(lengths[pick].sum()))
+        offsets, found = _search(_SpanScorer(classes, lengths[pick], true_ids[rows]), stacked[rows], steps, n_rounds)
+        total[found] += offsets[found]
+        count[found] += 1
+    # a type that no resample holds keeps the full split's offset (0 when the split lacks it too)
+    return scorer.tag_offsets(np.where(count > 0, total / np.maximum(count, 1), full))
 
 
 def _search(scorer, logits, steps, n_rounds):
-    offsets = np.zeros(len(scorer.types))
-    if not scorer.types:
-        return offsets
-    best = scorer.macro_f1(logits, offsets)
-    moves = _STEPS if steps is None else np.asarray(steps, dtype=np.float64)
-    moves = moves[np.argsort(np.abs(moves), kind="stable")]  # smallest change first on ties
-    for _ in range(int(n_rounds)):
-        improved = False
-        for t in range(len(offsets)):
-            for d in moves:
-                if d == 0:
-                    continue
-                candidate = offsets.copy()
-                candidate[t] += d
-                score = scorer.macro_f1(logits, candidate)
-                if score > best:
-                    best, offsets, improved = score, candidate, True
-        if not improved:
-            break
-    return offsets
+    """``(per-type offsets, mask of the types with a true span)``. Only those move, and the
+    search scores macro-F1 over them alone (as :func:`tune_logit_offsets` does): the F1 of a type
+    absent from the truth rises only by predicting it less, down to never."""
+    present = scorer.true_n > 0
+    offsets = coordinate_search(lambda o: scorer.macro_f1(logits, o, true_types_only=True),
+                                np.zeros(len(scorer.types)), np.flatnonzero(present), steps, n_rounds)
+    return offsets, present

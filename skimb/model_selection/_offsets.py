@@ -6,7 +6,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -53,7 +53,7 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         in it with the same one, read from their ``validation_indices_``); ``validation_fraction``
         is then the estimator's parameter, not this one's.
     validation_fraction : float in (0, 1), default=0.1
-        ``validation="hold_out"``: the share of each class held out for tuning (rounded; one
+        ``validation="hold_out"``: the share of each class held out for tuning (rounded half up; one
         example at least, so every class needs 2).
     search : {"offsets", "tau"}, default="offsets"
         ``"tau"`` keeps the one-parameter rule ``-tau * log(prior)``; ``"offsets"`` searches each
@@ -228,7 +228,7 @@ def _estimator_split(estimator):
             found.append((name, np.asarray(est.validation_indices_)))
             return
         inner = list(inner_estimators(est, fitted=True))
-        if not inner and is_classifier(est):  # a classifier that held out nothing (a transformer decides nothing)
+        if not inner and hasattr(est, "predict"):  # a predictor that held out nothing (a transformer decides nothing)
             plain.append(name)
         for suffix, member in inner:
             visit(member, name + suffix)

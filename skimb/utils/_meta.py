@@ -6,11 +6,24 @@ from collections.abc import Iterator
 
 
 def inner_estimators(est, *, fitted: bool) -> Iterator[tuple[str, object]]:
-    """``(path suffix, estimator)`` for each estimator directly inside ``est``: a meta-estimator's
-    wrapped estimator, an ensemble's members and a pipeline's steps; ``"drop"``/``"passthrough"``
-    and None skipped. ``fitted=True`` reads what fitting made (``estimator_``, ``named_estimators_``
-    or ``estimators_``, the steps), ``fitted=False`` the parameters (``estimator``, ``estimators``,
-    ``steps``).
+    """The estimators directly inside a meta-estimator, ensemble or pipeline.
+
+    Parameters
+    ----------
+    est : object
+    fitted : bool
+        True: what fitting made (``named_estimators_`` or ``estimators_``, else the wrapped
+        ``estimator_``; a stack's ``final_estimator_``; the steps). False: the parameters
+        (``estimator``, ``estimators``, ``final_estimator``, ``steps``).
+
+    Yields
+    ------
+    (str, object)
+        The path suffix (``".estimator_"``, ``"['name']"``) and the estimator; ``"drop"``,
+        ``"passthrough"`` and None are skipped.
+
+    Examples
+    --------
 
     >>> from sklearn.ensemble import VotingClassifier
     >>> from sklearn.linear_model import LogisticRegression
@@ -19,11 +32,14 @@ def inner_estimators(est, *, fitted: bool) -> Iterator[tuple[str, object]]:
     ["['a']"]
     """
     if fitted:
-        wrapped = [(".estimator_", getattr(est, "estimator_", None))]
         named = getattr(est, "named_estimators_", None)
         members = list(named.items()) if named else list(enumerate(getattr(est, "estimators_", None) or ()))
+        # a bagging ensemble's estimator_ is the unfitted template of its fitted estimators_
+        wrapped = [] if members else [(".estimator_", getattr(est, "estimator_", None))]
+        wrapped.append((".final_estimator_", getattr(est, "final_estimator_", None)))
     else:
-        wrapped = [(".estimator", getattr(est, "estimator", None))]
+        wrapped = [(".estimator", getattr(est, "estimator", None)),
+                   (".final_estimator", getattr(est, "final_estimator", None))]
         members = list(getattr(est, "estimators", None) or ())
     steps = getattr(est, "steps", None) or ()
     for suffix, inner in wrapped + [(f"[{key!r}]", member) for key, member in [*members, *steps]]:
