@@ -78,10 +78,10 @@ quantize, n_threads
         type offsets added to each word's ``B-X`` and ``I-X`` logits before decoding, tuned for span
         macro-F1 on the validation split (:func:`skimb.metrics.tune_span_offsets`, bagged over 30
         resamples of its sentences; needs ``validation_fraction``; the search reads the argmax
-        as "repair" does). It corrects a tagger that under-predicts entities: +5.2 points of span
+        as "repair" does). It corrects a tagger that under-predicts entities: +5.3 points of span
         macro-F1 for cross-entropy on CoNLL-2003 with 70% entity-free sentences (tweet-like), but
-        ``loss="focal"`` alone does better there (+11.2) and the offsets cost 1.3 on top of it; on
-        MIT-Restaurant they cost 0.1-0.2 (``docs/benchmarks.md``, round 18). Not part of the
+        ``loss="focal"`` alone does better there (+11.2) and the offsets cost 1.2 on top of it; on
+        MIT-Restaurant they cost 0.1-0.9 (``docs/benchmarks.md``, round 18). Not part of the
         stage-1 cache key.
     head : {"linear", "calora"} or Head, default="linear"
         As in :class:`~skimb.TransformerClassifier`, CALoRA routed **per token**: stage 2
