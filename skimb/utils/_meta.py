@@ -24,7 +24,6 @@ def inner_estimators(est, *, fitted: bool) -> Iterator[tuple[str, object]]:
 
     Examples
     --------
-
     >>> from sklearn.ensemble import VotingClassifier
     >>> from sklearn.linear_model import LogisticRegression
     >>> vote = VotingClassifier([("a", LogisticRegression()), ("b", "drop")])
