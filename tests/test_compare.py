@@ -274,6 +274,17 @@ def test_default_run_leaves_out_methods_whose_extra_is_missing(monkeypatch):
     assert [m.name for m in get_methods(["hamr"], "multiclass")] == ["hamr"]  # asked for by name: it runs (and says why it fails)
 
 
+def test_a_method_can_be_a_default_for_some_of_its_tasks_only(capsys):
+    from skimb.compare._registry import get_methods
+
+    token = [m.name for m in get_methods("default", "token")]
+    assert "focal" in token and "ce" in token  # focal: the NER baseline where data are few or entities sparse
+    assert "focal" not in [m.name for m in get_methods("default", "multiclass")]
+    assert "focal" in [m.name for m in get_methods("all", "multiclass")]
+    assert main(["--list-methods"]) == 0
+    assert any(line.startswith("focal ") and "default (token)" in line for line in capsys.readouterr().out.splitlines())
+
+
 def test_verbose_shows_the_library_messages_and_cleans_up(tiny_bert, tmp_path, capsys):
     import logging
 

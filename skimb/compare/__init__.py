@@ -177,7 +177,8 @@ def main(argv=None) -> int:
     if args.list_methods:
         for m in METHODS.values():
             tasks = ",".join(sorted(m.tasks))
-            print(f"{m.name:24s} {'default ' if m.default else '        '}[{tasks}] {m.description}")
+            default = "default" if m.default is True else (f"default ({','.join(sorted(m.default))})" if m.default else "")
+            print(f"{m.name:24s} {default:17s} [{tasks}] {m.description}")
         return 0
     if args.jobs < 1:
         print(f"skimb compare: --jobs {args.jobs}: give a number of worker processes >= 1.", file=sys.stderr)
