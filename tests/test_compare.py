@@ -194,6 +194,18 @@ def test_only_stage1s_that_two_runs_repeat_are_kept_for_the_task():
     assert _stage1_signature(runs["afl"].estimator) not in repeated
 
 
+def test_focal_and_focal_calora_share_a_stage1_on_token_data():
+    from skimb.compare import Budget
+    from skimb.compare._registry import get_methods
+    from skimb.compare._runner import _stage1_signature
+
+    context = {"task": "token", "min_class_count": 5, "n_train": 100, "catch_all": "O"}
+    focal, staged = (m.build(Budget(), 0, context) for m in get_methods(["focal", "focal_calora"], "token"))
+    assert _stage1_signature(focal) == _stage1_signature(staged) is not None
+    assert focal._stage1_key(None, None, None, 0, "b", components=focal._check_params()) == \
+        staged._stage1_key(None, None, None, 0, "b", components=staged._check_params())
+
+
 def test_ce_prototype_shares_calora_topks_stage1(tiny_bert, toy_data, empty_stage1_cache):
     results = _compare_on_toy(tiny_bert, toy_data, ["calora_topk", "ce_prototype"])
     assert all(r.error is None for r in results)
@@ -278,7 +290,7 @@ def test_a_method_can_be_a_default_for_some_of_its_tasks_only(capsys):
     from skimb.compare._registry import get_methods
 
     token = [m.name for m in get_methods("default", "token")]
-    assert "focal" in token and "ce" in token  # focal: the NER baseline where data are few or entities sparse
+    assert {"focal", "focal_calora", "ce"} <= set(token)  # focal: the NER baseline where data are few or entities sparse
     assert "focal" not in [m.name for m in get_methods("default", "multiclass")]
     assert "focal" in [m.name for m in get_methods("all", "multiclass")]
     assert main(["--list-methods"]) == 0

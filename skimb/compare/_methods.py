@@ -220,6 +220,14 @@ def _calora_topk(budget, seed, context):
     return _fine_tuned(budget, seed, context, head="calora", head__routing="topk", head__k=2, head__rank=8)
 
 
+@register_method("focal_calora", description="CALoRA (top-2 routing, rank 8, unbalanced stage 2) on a focal-loss "
+                 "stage 1: the paper method on top of the NER baseline where sentences are few or most carry no "
+                 "entity; shares focal's stage 1", tasks=("token",), default=("token",), family="CALoRA")
+def _focal_calora(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="focal", loss__gamma=2.0, head="calora", head__routing="topk",
+                       head__k=2, head__rank=8)
+
+
 @register_method("calora_last_block", description="CALoRA with class-routed adapters on the last transformer block's "
                  "linear layers too (head__layers='last'): calora_topk's head adapters, then one epoch of the "
                  "block's adapters on the texts; shares calora_topk's stage 1", tasks=("multiclass", "multilabel"),
