@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     if args.list_methods:
         for m in METHODS.values():
             tasks = ",".join(sorted(m.tasks))
-            default = "default" if m.default is True else (f"default ({','.join(sorted(m.default))})" if m.default else "")
+            default = "default" if m.default == m.tasks else (f"default ({','.join(sorted(m.default))})" if m.default else "")
             print(f"{m.name:24s} {default:17s} [{tasks}] {m.description}")
         return 0
     if args.jobs < 1:

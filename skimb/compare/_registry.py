@@ -29,37 +29,34 @@ class Method:
     """A named way to fit a model: ``build(budget, seed, context) -> estimator``.
 
     ``context`` holds facts about the training data a builder may need (``task``,
-    ``min_class_count``). ``tasks`` lists the tasks the method supports; ``default``
-    marks the methods run when ``--methods`` is not given: True for every task it supports, or
-    the tasks it is a default for.
+    ``min_class_count``). ``tasks`` lists the tasks the method supports; ``default`` those of
+    them on which it runs when ``--methods`` is not given.
     """
 
     name: str
     build: Callable
     description: str
     tasks: frozenset = field(default_factory=lambda: frozenset({"multiclass"}))
-    default: bool | frozenset = False
+    default: frozenset = frozenset()
     family: str = "baseline"
     #: Optional packages the method needs (``skimb.utils._optional.EXTRAS``): without them it is
     #: left out of the default run.
     requires: tuple = ()
-
-    def is_default_for(self, task) -> bool:
-        return task in self.tasks and (self.default is True or (not isinstance(self.default, bool)
-                                                                 and task in self.default))
 
 
 METHODS: dict[str, Method] = {}
 
 
 def register_method(name, *, description, tasks=("multiclass",), default=False, family="baseline", requires=()):
-    """Decorator registering ``build(budget, seed, context)`` under ``name``."""
+    """Decorator registering ``build(budget, seed, context)`` under ``name``; ``default``: True
+    (a default for every task in ``tasks``), False, or the tasks it is a default for."""
 
     def decorator(build):
         if name in METHODS:
             raise ValueError(f"a method named {name!r} is already registered")
-        chosen = default if isinstance(default, bool) else frozenset(default)
-        METHODS[name] = Method(name, build, description, frozenset(tasks), chosen, family, tuple(requires))
+        supported = frozenset(tasks)
+        default_for = supported if default is True else frozenset(default or ()) & supported
+        METHODS[name] = Method(name, build, description, supported, default_for, family, tuple(requires))
         return build
 
     return decorator
@@ -70,7 +67,7 @@ def get_methods(names, task) -> list[Method]:
     if names in (None, "default", ["default"]):
         from ..utils._optional import has_optional
 
-        chosen = [m for m in METHODS.values() if m.is_default_for(task) and all(has_optional(r) for r in m.requires)]
+        chosen = [m for m in METHODS.values() if task in m.default and all(has_optional(r) for r in m.requires)]
         if not chosen:
             chosen = [m for m in METHODS.values() if task in m.tasks]
         return chosen
