@@ -21,11 +21,10 @@ import re
 from pathlib import Path
 
 import numpy as np
+from scipy.special import log_softmax
 
 from _common import fmt, markdown_table, publish
-
-#: Finer moves and more passes than the validation search: the oracle should be near the ceiling.
-ORACLE_STEPS = np.round(np.arange(-3.0, 3.01, 0.1), 2)
+from decision_ceiling import ORACLE_STEPS  # the texts' oracle moves
 
 
 def sentences(d, part, logits=None):
@@ -50,11 +49,6 @@ def halves(tags, logits, classes, n_halvings, seed):
             plain.append(span_macro_f1_from_logits(*held, classes))
             tuned.append(span_macro_f1_from_logits(*held, classes, offsets))
     return float(np.mean(plain)), float(np.mean(tuned))
-
-
-def log_softmax(x):
-    x = x - x.max(1, keepdims=True)
-    return x - np.log(np.exp(x).sum(1, keepdims=True))
 
 
 def rules(d, val_logits, test_logits, n_halvings, seed):
@@ -103,7 +97,9 @@ def main(argv=None):
             da, db = fits[a, seed], fits[b, seed]
             if not np.array_equal(da["validation_indices"], db["validation_indices"]):
                 raise SystemExit(f"{a} and {b} seed {seed} held out different validation splits")
-            mean = {part: np.log((np.exp(log_softmax(da[f"{part}_logits"])) + np.exp(log_softmax(db[f"{part}_logits"]))) / 2)
+            # log of the mean of the two fits' word probabilities
+            mean = {part: np.logaddexp(log_softmax(da[f"{part}_logits"], axis=1),
+                                       log_softmax(db[f"{part}_logits"], axis=1)) - np.log(2)
                     for part in ("val", "test")}
             runs.append({"fit": f"vote({a},{b})", "seed": seed, **rules(da, mean["val"], mean["test"], args.halvings, seed)})
             print(runs[-1]["fit"], seed, {k: round(v, 4) for k, v in runs[-1].items() if isinstance(v, float)}, flush=True)
