@@ -62,6 +62,9 @@ VARIANTS = {
     "hamr_tuned": {"loss": "ce", "training": "hamr", "threshold": "tuned"},
     "focal_tuned": {"loss": "focal", "loss__gamma": 2.0, "threshold": "tuned"},
     "hamr_focal": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr"},
+    # CALoRA's unbalanced stage 2 on a HAMR-on-focal stage 1
+    "hamr_focal_calora_unbalanced": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr", "head": "calora",
+                                     "head__balance": "none"},
 }
 
 
