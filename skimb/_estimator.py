@@ -124,11 +124,12 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             self.loss, task="multilabel" if task == "multilabel" else "multiclass", **self.routed_params_for("loss"))
 
     def _plan(self, ctx):
-        ctx.rank, ctx.world_size = data_parallel_world()
+        device = resolve_device(self.device)
+        ctx.rank, ctx.world_size = data_parallel_world(device)
         if ctx.world_size > 1 and not ctx.training.supports_data_parallel:
             raise ValueError(f"training={self.training!r} does not train data-parallel; launch this fit in one "
                              f"process (this one is {ctx.rank} of {ctx.world_size}).")
-        ctx.device = process_device(resolve_device(self.device), ctx.world_size)
+        ctx.device = process_device(device, ctx.world_size)
         ctx.seed = shared_seed(seed_from(self.random_state), ctx.world_size)
         ctx.train_idx, ctx.valid_idx = ctx.adapter.split(ctx.y, ctx.task, ctx.seed)
         ctx.training_state = ctx.training.plan(ctx)
@@ -296,7 +297,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         if self.quantize is None or getattr(self, "_finishing_fit", False):
             return module, device, None
         if torch.device(device).type != "cpu":
-            warn_caller(f"quantize={self.quantize!r} runs on the CPU only; predicting in float32 on {device}.")
+            warn_caller(f"quantize={self.quantize!r} runs on the CPU only; predicting in float32 on {device}. For "
+                        "int8 prediction, load the saved model on the CPU: load_pretrained(path, device='cpu').")
             return module, device, None
         if self.quantize == "onnx-int8":
             return onnx_int8_module(module), "cpu", self.quantize

@@ -16,6 +16,8 @@ from skorch.callbacks import Callback
 from skimb import TransformerClassifier
 from skimb.backbones import feature_cache
 
+from conftest import same_model_tolerance
+
 FAST = dict(max_epochs=2, batch_size=8, random_state=0)
 
 
@@ -280,8 +282,8 @@ def test_embed_returns_encoder_features(clf, toy_data):
     clf.fit(X, y)
     emb = clf.embed(X[:5])
     assert emb.shape == (5, 32)
-    logits = clf.net_.module_.head(torch.from_numpy(emb))
-    np.testing.assert_allclose(logits.detach().numpy(), clf.decision_function(X[:5]), rtol=1e-4, atol=1e-5)
+    logits = clf.net_.module_.head(torch.from_numpy(emb).to(clf.net_.device))
+    np.testing.assert_allclose(logits.detach().cpu().numpy(), clf.decision_function(X[:5]), rtol=1e-4, atol=1e-5)
 
 
 def test_multilabel_indicator_targets(tiny_bert, toy_data):
@@ -394,8 +396,8 @@ def test_calora_candidates_share_the_encoding_of_prediction_texts(tiny_bert, toy
     from skimb.backbones import encode_batches, tokenize
 
     ids = tokenize(a.tokenizer_, X[:10], a.max_length)
-    logits = encode_batches(module, ids, batch_size=64, device="cpu", pad_token_id=a.tokenizer_.pad_token_id)
-    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), proba_a, rtol=1e-5, atol=1e-6)
+    logits = encode_batches(module, ids, batch_size=64, device=a.net_.device, pad_token_id=a.tokenizer_.pad_token_id)
+    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), proba_a, **same_model_tolerance(a))
 
 
 def test_pooler_pooling_classifies_the_backbones_pooler_output(tiny_bert, toy_data):
@@ -403,10 +405,10 @@ def test_pooler_pooling_classifies_the_backbones_pooler_output(tiny_bert, toy_da
     X, y = toy_data
     clf = TransformerClassifier(tiny_bert, pooling="pooler", lr=5e-3, **FAST).fit(X, y)
     backbone = clf.net_.module_.encoder.backbone.eval()
-    enc = clf.tokenizer_(X[:4], padding=True, return_tensors="pt")
+    enc = clf.tokenizer_(X[:4], padding=True, return_tensors="pt").to(backbone.device)
     with torch.no_grad():
         expected = backbone(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).pooler_output
-    np.testing.assert_allclose(clf.embed(X[:4]), expected.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(clf.embed(X[:4]), expected.cpu().numpy(), **same_model_tolerance(clf, 1e-4, 1e-5))
     mean = TransformerClassifier(tiny_bert, lr=5e-3, **FAST).fit(X, y)
     assert not np.allclose(clf.embed(X[:4]), mean.embed(X[:4]), atol=1e-3)
 

@@ -16,7 +16,7 @@ import torch
 from skorch.callbacks import Callback
 
 from skimb import TransformerClassifier
-from skimb.training._distributed import RankShard, average_gradients, data_parallel_world
+from skimb.training._distributed import RankShard, average_gradients, data_parallel_world, process_device
 
 SCRIPT = """
 import json, sys, numpy as np, torch
@@ -28,7 +28,7 @@ from test_data_parallel import Batches
 data = json.load(open(sys.argv[1]))
 X, y = data["X"], np.array(data["y"])
 seen = Batches()
-params = dict(max_epochs=3, batch_size=4, lr=5e-3, random_state=0, callbacks=[seen], n_threads=1)
+params = dict(max_epochs=3, batch_size=4, lr=5e-3, random_state=0, callbacks=[seen], n_threads=1, device="cpu")
 mode = sys.argv[3]
 if mode == "hamr":
     try:
@@ -118,3 +118,27 @@ def test_single_process_helpers():
     with pytest.raises(ValueError, match="cannot be shared by 3 processes"):
         list(RankShard([[0, 1], [2]], rank=0, world_size=3))
     assert len(RankShard([[0], [1], [2], [3], [4]], rank=0, world_size=2)) == 2
+
+
+@pytest.mark.parametrize("device, backend", [("cpu", "gloo"), ("cuda", "nccl")])
+def test_the_estimators_device_picks_the_backend(monkeypatch, device, backend):
+    # a CPU fit under torchrun on a machine with GPUs trains over gloo, not NCCL
+    dist = torch.distributed
+    chosen = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
+    monkeypatch.setattr(dist, "init_process_group", lambda b: chosen.append(b))
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    assert data_parallel_world(device) == (1, 2) and chosen == [backend]
+
+
+def test_a_process_without_a_gpu_of_its_own_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert process_device("cuda", world_size=2) == "cuda:0"
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ValueError, match=r"process 1 \(LOCAL_RANK\) has no GPU.*has 1.*--nproc_per_node=1.*device='cpu'"):
+        process_device("cuda", world_size=2)
+    assert process_device("cuda", world_size=1) == "cuda" and process_device("cpu", world_size=2) == "cpu"

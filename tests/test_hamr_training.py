@@ -15,7 +15,7 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from conftest import make_ner, tiny_bert_dir
+from conftest import make_ner, same_model_tolerance, tiny_bert_dir
 
 from skimb import TransformerClassifier
 from skimb.training.hamr import (HAMRNet, build_balanced_meta_set_multilabel, split_meta_set)
@@ -74,7 +74,7 @@ def test_full_hamr_trains_wnet_and_records(tiny_bert, toy_data):
     clf = hamr(tiny_bert, callbacks=[rec]).fit(X, y)
     # the meta step moved WNet ...
     assert rec.wnet_start is not None
-    moved = [not torch.equal(a, b.detach().cpu()) for a, b in zip(rec.wnet_start, clf.wnet_.parameters())]
+    moved = [not torch.equal(a.cpu(), b.detach().cpu()) for a, b in zip(rec.wnet_start, clf.wnet_.parameters())]
     assert all(moved)
     # ... the task model still trains to finite predictions
     proba = clf.predict_proba(X)
@@ -332,9 +332,9 @@ def test_class_aware_wnet_reads_the_class_size(tiny_bert, toy_data):
     # the first WNet call of a step is the meta step's, on the training batch: its second column
     # is each sample's class feature
     first = spy.inputs[0]
-    np.testing.assert_allclose(first[:, 1].numpy(), expected[spy.targets[0].numpy()], rtol=1e-6)
+    np.testing.assert_allclose(first[:, 1].cpu().numpy(), expected[spy.targets[0].cpu().numpy()], rtol=1e-6)
     # the meta-gradient reached the class column of WNet's first layer
-    assert not torch.equal(rec.wnet_start[0][:, 1], clf.wnet_.linear1.weight.detach()[:, 1])
+    assert not torch.equal(rec.wnet_start[0][:, 1].cpu(), clf.wnet_.linear1.weight.detach()[:, 1].cpu())
     # a model with class_aware=False is a loss-only WNet
     assert hamr(tiny_bert, max_epochs=1).fit(X, y).wnet_.linear1.in_features == 1
     loaded = pickle.loads(pickle.dumps(clf))
@@ -755,9 +755,10 @@ def test_cached_meta_features_are_the_eval_mode_features_of_the_meta_set(tiny_be
         expected = torch.as_tensor(clf.embed(meta_texts))
         expected_y = torch.as_tensor(np.searchsorted(clf.classes_, y[clf.meta_set_indices_]))
         # the cache is in length order: pair each cached row with its text's features
-        order = torch.cdist(inputs["features"], expected).argmin(dim=1)
+        features = inputs["features"].cpu()
+        order = torch.cdist(features, expected).argmin(dim=1)
         assert sorted(order.tolist()) == list(range(len(meta_texts)))
-        torch.testing.assert_close(inputs["features"], expected[order], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(features, expected[order], **same_model_tolerance(clf, 1e-4, 1e-5))
         assert torch.equal(targets.cpu(), expected_y[order])
     assert not torch.equal(spy.calls[0][1][0]["features"], spy.calls[-1][1][0]["features"])  # re-encoded
 

@@ -69,6 +69,6 @@ def test_multilabel_head_starts_at_the_training_prior(tiny_bert, toy_data):
     clf = TransformerClassifier(tiny_bert, max_epochs=1, lr=1e-12, head_lr_multiplier=1.0, random_state=0)
     clf.fit(X, Y)  # a learning rate so small that the head keeps its initial bias
     p = (Y.sum(0) + 1) / (len(Y) + 2)
-    np.testing.assert_allclose(clf.net_.module_.head.bias.detach().numpy(), np.log(p / (1 - p)), rtol=1e-5)
+    np.testing.assert_allclose(clf.net_.module_.head.bias.detach().cpu().numpy(), np.log(p / (1 - p)), rtol=1e-5)
     multiclass = TransformerClassifier(tiny_bert, max_epochs=1, lr=1e-12, random_state=0).fit(X, y)
-    assert abs(multiclass.net_.module_.head.bias.detach().numpy()).max() < 0.5  # the default init
+    assert abs(multiclass.net_.module_.head.bias.detach().cpu().numpy()).max() < 0.5  # the default init

@@ -12,7 +12,7 @@ from skimb import TransformerClassifier, TransformerTokenClassifier
 from skimb.heads import KNNInterpolatedHead
 from skimb.training import stage1_cache
 
-from conftest import make_ner
+from conftest import make_ner, same_model_tolerance
 
 FAST = dict(max_epochs=2, batch_size=8, random_state=0)
 
@@ -61,14 +61,14 @@ def test_knn_head_fits_predicts_and_round_trips(tiny_bert, toy_data, tmp_path):
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), proba)
     clf.save_pretrained(tmp_path / "knn")
     loaded = TransformerClassifier.load_pretrained(tmp_path / "knn")
-    np.testing.assert_allclose(loaded.predict_proba(X), proba, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, **same_model_tolerance(clf))
 
 
 def test_weight_zero_is_the_stage1_head(tiny_bert, toy_data):
     X, y = toy_data
     plain = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
     knn = TransformerClassifier(tiny_bert, head="knn", head__weight=0.0, **FAST).fit(X, y)
-    np.testing.assert_allclose(knn.predict_proba(X), plain.predict_proba(X), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(knn.predict_proba(X), plain.predict_proba(X), **same_model_tolerance(plain, 1e-4))
 
 
 def test_knn_candidates_share_one_stage1(tiny_bert, toy_data):

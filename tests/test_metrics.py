@@ -305,6 +305,7 @@ def _random_corpus(seed: int, n_sent: int = 200):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_span_metrics_equal_seqeval_strict(seed):
+    pytest.importorskip("seqeval")
     from seqeval.metrics import classification_report
     from seqeval.metrics import f1_score as seq_f1
     from seqeval.scheme import IOB2, Tokens
@@ -342,6 +343,7 @@ def test_span_metrics_equal_seqeval_strict(seed):
 
 
 def test_iobes_and_bilou_decoding_match_seqeval():
+    pytest.importorskip("seqeval")
     from seqeval.scheme import BILOU, IOBES, Tokens
 
     rng = random.Random(7)

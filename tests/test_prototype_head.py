@@ -13,7 +13,7 @@ from skimb import TransformerClassifier, TransformerTokenClassifier
 from skimb.heads import PrototypeInterpolatedHead, class_prototypes
 from skimb.training import stage1_cache
 
-from conftest import make_ner
+from conftest import make_ner, same_model_tolerance
 
 FAST = dict(max_epochs=2, batch_size=8, random_state=0)
 
@@ -88,11 +88,12 @@ def test_prototype_head_fits_predicts_and_round_trips(tiny_bert, toy_data, tmp_p
     features = torch.as_tensor(clf.embed(X))
     expected = F.normalize(class_prototypes(features, torch.as_tensor(np.searchsorted(clf.classes_, y)),
                                             len(clf.classes_), multilabel=False), dim=-1)
-    np.testing.assert_allclose(clf.net_.module_.head.prototypes.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(clf.net_.module_.head.prototypes.cpu().numpy(), expected.numpy(),
+                               **same_model_tolerance(clf, 1e-4, 1e-5))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), proba)
     clf.save_pretrained(tmp_path / "proto")
     loaded = TransformerClassifier.load_pretrained(tmp_path / "proto")
-    np.testing.assert_allclose(loaded.predict_proba(X), proba, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, **same_model_tolerance(clf))
 
 
 def test_weight_zero_is_the_stage1_head_and_candidates_share_it(tiny_bert, toy_data):
@@ -102,7 +103,7 @@ def test_weight_zero_is_the_stage1_head_and_candidates_share_it(tiny_bert, toy_d
     assert stage1_cache.misses == 1 and stage1_cache.hits == 2
     stage1_cache.clear()
     plain = TransformerClassifier(tiny_bert, **FAST).fit(X, y)  # trained anew
-    np.testing.assert_allclose(outs[0].predict_proba(X), plain.predict_proba(X), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(outs[0].predict_proba(X), plain.predict_proba(X), **same_model_tolerance(plain, 1e-4))
     assert not np.allclose(outs[1].predict_proba(X), plain.predict_proba(X), atol=1e-3)
 
 
@@ -156,7 +157,7 @@ def test_catch_all_class_scores_the_threshold(tiny_bert, tmp_path):
                                      max_length=32, **FAST).fit(X, y)
     head, k = tok.net_.module_.head, list(tok.classes_).index("O")
     assert int(head.catch_all_index) == k and float(head.catch_all_threshold) == pytest.approx(tok.catch_all_threshold_)
-    x = torch.randn(5, head.prototypes.shape[1])
+    x = torch.randn(5, head.prototypes.shape[1], device=head.prototypes.device)
     cos = F.normalize(x, dim=-1) @ head.prototypes.T
     cos[:, k] = tok.catch_all_threshold_
     with torch.no_grad():

@@ -14,7 +14,8 @@ from skimb.training import stage1_cache
 
 from conftest import make_ner
 
-FIT = dict(max_epochs=4, batch_size=8, lr=5e-3, random_state=0)
+# int8 prediction runs on the CPU: these models are fitted there whatever the machine has
+FIT = dict(max_epochs=4, batch_size=8, lr=5e-3, random_state=0, device="cpu")
 
 
 def _is_int8(module):
@@ -98,3 +99,12 @@ def test_fit_time_settings_do_not_depend_on_when_int8_was_set(tiny_bert, toy_dat
     after = TransformerClassifier(tiny_bert, **params).fit(X, y)
     np.testing.assert_array_equal(before.logit_offsets_, after.logit_offsets_)  # tuned on float32 scores
     assert before.validation_report_ == after.validation_report_
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_int8_on_a_cuda_model_warns_and_predicts_in_float32(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, **{**FIT, "device": "cuda"}).fit(X, y)
+    fp32 = clf.predict_proba(X)
+    with pytest.warns(UserWarning, match="runs on the CPU only.*device='cpu'"):
+        np.testing.assert_array_equal(clf.set_params(quantize="int8").predict_proba(X), fp32)

@@ -67,7 +67,10 @@ class SequenceClassifier(nn.Module):
     precomputed ``features`` (frozen backbone, CALoRA's stage 2), so that the same
     module serves both training modes. With a token-level encoder
     (``TextEncoder(pooling=None)``) the head applies to every sub-token and the logits
-    are ``(B, T, C)``.
+    are ``(B, T, C)``. The head runs in float32 even under bf16 autocast: a head on cached
+    float32 features and the same head in a full forward pass then compute the same numbers, and
+    the heads' own arithmetic (cosine prototypes, kNN scores, tau-normalised weights) keeps its
+    precision.
     """
 
     def __init__(self, encoder: TextEncoder | None, n_outputs: int, *, hidden_size=None,
@@ -84,7 +87,8 @@ class SequenceClassifier(nn.Module):
     def forward(self, input_ids=None, attention_mask=None, features=None):
         if features is None:
             features = self.features(input_ids, attention_mask)
-        return self.head(self.dropout(features))
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            return self.head(self.dropout(features.float()))
 
 
 def encode_batches(forward_fn, input_ids, *, batch_size: int, device, pad_token_id: int = 0,
@@ -140,7 +144,7 @@ def encode_texts(forward_fn, tokenizer, texts, *, max_length: int, batch_size: i
 
 def autocast(device, enabled: bool = True):
     """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere (the one amp rule of
-    training, prediction and encoding)."""
+    training, prediction and encoding; :class:`SequenceClassifier` keeps its head in float32)."""
     if enabled and torch.device(device).type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -5,7 +5,8 @@ initialised), a fit trains one model in every process: each takes its share of e
 batches (the same seeded batch order everywhere, round-robin), and the gradients are averaged
 across processes before gradient clipping and each optimiser step, so that every process holds the
 same parameters after every step. The global batch is ``batch_size`` x the number of processes.
-Gloo on the CPU, NCCL on CUDA (one GPU per process, ``cuda:LOCAL_RANK``).
+Gloo on the CPU, NCCL on CUDA (one GPU per process, ``cuda:LOCAL_RANK``): the estimator's device
+picks the backend, so ``device="cpu"`` trains over gloo on a machine with GPUs too.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ def _dist():
     return dist if dist.is_available() else None
 
 
-def data_parallel_world() -> tuple[int, int]:
+def data_parallel_world(device: str = "cpu") -> tuple[int, int]:
     """``(rank, world_size)`` of this process: from an initialised ``torch.distributed`` group,
     else from the launcher's environment (``WORLD_SIZE`` > 1: the group is initialised here from
-    ``MASTER_ADDR``/``MASTER_PORT``), else ``(0, 1)``.
+    ``MASTER_ADDR``/``MASTER_PORT``, over NCCL for a CUDA ``device``, else gloo), else ``(0, 1)``.
 
     >>> data_parallel_world()  # not launched by torchrun
     (0, 1)
@@ -37,15 +38,25 @@ def data_parallel_world() -> tuple[int, int]:
     if not dist.is_initialized():
         if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
             return 0, 1
-        backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
-        dist.init_process_group(backend)
+        cuda = torch.device(device).type == "cuda"
+        dist.init_process_group("nccl" if cuda and dist.is_nccl_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
 def process_device(device: str, world_size: int) -> str:
-    """One GPU per process under a launcher: ``"cuda"`` becomes ``cuda:LOCAL_RANK``."""
+    """One GPU per process under a launcher: ``"cuda"`` becomes ``cuda:LOCAL_RANK``, and a process
+    without a GPU of its own is an error (NCCL refuses two processes on one GPU).
+
+    >>> process_device("cpu", world_size=2)
+    'cpu'
+    """
     if world_size > 1 and device == "cuda":
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        local_rank, n_gpus = int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()
+        if local_rank >= n_gpus:
+            raise ValueError(f"Data-parallel process {local_rank} (LOCAL_RANK) has no GPU of its own: this machine "
+                             f"has {n_gpus}. Launch at most {n_gpus} process(es) per machine "
+                             f"(torchrun --nproc_per_node={n_gpus}), or train on the CPU with device='cpu'.")
+        return f"cuda:{local_rank}"
     return device
 
 
