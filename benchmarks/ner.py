@@ -62,6 +62,11 @@ VARIANTS = {
     "hamr_tuned": {"loss": "ce", "training": "hamr", "threshold": "tuned"},
     "focal_tuned": {"loss": "focal", "loss__gamma": 2.0, "threshold": "tuned"},
     "hamr_focal": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr"},
+    # HAMR's two modules apart, on focal loss
+    "hamr_focal_no_resampling": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr",
+                                 "training__resampling": False, "training__knn": False},
+    "hamr_focal_no_weighting": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr",
+                                "training__meta_weighting": False},
     # CALoRA's unbalanced stage 2 on a HAMR-on-focal stage 1
     "hamr_focal_calora_unbalanced": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr", "head": "calora",
                                      "head__balance": "none"},
