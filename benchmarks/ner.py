@@ -62,6 +62,9 @@ VARIANTS = {
     "hamr_tuned": {"loss": "ce", "training": "hamr", "threshold": "tuned"},
     "focal_tuned": {"loss": "focal", "loss__gamma": 2.0, "threshold": "tuned"},
     "hamr_focal": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr"},
+    # HAMR's meta objective class-balanced over the tags (the token default is the plain mean)
+    "hamr_balanced": {"loss": "ce", "training": "hamr", "training__meta_loss": "balanced"},
+    "hamr_focal_balanced": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr", "training__meta_loss": "balanced"},
     # HAMR's two modules apart, on focal loss
     "hamr_focal_no_resampling": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr",
                                  "training__resampling": False, "training__knn": False},
