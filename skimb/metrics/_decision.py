@@ -10,6 +10,17 @@ _TAUS = np.round(np.arange(0, 2.01, 0.25), 2)
 _STEPS = np.round(np.arange(-2.0, 2.01, 0.25), 2)
 
 
+def f1_from_counts(tp, support, predicted) -> np.ndarray:
+    """Per-class F1, ``2 tp / (support + predicted)``, from the counts of true positives, true
+    and predicted items (0 for a class with neither).
+
+    >>> f1_from_counts(np.array([1, 0, 0]), np.array([2, 1, 0]), np.array([1, 1, 0]))
+    array([0.66666667, 0.        , 0.        ])
+    """
+    total = support + predicted
+    return np.divide(2 * tp, total, out=np.zeros(len(total)), where=total > 0)
+
+
 def macro_f1_from_labels(y_true, y_pred, n_classes: int, labels=None) -> float:
     """Macro-F1 over the classes present in ``y_true`` or ``y_pred`` (integer labels 0..C-1),
     as scikit-learn's ``f1_score(average="macro")`` computes it, from one confusion count;
@@ -24,7 +35,7 @@ def macro_f1_from_labels(y_true, y_pred, n_classes: int, labels=None) -> float:
     support = np.bincount(y_true, minlength=n_classes)
     predicted = np.bincount(y_pred, minlength=n_classes)
     present = (support + predicted) > 0
-    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(n_classes), where=present)
+    f1 = f1_from_counts(tp, support, predicted)
     if labels is not None:
         return float(f1[np.asarray(labels, dtype=np.int64)].mean())
     return float(f1[present].mean()) if present.any() else 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skimb.metrics._decision import coordinate_search
+from skimb.metrics._decision import coordinate_search, f1_from_counts
 
 __all__ = ["tune_span_offsets", "span_macro_f1_from_logits"]
 
@@ -60,8 +60,7 @@ class _SpanScorer:
         present = self.true_n > 0 if true_types_only else (pred_n + self.true_n) > 0
         if not present.any():
             return float("nan")  # no entity anywhere, as seqeval
-        f1 = np.divide(2 * tp, pred_n + self.true_n, out=np.zeros(k), where=present)
-        return float(f1[present].mean())
+        return float(f1_from_counts(tp, self.true_n, pred_n)[present].mean())
 
 
 def _stack(y_true, logits, classes):
