@@ -65,6 +65,9 @@ VARIANTS = {
     # HAMR's meta objective class-balanced over the tags (the token default is the plain mean)
     "hamr_balanced": {"loss": "ce", "training": "hamr", "training__meta_loss": "balanced"},
     "hamr_focal_balanced": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr", "training__meta_loss": "balanced"},
+    "hamr_focal_balanced_calora_unbalanced": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr",
+                                              "training__meta_loss": "balanced", "head": "calora",
+                                              "head__balance": "none"},
     # HAMR's two modules apart, on focal loss
     "hamr_focal_no_resampling": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr",
                                  "training__resampling": False, "training__knn": False},
