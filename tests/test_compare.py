@@ -206,6 +206,17 @@ def test_focal_and_focal_calora_share_a_stage1_on_token_data():
         staged._stage1_key(None, None, None, 0, "b", components=staged._check_params())
 
 
+def test_focal_hamr_is_hamr_on_focal_loss_for_taggers_only():
+    from skimb.compare import Budget
+    from skimb.compare._registry import get_methods
+
+    context = {"task": "token", "min_class_count": 5, "n_train": 100, "catch_all": "O"}
+    (method,) = get_methods(["focal_hamr"], "token")
+    est = method.build(Budget(), 0, context)
+    assert (est.loss, est.get_params()["loss__gamma"], est.training, est.validation_fraction) == ("focal", 2.0, "hamr", 0.1)
+    assert "focal_hamr" not in [m.name for m in get_methods("all", "multiclass")]
+
+
 def test_ce_prototype_shares_calora_topks_stage1(tiny_bert, toy_data, empty_stage1_cache):
     results = _compare_on_toy(tiny_bert, toy_data, ["calora_topk", "ce_prototype"])
     assert all(r.error is None for r in results)
@@ -290,7 +301,7 @@ def test_a_method_can_be_a_default_for_some_of_its_tasks_only(capsys):
     from skimb.compare._registry import get_methods
 
     token = [m.name for m in get_methods("default", "token")]
-    assert {"focal", "focal_calora", "ce"} <= set(token)  # focal: the NER baseline where data are few or entities sparse
+    assert {"focal", "focal_calora", "focal_hamr", "ce"} <= set(token)  # focal: the NER baseline where data are few or entities sparse
     assert "focal" not in [m.name for m in get_methods("default", "multiclass")]
     assert "focal" in [m.name for m in get_methods("all", "multiclass")]
     assert main(["--list-methods"]) == 0

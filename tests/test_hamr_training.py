@@ -961,3 +961,38 @@ def test_hamr_with_gbc_meta_set(tiny_bert, toy_data):
         ner_hamr(tiny_bert, training__meta_selection="gbc").fit(*make_ner(24))
     assert set(HAMRTraining(meta_selection="gbc", meta_topup="move").ignored_params()) == {"meta_topup"}
     assert set(HAMRTraining(meta_clusters=5).ignored_params()) == {"meta_clusters"}
+
+
+def test_meta_loss_auto_is_balanced_for_taggers_whose_tokens_are_mostly_o():
+    from skimb.training.hamr import HAMRTraining
+
+    share = HAMRTraining.SPARSE_TAG_SHARE
+    assert HAMRTraining().for_task("token", majority_share=share).meta_loss == "balanced"
+    assert HAMRTraining().for_task("token", majority_share=share - 0.01).meta_loss == "mean"
+    assert HAMRTraining().for_task("token").meta_loss == "mean"
+    # class weights balance already; an explicit choice and the reference configuration stand
+    assert HAMRTraining().for_task("token", balanced_loss=True, majority_share=0.95).meta_loss == "mean"
+    assert HAMRTraining(meta_loss="mean").for_task("token", majority_share=0.95).meta_loss == "mean"
+    assert HAMRTraining.reference().for_task("token", majority_share=0.95).meta_loss == "mean"
+    assert HAMRTraining().for_task("multiclass", majority_share=0.95).meta_loss == "balanced"
+
+
+def test_a_tagger_fit_measures_the_o_share_for_the_meta_objective(tiny_bert, monkeypatch):
+    from skimb import TransformerTokenClassifier
+    from skimb.training.hamr import HAMRFit
+
+    seen = []
+    plan = HAMRFit.plan.__func__
+
+    def spy(cls, cfg, ctx):
+        seen.append(cfg.meta_loss)
+        return plan(cls, cfg, ctx)
+
+    monkeypatch.setattr(HAMRFit, "plan", classmethod(spy))
+    X, y = make_ner(40)
+    sparse = (X + [["plain", "words", "here", "only", "more", "filler"]] * 200,
+              y + [["O"] * 6] * 200)  # entity-free sentences: well over 90% of the tokens are O
+    for data in ((X, y), sparse):
+        TransformerTokenClassifier(tiny_bert, training="hamr", validation_fraction=0.2, max_epochs=1, batch_size=16,
+                                   max_length=32, random_state=0).fit(*data)
+    assert seen == ["mean", "balanced"]

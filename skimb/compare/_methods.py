@@ -318,14 +318,15 @@ _register_embedding_sampler("embed_hardness", lambda seed, ctx: _samplers().Hard
 # HAMR needs a meta set: each variant holds out validation_fraction=0.1 (stratified), which
 # becomes the base of the balanced meta set (and gives the validation loss); hamr_none holds it
 # out too, so that all five train on the same share of the data.
-def _register_hamr(name, description, default=False, tasks=_ALL_TASKS, **switches):
+def _register_hamr(name, description, default=False, tasks=_ALL_TASKS, base=None, **switches):
+    # base: the estimator's own parameters (the loss HAMR trains on); switches: HAMRTraining's
     requires = ("faiss",) if switches.get("resampling", True) and switches.get("knn", True) else ()
 
     @register_method(name, description=description, tasks=tasks, family="HAMR", default=default,
                      requires=requires)
     def build(budget, seed, context):
         routed = {f"training__{k}": v for k, v in switches.items()}
-        return _fine_tuned(budget, seed, context, training="hamr", validation_fraction=0.1, **routed)
+        return _fine_tuned(budget, seed, context, training="hamr", validation_fraction=0.1, **(base or {}), **routed)
 
     return build
 
@@ -338,6 +339,8 @@ _register_hamr("hamr_no_resampling", "HAMR without hardness-aware resampling (no
 _register_hamr("hamr_no_knn", "HAMR without the kNN neighbourhood boost", knn=False)
 _register_hamr("hamr_none", "HAMR with every module off: plain fine-tuning on the same 90% split",
                meta_weighting=False, resampling=False, knn=False)
+_register_hamr("focal_hamr", "HAMR on a focal-loss base (gamma=2): HAMR on top of the NER baseline where sentences "
+               "are few or most carry no entity", default=("token",), tasks=("token",), base={"loss": "focal", "loss__gamma": 2.0})
 _register_hamr("hamr_gbc", "HAMR with GBC's meta set: representatives of clusters of per-example head gradients, "
                "per class (training__meta_selection='gbc'), in place of the validation split's",
                tasks=("multiclass",), meta_selection="gbc")
