@@ -181,6 +181,9 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     meta_loss_history_, sample_weights_history_ : ndarray, list of dict
         HAMR: the meta loss of every meta step; per epoch, quantiles of the WNet weights used,
         overall and under ``"per_class"``.
+    meta_objective_ : {"mean", "balanced"} or None
+        HAMR: the meta objective WNet was trained on (``training__meta_loss="auto"`` resolved for
+        this fit; None without WNet).
     wnet_ : torch.nn.Module or None
         HAMR: the trained weight network (z-scored loss to weight logit).
 

@@ -297,7 +297,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         if self.quantize is None or getattr(self, "_finishing_fit", False):
             return module, device, None
         if torch.device(device).type != "cpu":
-            warn_caller(f"quantize={self.quantize!r} runs on the CPU only; predicting in float32 on {device}. For "
+            warn_caller(f"quantize={self.quantize!r} runs on the CPU only; predicting without int8 on {device}. For "
                         "int8 prediction, load the saved model on the CPU: load_pretrained(path, device='cpu').")
             return module, device, None
         if self.quantize == "onnx-int8":

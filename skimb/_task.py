@@ -119,7 +119,7 @@ class TaskAdapter:
         encoder.to(device).eval()
         batch_size = max(est.batch_size, 64) if batch_size is None else batch_size
         return encode_texts(encoder, est.tokenizer_, texts, max_length=est.max_length, batch_size=batch_size,
-                            device=device, desc=desc, verbose=est.verbose).numpy()
+                            device=device, desc=desc, verbose=est.verbose, amp=est.amp).numpy()
 
     def pretrained_embeddings(self, texts, module, device) -> np.ndarray:
         """The backbone's own mean-pooled *pretrained* features, through the feature cache

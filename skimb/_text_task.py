@@ -215,7 +215,8 @@ class TextTask(TaskAdapter):
                 return torch.cat([module(features=chunk.to(device)).float().cpu()
                                   for chunk in torch.from_numpy(feats).split(4096)])
         return encode_texts(module, est.tokenizer_, texts, max_length=est.max_length,
-                            batch_size=max(est.batch_size, 64), device=device, desc="predicting", verbose=est.verbose)
+                            batch_size=max(est.batch_size, 64), device=device, desc="predicting", verbose=est.verbose,
+                            amp=est.amp)
 
     def decision_function(self, texts):
         return self.logits(texts).numpy()

@@ -141,7 +141,7 @@ def same_model_tolerance(estimator, rtol=1e-5, atol=1e-6) -> dict:
     """``assert_allclose`` tolerances for two computations of one fitted model's outputs that may
     take different batches (cached features against a full forward pass, a reloaded copy): float32
     on the CPU agrees to rounding; under bf16 autocast on CUDA the backbone agrees to bf16's
-    precision (8 bits of mantissa), whatever the batch shapes."""
+    precision (8 significant bits), whatever the batch shapes."""
     import torch
 
     if getattr(estimator, "amp", False) and torch.device(estimator.net_.device).type == "cuda":

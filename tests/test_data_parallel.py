@@ -126,6 +126,8 @@ def test_the_estimators_device_picks_the_backend(monkeypatch, device, backend):
     dist = torch.distributed
     chosen = []
     monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
     monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
     monkeypatch.setattr(dist, "init_process_group", lambda b: chosen.append(b))
@@ -135,10 +137,26 @@ def test_the_estimators_device_picks_the_backend(monkeypatch, device, backend):
 
 
 def test_a_process_without_a_gpu_of_its_own_is_a_clear_error(monkeypatch):
+    current = []
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", current.append)
     monkeypatch.setenv("LOCAL_RANK", "0")
-    assert process_device("cuda", world_size=2) == "cuda:0"
+    assert process_device("cuda", world_size=2) == "cuda:0" and current == [0]  # NCCL's collectives run there
     monkeypatch.setenv("LOCAL_RANK", "1")
-    with pytest.raises(ValueError, match=r"process 1 \(LOCAL_RANK\) has no GPU.*has 1.*--nproc_per_node=1.*device='cpu'"):
+    with pytest.raises(ValueError, match=r"process 1 \(LOCAL_RANK\) has no GPU.*sees 1.*--nproc_per_node=1.*device='cpu'"):
         process_device("cuda", world_size=2)
+    with pytest.raises(ValueError, match="every data-parallel process on one GPU: use device='cuda'"):
+        process_device("cuda:0", world_size=2)
     assert process_device("cuda", world_size=1) == "cuda" and process_device("cpu", world_size=2) == "cpu"
+    assert current == [0]
+
+
+def test_a_launch_without_a_gpu_per_process_fails_before_the_group_exists(monkeypatch):
+    dist = torch.distributed
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda b: pytest.fail("the group was initialised"))
+    with pytest.raises(ValueError, match="has no GPU of its own"):
+        data_parallel_world("cuda")

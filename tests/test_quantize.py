@@ -102,7 +102,7 @@ def test_fit_time_settings_do_not_depend_on_when_int8_was_set(tiny_bert, toy_dat
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_int8_on_a_cuda_model_warns_and_predicts_in_float32(tiny_bert, toy_data):
+def test_int8_on_a_cuda_model_warns_and_predicts_without_int8(tiny_bert, toy_data):
     X, y = toy_data
     clf = TransformerClassifier(tiny_bert, **{**FIT, "device": "cuda"}).fit(X, y)
     fp32 = clf.predict_proba(X)

@@ -11,7 +11,8 @@ from torch import nn
 from ._batching import pad_collate, sorted_batches
 from ._pooling import backbone_pooler, pool
 
-__all__ = ["TextEncoder", "SequenceClassifier", "autocast", "encode_batches", "encode_texts", "ENCODE_CHUNK"]
+__all__ = ["TextEncoder", "SequenceClassifier", "autocast", "encode_batches", "encode_texts", "float32_head",
+           "ENCODE_CHUNK"]
 
 #: Texts tokenised and encoded at a time by :func:`encode_texts`: memory stays bounded by the
 #: chunk's token ids and activations, whatever the number of texts.
@@ -87,13 +88,13 @@ class SequenceClassifier(nn.Module):
     def forward(self, input_ids=None, attention_mask=None, features=None):
         if features is None:
             features = self.features(input_ids, attention_mask)
-        with torch.autocast(device_type=features.device.type, enabled=False):
-            return self.head(self.dropout(features.float()))
+        return float32_head(lambda x: self.head(self.dropout(x)), features)
 
 
 def encode_batches(forward_fn, input_ids, *, batch_size: int, device, pad_token_id: int = 0,
-                   progress=None) -> torch.Tensor:
-    """Run ``forward_fn(input_ids=..., attention_mask=...)`` over length-sorted batches.
+                   progress=None, amp: bool = True) -> torch.Tensor:
+    """Run ``forward_fn(input_ids=..., attention_mask=...)`` over length-sorted batches (under bf16
+    autocast on CUDA when ``amp``).
 
     Returns the outputs stacked in the original order, on the CPU, as float32.
     """
@@ -106,7 +107,7 @@ def encode_batches(forward_fn, input_ids, *, batch_size: int, device, pad_token_
             batch, _ = pad_collate([({"input_ids": input_ids[i], "index": 0}, 0) for i in idx],
                                    pad_token_id=pad_token_id)
             dev = torch.device(device)
-            with autocast(dev):
+            with autocast(dev, enabled=amp):
                 res = forward_fn(input_ids=batch["input_ids"].to(dev),
                                  attention_mask=batch["attention_mask"].to(dev))
             res = res.float().cpu()
@@ -119,7 +120,7 @@ def encode_batches(forward_fn, input_ids, *, batch_size: int, device, pad_token_
 
 
 def encode_texts(forward_fn, tokenizer, texts, *, max_length: int, batch_size: int, device, desc: str = "encoding",
-                 verbose=0, chunk_size: int | None = None) -> torch.Tensor:
+                 verbose=0, chunk_size: int | None = None, amp: bool = True) -> torch.Tensor:
     """Tokenise and run ``forward_fn`` over ``texts`` in chunks of ``chunk_size`` (default
     :data:`ENCODE_CHUNK`), writing each chunk's outputs into one preallocated float32 tensor;
     a progress bar counts the texts when ``verbose``."""
@@ -134,12 +135,28 @@ def encode_texts(forward_fn, tokenizer, texts, *, max_length: int, batch_size: i
         for start in range(0, n, step):
             ids = tokenize(tokenizer, texts[start:start + step], max_length)
             res = encode_batches(forward_fn, ids, batch_size=batch_size, device=device,
-                                 pad_token_id=tokenizer.pad_token_id or 0, progress=bar)
+                                 pad_token_id=tokenizer.pad_token_id or 0, progress=bar, amp=amp)
             if out is None:
                 out = res if len(res) == n else torch.empty((n,) + tuple(res.shape[1:]), dtype=torch.float32)
             if out is not res:
                 out[start:start + len(res)] = res
     return out
+
+
+def float32_head(head, features):
+    """``head(features)`` in float32, also under bf16 autocast (half-precision features are cast
+    up; float32 and float64 pass as they are): a head on cached float32 features and the same head
+    in a full forward pass then compute the same numbers.
+
+    >>> head = nn.Linear(4, 2)
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     float32_head(head, torch.ones(1, 4, dtype=torch.bfloat16)).dtype
+    torch.float32
+    """
+    if features.dtype in (torch.float16, torch.bfloat16):
+        features = features.float()
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        return head(features)
 
 
 def autocast(device, enabled: bool = True):

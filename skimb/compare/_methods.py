@@ -317,7 +317,7 @@ _register_embedding_sampler("embed_hardness", lambda seed, ctx: _samplers().Hard
 # --- HAMR (skimb.training.hamr): the paper's Table 3 ablations -------------------------------
 # HAMR needs a meta set: each variant holds out validation_fraction=0.1 (stratified), which
 # becomes the base of the balanced meta set (and gives the validation loss); hamr_none holds it
-# out too, so that all five train on the same share of the data.
+# out too, so that every HAMR method trains on the same share of the data.
 def _register_hamr(name, description, default=False, tasks=_ALL_TASKS, base=None, **switches):
     # base: the estimator's own parameters (the loss HAMR trains on); switches: HAMRTraining's
     requires = ("faiss",) if switches.get("resampling", True) and switches.get("knn", True) else ()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from skimb.metrics._decision import f1_from_counts
+
 __all__ = ["example_counts", "paired_bootstrap_gap"]
 
 
@@ -55,9 +57,8 @@ def _span_counts(y_true, y_pred, types=None):
 def _macro_f1(counts):
     """Macro-F1 from summed counts ``(..., C, 3)``, over classes seen in truth or prediction."""
     tp, pred, true = counts[..., 0], counts[..., 1], counts[..., 2]
-    den = pred + true
-    present = den > 0
-    f1 = np.divide(2 * tp, den, out=np.zeros(den.shape), where=present)
+    present = (pred + true) > 0
+    f1 = f1_from_counts(tp, true, pred)
     return (f1 * present).sum(-1) / np.maximum(present.sum(-1), 1)
 
 

@@ -17,8 +17,8 @@ def f1_from_counts(tp, support, predicted) -> np.ndarray:
     >>> f1_from_counts(np.array([1, 0, 0]), np.array([2, 1, 0]), np.array([1, 1, 0]))
     array([0.66666667, 0.        , 0.        ])
     """
-    total = support + predicted
-    return np.divide(2 * tp, total, out=np.zeros(len(total)), where=total > 0)
+    total = np.asarray(support + predicted)
+    return np.divide(2 * tp, total, out=np.zeros(total.shape), where=total > 0)
 
 
 def macro_f1_from_labels(y_true, y_pred, n_classes: int, labels=None) -> float:

@@ -14,6 +14,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from skimb.metrics._decision import f1_from_counts
 from skimb.metrics._quartiles import _assign_quartiles, _quartile_means
 
 __all__ = ["multilabel_report", "tune_thresholds"]
@@ -254,8 +255,7 @@ def tune_thresholds(Y_true, Y_score, *, grid=None, default=0.5):
     for t in grid:
         pred = scores >= t
         tp = (pred & (Y_true == 1)).sum(axis=0)
-        denom = pred.sum(axis=0) + positives
-        f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(positives), where=denom > 0)
+        f1 = f1_from_counts(tp, positives, pred.sum(axis=0))
         better = f1 > best_f1 + 1e-12
         same = (np.abs(f1 - best_f1) <= 1e-12) & (f1 > 0)
         closer = np.abs(t - default) < np.abs(best_t - default) - 1e-12

@@ -39,25 +39,39 @@ def data_parallel_world(device: str = "cpu") -> tuple[int, int]:
         if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
             return 0, 1
         cuda = torch.device(device).type == "cuda"
+        if cuda:
+            _own_gpu()  # before the group exists, so that no other process waits on this one
         dist.init_process_group("nccl" if cuda and dist.is_nccl_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
+def _own_gpu() -> int:
+    """This process's GPU under a launcher (``LOCAL_RANK``); an error where it has none."""
+    local_rank, n_gpus = int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()
+    if local_rank >= n_gpus:
+        raise ValueError(f"Data-parallel process {local_rank} (LOCAL_RANK) has no GPU of its own: it sees {n_gpus}. "
+                         f"Launch at most {n_gpus} process(es) per machine (torchrun --nproc_per_node={n_gpus}) "
+                         "and leave CUDA_VISIBLE_DEVICES to show every process all the GPUs, or train on the CPU "
+                         "with device='cpu'.")
+    return local_rank
+
+
 def process_device(device: str, world_size: int) -> str:
-    """One GPU per process under a launcher: ``"cuda"`` becomes ``cuda:LOCAL_RANK``, and a process
-    without a GPU of its own is an error (NCCL refuses two processes on one GPU).
+    """One GPU per process under a launcher: ``"cuda"`` becomes ``cuda:LOCAL_RANK`` (and the
+    process's current device, where NCCL's collectives run); a process without a GPU of its own,
+    or one named GPU for every process, is an error (NCCL refuses two processes on one GPU).
 
     >>> process_device("cpu", world_size=2)
     'cpu'
     """
-    if world_size > 1 and device == "cuda":
-        local_rank, n_gpus = int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()
-        if local_rank >= n_gpus:
-            raise ValueError(f"Data-parallel process {local_rank} (LOCAL_RANK) has no GPU of its own: this machine "
-                             f"has {n_gpus}. Launch at most {n_gpus} process(es) per machine "
-                             f"(torchrun --nproc_per_node={n_gpus}), or train on the CPU with device='cpu'.")
-        return f"cuda:{local_rank}"
-    return device
+    if world_size <= 1 or torch.device(device).type != "cuda":
+        return device
+    if device != "cuda":
+        raise ValueError(f"device={device!r} would put every data-parallel process on one GPU: use device='cuda', "
+                         "and each process takes the GPU of its LOCAL_RANK.")
+    local_rank = _own_gpu()
+    torch.cuda.set_device(local_rank)
+    return f"cuda:{local_rank}"
 
 
 def shared_seed(seed: int, world_size: int) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...backbones._modules import float32_head
 from .config import CALoRAConfig
 from .layer import ClassRoutedLoRA
 from .routing import route_from_logits
@@ -118,7 +119,7 @@ class LayerRouting:
                 lambda module, args, kwargs: captured.update(args=args, kwargs=kwargs), with_kwargs=True)
         try:
             with torch.no_grad():
-                logits = self.stage1_head(encoder.encode_tokens(input_ids, attention_mask))
+                logits = float32_head(self.stage1_head, encoder.encode_tokens(input_ids, attention_mask))
         finally:
             if hook is not None:
                 hook.remove()

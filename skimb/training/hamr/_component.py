@@ -142,7 +142,8 @@ class HAMRTraining(TrainingStrategy):
         at least :attr:`SPARSE_TAG_SHARE` of the training tokens: there the mean is nearly the
         ``O`` tag's own loss (round 19: with 93% ``O``, tweet-like CoNLL-2003, balanced was +2.0
         points on focal loss and +2.3 on CE; with 62–83%, MIT-Restaurant and CoNLL-2003, the mean
-        was better by 0.3–1.4).
+        was better by 0.3–1.4); a class-balancing loss over a balanced meta set keeps the mean
+        there too. The fitted ``meta_objective_`` says which objective a fit used.
     detach_mean : bool, default=False
         Treat the batch mean of the WNet weights as a constant in the meta-gradient, as the
         reference code does (``w / w.mean().detach()``).
@@ -376,7 +377,7 @@ class HAMRTraining(TrainingStrategy):
     def plan(self, ctx):
         # HAMR's balanced meta set leaves the training split.
         share = None
-        if ctx.task == "token":
+        if ctx.task == "token" and self.meta_loss == "auto":
             counts = ctx.adapter.class_counts(ctx)
             share = counts.max() / max(counts.sum(), 1)
         state = HAMRFit.plan(self.for_task(ctx.task, ctx.balanced_loss, majority_share=share), ctx)

@@ -676,6 +676,7 @@ class HAMRFit:
             "neighbor_boost_": np.asarray(self.boost, dtype=np.float64).copy(),
             "sample_weights_history_": list(self.weight_history),
             "meta_loss_history_": np.asarray(self.meta_losses, dtype=np.float64),
+            "meta_objective_": self.config.meta_loss if self.config.uses_wnet else None,
             "wnet_": wnet_state,
         }
 
