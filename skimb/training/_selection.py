@@ -7,6 +7,7 @@ import torch
 from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 
+from ..metrics._decision import f1_from_counts
 from ..tokens import IGNORE_INDEX
 
 __all__ = ["ValidationMacroF1", "macro_f1_of_batches"]
@@ -35,9 +36,9 @@ def macro_f1_of_batches(batches) -> float:
             t = torch.nn.functional.one_hot(y[keep].long(), n)
         counts = [(p * t).sum(0), p.sum(0), t.sum(0)]
         tp, pred, true = counts if tp is None else (tp + counts[0], pred + counts[1], true + counts[2])
-    tp, den = tp.double().numpy(), (pred + true).double().numpy()
-    seen = den > 0
-    return float((2 * tp[seen] / den[seen]).mean()) if seen.any() else 0.0
+    tp, pred, true = tp.double().numpy(), pred.double().numpy(), true.double().numpy()
+    seen = (pred + true) > 0
+    return float(f1_from_counts(tp, true, pred)[seen].mean()) if seen.any() else 0.0
 
 
 class ValidationMacroF1(Callback):
