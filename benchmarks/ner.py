@@ -38,11 +38,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_subsampled, sparse_entities  # noqa: E402
 
+FOCAL = {"loss": "focal", "loss__gamma": 2.0}
+
 #: Loss variants: name -> TransformerTokenClassifier parameters.
 VARIANTS = {
     "ce": {"loss": "ce"},
     "weighted_ce": {"loss": "weighted_ce"},  # inverse tag frequency, weights mean 1 over tags
-    "focal": {"loss": "focal", "loss__gamma": 2.0},
+    "focal": dict(FOCAL),
     "dice": {"loss": "dice"},
     # class prototypes mixed into the head; the second with "O" scored by a learned threshold (round 8)
     "ce_proto": {"loss": "ce", "head": "prototype"},
@@ -50,8 +52,8 @@ VARIANTS = {
     # CALoRA's per-token class adapters on the head (class-balanced stage 2) on CE and focal stage 1s
     "ce_calora": {"loss": "ce", "head": "calora"},
     "ce_calora_unbalanced": {"loss": "ce", "head": "calora", "head__balance": "none"},
-    "focal_calora": {"loss": "focal", "loss__gamma": 2.0, "head": "calora"},
-    "focal_calora_unbalanced": {"loss": "focal", "loss__gamma": 2.0, "head": "calora", "head__balance": "none"},
+    "focal_calora": {**FOCAL, "head": "calora"},
+    "focal_calora_unbalanced": {**FOCAL, "head": "calora", "head__balance": "none"},
     # fewer stage-2 epochs (default 20): on the whole MIT-Restaurant split stage 2 takes ten times the steps
     "ce_calora_unbalanced_e5": {"loss": "ce", "head": "calora", "head__balance": "none", "head__epochs": 5},
     "ce_calora_unbalanced_e2": {"loss": "ce", "head": "calora", "head__balance": "none", "head__epochs": 2},
@@ -60,24 +62,24 @@ VARIANTS = {
     # per-type logit offsets tuned for span macro-F1 on the validation split (needs --validation-fraction)
     "ce_tuned": {"loss": "ce", "threshold": "tuned"},
     "hamr_tuned": {"loss": "ce", "training": "hamr", "threshold": "tuned"},
-    "focal_tuned": {"loss": "focal", "loss__gamma": 2.0, "threshold": "tuned"},
-    "hamr_focal": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr"},
+    "focal_tuned": {**FOCAL, "threshold": "tuned"},
+    "hamr_focal": {**FOCAL, "training": "hamr"},
     # HAMR's meta objective pinned: class-balanced over the tags, or the plain mean ("auto", the
     # defaults above, is balanced where one tag holds >= 90% of the tokens, round 19)
     "hamr_balanced": {"loss": "ce", "training": "hamr", "training__meta_loss": "balanced"},
     "hamr_mean": {"loss": "ce", "training": "hamr", "training__meta_loss": "mean"},
-    "hamr_focal_balanced": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr", "training__meta_loss": "balanced"},
-    "hamr_focal_mean": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr", "training__meta_loss": "mean"},
-    "hamr_focal_balanced_calora_unbalanced": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr",
+    "hamr_focal_balanced": {**FOCAL, "training": "hamr", "training__meta_loss": "balanced"},
+    "hamr_focal_mean": {**FOCAL, "training": "hamr", "training__meta_loss": "mean"},
+    "hamr_focal_balanced_calora_unbalanced": {**FOCAL, "training": "hamr",
                                               "training__meta_loss": "balanced", "head": "calora",
                                               "head__balance": "none"},
     # HAMR's two modules apart, on focal loss, with the mean meta objective (as round 19 measured them)
-    "hamr_focal_no_resampling": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr", "training__meta_loss": "mean",
+    "hamr_focal_no_resampling": {**FOCAL, "training": "hamr", "training__meta_loss": "mean",
                                  "training__resampling": False, "training__knn": False},
-    "hamr_focal_no_weighting": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr", "training__meta_loss": "mean",
+    "hamr_focal_no_weighting": {**FOCAL, "training": "hamr", "training__meta_loss": "mean",
                                 "training__meta_weighting": False},
     # CALoRA's unbalanced stage 2 on a HAMR-on-focal stage 1 (mean meta objective)
-    "hamr_focal_calora_unbalanced": {"loss": "focal", "loss__gamma": 2.0, "training": "hamr",
+    "hamr_focal_calora_unbalanced": {**FOCAL, "training": "hamr",
                                      "training__meta_loss": "mean", "head": "calora", "head__balance": "none"},
 }
 

@@ -191,9 +191,12 @@ def _register_loss(name, loss, tasks, description, default=False, **extra):
     return build
 
 
+# focal loss as every method here uses it: focal_calora shares focal's stage 1 only while they agree
+_FOCAL = {"loss": "focal", "loss__gamma": 2.0}
+
 # a default for NER: the better baseline where data are few or entities sparse (round 18)
 _register_loss("focal", "focal", _ALL_TASKS, "fine-tuning with focal loss (gamma=2)", default=("token",),
-               loss__gamma=2.0)
+               loss__gamma=_FOCAL["loss__gamma"])
 _register_loss("afl", "afl", ("multiclass", "multilabel"),
                "fine-tuning with AFL, the adaptive focal loss (per-class gamma = 2 * n_max / n_c, capped at 10)",
                default=True)
@@ -224,8 +227,7 @@ def _calora_topk(budget, seed, context):
                  "stage 1: the paper method on top of the NER baseline where sentences are few or most carry no "
                  "entity; shares focal's stage 1", tasks=("token",), default=("token",), family="CALoRA")
 def _focal_calora(budget, seed, context):
-    return _fine_tuned(budget, seed, context, loss="focal", loss__gamma=2.0, head="calora", head__routing="topk",
-                       head__k=2, head__rank=8)
+    return _fine_tuned(budget, seed, context, **_FOCAL, head="calora", head__routing="topk", head__k=2, head__rank=8)
 
 
 @register_method("calora_last_block", description="CALoRA with class-routed adapters on the last transformer block's "
@@ -340,7 +342,7 @@ _register_hamr("hamr_no_knn", "HAMR without the kNN neighbourhood boost", knn=Fa
 _register_hamr("hamr_none", "HAMR with every module off: plain fine-tuning on the same 90% split",
                meta_weighting=False, resampling=False, knn=False)
 _register_hamr("focal_hamr", "HAMR on a focal-loss base (gamma=2): HAMR on top of the NER baseline where sentences "
-               "are few or most carry no entity", default=("token",), tasks=("token",), base={"loss": "focal", "loss__gamma": 2.0})
+               "are few or most carry no entity", default=("token",), tasks=("token",), base=_FOCAL)
 _register_hamr("hamr_gbc", "HAMR with GBC's meta set: representatives of clusters of per-example head gradients, "
                "per class (training__meta_selection='gbc'), in place of the validation split's",
                tasks=("multiclass",), meta_selection="gbc")
