@@ -13,7 +13,7 @@ from ._estimator import TransformerEstimator
 from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
 from ._token_task import TokenTask
 from ._validation import check_token_lists
-from .tokens import constrained_decode, per_sentence_losses, repair_bio, token_sentence_index, validate_tags
+from .tokens import decode_tags, per_sentence_losses, token_sentence_index, validate_tags
 from .utils._param_validation import Interval, Options, Satisfies
 
 __all__ = ["TransformerTokenClassifier"]
@@ -186,14 +186,9 @@ sample_weights_history_, meta_loss_history_, meta_objective_, wnet_
         offsets = getattr(self, "logit_offsets_", None)
         if offsets is not None:
             logits = [lg + offsets.astype(lg.dtype) for lg in logits]
-        classes = self.classes_.tolist()
         if self.decoding == "constrained":
-            out = []
-            for lg in logits:
-                logp = torch.log_softmax(torch.from_numpy(lg), dim=-1).numpy() if len(lg) else lg
-                out.append(constrained_decode(logp, classes))
-            return out
-        return repair_bio([[classes[k] for k in lg.argmax(axis=1)] if len(lg) else [] for lg in logits])
+            logits = [torch.log_softmax(torch.from_numpy(lg), dim=-1).numpy() if len(lg) else lg for lg in logits]
+        return decode_tags(logits, self.classes_, self.decoding)
 
     def score(self, X, y, sample_weight=None):
         """Span-level micro-F1 of ``predict(X)`` against ``y`` (in ``scheme``), seqeval strict IOB2."""

@@ -320,3 +320,34 @@ def test_verbose_shows_the_library_messages_and_cleans_up(tiny_bert, tmp_path, c
     assert "TransformerClassifier: training on" in err and "fitted in" in err
     logger = logging.getLogger("skimb")
     assert logger.handlers == [] and logger.propagate and logger.level == logging.NOTSET
+
+
+def test_vote_focal_calora_hamr_loads_both_members_fits_on_token_data(tiny_bert, empty_stage1_cache):
+    from conftest import make_ner
+    from sklearn.utils import Bunch
+
+    from skimb.compare import Budget
+    from skimb.compare._registry import METHODS, get_methods
+    from skimb.compare._runner import run_comparison
+    from skimb.ensemble import VotingTagger
+    from skimb.metrics import span_f1_score
+    from skimb.training import stage1_cache
+
+    (X, y), (X_test, y_test) = make_ner(), make_ner(20, seed=5)
+    data = Bunch(X_train=X, y_train=y, X_test=X_test, y_test=y_test, task="token", target_names=["LOC", "PER"])
+    budget = Budget(backbone=tiny_bert, **TINY_BUDGET)
+    context = {"task": "token", "min_class_count": 5, "n_train": len(X), "catch_all": "O"}
+    vote = METHODS["vote_focal_calora_hamr"].build(budget, 0, context)
+    assert isinstance(vote, VotingTagger) and "vote_focal_calora_hamr" in [m.name for m in get_methods("default", "token")]
+    calora, hamr = (member for _, member in vote.estimators)
+    assert (calora.head, calora.loss, hamr.training, hamr.loss) == ("calora", "focal", "hamr", "focal")
+    logs = []
+    results = run_comparison(data, get_methods(["focal_calora", "focal_hamr", "vote_focal_calora_hamr"], "token"),
+                             seeds=[0], budget=budget, log=logs.append)
+    assert all(r.error is None for r in results), [r.error for r in results]
+    assert empty_stage1_cache.hits == 2  # the vote trained neither member: it loaded both fits
+    assert any("vote_focal_calora_hamr" in line and "2 stage 1s from the cache" in line for line in logs)
+    stage1_cache.clear()
+    alone = vote.fit(X, y)  # the same vote fitted on its own: the same model
+    assert not any(m.stage1_cached_ for m in alone.estimators_)
+    assert results[2].metrics["micro_f1"] == pytest.approx(span_f1_score(y_test, alone.predict(X_test)))

@@ -10,7 +10,7 @@ from skimb.heads import CALoRAHead
 from skimb.samplers import BaseEmbeddingSampler, GE3OverSampler, TextCutOverSampler
 from skimb.samplers._base import sampler_constraints
 from skimb.utils._param_validation import Interval
-from skimb.utils.estimator_checks import META_PARAMETER, _bad_values, all_estimators, check_param_validation, parametrize_with_checks
+from skimb.utils.estimator_checks import _bad_values, all_estimators, check_param_validation, parametrize_with_checks
 
 from conftest import tiny_bert_dir
 
@@ -35,9 +35,12 @@ def _instance(cls, params=None):
         params["backbone"] = tiny_bert_dir()
     if "random_state" in names:
         params.setdefault("random_state", 0)
-    if META_PARAMETER in names:  # a meta-estimator wraps the fast classifier (holding out, if it tunes on its split)
+    if "estimator" in names:  # a meta-estimator wraps the fast classifier (holding out, if it tunes on its split)
         inner = {**_FAST["TransformerClassifier"], **({"validation_fraction": 0.25} if params.get("validation") == "estimator" else {})}
-        params.setdefault(META_PARAMETER, _instance(CLASSES["TransformerClassifier"], inner))
+        params.setdefault("estimator", _instance(CLASSES["TransformerClassifier"], inner))
+    if "estimators" in names:  # an ensemble (of taggers: the only one skimb adds) of two fast members
+        tagger = CLASSES["TransformerTokenClassifier"]
+        params.setdefault("estimators", [("ce", _instance(tagger)), ("focal", _instance(tagger).set_params(loss="focal"))])
     return cls(**params)
 
 
@@ -48,7 +51,7 @@ ESTIMATORS = [_instance(cls) for cls in CLASSES.values()] + [_instance(CLASSES[n
 def test_discovery_finds_every_kind():
     for name in ("TransformerClassifier", "TransformerTokenClassifier", "TransformerEmbedder", "CALoRAHead",
                  "HAMRTraining", "LoRAFinetune", "HardnessNeighborhoodSampler", "EDAOverSampler",
-                 "TunedOffsetsClassifier"):
+                 "TunedOffsetsClassifier", "VotingTagger"):
         assert name in CLASSES
 
 

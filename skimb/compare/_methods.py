@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._registry import register_method
+from ._registry import METHODS, register_method
 
 __all__ = []
 
@@ -346,6 +346,17 @@ _register_hamr("focal_hamr", "HAMR on a focal-loss base (gamma=2): HAMR on top o
 _register_hamr("hamr_gbc", "HAMR with GBC's meta set: representatives of clusters of per-example head gradients, "
                "per class (training__meta_selection='gbc'), in place of the validation split's",
                tasks=("multiclass",), meta_selection="gbc")
+
+
+@register_method("vote_focal_calora_hamr", description="soft vote of focal_calora and focal_hamr (VotingTagger: the "
+                 "mean of their word tag probabilities): the recipe for taggers where most sentences hold no entity; "
+                 "loads both members' fits when those methods run too", tasks=("token",), default=("token",),
+                 family="recipes", requires=("faiss",))
+def _vote_focal_calora_hamr(budget, seed, context):
+    from ..ensemble import VotingTagger
+
+    return VotingTagger([("focal_calora", METHODS["focal_calora"].build(budget, seed, context)),
+                         ("focal_hamr", METHODS["focal_hamr"].build(budget, seed, context))])
 
 
 # --- sequential targeting (skimb.training.SequentialTargetingTraining) -------------------------

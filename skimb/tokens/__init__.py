@@ -1,7 +1,8 @@
 """Estimator-independent pieces for token classification (NER with BIO tags).
 
 * Tagging schemes: :func:`validate_tags`, :func:`convert_scheme`, :func:`repair_bio`,
-  :func:`entity_types`, :func:`constrained_decode`.
+  :func:`entity_types`, :func:`constrained_decode`,
+  :func:`decode_tags` (per-word scores to tag lists).
 * Word <-> sub-token alignment: :func:`tokenize_words`, :func:`align_word_labels`,
   :func:`word_predictions`.
 * Long sentences: :class:`Window`, :func:`make_windows`, :func:`merge_windows`.
@@ -16,11 +17,11 @@ Typical use by a token classifier::
               for w in windows]
     # predict: run the model on every window, then one row per word of each sentence
     word_scores = merge_windows(windows, logits_per_window)
-    tags = [constrained_decode(s, id2tag) for s in word_scores]   # or repair_bio(argmax tags)
+    tags = decode_tags(word_scores, id2tag, "constrained")   # or "repair": argmax, then repair_bio
 """
 
 from ._alignment import align_word_labels, tokenize_words, word_predictions
-from ._bio import constrained_decode, convert_scheme, entity_types, repair_bio, validate_tags
+from ._bio import constrained_decode, convert_scheme, decode_tags, entity_types, repair_bio, validate_tags
 from ._losses import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ._windows import Window, make_windows, merge_windows
 
@@ -30,6 +31,7 @@ __all__ = [
     "repair_bio",
     "entity_types",
     "constrained_decode",
+    "decode_tags",
     "align_word_labels",
     "word_predictions",
     "tokenize_words",

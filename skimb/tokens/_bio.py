@@ -457,3 +457,38 @@ def constrained_decode(log_probs, labels, *, return_indices: bool = False):
         path.append(int(back[t, path[-1]]))
     path.reverse()
     return path if return_indices else [labels[k] for k in path]
+
+
+def decode_tags(word_scores, labels, decoding: str = "repair") -> list[list[str]]:
+    """IOB2 tag lists from per-word scores, one ``(n_words, n_labels)`` array per sentence.
+
+    Parameters
+    ----------
+    word_scores : sequence of array-like of shape (n_words, L)
+        Per-word log-probabilities, or logits (the same tags, up to floating-point ties).
+    labels : sequence of str of length L
+        The IOB2 tag of each column.
+    decoding : {"repair", "constrained"}, default="repair"
+        "repair": each word's argmax tag, then :func:`repair_bio`; "constrained": the best valid
+        sequence (:func:`constrained_decode`).
+
+    Returns
+    -------
+    list of list of str
+        One tag list per sentence (``[]`` for a sentence of no words).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scores = [np.log([[0.2, 0.1, 0.7], [0.5, 0.4, 0.1]]), np.zeros((0, 3))]
+    >>> decode_tags(scores, ["O", "B-PER", "I-PER"])  # the argmax I-PER read as B-PER
+    [['B-PER', 'O'], []]
+    >>> decode_tags(scores, ["O", "B-PER", "I-PER"], decoding="constrained")  # 0.2 x 0.5 beats 0.1 x 0.5
+    [['O', 'O'], []]
+    """
+    labels = [str(t) for t in labels]
+    if decoding == "constrained":
+        return [constrained_decode(s, labels) if len(s) else [] for s in word_scores]
+    if decoding != "repair":
+        raise ValueError(f"decoding must be 'repair' or 'constrained', got {decoding!r}.")
+    return repair_bio([[labels[k] for k in np.asarray(s).argmax(axis=1)] if len(s) else [] for s in word_scores])

@@ -36,13 +36,13 @@ from sklearn.utils import estimator_checks as sk_checks
 __all__ = ["all_estimators", "estimator_checks_generator", "parametrize_with_checks", "make_check_texts",
            "make_check_tokens"]
 
-#: The one required constructor argument a discovered class may have: the estimator a
-#: meta-estimator wraps (pass one to construct it).
-META_PARAMETER = "estimator"
+#: The required constructor arguments a discovered class may have: the estimator a
+#: meta-estimator wraps, the (name, estimator) pairs of an ensemble (pass them to construct it).
+META_PARAMETERS = ("estimator", "estimators")
 
 #: The public modules whose ``__all__`` is walked for estimators, components and samplers.
 PUBLIC_MODULES = ("skimb", "skimb.samplers", "skimb.heads", "skimb.training", "skimb.training.hamr",
-                  "skimb.backbones", "skimb.baselines", "skimb.model_selection")
+                  "skimb.backbones", "skimb.baselines", "skimb.model_selection", "skimb.ensemble")
 
 _WORDS = ("flood rain help water food shelter rescue people missing road bridge power money "
           "thanks love storm wind river city news update").split()
@@ -84,7 +84,8 @@ def all_estimators():
     -------
     list of (name, class)
         Concrete classes (not abstract bases) that have ``get_params`` and need no constructor
-        argument, except the meta-estimators' ``estimator`` (:data:`META_PARAMETER`), sorted by name.
+        argument, except the meta-estimators' ``estimator`` and the ensembles' ``estimators``
+        (:data:`META_PARAMETERS`), sorted by name.
     """
     found = {}
     for module_name in PUBLIC_MODULES:
@@ -98,7 +99,7 @@ def all_estimators():
             required = [p.name for p in inspect.signature(obj.__init__).parameters.values()
                         if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                         and p.name != "self"]
-            if set(required) <= {META_PARAMETER} and not vars(obj).get("_abstract", False):
+            if set(required) <= set(META_PARAMETERS) and not vars(obj).get("_abstract", False):
                 found[name] = obj
     return sorted(found.items())
 
@@ -116,10 +117,10 @@ def _kind(estimator):
         return "embedding_sampler" if getattr(estimator, "_accept_sparse", None) else "sampler"
     if not any(hasattr(estimator, m) for m in ("fit", "fit_resample")):
         return "component"
-    if hasattr(estimator, "token_features"):
-        return "token"
     if is_classifier(estimator):
         return "classifier"
+    if not hasattr(estimator, "transform"):  # a predictor that is no classifier: a tagger (y: tag lists)
+        return "token"
     return "transformer"
 
 

@@ -1,0 +1,233 @@
+"""A soft vote of taggers: the mean of their per-word tag probabilities, decoded to IOB2."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.utils import Bunch
+from sklearn.utils.validation import check_is_fitted
+
+from .._validation import check_token_lists
+from ..tokens import decode_tags
+from ..utils._param_validation import Options, Satisfies, validate_params
+
+__all__ = ["VotingTagger"]
+
+_OWN_PARAMS = ("estimators", "weights", "decoding")
+
+
+def _named_taggers(value) -> bool:
+    """A non-empty list of (name, tagger) pairs with distinct names that can serve as parameters."""
+    if not isinstance(value, list) or not value:
+        return False
+    if not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in value):
+        return False
+    names = [n for n, _ in value]
+    return (len(set(names)) == len(names) and all(n and "__" not in n and n not in _OWN_PARAMS for n in names)
+            and all(callable(getattr(t, "fit", None)) and callable(getattr(t, "predict_proba", None))
+                    for _, t in value))
+
+
+def _non_negative_weights(value) -> bool:
+    try:
+        w = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return w.ndim == 1 and len(w) > 0 and bool(np.all(np.isfinite(w))) and bool(np.all(w >= 0)) and w.sum() > 0
+
+
+def _pairs(value) -> list:
+    """``value`` as (name, estimator) pairs, or [] where it is not a list of pairs (set_params
+    must not raise on a bad value: fit reports it)."""
+    if not isinstance(value, list):
+        return []
+    return [p for p in value if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)]
+
+
+class VotingTagger(MetaEstimatorMixin, BaseEstimator):
+    """Soft vote of token classifiers (NER): the weighted mean of their per-word tag
+    probabilities, decoded to valid IOB2 tags.
+
+    scikit-learn's ``VotingClassifier`` cannot vote taggers (``y`` is a list of tag lists); this
+    is its counterpart for :class:`~skimb.TransformerTokenClassifier` and any tagger with
+    ``fit(X, y)``, ``predict_proba(X)`` (one ``(n_words, n_tags)`` array per sentence) and
+    ``classes_``. Each member is cloned and fitted on the same data; their probabilities are
+    averaged word by word and decoded as a tagger's logits are (``decoding``).
+
+    The vote of CALoRA on a focal-loss stage 1 and HAMR on focal loss is the best tagger measured
+    where most sentences hold no entity (CoNLL-2003 with 70% entity-free sentences, 600 sentences,
+    6 seeds: 0.579 span macro-F1 against focal loss's 0.527, every seed up; ``docs/benchmarks.md``,
+    rounds 19-20). ``skimb compare`` runs it as ``vote_focal_calora_hamr``.
+
+    Parameters
+    ----------
+    estimators : list of (str, tagger)
+        The members, by name; ``name__param`` reaches a member's parameter (``GridSearchCV``,
+        ``set_params``). Names must be distinct, non-empty, free of ``"__"`` and none of this
+        class's parameters. All members must learn the same tags from ``y`` (the same ``classes_``).
+    weights : array-like of shape (n_estimators,), default=None
+        Non-negative weight of each member's probabilities; None weighs them equally.
+    decoding : {"repair", "constrained"}, default="repair"
+        How the mean probabilities become IOB2 tags: "repair" takes each word's most probable tag
+        and turns an ``I-X`` that continues no ``X`` entity into ``B-X``; "constrained" is Viterbi
+        decoding over valid sequences (:func:`skimb.tokens.decode_tags`).
+
+    Attributes
+    ----------
+    estimators_ : list of taggers
+        The fitted clones, in the order of ``estimators``.
+    named_estimators_ : Bunch
+        The fitted clones by name.
+    classes_ : ndarray of str
+        The IOB2 tags, the members' ``classes_``.
+    entity_types_ : list of str
+        Entity types, sorted.
+
+    See Also
+    --------
+    skimb.tokens.decode_tags : the decoding, on scores you already have.
+
+    Notes
+    -----
+    Members that hold out a validation split (``validation_fraction``) with the same
+    ``random_state`` hold out the same sentences, so a HAMR member's meta set and the other
+    members' validation split coincide. Each member trains as it would alone: the vote costs the
+    sum of their fits (``skimb compare`` reuses the fits that its other methods share).
+
+    Examples
+    --------
+    >>> from skimb import TransformerTokenClassifier
+    >>> from skimb.ensemble import VotingTagger
+    >>> focal = dict(loss="focal", loss__gamma=2.0, max_length=64)
+    >>> vote = VotingTagger([("calora", TransformerTokenClassifier(head="calora", **focal)),
+    ...                      ("hamr", TransformerTokenClassifier(training="hamr", validation_fraction=0.1, **focal))])
+    >>> params = vote.get_params()
+    >>> params["calora__head"], params["hamr__training"], params["decoding"]
+    ('calora', 'hamr', 'repair')
+    """
+
+    _parameter_constraints = {
+        "estimators": [Satisfies(_named_taggers, "a non-empty list of (name, tagger) pairs with distinct names "
+                                 "(non-empty, without '__', not 'estimators', 'weights' or 'decoding'), every tagger "
+                                 "with fit() and predict_proba()", bad=[[], "tagger", [("a__b", None)]])],
+        "weights": [None, Satisfies(_non_negative_weights, "an array-like of non-negative finite weights, one per "
+                                    "estimator, with a positive sum", bad=["heavy", [-1.0, 2.0], [0.0, 0.0]])],
+        "decoding": [Options("repair", "constrained")],
+    }
+
+    def __init__(self, estimators, *, weights=None, decoding="repair"):
+        self.estimators = estimators
+        self.weights = weights
+        self.decoding = decoding
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.target_tags.required = True
+        tags.non_deterministic = False
+        return tags
+
+    # ----------------------------------------------------------- parameters, as scikit-learn's ensembles
+    def get_params(self, deep=True):
+        """This estimator's parameters; with ``deep``, also each member by name and its parameters
+        as ``name__param``."""
+        params = super().get_params(deep=False)
+        if deep:
+            for name, est in _pairs(self.estimators):
+                params[name] = est
+                if hasattr(est, "get_params"):
+                    params.update({f"{name}__{k}": v for k, v in est.get_params(deep=True).items()})
+        return params
+
+    def set_params(self, **params):
+        """Set parameters: this estimator's, a whole member by name, or ``name__param``."""
+        if "estimators" in params:
+            self.estimators = params.pop("estimators")
+        names = [n for n, _ in _pairs(self.estimators)]
+        replaced = {n: params.pop(n) for n in list(params) if n in names}
+        if replaced:
+            self.estimators = [(n, replaced.get(n, est)) for n, est in _pairs(self.estimators)]
+        return super().set_params(**params) if params else self
+
+    # ----------------------------------------------------------- fit and predict
+    def fit(self, X, y, sample_weight=None):
+        """Fit a clone of every member on ``X`` (lists of words) and ``y`` (lists of tags).
+
+        Parameters
+        ----------
+        X : list of list of str
+        y : list of list of str
+            Tags, in the members' ``scheme``.
+        sample_weight : array-like of shape (n_sentences,), default=None
+            Passed to every member's ``fit``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            delattr(self, name)  # a failed refit leaves no model of the earlier fit behind
+        X = check_token_lists(X)
+        members = [(name, clone(est)) for name, est in self.estimators]
+        for _, est in members:  # every member's parameters, before any of them trains
+            check = getattr(est, "_check_params", None)
+            if callable(check):
+                check()
+        fit_kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        for _, est in members:
+            est.fit(X, y, **fit_kwargs)
+        first_name, first = members[0]
+        for name, est in members[1:]:
+            if not np.array_equal(np.asarray(est.classes_), np.asarray(first.classes_)):
+                raise ValueError(f"{type(self).__name__}: members {first_name!r} and {name!r} learned different tags "
+                                 f"({list(first.classes_)} and {list(est.classes_)}); give them the same scheme.")
+        self.estimators_ = [est for _, est in members]
+        self.named_estimators_ = Bunch(**dict(members))
+        self.classes_ = np.asarray(first.classes_)
+        self.entity_types_ = sorted({str(c)[2:] for c in self.classes_ if c != "O"})
+        return self
+
+    def _check_params(self):
+        validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
+        if self.weights is not None and len(self.weights) != len(self.estimators):
+            raise ValueError(f"{type(self).__name__}: weights must have one entry per estimator "
+                             f"({len(self.estimators)}), got {self.weights!r}.")
+
+    def predict_proba(self, X):
+        """The members' weighted mean tag probabilities: one ``(n_words, n_tags)`` array per sentence
+        (``(0, n_tags)`` for an empty one)."""
+        check_is_fitted(self, "estimators_")
+        X = check_token_lists(X)
+        lengths = [len(s) for s in X]
+        weights = np.ones(len(self.estimators_)) if self.weights is None else np.asarray(self.weights, dtype=float)
+        total = np.zeros((sum(lengths), len(self.classes_)))
+        for w, est in zip(weights / weights.sum(), self.estimators_):
+            proba = est.predict_proba(X)
+            total += w * np.concatenate([np.asarray(p, dtype=float).reshape(-1, len(self.classes_)) for p in proba])
+        return np.split(total.astype(np.float32), np.cumsum(lengths)[:-1])
+
+    def decision_function(self, X):
+        """The log of :meth:`predict_proba`: what :meth:`predict` decodes."""
+        with np.errstate(divide="ignore"):
+            return [np.log(p) for p in self.predict_proba(X)]
+
+    def predict(self, X):
+        """IOB2 tags: one list of ``len(X[i])`` tags per sentence."""
+        return decode_tags(self.decision_function(X), self.classes_, self.decoding)
+
+    def score(self, X, y, sample_weight=None):
+        """Span-level micro-F1 of ``predict(X)`` against ``y`` (in the members' ``scheme``), seqeval
+        strict IOB2, as :meth:`skimb.TransformerTokenClassifier.score`."""
+        from ..metrics import span_f1_score
+        from ..tokens import convert_scheme
+
+        if sample_weight is not None:
+            raise ValueError("score does not take sample_weight: span F1 counts entities.")
+        check_is_fitted(self, "estimators_")
+        truth = convert_scheme(y, getattr(self.estimators_[0], "scheme", "IOB2"), "IOB2")
+        pred = self.predict(X)
+        if len(truth) != len(pred) or any(len(t) != len(p) for t, p in zip(truth, pred)):
+            raise ValueError("X and y have different lengths (sentences or tags per sentence).")
+        return float(span_f1_score(truth, pred, scheme="IOB2"))

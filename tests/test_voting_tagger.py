@@ -1,0 +1,169 @@
+"""VotingTagger: the soft vote of taggers (mean per-word tag probabilities, decoded to IOB2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_ner
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, KFold
+
+from skimb import TransformerTokenClassifier
+from skimb.ensemble import VotingTagger
+from skimb.metrics import span_f1_score
+from skimb.tokens import decode_tags, validate_tags
+from skimb.utils._meta import inner_estimators
+
+FAST = dict(max_epochs=2, batch_size=8, random_state=0, max_length=32, lr=5e-3)
+TAGS = np.array(["O", "B-PER", "I-PER"])
+
+
+class _FixedTagger(BaseEstimator):
+    """Gives every word the probabilities ``proba`` (shifted towards ``B-PER`` by ``bias``) and
+    records what ``fit`` received."""
+
+    def __init__(self, proba=(1.0, 0.0, 0.0), bias=0.0, tags=("O", "B-PER", "I-PER")):
+        self.proba = proba
+        self.bias = bias
+        self.tags = tags
+
+    def fit(self, X, y, sample_weight=None):
+        self.classes_ = np.asarray(self.tags)
+        self.fit_sample_weight_ = sample_weight
+        self.fit_X_ = X
+        return self
+
+    def predict_proba(self, X):
+        p = np.asarray(self.proba, dtype=np.float32) + np.array([0.0, self.bias, 0.0], dtype=np.float32)
+        p = p / p.sum()
+        return [np.tile(p, (len(s), 1)) for s in X]
+
+
+X_TOY = [["john", "smith", "runs"], [], ["mary"]]
+Y_TOY = [["B-PER", "I-PER", "O"], [], ["B-PER"]]
+
+
+def test_the_vote_can_choose_a_tag_that_no_member_chooses():
+    # each member's argmax is O and I-PER; their mean's is B-PER
+    vote = VotingTagger([("a", _FixedTagger((0.6, 0.4, 0.0))), ("b", _FixedTagger((0.0, 0.4, 0.6)))]).fit(X_TOY, Y_TOY)
+    proba = vote.predict_proba(X_TOY)
+    assert [p.shape for p in proba] == [(3, 3), (0, 3), (1, 3)]
+    np.testing.assert_allclose(proba[0], [[0.3, 0.4, 0.3]] * 3, rtol=1e-6)
+    assert vote.predict(X_TOY) == [["B-PER", "B-PER", "B-PER"], [], ["B-PER"]]
+    assert vote.classes_.tolist() == TAGS.tolist() and vote.entity_types_ == ["PER"]
+
+
+def test_weights_and_decoding():
+    members = [("a", _FixedTagger((0.6, 0.4, 0.0))), ("b", _FixedTagger((0.0, 0.4, 0.6)))]
+    heavy_b = VotingTagger(members, weights=[1, 3]).fit(X_TOY, Y_TOY)
+    np.testing.assert_allclose(heavy_b.predict_proba(X_TOY)[2], [[0.15, 0.4, 0.45]], rtol=1e-6)
+    # the argmax I-PER starts no entity: "repair" reads it as B-PER, "constrained" picks the best valid path
+    assert heavy_b.predict([["x", "y"]]) == [["B-PER", "I-PER"]]
+    assert heavy_b.set_params(decoding="constrained").predict([["x", "y"]]) == [["B-PER", "I-PER"]]
+    only_a = VotingTagger(members, weights=[1, 0]).fit(X_TOY, Y_TOY)
+    assert only_a.predict(X_TOY) == [["O", "O", "O"], [], ["O"]]
+
+
+def test_members_are_cloned_fitted_on_the_same_data_with_sample_weight():
+    template = _FixedTagger()
+    vote = VotingTagger([("a", template), ("b", _FixedTagger())])
+    w = np.array([1.0, 2.0, 3.0])
+    vote.fit(X_TOY, Y_TOY, sample_weight=w)
+    assert not hasattr(template, "classes_")  # the parameter is never fitted in place
+    assert list(vote.named_estimators_) == ["a", "b"] and vote.estimators_[0] is vote.named_estimators_.a
+    for member in vote.estimators_:
+        assert member.fit_X_ == X_TOY and member.fit_sample_weight_ is w
+    assert vote.fit(X_TOY, Y_TOY).estimators_[0].fit_sample_weight_ is None
+
+
+def test_members_with_different_tags_are_an_error():
+    vote = VotingTagger([("a", _FixedTagger()), ("b", _FixedTagger(tags=("O", "B-LOC", "I-LOC")))])
+    with pytest.raises(ValueError, match=r"'a' and 'b' learned different tags"):
+        vote.fit(X_TOY, Y_TOY)
+    assert not hasattr(vote, "estimators_")
+
+
+@pytest.mark.parametrize("estimators, message", [
+    ([("a", _FixedTagger()), ("a", _FixedTagger())], "distinct names"),
+    ([("a__b", _FixedTagger())], "without '__'"),
+    ([("weights", _FixedTagger())], "not 'estimators', 'weights' or 'decoding'"),
+    ([("a", object())], r"fit\(\) and predict_proba\(\)"),
+    ([], "non-empty list"),
+])
+def test_bad_members_are_reported_before_any_fit(estimators, message):
+    with pytest.raises(ValueError, match=message) as info:
+        VotingTagger(estimators).fit(X_TOY, Y_TOY)
+    assert "VotingTagger: estimators" in str(info.value)
+
+
+def test_weights_need_one_per_member_and_member_parameters_are_checked_before_training(tiny_bert):
+    vote = VotingTagger([("a", _FixedTagger()), ("b", _FixedTagger())], weights=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"one entry per estimator \(2\), got \[1.0, 2.0, 3.0\]"):
+        vote.fit(X_TOY, Y_TOY)
+    # the second member's bad parameter stops the fit before the first member trains
+    first = TransformerTokenClassifier(tiny_bert, **FAST)
+    vote = VotingTagger([("ok", first), ("bad", TransformerTokenClassifier(tiny_bert, head="calora", head__k=0))])
+    with pytest.raises(ValueError, match="head__k must be an int"):
+        vote.fit(X_TOY, Y_TOY)
+    assert not hasattr(vote, "estimators_") and not hasattr(first, "net_")
+
+
+def test_bad_sentences_are_reported_before_any_fit():
+    template = _FixedTagger()
+    with pytest.raises(TypeError, match=r"X\[0\]\[1\] must be a string token"):
+        VotingTagger([("a", template)]).fit([["john", 3]], [["B-PER", "O"]])
+
+
+def test_nested_parameters_and_replacing_a_member():
+    vote = VotingTagger([("a", _FixedTagger()), ("b", _FixedTagger())])
+    params = vote.get_params()
+    assert params["a"] is vote.estimators[0][1] and params["b__bias"] == 0.0
+    assert "a" not in vote.get_params(deep=False)
+    vote.set_params(b__bias=0.5)
+    assert vote.estimators[1][1].bias == 0.5
+    replacement = _FixedTagger(bias=2.0)
+    vote.set_params(a=replacement, decoding="constrained")
+    assert vote.estimators[0][1] is replacement and vote.decoding == "constrained"
+    assert clone(vote).get_params()["a__bias"] == 2.0
+
+
+def test_a_search_reaches_a_member_parameter():
+    X = [["john", "runs"]] * 6 + [["rain", "falls"]] * 6
+    y = [["B-PER", "O"]] * 6 + [["O", "O"]] * 6
+    vote = VotingTagger([("a", _FixedTagger((0.5, 0.0, 0.5))), ("b", _FixedTagger((0.5, 0.0, 0.5)))])
+    search = GridSearchCV(vote, {"b__bias": [0.0, 3.0]}, cv=KFold(2)).fit(X, y)
+    # with a bias of 3 member b says B-PER for every word: half the spans right, instead of none
+    assert search.best_params_ == {"b__bias": 3.0}
+    assert search.best_estimator_.named_estimators_.b.bias == 3.0
+
+
+def test_refit_keeps_nothing_of_the_earlier_members():
+    vote = VotingTagger([("a", _FixedTagger()), ("b", _FixedTagger())]).fit(X_TOY, Y_TOY)
+    vote.set_params(estimators=[("c", _FixedTagger())]).fit(X_TOY, Y_TOY)
+    assert list(vote.named_estimators_) == ["c"] and len(vote.estimators_) == 1
+
+
+def test_not_fitted():
+    with pytest.raises(NotFittedError, match="VotingTagger"):
+        VotingTagger([("a", _FixedTagger())]).predict(X_TOY)
+
+
+def test_the_vote_of_two_fine_tuned_taggers(tiny_bert):
+    X, y = make_ner()
+    X_test, y_test = make_ner(20, seed=5)
+    ce = TransformerTokenClassifier(tiny_bert, **FAST)
+    focal = TransformerTokenClassifier(tiny_bert, loss="focal", **FAST)
+    vote = VotingTagger([("ce", ce), ("focal", focal)]).fit(X, y)
+    alone = [clone(ce).fit(X, y), clone(focal).fit(X, y)]  # each member trains as it would alone
+    expected = [(a + b) / 2 for a, b in zip(*(m.predict_proba(X_test) for m in alone))]
+    for got, want in zip(vote.predict_proba(X_test), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    pred = vote.predict(X_test)
+    assert pred == decode_tags([np.log(p) for p in expected], vote.classes_)
+    validate_tags(pred, "IOB2", strict=True)
+    assert vote.score(X_test, y_test) == pytest.approx(span_f1_score(y_test, pred))
+    assert vote.score(X_test, y_test) > 0.5
+    # the compare runner and TunedOffsetsClassifier find the members
+    assert [name for name, _ in inner_estimators(vote, fitted=False)] == ["['ce']", "['focal']"]
+    assert [m for _, m in inner_estimators(vote, fitted=True)] == vote.estimators_
