@@ -309,3 +309,18 @@ def test_report_without_matplotlib_has_no_figures(tmp_path, fake_comparison, mon
 def test_confusion_is_left_out_for_other_tasks():
     assert _confusion("token", [["B-PER"]], [["B-PER"]], ["PER"]) is None
     assert _context(Bunch(task="multilabel"))["min_class_count"] == 0
+
+
+def test_plan_keeps_a_vote_with_the_methods_its_members_repeat():
+    # the vote's members are focal_calora's and focal_hamr's estimators: under --jobs it must run in
+    # their worker, where it loads both fits, not train them again in a worker of its own
+    methods = get_methods(["ce", "focal", "focal_calora", "focal_hamr", "vote_focal_calora_hamr", "hamr"], "token")
+    context = {"task": "token", "min_class_count": 5, "n_train": 100, "catch_all": "O"}
+    runs = _build_runs(methods, Budget(), 0, context, done={})
+    tasks = [[run.method for run in task] for task in _plan([runs], split_seeds=True)]
+    assert tasks == [["focal_calora", "focal", "focal_hamr", "vote_focal_calora_hamr"], ["ce"], ["hamr"]]
+    text = get_methods(["weighted_ce", "wce_tuned", "vote_wce_hamr_tuned", "hamr", "afl"], "multiclass")
+    runs = _build_runs(text, Budget(), 0, {"task": "multiclass", "min_class_count": 5}, done={})
+    tasks = [[run.method for run in task] for task in _plan([runs], split_seeds=True)]
+    # weighted_ce trains on every row, wce_tuned (and the vote's weighted member) on 90%: no stage 1 in common
+    assert tasks == [["weighted_ce"], ["wce_tuned", "vote_wce_hamr_tuned", "hamr"], ["afl"]]

@@ -271,23 +271,36 @@ def _build_runs(methods, budget, seed, context, done):
 
 def _plan(runs_by_seed, *, split_seeds):
     """Tasks (lists of runs fitted in order in one process). One task per seed; with
-    ``split_seeds``, each seed's runs are split into independent tasks, a staged method staying
-    with the plain methods that may reuse its stage 1 (the stage-1 cache is per process)."""
+    ``split_seeds``, each seed's runs are split into independent tasks, runs that may share a stage
+    1 staying together in the seed's order (the stage-1 cache is per process): a staged method with
+    the plain methods that reuse it, and an ensemble (a vote) with the methods its members repeat."""
     tasks = []
     for runs in runs_by_seed:
-        if not split_seeds:
-            tasks.append(runs)
-            continue
-        groups = {}
-        for run in runs:
-            key = _stage1_signature(run.estimator)
-            groups.setdefault(key if key is not None else id(run), []).append(run)
-        for members in groups.values():
-            if any(run.staged for run in members):
-                tasks.append(members)
-            else:  # no stage 1 to share: each run on its own
-                tasks.extend([run] for run in members)
+        tasks.extend(_sharing_groups(runs) if split_seeds else [runs])
     return [task for task in tasks if task]
+
+
+def _sharing_groups(runs) -> list:
+    """``runs`` split into groups that share no stage-1 signature with each other (a run's
+    signatures: those of every fine-tuning estimator in it, :func:`_fine_tuned_in`), each group
+    in the order of ``runs``, the groups in the order of their first runs."""
+    parent = list(range(len(runs)))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    first_with = {}  # signature -> the first run that holds it
+    for i, run in enumerate(runs):
+        for est in _fine_tuned_in(run.estimator):
+            signature = _stage1_signature(est)
+            if signature is not None:
+                parent[root(i)] = root(first_with.setdefault(signature, i))
+    groups = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(root(i), []).append(run)
+    return list(groups.values())
 
 
 def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_result=None, n_jobs=1, catch_all=None):
@@ -297,8 +310,9 @@ def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_res
     sharing their stage 1 (``ce`` and ``calora_topk``) gets it from the stage-1 cache. ``done``
     (``{(method, seed): RunResult}``) are kept without fitting; ``on_result(result)`` is called
     after each new run. ``n_jobs > 1`` fits independent runs in that many worker processes
-    (joblib's loky), each with ``cpu_count // n_jobs`` torch threads; a staged method and the
-    plain methods that reuse its stage 1 stay in one worker, one after the other. ``catch_all``
+    (joblib's loky), each with ``cpu_count // n_jobs`` torch threads; runs that may share a stage 1
+    (a staged method and the plain methods that reuse it, a vote and the methods its members repeat)
+    stay in one worker, one after the other. ``catch_all``
     names the catch-all class for the methods that use one (token data: ``"O"`` by default)."""
     done = {} if done is None else done
     on_result = on_result if on_result is not None else (lambda res: None)
