@@ -71,12 +71,29 @@ def _fmt(ms, digits=4):
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def choose_baseline(results, baseline="auto"):
-    """The method gaps are measured against: ``baseline`` if it ran, else (``"auto"``)
-    ``weighted_ce`` or ``ce``, whichever ran (preferring the first); None when neither did."""
-    ran = {r.method for r in results if r.error is None}
-    candidates = ["weighted_ce", "ce"] if baseline == "auto" else [baseline]
-    return next((c for c in candidates if c in ran), None)
+#: The plain baselines ``--baseline auto`` chooses from, by task: the better of them is the bar. On
+#: token data class weighting hurts span F1 and focal loss is the better baseline where data are few
+#: or entities sparse (docs/benchmarks.md, round 18).
+AUTO_BASELINES = {"multiclass": ("weighted_ce", "ce"), "multilabel": ("weighted_ce", "ce"),
+                  "token": ("focal", "ce", "weighted_ce")}
+
+
+def choose_baseline(results, baseline="auto", task="multiclass"):
+    """The method gaps are measured against: ``baseline`` if it ran; ``"auto"``: of the plain
+    baselines of ``task`` that ran (:data:`AUTO_BASELINES`), the one with the highest mean macro-F1
+    over its seeds (the first listed on a tie), so that no method is held up against a weaker bar
+    than the best plain loss; None when none ran."""
+    ran = [r for r in results if r.error is None]
+    if baseline != "auto":
+        return baseline if any(r.method == baseline for r in ran) else None
+
+    def mean_macro_f1(method):
+        values = [r.metrics.get("macro_f1") for r in ran if r.method == method and r.metrics]
+        values = [v for v in values if v is not None and not math.isnan(v)]
+        return sum(values) / len(values) if values else -math.inf
+
+    candidates = [m for m in AUTO_BASELINES.get(task, AUTO_BASELINES["multiclass"]) if any(r.method == m for r in ran)]
+    return max(candidates, key=mean_macro_f1) if candidates else None
 
 
 def gaps_to_baseline(results, baseline, *, n_boot=2000):
@@ -118,7 +135,7 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(results)
-    baseline = choose_baseline(results, baseline)
+    baseline = choose_baseline(results, baseline, data.task)
     gaps, recommendation = {}, "No baseline ran."
     if baseline is not None:
         try:
