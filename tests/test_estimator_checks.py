@@ -147,3 +147,14 @@ def test_param_validation_check_derives_sampler_bad_values_from_the_table():
 def test_param_validation_check_catches_a_sampler_without_its_table(sampler, message):
     with pytest.raises(AssertionError, match=message):
         check_param_validation(type(sampler).__name__, sampler)
+
+
+def test_taggers_are_told_apart_from_regressors_and_transformers():
+    from sklearn.linear_model import Ridge
+
+    from skimb.utils.estimator_checks import _kind
+
+    kinds = {type(e).__name__: _kind(e) for e in ESTIMATORS}
+    assert kinds["TransformerTokenClassifier"] == kinds["VotingTagger"] == "token"
+    assert kinds["TransformerEmbedder"] == "transformer" and kinds["TunedOffsetsClassifier"] == "classifier"
+    assert _kind(Ridge()) != "token"  # a predictor of numbers, not of tag lists

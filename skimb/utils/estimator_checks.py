@@ -32,6 +32,7 @@ from sklearn import clone
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks as sk_checks
+from sklearn.utils import get_tags
 
 __all__ = ["all_estimators", "estimator_checks_generator", "parametrize_with_checks", "make_check_texts",
            "make_check_tokens"]
@@ -119,9 +120,17 @@ def _kind(estimator):
         return "component"
     if is_classifier(estimator):
         return "classifier"
-    if not hasattr(estimator, "transform"):  # a predictor that is no classifier: a tagger (y: tag lists)
+    if _is_tagger(estimator):
         return "token"
     return "transformer"
+
+
+def _is_tagger(estimator) -> bool:
+    """A predictor of string input that scikit-learn types as neither classifier nor regressor: its
+    ``y`` is tag lists (a token classifier, a vote of them)."""
+    tags = get_tags(estimator)
+    return (tags.estimator_type is None and tags.input_tags.string and callable(getattr(estimator, "predict", None))
+            and not hasattr(estimator, "transform"))
 
 
 def _data(est):
