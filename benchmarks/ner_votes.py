@@ -1,0 +1,96 @@
+"""Soft votes of saved taggers, and every row's gap to the first with a paired bootstrap interval.
+
+Reads the word logits that ``benchmarks/ner.py --save-logits`` writes (``<loss>_seed<n>.npz``),
+scores each named fit on the test split (argmax, repaired IOB2: what ``predict`` returns), then the
+soft vote of every pair of them (the mean of their word probabilities, what
+``skimb.ensemble.VotingTagger`` computes), and gives each row's span macro-F1 gap to the first fit:
+the mean over seeds with a 95% paired bootstrap interval over the test sentences, pooled over seeds
+(``skimb.metrics.paired_bootstrap_gap``), and how many seeds went up.
+
+    python benchmarks/ner_votes.py \\
+        focal=benchmarks/results/ner_conll600_round20_focal_hamr_focal/focal_seed*.npz \\
+        calora=benchmarks/results/ner_conll600_round20_focal_calora/focal_calora_unbalanced_seed*.npz \\
+        hamr=benchmarks/results/ner_conll600_round20_focal_hamr_focal/hamr_focal_seed*.npz \\
+        --out benchmarks/results/ner_votes_conll600_round20.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.special import log_softmax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import fmt, markdown_table, publish  # noqa: E402
+
+
+def load(pattern) -> dict:
+    """``{seed: arrays}`` of the files matching ``pattern``."""
+    found = {int(re.search(r"_seed(\d+)\.npz$", p).group(1)): dict(np.load(p)) for p in glob.glob(pattern)}
+    if not found:
+        raise SystemExit(f"no saved logits match {pattern!r}")
+    return found
+
+
+def test_predictions(d, log_proba):
+    """The test split's true tags and the tags decoded from ``log_proba``, one list per sentence."""
+    from skimb.tokens import decode_tags
+
+    cuts = np.cumsum(d["test_lengths"])[:-1]
+    truth = [list(map(str, t)) for t in np.split(d["test_tags"], cuts)]
+    return truth, decode_tags(np.split(log_proba, cuts), d["classes"])
+
+
+def main(argv=None):
+    from skimb.metrics import example_counts, paired_bootstrap_gap, span_report
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("fits", nargs="+", metavar="NAME=GLOB", help="a name and the saved logits of its seeds")
+    p.add_argument("--out", default=None, help="JSON file to write (and the .md beside it)")
+    args = p.parse_args(argv)
+
+    fits = {name: load(pattern) for name, pattern in (f.split("=", 1) for f in args.fits)}
+    names = list(fits)
+    seeds = sorted(set.intersection(*(set(by_seed) for by_seed in fits.values())))
+    ref = fits[names[0]]
+    for name in names[1:]:
+        for s in seeds:
+            if not np.array_equal(fits[name][s]["test_tags"], ref[s]["test_tags"]):
+                raise SystemExit(f"{name} seed {s} was scored on other test sentences than {names[0]}")
+    log_proba = {n: {s: log_softmax(fits[n][s]["test_logits"], axis=1) for s in seeds} for n in names}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            log_proba[f"vote({a},{b})"] = {s: np.logaddexp(log_proba[a][s], log_proba[b][s]) - np.log(2) for s in seeds}
+    types = sorted({str(t)[2:] for t in ref[seeds[0]]["classes"] if t != "O"})
+    runs = []
+    for row, by_seed in log_proba.items():
+        for s in seeds:
+            truth, pred = test_predictions(ref[s], by_seed[s])
+            runs.append({"fit": row, "seed": s, "macro_f1": span_report(truth, pred)["macro_f1"],
+                         "counts": example_counts("token", truth, pred, labels=types)})
+    table = []
+    for row in log_proba:
+        mine = [r for r in runs if r["fit"] == row]
+        base = [r for r in runs if r["fit"] == names[0]]
+        gap = ""
+        if row != names[0]:
+            g, low, high = paired_bootstrap_gap([r["counts"] for r in mine], [r["counts"] for r in base])
+            up = sum(a["macro_f1"] > b["macro_f1"] for a, b in zip(mine, base))
+            gap = f"{100 * g:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}], {up} of {len(seeds)} seeds up"
+        table.append([row, fmt([r["macro_f1"] for r in mine]), ", ".join(f"{r['macro_f1']:.4f}" for r in mine), gap])
+    body = markdown_table(["fit", "span macro-F1", "per seed", f"gap to {names[0]} [95% paired bootstrap]"], table)
+    for r in runs:
+        del r["counts"]
+    if args.out:
+        publish("benchmarks/ner_votes.py", argv, args.out, "Soft votes of saved taggers", body, runs)
+    else:
+        print(body)
+
+
+if __name__ == "__main__":
+    main()
