@@ -182,7 +182,8 @@ def run_one(args, variant, seed, X_train, y_train, X_eval, y_eval, train_counts)
     rep = span_report(truth, pred, train_tags=train_tags)
     if args.save_logits:
         save_logits(Path(args.out) / f"{variant}_seed{seed}.npz", clf, X_train, train_tags, X_eval, truth)
-    fitted = clf.estimators_[0] if variant in VOTES else clf  # the training figures: the first member's
+    members = clf.estimators_ if variant in VOTES else [clf]
+    fitted = members[0]  # the epochs, loss and device reported: the first member's
     n_train_words = sum(map(len, X_train))
     n_eval_words = sum(map(len, X_eval))
     return {
@@ -198,7 +199,7 @@ def run_one(args, variant, seed, X_train, y_train, X_eval, y_eval, train_counts)
         "quartile_f1": rep["quartile_f1"],
         "train_s": train_s,
         "predict_s": predict_s,
-        "train_words_per_s": n_train_words * fitted.n_iter_ / train_s,
+        "train_words_per_s": n_train_words * sum(m.n_iter_ for m in members) / train_s,  # every member's epochs
         "predict_words_per_s": n_eval_words / predict_s,
         "epochs_run": fitted.n_iter_,
         "final_train_loss": float(fitted.history_[-1, "train_loss"]),

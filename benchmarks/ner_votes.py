@@ -62,6 +62,8 @@ def main(argv=None):
         for s in seeds:
             if not np.array_equal(fits[name][s]["test_tags"], ref[s]["test_tags"]):
                 raise SystemExit(f"{name} seed {s} was scored on other test sentences than {names[0]}")
+            if not np.array_equal(fits[name][s]["classes"], ref[s]["classes"]):
+                raise SystemExit(f"{name} seed {s} has other tag columns than {names[0]}: its logits cannot be averaged")
     log_proba = {n: {s: log_softmax(fits[n][s]["test_logits"], axis=1) for s in seeds} for n in names}
     for i, a in enumerate(names):
         for b in names[i + 1:]:

@@ -53,7 +53,14 @@ def main(argv=None):
 
     rows = {name: load(spec) for name, spec in (i.split("=", 1) for i in args.items if "=" in i)}
     first = next(iter(rows))
+    for name, by_seed in rows.items():
+        for s in set(by_seed) & set(rows[first]):
+            if not np.array_equal(by_seed[s][1], rows[first][s][1]):
+                raise SystemExit(f"{name} seed {s} was scored on other test texts than {first}")
     for members in [i.split(",") for i in args.items if "=" not in i]:
+        unknown = [m for m in members if m not in rows]
+        if unknown:
+            raise SystemExit(f"vote {','.join(members)}: no fit named {unknown}; name them first (NAME=GLOB)")
         seeds = set.intersection(*(set(rows[m]) for m in members))
         rows["vote(" + ",".join(members) + ")"] = {
             s: (np.logaddexp.reduce([rows[m][s][0] for m in members], axis=0) - np.log(len(members)), rows[members[0]][s][1])
@@ -61,6 +68,8 @@ def main(argv=None):
     runs, table = [], []
     for row, by_seed in rows.items():
         seeds = sorted(set(by_seed) & set(rows[first]))
+        if not seeds:
+            raise SystemExit(f"{row} shares no seed with {first}")
         mine = [(s, by_seed[s][0].argmax(1), by_seed[s][1]) for s in seeds]
         f1 = [f1_score(y, pred, average="macro") for _, pred, y in mine]
         runs += [{"fit": row, "seed": s, "macro_f1": v} for s, v in zip(seeds, f1)]

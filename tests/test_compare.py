@@ -97,6 +97,9 @@ def test_auto_baseline_is_the_better_plain_loss():
     assert choose_baseline(runs) == "ce"  # 0.535 against 0.52; focal and hamr are no text baselines
     assert choose_baseline(runs, task="token") == "focal"  # class weighting hurts taggers, focal is their bar
     assert choose_baseline(runs[:4] + [run("focal", 0, 0.4)], task="token") == "ce"
+    # a NaN or a missing score counts for nothing: the other seeds (or the first listed) decide
+    assert choose_baseline([run("weighted_ce", 0, float("nan")), run("ce", 0, 0.3)]) == "ce"
+    assert choose_baseline([run("weighted_ce", 0, float("nan")), RunResult("ce", 0)]) == "weighted_ce"
 
 
 TINY_BUDGET = dict(max_epochs=1, batch_size=8, device="cpu")

@@ -324,3 +324,6 @@ def test_plan_keeps_a_vote_with_the_methods_its_members_repeat():
     tasks = [[run.method for run in task] for task in _plan([runs], split_seeds=True)]
     # weighted_ce trains on every row, wce_tuned (and the vote's weighted member) on 90%: no stage 1 in common
     assert tasks == [["weighted_ce"], ["wce_tuned", "vote_wce_hamr_tuned", "hamr"], ["afl"]]
+    runs[2].estimator, runs[2].build_error = None, "ValueError: boom"  # a vote that failed to build: alone
+    tasks = [[run.method for run in task] for task in _plan([runs], split_seeds=True)]
+    assert tasks == [["weighted_ce"], ["wce_tuned"], ["vote_wce_hamr_tuned"], ["hamr"], ["afl"]]  # nothing bridges them

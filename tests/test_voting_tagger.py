@@ -40,6 +40,30 @@ class _FixedTagger(BaseEstimator):
         return [np.tile(p, (len(s), 1)) for s in X]
 
 
+class _RowTagger(_FixedTagger):
+    """Gives the words of a sentence the rows of ``rows`` in turn."""
+
+    def __init__(self, rows=((1.0, 0.0, 0.0),), tags=("O", "B-PER", "I-PER"), scheme="IOB2", threshold=None,
+                 fail=False):
+        super().__init__(tags=tags)
+        self.rows = rows
+        self.scheme = scheme
+        self.threshold = threshold
+        self.fail = fail
+
+    fits = 0  # every fit of any instance, so that a test can tell whether training began
+
+    def fit(self, X, y, sample_weight=None):
+        type(self).fits += 1
+        if self.fail:
+            raise RuntimeError("training failed")
+        return super().fit(X, y, sample_weight)
+
+    def predict_proba(self, X):
+        rows = np.asarray(self.rows, dtype=np.float32)
+        return [rows[np.arange(len(s)) % len(rows)] for s in X]
+
+
 X_TOY = [["john", "smith", "runs"], [], ["mary"]]
 Y_TOY = [["B-PER", "I-PER", "O"], [], ["B-PER"]]
 
@@ -54,15 +78,31 @@ def test_the_vote_can_choose_a_tag_that_no_member_chooses():
     assert vote.classes_.tolist() == TAGS.tolist() and vote.entity_types_ == ["PER"]
 
 
-def test_weights_and_decoding():
+def test_weights():
     members = [("a", _FixedTagger((0.6, 0.4, 0.0))), ("b", _FixedTagger((0.0, 0.4, 0.6)))]
     heavy_b = VotingTagger(members, weights=[1, 3]).fit(X_TOY, Y_TOY)
     np.testing.assert_allclose(heavy_b.predict_proba(X_TOY)[2], [[0.15, 0.4, 0.45]], rtol=1e-6)
-    # the argmax I-PER starts no entity: "repair" reads it as B-PER, "constrained" picks the best valid path
-    assert heavy_b.predict([["x", "y"]]) == [["B-PER", "I-PER"]]
-    assert heavy_b.set_params(decoding="constrained").predict([["x", "y"]]) == [["B-PER", "I-PER"]]
+    np.testing.assert_allclose(heavy_b.weights_, [0.25, 0.75])
     only_a = VotingTagger(members, weights=[1, 0]).fit(X_TOY, Y_TOY)
     assert only_a.predict(X_TOY) == [["O", "O", "O"], [], ["O"]]
+    only_a.set_params(weights=[1])  # takes effect at the next fit (and is checked there), not in between
+    assert only_a.predict(X_TOY) == [["O", "O", "O"], [], ["O"]]
+    with pytest.raises(ValueError, match="one entry per estimator"):
+        only_a.fit(X_TOY, Y_TOY)
+
+
+def test_decoding_repairs_or_decodes_valid_paths_from_the_mean():
+    # both members: I-PER (0.7) then O (0.5) for a sentence of two words
+    rows = ((0.2, 0.1, 0.7), (0.5, 0.4, 0.1))
+    vote = VotingTagger([("a", _RowTagger(rows)), ("b", _RowTagger(rows))]).fit(X_TOY, Y_TOY)
+    assert vote.predict([["x", "y"]]) == [["B-PER", "O"]]  # the I-PER read as B-PER
+    assert vote.set_params(decoding="constrained").predict([["x", "y"]]) == [["O", "O"]]  # 0.2 x 0.5 > 0.1 x 0.5
+
+
+def test_a_member_with_a_wrong_probability_shape_is_named():
+    vote = VotingTagger([("a", _FixedTagger()), ("b", _RowTagger(((0.5, 0.5),)))]).fit(X_TOY, Y_TOY)
+    with pytest.raises(ValueError, match=r"member 'b' returned probabilities of shapes \[\(3, 2\)"):
+        vote.predict_proba(X_TOY)
 
 
 def test_members_are_cloned_fitted_on_the_same_data_with_sample_weight():
@@ -77,18 +117,37 @@ def test_members_are_cloned_fitted_on_the_same_data_with_sample_weight():
     assert vote.fit(X_TOY, Y_TOY).estimators_[0].fit_sample_weight_ is None
 
 
-def test_members_with_different_tags_are_an_error():
-    vote = VotingTagger([("a", _FixedTagger()), ("b", _FixedTagger(tags=("O", "B-LOC", "I-LOC")))])
+def test_members_with_different_tags_are_an_error_and_a_failed_refit_keeps_no_earlier_model():
+    vote = VotingTagger([("a", _FixedTagger()), ("b", _FixedTagger())]).fit(X_TOY, Y_TOY)
+    vote.set_params(b=_FixedTagger(tags=("O", "B-LOC", "I-LOC")))
     with pytest.raises(ValueError, match=r"'a' and 'b' learned different tags"):
         vote.fit(X_TOY, Y_TOY)
+    assert not any(hasattr(vote, a) for a in ("estimators_", "classes_", "weights_"))
+    vote = VotingTagger([("a", _FixedTagger())]).fit(X_TOY, Y_TOY)
+    with pytest.raises(RuntimeError, match="training failed"):
+        vote.set_params(a=_RowTagger(fail=True)).fit(X_TOY, Y_TOY)
     assert not hasattr(vote, "estimators_")
+
+
+def test_members_must_read_y_in_one_scheme_before_any_trains():
+    before = _RowTagger.fits
+    vote = VotingTagger([("a", _RowTagger()), ("b", _RowTagger(scheme="IOBES"))])
+    with pytest.raises(ValueError, match=r"different tagging schemes \(\{'a': 'IOB2', 'b': 'IOBES'\}\)"):
+        vote.fit(X_TOY, Y_TOY)
+    assert _RowTagger.fits == before
+
+
+def test_a_tuned_decision_rule_of_a_member_is_reported_as_ignored():
+    vote = VotingTagger([("a", _RowTagger()), ("b", _RowTagger(threshold="tuned"))])
+    with pytest.warns(UserWarning, match=r"members \['b'\] tune a decision rule \(threshold\) that the vote ignores"):
+        vote.fit(X_TOY, Y_TOY)
 
 
 @pytest.mark.parametrize("estimators, message", [
     ([("a", _FixedTagger()), ("a", _FixedTagger())], "distinct names"),
     ([("a__b", _FixedTagger())], "without '__'"),
     ([("weights", _FixedTagger())], "not 'estimators', 'weights' or 'decoding'"),
-    ([("a", object())], r"fit\(\) and predict_proba\(\)"),
+    ([("a", object())], r"get_params\(\), fit\(\) and predict_proba\(\)"),
     ([], "non-empty list"),
 ])
 def test_bad_members_are_reported_before_any_fit(estimators, message):
@@ -102,11 +161,11 @@ def test_weights_need_one_per_member_and_member_parameters_are_checked_before_tr
     with pytest.raises(ValueError, match=r"one entry per estimator \(2\), got \[1.0, 2.0, 3.0\]"):
         vote.fit(X_TOY, Y_TOY)
     # the second member's bad parameter stops the fit before the first member trains
-    first = TransformerTokenClassifier(tiny_bert, **FAST)
-    vote = VotingTagger([("ok", first), ("bad", TransformerTokenClassifier(tiny_bert, head="calora", head__k=0))])
+    before = _RowTagger.fits
+    vote = VotingTagger([("ok", _RowTagger()), ("bad", TransformerTokenClassifier(tiny_bert, head="calora", head__k=0))])
     with pytest.raises(ValueError, match="head__k must be an int"):
         vote.fit(X_TOY, Y_TOY)
-    assert not hasattr(vote, "estimators_") and not hasattr(first, "net_")
+    assert _RowTagger.fits == before and not hasattr(vote, "estimators_")
 
 
 def test_bad_sentences_are_reported_before_any_fit():
@@ -160,7 +219,7 @@ def test_the_vote_of_two_fine_tuned_taggers(tiny_bert):
     for got, want in zip(vote.predict_proba(X_test), expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     pred = vote.predict(X_test)
-    assert pred == decode_tags([np.log(p) for p in expected], vote.classes_)
+    assert pred == decode_tags(vote.decision_function(X_test), vote.classes_)
     validate_tags(pred, "IOB2", strict=True)
     assert vote.score(X_test, y_test) == pytest.approx(span_f1_score(y_test, pred))
     assert vote.score(X_test, y_test) > 0.5

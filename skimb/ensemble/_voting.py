@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.utils import Bunch
@@ -24,8 +26,7 @@ def _named_taggers(value) -> bool:
         return False
     names = [n for n, _ in value]
     return (len(set(names)) == len(names) and all(n and "__" not in n and n not in _OWN_PARAMS for n in names)
-            and all(callable(getattr(t, "fit", None)) and callable(getattr(t, "predict_proba", None))
-                    for _, t in value))
+            and all(all(callable(getattr(t, m, None)) for m in ("get_params", "fit", "predict_proba")) for _, t in value))
 
 
 def _non_negative_weights(value) -> bool:
@@ -83,6 +84,9 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         The IOB2 tags, the members' ``classes_``.
     entity_types_ : list of str
         Entity types, sorted.
+    weights_ : ndarray of shape (n_estimators,)
+        The members' weights as fitted, summing to 1 (``weights`` set after ``fit`` take effect at
+        the next ``fit``).
 
     See Also
     --------
@@ -90,6 +94,10 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
 
     Notes
     -----
+    The vote averages probabilities, which leave out a member's tuned decision rule
+    (``threshold="tuned"``): it warns and ignores the rule. All members must read ``y`` in one tagging
+    scheme. Unlike scikit-learn's voting ensembles, a member cannot be ``"drop"``.
+
     Members that hold out a validation split (``validation_fraction``) with the same
     ``random_state`` hold out the same sentences, so a HAMR member's meta set and the other
     members' validation split coincide. Each member trains as it would alone: the vote costs the
@@ -110,7 +118,7 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints = {
         "estimators": [Satisfies(_named_taggers, "a non-empty list of (name, tagger) pairs with distinct names "
                                  "(non-empty, without '__', not 'estimators', 'weights' or 'decoding'), every tagger "
-                                 "with fit() and predict_proba()", bad=[[], "tagger", [("a__b", None)]])],
+                                 "an estimator with get_params(), fit() and predict_proba()", bad=[[], "tagger", [("a__b", None)]])],
         "weights": [None, Satisfies(_non_negative_weights, "an array-like of non-negative finite weights, one per "
                                     "estimator, with a positive sum", bad=["heavy", [-1.0, 2.0], [0.0, 0.0]])],
         "decoding": [Options("repair", "constrained")],
@@ -169,13 +177,10 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         """
         self._check_params()
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
-            delattr(self, name)  # a failed refit leaves no model of the earlier fit behind
+            delattr(self, name)  # a refit that fails in training leaves no model of the earlier fit behind
         X = check_token_lists(X)
         members = [(name, clone(est)) for name, est in self.estimators]
-        for _, est in members:  # every member's parameters, before any of them trains
-            check = getattr(est, "_check_params", None)
-            if callable(check):
-                check()
+        self._check_members(members)
         fit_kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
         for _, est in members:
             est.fit(X, y, **fit_kwargs)
@@ -183,7 +188,10 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         for name, est in members[1:]:
             if not np.array_equal(np.asarray(est.classes_), np.asarray(first.classes_)):
                 raise ValueError(f"{type(self).__name__}: members {first_name!r} and {name!r} learned different tags "
-                                 f"({list(first.classes_)} and {list(est.classes_)}); give them the same scheme.")
+                                 f"({list(first.classes_)} and {list(est.classes_)}) from the same y; every member "
+                                 "must learn the same tags.")
+        weights = np.ones(len(members)) if self.weights is None else np.asarray(self.weights, dtype=float)
+        self.weights_ = weights / weights.sum()
         self.estimators_ = [est for _, est in members]
         self.named_estimators_ = Bunch(**dict(members))
         self.classes_ = np.asarray(first.classes_)
@@ -196,17 +204,37 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__}: weights must have one entry per estimator "
                              f"({len(self.estimators)}), got {self.weights!r}.")
 
+    def _check_members(self, members):
+        """Before any member trains: every member's own parameters, one tagging scheme for all (``y``
+        is read once), and a warning for a decision rule the vote does not use."""
+        for _, est in members:
+            check = getattr(est, "_check_params", None)
+            if callable(check):
+                check()
+        schemes = {name: est.get_params(deep=False).get("scheme", "IOB2") for name, est in members}
+        if len(set(schemes.values())) > 1:
+            raise ValueError(f"{type(self).__name__}: the members read y in different tagging schemes ({schemes}); "
+                             "give them all the scheme of y.")
+        tuned = [name for name, est in members if est.get_params(deep=False).get("threshold") is not None]
+        if tuned:
+            warnings.warn(f"{type(self).__name__}: members {tuned} tune a decision rule (threshold) that the vote "
+                          "ignores: it averages their probabilities, which leave the rule out. Set threshold=None "
+                          "in the members.", UserWarning, stacklevel=3)
+
     def predict_proba(self, X):
         """The members' weighted mean tag probabilities: one ``(n_words, n_tags)`` array per sentence
         (``(0, n_tags)`` for an empty one)."""
         check_is_fitted(self, "estimators_")
         X = check_token_lists(X)
         lengths = [len(s) for s in X]
-        weights = np.ones(len(self.estimators_)) if self.weights is None else np.asarray(self.weights, dtype=float)
         total = np.zeros((sum(lengths), len(self.classes_)))
-        for w, est in zip(weights / weights.sum(), self.estimators_):
-            proba = est.predict_proba(X)
-            total += w * np.concatenate([np.asarray(p, dtype=float).reshape(-1, len(self.classes_)) for p in proba])
+        for w, (name, est) in zip(self.weights_, self.named_estimators_.items()):
+            proba = [np.asarray(p, dtype=float) for p in est.predict_proba(X)]
+            shapes = [p.shape for p in proba]
+            if shapes != [(n, len(self.classes_)) for n in lengths]:
+                raise ValueError(f"{type(self).__name__}: member {name!r} returned probabilities of shapes {shapes[:3]}"
+                                 f"...; expected one ({len(self.classes_)}-column) row per word of each sentence.")
+            total += w * (np.concatenate(proba) if proba else 0.0)
         return np.split(total.astype(np.float32), np.cumsum(lengths)[:-1])
 
     def decision_function(self, X):
@@ -219,15 +247,15 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         return decode_tags(self.decision_function(X), self.classes_, self.decoding)
 
     def score(self, X, y, sample_weight=None):
-        """Span-level micro-F1 of ``predict(X)`` against ``y`` (in the members' ``scheme``), seqeval
-        strict IOB2, as :meth:`skimb.TransformerTokenClassifier.score`."""
+        """Span-level micro-F1 of ``predict(X)`` against ``y`` (in the members' ``scheme``, one for
+        all), seqeval strict IOB2, as :meth:`skimb.TransformerTokenClassifier.score`."""
         from ..metrics import span_f1_score
         from ..tokens import convert_scheme
 
         if sample_weight is not None:
             raise ValueError("score does not take sample_weight: span F1 counts entities.")
         check_is_fitted(self, "estimators_")
-        truth = convert_scheme(y, getattr(self.estimators_[0], "scheme", "IOB2"), "IOB2")
+        truth = convert_scheme(y, self.estimators_[0].get_params(deep=False).get("scheme", "IOB2"), "IOB2")
         pred = self.predict(X)
         if len(truth) != len(pred) or any(len(t) != len(p) for t, p in zip(truth, pred)):
             raise ValueError("X and y have different lengths (sentences or tags per sentence).")
