@@ -50,9 +50,9 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
     probabilities, decoded to valid IOB2 tags.
 
     scikit-learn's ``VotingClassifier`` cannot vote taggers (``y`` is a list of tag lists); this
-    is its counterpart for :class:`~skimb.TransformerTokenClassifier` and any tagger with
-    ``fit(X, y)``, ``predict_proba(X)`` (one ``(n_words, n_tags)`` array per sentence) and
-    ``classes_``. Each member is cloned and fitted on the same data; their probabilities are
+    is its counterpart for :class:`~skimb.TransformerTokenClassifier` and any scikit-learn-style
+    tagger (``get_params``, ``fit(X, y)``, ``predict_proba(X)`` giving one ``(n_words, n_tags)``
+    array per sentence, ``classes_``). Each member is cloned and fitted on the same data; their probabilities are
     averaged word by word and decoded as a tagger's logits are (``decoding``).
 
     The vote of CALoRA on a focal-loss stage 1 and HAMR on focal loss is the best tagger measured
