@@ -56,9 +56,9 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
     averaged word by word and decoded as a tagger's logits are (``decoding``).
 
     The vote of CALoRA on a focal-loss stage 1 and HAMR on focal loss is the best tagger measured
-    with few sentences, most of all where most hold no entity (CoNLL-2003 with 70% entity-free
-    sentences, 600 sentences, 6 seeds: 0.579 span macro-F1 against focal loss's 0.527, every seed
-    up; with 2,400 sentences the gain is gone; ``docs/benchmarks.md``, rounds 19-20). ``skimb
+    where sentences are few and most hold no entity (CoNLL-2003 with 70% entity-free sentences, 600
+    sentences, 6 seeds: 0.579 span macro-F1 against focal loss's 0.527, every seed up; with 2,400
+    sentences the gain is gone; ``docs/benchmarks.md``, rounds 19-20). ``skimb
     compare`` runs it as ``vote_focal_calora_hamr``.
 
     Parameters
