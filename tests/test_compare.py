@@ -74,19 +74,19 @@ def test_recommendation_follows_the_intervals():
 
 
 def test_baseline_prefers_weighted_ce_then_ce():
-    from skimb.compare._report import choose_baseline
+    from skimb.compare._report import choose_baseline, summarise
     from skimb.compare._runner import RunResult
 
     runs = [RunResult("ce", 0), RunResult("weighted_ce", 0), RunResult("afl", 0)]
-    assert choose_baseline(runs) == "weighted_ce"  # no scores (a tie): the first listed
-    assert choose_baseline(runs[:1] + runs[2:]) == "ce"
-    assert choose_baseline(runs, "afl") == "afl"
-    assert choose_baseline(runs, "focal") is None  # asked for by name, it did not run
-    assert choose_baseline([RunResult("weighted_ce", 0, error="boom")]) is None
+    assert choose_baseline(summarise(runs)) == "weighted_ce"  # no scores (a tie): the first listed
+    assert choose_baseline(summarise(runs[:1] + runs[2:])) == "ce"
+    assert choose_baseline(summarise(runs), "afl") == "afl"
+    assert choose_baseline(summarise(runs), "focal") is None  # asked for by name, it did not run
+    assert choose_baseline(summarise([RunResult("weighted_ce", 0, error="boom")])) is None
 
 
 def test_auto_baseline_is_the_better_plain_loss():
-    from skimb.compare._report import choose_baseline
+    from skimb.compare._report import choose_baseline, summarise
     from skimb.compare._runner import RunResult
 
     def run(method, seed, f1):
@@ -94,12 +94,12 @@ def test_auto_baseline_is_the_better_plain_loss():
 
     runs = [run("weighted_ce", 0, 0.50), run("weighted_ce", 1, 0.54), run("ce", 0, 0.55), run("ce", 1, 0.52),
             run("focal", 0, 0.70), run("hamr", 0, 0.90)]
-    assert choose_baseline(runs) == "ce"  # 0.535 against 0.52; focal and hamr are no text baselines
-    assert choose_baseline(runs, task="token") == "focal"  # class weighting hurts taggers, focal is their bar
-    assert choose_baseline(runs[:4] + [run("focal", 0, 0.4)], task="token") == "ce"
+    assert choose_baseline(summarise(runs)) == "ce"  # 0.535 against 0.52; focal and hamr are no text baselines
+    assert choose_baseline(summarise(runs), task="token") == "focal"  # class weighting hurts taggers, focal is their bar
+    assert choose_baseline(summarise(runs[:4] + [run("focal", 0, 0.4)]), task="token") == "ce"
     # a NaN or a missing score counts for nothing: the other seeds (or the first listed) decide
-    assert choose_baseline([run("weighted_ce", 0, float("nan")), run("ce", 0, 0.3)]) == "ce"
-    assert choose_baseline([run("weighted_ce", 0, float("nan")), RunResult("ce", 0)]) == "weighted_ce"
+    assert choose_baseline(summarise([run("weighted_ce", 0, float("nan")), run("ce", 0, 0.3)])) == "ce"
+    assert choose_baseline(summarise([run("weighted_ce", 0, float("nan")), RunResult("ce", 0)])) == "weighted_ce"
 
 
 TINY_BUDGET = dict(max_epochs=1, batch_size=8, device="cpu")

@@ -78,21 +78,20 @@ AUTO_BASELINES = {"multiclass": ("weighted_ce", "ce"), "multilabel": ("weighted_
                   "token": ("focal", "ce", "weighted_ce")}
 
 
-def choose_baseline(results, baseline="auto", task="multiclass"):
-    """The method gaps are measured against: ``baseline`` if it ran; ``"auto"``: of the plain
-    baselines of ``task`` that ran (:data:`AUTO_BASELINES`), the one with the highest mean macro-F1
-    over its seeds (the first listed on a tie), so that no method is held up against a weaker bar
-    than the best plain loss; None when none ran."""
-    ran = [r for r in results if r.error is None]
+def choose_baseline(summary, baseline="auto", task="multiclass"):
+    """The method gaps are measured against, from :func:`summarise`'s ``summary``: ``baseline`` if it
+    ran; ``"auto"``: of the plain baselines of ``task`` that ran (:data:`AUTO_BASELINES`), the one
+    with the highest mean macro-F1 over its seeds (the first listed on a tie), so that no method is
+    held up against a weaker bar than the best plain loss; None when none ran."""
+    ran = [name for name, entry in summary.items() if entry["n_seeds"]]
     if baseline != "auto":
-        return baseline if any(r.method == baseline for r in ran) else None
+        return baseline if baseline in ran else None
 
     def mean_macro_f1(method):
-        values = [r.metrics.get("macro_f1") for r in ran if r.method == method and r.metrics]
-        values = [v for v in values if v is not None and not math.isnan(v)]
-        return sum(values) / len(values) if values else -math.inf
+        mean = summary[method].get("macro_f1", (math.nan,))[0]
+        return -math.inf if math.isnan(mean) else mean
 
-    candidates = [m for m in AUTO_BASELINES.get(task, AUTO_BASELINES["multiclass"]) if any(r.method == m for r in ran)]
+    candidates = [m for m in AUTO_BASELINES.get(task, AUTO_BASELINES["multiclass"]) if m in ran]
     return max(candidates, key=mean_macro_f1) if candidates else None
 
 
@@ -135,7 +134,7 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(results)
-    baseline = choose_baseline(results, baseline, data.task)
+    baseline = choose_baseline(summary, baseline, data.task)
     gaps, recommendation = {}, "No baseline ran."
     if baseline is not None:
         try:
