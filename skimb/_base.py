@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, LRScheduler, ProgressBar
 
 from .utils._param_validation import Interval, validate_params
+from .utils._tags import apply_text_tags  # re-exported: the estimators import it from here
 
 __all__ = ["resolve_device", "seed_from", "seeded", "torch_threads", "with_threads", "Throughput", "make_callbacks",
            "apply_text_tags"]
@@ -137,14 +138,3 @@ def make_callbacks(*, verbose, n_steps, warmup_ratio, max_grad_norm, early_stopp
     for i, cb in enumerate(user_callbacks or []):
         callbacks.append(cb if isinstance(cb, tuple) else (f"user_{i}_{type(cb).__name__}", cb))
     return callbacks
-
-
-def apply_text_tags(tags, *, multi_label: bool = False):
-    """Tags of an estimator whose X is a sequence of strings."""
-    tags.input_tags.two_d_array = False
-    tags.input_tags.string = True
-    tags.target_tags.required = True
-    if tags.classifier_tags is not None:
-        tags.classifier_tags.multi_label = multi_label
-    tags.non_deterministic = False
-    return tags

@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._validation import check_token_lists
 from ..tokens import decode_tags
 from ..utils._param_validation import Options, Satisfies, validate_params
+from ..utils._tags import apply_text_tags
 
 __all__ = ["VotingTagger"]
 
@@ -130,12 +131,7 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         self.decoding = decoding
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.target_tags.required = True
-        tags.non_deterministic = False
-        return tags
+        return apply_text_tags(super().__sklearn_tags__())  # neither classifier nor regressor: a tagger
 
     # ----------------------------------------------------------- parameters, as scikit-learn's ensembles
     def get_params(self, deep=True):
