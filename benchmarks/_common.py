@@ -6,8 +6,10 @@ puts ``benchmarks/`` on ``sys.path``).
 
 from __future__ import annotations
 
+import glob
 import json
 import math
+import re
 import shlex
 import sys
 import time
@@ -135,7 +137,10 @@ def write_outputs(out, summary, markdown):
 def publish(script, argv, out, title, body, runs, machine=None):
     """Write ``runs`` (JSON, with the command and the machine: this one unless ``machine`` names the
     one the runs were measured on) and a Markdown page (the title, the command, the machine, then
-    ``body``) to ``out``, and print the page."""
+    ``body``) to ``out``, and print the page; with ``out=None`` only print ``body``."""
+    if out is None:
+        print(body)
+        return
     cmd, machine = command_line(script, argv), machine or machine_description()
     md = f"# {title}\n\n`{cmd}`\n\n{machine}\n\n{body}"
     write_outputs(out, {"command": cmd, "machine": machine, "runs": runs}, md)
@@ -148,3 +153,17 @@ def _json_default(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     return str(obj)
+
+
+def gap_text(gap, low, high) -> str:
+    """A macro-F1 gap and its interval in points: ``"+1.2 [-0.3, +2.6]"``."""
+    return f"{100 * gap:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def seeded_files(pattern) -> dict:
+    """``{seed: path}`` of the saved fits matching ``pattern`` (``<fit>_seed<n>.npz``); exits
+    naming the pattern when none does."""
+    found = {int(re.search(r"_seed(\d+)\.npz$", path).group(1)): path for path in glob.glob(pattern)}
+    if not found:
+        raise SystemExit(f"no saved logits match {pattern!r}")
+    return found

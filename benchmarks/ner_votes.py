@@ -17,8 +17,6 @@ the mean over seeds with a 95% paired bootstrap interval over the test sentences
 from __future__ import annotations
 
 import argparse
-import glob
-import re
 import sys
 from pathlib import Path
 
@@ -26,15 +24,12 @@ import numpy as np
 from scipy.special import log_softmax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt, markdown_table, publish  # noqa: E402
+from _common import fmt, gap_text, markdown_table, publish, seeded_files  # noqa: E402
 
 
 def load(pattern) -> dict:
     """``{seed: arrays}`` of the files matching ``pattern``."""
-    found = {int(re.search(r"_seed(\d+)\.npz$", p).group(1)): dict(np.load(p)) for p in glob.glob(pattern)}
-    if not found:
-        raise SystemExit(f"no saved logits match {pattern!r}")
-    return found
+    return {seed: dict(np.load(path)) for seed, path in seeded_files(pattern).items()}
 
 
 def test_predictions(d, log_proba):
@@ -83,15 +78,12 @@ def main(argv=None):
         if row != names[0]:
             g, low, high = paired_bootstrap_gap([r["counts"] for r in mine], [r["counts"] for r in base])
             up = sum(a["macro_f1"] > b["macro_f1"] for a, b in zip(mine, base))
-            gap = f"{100 * g:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}], {up} of {len(seeds)} seeds up"
+            gap = f"{gap_text(g, low, high)}, {up} of {len(seeds)} seeds up"
         table.append([row, fmt([r["macro_f1"] for r in mine]), ", ".join(f"{r['macro_f1']:.4f}" for r in mine), gap])
     body = markdown_table(["fit", "span macro-F1", "per seed", f"gap to {names[0]} [95% paired bootstrap]"], table)
     for r in runs:
         del r["counts"]
-    if args.out:
-        publish("benchmarks/ner_votes.py", argv, args.out, "Soft votes of saved taggers", body, runs)
-    else:
-        print(body)
+    publish("benchmarks/ner_votes.py", argv, args.out, "Soft votes of saved taggers", body, runs)
 
 
 if __name__ == "__main__":

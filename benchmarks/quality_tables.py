@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import QUARTILES, command_line, fmt, machine_description, markdown_table, write_outputs
+from _common import QUARTILES, command_line, fmt, gap_text, machine_description, markdown_table, write_outputs
 
 
 def rows_of(path, logits):
@@ -118,8 +118,8 @@ def main(argv=None):
         gap = ""
         shared = [s for s in seeds if (args.baseline, s) in counts]
         if name != args.baseline and shared:
-            g, lo, hi = paired_bootstrap_gap([counts[name, s] for s in shared], [counts[args.baseline, s] for s in shared])
-            gap = f"{100 * g:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+            gap = gap_text(*paired_bootstrap_gap([counts[name, s] for s in shared],
+                                                 [counts[args.baseline, s] for s in shared]))
         summary[name] = {"seeds": seeds, "macro_f1": [r["macro_f1"] for r in reps],
                          "micro_f1": [r["micro_f1"] for r in reps],
                          "quartile_f1": {q: float(np.mean([r["quartile_f1"][q] for r in reps])) for q in QUARTILES},

@@ -17,8 +17,6 @@ seeds (``skimb.metrics.paired_bootstrap_gap``).
 from __future__ import annotations
 
 import argparse
-import glob
-import re
 import sys
 from pathlib import Path
 
@@ -26,19 +24,16 @@ import numpy as np
 from scipy.special import log_softmax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt, markdown_table, publish  # noqa: E402
+from _common import fmt, gap_text, markdown_table, publish, seeded_files  # noqa: E402
 
 
 def load(spec) -> dict:
     """``{seed: (log-probabilities, y_test)}`` of ``GLOB[:stage]``."""
     pattern, _, stage = spec.partition(":")
     found = {}
-    for path in glob.glob(pattern):
+    for seed, path in seeded_files(pattern).items():
         d = np.load(path)
-        seed = int(re.search(r"_seed(\d+)\.npz$", path).group(1))
         found[seed] = (log_softmax(d[f"test_{stage or 'stage1'}"].astype(np.float64), axis=1), d["y_test"])
-    if not found:
-        raise SystemExit(f"no saved logits match {pattern!r}")
     return found
 
 
@@ -81,14 +76,10 @@ def main(argv=None):
                 return [example_counts("multiclass", y, pred, labels=np.arange(n_classes)) for _, pred, y in fits]
 
             base = [(s, rows[first][s][0].argmax(1), rows[first][s][1]) for s in seeds]
-            g, low, high = paired_bootstrap_gap(counts(mine), counts(base))
-            gap = f"{100 * g:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+            gap = gap_text(*paired_bootstrap_gap(counts(mine), counts(base)))
         table.append([row, fmt(f1), ", ".join(f"{v:.4f}" for v in f1), gap, ", ".join(map(str, seeds))])
     body = markdown_table(["fit", "macro-F1", "per seed", f"gap to {first} [95% paired bootstrap]", "seeds"], table)
-    if args.out:
-        publish("benchmarks/text_votes.py", argv, args.out, "Soft votes of saved text classifiers", body, runs)
-    else:
-        print(body)
+    publish("benchmarks/text_votes.py", argv, args.out, "Soft votes of saved text classifiers", body, runs)
 
 
 if __name__ == "__main__":
