@@ -185,8 +185,7 @@ def run_one(args, variant, seed, X_train, y_train, X_eval, y_eval, train_counts)
     rep = span_report(truth, pred, train_tags=train_tags)
     if args.save_logits:
         save_logits(Path(args.out) / f"{variant}_seed{seed}.npz", clf, X_train, train_tags, X_eval, truth)
-    members = clf.estimators_ if variant in VOTES else [clf]
-    fitted = members[0]  # the epochs, loss and device reported: the first member's
+    fitted = members(clf)[0]  # the epochs, loss and device reported: the first member's
     n_train_words = sum(map(len, X_train))
     n_eval_words = sum(map(len, X_eval))
     return {
@@ -202,13 +201,18 @@ def run_one(args, variant, seed, X_train, y_train, X_eval, y_eval, train_counts)
         "quartile_f1": rep["quartile_f1"],
         "train_s": train_s,
         "predict_s": predict_s,
-        "train_words_per_s": n_train_words * sum(m.n_iter_ for m in members) / train_s,  # every member's epochs
+        "train_words_per_s": n_train_words * sum(m.n_iter_ for m in members(clf)) / train_s,  # every member's epochs
         "predict_words_per_s": n_eval_words / predict_s,
         "epochs_run": fitted.n_iter_,
         "final_train_loss": float(fitted.history_[-1, "train_loss"]),
         "peak_memory_mb": peak_memory_mb(),
         "device": fitted.device_,
     }
+
+
+def members(clf) -> list:
+    """The fitted taggers behind ``clf``: a vote's members, or ``clf`` itself."""
+    return list(getattr(clf, "estimators_", [clf]))
 
 
 def build(args, variant, seed):
@@ -231,7 +235,7 @@ def build(args, variant, seed):
 def save_logits(path, clf, X_train, train_tags, X_eval, eval_tags):
     """Word logits (rows of all sentences stacked), sentence lengths and IOB2 tags of the fit's
     validation split (``val_*``; empty without one) and of the evaluation split (``test_*``)."""
-    held_out = clf.estimators_[0] if hasattr(clf, "estimators_") else clf  # a vote's members share one split
+    held_out = members(clf)[0]  # a vote's members share one split
     valid = getattr(held_out, "validation_indices_", np.array([], dtype=np.int64))
     arrays = {"classes": np.asarray(clf.classes_), "validation_indices": valid}
     for part, X, tags in (("val", [X_train[i] for i in valid], [train_tags[i] for i in valid]),

@@ -147,6 +147,9 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         Per-epoch training loss, validation loss and throughput.
     n_iter_ : int
         Epochs run.
+    training_interrupted_ : bool
+        Whether a ``KeyboardInterrupt`` ended stage 1 early (the model is kept as it was, its
+        stage 1 not cached; a :class:`~skimb.ensemble.VotingTagger` fits no further member).
     class_weight_ : ndarray of shape (n_classes,)
     thresholds_ : ndarray of shape (n_labels,)
         Multi-label decision thresholds.

@@ -59,6 +59,11 @@ def _replay_loss_schedule(criterion, n_epochs, max_epochs):
         set_epoch(n_epochs - 1, max_epochs)
 
 
+def _completed_epochs(history) -> int:
+    """Epochs that ran to the end (an interrupted epoch has a row without its training loss)."""
+    return sum("train_loss" in row for row in history)
+
+
 class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
     """Template-method base: ``fit`` is a fixed skeleton that never names a method.
 
@@ -162,6 +167,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                             type(self).__name__, len(ctx.train_idx), n_valid, ctx.n_epochs, ctx.device)
                 self._train_stage1(ctx)
         ctx.stage1_s = time.perf_counter() - t0
+        if ctx.interrupted:  # a part-trained stage 1 is no entry for this key, nor are its features
+            self._stage1_key_ = None
+            warn_caller(f"{type(self).__name__}: training was interrupted after {_completed_epochs(ctx.net.history)} of "
+                        f"{ctx.n_epochs} epochs; the model is usable as it is, and its stage 1 is not cached.")
         self._set_fitted(ctx)
         self.stage1_cached_ = ctx.stage1 is not None
         # what training the stage 1 in use cost, also when another fit trained it (a cache hit)
@@ -171,7 +180,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             ctx.training_fitted = ctx.training.finish(ctx.training_state, cached)
         for name, value in ctx.training.restore(ctx.training_fitted).items():
             setattr(self, name, value)
-        if store_plain and ctx.stage1 is None and ctx.error is None:
+        if store_plain and ctx.stage1 is None and ctx.error is None and not ctx.interrupted:
             stage1_cache.put_shared(key, self._stage1_entry(ctx, None))
 
     def _stage1_entry(self, ctx, stage2_inputs):
@@ -199,6 +208,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             ctx.net.fit(ctx.train_ds, None)
         except FloatingPointError as exc:  # the model keeps its last finite step; raised in _finish
             ctx.error = exc
+        ctx.interrupted = bool(getattr(ctx.net, "interrupted_", False))
 
     def _fit_stage2(self, ctx):
         if not ctx.head.has_stage2 or ctx.error is not None:
@@ -328,6 +338,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         self.history_ = ctx.net.history
         self.n_iter_ = len(ctx.net.history)
         self.fit_time_s_ = ctx.stage1_s
+        self.training_interrupted_ = ctx.interrupted
         fitted = getattr(ctx.criterion, "fitted_attributes", None)
         for name, value in (fitted() if callable(fitted) else {}).items():
             setattr(self, "loss_" + name if name == "class_weight_" else name, value)

@@ -125,7 +125,7 @@ quantize, n_threads
         Entity types, sorted.
     class_weight_ : ndarray of shape (n_tags,)
         Per-tag loss weights (ones without ``class_weight``).
-    net_, history_, n_iter_, loss_, finetune_, head_, training_, validation_indices_
+    net_, history_, n_iter_, training_interrupted_, loss_, finetune_, head_, training_, validation_indices_
         As in :class:`~skimb.TransformerClassifier` (``validation_indices_``: sentences).
     logit_offsets_ : ndarray of shape (n_tags,)
         With ``threshold="tuned"``: the offsets ``predict`` adds to every word's logits (``O``: 0;

@@ -264,9 +264,37 @@ def test_keyboard_interrupt_keeps_a_usable_model(tiny_bert, toy_data):
                 raise KeyboardInterrupt
 
     clf = TransformerClassifier(tiny_bert, max_epochs=5, batch_size=8, random_state=0, callbacks=[Interrupt()])
-    clf.fit(X, y)
-    assert clf.n_iter_ == 2
+    with pytest.warns(UserWarning, match="interrupted after 1 of 5 epochs; the model is usable"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 2 and clf.training_interrupted_
     assert clf.predict(X).shape == (len(X),)
+    clf.set_params(callbacks=None).fit(X, y)
+    assert clf.n_iter_ == 5 and not clf.training_interrupted_
+
+
+def test_an_interrupted_stage1_is_never_cached(tiny_bert, toy_data, monkeypatch):
+    from skimb.training import TransformerNet, stage1_cache
+
+    X, y = toy_data
+    stage1_cache.clear()
+    step, calls = TransformerNet.train_step, []
+
+    def interrupted_at_the_third_step(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(TransformerNet, "train_step", interrupted_at_the_third_step)
+    with pytest.warns(UserWarning, match="interrupted.*not cached"):
+        cut = TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y)
+    monkeypatch.undo()
+    assert cut.training_interrupted_ and cut.predict_proba(X).shape == (len(X), 3)
+    assert stage1_cache.misses == 1 and stage1_cache.hits == 0
+    full = TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y)  # the same key: trained, not loaded
+    assert not full.stage1_cached_ and not full.training_interrupted_ and full.n_iter_ == FAST["max_epochs"]
+    again = TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y)
+    assert again.stage1_cached_  # the whole stage 1 is cached
 
 
 def test_user_loss_module_is_not_mutated(tiny_bert, toy_data):

@@ -64,6 +64,22 @@ class _RowTagger(_FixedTagger):
         return [rows[np.arange(len(s)) % len(rows)] for s in X]
 
 
+class _InterruptedTagger(_RowTagger):
+    """Interrupted in training: keeps a usable model and says so (``"flag"``, as
+    TransformerTokenClassifier does), or lets the ``KeyboardInterrupt`` through (``"raise"``)."""
+
+    def __init__(self, how="flag"):
+        super().__init__()
+        self.how = how
+
+    def fit(self, X, y, sample_weight=None):
+        super().fit(X, y, sample_weight)
+        if self.how == "raise":
+            raise KeyboardInterrupt
+        self.training_interrupted_ = True
+        return self
+
+
 X_TOY = [["john", "smith", "runs"], [], ["mary"]]
 Y_TOY = [["B-PER", "I-PER", "O"], [], ["B-PER"]]
 
@@ -201,6 +217,26 @@ def test_refit_keeps_nothing_of_the_earlier_members():
     vote = VotingTagger([("a", _FixedTagger()), ("b", _FixedTagger())]).fit(X_TOY, Y_TOY)
     vote.set_params(estimators=[("c", _FixedTagger())]).fit(X_TOY, Y_TOY)
     assert list(vote.named_estimators_) == ["c"] and len(vote.estimators_) == 1
+
+
+def test_an_interrupt_ends_the_training_and_the_members_fitted_so_far_vote():
+    _RowTagger.fits = _InterruptedTagger.fits = 0
+    members = [("a", _RowTagger()), ("cut", _InterruptedTagger("flag")), ("c", _RowTagger())]
+    with pytest.warns(UserWarning, match=r"interrupted in member 'cut'.*\['a', 'cut'\], without \['c'\]"):
+        vote = VotingTagger(members, weights=[1, 3, 4]).fit(X_TOY, Y_TOY)
+    assert (_RowTagger.fits, _InterruptedTagger.fits) == (1, 1)  # 'c' never trained
+    assert list(vote.named_estimators_) == ["a", "cut"]
+    np.testing.assert_allclose(vote.weights_, [0.25, 0.75])
+    assert [len(p) for p in vote.predict(X_TOY)] == [3, 0, 1]
+    # a member that lets the interrupt through is left out; the first one re-raises it
+    members = [("a", _RowTagger()), ("cut", _InterruptedTagger("raise")), ("c", _RowTagger())]
+    with pytest.warns(UserWarning, match=r"\['a'\], without \['cut', 'c'\]"):
+        assert list(VotingTagger(members).fit(X_TOY, Y_TOY).named_estimators_) == ["a"]
+    with pytest.raises(KeyboardInterrupt):
+        VotingTagger([("cut", _InterruptedTagger("raise")), ("a", _RowTagger())]).fit(X_TOY, Y_TOY)
+    # the last member interrupted: every member votes
+    vote = VotingTagger([("a", _RowTagger()), ("cut", _InterruptedTagger("flag"))]).fit(X_TOY, Y_TOY)
+    assert list(vote.named_estimators_) == ["a", "cut"]
 
 
 def test_not_fitted():

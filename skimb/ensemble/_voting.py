@@ -78,7 +78,8 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
     Attributes
     ----------
     estimators_ : list of taggers
-        The fitted clones, in the order of ``estimators``.
+        The fitted clones, in the order of ``estimators`` (after an interrupt, those fitted
+        before it: see Notes).
     named_estimators_ : Bunch
         The fitted clones by name.
     classes_ : ndarray of str
@@ -103,6 +104,10 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
     ``random_state`` hold out the same sentences, so a HAMR member's meta set and the other
     members' validation split coincide. Each member trains as it would alone: the vote costs the
     sum of their fits (``skimb compare`` reuses the fits that its other methods share).
+
+    Interrupting ``fit`` (Ctrl-C) stops the training of the members: the members fitted so far
+    vote (a :class:`~skimb.TransformerTokenClassifier` interrupted mid-training among them, as it
+    keeps a usable model), with a warning naming those left out.
 
     Examples
     --------
@@ -177,22 +182,44 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         X = check_token_lists(X)
         members = [(name, clone(est)) for name, est in self.estimators]
         self._check_members(members)
-        fit_kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-        for _, est in members:
-            est.fit(X, y, **fit_kwargs)
+        weights = np.ones(len(members)) if self.weights is None else np.asarray(self.weights, dtype=float)
+        members, weights = self._fit_members(members, weights, X, y, sample_weight)
         first_name, first = members[0]
         for name, est in members[1:]:
             if not np.array_equal(np.asarray(est.classes_), np.asarray(first.classes_)):
                 raise ValueError(f"{type(self).__name__}: members {first_name!r} and {name!r} learned different tags "
                                  f"({list(first.classes_)} and {list(est.classes_)}) from the same y; every member "
                                  "must learn the same tags.")
-        weights = np.ones(len(members)) if self.weights is None else np.asarray(self.weights, dtype=float)
         self.weights_ = weights / weights.sum()
         self.estimators_ = [est for _, est in members]
         self.named_estimators_ = Bunch(**dict(members))
         self.classes_ = np.asarray(first.classes_)
         self.entity_types_ = sorted({str(c)[2:] for c in self.classes_ if c != "O"})
         return self
+
+    def _fit_members(self, members, weights, X, y, sample_weight):
+        """Fit the members in turn. An interrupt (Ctrl-C) ends the vote's training: the members
+        fitted so far vote, the one interrupted included where it kept a usable model."""
+        fit_kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        for i, (name, est) in enumerate(members):
+            try:
+                est.fit(X, y, **fit_kwargs)
+            except KeyboardInterrupt:  # a member that lets it through may be half-fitted: left out
+                if i == 0:
+                    raise
+                return self._interrupted(members, weights, name, i)
+            if getattr(est, "training_interrupted_", False) and i + 1 < len(members):
+                return self._interrupted(members, weights, name, i + 1)
+        return members, weights
+
+    def _interrupted(self, members, weights, name, n_kept):
+        left_out = [n for n, _ in members[n_kept:]]
+        warnings.warn(f"{type(self).__name__}: training was interrupted in member {name!r}; the vote is of the "
+                      f"members fitted so far, {[n for n, _ in members[:n_kept]]}, without {left_out}. Fit again "
+                      "for the vote of all members.", UserWarning, stacklevel=4)
+        if weights[:n_kept].sum() <= 0:
+            raise ValueError(f"{type(self).__name__}: the members fitted before the interrupt all have weight 0.")
+        return members[:n_kept], weights[:n_kept]
 
     def _check_params(self):
         validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)

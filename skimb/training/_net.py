@@ -80,6 +80,16 @@ class TransformerNet(NeuralNet):
         self.rank = rank  # data-parallel training (skimb.training._distributed)
         self.world_size = world_size
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop, recording in ``interrupted_`` whether a ``KeyboardInterrupt`` ended it
+        (skorch's ``partial_fit`` swallows it and keeps the model as it is)."""
+        self.interrupted_ = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            raise
+
     # -- data ---------------------------------------------------------------
     def get_iterator(self, dataset, training=False):
         bs = self.batch_size if self.batch_size != -1 else len(dataset)
