@@ -81,6 +81,7 @@ VARIANTS = {
     # HAMR on focal with "auto"'s meta objective: weighting only, and flatter hardness draws (round 21)
     "hamr_focal_weighting_only": {**FOCAL, "training": "hamr", "training__resampling": False, "training__knn": False},
     "hamr_focal_flat_draws": {**FOCAL, "training": "hamr", "training__temperature": 3.0},
+    "hamr_weighting_only": {"loss": "ce", "training": "hamr", "training__resampling": False, "training__knn": False},
     # CALoRA's unbalanced stage 2 on a HAMR-on-focal stage 1 (mean meta objective)
     "hamr_focal_calora_unbalanced": {**FOCAL, "training": "hamr",
                                      "training__meta_loss": "mean", "head": "calora", "head__balance": "none"},
