@@ -187,6 +187,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     meta_objective_ : {"mean", "balanced"} or None
         HAMR: the meta objective WNet was trained on (``training__meta_loss="auto"`` resolved for
         this fit; None without WNet).
+    resampling_ : bool
+        HAMR: whether the epochs were drawn by hardness (``training__resampling="auto"`` resolved).
     wnet_ : torch.nn.Module or None
         HAMR: the trained weight network (z-scored loss to weight logit).
 

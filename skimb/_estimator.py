@@ -201,7 +201,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                                                       ctx.module, ctx.device)
         if ctx.training_state is not None:
             ctx.training.attach(ctx.training_state, ctx)
-        batches = -(-ctx.training.epoch_size(len(ctx.train_ds)) // self.batch_size)
+        batches = -(-ctx.training.epoch_size(len(ctx.train_ds), ctx.training_state) // self.batch_size)
         n_steps = batches // ctx.world_size * ctx.n_epochs  # each process's share (data-parallel)
         ctx.net = self._make_net(ctx, valid_ds, n_steps)
         try:

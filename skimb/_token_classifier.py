@@ -98,7 +98,8 @@ quantize, n_threads
         or ``"lora"``; ``training__knn_lambda`` and ``training__wnet_lr`` default to the
         reference's NER values (0.1, 3e-4), and ``training__meta_loss`` to the mean cross-entropy,
         or the tag-balanced one where one tag (``O``) holds at least 90% of the training tokens
-        (fitted ``meta_objective_`` says which).
+        (fitted ``meta_objective_`` says which); ``training__resampling`` is off from 1,000 training
+        sentences (fitted ``resampling_`` says which).
     **kwargs
         Routed component parameters: ``loss__*``, ``head__*``, ``training__*``, ``finetune__*``.
 
@@ -131,7 +132,7 @@ quantize, n_threads
         With ``threshold="tuned"``: the offsets ``predict`` adds to every word's logits (``O``: 0;
         ``B-X`` and ``I-X``: type X's).
     hardness_, neighbor_boost_, hamr_train_indices_, meta_set_size_, meta_set_indices_, \
-sample_weights_history_, meta_loss_history_, meta_objective_, wnet_
+sample_weights_history_, meta_loss_history_, meta_objective_, resampling_, wnet_
         HAMR, as in :class:`~skimb.TransformerClassifier`, with one entry per training
         *window*: ``hamr_train_indices_[j]`` is the sentence (position in ``X``) of window j.
 

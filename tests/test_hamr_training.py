@@ -992,3 +992,37 @@ def test_a_tagger_fit_measures_the_o_share_for_the_meta_objective(tiny_bert):
                                        max_length=32, random_state=0).fit(*data).meta_objective_
             for data in ((X, y), sparse)]
     assert seen == ["mean", "balanced"]
+
+
+def test_resampling_auto_is_off_for_taggers_with_many_sentences():
+    from skimb.training.hamr import HAMRTraining
+
+    many = HAMRTraining.RESAMPLING_MAX_SENTENCES
+    assert HAMRTraining().for_task("token", n_sentences=many - 1).resampling is True
+    assert HAMRTraining().for_task("token", n_sentences=many).resampling is False
+    assert HAMRTraining().for_task("token").resampling is True  # nothing counted: on
+    # an explicit choice, the reference configuration and the other tasks stand
+    assert HAMRTraining(resampling=True).for_task("token", n_sentences=10_000).resampling is True
+    assert HAMRTraining.reference().for_task("token", n_sentences=10_000).resampling is True
+    assert HAMRTraining().for_task("multiclass", n_sentences=10_000).resampling is True
+    # the epoch size (the learning-rate schedule's length) follows the resolved value
+    state = type("State", (), {"config": HAMRTraining(oversample_ratio=1.5).for_task("token", n_sentences=5000)})
+    assert HAMRTraining(oversample_ratio=1.5).epoch_size(100, state) == 100
+    assert HAMRTraining(oversample_ratio=1.5).epoch_size(100) == 150
+
+
+def test_a_tagger_fit_counts_its_training_sentences_for_resampling(tiny_bert, monkeypatch):
+    from skimb import TransformerTokenClassifier
+    from skimb.training.hamr import HAMRTraining
+
+    X, y = make_ner(40)  # 32 training sentences after the 20% validation split
+    params = dict(training="hamr", validation_fraction=0.2, max_epochs=1, batch_size=16, max_length=32, random_state=0)
+    fitted = {}
+    for threshold in (33, 32):
+        monkeypatch.setattr(HAMRTraining, "RESAMPLING_MAX_SENTENCES", threshold)
+        fitted[threshold] = TransformerTokenClassifier(tiny_bert, **params).fit(X, y)
+    assert fitted[33].resampling_ is True and fitted[32].resampling_ is False
+    explicit = TransformerTokenClassifier(tiny_bert, training__resampling=False, **params).fit(X, y)
+    for a, b in zip(fitted[32].predict_proba(X), explicit.predict_proba(X)):  # "auto" resolved is the setting
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(np.concatenate(fitted[33].predict_proba(X)), np.concatenate(explicit.predict_proba(X)))

@@ -281,7 +281,7 @@ class SequentialTargetingTraining(TrainingStrategy):
     def n_epochs(self, max_epochs: int) -> int:
         return int(self.n_stages) * int(max_epochs)
 
-    def epoch_size(self, n_train: int) -> int:
+    def epoch_size(self, n_train: int, state=None) -> int:
         return max(1, -(-int(n_train) // int(self.n_stages)))
 
     def ignored_params(self) -> dict:

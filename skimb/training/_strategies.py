@@ -30,8 +30,9 @@ class TrainingStrategy(Component):
         ``ctx.train_idx``."""
         return None
 
-    def epoch_size(self, n_train: int) -> int:
-        """Training items drawn per epoch (for the learning-rate schedule)."""
+    def epoch_size(self, n_train: int, state=None) -> int:
+        """Training items drawn per epoch (for the learning-rate schedule); ``state``: what
+        :meth:`plan` returned."""
         return int(n_train)
 
     def n_epochs(self, max_epochs: int) -> int:

@@ -32,8 +32,13 @@ class HAMRTraining(TrainingStrategy):
     ----------
     meta_weighting : bool, default=True
         WNet weights on the real loss.
-    resampling : bool, default=True
-        Hardness-aware resampling. With it on and ``meta_weighting`` off, WNet is still
+    resampling : bool or "auto", default="auto"
+        Hardness-aware resampling. ``"auto"``: on, but for NER off from
+        :attr:`RESAMPLING_MAX_SENTENCES` training sentences (round 21, HAMR on focal loss, 6 seeds
+        each: with 600 sentences resampling was worth +2.3, +0.9 and −0.1 points of span macro-F1
+        on tweet-like CoNLL-2003, CoNLL-2003 and MIT-Restaurant; with 1,200 and 2,400 tweet-like
+        sentences it cost 0.9 and 1.9; ``docs/hamr.md``). The fitted ``resampling_`` says which a
+        fit used. With it on and ``meta_weighting`` off, WNet is still
         meta-trained to drive the hardness (the paper's "w/o AWE").
     knn : bool, default=True
         The kNN neighbourhood boost of the resampling (no effect without ``resampling``). All
@@ -187,6 +192,10 @@ class HAMRTraining(TrainingStrategy):
     ('balanced', 'mean')
     >>> HAMRTraining().for_task("token", majority_share=0.93).meta_loss  # 93% of the tokens are O
     'balanced'
+    >>> HAMRTraining().for_task("token", n_sentences=600).resampling
+    True
+    >>> HAMRTraining().for_task("token", n_sentences=2400).resampling
+    False
     >>> HAMRTraining().for_task("multiclass", balanced_loss=True).meta_loss
     'mean'
     >>> HAMRTraining(meta_topup="none").for_task("multiclass", balanced_loss=True).meta_loss
@@ -201,16 +210,19 @@ class HAMRTraining(TrainingStrategy):
     supports_data_parallel = False  # the meta step and the hardness see one process's batches
     #: The values of the ``"auto"`` parameters, by task (the reference code's for ``knn_lambda`` and for
     #: ``wnet_lr`` but single-label's, which round 13 measured; ``meta_loss`` measured here).
-    TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-3, "meta_loss": "balanced"},
-                     "multilabel": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "mean"},
-                     "token": {"knn_lambda": 0.1, "wnet_lr": 3e-4, "meta_loss": "mean"}}
+    TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-3, "meta_loss": "balanced", "resampling": True},
+                     "multilabel": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "mean", "resampling": True},
+                     "token": {"knn_lambda": 0.1, "wnet_lr": 3e-4, "meta_loss": "mean", "resampling": True}}
     #: ``wnet_lr="reference"``: the reference scripts' WNet learning rates.
     REFERENCE_WNET_LR = {"multiclass": 1e-4, "multilabel": 1e-4, "token": 3e-4}
     #: NER: the share of the training tokens under the most frequent tag from which
     #: ``meta_loss="auto"`` is class-balanced (entities sparse; measured at 0.62, 0.83 and 0.93).
     SPARSE_TAG_SHARE = 0.9
+    #: NER: the training sentences from which ``resampling="auto"`` is off (measured: on was
+    #: better at 600, off at 1,200 and 2,400; ``docs/benchmarks.md``, round 21).
+    RESAMPLING_MAX_SENTENCES = 1000
     _parameter_constraints = {
-        "meta_weighting": [Boolean()], "resampling": [Boolean()], "knn": [Boolean()],
+        "meta_weighting": [Boolean()], "resampling": [Boolean(), Options("auto")], "knn": [Boolean()],
         "hardness_alpha": [Interval(Real, 0, None)],
         "hardness_momentum": [Interval(Real, 0, 1, closed="left")],
         "hardness_update": [Options("ema", "reference")],
@@ -249,7 +261,7 @@ class HAMRTraining(TrainingStrategy):
                     "meta_selection", "meta_clusters", "meta_topup", "meta_loss", "detach_mean", "class_aware",
                     "weight_norm")
 
-    def __init__(self, meta_weighting=True, resampling=True, knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
+    def __init__(self, meta_weighting=True, resampling="auto", knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
                  knn_build_freq=1, oversample_ratio=1.0, draw_scheme="systematic", temperature=1.0,
                  wnet_lr="auto", meta_update_lr=None, meta_step="head", meta_interval=1, meta_features="auto",
@@ -303,7 +315,7 @@ class HAMRTraining(TrainingStrategy):
         """
         params = dict(meta_step="full", meta_update_lr=2e-4, detach_mean=True, hardness_update="reference",
                       group_by_length=False, meta_topup="none", token_loss="max", oversample_ratio=1.2,
-                      draw_scheme="multinomial", meta_loss="mean", wnet_lr="reference",
+                      draw_scheme="multinomial", meta_loss="mean", wnet_lr="reference", resampling=True,
                       embedder="pretrained", knn_index="flat")
         return cls(**{**params, **overrides})
 
@@ -322,8 +334,11 @@ class HAMRTraining(TrainingStrategy):
     def uses_knn(self) -> bool:
         return bool(self.resampling and self.knn)
 
-    def epoch_size(self, n_train: int) -> int:
-        """Samples per epoch: ``round(oversample_ratio · N)`` (at least 1) with resampling."""
+    def epoch_size(self, n_train: int, state=None) -> int:
+        """Samples per epoch: ``round(oversample_ratio · N)`` (at least 1) with resampling (as the
+        fit's ``state`` resolved ``"auto"``)."""
+        if state is not None:
+            return state.config.epoch_size(n_train)
         if not self.resampling:
             return int(n_train)
         return max(1, int(round(float(self.oversample_ratio) * int(n_train))))
@@ -334,9 +349,11 @@ class HAMRTraining(TrainingStrategy):
         an explicit ``meta_set`` and ``meta_topup="none"`` are used as they are."""
         return self.meta_set is None and (self.meta_selection == "gbc" or self.meta_topup != "none")
 
-    def for_task(self, task: str, balanced_loss: bool = False, majority_share=None) -> "HAMRTraining":
+    def for_task(self, task: str, balanced_loss: bool = False, majority_share=None,
+                 n_sentences=None) -> "HAMRTraining":
         """A copy with the ``"auto"`` parameters set to ``task``'s defaults (``majority_share``: NER,
-        the share of the training tokens under the most frequent tag; ``balanced_loss``: the
+        the share of the training tokens under the most frequent tag; ``n_sentences``: NER, the
+        training sentences; ``balanced_loss``: the
         training loss already balances the classes, so over a balanced meta set the meta objective
         need not; over a meta set used as it is, the mean would reward the majority classes and
         undo the loss's balancing; with ``weight_norm="class"`` WNet cannot change the classes'
@@ -344,6 +361,8 @@ class HAMRTraining(TrainingStrategy):
         defaults = {**self.TASK_DEFAULTS[task], "meta_features": "cached" if self.caches_meta_features else "live"}
         if task == "token" and majority_share is not None and majority_share >= self.SPARSE_TAG_SHARE:
             defaults["meta_loss"] = "balanced"
+        if task == "token" and n_sentences is not None and n_sentences >= self.RESAMPLING_MAX_SENTENCES:
+            defaults["resampling"] = False
         if balanced_loss and self.balances_meta_set and self.weight_norm == "batch":
             defaults["meta_loss"] = "mean"
         params = self.get_params(deep=False)
@@ -380,7 +399,9 @@ class HAMRTraining(TrainingStrategy):
         if ctx.task == "token" and self.meta_loss == "auto":
             counts = ctx.adapter.class_counts(ctx)
             share = counts.max() / max(counts.sum(), 1)
-        state = HAMRFit.plan(self.for_task(ctx.task, ctx.balanced_loss, majority_share=share), ctx)
+        n_sentences = len(ctx.train_idx) if ctx.task == "token" else None
+        state = HAMRFit.plan(self.for_task(ctx.task, ctx.balanced_loss, majority_share=share,
+                                           n_sentences=n_sentences), ctx)
         ctx.train_idx = state.train_idx
         return state
 

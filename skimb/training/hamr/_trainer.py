@@ -677,6 +677,7 @@ class HAMRFit:
             "sample_weights_history_": list(self.weight_history),
             "meta_loss_history_": np.asarray(self.meta_losses, dtype=np.float64),
             "meta_objective_": self.config.meta_loss if self.config.uses_wnet else None,
+            "resampling_": bool(self.config.resampling),
             "wnet_": wnet_state,
         }
 
