@@ -52,6 +52,8 @@ CONFIGS = {
     "hamr_ce": dict(loss="ce", training="hamr"),
     # WNet's learning rate pinned (round 13: 1e-3 against the reference's 1e-4)
     "hamr_ce_wlr1e-3": dict(loss="ce", training="hamr", training__wnet_lr=1e-3),
+    # meta-weighting only (round 21: for taggers, resampling costs from 1,200 sentences)
+    "hamr_ce_weighting_only": dict(loss="ce", training="hamr", training__resampling=False, training__knn=False),
     # HAMR whose WNet also reads the sample's class size (training__class_aware=True, round 14)
     "hamr_ce_ca": dict(loss="ce", training="hamr", training__class_aware=True),
     # HAMR on class weighting with WNet's weights normalised within each class (training__weight_norm="class",
