@@ -549,7 +549,7 @@ def test_registered_in_compare():
     from skimb.compare import METHODS, Budget
 
     expected = {
-        "hamr": (True, True, True),
+        "hamr": (True, "auto", True),
         "hamr_no_weighting": (False, True, True),
         "hamr_no_resampling": (True, False, False),
         "hamr_no_knn": (True, True, False),

@@ -335,10 +335,11 @@ def _register_hamr(name, description, default=False, tasks=_ALL_TASKS, base=None
 
 _register_hamr("hamr", "HAMR: meta-learned sample weights + hardness/kNN resampling (validation 10% -> meta set)",
                default=True)
+# the ablations pin resampling on ("auto" turns it off for NER from 1,000 sentences)
 _register_hamr("hamr_no_weighting", "HAMR without adaptive weighting (WNet still drives the hardness)",
-               meta_weighting=False)
+               meta_weighting=False, resampling=True)
 _register_hamr("hamr_no_resampling", "HAMR without hardness-aware resampling (nor kNN)", resampling=False, knn=False)
-_register_hamr("hamr_no_knn", "HAMR without the kNN neighbourhood boost", knn=False)
+_register_hamr("hamr_no_knn", "HAMR without the kNN neighbourhood boost", resampling=True, knn=False)
 _register_hamr("hamr_none", "HAMR with every module off: plain fine-tuning on the same 90% split",
                meta_weighting=False, resampling=False, knn=False)
 _register_hamr("focal_hamr", "HAMR on a focal-loss base (gamma=2): HAMR on top of the NER baseline where sentences "
