@@ -58,8 +58,8 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
 
     The vote of CALoRA on a focal-loss stage 1 and HAMR on focal loss is the best tagger measured
     where sentences are few and most hold no entity (CoNLL-2003 with 70% entity-free sentences, 600
-    sentences, 6 seeds: 0.579 span macro-F1 against focal loss's 0.527, every seed up; with 2,400
-    sentences the gain is gone; ``docs/benchmarks.md``, rounds 19-20). ``skimb
+    sentences, 6 seeds: 0.579 span macro-F1 against focal loss's 0.527, every seed up; +2.2 points at
+    1,200 sentences and +1.2 at 2,400; ``docs/benchmarks.md``, rounds 19-21). ``skimb
     compare`` runs it as ``vote_focal_calora_hamr``.
 
     Parameters
