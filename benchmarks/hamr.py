@@ -78,11 +78,15 @@ from skimb.compare._runner import evaluate  # noqa: E402
 
 from skimb.training.hamr import HAMRTraining  # noqa: E402
 
+# the variants that change the resampling or its settings pin it on (for NER, "auto" turns it off
+# from 1,000 training sentences)
+RESAMPLED = {"training__resampling": True}
+
 VARIANTS = {
     "hamr": {},
-    "no_weighting": {"training__meta_weighting": False},
+    "no_weighting": {**RESAMPLED, "training__meta_weighting": False},
     "no_resampling": {"training__resampling": False, "training__knn": False},
-    "no_knn": {"training__knn": False},
+    "no_knn": {**RESAMPLED, "training__knn": False},
     "none": {"training__meta_weighting": False, "training__resampling": False, "training__knn": False},
     "meta_first_order": {"training__meta_step": "first_order"},
     "meta_full": {"training__meta_step": "full"},
@@ -92,24 +96,24 @@ VARIANTS = {
     "meta_balanced": {"training__meta_loss": "balanced"},
     "meta_mean": {"training__meta_loss": "mean"},  # the default before round 11
     "weighting_balanced": {"training__meta_loss": "balanced", "training__resampling": False, "training__knn": False},
-    "systematic": {"training__draw_scheme": "systematic"},
-    "systematic_mb": {"training__draw_scheme": "systematic", "training__meta_loss": "balanced"},
+    "systematic": {**RESAMPLED, "training__draw_scheme": "systematic"},
+    "systematic_mb": {**RESAMPLED, "training__draw_scheme": "systematic", "training__meta_loss": "balanced"},
     "reference": {"training": HAMRTraining.reference()},
     # the reference code as its classification script ran: its Trainer drops the sample-id column, so
     # the hardness never updates and the 1.2 N draws stay uniform (hardness_alpha=0, no kNN boost)
     "reference_as_run": {"training": HAMRTraining.reference(hardness_alpha=0.0, knn=False)},
     # the default before round 5: 1.2 N draws per epoch, embeddings from a separate pass
-    "round4_default": {"training__oversample_ratio": 1.2, "training__embedder": "pretrained",
+    "round4_default": {**RESAMPLED, "training__oversample_ratio": 1.2, "training__embedder": "pretrained",
                        "training__draw_scheme": "multinomial"},
     # the default before round 8: independent (multinomial) epoch draws
-    "multinomial": {"training__draw_scheme": "multinomial"},
+    "multinomial": {**RESAMPLED, "training__draw_scheme": "multinomial"},
     # one deviation of the default from the reference at a time (the reference's value)
     "ref_meta_lr": {"training__meta_update_lr": 2e-4},
     "ref_detach_mean": {"training__detach_mean": True},
-    "ref_hardness": {"training__hardness_update": "reference"},
-    "ref_random_batches": {"training__group_by_length": False},
-    "ref_oversample": {"training__oversample_ratio": 1.2},
-    "ref_embedder": {"training__embedder": "pretrained"},
+    "ref_hardness": {**RESAMPLED, "training__hardness_update": "reference"},
+    "ref_random_batches": {**RESAMPLED, "training__group_by_length": False},
+    "ref_oversample": {**RESAMPLED, "training__oversample_ratio": 1.2},
+    "ref_embedder": {**RESAMPLED, "training__embedder": "pretrained"},
     # the meta step every k training steps (WNet's current weights in between)
     "meta_every2": {"training__meta_interval": 2},
     "meta_every4": {"training__meta_interval": 4},
@@ -183,7 +187,7 @@ def run_training(args, log=print, on_run=None):
                 metrics, per_class, quartiles = evaluate(data.task, y_test, y_pred, y_train=y)
                 rec.update(metrics=metrics, per_class_f1=per_class, quartile_f1=quartiles)
                 n_train = len(clf.hardness_)
-                per_epoch = clf.training_.epoch_size(n_train)
+                per_epoch = clf.training_.epoch_size(n_train) if getattr(clf, "resampling_", False) else n_train
                 rec["n_train"] = n_train
                 rec["meta_set_size"] = int(clf.meta_set_size_)
                 rec["samples_drawn"] = per_epoch * clf.n_iter_

@@ -77,10 +77,10 @@ VARIANTS = {
     "hamr_focal_no_resampling": {**FOCAL, "training": "hamr", "training__meta_loss": "mean",
                                  "training__resampling": False, "training__knn": False},
     "hamr_focal_no_weighting": {**FOCAL, "training": "hamr", "training__meta_loss": "mean",
-                                "training__meta_weighting": False},
+                                "training__meta_weighting": False, "training__resampling": True},
     # HAMR on focal with "auto"'s meta objective: weighting only, flatter hardness draws, resampling pinned on (round 21)
     "hamr_focal_weighting_only": {**FOCAL, "training": "hamr", "training__resampling": False, "training__knn": False},
-    "hamr_focal_flat_draws": {**FOCAL, "training": "hamr", "training__temperature": 3.0},
+    "hamr_focal_flat_draws": {**FOCAL, "training": "hamr", "training__resampling": True, "training__temperature": 3.0},
     "hamr_focal_resampling": {**FOCAL, "training": "hamr", "training__resampling": True},
     "hamr_weighting_only": {"loss": "ce", "training": "hamr", "training__resampling": False, "training__knn": False},
     # CALoRA's unbalanced stage 2 on a HAMR-on-focal stage 1 (mean meta objective)

@@ -41,7 +41,7 @@ _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what st
 
 #: Bumped whenever training's numerics change (2: fused AdamW), so that a stage 1 that an earlier
 #: version cached on disk is never taken for one of this version's.
-_STAGE1_RECIPE = 2
+_STAGE1_RECIPE = 3
 
 
 def _fused_adamw(device) -> dict:

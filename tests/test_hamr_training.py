@@ -1026,3 +1026,6 @@ def test_a_tagger_fit_counts_its_training_sentences_for_resampling(tiny_bert, mo
     for a, b in zip(fitted[32].predict_proba(X), explicit.predict_proba(X)):  # "auto" resolved is the setting
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(np.concatenate(fitted[33].predict_proba(X)), np.concatenate(explicit.predict_proba(X)))
+    # a resampling setting that "auto" leaves unused is reported
+    with pytest.warns(UserWarning, match=r"training__temperature is ignored: resampling='auto' is off .* \(32 here\)"):
+        TransformerTokenClassifier(tiny_bert, training__temperature=2.0, **params).fit(X, y)

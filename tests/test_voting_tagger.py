@@ -262,3 +262,19 @@ def test_the_vote_of_two_fine_tuned_taggers(tiny_bert):
     # the compare runner and TunedOffsetsClassifier find the members
     assert [name for name, _ in inner_estimators(vote, fitted=False)] == ["['ce']", "['focal']"]
     assert [m for _, m in inner_estimators(vote, fitted=True)] == vote.estimators_
+
+
+def test_an_interrupted_vote_says_so_and_skimb_compare_does_not_record_it():
+    from skimb.compare._runner import _interrupted
+
+    with pytest.warns(UserWarning, match="interrupted"):
+        cut = VotingTagger([("a", _RowTagger()), ("cut", _InterruptedTagger("flag")), ("c", _RowTagger())]).fit(
+            X_TOY, Y_TOY)
+    last = VotingTagger([("a", _RowTagger()), ("cut", _InterruptedTagger("flag"))]).fit(X_TOY, Y_TOY)
+    whole = VotingTagger([("a", _RowTagger()), ("b", _RowTagger())]).fit(X_TOY, Y_TOY)
+    assert (cut.training_interrupted_, last.training_interrupted_, whole.training_interrupted_) == (True, True, False)
+    assert _interrupted(last) and not _interrupted(whole)
+    whole.estimators_[1].training_interrupted_ = True  # found inside the ensemble too
+    assert _interrupted(whole)
+    with pytest.raises(KeyboardInterrupt):  # nothing left to vote
+        VotingTagger([("a", _RowTagger()), ("cut", _InterruptedTagger("raise"))], weights=[0, 1]).fit(X_TOY, Y_TOY)

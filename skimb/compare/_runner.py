@@ -196,6 +196,8 @@ def _fit_and_score(run, data, labels, log) -> RunResult:
         _reset_peak_rss()
         t0 = time.perf_counter()
         est.fit(data.X_train, data.y_train)
+        if _interrupted(est):  # Ctrl-C: stop here; the run is not recorded, so --resume runs it again
+            raise KeyboardInterrupt(f"{run.method}, seed {run.seed}: training interrupted")
         res.train_s = time.perf_counter() - t0
         cached = _cached_stage1s(est)
         res.train_s += sum(cached)  # stage 1s trained by another method's fit count for this one too
@@ -406,6 +408,14 @@ def _repeated_signatures(task) -> set:
     runs: the only plain fits worth keeping for the rest of the task."""
     counts = Counter(_stage1_signature(est) for run in task for est in _fine_tuned_in(run.estimator))
     return {signature for signature, n in counts.items() if n > 1}
+
+
+def _interrupted(est) -> bool:
+    """Whether a Ctrl-C ended the training of ``est`` or of an estimator inside it (the fit
+    returned a usable model, but not the one the run asked for)."""
+    if getattr(est, "training_interrupted_", False):
+        return True
+    return any(_interrupted(inner) for _, inner in inner_estimators(est, fitted=True))
 
 
 def _cached_stage1s(est) -> list:

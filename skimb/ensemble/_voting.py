@@ -86,9 +86,11 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         The IOB2 tags, the members' ``classes_``.
     entity_types_ : list of str
         Entity types, sorted.
-    weights_ : ndarray of shape (n_estimators,)
-        The members' weights as fitted, summing to 1 (``weights`` set after ``fit`` take effect at
+    weights_ : ndarray of shape (n_estimators_fitted,)
+        The fitted members' weights, summing to 1 (``weights`` set after ``fit`` take effect at
         the next ``fit``).
+    training_interrupted_ : bool
+        Whether a Ctrl-C ended the training of a member (see Notes).
 
     See Also
     --------
@@ -191,6 +193,8 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
                                  f"({list(first.classes_)} and {list(est.classes_)}) from the same y; every member "
                                  "must learn the same tags.")
         self.weights_ = weights / weights.sum()
+        self.training_interrupted_ = len(members) < len(self.estimators) or any(
+            getattr(est, "training_interrupted_", False) for _, est in members)
         self.estimators_ = [est for _, est in members]
         self.named_estimators_ = Bunch(**dict(members))
         self.classes_ = np.asarray(first.classes_)
@@ -213,12 +217,12 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         return members, weights
 
     def _interrupted(self, members, weights, name, n_kept):
+        if weights[:n_kept].sum() <= 0:  # no vote to keep
+            raise KeyboardInterrupt(f"{type(self).__name__}: the members fitted before the interrupt all have weight 0")
         left_out = [n for n, _ in members[n_kept:]]
         warnings.warn(f"{type(self).__name__}: training was interrupted in member {name!r}; the vote is of the "
                       f"members fitted so far, {[n for n, _ in members[:n_kept]]}, without {left_out}. Fit again "
                       "for the vote of all members.", UserWarning, stacklevel=4)
-        if weights[:n_kept].sum() <= 0:
-            raise ValueError(f"{type(self).__name__}: the members fitted before the interrupt all have weight 0.")
         return members[:n_kept], weights[:n_kept]
 
     def _check_params(self):

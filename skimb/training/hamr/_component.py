@@ -6,6 +6,7 @@ from numbers import Integral, Real
 
 from ...utils._neighbors import DRAW_SCHEMES, INDEX_KINDS
 from ...utils._param_validation import Boolean, Interval, Options, Satisfies
+from ...utils._warnings import warn_caller
 from .._strategies import TrainingStrategy, register_training
 from ._meta import META_MODES
 from ._trainer import META_TOPUPS, HAMRFit, HAMRNet, hamr_attributes
@@ -34,7 +35,8 @@ class HAMRTraining(TrainingStrategy):
         WNet weights on the real loss.
     resampling : bool or "auto", default="auto"
         Hardness-aware resampling. ``"auto"``: on, but for NER off from
-        :attr:`RESAMPLING_MAX_SENTENCES` training sentences (round 21, HAMR on focal loss, 6 seeds
+        :attr:`RESAMPLING_MAX_SENTENCES` training sentences (those left after the estimator's
+        validation split, before the meta set's top-up; round 21, HAMR on focal loss, 6 seeds
         each: with 600 sentences resampling was worth +2.3, +0.9 and −0.1 points of span macro-F1
         on tweet-like CoNLL-2003, CoNLL-2003 and MIT-Restaurant; with 1,200 and 2,400 tweet-like
         sentences it cost 0.9 and 1.9; ``docs/hamr.md``). The fitted ``resampling_`` says which a
@@ -400,8 +402,13 @@ class HAMRTraining(TrainingStrategy):
             counts = ctx.adapter.class_counts(ctx)
             share = counts.max() / max(counts.sum(), 1)
         n_sentences = len(ctx.train_idx) if ctx.task == "token" else None
-        state = HAMRFit.plan(self.for_task(ctx.task, ctx.balanced_loss, majority_share=share,
-                                           n_sentences=n_sentences), ctx)
+        config = self.for_task(ctx.task, ctx.balanced_loss, majority_share=share, n_sentences=n_sentences)
+        if self.resampling == "auto" and not config.resampling:
+            for key in self._changed(self._RESAMPLING_PARAMS + self._KNN_PARAMS + ("embedder",)):
+                warn_caller(f"HAMRTraining: training__{key} is ignored: resampling='auto' is off for NER from "
+                            f"{self.RESAMPLING_MAX_SENTENCES} training sentences ({n_sentences} here); set "
+                            "training__resampling=True to resample.")
+        state = HAMRFit.plan(config, ctx)
         ctx.train_idx = state.train_idx
         return state
 
