@@ -189,6 +189,9 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         this fit; None without WNet).
     resampling_ : bool
         HAMR: whether the epochs were drawn by hardness (``training__resampling="auto"`` resolved).
+    weight_norm_ : {"batch", "class"} or None
+        HAMR: where WNet's weights were normalised to mean 1 (``training__weight_norm="auto"``
+        resolved: within each class on top of class weights; None without WNet).
     wnet_ : torch.nn.Module or None
         HAMR: the trained weight network (z-scored loss to weight logit).
 

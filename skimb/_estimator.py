@@ -39,9 +39,10 @@ _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what st
 # (n_threads stays in the key: the thread count changes the order of floating-point sums)
 
 
-#: Bumped whenever training's numerics change (2: fused AdamW), so that a stage 1 that an earlier
-#: version cached on disk is never taken for one of this version's.
-_STAGE1_RECIPE = 3
+#: Bumped whenever training's numerics change (2: fused AdamW; 3: no interrupted entries; 4: HAMR's
+#: ``weight_norm="auto"``), so that a stage 1 that an earlier version cached on disk is never taken
+#: for one of this version's.
+_STAGE1_RECIPE = 4
 
 
 def _fused_adamw(device) -> dict:

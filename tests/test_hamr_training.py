@@ -368,18 +368,43 @@ class StepWeights(Callback):
             self.targets.append(batch[1].clone())
 
 
-@pytest.mark.parametrize("weight_norm", ["batch", "class"])
+@pytest.mark.parametrize("weight_norm", ["batch", "class", "auto"])
 def test_weight_norm_class_keeps_each_class_total(tiny_bert, toy_data, weight_norm):
     # within-class normalisation: WNet moves weight between samples of a class, never between
-    # classes, so with class_weight the classes' balance is the loss's alone
+    # classes, so with class_weight the classes' balance is the loss's alone ("auto": so on class weights)
     X, y = toy_data
     spy = StepWeights()
-    hamr(tiny_bert, class_weight="balanced", training__weight_norm=weight_norm, callbacks=[spy]).fit(X, y)
+    clf = hamr(tiny_bert, class_weight="balanced", training__weight_norm=weight_norm, callbacks=[spy]).fit(X, y)
     assert len(spy.steps) == len(spy.targets) > 0
     class_totals_kept = all(
         torch.allclose(w[t == c].sum(), (t == c).sum().to(w.dtype), atol=1e-4)
         for w, t in zip(spy.steps, spy.targets) for c in t.unique())
-    assert class_totals_kept == (weight_norm == "class")
+    assert class_totals_kept == (weight_norm != "batch")
+    assert clf.weight_norm_ == ("batch" if weight_norm == "batch" else "class")
+
+
+def test_weight_norm_auto_is_within_the_class_only_on_a_balancing_loss():
+    from skimb.training.hamr import HAMRTraining
+
+    assert HAMRTraining().for_task("multiclass", balanced_loss=True).weight_norm == "class"
+    assert HAMRTraining().for_task("multiclass").weight_norm == "batch"
+    # samples of several labels or tags have no one class; the paper's normalisation stays
+    assert HAMRTraining().for_task("multilabel", balanced_loss=True).weight_norm == "batch"
+    assert HAMRTraining().for_task("token", balanced_loss=True).weight_norm == "batch"
+    # an explicit choice and the reference configuration stand
+    assert HAMRTraining(weight_norm="batch").for_task("multiclass", balanced_loss=True).weight_norm == "batch"
+    assert HAMRTraining.reference().for_task("multiclass", balanced_loss=True).weight_norm == "batch"
+    # within the class WNet cannot re-balance the classes, so the meta objective stays balanced
+    assert HAMRTraining().for_task("multiclass", balanced_loss=True).meta_loss == "balanced"
+    assert HAMRTraining(weight_norm="batch").for_task("multiclass", balanced_loss=True).meta_loss == "mean"
+
+
+def test_weight_norm_auto_without_class_weights_is_the_batch(tiny_bert, toy_data):
+    X, y = toy_data
+    auto = hamr(tiny_bert).fit(X, y)
+    batch = hamr(tiny_bert, training__weight_norm="batch").fit(X, y)
+    assert auto.weight_norm_ == "batch"
+    np.testing.assert_array_equal(auto.predict_proba(X), batch.predict_proba(X))
 
 
 def test_weight_norm_class_needs_single_label_targets(tiny_bert, toy_data):
@@ -816,12 +841,17 @@ def test_token_cached_meta_features_are_the_labelled_tokens(tiny_bert, monkeypat
     assert np.all(np.isfinite(clf.meta_loss_history_))
 
 
-def test_auto_meta_loss_is_the_mean_when_class_weights_balance_the_loss(tiny_bert, toy_data):
+@pytest.mark.parametrize("weight_norm, objective", [("batch", "mean"), ("auto", "balanced")])
+def test_auto_meta_loss_is_the_mean_when_class_weights_balance_the_loss(tiny_bert, toy_data, weight_norm, objective):
+    # over the batch WNet could re-balance the classes a second time; within the class it cannot
     X, y = toy_data
-    fits = {m: hamr(tiny_bert, max_epochs=1, class_weight="balanced", training__meta_loss=m).fit(X, y)
+    fits = {m: hamr(tiny_bert, max_epochs=1, class_weight="balanced", training__meta_loss=m,
+                    training__weight_norm=weight_norm).fit(X, y)
             for m in ("auto", "mean", "balanced")}
-    np.testing.assert_array_equal(fits["auto"].meta_loss_history_, fits["mean"].meta_loss_history_)
-    assert not np.allclose(fits["auto"].meta_loss_history_, fits["balanced"].meta_loss_history_)
+    other = "balanced" if objective == "mean" else "mean"
+    np.testing.assert_array_equal(fits["auto"].meta_loss_history_, fits[objective].meta_loss_history_)
+    assert not np.allclose(fits["auto"].meta_loss_history_, fits[other].meta_loss_history_)
+    assert fits["auto"].meta_objective_ == objective
 
 
 @pytest.mark.parametrize("meta", [dict(training__meta_topup="none"), "explicit"])
@@ -839,7 +869,8 @@ def test_auto_meta_loss_stays_balanced_over_a_meta_set_used_as_it_is(tiny_bert, 
 @pytest.mark.parametrize("loss", [dict(loss="weighted_ce"), dict(loss="afl", loss__alpha="balanced")])
 def test_auto_meta_loss_is_the_mean_when_the_loss_balances_the_classes(tiny_bert, toy_data, loss):
     X, y = toy_data
-    fits = {m: hamr(tiny_bert, max_epochs=1, training__meta_loss=m, **loss).fit(X, y) for m in ("auto", "mean")}
+    fits = {m: hamr(tiny_bert, max_epochs=1, training__meta_loss=m, training__weight_norm="batch", **loss).fit(X, y)
+            for m in ("auto", "mean")}
     np.testing.assert_array_equal(fits["auto"].meta_loss_history_, fits["mean"].meta_loss_history_)
     plain_alpha = hamr(tiny_bert, max_epochs=1, loss="afl", loss__alpha=2.0).fit(X, y)  # a scalar balances nothing
     balanced = hamr(tiny_bert, max_epochs=1, loss="afl", loss__alpha=2.0, training__meta_loss="balanced").fit(X, y)
@@ -976,7 +1007,8 @@ def test_meta_loss_auto_is_balanced_for_taggers_whose_tokens_are_mostly_o():
     assert HAMRTraining.reference().for_task("token", majority_share=0.95).meta_loss == "mean"
     # the rule is the taggers' only
     assert HAMRTraining().for_task("multilabel", majority_share=0.95).meta_loss == "mean"
-    assert HAMRTraining().for_task("multiclass", balanced_loss=True, majority_share=0.95).meta_loss == "mean"
+    assert HAMRTraining(weight_norm="batch").for_task("multiclass", balanced_loss=True,
+                                                      majority_share=0.95).meta_loss == "mean"
     # over a meta set used as it is, class weights keep the balanced objective (round 14), sparse or not
     assert HAMRTraining(meta_topup="none").for_task("token", balanced_loss=True, majority_share=0.95).meta_loss == \
         "balanced"

@@ -678,6 +678,7 @@ class HAMRFit:
             "meta_loss_history_": np.asarray(self.meta_losses, dtype=np.float64),
             "meta_objective_": self.config.meta_loss if self.config.uses_wnet else None,
             "resampling_": bool(self.config.resampling),
+            "weight_norm_": self.config.weight_norm if self.config.uses_wnet else None,
             "wnet_": wnet_state,
         }
 
