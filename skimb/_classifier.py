@@ -149,7 +149,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         Epochs run.
     training_interrupted_ : bool
         Whether a ``KeyboardInterrupt`` ended stage 1 early (the model is kept as it was, its
-        stage 1 not cached; a :class:`~skimb.ensemble.VotingTagger` fits no further member).
+        stage 1 not cached; a :class:`~skimb.ensemble.VotingTagger` fits no further member) or a
+        trained stage 2 early (its adapters or head kept as they were; the complete stage 1 cached).
     class_weight_ : ndarray of shape (n_classes,)
     thresholds_ : ndarray of shape (n_labels,)
         Multi-label decision thresholds.

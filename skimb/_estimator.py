@@ -231,6 +231,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                                      seed=ctx.seed, batch_size=self.batch_size, multilabel=ctx.multilabel,
                                      verbose=self.verbose, classes=ctx.classes, **tokens)
         self.stage2_time_s_ = time.perf_counter() - t0
+        if fitted.pop("interrupted", False):  # stage 1 is whole (and cached); stage 2 stopped where it was
+            self.training_interrupted_ = True
+            warn_caller(f"{type(self).__name__}: stage 2 ({type(ctx.head).__name__}) was interrupted; the model is "
+                        "usable as it is, its stage 1 complete.")
         logger.info("%s: stage 2 (%s) in %.1f s", type(self).__name__, type(ctx.head).__name__, self.stage2_time_s_)
         fitted.update(stage1_cached_=ctx.stage1 is not None, stage1_time_s_=stage1_s,
                       fit_time_s_=stage1_s + self.stage2_time_s_)

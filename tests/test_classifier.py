@@ -297,6 +297,48 @@ def test_an_interrupted_stage1_is_never_cached(tiny_bert, toy_data, monkeypatch)
     assert again.stage1_cached_  # the whole stage 1 is cached
 
 
+def _loss_interrupted_at(call, loss_fn):
+    calls = []
+
+    def loss(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return loss_fn(*args, **kwargs)
+
+    return loss
+
+
+@pytest.mark.parametrize("stage2", ["calora", "calora_layers", "calora_layers_at_the_head", "crt"])
+def test_an_interrupted_stage2_keeps_a_usable_model(tiny_bert, toy_data, monkeypatch, empty_stage1_cache, stage2):
+    # the stage-2 loss raises at its second call: a Ctrl-C in the head's (or the layers') training
+    from skimb.heads import _components, _decoupled
+
+    X, y = toy_data
+    layered = dict(CALORA, head__layers="last", head__layer_epochs=2)
+    params = {"calora": CALORA, "calora_layers": layered, "calora_layers_at_the_head": layered,
+              "crt": dict(head="crt", head__epochs=3)}[stage2]
+    owner, name = {"calora_layers": (_components, "fit_calora_layers"),
+                   "crt": (_decoupled.CRTHead, "fit_stage2")}.get(stage2, (_components, "fit_calora_head"))
+    train = getattr(owner, name)
+
+    def interrupted(*args, loss_fn, **kwargs):
+        return train(*args, loss_fn=_loss_interrupted_at(2, loss_fn), **kwargs)
+
+    monkeypatch.setattr(owner, name, interrupted)
+    with pytest.warns(UserWarning, match=r"stage 2 \(\w+Head\) was interrupted; the model is usable as it is"):
+        cut = TransformerClassifier(tiny_bert, **params, **FAST).fit(X, y)
+    monkeypatch.undo()
+    proba = cut.predict_proba(X)
+    assert cut.training_interrupted_ and proba.shape == (len(X), 3) and np.isfinite(proba).all()
+    assert cut.n_iter_ == FAST["max_epochs"]  # stage 1 ran to the end ...
+    again = TransformerClassifier(tiny_bert, **params, **FAST).fit(X, y)
+    assert again.stage1_cached_ and not again.training_interrupted_  # ... and was cached; stage 2 trains again
+    assert not np.allclose(again.predict_proba(X), proba)
+    restored = pickle.loads(pickle.dumps(cut))  # the interrupted model keeps the layout a saved one rebuilds
+    np.testing.assert_allclose(restored.predict_proba(X), proba, rtol=1e-5, atol=1e-6)
+
+
 def test_user_loss_module_is_not_mutated(tiny_bert, toy_data):
     X, y = toy_data
     user_loss = torch.nn.CrossEntropyLoss()

@@ -72,7 +72,9 @@ class Head(Component):
         """Train stage 2 on ``module.head`` (replacing it in place) from the stage-1 model's
         ``features``, ``targets`` and loss ``weights``; return the fitted attributes to expose
         (``verbose``: the estimator's, for a progress bar over a long stage 2; ``classes``: the
-        estimator's ``classes_``, for head parameters that name a class)."""
+        estimator's ``classes_``, for head parameters that name a class). A head that trains
+        keeps what it learned when a ``KeyboardInterrupt`` stops it, and says so with an
+        ``"interrupted": True`` entry (not an attribute: the estimator reads it)."""
         return {}
 
     def restore(self, module, n_classes: int, *, multilabel: bool) -> None:
@@ -316,16 +318,20 @@ class CALoRAHead(Head):
                 module.head, features, stage1_logits, targets, config=config, loss_fn=loss_fn, sample_weight=weights,
                 epochs=epochs, lr=self.lr, batch_size=batch_size_2, random_state=seed,
                 multilabel=multilabel, device=device, progress=bar)
-            if layered:  # then the backbone's adapters, on the texts, the head's frozen
+            interrupted = layer.interrupted_
+            if layered:  # then the backbone's adapters, on the texts, the head's frozen (installed, untrained
+                # after an interrupt: the model keeps the layout that load_pretrained rebuilds)
                 names = select_linear_layers(module.encoder.backbone, self.layers)
-                fit_calora_layers(module, token_ids, stage1_logits, targets, config=config, layer_names=names,
-                                  loss_fn=loss_fn, sample_weight=weights, epochs=self.layer_epochs, lr=self.layer_lr,
-                                  batch_size=batch_size, random_state=seed, multilabel=multilabel, device=device,
-                                  pad_token_id=pad_token_id, progress=bar, head_layer=layer)
+                routing = fit_calora_layers(module, token_ids, stage1_logits, targets, config=config, layer_names=names,
+                                            loss_fn=loss_fn, sample_weight=weights,
+                                            epochs=0 if interrupted else self.layer_epochs, lr=self.layer_lr,
+                                            batch_size=batch_size, random_state=seed, multilabel=multilabel,
+                                            device=device, pad_token_id=pad_token_id, progress=bar, head_layer=layer)
+                interrupted = interrupted or routing.interrupted_
             else:
                 module.head = layer
         fitted = {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
-                  "adapter_norms_": layer.adapter_norms(), "stage2_epochs_": epochs}
+                  "adapter_norms_": layer.adapter_norms(), "stage2_epochs_": epochs, "interrupted": interrupted}
         if layered:
             fitted["routed_layers_"] = np.asarray(names)
         return fitted

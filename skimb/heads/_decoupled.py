@@ -67,21 +67,24 @@ class CRTHead(Head):
         x, y = torch.as_tensor(features)[keep], targets[keep]
         w = class_balanced_row_weights(y, old.out_features)
         optimizer = torch.optim.AdamW(head.parameters(), lr=self.lr, weight_decay=0.0)
-        losses = []
+        losses, interrupted = [], False
         with progress_bar(self.epochs, "cRT stage 2", verbose, unit="epoch") as bar:
-            for _ in range(self.epochs):
-                order, total = torch.randperm(len(x), generator=gen), 0.0
-                for idx in order.split(self.batch_size):
-                    xb, yb, wb = x[idx].to(device), y[idx].to(device), w[idx].to(device)
-                    loss = (wb * loss_fn(head(xb.to(head.weight.dtype)), yb.float() if multilabel else yb)).mean()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach()) * len(idx)
-                losses.append(total / len(x))
-                bar.update()
+            try:  # a KeyboardInterrupt keeps the head as it is
+                for _ in range(self.epochs):
+                    order, total = torch.randperm(len(x), generator=gen), 0.0
+                    for idx in order.split(self.batch_size):
+                        xb, yb, wb = x[idx].to(device), y[idx].to(device), w[idx].to(device)
+                        loss = (wb * loss_fn(head(xb.to(head.weight.dtype)), yb.float() if multilabel else yb)).mean()
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                        total += float(loss.detach()) * len(idx)
+                    losses.append(total / len(x))
+                    bar.update()
+            except KeyboardInterrupt:
+                interrupted = True
         module.head = head.eval()
-        return {"stage2_loss_history_": losses}
+        return {"stage2_loss_history_": losses, "interrupted": interrupted}
 
 
 @register_head("tau_norm")

@@ -239,7 +239,8 @@ def fit_calora_layers(module, input_ids, stage1_logits, y, *, config: CALoRAConf
     (no dropout). ``head_layer`` (the head's adapters, trained by :func:`fit_calora_head` on
     ``module.head``) is installed and kept frozen, so that only the backbone's adapters train;
     without it the head's adapters start at zero and train with them. Returns the routing;
-    ``module`` then predicts with a frozen pass and the adapted blocks again.
+    ``module`` then predicts with a frozen pass and the adapted blocks again. A ``KeyboardInterrupt``
+    ends training with the adapters as they are (``routing.interrupted_``).
     """
     from ...backbones._batching import LengthGroupedBatchSampler, pad_collate
 
@@ -262,6 +263,7 @@ def fit_calora_layers(module, input_ids, stage1_logits, y, *, config: CALoRAConf
     sampler = LengthGroupedBatchSampler([len(ids) for ids in input_ids], batch_size,
                                         seed=int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
     history = []
+    routing.interrupted_ = False
     try:  # an interrupted stage 2 leaves a model that predicts with its adapters as they are
         for epoch in range(epochs):
             total = 0.0
@@ -281,6 +283,8 @@ def fit_calora_layers(module, input_ids, stage1_logits, y, *, config: CALoRAConf
             history.append(epoch_loss)
             if progress is not None:
                 progress.update()
+    except KeyboardInterrupt:
+        routing.interrupted_ = True
     finally:
         routing.preset = routing.route = None
     module.loss_history_ = history

@@ -128,7 +128,8 @@ def fit_calora_head(
     -------
     ClassRoutedLoRA
         In eval mode, on ``device``, with ``loss_history_``: the mean training objective per
-        epoch (list of float). Predict with ``module(features)`` (self-routing from
+        epoch (list of float), and ``interrupted_``: whether a ``KeyboardInterrupt`` ended
+        training early (the adapters kept as they were). Predict with ``module(features)`` (self-routing from
         ``base(features)``) or ``module(features, route_from_logits(stage1_logits,
         config.routing, config.k, multilabel=multilabel))``.
     """
@@ -232,35 +233,39 @@ def fit_calora_head(
     # so training never consumes the global RNG.
     module.eval()
     history: list[float] = []
-    for epoch in range(epochs):
-        perm = torch.randperm(N, generator=gen).to(dev)
-        total = torch.zeros((), dtype=torch.float64, device=dev)
-        for start in range(0, N, bs):
-            idx = perm[start : start + bs]
-            xb = X[idx]
-            if dgen is not None:
-                keep_mask = torch.rand(xb.shape, generator=dgen, device=dev, dtype=xb.dtype) >= p
-                xb = xb * keep_mask / (1.0 - p)
-            logits = base_out[idx] + module.adapter_output(xb, routes[idx])
-            losses = loss_fn(logits, Y[idx])
-            if not isinstance(losses, torch.Tensor) or tuple(losses.shape) != (idx.numel(),):
-                shape = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
-                raise ValueError(
-                    f"loss_fn must return per-sample losses of shape ({idx.numel()},), got {shape}; "
-                    "use reduction='none'."
+    module.interrupted_ = False
+    try:  # a KeyboardInterrupt keeps the adapters as they are (zero at the start: the stage-1 head)
+        for epoch in range(epochs):
+            perm = torch.randperm(N, generator=gen).to(dev)
+            total = torch.zeros((), dtype=torch.float64, device=dev)
+            for start in range(0, N, bs):
+                idx = perm[start : start + bs]
+                xb = X[idx]
+                if dgen is not None:
+                    keep_mask = torch.rand(xb.shape, generator=dgen, device=dev, dtype=xb.dtype) >= p
+                    xb = xb * keep_mask / (1.0 - p)
+                logits = base_out[idx] + module.adapter_output(xb, routes[idx])
+                losses = loss_fn(logits, Y[idx])
+                if not isinstance(losses, torch.Tensor) or tuple(losses.shape) != (idx.numel(),):
+                    shape = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
+                    raise ValueError(
+                        f"loss_fn must return per-sample losses of shape ({idx.numel()},), got {shape}; "
+                        "use reduction='none'."
+                    )
+                loss = (W[idx] * losses).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach().double() * idx.numel()
+            epoch_loss = float(total) / N
+            if not math.isfinite(epoch_loss):
+                raise FloatingPointError(
+                    f"non-finite stage-2 loss at epoch {epoch} ({epoch_loss}); lower lr or check the inputs."
                 )
-            loss = (W[idx] * losses).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach().double() * idx.numel()
-        epoch_loss = float(total) / N
-        if not math.isfinite(epoch_loss):
-            raise FloatingPointError(
-                f"non-finite stage-2 loss at epoch {epoch} ({epoch_loss}); lower lr or check the inputs."
-            )
-        history.append(epoch_loss)
-        if progress is not None:
-            progress.update()
+            history.append(epoch_loss)
+            if progress is not None:
+                progress.update()
+    except KeyboardInterrupt:
+        module.interrupted_ = True
     module.loss_history_ = history
     return module.eval()
