@@ -46,7 +46,10 @@ CONFIGS = {
     # AFL gives the rarest classes the largest gamma, which silences them under softmax (docs/losses.md);
     # inverse-frequency alpha is the variant meant to undo that
     "afl_b": dict(loss="afl", loss__alpha="balanced"),
+    # since round 22 WNet's weights are normalised within each class here (weight_norm="auto"); the
+    # batch-normalised composition of rounds 12-14 is hamr_wce_batch
     "hamr_wce": dict(loss="ce", class_weight="balanced", training="hamr"),
+    "hamr_wce_batch": dict(loss="ce", class_weight="balanced", training="hamr", training__weight_norm="batch"),
     # the kNN head on weighted CE (run with --no-calora): rows wce_knn (stage 1) and wce_knn+head
     "wce_knn": dict(loss="ce", class_weight="balanced", head="knn"),
     "hamr_ce": dict(loss="ce", training="hamr"),
