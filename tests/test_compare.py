@@ -16,6 +16,15 @@ def test_list_methods(capsys):
         assert name in out
 
 
+def test_afl_balanced_is_afl_with_inverse_frequency_alpha_by_default_on_single_label_data():
+    method = METHODS["afl_balanced"]
+    from skimb.compare import Budget
+
+    est = method.build(Budget(), 0, {"task": "multiclass", "min_class_count": 5})
+    assert est.get_params()["loss"] == "afl" and est.get_params()["loss__alpha"] == "balanced"
+    assert method.tasks == {"multiclass"} and method.default == {"multiclass"}
+
+
 def test_every_method_builds_an_estimator():
     from skimb.compare import Budget
 

@@ -200,6 +200,11 @@ _register_loss("focal", "focal", _ALL_TASKS, "fine-tuning with focal loss (gamma
 _register_loss("afl", "afl", ("multiclass", "multilabel"),
                "fine-tuning with AFL, the adaptive focal loss (per-class gamma = 2 * n_max / n_c, capped at 10)",
                default=True)
+# multi-class AFL gives the rarest classes the largest gamma, which under softmax silences them; the
+# inverse-frequency alpha undoes that (docs/losses.md; level with or above class weighting, round 5, 13)
+_register_loss("afl_balanced", "afl", ("multiclass",),
+               "fine-tuning with AFL and class-balanced alpha (inverse class frequency): AFL's variant for "
+               "single-label data", default=True, loss__alpha="balanced")
 _register_loss("class_balanced", "class_balanced", ("multiclass",),
                "fine-tuning with class-balanced CE (effective number, beta=0.999)")
 _register_loss("ldam", "ldam", ("multiclass",), "fine-tuning with LDAM (margins ~ n_c^-1/4) and deferred re-weighting",
