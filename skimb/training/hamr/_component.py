@@ -142,9 +142,11 @@ class HAMRTraining(TrainingStrategy):
         macro-F1 +5 points over ``"mean"`` and over plain fine-tuning, ``docs/hamr.md``), but
         ``"mean"`` where the training loss already balances the classes (the estimator's
         ``class_weight`` set, or a class-balancing loss such as ``loss="weighted_ce"``,
-        ``"class_balanced"``, ``"ldam"``, ``"logit_adjusted"`` or a per-class ``loss__alpha``;
-        balancing twice cost 2 points, round 12; not with ``weight_norm="class"``, under which
-        WNet cannot move weight between classes), and ``"mean"`` for NER (level on CoNLL-2003)
+        ``"class_balanced"``, ``"ldam"``, ``"logit_adjusted"`` or a per-class ``loss__alpha``)
+        and WNet's weights are normalised over the batch (``weight_norm="batch"``: balancing
+        twice cost 2 points, round 12; under ``"class"``, which ``weight_norm="auto"`` chooses
+        on such a loss, WNet cannot move weight between classes and the objective stays
+        balanced), and ``"mean"`` for NER (level on CoNLL-2003)
         and multi-label (not measured), but ``"balanced"`` for NER where one tag (``O``) holds
         at least :attr:`SPARSE_TAG_SHARE` of the training tokens: there the mean is nearly the
         ``O`` tag's own loss (round 19: with 93% ``O``, tweet-like CoNLL-2003, balanced was +2.0
