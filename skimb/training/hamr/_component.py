@@ -377,11 +377,11 @@ class HAMRTraining(TrainingStrategy):
             defaults["meta_loss"] = "balanced"
         if task == "token" and n_sentences is not None and n_sentences >= self.RESAMPLING_MAX_SENTENCES:
             defaults["resampling"] = False
-        params = self.get_params(deep=False)
-        if params["weight_norm"] == "auto":
-            params["weight_norm"] = "class" if balanced_loss and task == "multiclass" else "batch"
-        if balanced_loss and self.balances_meta_set and params["weight_norm"] == "batch":
+        defaults["weight_norm"] = "class" if balanced_loss and task == "multiclass" else "batch"
+        weight_norm = defaults["weight_norm"] if self.weight_norm == "auto" else self.weight_norm
+        if balanced_loss and self.balances_meta_set and weight_norm == "batch":
             defaults["meta_loss"] = "mean"
+        params = self.get_params(deep=False)
         params.update({k: v for k, v in defaults.items() if params[k] == "auto"})
         if params["wnet_lr"] == "reference":
             params["wnet_lr"] = self.REFERENCE_WNET_LR[task]
