@@ -164,8 +164,11 @@ def run_one(cfg, seed, data, args):
         rows[cfg + "+calora+tuned"] = est.predict(data.X_test)
         record["stage2_s"] = est.stage2_time_s_
         record["routing_topk_coverage"] = est.routing_topk_coverage_
+        record["stage2_balance"] = est.stage2_balance_
         if args.calora_layers:
             _calora_layers(est, data, X_val, classes, rows, logits, record, args)
+        for balance in filter(None, (args.calora_balances or "").split(",")):
+            _calora_balance(est, balance, data, X_val, classes, rows, logits, record)
     record["predict_s"] = time.perf_counter() - t0
     # the logits, so that other decision rules can be scored later without refitting
     path = Path(args.out).with_suffix("") / f"{cfg}_seed{seed}.npz"
@@ -196,6 +199,20 @@ def _calora_layers(est, data, X_val, classes, rows, logits, record, args):
     rows["{}+calora_layers+tuned".format(record["config"])] = layered.predict(data.X_test)
     record.update(layers_stage2_s=layered.stage2_time_s_, layers=layered.routed_layers_.tolist(),
                   test_one_pass_encode_s=one_pass, test_layers_predict_s=routed)
+
+
+def _calora_balance(est, balance, data, X_val, classes, rows, logits, record):
+    """CALoRA with another stage-2 ``head__balance`` on ``est``'s stage 1 (from the stage-1 cache)."""
+    from sklearn.base import clone
+
+    other = clone(est).set_params(head__balance=balance).fit(data.X_train, data.y_train)
+    assert other.stage1_cached_, "the stage-2 variant must reuse the first fit's stage 1"
+    test = other.decision_function(data.X_test)
+    logits.update({f"val_calora_{balance}": other.decision_function(X_val), f"test_calora_{balance}": test})
+    name = "{}+calora[{}]".format(record["config"], balance)
+    rows[name] = classes[test.argmax(1)]
+    rows[name + "+tuned"] = other.predict(data.X_test)
+    record.setdefault("balance_stage2_s", {})[balance] = other.stage2_time_s_
 
 
 def summarise(records):
@@ -230,6 +247,9 @@ def main(argv=None):
                         "names) on the same stage 1")
     p.add_argument("--calora-layers-epochs", type=int, default=1, help="head__layer_epochs")
     p.add_argument("--calora-layers-lr", type=float, default=1e-4, help="head__layer_lr")
+    p.add_argument("--calora-balances", default=None,
+                   help="comma-separated head__balance values ('class,sqrt,uniform,none') fitted as well, on the "
+                        "same stage 1: rows <config>+calora[<balance>]")
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--save-features", action="store_true",

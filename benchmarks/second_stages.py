@@ -51,9 +51,10 @@ def tau_norm_logits(W, b, tau):
     return lambda f: f @ Wn.T  # bias dropped, as Kang et al.
 
 
-def calora_logits(d, seed, *, k=2, rank=8, epochs=20, lr=1e-3, balanced=True):
-    """CALoRA's stage 2 (skimb.heads.fit_calora_head) on the cached features; ``balanced``
-    weights the training rows by inverse class frequency (as weighted CE's stage 1 does)."""
+def calora_logits(d, seed, *, k=2, rank=8, epochs=20, lr=1e-3, power=1.0):
+    """CALoRA's stage 2 (skimb.heads.fit_calora_head) on the cached features; the training rows
+    are weighted by their class frequency to the power ``-power`` (1: inverse frequency, as
+    weighted CE's stage 1; 0.5: its square root; 0: unweighted)."""
     import torch
     import torch.nn.functional as F
 
@@ -66,9 +67,9 @@ def calora_logits(d, seed, *, k=2, rank=8, epochs=20, lr=1e-3, balanced=True):
         base.bias.copy_(b)
     y = d["y_train"]
     weights = None
-    if balanced:
+    if power:
         counts = np.bincount(y, minlength=W.shape[0]).astype(float)
-        weights = torch.from_numpy((len(y) / (len(counts) * counts[y])).astype(np.float32))
+        weights = torch.from_numpy((counts[y] ** -power).astype(np.float32))
         weights = weights / weights.mean()
     feats = torch.from_numpy(d["f_train"])
     layer = fit_calora_head(base, feats, None, torch.from_numpy(y), config=CALoRAConfig(n_classes=W.shape[0], rank=rank, k=k),
@@ -147,10 +148,10 @@ def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True, proto
     if crt:
         s1, cr = heads["stage1"], heads["crt"]
         heads["stage1+crt"] = lambda f: np.log(0.5 * _softmax(s1(f)) + 0.5 * _softmax(cr(f)) + 1e-12)
-    for spec in calora_grid:  # "k,rank,epochs,lr,balanced"
-        k, rank, epochs, lr, bal = spec.split(",")
-        heads[f"calora k={k} r={rank} ep={epochs} lr={lr} bal={bal}"] = calora_logits(
-            d, seed, k=int(k), rank=int(rank), epochs=int(epochs), lr=float(lr), balanced=bal == "1")
+    for spec in calora_grid:  # "k,rank,epochs,lr,power" (power 1: class-balanced, 0: unweighted)
+        k, rank, epochs, lr, power = spec.split(",")
+        heads[f"calora k={k} r={rank} ep={epochs} lr={lr} bal={power}"] = calora_logits(
+            d, seed, k=int(k), rank=int(rank), epochs=int(epochs), lr=float(lr), power=float(power))
     for spec in knn_grid:  # "k,weight"
         k, weight = spec.split(",")
         heads[f"knn k={k} w={weight}"] = knn_logits(d, k=int(k), weight=float(weight))
@@ -172,7 +173,7 @@ def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True, proto
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("files", nargs="+")
-    p.add_argument("--calora", default="", help="';'-separated CALoRA stage-2 settings 'k,rank,epochs,lr,balanced'")
+    p.add_argument("--calora", default="", help="';'-separated CALoRA stage-2 settings 'k,rank,epochs,lr,power' (power: rows weighted by class count**-power; 1 balanced, 0 none)")
     p.add_argument("--knn", default="", help="';'-separated head='knn' settings 'k,weight'")
     p.add_argument("--prototype", default="", help="';'-separated head='prototype' settings 'scale,weight[,catch-all class index]'")
     p.add_argument("--n-bootstrap", type=int, default=0,

@@ -229,7 +229,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             tokens = {"token_ids": ctx.adapter.stage2_token_ids(ctx), "pad_token_id": self.tokenizer_.pad_token_id or 0}
         fitted = ctx.head.fit_stage2(ctx.net.module_, *inputs, loss_fn=ctx.net.criterion_, device=ctx.net.device,
                                      seed=ctx.seed, batch_size=self.batch_size, multilabel=ctx.multilabel,
-                                     verbose=self.verbose, classes=ctx.classes, **tokens)
+                                     verbose=self.verbose, classes=ctx.classes, stage1_balanced=ctx.balanced_loss,
+                                     **tokens)
         self.stage2_time_s_ = time.perf_counter() - t0
         if fitted.pop("interrupted", False):  # stage 1 is whole (and cached); stage 2 stopped where it was
             self.training_interrupted_ = True

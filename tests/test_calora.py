@@ -493,23 +493,48 @@ def stage2_weights(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("balance", ["class", "none", "auto"])
-def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, stage2_weights, balance):
+def _inverse_frequency(y, power=1.0):
+    y_enc = np.unique(y, return_inverse=True)[1]
+    w = np.bincount(y_enc)[y_enc] ** -power
+    return w / w.mean()
+
+
+@pytest.mark.parametrize("balance, class_weight, expected", [
+    ("auto", None, "class"),  # an unweighted stage 1: stage 2 balances the classes
+    ("auto", "balanced", "uniform"),  # a balanced stage 1: stage 2 does not balance them again
+    ("class", None, "class"), ("class", "balanced", "class"),
+    ("sqrt", None, "sqrt"),
+    ("uniform", "balanced", "uniform"),
+    ("none", None, "none"), ("none", "balanced", "none"),  # the estimator's row weights, as the paper
+])
+def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, stage2_weights, balance, class_weight, expected):
     from conftest import make_toy_texts
     from skimb import TransformerClassifier
 
     seen = stage2_weights
     X, y = make_toy_texts()
-    TransformerClassifier(tiny_bert, head="calora", head__balance=balance, head__rank=2, head__epochs=2,
-                          max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    clf = TransformerClassifier(tiny_bert, head="calora", head__balance=balance, head__rank=2, head__epochs=2,
+                                class_weight=class_weight, max_epochs=1, batch_size=8, random_state=0).fit(X, y)
     (w,) = seen
-    if balance == "none":
-        assert w is None  # unweighted stage 1: no stage-2 weights either
+    assert clf.stage2_balance_ == expected
+    if expected == "uniform" or (expected == "none" and class_weight is None):
+        assert w is None
+    elif expected == "none":  # class_weight="balanced" as stage 1's row weights
+        np.testing.assert_allclose(w.numpy() / w.numpy().mean(), _inverse_frequency(y), rtol=1e-5)
     else:
-        y_enc = np.unique(y, return_inverse=True)[1]
-        counts = np.bincount(y_enc)
-        expected = 1.0 / counts[y_enc]
-        np.testing.assert_allclose(w.numpy(), expected / expected.mean(), rtol=1e-5)
+        power = {"class": 1.0, "sqrt": 0.5}[expected]
+        np.testing.assert_allclose(w.numpy(), _inverse_frequency(y, power), rtol=1e-5)
+
+
+def test_calora_auto_balance_follows_a_class_balancing_loss(tiny_bert, stage2_weights):
+    """A loss that balances the classes itself counts as a balanced stage 1."""
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    X, y = make_toy_texts()
+    clf = TransformerClassifier(tiny_bert, loss="afl", loss__alpha="balanced", head="calora", head__rank=2,
+                                head__epochs=2, max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    assert clf.stage2_balance_ == "uniform" and stage2_weights == [None]
 
 
 @pytest.mark.parametrize("balance", ["auto", "class"])

@@ -68,11 +68,12 @@ class Head(Component):
         stage-1 loss (None when loading a saved model). Default: keep it as built."""
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size,
-                   multilabel, verbose=0, classes=None) -> dict:
+                   multilabel, verbose=0, classes=None, stage1_balanced=False) -> dict:
         """Train stage 2 on ``module.head`` (replacing it in place) from the stage-1 model's
         ``features``, ``targets`` and loss ``weights``; return the fitted attributes to expose
         (``verbose``: the estimator's, for a progress bar over a long stage 2; ``classes``: the
-        estimator's ``classes_``, for head parameters that name a class). A head that trains
+        estimator's ``classes_``, for head parameters that name a class; ``stage1_balanced``:
+        whether stage 1 already re-balanced the classes, by ``class_weight`` or its loss). A head that trains
         keeps what it learned when a ``KeyboardInterrupt`` stops it, and says so with an
         ``"interrupted": True`` entry (not an attribute: the estimator reads it)."""
         return {}
@@ -81,22 +82,24 @@ class Head(Component):
         """Rebuild the fitted head's layer structure on a fresh module (``load_pretrained``)."""
 
 
-def class_balanced_row_weights(targets, n_classes: int) -> torch.Tensor:
-    """Inverse class frequency of each row, mean 1 over the rows that count.
+def class_balanced_row_weights(targets, n_classes: int, power: float = 1.0) -> torch.Tensor:
+    """Inverse class frequency of each row, to the power ``power``, mean 1 over the rows that count.
 
     1-D class indices: rows below 0 (NER's ignored tokens) get 0. 2-D 0/1 multi-label rows: each
     label is a group and so are the rows without any label; a row's weight is the mean of
-    ``1 / group size`` over its groups, so that a mass of unlabelled rows does not outweigh the
-    labels.
+    ``group size ** -power`` over its groups, so that a mass of unlabelled rows does not outweigh
+    the labels. ``power=0.5`` weights by the inverse square root of the class frequency.
 
     >>> class_balanced_row_weights(torch.tensor([0, 0, 0, 1]), 2)
     tensor([0.6667, 0.6667, 0.6667, 2.0000])
+    >>> class_balanced_row_weights(torch.tensor([0, 0, 0, 0, 1]), 2, power=0.5)
+    tensor([0.8333, 0.8333, 0.8333, 0.8333, 1.6667])
     """
     targets = torch.as_tensor(targets)
     if targets.ndim == 2:
         Y = targets.float()
         Y = torch.cat([Y, (Y.sum(1, keepdim=True) == 0).float()], dim=1)  # "no label" as a group
-        inv = 1.0 / Y.sum(0).clamp(min=1.0)
+        inv = Y.sum(0).clamp(min=1.0) ** -power
         w = (Y * inv).sum(1) / Y.sum(1)
         return w / w.mean()
     valid = targets >= 0
@@ -104,7 +107,7 @@ def class_balanced_row_weights(targets, n_classes: int) -> torch.Tensor:
         raise ValueError("every stage-2 row is ignored (target < 0): nothing to balance.")
     counts = torch.bincount(targets[valid], minlength=n_classes).float().clamp(min=1.0)
     w = torch.zeros(len(targets))
-    w[valid] = 1.0 / counts[targets[valid]]
+    w[valid] = counts[targets[valid]] ** -power
     return w / w[valid].mean()
 
 
@@ -158,6 +161,10 @@ def calora_stage2_epochs(epochs, n_rows: int, batch_size: int) -> int:
     return max(1, min(CALORA_MAX_EPOCHS, CALORA_STEP_BUDGET // steps_per_epoch))
 
 
+#: Stage-2 row weights ``class count ** -power`` of ``CALoRAHead(balance=...)``.
+BALANCE_POWERS = {"class": 1.0, "sqrt": 0.5}
+
+
 @register_head("calora")
 class CALoRAHead(Head):
     """CALoRA: class-routed LoRA adapters on the frozen head, trained in a second stage.
@@ -190,20 +197,27 @@ class CALoRAHead(Head):
         The epochs run are ``stage2_epochs_``.
     lr : float, default=1e-3
         Stage-2 learning rate.
-    balance : {"auto", "class", "none"}, default="auto"
+    balance : {"auto", "class", "sqrt", "uniform", "none"}, default="auto"
         The stage-2 row weights. ``"class"``: inverse class frequency of the stage-2 rows (mean 1;
         multi-label: see ``class_balanced_row_weights``), in place of the estimator's row
         weights (``class_weight`` of text classifiers and ``sample_weight``, which stage 2 then
         ignores), so the adapters are trained class-balanced on the stage-1 representation, as in
         the decoupled training of Kang et al. (2020); on an unweighted cross-entropy stage 1 this
-        is what makes CALoRA gain on rare classes of texts (``docs/benchmarks.md``). Losses that
-        weight classes inside themselves (``class_balanced``, LDAM after its deferred
-        re-weighting, a focal ``alpha``, the token classifier's ``class_weight``) keep doing so,
-        and the two compound: pair ``"class"`` with an unweighted loss. ``"none"``: the
-        estimator's row weights, as the paper. ``"auto"``: ``"class"`` for text classification,
-        ``"none"`` for token classification, where balancing the tags against ``O`` costs
-        precision as class-weighted losses do (MIT-Restaurant, 3 seeds: span macro-F1 0.616
-        balanced, 0.655 unbalanced, 0.631 for the cross-entropy stage 1 alone).
+        is what makes CALoRA gain on rare classes of texts (``docs/benchmarks.md``). ``"sqrt"``:
+        the inverse square root of the class frequency, half way. ``"uniform"``: every row
+        weighs the same (``class_weight`` and ``sample_weight`` ignored). ``"none"``: the
+        estimator's row weights, as the paper (on a ``class_weight`` stage 1 the same as
+        ``"class"``). Losses that weight classes inside themselves (``class_balanced``, LDAM
+        after its deferred re-weighting, a focal ``alpha``, the token classifier's
+        ``class_weight``) keep doing so whatever the rows weigh. ``"auto"``: balance the classes
+        once. ``"uniform"`` for texts after a stage 1 that re-balanced them (``class_weight``
+        or a class-balancing loss): balancing stage 2 again over-predicts the rare classes
+        (Cyclone-Idai, 3 seeds, the same class-weighted stage 1s: 0.641 for stage 1 alone, 0.637
+        with the class-balanced stage 2, 0.664 with the uniform one); ``"class"`` for texts after
+        an unweighted stage 1; ``"none"`` for token classification, where balancing the tags
+        against ``O`` costs precision as class-weighted losses do (MIT-Restaurant, 3 seeds: span
+        macro-F1 0.616 balanced, 0.655 unbalanced, 0.631 for the cross-entropy stage 1 alone).
+        The weights used are ``stage2_balance_``.
     memory : None, str or joblib.Memory, default=None
         Where to keep fitted stage-1 models on disk, as for scikit-learn's Pipeline. Stage 1 is
         always cached in memory, keyed by the backbone, every stage-1 parameter, the seed and
@@ -250,7 +264,7 @@ class CALoRAHead(Head):
         "alpha": [None, Interval(Real, 0, None, closed="neither")],
         "epochs": [Options("auto"), Interval(Integral, 1, None)],
         "lr": [Interval(Real, 0, None, closed="neither")],
-        "balance": [Options("auto", "class", "none")],
+        "balance": [Options("auto", *BALANCE_POWERS, "uniform", "none")],
         "memory": [None, Satisfies(lambda v: isinstance(v, (str, os.PathLike)) or hasattr(v, "location"),
                                    "a directory or a joblib.Memory", bad=[3])],
         "layers": [None, Satisfies(lambda v: v == "last" or (isinstance(v, (list, tuple)) and len(v) > 0
@@ -303,11 +317,11 @@ class CALoRAHead(Head):
         select_linear_layers(backbone, self.layers)  # every name resolves, before stage 1 trains
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
-                   verbose=0, classes=None, token_ids=None, pad_token_id=0):
+                   verbose=0, classes=None, stage1_balanced=False, token_ids=None, pad_token_id=0):
         with torch.no_grad():
             stage1_logits = module.head(features.to(device)).float().cpu()
-        if self._balanced(module):
-            weights = class_balanced_row_weights(targets, module.head.out_features)
+        balance = self.resolve_balance(module, stage1_balanced)
+        weights = self._stage2_weights(balance, weights, targets, module.head.out_features)
         config = self.config(module.head.out_features)
         layered = self.layers is not None
         batch_size_2 = max(batch_size, 256)
@@ -330,16 +344,29 @@ class CALoRAHead(Head):
                 interrupted = interrupted or routing.interrupted_
             else:
                 module.head = layer
-        fitted = {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
+        fitted = {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)), "stage2_balance_": balance,
                   "adapter_norms_": layer.adapter_norms(), "stage2_epochs_": epochs, "interrupted": interrupted}
         if layered:
             fitted["routed_layers_"] = np.asarray(names)
         return fitted
 
-    def _balanced(self, module) -> bool:
-        if self.balance == "auto":  # token classifiers encode without pooling: one row per token
-            return getattr(module.encoder, "pooling", "mean") is not None
-        return self.balance == "class"
+    def resolve_balance(self, module, stage1_balanced: bool) -> str:
+        """``balance`` with ``"auto"`` resolved: ``"none"`` for token classifiers (they encode
+        without pooling: one row per token), ``"uniform"`` after a stage 1 that re-balanced the
+        classes, else ``"class"``."""
+        if self.balance != "auto":
+            return self.balance
+        if getattr(module.encoder, "pooling", "mean") is None:
+            return "none"
+        return "uniform" if stage1_balanced else "class"
+
+    @staticmethod
+    def _stage2_weights(balance, weights, targets, n_classes):
+        if balance == "none":
+            return weights
+        if balance == "uniform":
+            return None
+        return class_balanced_row_weights(targets, n_classes, power=BALANCE_POWERS[balance])
 
     def restore(self, module, n_classes, *, multilabel):
         if self.layers is not None:
