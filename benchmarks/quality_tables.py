@@ -35,7 +35,10 @@ def rows_of(path, logits):
     classes = d["classes"]
     out = {}
     logits[cfg, int(seed)] = (d["val_stage1"], d["test_stage1"], d["y_val"], d["prior"])
-    for stage, name in (("stage1", cfg), ("calora", cfg + "+calora"), ("calora_layers", cfg + "+calora_layers")):
+    stages = [("stage1", cfg), ("calora", cfg + "+calora"), ("calora_layers", cfg + "+calora_layers")]
+    stages += [(key[5:], f"{cfg}+calora[{key[len('test_calora_'):]}]") for key in d.files  # --calora-balances
+               if key.startswith("test_calora_") and key != "test_calora_layers"]
+    for stage, name in stages:
         if f"test_{stage}" not in d:
             continue
         val, test = d[f"val_{stage}"], d[f"test_{stage}"]

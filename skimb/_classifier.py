@@ -161,6 +161,9 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     routing_topk_coverage_, adapter_norms_ : float, ndarray of shape (n_classes,)
         CALoRA: share of training samples whose true class is in their stage-1 top-k set;
         Frobenius norm of each class adapter ``B_i A_i`` (scaled).
+    stage2_balance_ : str
+        CALoRA: the stage-2 row weights used, ``head__balance`` with ``"auto"`` resolved
+        (``"class"``, ``"sqrt"``, ``"uniform"`` or ``"none"``).
     stage1_time_s_, stage2_time_s_ : float
         Heads with a second stage: seconds spent in each stage (stage 1 is ~0 on a cache hit).
     stage1_cached_ : bool

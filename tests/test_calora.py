@@ -500,7 +500,7 @@ def _inverse_frequency(y, power=1.0):
 
 
 @pytest.mark.parametrize("balance, class_weight, expected", [
-    ("auto", None, "class"),  # an unweighted stage 1: stage 2 balances the classes
+    ("auto", None, "sqrt"),  # an unweighted stage 1: stage 2 balances the classes half way
     ("auto", "balanced", "uniform"),  # a balanced stage 1: stage 2 does not balance them again
     ("class", None, "class"), ("class", "balanced", "class"),
     ("sqrt", None, "sqrt"),

@@ -70,7 +70,8 @@ def _wce_knn(budget, seed, context):
 
 
 @register_method("wce_calora", description="weighted CE + CALoRA (class-routed LoRA on the head, top-2 routing, "
-                 "rank 8): the paper method on top of the best loss; shares weighted_ce's stage 1",
+                 "rank 8, a uniform stage 2 since stage 1 balances the classes): the paper method on top of the best "
+                 "loss; shares weighted_ce's stage 1",
                  tasks=("multiclass",), default=True, family="recipes")
 def _wce_calora(budget, seed, context):
     return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", head="calora", head__routing="topk",
@@ -223,7 +224,8 @@ _register_loss("distribution_balanced", "distribution_balanced", ("multilabel",)
 
 # --- CALoRA (skimb.heads) ---------------------------------------------------------
 @register_method("calora_topk", description="CALoRA: class-routed LoRA on the head, top-2 routing, rank 8, "
-                 "class-balanced stage 2 (texts; NER: unbalanced) on a cross-entropy stage 1", tasks=_ALL_TASKS, default=True, family="CALoRA")
+                 "a stage 2 weighted by the inverse square root of the class frequencies (texts; NER: unweighted) on a "
+                 "cross-entropy stage 1", tasks=_ALL_TASKS, default=True, family="CALoRA")
 def _calora_topk(budget, seed, context):
     return _fine_tuned(budget, seed, context, head="calora", head__routing="topk", head__k=2, head__rank=8)
 
