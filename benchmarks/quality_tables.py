@@ -11,7 +11,8 @@ macro-F1 gap to ``--baseline`` (pooled over the seeds both have).
         --baseline wce --vote ce,wce --out benchmarks/results/quality_cyclone_tables.json
 
 ``--vote ce,wce`` adds the soft vote of the two configurations' stage-1 models of each seed (the
-``vote_ce_wce`` method of ``skimb compare``).
+``vote_ce_wce`` method of ``skimb compare``); a member can be any row of a fit before its decision
+rule (``wce+calora``, ``wce+calora[class]``).
 """
 
 from __future__ import annotations
@@ -26,15 +27,14 @@ from _common import QUARTILES, command_line, fmt, gap_text, machine_description,
 
 
 def rows_of(path, logits):
-    """``(seed, classes, y_test, {row: predicted indices})`` of one saved fit; its stage-1
-    logits go into ``logits[cfg, seed]`` for the votes."""
+    """``(seed, classes, y_test, {row: predicted indices})`` of one saved fit; the logits of each
+    row before its decision rule go into ``logits[row, seed]`` for the votes."""
     from skimb.metrics import tune_logit_offsets
 
     d = np.load(path)
     cfg, seed = re.match(r"(.+)_seed(\d+)$", Path(path).stem).groups()
     classes = d["classes"]
     out = {}
-    logits[cfg, int(seed)] = (d["val_stage1"], d["test_stage1"], d["y_val"], d["prior"])
     stages = [("stage1", cfg), ("calora", cfg + "+calora"), ("calora_layers", cfg + "+calora_layers")]
     stages += [(key[5:], f"{cfg}+calora[{key[len('test_calora_'):]}]") for key in d.files  # --calora-balances
                if key.startswith("test_calora_") and key != "test_calora_layers"]
@@ -42,6 +42,7 @@ def rows_of(path, logits):
         if f"test_{stage}" not in d:
             continue
         val, test = d[f"val_{stage}"], d[f"test_{stage}"]
+        logits[name, int(seed)] = (val, test, d["y_val"], d["prior"])  # any row can be a vote member
         out[name] = test.argmax(1)
         b = tune_logit_offsets(d["y_val"], val, class_prior=d["prior"], n_bootstrap=30, random_state=int(seed))
         out[name + "+tuned"] = (test + b).argmax(1)
@@ -86,7 +87,7 @@ def main(argv=None):
     p.add_argument("--baseline", default="wce")
     p.add_argument("--train-labels", default=None, help="data set name whose training labels define the quartiles")
     p.add_argument("--vote", action="append", default=[],
-                   help="configs whose stage-1 models are soft-voted, e.g. ce,wce (repeatable)")
+                   help="rows whose models are soft-voted, e.g. ce,wce or wce+calora,hamr (repeatable)")
     p.add_argument("--seed-pair-vote", action="append", default=[],
                    help="a config whose models of two seeds are soft-voted (the control for --vote)")
     p.add_argument("--out", required=True)
