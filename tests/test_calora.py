@@ -544,10 +544,48 @@ def test_token_calora_is_unbalanced_by_default(tiny_bert, stage2_weights, balanc
 
     seen = stage2_weights
     X, y = make_ner(24)
-    TransformerTokenClassifier(tiny_bert, head="calora", head__balance=balance, head__rank=2, head__epochs=2,
-                               max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    ner = TransformerTokenClassifier(tiny_bert, head="calora", head__balance=balance, head__rank=2, head__epochs=2,
+                                     max_epochs=1, batch_size=8, random_state=0).fit(X, y)
     (w,) = seen
     assert (w is None) == (balance == "auto")  # tags against O: balanced only when asked
+    assert ner.stage2_balance_ == ("none" if balance == "auto" else "class")
+
+
+def test_multilabel_calora_auto_balance_keeps_the_class_weights(tiny_bert, stage2_weights):
+    """The single-label rule was not measured on multi-label data: "auto" stays "class" there."""
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+    from skimb.heads._components import class_balanced_row_weights
+
+    X, y = make_toy_texts()
+    Y = np.stack([y == y[0], np.arange(len(y)) % 3 == 0], axis=1).astype(int)
+    clf = TransformerClassifier(tiny_bert, head="calora", head__rank=2, head__epochs=2, max_epochs=1, batch_size=8,
+                                random_state=0).fit(X, Y)
+    assert clf.stage2_balance_ == "class"
+    np.testing.assert_allclose(stage2_weights[0].numpy(),
+                               class_balanced_row_weights(torch.as_tensor(Y), 2).numpy(), rtol=1e-5)
+
+
+def test_multilabel_row_weights_take_a_power():
+    from skimb.heads._components import class_balanced_row_weights
+
+    Y = torch.tensor([[1, 0], [1, 0], [1, 0], [1, 1], [0, 0]])  # groups: label 0 (4), label 1 (1), none (1)
+    w = class_balanced_row_weights(Y, 2, power=0.5)
+    raw = torch.tensor([0.5, 0.5, 0.5, (0.5 + 1.0) / 2, 1.0])  # mean of group size ** -0.5 over a row's groups
+    assert torch.allclose(w, raw / raw.mean())
+    assert torch.allclose(class_balanced_row_weights(Y, 2, power=0.0), torch.ones(5))
+
+
+def test_stage2_balance_survives_save_and_load(tiny_bert, tmp_path):
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    X, y = make_toy_texts()
+    clf = TransformerClassifier(tiny_bert, head="calora", class_weight="balanced", head__rank=2, head__epochs=2,
+                                max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    loaded = TransformerClassifier.load_pretrained(clf.save_pretrained(tmp_path / "m"))
+    assert clf.stage2_balance_ == loaded.stage2_balance_ == "uniform"
+    np.testing.assert_allclose(loaded.decision_function(X[:4]), clf.decision_function(X[:4]), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("epochs, budget, expected", [("auto", 600, 20), ("auto", 3, 3), (4, 3, 4)])

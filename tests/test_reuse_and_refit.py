@@ -294,7 +294,7 @@ def test_refit_with_other_parameters_keeps_nothing_of_the_earlier_fit(tiny_bert,
     est = TransformerClassifier(tiny_bert, **HAMR, **CALORA, **FAST).fit(X, y)
     assert all(hasattr(est, a) for a in _HAMR_ATTRS + ("adapter_norms_",))
     est.set_params(training="standard", head="linear").fit(X, y)
-    left = [a for a in _HAMR_ATTRS + ("adapter_norms_", "routing_topk_coverage_", "stage2_time_s_")
+    left = [a for a in _HAMR_ATTRS + ("adapter_norms_", "routing_topk_coverage_", "stage2_time_s_", "stage2_balance_")
             if hasattr(est, a)]
     assert left == []
     assert est.stage1_cached_ is False  # set by every fit now, and this one trained its own stage 1

@@ -202,24 +202,25 @@ class CALoRAHead(Head):
         multi-label: see ``class_balanced_row_weights``), in place of the estimator's row
         weights (``class_weight`` of text classifiers and ``sample_weight``, which stage 2 then
         ignores), so the adapters are trained class-balanced on the stage-1 representation, as in
-        the decoupled training of Kang et al. (2020); on an unweighted cross-entropy stage 1 this
-        is what makes CALoRA gain on rare classes of texts (``docs/benchmarks.md``). ``"sqrt"``:
-        the inverse square root of the class frequency, half way. ``"uniform"``: every row
-        weighs the same (``class_weight`` and ``sample_weight`` ignored). ``"none"``: the
-        estimator's row weights, as the paper (on a ``class_weight`` stage 1 the same as
-        ``"class"``). Losses that weight classes inside themselves (``class_balanced``, LDAM
-        after its deferred re-weighting, a focal ``alpha``, the token classifier's
-        ``class_weight``) keep doing so whatever the rows weigh. ``"auto"``: balance the classes
-        once. ``"uniform"`` for texts after a stage 1 that re-balanced them (``class_weight`` or a
-        class-balancing loss): balancing stage 2 again over-predicts the rare classes
+        the decoupled training of Kang et al. (2020). ``"sqrt"``: the inverse square root of the
+        class frequency, half way. ``"uniform"``: every row weighs the same (``class_weight`` and
+        ``sample_weight`` ignored). ``"none"``: the estimator's row weights, the paper's stage 2
+        (on a ``class_weight="balanced"`` stage 1 without ``sample_weight`` the same as
+        ``"class"``). Stage 2 trains with stage 1's loss, so a loss that weights the classes
+        itself (``weighted_ce``, ``class_balanced``, LDAM after its deferred re-weighting, a
+        focal or AFL ``alpha``, the token classifier's ``class_weight``) keeps doing so whatever
+        the rows weigh. ``"auto"``, skimb's choice beyond the paper, balances the classes once
+        for single-label texts: ``"uniform"`` after a stage 1 that re-balanced them
+        (``class_weight``, or a class-balancing loss, which then still balances stage 2), since a
+        class-balanced stage 2 keeps class weighting's over-prediction of the rare classes
         (Cyclone-Idai, 3 seeds, the same class-weighted stage 1s: macro-F1 0.641 for stage 1
-        alone, 0.637 with the class-balanced stage 2, 0.664 with the uniform one). ``"sqrt"`` for
-        texts after an unweighted stage 1: level with ``"class"`` where imbalance is extreme, ahead
-        where it is moderate (3 seeds each, plain cross-entropy stage 1s: Cyclone-Idai 0.644
-        against 0.642, Hurricane Irma 0.707 against 0.700). ``"none"`` for token classification,
-        where balancing the tags against ``O`` costs precision as class-weighted losses do
-        (MIT-Restaurant, 3 seeds: span macro-F1 0.616 balanced, 0.655 unbalanced, 0.631 for the
-        cross-entropy stage 1 alone).
+        alone, 0.637 with the class-balanced stage 2, 0.664 with the uniform one; GoEmotions-28
+        0.421, 0.424, 0.453); ``"sqrt"`` after a plain stage 1 (ahead of ``"class"`` on four of
+        six text sets, +0.2 to +1.6 points, 0.2-0.3 behind on two; ``docs/benchmarks.md``,
+        round 23); ``"class"`` for multi-label texts (not measured otherwise); ``"none"`` for
+        token classification, where balancing the tags against ``O`` costs precision as
+        class-weighted losses do (MIT-Restaurant, 3 seeds: span macro-F1 0.616 balanced, 0.655
+        unbalanced, 0.631 for the cross-entropy stage 1 alone).
         The weights used are ``stage2_balance_``.
     memory : None, str or joblib.Memory, default=None
         Where to keep fitted stage-1 models on disk, as for scikit-learn's Pipeline. Stage 1 is
@@ -323,7 +324,7 @@ class CALoRAHead(Head):
                    verbose=0, classes=None, stage1_balanced=False, token_ids=None, pad_token_id=0):
         with torch.no_grad():
             stage1_logits = module.head(features.to(device)).float().cpu()
-        balance = self.resolve_balance(module, stage1_balanced)
+        balance = self.resolve_balance(module, stage1_balanced, multilabel=multilabel)
         weights = self._stage2_weights(balance, weights, targets, module.head.out_features)
         config = self.config(module.head.out_features)
         layered = self.layers is not None
@@ -353,14 +354,17 @@ class CALoRAHead(Head):
             fitted["routed_layers_"] = np.asarray(names)
         return fitted
 
-    def resolve_balance(self, module, stage1_balanced: bool) -> str:
+    def resolve_balance(self, module, stage1_balanced: bool, *, multilabel: bool = False) -> str:
         """``balance`` with ``"auto"`` resolved: ``"none"`` for token classifiers (they encode
-        without pooling: one row per token), ``"uniform"`` after a stage 1 that re-balanced the
-        classes, else ``"sqrt"``."""
+        without pooling: one row per token), ``"class"`` for multi-label texts (as before round 23:
+        the rule below was measured on single-label data only), else ``"uniform"`` after a stage 1
+        that re-balanced the classes and ``"sqrt"`` after a plain one."""
         if self.balance != "auto":
             return self.balance
         if getattr(module.encoder, "pooling", "mean") is None:
             return "none"
+        if multilabel:
+            return "class"
         return "uniform" if stage1_balanced else "sqrt"
 
     @staticmethod
