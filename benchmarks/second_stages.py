@@ -173,7 +173,8 @@ def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True, proto
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("files", nargs="+")
-    p.add_argument("--calora", default="", help="';'-separated CALoRA stage-2 settings 'k,rank,epochs,lr,power' (power: rows weighted by class count**-power; 1 balanced, 0 none)")
+    p.add_argument("--calora", default="", help="';'-separated CALoRA stage-2 settings 'k,rank,epochs,lr,power' "
+                   "(rows weighted by class count ** -power: 1 class-balanced, 0 unweighted)")
     p.add_argument("--knn", default="", help="';'-separated head='knn' settings 'k,weight'")
     p.add_argument("--prototype", default="", help="';'-separated head='prototype' settings 'scale,weight[,catch-all class index]'")
     p.add_argument("--n-bootstrap", type=int, default=0,

@@ -348,8 +348,9 @@ class CALoRAHead(Head):
                 interrupted = interrupted or routing.interrupted_
             else:
                 module.head = layer
-        fitted = {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)), "stage2_balance_": balance,
-                  "adapter_norms_": layer.adapter_norms(), "stage2_epochs_": epochs, "interrupted": interrupted}
+        fitted = {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
+                  "stage2_balance_": balance, "adapter_norms_": layer.adapter_norms(), "stage2_epochs_": epochs,
+                  "interrupted": interrupted}
         if layered:
             fitted["routed_layers_"] = np.asarray(names)
         return fitted
