@@ -34,9 +34,9 @@ __all__ = ["TransformerEstimator"]
 
 _CONFIG_NAME = "skimb_config.json"
 _WEIGHTS_NAME = "model.safetensors"
-#: String-valued fitted attributes that ``save_pretrained`` keeps (paths such as ``backbone_path_``
-#: are not: they name the machine that fitted).
-_SAVED_STRING_ATTRIBUTES = ("stage2_balance_",)
+#: Fitted attributes that ``save_pretrained`` leaves out: kept in the config in their own fields, or
+#: naming the machine that fitted (the loading machine sets its own).
+_NOT_SAVED = ("classes_", "multilabel_", "n_iter_", "task_", "backbone_path_", "device_")
 #: Parameters that shape neither stage 1 nor the model (left out of the stage-1 cache key).
 _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what stage 1 learns
 # (n_threads stays in the key: the thread count changes the order of floating-point sums)
@@ -384,9 +384,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         directory.mkdir(parents=True, exist_ok=True)
         params, omitted = params_to_json(self.get_params(deep=False), SLOTS)
         fitted = {k: np.asarray(v).tolist() for k, v in vars(self).items()
-                  if k.endswith("_") and not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool))
-                  and k not in ("classes_", "multilabel_", "n_iter_", "task_")}
-        fitted.update({k: getattr(self, k) for k in _SAVED_STRING_ATTRIBUTES if hasattr(self, k)})
+                  if k.endswith("_") and not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool, str))
+                  and k not in _NOT_SAVED}
         config = {"skimb_estimator": type(self).__name__, "params": params, "omitted_params": omitted,
                   "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype), "task": self.task_,
                   "n_iter": int(self.n_iter_), "fitted": fitted}

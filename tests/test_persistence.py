@@ -163,3 +163,16 @@ def test_save_pretrained_writes_a_model_card(tiny_bert, toy_data, tmp_path):
     assert "No validation split" in (no_val.save_pretrained(tmp_path / "n") / "README.md").read_text()
     loaded = TransformerClassifier.load_pretrained(tmp_path / "m")
     np.testing.assert_array_equal(loaded.class_counts_, clf.class_counts_)
+
+
+def test_string_fitted_attributes_survive_save_and_load(tiny_bert, toy_data, tmp_path):
+    """Resolved ``"auto"`` settings (HAMR's ``weight_norm_``, ``meta_objective_``) come back; the
+    attributes that name the fitting machine are the loading machine's."""
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, training="hamr", validation_fraction=0.2, **FAST).fit(X, y)
+    directory = clf.save_pretrained(tmp_path / "m")
+    loaded = TransformerClassifier.load_pretrained(directory)
+    assert (loaded.weight_norm_, loaded.meta_objective_) == (clf.weight_norm_, clf.meta_objective_) == ("batch", "balanced")
+    saved = json.loads((directory / "skimb_config.json").read_text())["fitted"]
+    assert "backbone_path_" not in saved and "device_" not in saved
+    assert loaded.backbone_path_ == str((directory / "backbone").resolve())
