@@ -36,8 +36,8 @@ def rows_of(path, logits):
     classes = d["classes"]
     out = {}
     stages = [("stage1", cfg), ("calora", cfg + "+calora"), ("calora_layers", cfg + "+calora_layers")]
-    stages += [(key[5:], f"{cfg}+calora[{key[len('test_calora_'):]}]") for key in d.files  # --calora-balances
-               if key.startswith("test_calora_") and key != "test_calora_layers"]
+    stages += [(key.removeprefix("test_"), f"{cfg}+calora[{key.removeprefix('test_calora_')}]")  # --calora-balances
+               for key in d.files if key.startswith("test_calora_") and key != "test_calora_layers"]
     for stage, name in stages:
         if f"test_{stage}" not in d:
             continue

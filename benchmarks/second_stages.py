@@ -59,6 +59,7 @@ def calora_logits(d, seed, *, k=2, rank=8, epochs=20, lr=1e-3, power=1.0):
     import torch.nn.functional as F
 
     from skimb.heads import CALoRAConfig, fit_calora_head
+    from skimb.heads._components import class_balanced_row_weights
 
     W, b = torch.from_numpy(d["head_weight"]), torch.from_numpy(d["head_bias"])
     base = torch.nn.Linear(W.shape[1], W.shape[0])
@@ -66,11 +67,7 @@ def calora_logits(d, seed, *, k=2, rank=8, epochs=20, lr=1e-3, power=1.0):
         base.weight.copy_(W)
         base.bias.copy_(b)
     y = d["y_train"]
-    weights = None
-    if power:
-        counts = np.bincount(y, minlength=W.shape[0]).astype(float)
-        weights = torch.from_numpy((counts[y] ** -power).astype(np.float32))
-        weights = weights / weights.mean()
+    weights = class_balanced_row_weights(torch.from_numpy(y), W.shape[0], power=power) if power else None
     feats = torch.from_numpy(d["f_train"])
     layer = fit_calora_head(base, feats, None, torch.from_numpy(y), config=CALoRAConfig(n_classes=W.shape[0], rank=rank, k=k),
                             loss_fn=lambda z, t: F.cross_entropy(z, t, reduction="none"), sample_weight=weights,
