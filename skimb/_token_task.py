@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import defaultdict
 
@@ -46,6 +47,11 @@ class TagWeightedLoss(nn.Module):
     def forward(self, logits, target):
         w = self.tag_weight.to(logits.device)[target.clamp(min=0)]
         return self.loss(logits, target) * torch.where(target >= 0, w, torch.zeros_like(w))
+
+    def without_class_balance(self):
+        """The wrapped loss without the tag weights, and without its own class balancing."""
+        neutral = getattr(self.loss, "without_class_balance", None)
+        return copy.deepcopy(self.loss) if neutral is None else neutral()
 
     def fitted_attributes(self):
         fitted = getattr(self.loss, "fitted_attributes", None)

@@ -537,6 +537,51 @@ def test_calora_auto_balance_follows_a_class_balancing_loss(tiny_bert, stage2_we
     assert clf.stage2_balance_ == "uniform" and stage2_weights == [None]
 
 
+@pytest.fixture
+def stage2_losses(monkeypatch):
+    """The ``loss_fn`` of every ``fit_calora_head`` call the heads make, in a list."""
+    import skimb.heads._components as comp
+
+    seen = []
+    real = comp.fit_calora_head
+
+    def spy(*args, loss_fn=None, **kwargs):
+        seen.append(loss_fn)
+        return real(*args, loss_fn=loss_fn, **kwargs)
+
+    monkeypatch.setattr(comp, "fit_calora_head", spy)
+    return seen
+
+
+@pytest.mark.parametrize("balance", ["auto", "class", "none"])
+def test_calora_stage2_drops_the_loss_class_weights_unless_none(tiny_bert, stage2_losses, balance):
+    """The rows balance stage 2's classes (or leave them as they are), not the loss as well;
+    ``"none"`` keeps stage 1's loss whole, as the paper's stage 2 does."""
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    X, y = make_toy_texts()
+    y = np.where(np.arange(len(y)) % 4 == 0, "rare", y)  # classes of different sizes
+    clf = TransformerClassifier(tiny_bert, loss="weighted_ce", head="calora", head__balance=balance, head__rank=2,
+                                head__epochs=2, max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    (loss,) = stage2_losses
+    weights = loss.class_weight_.numpy()
+    assert np.allclose(weights, 1.0) == (balance != "none")
+    assert not np.allclose(clf.loss_.class_weight_.numpy(), 1.0)  # stage 1's loss is untouched
+
+
+def test_token_calora_class_balance_drops_the_tag_weights(tiny_bert, stage2_losses):
+    from conftest import make_ner
+    from skimb import TransformerTokenClassifier
+    from skimb.losses import CrossEntropyLoss
+
+    X, y = make_ner(24)
+    TransformerTokenClassifier(tiny_bert, class_weight="balanced", head="calora", head__balance="class",
+                               head__rank=2, head__epochs=2, max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    (loss,) = stage2_losses
+    assert isinstance(loss, CrossEntropyLoss)  # the tag weights are the rows' job here
+
+
 @pytest.mark.parametrize("balance", ["auto", "class"])
 def test_token_calora_is_unbalanced_by_default(tiny_bert, stage2_weights, balance):
     from conftest import make_ner

@@ -140,3 +140,23 @@ def test_crt_balances_the_classes():
                                            loss_fn=lambda z, t: torch.nn.functional.cross_entropy(z, t, reduction="none"))
     pred = module.head(x).argmax(1)
     assert (pred[90:] == 1).float().mean() > 0.8  # the minority class is recalled
+
+
+def test_crt_balances_once_with_a_class_weighted_loss():
+    """cRT's rows balance the classes; a class-weighted loss gives it its weights' effect only once."""
+    from skimb.heads import CRTHead
+    from skimb.losses import CrossEntropyLoss, WeightedCrossEntropyLoss
+
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(90, 4) + 0.3, torch.randn(10, 4) - 0.3])
+    y = torch.cat([torch.zeros(90, dtype=torch.long), torch.ones(10, dtype=torch.long)])
+    heads = {}
+    for name, loss in (("plain", CrossEntropyLoss(reduction="none")),
+                       ("weighted", WeightedCrossEntropyLoss([90, 10], reduction="none"))):
+        module = torch.nn.Module()
+        module.head = torch.nn.Linear(4, 2)
+        CRTHead(epochs=20, lr=5e-2).fit_stage2(module, x, y, None, device="cpu", seed=0, batch_size=32,
+                                               multilabel=False, loss_fn=loss)
+        heads[name] = module.head.state_dict()
+    for key, value in heads["plain"].items():
+        torch.testing.assert_close(heads["weighted"][key], value)

@@ -394,6 +394,47 @@ def test_uniform_weights_are_cross_entropy(mc_data, ml_data):
         WeightedBinaryCrossEntropyLoss(np.full(C, 50), 100, reduction="none")(zt, yt), bce)
 
 
+@pytest.mark.parametrize("balanced, neutral", [
+    (WeightedCrossEntropyLoss(MC_COUNTS), CrossEntropyLoss()),
+    (WeightedCrossEntropyLoss(MC_COUNTS, normalize="samples"), CrossEntropyLoss()),
+    (ClassBalancedLoss(MC_COUNTS), CrossEntropyLoss()),
+    (ClassBalancedLoss(MC_COUNTS, base="focal", gamma=1.5), FocalLoss(gamma=1.5)),
+    (FocalLoss(gamma=2.0, alpha="balanced", class_counts=MC_COUNTS), FocalLoss(gamma=2.0)),
+    (FocalLoss(gamma=2.0, alpha=0.25), FocalLoss(gamma=2.0, alpha=0.25)),  # no class balance: kept
+    (AdaptiveFocalLoss(MC_COUNTS, gamma=1.0, alpha="balanced"), AdaptiveFocalLoss(MC_COUNTS, gamma=1.0)),
+    (LogitAdjustedLoss(MC_COUNTS, tau=1.0), CrossEntropyLoss()),
+    (LDAMLoss(MC_COUNTS, s=2.0, drw_epoch=0), LDAMLoss(MC_COUNTS, max_m=0.0, s=2.0)),
+    (CrossEntropyLoss(), CrossEntropyLoss()),
+    (DiceLoss(), DiceLoss()),
+], ids=lambda loss: type(loss).__name__)
+def test_without_class_balance_is_the_unbalanced_loss(mc_data, balanced, neutral):
+    """A second stage that balances by its rows trains with the loss minus its own balancing."""
+    _, _, zt, yt = mc_data
+    balanced.set_epoch(1, 2)  # LDAM: the deferred re-weighting is on
+    before = {k: v.copy() for k, v in balanced.fitted_attributes().items()}
+    dropped = balanced.without_class_balance()
+    for loss in (balanced, dropped, neutral):
+        loss.reduction = "none"
+    assert dropped is not balanced
+    assert_close(dropped(zt, yt), neutral(zt, yt), msg=repr(balanced))
+    for name, value in balanced.fitted_attributes().items():  # the original is left as it was
+        np.testing.assert_array_equal(value, before[name])
+    if type(balanced) in (WeightedCrossEntropyLoss, LogitAdjustedLoss, LDAMLoss):
+        assert not np.allclose(balanced(zt, yt).numpy(), dropped(zt, yt).numpy())
+
+
+def test_without_class_balance_of_multilabel_losses(ml_data):
+    """Per-label weights of both terms are dropped; positive-against-negative weights are not
+    class balancing (row weights cannot do their work) and stay."""
+    _, _, zt, yt = ml_data
+    focal = BinaryFocalLoss(gamma=2.0, alpha="balanced", class_counts=ML_COUNTS, reduction="none")
+    assert_close(focal.without_class_balance()(zt, yt), BinaryFocalLoss(gamma=2.0, reduction="none")(zt, yt))
+    afl = BinaryAdaptiveFocalLoss(ML_COUNTS, alpha="balanced", reduction="none")
+    assert_close(afl.without_class_balance()(zt, yt), BinaryAdaptiveFocalLoss(ML_COUNTS, reduction="none")(zt, yt))
+    weighted = WeightedBinaryCrossEntropyLoss(ML_COUNTS, 100, reduction="none")
+    assert_close(weighted.without_class_balance()(zt, yt), weighted(zt, yt))
+
+
 def test_gamma_non_increasing_in_frequency():
     rng = np.random.default_rng(3)
     counts = rng.integers(0, 1000, size=30).astype(float)

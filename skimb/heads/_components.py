@@ -111,6 +111,19 @@ def class_balanced_row_weights(targets, n_classes: int, power: float = 1.0) -> t
     return w / w[valid].mean()
 
 
+def class_neutral_loss(loss_fn):
+    """Stage 1's loss without its own class balancing (class weights, a per-class ``alpha``,
+    margins, a prior adjustment), for a second stage whose row weights balance the classes:
+    ``ImbalanceLoss.without_class_balance``; a module without it (a user's loss) as it is.
+
+    >>> from skimb.losses import make_loss
+    >>> class_neutral_loss(make_loss("weighted_ce", task="multiclass", class_counts=[9, 1])).class_weight_
+    tensor([1., 1.])
+    """
+    neutral = getattr(loss_fn, "without_class_balance", None)
+    return loss_fn if neutral is None else neutral()
+
+
 def prior_log_odds(Y) -> "np.ndarray":
     """Each label's training prior as a logit, ``log(p / (1 - p))`` with ``p = (n_c + 1) / (N + 2)``
     (add-one smoothing keeps labels without positives finite); float32.
@@ -206,12 +219,14 @@ class CALoRAHead(Head):
         class frequency, half way. ``"uniform"``: every row weighs the same (``class_weight`` and
         ``sample_weight`` ignored). ``"none"``: the estimator's row weights, the paper's stage 2
         (on a ``class_weight="balanced"`` stage 1 without ``sample_weight`` the same as
-        ``"class"``). Stage 2 trains with stage 1's loss, so a loss that weights the classes
-        itself (``weighted_ce``, ``class_balanced``, LDAM after its deferred re-weighting, a
-        focal or AFL ``alpha``, the token classifier's ``class_weight``) keeps doing so whatever
-        the rows weigh. ``"auto"``, skimb's choice beyond the paper, balances the classes once
-        for single-label texts: ``"uniform"`` after a stage 1 that re-balanced them
-        (``class_weight``, or a class-balancing loss, which then still balances stage 2), since a
+        ``"class"``). Stage 2 trains with stage 1's loss; with every setting but ``"none"``,
+        without the loss's own class balancing (``weighted_ce``'s and ``class_balanced``'s class
+        weights, LDAM's margins and deferred re-weighting, a logit adjustment, a focal or AFL
+        ``alpha``, the token classifier's ``class_weight``:
+        ``ImbalanceLoss.without_class_balance``), so that the rows alone balance the classes.
+        ``"auto"``, skimb's choice beyond the paper, balances the classes once for single-label
+        texts: ``"uniform"`` after a stage 1 that re-balanced them (``class_weight`` or a
+        class-balancing loss), since a
         class-balanced stage 2 keeps class weighting's over-prediction of the rare classes
         (Cyclone-Idai, 3 seeds, the same class-weighted stage 1s: macro-F1 0.641 for stage 1
         alone, 0.637 with the class-balanced stage 2, 0.664 with the uniform one; GoEmotions-28
@@ -326,6 +341,8 @@ class CALoRAHead(Head):
             stage1_logits = module.head(features.to(device)).float().cpu()
         balance = self.resolve_balance(module, stage1_balanced, multilabel=multilabel)
         weights = self._stage2_weights(balance, weights, targets, module.head.out_features)
+        if balance != "none":  # the rows balance the classes, not the loss as well
+            loss_fn = class_neutral_loss(loss_fn)
         config = self.config(module.head.out_features)
         layered = self.layers is not None
         batch_size_2 = max(batch_size, 256)

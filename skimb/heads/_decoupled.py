@@ -9,7 +9,7 @@ import torch
 
 from ..utils._param_validation import Interval
 from ..utils._progress import progress_bar
-from ._components import Head, class_balanced_row_weights, register_head
+from ._components import Head, class_balanced_row_weights, class_neutral_loss, register_head
 
 __all__ = ["CRTHead", "TauNormHead"]
 
@@ -21,7 +21,9 @@ class CRTHead(Head):
     Stage 1 learns the representation with the estimator's loss; stage 2 draws no new features
     (they are the cached penultimate features of the training rows, shared by every candidate of
     a search over this head's parameters) and trains a fresh ``nn.Linear`` with the stage-1 loss
-    and inverse-class-frequency row weights (``skimb.heads._components.class_balanced_row_weights``).
+    and inverse-class-frequency row weights (``skimb.heads._components.class_balanced_row_weights``);
+    a loss that balances the classes itself loses its class weights for it
+    (``ImbalanceLoss.without_class_balance``), so that the classes are balanced once.
 
     Parameters
     ----------
@@ -66,6 +68,7 @@ class CRTHead(Head):
         keep = torch.ones(len(targets), dtype=torch.bool) if targets.ndim == 2 else targets >= 0
         x, y = torch.as_tensor(features)[keep], targets[keep]
         w = class_balanced_row_weights(y, old.out_features)
+        loss_fn = class_neutral_loss(loss_fn)  # balanced once, by the rows
         optimizer = torch.optim.AdamW(head.parameters(), lr=self.lr, weight_decay=0.0)
         losses, interrupted = [], False
         with progress_bar(self.epochs, "cRT stage 2", verbose, unit="epoch") as bar:

@@ -15,6 +15,7 @@ Conventions shared by every loss in :mod:`skimb.losses`:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import numbers
 
@@ -92,6 +93,12 @@ def _inverse_frequency(counts, normalize="classes"):
     if normalize == "samples":
         return n.sum() / (n.size * n)
     raise ValueError(f"normalize must be 'classes' or 'samples', got {normalize!r}.")
+
+
+def _even_alpha(alpha_):
+    """A per-class ``alpha`` made the same for every class (its mean: a scalar stays as it is)."""
+    if alpha_ is not None:
+        alpha_.fill_(float(alpha_.mean()))
 
 
 def _resolve_alpha(alpha, counts, owner):
@@ -303,6 +310,35 @@ class ImbalanceLoss(nn.Module):
         """
         self._epoch = int(epoch)
         self._max_epochs = None if max_epochs is None else int(max_epochs)
+
+    def without_class_balance(self):
+        """A copy of the loss that treats every class alike: its class weights, per-class
+        ``alpha``, margins or prior adjustment undone, the rest (``gamma``, the logit scale)
+        kept. A loss that does not re-balance the classes is copied unchanged.
+
+        Second stages that weight their rows by class (CALoRA's ``head__balance``, cRT) train
+        with it, so that the classes are balanced once, by the rows.
+
+        Returns
+        -------
+        ImbalanceLoss
+            A new module; this one is left as it is.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skimb.losses import WeightedCrossEntropyLoss
+        >>> loss = WeightedCrossEntropyLoss([90, 10], reduction="none")
+        >>> loss.without_class_balance().class_weight_, loss.class_weight_
+        (tensor([1., 1.]), tensor([0.2000, 1.8000]))
+        """
+        loss = copy.deepcopy(self)
+        with torch.no_grad():
+            loss._drop_class_balance()
+        return loss
+
+    def _drop_class_balance(self):
+        """Undo the loss's own class balancing, in place (called on a copy); a no-op here."""
 
     def per_sample(self, logits, target):
         """Per-sample losses, shape ``(N,)`` (multi-label: mean over labels).

@@ -13,6 +13,7 @@ from ._base import (
     _adaptive_gamma,
     _check_counts,
     _check_nonneg,
+    _even_alpha,
     _inverse_frequency,
     _log1m_softmax_at,
     _resolve_alpha,
@@ -179,6 +180,9 @@ class WeightedCrossEntropyLoss(ImbalanceLoss):
             weight = _inverse_frequency(counts, normalize)
         self.register_buffer("class_weight_", _to_buffer(weight))
 
+    def _drop_class_balance(self):
+        self.class_weight_.fill_(1.0)
+
     def _per_sample(self, logits, target):
         return self.class_weight_.to(logits.dtype)[target] * _nll(logits, target)
 
@@ -238,6 +242,9 @@ class ClassBalancedLoss(ImbalanceLoss):
         self.gamma = _check_nonneg(gamma, "gamma")
         self.register_buffer("class_weight_", _to_buffer(_class_balanced_weights(counts, beta)))
 
+    def _drop_class_balance(self):
+        self.class_weight_.fill_(1.0)
+
     def _per_sample(self, logits, target):
         if self.base == "focal":
             base = _focal(logits, target, self.gamma)
@@ -294,6 +301,9 @@ class FocalLoss(ImbalanceLoss):
         counts = _check_counts(class_counts, required=False)
         alpha_ = _resolve_alpha(alpha, counts, type(self).__name__)
         self.register_buffer("alpha_", None if alpha_ is None else _to_buffer(alpha_))
+
+    def _drop_class_balance(self):
+        _even_alpha(self.alpha_)
 
     def _per_sample(self, logits, target):
         loss = _focal(logits, target, self.gamma)
@@ -517,6 +527,11 @@ class LDAMLoss(ImbalanceLoss):
             else:
                 self.class_weight_.fill_(1.0)
 
+    def _drop_class_balance(self):  # no margins, no deferred re-weighting: the scaled cross-entropy
+        self.margin_.zero_()
+        self.class_weight_.fill_(1.0)
+        self.drw_weight.fill_(1.0)
+
     def _per_sample(self, logits, target):
         margin = self.margin_.to(logits.dtype)[target]
         onehot = F.one_hot(target, logits.shape[1]).to(logits.dtype)
@@ -571,6 +586,9 @@ class LogitAdjustedLoss(ImbalanceLoss):
             raise ValueError(f"tau must be a finite number, got {tau!r}.")
         self.tau = float(tau)
         self.register_buffer("logit_adjustment_", _to_buffer(self.tau * np.log(counts / counts.sum())))
+
+    def _drop_class_balance(self):
+        self.logit_adjustment_.zero_()
 
     def _per_sample(self, logits, target):
         return _nll(logits + self.logit_adjustment_.to(logits.dtype), target)
@@ -642,6 +660,9 @@ class AdaptiveFocalLoss(ImbalanceLoss):
         alpha_ = _resolve_alpha(1.0 if alpha is None else alpha, counts, type(self).__name__)
         self.register_buffer("gamma_", _to_buffer(_adaptive_gamma(counts, gamma, max_gamma)))
         self.register_buffer("alpha_", _to_buffer(alpha_))
+
+    def _drop_class_balance(self):  # the class-dependent gamma stays: it is AFL itself
+        _even_alpha(self.alpha_)
 
     def _per_sample(self, logits, target):
         gamma = self.gamma_.to(logits.dtype)[target]

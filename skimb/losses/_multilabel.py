@@ -16,6 +16,7 @@ from ._base import (
     _check_counts,
     _check_n_samples,
     _check_nonneg,
+    _even_alpha,
     _resolve_alpha,
     _safe_counts,
     _to_buffer,
@@ -194,6 +195,9 @@ class BinaryFocalLoss(ImbalanceLoss):
         counts = _check_counts(class_counts, required=False)
         alpha_ = _resolve_alpha(alpha, counts, type(self).__name__)
         self.register_buffer("alpha_", None if alpha_ is None else _to_buffer(alpha_))
+
+    def _drop_class_balance(self):
+        _even_alpha(self.alpha_)
 
     def _per_sample(self, logits, target):
         loss = _binary_focal(logits, target, self.gamma)
@@ -382,6 +386,9 @@ class BinaryAdaptiveFocalLoss(ImbalanceLoss):
         alpha_ = _resolve_alpha(1.0 if alpha is None else alpha, counts, type(self).__name__)
         self.register_buffer("gamma_", _to_buffer(_adaptive_gamma(counts, gamma, max_gamma)))
         self.register_buffer("alpha_", _to_buffer(alpha_))
+
+    def _drop_class_balance(self):
+        _even_alpha(self.alpha_)
 
     def _per_sample(self, logits, target):
         loss = _binary_focal(logits, target, self.gamma_.to(logits.dtype))
