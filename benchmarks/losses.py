@@ -31,7 +31,8 @@ Usage::
 ``--losses`` takes a comma-separated list of presets (``bce``, ``focal1.5``, ``focal2``,
 ``focal2.5``, ``afl``), ``focal<γ>`` / ``afl<γ>`` for other values of γ, or any multi-label
 loss name of ``skimb.losses`` (``weighted_bce``, ``distribution_balanced``, ...) with its
-defaults. BCE is always run (it is the time reference).
+defaults. BCE is always run (it is the time reference). ``<loss>+calora[<balance>]`` adds CALoRA
+on that loss's stage 1 with ``head__balance=<balance>`` (``class``, ``sqrt``, ``uniform``, ``none``).
 """
 
 from __future__ import annotations
@@ -68,7 +69,12 @@ DEFAULT_LOSSES = ",".join(PRESETS)
 
 
 def resolve_loss(name):
-    """Preset, ``focal<γ>``, ``afl<γ>`` or a registered multi-label loss name -> parameters."""
+    """Preset, ``focal<γ>``, ``afl<γ>`` or a registered multi-label loss name -> parameters;
+    ``<loss>+calora[<balance>]``: that loss with CALoRA's stage 2 weighting its rows by
+    ``head__balance=<balance>`` (run after ``<loss>``, it reuses its stage 1 from the cache)."""
+    m = re.fullmatch(r"(.+)\+calora\[(\w+)\]", name)
+    if m:
+        return {**resolve_loss(m.group(1)), "head": "calora", "head__balance": m.group(2)}
     if name in PRESETS:
         return dict(PRESETS[name])
     m = re.fullmatch(r"(focal|afl)(\d+(?:\.\d+)?)", name)
@@ -133,6 +139,9 @@ def run_one(args, name, params, seed, data, Y_train, Y_test):
             t0 = time.perf_counter()
             clf.fit(data.X_train, Y_train)
             rec["fit_s"] = time.perf_counter() - t0
+            if params.get("head") == "calora":
+                rec.update(stage1_cached=bool(clf.stage1_cached_), stage2_balance=clf.stage2_balance_,
+                           stage2_s=float(clf.stage2_time_s_))
             t0 = time.perf_counter()
             proba = np.asarray(clf.predict_proba(data.X_test))
             rec["predict_s"] = time.perf_counter() - t0
