@@ -477,20 +477,24 @@ def test_class_balanced_row_weights():
     assert torch.isclose(wm.mean(), torch.tensor(1.0)) and wm[2] > wm[0]
 
 
-@pytest.fixture
-def stage2_weights(monkeypatch):
-    """The ``sample_weight`` of every ``fit_calora_head`` call the heads make, in a list."""
+def _spy_fit_calora_head(monkeypatch, argument):
+    """The keyword ``argument`` of every ``fit_calora_head`` call the heads make, in a list."""
     import skimb.heads._components as comp
 
     seen = []
     real = comp.fit_calora_head
 
-    def spy(*args, sample_weight=None, **kwargs):
-        seen.append(sample_weight)
-        return real(*args, sample_weight=sample_weight, **kwargs)
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get(argument))
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(comp, "fit_calora_head", spy)
     return seen
+
+
+@pytest.fixture
+def stage2_weights(monkeypatch):
+    return _spy_fit_calora_head(monkeypatch, "sample_weight")
 
 
 def _inverse_frequency(y, power=1.0):
@@ -539,18 +543,7 @@ def test_calora_auto_balance_follows_a_class_balancing_loss(tiny_bert, stage2_we
 
 @pytest.fixture
 def stage2_losses(monkeypatch):
-    """The ``loss_fn`` of every ``fit_calora_head`` call the heads make, in a list."""
-    import skimb.heads._components as comp
-
-    seen = []
-    real = comp.fit_calora_head
-
-    def spy(*args, loss_fn=None, **kwargs):
-        seen.append(loss_fn)
-        return real(*args, loss_fn=loss_fn, **kwargs)
-
-    monkeypatch.setattr(comp, "fit_calora_head", spy)
-    return seen
+    return _spy_fit_calora_head(monkeypatch, "loss_fn")
 
 
 @pytest.mark.parametrize("balance", ["auto", "class", "none"])
