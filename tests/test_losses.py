@@ -401,7 +401,8 @@ def test_uniform_weights_are_cross_entropy(mc_data, ml_data):
     (ClassBalancedLoss(MC_COUNTS, base="focal", gamma=1.5), FocalLoss(gamma=1.5)),
     (FocalLoss(gamma=2.0, alpha="balanced", class_counts=MC_COUNTS), FocalLoss(gamma=2.0)),
     (FocalLoss(gamma=2.0, alpha=0.25), FocalLoss(gamma=2.0, alpha=0.25)),  # no class balance: kept
-    (AdaptiveFocalLoss(MC_COUNTS, gamma=1.0, alpha="balanced"), AdaptiveFocalLoss(MC_COUNTS, gamma=1.0)),
+    (AdaptiveFocalLoss(MC_COUNTS, gamma=1.0, alpha="balanced"), FocalLoss(gamma=1.0)),
+    (AdaptiveFocalLoss(MC_COUNTS, gamma=1.0), FocalLoss(gamma=1.0)),
     (LogitAdjustedLoss(MC_COUNTS, tau=1.0), CrossEntropyLoss()),
     (LDAMLoss(MC_COUNTS, s=2.0, drw_epoch=0), LDAMLoss(MC_COUNTS, max_m=0.0, s=2.0)),
     (CrossEntropyLoss(), CrossEntropyLoss()),
@@ -419,7 +420,7 @@ def test_without_class_balance_is_the_unbalanced_loss(mc_data, balanced, neutral
     assert_close(dropped(zt, yt), neutral(zt, yt), msg=repr(balanced))
     for name, value in balanced.fitted_attributes().items():  # the original is left as it was
         np.testing.assert_array_equal(value, before[name])
-    if type(balanced) in (WeightedCrossEntropyLoss, LogitAdjustedLoss, LDAMLoss):
+    if type(balanced) in (WeightedCrossEntropyLoss, LogitAdjustedLoss, LDAMLoss, AdaptiveFocalLoss):
         assert not np.allclose(balanced(zt, yt).numpy(), dropped(zt, yt).numpy())
 
 
@@ -429,8 +430,8 @@ def test_without_class_balance_of_multilabel_losses(ml_data):
     _, _, zt, yt = ml_data
     focal = BinaryFocalLoss(gamma=2.0, alpha="balanced", class_counts=ML_COUNTS, reduction="none")
     assert_close(focal.without_class_balance()(zt, yt), BinaryFocalLoss(gamma=2.0, reduction="none")(zt, yt))
-    afl = BinaryAdaptiveFocalLoss(ML_COUNTS, alpha="balanced", reduction="none")
-    assert_close(afl.without_class_balance()(zt, yt), BinaryAdaptiveFocalLoss(ML_COUNTS, reduction="none")(zt, yt))
+    afl = BinaryAdaptiveFocalLoss(ML_COUNTS, gamma=1.5, alpha="balanced", reduction="none")
+    assert_close(afl.without_class_balance()(zt, yt), BinaryFocalLoss(gamma=1.5, reduction="none")(zt, yt))
     weighted = WeightedBinaryCrossEntropyLoss(ML_COUNTS, 100, reduction="none")
     assert_close(weighted.without_class_balance()(zt, yt), weighted(zt, yt))
 

@@ -222,7 +222,7 @@ class CALoRAHead(Head):
         ``"class"``). Stage 2 trains with stage 1's loss; with every setting but ``"none"``,
         without the loss's own class balancing (``weighted_ce``'s and ``class_balanced``'s class
         weights, LDAM's margins and deferred re-weighting, a logit adjustment, a focal or AFL
-        ``alpha``, the token classifier's ``class_weight``:
+        ``alpha``, AFL's per-class ``gamma``, the token classifier's ``class_weight``:
         ``ImbalanceLoss.without_class_balance``), so that the rows alone balance the classes.
         ``"auto"``, skimb's choice beyond the paper, balances the classes once for single-label
         texts: ``"uniform"`` after a stage 1 that re-balanced them (``class_weight`` or a

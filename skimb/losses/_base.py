@@ -313,8 +313,9 @@ class ImbalanceLoss(nn.Module):
 
     def without_class_balance(self):
         """A copy of the loss that treats every class alike: its class weights, per-class
-        ``alpha``, margins or prior adjustment undone, the rest (``gamma``, the logit scale)
-        kept. A loss that does not re-balance the classes is copied unchanged.
+        ``alpha``, margins, prior adjustment or per-class ``gamma`` (AFL's, which becomes the
+        base ``gamma``: the focal loss) undone, the rest (a focal ``gamma``, the logit scale)
+        kept. A loss without per-class terms is copied unchanged.
 
         Second stages that weight their rows by class (CALoRA's ``head__balance``, cRT) train
         with it, so that the classes are balanced once, by the rows.

@@ -387,7 +387,8 @@ class BinaryAdaptiveFocalLoss(ImbalanceLoss):
         self.register_buffer("gamma_", _to_buffer(_adaptive_gamma(counts, gamma, max_gamma)))
         self.register_buffer("alpha_", _to_buffer(alpha_))
 
-    def _drop_class_balance(self):
+    def _drop_class_balance(self):  # every label the base gamma too: the focal loss
+        self.gamma_.fill_(self.gamma)
         _even_alpha(self.alpha_)
 
     def _per_sample(self, logits, target):
