@@ -51,15 +51,17 @@ def tau_norm_logits(W, b, tau):
     return lambda f: f @ Wn.T  # bias dropped, as Kang et al.
 
 
-def calora_logits(d, seed, *, k=2, rank=8, epochs=20, lr=1e-3, power=1.0):
+def calora_logits(d, seed, *, k=2, rank=8, epochs=20, lr=1e-3, power=1.0, gamma=0.0):
     """CALoRA's stage 2 (skimb.heads.fit_calora_head) on the cached features; the training rows
     are weighted by their class frequency to the power ``-power`` (1: inverse frequency, as
-    weighted CE's stage 1; 0.5: its square root; 0: unweighted)."""
+    weighted CE's stage 1; 0.5: its square root; 0: unweighted); the loss is cross-entropy, or
+    the focal loss with ``gamma > 0``."""
     import torch
     import torch.nn.functional as F
 
     from skimb.heads import CALoRAConfig, fit_calora_head
     from skimb.heads._components import class_balanced_row_weights
+    from skimb.losses import FocalLoss
 
     W, b = torch.from_numpy(d["head_weight"]), torch.from_numpy(d["head_bias"])
     base = torch.nn.Linear(W.shape[1], W.shape[0])
@@ -70,7 +72,8 @@ def calora_logits(d, seed, *, k=2, rank=8, epochs=20, lr=1e-3, power=1.0):
     weights = class_balanced_row_weights(torch.from_numpy(y), W.shape[0], power=power) if power else None
     feats = torch.from_numpy(d["f_train"])
     layer = fit_calora_head(base, feats, None, torch.from_numpy(y), config=CALoRAConfig(n_classes=W.shape[0], rank=rank, k=k),
-                            loss_fn=lambda z, t: F.cross_entropy(z, t, reduction="none"), sample_weight=weights,
+                            loss_fn=FocalLoss(gamma, reduction="none") if gamma else
+                            (lambda z, t: F.cross_entropy(z, t, reduction="none")), sample_weight=weights,
                             epochs=epochs, lr=lr, batch_size=256, random_state=seed)
 
     def logits(f):
@@ -145,10 +148,11 @@ def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True, proto
     if crt:
         s1, cr = heads["stage1"], heads["crt"]
         heads["stage1+crt"] = lambda f: np.log(0.5 * _softmax(s1(f)) + 0.5 * _softmax(cr(f)) + 1e-12)
-    for spec in calora_grid:  # "k,rank,epochs,lr,power" (power 1: class-balanced, 0: unweighted)
-        k, rank, epochs, lr, power = spec.split(",")
-        heads[f"calora k={k} r={rank} ep={epochs} lr={lr} bal={power}"] = calora_logits(
-            d, seed, k=int(k), rank=int(rank), epochs=int(epochs), lr=float(lr), power=float(power))
+    for spec in calora_grid:  # "k,rank,epochs,lr,power[,gamma]" (power 1: class-balanced, 0: unweighted)
+        k, rank, epochs, lr, power, *gamma = spec.split(",")
+        name = f"calora k={k} r={rank} ep={epochs} lr={lr} bal={power}" + (f" focal={gamma[0]}" if gamma else "")
+        heads[name] = calora_logits(d, seed, k=int(k), rank=int(rank), epochs=int(epochs), lr=float(lr),
+                                    power=float(power), gamma=float(gamma[0]) if gamma else 0.0)
     for spec in knn_grid:  # "k,weight"
         k, weight = spec.split(",")
         heads[f"knn k={k} w={weight}"] = knn_logits(d, k=int(k), weight=float(weight))
@@ -170,8 +174,9 @@ def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True, proto
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("files", nargs="+")
-    p.add_argument("--calora", default="", help="';'-separated CALoRA stage-2 settings 'k,rank,epochs,lr,power' "
-                   "(rows weighted by class count ** -power: 1 class-balanced, 0 unweighted)")
+    p.add_argument("--calora", default="", help="';'-separated CALoRA stage-2 settings 'k,rank,epochs,lr,power"
+                   "[,gamma]' (rows weighted by class count ** -power: 1 class-balanced, 0 unweighted; the focal "
+                   "loss of gamma, else cross-entropy)")
     p.add_argument("--knn", default="", help="';'-separated head='knn' settings 'k,weight'")
     p.add_argument("--prototype", default="", help="';'-separated head='prototype' settings 'scale,weight[,catch-all class index]'")
     p.add_argument("--n-bootstrap", type=int, default=0,
