@@ -41,6 +41,7 @@ class FitContext:
     train_idx: np.ndarray | None = None
     valid_idx: np.ndarray | None = None
     balanced_loss: bool = False  # class_weight is set or the loss re-balances the classes itself
+    stage1_balance: str = "none"  # "full", or "partial" under a focal loss; "none" when not balanced_loss
     class_weight: np.ndarray | None = None
     weights: np.ndarray | None = None  # per-item loss weights (class x sample), mean 1, or None
     tag_weight: np.ndarray | None = None  # token classification: per-tag loss weights

@@ -122,15 +122,20 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
                           adapter=adapter, lr=lr, head_lr_multiplier=head_lr_multiplier, max_epochs=self.max_epochs,
                           n_epochs=components["training"].n_epochs(self.max_epochs),
-                          balanced_loss=self._balanced_loss(task), **components)
+                          **self._stage1_balance(task), **components)
 
-    def _balanced_loss(self, task) -> bool:
-        """``class_weight`` is set or the loss re-balances the classes itself (HAMR's meta objective
-        is then the plain mean)."""
-        from .losses import loss_balances_classes
+    def _stage1_balance(self, task) -> dict:
+        """``balanced_loss``: ``class_weight`` is set or the loss re-balances the classes itself
+        (HAMR's meta objective is then the plain mean); ``stage1_balance``: ``"none"``, ``"full"``
+        or ``"partial"`` (a balancing under a focal term, which gives part of it back; CALoRA's
+        stage 2 reads it)."""
+        from .losses import loss_balances_classes, loss_focuses
 
-        return self.class_weight is not None or loss_balances_classes(
-            self.loss, task="multilabel" if task == "multilabel" else "multiclass", **self.routed_params_for("loss"))
+        kind, params = "multilabel" if task == "multilabel" else "multiclass", self.routed_params_for("loss")
+        if self.class_weight is None and not loss_balances_classes(self.loss, task=kind, **params):
+            return {"balanced_loss": False, "stage1_balance": "none"}
+        return {"balanced_loss": True,
+                "stage1_balance": "partial" if loss_focuses(self.loss, task=kind, **params) else "full"}
 
     def _plan(self, ctx):
         device = resolve_device(self.device)
@@ -232,7 +237,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             tokens = {"token_ids": ctx.adapter.stage2_token_ids(ctx), "pad_token_id": self.tokenizer_.pad_token_id or 0}
         fitted = ctx.head.fit_stage2(ctx.net.module_, *inputs, loss_fn=ctx.net.criterion_, device=ctx.net.device,
                                      seed=ctx.seed, batch_size=self.batch_size, multilabel=ctx.multilabel,
-                                     verbose=self.verbose, classes=ctx.classes, stage1_balanced=ctx.balanced_loss,
+                                     verbose=self.verbose, classes=ctx.classes, stage1_balance=ctx.stage1_balance,
                                      **tokens)
         self.stage2_time_s_ = time.perf_counter() - t0
         if fitted.pop("interrupted", False):  # stage 1 is whole (and cached); stage 2 stopped where it was

@@ -530,15 +530,28 @@ def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, stage2_weights, b
         np.testing.assert_allclose(w.numpy(), _inverse_frequency(y, power), rtol=1e-5)
 
 
-def test_calora_auto_balance_follows_a_class_balancing_loss(tiny_bert, stage2_weights):
-    """A loss that balances the classes itself counts as a balanced stage 1."""
+@pytest.mark.parametrize("params, expected", [
+    (dict(loss="weighted_ce"), "uniform"),  # balances fully, as class weighting does
+    (dict(loss="afl", loss__alpha="balanced", loss__gamma=0.0), "uniform"),  # no focal term: weighted CE
+    (dict(loss="afl", loss__alpha="balanced"), "sqrt"),  # the focal term gives part of the balance back
+    (dict(loss="focal", class_weight="balanced"), "sqrt"),
+    (dict(loss="focal"), "sqrt"),  # not balanced at all
+])
+def test_calora_auto_balance_follows_the_stage1_loss(tiny_bert, stage2_weights, params, expected):
+    """A loss that balances the classes itself counts as a balanced stage 1, fully unless it focuses."""
     from conftest import make_toy_texts
     from skimb import TransformerClassifier
 
     X, y = make_toy_texts()
-    clf = TransformerClassifier(tiny_bert, loss="afl", loss__alpha="balanced", head="calora", head__rank=2,
-                                head__epochs=2, max_epochs=1, batch_size=8, random_state=0).fit(X, y)
-    assert clf.stage2_balance_ == "uniform" and stage2_weights == [None]
+    y = np.where(np.arange(len(y)) % 4 == 0, "rare", y)  # classes of different sizes
+    clf = TransformerClassifier(tiny_bert, head="calora", head__rank=2, head__epochs=2, max_epochs=1, batch_size=8,
+                                random_state=0, **params).fit(X, y)
+    assert clf.stage2_balance_ == expected
+    (w,) = stage2_weights
+    if expected == "uniform":
+        assert w is None
+    else:
+        np.testing.assert_allclose(w.numpy(), _inverse_frequency(y, 0.5), rtol=1e-5)
 
 
 @pytest.fixture

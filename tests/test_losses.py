@@ -436,6 +436,20 @@ def test_without_class_balance_of_multilabel_losses(ml_data):
     assert_close(weighted.without_class_balance()(zt, yt), weighted(zt, yt))
 
 
+def test_losses_that_focus():
+    """CALoRA's stage 2 reads it: a balancing under a focal term is partly given back."""
+    from skimb.losses import loss_focuses
+
+    assert loss_focuses("focal", task="multiclass") and loss_focuses("afl", task="multiclass", loss__alpha="balanced")
+    assert not loss_focuses("focal", task="multiclass", gamma=0.0)
+    assert loss_focuses("class_balanced", task="multiclass", loss__base="focal")
+    assert not loss_focuses("class_balanced", task="multiclass")
+    assert not any(loss_focuses(name, task="multiclass") for name in ("ce", "weighted_ce", "ldam", "logit_adjusted"))
+    assert loss_focuses("focal", task="multilabel") and loss_focuses("distribution_balanced", task="multilabel")
+    assert not loss_focuses("distribution_balanced", task="multilabel", loss__focal=False)
+    assert not loss_focuses(torch.nn.CrossEntropyLoss(), task="multiclass")  # a user module: nothing known
+
+
 def test_gamma_non_increasing_in_frequency():
     rng = np.random.default_rng(3)
     counts = rng.integers(0, 1000, size=30).astype(float)

@@ -68,12 +68,13 @@ class Head(Component):
         stage-1 loss (None when loading a saved model). Default: keep it as built."""
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size,
-                   multilabel, verbose=0, classes=None, stage1_balanced=False) -> dict:
+                   multilabel, verbose=0, classes=None, stage1_balance="none") -> dict:
         """Train stage 2 on ``module.head`` (replacing it in place) from the stage-1 model's
         ``features``, ``targets`` and loss ``weights``; return the fitted attributes to expose
         (``verbose``: the estimator's, for a progress bar over a long stage 2; ``classes``: the
-        estimator's ``classes_``, for head parameters that name a class; ``stage1_balanced``:
-        whether stage 1 already re-balanced the classes, by ``class_weight`` or its loss). A head that trains
+        estimator's ``classes_``, for head parameters that name a class; ``stage1_balance``:
+        how stage 1 re-balanced the classes, by ``class_weight`` or its loss: ``"none"``, ``"full"``
+        or ``"partial"``, under a focal term that gives part of it back). A head that trains
         keeps what it learned when a ``KeyboardInterrupt`` stops it, and says so with an
         ``"interrupted": True`` entry (not an attribute: the estimator reads it)."""
         return {}
@@ -225,14 +226,16 @@ class CALoRAHead(Head):
         ``alpha``, AFL's per-class ``gamma``, the token classifier's ``class_weight``:
         ``ImbalanceLoss.without_class_balance``), so that the rows alone balance the classes.
         ``"auto"``, skimb's choice beyond the paper, balances the classes once for single-label
-        texts: ``"uniform"`` after a stage 1 that re-balanced them (``class_weight`` or a
-        class-balancing loss), since a
-        class-balanced stage 2 keeps class weighting's over-prediction of the rare classes
-        (Cyclone-Idai, 3 seeds, the same class-weighted stage 1s: macro-F1 0.641 for stage 1
-        alone, 0.637 with the class-balanced stage 2, 0.664 with the uniform one; GoEmotions-28
-        0.421, 0.424, 0.453); ``"sqrt"`` after a plain stage 1 (ahead of ``"class"`` on four of
-        six text sets, +0.2 to +1.6 points, 0.2-0.3 behind on two; ``docs/benchmarks.md``,
-        round 23); ``"class"`` for multi-label texts (not measured otherwise); ``"none"`` for
+        texts: ``"uniform"`` after a stage 1 that re-balanced them fully (``class_weight`` or a
+        class-balancing loss without a focal term), since a class-balanced stage 2 keeps class
+        weighting's over-prediction of the rare classes (Cyclone-Idai, 3 seeds, the same
+        class-weighted stage 1s: macro-F1 0.641 for stage 1 alone, 0.637 with the class-balanced
+        stage 2, 0.664 with the uniform one; GoEmotions-28 0.421, 0.424, 0.453); ``"sqrt"`` after
+        a plain stage 1 (ahead of ``"class"`` on four of six text sets, +0.2 to +1.6 points,
+        0.2-0.3 behind on two; round 23) and after one balanced under a focal term, which tilts
+        less towards the rare classes (``loss="afl", loss__alpha="balanced"``: Cyclone-Idai 0.646
+        against 0.632 for uniform rows, GoEmotions-Ekman at 1,200 texts 0.560 against 0.538, level
+        on two more sets; round 24); ``"class"`` for multi-label texts; ``"none"`` for
         token classification, where balancing the tags against ``O`` costs precision as
         class-weighted losses do (MIT-Restaurant, 3 seeds: span macro-F1 0.616 balanced, 0.655
         unbalanced, 0.631 for the cross-entropy stage 1 alone).
@@ -336,10 +339,10 @@ class CALoRAHead(Head):
         select_linear_layers(backbone, self.layers)  # every name resolves, before stage 1 trains
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
-                   verbose=0, classes=None, stage1_balanced=False, token_ids=None, pad_token_id=0):
+                   verbose=0, classes=None, stage1_balance="none", token_ids=None, pad_token_id=0):
         with torch.no_grad():
             stage1_logits = module.head(features.to(device)).float().cpu()
-        balance = self.resolve_balance(module, stage1_balanced, multilabel=multilabel)
+        balance = self.resolve_balance(module, stage1_balance, multilabel=multilabel)
         weights = self._stage2_weights(balance, weights, targets, module.head.out_features)
         if balance != "none":  # the rows balance the classes, not the loss as well
             loss_fn = class_neutral_loss(loss_fn)
@@ -372,18 +375,20 @@ class CALoRAHead(Head):
             fitted["routed_layers_"] = np.asarray(names)
         return fitted
 
-    def resolve_balance(self, module, stage1_balanced: bool, *, multilabel: bool = False) -> str:
+    def resolve_balance(self, module, stage1_balance: str = "none", *, multilabel: bool = False) -> str:
         """``balance`` with ``"auto"`` resolved: ``"none"`` for token classifiers (they encode
-        without pooling: one row per token), ``"class"`` for multi-label texts (as before round 23:
-        the rule below was measured on single-label data only), else ``"uniform"`` after a stage 1
-        that re-balanced the classes and ``"sqrt"`` after a plain one."""
+        without pooling: one row per token), ``"class"`` for multi-label texts (ahead of
+        ``"sqrt"`` and ``"uniform"`` on GoEmotions, round 24), else ``"uniform"`` after a stage 1
+        that re-balanced the classes fully and ``"sqrt"`` after a plain one or one balanced under
+        a focal term (AFL with a balanced ``alpha`` tilts less towards the rare classes than
+        class weighting: the square root is ahead of uniform rows there, round 24)."""
         if self.balance != "auto":
             return self.balance
         if getattr(module.encoder, "pooling", "mean") is None:
             return "none"
         if multilabel:
             return "class"
-        return "uniform" if stage1_balanced else "sqrt"
+        return "uniform" if stage1_balance == "full" else "sqrt"
 
     @staticmethod
     def _stage2_weights(balance, weights, targets, n_classes):

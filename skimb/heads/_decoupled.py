@@ -55,7 +55,7 @@ class CRTHead(Head):
         self.batch_size = batch_size
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
-                   verbose=0, classes=None, stage1_balanced=False):
+                   verbose=0, classes=None, stage1_balance="none"):
         old = module.head
         gen = torch.Generator().manual_seed(int(seed))
         head = torch.nn.Linear(old.in_features, old.out_features)
@@ -125,7 +125,7 @@ class TauNormHead(Head):
         self.tau = tau
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
-                   verbose=0, classes=None, stage1_balanced=False):
+                   verbose=0, classes=None, stage1_balance="none"):
         old = module.head
         head = torch.nn.Linear(old.in_features, old.out_features).to(old.weight.device)
         with torch.no_grad():

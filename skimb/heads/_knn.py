@@ -145,7 +145,7 @@ class KNNHead(Head):
         self.weight = weight
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
-                   verbose=0, classes=None, stage1_balanced=False):
+                   verbose=0, classes=None, stage1_balance="none"):
         targets = torch.as_tensor(targets)
         keep = torch.ones(len(targets), dtype=torch.bool) if targets.ndim == 2 else targets >= 0
         module.head = KNNInterpolatedHead(module.head, torch.as_tensor(features)[keep], targets[keep], k=self.k,

@@ -194,7 +194,7 @@ class PrototypeHead(Head):
             class_index(self.catch_all, classes, "head__catch_all")
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
-                   verbose=0, classes=None, stage1_balanced=False):
+                   verbose=0, classes=None, stage1_balance="none"):
         n_classes = module.head.out_features
         prototypes = class_prototypes(features, targets, n_classes, multilabel=multilabel)
         head = PrototypeInterpolatedHead(module.head, prototypes, scale=self.scale, weight=self.weight,

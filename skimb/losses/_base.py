@@ -231,6 +231,20 @@ class ImbalanceLoss(nn.Module):
         return cls.rebalances
 
     @classmethod
+    def focuses(cls, **params) -> bool:
+        """Whether the loss built with ``params`` down-weights well-classified examples (a focal
+        term). Under a focal term a class balancing is partly given back: a rare class's
+        examples stop teaching once they are half right, so the model tilts less towards the
+        rare classes than class weighting does. CALoRA's stage 2 reads it
+        (``head__balance="auto"``).
+
+        >>> from skimb.losses import CrossEntropyLoss, FocalLoss
+        >>> CrossEntropyLoss.focuses(), FocalLoss.focuses(gamma=2.0), FocalLoss.focuses(gamma=0.0)
+        (False, True, False)
+        """
+        return False
+
+    @classmethod
     def accepted_params(cls):
         """Names of the hyperparameters the constructor accepts.
 

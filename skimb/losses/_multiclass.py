@@ -231,6 +231,10 @@ class ClassBalancedLoss(ImbalanceLoss):
 
     rebalances = True
 
+    @classmethod
+    def focuses(cls, base="ce", gamma=2.0, **params) -> bool:
+        return base == "focal" and gamma > 0
+
     def __init__(self, class_counts=None, *, beta=0.999, base="ce", gamma=2.0,
                  reduction="mean"):
         super().__init__(reduction=reduction)
@@ -294,6 +298,10 @@ class FocalLoss(ImbalanceLoss):
     @classmethod
     def balances_classes(cls, alpha=None, **params) -> bool:
         return _per_class_alpha(alpha)
+
+    @classmethod
+    def focuses(cls, gamma=2.0, **params) -> bool:
+        return gamma > 0
 
     def __init__(self, gamma=2.0, alpha=None, class_counts=None, reduction="mean"):
         super().__init__(reduction=reduction)
@@ -650,6 +658,10 @@ class AdaptiveFocalLoss(ImbalanceLoss):
     @classmethod
     def balances_classes(cls, alpha=None, **params) -> bool:
         return _per_class_alpha(alpha)
+
+    @classmethod
+    def focuses(cls, gamma=2.0, **params) -> bool:
+        return gamma > 0
 
     def __init__(self, class_counts=None, *, gamma=2.0, max_gamma=10.0, alpha=None,
                  reduction="mean"):

@@ -189,6 +189,10 @@ class BinaryFocalLoss(ImbalanceLoss):
 
     task = "multilabel"
 
+    @classmethod
+    def focuses(cls, gamma=2.0, **params) -> bool:
+        return gamma > 0
+
     def __init__(self, gamma=2.0, alpha=None, class_counts=None, reduction="mean"):
         super().__init__(reduction=reduction)
         self.gamma = _check_nonneg(gamma, "gamma")
@@ -276,6 +280,10 @@ class DistributionBalancedLoss(ImbalanceLoss):
     """
 
     task = "multilabel"
+
+    @classmethod
+    def focuses(cls, gamma=2.0, focal=True, **params) -> bool:
+        return bool(focal) and gamma > 0
 
     def __init__(self, class_counts=None, n_samples=None, *, gamma=2.0, focal=True,
                  balance=2.0, neg_scale=2.0, init_bias=0.05, map_alpha=0.1, map_beta=10.0,
@@ -376,6 +384,10 @@ class BinaryAdaptiveFocalLoss(ImbalanceLoss):
     """
 
     task = "multilabel"
+
+    @classmethod
+    def focuses(cls, gamma=2.0, **params) -> bool:
+        return gamma > 0
 
     def __init__(self, class_counts=None, *, gamma=2.0, max_gamma=10.0, alpha=None,
                  reduction="mean"):

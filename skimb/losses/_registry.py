@@ -8,7 +8,8 @@ from torch import nn
 
 from ..utils._warnings import warn_caller
 
-__all__ = ["LOSSES", "FLAT_PARAMS", "TASKS", "register_loss", "make_loss", "available_losses", "loss_balances_classes"]
+__all__ = ["LOSSES", "FLAT_PARAMS", "TASKS", "register_loss", "make_loss", "available_losses", "loss_balances_classes",
+           "loss_focuses"]
 
 TASKS = ("multiclass", "multilabel")
 
@@ -233,12 +234,33 @@ def loss_balances_classes(loss, *, task, **params) -> bool:
     >>> loss_balances_classes("afl", task="multiclass", loss__alpha="balanced")
     True
     """
+    return _loss_property(loss, task, "balances_classes", params)
+
+
+def loss_focuses(loss, *, task, **params) -> bool:
+    """Whether the loss :func:`make_loss` builds from the same arguments down-weights
+    well-classified examples (:meth:`ImbalanceLoss.focuses`); False for a user module and an
+    unknown name.
+
+    Examples
+    --------
+    >>> from skimb.losses import loss_focuses
+    >>> loss_focuses("afl", task="multiclass"), loss_focuses("weighted_ce", task="multiclass")
+    (True, False)
+    >>> loss_focuses("focal", task="multiclass", loss__gamma=0.0)
+    False
+    """
+    return _loss_property(loss, task, "focuses", params)
+
+
+def _loss_property(loss, task, name, params) -> bool:
+    """The loss class's classmethod ``name`` on the constructor arguments ``params``."""
     _check_task(task)
     try:
         cls, _ = _loss_class(loss, task)
-    except (TypeError, ValueError):  # a user module, an unknown name: not known to balance
+    except (TypeError, ValueError):  # a user module, an unknown name: nothing known
         return False
-    if not hasattr(cls, "balances_classes"):
+    if not hasattr(cls, name):
         return False
     flat, extras = _split_params(params)
-    return bool(cls.balances_classes(**{**flat, **extras}))
+    return bool(getattr(cls, name)(**{**flat, **extras}))
