@@ -31,7 +31,7 @@ Usage::
 ``--losses`` takes a comma-separated list of presets (``bce``, ``focal1.5``, ``focal2``,
 ``focal2.5``, ``afl``), ``focal<γ>`` / ``afl<γ>`` for other values of γ, or any multi-label
 loss name of ``skimb.losses`` (``weighted_bce``, ``distribution_balanced``, ...) with its
-defaults. BCE is always run (it is the time reference). ``<loss>+calora[<balance>]`` adds CALoRA
+defaults. BCE is always run (it is the time reference) unless ``--no-bce``. ``<loss>+calora[<balance>]`` adds CALoRA
 on that loss's stage 1 with ``head__balance=<balance>`` (``class``, ``sqrt``, ``uniform``, ``none``).
 """
 
@@ -111,6 +111,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-warmup", action="store_true",
                    help="skip the short untimed fit that keeps one-off start-up costs out of the first loss")
+    p.add_argument("--no-bce", action="store_true",
+                   help="run BCE only if --losses lists it (the epoch-time ratios are then n/a)")
     p.add_argument("--out", default="benchmarks/results/losses.json", help="JSON; the .md goes next to it")
     return p.parse_args(argv)
 
@@ -251,7 +253,8 @@ def loss_microbench(names, variants, Y_train, batch_size, repeats=2000):
 
 def main(argv=None):
     args = parse_args(argv)
-    names = list(dict.fromkeys(["bce", *[n.strip() for n in args.losses.split(",") if n.strip()]]))
+    listed = [n.strip() for n in args.losses.split(",") if n.strip()]
+    names = list(dict.fromkeys(listed if args.no_bce else ["bce", *listed]))
     variants = {n: resolve_loss(n) for n in names}
     if args.micro_only:
         data = load(args)
