@@ -71,7 +71,8 @@ DEFAULT_LOSSES = ",".join(PRESETS)
 def resolve_loss(name):
     """Preset, ``focal<γ>``, ``afl<γ>`` or a registered multi-label loss name -> parameters;
     ``<loss>+calora[<balance>]``: that loss with CALoRA's stage 2 weighting its rows by
-    ``head__balance=<balance>`` (run after ``<loss>``, it reuses its stage 1 from the cache)."""
+    ``head__balance=<balance>`` (the first such variant of a seed trains stage 1, the others load it
+    from the stage-1 cache)."""
     m = re.fullmatch(r"(.+)\+calora\[(\w+)\]", name)
     if m:
         return {**resolve_loss(m.group(1)), "head": "calora", "head__balance": m.group(2)}
@@ -236,7 +237,7 @@ def loss_microbench(names, variants, Y_train, batch_size, repeats=2000):
     n, C = Y_train.shape
     counts, out = Y_train.sum(axis=0).astype(np.float64), {}
     for name in names:
-        params = dict(variants[name])
+        params = {k: v for k, v in variants[name].items() if not k.startswith("head")}  # the loss alone
         loss_name = params.pop("loss")
         loss = make_loss(loss_name, task="multilabel", class_counts=counts, n_samples=n, **params)
         rows = rng.integers(0, n, size=batch_size)
@@ -259,7 +260,7 @@ def main(argv=None):
     if args.micro_only:
         data = load(args)
         us = loss_microbench(names, variants, np.asarray(data.y_train), args.batch_size)
-        rows = [[n, f"{us[n]:.0f}", f"{us[n] - us['bce']:+.0f}"] for n in names]
+        rows = [[n, f"{us[n]:.0f}", f"{us[n] - us['bce']:+.0f}" if "bce" in us else "n/a"] for n in names]
         print(f"Loss forward + backward alone, batch {args.batch_size} x {np.asarray(data.y_train).shape[1]} "
               f"labels, {machine_description()}:\n")
         print(markdown_table(["loss", "µs per batch", "vs BCE µs"], rows))

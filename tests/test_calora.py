@@ -535,6 +535,7 @@ def test_calora_stage2_balance_sets_the_row_weights(tiny_bert, stage2_weights, b
     (dict(loss="afl", loss__alpha="balanced", loss__gamma=0.0), "uniform"),  # no focal term: weighted CE
     (dict(loss="afl", loss__alpha="balanced"), "sqrt"),  # the focal term gives part of the balance back
     (dict(loss="focal", class_weight="balanced"), "sqrt"),
+    (dict(loss="class_balanced", loss__base="focal"), "sqrt"),
     (dict(loss="focal"), "sqrt"),  # not balanced at all
 ])
 def test_calora_auto_balance_follows_the_stage1_loss(tiny_bert, stage2_weights, params, expected):

@@ -412,16 +412,18 @@ def test_without_class_balance_is_the_unbalanced_loss(mc_data, balanced, neutral
     """A second stage that balances by its rows trains with the loss minus its own balancing."""
     _, _, zt, yt = mc_data
     balanced.set_epoch(1, 2)  # LDAM: the deferred re-weighting is on
-    before = {k: v.copy() for k, v in balanced.fitted_attributes().items()}
+    before = {k: v.clone() for k, v in balanced.named_buffers()}
     dropped = balanced.without_class_balance()
     for loss in (balanced, dropped, neutral):
         loss.reduction = "none"
     assert dropped is not balanced
     assert_close(dropped(zt, yt), neutral(zt, yt), msg=repr(balanced))
-    for name, value in balanced.fitted_attributes().items():  # the original is left as it was
-        np.testing.assert_array_equal(value, before[name])
-    if type(balanced) in (WeightedCrossEntropyLoss, LogitAdjustedLoss, LDAMLoss, AdaptiveFocalLoss):
-        assert not np.allclose(balanced(zt, yt).numpy(), dropped(zt, yt).numpy())
+    for name, value in balanced.named_buffers():  # the original is left as it was
+        assert torch.equal(value, before[name]), name
+    dropped.set_epoch(1, 2)  # LDAM's schedule keeps the copy unweighted
+    assert_close(dropped(zt, yt), neutral(zt, yt), msg=repr(balanced))
+    kept = type(balanced) in (CrossEntropyLoss, DiceLoss) or getattr(balanced, "alpha_", torch.ones(C)).ndim == 0
+    assert np.allclose(balanced(zt, yt).numpy(), dropped(zt, yt).numpy()) == kept  # the case tests something
 
 
 def test_without_class_balance_of_multilabel_losses(ml_data):
@@ -434,6 +436,22 @@ def test_without_class_balance_of_multilabel_losses(ml_data):
     assert_close(afl.without_class_balance()(zt, yt), BinaryFocalLoss(gamma=1.5, reduction="none")(zt, yt))
     weighted = WeightedBinaryCrossEntropyLoss(ML_COUNTS, 100, reduction="none")
     assert_close(weighted.without_class_balance()(zt, yt), weighted(zt, yt))
+    whole = DistributionBalancedLoss(ML_COUNTS, 100, reduction="none")  # kept whole, as measured
+    assert_close(whole.without_class_balance()(zt, yt), whole(zt, yt))
+
+
+def test_without_class_balance_warns_for_a_rebalancing_loss_that_cannot_undo_it(mc_data):
+    _, _, zt, yt = mc_data
+
+    class Boosted(ImbalanceLoss):
+        rebalances = True
+
+        def _per_sample(self, logits, target):
+            return 2.0 * torch.nn.functional.cross_entropy(logits, target, reduction="none")
+
+    with pytest.warns(UserWarning, match="balances them a second time"):
+        copy_ = Boosted(reduction="none").without_class_balance()
+    assert_close(copy_(zt, yt), Boosted(reduction="none")(zt, yt))
 
 
 def test_losses_that_focus():
@@ -448,6 +466,7 @@ def test_losses_that_focus():
     assert loss_focuses("focal", task="multilabel") and loss_focuses("distribution_balanced", task="multilabel")
     assert not loss_focuses("distribution_balanced", task="multilabel", loss__focal=False)
     assert not loss_focuses(torch.nn.CrossEntropyLoss(), task="multiclass")  # a user module: nothing known
+    assert not loss_focuses("focal", task="multiclass", loss__gamma=None)  # make_loss says what is wrong
 
 
 def test_gamma_non_increasing_in_frequency():

@@ -83,6 +83,11 @@ class Head(Component):
         """Rebuild the fitted head's layer structure on a fresh module (``load_pretrained``)."""
 
 
+#: How stage 1 re-balanced the classes (``Head.fit_stage2``'s ``stage1_balance``): not at all, fully
+#: (class weights, a class-balancing loss) or in part (a balancing under a focal term).
+STAGE1_BALANCES = ("none", "full", "partial")
+
+
 def class_balanced_row_weights(targets, n_classes: int, power: float = 1.0) -> torch.Tensor:
     """Inverse class frequency of each row, to the power ``power``, mean 1 over the rows that count.
 
@@ -233,9 +238,12 @@ class CALoRAHead(Head):
         stage 2, 0.664 with the uniform one; GoEmotions-28 0.421, 0.424, 0.453); ``"sqrt"`` after
         a plain stage 1 (ahead of ``"class"`` on four of six text sets, +0.2 to +1.6 points,
         0.2-0.3 behind on two; round 23) and after one balanced under a focal term, which tilts
-        less towards the rare classes (``loss="afl", loss__alpha="balanced"``: Cyclone-Idai 0.646
-        against 0.632 for uniform rows, GoEmotions-Ekman at 1,200 texts 0.560 against 0.538, level
-        on two more sets; round 24); ``"class"`` for multi-label texts; ``"none"`` for
+        less towards the rare classes (measured with ``loss="afl", loss__alpha="balanced"``:
+        Cyclone-Idai 0.646 against 0.632 for uniform rows, GoEmotions-Ekman at 1,200 texts 0.560
+        against 0.538, level on two more sets; round 24; the focal loss with ``class_weight`` and
+        ``class_balanced`` with a focal base follow the same rule, unmeasured); ``"class"`` for
+        multi-label texts (GoEmotions, 28 labels, BCE: 0.433 against 0.426 for ``"sqrt"`` and
+        0.408 for uniform rows; round 24); ``"none"`` for
         token classification, where balancing the tags against ``O`` costs precision as
         class-weighted losses do (MIT-Restaurant, 3 seeds: span macro-F1 0.616 balanced, 0.655
         unbalanced, 0.631 for the cross-entropy stage 1 alone).
@@ -382,6 +390,8 @@ class CALoRAHead(Head):
         that re-balanced the classes fully and ``"sqrt"`` after a plain one or one balanced under
         a focal term (AFL with a balanced ``alpha`` tilts less towards the rare classes than
         class weighting: the square root is ahead of uniform rows there, round 24)."""
+        if stage1_balance not in STAGE1_BALANCES:
+            raise ValueError(f"stage1_balance must be one of {STAGE1_BALANCES}, got {stage1_balance!r}.")
         if self.balance != "auto":
             return self.balance
         if getattr(module.encoder, "pooling", "mean") is None:

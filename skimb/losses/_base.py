@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils._warnings import warn_caller
+
 __all__ = ["ImbalanceLoss"]
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -329,7 +331,11 @@ class ImbalanceLoss(nn.Module):
         """A copy of the loss that treats every class alike: its class weights, per-class
         ``alpha``, margins, prior adjustment or per-class ``gamma`` (AFL's, which becomes the
         base ``gamma``: the focal loss) undone, the rest (a focal ``gamma``, the logit scale)
-        kept. A loss without per-class terms is copied unchanged.
+        kept. A loss without per-class terms is copied unchanged, and so is
+        ``DistributionBalancedLoss``, whose re-balancing weights and prior bias are part of how
+        it treats each label's negatives (CALoRA's multi-label figures were measured with it
+        whole). A subclass that re-balances (``rebalances = True``) says how to undo it in
+        ``_drop_class_balance``; one that does not is copied unchanged, with a warning.
 
         Second stages that weight their rows by class (CALoRA's ``head__balance``, cRT) train
         with it, so that the classes are balanced once, by the rows.
@@ -347,6 +353,9 @@ class ImbalanceLoss(nn.Module):
         >>> loss.without_class_balance().class_weight_, loss.class_weight_
         (tensor([1., 1.]), tensor([0.2000, 1.8000]))
         """
+        if self.rebalances and type(self)._drop_class_balance is ImbalanceLoss._drop_class_balance:
+            warn_caller(f"{type(self).__name__} re-balances the classes but has no _drop_class_balance: a second "
+                        "stage that weights its rows by class balances them a second time.")
         loss = copy.deepcopy(self)
         with torch.no_grad():
             loss._drop_class_balance()

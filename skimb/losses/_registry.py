@@ -263,4 +263,7 @@ def _loss_property(loss, task, name, params) -> bool:
     if not hasattr(cls, name):
         return False
     flat, extras = _split_params(params)
-    return bool(getattr(cls, name)(**{**flat, **extras}))
+    try:
+        return bool(getattr(cls, name)(**{**flat, **extras}))
+    except (TypeError, ValueError):  # a malformed value: make_loss says what is wrong with it
+        return False
