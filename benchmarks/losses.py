@@ -112,6 +112,10 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-warmup", action="store_true",
                    help="skip the short untimed fit that keeps one-off start-up costs out of the first loss")
+    p.add_argument("--threshold", choices=["0.5", "tuned"], default="0.5",
+                   help="decision thresholds: 0.5, or per label tuned on a validation split (--validation-fraction)")
+    p.add_argument("--validation-fraction", type=float, default=None,
+                   help="held-out share of the training rows (needed by --threshold tuned; default: 0.1 then)")
     p.add_argument("--no-bce", action="store_true",
                    help="run BCE only if --losses lists it (the epoch-time ratios are then n/a)")
     p.add_argument("--out", default="benchmarks/results/losses.json", help="JSON; the .md goes next to it")
@@ -124,10 +128,14 @@ def load(args):
 
 
 def make_classifier(args, params, seed):
+    tuned = getattr(args, "threshold", "0.5") == "tuned"
+    fraction = getattr(args, "validation_fraction", None)
     return TransformerClassifier(args.backbone, finetune=args.finetune, max_epochs=args.epochs,
                                  batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                                  head_lr_multiplier=_multiplier(args.head_lr_multiplier), device=args.device,
-                                 random_state=seed, **params)
+                                 random_state=seed, threshold="tuned" if tuned else 0.5,
+                                 validation_fraction=fraction if fraction is not None else (0.1 if tuned else None),
+                                 **params)
 
 
 def _multiplier(text):
@@ -191,7 +199,7 @@ def summarise(runs, names, seeds):
     return summary
 
 
-def tables(summary, runs, names, header):
+def tables(summary, runs, names, header, threshold="0.5"):
     def col(name, pick, digits=4):
         rs = [r for r in runs if r["loss"] == name and "error" not in r]
         return fmt([pick(r) for r in rs], digits)
@@ -213,7 +221,7 @@ def tables(summary, runs, names, header):
                           col(name, lambda r: r["fit_s"], 1), col(name, lambda r: r["predict_s"], 1),
                           col(name, lambda r: r["peak_mib"], 0)])
     parts = [header,
-             "### Quality (mean ± std over seeds; threshold 0.5)", "",
+             f"### Quality (mean ± std over seeds; threshold {threshold})", "",
              markdown_table(["loss", "macro-F1", "micro-F1", "macro ROC AUC", "micro recall", "runs"], main_rows),
              "", "### F1 per label-frequency quartile (Q1 = rarest labels, by training positives)", "",
              markdown_table(["loss", *QUARTILES], q_rows),
@@ -299,7 +307,7 @@ def main(argv=None):
               f"{args.epochs} epoch(s), batch {args.batch_size}, max length {args.max_length}, lr {args.lr}, "
               f"head_lr_multiplier {args.head_lr_multiplier}, "
               f"seeds {args.seeds}. Machine: {machine_description()}. Total wall time {total_s:.0f} s.\n")
-    md = tables(summary, runs, names, header)
+    md = tables(summary, runs, names, header, args.threshold)
     if afl_gammas:
         md += "\n\n### Fitted `gamma_` (seed {}; per label, most frequent label first)\n\n".format(seeds[0])
         order = np.argsort(-pos, kind="stable")
