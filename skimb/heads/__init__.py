@@ -4,7 +4,7 @@
 nearest-neighbour memory ``head="knn"``, the class prototypes ``head="prototype"``; ``head="cosine"``
 trains a normalised classifier."""
 
-from ._components import HEADS, CALoRAHead, Head, LinearHead, register_head
+from ._components import HEADS, STAGE1_BALANCES, CALoRAHead, Head, LinearHead, register_head
 from ._cosine import CosineHead, CosineLinear
 from ._decoupled import CRTHead, TauNormHead
 from ._knn import KNNHead, KNNInterpolatedHead
@@ -38,6 +38,7 @@ __all__ = [
     "class_prototypes",
     "fit_catch_all_threshold",
     "HEADS",
+    "STAGE1_BALANCES",
     "register_head",
     "CALoRAConfig",
     "ClassRoutedLoRA",

@@ -22,7 +22,7 @@ from .calora import CALoRAConfig, ClassRoutedLoRA, fit_calora_head, topk_coverag
 from .calora.backbone import fit_calora_layers, install_routed_layers, select_linear_layers
 from .calora.config import ROUTINGS
 
-__all__ = ["Head", "LinearHead", "CALoRAHead", "HEADS", "register_head"]
+__all__ = ["Head", "LinearHead", "CALoRAHead", "HEADS", "STAGE1_BALANCES", "register_head"]
 
 
 class Head(Component):
