@@ -224,8 +224,9 @@ _register_loss("distribution_balanced", "distribution_balanced", ("multilabel",)
 
 # --- CALoRA (skimb.heads) ---------------------------------------------------------
 @register_method("calora_topk", description="CALoRA: class-routed LoRA on the head, top-2 routing, rank 8, "
-                 "a stage 2 weighted by the inverse square root of the class frequencies (single-label texts; multi-label: "
-                 "inverse frequency; NER: unweighted) on a cross-entropy stage 1", tasks=_ALL_TASKS, default=True, family="CALoRA")
+                 "a stage 2 weighted by the inverse square root of the class frequencies (single-label texts; "
+                 "multi-label: inverse frequency; NER: unweighted) on a cross-entropy stage 1", tasks=_ALL_TASKS,
+                 default=True, family="CALoRA")
 def _calora_topk(budget, seed, context):
     return _fine_tuned(budget, seed, context, head="calora", head__routing="topk", head__k=2, head__rank=8)
 
