@@ -172,7 +172,9 @@ class TextTask(TaskAdapter):
             from .metrics import tune_thresholds
 
             scores = self.scores([ctx.X[i] for i in valid_idx])
-            return {"thresholds_": np.asarray(tune_thresholds(y_enc[valid_idx], scores), dtype=np.float64)}
+            # bagged, as the single-label offsets are: one search overfits a label's few positives
+            return {"thresholds_": np.asarray(tune_thresholds(y_enc[valid_idx], scores, n_bootstrap=OFFSET_BOOTSTRAPS,
+                                                              random_state=ctx.seed), dtype=np.float64)}
         if est.threshold != "tuned":
             return {}
         from .metrics import tune_logit_offsets

@@ -367,6 +367,12 @@ def test_multilabel_indicator_targets(tiny_bert, toy_data):
     assert pred.shape == Y.shape and set(np.unique(pred)) <= {0, 1}
     tuned = TransformerClassifier(tiny_bert, threshold="tuned", validation_fraction=0.3, **FAST).fit(X, Y)
     assert tuned.thresholds_.shape == (3,)
+    from skimb.metrics import tune_thresholds
+
+    valid = tuned.validation_indices_  # bagged over resamples of the validation split, seeded by the fit
+    expected = tune_thresholds(Y[valid], tuned.predict_proba([X[i] for i in valid]), n_bootstrap=30,
+                               random_state=tuned.random_state)
+    np.testing.assert_allclose(tuned.thresholds_, expected, atol=1e-6)
     with pytest.raises(ValueError, match="validation_fraction"):
         TransformerClassifier(tiny_bert, threshold="tuned", **FAST).fit(X, Y)
 

@@ -252,6 +252,25 @@ def test_tune_thresholds_improves_f1():
         tune_thresholds(Y, S[:, :2])
 
 
+def test_bagged_thresholds_average_the_bootstrap_searches():
+    """Bagging averages the searches on resampled rows; a label with one noisy positive moves less."""
+    rng = np.random.default_rng(5)
+    n = 200
+    Y = np.zeros((n, 2), dtype=int)
+    Y[:, 0] = rng.random(n) < 0.3
+    Y[0, 1] = 1  # one positive, scored among the negatives
+    S = np.where(Y == 1, rng.uniform(0.5, 1.0, (n, 2)), rng.uniform(0.0, 0.45, (n, 2)))
+    S[0, 1] = 0.12
+    single = tune_thresholds(Y, S)
+    assert single[1] <= 0.12  # one search follows the lone positive down
+    bagged = tune_thresholds(Y, S, n_bootstrap=25, random_state=0)
+    draws = np.random.default_rng(0)
+    rows = [draws.integers(0, n, n) for _ in range(25)]
+    np.testing.assert_allclose(bagged, np.mean([tune_thresholds(Y[r], S[r]) for r in rows], axis=0))
+    assert bagged[1] > single[1] + 0.1  # resamples without the positive keep the default
+    np.testing.assert_array_equal(tune_thresholds(Y, S, n_bootstrap=25, random_state=0), bagged)
+
+
 # ---------------------------------------------------------------------------
 # spans
 # ---------------------------------------------------------------------------

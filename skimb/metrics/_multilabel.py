@@ -204,7 +204,7 @@ def multilabel_report(Y_true, Y_pred, *, Y_score=None, label_names=None, train_Y
     }
 
 
-def tune_thresholds(Y_true, Y_score, *, grid=None, default=0.5):
+def tune_thresholds(Y_true, Y_score, *, grid=None, default=0.5, n_bootstrap=0, random_state=0):
     """Per-label decision thresholds that maximise each label's F1.
 
     Meant for a validation split: ``Y_pred = (Y_score >= thresholds)``
@@ -222,6 +222,12 @@ def tune_thresholds(Y_true, Y_score, *, grid=None, default=0.5):
     default : float, default=0.5
         Threshold for a label without positives in ``Y_true``, or where no
         candidate gives a positive F1.
+    n_bootstrap : int, default=0
+        With ``B > 0``, each threshold is the mean of those tuned on ``B`` bootstrap
+        resamples of the rows (bagging, as :func:`tune_logit_offsets` does): on a small
+        validation split a label with a handful of positives makes a single search noisy.
+    random_state : int, default=0
+        Seeds the bootstrap resamples.
 
     Returns
     -------
@@ -248,10 +254,18 @@ def tune_thresholds(Y_true, Y_score, *, grid=None, default=0.5):
     if grid.size == 0 or not np.all(np.isfinite(grid)):
         raise ValueError("grid must be a non-empty sequence of finite thresholds.")
     grid = np.unique(grid)  # sorted ascending: ties in distance resolve to the smaller
+    if not n_bootstrap:
+        return _best_thresholds(Y_true, scores, grid, float(default))
+    rng = np.random.default_rng(random_state)
+    rows = [rng.integers(0, len(Y_true), len(Y_true)) for _ in range(int(n_bootstrap))]
+    return np.mean([_best_thresholds(Y_true[r], scores[r], grid, float(default)) for r in rows], axis=0)
 
+
+def _best_thresholds(Y_true, scores, grid, default):
+    """Each label's best-F1 threshold from ``grid`` (ties: the closest to ``default``)."""
     positives = Y_true.sum(axis=0).astype(float)
     best_f1 = np.zeros(Y_true.shape[1])
-    best_t = np.full(Y_true.shape[1], float(default))
+    best_t = np.full(Y_true.shape[1], default)
     for t in grid:
         pred = scores >= t
         tp = (pred & (Y_true == 1)).sum(axis=0)
