@@ -85,7 +85,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         per-sample loss weights.
     threshold : float or "tuned", default=0.5
         The decision rule. Multi-label: the decision threshold, or "tuned" for one per label
-        maximising its F1 on the validation split. Multi-class: "tuned" adds per-class logit
+        maximising its F1 on the validation split, averaged over 30 bootstrap resamples of the
+        split (:func:`skimb.metrics.tune_thresholds`). Multi-class: "tuned" adds per-class logit
         offsets fitted on the validation split to maximise macro-F1 (post-hoc logit
         adjustment, Menon et al. 2021: the one-parameter ``-tau * log prior`` rule, then a
         coordinate search per class, averaged over 30 bootstrap resamples of the split;
