@@ -128,8 +128,7 @@ def load(args):
 
 
 def make_classifier(args, params, seed):
-    tuned = getattr(args, "threshold", "0.5") == "tuned"
-    fraction = getattr(args, "validation_fraction", None)
+    tuned, fraction = args.threshold == "tuned", args.validation_fraction
     return TransformerClassifier(args.backbone, finetune=args.finetune, max_epochs=args.epochs,
                                  batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                                  head_lr_multiplier=_multiplier(args.head_lr_multiplier), device=args.device,

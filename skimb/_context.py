@@ -40,8 +40,7 @@ class FitContext:
     world_size: int = 1
     train_idx: np.ndarray | None = None
     valid_idx: np.ndarray | None = None
-    balanced_loss: bool = False  # class_weight is set or the loss re-balances the classes itself
-    stage1_balance: str = "none"  # "full", or "partial" under a focal loss; "none" when not balanced_loss
+    stage1_balance: str = "none"  # class_weight or the loss re-balances: "full", or "partial" under a focal loss
     class_weight: np.ndarray | None = None
     weights: np.ndarray | None = None  # per-item loss weights (class x sample), mean 1, or None
     tag_weight: np.ndarray | None = None  # token classification: per-tag loss weights
@@ -67,3 +66,8 @@ class FitContext:
     @property
     def multilabel(self) -> bool:
         return self.task == "multilabel"
+
+    @property
+    def balanced_loss(self) -> bool:
+        """``class_weight`` is set or the loss re-balances the classes itself."""
+        return self.stage1_balance != "none"

@@ -122,20 +122,18 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
                           adapter=adapter, lr=lr, head_lr_multiplier=head_lr_multiplier, max_epochs=self.max_epochs,
                           n_epochs=components["training"].n_epochs(self.max_epochs),
-                          **self._stage1_balance(task), **components)
+                          stage1_balance=self._stage1_balance(task), **components)
 
-    def _stage1_balance(self, task) -> dict:
-        """``balanced_loss``: ``class_weight`` is set or the loss re-balances the classes itself
-        (HAMR's meta objective is then the plain mean); ``stage1_balance``: ``"none"``, ``"full"``
-        or ``"partial"`` (a balancing under a focal term, which gives part of it back; CALoRA's
-        stage 2 reads it)."""
+    def _stage1_balance(self, task) -> str:
+        """``"none"``, or how ``class_weight`` or the loss re-balance the classes: ``"full"``, or
+        ``"partial"`` under a focal term, which gives part of it back (HAMR's meta objective is
+        then the plain mean; CALoRA's stage 2 reads which)."""
         from .losses import loss_balances_classes, loss_focuses
 
         kind, params = "multilabel" if task == "multilabel" else "multiclass", self.routed_params_for("loss")
         if self.class_weight is None and not loss_balances_classes(self.loss, task=kind, **params):
-            return {"balanced_loss": False, "stage1_balance": "none"}
-        return {"balanced_loss": True,
-                "stage1_balance": "partial" if loss_focuses(self.loss, task=kind, **params) else "full"}
+            return "none"
+        return "partial" if loss_focuses(self.loss, task=kind, **params) else "full"
 
     def _plan(self, ctx):
         device = resolve_device(self.device)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from collections import defaultdict
 
@@ -23,6 +22,7 @@ from ._task import TaskAdapter, _counts
 from ._text_task import OFFSET_BOOTSTRAPS, FeatureDataset
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
+from .heads._components import class_neutral_loss
 from .tokens import IGNORE_INDEX, align_word_labels, convert_scheme, merge_windows, tokenize_words
 from .utils._progress import progress_bar
 from .utils._split import rarest_tag_keys
@@ -50,8 +50,7 @@ class TagWeightedLoss(nn.Module):
 
     def without_class_balance(self):
         """The wrapped loss without the tag weights, and without its own class balancing."""
-        neutral = getattr(self.loss, "without_class_balance", None)
-        return copy.deepcopy(self.loss) if neutral is None else neutral()
+        return class_neutral_loss(self.loss)
 
     def fitted_attributes(self):
         fitted = getattr(self.loss, "fitted_attributes", None)
