@@ -32,7 +32,10 @@ Usage::
 ``focal2.5``, ``afl``), ``focal<γ>`` / ``afl<γ>`` for other values of γ, or any multi-label
 loss name of ``skimb.losses`` (``weighted_bce``, ``distribution_balanced``, ...) with its
 defaults. BCE is always run (it is the time reference) unless ``--no-bce``. ``<loss>+calora[<balance>]`` adds CALoRA
-on that loss's stage 1 with ``head__balance=<balance>`` (``class``, ``sqrt``, ``uniform``, ``none``).
+on that loss's stage 1 with ``head__balance=<balance>`` (``class``, ``sqrt``, ``uniform``, ``none``);
+``<loss>+hamr`` trains that loss with HAMR, ``<loss>+hamr[meta_loss=balanced;wnet_lr=1e-3]`` with those
+``training__`` settings (HAMR's meta set is the validation split: pass ``--validation-fraction`` so that
+every loss trains on the same rows).
 """
 
 from __future__ import annotations
@@ -76,6 +79,11 @@ def resolve_loss(name):
     m = re.fullmatch(r"(.+)\+calora\[(\w+)\]", name)
     if m:
         return {**resolve_loss(m.group(1)), "head": "calora", "head__balance": m.group(2)}
+    m = re.fullmatch(r"(.+)\+hamr(?:\[(.*)\])?", name)
+    if m:
+        settings = dict(item.split("=", 1) for item in filter(None, (m.group(2) or "").split(";")))
+        return {**resolve_loss(m.group(1)), "training": "hamr",
+                **{f"training__{k}": _setting(v) for k, v in settings.items()}}
     if name in PRESETS:
         return dict(PRESETS[name])
     m = re.fullmatch(r"(focal|afl)(\d+(?:\.\d+)?)", name)
@@ -85,6 +93,14 @@ def resolve_loss(name):
         return {"loss": name}
     raise SystemExit(f"unknown loss {name!r}: use one of {sorted(PRESETS)}, focal<gamma>, afl<gamma> or "
                      f"{sorted(available_losses('multilabel'))}")
+
+
+def _setting(text):
+    """A ``key=value`` setting's value: a number where it reads as one, else the text."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def parse_args(argv=None):
@@ -152,6 +168,8 @@ def run_one(args, name, params, seed, data, Y_train, Y_test):
             if params.get("head") == "calora":
                 rec.update(stage1_cached=bool(clf.stage1_cached_), stage2_balance=clf.stage2_balance_,
                            stage2_s=float(clf.stage2_time_s_))
+            if params.get("training") == "hamr":
+                rec["meta_objective"] = clf.meta_objective_
             t0 = time.perf_counter()
             proba = np.asarray(clf.predict_proba(data.X_test))
             rec["predict_s"] = time.perf_counter() - t0

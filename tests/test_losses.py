@@ -96,6 +96,15 @@ def np_distribution_balanced(z, y, n, N_, gamma=2.0, balance=2.0, lam=2.0, kappa
     return (balance * (1 - pt) ** gamma * w * bce).mean(axis=1)
 
 
+def np_ntr_focal(z, y, gamma=2.0, balance=2.0, lam=2.0):
+    """The distribution-balanced loss without its class terms (re-balanced weights 1, no prior
+    bias): NTR's negative scale and the focal term only."""
+    zz = z * (1 - y) * lam + z * y
+    w = (1 - y) / lam + y
+    bce = np_bce_elem(zz, y)
+    return (balance * (1 - np.exp(-bce)) ** gamma * w * bce).mean(axis=1)
+
+
 @pytest.fixture
 def mc_data():
     rng = np.random.default_rng(0)
@@ -436,8 +445,13 @@ def test_without_class_balance_of_multilabel_losses(ml_data):
     assert_close(afl.without_class_balance()(zt, yt), BinaryFocalLoss(gamma=1.5, reduction="none")(zt, yt))
     weighted = WeightedBinaryCrossEntropyLoss(ML_COUNTS, 100, reduction="none")
     assert_close(weighted.without_class_balance()(zt, yt), weighted(zt, yt))
-    whole = DistributionBalancedLoss(ML_COUNTS, 100, reduction="none")  # kept whole, as measured
-    assert_close(whole.without_class_balance()(zt, yt), whole(zt, yt))
+    db = DistributionBalancedLoss(ML_COUNTS, N_ML, reduction="none")
+    neutral = db.without_class_balance()
+    z, y = zt.numpy(), yt.numpy()
+    np.testing.assert_allclose(neutral(zt, yt).numpy(), np_ntr_focal(z, y), rtol=1e-6)
+    assert not np.allclose(neutral(zt, yt).numpy(), db(zt, yt).numpy())  # the case tests something
+    np.testing.assert_allclose(db(zt, yt).numpy(), np_distribution_balanced(z, y, ML_COUNTS, N_ML), rtol=1e-6)
+    assert db.rebalance_weights and db.logit_bias_.abs().sum() > 0  # the original is untouched
 
 
 def test_without_class_balance_warns_for_a_rebalancing_loss_that_cannot_undo_it(mc_data):

@@ -331,10 +331,9 @@ class ImbalanceLoss(nn.Module):
         """A copy of the loss that treats every class alike: its class weights, per-class
         ``alpha``, margins, prior adjustment or per-class ``gamma`` (AFL's, which becomes the
         base ``gamma``: the focal loss) undone, the rest (a focal ``gamma``, the logit scale)
-        kept. A loss without per-class terms is copied unchanged, and so is
-        ``DistributionBalancedLoss``, whose re-balancing weights and prior bias are part of how
-        it treats each label's negatives (CALoRA's multi-label figures were measured with it
-        whole). A subclass that re-balances (``rebalances = True``) says how to undo it in
+        kept; ``DistributionBalancedLoss`` loses its re-balanced weights and prior bias and keeps
+        its negative-tolerant scale and focal term. A loss without per-class terms is copied
+        unchanged. A subclass that re-balances (``rebalances = True``) says how to undo it in
         ``_drop_class_balance``; one that does not is copied unchanged, with a warning.
 
         Second stages that weight their rows by class (CALoRA's ``head__balance``, cRT) train

@@ -308,6 +308,11 @@ class DistributionBalancedLoss(ImbalanceLoss):
         bias = -np.log(n / clipped - 1.0) * self.init_bias / self.neg_scale
         self.register_buffer("logit_bias_", _to_buffer(bias))
         self.register_buffer("inv_freq", _to_buffer(1.0 / _safe_counts(counts)))
+        self.rebalance_weights = True
+
+    def _drop_class_balance(self):  # no re-balanced weights, no prior bias: NTR's negative scale and the focal term stay
+        self.logit_bias_.zero_()
+        self.rebalance_weights = False
 
     def _rebalance_weight(self, positive):
         inv_freq = self.inv_freq.to(positive.dtype)
@@ -319,7 +324,7 @@ class DistributionBalancedLoss(ImbalanceLoss):
     def _per_sample(self, logits, target):
         pos = target > 0.5
         positive = pos.to(logits.dtype)
-        weight = self._rebalance_weight(positive)
+        weight = self._rebalance_weight(positive) if self.rebalance_weights else torch.ones_like(logits)
         z = logits + self.logit_bias_.to(logits.dtype)
         signed = torch.where(pos, z, -self.neg_scale * z)  # loss = -logsigmoid(signed)
         loss = -F.logsigmoid(signed)
