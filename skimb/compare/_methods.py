@@ -218,8 +218,9 @@ _register_loss("dice", "dice", ("multiclass", "token"), "fine-tuning with Dice l
 _register_loss("self_adjusting_dice", "self_adjusting_dice", ("multiclass", "token"),
                "fine-tuning with self-adjusting Dice loss")
 _register_loss("weighted_bce", "weighted_bce", ("multilabel",), "fine-tuning with positive-weighted BCE")
+# a default for multi-label data: the best multi-label loss measured (GoEmotions, rounds 4 and 24)
 _register_loss("distribution_balanced", "distribution_balanced", ("multilabel",),
-               "fine-tuning with the distribution-balanced loss")
+               "fine-tuning with the distribution-balanced loss", default=True)
 
 
 # --- CALoRA (skimb.heads) ---------------------------------------------------------
