@@ -69,8 +69,6 @@ PRESETS = {
     "afl_cap4": {"loss": "afl", "loss__max_gamma": 4.0},
     # AFL with inverse-frequency label weights (both terms of a label)
     "afl_b": {"loss": "afl", "loss__alpha": "balanced"},
-    # AFL's per-label gamma on the negatives only, the positives at the base gamma
-    "afl_neg": {"loss": "afl", "loss__adapt": "negatives"},
 }
 DEFAULT_LOSSES = ",".join(PRESETS)
 

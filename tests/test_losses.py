@@ -360,23 +360,6 @@ def test_afl_multilabel(ml_data):
     np.testing.assert_allclose(run(bal, zt, yt), ref, rtol=1e-6)
 
 
-def test_afl_multilabel_adapting_the_negatives_only(ml_data):
-    """adapt="negatives": the positives at the base gamma, the negatives at gamma_c."""
-    z, y, zt, yt = ml_data
-    loss = BinaryAdaptiveFocalLoss(ML_COUNTS, gamma=2.0, adapt="negatives", reduction="none")
-    g = loss.gamma_.numpy().astype(np.float64)
-    assert g.max() > 2.0  # rare labels adapt: the case tests something
-    p = np_sigmoid(z)
-    elem = -(y * (1 - p) ** 2.0 * np.log(p) + (1 - y) * p ** g * np.log(1 - p))
-    np.testing.assert_allclose(run(loss, zt, yt), elem.mean(axis=1), rtol=1e-6)
-    both = BinaryAdaptiveFocalLoss(ML_COUNTS, gamma=2.0, reduction="none")
-    negatives = torch.zeros_like(yt)  # without positives the two variants agree
-    assert_close(loss(zt, negatives), both(zt, negatives))
-    assert_close(loss.without_class_balance()(zt, yt), BinaryFocalLoss(gamma=2.0, reduction="none")(zt, yt))
-    with pytest.raises(ValueError, match="adapt must be one of"):
-        BinaryAdaptiveFocalLoss(ML_COUNTS, adapt="positives")
-
-
 # ---------------------------------------------------------------- reductions to the plain loss
 def test_zero_gamma_is_cross_entropy(mc_data, ml_data):
     _, _, zt, yt = mc_data
