@@ -77,6 +77,15 @@ def ints(text):
     return [int(v) for v in str(text).split(",") if v.strip()]
 
 
+def setting_value(text):
+    """A ``key=value`` setting's value: JSON (numbers, true/false/null, quoted strings), else the
+    text itself (``"balanced"``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def command_line(script, argv):
     """The command as typed, for the JSON (``argv=None``: this process's arguments)."""
     args = sys.argv[1:] if argv is None else list(argv)

@@ -29,13 +29,14 @@ Usage::
         --seeds 0 --losses bce,afl
 
 ``--losses`` takes a comma-separated list of presets (``bce``, ``focal1.5``, ``focal2``,
-``focal2.5``, ``afl``), ``focal<γ>`` / ``afl<γ>`` for other values of γ, or any multi-label
+``focal2.5``, ``afl``, ``afl_cap4``, ``afl_b``; the default runs the first five), ``focal<γ>`` / ``afl<γ>`` for other values of γ, or any multi-label
 loss name of ``skimb.losses`` (``weighted_bce``, ``distribution_balanced``, ...) with its
 defaults. BCE is always run (it is the time reference) unless ``--no-bce``. ``<loss>+calora[<balance>]`` adds CALoRA
 on that loss's stage 1 with ``head__balance=<balance>`` (``class``, ``sqrt``, ``uniform``, ``none``);
 ``<loss>+hamr`` trains that loss with HAMR, ``<loss>+hamr[meta_loss=balanced;wnet_lr=1e-3]`` with those
 ``training__`` settings (HAMR's meta set is the validation split: pass ``--validation-fraction`` so that
-every loss trains on the same rows).
+every loss trains on the same rows). With ``--threshold tuned`` each run also records its macro-F1 at
+the fixed 0.5 (``macro_f1_at_0.5``; a column of the quality table).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (QUARTILES, command_line, fmt, ints, load_subsampled, machine_description,  # noqa: E402
-                     markdown_table, mean_std, measure, write_outputs)
+                     markdown_table, mean_std, measure, setting_value, write_outputs)
 
 from skimb import TransformerClassifier  # noqa: E402
 from skimb.backbones import load_backbone  # noqa: E402
@@ -70,22 +71,27 @@ PRESETS = {
     # AFL with inverse-frequency label weights (both terms of a label)
     "afl_b": {"loss": "afl", "loss__alpha": "balanced"},
 }
-DEFAULT_LOSSES = ",".join(PRESETS)
+DEFAULT_LOSSES = "bce,focal1.5,focal2,focal2.5,afl"
 
 
 def resolve_loss(name):
     """Preset, ``focal<γ>``, ``afl<γ>`` or a registered multi-label loss name -> parameters;
     ``<loss>+calora[<balance>]``: that loss with CALoRA's stage 2 weighting its rows by
     ``head__balance=<balance>`` (the first such variant of a seed trains stage 1, the others load it
-    from the stage-1 cache)."""
+    from the stage-1 cache); ``<loss>+hamr[key=value;...]``: that loss trained with HAMR and those
+    ``training__`` settings (values read as JSON where they parse, else as text)."""
     m = re.fullmatch(r"(.+)\+calora\[(\w+)\]", name)
     if m:
         return {**resolve_loss(m.group(1)), "head": "calora", "head__balance": m.group(2)}
     m = re.fullmatch(r"(.+)\+hamr(?:\[(.*)\])?", name)
     if m:
-        settings = dict(item.split("=", 1) for item in filter(None, (m.group(2) or "").split(";")))
+        items = [item for item in (m.group(2) or "").split(";") if item]
+        bad = [item for item in items if "=" not in item]
+        if bad:
+            raise SystemExit(f"{name!r}: HAMR settings are key=value pairs separated by ';', got {bad}")
+        settings = dict(item.split("=", 1) for item in items)
         return {**resolve_loss(m.group(1)), "training": "hamr",
-                **{f"training__{k}": _setting(v) for k, v in settings.items()}}
+                **{f"training__{k}": setting_value(v) for k, v in settings.items()}}
     if name in PRESETS:
         return dict(PRESETS[name])
     m = re.fullmatch(r"(focal|afl)(\d+(?:\.\d+)?)", name)
@@ -95,14 +101,6 @@ def resolve_loss(name):
         return {"loss": name}
     raise SystemExit(f"unknown loss {name!r}: use one of {sorted(PRESETS)}, focal<gamma>, afl<gamma> or "
                      f"{sorted(available_losses('multilabel'))}")
-
-
-def _setting(text):
-    """A ``key=value`` setting's value: a number where it reads as one, else the text."""
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def parse_args(argv=None):
@@ -212,6 +210,7 @@ def summarise(runs, names, seeds):
                  "errors": [r["error"] for r in runs if r["loss"] == name and "error" in r]}
         for key in ("macro_f1", "micro_f1", "macro_roc_auc", "micro_recall"):
             entry[key] = mean_std([r["metrics"][key] for r in rs])
+        entry["macro_f1_at_0.5"] = mean_std([r.get("macro_f1_at_0.5") for r in rs])  # tuned thresholds only
         entry["quartile_f1"] = {q: mean_std([r["quartile_f1"].get(q) for r in rs]) for q in QUARTILES}
         entry["epoch_s"] = mean_std([float(np.mean(r["epoch_dur_s"])) for r in rs])
         entry["epoch_time_vs_bce"] = mean_std(ratios)
@@ -231,9 +230,11 @@ def tables(summary, runs, names, header, threshold="0.5"):
     main_rows, q_rows, cost_rows = [], [], []
     for name in names:
         if summary[name]["n_runs"] == 0:
-            main_rows.append([name, *(["failed"] * 4), summary[name]["errors"][0] if summary[name]["errors"] else ""])
+            main_rows.append([name, *(["failed"] * (5 if threshold == "tuned" else 4)),
+                              summary[name]["errors"][0] if summary[name]["errors"] else ""])
             continue
-        main_rows.append([name, col(name, lambda r: r["metrics"]["macro_f1"]),
+        at_half = [col(name, lambda r: r.get("macro_f1_at_0.5"))] if threshold == "tuned" else []
+        main_rows.append([name, col(name, lambda r: r["metrics"]["macro_f1"]), *at_half,
                           col(name, lambda r: r["metrics"]["micro_f1"]),
                           col(name, lambda r: r["metrics"]["macro_roc_auc"]),
                           col(name, lambda r: r["metrics"]["micro_recall"]), summary[name]["n_runs"]])
@@ -245,7 +246,8 @@ def tables(summary, runs, names, header, threshold="0.5"):
                           col(name, lambda r: r["peak_mib"], 0)])
     parts = [header,
              f"### Quality (mean ± std over seeds; threshold {threshold})", "",
-             markdown_table(["loss", "macro-F1", "micro-F1", "macro ROC AUC", "micro recall", "runs"], main_rows),
+             markdown_table(["loss", "macro-F1", *(["macro-F1 at 0.5"] if threshold == "tuned" else []), "micro-F1",
+                             "macro ROC AUC", "micro recall", "runs"], main_rows),
              "", "### F1 per label-frequency quartile (Q1 = rarest labels, by training positives)", "",
              markdown_table(["loss", *QUARTILES], q_rows),
              "", "### Cost (time per epoch from skorch's `dur`; ratio to BCE of the same seed, target <= 1.02)", "",
@@ -268,7 +270,7 @@ def loss_microbench(names, variants, Y_train, batch_size, repeats=2000):
     n, C = Y_train.shape
     counts, out = Y_train.sum(axis=0).astype(np.float64), {}
     for name in names:
-        params = {k: v for k, v in variants[name].items() if not k.startswith("head")}  # the loss alone
+        params = {k: v for k, v in variants[name].items() if not k.startswith(("head", "training"))}  # the loss alone
         loss_name = params.pop("loss")
         loss = make_loss(loss_name, task="multilabel", class_counts=counts, n_samples=n, **params)
         rows = rng.integers(0, n, size=batch_size)

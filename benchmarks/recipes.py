@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from _common import QUARTILES, add_protocol_arguments, command_line, fmt, load_subsampled, machine_description, \
-    markdown_table, measure, write_outputs
+    markdown_table, measure, setting_value, write_outputs
 
 
 def run_one(name, seed, data, args):
@@ -32,7 +32,7 @@ def run_one(name, seed, data, args):
     budget = Budget(max_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                     device="cpu")
     est = METHODS[name].build(budget, seed, _context(data))
-    est.set_params(**{key: _value(text) for key, text in (item.split("=", 1) for item in args.set)})
+    est.set_params(**{key: setting_value(text) for key, text in (item.split("=", 1) for item in args.set)})
     record = {"method": name, "seed": seed}
     with measure(record):
         est.fit(data.X_train, data.y_train)
@@ -51,14 +51,6 @@ def run_one(name, seed, data, args):
     if hasattr(est, "offsets_"):
         record["offsets"] = np.round(est.offsets_, 3).tolist()
     return record
-
-
-def _value(text):
-    """``--set`` values: JSON (numbers, true/false/null, quoted strings), else the text itself."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def main(argv=None):

@@ -80,14 +80,15 @@ def np_dice(z, y, smooth, adjust, square):
 
 
 def np_distribution_balanced(z, y, n, N_, gamma=2.0, balance=2.0, lam=2.0, kappa=0.05,
-                             a=0.1, b=10.0, mu=0.2):
-    """Transcription of the authors' ResampleLoss (rebalance + focal + logit_reg)."""
+                             a=0.1, b=10.0, mu=0.2, rebalance=True):
+    """Transcription of the authors' ResampleLoss (rebalance + focal + logit_reg);
+    ``rebalance=False``: every re-balanced weight 1."""
     bias = -np.log(N_ / n - 1) * kappa / lam
     freq_inv = 1.0 / n
     with np.errstate(divide="ignore"):
         repeat = (y * freq_inv).sum(axis=1, keepdims=True)
         pos_weight = freq_inv[None, :] / repeat
-    w = 1 / (1 + np.exp(-b * (pos_weight - mu))) + a
+    w = 1 / (1 + np.exp(-b * (pos_weight - mu))) + a if rebalance else np.ones_like(z)
     zz = z + bias
     zz = zz * (1 - y) * lam + zz * y
     w = w / lam * (1 - y) + w * y
@@ -96,13 +97,10 @@ def np_distribution_balanced(z, y, n, N_, gamma=2.0, balance=2.0, lam=2.0, kappa
     return (balance * (1 - pt) ** gamma * w * bce).mean(axis=1)
 
 
-def np_ntr_focal(z, y, gamma=2.0, balance=2.0, lam=2.0):
+def np_ntr_focal(z, y):
     """The distribution-balanced loss without its class terms (re-balanced weights 1, no prior
     bias): NTR's negative scale and the focal term only."""
-    zz = z * (1 - y) * lam + z * y
-    w = (1 - y) / lam + y
-    bce = np_bce_elem(zz, y)
-    return (balance * (1 - np.exp(-bce)) ** gamma * w * bce).mean(axis=1)
+    return np_distribution_balanced(z, y, ML_COUNTS, N_ML, kappa=0.0, rebalance=False)
 
 
 @pytest.fixture
@@ -452,6 +450,11 @@ def test_without_class_balance_of_multilabel_losses(ml_data):
     assert not np.allclose(neutral(zt, yt).numpy(), db(zt, yt).numpy())  # the case tests something
     np.testing.assert_allclose(db(zt, yt).numpy(), np_distribution_balanced(z, y, ML_COUNTS, N_ML), rtol=1e-6)
     assert db.rebalance_weights and db.logit_bias_.abs().sum() > 0  # the original is untouched
+    restored = pickle.loads(pickle.dumps(neutral))  # the flag travels with the copy
+    np.testing.assert_allclose(restored(zt, yt).numpy(), np_ntr_focal(z, y), rtol=1e-6)
+    from skimb.heads._components import class_neutral_loss  # what CALoRA's stage 2 and cRT train with
+
+    assert not class_neutral_loss(db).rebalance_weights
 
 
 def test_without_class_balance_warns_for_a_rebalancing_loss_that_cannot_undo_it(mc_data):

@@ -228,8 +228,9 @@ class CALoRAHead(Head):
         ``"class"``). Stage 2 trains with stage 1's loss; with every setting but ``"none"``,
         without the loss's own class balancing (``weighted_ce``'s and ``class_balanced``'s class
         weights, LDAM's margins and deferred re-weighting, a logit adjustment, a focal or AFL
-        ``alpha``, AFL's per-class ``gamma``, the token classifier's ``class_weight``:
-        ``ImbalanceLoss.without_class_balance``), so that the rows alone balance the classes.
+        ``alpha``, AFL's per-class ``gamma``, the distribution-balanced loss's re-balanced weights
+        and prior bias, the token classifier's ``class_weight``: ``ImbalanceLoss.without_class_balance``),
+        so that the rows alone balance the classes.
         ``"auto"``, skimb's choice beyond the paper, balances the classes once for single-label
         texts: ``"uniform"`` after a stage 1 that re-balanced them fully (``class_weight`` or a
         class-balancing loss without a focal term), since a class-balanced stage 2 keeps class
@@ -240,8 +241,9 @@ class CALoRAHead(Head):
         0.2-0.3 behind on two; round 23) and after one balanced under a focal term, which tilts
         less towards the rare classes (measured with ``loss="afl", loss__alpha="balanced"``:
         Cyclone-Idai 0.646 against 0.632 for uniform rows, GoEmotions-Ekman at 1,200 texts 0.560
-        against 0.538, level on two more sets; round 24; the focal loss with ``class_weight`` and
-        ``class_balanced`` with a focal base follow the same rule, unmeasured); ``"class"`` for
+        against 0.538, level on two more sets; round 24; the focal loss with ``class_weight``:
+        level with uniform rows, round 25; ``class_balanced`` with a focal base follows the same
+        rule, unmeasured); ``"class"`` for
         multi-label texts (GoEmotions, 28 labels, BCE: 0.433 against 0.426 for ``"sqrt"`` and
         0.408 for uniform rows; round 24); ``"none"`` for
         token classification, where balancing the tags against ``O`` costs precision as

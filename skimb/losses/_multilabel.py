@@ -267,6 +267,9 @@ class DistributionBalancedLoss(ImbalanceLoss):
     ----------
     logit_bias_ : torch.Tensor of shape (C,)
         The NTR class bias ``b`` added to the logits (buffer).
+    rebalance_weights : bool
+        Whether the re-balanced weights apply (False on ``without_class_balance()``'s copy,
+        whose ``logit_bias_`` is zero too).
 
     Examples
     --------
@@ -280,6 +283,7 @@ class DistributionBalancedLoss(ImbalanceLoss):
     """
 
     task = "multilabel"
+    rebalance_weights = True  # a class default, so that losses pickled before it existed load
 
     @classmethod
     def focuses(cls, gamma=2.0, focal=True, **params) -> bool:
@@ -308,7 +312,6 @@ class DistributionBalancedLoss(ImbalanceLoss):
         bias = -np.log(n / clipped - 1.0) * self.init_bias / self.neg_scale
         self.register_buffer("logit_bias_", _to_buffer(bias))
         self.register_buffer("inv_freq", _to_buffer(1.0 / _safe_counts(counts)))
-        self.rebalance_weights = True
 
     def _drop_class_balance(self):  # no re-balanced weights, no prior bias: NTR's negative scale and the focal term stay
         self.logit_bias_.zero_()
@@ -335,7 +338,7 @@ class DistributionBalancedLoss(ImbalanceLoss):
 
     def extra_repr(self):
         return (f"gamma={self.gamma}, focal={self.focal}, neg_scale={self.neg_scale}, "
-                f"init_bias={self.init_bias}, {super().extra_repr()}")
+                f"init_bias={self.init_bias}, rebalance_weights={self.rebalance_weights}, {super().extra_repr()}")
 
 
 @register_loss("afl", "multilabel")
