@@ -618,6 +618,22 @@ def test_multilabel_calora_auto_balance_keeps_the_class_weights(tiny_bert, stage
                                class_balanced_row_weights(torch.as_tensor(Y), 2).numpy(), rtol=1e-5)
 
 
+@pytest.mark.parametrize("balance", ["auto", "none"])
+def test_multilabel_calora_stage2_drops_the_distribution_balanced_terms_unless_none(tiny_bert, stage2_losses, balance):
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    X, y = make_toy_texts()
+    Y = np.stack([y == y[0], np.arange(len(y)) % 3 == 0], axis=1).astype(int)
+    clf = TransformerClassifier(tiny_bert, loss="distribution_balanced", head="calora", head__balance=balance,
+                                head__rank=2, head__epochs=2, max_epochs=1, batch_size=8, random_state=0).fit(X, Y)
+    (loss,) = stage2_losses
+    dropped = balance != "none"
+    assert loss.rebalance_weights != dropped
+    assert (loss.logit_bias_.abs().sum().item() == 0) == dropped
+    assert clf.loss_.rebalance_weights and clf.loss_.logit_bias_.abs().sum().item() > 0  # stage 1's loss untouched
+
+
 def test_multilabel_row_weights_take_a_power():
     from skimb.heads._components import class_balanced_row_weights
 

@@ -313,7 +313,7 @@ class DistributionBalancedLoss(ImbalanceLoss):
         self.register_buffer("logit_bias_", _to_buffer(bias))
         self.register_buffer("inv_freq", _to_buffer(1.0 / _safe_counts(counts)))
 
-    def _drop_class_balance(self):  # no re-balanced weights, no prior bias: NTR's negative scale and the focal term stay
+    def _drop_class_balance(self):  # no re-balanced weights, no prior bias; NTR's scale and the focal term stay
         self.logit_bias_.zero_()
         self.rebalance_weights = False
 

@@ -146,8 +146,8 @@ class HAMRTraining(TrainingStrategy):
         and WNet's weights are normalised over the batch (``weight_norm="batch"``: balancing
         twice cost 2 points, round 12; under ``"class"``, which ``weight_norm="auto"`` chooses
         on such a loss, WNet cannot move weight between classes and the objective stays
-        balanced), and ``"mean"`` for NER (level on CoNLL-2003)
-        and multi-label (where no objective moved HAMR off BCE's level, round 25), but ``"balanced"`` for NER where one tag (``O``) holds
+        balanced), and ``"mean"`` for NER (level on CoNLL-2003) and multi-label (where no
+        objective moved HAMR off BCE's level, round 25), but ``"balanced"`` for NER where one tag (``O``) holds
         at least :attr:`SPARSE_TAG_SHARE` of the training tokens: there the mean is nearly the
         ``O`` tag's own loss (round 19: with 93% ``O``, tweet-like CoNLL-2003, balanced was +2.0
         points on focal loss and +2.3 on CE; with 62–83%, MIT-Restaurant and CoNLL-2003, the mean
