@@ -227,13 +227,16 @@ def tables(summary, runs, names, header, threshold="0.5"):
         return fmt([pick(r) for r in rs], digits)
 
     bce = {r["seed"]: float(np.mean(r["epoch_dur_s"])) for r in runs if r["loss"] == "bce" and "error" not in r}
+    tuned = threshold == "tuned"  # then a column of the same fits at the fixed 0.5
+    headers = ["loss", "macro-F1", *(["macro-F1 at 0.5"] if tuned else []), "micro-F1", "macro ROC AUC",
+               "micro recall", "runs"]
     main_rows, q_rows, cost_rows = [], [], []
     for name in names:
         if summary[name]["n_runs"] == 0:
-            main_rows.append([name, *(["failed"] * (5 if threshold == "tuned" else 4)),
+            main_rows.append([name, *(["failed"] * (len(headers) - 2)),
                               summary[name]["errors"][0] if summary[name]["errors"] else ""])
             continue
-        at_half = [col(name, lambda r: r.get("macro_f1_at_0.5"))] if threshold == "tuned" else []
+        at_half = [col(name, lambda r: r.get("macro_f1_at_0.5"))] if tuned else []
         main_rows.append([name, col(name, lambda r: r["metrics"]["macro_f1"]), *at_half,
                           col(name, lambda r: r["metrics"]["micro_f1"]),
                           col(name, lambda r: r["metrics"]["macro_roc_auc"]),
@@ -246,8 +249,7 @@ def tables(summary, runs, names, header, threshold="0.5"):
                           col(name, lambda r: r["peak_mib"], 0)])
     parts = [header,
              f"### Quality (mean ± std over seeds; threshold {threshold})", "",
-             markdown_table(["loss", "macro-F1", *(["macro-F1 at 0.5"] if threshold == "tuned" else []), "micro-F1",
-                             "macro ROC AUC", "micro recall", "runs"], main_rows),
+             markdown_table(headers, main_rows),
              "", "### F1 per label-frequency quartile (Q1 = rarest labels, by training positives)", "",
              markdown_table(["loss", *QUARTILES], q_rows),
              "", "### Cost (time per epoch from skorch's `dur`; ratio to BCE of the same seed, target <= 1.02)", "",
