@@ -197,6 +197,9 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     weight_norm_ : {"batch", "class"} or None
         HAMR: where WNet's weights were normalised to mean 1 (``training__weight_norm="auto"``
         resolved: within each class on top of class weights; None without WNet).
+    weight_unit_ : {"sample", "label"} or None
+        HAMR: what one WNet weight scaled, a sample's loss or (multi-label) each (sample, label)
+        term (``training__weight_unit="auto"`` resolved; None without WNet).
     wnet_ : torch.nn.Module or None
         HAMR: the trained weight network (z-scored loss to weight logit).
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import numbers
+import pickle
 import time
 from pathlib import Path
 
@@ -282,8 +283,11 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         # The backbone by its files too: a model saved again at the same path is another stage 1.
         # A data-parallel stage 1 (world_size processes) is another model than a single-process one.
         parallel = () if world_size <= 1 else (("data-parallel", int(world_size)),)
-        return fingerprint(type(self).__name__, _STAGE1_RECIPE, backbone_identity(path), params, seed, data, y_enc,
-                           weights, *parallel)
+        try:
+            return fingerprint(type(self).__name__, _STAGE1_RECIPE, backbone_identity(path), params, seed, data,
+                               y_enc, weights, *parallel)
+        except pickle.PicklingError:  # a parameter without a stable identity (a class defined in a function)
+            return None
 
     def _make_net(self, ctx, valid_ds, n_steps, *, net_class=None, net_kwargs=None):
         from skorch.helper import predefined_split

@@ -132,7 +132,7 @@ quantize, n_threads
         With ``threshold="tuned"``: the offsets ``predict`` adds to every word's logits (``O``: 0;
         ``B-X`` and ``I-X``: type X's).
     hardness_, neighbor_boost_, hamr_train_indices_, meta_set_size_, meta_set_indices_, \
-sample_weights_history_, meta_loss_history_, meta_objective_, resampling_, weight_norm_, wnet_
+sample_weights_history_, meta_loss_history_, meta_objective_, resampling_, weight_norm_, weight_unit_, wnet_
         HAMR, as in :class:`~skimb.TransformerClassifier`, with one entry per training
         *window*: ``hamr_train_indices_[j]`` is the sentence (position in ``X``) of window j.
 

@@ -241,6 +241,86 @@ def test_multilabel(tiny_bert, toy_data):
     assert set(clf.sample_weights_history_[0]["per_class"]) == {0, 1, 2}
 
 
+def multilabel_targets(y):
+    return np.stack([y == "flood", y != "flood", np.isin(y, ["injury", "donation"])], axis=1).astype(int)
+
+
+@pytest.mark.parametrize("class_aware", [False, True])
+def test_label_unit_weights_each_term(tiny_bert, toy_data, class_aware):
+    """weight_unit="label": one WNet weight per (text, label) term, mean 1 over the batch's terms;
+    a text's hardness follows the weight its whole loss got."""
+    X, y = toy_data
+    Y = multilabel_targets(y)
+    spy = StepWeights()
+    clf = hamr(tiny_bert, training__weight_unit="label", training__class_aware=class_aware,
+               callbacks=[spy]).fit(X, Y)
+    assert clf.weight_unit_ == "label" and clf.wnet_.linear1.in_features == (3 if class_aware else 1)
+    assert len(spy.steps) == len(spy.targets) > 0
+    for w, t in zip(spy.steps, spy.targets):
+        assert w.shape == (t.numel(),)  # a weight per term
+        assert abs(float(w.mean()) - 1.0) < 1e-4 or float(w.min()) == 0.1 or float(w.max()) == 8.0
+    terms = torch.cat([w.reshape(t.shape) for w, t in zip(spy.steps, spy.targets)])
+    assert (terms.std(dim=1) > 1e-6).all()  # a text's terms are weighted apart
+    assert clf.hardness_.shape == (len(clf.hamr_train_indices_),) and np.isfinite(clf.hardness_).all()
+    assert set(clf.sample_weights_history_[0]["per_class"]) == {0, 1, 2}
+    assert clf.predict(X).shape == Y.shape
+
+
+def test_label_unit_pickles(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = hamr(tiny_bert, max_epochs=1, training__weight_unit="label", training__class_aware=True)
+    clf.fit(X, multilabel_targets(y))
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.wnet_.linear1.in_features == 3 and loaded.weight_unit_ == "label"
+
+
+def test_label_unit_wnet_reads_sign_and_label_size():
+    from skimb.training.hamr import HAMRTraining
+    from skimb.training.hamr._trainer import HAMRFit
+
+    fit = HAMRFit(HAMRTraining(weight_unit="label", class_aware=True), task="multilabel", seed=0,
+                  classes=np.arange(2), train_idx=np.arange(3))
+    fit._class_feature = torch.tensor([0.5, -0.5])
+    rows = fit.wnet_features(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    assert rows.tolist() == [[1.0, 0.5], [-1.0, -0.5], [-1.0, 0.5], [1.0, -0.5]]
+
+
+def test_label_unit_is_the_sample_unit_when_every_term_weighs_the_same(tiny_bert, toy_data, monkeypatch):
+    """With WNet's weights all 1, weighting terms or texts trains the same model."""
+    from skimb.training.hamr import _meta, _trainer
+
+    ones = lambda wnet, losses, **kw: torch.ones_like(losses.reshape(-1))  # noqa: E731
+    monkeypatch.setattr(_meta, "batch_weights", ones)
+    monkeypatch.setattr(_trainer, "batch_weights", ones)
+    X, y = toy_data
+    Y = multilabel_targets(y)
+    by_text = hamr(tiny_bert, training__resampling=False).fit(X, Y)
+    by_term = hamr(tiny_bert, training__resampling=False, training__weight_unit="label").fit(X, Y)
+    np.testing.assert_allclose(by_term.predict_proba(X), by_text.predict_proba(X), **same_model_tolerance(by_term))
+
+
+def test_label_unit_needs_multilabel_targets_and_label_terms(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = hamr(tiny_bert, training__weight_unit="label")
+    with pytest.raises(ValueError, match="weight_unit='label' supports multi-label classification only, not 'multiclass'"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")
+
+    from skimb.losses import ImbalanceLoss
+
+    class Summed(ImbalanceLoss):
+        task = "multilabel"
+
+        def _per_sample(self, logits, target):
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(1)
+
+    clf = hamr(tiny_bert, loss=Summed, training__weight_unit="label")
+    with pytest.raises(TypeError, match="weight_unit='label' needs a loss with per-label terms.*Summed"):
+        clf.fit(X, multilabel_targets(y))
+    assert not hasattr(clf, "net_")
+
+
 @pytest.fixture
 def embedding_spy(monkeypatch):
     """The embeddings each fit's FAISS index is built on, and the separate embedding passes."""
@@ -346,7 +426,7 @@ def test_class_aware_needs_single_label_targets(tiny_bert, toy_data):
     X, y = toy_data
     Y = np.stack([y == "flood", y != "flood"], axis=1).astype(int)
     clf = hamr(tiny_bert, training__class_aware=True)
-    with pytest.raises(ValueError, match="class_aware=True supports single-label classification only.*'multilabel'"):
+    with pytest.raises(ValueError, match="class_aware=True supports single-label classification .*only, not 'multilabel'"):
         clf.fit(X, Y)
     assert not hasattr(clf, "net_")
 

@@ -826,3 +826,32 @@ def test_from_counts():
     assert CrossEntropyLoss.from_counts([10, 5]).reduction == "mean"
     assert "max_gamma" in AdaptiveFocalLoss.accepted_params()
     assert "class_counts" not in AdaptiveFocalLoss.accepted_params()
+
+
+@pytest.mark.parametrize("name", sorted(available_losses("multilabel")))
+def test_per_label_terms_average_to_the_per_sample_loss(ml_data, name):
+    """Every registered multi-label loss has per-(sample, label) terms (HAMR weights them one by
+    one), and their mean over labels is its per-sample loss."""
+    _, _, zt, yt = ml_data
+    loss = make_loss(name, task="multilabel", class_counts=ML_COUNTS, n_samples=N_ML)
+    assert type(loss).has_per_label()
+    terms = loss.per_label(zt, yt)
+    assert terms.shape == (N, C)
+    assert_close(terms.mean(dim=1), loss.per_sample(zt, yt))
+    assert not torch.allclose(terms, terms.mean(dim=1, keepdim=True).expand_as(terms))  # the terms differ
+
+
+def test_per_label_needs_a_loss_with_label_terms(mc_data, ml_data):
+    class Summed(ImbalanceLoss):  # multi-label, but only a per-sample loss
+        task = "multilabel"
+
+        def _per_sample(self, logits, target):
+            return torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(1)
+
+    _, _, zt, yt = ml_data
+    assert not Summed.has_per_label() and not CrossEntropyLoss.has_per_label()
+    with pytest.raises(TypeError, match="Summed has no per-label losses"):
+        Summed().per_label(zt, yt)
+    _, _, zc, yc = mc_data
+    with pytest.raises(TypeError, match="CrossEntropyLoss has no per-label losses"):
+        CrossEntropyLoss().per_label(zc, yc)

@@ -219,6 +219,19 @@ def test_stage1_key_names_the_training_recipe(tiny_bert, toy_data, monkeypatch):
     assert est._stage1_key(X, y_enc, None, 0, tiny_bert) != now
 
 
+def test_stage1_key_is_none_for_a_loss_class_without_a_stable_identity(tiny_bert, toy_data):
+    """A loss class defined inside a function cannot be fingerprinted: no cache, and the fit runs."""
+    from skimb.losses import CrossEntropyLoss
+
+    class LocalLoss(CrossEntropyLoss):
+        pass
+
+    X, y = toy_data
+    est = TransformerClassifier(tiny_bert, loss=LocalLoss, **FAST)
+    assert est._stage1_key(X, np.unique(y, return_inverse=True)[1], None, 0, tiny_bert) is None
+    assert est.fit(X, y).predict(X[:3]).shape == (3,) and not est.stage1_cached_
+
+
 def test_training_steps_with_fused_adamw_on_the_cpu(tiny_bert, toy_data):
     X, y = toy_data
     clf = TransformerClassifier(tiny_bert, device="cpu", **FAST).fit(X, y)

@@ -175,7 +175,8 @@ def _log1m_softmax_at(logits, target):
 class ImbalanceLoss(nn.Module):
     """Base class of the skimb losses.
 
-    Subclasses implement ``_per_sample`` (inputs already validated) and declare
+    Subclasses implement ``_per_sample`` (inputs already validated; a multi-label loss may
+    implement ``_per_label`` instead, whose mean over labels is the per-sample loss) and declare
     ``task`` (``"multiclass"`` or ``"multilabel"``). Per-class quantities are
     registered as buffers whose names end in ``_``.
 
@@ -412,7 +413,46 @@ class ImbalanceLoss(nn.Module):
             return losses.sum() / n_valid.to(losses.dtype)
         return losses.mean()
 
-    def _per_sample(self, logits, target):  # pragma: no cover - abstract
+    def per_label(self, logits, target):
+        """Multi-label: the loss of every (sample, label) term, shape ``(N, C)``; its mean over
+        labels is :meth:`per_sample`.
+
+        HAMR weights these terms one by one (``HAMRTraining(weight_unit="label")``).
+
+        Parameters
+        ----------
+        logits : torch.Tensor of shape (N, C)
+        target : torch.Tensor of shape (N, C), 0/1
+
+        Returns
+        -------
+        torch.Tensor of shape (N, C)
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skimb.losses import BinaryCrossEntropyLoss
+        >>> loss = BinaryCrossEntropyLoss()
+        >>> loss.per_label(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]))
+        tensor([[0.6931, 0.6931]])
+        """
+        if not self.has_per_label():
+            raise TypeError(f"{type(self).__name__} has no per-label losses: only a multi-label loss that "
+                            "implements _per_label has them.")
+        logits, target = self._check_inputs(logits, target)
+        return self._per_label(logits, target)
+
+    @classmethod
+    def has_per_label(cls) -> bool:
+        """Whether :meth:`per_label` is available (a multi-label loss that implements ``_per_label``)."""
+        return cls.task == "multilabel" and cls._per_label is not ImbalanceLoss._per_label
+
+    def _per_sample(self, logits, target):
+        if self.has_per_label():
+            return self._per_label(logits, target).mean(dim=1)
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _per_label(self, logits, target):  # pragma: no cover - abstract
         raise NotImplementedError
 
     # ------------------------------------------------------------------ helpers

@@ -74,8 +74,8 @@ class BinaryCrossEntropyLoss(ImbalanceLoss):
     def __init__(self, reduction="mean"):
         super().__init__(reduction=reduction)
 
-    def _per_sample(self, logits, target):
-        return _binary_focal(logits, target, 0.0).mean(dim=1)
+    def _per_label(self, logits, target):
+        return _binary_focal(logits, target, 0.0)
 
 
 @register_loss("weighted_bce", "multilabel")
@@ -141,10 +141,9 @@ class WeightedBinaryCrossEntropyLoss(ImbalanceLoss):
                 weight = np.minimum(weight, self.max_pos_weight)
         self.register_buffer("pos_weight_", _to_buffer(weight))
 
-    def _per_sample(self, logits, target):
+    def _per_label(self, logits, target):
         w = self.pos_weight_.to(logits.dtype)
-        loss = -(w * target * F.logsigmoid(logits) + (1.0 - target) * F.logsigmoid(-logits))
-        return loss.mean(dim=1)
+        return -(w * target * F.logsigmoid(logits) + (1.0 - target) * F.logsigmoid(-logits))
 
     def extra_repr(self):
         return f"max_pos_weight={self.max_pos_weight}, {super().extra_repr()}"
@@ -203,11 +202,11 @@ class BinaryFocalLoss(ImbalanceLoss):
     def _drop_class_balance(self):
         _even_alpha(self.alpha_)
 
-    def _per_sample(self, logits, target):
+    def _per_label(self, logits, target):
         loss = _binary_focal(logits, target, self.gamma)
         if self.alpha_ is not None:
             loss = self.alpha_.to(logits.dtype) * loss
-        return loss.mean(dim=1)
+        return loss
 
     def extra_repr(self):
         return f"gamma={self.gamma}, {super().extra_repr()}"
@@ -324,7 +323,7 @@ class DistributionBalancedLoss(ImbalanceLoss):
                             torch.full_like(repeat, float("inf")))
         return self.map_alpha + torch.sigmoid(self.map_beta * (ratio - self.map_mu))
 
-    def _per_sample(self, logits, target):
+    def _per_label(self, logits, target):
         pos = target > 0.5
         positive = pos.to(logits.dtype)
         weight = self._rebalance_weight(positive) if self.rebalance_weights else torch.ones_like(logits)
@@ -334,7 +333,7 @@ class DistributionBalancedLoss(ImbalanceLoss):
         weight = torch.where(pos, weight, weight / self.neg_scale)
         if self.focal:
             loss = self.balance * torch.exp(self.gamma * F.logsigmoid(-signed)) * loss
-        return (weight * loss).mean(dim=1)
+        return weight * loss
 
     def extra_repr(self):
         return (f"gamma={self.gamma}, focal={self.focal}, neg_scale={self.neg_scale}, "
@@ -416,9 +415,9 @@ class BinaryAdaptiveFocalLoss(ImbalanceLoss):
         self.gamma_.fill_(self.gamma)
         _even_alpha(self.alpha_)
 
-    def _per_sample(self, logits, target):
+    def _per_label(self, logits, target):
         loss = _binary_focal(logits, target, self.gamma_.to(logits.dtype))
-        return (self.alpha_.to(logits.dtype) * loss).mean(dim=1)
+        return self.alpha_.to(logits.dtype) * loss
 
     def extra_repr(self):
         return f"gamma={self.gamma}, max_gamma={self.max_gamma}, {super().extra_repr()}"

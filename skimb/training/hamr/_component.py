@@ -157,10 +157,20 @@ class HAMRTraining(TrainingStrategy):
         Treat the batch mean of the WNet weights as a constant in the meta-gradient, as the
         reference code does (``w / w.mean().detach()``).
     class_aware : bool, default=False
-        Single-label classification only: WNet also reads the standardised log size of each
+        Single-label classification: WNet also reads the standardised log size of each
         sample's class (:func:`~skimb.training.hamr.class_size_features`), so the learned weight
-        can depend on how rare the class is as well as on the loss (as CMW-Net does). The
-        paper's WNet sees the loss alone.
+        can depend on how rare the class is as well as on the loss (as CMW-Net does). Multi-label
+        with ``weight_unit="label"``: WNet reads each term's label size and whether the term is a
+        positive. The paper's WNet sees the loss alone.
+    weight_unit : {"auto", "sample", "label"}, default="auto"
+        What one WNet weight scales: a sample's loss (the paper), or, multi-label only, each
+        (sample, label) term of it (``"label"``; the loss must have per-label terms,
+        :meth:`~skimb.losses.ImbalanceLoss.per_label`): one weight per text scales its rare
+        labels' positives and its negatives alike, so it cannot favour a rare label (round 25:
+        per-text HAMR was level with BCE on GoEmotions). Under ``"label"`` the hardness of a text
+        is its terms' weights averaged by their losses (the weight its whole loss got), and the
+        per-class weight summaries are those of each label's positive terms. ``"auto"``:
+        ``"sample"``. The fitted ``weight_unit_`` says which.
     weight_norm : {"auto", "batch", "class"}, default="auto"
         Where WNet's weights are normalised to mean 1: over the batch (the paper), or within
         each class of the batch (single-label classification only), so that WNet moves weight
@@ -224,9 +234,12 @@ class HAMRTraining(TrainingStrategy):
     supports_data_parallel = False  # the meta step and the hardness see one process's batches
     #: The values of the ``"auto"`` parameters, by task (the reference code's for ``knn_lambda`` and for
     #: ``wnet_lr`` but single-label's, which round 13 measured; ``meta_loss`` measured here).
-    TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-3, "meta_loss": "balanced", "resampling": True},
-                     "multilabel": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "mean", "resampling": True},
-                     "token": {"knn_lambda": 0.1, "wnet_lr": 3e-4, "meta_loss": "mean", "resampling": True}}
+    TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-3, "meta_loss": "balanced", "resampling": True,
+                                    "weight_unit": "sample"},
+                     "multilabel": {"knn_lambda": 0.7, "wnet_lr": 1e-4, "meta_loss": "mean", "resampling": True,
+                                    "weight_unit": "sample"},
+                     "token": {"knn_lambda": 0.1, "wnet_lr": 3e-4, "meta_loss": "mean", "resampling": True,
+                               "weight_unit": "sample"}}
     #: ``wnet_lr="reference"``: the reference scripts' WNet learning rates.
     REFERENCE_WNET_LR = {"multiclass": 1e-4, "multilabel": 1e-4, "token": 3e-4}
     #: NER: the share of the training tokens under the most frequent tag from which
@@ -261,6 +274,7 @@ class HAMRTraining(TrainingStrategy):
         "meta_loss": [Options("auto", "mean", "balanced")],
         "class_aware": [Boolean()],
         "weight_norm": [Options("auto", "batch", "class")],
+        "weight_unit": [Options("auto", "sample", "label")],
         "detach_mean": [Boolean()],
         "group_by_length": [Boolean()],
         "token_loss": [Options("mean", "max")],
@@ -273,7 +287,7 @@ class HAMRTraining(TrainingStrategy):
     _WNET_PARAMS = ("wnet_lr", "meta_update_lr", "meta_step", "meta_interval", "meta_features",
                     "meta_refresh", "meta_set", "hardness_momentum", "hardness_update",
                     "meta_selection", "meta_clusters", "meta_topup", "meta_loss", "detach_mean", "class_aware",
-                    "weight_norm")
+                    "weight_norm", "weight_unit")
 
     def __init__(self, meta_weighting=True, resampling="auto", knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
@@ -281,7 +295,8 @@ class HAMRTraining(TrainingStrategy):
                  wnet_lr="auto", meta_update_lr=None, meta_step="head", meta_interval=1, meta_features="auto",
                  meta_refresh=4, meta_set=None,
                  meta_selection="validation", meta_clusters=10, meta_topup="share", meta_loss="auto", detach_mean=False, class_aware=False,
-                 weight_norm="auto", group_by_length=True, token_loss="mean", embedder="first_epoch"):
+                 weight_norm="auto", weight_unit="auto", group_by_length=True, token_loss="mean",
+                 embedder="first_epoch"):
         self.meta_weighting = meta_weighting
         self.resampling = resampling
         self.knn = knn
@@ -310,6 +325,7 @@ class HAMRTraining(TrainingStrategy):
         self.detach_mean = detach_mean
         self.class_aware = class_aware
         self.weight_norm = weight_norm
+        self.weight_unit = weight_unit
         self.group_by_length = group_by_length
         self.token_loss = token_loss
         self.embedder = embedder
@@ -330,7 +346,7 @@ class HAMRTraining(TrainingStrategy):
         params = dict(meta_step="full", meta_update_lr=2e-4, detach_mean=True, hardness_update="reference",
                       group_by_length=False, meta_topup="none", token_loss="max", oversample_ratio=1.2,
                       draw_scheme="multinomial", meta_loss="mean", wnet_lr="reference", resampling=True,
-                      embedder="pretrained", knn_index="flat", weight_norm="batch")
+                      embedder="pretrained", knn_index="flat", weight_norm="batch", weight_unit="sample")
         return cls(**{**params, **overrides})
 
     @property

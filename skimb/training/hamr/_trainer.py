@@ -57,7 +57,8 @@ from ._hardness import HardnessTracker, sampling_probabilities
 from ._meta import MetaStepResult, _logits, meta_step
 from ._meta_set import _median_target, build_balanced_meta_set, build_balanced_meta_set_ner, gbc_meta_set
 from ._neighbors import build_index, neighbor_boost
-from ._wnet import WeightNet, batch_weights, class_size_features, make_wnet_optimizer
+from ._wnet import (WeightNet, batch_weights, class_size_features, label_size_features, loss_weighted_mean,
+                    make_wnet_optimizer)
 
 __all__ = [
     "HAMRFit",
@@ -347,9 +348,14 @@ class HAMRFit:
         if task == "token" and ctx.finetune.frozen:
             raise ValueError("training='hamr' for token classification needs finetune='full' or 'lora': "
                              "with finetune='head' the training rows are single words, not sentences.")
-        if config.uses_wnet and config.class_aware and task != "multiclass":
-            raise ValueError(f"class_aware=True supports single-label classification only, not {task!r}: a "
-                             "sample of several labels or tags has no one class size; use class_aware=False.")
+        if config.uses_wnet and config.weight_unit == "label" and task != "multilabel":
+            raise ValueError(f"weight_unit='label' supports multi-label classification only, not {task!r}: a "
+                             "single-label sample or a sentence has one loss term per sample; use "
+                             "weight_unit='sample'.")
+        if config.uses_wnet and config.class_aware and task != "multiclass" and config.weight_unit != "label":
+            raise ValueError(f"class_aware=True supports single-label classification (or multi-label with "
+                             f"weight_unit='label') only, not {task!r}: a sample of several labels or tags has "
+                             "no one class size; use class_aware=False.")
         if config.uses_wnet and config.weight_norm == "class" and task != "multiclass":
             raise ValueError(f"weight_norm='class' supports single-label classification only, not {task!r}: a "
                              "sample of several labels or tags has no one class; use weight_norm='batch'.")
@@ -389,6 +395,9 @@ class HAMRFit:
         """
         cfg = self.config
         data, y_enc, module, device = ctx.X, ctx.y, ctx.module, ctx.device
+        if cfg.uses_wnet and cfg.weight_unit == "label" and not getattr(ctx.criterion, "has_per_label", bool)():
+            raise TypeError(f"weight_unit='label' needs a loss with per-label terms (a skimb multi-label loss); "
+                            f"{type(ctx.criterion).__name__} has none: use weight_unit='sample'.")
         if self.task == "token":
             self.train_idx = np.asarray(ctx.train_ds.sentence_index, dtype=np.int64)
             present = np.zeros((len(self.train_idx), len(self.classes)), dtype=bool)
@@ -452,9 +461,12 @@ class HAMRFit:
         # (dropout, batch order) is the same as without HAMR.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + 1)
-            self.wnet = WeightNet(n_features=int(cfg.class_aware)).to(net.device)
-        self._class_feature = (torch.as_tensor(class_size_features(self.train_labels, len(self.classes)),
-                                               device=net.device) if cfg.class_aware else None)
+            self.wnet = WeightNet(n_features=self._n_features).to(net.device)
+        self._class_feature = None
+        if cfg.class_aware:
+            sizes = (label_size_features(self.train_labels) if self._per_label
+                     else class_size_features(self.train_labels, len(self.classes)))
+            self._class_feature = torch.as_tensor(sizes, device=net.device)
         self.wnet_optimizer = make_wnet_optimizer(self.wnet, cfg.wnet_lr)
         self.meta_update_lr = float(cfg.meta_update_lr if cfg.meta_update_lr is not None else net.lr)
         bs = net.batch_size if net.batch_size != -1 else len(self._meta_ds)
@@ -478,10 +490,24 @@ class HAMRFit:
         elif cfg.uses_knn:
             self._index = build_index(self._embeddings, cfg.knn_index, random_state=self.seed)
 
+    @property
+    def _per_label(self) -> bool:
+        return self.config.weight_unit == "label"
+
+    @property
+    def _n_features(self) -> int:
+        """WNet's inputs besides the loss: a class size, and per label whether the term is a positive."""
+        return (2 if self._per_label else 1) if self.config.class_aware else 0
+
     def wnet_features(self, target):
-        """WNet's inputs besides the losses for a batch of encoded targets (None: the loss alone)."""
+        """WNet's inputs besides the losses for a batch of encoded targets (None: the loss alone);
+        per label, one row per (sample, label) term: ``[±1 positive or negative, label size]``."""
         if self._class_feature is None:
             return None
+        if self._per_label:
+            sizes = self._class_feature.to(target.dtype if target.is_floating_point() else torch.float32)
+            sign = 2.0 * (target > 0.5).to(sizes.dtype) - 1.0
+            return torch.stack([sign, sizes.expand_as(sign)], dim=-1).reshape(-1, 2)
         return self._class_feature[target.long()].unsqueeze(-1)
 
     def weight_groups(self, target):
@@ -583,9 +609,14 @@ class HAMRFit:
 
     def record_step(self, index, result):
         idx = _sample_ids(index)
-        self.tracker.update(idx, result.weights)
+        weights = result.weights.detach()
+        if self._per_label:  # (sample, label) terms: a sample's weight is that of its whole loss
+            weights = weights.reshape(len(idx), -1)
+            self.tracker.update(idx, loss_weighted_mean(weights, result.losses.detach().reshape(weights.shape)))
+        else:
+            self.tracker.update(idx, weights)
         self._epoch_idx.append(idx.astype(np.int64))
-        self._epoch_w.append(result.weights.detach().float().cpu().numpy())
+        self._epoch_w.append(weights.float().cpu().numpy())
         if result.meta_loss is not None:
             self.meta_losses.append(float(result.meta_loss))
         self.n_steps += 1
@@ -628,8 +659,8 @@ class HAMRFit:
 
     def _summarise(self, epoch) -> dict:
         idx = np.concatenate(self._epoch_idx) if self._epoch_idx else np.zeros(0, np.int64)
-        w = np.concatenate(self._epoch_w) if self._epoch_w else np.zeros(0)
-        out = {"epoch": int(epoch), **_quantiles(w), "per_class": {}}
+        w = np.concatenate(self._epoch_w) if self._epoch_w else np.zeros((0, len(self.classes)) if self._per_label else 0)
+        out = {"epoch": int(epoch), **_quantiles(w.reshape(-1)), "per_class": {}}
         labels = self.train_labels[idx] if idx.size else None
         for c, name in enumerate(self.classes.tolist()):
             if labels is None:
@@ -638,7 +669,8 @@ class HAMRFit:
                 mask = labels[:, c] > 0
             else:
                 mask = labels == c
-            out["per_class"][_label_key(name)] = _quantiles(w[mask] if mask.size else w[:0])
+            w_c = w[:, c] if self._per_label else w  # per label: the label's positive terms
+            out["per_class"][_label_key(name)] = _quantiles(w_c[mask] if mask.size else w_c[:0])
         return out
 
     def end(self, net=None):
@@ -679,6 +711,7 @@ class HAMRFit:
             "meta_objective_": self.config.meta_loss if self.config.uses_wnet else None,
             "resampling_": bool(self.config.resampling),
             "weight_norm_": self.config.weight_norm if self.config.uses_wnet else None,
+            "weight_unit_": self.config.weight_unit if self.config.uses_wnet else None,
             "wnet_": wnet_state,
         }
 
@@ -789,12 +822,16 @@ class HAMRNet(TransformerNet):
         forward = []
 
         pad = self.label_pad_id
+        per_label = hamr.config.weight_unit == "label"
 
         tokens = []  # token classification: (token losses, their window) of the batch forward
 
         def per_sample(logits, y):
             if not forward:
                 forward.append(logits)  # the batch forward at θ: the step's y_pred
+            if per_label:  # one loss per (sample, label) term, each weighted by WNet
+                loss = criterion.per_label(logits.float(), y)
+                return loss if sw is None else loss * sw.unsqueeze(-1)
             if pad is None:
                 loss = criterion(logits.float(), y)
             else:  # token classification: the largest token loss of each window

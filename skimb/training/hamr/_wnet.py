@@ -9,7 +9,8 @@ from torch import nn
 # WEIGHT_CLIP lives in the neutral neighbourhood module, shared with the hardness sampler.
 from ...utils._neighbors import WEIGHT_CLIP
 
-__all__ = ["WeightNet", "batch_zscore", "batch_weights", "class_size_features", "make_wnet_optimizer"]
+__all__ = ["WeightNet", "batch_zscore", "batch_weights", "class_size_features", "label_size_features",
+           "loss_weighted_mean", "make_wnet_optimizer"]
 
 
 class WeightNet(nn.Module):
@@ -94,10 +95,42 @@ def class_size_features(labels, n_classes: int) -> np.ndarray:
     >>> class_size_features([0, 1], 2)
     array([0., 0.], dtype=float32)
     """
-    sizes = np.log(np.bincount(np.asarray(labels, dtype=np.int64), minlength=int(n_classes)) + 1.0)
+    return _standardised_log(np.bincount(np.asarray(labels, dtype=np.int64), minlength=int(n_classes)))
+
+
+def label_size_features(Y) -> np.ndarray:
+    """The multi-label counterpart of :func:`class_size_features`: the standardised log of each
+    label's number of positive training samples (``Y``: the 0/1 label matrix).
+
+    Examples
+    --------
+    >>> label_size_features([[1, 0], [1, 0], [1, 1]]).round(3)
+    array([ 1., -1.], dtype=float32)
+    """
+    return _standardised_log(np.asarray(Y, dtype=np.float64).sum(axis=0))
+
+
+def _standardised_log(counts) -> np.ndarray:
+    sizes = np.log(np.asarray(counts, dtype=np.float64) + 1.0)
     std = sizes.std()
     out = (sizes - sizes.mean()) / std if std > 1e-12 else np.zeros_like(sizes)
     return out.astype(np.float32)
+
+
+def loss_weighted_mean(weights: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+    """Each row's weights averaged by their losses, ``Σ_j w_ij l_ij / Σ_j l_ij``: the one weight
+    that scales the row's whole loss as its per-term weights do (the plain mean for a row of
+    zero loss).
+
+    Examples
+    --------
+    >>> import torch
+    >>> loss_weighted_mean(torch.tensor([[4.0, 0.5], [2.0, 1.0]]), torch.tensor([[1.0, 3.0], [0.0, 0.0]]))
+    tensor([1.3750, 1.5000])
+    """
+    total = losses.sum(dim=-1)
+    weighted = (weights * losses).sum(dim=-1) / total.clamp(min=torch.finfo(total.dtype).tiny)
+    return torch.where(total > 0, weighted, weights.mean(dim=-1))
 
 
 def batch_weights(
