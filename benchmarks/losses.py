@@ -31,7 +31,7 @@ Usage::
 ``--losses`` takes a comma-separated list of presets (``bce``, ``focal1.5``, ``focal2``,
 ``focal2.5``, ``afl``, ``afl_cap4``, ``afl_b``; the default runs the first five), ``focal<γ>`` / ``afl<γ>`` for other values of γ, or any multi-label
 loss name of ``skimb.losses`` (``weighted_bce``, ``distribution_balanced``, ...) with its
-defaults. BCE is always run (it is the time reference) unless ``--no-bce``. ``<loss>+calora[<balance>]`` adds CALoRA
+defaults, or with ``loss__`` parameters: ``weighted_bce[max_pos_weight=8]``. BCE is always run (it is the time reference) unless ``--no-bce``. ``<loss>+calora[<balance>]`` adds CALoRA
 on that loss's stage 1 with ``head__balance=<balance>`` (``class``, ``sqrt``, ``uniform``, ``none``);
 ``<loss>+hamr`` trains that loss with HAMR, ``<loss>+hamr[meta_loss=balanced;wnet_lr=1e-3]`` with those
 ``training__`` settings (HAMR's meta set is the validation split: pass ``--validation-fraction`` so that
@@ -79,19 +79,17 @@ def resolve_loss(name):
     ``<loss>+calora[<balance>]``: that loss with CALoRA's stage 2 weighting its rows by
     ``head__balance=<balance>`` (the first such variant of a seed trains stage 1, the others load it
     from the stage-1 cache); ``<loss>+hamr[key=value;...]``: that loss trained with HAMR and those
-    ``training__`` settings (values read as JSON where they parse, else as text)."""
+    ``training__`` settings (values read as JSON where they parse, else as text); ``<loss>[key=value;...]``:
+    that loss with those ``loss__`` parameters (``weighted_bce[max_pos_weight=8]``)."""
     m = re.fullmatch(r"(.+)\+calora\[(\w+)\]", name)
     if m:
         return {**resolve_loss(m.group(1)), "head": "calora", "head__balance": m.group(2)}
     m = re.fullmatch(r"(.+)\+hamr(?:\[(.*)\])?", name)
     if m:
-        items = [item for item in (m.group(2) or "").split(";") if item]
-        bad = [item for item in items if "=" not in item]
-        if bad:
-            raise SystemExit(f"{name!r}: HAMR settings are key=value pairs separated by ';', got {bad}")
-        settings = dict(item.split("=", 1) for item in items)
-        return {**resolve_loss(m.group(1)), "training": "hamr",
-                **{f"training__{k}": setting_value(v) for k, v in settings.items()}}
+        return {**resolve_loss(m.group(1)), "training": "hamr", **_settings(name, m.group(2), "training")}
+    m = re.fullmatch(r"(\w[\w.]*)\[(.*)\]", name)
+    if m:
+        return {**resolve_loss(m.group(1)), **_settings(name, m.group(2), "loss")}
     if name in PRESETS:
         return dict(PRESETS[name])
     m = re.fullmatch(r"(focal|afl)(\d+(?:\.\d+)?)", name)
@@ -101,6 +99,15 @@ def resolve_loss(name):
         return {"loss": name}
     raise SystemExit(f"unknown loss {name!r}: use one of {sorted(PRESETS)}, focal<gamma>, afl<gamma> or "
                      f"{sorted(available_losses('multilabel'))}")
+
+
+def _settings(name, text, prefix):
+    """``key=value;...`` -> ``{prefix__key: value}`` (values read as JSON where they parse)."""
+    items = [item for item in (text or "").split(";") if item]
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise SystemExit(f"{name!r}: settings are key=value pairs separated by ';', got {bad}")
+    return {f"{prefix}__{k}": setting_value(v) for k, v in (item.split("=", 1) for item in items)}
 
 
 def parse_args(argv=None):
