@@ -968,6 +968,12 @@ def test_which_losses_balance_the_classes():
         assert not loss_balances_classes(name, task="multiclass", **params), (name, params)
     assert not loss_balances_classes(torch.nn.CrossEntropyLoss(), task="multiclass")
     assert not loss_balances_classes("no_such_loss", task="multiclass")
+    # multi-label: the distribution-balanced loss re-balances; focal and AFL with a per-label alpha
+    for name, params in [("distribution_balanced", {}), ("focal_bce", {"alpha": "balanced"}),
+                         ("afl", {"loss__alpha": "balanced"})]:
+        assert loss_balances_classes(name, task="multilabel", **params), name
+    for name, params in [("bce", {}), ("focal_bce", {}), ("focal_bce", {"alpha": 0.25}), ("afl", {})]:
+        assert not loss_balances_classes(name, task="multilabel", **params), (name, params)
 
 
 # ------------------------------------------------------------------------- the epoch draws

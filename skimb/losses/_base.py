@@ -156,6 +156,12 @@ def _check_nonneg(value, name):
     return value
 
 
+def _per_class_alpha(alpha) -> bool:
+    """``alpha`` weights the classes differently ("balanced" or one weight per class; a scalar
+    weights them all the same)."""
+    return alpha is not None and not isinstance(alpha, numbers.Real)
+
+
 def _to_buffer(values):
     return torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=torch.get_default_dtype())
 

@@ -16,6 +16,7 @@ from ._base import (
     _even_alpha,
     _inverse_frequency,
     _log1m_softmax_at,
+    _per_class_alpha,
     _resolve_alpha,
     _safe_counts,
     _to_buffer,
@@ -75,12 +76,6 @@ def _class_balanced_weights(counts, beta):
     n = _safe_counts(counts)
     w = (1.0 - beta) / (1.0 - np.power(beta, n))
     return w * (n.size / w.sum())
-
-
-def _per_class_alpha(alpha) -> bool:
-    """``alpha`` weights the classes differently ("balanced" or one weight per class; a scalar
-    weights them all the same)."""
-    return alpha is not None and not isinstance(alpha, numbers.Real)
 
 
 @register_loss("ce", "multiclass")

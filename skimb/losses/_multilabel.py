@@ -17,6 +17,7 @@ from ._base import (
     _check_n_samples,
     _check_nonneg,
     _even_alpha,
+    _per_class_alpha,
     _resolve_alpha,
     _safe_counts,
     _to_buffer,
@@ -192,6 +193,10 @@ class BinaryFocalLoss(ImbalanceLoss):
     def focuses(cls, gamma=2.0, **params) -> bool:
         return gamma > 0
 
+    @classmethod
+    def balances_classes(cls, alpha=None, **params) -> bool:
+        return _per_class_alpha(alpha)
+
     def __init__(self, gamma=2.0, alpha=None, class_counts=None, reduction="mean"):
         super().__init__(reduction=reduction)
         self.gamma = _check_nonneg(gamma, "gamma")
@@ -282,6 +287,7 @@ class DistributionBalancedLoss(ImbalanceLoss):
     """
 
     task = "multilabel"
+    rebalances = True
     rebalance_weights = True  # a class default, so that losses pickled before it existed load
 
     @classmethod
@@ -400,6 +406,10 @@ class BinaryAdaptiveFocalLoss(ImbalanceLoss):
     @classmethod
     def focuses(cls, gamma=2.0, **params) -> bool:
         return gamma > 0
+
+    @classmethod
+    def balances_classes(cls, alpha=None, **params) -> bool:
+        return _per_class_alpha(alpha)
 
     def __init__(self, class_counts=None, *, gamma=2.0, max_gamma=10.0, alpha=None,
                  reduction="mean"):
