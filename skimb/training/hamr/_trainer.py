@@ -537,7 +537,7 @@ class HAMRFit:
         if self._class_feature is None:
             return None
         if self._per_label:
-            sizes = self._class_feature.to(target.dtype if target.is_floating_point() else torch.float32)
+            sizes = self._class_feature
             sign = 2.0 * (target > 0.5).to(sizes.dtype) - 1.0
             return torch.stack([sign, sizes.expand_as(sign)], dim=-1).reshape(-1, 2)
         return self._class_feature[target.long()].unsqueeze(-1)
