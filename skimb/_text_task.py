@@ -104,8 +104,9 @@ class TextTask(TaskAdapter):
         come from the training split, as the losses' class counts do."""
         sw = check_sample_weight(ctx.sample_weight, len(ctx.y), positive_sum=True)
         if self.est.class_weight is not None and ctx.multilabel:
-            raise ValueError("class_weight applies to single-label targets; for multi-label use "
-                             "loss='weighted_bce', 'distribution_balanced' or 'afl'.")
+            raise ValueError("class_weight applies to single-label targets; for multi-label data use "
+                             "loss='distribution_balanced' or 'weighted_bce' (each label's positives "
+                             "weighted), or head='calora' (docs/which_method.md, 'Multi-label').")
         ctx.class_weight = self.class_weights(ctx.classes, ctx.y[ctx.train_idx])
         weights = ctx.class_weight[ctx.y] if self.est.class_weight is not None else None
         if sw is not None:

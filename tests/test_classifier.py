@@ -377,6 +377,16 @@ def test_multilabel_indicator_targets(tiny_bert, toy_data):
         TransformerClassifier(tiny_bert, threshold="tuned", **FAST).fit(X, Y)
 
 
+def test_class_weight_on_multilabel_targets_names_the_remedies(tiny_bert, toy_data):
+    X, y = toy_data
+    Y = np.stack([(y == "flood"), (y != "injury")], axis=1).astype(int)
+    clf = TransformerClassifier(tiny_bert, class_weight="balanced", **FAST)
+    with pytest.raises(ValueError, match="single-label targets; for multi-label data use loss='distribution_balanced' "
+                                         "or 'weighted_bce'.*head='calora'"):
+        clf.fit(X, Y)
+    assert not hasattr(clf, "net_")
+
+
 @pytest.mark.parametrize("loss", ["bce", "focal_bce", "afl"])
 def test_multilabel_fine_tuning_learns_a_keyword_task(tiny_bert, loss):
     from conftest import make_toy_texts
