@@ -44,9 +44,9 @@ _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what st
 
 
 #: Bumped whenever training's numerics change (2: fused AdamW; 3: no interrupted entries; 4: HAMR's
-#: ``weight_norm="auto"``), so that a stage 1 that an earlier version cached on disk is never taken
-#: for one of this version's.
-_STAGE1_RECIPE = 4
+#: ``weight_norm="auto"``; 5: ``weighted_bce``'s positive weights capped at 3), so that a stage 1 that
+#: an earlier version cached on disk is never taken for one of this version's.
+_STAGE1_RECIPE = 5
 
 
 def _fused_adamw(device) -> dict:

@@ -339,7 +339,7 @@ def test_multilabel_defaults_hold_the_best_multilabel_loss_and_the_paper_methods
     from skimb.compare._registry import get_methods
 
     names = {m.name for m in get_methods("default", "multilabel")}
-    assert names == {"ce", "distribution_balanced", "afl", "calora_topk", "hamr", "embed_lr"}  # docs/compare.md
+    assert names == {"ce", "weighted_bce", "distribution_balanced", "afl", "calora_topk", "hamr", "embed_lr"}  # docs/compare.md
 
 
 def test_verbose_shows_the_library_messages_and_cleans_up(tiny_bert, tmp_path, capsys):

@@ -272,7 +272,7 @@ def test_bce(ml_data):
                                np_bce_elem(z, y).mean(axis=1), rtol=1e-10)
 
 
-@pytest.mark.parametrize("cap", [100.0, 10.0, None])
+@pytest.mark.parametrize("cap", [100.0, 10.0, 3.0, None])
 def test_weighted_bce(ml_data, cap):
     z, y, zt, yt = ml_data
     pw = (N_ML - ML_COUNTS) / ML_COUNTS
@@ -288,9 +288,12 @@ def test_weighted_bce(ml_data, cap):
 def test_weighted_bce_explicit_and_edge_counts():
     loss = WeightedBinaryCrossEntropyLoss(pos_weight=[1.0, 3.0])
     np.testing.assert_array_equal(loss.pos_weight_.numpy(), [1.0, 3.0])
-    edge = WeightedBinaryCrossEntropyLoss([0, 10, 10], n_samples=10)
+    edge = WeightedBinaryCrossEntropyLoss([0, 10, 10], n_samples=10, max_pos_weight=None)
     # zero positives count as one (10 negatives / 1); every example positive -> 1/10, never 0
     np.testing.assert_allclose(edge.pos_weight_.numpy(), [10.0, 0.1, 0.1], rtol=1e-6)
+    # by default the weights are capped at 3 (round 26: the full ratio over-predicts rare labels)
+    np.testing.assert_allclose(WeightedBinaryCrossEntropyLoss([0, 10, 10], n_samples=10).pos_weight_.numpy(),
+                               [3.0, 0.1, 0.1], rtol=1e-6)
     with pytest.raises(ValueError, match="n_samples"):
         WeightedBinaryCrossEntropyLoss([1, 2])
     with pytest.raises(ValueError, match="smaller than the largest"):

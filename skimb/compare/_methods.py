@@ -217,7 +217,10 @@ _register_loss("logit_adjusted", "logit_adjusted", ("multiclass",), "fine-tuning
 _register_loss("dice", "dice", ("multiclass", "token"), "fine-tuning with Dice loss")
 _register_loss("self_adjusting_dice", "self_adjusting_dice", ("multiclass", "token"),
                "fine-tuning with self-adjusting Dice loss")
-_register_loss("weighted_bce", "weighted_bce", ("multilabel",), "fine-tuning with positive-weighted BCE")
+# a default for multi-label data: the class-weighting baseline (positives weighted up to 3x, round 26)
+_register_loss("weighted_bce", "weighted_bce", ("multilabel",),
+               "fine-tuning with positive-weighted BCE (each label's positives weighted by its negatives/positives "
+               "ratio, at most 3)", default=True)
 # a default for multi-label data: the best multi-label loss measured (GoEmotions, rounds 4 and 24)
 _register_loss("distribution_balanced", "distribution_balanced", ("multilabel",),
                "fine-tuning with the distribution-balanced loss", default=True)

@@ -88,8 +88,11 @@ class WeightedBinaryCrossEntropyLoss(ImbalanceLoss):
     ``w_c = min(negatives_c / positives_c, max_pos_weight)``, ``negatives_c = N - n_c``
     (zero counts are treated as one). Weighting the positives only (Kumar et al.,
     2018, see the survey §3.3) avoids also up-weighting the many negatives of a
-    rare label. The cap keeps labels with a prevalence of ~1 % or more fully
-    balanced while bounding the weight of rarer labels.
+    rare label. The cap keeps the weights mild: a label rarer than one text in four gets 3.
+    Measured on GoEmotions (28 labels, 2,700 training texts, threshold 0.5, 3 seeds, round 26):
+    macro-F1 0.399 capped at 3, 0.397 at 2 (2 seeds), 0.356 at 8, 0.264 at 100 (the default
+    until round 26), BCE 0.357; at 6,000 texts (one seed) 0.456 capped at 3 against BCE's 0.435.
+    The full ratio makes the model predict a rare label for many texts that do not have it.
 
     Parameters
     ----------
@@ -97,7 +100,7 @@ class WeightedBinaryCrossEntropyLoss(ImbalanceLoss):
         Positive examples per label.
     n_samples : int
         Number of training examples N.
-    max_pos_weight : float or None, default=100.0
+    max_pos_weight : float or None, default=3.0
         Cap on the positive weights (extra ``loss__max_pos_weight``); None: no cap.
     pos_weight : array-like of shape (C,), default=None
         Explicit positive weights, used as given (no counts needed).
@@ -114,14 +117,14 @@ class WeightedBinaryCrossEntropyLoss(ImbalanceLoss):
     >>> from skimb.losses import WeightedBinaryCrossEntropyLoss
     >>> loss = WeightedBinaryCrossEntropyLoss([50, 10], n_samples=100, reduction="none")
     >>> loss.pos_weight_
-    tensor([1., 9.])
+    tensor([1., 3.])
     >>> loss(torch.zeros(2, 2), torch.tensor([[1.0, 1.0], [0.0, 0.0]]))
-    tensor([3.4657, 0.6931])
+    tensor([1.3863, 0.6931])
     """
 
     task = "multilabel"
 
-    def __init__(self, class_counts=None, n_samples=None, *, max_pos_weight=100.0,
+    def __init__(self, class_counts=None, n_samples=None, *, max_pos_weight=3.0,
                  pos_weight=None, reduction="mean"):
         super().__init__(reduction=reduction)
         self.max_pos_weight = (None if max_pos_weight is None
