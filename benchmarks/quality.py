@@ -65,8 +65,6 @@ CONFIGS = {
     # HAMR with the class-balanced meta objective (training__meta_loss="balanced", round 8)
     "hamr_wce_mb": dict(loss="ce", class_weight="balanced", training="hamr", training__meta_loss="balanced"),
     "hamr_ce_mb": dict(loss="ce", training="hamr", training__meta_loss="balanced"),
-    # HAMR with the soft macro-F1 meta objective (training__meta_loss="f1", round 26)
-    "hamr_ce_f1": dict(loss="ce", training="hamr", training__meta_loss="f1"),
     # HAMR with systematic (low-variance) epoch draws (training__draw_scheme="systematic", round 8)
     "hamr_wce_sys": dict(loss="ce", class_weight="balanced", training="hamr", training__draw_scheme="systematic"),
     # ... and GBC's meta set (training__meta_selection="gbc", issue #16) in place of the validation-based one

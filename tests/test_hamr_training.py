@@ -750,45 +750,6 @@ def test_balanced_meta_loss_is_the_mean_of_per_class_means():
     torch.testing.assert_close(meta_loss_function("multilabel", w)(ml_logits, Y), expected)
 
 
-def test_soft_macro_f1_meta_loss():
-    """meta_loss="f1": 1 − the mean over present classes of the F1 computed from probabilities; at
-    confident right answers it tends to 0, and raising a missed rare positive's score lowers it."""
-    from skimb.training.hamr import meta_loss_function, soft_macro_f1_loss
-
-    Y = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # label 2 absent: left out
-    logits = torch.tensor([[3.0, -3.0, 0.0], [3.0, -3.0, 0.0], [-3.0, -3.0, 0.0]], requires_grad=True)
-    p = torch.sigmoid(logits.detach())
-    f1 = [2 * (p[:, c] * Y[:, c]).sum() / (p[:, c].sum() + Y[:, c].sum()) for c in (0, 1)]
-    loss = meta_loss_function("multilabel", objective="f1")(logits, Y)
-    torch.testing.assert_close(loss, 1 - (f1[0] + f1[1]) / 2)
-    loss.backward()
-    assert logits.grad[2, 1] < 0  # the missed positive of label 1 is pushed up
-    assert logits.grad[0, 1] > 0  # a negative of label 1 is pushed down
-    assert float(soft_macro_f1_loss(torch.tensor([[20.0, -20.0], [-20.0, 20.0]]), torch.tensor([0, 1]), "multiclass")) < 1e-6
-    assert float(soft_macro_f1_loss(torch.tensor([[-20.0, 20.0], [20.0, -20.0]]), torch.tensor([0, 1]), "multiclass")) > 1 - 1e-6
-
-
-@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
-def test_f1_meta_objective_trains_wnet(tiny_bert, toy_data, task):
-    X, y = toy_data
-    target = multilabel_targets(y) if task == "multilabel" else y
-    rec = Recorder()
-    clf = hamr(tiny_bert, training__meta_loss="f1", callbacks=[rec]).fit(X, target)
-    assert clf.meta_objective_ == "f1"
-    assert ((clf.meta_loss_history_ >= 0) & (clf.meta_loss_history_ <= 1)).all()
-    assert all(not torch.equal(a.cpu(), b.detach().cpu()) for a, b in zip(rec.wnet_start, clf.wnet_.parameters()))
-
-
-def test_f1_meta_objective_is_for_texts(tiny_bert):
-    from skimb import TransformerTokenClassifier
-
-    X, y = make_ner(12)
-    tagger = TransformerTokenClassifier(tiny_bert, training="hamr", training__meta_loss="f1", **FAST)
-    with pytest.raises(ValueError, match="meta_loss='f1' supports text classification only"):
-        tagger.fit(X, y)
-    assert not hasattr(tagger, "net_")
-
-
 class MetaWeightSpy(Callback):
     def initialize(self):
         self.weight = None

@@ -90,7 +90,7 @@ class WeightedBinaryCrossEntropyLoss(ImbalanceLoss):
     2018, see the survey §3.3) avoids also up-weighting the many negatives of a
     rare label. The cap keeps the weights mild: a label rarer than one text in four gets 3.
     Measured on GoEmotions (28 labels, 2,700 training texts, threshold 0.5, 3 seeds, round 26):
-    macro-F1 0.399 capped at 3, 0.397 at 2 (2 seeds), 0.356 at 8, 0.264 at 100 (the default
+    macro-F1 0.399 capped at 3, 0.398 at 2, 0.356 at 8, 0.264 at 100 (the default
     until round 26), BCE 0.357; at 6,000 texts (one seed) 0.456 capped at 3 against BCE's 0.435.
     The full ratio makes the model predict a rare label for many texts that do not have it.
 

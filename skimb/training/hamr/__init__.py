@@ -28,8 +28,7 @@ from ._meta_set import (GBC_MAX_ROWS_PER_CLASS, build_balanced_meta_set, build_b
                         gbc_meta_set, head_gradients)
 from ._neighbors import BlockedIVFIndex, build_index, knn_search, neighbor_boost, recall_at_k
 from ._trainer import (META_HOLDOUT_FRACTION, HAMRCallback, HAMRFit, HAMRNet, balanced_meta_weights,
-                       build_balanced_meta_set_multilabel, meta_loss_function, soft_macro_f1_loss,
-                       split_meta_set)
+                       build_balanced_meta_set_multilabel, meta_loss_function, split_meta_set)
 from ._component import HAMRTraining
 from ._wnet import (WeightNet, batch_weights, batch_zscore, class_size_features, label_size_features, loss_weighted_mean,
                     make_wnet_optimizer)
@@ -70,6 +69,5 @@ __all__ = [
     "split_meta_set",
     "build_balanced_meta_set_multilabel",
     "balanced_meta_weights",
-    "soft_macro_f1_loss",
     "meta_loss_function",
 ]

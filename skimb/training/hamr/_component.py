@@ -131,16 +131,13 @@ class HAMRTraining(TrainingStrategy):
         examples that also stay in training (``"share"``), that leave training (``"move"``, the
         paper; a class rarer than the target can lose every training example), or not at all
         (``"none"``: the validation split as it is, as the reference code runs).
-    meta_loss : {"auto", "mean", "balanced", "f1"}, default="auto"
+    meta_loss : {"auto", "mean", "balanced"}, default="auto"
         The meta objective WNet is trained to lower. ``"mean"``: the mean cross-entropy of the
         meta batch (the paper; on an imbalanced meta set, and for NER where most tokens are
         ``O``, it is dominated by the frequent classes); ``"balanced"``: class-weighted so that
         every class (tag; multi-label: each label's positives and negatives) of the meta set
         counts equally, the meta-set counterpart of macro-F1
-        (:func:`~skimb.training.hamr.balanced_meta_weights`); ``"f1"`` (text classification): one
-        minus the soft macro-F1 of the meta examples (:func:`~skimb.training.hamr.soft_macro_f1_loss`),
-        macro-F1 itself made differentiable (round 26: on multi-label data not above BCE either;
-        single-label in ``docs/hamr.md``). ``"auto"``: ``"balanced"`` for
+        (:func:`~skimb.training.hamr.balanced_meta_weights`). ``"auto"``: ``"balanced"`` for
         single-label classification (round 11, whole Cyclone-Idai split without class weights:
         macro-F1 +5 points over ``"mean"`` and over plain fine-tuning, ``docs/hamr.md``), but
         ``"mean"`` where the training loss already balances the classes (the estimator's
@@ -276,7 +273,7 @@ class HAMRTraining(TrainingStrategy):
         "meta_selection": [Options("validation", "gbc")],
         "meta_clusters": [Interval(Integral, 1, None)],
         "meta_topup": [Options(*META_TOPUPS)],
-        "meta_loss": [Options("auto", "mean", "balanced", "f1")],
+        "meta_loss": [Options("auto", "mean", "balanced")],
         "class_aware": [Boolean()],
         "weight_norm": [Options("auto", "batch", "class")],
         "weight_unit": [Options("auto", "sample", "label")],

@@ -69,7 +69,6 @@ __all__ = [
     "split_meta_set",
     "META_TOPUPS",
     "build_balanced_meta_set_multilabel",
-    "soft_macro_f1_loss",
 ]
 
 #: Share of the training split held out for the meta set when the estimator has neither a
@@ -227,37 +226,9 @@ def balanced_meta_weights(y_meta, task, n_classes) -> np.ndarray:
     return np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 1.0)
 
 
-def soft_macro_f1_loss(logits, target, task):
-    """``1 −`` the soft macro-F1 of ``logits`` against ``target`` (``meta_loss="f1"``): each class's F1
-    from probabilities instead of decisions (``tp = Σ p·y``, ``fp = Σ p·(1−y)``, ``fn = Σ (1−p)·y``;
-    sigmoid for multi-label, softmax for multi-class), averaged over the classes present in
-    ``target``. Differentiable; lowered by what raises macro-F1 at the decision threshold, which
-    neither the mean nor the balanced cross-entropy is (one rewards calibration, the other a balance
-    between each class's positives and negatives that over-predicts the rare ones).
-
-    >>> import torch
-    >>> round(float(soft_macro_f1_loss(torch.tensor([[2.0, -2.0], [-2.0, 2.0]]), torch.tensor([0, 1]), "multiclass")), 4)
-    0.018
-    >>> round(float(soft_macro_f1_loss(torch.zeros(2, 2), torch.tensor([[1.0, 0.0], [1.0, 0.0]]), "multilabel")), 4)
-    0.3333
-    """
-    logits = logits.float()
-    if task == "multilabel":
-        p, y = torch.sigmoid(logits), target.float()
-    else:
-        p, y = torch.softmax(logits, dim=1), F.one_hot(target.long(), logits.shape[1]).float()
-    tp, fp, fn = (p * y).sum(0), (p * (1.0 - y)).sum(0), ((1.0 - p) * y).sum(0)
-    f1 = 2.0 * tp / (2.0 * tp + fp + fn).clamp(min=1e-12)
-    present = y.sum(0) > 0
-    return 1.0 - f1[present].mean()
-
-
-def meta_loss_function(task, weight=None, objective="ce"):
+def meta_loss_function(task, weight=None):
     """The meta loss: mean cross-entropy (binary for multi-label), class-weighted by ``weight``
-    (:func:`balanced_meta_weights`) when given; token classification averages over labelled tokens.
-    ``objective="f1"``: :func:`soft_macro_f1_loss` (text classification)."""
-    if objective == "f1":
-        return partial(soft_macro_f1_loss, task=task)
+    (:func:`balanced_meta_weights`) when given; token classification averages over labelled tokens."""
     if task == "multilabel":
         return lambda logits, t: F.binary_cross_entropy_with_logits(logits.float(), t.float(), pos_weight=weight)
     if task == "token":
@@ -385,9 +356,6 @@ class HAMRFit:
             raise ValueError(f"class_aware=True supports single-label classification (or multi-label with "
                              f"weight_unit='label') only, not {task!r}: a sample of several labels or tags has "
                              "no one class size; use class_aware=False.")
-        if config.uses_wnet and config.meta_loss == "f1" and task == "token":
-            raise ValueError("meta_loss='f1' supports text classification only, not 'token': use 'mean' or "
-                             "'balanced'.")
         if config.uses_wnet and config.weight_norm == "class" and task != "multiclass":
             raise ValueError(f"weight_norm='class' supports single-label classification only, not {task!r}: a "
                              "sample of several labels or tags has no one class; use weight_norm='batch'.")
@@ -515,7 +483,7 @@ class HAMRFit:
         self._meta_refresh_steps = max(1, math.ceil(cfg.epoch_size(self.n_train) / train_bs) // cfg.meta_refresh)
         weight = None if self._meta_weight is None else torch.as_tensor(self._meta_weight, dtype=torch.float32,
                                                                                device=net.device)
-        self.meta_loss_fn = meta_loss_function(self.task, weight, "f1" if cfg.meta_loss == "f1" else "ce")
+        self.meta_loss_fn = meta_loss_function(self.task, weight)
         self._capturing, self._pending, self._seen = self._collect, None, None
         if self._collect:
             self._embeddings = None
