@@ -286,8 +286,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         try:
             return fingerprint(type(self).__name__, _STAGE1_RECIPE, backbone_identity(path), params, seed, data,
                                y_enc, weights, *parallel)
-        except pickle.PicklingError:  # a parameter without a stable identity (a class defined in a function)
-            return None
+        except (pickle.PicklingError, TypeError, AttributeError):  # a parameter that cannot be hashed by content
+            return None  # (a class defined in a function, an object holding a lock): no cache
 
     def _make_net(self, ctx, valid_ds, n_steps, *, net_class=None, net_kwargs=None):
         from skorch.helper import predefined_split

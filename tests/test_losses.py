@@ -844,6 +844,20 @@ def test_per_label_terms_average_to_the_per_sample_loss(ml_data, name):
     assert not torch.allclose(terms, terms.mean(dim=1, keepdim=True).expand_as(terms))  # the terms differ
 
 
+def test_per_label_is_off_where_a_subclass_redefines_the_per_sample_loss(ml_data):
+    """A subclass of a multi-label loss that redefines _per_sample would otherwise hand HAMR its
+    parent's per-label terms."""
+    class Doubled(BinaryCrossEntropyLoss):
+        def _per_sample(self, logits, target):
+            return 2.0 * super()._per_sample(logits, target)
+
+    class Relabelled(Doubled):  # per-label terms defined below the per-sample loss: its own
+        def _per_label(self, logits, target):
+            return 2.0 * super()._per_label(logits, target)
+
+    assert not Doubled.has_per_label() and Relabelled.has_per_label() and BinaryCrossEntropyLoss.has_per_label()
+
+
 def test_per_label_needs_a_loss_with_label_terms(mc_data, ml_data):
     class Summed(ImbalanceLoss):  # multi-label, but only a per-sample loss
         task = "multilabel"

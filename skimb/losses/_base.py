@@ -450,8 +450,14 @@ class ImbalanceLoss(nn.Module):
 
     @classmethod
     def has_per_label(cls) -> bool:
-        """Whether :meth:`per_label` is available (a multi-label loss that implements ``_per_label``)."""
-        return cls.task == "multilabel" and cls._per_label is not ImbalanceLoss._per_label
+        """Whether :meth:`per_label` is available: a multi-label loss that implements ``_per_label``,
+        and no subclass below it redefines ``_per_sample`` (its per-label terms would be another
+        loss's)."""
+        if cls.task != "multilabel":
+            return False
+        label_owner, sample_owner = (next(k for k in cls.__mro__ if name in vars(k))
+                                     for name in ("_per_label", "_per_sample"))
+        return label_owner is not ImbalanceLoss and issubclass(label_owner, sample_owner)
 
     def _per_sample(self, logits, target):
         if self.has_per_label():

@@ -171,8 +171,9 @@ class HAMRTraining(TrainingStrategy):
         is its terms' weights averaged by their losses (the weight its whole loss got), and the
         per-class weight summaries are those of each label's positive terms. ``"auto"``:
         ``"sample"`` (round 26, GoEmotions, 3 seeds: per label level with BCE too, 0.357 against
-        0.357; WNet learnt at most a 1.3x weight for a rare label's positives, where a fixed 3x
-        is worth +4 points, ``docs/hamr.md``). The fitted ``weight_unit_`` says which.
+        0.357; in the run diagnosed WNet's median weight for a rare label's positives reached
+        1.3x, where a fixed 3x is worth +4 points, ``docs/hamr.md``). The fitted ``weight_unit_``
+        says which.
     weight_norm : {"auto", "batch", "class"}, default="auto"
         Where WNet's weights are normalised to mean 1: over the batch (the paper), or within
         each class of the batch (single-label classification only), so that WNet moves weight

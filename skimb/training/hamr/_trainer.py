@@ -355,7 +355,8 @@ class HAMRFit:
         if config.uses_wnet and config.class_aware and task != "multiclass" and config.weight_unit != "label":
             raise ValueError(f"class_aware=True supports single-label classification (or multi-label with "
                              f"weight_unit='label') only, not {task!r}: a sample of several labels or tags has "
-                             "no one class size; use class_aware=False.")
+                             "no one class size; use class_aware=False"
+                             + (", or weight_unit='label'." if task == "multilabel" else "."))
         if config.uses_wnet and config.weight_norm == "class" and task != "multiclass":
             raise ValueError(f"weight_norm='class' supports single-label classification only, not {task!r}: a "
                              "sample of several labels or tags has no one class; use weight_norm='batch'.")

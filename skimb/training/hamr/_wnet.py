@@ -26,7 +26,8 @@ class WeightNet(nn.Module):
     hidden_size : int, default=100
     output_bias : float, default=0.1
     n_features : int, default=0
-        Inputs besides the loss (``HAMRTraining(class_aware=True)``: 1, the class size).
+        Inputs besides the loss (``HAMRTraining(class_aware=True)``: 1, the class size; with
+        ``weight_unit="label"``: 2, the term's sign and its label's size).
 
     Examples
     --------
