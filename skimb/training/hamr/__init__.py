@@ -1,8 +1,9 @@
 """HAMR (hardness-aware meta-resample): the estimator-independent building blocks.
 
 Adaptive weight estimation: :class:`WeightNet`, :func:`batch_weights`, :func:`class_size_features`,
-:func:`label_size_features`, :func:`loss_weighted_mean`, :func:`make_wnet_optimizer`, :func:`meta_step` (bi-level step, modes ``"full"``,
-``"first_order"``, ``"head"``), :func:`sequence_loss` (NER per-sentence loss) and the balanced
+:func:`label_size_features`, :func:`loss_weighted_mean`, :func:`make_wnet_optimizer`, :func:`meta_step`
+(bi-level step, modes ``"full"``, ``"first_order"``, ``"head"``), :func:`sequence_loss` (NER
+per-sentence loss) and the balanced
 meta set (:func:`build_balanced_meta_set`, :func:`build_balanced_meta_set_ner`), or GBC's
 (:func:`gbc_meta_set` over :func:`head_gradients`).
 
@@ -30,8 +31,8 @@ from ._neighbors import BlockedIVFIndex, build_index, knn_search, neighbor_boost
 from ._trainer import (META_HOLDOUT_FRACTION, HAMRCallback, HAMRFit, HAMRNet, balanced_meta_weights,
                        build_balanced_meta_set_multilabel, meta_loss_function, split_meta_set)
 from ._component import HAMRTraining
-from ._wnet import (WeightNet, batch_weights, batch_zscore, class_size_features, label_size_features, loss_weighted_mean,
-                    make_wnet_optimizer)
+from ._wnet import (WeightNet, batch_weights, batch_zscore, class_size_features, label_size_features,
+                    loss_weighted_mean, make_wnet_optimizer)
 
 __all__ = [
     "WeightNet",

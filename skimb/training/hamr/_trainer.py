@@ -660,7 +660,8 @@ class HAMRFit:
 
     def _summarise(self, epoch) -> dict:
         idx = np.concatenate(self._epoch_idx) if self._epoch_idx else np.zeros(0, np.int64)
-        w = np.concatenate(self._epoch_w) if self._epoch_w else np.zeros((0, len(self.classes)) if self._per_label else 0)
+        empty = np.zeros((0, len(self.classes)) if self._per_label else 0)
+        w = np.concatenate(self._epoch_w) if self._epoch_w else empty
         out = {"epoch": int(epoch), **_quantiles(w.reshape(-1)), "per_class": {}}
         labels = self.train_labels[idx] if idx.size else None
         for c, name in enumerate(self.classes.tolist()):
