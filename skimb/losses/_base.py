@@ -459,10 +459,8 @@ class ImbalanceLoss(nn.Module):
                                      for name in ("_per_label", "_per_sample"))
         return label_owner is not ImbalanceLoss and issubclass(label_owner, sample_owner)
 
-    def _per_sample(self, logits, target):
-        if self.has_per_label():
-            return self._per_label(logits, target).mean(dim=1)
-        raise NotImplementedError  # pragma: no cover - abstract
+    def _per_sample(self, logits, target):  # a multi-label loss's mean over its label terms
+        return self._per_label(logits, target).mean(dim=1)
 
     def _per_label(self, logits, target):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -367,6 +367,11 @@ class HAMRTraining(TrainingStrategy):
     def uses_knn(self) -> bool:
         return bool(self.resampling and self.knn)
 
+    @property
+    def weighs_label_terms(self) -> bool:
+        """One WNet weight per (sample, label) term (``weight_unit="label"``; ``"auto"`` is ``"sample"``)."""
+        return self.weight_unit == "label"
+
     def epoch_size(self, n_train: int, state=None) -> int:
         """Samples per epoch: ``round(oversample_ratio · N)`` (at least 1) with resampling (as the
         fit's ``state`` resolved ``"auto"``)."""

@@ -348,11 +348,11 @@ class HAMRFit:
         if task == "token" and ctx.finetune.frozen:
             raise ValueError("training='hamr' for token classification needs finetune='full' or 'lora': "
                              "with finetune='head' the training rows are single words, not sentences.")
-        if config.uses_wnet and config.weight_unit == "label" and task != "multilabel":
+        if config.uses_wnet and config.weighs_label_terms and task != "multilabel":
             raise ValueError(f"weight_unit='label' supports multi-label classification only, not {task!r}: a "
                              "single-label sample or a sentence has one loss term per sample; use "
                              "weight_unit='sample'.")
-        if config.uses_wnet and config.class_aware and task != "multiclass" and config.weight_unit != "label":
+        if config.uses_wnet and config.class_aware and task != "multiclass" and not config.weighs_label_terms:
             raise ValueError(f"class_aware=True supports single-label classification (or multi-label with "
                              f"weight_unit='label') only, not {task!r}: a sample of several labels or tags has "
                              "no one class size; use class_aware=False"
@@ -396,7 +396,7 @@ class HAMRFit:
         """
         cfg = self.config
         data, y_enc, module, device = ctx.X, ctx.y, ctx.module, ctx.device
-        if cfg.uses_wnet and cfg.weight_unit == "label" and not getattr(ctx.criterion, "has_per_label", bool)():
+        if cfg.uses_wnet and cfg.weighs_label_terms and not getattr(ctx.criterion, "has_per_label", bool)():
             raise TypeError(f"weight_unit='label' needs a loss with per-label terms (a skimb multi-label loss); "
                             f"{type(ctx.criterion).__name__} has none: use weight_unit='sample'.")
         if self.task == "token":
@@ -465,7 +465,7 @@ class HAMRFit:
             self.wnet = WeightNet(n_features=self._n_features).to(net.device)
         self._class_feature = None
         if cfg.class_aware:
-            sizes = (label_size_features(self.train_labels) if self._per_label
+            sizes = (label_size_features(self.train_labels) if self.config.weighs_label_terms
                      else class_size_features(self.train_labels, len(self.classes)))
             self._class_feature = torch.as_tensor(sizes, device=net.device)
         self.wnet_optimizer = make_wnet_optimizer(self.wnet, cfg.wnet_lr)
@@ -492,20 +492,16 @@ class HAMRFit:
             self._index = build_index(self._embeddings, cfg.knn_index, random_state=self.seed)
 
     @property
-    def _per_label(self) -> bool:
-        return self.config.weight_unit == "label"
-
-    @property
     def _n_features(self) -> int:
         """WNet's inputs besides the loss: a class size, and per label whether the term is a positive."""
-        return (2 if self._per_label else 1) if self.config.class_aware else 0
+        return (2 if self.config.weighs_label_terms else 1) if self.config.class_aware else 0
 
     def wnet_features(self, target):
         """WNet's inputs besides the losses for a batch of encoded targets (None: the loss alone);
         per label, one row per (sample, label) term: ``[±1 positive or negative, label size]``."""
         if self._class_feature is None:
             return None
-        if self._per_label:
+        if self.config.weighs_label_terms:
             sizes = self._class_feature
             sign = 2.0 * (target > 0.5).to(sizes.dtype) - 1.0
             return torch.stack([sign, sizes.expand_as(sign)], dim=-1).reshape(-1, 2)
@@ -611,7 +607,7 @@ class HAMRFit:
     def record_step(self, index, result):
         idx = _sample_ids(index)
         weights = result.weights.detach()
-        if self._per_label:  # (sample, label) terms: a sample's weight is that of its whole loss
+        if self.config.weighs_label_terms:  # (sample, label) terms: a sample's weight is that of its whole loss
             weights = weights.reshape(len(idx), -1)
             self.tracker.update(idx, loss_weighted_mean(weights, result.losses.detach().reshape(weights.shape)))
         else:
@@ -660,7 +656,7 @@ class HAMRFit:
 
     def _summarise(self, epoch) -> dict:
         idx = np.concatenate(self._epoch_idx) if self._epoch_idx else np.zeros(0, np.int64)
-        empty = np.zeros((0, len(self.classes)) if self._per_label else 0)
+        empty = np.zeros((0, len(self.classes)) if self.config.weighs_label_terms else 0)
         w = np.concatenate(self._epoch_w) if self._epoch_w else empty
         out = {"epoch": int(epoch), **_quantiles(w.reshape(-1)), "per_class": {}}
         labels = self.train_labels[idx] if idx.size else None
@@ -671,7 +667,7 @@ class HAMRFit:
                 mask = labels[:, c] > 0
             else:
                 mask = labels == c
-            w_c = w[:, c] if self._per_label else w  # per label: the label's positive terms
+            w_c = w[:, c] if self.config.weighs_label_terms else w  # per label: the label's positive terms
             out["per_class"][_label_key(name)] = _quantiles(w_c[mask] if mask.size else w_c[:0])
         return out
 
@@ -824,7 +820,7 @@ class HAMRNet(TransformerNet):
         forward = []
 
         pad = self.label_pad_id
-        per_label = hamr.config.weight_unit == "label"
+        per_label = hamr.config.weighs_label_terms
 
         tokens = []  # token classification: (token losses, their window) of the batch forward
 
