@@ -28,15 +28,26 @@ __all__ = ["load_subsampled", "sparse_entities", "ints", "command_line", "mean_s
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
 
 
-def load_subsampled(name, *, train_size=0, test_size=0, seed=0, eval_split="test", task=None, **kwargs):
+def load_subsampled(name, *, train_size=0, test_size=0, seed=0, eval_split="test", task=None, long_tail=None,
+                    **kwargs):
     """``load_dataset(name)`` with stratified subsamples of the train and ``eval_split`` splits
-    (a size of 0 keeps the split whole), drawn with ``seed``; exits unless its task is ``task``."""
-    from skimb.datasets import load_dataset
+    (a size of 0 keeps the split whole), drawn with ``seed``; exits unless its task is ``task``.
 
+    ``long_tail=(ratio, head)`` redraws the training split with a long-tail profile instead of a
+    stratified subsample: class sizes decaying exponentially from ``head`` texts to ``head / ratio``
+    (``skimb.datasets.make_imbalance``); the evaluation split keeps its own distribution."""
+    from skimb.datasets import load_dataset, make_imbalance
+
+    if long_tail and train_size:
+        raise SystemExit("--long-tail sets the training split's size; drop --train-size.")
     subsample = {split: n for split, n in (("train", train_size), (eval_split, test_size)) if n}
     data = load_dataset(name, subsample=subsample or None, random_state=seed, **kwargs)
     if task is not None and data.task != task:
         raise SystemExit(f"{name} is a {data.task} data set; this benchmark needs a {task} one.")
+    if long_tail:
+        ratio, head = long_tail
+        data.X_train, data.y_train = make_imbalance(data.X_train, data.y_train, profile="longtail", ratio=ratio,
+                                                    max_per_class=head, random_state=seed)
     return data
 
 
@@ -69,7 +80,15 @@ def add_protocol_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--long-tail", default=None, type=_long_tail, metavar="RATIO,HEAD",
+                        help="redraw the training split long-tailed: HEAD texts in the largest class, HEAD/RATIO "
+                             "in the smallest (in place of --train-size)")
     return parser
+
+
+def _long_tail(text):
+    ratio, head = text.split(",")
+    return float(ratio), int(head)
 
 
 def ints(text):

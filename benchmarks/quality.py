@@ -257,7 +257,8 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=0)
+    data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=0,
+                           long_tail=args.long_tail)
     records = []
     out = Path(args.out)
     for seed in [int(s) for s in args.seeds.split(",")]:

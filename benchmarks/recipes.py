@@ -64,7 +64,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=0,
-                           task="multiclass")
+                           task="multiclass", long_tail=args.long_tail)
     records = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for name in args.methods.split(","):

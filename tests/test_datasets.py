@@ -503,6 +503,28 @@ class TestMakeImbalance:
         assert np.allclose(ratios, 2.0)  # exponential decay: constant ratio between neighbours
 
     @pytest.mark.parametrize("profile", ["step", "longtail"])
+    def test_max_per_class_caps_the_head(self, profile):
+        X, y = toy({"a": 1000, "b": 1000, "c": 1000, "d": 1000, "e": 1000})
+        _, y_new = make_imbalance(X, y, profile=profile, ratio=16, max_per_class=160, random_state=0)
+        c = Counter(y_new)
+        assert max(c.values()) == 160 and min(c.values()) == 10
+        if profile == "longtail":
+            assert c == {"a": 160, "b": 80, "c": 40, "d": 20, "e": 10}
+        # a cap above what the data allow changes nothing
+        uncapped = make_imbalance(X, y, profile=profile, ratio=16, random_state=0)
+        assert make_imbalance(X, y, profile=profile, ratio=16, max_per_class=10**6, random_state=0) == uncapped
+
+    @pytest.mark.parametrize("cap, error, match", [
+        (15, ValueError, "max_per_class=15 cannot hold a head 16 times a tail of min_per_class=1; use max_per_class >= 16"),
+        (2.5, TypeError, "max_per_class must be an int"),
+        (True, TypeError, "max_per_class must be an int"),
+    ])
+    def test_max_per_class_rejected(self, cap, error, match):
+        X, y = toy({"a": 100, "b": 100})
+        with pytest.raises(error, match=match):
+            make_imbalance(X, y, profile="longtail", ratio=16, max_per_class=cap)
+
+    @pytest.mark.parametrize("profile", ["step", "longtail"])
     @pytest.mark.parametrize("ratio", [1.0, 2.5, 7, 30])
     def test_ratio_achieved(self, profile, ratio):
         rng = np.random.default_rng(0)

@@ -73,6 +73,7 @@ def make_imbalance(
     minority_share=0.5,
     random_state=None,
     min_per_class=1,
+    max_per_class=None,
 ):
     """Subsample a data set to a prescribed step or long-tail class imbalance.
 
@@ -91,7 +92,8 @@ def make_imbalance(
     Classes are ranked by their frequency in the input (ties broken by label
     order): the most frequent class stays the head, the least frequent
     becomes the tail, so the data usually allow the largest result.  The
-    tail size ``n`` is the largest one every class can supply; sizes are
+    tail size ``n`` is the largest one every class can supply (and that keeps
+    the head within ``max_per_class``); sizes are
     rounded to whole examples (the achieved ratio is exactly ``ratio`` when
     ``ratio * n`` is an integer).  Examples are drawn without replacement and
     returned in their input order.
@@ -115,6 +117,11 @@ def make_imbalance(
         Smallest acceptable size of the smallest class; an error is raised
         when the data cannot give every class at least this many examples at
         the requested ratio.
+    max_per_class : int or None, default=None
+        Largest acceptable size of the largest class (the head), to draw a
+        smaller set than the data allow: ``max_per_class=2000, ratio=1000``
+        gives a head of 2,000 and a tail of 2, as long-tailed benchmarks
+        (CIFAR-LT's ``n_max``) do.  None: the largest the data allow.
 
     Returns
     -------
@@ -141,6 +148,9 @@ def make_imbalance(
     >>> _, y_lt = make_imbalance(X, y, profile="longtail", ratio=8, random_state=0)
     >>> sorted(Counter(y_lt).items())
     [('a', 96), ('b', 48), ('c', 24), ('d', 12)]
+    >>> _, y_small = make_imbalance(X, y, profile="longtail", ratio=8, max_per_class=40, random_state=0)
+    >>> sorted(Counter(y_small).items())
+    [('a', 40), ('b', 20), ('c', 10), ('d', 5)]
     """
     if profile not in _PROFILES:
         raise ValueError(f"profile must be one of {_PROFILES}, got {profile!r}.")
@@ -158,6 +168,16 @@ def make_imbalance(
         raise TypeError(f"min_per_class must be an int >= 1, got {min_per_class!r}.")
     if min_per_class < 1:
         raise ValueError(f"min_per_class must be >= 1, got {min_per_class}.")
+    if max_per_class is not None and (
+        isinstance(max_per_class, bool) or not isinstance(max_per_class, numbers.Integral)
+    ):
+        raise TypeError(f"max_per_class must be an int >= 1 or None, got {max_per_class!r}.")
+    if max_per_class is not None and max_per_class < min_per_class * ratio:
+        raise ValueError(
+            f"max_per_class={max_per_class} cannot hold a head {ratio} times a tail of "
+            f"min_per_class={min_per_class}; use max_per_class >= {math.ceil(min_per_class * ratio)} "
+            "or a lower ratio."
+        )
 
     y_arr = check_labels(y, min_classes=2)
     n_X = X.shape[0] if hasattr(X, "shape") else len(X)
@@ -165,9 +185,10 @@ def make_imbalance(
 
     classes, counts = _class_order(y_arr)
     rel = _profile(len(classes), profile, float(ratio), float(minority_share))
-    tail = int(np.floor(np.min(counts / rel) + 1e-9))
-    while tail > 0 and np.any(_sizes(tail, rel) > counts):  # rounding may overshoot
-        tail -= 1
+    head_cap = np.inf if max_per_class is None else max_per_class
+    tail = int(np.floor(min(np.min(counts / rel), head_cap / rel[0]) + 1e-9))
+    while tail > 0 and (np.any(_sizes(tail, rel) > counts) or _sizes(tail, rel)[0] > head_cap):
+        tail -= 1  # rounding may overshoot
     if tail < min_per_class:
         needed = _sizes(min_per_class, rel)
         names = classes.tolist()
