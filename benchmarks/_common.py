@@ -11,6 +11,7 @@ import json
 import math
 import re
 import shlex
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -152,10 +153,27 @@ def measure(record):
         record["peak_mib_reset"] = reset
 
 
+def source_commit():
+    """The commit the benchmarks run from (``"<sha>+dirty"`` when ``skimb/`` or ``benchmarks/`` have
+    uncommitted changes), None outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "skimb", "benchmarks"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha + ("+dirty" if dirty else "")
+
+
 def write_outputs(out, summary, markdown):
-    """Write ``summary`` to the JSON ``out`` and ``markdown`` to the ``.md`` next to it."""
+    """Write ``summary`` to the JSON ``out`` (with the ``commit`` it ran from, when it is a dict that
+    does not name one) and ``markdown`` to the ``.md`` next to it."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(summary, dict) and "commit" not in summary:
+        summary = {"commit": source_commit(), **summary}
     out.write_text(json.dumps(summary, indent=2, default=_json_default))
     md = out.with_suffix(".md")
     md.write_text(markdown + "\n")
