@@ -155,12 +155,13 @@ def measure(record):
 
 def source_commit():
     """The commit the benchmarks run from (``"<sha>+dirty"`` when ``skimb/`` or ``benchmarks/`` have
-    uncommitted changes), None outside a git checkout."""
+    uncommitted changes outside ``benchmarks/results``), None outside a git checkout."""
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "skimb", "benchmarks"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "skimb", "benchmarks",
+                                ":!benchmarks/results"],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
