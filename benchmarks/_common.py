@@ -22,8 +22,8 @@ import numpy as np
 from skimb.compare._report import machine_description
 from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss
 
-__all__ = ["load_subsampled", "sparse_entities", "ints", "command_line", "mean_std", "fmt", "markdown_table",
-           "write_outputs", "measure",
+__all__ = ["load_subsampled", "sparse_entities", "ints", "key_values", "command_line", "mean_std", "fmt",
+           "markdown_table", "write_outputs", "source_commit", "measure",
            "machine_description", "publish", "QUARTILES"]
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
@@ -104,6 +104,16 @@ def setting_value(text):
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def key_values(items, where, prefix=""):
+    """``["key=value", ...]`` -> ``{prefix + key: value}`` (values read by ``setting_value``); exits
+    naming ``where`` when an item has no ``=``."""
+    items = [item for item in items if item]
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise SystemExit(f"{where}: settings are key=value pairs, got {bad}")
+    return {prefix + k: setting_value(v) for k, v in (item.split("=", 1) for item in items)}
 
 
 def command_line(script, argv):

@@ -52,7 +52,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (QUARTILES, command_line, fmt, ints, load_subsampled, machine_description,  # noqa: E402
-                     markdown_table, mean_std, measure, setting_value, write_outputs)
+                     markdown_table, mean_std, measure, key_values, write_outputs)
 
 from skimb import TransformerClassifier  # noqa: E402
 from skimb.backbones import load_backbone  # noqa: E402
@@ -103,11 +103,7 @@ def resolve_loss(name):
 
 def _settings(name, text, prefix):
     """``key=value;...`` -> ``{prefix__key: value}`` (values read as JSON where they parse)."""
-    items = [item for item in (text or "").split(";") if item]
-    bad = [item for item in items if "=" not in item]
-    if bad:
-        raise SystemExit(f"{name!r}: settings are key=value pairs separated by ';', got {bad}")
-    return {f"{prefix}__{k}": setting_value(v) for k, v in (item.split("=", 1) for item in items)}
+    return key_values((text or "").split(";"), f"{name!r} (pairs separated by ';')", prefix + "__")
 
 
 def parse_args(argv=None):

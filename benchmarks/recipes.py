@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from _common import QUARTILES, add_protocol_arguments, command_line, fmt, load_subsampled, machine_description, \
-    markdown_table, measure, setting_value, write_outputs
+    markdown_table, measure, key_values, write_outputs
 
 
 def run_one(name, seed, data, args):
@@ -32,7 +32,7 @@ def run_one(name, seed, data, args):
     budget = Budget(max_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                     device="cpu")
     est = METHODS[name].build(budget, seed, _context(data))
-    est.set_params(**{key: setting_value(text) for key, text in (item.split("=", 1) for item in args.set)})
+    est.set_params(**key_values(args.set, "--set"))
     record = {"method": name, "seed": seed}
     with measure(record):
         est.fit(data.X_train, data.y_train)
