@@ -6,6 +6,8 @@ puts ``benchmarks/`` on ``sys.path``).
 
 from __future__ import annotations
 
+import argparse
+import functools
 import glob
 import json
 import math
@@ -22,7 +24,7 @@ import numpy as np
 from skimb.compare._report import machine_description
 from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss
 
-__all__ = ["load_subsampled", "sparse_entities", "ints", "key_values", "command_line", "mean_std", "fmt",
+__all__ = ["load_subsampled", "load_protocol_data", "sparse_entities", "ints", "key_values", "command_line", "mean_std", "fmt",
            "markdown_table", "write_outputs", "source_commit", "measure",
            "machine_description", "publish", "QUARTILES"]
 
@@ -82,14 +84,27 @@ def add_protocol_arguments(parser):
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--long-tail", default=None, type=_long_tail, metavar="RATIO,HEAD",
-                        help="redraw the training split long-tailed: HEAD texts in the largest class, HEAD/RATIO "
-                             "in the smallest (in place of --train-size)")
+                        help="redraw the training split long-tailed: at most HEAD texts in the largest class, "
+                             "RATIO times fewer in the smallest (in place of --train-size)")
     return parser
 
 
 def _long_tail(text):
-    ratio, head = text.split(",")
-    return float(ratio), int(head)
+    try:
+        ratio, head = text.split(",")
+        ratio, head = float(ratio), int(head)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--long-tail takes RATIO,HEAD (e.g. 1000,2000), got {text!r}") from None
+    if ratio < 1 or head < 1:
+        raise argparse.ArgumentTypeError(f"--long-tail needs RATIO >= 1 and HEAD >= 1, got {text!r}")
+    return ratio, head
+
+
+def load_protocol_data(args, task=None):
+    """The data of ``add_protocol_arguments``' options: ``args.dataset`` with its subsample sizes or
+    ``--long-tail``, drawn with seed 0 whatever the model seeds."""
+    return load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=0,
+                           task=task, long_tail=args.long_tail)
 
 
 def ints(text):
@@ -163,10 +178,15 @@ def measure(record):
         record["peak_mib_reset"] = reset
 
 
+@functools.cache
 def source_commit():
-    """The commit the benchmarks run from (``"<sha>+dirty"`` when ``skimb/`` or ``benchmarks/`` have
-    uncommitted changes outside ``benchmarks/results``), None outside a git checkout."""
-    root = Path(__file__).resolve().parent.parent
+    """The commit of the checkout whose ``skimb`` this process imported (``"<sha>+dirty"`` when its
+    ``skimb/`` or ``benchmarks/`` hold changes or untracked files outside ``benchmarks/results``), None
+    outside a git checkout. Read once, when this module is imported, so that a run that outlives a
+    commit records the code it started with."""
+    import skimb
+
+    root = Path(skimb.__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -176,6 +196,9 @@ def source_commit():
     except (OSError, subprocess.CalledProcessError):
         return None
     return sha + ("+dirty" if dirty else "")
+
+
+source_commit()  # now, before the run: see its docstring
 
 
 def write_outputs(out, summary, markdown):

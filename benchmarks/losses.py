@@ -51,8 +51,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (QUARTILES, command_line, fmt, ints, load_subsampled, machine_description,  # noqa: E402
-                     markdown_table, mean_std, measure, key_values, write_outputs)
+from _common import (QUARTILES, command_line, fmt, ints, key_values, load_subsampled,  # noqa: E402
+                     machine_description, markdown_table, mean_std, measure, write_outputs)
 
 from skimb import TransformerClassifier  # noqa: E402
 from skimb.backbones import load_backbone  # noqa: E402

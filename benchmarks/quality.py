@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import QUARTILES, add_protocol_arguments, command_line, fmt, load_subsampled, machine_description, \
+from _common import QUARTILES, add_protocol_arguments, command_line, fmt, load_protocol_data, machine_description, \
     markdown_table, measure, write_outputs
 
 CONFIGS = {
@@ -259,8 +259,7 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=0,
-                           long_tail=args.long_tail)
+    data = load_protocol_data(args)
     records = []
     out = Path(args.out)
     for seed in [int(s) for s in args.seeds.split(",")]:

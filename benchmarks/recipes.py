@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import QUARTILES, add_protocol_arguments, command_line, fmt, load_subsampled, machine_description, \
-    markdown_table, measure, key_values, write_outputs
+from _common import QUARTILES, add_protocol_arguments, command_line, fmt, key_values, load_protocol_data, \
+    machine_description, markdown_table, measure, write_outputs
 
 
 def run_one(name, seed, data, args):
@@ -32,7 +32,7 @@ def run_one(name, seed, data, args):
     budget = Budget(max_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                     device="cpu")
     est = METHODS[name].build(budget, seed, _context(data))
-    est.set_params(**key_values(args.set, "--set"))
+    est.set_params(**args.set_params)
     record = {"method": name, "seed": seed}
     with measure(record):
         est.fit(data.X_train, data.y_train)
@@ -63,8 +63,8 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    data = load_subsampled(args.dataset, train_size=args.train_size, test_size=args.test_size, seed=0,
-                           task="multiclass", long_tail=args.long_tail)
+    args.set_params = key_values(args.set, "--set")  # before the data load: a bad pair fails at once
+    data = load_protocol_data(args, task="multiclass")
     records = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for name in args.methods.split(","):

@@ -502,27 +502,38 @@ class TestMakeImbalance:
         ratios = [sizes[i] / sizes[i + 1] for i in range(4)]
         assert np.allclose(ratios, 2.0)  # exponential decay: constant ratio between neighbours
 
-    @pytest.mark.parametrize("profile", ["step", "longtail"])
-    def test_max_per_class_caps_the_head(self, profile):
+    @pytest.mark.parametrize("profile, expected", [
+        ("step", {"a": 160, "b": 160, "c": 10, "d": 10, "e": 10}),
+        ("longtail", {"a": 160, "b": 80, "c": 40, "d": 20, "e": 10}),
+    ])
+    @pytest.mark.parametrize("cap", [160, 175, np.int64(160)])
+    def test_max_per_class_caps_the_head(self, profile, expected, cap):
         X, y = toy({"a": 1000, "b": 1000, "c": 1000, "d": 1000, "e": 1000})
-        _, y_new = make_imbalance(X, y, profile=profile, ratio=16, max_per_class=160, random_state=0)
-        c = Counter(y_new)
-        assert max(c.values()) == 160 and min(c.values()) == 10
-        if profile == "longtail":
-            assert c == {"a": 160, "b": 80, "c": 40, "d": 20, "e": 10}
+        _, y_new = make_imbalance(X, y, profile=profile, ratio=16, max_per_class=cap, random_state=0)
+        assert Counter(y_new) == expected  # 175 is a cap, not a target: the tail stays whole (10)
         # a cap above what the data allow changes nothing
         uncapped = make_imbalance(X, y, profile=profile, ratio=16, random_state=0)
         assert make_imbalance(X, y, profile=profile, ratio=16, max_per_class=10**6, random_state=0) == uncapped
 
-    @pytest.mark.parametrize("cap, error, match", [
-        (15, ValueError, "max_per_class=15 cannot hold a head 16 times a tail of min_per_class=1; use max_per_class >= 16"),
-        (2.5, TypeError, "max_per_class must be an int"),
-        (True, TypeError, "max_per_class must be an int"),
+    def test_max_per_class_checked_after_rounding(self):
+        X, y = toy({"a": 100, "b": 100})
+        # tail 1 gives a head of round(2.4) = 2, within the cap
+        _, y_new = make_imbalance(X, y, ratio=2.4, max_per_class=2, random_state=0)
+        assert Counter(y_new) == {"a": 2, "b": 1}
+
+    @pytest.mark.parametrize("cap, kwargs, error, match", [
+        (15, {}, ValueError, "max_per_class=15 cannot hold a head 16 times a tail of min_per_class=1 "
+                             r"\(the head would be 16\); raise max_per_class"),
+        (20, {"min_per_class": 2}, ValueError, r"min_per_class=2 \(the head would be 32\)"),
+        (0, {}, ValueError, "max_per_class=0 cannot hold"),
+        (-5, {}, ValueError, "max_per_class=-5 cannot hold"),
+        (2.5, {}, TypeError, "max_per_class must be an int"),
+        (True, {}, TypeError, "max_per_class must be an int"),
     ])
-    def test_max_per_class_rejected(self, cap, error, match):
+    def test_max_per_class_rejected(self, cap, kwargs, error, match):
         X, y = toy({"a": 100, "b": 100})
         with pytest.raises(error, match=match):
-            make_imbalance(X, y, profile="longtail", ratio=16, max_per_class=cap)
+            make_imbalance(X, y, profile="longtail", ratio=16, max_per_class=cap, **kwargs)
 
     @pytest.mark.parametrize("profile", ["step", "longtail"])
     @pytest.mark.parametrize("ratio", [1.0, 2.5, 7, 30])

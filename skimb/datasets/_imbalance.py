@@ -121,7 +121,9 @@ def make_imbalance(
         Largest acceptable size of the largest class (the head), to draw a
         smaller set than the data allow: ``max_per_class=2000, ratio=1000``
         gives a head of 2,000 and a tail of 2, as long-tailed benchmarks
-        (CIFAR-LT's ``n_max``) do.  None: the largest the data allow.
+        (CIFAR-LT's ``n_max``) do.  A cap, not a target: the tail is a whole
+        number, so ``max_per_class=1500, ratio=1000`` gives a head of 1,000.
+        None: the largest the data allow.
 
     Returns
     -------
@@ -172,12 +174,6 @@ def make_imbalance(
         isinstance(max_per_class, bool) or not isinstance(max_per_class, numbers.Integral)
     ):
         raise TypeError(f"max_per_class must be an int >= 1 or None, got {max_per_class!r}.")
-    if max_per_class is not None and max_per_class < min_per_class * ratio:
-        raise ValueError(
-            f"max_per_class={max_per_class} cannot hold a head {ratio} times a tail of "
-            f"min_per_class={min_per_class}; use max_per_class >= {math.ceil(min_per_class * ratio)} "
-            "or a lower ratio."
-        )
 
     y_arr = check_labels(y, min_classes=2)
     n_X = X.shape[0] if hasattr(X, "shape") else len(X)
@@ -186,9 +182,20 @@ def make_imbalance(
     classes, counts = _class_order(y_arr)
     rel = _profile(len(classes), profile, float(ratio), float(minority_share))
     head_cap = np.inf if max_per_class is None else max_per_class
-    tail = int(np.floor(min(np.min(counts / rel), head_cap / rel[0]) + 1e-9))
-    while tail > 0 and (np.any(_sizes(tail, rel) > counts) or _sizes(tail, rel)[0] > head_cap):
-        tail -= 1  # rounding may overshoot
+    if _sizes(min_per_class, rel)[0] > head_cap:
+        raise ValueError(
+            f"max_per_class={max_per_class} cannot hold a head {ratio:g} times a tail of "
+            f"min_per_class={min_per_class} (the head would be {_sizes(min_per_class, rel)[0]}); "
+            "raise max_per_class or lower the ratio."
+        )
+    # the head is tail * ratio rounded half up, so a cap of h allows tail * ratio up to h + 0.5
+    tail = int(np.floor(min(np.min(counts / rel), (head_cap + 0.5) / rel[0]) + 1e-9))
+    # the 1e-9 slack and the rounding of the sizes may overshoot a class's count or the cap
+    while tail > 0:
+        sizes = _sizes(tail, rel)
+        if np.all(sizes <= counts) and sizes[0] <= head_cap:
+            break
+        tail -= 1
     if tail < min_per_class:
         needed = _sizes(min_per_class, rel)
         names = classes.tolist()
