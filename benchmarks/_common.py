@@ -24,8 +24,8 @@ import numpy as np
 from skimb.compare._report import machine_description
 from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss
 
-__all__ = ["load_subsampled", "load_protocol_data", "sparse_entities", "ints", "key_values", "command_line", "mean_std", "fmt",
-           "markdown_table", "write_outputs", "source_commit", "measure",
+__all__ = ["load_subsampled", "load_protocol_data", "sparse_entities", "ints", "key_values", "command_line",
+           "mean_std", "fmt", "markdown_table", "write_outputs", "source_commit", "measure",
            "machine_description", "publish", "QUARTILES"]
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
@@ -37,8 +37,8 @@ def load_subsampled(name, *, train_size=0, test_size=0, seed=0, eval_split="test
     (a size of 0 keeps the split whole), drawn with ``seed``; exits unless its task is ``task``.
 
     ``long_tail=(ratio, head)`` redraws the training split with a long-tail profile instead of a
-    stratified subsample: class sizes decaying exponentially from ``head`` texts to ``head / ratio``
-    (``skimb.datasets.make_imbalance``); the evaluation split keeps its own distribution."""
+    stratified subsample: class sizes decaying exponentially from at most ``head`` texts to ``ratio``
+    times fewer (``skimb.datasets.make_imbalance``); the evaluation split keeps its own distribution."""
     from skimb.datasets import load_dataset, make_imbalance
 
     if long_tail and train_size:

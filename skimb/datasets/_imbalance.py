@@ -182,10 +182,11 @@ def make_imbalance(
     classes, counts = _class_order(y_arr)
     rel = _profile(len(classes), profile, float(ratio), float(minority_share))
     head_cap = np.inf if max_per_class is None else max_per_class
-    if _sizes(min_per_class, rel)[0] > head_cap:
+    smallest_head = _sizes(min_per_class, rel)[0]
+    if smallest_head > head_cap:
         raise ValueError(
             f"max_per_class={max_per_class} cannot hold a head {ratio:g} times a tail of "
-            f"min_per_class={min_per_class} (the head would be {_sizes(min_per_class, rel)[0]}); "
+            f"min_per_class={min_per_class} (the head would be {smallest_head}); "
             "raise max_per_class or lower the ratio."
         )
     # the head is tail * ratio rounded half up, so a cap of h allows tail * ratio up to h + 0.5
