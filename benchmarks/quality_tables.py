@@ -3,7 +3,8 @@
 Every row is rescored here with the current decision rules, so that runs made at different
 times are scored by identical code: per fit, the stage-1 argmax (``<cfg>``), the stage-1 logits
 plus bagged validation-tuned offsets (``+tuned``, what ``threshold="tuned"`` does), and, for
-CALoRA fits, the same two rules after stage 2 (``+calora``, ``+calora+tuned``). Each row gets
+CALoRA fits, the same two rules after stage 2 (``+calora``, ``+calora+tuned``; ``+head`` for
+the kNN and prototype heads). Each row gets
 its mean ± std over seeds, quartile F1, per-class F1 and the paired bootstrap interval of its
 macro-F1 gap to ``--baseline`` (pooled over the seeds both have).
 
@@ -35,7 +36,8 @@ def rows_of(path, logits):
     cfg, seed = re.match(r"(.+)_seed(\d+)$", Path(path).stem).groups()
     classes = d["classes"]
     out = {}
-    stages = [("stage1", cfg), ("calora", cfg + "+calora"), ("calora_layers", cfg + "+calora_layers")]
+    stages = [("stage1", cfg), ("calora", cfg + "+calora"), ("calora_layers", cfg + "+calora_layers"),
+              ("head", cfg + "+head")]  # another second-stage head (knn, prototype; quality.py --no-calora)
     stages += [(key.removeprefix("test_"), f"{cfg}+calora[{key.removeprefix('test_calora_')}]")  # --calora-balances
                for key in d.files if key.startswith("test_calora_") and key != "test_calora_layers"]
     for stage, name in stages:
