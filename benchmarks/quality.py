@@ -74,6 +74,7 @@ CONFIGS = {
     "ce_proto": dict(loss="ce", head="prototype"),
     # ... and on class weighting (run with --no-calora): rows wce_proto and wce_proto+head (round 27)
     "wce_proto": dict(loss="ce", class_weight="balanced", head="prototype"),
+    "hamr_wce_proto": dict(loss="ce", class_weight="balanced", training="hamr", head="prototype"),
     # HAMR on weighted CE with the kNN head (run with --no-calora): rows hamr_wce_knn and hamr_wce_knn+head
     "hamr_wce_knn": dict(loss="ce", class_weight="balanced", training="hamr", head="knn"),
     # catch-all classes (issue #16), the class named by --catch-all: class weights over the real classes
