@@ -182,11 +182,11 @@ def make_imbalance(
     classes, counts = _class_order(y_arr)
     rel = _profile(len(classes), profile, float(ratio), float(minority_share))
     head_cap = np.inf if max_per_class is None else max_per_class
-    smallest_head = _sizes(min_per_class, rel)[0]
-    if smallest_head > head_cap:
+    needed = _sizes(min_per_class, rel)  # the smallest draw allowed
+    if needed[0] > head_cap:
         raise ValueError(
             f"max_per_class={max_per_class} cannot hold a head {ratio:g} times a tail of "
-            f"min_per_class={min_per_class} (the head would be {smallest_head}); "
+            f"min_per_class={min_per_class} (the head would be {needed[0]}); "
             "raise max_per_class or lower the ratio."
         )
     # the head is tail * ratio rounded half up, so a cap of h allows tail * ratio up to h + 0.5
@@ -198,7 +198,6 @@ def make_imbalance(
             break
         tail -= 1
     if tail < min_per_class:
-        needed = _sizes(min_per_class, rel)
         names = classes.tolist()
         short = [
             f"class {names[k]!r} needs {needed[k]} but has {counts[k]}"
