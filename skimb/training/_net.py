@@ -91,10 +91,14 @@ class TransformerNet(NeuralNet):
             raise
 
     # -- data ---------------------------------------------------------------
+    def pad_collate_fn(self):
+        """The collate function that pads a batch of encoded texts to its longest sequence."""
+        return partial(pad_collate, pad_token_id=self.pad_token_id, label_pad_id=self.label_pad_id)
+
     def get_iterator(self, dataset, training=False):
         bs = self.batch_size if self.batch_size != -1 else len(dataset)
         if isinstance(dataset, EncodedTextDataset):
-            collate = partial(pad_collate, pad_token_id=self.pad_token_id, label_pad_id=self.label_pad_id)
+            collate = self.pad_collate_fn()
             if training:
                 self.batch_sampler_ = LengthGroupedBatchSampler(
                     [len(ids) for ids in dataset.input_ids], bs, seed=self.seed)

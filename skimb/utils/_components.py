@@ -13,7 +13,7 @@ from __future__ import annotations
 from sklearn.base import BaseEstimator
 
 from ._param_validation import InvalidParameterError, validate_params
-from ._warnings import warn_caller
+from ._warnings import warn_caller, warn_ignored
 
 __all__ = ["Component", "Registry"]
 
@@ -143,6 +143,5 @@ class Registry:
                     f"{owner}: {self.slot}__{key} is not a parameter of {cls.__name__}; "
                     f"its parameters are {sorted(own) or '(none)'}.")
         component = cls(**params).validate(owner=owner, prefix=f"{self.slot}__")
-        for key, reason in component.ignored_params().items():
-            warn_caller(f"{owner}: {self.slot}__{key} is ignored: {reason}.")
+        warn_ignored(component.ignored_params(), owner=owner, prefix=f"{self.slot}__")
         return component

@@ -6,7 +6,7 @@ import os
 import sys
 import warnings
 
-__all__ = ["warn_caller"]
+__all__ = ["warn_caller", "warn_ignored"]
 
 #: Frames in files below this folder are skimb's own; a warning points past them.
 PACKAGE_PREFIX = os.path.dirname(os.path.dirname(__file__)) + os.sep
@@ -27,3 +27,10 @@ def warn_caller(message, category=UserWarning) -> None:
     while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_PREFIX):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def warn_ignored(ignored: dict, *, owner: str, prefix: str) -> None:
+    """One :func:`warn_caller` per ignored parameter: ``ignored`` maps a parameter name to the
+    reason the current configuration ignores it (``"{owner}: {prefix}{name} is ignored: {reason}."``)."""
+    for key, reason in ignored.items():
+        warn_caller(f"{owner}: {prefix}{key} is ignored: {reason}.")

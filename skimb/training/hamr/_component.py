@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 from ...utils._neighbors import DRAW_SCHEMES, INDEX_KINDS
 from ...utils._param_validation import Boolean, Interval, Options, Satisfies
-from ...utils._warnings import warn_caller
+from ...utils._warnings import warn_ignored
 from .._strategies import TrainingStrategy, register_training
 from ._meta import META_MODES
 from ._trainer import META_TOPUPS, HAMRFit, HAMRNet, hamr_attributes
@@ -442,10 +442,10 @@ class HAMRTraining(TrainingStrategy):
         n_sentences = len(ctx.train_idx) if ctx.task == "token" else None
         config = self.for_task(ctx.task, ctx.balanced_loss, majority_share=share, n_sentences=n_sentences)
         if self.resampling == "auto" and not config.resampling:
-            for key in self._changed(self._RESAMPLING_PARAMS + self._KNN_PARAMS + ("embedder",)):
-                warn_caller(f"HAMRTraining: training__{key} is ignored: resampling='auto' is off for NER from "
-                            f"{self.RESAMPLING_MAX_SENTENCES} training sentences ({n_sentences} here); set "
-                            "training__resampling=True to resample.")
+            reason = (f"resampling='auto' is off for NER from {self.RESAMPLING_MAX_SENTENCES} training sentences "
+                      f"({n_sentences} here); set training__resampling=True to resample")
+            changed = self._changed(self._RESAMPLING_PARAMS + self._KNN_PARAMS + ("embedder",))
+            warn_ignored(dict.fromkeys(changed, reason), owner="HAMRTraining", prefix="training__")
         state = HAMRFit.plan(config, ctx)
         ctx.train_idx = state.train_idx
         return state

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import math
-from functools import partial
 
 import numpy as np
 import torch
@@ -49,7 +48,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch.utils.data import DataLoader
 
-from ...backbones import EncodedTextDataset, pad_collate, sorted_batches
+from ...backbones import EncodedTextDataset, sorted_batches
 from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split, rarest_tag_keys
 from .._net import TransformerNet, module_inputs
@@ -473,7 +472,7 @@ class HAMRFit:
         bs = net.batch_size if net.batch_size != -1 else len(self._meta_ds)
         gen = torch.Generator().manual_seed(self.seed + 2)
         if isinstance(self._meta_ds, EncodedTextDataset):
-            collate = partial(pad_collate, pad_token_id=net.pad_token_id, label_pad_id=net.label_pad_id)
+            collate = net.pad_collate_fn()
             self._meta_loader = DataLoader(self._meta_ds, batch_size=bs, shuffle=True, generator=gen,
                                            collate_fn=collate)
         else:
@@ -573,7 +572,7 @@ class HAMRFit:
         as one sequence."""
         module, ds = net.module_, self._meta_ds
         if isinstance(ds, EncodedTextDataset):
-            collate = partial(pad_collate, pad_token_id=net.pad_token_id, label_pad_id=net.label_pad_id)
+            collate = net.pad_collate_fn()
             batches = sorted_batches([len(ids) for ids in ds.input_ids], self._meta_loader.batch_size)
             loader = DataLoader(ds, batch_sampler=batches, collate_fn=collate)
         else:  # a frozen backbone's features
