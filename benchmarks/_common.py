@@ -25,7 +25,7 @@ from skimb.compare._report import machine_description
 from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss
 
 __all__ = ["load_subsampled", "load_protocol_data", "sparse_entities", "ints", "key_values", "command_line",
-           "mean_std", "fmt", "markdown_table", "write_outputs", "source_commit", "measure",
+           "mean_std", "fmt", "markdown_table", "write_json", "write_outputs", "source_commit", "measure",
            "machine_description", "publish", "QUARTILES"]
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
@@ -201,14 +201,21 @@ def source_commit():
 source_commit()  # now, before the run: see its docstring
 
 
-def write_outputs(out, summary, markdown):
-    """Write ``summary`` to the JSON ``out`` (with the ``commit`` it ran from, when it is a dict that
-    does not name one) and ``markdown`` to the ``.md`` next to it."""
+def write_json(out, summary):
+    """Write ``summary`` to the JSON ``out``, with the ``commit`` it ran from when it is a dict that
+    does not name one; returns the path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(summary, dict) and "commit" not in summary:
         summary = {"commit": source_commit(), **summary}
     out.write_text(json.dumps(summary, indent=2, default=_json_default))
+    return out
+
+
+def write_outputs(out, summary, markdown):
+    """Write ``summary`` to the JSON ``out`` (:func:`write_json`) and ``markdown`` to the ``.md``
+    next to it."""
+    out = write_json(out, summary)
     md = out.with_suffix(".md")
     md.write_text(markdown + "\n")
     return out, md

@@ -25,13 +25,13 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
 
+from _common import write_json
 from skimb import TransformerClassifier
 from skimb.compare._report import machine_description
 from skimb.datasets import load_dataset
@@ -115,9 +115,7 @@ def main(argv=None):
                    "command": "python benchmarks/calora.py " + " ".join(sys.argv[1:] if argv is None else argv),
                    "settings": vars(args), **run_conll(args)}
         print(json.dumps(summary["mean"], indent=2))
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(summary, indent=2, default=str))
+        write_json(args.out, summary)
         return 0
 
     data = load_dataset(args.dataset, subsample={"train": args.train_size} if args.train_size else None)
@@ -194,9 +192,7 @@ def main(argv=None):
               f"{grid_s:.1f}s, ratio {grid_s / cv_s:.2f}", flush=True)
 
     print(json.dumps({k: v for k, v in summary.items() if k not in ("quality", "settings")}, indent=2, default=str))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2, default=str))
+    write_json(args.out, summary)
     return 0
 
 

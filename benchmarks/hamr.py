@@ -70,7 +70,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (QUARTILES, command_line, fmt, ints, load_subsampled, machine_description,  # noqa: E402
-                     markdown_table, measure, sparse_entities)
+                     markdown_table, measure, sparse_entities, write_json)
 
 from skimb import TransformerClassifier, TransformerTokenClassifier  # noqa: E402
 from skimb.backbones import feature_cache  # noqa: E402
@@ -355,8 +355,8 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def save(runs, knn=()):
-        out.write_text(json.dumps({"command": command, "machine": machine_description(), "args": vars(args),
-                                   "runs": runs, "knn": list(knn)}, indent=2, default=str))
+        write_json(out, {"command": command, "machine": machine_description(), "args": vars(args),
+                         "runs": runs, "knn": list(knn)})
 
     # written after every fit, so that an interrupted study keeps what it measured
     runs = run_training(args, on_run=save) if _names(args.datasets) else []

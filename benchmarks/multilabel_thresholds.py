@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_subsampled  # noqa: E402
+from _common import load_subsampled, source_commit  # noqa: E402
 from skimb import TransformerClassifier  # noqa: E402
 from skimb.metrics import multilabel_report, tune_thresholds  # noqa: E402
 
 data = load_subsampled("goemotions", train_size=3000, test_size=1500, seed=0, task="multilabel")
 Y, Yt = np.asarray(data.y_train), np.asarray(data.y_test)
-out = {}
+out = {"commit": source_commit()}
 for loss in sys.argv[1:]:
     clf = TransformerClassifier(max_epochs=3, batch_size=16, max_length=64, lr=1e-4, random_state=0, loss=loss,
                                 threshold="tuned", validation_fraction=0.1).fit(data.X_train, Y)

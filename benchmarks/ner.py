@@ -25,7 +25,6 @@ sentences; ``--seeds`` only changes the model's initialisation and batch order.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_subsampled, sparse_entities  # noqa: E402
+from _common import load_subsampled, sparse_entities, write_json  # noqa: E402
 
 FOCAL = {"loss": "focal", "loss__gamma": 2.0}
 
@@ -365,7 +364,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"ner_{Path(str(name)).name}"
-    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2))
+    write_json(out / f"{stem}.json", {"meta": meta, "summary": summary, "runs": runs})
     table = markdown(meta, summary, train_counts)
     (out / f"{stem}.md").write_text(table)
     print()

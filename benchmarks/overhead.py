@@ -24,12 +24,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
+from _common import write_json
 from skimb import TransformerClassifier
 from skimb.backbones import (LengthGroupedBatchSampler, SequenceClassifier, TextEncoder, load_backbone,
                              pad_collate, tokenize)
@@ -147,9 +147,7 @@ def main(argv=None):
         summary["ratio_skimb_over_plain_fused"] = results["skimb"]["fit_s"] / results["plain-fused"]["fit_s"]
         summary["speedup_fused_over_loop"] = results["plain-dynamic"]["fit_s"] / results["plain-fused"]["fit_s"]
     print(json.dumps({k: v for k, v in summary.items() if k.startswith(("ratio", "speedup", "macro"))}, indent=2))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2))
+    write_json(args.out, summary)
     return 0
 
 

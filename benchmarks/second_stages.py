@@ -144,7 +144,7 @@ def score_file(path, calora_grid=(), knn_grid=(), n_bootstrap=0, crt=True, proto
         s = macro_f1_from_labels(d["y_val"], tau_norm_logits(d["head_weight"], d["head_bias"], tau)(d["f_val"]).argmax(1), C)
         if s > best:
             best_tau, best = tau, s
-    heads[f"tau_norm"] = tau_norm_logits(d["head_weight"], d["head_bias"], best_tau)
+    heads["tau_norm"] = tau_norm_logits(d["head_weight"], d["head_bias"], best_tau)
     if crt:
         s1, cr = heads["stage1"], heads["crt"]
         heads["stage1+crt"] = lambda f: np.log(0.5 * _softmax(s1(f)) + 0.5 * _softmax(cr(f)) + 1e-12)

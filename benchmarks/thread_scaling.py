@@ -44,6 +44,10 @@ def main():
         sys.path.insert(0, str(Path(__file__).parent))
         _fit(int(sys.argv[2]))
         return
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _common import source_commit
+
+    print("commit:", source_commit())
     print("one process, 1 thread:", _run(1, 1))
     print("one process, 2 threads:", _run(1, 2))
     print("two processes, 1 thread each:", _run(2, 1))

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_subsampled  # noqa: E402
+from _common import load_subsampled, write_outputs  # noqa: E402
 
 from skimb.backbones import LengthGroupedBatchSampler, SequenceClassifier, TextEncoder, load_backbone, pad_collate, tokenize  # noqa: E402
 from skimb.compare._report import machine_description  # noqa: E402
@@ -146,12 +146,7 @@ def main(argv=None):
                  + ("" if share is None else f", {100 * share:.1f}% of tokenising + one epoch of training"))
     md = "\n".join([f"# Training throughput ({machine_description()}, {args.threads} thread(s))", "",
                     f"`{result['command']}`", ""] + lines)
-    import json
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    out.with_suffix(".md").write_text(md + "\n")
+    write_outputs(args.out, result, md)
     print(md)
 
 
