@@ -352,7 +352,6 @@ def main(argv=None):
     t0 = time.perf_counter()
     command = command_line("benchmarks/hamr.py", argv)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
 
     def save(runs, knn=()):
         write_json(out, {"command": command, "machine": machine_description(), "args": vars(args),
