@@ -83,14 +83,18 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     class_weight : None, "balanced" or dict, default=None
         Per-class weights as in scikit-learn (from the training split), applied as
         per-sample loss weights.
-    threshold : float or "tuned", default=0.5
+    threshold : float, "tuned" or "calibrated", default=0.5
         The decision rule. Multi-label: the decision threshold, or "tuned" for one per label
         maximising its F1 on the validation split, averaged over 30 bootstrap resamples of the
         split (:func:`skimb.metrics.tune_thresholds`). Multi-class: "tuned" adds per-class logit
         offsets fitted on the validation split to maximise macro-F1 (post-hoc logit
         adjustment, Menon et al. 2021: the one-parameter ``-tau * log prior`` rule, then a
         coordinate search per class, averaged over 30 bootstrap resamples of the split;
-        :func:`skimb.metrics.tune_logit_offsets`); a number is ignored. ``predict_proba`` stays the model's own. Needs ``validation_fraction``.
+        :func:`skimb.metrics.tune_logit_offsets`); a number is ignored. "calibrated" (multi-class
+        only): offsets from a temperature and class biases fitted by likelihood on the validation
+        split, then a quarter of the balanced rule's shift (:func:`skimb.metrics.calibrated_logit_offsets`;
+        ahead of "tuned" on 10 of 12 class-balanced models in round 28 of ``docs/benchmarks.md``).
+        ``predict_proba`` stays the model's own. "tuned" and "calibrated" need ``validation_fraction``.
     head : {"linear", "calora"} or Head, default="linear"
         :class:`~skimb.heads.LinearHead`, or CALoRA's class-routed LoRA adapters on the frozen
         head in a second stage (:class:`~skimb.heads.CALoRAHead`: ``head__k``, ``head__rank``,
@@ -156,7 +160,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     thresholds_ : ndarray of shape (n_labels,)
         Multi-label decision thresholds.
     logit_offsets_ : ndarray of shape (n_classes,)
-        Multi-class with ``threshold="tuned"``: the offsets added to the logits by ``predict``.
+        Multi-class with ``threshold="tuned"`` or ``"calibrated"``: the offsets added to the logits
+        by ``predict``.
     loss_ : torch.nn.Module
         The fitted loss; its per-class quantities are also exposed (e.g. ``gamma_``).
     routing_topk_coverage_, adapter_norms_ : float, ndarray of shape (n_classes,)
@@ -213,7 +218,7 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
 
     _task = TextTask
     _parameter_constraints = {**SHARED_CONSTRAINTS, "pooling": [Options(*POOLING_OPTIONS)],
-                              "threshold": [Options("tuned"), Interval(Real, 0, 1, closed="neither")]}
+                              "threshold": [Options("tuned", "calibrated"), Interval(Real, 0, 1, closed="neither")]}
     __init__ = estimator_init({**SHARED_PARAMS, "pooling": "mean", "threshold": 0.5})
 
     def __sklearn_tags__(self):
@@ -235,8 +240,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         return super().fit(X, y, sample_weight=sample_weight)
 
     def predict(self, X):
-        """Labels of ``X`` (multi-label: a 0/1 indicator matrix); with ``threshold="tuned"``,
-        the argmax of the logits plus the tuned ``logit_offsets_``."""
+        """Labels of ``X`` (multi-label: a 0/1 indicator matrix); with ``threshold="tuned"`` or
+        ``"calibrated"``, the argmax of the logits plus ``logit_offsets_``."""
         offsets = getattr(self, "logit_offsets_", None)
         if offsets is not None:
             check_is_fitted(self)

@@ -128,7 +128,8 @@ def model_card(est) -> str:
     elif report is None:
         lines.append("A validation split was held out; this model type writes no report for it.")
     else:
-        if est.get_params().get("threshold") == "tuned" or est.get_params().get("training") != "standard":
+        params = est.get_params()
+        if params.get("threshold") in ("tuned", "calibrated") or params.get("training") != "standard":
             lines += ["The decision rule or the training method used this split too (`threshold='tuned'`, "
                       "HAMR's meta set), so these figures are optimistic.", ""]
         keys = [k for k in ("macro_f1", "weighted_f1", "micro_f1", "balanced_accuracy", "macro_roc_auc")

@@ -35,8 +35,9 @@ class TaskAdapter:
     # -- checks and targets ---------------------------------------------------------------------
     def check_params(self) -> None:
         """Checks that involve several parameters of the task's own."""
-        if getattr(self.est, "threshold", None) == "tuned":
-            check_needs_validation(self.est, "threshold='tuned'")
+        threshold = getattr(self.est, "threshold", None)
+        if threshold in ("tuned", "calibrated"):
+            check_needs_validation(self.est, f"threshold={threshold!r}")
 
     def class_weights(self, classes, y_enc) -> np.ndarray:
         """Per-class weights of ``class_weight`` from the training split's codes ``y_enc``."""

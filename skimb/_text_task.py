@@ -58,6 +58,10 @@ class TextTask(TaskAdapter):
             if (Y.sum(0) == 0).any():
                 empty = np.flatnonzero(Y.sum(0) == 0).tolist()
                 warnings.warn(f"labels {empty} have no positive example in y.", UserWarning, stacklevel=4)
+            if getattr(self.est, "threshold", None) == "calibrated":
+                raise ValueError("threshold='calibrated' applies to single-label targets; for multi-label "
+                                 "data use threshold='tuned' (one threshold per label, tuned on the "
+                                 "validation split).")
             return np.arange(Y.shape[1]), Y.astype(np.float32), "multilabel"
         labels = check_labels(y)
         check_consistent_length(range(n), labels, names=("X", "y"))
@@ -176,13 +180,15 @@ class TextTask(TaskAdapter):
             # bagged, as the single-label offsets are: one search overfits a label's few positives
             return {"thresholds_": np.asarray(tune_thresholds(y_enc[valid_idx], scores, n_bootstrap=OFFSET_BOOTSTRAPS,
                                                               random_state=ctx.seed), dtype=np.float64)}
-        if est.threshold != "tuned":
+        if est.threshold not in ("tuned", "calibrated"):
             return {}
-        from .metrics import tune_logit_offsets
+        from .metrics import calibrated_logit_offsets, tune_logit_offsets
 
         train = np.setdiff1d(np.arange(len(y_enc)), valid_idx)
         prior = np.bincount(y_enc[train], minlength=ctx.n_classes) + 1.0
         logits = self.logits([ctx.X[i] for i in valid_idx]).numpy()
+        if est.threshold == "calibrated":
+            return {"logit_offsets_": calibrated_logit_offsets(y_enc[valid_idx], logits, class_prior=prior)}
         # bagged over resamples of the validation split: a single search overfits its rare classes
         return {"logit_offsets_": tune_logit_offsets(y_enc[valid_idx], logits, class_prior=prior,
                                                      n_bootstrap=OFFSET_BOOTSTRAPS, random_state=ctx.seed)}

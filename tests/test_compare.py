@@ -208,6 +208,15 @@ def test_vote_wce_hamr_tuned_shares_stage1s_with_wce_tuned_and_hamr(tiny_bert, t
     assert results[1].metrics["macro_f1"] == alone.metrics["macro_f1"]  # same model, shared or not
 
 
+def test_wce_calibrated_loads_wce_tuneds_stage1_and_applies_its_own_rule(tiny_bert, toy_data, empty_stage1_cache):
+    results = _compare_on_toy(tiny_bert, toy_data, ["wce_tuned", "wce_calibrated"])
+    assert all(r.error is None for r in results), [r.error for r in results]
+    assert empty_stage1_cache.hits == 1  # one stage 1 for both decision rules
+    from skimb.compare._registry import get_methods
+
+    assert "wce_calibrated" not in [m.name for m in get_methods(None, "multiclass")]  # not a default
+
+
 def test_only_stage1s_that_two_runs_repeat_are_kept_for_the_task():
     from skimb.compare import Budget
     from skimb.compare._registry import get_methods

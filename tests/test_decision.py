@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from skimb import TransformerClassifier
-from skimb.metrics import macro_f1_from_labels, tune_logit_offsets
+from skimb.metrics import calibrated_logit_offsets, macro_f1_from_labels, tune_logit_offsets
 
 
 def test_macro_f1_matches_scikit_learn():
@@ -112,3 +112,66 @@ def test_macro_f1_of_batches_matches_scikit_learn_for_each_task():
     keep = tags != -100
     expected = f1_score(tags[keep].numpy(), tok_logits.argmax(-1)[keep].numpy(), average="macro")
     assert macro_f1_of_batches([(tok_logits, tags)]) == pytest.approx(expected)
+
+
+def test_calibrated_offsets_shift_toward_the_rare_class_and_generalise():
+    y, logits = _shifted_problem(0)
+    b = calibrated_logit_offsets(y, logits, class_prior=np.bincount(y))
+    assert b[2] > b[1] > b[0]
+    y2, logits2 = _shifted_problem(1)  # same distribution, other draw
+    assert macro_f1_from_labels(y2, (logits2 + b).argmax(1), 3) > macro_f1_from_labels(y2, logits2.argmax(1), 3)
+
+
+def test_calibrated_tau_moves_the_offsets_along_the_log_prior():
+    y, logits = _shifted_problem(0)
+    prior = np.bincount(y)
+    base = calibrated_logit_offsets(y, logits, class_prior=prior, tau=0.0)
+    step = calibrated_logit_offsets(y, logits, class_prior=prior, tau=1.0) - base
+    direction = -(np.log(prior) - np.log(prior).mean())
+    # step = T * direction with one positive temperature T
+    ratio = step / direction
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)
+    assert ratio[0] > 0
+    np.testing.assert_allclose(base.sum(), 0.0, atol=1e-9)
+
+
+def test_calibration_undoes_a_constant_bias_and_a_temperature():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 3000)
+    logits = rng.normal(size=(3000, 3))
+    logits[np.arange(3000), y] += 2.0
+    distorted = 3.0 * logits + np.array([2.0, 0.0, -2.0])  # over-confident and tilted
+    b = calibrated_logit_offsets(y, distorted, class_prior=[1, 1, 1], tau=0.5)  # equal priors: tau does nothing
+    np.testing.assert_allclose(b - b.mean(), -(np.array([2.0, 0.0, -2.0])), atol=0.3)
+
+
+def test_calibrated_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="n_samples=3"):
+        calibrated_logit_offsets([0, 1, 1], np.zeros((2, 2)), class_prior=[1, 1])
+
+
+def test_classifier_calibrated_rule_is_argmax_of_logits_plus_offsets(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, threshold="calibrated", validation_fraction=0.3, max_epochs=2,
+                                batch_size=8, random_state=0).fit(X, y)
+    valid = clf.validation_indices_
+    codes = np.searchsorted(clf.classes_, np.asarray(y))
+    train = np.setdiff1d(np.arange(len(y)), valid)
+    expected_offsets = calibrated_logit_offsets(codes[valid], clf.decision_function([X[i] for i in valid]),
+                                                class_prior=np.bincount(codes[train], minlength=3) + 1.0)
+    np.testing.assert_allclose(clf.logit_offsets_, expected_offsets, atol=1e-4)
+    expected = clf.classes_[(clf.decision_function(X) + clf.logit_offsets_).argmax(1)]
+    np.testing.assert_array_equal(clf.predict(X), expected)
+
+
+def test_calibrated_rule_is_checked_before_training(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, threshold="calibrated", max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match="threshold='calibrated' needs a validation split"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")
+    Y = np.stack([np.asarray(y) == "flood", np.asarray(y) != "flood"], axis=1).astype(int)
+    clf = TransformerClassifier(tiny_bert, threshold="calibrated", validation_fraction=0.3, max_epochs=1)
+    with pytest.raises(ValueError, match="applies to single-label targets.*threshold='tuned'"):
+        clf.fit(X, Y)
+    assert not hasattr(clf, "net_")

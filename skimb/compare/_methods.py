@@ -62,6 +62,14 @@ def _wce_tuned(budget, seed, context):
                        threshold="tuned")
 
 
+@register_method("wce_calibrated", description="weighted CE + per-class logit offsets from a temperature and class "
+                 "biases fitted on a 10% validation split, a quarter of the balanced shift (threshold='calibrated'); "
+                 "shares wce_tuned's stage 1", tasks=("multiclass",), family="recipes")
+def _wce_calibrated(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", validation_fraction=0.1,
+                       threshold="calibrated")
+
+
 @register_method("wce_knn", description="weighted CE + a kNN memory of the training features mixed into the head "
                  "(head='knn', k=10, weight 0.5); shares weighted_ce's stage 1", tasks=("multiclass",), default=True,
                  family="recipes")
