@@ -63,10 +63,11 @@ def test_classifier_tuned_rule_is_argmax_of_logits_plus_offsets(tiny_bert, toy_d
     assert not hasattr(plain, "logit_offsets_")
 
 
-def test_tuned_rule_needs_a_validation_split_before_training(tiny_bert, toy_data):
+@pytest.mark.parametrize("threshold", ["tuned", "calibrated"])
+def test_a_fitted_rule_needs_a_validation_split_before_training(tiny_bert, toy_data, threshold):
     X, y = toy_data
-    clf = TransformerClassifier(tiny_bert, threshold="tuned", max_epochs=1, random_state=0)
-    with pytest.raises(ValueError, match="needs a validation split"):
+    clf = TransformerClassifier(tiny_bert, threshold=threshold, max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match=f"threshold='{threshold}' needs a validation split"):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
 
@@ -164,12 +165,8 @@ def test_classifier_calibrated_rule_is_argmax_of_logits_plus_offsets(tiny_bert, 
     np.testing.assert_array_equal(clf.predict(X), expected)
 
 
-def test_calibrated_rule_is_checked_before_training(tiny_bert, toy_data):
+def test_calibrated_rule_refuses_multilabel_targets_before_training(tiny_bert, toy_data):
     X, y = toy_data
-    clf = TransformerClassifier(tiny_bert, threshold="calibrated", max_epochs=1, random_state=0)
-    with pytest.raises(ValueError, match="threshold='calibrated' needs a validation split"):
-        clf.fit(X, y)
-    assert not hasattr(clf, "net_")
     Y = np.stack([np.asarray(y) == "flood", np.asarray(y) != "flood"], axis=1).astype(int)
     clf = TransformerClassifier(tiny_bert, threshold="calibrated", validation_fraction=0.3, max_epochs=1)
     with pytest.raises(ValueError, match="applies to single-label targets.*threshold='tuned'"):
