@@ -130,8 +130,8 @@ def model_card(est) -> str:
     else:
         params = est.get_params()
         if params.get("threshold") in ("tuned", "calibrated") or params.get("training") != "standard":
-            lines += ["The decision rule or the training method used this split too (`threshold='tuned'`, "
-                      "HAMR's meta set), so these figures are optimistic.", ""]
+            lines += ["The decision rule or the training method used this split too (`threshold='tuned'` or "
+                      "`'calibrated'`, HAMR's meta set), so these figures are optimistic.", ""]
         keys = [k for k in ("macro_f1", "weighted_f1", "micro_f1", "balanced_accuracy", "macro_roc_auc")
                 if isinstance(report.get(k), (int, float))]
         lines += [f"- {k}: {float(report[k]):.4f}" for k in keys]
