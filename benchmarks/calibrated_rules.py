@@ -28,27 +28,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import log_softmax, softmax
+from scipy.special import softmax
 
 from _common import command_line, machine_description, markdown_table, mean_std, write_outputs
 from skimb.metrics import tune_logit_offsets
-from skimb.metrics._decision import macro_f1_from_labels
+from skimb.metrics._decision import macro_f1_from_labels, temperature_and_biases
 
 TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-def calibrate(logits, y, l2=1e-3):
-    """Temperature ``T`` and per-class biases ``b`` minimising the mean negative log-likelihood of
-    ``logits / T + b`` (a small L2 penalty on ``b`` keeps classes absent from ``y`` finite)."""
-    n = logits.shape[1]
-
-    def nll(p):
-        scores = log_softmax(logits / p[0] + p[1:], axis=1)
-        return -scores[np.arange(len(y)), y].mean() + l2 * np.square(p[1:]).sum()
-
-    fit = minimize(nll, np.r_[1.0, np.zeros(n)], method="L-BFGS-B", bounds=[(0.05, 20.0)] + [(None, None)] * n)
-    return fit.x[0], fit.x[1:]
 
 
 def em_priors(proba, source_prior, n_iter=1000, tol=1e-8):
@@ -73,7 +59,8 @@ def score_file(path, seed):
     val, test = d["val_stage1"].astype(np.float64), d["test_stage1"].astype(np.float64)
     y_val, y_test = d["y_val"], d["y_test"]
     counts = d["prior"] if "prior" in d.files else np.bincount(d["y_train"], minlength=n) + 1.0
-    log_prior = np.log(counts / counts.sum())
+    train_prior = counts / counts.sum()
+    log_prior = np.log(train_prior)
 
     def f1(logits, y=y_test):
         return macro_f1_from_labels(y, logits.argmax(1), n)
@@ -82,7 +69,7 @@ def score_file(path, seed):
     offsets = tune_logit_offsets(y_val, val, class_prior=counts, search="offsets", n_bootstrap=30,
                                  random_state=seed)  # as quality.py tunes it
     row["tuned_offsets"] = f1(test + offsets)
-    T, b = calibrate(val, y_val)
+    T, b = temperature_and_biases(y_val, val)
     cal_val, cal_test = val / T + b, test / T + b
     for tau in TAUS:
         row[f"calibrated_tau{tau:g}"] = f1(cal_test - tau * log_prior)
@@ -94,16 +81,17 @@ def score_file(path, seed):
     row["em_prior"] = macro_f1_from_labels(y_test, adapted.argmax(1), n)
     test_prior = np.bincount(y_test, minlength=n) / len(y_test)
     row["em_prior_l1"] = float(np.abs(prior - test_prior).sum())
-    row["train_prior_l1"] = float(np.abs(counts / counts.sum() - test_prior).sum())
+    row["train_prior_l1"] = float(np.abs(train_prior - test_prior).sum())
     row["temperature"] = float(T)
     return row
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("patterns", nargs="+", help="globs of .npz files from quality.py --save-features")
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("patterns", nargs="+", help="globs of .npz files from quality.py --save-features")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    command = command_line("benchmarks/calibrated_rules.py", argv)
     groups = defaultdict(dict)
     for pattern in args.patterns:
         for path in sorted(glob.glob(pattern)):
@@ -119,10 +107,10 @@ def main(argv=None):
                         for rule in rules} for config, rows in groups.items()}
     table = [[config, len(groups[config]), *(f"{s[rule]['mean']:.4f} ± {s[rule]['std']:.4f}" for rule in rules)]
              for config, s in summary.items()]
-    markdown = "\n".join([f"# Decision rules from a calibrated stage 1\n\n`{command_line('benchmarks/calibrated_rules.py', argv)}`\n",
+    markdown = "\n".join([f"# Decision rules from a calibrated stage 1\n\n`{command}`\n",
                           machine_description(), "", markdown_table(["configuration", "files", *rules], table)])
     print(markdown)
-    write_outputs(args.out, {"command": command_line("benchmarks/calibrated_rules.py", argv),
+    write_outputs(args.out, {"command": command,
                              "summary": summary, "files": {c: rows for c, rows in groups.items()}}, markdown)
     return 0
 

@@ -40,11 +40,10 @@ def _run(n_processes: int, threads: int) -> list:
 
 
 def main():
+    sys.path.insert(0, str(Path(__file__).parent))
     if len(sys.argv) > 2 and sys.argv[1] == "--fit":
-        sys.path.insert(0, str(Path(__file__).parent))
         _fit(int(sys.argv[2]))
         return
-    sys.path.insert(0, str(Path(__file__).parent))
     from _common import source_commit
 
     print("commit:", source_commit())

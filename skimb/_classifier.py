@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import apply_text_tags, with_threads
 from ._estimator import TransformerEstimator
-from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
+from ._params import FITTED_THRESHOLDS, SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
 from ._text_task import TextTask
 from ._validation import check_texts
 from .backbones import POOLING_OPTIONS
@@ -218,7 +218,7 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
 
     _task = TextTask
     _parameter_constraints = {**SHARED_CONSTRAINTS, "pooling": [Options(*POOLING_OPTIONS)],
-                              "threshold": [Options("tuned", "calibrated"), Interval(Real, 0, 1, closed="neither")]}
+                              "threshold": [Options(*FITTED_THRESHOLDS), Interval(Real, 0, 1, closed="neither")]}
     __init__ = estimator_init({**SHARED_PARAMS, "pooling": "mean", "threshold": 0.5})
 
     def __sklearn_tags__(self):

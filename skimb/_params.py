@@ -143,6 +143,10 @@ class ComponentParamsMixin:
                 for slot, registry in SLOTS.items()}
 
 
+#: The decision rules (``threshold``) fitted on the validation split.
+FITTED_THRESHOLDS = ("tuned", "calibrated")
+
+
 def check_needs_validation(est, name: str) -> None:
     """``name`` (early stopping, a tuned threshold) needs a validation split."""
     if est.validation_fraction is None:

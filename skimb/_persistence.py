@@ -103,6 +103,7 @@ def model_card(est) -> str:
     their training counts, the parameters that differ from the defaults, the validation split's
     report, training time and the skimb version (as SetFit's model cards)."""
     from . import __version__
+    from ._params import FITTED_THRESHOLDS
 
     counts = getattr(est, "class_counts_", None)
     weights = getattr(est, "class_weight_", None)
@@ -129,7 +130,7 @@ def model_card(est) -> str:
         lines.append("A validation split was held out; this model type writes no report for it.")
     else:
         params = est.get_params()
-        if params.get("threshold") in ("tuned", "calibrated") or params.get("training") != "standard":
+        if params.get("threshold") in FITTED_THRESHOLDS or params.get("training") != "standard":
             lines += ["The decision rule or the training method used this split too (`threshold='tuned'` or "
                       "`'calibrated'`, HAMR's meta set), so these figures are optimistic.", ""]
         keys = [k for k in ("macro_f1", "weighted_f1", "micro_f1", "balanced_accuracy", "macro_roc_auc")

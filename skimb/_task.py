@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.utils.class_weight import compute_class_weight
 
-from ._params import check_needs_validation
+from ._params import FITTED_THRESHOLDS, check_needs_validation
 from ._validation import class_index
 from .backbones import TextEncoder, encode_texts, feature_cache
 
@@ -36,7 +36,7 @@ class TaskAdapter:
     def check_params(self) -> None:
         """Checks that involve several parameters of the task's own."""
         threshold = getattr(self.est, "threshold", None)
-        if threshold in ("tuned", "calibrated"):
+        if threshold in FITTED_THRESHOLDS:
             check_needs_validation(self.est, f"threshold={threshold!r}")
 
     def class_weights(self, classes, y_enc) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from ._params import FITTED_THRESHOLDS
 from ._task import TaskAdapter
 from ._validation import (check_consistent_length, check_labels, check_sample_weight, check_texts,
                           is_multilabel_target)
@@ -180,7 +181,7 @@ class TextTask(TaskAdapter):
             # bagged, as the single-label offsets are: one search overfits a label's few positives
             return {"thresholds_": np.asarray(tune_thresholds(y_enc[valid_idx], scores, n_bootstrap=OFFSET_BOOTSTRAPS,
                                                               random_state=ctx.seed), dtype=np.float64)}
-        if est.threshold not in ("tuned", "calibrated"):
+        if est.threshold not in FITTED_THRESHOLDS:
             return {}
         from .metrics import calibrated_logit_offsets, tune_logit_offsets
 

@@ -91,11 +91,7 @@ def tune_logit_offsets(y_true, logits, *, class_prior=None, search="offsets", ta
     """
     if search not in ("tau", "offsets"):
         raise ValueError(f"search must be 'tau' or 'offsets', got {search!r}.")
-    y_true = np.asarray(y_true, dtype=np.int64)
-    logits = np.asarray(logits, dtype=np.float64)
-    if logits.ndim != 2 or len(logits) != len(y_true):
-        raise ValueError(f"logits must have shape (n_samples, n_classes) with n_samples={len(y_true)}, "
-                         f"got {logits.shape}.")
+    y_true, logits = _validation_logits(y_true, logits)
     kwargs = dict(class_prior=class_prior, search=search, taus=taus, steps=steps, n_rounds=n_rounds)
     full = _search_offsets(y_true, logits, **kwargs)
     if not n_bootstrap:
@@ -149,14 +145,21 @@ def calibrated_logit_offsets(y_true, logits, *, class_prior, tau=0.25, l2=1e-3):
     >>> calibrated_logit_offsets([0, 0, 1, 1], logits, class_prior=[3, 1], tau=0).round(3)
     array([-0.262,  0.262])
     """
+    temperature, bias = temperature_and_biases(y_true, logits, l2=l2)
+    log_prior = np.log(np.clip(np.asarray(class_prior, dtype=np.float64), 1e-12, None))
+    shift = bias - tau * (log_prior - log_prior.mean())
+    # argmax(z / T + shift) == argmax(z + T * shift): offsets on the raw logits
+    return temperature * (shift - shift.mean())
+
+
+def temperature_and_biases(y_true, logits, *, l2=1e-3):
+    """Bias-corrected temperature scaling: the temperature ``T`` and per-class biases ``b`` that
+    minimise the mean negative log-likelihood of ``softmax(logits / T + b)`` on ``y_true``, with an
+    L2 penalty ``l2`` on ``b`` (a class absent from ``y_true`` keeps a finite bias)."""
     from scipy.optimize import minimize
     from scipy.special import log_softmax
 
-    y_true = np.asarray(y_true, dtype=np.int64)
-    logits = np.asarray(logits, dtype=np.float64)
-    if logits.ndim != 2 or len(logits) != len(y_true):
-        raise ValueError(f"logits must have shape (n_samples, n_classes) with n_samples={len(y_true)}, "
-                         f"got {logits.shape}.")
+    y_true, logits = _validation_logits(y_true, logits)
     n_classes = logits.shape[1]
     rows = np.arange(len(y_true))
 
@@ -166,11 +169,17 @@ def calibrated_logit_offsets(y_true, logits, *, class_prior, tau=0.25, l2=1e-3):
 
     start = np.r_[1.0, np.zeros(n_classes)]
     fit = minimize(nll, start, method="L-BFGS-B", bounds=[(0.05, 20.0)] + [(None, None)] * n_classes)
-    temperature, bias = fit.x[0], fit.x[1:]
-    log_prior = np.log(np.clip(np.asarray(class_prior, dtype=np.float64), 1e-12, None))
-    shift = bias - tau * (log_prior - log_prior.mean())
-    # argmax(z / T + shift) == argmax(z + T * shift): offsets on the raw logits
-    return temperature * (shift - shift.mean())
+    return fit.x[0], fit.x[1:]
+
+
+def _validation_logits(y_true, logits):
+    """``y_true`` as int64 and ``logits`` as float64, checked to be ``(n_samples, n_classes)``."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2 or len(logits) != len(y_true):
+        raise ValueError(f"logits must have shape (n_samples, n_classes) with n_samples={len(y_true)}, "
+                         f"got {logits.shape}.")
+    return y_true, logits
 
 
 def _search_offsets(y_true, logits, *, class_prior, search, taus, steps, n_rounds):
