@@ -34,6 +34,22 @@ def test_every_method_builds_an_estimator():
             assert hasattr(est, "fit"), method.name
 
 
+def test_embed_smote_leaves_a_single_text_class_as_it_is_and_grows_the_others():
+    from collections import Counter
+
+    from skimb.compare import Budget
+
+    counts = {"a": 12, "b": 3, "c": 1}
+    est = METHODS["embed_smote"].build(Budget(), 0, {"task": "multiclass", "min_class_count": 1,
+                                                     "class_counts": counts})
+    smote = est.steps[1][1]
+    y = np.repeat(list(counts), list(counts.values()))
+    X = np.random.default_rng(0).normal(size=(len(y), 4))
+    _, y_res = smote.fit_resample(X, y)
+    assert Counter(y_res.tolist()) == {"a": 12, "b": 12, "c": 1}
+    assert smote.k_neighbors == 2  # the smallest class SMOTE grows has 3 texts
+
+
 def test_compare_writes_report(tiny_bert, tmp_path, capsys):
     out = tmp_path / "report"
     code = main(["compare", "--backbone", tiny_bert, "--train-size", "150", "--test-size", "60", "--epochs", "1",

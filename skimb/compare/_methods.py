@@ -182,13 +182,27 @@ def _embed_ros(budget, seed, context):
     return _embedding_pipeline(budget, seed, context, sampler=RandomOverSampler(random_state=seed))
 
 
-@register_method("embed_smote", description="frozen embeddings + imblearn SMOTE + LogisticRegression",
+@register_method("embed_smote", description="frozen embeddings + imblearn SMOTE + LogisticRegression (a class "
+                 "with a single training text is left as it is: SMOTE needs two to interpolate)",
                  default=True, family="embeddings")
 def _embed_smote(budget, seed, context):
     from imblearn.over_sampling import SMOTE
 
-    k = max(1, min(5, context["min_class_count"] - 1))
-    return _embedding_pipeline(budget, seed, context, sampler=SMOTE(k_neighbors=k, random_state=seed))
+    counts = context.get("class_counts") or {"smallest": context["min_class_count"]}
+    strategy, smallest = _smote_strategy(counts)
+    sampler = None if not strategy else SMOTE(sampling_strategy=strategy, k_neighbors=max(1, min(5, smallest - 1)),
+                                              random_state=seed)
+    return _embedding_pipeline(budget, seed, context, sampler=sampler)
+
+
+def _smote_strategy(class_counts):
+    """``(sampling_strategy, smallest count SMOTE sees)``: every class up to the largest, but
+    classes with a single text (no neighbour to interpolate with) stay as they are."""
+    if min(class_counts.values()) >= 2:
+        return "not majority", min(class_counts.values())
+    largest = max(class_counts.values())
+    grown = {c: largest for c, n in class_counts.items() if 2 <= n < largest}
+    return grown, min((class_counts[c] for c in grown), default=2)
 
 
 # --- imbalance losses (skimb.losses) -------------------------------------------

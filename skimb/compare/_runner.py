@@ -64,8 +64,9 @@ def _context(data, catch_all=None):
     ctx = {"task": task, "n_train": len(data.get("y_train", ())),
            "catch_all": catch_all if catch_all is not None else ("O" if task == "token" else None)}
     if task == "multiclass":
-        _, counts = np.unique(np.asarray(data.y_train), return_counts=True)
+        classes, counts = np.unique(np.asarray(data.y_train), return_counts=True)
         ctx["min_class_count"] = int(counts.min())
+        ctx["class_counts"] = dict(zip(classes.tolist(), counts.tolist()))
     else:
         ctx["min_class_count"] = 0
     return ctx
