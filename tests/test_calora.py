@@ -677,3 +677,89 @@ def test_calora_auto_epochs_follow_a_step_budget(tiny_bert, monkeypatch, epochs,
                                 batch_size=8, random_state=0).fit(X, y)
     assert seen == [expected] and clf.stage2_epochs_ == expected
     assert len(clf.net_.module_.head.loss_history_) == expected
+
+
+
+def _two_labels(y):
+    return np.stack([y == y[0], np.arange(len(y)) % 3 == 0], axis=1).astype(int)
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_disable_class_adapters_gives_the_stage1_model_the_cache_holds(tiny_bert, empty_stage1_cache, multilabel):
+    """Within ``disable_class_adapters`` a CALoRA fit scores as its stage 1: its frozen head on its
+    features, and the scores of the linear-head fit that the stage-1 cache loads; restored on exit."""
+    from sklearn.base import clone
+
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    X, y = make_toy_texts()
+    Y = _two_labels(y) if multilabel else y
+    calora = TransformerClassifier(tiny_bert, head="calora", head__rank=2, head__epochs=2, max_epochs=1, batch_size=8,
+                                   random_state=0).fit(X, Y)
+    stage2 = calora.decision_function(X)
+    with calora.disable_class_adapters() as est:
+        stage1 = est.decision_function(X)
+        proba1 = est.predict_proba(X)
+    with torch.no_grad():
+        frozen = calora.net_.module_.head.base(torch.from_numpy(calora.embed(X))).numpy()
+    np.testing.assert_allclose(stage1, frozen, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(stage2, stage1, atol=1e-4)  # the adapters moved the scores
+    np.testing.assert_array_equal(calora.decision_function(X), stage2)  # enabled again
+    with pytest.warns(UserWarning, match="ignored by head='linear'"):
+        linear = clone(calora).set_params(head="linear").fit(X, Y)
+    assert linear.stage1_cached_ and empty_stage1_cache.hits == 1
+    np.testing.assert_allclose(linear.predict_proba(X), proba1, rtol=1e-5, atol=1e-6)
+
+
+def test_disable_class_adapters_covers_backbone_adapters_and_survives_pickling(tiny_bert, empty_stage1_cache):
+    from sklearn.base import clone
+
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    X, y = make_toy_texts()
+    calora = TransformerClassifier(tiny_bert, head="calora", head__layers="last", head__rank=2, head__epochs=2,
+                                   max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    with pytest.warns(UserWarning):
+        linear = clone(calora).set_params(head="linear").fit(X, y)
+    assert linear.stage1_cached_
+    loaded = pickle.loads(pickle.dumps(calora))
+    with loaded.disable_class_adapters():
+        np.testing.assert_allclose(loaded.decision_function(X), linear.decision_function(X), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(loaded.decision_function(X), linear.decision_function(X), atol=1e-4)
+
+
+def test_disable_class_adapters_names_the_remedy_for_heads_without_them(tiny_bert):
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    X, y = make_toy_texts()
+    clf = TransformerClassifier(tiny_bert, head="crt", max_epochs=1, batch_size=8, random_state=0)
+    with pytest.raises(Exception, match="not fitted"):
+        with clf.disable_class_adapters():
+            pass
+    clf.fit(X, y)
+    with pytest.raises(ValueError, match=r"head='crt', which has no class adapters.*set_params\(head='linear'\)"):
+        with clf.disable_class_adapters():
+            pass
+    assert not hasattr(clf, "_float32_only")
+
+
+def test_disable_class_adapters_on_a_tagger_gives_its_stage1_tag_scores(tiny_bert, empty_stage1_cache):
+    from sklearn.base import clone
+
+    from conftest import make_ner
+    from skimb import TransformerTokenClassifier
+
+    X, y = make_ner(24)
+    tagger = TransformerTokenClassifier(tiny_bert, head="calora", head__rank=2, head__epochs=2, max_epochs=1,
+                                        batch_size=8, random_state=0).fit(X, y)
+    with pytest.warns(UserWarning):
+        linear = clone(tagger).set_params(head="linear").fit(X, y)
+    assert linear.stage1_cached_
+    with tagger.disable_class_adapters():
+        for ours, theirs in zip(tagger.predict_proba(X), linear.predict_proba(X)):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert not all(np.allclose(ours, theirs, atol=1e-4)
+                   for ours, theirs in zip(tagger.predict_proba(X), linear.predict_proba(X)))

@@ -10,13 +10,14 @@ on the training texts (:func:`fit_calora_layers`). Routing rules are registered
 
 from .backbone import LayerRouting, RoutedHead, RoutedLinear, fit_calora_layers, install_routed_layers, select_linear_layers
 from .config import INITS, ROUTINGS, CALoRAConfig
-from .layer import ClassRoutedLoRA
+from .layer import ClassRoutedLoRA, class_adapters_disabled
 from .routing import register_routing, route_from_logits, topk_coverage, true_label_rank
 from .train import fit_calora_head
 
 __all__ = [
     "CALoRAConfig",
     "ClassRoutedLoRA",
+    "class_adapters_disabled",
     "fit_calora_head",
     "fit_calora_layers",
     "install_routed_layers",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from torch import nn
 from .config import CALoRAConfig
 from .routing import route_from_logits
 
-__all__ = ["ClassRoutedLoRA"]
+__all__ = ["ClassRoutedLoRA", "class_adapters_disabled"]
 
 
 class ClassRoutedLoRA(nn.Module):
@@ -54,6 +55,10 @@ class ClassRoutedLoRA(nn.Module):
     >>> [n for n, p in layer.named_parameters() if p.requires_grad]
     ['lora_A', 'lora_B']
     """
+
+    #: False: ``forward`` is the frozen ``base`` alone (:func:`class_adapters_disabled`); a class
+    #: attribute, so that layers pickled before it existed load.
+    adapters_enabled = True
 
     def __init__(
         self,
@@ -182,6 +187,8 @@ class ClassRoutedLoRA(nn.Module):
         """
         x = self._check_x(x)
         out = self.base(x)
+        if not self.adapters_enabled:
+            return out
         if route is None:
             if self.out_features != self.n_classes:
                 raise ValueError(
@@ -233,3 +240,34 @@ class ClassRoutedLoRA(nn.Module):
         sq = (gram_a * gram_b).sum(dim=(1, 2)).clamp_min(0.0)
         norms = sq.sqrt().cpu().numpy()
         return norms * abs(self.scaling) if scaled else norms
+
+
+@contextmanager
+def class_adapters_disabled(module: nn.Module):
+    """Within it every :class:`ClassRoutedLoRA` in ``module`` computes its frozen ``base`` alone,
+    so that ``module`` is the stage-1 model again (as peft's ``disable_adapter``); restored on exit.
+
+    Yields the number of layers disabled (0: ``module`` has no class adapters).
+
+    Examples
+    --------
+    >>> head = nn.Linear(4, 3)
+    >>> layer = ClassRoutedLoRA(head, CALoRAConfig(n_classes=3, rank=1, k=2))
+    >>> with torch.no_grad():
+    ...     _ = layer.lora_B.fill_(1.0)
+    >>> x = torch.ones(1, 4)
+    >>> with class_adapters_disabled(layer) as n:
+    ...     print(n, bool(torch.equal(layer(x), head(x))))
+    1 True
+    >>> bool(torch.equal(layer(x), head(x)))
+    False
+    """
+    layers = [m for m in module.modules() if isinstance(m, ClassRoutedLoRA)]
+    saved = [m.adapters_enabled for m in layers]
+    for m in layers:
+        m.adapters_enabled = False
+    try:
+        yield len(layers)
+    finally:
+        for m, enabled in zip(layers, saved):
+            m.adapters_enabled = enabled
