@@ -58,6 +58,7 @@ from skimb import TransformerClassifier  # noqa: E402
 from skimb.backbones import load_backbone  # noqa: E402
 from skimb.losses import available_losses  # noqa: E402
 from skimb.metrics import multilabel_report  # noqa: E402
+from skimb.training import stage1_cache  # noqa: E402
 
 #: Presets: name -> TransformerClassifier parameters.
 PRESETS = {
@@ -77,10 +78,11 @@ DEFAULT_LOSSES = "bce,focal1.5,focal2,focal2.5,afl"
 def resolve_loss(name):
     """Preset, ``focal<γ>``, ``afl<γ>`` or a registered multi-label loss name -> parameters;
     ``<loss>+calora[<balance>]``: that loss with CALoRA's stage 2 weighting its rows by
-    ``head__balance=<balance>`` (the first such variant of a seed trains stage 1, the others load it
-    from the stage-1 cache); ``<loss>+hamr[key=value;...]``: that loss trained with HAMR and those
-    ``training__`` settings (values read as JSON where they parse, else as text); ``<loss>[key=value;...]``:
-    that loss with those ``loss__`` parameters (``weighted_bce[max_pos_weight=8]``)."""
+    ``head__balance=<balance>`` (the first fit of a seed with that stage 1, ``<loss>`` or a
+    ``+calora`` variant, trains it; the others load it from the stage-1 cache);
+    ``<loss>+hamr[key=value;...]``: that loss trained with HAMR and those ``training__`` settings
+    (values read as JSON where they parse, else as text); ``<loss>[key=value;...]``: that loss with
+    those ``loss__`` parameters (``weighted_bce[max_pos_weight=8]``)."""
     m = re.fullmatch(r"(.+)\+calora\[(\w+)\]", name)
     if m:
         return {**resolve_loss(m.group(1)), "head": "calora", "head__balance": m.group(2)}
@@ -168,9 +170,9 @@ def run_one(args, name, params, seed, data, Y_train, Y_test):
             t0 = time.perf_counter()
             clf.fit(data.X_train, Y_train)
             rec["fit_s"] = time.perf_counter() - t0
+            rec["stage1_cached"] = bool(clf.stage1_cached_)
             if params.get("head") == "calora":
-                rec.update(stage1_cached=bool(clf.stage1_cached_), stage2_balance=clf.stage2_balance_,
-                           stage2_s=float(clf.stage2_time_s_))
+                rec.update(stage2_balance=clf.stage2_balance_, stage2_s=float(clf.stage2_time_s_))
             if params.get("training") == "hamr":
                 rec["meta_objective"] = clf.meta_objective_
             t0 = time.perf_counter()
@@ -255,7 +257,8 @@ def tables(summary, runs, names, header, threshold="0.5"):
              markdown_table(headers, main_rows),
              "", "### F1 per label-frequency quartile (Q1 = rarest labels, by training positives)", "",
              markdown_table(["loss", *QUARTILES], q_rows),
-             "", "### Cost (time per epoch from skorch's `dur`; ratio to BCE of the same seed, target <= 1.02)", "",
+             "", "### Cost (time per epoch from skorch's `dur`; ratio to BCE of the same seed, target <= 1.02; "
+             "a loss and its `+calora` variants share one stage 1 and its epochs)", "",
              markdown_table(["loss", "s / epoch", "epoch time / BCE", "fit s", "predict s", "peak RSS MiB"],
                             cost_rows)]
     return "\n".join(parts)
@@ -326,8 +329,10 @@ def main(argv=None):
     for i, seed in enumerate(seeds):
         # The losses of a seed run back to back, so each epoch-time ratio compares runs made under the
         # same machine load; the order is reversed on every other seed so that no loss is always first.
-        for name in (names if i % 2 == 0 else names[::-1]):
-            runs.append(run_one(args, name, variants[name], seed, data, Y_train, Y_test))
+        # A loss and its +calora variants share one stage 1 whichever runs first (dropped after the seed).
+        with stage1_cache.sharing():
+            for name in (names if i % 2 == 0 else names[::-1]):
+                runs.append(run_one(args, name, variants[name], seed, data, Y_train, Y_test))
 
     summary = summarise(runs, names, seeds)
     afl_gammas = {r["loss"]: r["gamma_"] for r in runs if "gamma_" in r and "error" not in r and r["seed"] == seeds[0]}
