@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from skimb.metrics import tune_logit_offsets
+from skimb.metrics import calibrated_logit_offsets, tune_logit_offsets
 from skimb.model_selection import TunedOffsetsClassifier
 from skimb.utils._param_validation import InvalidParameterError
 
@@ -85,6 +85,47 @@ def test_offsets_are_the_search_on_the_held_out_log_probabilities():
     np.testing.assert_allclose(tuned.decision_function(X), scores)
     np.testing.assert_array_equal(tuned.predict(X), tuned.classes_[scores.argmax(1)])
     np.testing.assert_allclose(tuned.predict_proba(X), tuned.estimator_.predict_proba(X))
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.25, 1.0])
+def test_calibrated_search_is_the_calibrated_rule_with_its_tau(tau):
+    X, y = _points(0)
+    fitted = TunedOffsetsClassifier(LogisticRegression(), search="calibrated", tau=tau, random_state=3).fit(X, y)
+    valid = fitted.validation_indices_
+    train = np.setdiff1d(np.arange(len(y)), valid)
+    codes = np.searchsorted(fitted.classes_, y)
+    expected = calibrated_logit_offsets(codes[valid], np.log(fitted.estimator_.predict_proba(X[valid])),
+                                        class_prior=np.bincount(codes[train]) + 1.0, tau=tau)
+    np.testing.assert_allclose(fitted.offsets_, expected)
+
+
+def test_calibrated_search_shifts_towards_the_rare_classes_as_tau_grows():
+    (X, y), (X_test, _) = _points(0), _points(1)
+    rare = [(TunedOffsetsClassifier(LogisticRegression(), search="calibrated", tau=tau, random_state=0)
+             .fit(X, y).predict(X_test) != "common").sum() for tau in (0.0, 0.5, 1.0)]
+    assert rare[0] < rare[1] < rare[2]
+
+
+def test_the_calibrated_estimator_rule_is_the_calibrated_search_around_it(tiny_bert, toy_data):
+    """TransformerClassifier(threshold="calibrated") is this search with tau 0.25 on its own split."""
+    from skimb import TransformerClassifier
+
+    X, y = toy_data
+    common = dict(backbone=tiny_bert, max_epochs=2, batch_size=8, validation_fraction=0.25, class_weight="balanced",
+                  random_state=0)
+    own = TransformerClassifier(threshold="calibrated", **common).fit(X, y)
+    wrapped = TunedOffsetsClassifier(TransformerClassifier(**common), validation="estimator",
+                                     search="calibrated").fit(X, y)
+    np.testing.assert_allclose(wrapped.offsets_, own.logit_offsets_, atol=2e-3)
+    np.testing.assert_array_equal(wrapped.predict(X), own.predict(X))
+
+
+def test_parameters_the_search_ignores_are_named():
+    X, y = _points(0)
+    with pytest.warns(UserWarning, match="tau is ignored: only search='calibrated' uses it"):
+        TunedOffsetsClassifier(LogisticRegression(), tau=0.5, n_bootstrap=0).fit(X, y)
+    with pytest.warns(UserWarning, match="n_bootstrap is ignored: search='calibrated' fits the whole split once"):
+        TunedOffsetsClassifier(LogisticRegression(), search="calibrated", n_bootstrap=5).fit(X, y)
 
 
 def test_held_out_split_is_stratified_and_kept_out_of_the_fit():

@@ -11,9 +11,10 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_labels, check_sample_weight, check_texts, is_multilabel_target
-from ..metrics import tune_logit_offsets
+from ..metrics import calibrated_logit_offsets, tune_logit_offsets
 from ..utils._meta import inner_estimators
 from ..utils._param_validation import HasMethods, Interval, Options, RandomState, validate_params
+from ..utils._warnings import warn_ignored
 
 __all__ = ["TunedOffsetsClassifier"]
 
@@ -55,12 +56,19 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
     validation_fraction : float in (0, 1), default=0.1
         ``validation="hold_out"``: the share of each class held out for tuning (rounded half up; one
         example at least, so every class needs 2).
-    search : {"offsets", "tau"}, default="offsets"
+    search : {"offsets", "tau", "calibrated"}, default="offsets"
         ``"tau"`` keeps the one-parameter rule ``-tau * log(prior)``; ``"offsets"`` searches each
-        class's offset from there.
+        class's offset from there. ``"calibrated"`` searches nothing: a temperature and class
+        biases fitted by likelihood on the split, then ``tau`` of the balanced rule's shift
+        (:func:`skimb.metrics.calibrated_logit_offsets`; ``TransformerClassifier(threshold="calibrated")``
+        with another ``tau``).
+    tau : float >= 0, default=0.25
+        ``search="calibrated"``: the share of the balanced rule's shift ``-log(prior)`` (0: the
+        calibrated model's most probable class; 1: the balanced rule).
     n_bootstrap : int, default=30
         Resamples of the held-out split whose tuned offsets are averaged; 0 tunes once on the split
-        (noisier with a handful of examples of the rarest classes).
+        (noisier with a handful of examples of the rarest classes). Not with ``search="calibrated"``,
+        which fits two parameters per class on the whole split.
     random_state : int, RandomState instance or None, default=None
         Seeds the held-out split and the resamples (not ``estimator``, which has its own).
 
@@ -109,17 +117,19 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         "estimator": [HasMethods("fit", "predict_proba")],
         "validation": [Options("hold_out", "estimator")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "search": [Options("offsets", "tau")],
+        "search": [Options("offsets", "tau", "calibrated")],
+        "tau": [Interval(Real, 0, None)],
         "n_bootstrap": [Interval(Integral, 0, None)],
         "random_state": [RandomState()],
     }
 
-    def __init__(self, estimator, *, validation="hold_out", validation_fraction=0.1, search="offsets", n_bootstrap=30,
-                 random_state=None):
+    def __init__(self, estimator, *, validation="hold_out", validation_fraction=0.1, search="offsets", tau=0.25,
+                 n_bootstrap=30, random_state=None):
         self.estimator = estimator
         self.validation = validation
         self.validation_fraction = validation_fraction
         self.search = search
+        self.tau = tau
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
 
@@ -141,6 +151,7 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         self
         """
         validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
+        self._warn_ignored()
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
             delattr(self, name)  # a failed refit leaves no model of the earlier fit behind
         if is_multilabel_target(y):
@@ -174,10 +185,21 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
             estimator = self._fit_estimator(X, labels, sample_weight, fit_idx, classes)
         log_proba = _log(estimator.predict_proba(_safe_indexing(X, valid_idx)))
         prior = np.bincount(codes[fit_idx], minlength=len(classes)) + 1.0
-        self.offsets_ = tune_logit_offsets(codes[valid_idx], log_proba, class_prior=prior, search=self.search,
-                                           n_bootstrap=self.n_bootstrap, random_state=seed)
+        if self.search == "calibrated":
+            self.offsets_ = calibrated_logit_offsets(codes[valid_idx], log_proba, class_prior=prior, tau=self.tau)
+        else:
+            self.offsets_ = tune_logit_offsets(codes[valid_idx], log_proba, class_prior=prior, search=self.search,
+                                               n_bootstrap=self.n_bootstrap, random_state=seed)
         self.estimator_, self.classes_, self.validation_indices_ = estimator, classes, valid_idx
         return self
+
+    def _warn_ignored(self):
+        calibrated = self.search == "calibrated"
+        ignored = {"tau": "only search='calibrated' uses it (the searches choose their own)"} if (
+            not calibrated and self.tau != 0.25) else {}
+        if calibrated and self.n_bootstrap != 30:
+            ignored["n_bootstrap"] = "search='calibrated' fits the whole split once"
+        warn_ignored(ignored, owner=type(self).__name__, prefix="")
 
     def _fit_estimator(self, X, labels, sample_weight, rows, classes):
         """A clone of ``estimator`` fitted on ``rows``; it must learn every class."""
