@@ -71,6 +71,25 @@ def test_compare_writes_report(tiny_bert, tmp_path, capsys):
     assert all(0 <= r["metrics"]["macro_f1"] <= 1 for r in data["results"])
 
 
+@pytest.mark.slow
+def test_every_default_method_runs_where_a_class_has_a_single_training_text(tiny_bert, tmp_path):
+    """Extreme imbalance down to singletons: no default method may fail (SMOTE did)."""
+    from conftest import make_toy_texts
+
+    X, y = make_toy_texts(n_per_class=(24, 8, 4, 2, 1), seed=0)
+    X_test, y_test = make_toy_texts(n_per_class=(10, 4, 2, 1, 1), seed=1)
+    rows = [{"text": t, "label": c, "split": "train"} for t, c in zip(X, y)]
+    rows += [{"text": t, "label": c, "split": "test"} for t, c in zip(X_test, y_test)]
+    path = tmp_path / "singletons.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "report"
+    assert main(["compare", "--data", str(path), "--backbone", tiny_bert, "--epochs", "1", "--batch-size", "8",
+                 "--max-length", "16", "--methods", "default", "--out", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert {r["method"]: r["error"] for r in results if r["error"]} == {}
+    assert "embed_smote" in {r["method"] for r in results}
+
+
 def test_compare_rejects_unknown_method(capsys):
     assert main(["--methods", "nope", "--train-size", "50", "--test-size", "20"]) == 2
     assert "unknown method" in capsys.readouterr().err
