@@ -188,8 +188,8 @@ def _embed_ros(budget, seed, context):
 def _embed_smote(budget, seed, context):
     from imblearn.over_sampling import SMOTE
 
-    counts = context.get("class_counts") or {"smallest": context["min_class_count"]}
-    strategy, smallest = _smote_strategy(counts)
+    counts = context.get("class_counts")
+    strategy, smallest = _smote_strategy(counts) if counts else ("not majority", context["min_class_count"])
     sampler = None if not strategy else SMOTE(sampling_strategy=strategy, k_neighbors=max(1, min(5, smallest - 1)),
                                               random_state=seed)
     return _embedding_pipeline(budget, seed, context, sampler=sampler)

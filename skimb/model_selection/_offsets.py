@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -12,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_labels, check_sample_weight, check_texts, is_multilabel_target
 from ..metrics import calibrated_logit_offsets, tune_logit_offsets
+from ..metrics._decision import CALIBRATED_TAU
 from ..utils._meta import inner_estimators
 from ..utils._param_validation import HasMethods, Interval, Options, RandomState, validate_params
 from ..utils._warnings import warn_ignored
@@ -123,7 +125,7 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         "random_state": [RandomState()],
     }
 
-    def __init__(self, estimator, *, validation="hold_out", validation_fraction=0.1, search="offsets", tau=0.25,
+    def __init__(self, estimator, *, validation="hold_out", validation_fraction=0.1, search="offsets", tau=CALIBRATED_TAU,
                  n_bootstrap=30, random_state=None):
         self.estimator = estimator
         self.validation = validation
@@ -194,12 +196,14 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         return self
 
     def _warn_ignored(self):
-        calibrated = self.search == "calibrated"
-        ignored = {"tau": "only search='calibrated' uses it (the searches choose their own)"} if (
-            not calibrated and self.tau != 0.25) else {}
-        if calibrated and self.n_bootstrap != 30:
-            ignored["n_bootstrap"] = "search='calibrated' fits the whole split once"
-        warn_ignored(ignored, owner=type(self).__name__, prefix="")
+        """Name a parameter changed from its default that the chosen ``search`` does not use."""
+        if self.search == "calibrated":
+            unused = {"n_bootstrap": "search='calibrated' fits the whole split once"}
+        else:
+            unused = {"tau": "only search='calibrated' uses it (the searches choose their own)"}
+        defaults = inspect.signature(type(self).__init__).parameters
+        warn_ignored({name: why for name, why in unused.items() if getattr(self, name) != defaults[name].default},
+                     owner=type(self).__name__, prefix="")
 
     def _fit_estimator(self, X, labels, sample_weight, rows, classes):
         """A clone of ``estimator`` fitted on ``rows``; it must learn every class."""
