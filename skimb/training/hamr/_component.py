@@ -36,10 +36,10 @@ class HAMRTraining(TrainingStrategy):
     resampling : bool or "auto", default="auto"
         Hardness-aware resampling. ``"auto"``: on, but for NER off from
         :attr:`RESAMPLING_MAX_SENTENCES` training sentences (those left after the estimator's
-        validation split, before the meta set's top-up; round 21, HAMR on focal loss, 6 seeds
-        each: with 600 sentences resampling was worth +2.3, +0.9 and −0.1 points of span macro-F1
-        on tweet-like CoNLL-2003, CoNLL-2003 and MIT-Restaurant; with 1,200 and 2,400 tweet-like
-        sentences it cost 0.9 and 1.9; ``docs/hamr.md``). The fitted ``resampling_`` says which a
+        validation split, before the meta set's top-up; HAMR on focal loss, 6 seeds each, 10% held
+        out: with 540 training sentences resampling was worth +2.3, +0.9 and −0.1 points of span
+        macro-F1 on tweet-like CoNLL-2003, CoNLL-2003 and MIT-Restaurant, with 675 tweet-like ones
+        +1.7; with 810, 1,080 and 2,160 it cost 1.7, 0.9 and 1.9; rounds 21 and 29, ``docs/hamr.md``). The fitted ``resampling_`` says which a
         fit used. With it on and ``meta_weighting`` off, WNet is still
         meta-trained to drive the hardness (the paper's "w/o AWE").
     knn : bool, default=True
@@ -248,9 +248,10 @@ class HAMRTraining(TrainingStrategy):
     #: NER: the share of the training tokens under the most frequent tag from which
     #: ``meta_loss="auto"`` is class-balanced (entities sparse; measured at 0.62, 0.83 and 0.93).
     SPARSE_TAG_SHARE = 0.9
-    #: NER: the training sentences from which ``resampling="auto"`` is off (measured: on was
-    #: better at 600, off at 1,200 and 2,400; ``docs/benchmarks.md``, round 21).
-    RESAMPLING_MAX_SENTENCES = 1000
+    #: NER: the training sentences from which ``resampling="auto"`` is off (measured after the
+    #: validation split: on was better at 540 and 675, off at 810, 1,080 and 2,160;
+    #: ``docs/benchmarks.md``, rounds 21 and 29).
+    RESAMPLING_MAX_SENTENCES = 750
     _parameter_constraints = {
         "meta_weighting": [Boolean()], "resampling": [Boolean(), Options("auto")], "knn": [Boolean()],
         "hardness_alpha": [Interval(Real, 0, None)],
