@@ -79,7 +79,7 @@ from skimb.compare._runner import evaluate  # noqa: E402
 from skimb.training.hamr import HAMRTraining  # noqa: E402
 
 # the variants that change the resampling or its settings pin it on (for NER, "auto" turns it off
-# from 1,000 training sentences)
+# from 750 training sentences)
 RESAMPLED = {"training__resampling": True}
 
 VARIANTS = {

@@ -26,7 +26,7 @@ from ._persistence import model_card
 from .backbones import backbone_identity, load_backbone
 from .backbones._onnx import onnx_int8_module
 from .backbones._quantize import int8_module
-from .heads.calora import class_adapters_disabled
+from .heads.calora.layer import class_adapters_disabled, class_adapters_off
 from .training import TransformerNet, fingerprint, stage1_cache
 from .training._distributed import data_parallel_world, process_device, shared_seed
 from .utils._param_validation import validate_params
@@ -317,13 +317,13 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         """``(module, device, variant)`` that prediction runs: the fitted model (variant None), or
         with ``quantize="int8"`` its dynamic-int8 copy on the CPU, with ``"onnx-int8"`` its ONNX
         Runtime copy with int8 weights (each built once per fitted model).
-        While ``fit`` finishes (the tuned decision rule, the validation report), and within
-        ``disable_class_adapters``, it is always the float32 model, so that those do not depend on
-        when ``quantize`` was set."""
+        While ``fit`` finishes (the tuned decision rule, the validation report), and while class
+        adapters are disabled, it is always the float32 model, so that those do not depend on
+        when ``quantize`` was set (nor on when its copy was built)."""
         module, device = self.net_.module_, self.net_.device
         validate_params({"quantize": SHARED_CONSTRAINTS["quantize"]}, {"quantize": self.quantize},
                         owner=type(self).__name__)
-        if self.quantize is None or getattr(self, "_finishing_fit", False) or getattr(self, "_float32_only", False):
+        if self.quantize is None or getattr(self, "_finishing_fit", False) or class_adapters_off(module):
             return module, device, None
         if torch.device(device).type != "cpu":
             warn_caller(f"quantize={self.quantize!r} runs on the CPU only; predicting without int8 on {device}. For "
@@ -390,7 +390,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         CALoRA's re-decision between each input's top-ranked classes costs ranking quality
         (multi-label macro ROC AUC, ``docs/calora.md``). The decision rule stays the fitted
         model's (``thresholds_``, ``logit_offsets_``), and prediction runs in float32 whatever
-        ``quantize`` says. Other heads do not keep their stage 1: fit
+        ``quantize`` says. The fitted model itself changes for the block's duration, so a
+        prediction from another thread meanwhile gets the stage-1 outputs too; blocks nest.
+        Other heads do not keep their stage 1: fit
         ``clone(est).set_params(head="linear")`` on the same data, which loads it from the
         stage-1 cache.
 
@@ -400,18 +402,13 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ...     stage1_scores = clf.predict_proba(X)
         """
         check_is_fitted(self)
-        module = self.net_.module_
-        with class_adapters_disabled(module) as n_layers:
+        with class_adapters_disabled(self.net_.module_) as n_layers:
             if not n_layers:
-                raise ValueError(f"{type(self).__name__} was fitted with head={self.head!r}, which has no class adapters "
-                                 "to disable; its stage 1, if any, is not kept: fit "
+                raise ValueError(f"{type(self).__name__} was fitted with head {type(self.head_).__name__}, which has "
+                                 "no class adapters to disable; its stage 1, if any, is not kept: fit "
                                  "clone(est).set_params(head='linear') on the same data for it (the stage-1 cache "
                                  "loads it without training).")
-            self._float32_only = True
-            try:
-                yield self
-            finally:
-                del self._float32_only
+            yield self
 
     # ----------------------------------------------------- save and load
     def save_pretrained(self, directory) -> Path:

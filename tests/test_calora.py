@@ -679,7 +679,6 @@ def test_calora_auto_epochs_follow_a_step_budget(tiny_bert, monkeypatch, epochs,
     assert len(clf.net_.module_.head.loss_history_) == expected
 
 
-
 def _two_labels(y):
     return np.stack([y == y[0], np.arange(len(y)) % 3 == 0], axis=1).astype(int)
 
@@ -740,10 +739,35 @@ def test_disable_class_adapters_names_the_remedy_for_heads_without_them(tiny_ber
         with clf.disable_class_adapters():
             pass
     clf.fit(X, y)
-    with pytest.raises(ValueError, match=r"head='crt', which has no class adapters.*set_params\(head='linear'\)"):
+    with pytest.raises(ValueError, match=r"head CRTHead, which has no class adapters.*set_params\(head='linear'\)"):
         with clf.disable_class_adapters():
             pass
-    assert not hasattr(clf, "_float32_only")
+
+
+def test_disable_class_adapters_nests_survives_errors_and_predicts_in_float32(tiny_bert):
+    from conftest import make_toy_texts
+    from skimb import TransformerClassifier
+
+    X, y = make_toy_texts()
+    clf = TransformerClassifier(tiny_bert, head="calora", head__rank=2, head__epochs=2, max_epochs=1, batch_size=8,
+                                random_state=0).fit(X, y)
+    float32_stage2 = clf.decision_function(X)
+    with clf.disable_class_adapters():
+        stage1 = clf.decision_function(X)
+    clf.set_params(quantize="int8")
+    int8_stage2 = clf.decision_function(X)  # builds the int8 copy outside the block
+    assert not np.allclose(int8_stage2, float32_stage2, atol=1e-6)
+    with clf.disable_class_adapters():
+        with clf.disable_class_adapters():
+            np.testing.assert_array_equal(clf.decision_function(X), stage1)  # float32 despite quantize
+        np.testing.assert_array_equal(clf.decision_function(X), stage1)  # still disabled after the inner block
+        restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clf.decision_function(X), int8_stage2)
+    np.testing.assert_array_equal(restored.set_params(quantize=None).decision_function(X), float32_stage2)
+    with pytest.raises(KeyError):
+        with clf.disable_class_adapters():
+            raise KeyError("inside")
+    np.testing.assert_array_equal(clf.decision_function(X), int8_stage2)
 
 
 def test_disable_class_adapters_on_a_tagger_gives_its_stage1_tag_scores(tiny_bert, empty_stage1_cache):

@@ -121,7 +121,13 @@ def test_the_calibrated_estimator_rule_is_the_calibrated_search_around_it(tiny_b
 
 
 def test_parameters_the_search_ignores_are_named():
+    import warnings
+
     X, y = _points(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the defaults, and tau where it is used, say nothing
+        TunedOffsetsClassifier(LogisticRegression(), n_bootstrap=0).fit(X, y)
+        TunedOffsetsClassifier(LogisticRegression(), search="calibrated", tau=0.5).fit(X, y)
     with pytest.warns(UserWarning, match="tau is ignored: only search='calibrated' uses it"):
         TunedOffsetsClassifier(LogisticRegression(), tau=0.5, n_bootstrap=0).fit(X, y)
     with pytest.warns(UserWarning, match="n_bootstrap is ignored: search='calibrated' fits the whole split once"):

@@ -29,7 +29,7 @@ class Method:
     """A named way to fit a model: ``build(budget, seed, context) -> estimator``.
 
     ``context`` holds facts about the training data a builder may need (``task``,
-    ``min_class_count``). ``tasks`` lists the tasks the method supports; ``default`` those of
+    ``min_class_count``; multi-class: ``class_counts``, label -> training texts). ``tasks`` lists the tasks the method supports; ``default`` those of
     them on which it runs when ``--methods`` is not given.
     """
 

@@ -22,7 +22,7 @@ __all__ = ["TunedOffsetsClassifier"]
 
 
 class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
-    """Per-class logit offsets tuned for macro-F1 on a held-out split, around any classifier.
+    """Per-class logit offsets, tuned for macro-F1 or calibrated, on a split held out around any classifier.
 
     ``fit`` holds out a stratified ``validation_fraction`` of the training data, fits a clone of
     ``estimator`` on the rest (or, with ``validation="estimator"``, fits it on everything and uses
@@ -88,6 +88,7 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
     See Also
     --------
     skimb.metrics.tune_logit_offsets : the search, on logits you already have.
+    skimb.metrics.calibrated_logit_offsets : the calibrated rule, likewise.
 
     Notes
     -----

@@ -60,6 +60,12 @@ class ClassRoutedLoRA(nn.Module):
     #: attribute, so that layers pickled before it existed load.
     adapters_enabled = True
 
+    def __getstate__(self):
+        # a copy or a pickle made inside class_adapters_disabled has its adapters on, as outside it
+        state = dict(super().__getstate__())
+        state.pop("adapters_enabled", None)
+        return state
+
     def __init__(
         self,
         base: nn.Linear,
@@ -245,7 +251,9 @@ class ClassRoutedLoRA(nn.Module):
 @contextmanager
 def class_adapters_disabled(module: nn.Module):
     """Within it every :class:`ClassRoutedLoRA` in ``module`` computes its frozen ``base`` alone,
-    so that ``module`` is the stage-1 model again (as peft's ``disable_adapter``); restored on exit.
+    so that ``module`` is the stage-1 model again (as peft's ``disable_adapter``); restored on exit,
+    also from a nested block or an exception. Copies and pickles made inside it have their adapters
+    on. For a fitted estimator use ``est.disable_class_adapters()``.
 
     Yields the number of layers disabled (0: ``module`` has no class adapters).
 
@@ -271,3 +279,8 @@ def class_adapters_disabled(module: nn.Module):
     finally:
         for m, enabled in zip(layers, saved):
             m.adapters_enabled = enabled
+
+
+def class_adapters_off(module: nn.Module) -> bool:
+    """Whether some :class:`ClassRoutedLoRA` in ``module`` is disabled (:func:`class_adapters_disabled`)."""
+    return any(isinstance(m, ClassRoutedLoRA) and not m.adapters_enabled for m in module.modules())
