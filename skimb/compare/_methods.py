@@ -367,8 +367,8 @@ def _register_hamr(name, description, default=False, tasks=_ALL_TASKS, base=None
     return build
 
 
-_register_hamr("hamr", "HAMR: meta-learned sample weights + hardness/kNN resampling (NER: below 750 training sentences; "
-               "validation 10% -> meta set)", default=True)
+_register_hamr("hamr", "HAMR: meta-learned sample weights + hardness/kNN resampling (NER: below 750 training "
+               "sentences; validation 10% -> meta set)", default=True)
 # the ablations pin resampling on ("auto" turns it off for NER from 750 training sentences)
 _register_hamr("hamr_no_weighting", "HAMR without adaptive weighting (WNet still drives the hardness)",
                meta_weighting=False, resampling=True)

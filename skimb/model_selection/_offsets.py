@@ -126,8 +126,8 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         "random_state": [RandomState()],
     }
 
-    def __init__(self, estimator, *, validation="hold_out", validation_fraction=0.1, search="offsets", tau=CALIBRATED_TAU,
-                 n_bootstrap=30, random_state=None):
+    def __init__(self, estimator, *, validation="hold_out", validation_fraction=0.1, search="offsets",
+                 tau=CALIBRATED_TAU, n_bootstrap=30, random_state=None):
         self.estimator = estimator
         self.validation = validation
         self.validation_fraction = validation_fraction
