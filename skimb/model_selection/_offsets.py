@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -15,6 +14,7 @@ from .._validation import check_labels, check_sample_weight, check_texts, is_mul
 from ..metrics import calibrated_logit_offsets, tune_logit_offsets
 from ..metrics._decision import CALIBRATED_TAU
 from ..utils._meta import inner_estimators
+from ..utils._components import changed_params
 from ..utils._param_validation import HasMethods, Interval, Options, RandomState, validate_params
 from ..utils._warnings import warn_ignored
 
@@ -202,9 +202,8 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
             unused = {"n_bootstrap": "search='calibrated' fits the whole split once"}
         else:
             unused = {"tau": "only search='calibrated' uses it (the searches choose their own)"}
-        defaults = inspect.signature(type(self).__init__).parameters
-        warn_ignored({name: why for name, why in unused.items() if getattr(self, name) != defaults[name].default},
-                     owner=type(self).__name__, prefix="")
+        warn_ignored({name: unused[name] for name in changed_params(self, unused)}, owner=type(self).__name__,
+                     prefix="")
 
     def _fit_estimator(self, X, labels, sample_weight, rows, classes):
         """A clone of ``estimator`` fitted on ``rows``; it must learn every class."""

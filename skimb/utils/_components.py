@@ -10,12 +10,20 @@ so that a new method registers itself and touches no estimator.
 
 from __future__ import annotations
 
+import inspect
+
 from sklearn.base import BaseEstimator
 
 from ._param_validation import InvalidParameterError, validate_params
 from ._warnings import warn_caller, warn_ignored
 
-__all__ = ["Component", "Registry"]
+__all__ = ["Component", "Registry", "changed_params"]
+
+
+def changed_params(obj, names) -> list:
+    """Which of ``names`` differ from their default in ``type(obj).__init__``'s signature."""
+    defaults = inspect.signature(type(obj).__init__).parameters
+    return [n for n in names if getattr(obj, n) is not defaults[n].default and getattr(obj, n) != defaults[n].default]
 
 
 class Component(BaseEstimator):
@@ -43,8 +51,7 @@ class Component(BaseEstimator):
 
     def _changed(self, names) -> list:
         """Which of ``names`` differ from their constructor default."""
-        defaults = type(self)().get_params(deep=False)
-        return [n for n in names if getattr(self, n) is not defaults[n] and getattr(self, n) != defaults[n]]
+        return changed_params(self, names)
 
     def to_json(self) -> dict:
         """``{"component": class name, "params": {...}}`` (``save_pretrained``)."""
