@@ -99,7 +99,8 @@ quantize, n_threads
         reference's NER values (0.1, 3e-4), and ``training__meta_loss`` to the mean cross-entropy,
         or the tag-balanced one where one tag (``O``) holds at least 90% of the training tokens
         (fitted ``meta_objective_`` says which); ``training__resampling`` is off from 750 training
-        sentences, counted after the validation split (fitted ``resampling_`` says which).
+        sentences, counted after the validation split, and where ``O`` holds under 75% of the
+        training tokens (fitted ``resampling_`` says which).
     **kwargs
         Routed component parameters: ``loss__*``, ``head__*``, ``training__*``, ``finetune__*``.
 

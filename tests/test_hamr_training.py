@@ -1133,6 +1133,13 @@ def test_resampling_auto_is_off_for_taggers_with_many_sentences():
     assert HAMRTraining().for_task("token", n_sentences=many - 1).resampling is True
     assert HAMRTraining().for_task("token", n_sentences=many).resampling is False
     assert HAMRTraining().for_task("token").resampling is True  # nothing counted: on
+    # dense entities: off whatever the size
+    sparse = HAMRTraining.RESAMPLING_MIN_TAG_SHARE
+    assert HAMRTraining().for_task("token", n_sentences=100, majority_share=sparse).resampling is True
+    assert HAMRTraining().for_task("token", n_sentences=100, majority_share=sparse - 0.01).resampling is False
+    assert HAMRTraining().for_task("token", n_sentences=many, majority_share=0.95).resampling is False
+    assert HAMRTraining(resampling=True).for_task("token", majority_share=0.5).resampling is True
+    assert HAMRTraining().for_task("multiclass", majority_share=0.5).resampling is True
     # an explicit choice, the reference configuration and the other tasks stand
     assert HAMRTraining(resampling=True).for_task("token", n_sentences=10_000).resampling is True
     assert HAMRTraining.reference().for_task("token", n_sentences=10_000).resampling is True
@@ -1150,6 +1157,7 @@ def test_a_tagger_fit_counts_its_training_sentences_for_resampling(tiny_bert, mo
     X, y = make_ner(40)  # 32 training sentences after the 20% validation split
     params = dict(training="hamr", validation_fraction=0.2, max_epochs=1, batch_size=16, max_length=32, random_state=0)
     fitted = {}
+    monkeypatch.setattr(HAMRTraining, "RESAMPLING_MIN_TAG_SHARE", 0.0)  # the size alone decides here
     for threshold in (33, 32):
         monkeypatch.setattr(HAMRTraining, "RESAMPLING_MAX_SENTENCES", threshold)
         fitted[threshold] = TransformerTokenClassifier(tiny_bert, **params).fit(X, y)
@@ -1161,3 +1169,17 @@ def test_a_tagger_fit_counts_its_training_sentences_for_resampling(tiny_bert, mo
     # a resampling setting that "auto" leaves unused is reported
     with pytest.warns(UserWarning, match=r"training__temperature is ignored: resampling='auto' is off .* \(32 here\)"):
         TransformerTokenClassifier(tiny_bert, training__temperature=2.0, **params).fit(X, y)
+
+
+def test_a_tagger_fit_measures_the_o_share_for_resampling(tiny_bert):
+    from skimb import TransformerTokenClassifier
+
+    X, y = make_ner(40)  # about 70% of the tokens are O: entities dense
+    sparse = (X + [["plain", "words", "here", "only"]] * 40, y + [["O"] * 4] * 40)
+    params = dict(training="hamr", validation_fraction=0.2, max_epochs=1, batch_size=16, max_length=32, random_state=0)
+    with pytest.warns(UserWarning, match=r"training__temperature is ignored: resampling='auto' is off for NER where "
+                                         r"the most frequent tag holds under 75% of the training tokens \(\d+% here\)"):
+        dense = TransformerTokenClassifier(tiny_bert, training__temperature=2.0, **params).fit(X, y)
+    assert dense.resampling_ is False
+    assert TransformerTokenClassifier(tiny_bert, **params).fit(*sparse).resampling_ is True
+    assert TransformerTokenClassifier(tiny_bert, training__resampling=True, **params).fit(X, y).resampling_ is True

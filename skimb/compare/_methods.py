@@ -368,8 +368,8 @@ def _register_hamr(name, description, default=False, tasks=_ALL_TASKS, base=None
 
 
 _register_hamr("hamr", "HAMR: meta-learned sample weights + hardness/kNN resampling (NER: below 750 training "
-               "sentences; validation 10% -> meta set)", default=True)
-# the ablations pin resampling on ("auto" turns it off for NER from 750 training sentences)
+               "sentences with sparse entities; validation 10% -> meta set)", default=True)
+# the ablations pin resampling on ("auto" turns it off for NER from 750 training sentences or dense entities)
 _register_hamr("hamr_no_weighting", "HAMR without adaptive weighting (WNet still drives the hardness)",
                meta_weighting=False, resampling=True)
 _register_hamr("hamr_no_resampling", "HAMR without hardness-aware resampling (nor kNN)", resampling=False, knn=False)

@@ -36,12 +36,16 @@ class HAMRTraining(TrainingStrategy):
     resampling : bool or "auto", default="auto"
         Hardness-aware resampling. ``"auto"``: on, but for NER off from
         :attr:`RESAMPLING_MAX_SENTENCES` training sentences (those left after the estimator's
-        validation split, before the meta set's top-up; HAMR on focal loss, 6 seeds each, 10% held
-        out: with 540 training sentences resampling was worth +2.3, +0.9 and −0.1 points of span
-        macro-F1 on tweet-like CoNLL-2003, CoNLL-2003 and MIT-Restaurant, with 675 tweet-like ones
-        +1.7; with 810, 1,080 and 2,160 it cost 1.7, 0.9 and 1.9; rounds 21 and 29, ``docs/hamr.md``). The fitted ``resampling_`` says which a
-        fit used. With it on and ``meta_weighting`` off, WNet is still
-        meta-trained to drive the hardness (the paper's "w/o AWE").
+        validation split, before the meta set's top-up) and where the most frequent tag (``O``)
+        holds under :attr:`RESAMPLING_MIN_TAG_SHARE` of the training tokens. HAMR on focal loss,
+        6 seeds each, 10% held out: with 540 training sentences resampling was worth +2.3, +0.9 and
+        −0.1 points of span macro-F1 on tweet-like CoNLL-2003 (93% ``O``), CoNLL-2003 (83%) and
+        MIT-Restaurant (62%), with 675 +1.7, +0.1 and −0.6; with 810 −1.7, +0.1 and −1.3, with
+        1,080 and 2,160 tweet-like ones −0.9 and −1.9 (rounds 21, 29 and 30, ``docs/hamr.md``): the
+        draws pay by skipping easy, entity-free sentences, which a short run on sparse entities has
+        many of. The fitted ``resampling_`` says which a fit used. With it on and
+        ``meta_weighting`` off, WNet is still meta-trained to drive the hardness (the paper's
+        "w/o AWE").
     knn : bool, default=True
         The kNN neighbourhood boost of the resampling (no effect without ``resampling``). All
         three switches off is plain fine-tuning, bit-for-bit ``training="standard"``.
@@ -215,8 +219,10 @@ class HAMRTraining(TrainingStrategy):
     ('balanced', 'mean')
     >>> HAMRTraining().for_task("token", majority_share=0.93).meta_loss  # 93% of the tokens are O
     'balanced'
-    >>> HAMRTraining().for_task("token", n_sentences=600).resampling
+    >>> HAMRTraining().for_task("token", n_sentences=600, majority_share=0.93).resampling
     True
+    >>> HAMRTraining().for_task("token", n_sentences=600, majority_share=0.62).resampling  # entities dense
+    False
     >>> HAMRTraining().for_task("token", n_sentences=2400).resampling
     False
     >>> HAMRTraining(weight_norm="batch").for_task("multiclass", balanced_loss=True).meta_loss
@@ -252,6 +258,12 @@ class HAMRTraining(TrainingStrategy):
     #: validation split: on was better at 540 and 675, off at 810, 1,080 and 2,160;
     #: ``docs/benchmarks.md``, rounds 21 and 29).
     RESAMPLING_MAX_SENTENCES = 750
+    #: NER: the share of the training tokens under the most frequent tag below which
+    #: ``resampling="auto"`` is off, whatever the size: where nearly every sentence holds entities
+    #: the draws have no easy sentences to skip (MIT-Restaurant, 62% ``O``: −0.1, −0.6 and −1.3 at
+    #: 540, 675 and 810 sentences; CoNLL-2003, 83%: +0.9, +0.1, +0.1; tweet-like, 93%: +2.3, +1.7;
+    #: rounds 21, 29 and 30).
+    RESAMPLING_MIN_TAG_SHARE = 0.75
     _parameter_constraints = {
         "meta_weighting": [Boolean()], "resampling": [Boolean(), Options("auto")], "knn": [Boolean()],
         "hardness_alpha": [Interval(Real, 0, None)],
@@ -400,7 +412,7 @@ class HAMRTraining(TrainingStrategy):
         defaults = {**self.TASK_DEFAULTS[task], "meta_features": "cached" if self.caches_meta_features else "live"}
         if task == "token" and majority_share is not None and majority_share >= self.SPARSE_TAG_SHARE:
             defaults["meta_loss"] = "balanced"
-        if task == "token" and n_sentences is not None and n_sentences >= self.RESAMPLING_MAX_SENTENCES:
+        if task == "token" and self._resampling_off_reason(majority_share, n_sentences):
             defaults["resampling"] = False
         defaults["weight_norm"] = "class" if balanced_loss and task == "multiclass" else "batch"
         weight_norm = defaults["weight_norm"] if self.weight_norm == "auto" else self.weight_norm
@@ -411,6 +423,15 @@ class HAMRTraining(TrainingStrategy):
         if params["wnet_lr"] == "reference":
             params["wnet_lr"] = self.REFERENCE_WNET_LR[task]
         return type(self)(**params)
+
+    def _resampling_off_reason(self, majority_share, n_sentences) -> str:
+        """Why ``resampling="auto"`` is off for a tagger (``""``: it is on)."""
+        if n_sentences is not None and n_sentences >= self.RESAMPLING_MAX_SENTENCES:
+            return f"from {self.RESAMPLING_MAX_SENTENCES} training sentences ({n_sentences} here)"
+        if majority_share is not None and majority_share < self.RESAMPLING_MIN_TAG_SHARE:
+            return (f"where the most frequent tag holds under {self.RESAMPLING_MIN_TAG_SHARE:.0%} of the training "
+                    f"tokens ({majority_share:.0%} here)")
+        return ""
 
     def ignored_params(self) -> dict:
         ignored = {}
@@ -436,15 +457,14 @@ class HAMRTraining(TrainingStrategy):
     # -- the strategy hooks ---------------------------------------------------------------------
     def plan(self, ctx):
         # HAMR's balanced meta set leaves the training split.
-        share = None
-        if ctx.task == "token" and self.meta_loss == "auto":
+        share = n_sentences = None
+        if ctx.task == "token":
             counts = ctx.adapter.class_counts(ctx)
-            share = counts.max() / max(counts.sum(), 1)
-        n_sentences = len(ctx.train_idx) if ctx.task == "token" else None
+            share, n_sentences = counts.max() / max(counts.sum(), 1), len(ctx.train_idx)
         config = self.for_task(ctx.task, ctx.balanced_loss, majority_share=share, n_sentences=n_sentences)
         if self.resampling == "auto" and not config.resampling:
-            reason = (f"resampling='auto' is off for NER from {self.RESAMPLING_MAX_SENTENCES} training sentences "
-                      f"({n_sentences} here); set training__resampling=True to resample")
+            reason = (f"resampling='auto' is off for NER {self._resampling_off_reason(share, n_sentences)}; set "
+                      "training__resampling=True to resample")
             changed = self._changed(self._RESAMPLING_PARAMS + self._KNN_PARAMS + ("embedder",))
             warn_ignored(dict.fromkeys(changed, reason), owner="HAMRTraining", prefix="training__")
         state = HAMRFit.plan(config, ctx)
