@@ -860,6 +860,7 @@ def test_cached_meta_set_is_re_encoded_meta_refresh_times_per_epoch(tiny_bert, t
     assert len(spy.calls) >= 2 * refresh  # at least `refresh` times in each of the two epochs
     (features,), targets = spy.calls[0][1][0].values(), spy.calls[0][1][1]
     assert features.shape == (clf.meta_set_size_, 32) and not features.requires_grad
+    assert len(targets) == clf.meta_set_size_  # one target per meta row
 
 
 def test_cached_meta_features_are_the_eval_mode_features_of_the_meta_set(tiny_bert, toy_data, monkeypatch):
