@@ -53,13 +53,19 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     max_length : int, default=128
         Texts are truncated to this many sub-tokens; batches are padded to their own
         longest text only.
-    batch_size : int, default=32
-        Training batch size.
+    batch_size : int, default=16
+        Training batch size (32 until round 30: with 3 epochs on a few thousand texts, too few
+        steps; see ``lr``).
     max_epochs : int, default=3
         Training epochs (of stage 1).
     lr : float or "auto", default="auto"
-        AdamW learning rate; "auto" is the fine-tuning mode's: 5e-5 (full), 5e-4 (lora),
-        2e-3 (head).
+        AdamW learning rate; "auto" is the fine-tuning mode's: 5e-4 (lora), 2e-3 (head) and for
+        ``finetune="full"`` 1e-4 (token classification: 2e-4) on backbones of hidden size up to
+        384 (the bundled MiniLM), ``384 / hidden_size`` times that on wider ones (5e-5 for texts
+        on base-size encoders); the fitted ``lr_`` says which. Until round 30 full fine-tuning's
+        was 5e-5 whatever the task and backbone, which with batches of 32 left MiniLM
+        under-trained after 3 epochs (whole Cyclone-Idai split: macro-F1 0.405 against 0.633
+        with today's defaults; ``docs/benchmarks.md``).
     head_lr_multiplier : float or "auto", default="auto"
         The head's learning rate is ``lr * head_lr_multiplier``. "auto": 10 for multi-label
         targets with ``finetune="full"`` (a many-label head learns too slowly at a
@@ -154,6 +160,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         Per-epoch training loss, validation loss and throughput.
     n_iter_ : int
         Epochs run.
+    lr_ : float
+        The learning rate used (``lr="auto"`` resolved for the backbone).
     training_interrupted_ : bool
         Whether a ``KeyboardInterrupt`` ended stage 1 early (the model is kept as it was, its
         stage 1 not cached; a :class:`~skimb.ensemble.VotingTagger` fits no further member) or a

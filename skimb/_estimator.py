@@ -66,6 +66,11 @@ def _replay_loss_schedule(criterion, n_epochs, max_epochs):
         set_epoch(n_epochs - 1, max_epochs)
 
 
+def _hidden_size(backbone_model):
+    """The backbone's hidden size, or None where its config names none (``lr="auto"``)."""
+    return getattr(getattr(backbone_model, "config", None), "hidden_size", None)
+
+
 def _completed_epochs(history) -> int:
     """Epochs that ran to the end (an interrupted epoch has a row without its training loss)."""
     return sum("train_loss" in row for row in history)
@@ -117,7 +122,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         if self.early_stopping:
             check_needs_validation(self, "early_stopping=True")
         adapter.check_params()
-        lr = components["finetune"].default_lr if self.lr == "auto" else float(self.lr)
+        lr = None if self.lr == "auto" else float(self.lr)  # "auto": resolved once the backbone is loaded
         classes, y_enc, task = adapter.encode_targets(y, data)
         components["head"].check(len(classes), classes=classes, task=task)  # e.g. CALoRA's k <= n_classes
         head_lr_multiplier = (components["finetune"].default_head_lr_multiplier(task) if self.head_lr_multiplier == "auto"
@@ -151,6 +156,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ctx.adapter.sample_weights(ctx)
         ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
         self.backbone_path_ = ctx.backbone_path
+        if ctx.lr is None:
+            ctx.lr = ctx.finetune.auto_lr(_hidden_size(ctx.backbone_model), task=ctx.task)
 
     def _fit_stage1(self, ctx):
         t0 = time.perf_counter()
@@ -461,7 +468,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         classes = np.asarray(config["classes"], dtype=config["classes_dtype"])
         adapter = est._task(est, components["finetune"])
         ctx = FitContext(X=[], y=None, classes=classes, task=config["task"], sample_weight=None, adapter=adapter,
-                         lr=components["finetune"].default_lr if est.lr == "auto" else float(est.lr),
+                         lr=(components["finetune"].auto_lr(_hidden_size(backbone_model), task=config["task"])
+                             if est.lr == "auto" else float(est.lr)),
                          device=resolve_device(device), **components)
         with seeded(0):
             ctx.module = adapter.build_module(backbone_model, len(classes), ctx.finetune)

@@ -22,7 +22,7 @@ ROUTED_PREFIXES = ("loss",) + tuple(SLOTS)
 
 #: The parameters (and defaults) both transformer estimators take.
 SHARED_PARAMS = dict(
-    backbone=None, finetune="full", max_length=128, batch_size=32, max_epochs=3, lr="auto", head_lr_multiplier="auto", weight_decay=0.01,
+    backbone=None, finetune="full", max_length=128, batch_size=16, max_epochs=3, lr="auto", head_lr_multiplier="auto", weight_decay=0.01,
     warmup_ratio=0.1, max_grad_norm=1.0, dropout=0.1, loss="ce", class_weight=None, head="linear",
     training="standard", validation_fraction=None, early_stopping=False, patience=3, device="auto", amp=True,
     random_state=None, verbose=0, callbacks=None, quantize=None, n_threads=None,

@@ -72,3 +72,49 @@ def test_multilabel_head_starts_at_the_training_prior(tiny_bert, toy_data):
     np.testing.assert_allclose(clf.net_.module_.head.bias.detach().cpu().numpy(), np.log(p / (1 - p)), rtol=1e-5)
     multiclass = TransformerClassifier(tiny_bert, max_epochs=1, lr=1e-12, random_state=0).fit(X, y)
     assert abs(multiclass.net_.module_.head.bias.detach().cpu().numpy()).max() < 0.5  # the default init
+
+
+def test_lr_auto_of_full_fine_tuning_follows_the_backbone_width():
+    full = FullFinetune()
+    assert full.auto_lr(32) == full.auto_lr(384) == full.auto_lr(None) == 1e-4  # MiniLM and narrower
+    assert full.auto_lr(768) == pytest.approx(5e-5)  # base-size encoders: the usual BERT rate
+    assert full.auto_lr(1024) == pytest.approx(3.75e-5)
+    assert LoRAFinetune().auto_lr(768) == 5e-4 and HeadFinetune().auto_lr(1024, task="token") == 2e-3  # fixed
+
+
+def _wide_bert(tiny_bert, directory, hidden_size):
+    """A one-layer random BERT of ``hidden_size`` with the tiny BERT's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=128)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+def test_a_fit_resolves_lr_auto_for_its_backbone(tiny_bert, toy_data, tmp_path):
+    X, y = toy_data
+    narrow = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
+    wide = TransformerClassifier(_wide_bert(tiny_bert, tmp_path, 768), **FAST).fit(X, y)
+    assert narrow.lr_ == 1e-4 and wide.lr_ == pytest.approx(5e-5)
+    assert all(lr == pytest.approx(5e-5) for lr, _ in _group_lrs(wide).values())  # what the optimizer got
+    assert TransformerClassifier(tiny_bert, lr=3e-4, **FAST).fit(X, y).lr_ == 3e-4  # a given rate stands
+    assert TransformerClassifier(tiny_bert, finetune="lora", **FAST).fit(X, y).lr_ == 5e-4
+
+
+def test_the_default_budget_is_batches_of_16():
+    assert TransformerClassifier().batch_size == 16
+
+
+def test_a_tagger_fit_resolves_lr_auto_to_the_token_rate(tiny_bert):
+    from conftest import make_ner
+    from skimb import TransformerTokenClassifier
+
+    X, y = make_ner(16)
+    assert FullFinetune().auto_lr(32, task="token") == 2e-4
+    assert FullFinetune().auto_lr(768, task="token") == pytest.approx(1e-4)
+    assert TransformerTokenClassifier(tiny_bert, **FAST).fit(X, y).lr_ == 2e-4

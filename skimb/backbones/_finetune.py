@@ -23,13 +23,18 @@ class Finetune(Component):
 
     #: The backbone is frozen: features are computed once (feature cache) and only the head trains.
     frozen = False
-    #: The AdamW learning rate of ``lr="auto"``.
+    #: The AdamW learning rate of ``lr="auto"`` (see :meth:`auto_lr`).
     default_lr = 5e-5
     #: The head's learning rate over ``lr`` with ``head_lr_multiplier="auto"`` on multi-label
     #: targets (1 on the others): a 28-label head learns too slowly at a full fine-tuning rate
     #: (GoEmotions, 1,500 texts, 188 steps at lr 1e-4: macro ROC AUC 0.824 at 1x, 0.848 at 3x,
     #: 0.870 at 10x; docs/benchmarks.md).
     multilabel_head_lr_multiplier = 10.0
+
+    def auto_lr(self, hidden_size=None, task=None) -> float:
+        """The learning rate of ``lr="auto"`` for a backbone of ``hidden_size`` (None: unknown)
+        on ``task`` (``"multiclass"``, ``"multilabel"`` or ``"token"``)."""
+        return float(self.default_lr)
 
     def default_head_lr_multiplier(self, task):
         """``head_lr_multiplier="auto"`` for ``task``."""
@@ -46,13 +51,39 @@ register_finetune = FINETUNES.register
 
 @register_finetune("full")
 class FullFinetune(Finetune):
-    """Train every weight of the backbone and the head (``lr="auto"``: 5e-5).
+    """Train every weight of the backbone and the head.
+
+    ``lr="auto"`` is 1e-4 for texts and 2e-4 for token classification on a backbone of hidden
+    size 384 or less, such as the bundled MiniLM-L6 (the rates every benchmark of
+    ``docs/benchmarks.md`` used), and ``384 / hidden_size`` times that on wider ones: for texts
+    5e-5 on base-size encoders (hidden size 768, the usual BERT rate) and 3.75e-5 on large ones
+    (1024). The defaults until round 30 (5e-5 and batches of 32 whatever the task and backbone)
+    left MiniLM under-trained after 3 epochs: plain cross-entropy on the whole Cyclone-Idai split
+    scored macro-F1 0.405 with them against 0.633 with 1e-4 and batches of 16, and a tagger on
+    900 MIT-Restaurant sentences span macro-F1 0.311 against 0.607 at 1e-4 and 0.683 at 2e-4
+    (``docs/benchmarks.md``, round 30).
 
     Examples
     --------
     >>> FullFinetune().frozen
     False
+    >>> FullFinetune().auto_lr(384), FullFinetune().auto_lr(768), FullFinetune().auto_lr(None)
+    (0.0001, 5e-05, 0.0001)
+    >>> FullFinetune().auto_lr(384, task="token")
+    0.0002
     """
+
+    default_lr = 1e-4
+    #: Token classification's ``lr="auto"`` over :attr:`default_lr`.
+    TOKEN_LR_MULTIPLIER = 2.0
+    #: The hidden size up to which ``lr="auto"`` is not scaled down; wider backbones get less.
+    AUTO_LR_HIDDEN_SIZE = 384
+
+    def auto_lr(self, hidden_size=None, task=None) -> float:
+        lr = float(self.default_lr) * (self.TOKEN_LR_MULTIPLIER if task == "token" else 1.0)
+        if not hidden_size or hidden_size <= self.AUTO_LR_HIDDEN_SIZE:
+            return lr
+        return lr * self.AUTO_LR_HIDDEN_SIZE / float(hidden_size)
 
 
 @register_finetune("head")
