@@ -429,3 +429,16 @@ def test_vote_focal_calora_hamr_loads_both_members_fits_on_token_data(tiny_bert,
     alone = vote.fit(X, y)  # the same vote fitted on its own: the same model
     assert not any(m.stage1_cached_ for m in alone.estimators_)
     assert results[2].metrics["micro_f1"] == pytest.approx(span_f1_score(y_test, alone.predict(X_test)))
+
+
+def test_lr_defaults_to_the_estimators_own_and_is_checked():
+    from skimb.compare import Budget, build_parser
+
+    parse = build_parser().parse_args
+    assert Budget().lr == "auto" and parse([]).lr == "auto"  # texts 1e-4, tagging 2e-4 on MiniLM
+    assert parse(["--lr", "3e-4"]).lr == 3e-4
+    est = METHODS["ce"].build(Budget(), 0, {"task": "multiclass"})
+    assert est.get_params()["lr"] == "auto"
+    for bad in ("fast", "0", "-1e-4"):
+        with pytest.raises(SystemExit):
+            parse(["--lr", bad])

@@ -41,6 +41,18 @@ def _parse_seeds(text):
     return [int(s) for s in str(text).replace(" ", "").split(",") if s != ""]
 
 
+def _learning_rate(text):
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lr takes 'auto' or a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--lr must be positive, got {text!r}")
+    return value
+
+
 @contextlib.contextmanager
 def _library_messages(verbose):
     """The 'skimb' logger's INFO messages on stderr while ``verbose``, written above the bar."""
@@ -97,7 +109,9 @@ def build_parser():
     p.add_argument("--epochs", type=int, default=Budget.max_epochs)
     p.add_argument("--batch-size", type=int, default=Budget.batch_size)
     p.add_argument("--max-length", type=int, default=Budget.max_length)
-    p.add_argument("--lr", type=float, default=Budget.lr, help="learning rate of the fine-tuning methods")
+    p.add_argument("--lr", type=_learning_rate, default=Budget.lr,
+                   help="learning rate of the fine-tuning methods ('auto': the estimators' own, 1e-4 for texts and "
+                        "2e-4 for tagging with the bundled MiniLM)")
     p.add_argument("--backbone", default=None, help="model directory or cached name (default: bundled MiniLM)")
     p.add_argument("--device", default="auto")
     p.add_argument("--baseline", default="auto",

@@ -10,13 +10,15 @@ __all__ = ["Budget", "Method", "METHODS", "register_method", "get_methods"]
 
 @dataclass(frozen=True)
 class Budget:
-    """What every method gets alike: backbone, epochs, batch size, length, learning rate."""
+    """What every method gets alike: backbone, epochs, batch size, length, learning rate
+    (``"auto"``: the estimators' own, 1e-4 for texts and 2e-4 for tagging with the bundled
+    MiniLM's full fine-tuning)."""
 
     backbone: str | None = None
     max_epochs: int = 3
     batch_size: int = 16
     max_length: int = 64
-    lr: float = 1e-4
+    lr: float | str = "auto"
     device: str = "auto"
 
     def finetune_params(self, seed) -> dict:
