@@ -58,7 +58,7 @@ def _dropout_features(est, texts, n_passes, seed):
 def main(argv):
     from sklearn.metrics import f1_score
 
-    from skimb.heads._components import calora_stage2_epochs, class_balanced_row_weights, class_neutral_loss
+    from skimb.heads._components import calora_stage2_epochs, class_neutral_loss
     from skimb.heads.calora.train import fit_calora_head
 
     dataset, weighting, seed, out = argv[0], argv[1], int(argv[2]), argv[3]
@@ -80,12 +80,10 @@ def main(argv):
     def train_accuracy(features):
         return float((base(features).argmax(1) == y_train).float().mean())
 
-    # the estimator's own stage-2 rows: the square root of the inverse frequency after plain CE, uniform on weights
-    power = 0.5 if weighting == "ce" else None
     config, loss_fn = est.head_.config(n_classes), class_neutral_loss(est.net_.criterion_)
 
-    def stage2(features, targets):
-        weights = None if power is None else class_balanced_row_weights(targets, n_classes, power=power)
+    def stage2(features, targets):  # the estimator's own stage-2 row weights (fitted stage2_balance_)
+        weights = est.head_._stage2_weights(est.stage2_balance_, None, targets, n_classes)
         with torch.no_grad():
             stage1_logits = base(features).float()
         scores = []

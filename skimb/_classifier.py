@@ -64,8 +64,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         384 (the bundled MiniLM), ``384 / hidden_size`` times that on wider ones (5e-5 for texts
         on base-size encoders); the fitted ``lr_`` says which. Until round 30 full fine-tuning's
         was 5e-5 whatever the task and backbone, which with batches of 32 left MiniLM
-        under-trained after 3 epochs (whole Cyclone-Idai split: macro-F1 0.405 against 0.633
-        with today's defaults; ``docs/benchmarks.md``).
+        under-trained after 3 epochs (whole Cyclone-Idai split, 3 seeds: macro-F1 0.403 against
+        0.630 with today's defaults; ``docs/benchmarks.md``).
     head_lr_multiplier : float or "auto", default="auto"
         The head's learning rate is ``lr * head_lr_multiplier``. "auto": 10 for multi-label
         targets with ``finetune="full"`` (a many-label head learns too slowly at a

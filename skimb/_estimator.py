@@ -46,9 +46,10 @@ _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what st
 
 
 #: Bumped whenever training's numerics change (2: fused AdamW; 3: no interrupted entries; 4: HAMR's
-#: ``weight_norm="auto"``; 5: ``weighted_bce``'s positive weights capped at 3), so that a stage 1 that
-#: an earlier version cached on disk is never taken for one of this version's.
-_STAGE1_RECIPE = 5
+#: ``weight_norm="auto"``; 5: ``weighted_bce``'s positive weights capped at 3; 6: ``lr="auto"`` per
+#: backbone and task, HAMR's tagging resampling off on dense tags), so that a stage 1 that an earlier
+#: version cached on disk is never taken for one of this version's.
+_STAGE1_RECIPE = 6
 
 
 def _fused_adamw(device) -> dict:
@@ -66,9 +67,9 @@ def _replay_loss_schedule(criterion, n_epochs, max_epochs):
         set_epoch(n_epochs - 1, max_epochs)
 
 
-def _hidden_size(backbone_model):
-    """The backbone's hidden size, or None where its config names none (``lr="auto"``)."""
-    return getattr(getattr(backbone_model, "config", None), "hidden_size", None)
+def _auto_lr(finetune, backbone_model, task) -> float:
+    """``lr="auto"`` resolved: the fine-tuning mode's rate for ``task`` on this backbone's width."""
+    return finetune.auto_lr(getattr(getattr(backbone_model, "config", None), "hidden_size", None), task=task)
 
 
 def _completed_epochs(history) -> int:
@@ -157,7 +158,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
         self.backbone_path_ = ctx.backbone_path
         if ctx.lr is None:
-            ctx.lr = ctx.finetune.auto_lr(_hidden_size(ctx.backbone_model), task=ctx.task)
+            ctx.lr = _auto_lr(ctx.finetune, ctx.backbone_model, ctx.task)
 
     def _fit_stage1(self, ctx):
         t0 = time.perf_counter()
@@ -468,8 +469,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         classes = np.asarray(config["classes"], dtype=config["classes_dtype"])
         adapter = est._task(est, components["finetune"])
         ctx = FitContext(X=[], y=None, classes=classes, task=config["task"], sample_weight=None, adapter=adapter,
-                         lr=(components["finetune"].auto_lr(_hidden_size(backbone_model), task=config["task"])
-                             if est.lr == "auto" else float(est.lr)),
+                         lr=(_auto_lr(components["finetune"], backbone_model, config["task"]) if est.lr == "auto"
+                             else float(est.lr)),
                          device=resolve_device(device), **components)
         with seeded(0):
             ctx.module = adapter.build_module(backbone_model, len(classes), ctx.finetune)

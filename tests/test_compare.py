@@ -439,6 +439,6 @@ def test_lr_defaults_to_the_estimators_own_and_is_checked():
     assert parse(["--lr", "3e-4"]).lr == 3e-4
     est = METHODS["ce"].build(Budget(), 0, {"task": "multiclass"})
     assert est.get_params()["lr"] == "auto"
-    for bad in ("fast", "0", "-1e-4"):
+    for bad in ("fast", "0", "-1e-4", "inf", "nan"):
         with pytest.raises(SystemExit):
-            parse(["--lr", bad])
+            parse([f"--lr={bad}"])

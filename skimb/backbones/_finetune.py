@@ -32,8 +32,15 @@ class Finetune(Component):
     multilabel_head_lr_multiplier = 10.0
 
     def auto_lr(self, hidden_size=None, task=None) -> float:
-        """The learning rate of ``lr="auto"`` for a backbone of ``hidden_size`` (None: unknown)
-        on ``task`` (``"multiclass"``, ``"multilabel"`` or ``"token"``)."""
+        """The learning rate of ``lr="auto"``.
+
+        Parameters
+        ----------
+        hidden_size : int or None
+            The backbone's width (None: unknown).
+        task : {"multiclass", "multilabel", "token"} or None
+            What the estimator fits.
+        """
         return float(self.default_lr)
 
     def default_head_lr_multiplier(self, task):
@@ -54,14 +61,14 @@ class FullFinetune(Finetune):
     """Train every weight of the backbone and the head.
 
     ``lr="auto"`` is 1e-4 for texts and 2e-4 for token classification on a backbone of hidden
-    size 384 or less, such as the bundled MiniLM-L6 (the rates every benchmark of
-    ``docs/benchmarks.md`` used), and ``384 / hidden_size`` times that on wider ones: for texts
-    5e-5 on base-size encoders (hidden size 768, the usual BERT rate) and 3.75e-5 on large ones
+    size 384 or less, such as the bundled MiniLM-L6 (the rates of the quality protocol in
+    ``docs/benchmarks.md``), and ``384 / hidden_size`` times that on wider ones: for texts 5e-5
+    on base-size encoders (hidden size 768, the usual BERT rate) and 3.75e-5 on large ones
     (1024). The defaults until round 30 (5e-5 and batches of 32 whatever the task and backbone)
     left MiniLM under-trained after 3 epochs: plain cross-entropy on the whole Cyclone-Idai split
-    scored macro-F1 0.405 with them against 0.633 with 1e-4 and batches of 16, and a tagger on
-    900 MIT-Restaurant sentences span macro-F1 0.311 against 0.607 at 1e-4 and 0.683 at 2e-4
-    (``docs/benchmarks.md``, round 30).
+    scored macro-F1 0.403 with them against 0.630 with 1e-4 and batches of 16 (3 seeds), and a
+    tagger on 900 MIT-Restaurant sentences span macro-F1 0.311 against 0.607 at 1e-4 and 0.683
+    at 2e-4 (``docs/benchmarks.md``, round 30).
 
     Examples
     --------

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -48,8 +49,8 @@ def _learning_rate(text):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--lr takes 'auto' or a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--lr must be positive, got {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"--lr must be a positive finite number, got {text!r}")
     return value
 
 

@@ -430,7 +430,7 @@ class HAMRTraining(TrainingStrategy):
             return f"from {self.RESAMPLING_MAX_SENTENCES} training sentences ({n_sentences} here)"
         if majority_share is not None and majority_share < self.RESAMPLING_MIN_TAG_SHARE:
             return (f"where the most frequent tag holds under {self.RESAMPLING_MIN_TAG_SHARE:.0%} of the training "
-                    f"tokens ({majority_share:.0%} here)")
+                    f"tokens ({majority_share:.1%} here)")
         return ""
 
     def ignored_params(self) -> dict:
