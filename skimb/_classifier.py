@@ -59,13 +59,13 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     max_epochs : int, default=3
         Training epochs (of stage 1).
     lr : float or "auto", default="auto"
-        AdamW learning rate; "auto" is the fine-tuning mode's: 5e-4 (lora), 2e-3 (head) and for
-        ``finetune="full"`` 1e-4 (token classification: 2e-4) on backbones of hidden size up to
-        384 (the bundled MiniLM), ``384 / hidden_size`` times that on wider ones (5e-5 for texts
-        on base-size encoders); the fitted ``lr_`` says which. Until round 30 full fine-tuning's
-        was 5e-5 whatever the task and backbone, which with batches of 32 left MiniLM
-        under-trained after 3 epochs (whole Cyclone-Idai split, 3 seeds: macro-F1 0.403 against
-        0.630 with today's defaults; ``docs/benchmarks.md``).
+        AdamW learning rate; "auto" is the fine-tuning mode's: for ``finetune="full"`` 1e-4
+        (token classification: 2e-4) and for ``"lora"`` 2e-3 on backbones of hidden size up to
+        384 (the bundled MiniLM), ``384 / hidden_size`` times that on wider ones (full, texts:
+        5e-5 on base-size encoders); for ``"head"`` 3e-2. The fitted ``lr_`` says which. Until
+        round 30 they were 5e-5, 5e-4 and 2e-3 whatever the task and backbone, which with
+        batches of 32 left MiniLM under-trained after 3 epochs (whole Cyclone-Idai split, 3
+        seeds: macro-F1 0.403 against 0.630 with today's defaults; ``docs/benchmarks.md``).
     head_lr_multiplier : float or "auto", default="auto"
         The head's learning rate is ``lr * head_lr_multiplier``. "auto": 10 for multi-label
         targets with ``finetune="full"`` (a many-label head learns too slowly at a

@@ -79,7 +79,9 @@ def test_lr_auto_of_full_fine_tuning_follows_the_backbone_width():
     assert full.auto_lr(32) == full.auto_lr(384) == full.auto_lr(None) == 1e-4  # MiniLM and narrower
     assert full.auto_lr(768) == pytest.approx(5e-5)  # base-size encoders: the usual BERT rate
     assert full.auto_lr(1024) == pytest.approx(3.75e-5)
-    assert LoRAFinetune().auto_lr(768) == 5e-4 and HeadFinetune().auto_lr(1024, task="token") == 2e-3  # fixed
+    assert LoRAFinetune().auto_lr(384) == 2e-3 and LoRAFinetune().auto_lr(768) == pytest.approx(1e-3)
+    assert LoRAFinetune().auto_lr(384, task="token") == 2e-3  # no token multiplier measured for LoRA
+    assert HeadFinetune().auto_lr(32) == HeadFinetune().auto_lr(1024, task="token") == 3e-2  # width-free
 
 
 def _wide_bert(tiny_bert, directory, hidden_size):
@@ -103,7 +105,8 @@ def test_a_fit_resolves_lr_auto_for_its_backbone(tiny_bert, toy_data, tmp_path):
     assert narrow.lr_ == 1e-4 and wide.lr_ == pytest.approx(5e-5)
     assert all(lr == pytest.approx(5e-5) for lr, _ in _group_lrs(wide).values())  # what the optimizer got
     assert TransformerClassifier(tiny_bert, lr=3e-4, **FAST).fit(X, y).lr_ == 3e-4  # a given rate stands
-    assert TransformerClassifier(tiny_bert, finetune="lora", **FAST).fit(X, y).lr_ == 5e-4
+    assert TransformerClassifier(tiny_bert, finetune="lora", **FAST).fit(X, y).lr_ == 2e-3
+    assert TransformerClassifier(tiny_bert, finetune="head", **FAST).fit(X, y).lr_ == 3e-2
 
 
 def test_the_default_budget_is_batches_of_16():
