@@ -36,8 +36,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=3, help="stage-1 epochs")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--lr", default="auto", help="stage-1 lr ('auto': the finetune mode's default, 2e-3 for a "
-                   "frozen backbone's head)")
+    p.add_argument("--lr", default="auto", help="stage-1 lr ('auto': the finetune mode's default, 3e-2 for a "
+                   "frozen backbone's head; 2e-3 until round 30)")
     p.add_argument("--class-weight", default=None, choices=[None, "balanced"], help="stage 1's class weights")
     p.add_argument("--seeds", default="0")
     p.add_argument("--stage2-epochs", default="auto,20")

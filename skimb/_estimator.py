@@ -47,9 +47,10 @@ _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what st
 
 #: Bumped whenever training's numerics change (2: fused AdamW; 3: no interrupted entries; 4: HAMR's
 #: ``weight_norm="auto"``; 5: ``weighted_bce``'s positive weights capped at 3; 6: ``lr="auto"`` per
-#: backbone and task, HAMR's tagging resampling off on dense tags), so that a stage 1 that an earlier
-#: version cached on disk is never taken for one of this version's.
-_STAGE1_RECIPE = 6
+#: backbone and task, HAMR's tagging resampling off on dense tags; 7: the resolved rate in the key,
+#: LoRA's and the frozen head's new rates), so that a stage 1 that an earlier version cached on disk
+#: is never taken for one of this version's.
+_STAGE1_RECIPE = 7
 
 
 def _fused_adamw(device) -> dict:
@@ -163,7 +164,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
     def _fit_stage1(self, ctx):
         t0 = time.perf_counter()
         components = {slot: getattr(ctx, slot) for slot in SLOTS}
-        key = self._stage1_key(ctx.X, ctx.y, ctx.weights, ctx.seed, ctx.backbone_path, components,
+        key = self._stage1_key(ctx.X, ctx.y, ctx.weights, ctx.seed, ctx.backbone_path, components, lr=ctx.lr,
                                world_size=ctx.world_size)
         if key is not None:  # any head reuses a cached stage 1 (a staged head's, or a shared plain fit's)
             ctx.stage1 = stage1_cache.get(key, memory=ctx.head.memory)
@@ -273,15 +274,18 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         finally:
             del self._finishing_fit
 
-    def _stage1_key(self, data, y_enc, weights, seed, path, components=None, world_size=1):
+    def _stage1_key(self, data, y_enc, weights, seed, path, components=None, world_size=1, lr=None):
         """Everything that determines stage 1, or None when it cannot be cached: the backbone,
-        every parameter but the head's stage-2 ones, the seed and the exact training data."""
+        every parameter but the head's stage-2 ones (``lr``: the rate ``lr="auto"`` resolved to,
+        which a later version may resolve differently), the seed and the exact training data."""
         components = self._check_params() if components is None else components
         if (self.callbacks is not None or isinstance(self.loss, torch.nn.Module)
                 or not isinstance(self.random_state, numbers.Integral)):
             return None
         params = {k: v for k, v in self.get_params(deep=False).items()
                   if k not in _NOT_STAGE1 and k.split("__", 1)[0] not in SLOTS}
+        if lr is not None:
+            params["lr"] = float(lr)
         for slot, component in components.items():  # by class and parameters: a name and an instance alike
             if slot == "head":  # the second-stage heads on a linear stage 1 share it
                 params[slot] = component.stage1_params() if component.linear_stage1 else \

@@ -219,6 +219,20 @@ def test_stage1_key_names_the_training_recipe(tiny_bert, toy_data, monkeypatch):
     assert est._stage1_key(X, y_enc, None, 0, tiny_bert) != now
 
 
+def test_stage1_key_holds_the_resolved_learning_rate(tiny_bert, toy_data):
+    # lr="auto" is keyed by what it resolved to: a later rule for "auto" is another stage 1, and an
+    # explicit rate equal to the resolved one trains the same stage 1
+    X, y = toy_data
+    y_enc = np.unique(y, return_inverse=True)[1]
+    auto = TransformerClassifier(tiny_bert, **CALORA, **FAST)
+    explicit = TransformerClassifier(tiny_bert, lr=1e-4, **CALORA, **FAST)
+    key = auto._stage1_key(X, y_enc, None, 0, tiny_bert, lr=1e-4)
+    assert key == explicit._stage1_key(X, y_enc, None, 0, tiny_bert, lr=1e-4)
+    assert key != auto._stage1_key(X, y_enc, None, 0, tiny_bert, lr=2e-3)
+    fitted = auto.fit(X, y)
+    assert fitted.lr_ == 1e-4 and explicit.fit(X, y).stage1_cached_  # the explicit fit loads auto's stage 1
+
+
 def test_stage1_key_is_none_for_a_loss_class_without_a_stable_identity(tiny_bert, toy_data):
     """A loss class defined inside a function cannot be fingerprinted: no cache, and the fit runs."""
     from skimb.losses import CrossEntropyLoss
