@@ -30,7 +30,7 @@ class FitContext:
     finetune: Any  # the resolved components
     head: Any
     training: Any
-    lr: float | None  # None until plan resolves lr="auto" for the loaded backbone
+    lr: float | None  # None until plan resolves it (lr="auto" needs the loaded backbone)
     head_lr_multiplier: float = 1.0
     max_epochs: int = 1  # the estimator's
     n_epochs: int = 1  # the epochs the net runs (the training strategy's, from max_epochs)

@@ -68,11 +68,6 @@ def _replay_loss_schedule(criterion, n_epochs, max_epochs):
         set_epoch(n_epochs - 1, max_epochs)
 
 
-def _auto_lr(finetune, backbone_model, task) -> float:
-    """``lr="auto"`` resolved: the fine-tuning mode's rate for ``task`` on this backbone's width."""
-    return finetune.auto_lr(getattr(getattr(backbone_model, "config", None), "hidden_size", None), task=task)
-
-
 def _completed_epochs(history) -> int:
     """Epochs that ran to the end (an interrupted epoch has a row without its training loss)."""
     return sum("train_loss" in row for row in history)
@@ -124,15 +119,21 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         if self.early_stopping:
             check_needs_validation(self, "early_stopping=True")
         adapter.check_params()
-        lr = None if self.lr == "auto" else float(self.lr)  # "auto": resolved once the backbone is loaded
         classes, y_enc, task = adapter.encode_targets(y, data)
         components["head"].check(len(classes), classes=classes, task=task)  # e.g. CALoRA's k <= n_classes
         head_lr_multiplier = (components["finetune"].default_head_lr_multiplier(task) if self.head_lr_multiplier == "auto"
                               else float(self.head_lr_multiplier))
         return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
-                          adapter=adapter, lr=lr, head_lr_multiplier=head_lr_multiplier, max_epochs=self.max_epochs,
+                          adapter=adapter, lr=None, head_lr_multiplier=head_lr_multiplier, max_epochs=self.max_epochs,
                           n_epochs=components["training"].n_epochs(self.max_epochs),
                           stage1_balance=self._stage1_balance(task), **components)
+
+    def _resolve_lr(self, finetune, backbone_model, task) -> float:
+        """``lr`` as given, or ``"auto"`` resolved: the fine-tuning mode's rate for ``task`` on
+        this backbone's width."""
+        if self.lr != "auto":
+            return float(self.lr)
+        return finetune.auto_lr(getattr(getattr(backbone_model, "config", None), "hidden_size", None), task=task)
 
     def _stage1_balance(self, task) -> str:
         """``"none"``, or how ``class_weight`` or the loss re-balance the classes: ``"full"``, or
@@ -158,8 +159,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ctx.adapter.sample_weights(ctx)
         ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
         self.backbone_path_ = ctx.backbone_path
-        if ctx.lr is None:
-            ctx.lr = _auto_lr(ctx.finetune, ctx.backbone_model, ctx.task)
+        ctx.lr = self._resolve_lr(ctx.finetune, ctx.backbone_model, ctx.task)
 
     def _fit_stage1(self, ctx):
         t0 = time.perf_counter()
@@ -472,9 +472,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         components = est._check_params()
         classes = np.asarray(config["classes"], dtype=config["classes_dtype"])
         adapter = est._task(est, components["finetune"])
+        fitted_lr = config["fitted"].get("lr_")  # the rate it was fitted with, not today's rule for "auto"
         ctx = FitContext(X=[], y=None, classes=classes, task=config["task"], sample_weight=None, adapter=adapter,
-                         lr=(_auto_lr(components["finetune"], backbone_model, config["task"]) if est.lr == "auto"
-                             else float(est.lr)),
+                         lr=(float(fitted_lr) if fitted_lr is not None
+                             else est._resolve_lr(components["finetune"], backbone_model, config["task"])),
                          device=resolve_device(device), **components)
         with seeded(0):
             ctx.module = adapter.build_module(backbone_model, len(classes), ctx.finetune)

@@ -141,6 +141,17 @@ def test_load_pretrained_still_loads_a_saved_model(saved_model):
     assert loaded.predict_proba(X[:4]).shape == (4, len(loaded.classes_))
 
 
+def test_a_loaded_model_keeps_the_rate_it_was_fitted_with(saved_model, tmp_path):
+    # a model saved when lr="auto" resolved otherwise loads with that rate, not today's rule
+    folder = shutil.copytree(saved_model, tmp_path / "m")
+    config = json.loads((folder / "skimb_config.json").read_text())
+    assert config["params"]["lr"] == "auto" and config["fitted"]["lr_"] == 1e-4
+    config["fitted"]["lr_"] = 5e-5
+    (folder / "skimb_config.json").write_text(json.dumps(config))
+    loaded = TransformerClassifier.load_pretrained(folder, device="cpu")
+    assert loaded.lr_ == loaded.net_.lr == 5e-5
+
+
 def test_save_pretrained_writes_a_model_card(tiny_bert, toy_data, tmp_path):
     import numpy as np
 
