@@ -327,3 +327,20 @@ def test_plan_keeps_a_vote_with_the_methods_its_members_repeat():
     runs[2].estimator, runs[2].build_error = None, "ValueError: boom"  # a vote that failed to build: alone
     tasks = [[run.method for run in task] for task in _plan([runs], split_seeds=True)]
     assert tasks == [["weighted_ce"], ["wce_tuned"], ["vote_wce_hamr_tuned"], ["hamr"], ["afl"]]  # nothing bridges them
+
+
+@pytest.mark.parametrize("lr, lrs, shown", [
+    ("auto", {"ce": [2e-4], "weighted_ce": [2e-4, 0.03]}, "lr=auto (0.0002, 0.03)"),
+    ("auto", {}, "lr=auto,"),  # no fine-tuning run: nothing resolved
+    (5e-5, {"ce": [5e-5]}, "lr=5e-05,"),
+])
+def test_report_header_names_the_rates_auto_resolved_to(tmp_path, fake_comparison, lr, lrs, shown):
+    data, results, _ = fake_comparison
+    for r in results:
+        r.lrs = lrs.get(r.method, [])
+    results[-1].error, results[-1].lrs = "RuntimeError: failed", [0.5]  # a failed run's rate is not shown
+    methods = get_methods(["weighted_ce", "ce", "afl"], "multiclass")
+    path = write_report(tmp_path / "rep", data=data, methods=methods, budget=Budget(lr=lr), seeds=[0, 1],
+                        results=results, wall_s=3.0)
+    report = path.read_text()
+    assert shown in report and "0.5" not in report.split("seeds:")[0]

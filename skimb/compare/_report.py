@@ -234,10 +234,19 @@ def _draw_figures(out, data, summary, gaps, baseline, results, pair) -> dict:
     return figures
 
 
-def _header_blocks(data, budget, seeds, wall_s, jobs) -> list:
+def _lr_text(budget, results) -> str:
+    """The budget's rate and, for ``auto``, what the fine-tuning runs resolved it to."""
+    if budget.lr != "auto":
+        return str(budget.lr)
+    resolved = sorted({lr for r in results if not r.error for lr in r.lrs})
+    return f"auto ({', '.join(f'{lr:g}' for lr in resolved)})" if resolved else "auto"
+
+
+def _header_blocks(data, budget, seeds, wall_s, jobs, results=()) -> list:
     items = [f"task: {data.task}; train {len(data.X_train)} / test {len(data.X_test)} examples",
              f"budget: backbone={budget.backbone or 'all-MiniLM-L6-v2 (bundled)'}, epochs={budget.max_epochs}, "
-             f"batch={budget.batch_size}, max_length={budget.max_length}, lr={budget.lr}, device={budget.device}",
+             f"batch={budget.batch_size}, max_length={budget.max_length}, lr={_lr_text(budget, results)}, "
+             f"device={budget.device}",
              f"seeds: {', '.join(map(str, seeds))}",
              f"machine: {machine_description()}",
              f"wall time: {wall_s:.0f} s"]
@@ -347,7 +356,7 @@ def _blocks(*, data, methods, budget, seeds, results, wall_s, jobs, summary, met
             recommendation, figures) -> list:
     """The report, in the order a reader wants it: the summary, whether the differences are real,
     the rare classes and the confusions, then the details."""
-    blocks = _header_blocks(data, budget, seeds, wall_s, jobs)
+    blocks = _header_blocks(data, budget, seeds, wall_s, jobs, results)
     blocks += _summary_blocks(summary, metric_keys)
     blocks += _gap_blocks(gaps, baseline, recommendation, figures)
     blocks += _per_class_view_blocks(data, results, _pair(best, baseline), baseline, figures)

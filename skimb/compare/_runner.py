@@ -35,6 +35,8 @@ class RunResult:
     per_class: dict = field(default_factory=dict)
     #: multi-class only: ``{"labels": [...], "counts": [[...]]}``, rows = true class, columns = predicted
     confusion: dict | None = None
+    #: the learning rates the run's fine-tuning estimators were fitted with (their ``lr_``)
+    lrs: list = field(default_factory=list)
     # per-example counts on the test split, for the paired bootstrap (not written to JSON)
     counts: object = field(default=None, repr=False, compare=False)
 
@@ -202,6 +204,7 @@ def _fit_and_score(run, data, labels, log) -> RunResult:
         res.train_s = time.perf_counter() - t0
         cached = _cached_stage1s(est)
         res.train_s += sum(cached)  # stage 1s trained by another method's fit count for this one too
+        res.lrs = sorted(set(_fitted_lrs(est)))
         t0 = time.perf_counter()
         y_score = None
         if data.task == "multilabel" and hasattr(est, "predict_proba"):
@@ -425,6 +428,12 @@ def _cached_stage1s(est) -> list:
     if getattr(est, "stage1_cached_", False):
         return [float(est.stage1_train_time_s_)]
     return [t for _, inner in inner_estimators(est, fitted=True) for t in _cached_stage1s(inner)]
+
+
+def _fitted_lrs(est) -> list:
+    """The ``lr_`` of ``est`` and of every estimator fitted inside it (what ``lr="auto"`` resolved to)."""
+    own = [float(est.lr_)] if isinstance(getattr(est, "lr_", None), (int, float)) else []
+    return own + [lr for _, inner in inner_estimators(est, fitted=True) for lr in _fitted_lrs(inner)]
 
 
 def _has_stage2(est):
