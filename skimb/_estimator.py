@@ -128,12 +128,18 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                           n_epochs=components["training"].n_epochs(self.max_epochs),
                           stage1_balance=self._stage1_balance(task), **components)
 
-    def _resolve_lr(self, finetune, backbone_model, task) -> float:
+    def _resolve_lr(self, finetune, backbone_model, task, n_steps=None) -> float:
         """``lr`` as given, or ``"auto"`` resolved: the fine-tuning mode's rate for ``task`` on
-        this backbone's width."""
+        this backbone's width and a fit of ``n_steps`` optimiser steps."""
         if self.lr != "auto":
             return float(self.lr)
-        return finetune.auto_lr(getattr(getattr(backbone_model, "config", None), "hidden_size", None), task=task)
+        return finetune.auto_lr(getattr(getattr(backbone_model, "config", None), "hidden_size", None), task=task,
+                                n_steps=n_steps)
+
+    def _n_steps(self, ctx, n_rows) -> int:
+        """Optimiser steps of stage 1 on ``n_rows`` training rows (each process's share, data-parallel)."""
+        batches = -(-ctx.training.epoch_size(n_rows, ctx.training_state) // self.batch_size)
+        return batches // ctx.world_size * ctx.n_epochs
 
     def _stage1_balance(self, task) -> str:
         """``"none"``, or how ``class_weight`` or the loss re-balance the classes: ``"full"``, or
@@ -159,7 +165,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ctx.adapter.sample_weights(ctx)
         ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
         self.backbone_path_ = ctx.backbone_path
-        ctx.lr = self._resolve_lr(ctx.finetune, ctx.backbone_model, ctx.task)
+        ctx.lr = self._resolve_lr(ctx.finetune, ctx.backbone_model, ctx.task, self._n_steps(ctx, len(ctx.train_idx)))
 
     def _fit_stage1(self, ctx):
         t0 = time.perf_counter()
@@ -220,9 +226,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                                                       ctx.module, ctx.device)
         if ctx.training_state is not None:
             ctx.training.attach(ctx.training_state, ctx)
-        batches = -(-ctx.training.epoch_size(len(ctx.train_ds), ctx.training_state) // self.batch_size)
-        n_steps = batches // ctx.world_size * ctx.n_epochs  # each process's share (data-parallel)
-        ctx.net = self._make_net(ctx, valid_ds, n_steps)
+        ctx.net = self._make_net(ctx, valid_ds, self._n_steps(ctx, len(ctx.train_ds)))
         try:
             ctx.net.fit(ctx.train_ds, None)
         except FloatingPointError as exc:  # the model keeps its last finite step; raised in _finish

@@ -84,6 +84,16 @@ def test_lr_auto_of_full_fine_tuning_follows_the_backbone_width():
     assert HeadFinetune().auto_lr(32) == HeadFinetune().auto_lr(1024, task="token") == 3e-2  # width-free
 
 
+@pytest.mark.parametrize("n_steps, lr", [(None, 1e-4), (1125, 1e-4), (450, 1e-4), (300, 1.5e-4), (225, 2e-4),
+                                         (60, 2e-4)])
+def test_lr_auto_of_full_fine_tuning_grows_on_short_fits(n_steps, lr):
+    """Under 450 optimiser steps the rate grows as 450 / steps, at most twice (texts only)."""
+    assert FullFinetune().auto_lr(384, task="multiclass", n_steps=n_steps) == lr
+    assert FullFinetune().auto_lr(768, task="multilabel", n_steps=n_steps) == pytest.approx(lr / 2)  # and width
+    assert FullFinetune().auto_lr(384, task="token", n_steps=n_steps) == 2e-4  # taggers: measured at 169 steps
+    assert LoRAFinetune().auto_lr(384, n_steps=n_steps) == 2e-3 and HeadFinetune().auto_lr(384, n_steps=n_steps) == 3e-2
+
+
 def _wide_bert(tiny_bert, directory, hidden_size):
     """A one-layer random BERT of ``hidden_size`` with the tiny BERT's tokenizer."""
     import torch
@@ -99,14 +109,24 @@ def _wide_bert(tiny_bert, directory, hidden_size):
 
 
 def test_a_fit_resolves_lr_auto_for_its_backbone(tiny_bert, toy_data, tmp_path):
-    X, y = toy_data
+    X, y = toy_data  # a short fit: twice the rate of a long one
     narrow = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
     wide = TransformerClassifier(_wide_bert(tiny_bert, tmp_path, 768), **FAST).fit(X, y)
-    assert narrow.lr_ == 1e-4 and wide.lr_ == pytest.approx(5e-5)
-    assert all(lr == pytest.approx(5e-5) for lr, _ in _group_lrs(wide).values())  # what the optimizer got
+    assert narrow.lr_ == 2e-4 and wide.lr_ == pytest.approx(1e-4)
+    assert all(lr == pytest.approx(1e-4) for lr, _ in _group_lrs(wide).values())  # what the optimizer got
     assert TransformerClassifier(tiny_bert, lr=3e-4, **FAST).fit(X, y).lr_ == 3e-4  # a given rate stands
     assert TransformerClassifier(tiny_bert, finetune="lora", **FAST).fit(X, y).lr_ == 2e-3
     assert TransformerClassifier(tiny_bert, finetune="head", **FAST).fit(X, y).lr_ == 3e-2
+
+
+def test_a_fit_counts_its_optimiser_steps_for_lr_auto(tiny_bert, toy_data, monkeypatch):
+    monkeypatch.setattr(FullFinetune, "short_fit_steps", 18)
+    X, y = toy_data  # 48 texts, batches of 8: 6 steps an epoch
+    assert TransformerClassifier(tiny_bert, **FAST).fit(X, y).lr_ == 2e-4  # 6 steps: at most twice
+    assert TransformerClassifier(tiny_bert, **{**FAST, "max_epochs": 2}).fit(X, y).lr_ == 1.5e-4
+    assert TransformerClassifier(tiny_bert, **{**FAST, "max_epochs": 3}).fit(X, y).lr_ == 1e-4
+    held_out = TransformerClassifier(tiny_bert, validation_fraction=0.25, **{**FAST, "max_epochs": 3}).fit(X, y)
+    assert held_out.lr_ == 1.2e-4  # steps on the 36 training texts: 5 batches, 15 steps
 
 
 def test_the_default_budget_is_batches_of_16():

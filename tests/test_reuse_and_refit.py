@@ -225,12 +225,12 @@ def test_stage1_key_holds_the_resolved_learning_rate(tiny_bert, toy_data):
     X, y = toy_data
     y_enc = np.unique(y, return_inverse=True)[1]
     auto = TransformerClassifier(tiny_bert, **CALORA, **FAST)
-    explicit = TransformerClassifier(tiny_bert, lr=1e-4, **CALORA, **FAST)
-    key = auto._stage1_key(X, y_enc, None, 0, tiny_bert, lr=1e-4)
-    assert key == explicit._stage1_key(X, y_enc, None, 0, tiny_bert, lr=1e-4)
-    assert key != auto._stage1_key(X, y_enc, None, 0, tiny_bert, lr=2e-3)
+    explicit = TransformerClassifier(tiny_bert, lr=2e-4, **CALORA, **FAST)
+    key = auto._stage1_key(X, y_enc, None, 0, tiny_bert, lr=2e-4)
+    assert key == explicit._stage1_key(X, y_enc, None, 0, tiny_bert, lr=2e-4)
+    assert key != auto._stage1_key(X, y_enc, None, 0, tiny_bert, lr=1e-4)
     fitted = auto.fit(X, y)
-    assert fitted.lr_ == 1e-4 and explicit.fit(X, y).stage1_cached_  # the explicit fit loads auto's stage 1
+    assert fitted.lr_ == 2e-4 and explicit.fit(X, y).stage1_cached_  # the explicit fit loads auto's stage 1
 
 
 def test_stage1_key_is_none_for_a_loss_class_without_a_stable_identity(tiny_bert, toy_data):

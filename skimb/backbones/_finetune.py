@@ -37,8 +37,13 @@ class Finetune(Component):
     #: (GoEmotions, 1,500 texts, 188 steps at lr 1e-4: macro ROC AUC 0.824 at 1x, 0.848 at 3x,
     #: 0.870 at 10x; docs/benchmarks.md).
     multilabel_head_lr_multiplier = 10.0
+    #: Texts: a fit of fewer optimiser steps than this gets ``lr="auto"`` times
+    #: ``short_fit_steps / n_steps``, at most :attr:`short_fit_max_multiplier` times (None: no
+    #: such rule; see :meth:`auto_lr`).
+    short_fit_steps = None
+    short_fit_max_multiplier = 2.0
 
-    def auto_lr(self, hidden_size=None, task=None) -> float:
+    def auto_lr(self, hidden_size=None, task=None, n_steps=None) -> float:
         """The learning rate of ``lr="auto"``.
 
         Parameters
@@ -47,11 +52,15 @@ class Finetune(Component):
             The backbone's width (None: unknown).
         task : {"multiclass", "multilabel", "token"} or None
             What the estimator fits.
+        n_steps : int or None
+            The fit's optimiser steps (None: unknown; no short-fit rule).
         """
         lr = float(self.default_lr) * (self.token_lr_multiplier if task == "token" else 1.0)
         if self.scales_with_width and hidden_size and hidden_size > self.AUTO_LR_HIDDEN_SIZE:
             lr *= self.AUTO_LR_HIDDEN_SIZE / float(hidden_size)
-        return lr
+        if self.short_fit_steps and n_steps and task != "token" and n_steps < self.short_fit_steps:
+            lr *= min(float(self.short_fit_max_multiplier), self.short_fit_steps / float(n_steps))
+        return float(f"{lr:.3g}")  # 1.5e-4, not 0.00015000000000000001
 
     def default_head_lr_multiplier(self, task):
         """``head_lr_multiplier="auto"`` for ``task``."""
@@ -92,6 +101,7 @@ class FullFinetune(Finetune):
 
     default_lr = 1e-4
     token_lr_multiplier = 2.0
+    short_fit_steps = 450
 
 
 @register_finetune("head")
