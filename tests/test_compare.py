@@ -361,6 +361,28 @@ def test_resume_keeps_finished_runs_and_fits_only_the_rest(tiny_bert, tmp_path, 
     assert "kept from the earlier run" not in capsys.readouterr().out
 
 
+def test_resume_keeps_no_run_that_lr_auto_resolved_by_another_rule(tmp_path, monkeypatch):
+    from skimb.backbones import FullFinetune
+    from skimb.compare import Budget
+    from sklearn.utils import Bunch
+
+    from skimb.compare._runner import RunJournal, RunResult
+
+    data = Bunch(name="toy", X_train=["a", "b"], y_train=[0, 1], X_test=["c"], y_test=[0])
+    path = tmp_path / "runs.jsonl"
+    journal = RunJournal(path, data=data, budget=Budget())
+    journal.start(resume=False)
+    journal.append(RunResult("ce", 0, metrics={"macro_f1": 0.5}, lrs=[2e-4]))
+    assert set(RunJournal(path, data=data, budget=Budget()).load()) == {("ce", 0)}
+    monkeypatch.setattr(FullFinetune, "short_fit_steps", 300)  # a later rule for "auto"
+    assert RunJournal(path, data=data, budget=Budget()).load() == {}
+    explicit = RunJournal(path, data=data, budget=Budget(lr=2e-4))  # an explicit rate needs no rule
+    explicit.start(resume=False)
+    explicit.append(RunResult("ce", 0, metrics={"macro_f1": 0.5}, lrs=[2e-4]))
+    monkeypatch.setattr(FullFinetune, "short_fit_steps", 600)
+    assert set(RunJournal(path, data=data, budget=Budget(lr=2e-4)).load()) == {("ce", 0)}
+
+
 def test_default_run_leaves_out_methods_whose_extra_is_missing(monkeypatch):
     from skimb.compare._registry import get_methods
     from skimb.utils import _optional
@@ -439,7 +461,7 @@ def test_lr_defaults_to_the_estimators_own_and_is_checked():
     from skimb.compare import Budget, build_parser
 
     parse = build_parser().parse_args
-    assert Budget().lr == "auto" and parse([]).lr == "auto"  # texts 1e-4, tagging 2e-4 on MiniLM
+    assert Budget().lr == "auto" and parse([]).lr == "auto"  # texts 1e-4 (up to 2e-4 on short fits), tagging 2e-4 on MiniLM
     assert parse(["--lr", "3e-4"]).lr == 3e-4
     est = METHODS["ce"].build(Budget(), 0, {"task": "multiclass"})
     assert est.get_params()["lr"] == "auto"

@@ -43,7 +43,7 @@ def test_auto_multiplier_depends_on_the_task_and_the_finetune_mode():
     assert FullFinetune().default_head_lr_multiplier("multilabel") == FullFinetune.multilabel_head_lr_multiplier
     assert FullFinetune.multilabel_head_lr_multiplier > 1.0
     assert HeadFinetune().default_head_lr_multiplier("multilabel") == 1.0  # only the head trains anyway
-    assert LoRAFinetune().default_head_lr_multiplier("multilabel") == 1.0  # its lr="auto" is 10x full's
+    assert LoRAFinetune().default_head_lr_multiplier("multilabel") == 1.0  # its lr="auto" is 10x to 20x full's
 
 
 def test_multilabel_auto_uses_the_finetune_default(tiny_bert, toy_data):
@@ -84,13 +84,13 @@ def test_lr_auto_of_full_fine_tuning_follows_the_backbone_width():
     assert HeadFinetune().auto_lr(32) == HeadFinetune().auto_lr(1024, task="token") == 3e-2  # width-free
 
 
-@pytest.mark.parametrize("n_steps, lr", [(None, 1e-4), (1125, 1e-4), (600, 1e-4), (516, 1.16e-4), (450, 1.33e-4),
+@pytest.mark.parametrize("n_steps, lr", [(None, 1e-4), (1125, 1e-4), (600, 1e-4), (519, 1.16e-4), (450, 1.33e-4),
                                          (300, 2e-4), (225, 2e-4), (60, 2e-4)])
 def test_lr_auto_of_full_fine_tuning_grows_on_short_fits(n_steps, lr):
     """Under 600 optimiser steps the rate grows as 600 / steps, at most twice (texts only)."""
     assert FullFinetune().auto_lr(384, task="multiclass", n_steps=n_steps) == lr
     assert FullFinetune().auto_lr(768, task="multilabel", n_steps=n_steps) == pytest.approx(lr / 2, rel=0.01)  # width
-    assert FullFinetune().auto_lr(384, task="token", n_steps=n_steps) == 2e-4  # taggers: measured at 169 steps
+    assert FullFinetune().auto_lr(384, task="token", n_steps=n_steps) == 2e-4  # taggers: measured at 153 steps
     assert LoRAFinetune().auto_lr(384, n_steps=n_steps) == 2e-3 and HeadFinetune().auto_lr(384, n_steps=n_steps) == 3e-2
 
 

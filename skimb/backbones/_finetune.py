@@ -95,9 +95,9 @@ class FullFinetune(Finetune):
     cross-entropy on 1,200 Cyclone-Idai texts scored macro-F1 0.428 against 0.546 at 2e-4 (class
     weighting 0.581 against 0.596), on 1,200 GoEmotions-Ekman texts 0.412 against 0.480 (3 seeds
     each). Longer fits want less: at 450 steps (2,400 GoEmotions-Ekman texts, 2 seeds) 1.33e-4,
-    what the rule gives, gained 1.7 points and 2e-4 2.7; at 516 (the whole Cyclone-Idai split,
+    what the rule gives, gained 1.7 points and 2e-4 2.8; at 519 (the whole Cyclone-Idai split,
     3 seeds) 1.16e-4 was level (+0.1) and 2e-4 cost 1.7 (``docs/benchmarks.md``, round 31).
-    Taggers keep 2e-4, measured at 169 steps.
+    Taggers keep 2e-4, measured at 153 steps.
 
     Examples
     --------
@@ -175,7 +175,7 @@ class LoRAFinetune(Finetune):
     """
 
     default_lr = 2e-3
-    multilabel_head_lr_multiplier = 1.0  # lr="auto" already puts the head at 20x full fine-tuning's
+    multilabel_head_lr_multiplier = 1.0  # lr="auto" already puts the head at 10x to 20x full fine-tuning's
     _parameter_constraints = {
         "rank": [Interval(Integral, 1, None)],
         "alpha": [Interval(Real, 0, None, closed="neither")],

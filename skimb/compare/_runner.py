@@ -121,12 +121,15 @@ def _confusion(task, y_true, y_pred, labels):
 class RunJournal:
     """``runs.jsonl`` in the output folder: one line per finished run, written as soon as it
     exists, so that an interrupted comparison loses nothing and ``--resume`` skips those runs.
-    A line counts only for the same data (name, split sizes and content), budget and skimb version."""
+    A line counts only for the same data (name, split sizes and content), budget and skimb version,
+    and with ``lr="auto"`` for the same rule resolving it."""
 
     def __init__(self, path, *, data, budget):
         self.path = Path(path)
         self.setting = {"dataset": str(data.name), "n_train": len(data.X_train), "n_test": len(data.X_test),
                         "data": _data_fingerprint(data), "budget": repr(budget), "skimb": __version__}
+        if budget.lr == "auto":
+            self.setting["lr_rule"] = _auto_lr_rule()
 
     def load(self) -> dict:
         """``{(method, seed): RunResult}`` of the finished runs of this setting (errors excluded)."""
@@ -162,6 +165,16 @@ class RunJournal:
         fields["counts"] = None if res.counts is None else np.asarray(res.counts).tolist()
         with self.path.open("a") as f:
             f.write(json.dumps({"setting": self.setting, "result": fields}, default=float) + "\n")
+
+
+def _auto_lr_rule() -> dict:
+    """What ``lr="auto"`` resolves by, per fine-tuning mode: runs journaled under another rule
+    trained at other rates."""
+    from ..backbones import FINETUNES
+
+    keys = ("default_lr", "token_lr_multiplier", "scales_with_width", "AUTO_LR_HIDDEN_SIZE", "short_fit_steps",
+            "short_fit_max_multiplier")
+    return {name: [getattr(cls, key, None) for key in keys] for name, cls in zip(FINETUNES.names(), FINETUNES.classes())}
 
 
 def _data_fingerprint(data) -> str:
