@@ -362,10 +362,10 @@ def test_resume_keeps_finished_runs_and_fits_only_the_rest(tiny_bert, tmp_path, 
 
 
 def test_resume_keeps_no_run_that_lr_auto_resolved_by_another_rule(tmp_path, monkeypatch):
-    from skimb.backbones import FullFinetune
-    from skimb.compare import Budget
     from sklearn.utils import Bunch
 
+    from skimb.backbones import FullFinetune
+    from skimb.compare import Budget
     from skimb.compare._runner import RunJournal, RunResult
 
     data = Bunch(name="toy", X_train=["a", "b"], y_train=[0, 1], X_test=["c"], y_test=[0])
@@ -379,7 +379,7 @@ def test_resume_keeps_no_run_that_lr_auto_resolved_by_another_rule(tmp_path, mon
     explicit = RunJournal(path, data=data, budget=Budget(lr=2e-4))  # an explicit rate needs no rule
     explicit.start(resume=False)
     explicit.append(RunResult("ce", 0, metrics={"macro_f1": 0.5}, lrs=[2e-4]))
-    monkeypatch.setattr(FullFinetune, "short_fit_steps", 600)
+    monkeypatch.setattr(FullFinetune, "short_fit_steps", 600)  # written under one rule, read under another
     assert set(RunJournal(path, data=data, budget=Budget(lr=2e-4)).load()) == {("ce", 0)}
 
 

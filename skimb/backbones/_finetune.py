@@ -42,6 +42,15 @@ class Finetune(Component):
     #: such rule; see :meth:`auto_lr`).
     short_fit_steps = None
     short_fit_max_multiplier = 2.0
+    #: The attributes :meth:`auto_lr` reads (:meth:`auto_lr_rule`).
+    _AUTO_LR_ATTRS = ("default_lr", "token_lr_multiplier", "scales_with_width", "AUTO_LR_HIDDEN_SIZE",
+                      "short_fit_steps", "short_fit_max_multiplier")
+
+    @classmethod
+    def auto_lr_rule(cls) -> list:
+        """What :meth:`auto_lr` resolves by: equal lists, equal rates for every width, task and
+        step count (a record of fits at ``lr="auto"`` can tell whether today's rule made them)."""
+        return [getattr(cls, name) for name in cls._AUTO_LR_ATTRS]
 
     def auto_lr(self, hidden_size=None, task=None, n_steps=None) -> float:
         """The learning rate of ``lr="auto"``.

@@ -172,9 +172,7 @@ def _auto_lr_rule() -> dict:
     trained at other rates."""
     from ..backbones import FINETUNES
 
-    keys = ("default_lr", "token_lr_multiplier", "scales_with_width", "AUTO_LR_HIDDEN_SIZE", "short_fit_steps",
-            "short_fit_max_multiplier")
-    return {name: [getattr(cls, key, None) for key in keys] for name, cls in zip(FINETUNES.names(), FINETUNES.classes())}
+    return {name: cls.auto_lr_rule() for name, cls in zip(FINETUNES.names(), FINETUNES.classes())}
 
 
 def _data_fingerprint(data) -> str:
