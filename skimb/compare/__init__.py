@@ -111,8 +111,8 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=Budget.batch_size)
     p.add_argument("--max-length", type=int, default=Budget.max_length)
     p.add_argument("--lr", type=_learning_rate, default=Budget.lr,
-                   help="learning rate of the fine-tuning methods ('auto': the estimators' own, 1e-4 for texts (up to "
-                        "2e-4 on fits of under 600 optimiser steps) and 2e-4 for tagging with the bundled MiniLM; "
+                   help="learning rate of the fine-tuning methods ('auto': the estimators' own, 1e-4 for texts and 2e-4 "
+                        "for tagging with the bundled MiniLM, up to twice that on fits of under 600 optimiser steps; "
                         "the report says what it resolved to)")
     p.add_argument("--backbone", default=None, help="model directory or cached name (default: bundled MiniLM)")
     p.add_argument("--device", default="auto")

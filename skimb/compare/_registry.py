@@ -11,8 +11,8 @@ __all__ = ["Budget", "Method", "METHODS", "register_method", "get_methods"]
 @dataclass(frozen=True)
 class Budget:
     """What every method gets alike: backbone, epochs, batch size, length, learning rate
-    (``"auto"``: the estimators' own, 1e-4 for texts, up to twice that on fits of under 600
-    optimiser steps, and 2e-4 for tagging with the bundled MiniLM's full fine-tuning)."""
+    (``"auto"``: the estimators' own, 1e-4 for texts and 2e-4 for tagging with the bundled
+    MiniLM's full fine-tuning, up to twice that on fits of under 600 optimiser steps)."""
 
     backbone: str | None = None
     max_epochs: int = 3
