@@ -165,7 +165,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ctx.adapter.sample_weights(ctx)
         ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
         self.backbone_path_ = ctx.backbone_path
-        ctx.lr = self._resolve_lr(ctx.finetune, ctx.backbone_model, ctx.task, self._n_steps(ctx, len(ctx.train_idx)))
+        n_steps = None  # counting a tagger's windows tokenizes: only where the rule reads it
+        if self.lr == "auto" and ctx.finetune.short_fit_steps:
+            n_steps = self._n_steps(ctx, ctx.adapter.n_training_rows(ctx))
+        ctx.lr = self._resolve_lr(ctx.finetune, ctx.backbone_model, ctx.task, n_steps)
 
     def _fit_stage1(self, ctx):
         t0 = time.perf_counter()

@@ -54,6 +54,11 @@ class TaskAdapter:
             raise ValueError(f"class_weight has labels not in y: {sorted(map(str, unknown))}.")
         return np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
 
+    def n_training_rows(self, ctx) -> int:
+        """The rows stage 1 trains on, for the optimiser steps of ``lr="auto"``: the training
+        examples."""
+        return len(ctx.train_idx)
+
     # -- the model and the loss -----------------------------------------------------------------
     def make_loss(self, ctx, task=None, y_enc=None):
         """The loss of ``self.est.loss`` with its routed ``loss__*`` parameters, from the

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import torch
@@ -171,6 +171,14 @@ class TokenTask(TaskAdapter):
     def net_kwargs(self, finetune):
         # token targets (B, T) padded with -100; a frozen backbone trains on flattened word rows
         return {"label_pad_id": None if finetune.frozen else IGNORE_INDEX}
+
+    def n_training_rows(self, ctx) -> int:
+        """The training sentences' windows (a sentence longer than ``max_length`` gives several,
+        an empty one none); on a frozen backbone their words."""
+        if self.finetune.frozen:
+            return int(sum(len(ctx.X[i]) for i in ctx.train_idx))
+        rows = Counter(win.sentence for win in self.windows(ctx.X) if win.responsible)
+        return int(sum(rows[int(i)] for i in ctx.train_idx))
 
     def windows(self, sentences):
         return tokenize_words(self.est.tokenizer_, sentences, self.est.max_length, self.est.stride)

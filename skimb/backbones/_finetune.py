@@ -42,7 +42,7 @@ class Finetune(Component):
     #: :meth:`auto_lr`).
     short_fit_steps = None
     short_fit_max_multiplier = 2.0
-    #: The tasks the short-fit rule applies to (round 31: texts only; round 32 added taggers).
+    #: The tasks the short-fit rule applies to (a tuple): where it was measured to pay.
     short_fit_tasks = ("multiclass", "multilabel", "token")
     #: The attributes :meth:`auto_lr` reads (:meth:`auto_lr_rule`).
     _AUTO_LR_ATTRS = ("default_lr", "token_lr_multiplier", "scales_with_width", "AUTO_LR_HIDDEN_SIZE",
@@ -53,7 +53,9 @@ class Finetune(Component):
         """What :meth:`auto_lr` resolves by: equal lists, equal rates for every width, task and
         step count (a record of fits at ``lr="auto"`` can tell whether today's rule made them)."""
         values = (getattr(cls, name) for name in cls._AUTO_LR_ATTRS)
-        return [list(v) if isinstance(v, tuple) else v for v in values]  # as a JSON journal reads it back
+        # as a JSON journal reads it back
+        return [sorted(v) if isinstance(v, (set, frozenset)) else list(v) if isinstance(v, tuple) else v
+                for v in values]
 
     def auto_lr(self, hidden_size=None, task=None, n_steps=None) -> float:
         """The learning rate of ``lr="auto"``.
@@ -63,7 +65,7 @@ class Finetune(Component):
         hidden_size : int or None
             The backbone's width (None: unknown).
         task : {"multiclass", "multilabel", "token"} or None
-            What the estimator fits.
+            What the estimator fits (None: unknown; the short-fit rule applies as to any task).
         n_steps : int or None
             The fit's optimiser steps (None: unknown; no short-fit rule).
         """
@@ -104,8 +106,8 @@ class FullFinetune(Finetune):
 
     A fit of fewer than :attr:`short_fit_steps` (600) optimiser steps gets ``600 / steps``
     times that rate, at most twice: 3 epochs of 1,200 texts in batches of 16 are 225 steps and
-    train at 2e-4 (a tagger on as many sentences at 4e-4). At 1e-4 such fits stayed under-trained, and the rare classes paid: plain
-    cross-entropy on 1,200 Cyclone-Idai texts scored macro-F1 0.428 against 0.546 at 2e-4 (class
+    train at 2e-4 (a tagger on as many sentences at 4e-4; a tagger's steps count its windows).
+    At 1e-4 such fits stayed under-trained, and the rare classes paid: plain cross-entropy on 1,200 Cyclone-Idai texts scored macro-F1 0.428 against 0.546 at 2e-4 (class
     weighting 0.581 against 0.596), on 1,200 GoEmotions-Ekman texts 0.412 against 0.480 (3 seeds
     each), multi-label BCE on 1,500 GoEmotions texts (28 labels) 0.256 against 0.343.
     The rule's 1.77e-4 at 339 steps (1,800 Cyclone-Idai texts) gained 5.0 points over 1e-4.
@@ -114,8 +116,8 @@ class FullFinetune(Finetune):
     3 seeds) 1.16e-4 was level (+0.1) and 2e-4 cost 1.7 (``docs/benchmarks.md``, round 31).
     Taggers follow the same rule since round 32 (span macro-F1, 3 seeds each: 900 MIT-Restaurant
     sentences, 153 steps, 0.683 at 2e-4 against 0.692 at 4e-4, what the rule gives, and 0.684 at
-    8e-4; 2,400 sentences, 405 steps, 0.743 against 0.751 at 4e-4; 900 CoNLL-2003 sentences 0.705
-    against 0.707).
+    8e-4; 2,400 sentences, 405 steps, 0.743 against 0.749 at the rule's 2.96e-4 and 0.751 at
+    4e-4; 900 CoNLL-2003 sentences 0.705 against 0.707).
 
     Examples
     --------
@@ -158,6 +160,7 @@ class HeadFinetune(Finetune):
 
     frozen = True
     default_lr = 3e-2
+    short_fit_steps = None  # no rate beat 3e-2 on both sets at 225 steps (round 32)
     scales_with_width = False
     multilabel_head_lr_multiplier = 1.0  # the head is all that trains
 
