@@ -66,9 +66,10 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         their rate on a fit of fewer than 600 optimiser steps (``short_fit_steps``: ``600 / steps``
         times, at most 2; 2e-4 and 4e-3 for 3 epochs of 1,200 texts in batches of 16, where 1e-4
         and 2e-3 left MiniLM under-trained; full fine-tuning of texts since round 31, taggers and
-        LoRA since round 32). The fitted ``lr_`` says which. Until round 30 they were 5e-5, 5e-4 and 2e-3 whatever the task and backbone, which with
-        batches of 32 left MiniLM under-trained after 3 epochs (whole Cyclone-Idai split, 3
-        seeds: macro-F1 0.403 against 0.630 with today's defaults; ``docs/benchmarks.md``).
+        LoRA since round 32). The fitted ``lr_`` says which. Until round 30 they were 5e-5, 5e-4
+        and 2e-3 whatever the task and backbone, which with batches of 32 left MiniLM
+        under-trained after 3 epochs (whole Cyclone-Idai split, 3 seeds: macro-F1 0.403 against
+        0.630 with today's defaults; ``docs/benchmarks.md``).
     head_lr_multiplier : float or "auto", default="auto"
         The head's learning rate is ``lr * head_lr_multiplier``. "auto": 10 for multi-label
         targets with ``finetune="full"`` (a many-label head learns too slowly at a

@@ -107,9 +107,10 @@ class FullFinetune(Finetune):
     A fit of fewer than :attr:`short_fit_steps` (600) optimiser steps gets ``600 / steps``
     times that rate, at most twice: 3 epochs of 1,200 texts in batches of 16 are 225 steps and
     train at 2e-4 (a tagger on as many sentences at 4e-4; a tagger's steps count its windows).
-    At 1e-4 such fits stayed under-trained, and the rare classes paid: plain cross-entropy on 1,200 Cyclone-Idai texts scored macro-F1 0.428 against 0.546 at 2e-4 (class
-    weighting 0.581 against 0.596), on 1,200 GoEmotions-Ekman texts 0.412 against 0.480 (3 seeds
-    each), multi-label BCE on 1,500 GoEmotions texts (28 labels) 0.256 against 0.343.
+    At 1e-4 such fits stayed under-trained, and the rare classes paid: plain cross-entropy on
+    1,200 Cyclone-Idai texts scored macro-F1 0.428 against 0.546 at 2e-4 (class weighting 0.581
+    against 0.596), on 1,200 GoEmotions-Ekman texts 0.412 against 0.480 (3 seeds each),
+    multi-label BCE on 1,500 GoEmotions texts (28 labels) 0.256 against 0.343.
     The rule's 1.77e-4 at 339 steps (1,800 Cyclone-Idai texts) gained 5.0 points over 1e-4.
     Longer fits want less: at 450 steps (2,400 GoEmotions-Ekman texts) 1.33e-4,
     what the rule gives, gained 1.7 points and 2e-4 2.6; at 519 (the whole Cyclone-Idai split,
