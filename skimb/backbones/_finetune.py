@@ -149,7 +149,8 @@ class HeadFinetune(Finetune):
     0.178 against 0.349 on 1,200 GoEmotions-Ekman texts, span macro-F1 0.473 against 0.502 for a
     tagger on 900 MIT-Restaurant sentences; one seed each, ``docs/benchmarks.md``, round 30).
     Short fits keep it (no :attr:`short_fit_steps`): on 1,200 texts (225 steps, 3 seeds) 1e-1 was
-    +2.8 on Cyclone-Idai and -0.7 on GoEmotions-Ekman, 3e-1 below 3e-2 on both (round 32).
+    +2.8 on Cyclone-Idai and -0.7 on GoEmotions-Ekman, 3e-1 below 3e-2 on both; on the whole
+    Cyclone-Idai split and 6,000 GoEmotions-Ekman texts 3e-2 was the best of the three (round 32).
 
     Examples
     --------
