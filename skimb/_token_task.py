@@ -181,7 +181,12 @@ class TokenTask(TaskAdapter):
         return int(sum(rows[int(i)] for i in ctx.train_idx))
 
     def windows(self, sentences):
-        return tokenize_words(self.est.tokenizer_, sentences, self.est.max_length, self.est.stride)
+        # a fit asks twice for its sentences' windows (lr="auto"'s step count, then the datasets):
+        # tokenize once; an adapter lives for one fit or one prediction
+        if getattr(self, "_windows_of", (None,))[0] is not sentences:
+            self._windows_of = (sentences, tokenize_words(self.est.tokenizer_, sentences, self.est.max_length,
+                                                          self.est.stride))
+        return self._windows_of[1]
 
     def datasets(self, sentences, y_enc, weights, train_idx, valid_idx, module, device):
         windows = self.windows(sentences)

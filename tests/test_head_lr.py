@@ -165,6 +165,18 @@ def test_a_tagger_counts_its_windows_for_lr_auto(tiny_bert, monkeypatch):
     assert fitted.lr_ == FullFinetune().auto_lr(32, task="token", n_steps=steps) < 4e-4  # 1.5x, not 2x
 
 
+def test_a_tagger_fit_tokenizes_its_sentences_once(tiny_bert, monkeypatch):
+    """lr="auto" counts the windows that the training datasets are then built from."""
+    from conftest import make_ner
+    from skimb import TransformerTokenClassifier, _token_task
+
+    calls = []
+    tokenize = _token_task.tokenize_words
+    monkeypatch.setattr(_token_task, "tokenize_words", lambda *a, **k: calls.append(1) or tokenize(*a, **k))
+    X, y = make_ner(16)
+    assert TransformerTokenClassifier(tiny_bert, **FAST).fit(X, y).lr_ == 4e-4 and len(calls) == 1
+
+
 def test_short_fit_tasks_decide_where_the_rule_applies(monkeypatch):
     monkeypatch.setattr(FullFinetune, "short_fit_tasks", ("multiclass", "multilabel"))  # round 31's: not taggers
     assert FullFinetune().auto_lr(384, task="token", n_steps=153) == 2e-4
