@@ -42,6 +42,11 @@ CONFIGS = {
     "focal": dict(loss="focal", loss__gamma=2.0),
     "wfocal": dict(loss="focal", loss__gamma=2.0, class_weight="balanced"),
     "la": dict(loss="logit_adjusted"),
+    # deferred re-weighting (Cao et al. 2019) on cross-entropy: LDAM with no margins and unit scale is plain
+    # CE for the first two of 3 epochs, then CE with the class-balanced weights (beta 0.9999)
+    "ce_drw": dict(loss="ldam", loss__max_m=0.0, loss__s=1.0, loss__drw_epoch=2),
+    # the paper's LDAM-DRW: margins, s = 30 on a cosine head (run with --no-calora: CALoRA has its own head)
+    "ldam_drw": dict(loss="ldam", loss__drw_epoch=2, head="cosine"),
     "afl": dict(loss="afl"),
     # AFL gives the rarest classes the largest gamma, which silences them under softmax (docs/losses.md);
     # inverse-frequency alpha is the variant meant to undo that
@@ -125,6 +130,8 @@ def run_one(cfg, seed, data, args):
             raise SystemExit(f"--configs {cfg} needs --catch-all LABEL")
         params["loss__catch_all"] = args.catch_all
     if args.calora:
+        if "head" in params:
+            raise SystemExit(f"--configs {cfg} trains head={params['head']!r}: run it with --no-calora")
         params.update(head="calora", head__k=args.k, head__rank=args.rank)
     est = TransformerClassifier(max_epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
                                 lr=args.lr, validation_fraction=args.validation_fraction, threshold="tuned",
