@@ -3,6 +3,7 @@ the make_loss contract (docs/architecture.md), numerical safety, devices and pic
 
 import copy
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -248,6 +249,44 @@ def test_ldam_deferred_reweighting(mc_data):
             LDAMLoss(MC_COUNTS, drw_epoch=bad)
 
 
+def test_class_balanced_deferred_reweighting(mc_data):
+    """CE-DRW: plain cross-entropy until drw_epoch, the effective-number weights from it."""
+    _, _, zt, yt = mc_data
+    always = ClassBalancedLoss(MC_COUNTS, beta=0.9999, reduction="none").double()
+    drw = ClassBalancedLoss(MC_COUNTS, beta=0.9999, drw_epoch=2, reduction="none").double()
+    plain = CrossEntropyLoss(reduction="none").double()
+    for epoch in (0, 1):
+        drw.set_epoch(epoch, 3)
+        assert_close(drw(zt, yt), plain(zt, yt))
+    drw.set_epoch(2, 3)
+    assert_close(drw(zt, yt), always(zt, yt))
+    np.testing.assert_array_equal(drw.fitted_attributes()["class_weight_"], always.fitted_attributes()["class_weight_"])
+    drw.set_epoch(0, 3)  # a refit starts unweighted again
+    np.testing.assert_array_equal(drw.class_weight_.numpy(), np.ones(C))
+    always.set_epoch(0, 3)  # no schedule: weighted from the first epoch
+    assert always.class_weight_[0].item() != 1.0
+
+
+@pytest.mark.parametrize("drw_epoch, max_epochs, start", [(0.8, 3, 2), (0.8, 10, 8), (0.9, 2, 1), (0.3, 1, 0),
+                                                          (0.5, 3, 2), (1, 3, 1), (5, 3, 5)])
+def test_drw_start(drw_epoch, max_epochs, start):
+    """A fraction is rounded and kept inside training (a short fit re-weights its last epoch);
+    an epoch number is taken as given."""
+    for loss in (ClassBalancedLoss(MC_COUNTS, drw_epoch=drw_epoch), LDAMLoss(MC_COUNTS, drw_epoch=drw_epoch)):
+        assert loss.drw_start(max_epochs) == start
+    assert ClassBalancedLoss(MC_COUNTS).drw_start(3) is None
+
+
+def test_drw_after_the_last_epoch_warns():
+    loss = ClassBalancedLoss(MC_COUNTS, drw_epoch=3)
+    with pytest.warns(UserWarning, match=r"drw_epoch=3\) starts after the last of 3 epochs"):
+        loss.set_epoch(0, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ClassBalancedLoss(MC_COUNTS, drw_epoch=2).set_epoch(0, 3)
+        loss.set_epoch(1, 3)  # said once, at the first epoch
+
+
 @pytest.mark.parametrize("tau", [0.0, 1.0, 0.5])
 def test_logit_adjusted(mc_data, tau):
     z, y, zt, yt = mc_data
@@ -409,6 +448,7 @@ def test_uniform_weights_are_cross_entropy(mc_data, ml_data):
     (WeightedCrossEntropyLoss(MC_COUNTS, normalize="samples"), CrossEntropyLoss()),
     (ClassBalancedLoss(MC_COUNTS), CrossEntropyLoss()),
     (ClassBalancedLoss(MC_COUNTS, base="focal", gamma=1.5), FocalLoss(gamma=1.5)),
+    (ClassBalancedLoss(MC_COUNTS, drw_epoch=1), CrossEntropyLoss()),
     (FocalLoss(gamma=2.0, alpha="balanced", class_counts=MC_COUNTS), FocalLoss(gamma=2.0)),
     (FocalLoss(gamma=2.0, alpha=0.25), FocalLoss(gamma=2.0, alpha=0.25)),  # no class balance: kept
     (AdaptiveFocalLoss(MC_COUNTS, gamma=1.0, alpha="balanced"), FocalLoss(gamma=1.0)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -185,14 +186,97 @@ class WeightedCrossEntropyLoss(ImbalanceLoss):
         return f"n_classes={self.class_weight_.numel()}, {super().extra_repr()}"
 
 
+def _check_drw_epoch(drw_epoch):
+    if drw_epoch is None:
+        return None
+    if isinstance(drw_epoch, bool) or not isinstance(drw_epoch, numbers.Real):
+        raise TypeError(f"drw_epoch must be None, an int or a float, got {type(drw_epoch).__name__}.")
+    if isinstance(drw_epoch, numbers.Integral):
+        if drw_epoch < 0:
+            raise ValueError(f"drw_epoch must be >= 0, got {drw_epoch!r}.")
+        return int(drw_epoch)
+    if not 0.0 < float(drw_epoch) < 1.0:
+        raise ValueError(
+            f"a float drw_epoch is a fraction of max_epochs and must be in (0, 1), got {drw_epoch!r}."
+        )
+    return float(drw_epoch)
+
+
+class _DeferredReweighting:
+    """Deferred re-weighting (Cao et al., 2019) for a loss whose per-sample weights are its
+    ``class_weight_`` buffer: ones before the epoch ``drw_epoch``, the class-balanced
+    ``drw_weight`` from it. Without a schedule ``class_weight_`` holds ``unscheduled``."""
+
+    def _init_deferred_reweighting(self, drw_epoch, balanced, unscheduled):
+        self.drw_epoch = _check_drw_epoch(drw_epoch)
+        self.register_buffer("drw_weight", _to_buffer(balanced))
+        self.register_buffer("class_weight_", _to_buffer(unscheduled if self.drw_epoch is None
+                                                         else np.ones(len(balanced))))
+
+    def drw_start(self, max_epochs=None):
+        """The first (0-based) epoch that is re-weighted, or None without a schedule.
+
+        A fraction of ``max_epochs`` is rounded and kept inside training, so that a short fit
+        still re-weights its last epoch.
+
+        Parameters
+        ----------
+        max_epochs : int, default=None
+            Total epochs; needed when ``drw_epoch`` is a fraction.
+
+        Returns
+        -------
+        int or None
+        """
+        if self.drw_epoch is None or isinstance(self.drw_epoch, int):
+            return self.drw_epoch
+        if max_epochs is None:
+            raise ValueError("drw_epoch is a fraction of training: pass max_epochs to set_epoch.")
+        return min(int(round(self.drw_epoch * max_epochs)), max(int(max_epochs) - 1, 0))
+
+    def set_epoch(self, epoch, max_epochs=None):
+        """Switch to the class-balanced weights once ``epoch`` reaches :meth:`drw_start`.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch about to start, counting from 0.
+        max_epochs : int, default=None
+            Total epochs; needed when ``drw_epoch`` is a fraction.
+        """
+        super().set_epoch(epoch, max_epochs)
+        start = self.drw_start(max_epochs)
+        if start is None:
+            return
+        if int(epoch) == 0 and max_epochs is not None and start >= int(max_epochs):
+            warnings.warn(f"{type(self).__name__}(drw_epoch={self.drw_epoch}) starts after the last of "
+                          f"{int(max_epochs)} epochs: training is never re-weighted. Pass a smaller drw_epoch "
+                          "or a fraction of training.", UserWarning, stacklevel=2)
+        with torch.no_grad():
+            if int(epoch) >= start:
+                self.class_weight_.copy_(self.drw_weight)
+            else:
+                self.class_weight_.fill_(1.0)
+
+    def _drop_class_balance(self):
+        self.class_weight_.fill_(1.0)
+        self.drw_weight.fill_(1.0)
+
+
 @register_loss("class_balanced", "multiclass")
-class ClassBalancedLoss(ImbalanceLoss):
-    """Class-balanced loss with effective-number weights (Cui et al., 2019).
+class ClassBalancedLoss(_DeferredReweighting, ImbalanceLoss):
+    """Class-balanced loss with effective-number weights (Cui et al., 2019), optionally deferred.
 
     ``w_c = (1 - beta) / (1 - beta^{n_c})``, normalised so the weights sum to C;
     ``l_i = w_{y_i} * base_i`` with ``base`` the cross-entropy or the focal loss.
     ``beta = 0`` gives uniform weights (plain CE); ``beta -> 1`` approaches inverse
     class frequency.
+
+    Deferred re-weighting (DRW, Cao et al., 2019): with ``drw_epoch`` set, the weights are 1
+    (the plain base loss) until that epoch and ``w`` from it, so that the features are learnt
+    on the natural distribution and the last epochs re-balance the decisions. ``beta=0.9999``
+    with ``drw_epoch=0.8`` is the paper's CE-DRW (``docs/benchmarks.md``, round 33, has it on
+    real data).
 
     Parameters
     ----------
@@ -204,12 +288,17 @@ class ClassBalancedLoss(ImbalanceLoss):
         The loss that is re-weighted (extra ``loss__base``).
     gamma : float, default=2.0
         Focusing parameter of the focal base; unused with ``base="ce"``.
+    drw_epoch : None, int or float, default=None
+        First (0-based) epoch of the re-weighting; a float in (0, 1) is a fraction of
+        ``max_epochs`` (rounded, at most the last epoch). None weights every epoch (extra
+        ``loss__drw_epoch``).
     reduction : {"mean", "sum", "none"}, default="mean"
 
     Attributes
     ----------
     class_weight_ : torch.Tensor of shape (C,)
-        The effective-number weights (buffer, sum C).
+        The weights in use (buffer): the effective-number weights (sum C), or ones before
+        ``drw_epoch``.
 
     Examples
     --------
@@ -220,6 +309,15 @@ class ClassBalancedLoss(ImbalanceLoss):
     tensor([0.0310, 1.9690])
     >>> loss(torch.zeros(2, 2), torch.tensor([0, 1]))
     tensor([0.0215, 1.3648])
+    >>> drw = ClassBalancedLoss([1000, 10], beta=0.999, drw_epoch=0.8)
+    >>> drw.set_epoch(0, max_epochs=3)
+    >>> drw.class_weight_
+    tensor([1., 1.])
+    >>> drw.drw_start(max_epochs=3)
+    2
+    >>> drw.set_epoch(2, max_epochs=3)
+    >>> drw.class_weight_
+    tensor([0.0310, 1.9690])
     """
 
     task = "multiclass"
@@ -230,7 +328,7 @@ class ClassBalancedLoss(ImbalanceLoss):
     def focuses(cls, base="ce", gamma=2.0, **params) -> bool:
         return base == "focal" and gamma > 0
 
-    def __init__(self, class_counts=None, *, beta=0.999, base="ce", gamma=2.0,
+    def __init__(self, class_counts=None, *, beta=0.999, base="ce", gamma=2.0, drw_epoch=None,
                  reduction="mean"):
         super().__init__(reduction=reduction)
         counts = _check_counts(class_counts, owner=type(self).__name__)
@@ -239,10 +337,8 @@ class ClassBalancedLoss(ImbalanceLoss):
         self.beta = float(beta)
         self.base = base
         self.gamma = _check_nonneg(gamma, "gamma")
-        self.register_buffer("class_weight_", _to_buffer(_class_balanced_weights(counts, beta)))
-
-    def _drop_class_balance(self):
-        self.class_weight_.fill_(1.0)
+        balanced = _class_balanced_weights(counts, beta)
+        self._init_deferred_reweighting(drw_epoch, balanced, unscheduled=balanced)
 
     def _per_sample(self, logits, target):
         if self.base == "focal":
@@ -252,7 +348,8 @@ class ClassBalancedLoss(ImbalanceLoss):
         return self.class_weight_.to(logits.dtype)[target] * base
 
     def extra_repr(self):
-        return f"beta={self.beta}, base={self.base!r}, gamma={self.gamma}, {super().extra_repr()}"
+        return (f"beta={self.beta}, base={self.base!r}, gamma={self.gamma}, drw_epoch={self.drw_epoch}, "
+                f"{super().extra_repr()}")
 
 
 @register_loss("focal", "multiclass")
@@ -418,24 +515,8 @@ class SelfAdjustingDiceLoss(_DiceBase):
                          reduction=reduction)
 
 
-def _check_drw_epoch(drw_epoch):
-    if drw_epoch is None:
-        return None
-    if isinstance(drw_epoch, bool) or not isinstance(drw_epoch, numbers.Real):
-        raise TypeError(f"drw_epoch must be None, an int or a float, got {type(drw_epoch).__name__}.")
-    if isinstance(drw_epoch, numbers.Integral):
-        if drw_epoch < 0:
-            raise ValueError(f"drw_epoch must be >= 0, got {drw_epoch!r}.")
-        return int(drw_epoch)
-    if not 0.0 < float(drw_epoch) < 1.0:
-        raise ValueError(
-            f"a float drw_epoch is a fraction of max_epochs and must be in (0, 1), got {drw_epoch!r}."
-        )
-    return float(drw_epoch)
-
-
 @register_loss("ldam", "multiclass")
-class LDAMLoss(ImbalanceLoss):
+class LDAMLoss(_DeferredReweighting, ImbalanceLoss):
     """Label-distribution-aware margin loss with optional deferred re-weighting (Cao et al., 2019).
 
     The true-class logit is reduced by a class margin before a scaled softmax
@@ -463,7 +544,8 @@ class LDAMLoss(ImbalanceLoss):
         Logit scale (extra ``loss__s``).
     drw_epoch : None, int or float, default=None
         First (0-based) epoch of the re-weighting; a float in (0, 1) is a fraction
-        of ``max_epochs``. None disables DRW (extra ``loss__drw_epoch``).
+        of ``max_epochs`` (rounded, at most the last epoch). None disables DRW (extra
+        ``loss__drw_epoch``).
     beta : float, default=0.9999
         Effective-number hyperparameter of the DRW weights.
     reduction : {"mean", "sum", "none"}, default="mean"
@@ -499,41 +581,15 @@ class LDAMLoss(ImbalanceLoss):
         counts = _check_counts(class_counts, owner=type(self).__name__)
         self.max_m = _check_nonneg(max_m, "max_m")
         self.s = _check_nonneg(s, "s")
-        self.drw_epoch = _check_drw_epoch(drw_epoch)
         self.beta = float(beta)
         inv4 = _safe_counts(counts) ** -0.25
         self.register_buffer("margin_", _to_buffer(inv4 * (self.max_m / inv4.max())))
-        self.register_buffer("class_weight_", torch.ones(counts.size))
-        self.register_buffer("drw_weight", _to_buffer(_class_balanced_weights(counts, beta)))
-
-    def set_epoch(self, epoch, max_epochs=None):
-        """Switch to the class-balanced weights once ``epoch >= drw_epoch``.
-
-        Parameters
-        ----------
-        epoch : int
-            The epoch about to start, counting from 0.
-        max_epochs : int, default=None
-            Total epochs; needed when ``drw_epoch`` is a fraction.
-        """
-        super().set_epoch(epoch, max_epochs)
-        if self.drw_epoch is None:
-            return
-        start = self.drw_epoch
-        if isinstance(start, float):
-            if max_epochs is None:
-                raise ValueError("drw_epoch is a fraction of training: pass max_epochs to set_epoch.")
-            start = int(round(start * max_epochs))
-        with torch.no_grad():
-            if int(epoch) >= start:
-                self.class_weight_.copy_(self.drw_weight)
-            else:
-                self.class_weight_.fill_(1.0)
+        self._init_deferred_reweighting(drw_epoch, _class_balanced_weights(counts, beta),
+                                        unscheduled=np.ones(counts.size))
 
     def _drop_class_balance(self):  # no margins, no deferred re-weighting: the scaled cross-entropy
+        super()._drop_class_balance()
         self.margin_.zero_()
-        self.class_weight_.fill_(1.0)
-        self.drw_weight.fill_(1.0)
 
     def _per_sample(self, logits, target):
         margin = self.margin_.to(logits.dtype)[target]
