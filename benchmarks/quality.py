@@ -44,11 +44,12 @@ CONFIGS = {
     "la": dict(loss="logit_adjusted"),
     # half the prior adjustment: macro-F1 on a test split of the natural distribution wants less than balanced
     "la_t05": dict(loss="logit_adjusted", loss__tau=0.5),
-    # deferred re-weighting (Cao et al. 2019) on cross-entropy: LDAM with no margins and unit scale is plain
-    # CE for the first two of 3 epochs, then CE with the class-balanced weights (beta 0.9999)
-    "ce_drw": dict(loss="ldam", loss__max_m=0.0, loss__s=1.0, loss__drw_epoch=2),
-    "ce_drw1": dict(loss="ldam", loss__max_m=0.0, loss__s=1.0, loss__drw_epoch=1),  # re-weighted from epoch 2
-    "hamr_ce_drw": dict(loss="ldam", loss__max_m=0.0, loss__s=1.0, loss__drw_epoch=2, training="hamr"),
+    # deferred re-weighting (Cao et al. 2019) on cross-entropy: plain CE for the first two of 3 epochs, then CE
+    # with the class-balanced weights (beta 0.9999). Round 33 ran these as LDAM with no margins and unit scale,
+    # the same loss to the bit (tests/test_losses.py::test_class_balanced_drw_is_ldam_without_margins)
+    "ce_drw": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=2),
+    "ce_drw1": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=1),  # re-weighted from epoch 2
+    "hamr_ce_drw": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=2, training="hamr"),
     # the paper's LDAM-DRW: margins, s = 30 on a cosine head (run with --no-calora: CALoRA has its own head)
     "ldam_drw": dict(loss="ldam", loss__drw_epoch=2, head="cosine"),
     "afl": dict(loss="afl"),

@@ -25,6 +25,15 @@ def test_afl_balanced_is_afl_with_inverse_frequency_alpha_by_default_on_single_l
     assert method.tasks == {"multiclass"} and method.default == {"multiclass"}
 
 
+def test_ce_drw_is_the_class_balanced_loss_deferred_to_the_last_fifth():
+    from skimb.compare import Budget
+
+    method = METHODS["ce_drw"]
+    params = method.build(Budget(), 0, {"task": "multiclass", "min_class_count": 5}).get_params()
+    assert (params["loss"], params["loss__beta"], params["loss__drw_epoch"]) == ("class_balanced", 0.9999, 0.8)
+    assert method.tasks == {"multiclass"} and not method.default
+
+
 def test_every_method_builds_an_estimator():
     from skimb.compare import Budget
 

@@ -267,6 +267,17 @@ def test_class_balanced_deferred_reweighting(mc_data):
     assert always.class_weight_[0].item() != 1.0
 
 
+def test_class_balanced_drw_is_ldam_without_margins(mc_data):
+    """CE-DRW two ways (round 33 ran its 6,000-text fits as LDAM with no margins and unit scale)."""
+    _, _, zt, yt = mc_data
+    cb = ClassBalancedLoss(MC_COUNTS, beta=0.9999, drw_epoch=2, reduction="none").double()
+    ldam = LDAMLoss(MC_COUNTS, max_m=0.0, s=1.0, drw_epoch=2, reduction="none").double()
+    for epoch in range(3):
+        cb.set_epoch(epoch, 3)
+        ldam.set_epoch(epoch, 3)
+        torch.testing.assert_close(cb(zt, yt), ldam(zt, yt), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("drw_epoch, max_epochs, start", [(0.8, 3, 2), (0.8, 10, 8), (0.9, 2, 1), (0.3, 1, 0),
                                                           (0.5, 3, 2), (1, 3, 1), (5, 3, 5)])
 def test_drw_start(drw_epoch, max_epochs, start):

@@ -168,6 +168,7 @@ def test_cache_over_budget_spills_to_disk_and_loses_nothing():
 def _multiclass_loss_configs():
     configs = [(name, {}) for name in available_losses("multiclass")]
     configs.append(("ldam", {"loss__drw_epoch": 1, "loss__s": 1.0}))  # deferred re-weighting
+    configs.append(("class_balanced", {"loss__drw_epoch": 1}))  # CE-DRW
     return configs
 
 
