@@ -1,7 +1,7 @@
 """How often a saved model predicts each class, against how often the class occurs in the test split.
 
 Reads the ``.npz`` files of ``benchmarks/quality.py`` (``<out>/<config>_seed<n>.npz``) and prints, per
-configuration (the seeds of one folder pattern averaged), each class's predicted count over its true
+configuration (its seeds' folders, ``<name>_s<n>``, averaged), each class's predicted count over its true
 count on the test split and its precision and recall, from the stage-1 argmax. A loss that balances
 the classes fully (the logit-adjusted loss at tau 1, class weighting) predicts the rare classes
 more often than they occur; on a test split with the natural class distribution that costs their
@@ -44,11 +44,18 @@ def main(argv=None):
     by_config = defaultdict(list)
     for pattern in args.patterns:
         for path in sorted(glob.glob(pattern)):
-            config = re.match(r"(.+)_seed\d+$", Path(path).stem).group(1)
-            by_config[config].append(class_rates(path))
+            p = Path(path)
+            fit = re.fullmatch(r"(.+)_seed\d+", p.stem)
+            if fit is None:
+                raise SystemExit(f"{path}: not a quality.py file (<config>_seed<n>.npz)")
+            by_config[re.sub(r"_s\d+$", "", p.parent.name) + "/" + fit.group(1)].append(class_rates(path))
+    if not by_config:
+        raise SystemExit(f"no .npz file matches {args.patterns}")
+    classes = next(iter(by_config.values()))[0][0]
+    if any(not np.array_equal(f[0], classes) for fits in by_config.values() for f in fits):
+        raise SystemExit("the files hold different classes: run one data set at a time")
     rows, result = [], {}
     for config, fits in by_config.items():
-        classes = fits[0][0]
         ratio, precision, recall = (np.mean([f[i] for f in fits], axis=0) for i in (1, 2, 3))
         result[config] = {"seeds": len(fits), "classes": classes.tolist(), "predicted_over_true": ratio.tolist(),
                           "precision": precision.tolist(), "recall": recall.tolist()}

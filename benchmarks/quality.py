@@ -48,7 +48,7 @@ CONFIGS = {
     # with the class-balanced weights (beta 0.9999). Round 33 ran these as LDAM with no margins and unit scale,
     # the same loss to the bit (tests/test_losses.py::test_class_balanced_drw_is_ldam_without_margins)
     "ce_drw": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=2),
-    "ce_drw1": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=1),  # re-weighted from epoch 2
+    "ce_drw1": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=1),  # re-weighted from the second epoch on
     "hamr_ce_drw": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=2, training="hamr"),
     # the paper's LDAM-DRW: margins, s = 30 on a cosine head (run with --no-calora: CALoRA has its own head)
     "ldam_drw": dict(loss="ldam", loss__drw_epoch=2, head="cosine"),

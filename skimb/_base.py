@@ -103,7 +103,7 @@ class Throughput(Callback):
 
 
 class LossEpochSchedule(Callback):
-    """Tells the loss which epoch starts (LDAM's deferred re-weighting and the like)."""
+    """Tells the loss which epoch starts (deferred re-weighting and the like)."""
 
     def on_epoch_begin(self, net, **kwargs):
         set_epoch = getattr(net.criterion_, "set_epoch", None)

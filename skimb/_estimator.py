@@ -48,9 +48,9 @@ _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what st
 #: Bumped whenever training's numerics change (2: fused AdamW; 3: no interrupted entries; 4: HAMR's
 #: ``weight_norm="auto"``; 5: ``weighted_bce``'s positive weights capped at 3; 6: ``lr="auto"`` per
 #: backbone and task, HAMR's tagging resampling off on dense tags; 7: the resolved rate in the key,
-#: LoRA's and the frozen head's new rates), so that a stage 1 that an earlier version cached on disk
-#: is never taken for one of this version's.
-_STAGE1_RECIPE = 7
+#: LoRA's and the frozen head's new rates; 8: a fractional ``drw_epoch`` kept inside training), so
+#: that a stage 1 that an earlier version cached on disk is never taken for one of this version's.
+_STAGE1_RECIPE = 8
 
 
 def _fused_adamw(device) -> dict:
@@ -61,7 +61,7 @@ def _fused_adamw(device) -> dict:
 
 
 def _replay_loss_schedule(criterion, n_epochs, max_epochs):
-    """Leave a loss with an epoch schedule (LDAM's deferred re-weighting) where training left
+    """Leave a loss with an epoch schedule (deferred re-weighting) where training left
     it, so that stage 2 sees the same loss after a stage-1 cache hit as after a miss."""
     set_epoch = getattr(criterion, "set_epoch", None)
     if callable(set_epoch) and n_epochs > 0:
@@ -121,12 +121,26 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         adapter.check_params()
         classes, y_enc, task = adapter.encode_targets(y, data)
         components["head"].check(len(classes), classes=classes, task=task)  # e.g. CALoRA's k <= n_classes
+        n_epochs = components["training"].n_epochs(self.max_epochs)
+        self._check_loss_schedule(task, n_epochs)
         head_lr_multiplier = (components["finetune"].default_head_lr_multiplier(task) if self.head_lr_multiplier == "auto"
                               else float(self.head_lr_multiplier))
         return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
                           adapter=adapter, lr=None, head_lr_multiplier=head_lr_multiplier, max_epochs=self.max_epochs,
-                          n_epochs=components["training"].n_epochs(self.max_epochs),
-                          stage1_balance=self._stage1_balance(task), **components)
+                          n_epochs=n_epochs, stage1_balance=self._stage1_balance(task), **components)
+
+    def _check_loss_schedule(self, task, n_epochs):
+        """A malformed loss schedule (``loss__drw_epoch``) is an error, one that never starts a
+        warning, both before any training."""
+        from .losses import loss_schedule_warning
+
+        kind = "multilabel" if task == "multilabel" else "multiclass"
+        try:
+            message = loss_schedule_warning(self.loss, task=kind, n_epochs=n_epochs, **self.routed_params_for("loss"))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{type(self).__name__}(loss={self.loss!r}): {error} (set as loss__drw_epoch)") from None
+        if message:
+            warn_caller(f"{type(self).__name__}(loss={self.loss!r}, max_epochs={self.max_epochs}): {message}")
 
     def _resolve_lr(self, finetune, backbone_model, task, n_steps=None) -> float:
         """``lr`` as given, or ``"auto"`` resolved: the fine-tuning mode's rate for ``task`` on

@@ -512,3 +512,13 @@ def test_pooler_pooling_without_a_pooling_layer_is_an_error_before_training(tmp_
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
     assert TransformerClassifier(str(no_pooler), pooling="cls", **FAST).fit(X, y).predict(X[:2]).shape == (2,)
+
+
+def test_a_loss_schedule_is_checked_before_training(tiny_bert, toy_data):
+    X, y = toy_data
+    with pytest.raises(TypeError, match=r"TransformerClassifier\(loss='class_balanced'\): drw_epoch .*loss__drw_epoch"):
+        TransformerClassifier("/no/such/backbone", loss="class_balanced", loss__drw_epoch="2").fit(X, y)
+    with pytest.warns(UserWarning, match=r"max_epochs=2\): drw_epoch=2 starts after the last of 2 epochs"):
+        est = TransformerClassifier(tiny_bert, loss="class_balanced", loss__drw_epoch=2, max_epochs=2, batch_size=8,
+                                    random_state=0).fit(X, y)
+    np.testing.assert_array_equal(est.loss_class_weight_, np.ones(len(est.classes_)))  # never re-weighted

@@ -3,7 +3,6 @@ the make_loss contract (docs/architecture.md), numerical safety, devices and pic
 
 import copy
 import pickle
-import warnings
 
 import numpy as np
 import pytest
@@ -29,6 +28,7 @@ from skimb.losses import (
     WeightedBinaryCrossEntropyLoss,
     WeightedCrossEntropyLoss,
     available_losses,
+    loss_schedule_warning,
     make_loss,
     register_loss,
 )
@@ -288,14 +288,15 @@ def test_drw_start(drw_epoch, max_epochs, start):
     assert ClassBalancedLoss(MC_COUNTS).drw_start(3) is None
 
 
-def test_drw_after_the_last_epoch_warns():
-    loss = ClassBalancedLoss(MC_COUNTS, drw_epoch=3)
-    with pytest.warns(UserWarning, match=r"drw_epoch=3\) starts after the last of 3 epochs"):
-        loss.set_epoch(0, 3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        ClassBalancedLoss(MC_COUNTS, drw_epoch=2).set_epoch(0, 3)
-        loss.set_epoch(1, 3)  # said once, at the first epoch
+def test_schedule_warning_says_when_drw_never_starts():
+    assert ClassBalancedLoss.schedule_warning(3, drw_epoch=3).startswith("drw_epoch=3 starts after the last of 3")
+    assert LDAMLoss.schedule_warning(3, drw_epoch=2) is None and LDAMLoss.schedule_warning(1, drw_epoch=0.8) is None
+    assert ClassBalancedLoss.schedule_warning(3) is None and CrossEntropyLoss.schedule_warning(3, gamma=2.0) is None
+    assert loss_schedule_warning("class_balanced", task="multiclass", n_epochs=2, loss__drw_epoch=2, gamma=1.0)
+    assert loss_schedule_warning(CrossEntropyLoss(), task="multiclass", n_epochs=2) is None  # a module: nothing known
+    for bad in (1.5, "2", True):
+        with pytest.raises((TypeError, ValueError), match="drw_epoch"):
+            loss_schedule_warning("class_balanced", task="multiclass", n_epochs=3, loss__drw_epoch=bad)
 
 
 @pytest.mark.parametrize("tau", [0.0, 1.0, 0.5])
@@ -560,7 +561,7 @@ def _all_losses():
 def test_extreme_logits_finite(task, name):
     counts = MC_COUNTS if task == "multiclass" else ML_COUNTS
     n = N_MC if task == "multiclass" else N_ML
-    extra = {"loss__drw_epoch": 0} if name == "ldam" else {}
+    extra = {"loss__drw_epoch": 0} if name in ("ldam", "class_balanced") else {}
     loss = make_loss(name, task=task, class_counts=counts, n_samples=n, **extra)
     loss.set_epoch(0, 2)
     g = torch.Generator().manual_seed(0)
@@ -859,7 +860,7 @@ def test_buffers_move_and_state_dict(task, name):
 @pytest.mark.parametrize("task,name", _all_losses())
 def test_pickle_roundtrip(task, name, mc_data, ml_data):
     _, _, zt, yt = mc_data if task == "multiclass" else ml_data
-    extra = {"loss__drw_epoch": 1} if name == "ldam" else {}
+    extra = {"loss__drw_epoch": 1} if name in ("ldam", "class_balanced") else {}
     loss = make_loss(name, task=task, class_counts=ML_COUNTS, n_samples=N_ML, **extra)
     loss.set_epoch(2, 3)
     clone = pickle.loads(pickle.dumps(loss))

@@ -180,6 +180,9 @@ def test_cache_hit_equals_miss_for_every_loss(tiny_bert, toy_data, loss, extra):
     hit = TransformerClassifier(tiny_bert, **params).fit(X, y)
     assert not miss.stage1_cached_ and hit.stage1_cached_
     np.testing.assert_array_equal(hit.predict_proba(X), miss.predict_proba(X))
+    if "loss__drw_epoch" in extra:  # the hit replays the schedule: the loss is left re-weighted, as the miss's
+        assert not np.all(miss.loss_class_weight_ == 1.0)
+        np.testing.assert_array_equal(hit.loss_class_weight_, miss.loss_class_weight_)
 
 
 @pytest.mark.parametrize("extra", [{}, {"loss": "ldam", "loss__drw_epoch": 1, "loss__s": 1.0}])

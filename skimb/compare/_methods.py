@@ -235,8 +235,9 @@ _register_loss("ldam", "ldam", ("multiclass",), "fine-tuning with LDAM (margins 
 _register_loss("ldam_cosine", "ldam", ("multiclass",), "fine-tuning with LDAM (s=30) and deferred re-weighting on a "
                "cosine head (head='cosine', the normalised classifier LDAM's scale assumes)",
                loss__drw_epoch=0.5, head="cosine")
-_register_loss("ce_drw", "class_balanced", ("multiclass",), "fine-tuning with CE, then class-balanced weights (beta="
-               "0.9999) from 80% of training, rounded to an epoch: deferred re-weighting (CE-DRW)", loss__beta=0.9999, loss__drw_epoch=0.8)
+_register_loss("ce_drw", "class_balanced", ("multiclass",),
+               "fine-tuning with CE, then class-balanced weights (beta=0.9999) from 80% of training, rounded to an "
+               "epoch: deferred re-weighting (CE-DRW)", loss__beta=0.9999, loss__drw_epoch=0.8)
 _register_loss("logit_adjusted", "logit_adjusted", ("multiclass",), "fine-tuning with logit-adjusted CE (tau=1)")
 _register_loss("dice", "dice", ("multiclass", "token"), "fine-tuning with Dice loss")
 _register_loss("self_adjusting_dice", "self_adjusting_dice", ("multiclass", "token"),

@@ -43,14 +43,15 @@ from ._multilabel import (
     DistributionBalancedLoss,
     WeightedBinaryCrossEntropyLoss,
 )
-from ._registry import (FLAT_PARAMS, LOSSES, available_losses, loss_balances_classes, loss_focuses, make_loss,
-                        register_loss)
+from ._registry import (FLAT_PARAMS, LOSSES, available_losses, loss_balances_classes, loss_focuses,
+                        loss_schedule_warning, make_loss, register_loss)
 
 __all__ = [
     "ImbalanceLoss",
     "make_loss",
     "loss_balances_classes",
     "loss_focuses",
+    "loss_schedule_warning",
     "register_loss",
     "available_losses",
     "LOSSES",

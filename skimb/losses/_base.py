@@ -240,6 +240,17 @@ class ImbalanceLoss(nn.Module):
         return cls.rebalances
 
     @classmethod
+    def schedule_warning(cls, n_epochs, **params):
+        """Why the loss's epoch schedule (in ``params``) does nothing in a fit of ``n_epochs``
+        epochs, or None; a malformed schedule parameter raises. None for a loss without one.
+
+        >>> from skimb.losses import CrossEntropyLoss
+        >>> CrossEntropyLoss.schedule_warning(3) is None
+        True
+        """
+        return None
+
+    @classmethod
     def focuses(cls, **params) -> bool:
         """Whether the loss built with ``params`` down-weights well-classified examples (a focal
         term). Under a focal term a class balancing is partly given back: a rare class's

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -205,19 +204,36 @@ def _check_drw_epoch(drw_epoch):
 class _DeferredReweighting:
     """Deferred re-weighting (Cao et al., 2019) for a loss whose per-sample weights are its
     ``class_weight_`` buffer: ones before the epoch ``drw_epoch``, the class-balanced
-    ``drw_weight`` from it. Without a schedule ``class_weight_`` holds ``unscheduled``."""
+    ``drw_weight`` from it; without a schedule, ``class_weight_`` holds ``weight_without_schedule``."""
 
-    def _init_deferred_reweighting(self, drw_epoch, balanced, unscheduled):
+    def _init_deferred_reweighting(self, drw_epoch, balanced, weight_without_schedule):
         self.drw_epoch = _check_drw_epoch(drw_epoch)
-        self.register_buffer("drw_weight", _to_buffer(balanced))
-        self.register_buffer("class_weight_", _to_buffer(unscheduled if self.drw_epoch is None
-                                                         else np.ones(len(balanced))))
+        self.register_buffer("drw_weight", _to_buffer(balanced).clone())
+        now = weight_without_schedule if self.drw_epoch is None else np.ones(len(balanced))
+        self.register_buffer("class_weight_", _to_buffer(now).clone())  # its own memory: set_epoch writes it
+
+    @classmethod
+    def schedule_warning(cls, n_epochs, drw_epoch=None, **params):
+        """Why ``drw_epoch`` re-weights nothing in a fit of ``n_epochs`` epochs, or None; a malformed
+        ``drw_epoch`` raises. The estimators ask before training.
+
+        >>> from skimb.losses import ClassBalancedLoss
+        >>> ClassBalancedLoss.schedule_warning(3, drw_epoch=0.8) is None
+        True
+        >>> ClassBalancedLoss.schedule_warning(2, drw_epoch=2)
+        'drw_epoch=2 starts after the last of 2 epochs: training is never re-weighted. Pass a smaller drw_epoch or a fraction of training.'
+        """
+        start = _check_drw_epoch(drw_epoch)
+        if isinstance(start, int) and start >= int(n_epochs):
+            return (f"drw_epoch={start} starts after the last of {int(n_epochs)} epochs: training is never "
+                    "re-weighted. Pass a smaller drw_epoch or a fraction of training.")
+        return None
 
     def drw_start(self, max_epochs=None):
         """The first (0-based) epoch that is re-weighted, or None without a schedule.
 
-        A fraction of ``max_epochs`` is rounded and kept inside training, so that a short fit
-        still re-weights its last epoch.
+        A fraction of ``max_epochs`` is rounded (half to even) and kept inside training, so that a
+        short fit still re-weights its last epoch.
 
         Parameters
         ----------
@@ -231,7 +247,7 @@ class _DeferredReweighting:
         if self.drw_epoch is None or isinstance(self.drw_epoch, int):
             return self.drw_epoch
         if max_epochs is None:
-            raise ValueError("drw_epoch is a fraction of training: pass max_epochs to set_epoch.")
+            raise ValueError("drw_epoch is a fraction of training: pass max_epochs.")
         return min(int(round(self.drw_epoch * max_epochs)), max(int(max_epochs) - 1, 0))
 
     def set_epoch(self, epoch, max_epochs=None):
@@ -248,17 +264,13 @@ class _DeferredReweighting:
         start = self.drw_start(max_epochs)
         if start is None:
             return
-        if int(epoch) == 0 and max_epochs is not None and start >= int(max_epochs):
-            warnings.warn(f"{type(self).__name__}(drw_epoch={self.drw_epoch}) starts after the last of "
-                          f"{int(max_epochs)} epochs: training is never re-weighted. Pass a smaller drw_epoch "
-                          "or a fraction of training.", UserWarning, stacklevel=2)
         with torch.no_grad():
             if int(epoch) >= start:
                 self.class_weight_.copy_(self.drw_weight)
             else:
                 self.class_weight_.fill_(1.0)
 
-    def _drop_class_balance(self):
+    def _drop_class_balance(self):  # the schedule's weights too, or a later set_epoch would restore them
         self.class_weight_.fill_(1.0)
         self.drw_weight.fill_(1.0)
 
@@ -299,6 +311,8 @@ class ClassBalancedLoss(_DeferredReweighting, ImbalanceLoss):
     class_weight_ : torch.Tensor of shape (C,)
         The weights in use (buffer): the effective-number weights (sum C), or ones before
         ``drw_epoch``.
+    drw_weight : torch.Tensor of shape (C,)
+        The effective-number weights a schedule switches to (buffer).
 
     Examples
     --------
@@ -324,6 +338,11 @@ class ClassBalancedLoss(_DeferredReweighting, ImbalanceLoss):
 
     rebalances = True
 
+    # the schedule's methods, named here so that the API pages list them with the class
+    set_epoch = _DeferredReweighting.set_epoch
+    drw_start = _DeferredReweighting.drw_start
+    schedule_warning = _DeferredReweighting.__dict__["schedule_warning"]
+
     @classmethod
     def focuses(cls, base="ce", gamma=2.0, **params) -> bool:
         return base == "focal" and gamma > 0
@@ -338,7 +357,7 @@ class ClassBalancedLoss(_DeferredReweighting, ImbalanceLoss):
         self.base = base
         self.gamma = _check_nonneg(gamma, "gamma")
         balanced = _class_balanced_weights(counts, beta)
-        self._init_deferred_reweighting(drw_epoch, balanced, unscheduled=balanced)
+        self._init_deferred_reweighting(drw_epoch, balanced, weight_without_schedule=balanced)
 
     def _per_sample(self, logits, target):
         if self.base == "focal":
@@ -556,6 +575,8 @@ class LDAMLoss(_DeferredReweighting, ImbalanceLoss):
         Per-class margins (buffer).
     class_weight_ : torch.Tensor of shape (C,)
         Current class weights (buffer): ones before DRW, class-balanced after.
+    drw_weight : torch.Tensor of shape (C,)
+        The class-balanced weights DRW switches to (buffer).
 
     Examples
     --------
@@ -575,6 +596,11 @@ class LDAMLoss(_DeferredReweighting, ImbalanceLoss):
 
     rebalances = True
 
+    # the schedule's methods, named here so that the API pages list them with the class
+    set_epoch = _DeferredReweighting.set_epoch
+    drw_start = _DeferredReweighting.drw_start
+    schedule_warning = _DeferredReweighting.__dict__["schedule_warning"]
+
     def __init__(self, class_counts=None, *, max_m=0.5, s=30.0, drw_epoch=None, beta=0.9999,
                  reduction="mean"):
         super().__init__(reduction=reduction)
@@ -585,7 +611,7 @@ class LDAMLoss(_DeferredReweighting, ImbalanceLoss):
         inv4 = _safe_counts(counts) ** -0.25
         self.register_buffer("margin_", _to_buffer(inv4 * (self.max_m / inv4.max())))
         self._init_deferred_reweighting(drw_epoch, _class_balanced_weights(counts, beta),
-                                        unscheduled=np.ones(counts.size))
+                                        weight_without_schedule=np.ones(counts.size))
 
     def _drop_class_balance(self):  # no margins, no deferred re-weighting: the scaled cross-entropy
         super()._drop_class_balance()

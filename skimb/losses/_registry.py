@@ -253,6 +253,31 @@ def loss_focuses(loss, *, task, **params) -> bool:
     return _loss_property(loss, task, "focuses", params)
 
 
+def loss_schedule_warning(loss, *, task, n_epochs, **params):
+    """Why the epoch schedule of the loss :func:`make_loss` builds from the same arguments does
+    nothing in a fit of ``n_epochs`` epochs (:meth:`ImbalanceLoss.schedule_warning`), or None; a
+    malformed schedule parameter raises, so that an estimator can say so before training.
+
+    Examples
+    --------
+    >>> from skimb.losses import loss_schedule_warning
+    >>> loss_schedule_warning("class_balanced", task="multiclass", n_epochs=3, loss__drw_epoch=1) is None
+    True
+    >>> loss_schedule_warning("ldam", task="multiclass", n_epochs=1, loss__drw_epoch=1)
+    'drw_epoch=1 starts after the last of 1 epochs: training is never re-weighted. Pass a smaller drw_epoch or a fraction of training.'
+    """
+    _check_task(task)
+    try:
+        cls, _ = _loss_class(loss, task)
+    except (TypeError, ValueError):  # a user module, an unknown name: make_loss says what is wrong
+        return None
+    check = getattr(cls, "schedule_warning", None)
+    if check is None:
+        return None
+    flat, extras = _split_params(params)
+    return check(n_epochs, **{**flat, **extras})
+
+
 def _loss_property(loss, task, name, params) -> bool:
     """The loss class's classmethod ``name`` on the constructor arguments ``params``."""
     _check_task(task)
