@@ -4,7 +4,7 @@ Every row is rescored here with the current decision rules, so that runs made at
 times are scored by identical code: per fit, the stage-1 argmax (``<cfg>``), the stage-1 logits
 plus bagged validation-tuned offsets (``+tuned``, what ``threshold="tuned"`` does), and, for
 CALoRA fits, the same two rules after stage 2 (``+calora``, ``+calora+tuned``; ``+head`` for
-the kNN and prototype heads). Each row gets
+the kNN and prototype heads; ``--calibrated``: ``+calibrated``, ``threshold="calibrated"``). Each row gets
 its mean ± std over seeds, quartile F1, per-class F1 and the paired bootstrap interval of its
 macro-F1 gap to ``--baseline`` (pooled over the seeds both have).
 
@@ -27,10 +27,11 @@ import numpy as np
 from _common import QUARTILES, command_line, fmt, gap_text, machine_description, markdown_table, write_outputs
 
 
-def rows_of(path, logits):
+def rows_of(path, logits, calibrated=False):
     """``(seed, classes, y_test, {row: predicted indices})`` of one saved fit; the logits of each
-    row before its decision rule go into ``logits[row, seed]`` for the votes."""
-    from skimb.metrics import tune_logit_offsets
+    row before its decision rule go into ``logits[row, seed]`` for the votes. ``calibrated`` adds
+    ``+calibrated`` rows: ``threshold="calibrated"`` (:func:`skimb.metrics.calibrated_logit_offsets`)."""
+    from skimb.metrics import calibrated_logit_offsets, tune_logit_offsets
 
     d = np.load(path)
     cfg, seed = re.match(r"(.+)_seed(\d+)$", Path(path).stem).groups()
@@ -48,6 +49,8 @@ def rows_of(path, logits):
         out[name] = test.argmax(1)
         b = tune_logit_offsets(d["y_val"], val, class_prior=d["prior"], n_bootstrap=30, random_state=int(seed))
         out[name + "+tuned"] = (test + b).argmax(1)
+        if calibrated:
+            out[name + "+calibrated"] = (test + calibrated_logit_offsets(d["y_val"], val, class_prior=d["prior"])).argmax(1)
     return int(seed), classes, d["y_test"], out
 
 
@@ -92,6 +95,8 @@ def main(argv=None):
                    help="rows whose models are soft-voted, e.g. ce,wce or wce+calora,hamr (repeatable)")
     p.add_argument("--seed-pair-vote", action="append", default=[],
                    help="a config whose models of two seeds are soft-voted (the control for --vote)")
+    p.add_argument("--calibrated", action="store_true",
+                   help='also score every row with threshold="calibrated" (rows <row>+calibrated)')
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     train_labels = None
@@ -101,7 +106,7 @@ def main(argv=None):
         train_labels = np.asarray(load_dataset(args.train_labels).y_train)
     preds, reports, counts, logits, fits = {}, {}, {}, {}, []
     for f in sorted(args.files):
-        fits.append(rows_of(f, logits))
+        fits.append(rows_of(f, logits, calibrated=args.calibrated))
     for seed, classes, y_test, rows in fits:
         for vote in args.vote:
             rows.update(vote_rows(vote.split(","), seed, logits))
