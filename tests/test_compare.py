@@ -34,6 +34,19 @@ def test_ce_drw_is_the_class_balanced_loss_deferred_to_the_last_fifth():
     assert method.tasks == {"multiclass"} and not method.default
 
 
+def test_drw_calibrated_is_ce_drw_from_a_third_of_training_with_the_calibrated_rule():
+    from skimb.compare import Budget
+
+    method = METHODS["drw_calibrated"]
+    params = method.build(Budget(), 0, {"task": "multiclass", "min_class_count": 5}).get_params()
+    assert (params["loss"], params["loss__drw_epoch"], params["threshold"]) == ("class_balanced", 0.3, "calibrated")
+    assert params["validation_fraction"] == 0.1 and not method.default
+    # a third of the default 3 epochs: re-weighted from the second, as measured
+    from skimb.losses import ClassBalancedLoss
+
+    assert ClassBalancedLoss([5, 1], drw_epoch=params["loss__drw_epoch"]).drw_start(Budget().max_epochs) == 1
+
+
 def test_every_method_builds_an_estimator():
     from skimb.compare import Budget
 
