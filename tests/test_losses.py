@@ -268,7 +268,7 @@ def test_class_balanced_deferred_reweighting(mc_data):
 
 
 def test_class_balanced_drw_is_ldam_without_margins(mc_data):
-    """CE-DRW two ways (round 33 ran its 6,000-text fits as LDAM with no margins and unit scale)."""
+    """CE-DRW two ways (round 33 ran its quality.py fits as LDAM with no margins and unit scale)."""
     _, _, zt, yt = mc_data
     cb = ClassBalancedLoss(MC_COUNTS, beta=0.9999, drw_epoch=2, reduction="none").double()
     ldam = LDAMLoss(MC_COUNTS, max_m=0.0, s=1.0, drw_epoch=2, reduction="none").double()
