@@ -138,7 +138,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         try:
             message = loss_schedule_warning(self.loss, task=kind, n_epochs=n_epochs, **self.routed_params_for("loss"))
         except (TypeError, ValueError) as error:
-            raise type(error)(f"{type(self).__name__}(loss={self.loss!r}): {error} (set as loss__drw_epoch)") from None
+            raise type(error)(f"{type(self).__name__}(loss={self.loss!r}): {error} (a loss__ parameter)") from None
         if message:
             warn_caller(f"{type(self).__name__}(loss={self.loss!r}, max_epochs={self.max_epochs}): {message}")
 

@@ -516,7 +516,7 @@ def test_pooler_pooling_without_a_pooling_layer_is_an_error_before_training(tmp_
 
 def test_a_loss_schedule_is_checked_before_training(tiny_bert, toy_data):
     X, y = toy_data
-    with pytest.raises(TypeError, match=r"TransformerClassifier\(loss='class_balanced'\): drw_epoch .*loss__drw_epoch"):
+    with pytest.raises(TypeError, match=r"TransformerClassifier\(loss='class_balanced'\): drw_epoch .*\(a loss__ parameter\)"):
         TransformerClassifier("/no/such/backbone", loss="class_balanced", loss__drw_epoch="2").fit(X, y)
     with pytest.warns(UserWarning, match=r"max_epochs=2\): drw_epoch=2 starts after the last of 2 epochs"):
         est = TransformerClassifier(tiny_bert, loss="class_balanced", loss__drw_epoch=2, max_epochs=2, batch_size=8,
