@@ -25,7 +25,7 @@ def test_afl_balanced_is_afl_with_inverse_frequency_alpha_by_default_on_single_l
     assert method.tasks == {"multiclass"} and method.default == {"multiclass"}
 
 
-def test_ce_drw_is_the_class_balanced_loss_deferred_to_the_last_fifth():
+def test_ce_drw_is_the_class_balanced_loss_deferred_to_80_percent_of_training():
     from skimb.compare import Budget
 
     method = METHODS["ce_drw"]
