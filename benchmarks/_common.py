@@ -26,7 +26,7 @@ from skimb.compare._runner import _peak_rss_mib, _reset_peak_rss
 
 __all__ = ["load_subsampled", "load_protocol_data", "sparse_entities", "ints", "key_values", "command_line",
            "mean_std", "fmt", "markdown_table", "write_json", "write_outputs", "source_commit", "measure",
-           "machine_description", "publish", "QUARTILES"]
+           "machine_description", "publish", "saved_fit_key", "QUARTILES"]
 
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
 
@@ -129,6 +129,16 @@ def key_values(items, where, prefix=""):
     if bad:
         raise SystemExit(f"{where}: settings are key=value pairs, got {bad}")
     return {prefix + k: setting_value(v) for k, v in (item.split("=", 1) for item in items)}
+
+
+def saved_fit_key(path):
+    """``(configuration, seed)`` of a ``.npz`` that ``quality.py`` saved: ``<folder>/<config>`` with the
+    folder's ``_s<n>`` dropped (one row for a configuration's seeds run apart), and the seed."""
+    p = Path(path)
+    fit = re.fullmatch(r"(.+)_seed(\d+)", p.stem)
+    if fit is None:
+        raise SystemExit(f"{path}: not a quality.py file (<config>_seed<n>.npz)")
+    return re.sub(r"_s\d+$", "", p.parent.name) + "/" + fit.group(1), int(fit.group(2))
 
 
 def command_line(script, argv):

@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import argparse
 import glob
-import re
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from scipy.special import softmax
 
-from _common import command_line, machine_description, markdown_table, mean_std, write_outputs
+from _common import command_line, machine_description, markdown_table, mean_std, saved_fit_key, write_outputs
 from skimb.metrics import tune_logit_offsets
 from skimb.metrics._decision import macro_f1_from_labels, temperature_and_biases
 
@@ -95,10 +93,8 @@ def main(argv=None):
     groups = defaultdict(dict)
     for pattern in args.patterns:
         for path in sorted(glob.glob(pattern)):
-            p = Path(path)
-            fit, seed = re.fullmatch(r"(.+)_seed(\d+)", p.stem).groups()
-            config = re.sub(r"_s\d+$", "", p.parent.name) + "/" + fit
-            groups[config][path] = score_file(path, int(seed))
+            config, seed = saved_fit_key(path)
+            groups[config][path] = score_file(path, seed)
             print(path, {k: round(v, 4) for k, v in groups[config][path].items()}, flush=True)
     if not groups:
         raise SystemExit(f"no .npz file matches {args.patterns}")

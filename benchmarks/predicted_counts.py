@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import glob
-import re
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
-from _common import command_line, machine_description, markdown_table, write_outputs
+from _common import command_line, machine_description, markdown_table, saved_fit_key, write_outputs
 
 
 def class_rates(path):
@@ -44,11 +42,7 @@ def main(argv=None):
     by_config = defaultdict(list)
     for pattern in args.patterns:
         for path in sorted(glob.glob(pattern)):
-            p = Path(path)
-            fit = re.fullmatch(r"(.+)_seed\d+", p.stem)
-            if fit is None:
-                raise SystemExit(f"{path}: not a quality.py file (<config>_seed<n>.npz)")
-            by_config[re.sub(r"_s\d+$", "", p.parent.name) + "/" + fit.group(1)].append(class_rates(path))
+            by_config[saved_fit_key(path)[0]].append(class_rates(path))
     if not by_config:
         raise SystemExit(f"no .npz file matches {args.patterns}")
     classes = next(iter(by_config.values()))[0][0]

@@ -23,6 +23,7 @@ from ._base import make_callbacks, resolve_device, seed_from, seeded, with_threa
 from ._context import FitContext
 from ._params import SHARED_CONSTRAINTS, SLOTS, ComponentParamsMixin, check_needs_validation
 from ._persistence import model_card
+from ._task import loss_task
 from .backbones import backbone_identity, load_backbone
 from .backbones._onnx import onnx_int8_module
 from .backbones._quantize import int8_module
@@ -134,9 +135,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         warning, both before any training."""
         from .losses import loss_schedule_warning
 
-        kind = "multilabel" if task == "multilabel" else "multiclass"
         try:
-            message = loss_schedule_warning(self.loss, task=kind, n_epochs=n_epochs, **self.routed_params_for("loss"))
+            message = loss_schedule_warning(self.loss, task=loss_task(task), n_epochs=n_epochs,
+                                            **self.routed_params_for("loss"))
         except (TypeError, ValueError) as error:
             raise type(error)(f"{type(self).__name__}(loss={self.loss!r}): {error} (a loss__ parameter)") from None
         if message:
@@ -161,7 +162,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         then the plain mean; CALoRA's stage 2 reads which)."""
         from .losses import loss_balances_classes, loss_focuses
 
-        kind, params = "multilabel" if task == "multilabel" else "multiclass", self.routed_params_for("loss")
+        kind, params = loss_task(task), self.routed_params_for("loss")
         if self.class_weight is None and not loss_balances_classes(self.loss, task=kind, **params):
             return "none"
         return "partial" if loss_focuses(self.loss, task=kind, **params) else "full"

@@ -24,6 +24,12 @@ def _counts(y_enc, task, n_classes) -> np.ndarray:
     return y_enc.sum(0) if task == "multilabel" else np.bincount(y_enc, minlength=n_classes)
 
 
+def loss_task(task) -> str:
+    """The loss family of an estimator's task: ``"multilabel"``, or ``"multiclass"`` for single-label
+    texts and tags alike (a tagger's loss is a softmax over each token's tags)."""
+    return "multilabel" if task == "multilabel" else "multiclass"
+
+
 class TaskAdapter:
     """The hooks of one task, bound to an estimator."""
 
@@ -73,7 +79,7 @@ class TaskAdapter:
         params = self.est.routed_params_for("loss")
         if params.get("catch_all") is not None:  # a label, as everywhere else in the estimator
             params["catch_all"] = class_index(params["catch_all"], ctx.classes, "loss__catch_all")
-        return make_loss(self.est.loss, task="multilabel" if task == "multilabel" else "multiclass",
+        return make_loss(self.est.loss, task=loss_task(task),
                          class_counts=counts, n_samples=len(y_enc), **params)
 
     def init_head(self, module, ctx):
@@ -92,7 +98,7 @@ class TaskAdapter:
         # Prediction does not use the loss; rebuild a plain one so that the net is complete.
         from .losses import make_loss
 
-        return make_loss("ce", task="multilabel" if task == "multilabel" else "multiclass",
+        return make_loss("ce", task=loss_task(task),
                          class_counts=np.ones(n_classes), n_samples=n_classes)
 
     def net_kwargs(self, finetune) -> dict:
@@ -116,7 +122,7 @@ class TaskAdapter:
 
     def train_targets(self, ctx):
         """``(encoded targets of the training split, "multilabel" or "multiclass")``."""
-        return ctx.y[ctx.train_idx], "multilabel" if ctx.task == "multilabel" else "multiclass"
+        return ctx.y[ctx.train_idx], loss_task(ctx.task)
 
     # -- encoding -------------------------------------------------------------------------------
     def encode(self, texts, encoder, device, batch_size=None, desc="encoding") -> np.ndarray:

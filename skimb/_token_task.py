@@ -180,10 +180,13 @@ class TokenTask(TaskAdapter):
         rows = Counter(win.sentence for win in self.windows(ctx.X) if win.responsible)
         return int(sum(rows[int(i)] for i in ctx.train_idx))
 
+    #: ``(sentences, their windows)`` of the last :meth:`windows` call
+    _windows_of = (None, None)
+
     def windows(self, sentences):
         # a fit asks twice for its sentences' windows (lr="auto"'s step count, then the datasets):
         # tokenize once; an adapter lives for one fit or one prediction
-        if getattr(self, "_windows_of", (None,))[0] is not sentences:
+        if self._windows_of[0] is not sentences:
             self._windows_of = (sentences, tokenize_words(self.est.tokenizer_, sentences, self.est.max_length,
                                                           self.est.stride))
         return self._windows_of[1]

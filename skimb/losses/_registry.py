@@ -266,29 +266,33 @@ def loss_schedule_warning(loss, *, task, n_epochs, **params):
     >>> loss_schedule_warning("ldam", task="multiclass", n_epochs=1, loss__drw_epoch=1)
     'drw_epoch=1 starts after the last of 1 epochs: training is never re-weighted. Pass a smaller drw_epoch or a fraction of training.'
     """
-    _check_task(task)
-    try:
-        cls, _ = _loss_class(loss, task)
-    except (TypeError, ValueError):  # a user module, an unknown name: make_loss says what is wrong
-        return None
-    check = getattr(cls, "schedule_warning", None)
-    if check is None:
-        return None
-    flat, extras = _split_params(params)
-    return check(n_epochs, **{**flat, **extras})
+    check = _loss_classmethod(loss, task, "schedule_warning")
+    return None if check is None else check(n_epochs, **_merged_params(params))
 
 
 def _loss_property(loss, task, name, params) -> bool:
     """The loss class's classmethod ``name`` on the constructor arguments ``params``."""
+    method = _loss_classmethod(loss, task, name)
+    if method is None:
+        return False
+    try:
+        return bool(method(**_merged_params(params)))
+    except (TypeError, ValueError):  # a malformed value: make_loss says what is wrong with it
+        return False
+
+
+def _loss_classmethod(loss, task, name):
+    """The classmethod ``name`` of the loss class ``loss`` names, or None: a user module, an
+    unknown name (make_loss says what is wrong) or a class without it."""
     _check_task(task)
     try:
         cls, _ = _loss_class(loss, task)
-    except (TypeError, ValueError):  # a user module, an unknown name: nothing known
-        return False
-    if not hasattr(cls, name):
-        return False
+    except (TypeError, ValueError):
+        return None
+    return getattr(cls, name, None)
+
+
+def _merged_params(params) -> dict:
+    """The constructor arguments of routed ``params``: flat names and ``loss__`` extras."""
     flat, extras = _split_params(params)
-    try:
-        return bool(getattr(cls, name)(**{**flat, **extras}))
-    except (TypeError, ValueError):  # a malformed value: make_loss says what is wrong with it
-        return False
+    return {**flat, **extras}
