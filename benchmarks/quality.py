@@ -49,6 +49,8 @@ CONFIGS = {
     # the same loss to the bit (tests/test_losses.py::test_class_balanced_drw_is_ldam_without_margins)
     "ce_drw": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=2),
     "ce_drw1": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=1),  # re-weighted from the second epoch on
+    # softer re-weighting (beta 0.999: effective numbers, about half the inverse-frequency spread here)
+    "ce_drw1_b999": dict(loss="class_balanced", loss__beta=0.999, loss__drw_epoch=1),
     "hamr_ce_drw": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=2, training="hamr"),
     # the paper's LDAM-DRW: margins, s = 30 on a cosine head (run with --no-calora: CALoRA has its own head)
     "ldam_drw": dict(loss="ldam", loss__drw_epoch=2, head="cosine"),
