@@ -171,8 +171,12 @@ class TransformerNet(NeuralNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         per_item, weights = self.per_item_loss(y_pred, y_true, X)
+        return self.checked_loss(per_item, weights) if training else weighted_mean_loss(per_item, weights)
+
+    def checked_loss(self, per_item, weights):
+        """The training loss (the weighted mean), or a ``FloatingPointError`` where it is not finite."""
         loss = weighted_mean_loss(per_item, weights)
-        if training and not torch.isfinite(loss):
+        if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"The training loss became {loss.item()} in epoch {len(self.history)}. "
                 "Lower the learning rate (lr), check the loss parameters, or look for extreme "

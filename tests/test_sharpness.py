@@ -1,0 +1,181 @@
+"""Sharpness-aware training (training="sam"): the step's gradient against a hand computation, on
+every class and on the minority classes only (ImbSAM), the parameters restored when a step fails,
+and the estimators with it on a tiny random BERT."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import make_ner
+
+from skimb import TransformerClassifier, TransformerTokenClassifier
+from skimb.training import SharpnessAwareNet, SharpnessAwareTraining, minority_classes, sharpness_perturbation
+
+FAST = dict(max_epochs=1, batch_size=8, random_state=0, lr=5e-3)
+
+
+class Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 3)
+
+    def forward(self, features):
+        return self.lin(features)
+
+
+class PerItemCE(torch.nn.Module):
+    def __init__(self, poison_after=None):
+        super().__init__()
+        self.poison_after, self.calls = poison_after, 0
+
+    def forward(self, logits, target):
+        self.calls += 1
+        loss = F.cross_entropy(logits, target, reduction="none")
+        return loss * float("nan") if self.poison_after is not None and self.calls > self.poison_after else loss
+
+
+def _net(training, minority=None, criterion=PerItemCE, **kwargs):
+    torch.manual_seed(0)
+    net = SharpnessAwareNet(Linear, criterion=criterion, optimizer=torch.optim.SGD, lr=0.0, batch_size=6,
+                            train_split=None, sharpness=training, minority=minority, **kwargs)
+    return net.initialize()
+
+
+def _batch():
+    gen = torch.Generator().manual_seed(1)
+    return {"features": torch.randn(6, 4, generator=gen)}, torch.tensor([0, 0, 0, 1, 2, 2])
+
+
+def _grads(module, X, y, mask=None, weights=None):
+    """Gradient of the mean (or of ``mask``'s share of the mean) per-item CE, by hand."""
+    module.zero_grad()
+    per_item = F.cross_entropy(module(**X), y, reduction="none")
+    if weights is not None:
+        per_item = per_item * weights
+    (per_item if mask is None else per_item * mask).sum().div(len(y)).backward()
+    return [p.grad.clone() for p in module.parameters()]
+
+
+def _shifted(module, grads, rho, adaptive=False):
+    """A copy of ``module`` at ``w + ε``."""
+    out = copy.deepcopy(module)
+    norm = torch.cat([(g * p.abs() if adaptive else g).flatten() for p, g in zip(module.parameters(), grads)]).norm()
+    with torch.no_grad():
+        for p, g in zip(out.parameters(), grads):
+            p.add_(rho * (g * p.abs() ** 2 if adaptive else g) / norm)
+    return out
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_the_step_takes_the_gradient_at_the_perturbed_weights(adaptive):
+    net = _net(SharpnessAwareTraining(rho=0.3, adaptive=adaptive))
+    X, y = _batch()
+    before = copy.deepcopy(net.module_)
+    expected = _grads(_shifted(before, _grads(before, X, y), 0.3, adaptive), X, y)
+    step = net.train_step_single((X, y))
+    for p, q, g in zip(net.module_.parameters(), before.parameters(), expected):
+        assert torch.equal(p, q)  # the weights are back at w
+        torch.testing.assert_close(p.grad, g)
+    # the recorded loss is the one at w
+    torch.testing.assert_close(step["loss"], F.cross_entropy(before(**X), y))
+
+
+def test_minority_classes_alone_are_perturbed():
+    """ImbSAM: the majority's share of the loss at w, the minority's at w + ε (ε from the minority's share)."""
+    minority = np.array([False, True, True])
+    net = _net(SharpnessAwareTraining(rho=0.3, classes="minority"), minority=minority)
+    X, y = _batch()
+    before = copy.deepcopy(net.module_)
+    tail = torch.tensor(minority)[y].float()
+    head_grads = _grads(before, X, y, 1 - tail)
+    tail_grads = _grads(_shifted(before, _grads(before, X, y, tail), 0.3), X, y, tail)
+    net.train_step_single((X, y))
+    for p, q, g, h in zip(net.module_.parameters(), before.parameters(), head_grads, tail_grads):
+        assert torch.equal(p, q)
+        torch.testing.assert_close(p.grad, g + h)
+
+
+def test_a_batch_without_minority_items_takes_the_plain_gradient():
+    net = _net(SharpnessAwareTraining(rho=0.3, classes="minority"), minority=np.array([False, False, True]))
+    X, y = _batch()
+    X, y = {"features": X["features"][:4]}, y[:4]  # classes 0 and 1: no minority item
+    before = copy.deepcopy(net.module_)
+    expected = _grads(before, X, y)
+    net.train_step_single((X, y))
+    for p, g in zip(net.module_.parameters(), expected):
+        torch.testing.assert_close(p.grad, g)
+
+
+def test_sample_weights_enter_both_passes():
+    net = _net(SharpnessAwareTraining(rho=0.2))
+    X, y = _batch()
+    w = torch.tensor([0.5, 0.5, 0.5, 2.0, 1.0, 1.5])
+    before = copy.deepcopy(net.module_)
+    expected = _grads(_shifted(before, _grads(before, X, y, weights=w), 0.2), X, y, weights=w)
+    net.train_step_single(({**X, "sample_weight": w}, y))
+    for p, g in zip(net.module_.parameters(), expected):
+        torch.testing.assert_close(p.grad, g)
+
+
+def test_a_failing_perturbed_pass_puts_the_weights_back():
+    net = _net(SharpnessAwareTraining(rho=0.3), criterion=PerItemCE, criterion__poison_after=1)
+    X, y = _batch()
+    before = copy.deepcopy(net.module_)
+    with pytest.raises(FloatingPointError, match="training loss became nan"):
+        net.train_step_single((X, y))
+    for p, q in zip(net.module_.parameters(), before.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_perturbation_of_zero_gradients_is_zero_and_minority_is_below_the_mean():
+    w = [torch.ones(2)]
+    assert sharpness_perturbation(w, [torch.zeros(2)], 0.5)[0].tolist() == [0.0, 0.0]
+    assert sharpness_perturbation(w, [None], 0.5) == [None]
+    assert minority_classes([10, 10, 10]).tolist() == [False, False, False]
+    assert minority_classes([90, 5, 5]).tolist() == [False, True, True]
+
+
+def test_the_classifier_with_sam(tiny_bert, toy_data):
+    X, y = toy_data
+    plain = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
+    sam = TransformerClassifier(tiny_bert, training="sam", training__rho=0.5, **FAST).fit(X, y)
+    assert sam.get_params()["training__rho"] == 0.5
+    assert not np.allclose(plain.predict_proba(X), sam.predict_proba(X))
+    # rho=0 is plain training, to the bit
+    with pytest.warns(UserWarning, match="adaptive"):
+        zero = TransformerClassifier(tiny_bert, training="sam", training__rho=0.0, training__adaptive=True,
+                                     **FAST).fit(X, y)
+    np.testing.assert_array_equal(zero.predict_proba(X), plain.predict_proba(X))
+    minority = TransformerClassifier(tiny_bert, training=SharpnessAwareTraining(rho=0.5, classes="minority"),
+                                     **FAST).fit(X, y)
+    assert not np.allclose(minority.predict_proba(X), sam.predict_proba(X))
+
+
+def test_bad_rho_and_multilabel_minority_fail_before_training(tiny_bert, toy_data, monkeypatch):
+    import skimb._estimator as estimator
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone was loaded")
+
+    monkeypatch.setattr(estimator, "load_backbone", no_backbone)
+    X, y = toy_data
+    with pytest.raises(ValueError, match="training__rho"):
+        TransformerClassifier(tiny_bert, training="sam", training__rho=-1, **FAST).fit(X, y)
+    Y = np.stack([np.asarray(y) == c for c in np.unique(y)[:2]], axis=1).astype(int)
+    with pytest.raises(ValueError, match="training__classes='all'"):
+        TransformerClassifier(tiny_bert, training="sam", training__classes="minority", **FAST).fit(X, Y)
+
+
+def test_the_tagger_with_minority_sam(tiny_bert):
+    X, Y = make_ner(24)
+    clf = TransformerTokenClassifier(tiny_bert, training="sam", training__classes="minority", **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        clf.fit(X, Y)
+    assert [len(t) for t in clf.predict(X)] == [len(s) for s in X]
