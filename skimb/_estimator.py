@@ -6,6 +6,7 @@ save/load and pickling. What differs by task (texts or token lists) is the task 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import numbers
 import pickle
@@ -122,21 +123,24 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         adapter.check_params()
         classes, y_enc, task = adapter.encode_targets(y, data)
         components["head"].check(len(classes), classes=classes, task=task)  # e.g. CALoRA's k <= n_classes
-        n_epochs = components["training"].n_epochs(self.max_epochs)
-        self._check_loss_schedule(task, n_epochs)
         head_lr_multiplier = (components["finetune"].default_head_lr_multiplier(task) if self.head_lr_multiplier == "auto"
                               else float(self.head_lr_multiplier))
-        return FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
-                          adapter=adapter, lr=None, head_lr_multiplier=head_lr_multiplier, max_epochs=self.max_epochs,
-                          n_epochs=n_epochs, stage1_balance=self._stage1_balance(task), **components)
+        ctx = FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
+                         adapter=adapter, lr=None, head_lr_multiplier=head_lr_multiplier, max_epochs=self.max_epochs,
+                         n_epochs=components["training"].n_epochs(self.max_epochs),
+                         stage1_balance=self._stage1_balance(task), **components)
+        self._check_loss(ctx)
+        return ctx
 
-    def _check_loss_schedule(self, task, n_epochs):
-        """A malformed loss schedule (``loss__drw_epoch``) is an error, one that never starts a
-        warning, both before any training."""
+    def _check_loss(self, ctx):
+        """The loss, built once on every example's class counts, and its epoch schedule, before the
+        backbone loads: a malformed ``loss__`` value is an error, a schedule that never starts
+        (``loss__drw_epoch``) a warning."""
         from .losses import loss_schedule_warning
 
         try:
-            message = loss_schedule_warning(self.loss, task=loss_task(task), n_epochs=n_epochs,
+            ctx.adapter.make_loss(dataclasses.replace(ctx, train_idx=np.arange(len(ctx.y))))
+            message = loss_schedule_warning(self.loss, task=loss_task(ctx.task), n_epochs=ctx.n_epochs,
                                             **self.routed_params_for("loss"))
         except (TypeError, ValueError) as error:
             raise type(error)(f"{type(self).__name__}(loss={self.loss!r}): {error} (a loss__ parameter)") from None

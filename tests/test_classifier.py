@@ -13,10 +13,10 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 
-from skimb import TransformerClassifier
+from skimb import TransformerClassifier, TransformerTokenClassifier
 from skimb.backbones import feature_cache
 
-from conftest import same_model_tolerance
+from conftest import make_ner, same_model_tolerance
 
 FAST = dict(max_epochs=2, batch_size=8, random_state=0)
 
@@ -522,3 +522,17 @@ def test_a_loss_schedule_is_checked_before_training(tiny_bert, toy_data):
         est = TransformerClassifier(tiny_bert, loss="class_balanced", loss__drw_epoch=2, max_epochs=2, batch_size=8,
                                     random_state=0).fit(X, y)
     np.testing.assert_array_equal(est.loss_class_weight_, np.ones(len(est.classes_)))  # never re-weighted
+
+
+@pytest.mark.parametrize("params, error, match", [
+    (dict(loss="focal", loss__gamma=-1.0), ValueError, "gamma"),
+    (dict(loss="afl", loss__no_such=1), TypeError, "no_such"),
+    (dict(loss="class_balanced", loss__beta=1.5), ValueError, "beta"),
+])
+def test_malformed_loss_parameters_fail_before_the_backbone_loads(toy_data, params, error, match):
+    """The backbone path does not exist: the loss's error comes first, with the estimator named."""
+    X, y = toy_data
+    with pytest.raises(error, match=rf"TransformerClassifier\(loss='{params['loss']}'\): .*{match}.*\(a loss__ parameter\)"):
+        TransformerClassifier("/no/such/backbone", **params).fit(X, y)
+    with pytest.raises(error, match=match):
+        TransformerTokenClassifier("/no/such/backbone", **params).fit(*make_ner(12))

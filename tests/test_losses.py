@@ -870,6 +870,17 @@ def test_pickle_roundtrip(task, name, mc_data, ml_data):
         np.testing.assert_array_equal(clone.fitted_attributes()[key], value)
 
 
+def test_a_class_balanced_loss_pickled_before_the_schedule_loads_unscheduled():
+    old = ClassBalancedLoss([90, 10], beta=0.999, reduction="none")
+    del old.drw_epoch, old._buffers["drw_weight"]  # the state of a loss pickled before drw_epoch existed
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.drw_epoch is None and loaded.drw_start(3) is None
+    assert torch.equal(loaded.drw_weight, old.class_weight_)
+    loaded.set_epoch(2, 3)  # no schedule: the weights stay the class-balanced ones
+    z, y = torch.zeros(2, 2), torch.tensor([0, 1])
+    assert_close(loaded(z, y), ClassBalancedLoss([90, 10], beta=0.999, reduction="none")(z, y))
+
+
 def test_repr_mentions_hyperparameters():
     assert "gamma=2.0" in repr(FocalLoss()) and "reduction='mean'" in repr(FocalLoss())
     assert "tau=0.5" in repr(LogitAdjustedLoss([1, 2], tau=0.5))

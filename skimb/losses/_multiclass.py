@@ -270,6 +270,13 @@ class _DeferredReweighting:
             else:
                 self.class_weight_.fill_(1.0)
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # a loss pickled before the schedule existed (skimb < round 33): no schedule, its weights as they were
+        self.__dict__.setdefault("drw_epoch", None)
+        if "drw_weight" not in self._buffers:
+            self.register_buffer("drw_weight", self.class_weight_.detach().clone())
+
     def _drop_class_balance(self):  # the schedule's weights too, or a later set_epoch would restore them
         self.class_weight_.fill_(1.0)
         self.drw_weight.fill_(1.0)
