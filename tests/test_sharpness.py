@@ -179,3 +179,18 @@ def test_the_tagger_with_minority_sam(tiny_bert):
         warnings.simplefilter("error", RuntimeWarning)
         clf.fit(X, Y)
     assert [len(t) for t in clf.predict(X)] == [len(s) for s in X]
+
+
+@pytest.mark.usefixtures("empty_stage1_cache")
+def test_calora_trains_its_second_stage_on_a_sam_stage_1(tiny_bert, toy_data):
+    X, y = toy_data
+    params = dict(training="sam", training__rho=0.5, **FAST)
+    calora = TransformerClassifier(tiny_bert, head="calora", head__k=2, head__epochs=1, **params).fit(X, y)
+    assert not calora.stage1_cached_ and calora.predict(X).shape == (len(X),)
+    # the same SAM stage 1 under the linear head: loaded from the cache, as the stage 1 CALoRA kept
+    linear = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert linear.stage1_cached_
+    with calora.disable_class_adapters():
+        np.testing.assert_allclose(calora.predict_proba(X), linear.predict_proba(X), rtol=1e-5, atol=1e-6)
+    other = TransformerClassifier(tiny_bert, **{**params, "training__rho": 0.4}).fit(X, y)
+    assert not other.stage1_cached_  # rho is part of the stage-1 key
