@@ -11,6 +11,7 @@ import json
 import numbers
 import pickle
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -138,12 +139,16 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         (``loss__drw_epoch``) a warning."""
         from .losses import loss_schedule_warning
 
+        params = self.routed_params_for("loss")
         try:
-            ctx.adapter.make_loss(dataclasses.replace(ctx, train_idx=np.arange(len(ctx.y))))
-            message = loss_schedule_warning(self.loss, task=loss_task(ctx.task), n_epochs=ctx.n_epochs,
-                                            **self.routed_params_for("loss"))
+            if not isinstance(self.loss, torch.nn.Module):  # a user module is built (deep-copied) once, at training
+                with warnings.catch_warnings():  # parameters the loss ignores: warned once, when it is built for training
+                    warnings.simplefilter("ignore")
+                    ctx.adapter.make_loss(dataclasses.replace(ctx, train_idx=np.arange(len(ctx.y))))
+            message = loss_schedule_warning(self.loss, task=loss_task(ctx.task), n_epochs=ctx.n_epochs, **params)
         except (TypeError, ValueError) as error:
-            raise type(error)(f"{type(self).__name__}(loss={self.loss!r}): {error} (a loss__ parameter)") from None
+            blame = " (the loss or a loss__ parameter)" if params else ""
+            raise type(error)(f"{type(self).__name__}(loss={self.loss!r}): {error}{blame}") from None
         if message:
             warn_caller(f"{type(self).__name__}(loss={self.loss!r}, max_epochs={self.max_epochs}): {message}")
 

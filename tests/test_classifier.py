@@ -516,7 +516,7 @@ def test_pooler_pooling_without_a_pooling_layer_is_an_error_before_training(tmp_
 
 def test_a_loss_schedule_is_checked_before_training(tiny_bert, toy_data):
     X, y = toy_data
-    with pytest.raises(TypeError, match=r"TransformerClassifier\(loss='class_balanced'\): drw_epoch .*\(a loss__ parameter\)"):
+    with pytest.raises(TypeError, match=r"TransformerClassifier\(loss='class_balanced'\): drw_epoch .*\(the loss or a loss__ parameter\)"):
         TransformerClassifier("/no/such/backbone", loss="class_balanced", loss__drw_epoch="2").fit(X, y)
     with pytest.warns(UserWarning, match=r"max_epochs=2\): drw_epoch=2 starts after the last of 2 epochs"):
         est = TransformerClassifier(tiny_bert, loss="class_balanced", loss__drw_epoch=2, max_epochs=2, batch_size=8,
@@ -532,7 +532,7 @@ def test_a_loss_schedule_is_checked_before_training(tiny_bert, toy_data):
 def test_malformed_loss_parameters_fail_before_the_backbone_loads(toy_data, params, error, match):
     """The backbone path does not exist: the loss's error comes first, with the estimator named."""
     X, y = toy_data
-    with pytest.raises(error, match=rf"TransformerClassifier\(loss='{params['loss']}'\): .*{match}.*\(a loss__ parameter\)"):
+    with pytest.raises(error, match=rf"TransformerClassifier\(loss='{params['loss']}'\): .*{match}.*\(the loss or a loss__ parameter\)"):
         TransformerClassifier("/no/such/backbone", **params).fit(X, y)
     with pytest.raises(error, match=match):
         TransformerTokenClassifier("/no/such/backbone", **params).fit(*make_ner(12))

@@ -42,7 +42,8 @@ class PerItemCE(torch.nn.Module):
 
 def _net(training, minority=None, criterion=PerItemCE, **kwargs):
     torch.manual_seed(0)
-    net = SharpnessAwareNet(Linear, criterion=criterion, optimizer=torch.optim.SGD, lr=0.0, batch_size=6,
+    kwargs = {"lr": 0.0, **kwargs}
+    net = SharpnessAwareNet(Linear, criterion=criterion, optimizer=torch.optim.SGD, batch_size=6,
                             train_split=None, sharpness=training, minority=minority, **kwargs)
     return net.initialize()
 
@@ -63,12 +64,13 @@ def _grads(module, X, y, mask=None, weights=None):
 
 
 def _shifted(module, grads, rho, adaptive=False):
-    """A copy of ``module`` at ``w + ε``."""
+    """A copy of ``module`` at ``w + ε`` (ASAM: ``T = |w| + 0.01``)."""
     out = copy.deepcopy(module)
-    norm = torch.cat([(g * p.abs() if adaptive else g).flatten() for p, g in zip(module.parameters(), grads)]).norm()
+    scale = [p.abs() + 0.01 if adaptive else torch.ones_like(p) for p in module.parameters()]
+    norm = torch.cat([(g * t).flatten() for t, g in zip(scale, grads)]).norm()
     with torch.no_grad():
-        for p, g in zip(out.parameters(), grads):
-            p.add_(rho * (g * p.abs() ** 2 if adaptive else g) / norm)
+        for p, g, t in zip(out.parameters(), grads, scale):
+            p.add_(rho * t ** 2 * g / norm)
     return out
 
 
@@ -101,34 +103,91 @@ def test_minority_classes_alone_are_perturbed():
         torch.testing.assert_close(p.grad, g + h)
 
 
-def test_a_batch_without_minority_items_takes_the_plain_gradient():
+def test_a_batch_without_minority_items_takes_one_plain_pass():
     net = _net(SharpnessAwareTraining(rho=0.3, classes="minority"), minority=np.array([False, False, True]))
     X, y = _batch()
     X, y = {"features": X["features"][:4]}, y[:4]  # classes 0 and 1: no minority item
     before = copy.deepcopy(net.module_)
     expected = _grads(before, X, y)
     net.train_step_single((X, y))
+    assert net.criterion_.calls == 1  # no second pass
     for p, g in zip(net.module_.parameters(), expected):
         torch.testing.assert_close(p.grad, g)
 
 
-def test_sample_weights_enter_both_passes():
-    net = _net(SharpnessAwareTraining(rho=0.2))
+@pytest.mark.parametrize("minority", [None, np.array([False, True, True])])
+def test_sample_weights_enter_both_passes(minority):
+    net = _net(SharpnessAwareTraining(rho=0.2, classes="all" if minority is None else "minority"), minority=minority)
     X, y = _batch()
     w = torch.tensor([0.5, 0.5, 0.5, 2.0, 1.0, 1.5])
     before = copy.deepcopy(net.module_)
-    expected = _grads(_shifted(before, _grads(before, X, y, weights=w), 0.2), X, y, weights=w)
+    if minority is None:
+        expected = _grads(_shifted(before, _grads(before, X, y, weights=w), 0.2), X, y, weights=w)
+    else:
+        tail = torch.tensor(minority)[y].float()
+        shifted = _shifted(before, _grads(before, X, y, tail, weights=w), 0.2)
+        expected = [a + b for a, b in zip(_grads(before, X, y, 1 - tail, weights=w), _grads(shifted, X, y, tail, weights=w))]
     net.train_step_single(({**X, "sample_weight": w}, y))
     for p, g in zip(net.module_.parameters(), expected):
         torch.testing.assert_close(p.grad, g)
 
 
-def test_a_failing_perturbed_pass_puts_the_weights_back():
-    net = _net(SharpnessAwareTraining(rho=0.3), criterion=PerItemCE, criterion__poison_after=1)
+class TokenLinear(torch.nn.Module):
+    """(B, T, 4) features to (B, T, 3) logits: a tagger's shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 3)
+
+    def forward(self, features):
+        return self.lin(features)
+
+
+def test_tagger_steps_skip_the_padded_labels():
+    """(B, T) targets with -100 at the padding: the minority mask lines up with the labelled tokens."""
+    minority = np.array([False, True, True])
+    torch.manual_seed(0)
+    net = SharpnessAwareNet(TokenLinear, criterion=PerItemCE, optimizer=torch.optim.SGD, lr=0.0, batch_size=2,
+                            train_split=None, sharpness=SharpnessAwareTraining(rho=0.3, classes="minority"),
+                            minority=minority, label_pad_id=-100).initialize()
+    X = {"features": torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(2))}
+    y = torch.tensor([[0, 1, -100, -100], [2, 0, 0, -100]])
+    before = copy.deepcopy(net.module_)
+    labelled = y != -100
+    flat_X, flat_y = {"features": X["features"][labelled]}, y[labelled]  # the 5 labelled tokens as rows
+    tail = torch.tensor(minority)[flat_y].float()
+    expected = [a + b for a, b in zip(_grads(before, flat_X, flat_y, 1 - tail),
+                                      _grads(_shifted(before, _grads(before, flat_X, flat_y, tail), 0.3),
+                                             flat_X, flat_y, tail))]
+    net.train_step_single((X, y))
+    for p, g in zip(net.module_.parameters(), expected):
+        torch.testing.assert_close(p.grad, g)
+
+
+def test_the_optimiser_steps_with_the_clipped_perturbed_gradient():
+    """Through skorch's train_step: gradient clipping sees the gradient at w + ε, the step starts from w."""
+    from skorch.callbacks import GradientNormClipping
+
+    net = _net(SharpnessAwareTraining(rho=0.3), lr=0.1, callbacks=[GradientNormClipping(0.05)])
+    X, y = _batch()
+    before = copy.deepcopy(net.module_)
+    g = _grads(_shifted(before, _grads(before, X, y), 0.3), X, y)
+    clip = min(1.0, 0.05 / (float(torch.cat([t.flatten() for t in g]).norm()) + 1e-6))
+    assert clip < 0.5  # the clipping does bite
+    net.train_step((X, y))
+    for p, q, gi in zip(net.module_.parameters(), before.parameters(), g):
+        torch.testing.assert_close(p, q - 0.1 * clip * gi)
+
+
+@pytest.mark.parametrize("classes, minority", [("all", None), ("minority", np.array([False, True, True]))])
+def test_a_failing_perturbed_pass_puts_the_weights_back(classes, minority):
+    net = _net(SharpnessAwareTraining(rho=0.3, classes=classes), minority=minority, criterion=PerItemCE,
+               criterion__poison_after=1)
     X, y = _batch()
     before = copy.deepcopy(net.module_)
     with pytest.raises(FloatingPointError, match="training loss became nan"):
         net.train_step_single((X, y))
+    assert net.criterion_.calls == 2  # it was the second pass that failed
     for p, q in zip(net.module_.parameters(), before.parameters()):
         assert torch.equal(p, q)
 
@@ -139,6 +198,7 @@ def test_perturbation_of_zero_gradients_is_zero_and_minority_is_below_the_mean()
     assert sharpness_perturbation(w, [None], 0.5) == [None]
     assert minority_classes([10, 10, 10]).tolist() == [False, False, False]
     assert minority_classes([90, 5, 5]).tolist() == [False, True, True]
+    assert minority_classes([90, 5, 25], below=20).tolist() == [False, True, False]
 
 
 def test_the_classifier_with_sam(tiny_bert, toy_data):
@@ -154,7 +214,18 @@ def test_the_classifier_with_sam(tiny_bert, toy_data):
     np.testing.assert_array_equal(zero.predict_proba(X), plain.predict_proba(X))
     minority = TransformerClassifier(tiny_bert, training=SharpnessAwareTraining(rho=0.5, classes="minority"),
                                      **FAST).fit(X, y)
-    assert not np.allclose(minority.predict_proba(X), sam.predict_proba(X))
+    for other in (plain, sam):
+        assert not np.allclose(minority.predict_proba(X), other.predict_proba(X))
+
+
+def test_a_split_without_minority_classes_warns(tiny_bert):
+    X = [f"text number {i}" for i in range(24)]
+    y = ["a", "b", "c"] * 8
+    with pytest.warns(UserWarning, match="no class is a minority class"):
+        TransformerClassifier(tiny_bert, training="sam", training__classes="minority", **FAST).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TransformerClassifier(tiny_bert, training="sam", training__classes=8, **FAST).fit(X, y[:-1] + ["b"])  # c: 7 < 8
 
 
 def test_bad_rho_and_multilabel_minority_fail_before_training(tiny_bert, toy_data, monkeypatch):
@@ -170,6 +241,8 @@ def test_bad_rho_and_multilabel_minority_fail_before_training(tiny_bert, toy_dat
     Y = np.stack([np.asarray(y) == c for c in np.unique(y)[:2]], axis=1).astype(int)
     with pytest.raises(ValueError, match="training__classes='all'"):
         TransformerClassifier(tiny_bert, training="sam", training__classes="minority", **FAST).fit(X, Y)
+    with pytest.raises(ValueError, match="training__classes"):
+        TransformerClassifier(tiny_bert, training="sam", training__classes=0, **FAST).fit(X, y)
 
 
 def test_the_tagger_with_minority_sam(tiny_bert):

@@ -10,7 +10,7 @@ Each step costs two forward and backward passes.
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -18,42 +18,52 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
 from ..utils._param_validation import Boolean, Interval, Options
+from ..utils._warnings import warn_caller
 from ._net import TransformerNet
 from ._strategies import TrainingStrategy, register_training
 
 __all__ = ["SharpnessAwareTraining", "SharpnessAwareNet", "sharpness_perturbation", "minority_classes"]
 
 
-def minority_classes(counts) -> np.ndarray:
-    """The classes with fewer training examples than the mean class (those a balanced set of the
-    same size would have more of), as a boolean mask.
+#: ASAM's η: the neighbourhood is scaled by ``|w| + η`` (Kwon et al., 2021, and their code), so
+#: that a weight at zero (LoRA's B at the start) is perturbed too.
+ASAM_ETA = 0.01
+
+
+def minority_classes(counts, below=None) -> np.ndarray:
+    """The minority classes as a boolean mask: those with fewer training examples than the mean
+    class (those a balanced set of the same size would have more of), or than ``below``.
 
     >>> minority_classes([700, 60, 90, 1700, 400]).tolist()
     [False, True, True, False, True]
+    >>> minority_classes([700, 60, 90, 1700, 400], below=80).tolist()
+    [False, True, False, False, False]
     """
     counts = np.asarray(counts, dtype=np.float64)
-    return counts < counts.mean()
+    return counts < (counts.mean() if below is None else float(below))
 
 
 def sharpness_perturbation(params, grads, rho: float, adaptive: bool = False) -> list:
     """The SAM ascent step ``ε`` for each parameter: ``rho · g / ‖g‖`` or, ``adaptive`` (ASAM,
-    Kwon et al., 2021), ``rho · w² g / ‖w g‖``, scale-invariant per parameter. A parameter without a
-    gradient gets none; an all-zero gradient gives ``ε = 0``.
+    Kwon et al., 2021), ``rho · T² g / ‖T g‖`` with ``T = |w| + η`` (:data:`ASAM_ETA`), which is
+    scale-invariant per parameter. A parameter without a gradient gets none; an all-zero gradient
+    gives ``ε = 0``.
 
     >>> w = [torch.tensor([3.0, 0.0]), torch.tensor([1.0])]
     >>> g = [torch.tensor([3.0, 4.0]), None]
     >>> [None if e is None else e.tolist() for e in sharpness_perturbation(w, g, 0.5)]
     [[0.30000001192092896, 0.4000000059604645], None]
-    >>> sharpness_perturbation(w, g, 0.5, adaptive=True)[0].tolist()
-    [1.5, 0.0]
+    >>> [round(v, 6) for v in sharpness_perturbation(w, g, 0.5, adaptive=True)[0].tolist()]  # the zero weight moves too
+    [1.504985, 2.2e-05]
     """
-    scaled = [None if g is None else (g * p.abs() if adaptive else g) for p, g in zip(params, grads)]
+    scales = [None if g is None else (p.abs() + ASAM_ETA if adaptive else None) for p, g in zip(params, grads)]
+    scaled = [None if g is None else (g if t is None else g * t) for g, t in zip(grads, scales)]
     norms = [s.detach().float().norm() for s in scaled if s is not None]
     if not norms:
         return [None] * len(grads)
-    scale = float(rho) / (torch.stack(norms).norm() + 1e-12)
-    return [None if s is None else (s * p.abs() if adaptive else s) * scale.to(s.dtype)
-            for p, s in zip(params, scaled)]
+    factor = float(rho) / (torch.stack(norms).norm() + 1e-12)
+    return [None if s is None else (s if t is None else s * t) * factor.to(s.dtype)
+            for s, t in zip(scaled, scales)]
 
 
 class SharpnessAwareNet(TransformerNet):
@@ -78,13 +88,13 @@ class SharpnessAwareNet(TransformerNet):
         in_minority = self._minority_items(yi)
         if in_minority is None:  # every item: plain SAM
             loss.backward()
-            ascent = [p.grad for p in params]
+            ascent = [p.grad for p in params]  # set aside: the second pass's gradient replaces them
         elif not bool(in_minority.any()):  # no minority item in this batch: a plain step
             loss.backward()
             return {"loss": loss, "y_pred": y_pred}
         else:  # ImbSAM: the majority's share at w, the minority's at w + ε
             minority_loss = _share(per_item, weights, in_minority)
-            ascent = torch.autograd.grad(minority_loss, params, retain_graph=True, allow_unused=True)
+            ascent = list(torch.autograd.grad(minority_loss, params, retain_graph=True, allow_unused=True))
             _share(per_item, weights, ~in_minority).backward()
         self._perturbed_backward(params, ascent, Xi, yi, in_minority, **fit_params)
         return {"loss": loss, "y_pred": y_pred}
@@ -108,6 +118,8 @@ class SharpnessAwareNet(TransformerNet):
             for p, e in zip(params, eps):
                 if e is not None:
                     p.add_(e)
+        ascent.clear()  # the caller's list: two parameter-sized copies fewer during the second pass
+        del eps
         if in_minority is None:
             for p in params:
                 p.grad = None
@@ -142,15 +154,17 @@ class SharpnessAwareTraining(TrainingStrategy):
     Parameters
     ----------
     rho : float, default=0.05
-        Radius of the neighbourhood (the length of ``ε``); 0 is plain training.
+        Radius of the neighbourhood (the length of ``ε``; with ``adaptive``, of ``ε / (|w| + η)``);
+        0 is plain training.
     adaptive : bool, default=False
-        Adaptive SAM (Kwon et al., 2021): the neighbourhood scaled per weight by ``|w|``, so that
-        ``rho`` does not depend on the parameters' scale (ASAM's radii are larger: 0.5 to 2 in
-        its paper).
-    classes : {"all", "minority"}, default="all"
+        Adaptive SAM (Kwon et al., 2021): the neighbourhood scaled per weight by ``|w| + η``
+        (η = 0.01), so that ``rho`` does not depend on the parameters' scale (ASAM's radii are
+        larger: 0.5 to 2 in its paper).
+    classes : {"all", "minority"} or int, default="all"
         ``"minority"``: perturb the loss of the examples (tokens for a tagger) whose class has fewer
-        training examples than the mean class; the rest take the plain gradient. Single-label
-        classification and tagging only.
+        training examples than the mean class; an int ``n``: of the classes with fewer than ``n``
+        training examples (ImbSAM's own tail rule; 20 in its code). The rest take the plain
+        gradient. Single-label classification and tagging only.
 
     Examples
     --------
@@ -162,7 +176,7 @@ class SharpnessAwareTraining(TrainingStrategy):
     net_class = SharpnessAwareNet
     supports_data_parallel = False
     _parameter_constraints = {"rho": [Interval(Real, 0, None)], "adaptive": [Boolean()],
-                              "classes": [Options("all", "minority")]}
+                              "classes": [Options("all", "minority"), Interval(Integral, 1, None)]}
 
     def __init__(self, rho=0.05, adaptive=False, classes="all"):
         self.rho = rho
@@ -175,12 +189,16 @@ class SharpnessAwareTraining(TrainingStrategy):
         return {}
 
     def plan(self, ctx):
-        if self.classes == "all":
+        if self.classes == "all" or self.rho == 0:
             return None
         if ctx.task == "multilabel":
-            raise ValueError("training__classes='minority' needs one class per example (single-label "
+            raise ValueError(f"training__classes={self.classes!r} needs one class per example (single-label "
                              "classification or tagging); for multi-label data use training__classes='all'.")
-        return minority_classes(ctx.adapter.class_counts(ctx))
+        minority = minority_classes(ctx.adapter.class_counts(ctx), None if self.classes == "minority" else self.classes)
+        if not minority.any():
+            warn_caller(f"training__classes={self.classes!r}: no class is a minority class in this training split, "
+                        "so every step is a plain one. Pass training__classes='all' for SAM on every class.")
+        return minority
 
     def net_kwargs(self, state) -> dict:
         return {"sharpness": self, "minority": state}
