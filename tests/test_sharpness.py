@@ -21,6 +21,8 @@ FAST = dict(max_epochs=1, batch_size=8, random_state=0, lr=5e-3)
 
 
 class Linear(torch.nn.Module):
+    """(B, 4) features to (B, 3) logits; (B, T, 4) to (B, T, 3), a tagger's shape."""
+
     def __init__(self):
         super().__init__()
         self.lin = torch.nn.Linear(4, 3)
@@ -132,22 +134,11 @@ def test_sample_weights_enter_both_passes(minority):
         torch.testing.assert_close(p.grad, g)
 
 
-class TokenLinear(torch.nn.Module):
-    """(B, T, 4) features to (B, T, 3) logits: a tagger's shape."""
-
-    def __init__(self):
-        super().__init__()
-        self.lin = torch.nn.Linear(4, 3)
-
-    def forward(self, features):
-        return self.lin(features)
-
-
 def test_tagger_steps_skip_the_padded_labels():
     """(B, T) targets with -100 at the padding: the minority mask lines up with the labelled tokens."""
     minority = np.array([False, True, True])
     torch.manual_seed(0)
-    net = SharpnessAwareNet(TokenLinear, criterion=PerItemCE, optimizer=torch.optim.SGD, lr=0.0, batch_size=2,
+    net = SharpnessAwareNet(Linear, criterion=PerItemCE, optimizer=torch.optim.SGD, lr=0.0, batch_size=2,
                             train_split=None, sharpness=SharpnessAwareTraining(rho=0.3, classes="minority"),
                             minority=minority, label_pad_id=-100).initialize()
     X = {"features": torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(2))}
