@@ -55,7 +55,7 @@ def test_ce_soft_drw_re_weights_from_the_second_of_3_epochs_with_beta_0999():
     params = method.build(Budget(), 0, {"task": "multiclass", "min_class_count": 5}).get_params()
     assert (params["loss"], params["loss__beta"], params["loss__drw_epoch"]) == ("class_balanced", 0.999, 0.3)
     assert ClassBalancedLoss([5, 1], drw_epoch=params["loss__drw_epoch"]).drw_start(Budget().max_epochs) == 1
-    assert method.tasks == {"multiclass"}
+    assert method.tasks == {"multiclass"} and method.default == {"multiclass"}
 
 
 def test_every_method_builds_an_estimator():

@@ -247,12 +247,12 @@ _register_loss("ldam_cosine", "ldam", ("multiclass",), "fine-tuning with LDAM (s
 _register_loss("ce_drw", "class_balanced", ("multiclass",),
                "fine-tuning with CE, then class-balanced weights (beta=0.9999) from 80% of training, rounded to an "
                "epoch: deferred re-weighting (CE-DRW)", loss__beta=0.9999, loss__drw_epoch=0.8)
-# the softer weights (about half the inverse-frequency spread on GoEmotions-Ekman) from a third of training:
-# the best loss at argmax measured on full-size training sets (round 34)
+# a default: the softer weights (about half the inverse-frequency spread on GoEmotions-Ekman) from a third of
+# training, the best loss at argmax on the four full-size sets measured (round 34)
 _register_loss("ce_soft_drw", "class_balanced", ("multiclass",),
                "fine-tuning with CE, then class-balanced weights (beta=0.999, softer than CE-DRW's) from a third of "
-               "training, rounded to an epoch: deferred re-weighting toward, not onto, balance", loss__beta=0.999,
-               loss__drw_epoch=0.3)
+               "training, rounded to an epoch: deferred re-weighting toward, not onto, balance", default=True,
+               loss__beta=0.999, loss__drw_epoch=0.3)
 _register_loss("logit_adjusted", "logit_adjusted", ("multiclass",), "fine-tuning with logit-adjusted CE (tau=1)")
 _register_loss("dice", "dice", ("multiclass", "token"), "fine-tuning with Dice loss")
 _register_loss("self_adjusting_dice", "self_adjusting_dice", ("multiclass", "token"),
