@@ -45,7 +45,7 @@ def minority_classes(counts, below=None) -> np.ndarray:
 
 def sharpness_perturbation(params, grads, rho: float, adaptive: bool = False) -> list:
     """The SAM ascent step ``ε`` for each parameter: ``rho · g / ‖g‖`` or, ``adaptive`` (ASAM,
-    Kwon et al., 2021), ``rho · T² g / ‖T g‖`` with ``T = |w| + η`` (:data:`ASAM_ETA`), which is
+    Kwon et al., 2021), ``rho · T² g / ‖T g‖`` with ``T = |w| + η`` (η = ``ASAM_ETA`` = 0.01), which is
     scale-invariant per parameter. A parameter without a gradient gets none; an all-zero gradient
     gives ``ε = 0``.
 
