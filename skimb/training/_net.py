@@ -154,15 +154,20 @@ class TransformerNet(NeuralNet):
         with self.autocast():
             return self.module_(**x, **fit_params)
 
+    def item_targets(self, y_true):
+        """``(targets, mask)``: the targets as a tensor and, for token classification, the mask of
+        the labelled tokens (``None`` otherwise), whose targets the per-item losses are of."""
+        y_true = to_tensor(y_true, device=self.device)
+        return y_true, (None if self.label_pad_id is None else y_true != self.label_pad_id)
+
     def per_item_loss(self, y_pred, y_true, X=None):
         """Per-item losses and their weights (``None`` when unweighted)."""
-        y_true = to_tensor(y_true, device=self.device)
+        y_true, mask = self.item_targets(y_true)
         weights = None
         if isinstance(X, dict) and X.get("sample_weight") is not None:
             weights = to_tensor(X["sample_weight"], device=self.device).float()
         logits = y_pred.float()
-        if self.label_pad_id is not None:
-            mask = y_true != self.label_pad_id
+        if mask is not None:
             per_item = self.criterion_(logits[mask], y_true[mask])
             if weights is not None:
                 weights = weights[:, None].expand_as(y_true)[mask]

@@ -15,7 +15,6 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from skorch.dataset import unpack_data
-from skorch.utils import to_tensor
 
 from ..utils._param_validation import Boolean, Interval, Options
 from ..utils._warnings import warn_caller
@@ -103,9 +102,8 @@ class SharpnessAwareNet(TransformerNet):
         """A boolean per loss item (``None`` for every class alike)."""
         if self.minority is None:
             return None
-        y = to_tensor(yi, device=self.device)
-        if self.label_pad_id is not None:
-            y = y[y != self.label_pad_id]
+        y, mask = self.item_targets(yi)
+        y = y if mask is None else y[mask]
         return torch.as_tensor(self.minority, device=y.device)[y.long()]
 
     def _perturbed_backward(self, params, ascent, Xi, yi, in_minority, **fit_params):
