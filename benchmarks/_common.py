@@ -257,6 +257,15 @@ def gap_text(gap, low, high) -> str:
     return f"{100 * gap:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
+def saved_fit_files(patterns) -> list:
+    """The saved fits (``.npz``) the globs ``patterns`` match, pattern by pattern, each pattern's
+    sorted; exits naming the patterns when none matches."""
+    paths = [path for pattern in patterns for path in sorted(glob.glob(pattern))]
+    if not paths:
+        raise SystemExit(f"no .npz file matches {patterns}")
+    return paths
+
+
 def seeded_files(pattern) -> dict:
     """``{seed: path}`` of the saved fits matching ``pattern`` (``<fit>_seed<n>.npz``); exits
     naming the pattern when none does."""

@@ -22,13 +22,13 @@ class counts) and scores, per file and averaged over the seeds of one configurat
 from __future__ import annotations
 
 import argparse
-import glob
 from collections import defaultdict
 
 import numpy as np
 from scipy.special import softmax
 
-from _common import command_line, machine_description, markdown_table, mean_std, saved_fit_key, write_outputs
+from _common import command_line, machine_description, markdown_table, mean_std, saved_fit_files, saved_fit_key, \
+    write_outputs
 from skimb.metrics import tune_logit_offsets
 from skimb.metrics._decision import macro_f1_from_labels, temperature_and_biases
 
@@ -91,13 +91,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     command = command_line("benchmarks/calibrated_rules.py", argv)
     groups = defaultdict(dict)
-    for pattern in args.patterns:
-        for path in sorted(glob.glob(pattern)):
-            config, seed = saved_fit_key(path)
-            groups[config][path] = score_file(path, seed)
-            print(path, {k: round(v, 4) for k, v in groups[config][path].items()}, flush=True)
-    if not groups:
-        raise SystemExit(f"no .npz file matches {args.patterns}")
+    for path in saved_fit_files(args.patterns):
+        config, seed = saved_fit_key(path)
+        groups[config][path] = score_file(path, seed)
+        print(path, {k: round(v, 4) for k, v in groups[config][path].items()}, flush=True)
     rules = list(next(iter(next(iter(groups.values())).values())))
     summary = {config: {rule: dict(zip(("mean", "std"), mean_std([r[rule] for r in rows.values()])))
                         for rule in rules} for config, rows in groups.items()}

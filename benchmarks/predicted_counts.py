@@ -14,13 +14,12 @@ precision, and macro-F1 with it.
 from __future__ import annotations
 
 import argparse
-import glob
 from collections import defaultdict
 
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
-from _common import command_line, machine_description, markdown_table, saved_fit_key, write_outputs
+from _common import command_line, machine_description, markdown_table, saved_fit_files, saved_fit_key, write_outputs
 
 
 def class_rates(path):
@@ -40,11 +39,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     command = command_line("benchmarks/predicted_counts.py", argv)
     by_config = defaultdict(list)
-    for pattern in args.patterns:
-        for path in sorted(glob.glob(pattern)):
-            by_config[saved_fit_key(path)[0]].append(class_rates(path))
-    if not by_config:
-        raise SystemExit(f"no .npz file matches {args.patterns}")
+    for path in saved_fit_files(args.patterns):
+        by_config[saved_fit_key(path)[0]].append(class_rates(path))
     classes = next(iter(by_config.values()))[0][0]
     if any(not np.array_equal(f[0], classes) for fits in by_config.values() for f in fits):
         raise SystemExit("the files hold different classes: run one data set at a time")
