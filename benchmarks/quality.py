@@ -55,10 +55,6 @@ CONFIGS = {
     "ce_drw1_sam": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=1, training="sam"),
     "ce_drw1_imbsam": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=1, training="sam",
                            training__classes="minority"),
-    "ce_drw1_sam02": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=1, training="sam",
-                          training__rho=0.2),
-    "ce_sam": dict(loss="ce", training="sam"),
-    "wce_sam": dict(loss="ce", class_weight="balanced", training="sam"),
     "hamr_ce_drw": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=2, training="hamr"),
     # the paper's LDAM-DRW: margins, s = 30 on a cosine head (run with --no-calora: CALoRA has its own head)
     "ldam_drw": dict(loss="ldam", loss__drw_epoch=2, head="cosine"),
