@@ -258,3 +258,18 @@ def test_calora_trains_its_second_stage_on_a_sam_stage_1(tiny_bert, toy_data):
         np.testing.assert_allclose(calora.predict_proba(X), linear.predict_proba(X), rtol=1e-5, atol=1e-6)
     other = TransformerClassifier(tiny_bert, **{**params, "training__rho": 0.4}).fit(X, y)
     assert not other.stage1_cached_  # rho is part of the stage-1 key
+
+
+@pytest.mark.usefixtures("empty_stage1_cache")
+def test_same_parameters_same_model_cached_uncached_and_refit(tiny_bert, toy_data):
+    X, y = toy_data
+    params = dict(training="sam", training__rho=0.5, training__classes="minority", head="calora", head__k=2,
+                  head__epochs=1, **FAST)
+    miss = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    hit = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert not miss.stage1_cached_ and hit.stage1_cached_
+    np.testing.assert_array_equal(hit.predict_proba(X), miss.predict_proba(X))
+    first = TransformerClassifier(tiny_bert, training="sam", training__rho=0.5, **FAST).fit(X, y)
+    np.testing.assert_array_equal(first.fit(X, y).predict_proba(X),
+                                  TransformerClassifier(tiny_bert, training="sam", training__rho=0.5,
+                                                        **FAST).fit(X, y).predict_proba(X))
