@@ -51,10 +51,10 @@ def em_priors(proba, source_prior, n_iter=1000, tol=1e-8):
     return prior, weighted / weighted.sum(1, keepdims=True)
 
 
-def score_file(path, seed):
+def score_file(path, seed, logits="stage1"):
     d = np.load(path)
     n = len(d["classes"])
-    val, test = d["val_stage1"].astype(np.float64), d["test_stage1"].astype(np.float64)
+    val, test = d[f"val_{logits}"].astype(np.float64), d[f"test_{logits}"].astype(np.float64)
     y_val, y_test = d["y_val"], d["y_test"]
     counts = d["prior"] if "prior" in d.files else np.bincount(d["y_train"], minlength=n) + 1.0
     train_prior = counts / counts.sum()
@@ -87,13 +87,15 @@ def score_file(path, seed):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("patterns", nargs="+", help="globs of .npz files from quality.py --save-features")
+    parser.add_argument("--logits", choices=("stage1", "calora"), default="stage1",
+                        help="which saved logits to score: the stage-1 head's or CALoRA's stage 2 (quality.py's default)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     command = command_line("benchmarks/calibrated_rules.py", argv)
     groups = defaultdict(dict)
     for path in saved_fit_files(args.patterns):
         config, seed = saved_fit_key(path)
-        groups[config][path] = score_file(path, seed)
+        groups[config][path] = score_file(path, seed, args.logits)
         print(path, {k: round(v, 4) for k, v in groups[config][path].items()}, flush=True)
     rules = list(next(iter(next(iter(groups.values())).values())))
     summary = {config: {rule: dict(zip(("mean", "std"), mean_std([r[rule] for r in rows.values()])))
