@@ -71,7 +71,8 @@ class RDropNet(TransformerNet):
         per_item_b, _ = self.per_item_loss(second, yi, X=Xi)
         _, mask = self.item_targets(yi)
         consistency = dropout_consistency(first, second, mask, self.multilabel)
-        loss = self.checked_loss((per_item_a + per_item_b) / 2 + float(self.rdrop.alpha) * consistency, weights)
+        # the two passes' (weighted) losses; the consistency term is class-agnostic, unweighted
+        loss = self.checked_loss((per_item_a + per_item_b) / 2, weights) + float(self.rdrop.alpha) * consistency
         loss.backward()
         return {"loss": loss, "y_pred": first}
 
@@ -115,7 +116,8 @@ class RDropTraining(TrainingStrategy):
         return {"rdrop": self, "multilabel": bool(state)}
 
     def attach(self, state, ctx) -> None:
-        if self.alpha != 0 and not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in ctx.module.modules()):
+        has_dropout = any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in ctx.module.modules())
+        if self.alpha != 0 and (ctx.finetune.frozen or not has_dropout):
             warn_caller("training='rdrop': the model that trains has no dropout (a frozen backbone's cached features, "
                         "or dropout set to 0), so its two passes agree and each step costs twice for nothing. "
                         "Fine-tune the backbone (finetune='full' or 'lora') or use training='standard'.")

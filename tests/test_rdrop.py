@@ -1,0 +1,176 @@
+"""R-Drop (training="rdrop"): the consistency term against hand computations, the step's loss and
+gradient against two hand-run dropout passes, and the estimators with it on a tiny random BERT."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import make_ner
+
+from skimb import TransformerClassifier, TransformerTokenClassifier
+from skimb.training import RDropNet, RDropTraining, TransformerNet, dropout_consistency
+
+FAST = dict(max_epochs=1, batch_size=8, random_state=0, lr=5e-3)
+
+
+class DropoutLinear(torch.nn.Module):
+    """(B, 4) features to (B, 3) logits through dropout (each pass draws its own mask)."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.5)
+        self.lin = torch.nn.Linear(4, 3)
+
+    def forward(self, features):
+        return self.lin(self.drop(features))
+
+
+class PerItemCE(torch.nn.Module):
+    def forward(self, logits, target):
+        return F.cross_entropy(logits, target, reduction="none")
+
+
+def _batch(weights=None):
+    gen = torch.Generator().manual_seed(1)
+    X = {"features": torch.randn(6, 4, generator=gen)}
+    if weights is not None:
+        X["sample_weight"] = torch.as_tensor(weights, dtype=torch.float32)
+    return X, torch.tensor([0, 0, 0, 1, 2, 2])
+
+
+def _net(alpha, net_class=RDropNet):
+    torch.manual_seed(0)
+    kwargs = {} if net_class is TransformerNet else {"rdrop": RDropTraining(alpha=alpha)}
+    return net_class(DropoutLinear, criterion=PerItemCE, optimizer=torch.optim.SGD, lr=0.0, batch_size=6,
+                     train_split=None, **kwargs).initialize()
+
+
+def _kl(p_log, q_log):
+    return F.kl_div(q_log, p_log, log_target=True, reduction="none").sum(-1)  # KL(p ‖ q) per row
+
+
+def test_consistency_is_the_mean_symmetric_kl():
+    a, b = torch.randn(5, 4, generator=torch.Generator().manual_seed(0)), torch.randn(5, 4)
+    la, lb = F.log_softmax(a, -1), F.log_softmax(b, -1)
+    expected = ((_kl(la, lb) + _kl(lb, la)) / 2).mean()
+    torch.testing.assert_close(dropout_consistency(a, b), expected)
+    torch.testing.assert_close(dropout_consistency(b, a), expected)  # symmetric
+    assert dropout_consistency(a, a).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_consistency_of_a_tagger_reads_the_labelled_tokens_only():
+    a, b = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    b_far = b.clone()
+    b_far[~mask] = 100.0  # padded positions: must not count
+    torch.testing.assert_close(dropout_consistency(a, b_far, mask), dropout_consistency(a[mask], b[mask]))
+    assert dropout_consistency(a, b, torch.zeros(2, 3, dtype=torch.bool)).item() == 0.0  # no labelled token
+
+
+def test_multilabel_consistency_is_one_bernoulli_per_label():
+    a, b = torch.randn(4, 3), torch.randn(4, 3)
+    two_class = dropout_consistency(torch.stack([a, torch.zeros_like(a)], -1).reshape(-1, 2),
+                                    torch.stack([b, torch.zeros_like(b)], -1).reshape(-1, 2))
+    # sigmoid(x) is the softmax of (x, 0): the same KL per label, summed over the three labels
+    torch.testing.assert_close(dropout_consistency(a, b, multilabel=True), two_class * 3)
+
+
+@pytest.mark.parametrize("weights", [None, [1.0, 2.0, 0.5, 1.0, 3.0, 1.0]])
+def test_the_step_is_two_dropout_passes_and_their_kl(weights):
+    alpha = 2.0
+    net = _net(alpha)
+    module = copy.deepcopy(net.module_)
+    X, y = _batch(weights)
+    torch.manual_seed(7)
+    out = net.train_step_single((X, y))
+    torch.manual_seed(7)  # the same two dropout masks, by hand
+    module.train()
+    first, second = module(features=X["features"]), module(features=X["features"])
+    assert not torch.equal(first, second)
+    w = torch.ones(6) if weights is None else torch.as_tensor(weights)
+    ce = ((F.cross_entropy(first, y, reduction="none") + F.cross_entropy(second, y, reduction="none")) / 2 * w).mean()
+    la, lb = F.log_softmax(first, -1), F.log_softmax(second, -1)
+    expected = ce + alpha * ((_kl(la, lb) + _kl(lb, la)) / 2).mean()
+    torch.testing.assert_close(out["loss"], expected)
+    expected.backward()
+    for p, q in zip(net.module_.parameters(), module.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)
+
+
+def test_alpha_zero_is_the_plain_step():
+    X, y = _batch()
+    torch.manual_seed(3)
+    plain = _net(0.0, TransformerNet).train_step_single((X, y))["loss"]
+    torch.manual_seed(3)
+    assert _net(0.0).train_step_single((X, y))["loss"].item() == plain.item()
+
+
+def test_a_non_finite_loss_raises_with_the_remedy():
+    net = _net(1.0)
+    X, y = _batch()
+    X["features"] = X["features"] * float("nan")
+    with pytest.raises(FloatingPointError, match="Lower the learning rate"):
+        net.train_step_single((X, y))
+
+
+def test_the_classifier_with_rdrop(tiny_bert, toy_data):
+    X, y = toy_data
+    plain = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
+    rdrop = TransformerClassifier(tiny_bert, training="rdrop", training__alpha=4.0, **FAST).fit(X, y)
+    assert rdrop.get_params()["training__alpha"] == 4.0
+    assert isinstance(rdrop.net_, RDropNet) and not rdrop.net_.multilabel
+    assert not np.allclose(plain.predict_proba(X), rdrop.predict_proba(X))
+    zero = TransformerClassifier(tiny_bert, training=RDropTraining(alpha=0.0), **FAST).fit(X, y)
+    np.testing.assert_array_equal(zero.predict_proba(X), plain.predict_proba(X))  # alpha=0: plain, to the bit
+
+
+def test_multilabel_and_tagger_fits(tiny_bert, toy_data):
+    X, y = toy_data
+    Y = np.stack([np.asarray(y) == c for c in np.unique(y)[:2]], axis=1).astype(int)
+    multi = TransformerClassifier(tiny_bert, training="rdrop", **FAST).fit(X, Y)
+    assert multi.net_.multilabel and multi.predict(X).shape == Y.shape
+    sentences, tags = make_ner(24)
+    tagger = TransformerTokenClassifier(tiny_bert, training="rdrop", **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        tagger.fit(sentences, tags)
+    assert [len(t) for t in tagger.predict(sentences)] == [len(s) for s in sentences]
+
+
+def test_a_frozen_backbone_warns_that_the_passes_agree(tiny_bert, toy_data):
+    X, y = toy_data
+    with pytest.warns(UserWarning, match="no dropout"):
+        TransformerClassifier(tiny_bert, training="rdrop", finetune="head", **FAST).fit(X, y)
+
+
+def test_bad_alpha_fails_before_the_backbone_loads(tiny_bert, toy_data, monkeypatch):
+    import skimb._estimator as estimator
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone was loaded")
+
+    monkeypatch.setattr(estimator, "load_backbone", no_backbone)
+    X, y = toy_data
+    with pytest.raises(ValueError, match="training__alpha"):
+        TransformerClassifier(tiny_bert, training="rdrop", training__alpha=-1, **FAST).fit(X, y)
+
+
+@pytest.mark.usefixtures("empty_stage1_cache")
+def test_same_parameters_same_model_cached_uncached_and_refit(tiny_bert, toy_data):
+    X, y = toy_data
+    params = dict(training="rdrop", training__alpha=2.0, head="calora", head__k=2, head__epochs=1, **FAST)
+    miss = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    hit = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert not miss.stage1_cached_ and hit.stage1_cached_
+    np.testing.assert_array_equal(hit.predict_proba(X), miss.predict_proba(X))
+    other = TransformerClassifier(tiny_bert, **{**params, "training__alpha": 1.0}).fit(X, y)
+    assert not other.stage1_cached_  # alpha is part of the stage-1 key
+    first = TransformerClassifier(tiny_bert, training="rdrop", **FAST)
+    np.testing.assert_array_equal(first.fit(X, y).fit(X, y).predict_proba(X),
+                                  TransformerClassifier(tiny_bert, training="rdrop", **FAST).fit(X, y).predict_proba(X))
