@@ -47,6 +47,17 @@ def test_drw_calibrated_is_ce_drw_from_a_third_of_training_with_the_calibrated_r
     assert ClassBalancedLoss([5, 1], drw_epoch=params["loss__drw_epoch"]).drw_start(Budget().max_epochs) == 1
 
 
+def test_drw_rdrop_calibrated_is_drw_calibrated_with_rdrop():
+    from skimb.compare import Budget
+
+    build = {m: METHODS[m].build(Budget(), 0, {"task": "multiclass", "min_class_count": 5}).get_params()
+             for m in ("drw_calibrated", "drw_rdrop_calibrated")}
+    assert build["drw_rdrop_calibrated"]["training"] == "rdrop" and build["drw_calibrated"]["training"] == "standard"
+    same = {k: v for k, v in build["drw_rdrop_calibrated"].items() if not k.startswith("training")}
+    assert same == {k: v for k, v in build["drw_calibrated"].items() if not k.startswith("training")}
+    assert METHODS["drw_rdrop_calibrated"].tasks == {"multiclass"}
+
+
 def test_ce_soft_drw_re_weights_from_the_second_of_3_epochs_with_beta_0999():
     from skimb.compare import Budget
     from skimb.losses import ClassBalancedLoss
