@@ -113,11 +113,13 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         ``head__routing``, ``head__alpha``, ``head__epochs``, ``head__lr``, ``head__memory``).
         Stage 1 is cached, so a grid search over ``head__k`` x ``head__rank`` fits one stage 1
         per fold (needs an integer ``random_state``).
-    training : {"standard", "hamr"} or TrainingStrategy, default="standard"
+    training : {"standard", "hamr", "sequential", "sam", "rdrop"} or TrainingStrategy, default="standard"
         Plain fine-tuning (:class:`~skimb.training.StandardTraining`) or HAMR,
         hardness-aware meta-resample (:class:`~skimb.training.hamr.HAMRTraining`, every knob as
         ``training__<name>``: ``training__meta_weighting``, ``training__knn_k``,
-        ``training__meta_step``, ``training__meta_set``, ...; guide in ``docs/hamr.md``).
+        ``training__meta_step``, ``training__meta_set``, ...; guide in ``docs/hamr.md``),
+        sequential targeting (``docs/sequential.md``), sharpness-aware training (``docs/sam.md``)
+        or R-Drop (``docs/rdrop.md``).
     validation_fraction : float or None, default=None
         Share of ``fit``'s data held out (stratified) for validation loss, early stopping
         and threshold tuning. ``None`` trains on everything.

@@ -130,7 +130,8 @@ def model_card(est) -> str:
         lines.append("A validation split was held out; this model type writes no report for it.")
     else:
         params = est.get_params()
-        if params.get("threshold") in FITTED_THRESHOLDS or params.get("training") != "standard":
+        if params.get("threshold") in FITTED_THRESHOLDS or getattr(getattr(est, "training_", None),
+                                                                    "reads_validation_split", False):
             lines += ["The decision rule or the training method used this split too (`threshold='tuned'` or "
                       "`'calibrated'`, HAMR's meta set), so these figures are optimistic.", ""]
         keys = [k for k in ("macro_f1", "weighted_f1", "micro_f1", "balanced_accuracy", "macro_roc_auc")

@@ -87,7 +87,7 @@ quantize, n_threads
         As in :class:`~skimb.TransformerClassifier`, CALoRA routed **per token**: stage 2
         trains the class adapters on the stage-1 hidden state of every training word, and at
         inference each token's adapters are chosen from its own stage-1 tag ranking.
-    training : {"standard", "hamr"} or TrainingStrategy, default="standard"
+    training : {"standard", "hamr", "sequential", "sam", "rdrop"} or TrainingStrategy, default="standard"
         As in :class:`~skimb.TransformerClassifier`; HAMR for NER (Rao et al., 2025): the examples
         are the windows; the loss that ranks them for WNet and the hardness is a window's **largest
         token loss** over its labelled words (``skimb.tokens.per_sentence_losses``), and the update

@@ -75,10 +75,14 @@ def test_consistency_of_a_tagger_reads_the_labelled_tokens_only():
 
 def test_multilabel_consistency_is_one_bernoulli_per_label():
     a, b = torch.randn(4, 3), torch.randn(4, 3)
-    two_class = dropout_consistency(torch.stack([a, torch.zeros_like(a)], -1).reshape(-1, 2),
-                                    torch.stack([b, torch.zeros_like(b)], -1).reshape(-1, 2))
-    # sigmoid(x) is the softmax of (x, 0): the same KL per label, summed over the three labels
-    torch.testing.assert_close(dropout_consistency(a, b, multilabel=True), two_class * 3)
+    pa, pb = torch.sigmoid(a), torch.sigmoid(b)
+
+    def bernoulli_kl(p, q):
+        return p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()
+
+    # per (item, label), symmetric; averaged over labels (as the multi-label losses) and items
+    expected = ((bernoulli_kl(pa, pb) + bernoulli_kl(pb, pa)) / 2).mean()
+    torch.testing.assert_close(dropout_consistency(a, b, multilabel=True), expected)
 
 
 @pytest.mark.parametrize("weights", [None, [1.0, 2.0, 0.5, 1.0, 3.0, 1.0]])
@@ -101,6 +105,43 @@ def test_the_step_is_two_dropout_passes_and_their_kl(weights):
     expected.backward()
     for p, q in zip(net.module_.parameters(), module.parameters()):
         torch.testing.assert_close(p.grad, q.grad)
+
+
+class BCEPerItem(torch.nn.Module):
+    def forward(self, logits, target):
+        return F.binary_cross_entropy_with_logits(logits, target.float(), reduction="none").mean(-1)
+
+
+def test_a_multilabel_step_uses_the_bernoulli_kl():
+    torch.manual_seed(0)
+    net = RDropNet(DropoutLinear, criterion=BCEPerItem, optimizer=torch.optim.SGD, lr=0.0, batch_size=6,
+                   train_split=None, rdrop=RDropTraining(alpha=3.0), multilabel=True).initialize()
+    module = copy.deepcopy(net.module_).train()
+    X, _ = _batch()
+    Y = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 1, 0], [0, 0, 0], [1, 0, 0]])
+    torch.manual_seed(5)
+    loss = net.train_step_single((X, Y))["loss"]
+    torch.manual_seed(5)
+    first, second = module(features=X["features"]), module(features=X["features"])
+    bce = (BCEPerItem()(first, Y) + BCEPerItem()(second, Y)).mean() / 2
+    torch.testing.assert_close(loss, bce + 3.0 * dropout_consistency(first, second, multilabel=True))
+    # a softmax across the labels would be another number
+    assert not torch.isclose(loss, bce + 3.0 * dropout_consistency(first, second))
+
+
+def test_a_tagger_step_ignores_the_padded_tokens():
+    X = {"features": torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(2))}
+    y = torch.tensor([[0, 1, -100, -100], [2, -100, 1, -100]])
+    losses = []
+    for padded_value in (0.0, 50.0):
+        torch.manual_seed(0)
+        net = RDropNet(DropoutLinear, criterion=PerItemCE, optimizer=torch.optim.SGD, lr=0.0, batch_size=2,
+                       train_split=None, label_pad_id=-100, rdrop=RDropTraining(alpha=2.0)).initialize()
+        Xp = {"features": X["features"].clone()}
+        Xp["features"][y == -100] = padded_value  # the padded tokens' features: must not matter
+        torch.manual_seed(9)
+        losses.append(net.train_step_single((Xp, y))["loss"].item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
 def test_alpha_zero_is_the_plain_step():
@@ -143,10 +184,25 @@ def test_multilabel_and_tagger_fits(tiny_bert, toy_data):
     assert [len(t) for t in tagger.predict(sentences)] == [len(s) for s in sentences]
 
 
-def test_a_frozen_backbone_warns_that_the_passes_agree(tiny_bert, toy_data):
+def test_it_warns_where_no_dropout_runs(tiny_bert, toy_data):
     X, y = toy_data
-    with pytest.warns(UserWarning, match="no dropout"):
-        TransformerClassifier(tiny_bert, training="rdrop", finetune="head", **FAST).fit(X, y)
+    # the backbone's dropout never runs on cached features: with the head's at 0, none does
+    with pytest.warns(UserWarning, match="no dropout runs"):
+        TransformerClassifier(tiny_bert, training="rdrop", finetune="head", dropout=0.0, **FAST).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TransformerClassifier(tiny_bert, training="rdrop", finetune="head", **FAST).fit(X, y)  # the head's dropout
+        TransformerClassifier(tiny_bert, training="rdrop", dropout=0.0, **FAST).fit(X, y)  # the backbone's
+
+
+def test_the_model_card_does_not_call_rdrop_a_reader_of_the_validation_split(tiny_bert, toy_data, tmp_path):
+    X, y = toy_data
+    kwargs = dict(validation_fraction=0.2, **FAST)
+    for training, optimistic in (("rdrop", False), ("hamr", True)):
+        est = TransformerClassifier(tiny_bert, training=training, **kwargs).fit(X, y)
+        est.save_pretrained(tmp_path / training)
+        card = (tmp_path / training / "README.md").read_text()
+        assert ("these figures are optimistic" in card) == optimistic, training
 
 
 def test_bad_alpha_fails_before_the_backbone_loads(tiny_bert, toy_data, monkeypatch):

@@ -23,7 +23,8 @@ __all__ = ["RDropTraining", "RDropNet", "dropout_consistency"]
 
 def dropout_consistency(logits_a, logits_b, mask=None, multilabel=False) -> torch.Tensor:
     """The mean over items of ``(KL(p_a ‖ p_b) + KL(p_b ‖ p_a)) / 2``: softmax distributions over the
-    last axis, or with ``multilabel`` one Bernoulli per label (summed over the labels). ``mask``
+    last axis, or with ``multilabel`` one Bernoulli per label (averaged over the labels, as the
+    multi-label losses average theirs, so that ``alpha`` weighs the same whatever the labels). ``mask``
     (a tagger's labelled tokens) picks the items of ``(B, T, C)`` logits.
 
     >>> a, b = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])
@@ -32,7 +33,7 @@ def dropout_consistency(logits_a, logits_b, mask=None, multilabel=False) -> torc
     >>> dropout_consistency(a, a).item()
     0.0
     >>> round(dropout_consistency(a, b, multilabel=True).item(), 4)  # label 1: sigmoid(2) against 1/2; label 2 agrees
-    0.3808
+    0.1904
     """
     a, b = logits_a.float(), logits_b.float()
     if mask is not None:
@@ -47,8 +48,8 @@ def dropout_consistency(logits_a, logits_b, mask=None, multilabel=False) -> torc
     kl_ab = (log_a.exp() * (log_a - log_b)).sum(-1)
     kl_ba = (log_b.exp() * (log_b - log_a)).sum(-1)
     per_item = (kl_ab + kl_ba) / 2
-    if multilabel:
-        per_item = per_item.sum(-1)
+    if multilabel:  # the mean over labels, as the multi-label losses take theirs
+        per_item = per_item.mean(-1)
     return per_item.mean()
 
 
@@ -85,8 +86,9 @@ class RDropTraining(TrainingStrategy):
 
     Composes with any loss, class weighting and head; not with HAMR, sequential targeting or
     sharpness-aware training, which are training strategies of their own. It needs dropout in what
-    trains: on a frozen backbone's cached features the two passes agree and only the cost doubles.
-    A step costs two forward and backward passes. Not data-parallel.
+    trains (on a frozen backbone's cached features, the head's ``dropout`` alone: a warning says so
+    where none runs). A step costs two forward and backward passes and holds both passes'
+    activations. The recorded ``train_loss`` includes the consistency term. Not data-parallel.
 
     Parameters
     ----------
@@ -116,8 +118,10 @@ class RDropTraining(TrainingStrategy):
         return {"rdrop": self, "multilabel": bool(state)}
 
     def attach(self, state, ctx) -> None:
-        has_dropout = any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in ctx.module.modules())
-        if self.alpha != 0 and (ctx.finetune.frozen or not has_dropout):
-            warn_caller("training='rdrop': the model that trains has no dropout (a frozen backbone's cached features, "
-                        "or dropout set to 0), so its two passes agree and each step costs twice for nothing. "
-                        "Fine-tune the backbone (finetune='full' or 'lora') or use training='standard'.")
+        # on a frozen backbone only the head runs in training (on cached features): its dropout counts
+        running = [m for name, m in ctx.module.named_modules()
+                   if not (ctx.finetune.frozen and name.split(".")[0] == "encoder")]
+        if self.alpha != 0 and not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in running):
+            warn_caller("training='rdrop': no dropout runs in training (dropout=0, or a frozen backbone whose cached "
+                        "features are all the head sees and the head's dropout is 0), so the two passes agree and "
+                        "each step costs twice for nothing. Set dropout > 0 or use training='standard'.")

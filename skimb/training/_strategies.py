@@ -24,6 +24,9 @@ class TrainingStrategy(Component):
     net_class = TransformerNet
     #: Whether a fit launched in several processes (torchrun) may train data-parallel.
     supports_data_parallel = True
+    #: Whether training reads the validation split (HAMR's meta set), which then no longer scores
+    #: the model independently.
+    reads_validation_split = False
 
     def plan(self, ctx):
         """Before the datasets are built: return this fit's state (or None); may narrow
