@@ -55,7 +55,12 @@ def test_drw_rdrop_calibrated_is_drw_calibrated_with_rdrop():
     assert build["drw_rdrop_calibrated"]["training"] == "rdrop" and build["drw_calibrated"]["training"] == "standard"
     same = {k: v for k, v in build["drw_rdrop_calibrated"].items() if not k.startswith("training")}
     assert same == {k: v for k, v in build["drw_calibrated"].items() if not k.startswith("training")}
-    assert METHODS["drw_rdrop_calibrated"].tasks == {"multiclass"}
+    assert METHODS["drw_rdrop_calibrated"].tasks == {"multiclass"} and not METHODS["drw_rdrop_calibrated"].default
+    soft = {m: METHODS[m].build(Budget(), 0, {"task": "multiclass", "min_class_count": 5}).get_params()
+            for m in ("ce_soft_drw", "ce_soft_drw_rdrop")}
+    assert soft["ce_soft_drw_rdrop"]["training"] == "rdrop"
+    assert {**soft["ce_soft_drw"], "training": "rdrop", "training__alpha": 1.0} == soft["ce_soft_drw_rdrop"]
+    assert METHODS["ce_soft_drw_rdrop"].default == {"multiclass"}
 
 
 def test_ce_soft_drw_re_weights_from_the_second_of_3_epochs_with_beta_0999():
