@@ -110,6 +110,17 @@ def toy_data():
 
 
 @pytest.fixture
+def backbone_must_not_load(monkeypatch):
+    """Fails a test that loads a backbone: for errors that must come before any loading."""
+    import skimb._estimator as estimator
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone was loaded")
+
+    monkeypatch.setattr(estimator, "load_backbone", no_backbone)
+
+
+@pytest.fixture
 def empty_stage1_cache():
     """The process-wide stage-1 cache, empty before and after the test."""
     from skimb.training import stage1_cache

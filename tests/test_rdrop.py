@@ -205,13 +205,8 @@ def test_the_model_card_does_not_call_rdrop_a_reader_of_the_validation_split(tin
         assert ("these figures are optimistic" in card) == optimistic, training
 
 
-def test_bad_alpha_fails_before_the_backbone_loads(tiny_bert, toy_data, monkeypatch):
-    import skimb._estimator as estimator
-
-    def no_backbone(*args, **kwargs):
-        raise AssertionError("the backbone was loaded")
-
-    monkeypatch.setattr(estimator, "load_backbone", no_backbone)
+@pytest.mark.usefixtures("backbone_must_not_load")
+def test_bad_alpha_fails_before_the_backbone_loads(tiny_bert, toy_data):
     X, y = toy_data
     with pytest.raises(ValueError, match="training__alpha"):
         TransformerClassifier(tiny_bert, training="rdrop", training__alpha=-1, **FAST).fit(X, y)

@@ -219,13 +219,8 @@ def test_a_split_without_minority_classes_warns(tiny_bert):
         TransformerClassifier(tiny_bert, training="sam", training__classes=8, **FAST).fit(X, y[:-1] + ["b"])  # c: 7 < 8
 
 
-def test_bad_rho_and_multilabel_minority_fail_before_training(tiny_bert, toy_data, monkeypatch):
-    import skimb._estimator as estimator
-
-    def no_backbone(*args, **kwargs):
-        raise AssertionError("the backbone was loaded")
-
-    monkeypatch.setattr(estimator, "load_backbone", no_backbone)
+@pytest.mark.usefixtures("backbone_must_not_load")
+def test_bad_rho_and_multilabel_minority_fail_before_training(tiny_bert, toy_data):
     X, y = toy_data
     with pytest.raises(ValueError, match="training__rho"):
         TransformerClassifier(tiny_bert, training="sam", training__rho=-1, **FAST).fit(X, y)
