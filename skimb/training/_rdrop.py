@@ -93,9 +93,9 @@ class RDropTraining(TrainingStrategy):
     Parameters
     ----------
     alpha : float, default=1.0
-        Weight of the consistency term (per item: the mean of ``KL(p₁ ‖ p₂)`` and ``KL(p₂ ‖ p₁)``;
-        the weight of the paper's loss, which sums the two passes' losses, is ``2 * alpha``);
-        0 is plain training.
+        Weight of the consistency term (per item: the mean of ``KL(p₁ ‖ p₂)`` and ``KL(p₂ ‖ p₁)``).
+        The paper's Eq. 3 sums the two passes' losses, so its α is ``2 * alpha``; the authors'
+        classification code averages them, as here. 0 is plain training.
 
     Examples
     --------
