@@ -83,8 +83,7 @@ def _drw_calibrated(budget, seed, context):
                  "two dropout passes per step and the symmetric KL between them; twice the training time): the best "
                  "single fit on 6,000 GoEmotions-Ekman texts, +3.6 over plain CE (round 35)", tasks=("multiclass",), family="recipes")
 def _drw_rdrop_calibrated(budget, seed, context):
-    return _fine_tuned(budget, seed, context, loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=0.3,
-                       training="rdrop", validation_fraction=0.1, threshold="calibrated")
+    return _drw_calibrated(budget, seed, context).set_params(training="rdrop")
 
 
 @register_method("wce_knn", description="weighted CE + a kNN memory of the training features mixed into the head "
@@ -257,16 +256,17 @@ _register_loss("ce_drw", "class_balanced", ("multiclass",),
                "epoch: deferred re-weighting (CE-DRW)", loss__beta=0.9999, loss__drw_epoch=0.8)
 # a default: the softer weights (about half the inverse-frequency spread on GoEmotions-Ekman) from a third of
 # training, the best loss at argmax on three imbalanced full-size sets, level on SST-5 (round 34)
+_SOFT_DRW = {"loss__beta": 0.999, "loss__drw_epoch": 0.3}
 _register_loss("ce_soft_drw", "class_balanced", ("multiclass",),
                "fine-tuning with CE, then class-balanced weights (beta=0.999, softer than CE-DRW's) from a third of "
                "training, rounded to an epoch: deferred re-weighting toward, not onto, balance", default=True,
-               loss__beta=0.999, loss__drw_epoch=0.3)
+               **_SOFT_DRW)
 # a default: the same loss trained with R-Drop, +1.4 at 1,200 GoEmotions-Ekman texts (every seed), +0.7 at 1,200
 # Cyclone-Idai texts, at 2.4 times the training time (round 35)
 _register_loss("ce_soft_drw_rdrop", "class_balanced", ("multiclass",),
                "ce_soft_drw trained with R-Drop (training='rdrop', alpha=1: two dropout passes per step and the "
                "symmetric KL between their predictions; twice the training time)", default=True,
-               loss__beta=0.999, loss__drw_epoch=0.3, training="rdrop")
+               **_SOFT_DRW, training="rdrop")
 _register_loss("logit_adjusted", "logit_adjusted", ("multiclass",), "fine-tuning with logit-adjusted CE (tau=1)")
 _register_loss("dice", "dice", ("multiclass", "token"), "fine-tuning with Dice loss")
 _register_loss("self_adjusting_dice", "self_adjusting_dice", ("multiclass", "token"),
