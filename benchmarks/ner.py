@@ -85,6 +85,9 @@ VARIANTS = {
     # CALoRA's unbalanced stage 2 on a HAMR-on-focal stage 1 (mean meta objective)
     "hamr_focal_calora_unbalanced": {**FOCAL, "training": "hamr",
                                      "training__meta_loss": "mean", "head": "calora", "head__balance": "none"},
+    # R-Drop (round 36): two dropout passes per step and the symmetric KL between them, per labelled token
+    "ce_rdrop": {"loss": "ce", "training": "rdrop"},
+    "focal_rdrop": {**FOCAL, "training": "rdrop"},
 }
 
 #: Soft votes (skimb.ensemble.VotingTagger): name -> the VARIANTS of its members, each fitted as alone.
