@@ -359,6 +359,16 @@ def test_wce_calora_shares_weighted_ces_stage1(tiny_bert, toy_data, empty_stage1
     assert empty_stage1_cache.hits == 2  # one class-weighted stage 1 for the plain head, kNN and CALoRA
 
 
+def test_soft_drw_rdrop_calora_shares_ce_soft_drw_rdrops_stage1(tiny_bert, toy_data, empty_stage1_cache):
+    results = _compare_on_toy(tiny_bert, toy_data, ["ce_soft_drw_rdrop", "soft_drw_rdrop_calora"])
+    assert all(r.error is None for r in results), [r.error for r in results]
+    assert empty_stage1_cache.hits == 1  # one R-Drop stage 1 for the plain head and CALoRA
+    X, y = toy_data
+    est = _fit_alone(tiny_bert, "soft_drw_rdrop_calora", X, y)
+    assert (est.loss, est.training, est.head, est.get_params()["loss__drw_epoch"]) == ("class_balanced", "rdrop",
+                                                                                       "calora", 0.3)
+
+
 def test_catch_all_methods_use_the_named_class(tiny_bert, toy_data, empty_stage1_cache):
     names = ["ce_prototype_catch_all", "wce_catch_all", "ranking"]
     missing = _compare_on_toy(tiny_bert, toy_data, names)

@@ -296,6 +296,14 @@ def _focal_calora(budget, seed, context):
     return _fine_tuned(budget, seed, context, **_FOCAL, head="calora", head__routing="topk", head__k=2, head__rank=8)
 
 
+@register_method("soft_drw_rdrop_calora", description="CALoRA (top-2 routing, rank 8, a uniform stage 2 since the loss "
+                 "re-balances) on ce_soft_drw_rdrop's stage 1: the paper method on top of the best recipe; shares its "
+                 "stage 1", tasks=("multiclass",), family="CALoRA")
+def _soft_drw_rdrop_calora(budget, seed, context):
+    return _fine_tuned(budget, seed, context, loss="class_balanced", **_SOFT_DRW, training="rdrop", head="calora",
+                       head__routing="topk", head__k=2, head__rank=8)
+
+
 @register_method("calora_last_block", description="CALoRA with class-routed adapters on the last transformer block's "
                  "linear layers too (head__layers='last'): calora_topk's head adapters, then one epoch of the "
                  "block's adapters on the texts; shares calora_topk's stage 1", tasks=("multiclass", "multilabel"),
