@@ -330,6 +330,17 @@ def test_focal_and_focal_calora_share_a_stage1_on_token_data():
         staged._stage1_key(None, None, None, 0, "b", components=staged._check_params())
 
 
+def test_rdrop_taggers_are_the_ner_baselines_trained_with_rdrop():
+    from skimb.compare import Budget
+    from skimb.compare._registry import get_methods
+
+    context = {"task": "token", "min_class_count": 5, "n_train": 100, "catch_all": "O"}
+    ce, focal = (m.build(Budget(), 0, context) for m in get_methods(["ce_rdrop", "focal_rdrop"], "token"))
+    assert (ce.loss, ce.training) == ("ce", "rdrop")
+    assert (focal.loss, focal.get_params()["loss__gamma"], focal.training) == ("focal", 2.0, "rdrop")
+    assert {"ce_rdrop", "focal_rdrop"}.isdisjoint(m.name for m in get_methods("all", "multiclass"))
+
+
 def test_focal_hamr_is_hamr_on_focal_loss_for_taggers_only():
     from skimb.compare import Budget
     from skimb.compare._registry import get_methods
