@@ -7,6 +7,8 @@ from ._registry import METHODS, register_method
 __all__ = []
 
 _ALL_TASKS = ("multiclass", "multilabel", "token")
+# CALoRA as every top-k method here configures it (top-2 routing, rank 8)
+_CALORA_TOPK = {"head": "calora", "head__routing": "topk", "head__k": 2, "head__rank": 8}
 
 
 def _fine_tuned(budget, seed, context, **params):
@@ -98,8 +100,7 @@ def _wce_knn(budget, seed, context):
                  "loss; shares weighted_ce's stage 1",
                  tasks=("multiclass",), default=True, family="recipes")
 def _wce_calora(budget, seed, context):
-    return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", head="calora", head__routing="topk",
-                       head__k=2, head__rank=8)
+    return _fine_tuned(budget, seed, context, loss="ce", class_weight="balanced", **_CALORA_TOPK)
 
 
 @register_method("ce_prototype", description="plain CE + class prototypes (mean training features) mixed into the "
@@ -271,10 +272,10 @@ _register_loss("ce_soft_drw", "class_balanced", ("multiclass",),
                **_SOFT_DRW)
 # a default: the same loss trained with R-Drop, +1.4 at 1,200 GoEmotions-Ekman texts (every seed), +0.7 at 1,200
 # Cyclone-Idai texts, at 2.4 times the training time (round 35)
-_register_loss("ce_soft_drw_rdrop", "class_balanced", ("multiclass",),
-               "ce_soft_drw trained with R-Drop (training='rdrop', alpha=1: two dropout passes per step and the "
-               "symmetric KL between their predictions; twice the training time)", default=True,
-               **_SOFT_DRW, training="rdrop")
+_ce_soft_drw_rdrop = _register_loss(
+    "ce_soft_drw_rdrop", "class_balanced", ("multiclass",),
+    "ce_soft_drw trained with R-Drop (training='rdrop', alpha=1: two dropout passes per step and the symmetric KL "
+    "between their predictions; twice the training time)", default=True, **_SOFT_DRW, training="rdrop")
 _register_loss("logit_adjusted", "logit_adjusted", ("multiclass",), "fine-tuning with logit-adjusted CE (tau=1)")
 _register_loss("dice", "dice", ("multiclass", "token"), "fine-tuning with Dice loss")
 _register_loss("self_adjusting_dice", "self_adjusting_dice", ("multiclass", "token"),
@@ -294,14 +295,14 @@ _register_loss("distribution_balanced", "distribution_balanced", ("multilabel",)
                  "multi-label: inverse frequency; NER: unweighted) on a cross-entropy stage 1", tasks=_ALL_TASKS,
                  default=True, family="CALoRA")
 def _calora_topk(budget, seed, context):
-    return _fine_tuned(budget, seed, context, head="calora", head__routing="topk", head__k=2, head__rank=8)
+    return _fine_tuned(budget, seed, context, **_CALORA_TOPK)
 
 
 @register_method("focal_calora", description="CALoRA (top-2 routing, rank 8, unbalanced stage 2) on a focal-loss "
                  "stage 1: the paper method on top of the NER baseline where sentences are few or most carry no "
                  "entity; shares focal's stage 1", tasks=("token",), default=("token",), family="CALoRA")
 def _focal_calora(budget, seed, context):
-    return _fine_tuned(budget, seed, context, **_FOCAL, head="calora", head__routing="topk", head__k=2, head__rank=8)
+    return _fine_tuned(budget, seed, context, **_FOCAL, **_CALORA_TOPK)
 
 
 @register_method("soft_drw_rdrop_calora", description="CALoRA (top-2 routing, rank 8, a uniform stage 2 since the loss "
@@ -309,8 +310,7 @@ def _focal_calora(budget, seed, context):
                  "stage 1; 1.2 below it on the main job's data (3 seeds, round 36)", tasks=("multiclass",),
                  family="CALoRA")
 def _soft_drw_rdrop_calora(budget, seed, context):
-    return _fine_tuned(budget, seed, context, loss="class_balanced", **_SOFT_DRW, training="rdrop", head="calora",
-                       head__routing="topk", head__k=2, head__rank=8)
+    return _ce_soft_drw_rdrop(budget, seed, context).set_params(**_CALORA_TOPK)
 
 
 @register_method("calora_last_block", description="CALoRA with class-routed adapters on the last transformer block's "
@@ -318,8 +318,7 @@ def _soft_drw_rdrop_calora(budget, seed, context):
                  "block's adapters on the texts; shares calora_topk's stage 1", tasks=("multiclass", "multilabel"),
                  family="CALoRA")
 def _calora_last_block(budget, seed, context):
-    return _fine_tuned(budget, seed, context, head="calora", head__routing="topk", head__k=2, head__rank=8,
-                       head__layers="last")
+    return _fine_tuned(budget, seed, context, **_CALORA_TOPK, head__layers="last")
 
 
 @register_method("calora_pseudo", description="CALoRA with pseudo-label (top-1) routing, rank 8 (staged)",
