@@ -88,6 +88,8 @@ VARIANTS = {
     # R-Drop (round 36): two dropout passes per step and the symmetric KL between them, per labelled token
     "ce_rdrop": {"loss": "ce", "training": "rdrop"},
     "focal_rdrop": {**FOCAL, "training": "rdrop"},
+    "hamr_rdrop": {"loss": "ce", "training": "hamr", "training__rdrop_alpha": 1.0},
+    "hamr_focal_rdrop": {**FOCAL, "training": "hamr", "training__rdrop_alpha": 1.0},
 }
 
 #: Soft votes (skimb.ensemble.VotingTagger): name -> the VARIANTS of its members, each fitted as alone.

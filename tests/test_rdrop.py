@@ -46,7 +46,7 @@ def _batch(weights=None):
 
 def _net(alpha, net_class=RDropNet):
     torch.manual_seed(0)
-    kwargs = {} if net_class is TransformerNet else {"rdrop": RDropTraining(alpha=alpha)}
+    kwargs = {} if net_class is TransformerNet else {"rdrop_alpha": alpha}
     return net_class(DropoutLinear, criterion=PerItemCE, optimizer=torch.optim.SGD, lr=0.0, batch_size=6,
                      train_split=None, **kwargs).initialize()
 
@@ -115,7 +115,7 @@ class BCEPerItem(torch.nn.Module):
 def test_a_multilabel_step_uses_the_bernoulli_kl():
     torch.manual_seed(0)
     net = RDropNet(DropoutLinear, criterion=BCEPerItem, optimizer=torch.optim.SGD, lr=0.0, batch_size=6,
-                   train_split=None, rdrop=RDropTraining(alpha=3.0), multilabel=True).initialize()
+                   train_split=None, rdrop_alpha=3.0, multilabel=True).initialize()
     module = copy.deepcopy(net.module_).train()
     X, _ = _batch()
     Y = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 1, 0], [0, 0, 0], [1, 0, 0]])
@@ -136,7 +136,7 @@ def test_a_tagger_step_ignores_the_padded_tokens():
     for padded_value in (0.0, 50.0):
         torch.manual_seed(0)
         net = RDropNet(DropoutLinear, criterion=PerItemCE, optimizer=torch.optim.SGD, lr=0.0, batch_size=2,
-                       train_split=None, label_pad_id=-100, rdrop=RDropTraining(alpha=2.0)).initialize()
+                       train_split=None, label_pad_id=-100, rdrop_alpha=2.0).initialize()
         Xp = {"features": X["features"].clone()}
         Xp["features"][y == -100] = padded_value  # the padded tokens' features: must not matter
         torch.manual_seed(9)
@@ -225,3 +225,67 @@ def test_same_parameters_same_model_cached_uncached_and_refit(tiny_bert, toy_dat
     first = TransformerClassifier(tiny_bert, training="rdrop", **FAST)
     np.testing.assert_array_equal(first.fit(X, y).fit(X, y).predict_proba(X),
                                   TransformerClassifier(tiny_bert, training="rdrop", **FAST).fit(X, y).predict_proba(X))
+
+
+# -- HAMR with R-Drop (training="hamr", training__rdrop_alpha > 0) --------------------------------
+HAMR_FAST = dict(training="hamr", validation_fraction=0.25, **FAST)
+
+
+def test_hamr_without_wnet_steps_as_rdrop(tiny_bert, toy_data):
+    X, y = toy_data
+    rdrop = TransformerClassifier(tiny_bert, training="rdrop", training__alpha=2.0, **FAST).fit(X, y)
+    hamr = TransformerClassifier(tiny_bert, training="hamr", training__meta_weighting=False,
+                                 training__resampling=False, training__rdrop_alpha=2.0, **FAST).fit(X, y)
+    np.testing.assert_array_equal(hamr.predict_proba(X), rdrop.predict_proba(X))
+
+
+def _without_dropout(tiny_bert, directory):
+    """The tiny BERT with its dropout probabilities at 0."""
+    from transformers import AutoTokenizer, BertModel
+    BertModel.from_pretrained(tiny_bert, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+                              ).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel", "token"])
+def test_hamr_rdrop_adds_a_second_pass_that_only_dropout_can_change(tiny_bert, toy_data, task, tmp_path):
+    X, y = toy_data
+    if task == "multilabel":
+        y = np.stack([np.asarray(y) == c for c in np.unique(y)[:2]], axis=1).astype(int)
+    if task == "token":
+        X, y = make_ner(24)
+    est = TransformerTokenClassifier if task == "token" else TransformerClassifier
+
+    def scores(backbone=tiny_bert, **params):
+        model = est(backbone, **{**HAMR_FAST, **params}).fit(X, y)
+        assert isinstance(model.net_.hamr.wnet, torch.nn.Module)  # WNet ran
+        return model.predict_proba(X) if task != "token" else np.concatenate(
+            [np.concatenate(p) for p in model.predict_proba(X)])
+
+    hamr, with_rdrop = scores(), scores(training__rdrop_alpha=1.0)
+    assert not np.allclose(hamr, with_rdrop)
+    still = _without_dropout(tiny_bert, tmp_path / "still")
+    with pytest.warns(UserWarning, match="training__rdrop_alpha > 0: no dropout runs"):
+        no_dropout = scores(still, training__rdrop_alpha=1.0, dropout=0.0)
+    # without dropout the second pass repeats the first: the consistency term is 0 and the mean of
+    # the two passes' weighted losses is HAMR's
+    np.testing.assert_allclose(no_dropout, scores(still, dropout=0.0), rtol=0, atol=1e-6)
+
+
+@pytest.mark.usefixtures("backbone_must_not_load")
+def test_bad_hamr_rdrop_alpha_fails_before_the_backbone_loads(tiny_bert, toy_data):
+    X, y = toy_data
+    with pytest.raises(ValueError, match="training__rdrop_alpha"):
+        TransformerClassifier(tiny_bert, training="hamr", training__rdrop_alpha=-0.5, **FAST).fit(X, y)
+
+
+@pytest.mark.usefixtures("empty_stage1_cache")
+def test_hamr_rdrop_alpha_is_part_of_the_stage1_key(tiny_bert, toy_data):
+    X, y = toy_data
+    params = dict(training__rdrop_alpha=1.0, head="calora", head__k=2, head__epochs=1, **HAMR_FAST)
+    miss = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    hit = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert not miss.stage1_cached_ and hit.stage1_cached_
+    np.testing.assert_array_equal(hit.predict_proba(X), miss.predict_proba(X))
+    assert not TransformerClassifier(tiny_bert, **{**params, "training__rdrop_alpha": 0.0}).fit(X, y).stage1_cached_

@@ -18,7 +18,7 @@ from ..utils._warnings import warn_caller
 from ._net import TransformerNet
 from ._strategies import TrainingStrategy, register_training
 
-__all__ = ["RDropTraining", "RDropNet", "dropout_consistency"]
+__all__ = ["RDropTraining", "RDropNet", "dropout_consistency", "warn_without_dropout"]
 
 
 def dropout_consistency(logits_a, logits_b, mask=None, multilabel=False) -> torch.Tensor:
@@ -54,26 +54,31 @@ def dropout_consistency(logits_a, logits_b, mask=None, multilabel=False) -> torc
 
 
 class RDropNet(TransformerNet):
-    """:class:`~skimb.training.TransformerNet` whose steps are R-Drop's (``rdrop``: an
-    :class:`RDropTraining`; ``multilabel``: one sigmoid per label instead of a softmax)."""
+    """:class:`~skimb.training.TransformerNet` whose steps are R-Drop's (``rdrop_alpha``: the
+    consistency term's weight, 0 for plain steps; ``multilabel``: one sigmoid per label instead of
+    a softmax)."""
 
-    def __init__(self, *args, rdrop=None, multilabel=False, **kwargs):
+    def __init__(self, *args, rdrop_alpha=0.0, multilabel=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.rdrop = rdrop
+        self.rdrop_alpha = rdrop_alpha
         self.multilabel = multilabel
 
+    def consistency(self, first, second, yi) -> torch.Tensor:
+        """``rdrop_alpha`` times the symmetric KL between two passes' logits (a tagger's labelled
+        tokens only)."""
+        _, mask = self.item_targets(yi)
+        return float(self.rdrop_alpha) * dropout_consistency(first, second, mask, self.multilabel)
+
     def train_step_single(self, batch, **fit_params):
-        if self.rdrop is None or float(self.rdrop.alpha) == 0.0:
+        if float(self.rdrop_alpha) == 0.0:
             return super().train_step_single(batch, **fit_params)
         self._set_training(True)
         Xi, yi = unpack_data(batch)
         first, second = self.infer(Xi, **fit_params), self.infer(Xi, **fit_params)
         per_item_a, weights = self.per_item_loss(first, yi, X=Xi)
         per_item_b, _ = self.per_item_loss(second, yi, X=Xi)
-        _, mask = self.item_targets(yi)
-        consistency = dropout_consistency(first, second, mask, self.multilabel)
         # the two passes' (weighted) losses; the consistency term is class-agnostic, unweighted
-        loss = self.checked_loss((per_item_a + per_item_b) / 2, weights) + float(self.rdrop.alpha) * consistency
+        loss = self.checked_loss((per_item_a + per_item_b) / 2, weights) + self.consistency(first, second, yi)
         loss.backward()
         return {"loss": loss, "y_pred": first}
 
@@ -84,7 +89,8 @@ class RDropTraining(TrainingStrategy):
     dropout, and minimises the mean of the two losses plus ``alpha`` times the symmetric KL
     divergence between the two predictions (Liang et al., 2021).
 
-    Composes with any loss, class weighting and head; not with HAMR, sequential targeting or
+    Composes with any loss, class weighting and head, and with HAMR through its own ``rdrop_alpha``
+    (``training="hamr", training__rdrop_alpha=1.0``); not with sequential targeting or
     sharpness-aware training, which are training strategies of their own. It needs dropout in what
     trains (on a frozen backbone's cached features, the head's ``dropout`` alone: a warning says so
     where none runs). A step costs two forward and backward passes and holds both passes'
@@ -100,7 +106,7 @@ class RDropTraining(TrainingStrategy):
     Examples
     --------
     >>> from skimb.training import RDropTraining
-    >>> RDropTraining(alpha=4.0).net_kwargs(None)["rdrop"].alpha
+    >>> RDropTraining(alpha=4.0).net_kwargs(None)["rdrop_alpha"]
     4.0
     """
 
@@ -115,13 +121,19 @@ class RDropTraining(TrainingStrategy):
         return ctx.task == "multilabel"
 
     def net_kwargs(self, state) -> dict:
-        return {"rdrop": self, "multilabel": bool(state)}
+        return {"rdrop_alpha": float(self.alpha), "multilabel": bool(state)}
 
     def attach(self, state, ctx) -> None:
-        # on a frozen backbone only the head runs in training (on cached features): its dropout counts
-        running = [m for name, m in ctx.module.named_modules()
-                   if not (ctx.finetune.frozen and name.split(".")[0] == "encoder")]
-        if self.alpha != 0 and not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in running):
-            warn_caller("training='rdrop': no dropout runs in training (dropout=0, or a frozen backbone whose cached "
-                        "features are all the head sees and the head's dropout is 0), so the two passes agree and "
-                        "each step costs twice for nothing. Set dropout > 0 or use training='standard'.")
+        if self.alpha != 0:
+            warn_without_dropout(ctx, "training='rdrop'", "use training='standard'")
+
+
+def warn_without_dropout(ctx, what: str, remedy: str) -> None:
+    """Warn where no dropout runs in training, so that R-Drop's two passes agree."""
+    # on a frozen backbone only the head runs in training (on cached features): its dropout counts
+    running = [m for name, m in ctx.module.named_modules()
+               if not (ctx.finetune.frozen and name.split(".")[0] == "encoder")]
+    if not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in running):
+        warn_caller(f"{what}: no dropout runs in training (dropout=0, or a frozen backbone whose cached "
+                    "features are all the head sees and the head's dropout is 0), so the two passes agree and "
+                    f"each step costs twice for nothing. Set dropout > 0 or {remedy}.")

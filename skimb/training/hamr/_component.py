@@ -7,6 +7,7 @@ from numbers import Integral, Real
 from ...utils._neighbors import DRAW_SCHEMES, INDEX_KINDS
 from ...utils._param_validation import Boolean, Interval, Options, Satisfies
 from ...utils._warnings import warn_ignored
+from .._rdrop import warn_without_dropout
 from .._strategies import TrainingStrategy, register_training
 from ._meta import META_MODES
 from ._trainer import META_TOPUPS, HAMRFit, HAMRNet, hamr_attributes
@@ -207,6 +208,12 @@ class HAMRTraining(TrainingStrategy):
         training through the feature cache (the spec's choice, one extra forward pass over the
         training set); or a fitted or unfitted :class:`~skimb.TransformerEmbedder` (any
         transformer of texts; an unfitted one is cloned and fitted).
+    rdrop_alpha : float, default=0.0
+        R-Drop on HAMR's update (:class:`~skimb.training.RDropTraining`'s ``alpha``): each step
+        passes the batch a second time, with its own dropout, weights both passes' losses with the
+        same WNet weights, and adds ``rdrop_alpha`` times the symmetric KL divergence between the
+        two predictions; the meta step and the hardness read the first pass. 0 (the default) is
+        HAMR alone; a step then costs one more forward and backward pass.
 
     Examples
     --------
@@ -237,6 +244,8 @@ class HAMRTraining(TrainingStrategy):
     ('batch', 'batch')
     >>> HAMRTraining().for_task("multiclass").meta_features, HAMRTraining.reference().for_task("multiclass").meta_features
     ('cached', 'live')
+    >>> HAMRTraining(rdrop_alpha=1.0).for_task("token").rdrop_alpha  # HAMR on top of R-Drop
+    1.0
     """
 
     net_class = HAMRNet
@@ -298,6 +307,7 @@ class HAMRTraining(TrainingStrategy):
         "embedder": [Options("first_epoch", "pretrained"), Satisfies(lambda v: callable(getattr(v, "transform", None)),
                                      "a transformer of texts with a transform method (e.g. skimb.TransformerEmbedder)",
                                      bad=["bge-large"])],
+        "rdrop_alpha": [Interval(Real, 0, None)],
     }
     _KNN_PARAMS = ("knn_k", "knn_lambda", "knn_ratio", "knn_index", "knn_build_freq")
     _RESAMPLING_PARAMS = ("hardness_alpha", "oversample_ratio", "draw_scheme", "temperature", "group_by_length")
@@ -313,7 +323,7 @@ class HAMRTraining(TrainingStrategy):
                  meta_refresh=4, meta_set=None,
                  meta_selection="validation", meta_clusters=10, meta_topup="share", meta_loss="auto", detach_mean=False, class_aware=False,
                  weight_norm="auto", weight_unit="auto", group_by_length=True, token_loss="mean",
-                 embedder="first_epoch"):
+                 embedder="first_epoch", rdrop_alpha=0.0):
         self.meta_weighting = meta_weighting
         self.resampling = resampling
         self.knn = knn
@@ -346,6 +356,7 @@ class HAMRTraining(TrainingStrategy):
         self.group_by_length = group_by_length
         self.token_loss = token_loss
         self.embedder = embedder
+        self.rdrop_alpha = rdrop_alpha
 
     @classmethod
     def reference(cls, **overrides) -> "HAMRTraining":
@@ -473,9 +484,11 @@ class HAMRTraining(TrainingStrategy):
         return state
 
     def net_kwargs(self, state) -> dict:
-        return {"hamr": state}
+        return {"hamr": state, "rdrop_alpha": float(self.rdrop_alpha), "multilabel": state.task == "multilabel"}
 
     def attach(self, state, ctx):
+        if self.rdrop_alpha != 0:
+            warn_without_dropout(ctx, "training__rdrop_alpha > 0", "set training__rdrop_alpha=0")
         state.attach(ctx)
 
     def finish(self, state, cached=None):

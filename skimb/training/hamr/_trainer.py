@@ -4,7 +4,7 @@ The estimator-independent pieces (WNet, the meta step, the hardness tracker, the
 the balanced meta set) live in the sibling modules; this one puts them into the skorch loop:
 
 :class:`HAMRNet`
-    A :class:`~skimb.training.TransformerNet` whose ``train_step_single`` runs one
+    A :class:`~skimb.training.RDropNet` whose ``train_step_single`` runs one
     :func:`~skimb.training.hamr.meta_step` (WNet update from a meta batch) and then the
     weighted real update, reusing the meta step's batch forward (``keep_graph=True``). Every
     other part of the skorch loop is the parent's: callbacks, progress bar, gradient clipping,
@@ -51,7 +51,8 @@ from torch.utils.data import DataLoader
 from ...backbones import EncodedTextDataset, sorted_batches
 from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split, rarest_tag_keys
-from .._net import TransformerNet, module_inputs
+from .._net import module_inputs
+from .._rdrop import RDropNet
 from ._hardness import HardnessTracker, sampling_probabilities
 from ._meta import MetaStepResult, _logits, meta_step
 from ._meta_set import _median_target, build_balanced_meta_set, build_balanced_meta_set_ner, gbc_meta_set
@@ -765,8 +766,9 @@ class HAMRCallback(Callback):
             self.hamr.end(net)
 
 
-class HAMRNet(TransformerNet):
-    """:class:`~skimb.training.TransformerNet` with HAMR's bi-level step and resampling.
+class HAMRNet(RDropNet):
+    """:class:`~skimb.training.TransformerNet` with HAMR's bi-level step and resampling, and R-Drop's
+    consistency term on its update where ``rdrop_alpha`` > 0.
 
     Parameters
     ----------
@@ -784,7 +786,10 @@ class HAMRNet(TransformerNet):
     batch, or the whole meta set's cached features) and returns the
     post-meta weights ``w``; the real loss is ``mean(w · l)`` (``mean(l)`` with
     ``meta_weighting=False``), back-propagated through the same forward. The hardness tracker
-    records ``w``.
+    records ``w``. With ``rdrop_alpha`` > 0 (R-Drop) a second forward of the batch, with its own
+    dropout, is weighted by the same ``w``; the loss is the mean of the two passes' losses plus
+    ``rdrop_alpha`` times their symmetric KL divergence. Without WNet (``meta_weighting`` and
+    ``resampling`` off) a step is :class:`~skimb.training.RDropNet`'s.
     """
 
     def __init__(self, *args, hamr: HAMRFit | None = None, **kwargs):
@@ -823,21 +828,26 @@ class HAMRNet(TransformerNet):
 
         tokens = []  # token classification: (token losses, their window) of the batch forward
 
-        def per_sample(logits, y):
-            if not forward:
-                forward.append(logits)  # the batch forward at θ: the step's y_pred
+        def pass_losses(logits, y):
+            """One forward's per-unit losses and, for a tagger, (token losses, their window)."""
             if per_label:  # one loss per (sample, label) term, each weighted by WNet
                 loss = criterion.per_label(logits.float(), y)
-                return loss if sw is None else loss * sw.unsqueeze(-1)
+                return (loss if sw is None else loss * sw.unsqueeze(-1)), None
             if pad is None:
                 loss = criterion(logits.float(), y)
-            else:  # token classification: the largest token loss of each window
-                mask = y != pad
-                token_losses, window = criterion(logits.float()[mask], y[mask]), token_sentence_index(y, pad)
-                if not tokens:
-                    tokens.append((token_losses, window))
-                loss = per_sentence_losses(token_losses, window, len(y), reduce="max")
-            return loss if sw is None else loss * sw
+                return (loss if sw is None else loss * sw), None
+            # token classification: the largest token loss of each window
+            mask = y != pad
+            token_losses, window = criterion(logits.float()[mask], y[mask]), token_sentence_index(y, pad)
+            loss = per_sentence_losses(token_losses, window, len(y), reduce="max")
+            return (loss if sw is None else loss * sw), (token_losses, window)
+
+        def per_sample(logits, y):
+            loss, token_pair = pass_losses(logits, y)
+            if not forward:  # the batch forward at θ: the step's y_pred
+                forward.append(logits)
+                tokens.append(token_pair)
+            return loss
 
         hamr.expect_features(Xi["index"])
         wnet_features, wnet_groups = hamr.wnet_features(target), hamr.weight_groups(target)
@@ -862,14 +872,22 @@ class HAMRNet(TransformerNet):
                 "finite step.")
         losses = result.losses
         weights = result.weights.to(losses.dtype) if hamr.config.meta_weighting else torch.ones_like(losses)
-        if tokens and hamr.config.token_loss == "mean":
-            # every labelled token learns, weighted by its window's weight (the max-token loss
-            # only ranks the windows for WNet and the hardness)
-            token_losses, window = tokens[0]
-            w = weights if sw is None else weights * sw
-            loss = (w[window].to(token_losses.dtype) * token_losses).sum() / max(token_losses.numel(), 1)
-        else:
-            loss = (weights * losses).mean()
+
+        def update_loss(losses, token_pair):
+            if token_pair is not None and hamr.config.token_loss == "mean":
+                # every labelled token learns, weighted by its window's weight (the max-token loss
+                # only ranks the windows for WNet and the hardness)
+                token_losses, window = token_pair
+                w = weights if sw is None else weights * sw
+                return (w[window].to(token_losses.dtype) * token_losses).sum() / max(token_losses.numel(), 1)
+            return (weights * losses.reshape(weights.shape)).mean()
+
+        loss = update_loss(losses, tokens[0])
+        if float(self.rdrop_alpha) > 0:  # R-Drop: a second dropout pass, with the first pass's weights
+            with self.autocast():
+                second = _logits(self.module_(**inputs))
+            second_losses, second_tokens = pass_losses(second, target)
+            loss = (loss + update_loss(second_losses, second_tokens)) / 2 + self.consistency(forward[0], second, target)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"The training loss became {loss.item()} in epoch {len(self.history)}. "
