@@ -63,6 +63,19 @@ def test_drw_rdrop_calibrated_is_drw_calibrated_with_rdrop():
     assert METHODS["ce_soft_drw_rdrop"].default == {"multiclass"}
 
 
+def test_soft_drw_rdrop_hamr_is_hamr_on_the_best_recipes_loss_and_rdrop():
+    from skimb.compare import Budget
+
+    context = {"task": "multiclass", "min_class_count": 5}
+    hamr, recipe = (METHODS[m].build(Budget(), 0, context).get_params()
+                    for m in ("soft_drw_rdrop_hamr", "ce_soft_drw_rdrop"))
+    assert (hamr["training"], hamr["training__rdrop_alpha"], hamr["validation_fraction"]) == ("hamr", 1.0, 0.1)
+    assert recipe["training__alpha"] == hamr["training__rdrop_alpha"]  # R-Drop as the recipe runs it
+    assert {k: hamr[k] for k in ("loss", "loss__beta", "loss__drw_epoch")} == \
+        {k: recipe[k] for k in ("loss", "loss__beta", "loss__drw_epoch")}
+    assert METHODS["soft_drw_rdrop_hamr"].tasks == {"multiclass"} and not METHODS["soft_drw_rdrop_hamr"].default
+
+
 def test_ce_soft_drw_re_weights_from_the_second_of_3_epochs_with_beta_0999():
     from skimb.compare import Budget
     from skimb.losses import ClassBalancedLoss

@@ -426,6 +426,10 @@ _register_hamr("hamr_none", "HAMR with every module off: plain fine-tuning on th
                meta_weighting=False, resampling=False, knn=False)
 _register_hamr("focal_hamr", "HAMR on a focal-loss base (gamma=2): HAMR on top of the NER baseline where sentences "
                "are few or most carry no entity", default=("token",), tasks=("token",), base=_FOCAL)
+# HAMR on the best recipe: ce_soft_drw_rdrop's loss, R-Drop on HAMR's update (round 37)
+_register_hamr("soft_drw_rdrop_hamr", "HAMR on ce_soft_drw_rdrop's loss and R-Drop (training__rdrop_alpha=1: both "
+               "dropout passes weighted by WNet): the paper method on top of the best recipe", tasks=("multiclass",),
+               base={"loss": "class_balanced", **_SOFT_DRW}, rdrop_alpha=1.0)
 _register_hamr("hamr_gbc", "HAMR with GBC's meta set: representatives of clusters of per-example head gradients, "
                "per class (training__meta_selection='gbc'), in place of the validation split's",
                tasks=("multiclass",), meta_selection="gbc")
