@@ -776,7 +776,8 @@ class HAMRNet(RDropNet):
         The fit's HAMR state (after :meth:`HAMRFit.attach`). ``None`` or a state that is not
         attached gives the parent's behaviour (used when the net is rebuilt for prediction).
     *args, **kwargs
-        As for :class:`~skimb.training.TransformerNet`.
+        As for :class:`~skimb.training.RDropNet` (``rdrop_alpha``, ``multilabel``) and
+        :class:`~skimb.training.TransformerNet`.
 
     Notes
     -----
