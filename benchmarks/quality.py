@@ -60,7 +60,12 @@ CONFIGS = {
                             training__alpha=0.3),
     "ce_drw1_b999_rdrop": dict(loss="class_balanced", loss__beta=0.999, loss__drw_epoch=1, training="rdrop"),
     "ce_rdrop": dict(loss="ce", training="rdrop"),  # R-Drop's own share, on plain cross-entropy
-    "hamr_ce_rdrop": dict(loss="ce", training="hamr", training__rdrop_alpha=1.0),  # HAMR on CE + R-Drop (round 37)
+    # HAMR with R-Drop on its update (round 37): on plain CE, on CE-DRW and on the soft CE-DRW
+    "hamr_ce_rdrop": dict(loss="ce", training="hamr", training__rdrop_alpha=1.0),
+    "hamr_ce_drw1_rdrop": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=1, training="hamr",
+                               training__rdrop_alpha=1.0),
+    "hamr_ce_drw1_b999_rdrop": dict(loss="class_balanced", loss__beta=0.999, loss__drw_epoch=1, training="hamr",
+                                    training__rdrop_alpha=1.0),
     "hamr_ce_drw": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=2, training="hamr"),
     # the paper's LDAM-DRW: margins, s = 30 on a cosine head (run with --no-calora: CALoRA has its own head)
     "ldam_drw": dict(loss="ldam", loss__drw_epoch=2, head="cosine"),
