@@ -206,10 +206,11 @@ def test_the_model_card_does_not_call_rdrop_a_reader_of_the_validation_split(tin
 
 
 @pytest.mark.usefixtures("backbone_must_not_load")
-def test_bad_alpha_fails_before_the_backbone_loads(tiny_bert, toy_data):
+@pytest.mark.parametrize("training, name", [("rdrop", "alpha"), ("hamr", "rdrop_alpha")])
+def test_bad_alpha_fails_before_the_backbone_loads(tiny_bert, toy_data, training, name):
     X, y = toy_data
-    with pytest.raises(ValueError, match="training__alpha"):
-        TransformerClassifier(tiny_bert, training="rdrop", training__alpha=-1, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match=f"training__{name}"):
+        TransformerClassifier(tiny_bert, training=training, **{f"training__{name}": -0.5}, **FAST).fit(X, y)
 
 
 @pytest.mark.usefixtures("empty_stage1_cache")
@@ -271,13 +272,6 @@ def test_hamr_rdrop_adds_a_second_pass_that_only_dropout_can_change(tiny_bert, t
     # without dropout the second pass repeats the first: the consistency term is 0 and the mean of
     # the two passes' weighted losses is HAMR's
     np.testing.assert_allclose(no_dropout, scores(still, dropout=0.0), rtol=0, atol=1e-6)
-
-
-@pytest.mark.usefixtures("backbone_must_not_load")
-def test_bad_hamr_rdrop_alpha_fails_before_the_backbone_loads(tiny_bert, toy_data):
-    X, y = toy_data
-    with pytest.raises(ValueError, match="training__rdrop_alpha"):
-        TransformerClassifier(tiny_bert, training="hamr", training__rdrop_alpha=-0.5, **FAST).fit(X, y)
 
 
 @pytest.mark.usefixtures("empty_stage1_cache")
