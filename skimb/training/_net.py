@@ -180,7 +180,10 @@ class TransformerNet(NeuralNet):
 
     def checked_loss(self, per_item, weights):
         """The training loss (the weighted mean), or a ``FloatingPointError`` where it is not finite."""
-        loss = weighted_mean_loss(per_item, weights)
+        return self.finite_loss(weighted_mean_loss(per_item, weights))
+
+    def finite_loss(self, loss):
+        """``loss``, or a ``FloatingPointError`` naming the remedies where it is not finite."""
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"The training loss became {loss.item()} in epoch {len(self.history)}. "

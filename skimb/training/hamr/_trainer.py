@@ -889,12 +889,7 @@ class HAMRNet(RDropNet):
                 second = _logits(self.module_(**inputs))
             second_losses, second_tokens = pass_losses(second, target)
             loss = (loss + update_loss(second_losses, second_tokens)) / 2 + self.consistency(forward[0], second, target)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"The training loss became {loss.item()} in epoch {len(self.history)}. "
-                "Lower the learning rate (lr), check the loss parameters, or look for extreme "
-                "sample weights. The model keeps the parameters of the last finite step.")
-        loss.backward()
+        self.finite_loss(loss).backward()
         hamr.record_step(Xi["index"], result)
         return {"loss": loss.detach(), "y_pred": forward[0].detach()}
 
