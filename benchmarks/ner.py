@@ -88,6 +88,8 @@ VARIANTS = {
     # R-Drop (round 36): two dropout passes per step and the symmetric KL between them, per labelled token
     "ce_rdrop": {"loss": "ce", "training": "rdrop"},
     "focal_rdrop": {**FOCAL, "training": "rdrop"},
+    "ce_ema": {"loss": "ce", "ema_decay": 0.998},  # weight averaging (round 38)
+    "ce_rdrop_ema": {"loss": "ce", "training": "rdrop", "ema_decay": 0.998},
     "hamr_rdrop": {"loss": "ce", "training": "hamr", "training__rdrop_alpha": 1.0},
     "hamr_focal_rdrop": {**FOCAL, "training": "hamr", "training__rdrop_alpha": 1.0},
 }

@@ -60,6 +60,10 @@ CONFIGS = {
                             training__alpha=0.3),
     "ce_drw1_b999_rdrop": dict(loss="class_balanced", loss__beta=0.999, loss__drw_epoch=1, training="rdrop"),
     "ce_rdrop": dict(loss="ce", training="rdrop"),  # R-Drop's own share, on plain cross-entropy
+    "ce_ema": dict(loss="ce", ema_decay=0.998),  # weight averaging (round 38)
+    "ce_rdrop_ema": dict(loss="ce", training="rdrop", ema_decay=0.998),
+    "ce_drw1_b999_rdrop_ema": dict(loss="class_balanced", loss__beta=0.999, loss__drw_epoch=1, training="rdrop",
+                                   ema_decay=0.998),
     # HAMR with R-Drop on its update (round 37): on plain CE, on CE-DRW and on the soft CE-DRW
     "hamr_ce_rdrop": dict(loss="ce", training="hamr", training__rdrop_alpha=1.0),
     "hamr_ce_drw1_rdrop": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=1, training="hamr",

@@ -112,7 +112,7 @@ class LossEpochSchedule(Callback):
 
 
 def make_callbacks(*, verbose, n_steps, warmup_ratio, max_grad_norm, early_stopping, patience,
-                   user_callbacks, lr_cycles=1):
+                   user_callbacks, lr_cycles=1, ema_decay=None):
     callbacks = [("throughput", Throughput()), ("loss_epoch", LossEpochSchedule())]
     if n_steps > 0:
         from torch.optim.lr_scheduler import LambdaLR
@@ -124,6 +124,10 @@ def make_callbacks(*, verbose, n_steps, warmup_ratio, max_grad_norm, early_stopp
         callbacks.append(("lr_schedule", LRScheduler(policy=LambdaLR, lr_lambda=schedule, step_every="batch")))
     if max_grad_norm:
         callbacks.append(("grad_clip", GradientNormClipping(gradient_clip_value=max_grad_norm)))
+    if ema_decay is not None:  # before model selection and early stopping, which then read the average
+        from .training import WeightAveraging
+
+        callbacks.append(("weight_averaging", WeightAveraging(ema_decay)))
     if early_stopping == "f1_macro":  # model selection on the metric imbalanced tasks care about
         from .training import ValidationMacroF1
 

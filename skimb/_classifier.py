@@ -81,6 +81,12 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         Share of steps with linear warm-up before linear decay.
     max_grad_norm : float, default=1.0
         Gradient clipping norm (0 disables).
+    ema_decay : float in (0, 1) or None, default=None
+        Exponential moving average of the weights (:class:`skimb.training.WeightAveraging`): the
+        fitted model is the average of every optimiser step's weights, step ``k`` of ``t`` weighted
+        ``ema_decay ** (t - k)`` (bias-corrected: the starting weights do not count); validation
+        and early stopping score the average. About the last ``1 / (1 - ema_decay)`` steps count
+        (0.998: 500 steps). None: the weights of the last step.
     dropout : float, default=0.1
         Dropout before the head.
     loss : str or torch.nn.Module, default="ce"

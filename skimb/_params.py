@@ -23,7 +23,7 @@ ROUTED_PREFIXES = ("loss",) + tuple(SLOTS)
 #: The parameters (and defaults) both transformer estimators take.
 SHARED_PARAMS = dict(
     backbone=None, finetune="full", max_length=128, batch_size=16, max_epochs=3, lr="auto", head_lr_multiplier="auto", weight_decay=0.01,
-    warmup_ratio=0.1, max_grad_norm=1.0, dropout=0.1, loss="ce", class_weight=None, head="linear",
+    warmup_ratio=0.1, max_grad_norm=1.0, ema_decay=None, dropout=0.1, loss="ce", class_weight=None, head="linear",
     training="standard", validation_fraction=None, early_stopping=False, patience=3, device="auto", amp=True,
     random_state=None, verbose=0, callbacks=None, quantize=None, n_threads=None,
 )
@@ -42,6 +42,7 @@ SHARED_CONSTRAINTS = {
     "weight_decay": [Interval(Real, 0, None)],
     "warmup_ratio": [Interval(Real, 0, 1, closed="left")],
     "max_grad_norm": [None, Interval(Real, 0, None)],
+    "ema_decay": [None, Interval(Real, 0, 1, closed="neither")],
     "dropout": [Interval(Real, 0, 1, closed="left")],
     "loss": [Satisfies(lambda v: isinstance(v, str) or hasattr(v, "forward") or hasattr(v, "from_counts"),
                        "a loss name (skimb.losses), an ImbalanceLoss class or a torch.nn.Module", bad=[3])],

@@ -46,7 +46,7 @@ class TransformerTokenClassifier(TransformerEstimator):
     Parameters
     ----------
     backbone, finetune, batch_size, max_epochs, lr, head_lr_multiplier, weight_decay, warmup_ratio, \
-max_grad_norm, dropout, loss, early_stopping, patience, device, amp, random_state, verbose, callbacks, \
+max_grad_norm, ema_decay, dropout, loss, early_stopping, patience, device, amp, random_state, verbose, callbacks, \
 quantize, n_threads
         As in :class:`~skimb.TransformerClassifier` (losses are computed per labelled token;
         ``batch_size`` counts windows, except with ``finetune="head"``, where it counts words).

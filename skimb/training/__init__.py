@@ -2,6 +2,7 @@
 the estimators compose (``training="standard"``, ``"hamr"`` from ``training.hamr``, ``"sequential"``, ``"sam"``, ``"rdrop"``;
 :func:`register_training` for more)."""
 
+from ._averaging import WeightAveraging, ema_step_weight
 from ._net import TransformerNet, WarmupLinearSchedule, weighted_mean_loss
 from ._selection import ValidationMacroF1
 from ._stage_cache import StageCache, fingerprint, stage1_cache
@@ -15,4 +16,4 @@ __all__ = ["StageCache", "TransformerNet", "WarmupLinearSchedule", "fingerprint"
            "TrainingStrategy", "StandardTraining", "HAMRTraining", "TRAININGS", "register_training",
            "ValidationMacroF1", "SequentialTargetingTraining", "SequentialNet", "SequentialFit", "sequential_subsets", "stage_keys",
            "SharpnessAwareTraining", "SharpnessAwareNet", "sharpness_perturbation", "minority_classes",
-           "RDropTraining", "RDropNet", "dropout_consistency"]
+           "RDropTraining", "RDropNet", "dropout_consistency", "WeightAveraging", "ema_step_weight"]
