@@ -283,3 +283,32 @@ def test_hamr_rdrop_alpha_is_part_of_the_stage1_key(tiny_bert, toy_data):
     assert not miss.stage1_cached_ and hit.stage1_cached_
     np.testing.assert_array_equal(hit.predict_proba(X), miss.predict_proba(X))
     assert not TransformerClassifier(tiny_bert, **{**params, "training__rdrop_alpha": 0.0}).fit(X, y).stage1_cached_
+
+
+def test_hamr_non_finite_update_loss_stops_before_the_step(tiny_bert, toy_data, monkeypatch):
+    # the update's loss (not the meta step's) turns NaN at the third step: HAMR raises the shared
+    # message and the model keeps the weights of the second step
+    from skorch.callbacks import Callback
+
+    X, y = toy_data
+    real, calls = RDropNet.consistency, []
+
+    def nan_at_the_third_step(self, *args, **kwargs):
+        calls.append(1)
+        out = real(self, *args, **kwargs)
+        return out * float("nan") if len(calls) == 3 else out
+
+    class LastStep(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training:
+                self.params = [p.detach().clone() for p in net.module_.parameters()]
+
+    last = LastStep()
+    monkeypatch.setattr(RDropNet, "consistency", nan_at_the_third_step)
+    est = TransformerClassifier(tiny_bert, training__rdrop_alpha=1.0, callbacks=[last], **HAMR_FAST)
+    with pytest.raises(FloatingPointError, match="training loss became nan.*Lower the learning rate"):
+        est.fit(X, y)
+    assert len(calls) == 3
+    for kept, after_second in zip(est.net_.module_.parameters(), last.params):
+        assert torch.equal(kept.detach(), after_second)
+    assert np.isfinite(est.predict_proba(X)).all()
