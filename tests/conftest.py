@@ -158,3 +158,19 @@ def same_model_tolerance(estimator, rtol=1e-5, atol=1e-6) -> dict:
     if getattr(estimator, "amp", False) and torch.device(estimator.net_.device).type == "cuda":
         return {"rtol": 0, "atol": 2e-2}
     return {"rtol": rtol, "atol": atol}
+
+
+def assert_in_stage1_key(backbone, X, y, params: dict, name: str, other):
+    """A CALoRA fit with ``params`` trains stage 1, a second one loads it (the same outputs), and one
+    with ``params[name]`` set to ``other`` trains again: ``name`` is part of the stage-1 key.
+    Run it with the ``empty_stage1_cache`` fixture."""
+    import numpy as np
+
+    from skimb import TransformerClassifier
+
+    params = dict(params, head="calora", head__k=2, head__epochs=1)
+    miss = TransformerClassifier(backbone, **params).fit(X, y)
+    hit = TransformerClassifier(backbone, **params).fit(X, y)
+    assert not miss.stage1_cached_ and hit.stage1_cached_
+    np.testing.assert_array_equal(hit.predict_proba(X), miss.predict_proba(X))
+    assert not TransformerClassifier(backbone, **{**params, name: other}).fit(X, y).stage1_cached_

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_ner
+from conftest import assert_in_stage1_key, make_ner
 
 from skimb import TransformerClassifier, TransformerTokenClassifier
 from skimb.training import RDropNet, RDropTraining, TransformerNet, dropout_consistency
@@ -276,13 +276,7 @@ def test_hamr_rdrop_adds_a_second_pass_that_only_dropout_can_change(tiny_bert, t
 
 @pytest.mark.usefixtures("empty_stage1_cache")
 def test_hamr_rdrop_alpha_is_part_of_the_stage1_key(tiny_bert, toy_data):
-    X, y = toy_data
-    params = dict(training__rdrop_alpha=1.0, head="calora", head__k=2, head__epochs=1, **HAMR_FAST)
-    miss = TransformerClassifier(tiny_bert, **params).fit(X, y)
-    hit = TransformerClassifier(tiny_bert, **params).fit(X, y)
-    assert not miss.stage1_cached_ and hit.stage1_cached_
-    np.testing.assert_array_equal(hit.predict_proba(X), miss.predict_proba(X))
-    assert not TransformerClassifier(tiny_bert, **{**params, "training__rdrop_alpha": 0.0}).fit(X, y).stage1_cached_
+    assert_in_stage1_key(tiny_bert, *toy_data, dict(training__rdrop_alpha=1.0, **HAMR_FAST), "training__rdrop_alpha", 0.0)
 
 
 def test_hamr_non_finite_update_loss_stops_before_the_step(tiny_bert, toy_data, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from conftest import make_ner
+from conftest import assert_in_stage1_key, make_ner
 
 from skimb import TransformerClassifier, TransformerTokenClassifier
 from skimb._base import make_callbacks
@@ -115,10 +115,4 @@ def test_bad_decay_fails_before_the_backbone_loads(tiny_bert, toy_data, bad):
 
 @pytest.mark.usefixtures("empty_stage1_cache")
 def test_ema_decay_is_part_of_the_stage1_key(tiny_bert, toy_data):
-    X, y = toy_data
-    params = dict(ema_decay=0.9, head="calora", head__k=2, head__epochs=1, **FAST)
-    miss = TransformerClassifier(tiny_bert, **params).fit(X, y)
-    hit = TransformerClassifier(tiny_bert, **params).fit(X, y)
-    assert not miss.stage1_cached_ and hit.stage1_cached_
-    np.testing.assert_array_equal(hit.predict_proba(X), miss.predict_proba(X))
-    assert not TransformerClassifier(tiny_bert, **{**params, "ema_decay": 0.8}).fit(X, y).stage1_cached_
+    assert_in_stage1_key(tiny_bert, *toy_data, dict(ema_decay=0.9, **FAST), "ema_decay", 0.8)
