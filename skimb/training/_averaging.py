@@ -22,7 +22,7 @@ def ema_step_weight(decay: float, step: int) -> float:
 
 
 class WeightAveraging(Callback):
-    """Keeps an EMA of the module's parameters, updated after every training step; validation
+    """Keeps an EMA of the module's trainable parameters, updated after every training step; validation
     (the validation loss, ``valid_f1_macro``, early stopping's snapshots) scores the average, and
     at the end of training, interrupted or not, the module holds it. Training itself continues from
     the raw weights, which are put back at the start of every epoch.
@@ -34,8 +34,9 @@ class WeightAveraging(Callback):
     --------
     >>> import torch
     >>> from types import SimpleNamespace
-    >>> net = SimpleNamespace(module_=torch.nn.Linear(1, 1, bias=False))
-    >>> torch.nn.init.zeros_(net.module_.weight)  # doctest: +ELLIPSIS
+    >>> layer = torch.nn.Linear(1, 1, bias=False)
+    >>> net = SimpleNamespace(module_=layer, get_all_learnable_params=layer.named_parameters)
+    >>> torch.nn.init.zeros_(layer.weight)  # doctest: +ELLIPSIS
     Parameter containing:...
     >>> ema = WeightAveraging(0.5).initialize()
     >>> ema.on_train_begin(net)
@@ -56,9 +57,9 @@ class WeightAveraging(Callback):
         return self
 
     def on_train_begin(self, net, **kwargs):
-        # Every parameter, frozen ones included: a stage may unfreeze some, and lerp leaves an
-        # unchanged one exactly as it is.
-        self.params_ = list(net.module_.parameters())
+        # The optimiser's parameters: frozen ones (a LoRA or head-only fit's backbone) never
+        # change, so averaging them would only cost a copy and a lerp per step.
+        self.params_ = [p for _, p in net.get_all_learnable_params()]
         self.average_ = [p.detach().clone() for p in self.params_]
         self.raw_, self.steps_ = None, 0
 
@@ -73,7 +74,7 @@ class WeightAveraging(Callback):
         weight = ema_step_weight(self.decay, self.steps_)
         with torch.no_grad():
             for average, param in zip(self.average_, self.params_):
-                average.lerp_(param.detach().to(average.dtype), weight)
+                average.lerp_(param, weight)
 
     def on_epoch_begin(self, net, **kwargs):
         self._swap_out()
