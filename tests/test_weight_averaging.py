@@ -116,3 +116,13 @@ def test_bad_decay_fails_before_the_backbone_loads(tiny_bert, toy_data, bad):
 @pytest.mark.usefixtures("empty_stage1_cache")
 def test_ema_decay_is_part_of_the_stage1_key(tiny_bert, toy_data):
     assert_in_stage1_key(tiny_bert, *toy_data, dict(ema_decay=0.9, **FAST), "ema_decay", 0.8)
+
+
+def test_a_refit_is_a_fresh_fit(tiny_bert, toy_data):
+    X, y = toy_data
+    # callbacks=[] keeps the stage-1 cache out: both fits train
+    params = dict(validation_fraction=0.25, ema_decay=0.9, callbacks=[], **FAST)
+    refit = TransformerClassifier(tiny_bert, **params).fit(X, y).fit(X, y)
+    fresh = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert not refit.stage1_cached_ and not fresh.stage1_cached_
+    np.testing.assert_array_equal(refit.predict_proba(X), fresh.predict_proba(X))
