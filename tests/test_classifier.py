@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -194,6 +195,18 @@ def test_validation_split_and_early_stopping(tiny_bert, toy_data):
     assert clf.n_iter_ < 30
     with pytest.raises(ValueError, match="validation_fraction"):
         TransformerClassifier(tiny_bert, early_stopping=True).fit(X, y)
+
+
+def test_an_early_stop_is_no_interrupt(tiny_bert, toy_data, empty_stage1_cache):
+    # skorch's EarlyStopping ends training by raising KeyboardInterrupt: not the user's Ctrl-C
+    X, y = toy_data
+    params = dict(finetune="head", max_epochs=30, validation_fraction=0.25, early_stopping=True, patience=1,
+                  lr=0.5, batch_size=8, random_state=0, head="calora", head__k=2, head__rank=2, head__epochs=2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*interrupted")
+        clf = TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert clf.n_iter_ < 30 and not clf.training_interrupted_
+    assert TransformerClassifier(tiny_bert, **params).fit(X, y).stage1_cached_  # a whole stage 1: cached
 
 
 def test_predict_before_fit(tiny_bert):

@@ -13,6 +13,7 @@ from functools import partial
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping
 from skorch.utils import to_tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
@@ -82,13 +83,19 @@ class TransformerNet(NeuralNet):
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop, recording in ``interrupted_`` whether a ``KeyboardInterrupt`` ended it
-        (skorch's ``partial_fit`` swallows it and keeps the model as it is)."""
+        (skorch's ``partial_fit`` swallows it and keeps the model as it is). An early stop is no
+        interruption, though skorch's ``EarlyStopping`` ends training by the same exception."""
         self.interrupted_ = False
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
-            self.interrupted_ = True
+            self.interrupted_ = not self.stopped_early()
             raise
+
+    def stopped_early(self) -> bool:
+        """Whether an ``EarlyStopping`` callback (the estimator's or a user's) ran out of patience."""
+        return any(isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience
+                   for _, cb in getattr(self, "callbacks_", ()))
 
     # -- data ---------------------------------------------------------------
     def pad_collate_fn(self):
