@@ -8,6 +8,8 @@ estimator's fit skeleton and the components call it (HAMR through the fit contex
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import torch
 from sklearn.utils.class_weight import compute_class_weight
@@ -58,7 +60,16 @@ class TaskAdapter:
         unknown = set(cw) - set(classes.tolist())
         if unknown:
             raise ValueError(f"class_weight has labels not in y: {sorted(map(str, unknown))}.")
-        return np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
+        bad = {c: v for c, v in cw.items()
+               if isinstance(v, bool) or not isinstance(v, Real) or not np.isfinite(v) or v < 0}
+        if bad:
+            raise ValueError(f"class_weight values must be finite numbers >= 0; got {bad!r}. "
+                             "Give each class a non-negative weight (a class left out weighs 1).")
+        w = np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
+        if not (w[np.unique(y_enc)] > 0).any():
+            raise ValueError("class_weight gives every class in the training split weight 0: nothing would train. "
+                             "Give at least one class a positive weight.")
+        return w
 
     def n_training_rows(self, ctx) -> int:
         """The rows stage 1 trains on, for the optimiser steps of ``lr="auto"``: the training

@@ -187,6 +187,21 @@ def test_class_weight_and_sample_weight(tiny_bert, toy_data):
         TransformerClassifier(tiny_bert, class_weight={"nope": 2.0}, **FAST).fit(X, y)
 
 
+@pytest.mark.parametrize("class_weight, match", [
+    ({"injury": -0.5}, "finite numbers >= 0.*'injury': -0.5"),
+    ({"injury": float("nan")}, "finite numbers >= 0"),
+    ({"injury": "2"}, "finite numbers >= 0"),
+    ("zero", "every class in the training split weight 0"),
+])
+def test_invalid_class_weight_values_are_rejected_before_the_backbone_loads(class_weight, match, toy_data,
+                                                                            backbone_must_not_load):
+    X, y = toy_data
+    if class_weight == "zero":
+        class_weight = {c: 0.0 for c in np.unique(y)}
+    with pytest.raises(ValueError, match=match):
+        TransformerClassifier(class_weight=class_weight, **FAST).fit(X, y)
+
+
 def test_validation_split_and_early_stopping(tiny_bert, toy_data):
     X, y = toy_data
     clf = TransformerClassifier(tiny_bert, finetune="head", max_epochs=30, validation_fraction=0.25,

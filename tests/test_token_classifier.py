@@ -213,6 +213,8 @@ def test_class_weight_dict_weights_tokens(tiny_bert, ner_data):
     assert per[1] / per[0] == pytest.approx(5.0)
     with pytest.raises(ValueError, match="not in y"):
         TransformerTokenClassifier(tiny_bert, class_weight={"B-ORG": 2.0}, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="finite numbers >= 0.*'O': -1"):
+        TransformerTokenClassifier(tiny_bert, class_weight={"O": -1}, **FAST).fit(X, y)
 
 
 def test_head_mode_computes_features_once_per_fit(tiny_bert, ner_data, monkeypatch):
