@@ -52,7 +52,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         for a backbone without one).
     max_length : int, default=128
         Texts are truncated to this many sub-tokens; batches are padded to their own
-        longest text only.
+        longest text only. At most what the backbone takes (its position embeddings: 512 for
+        MiniLM); more is an error at fit.
     batch_size : int, default=16
         Training batch size (32 until round 30: with 3 epochs on a few thousand texts, too few
         steps; see ``lr``).

@@ -13,7 +13,7 @@ from ._validation import check_texts
 from .utils._neighbors import unit_rows
 from .utils._param_validation import Boolean, Interval, Options, validate_params
 from .backbones import POOLING_OPTIONS, TextEncoder, encode_texts, feature_cache, load_backbone
-from .backbones._loading import local_backbone_path, portable_backbone_path
+from .backbones._loading import check_max_length, local_backbone_path, portable_backbone_path
 
 __all__ = ["TransformerEmbedder"]
 
@@ -38,6 +38,8 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     normalize : bool, default=True
         L2-normalise each embedding (cosine geometry, as sentence-transformers does).
     max_length : int, default=128
+        Texts are truncated to this many sub-tokens; at most what the backbone takes (an error at
+        ``fit`` otherwise).
     batch_size : int, default=64
     device : {"auto", "cpu", "cuda"}, default="auto"
     cache : bool, default=True
@@ -100,6 +102,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             check_texts(X)
         validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
         model, tokenizer, path = load_backbone(self.backbone, copy_model=False)
+        check_max_length(self.max_length, model, tokenizer, type(self).__name__)
         self.encoder_ = TextEncoder(model, pooling=self.pooling)
         self.tokenizer_ = tokenizer
         self.backbone_path_ = path

@@ -27,6 +27,7 @@ from ._params import SHARED_CONSTRAINTS, SLOTS, ComponentParamsMixin, check_need
 from ._persistence import model_card
 from ._task import loss_task
 from .backbones import backbone_identity, load_backbone
+from .backbones._loading import check_max_length
 from .backbones._onnx import onnx_int8_module
 from .backbones._quantize import int8_module
 from .heads.calora.layer import class_adapters_disabled, class_adapters_off
@@ -188,6 +189,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ctx.training_state = ctx.training.plan(ctx)
         ctx.adapter.sample_weights(ctx)
         ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
+        check_max_length(self.max_length, ctx.backbone_model, self.tokenizer_, type(self).__name__)
         self.backbone_path_ = ctx.backbone_path
         n_steps = None  # counting a tagger's windows tokenizes: only where the rule reads it
         if self.lr == "auto" and ctx.finetune.short_fit_steps:

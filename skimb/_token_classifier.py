@@ -51,7 +51,8 @@ quantize, n_threads
         As in :class:`~skimb.TransformerClassifier` (losses are computed per labelled token;
         ``batch_size`` counts windows, except with ``finetune="head"``, where it counts words).
     max_length : int, default=128
-        Window length in sub-tokens (special tokens included).
+        Window length in sub-tokens (special tokens included); at most what the backbone takes
+        (an error at fit otherwise).
     class_weight : None, "balanced" or dict, default=None
         Per-**tag** weights (keys are tags such as ``"B-PER"``, in the IOB2 scheme),
         multiplying each token's loss; "balanced" is scikit-learn's ``n / (C n_c)`` over

@@ -224,6 +224,20 @@ def test_an_early_stop_is_no_interrupt(tiny_bert, toy_data, empty_stage1_cache):
     assert TransformerClassifier(tiny_bert, **params).fit(X, y).stage1_cached_  # a whole stage 1: cached
 
 
+def test_max_length_beyond_the_backbone_positions_is_an_error_at_fit(tiny_bert, toy_data):
+    # the tiny BERT has 128 positions: a longer max_length would crash inside the model on a long text
+    from skimb import TransformerEmbedder, TransformerTokenClassifier
+
+    X, y = toy_data
+    with pytest.raises(ValueError, match=r"TransformerClassifier: max_length=129 .* set max_length <= 128"):
+        TransformerClassifier(tiny_bert, max_length=129, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match=r"TransformerTokenClassifier: max_length=200 .*<= 128"):
+        TransformerTokenClassifier(tiny_bert, max_length=200, **FAST).fit([["a", "flood"]] * 4, [["O", "B-X"]] * 4)
+    with pytest.raises(ValueError, match=r"TransformerEmbedder: max_length=512 .*<= 128"):
+        TransformerEmbedder(tiny_bert, max_length=512).fit()
+    long_text = " ".join(["flood"] * 300)  # the longest that fits is fine, and truncates
+    assert TransformerClassifier(tiny_bert, max_length=128, **FAST).fit(X, y).predict([long_text]).shape == (1,)
+
 def test_predict_before_fit(tiny_bert):
     with pytest.raises(NotFittedError):
         TransformerClassifier(tiny_bert).predict(["a text"])

