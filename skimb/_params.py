@@ -119,12 +119,13 @@ class ComponentParamsMixin:
     def set_params(self, **params):
         names = set(self._get_param_names())
         rest = {}
+        stored = set(self._routed_params())
         for key, value in params.items():
             slot = key.split("__", 1)[0]
-            if key in names or (slot in SLOTS and hasattr(getattr(self, slot), "set_params")):
+            if key in names or (slot in SLOTS and hasattr(getattr(self, slot), "set_params") and key not in stored):
                 rest[key] = value  # a constructor parameter, or a component instance's own
-            else:  # routed to a named component or the loss, or a typo: stored, checked in fit
-                setattr(self, key, value)
+            else:  # routed to a named component or the loss, or a typo: stored, checked in fit; a value
+                setattr(self, key, value)  # stored beside an instance overrides it at fit, so it is updated
         if rest:
             super().set_params(**rest)
         return self

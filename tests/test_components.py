@@ -29,6 +29,16 @@ def test_instance_and_name_expose_the_same_nested_parameters(tiny_bert):
     assert by_name.get_params()["head__rank"] == 2
 
 
+def test_a_routed_value_beside_an_instance_is_what_set_params_changes(tiny_bert):
+    # head__k given beside head=CALoRAHead(...) overrides the instance at fit: set_params (a grid
+    # search's) must change that value, not the instance's k that it overrides
+    est = TransformerClassifier(tiny_bert, head=CALoRAHead(rank=4), head__k=3)
+    for candidate in (est, clone(est)):
+        candidate.set_params(head__k=1, head__rank=2)
+        assert candidate.get_params()["head__k"] == 1 and candidate.head.rank == 2
+        head = candidate._check_params()["head"]
+        assert (head.k, head.rank) == (1, 2)
+
 def test_ignored_routed_parameters_warn(tiny_bert):
     with pytest.warns(UserWarning, match="training__knn_k is ignored"):
         TransformerClassifier(tiny_bert, training="hamr", training__knn=False, training__knn_k=3)._check_params()
