@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV
 
 from skimb import TransformerClassifier
 from skimb.heads import HEADS, CALoRAHead, Head
-from skimb.training import stage1_cache
+from skimb.training import TRAININGS, stage1_cache
 
 FAST = dict(max_epochs=1, batch_size=8, random_state=0)
 
@@ -170,3 +170,17 @@ def test_crt_balances_once_with_a_class_weighted_loss():
         heads[name] = module.head.state_dict()
     for key, value in heads["plain"].items():
         torch.testing.assert_close(heads["weighted"][key], value)
+
+
+@pytest.mark.parametrize("slot, name", [("head", n) for n in HEADS.names()] + [("training", n) for n in TRAININGS.names()])
+def test_fit_leaves_the_callers_global_rng_alone(slot, name, tiny_bert, toy_data):
+    # every registered head and training strategy: their initial draws (later overwritten) included
+    X, y = toy_data
+    torch.manual_seed(123)
+    np.random.seed(5)
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()[1].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        TransformerClassifier(tiny_bert, finetune="head", validation_fraction=0.3, **{slot: name}, **FAST).fit(X, y)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], np_state)

@@ -58,8 +58,9 @@ class CRTHead(Head):
                    verbose=0, classes=None, stage1_balance="none"):
         old = module.head
         gen = torch.Generator().manual_seed(int(seed))
-        head = torch.nn.Linear(old.in_features, old.out_features)
-        with torch.no_grad():  # a fresh head, drawn from the fit's seed
+        # not initialised from the global RNG (the caller's): a fresh head drawn from the fit's seed
+        head = torch.nn.utils.skip_init(torch.nn.Linear, old.in_features, old.out_features)
+        with torch.no_grad():
             bound = old.in_features ** -0.5
             head.weight.uniform_(-bound, bound, generator=gen)
             head.bias.zero_()
@@ -127,7 +128,7 @@ class TauNormHead(Head):
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
                    verbose=0, classes=None, stage1_balance="none"):
         old = module.head
-        head = torch.nn.Linear(old.in_features, old.out_features).to(old.weight.device)
+        head = torch.nn.utils.skip_init(torch.nn.Linear, old.in_features, old.out_features, device=old.weight.device)
         with torch.no_grad():
             norms = old.weight.norm(dim=1, keepdim=True).clamp(min=1e-12)
             head.weight.copy_(old.weight / norms ** float(self.tau))

@@ -721,7 +721,8 @@ def hamr_attributes(fitted: dict) -> dict:
     for name, value in fitted.items():
         if name == "wnet_":
             if value is not None:  # on the CPU, so that a pickled model loads anywhere
-                wnet = WeightNet(n_features=value["linear1.weight"].shape[1] - 1)
+                with torch.random.fork_rng(devices=[]):  # its initial draws, overwritten, leave the caller's RNG
+                    wnet = WeightNet(n_features=value["linear1.weight"].shape[1] - 1)
                 wnet.load_state_dict(value)
                 value = wnet.eval()
         else:
