@@ -24,7 +24,7 @@ from skorch.history import History
 from ._base import make_callbacks, resolve_device, seed_from, seeded, with_threads
 from ._context import FitContext
 from ._params import SHARED_CONSTRAINTS, SLOTS, ComponentParamsMixin, check_needs_validation
-from ._persistence import model_card
+from ._persistence import SAVED_CONFIG_NAME, model_card
 from ._task import loss_task
 from .backbones import backbone_identity, load_backbone
 from .backbones._loading import check_max_length
@@ -39,7 +39,6 @@ from .utils._warnings import warn_caller
 
 __all__ = ["TransformerEstimator"]
 
-_CONFIG_NAME = "skimb_config.json"
 _WEIGHTS_NAME = "model.safetensors"
 #: Fitted attributes that ``save_pretrained`` leaves out: kept in the config in their own fields, or
 #: naming the machine that fitted (the loading machine sets its own).
@@ -475,7 +474,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         config = {"skimb_estimator": type(self).__name__, "params": params, "omitted_params": omitted,
                   "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype), "task": self.task_,
                   "n_iter": int(self.n_iter_), "fitted": fitted}
-        (directory / _CONFIG_NAME).write_text(json.dumps(config, indent=2))
+        (directory / SAVED_CONFIG_NAME).write_text(json.dumps(config, indent=2))
         module = self.net_.module_
         base = module.encoder.backbone
         base = getattr(base, "get_base_model", lambda: base)()
@@ -494,7 +493,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         from ._persistence import params_from_json, read_saved_config, warn_omitted
 
         directory = Path(directory)
-        config = read_saved_config(directory, cls.__name__, config_name=_CONFIG_NAME, weights_name=_WEIGHTS_NAME)
+        config = read_saved_config(directory, cls.__name__, config_name=SAVED_CONFIG_NAME, weights_name=_WEIGHTS_NAME)
         if config.get("skimb_estimator") != cls.__name__:
             raise ValueError(f"{directory} holds a {config.get('skimb_estimator')}, not a {cls.__name__}.")
         warn_omitted(config["omitted_params"])

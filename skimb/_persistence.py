@@ -12,6 +12,8 @@ __all__ = ["read_saved_config", "params_to_json", "params_from_json", "warn_omit
 
 #: Sub-folder of a saved model holding the backbone's config and tokenizer.
 BACKBONE_DIR = "backbone"
+#: The settings file of a saved model: it marks a folder as skimb's.
+SAVED_CONFIG_NAME = "skimb_config.json"
 _BACKBONE_FILES = ("config.json", "tokenizer_config.json")
 _CONFIG_KEYS = ("skimb_estimator", "params", "omitted_params", "classes", "classes_dtype", "task",
                 "n_iter", "fitted")

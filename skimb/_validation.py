@@ -7,6 +7,7 @@ Each check returns new containers (never the caller's object) and raises a
 from __future__ import annotations
 
 import numbers
+from collections import abc
 
 import numpy as np
 
@@ -53,6 +54,9 @@ def _as_sequence(X, what: str, *, unwrap_rows: bool = True):
         if X.ndim != 1:
             raise ValueError(f"{what} must be 1-D or a one-column 2-D array, got {X.ndim}-D.")
         return list(X)
+    if isinstance(X, (abc.Set, abc.Mapping)):
+        raise TypeError(f"{what} must be an ordered sequence, got a {type(X).__name__} (a set's order is "
+                        "arbitrary, so texts would meet the wrong labels); pass a list.")
     try:
         items = list(X)
     except TypeError:

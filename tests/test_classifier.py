@@ -249,6 +249,7 @@ def test_predict_before_fit(tiny_bert):
     (["ok", float("nan")], TypeError, r"X\[1\] is NaN"),
     (["ok", 12], TypeError, r"X\[1\] is a int"),
     ("a single string", TypeError, "single str"),
+    ({"ok", "fine"}, TypeError, "ordered sequence, got a set"),  # its order would pair texts with labels at random
 ])
 def test_bad_texts(tiny_bert, bad_X, error, match):
     y = ["a", "b"][: max(1, len(bad_X))] if not isinstance(bad_X, str) else ["a", "b"]

@@ -8,6 +8,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from .._persistence import SAVED_CONFIG_NAME
+
 __all__ = ["DEFAULT_BACKBONE", "resolve_backbone", "load_backbone", "backbone_config", "backbone_identity",
            "check_max_length", "portable_backbone_path", "local_backbone_path"]
 
@@ -105,11 +107,17 @@ def _from_pretrained(cls, name, **kwargs):
 
 
 def _offline_error(name, exc) -> ValueError:
+    if (Path(name) / SAVED_CONFIG_NAME).is_file():
+        return ValueError(
+            f"{name!r} is a model saved by skimb (save_pretrained), not a backbone: load it with the "
+            "estimator class that saved it, e.g. TransformerClassifier.load_pretrained(folder), to predict "
+            "or to refit it (its backbone's weights are in its model.safetensors, with its head's)."
+        )
     return ValueError(
         f"Could not load the backbone {name!r} from local files ({type(exc).__name__}: {exc}). "
-        "skimb loads models offline: pass backbone='/path/to/dir' pointing at a directory written by "
-        "save_pretrained (config.json, weights and tokenizer files), or leave backbone=None for the "
-        "bundled all-MiniLM-L6-v2."
+        "skimb loads models offline: pass backbone='/path/to/dir' pointing at a directory written by a "
+        "Hugging Face model's save_pretrained (config.json, weights and tokenizer files), or leave "
+        "backbone=None for the bundled all-MiniLM-L6-v2."
     )
 
 
