@@ -23,7 +23,7 @@ from skorch.history import History
 
 from ._base import make_callbacks, resolve_device, seed_from, seeded, with_threads
 from ._context import FitContext
-from ._params import SHARED_CONSTRAINTS, SLOTS, ComponentParamsMixin, check_needs_validation
+from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, SLOTS, ComponentParamsMixin, check_needs_validation
 from ._persistence import SAVED_CONFIG_NAME, model_card
 from ._task import loss_task
 from .backbones import backbone_identity, load_backbone
@@ -121,6 +121,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         adapter.finetune = components["finetune"]
         if self.early_stopping:
             check_needs_validation(self, "early_stopping=True")
+        elif self.patience != SHARED_PARAMS["patience"]:
+            warn_caller(f"{type(self).__name__}: patience={self.patience} is ignored without early stopping; set "
+                        "early_stopping=True (or 'f1_macro') with validation_fraction, or leave patience out.")
         adapter.check_params()
         classes, y_enc, task = adapter.encode_targets(y, data)
         components["head"].check(len(classes), classes=classes, task=task)  # e.g. CALoRA's k <= n_classes

@@ -15,6 +15,7 @@ from ._validation import (check_consistent_length, check_labels, check_sample_we
 from .backbones import EncodedTextDataset, SequenceClassifier, encode_texts, feature_cache, tokenize
 from .heads._components import prior_log_odds
 from .utils._split import multilabel_train_test_split
+from .utils._warnings import warn_caller
 
 __all__ = ["TextTask", "FeatureDataset"]
 
@@ -66,6 +67,11 @@ class TextTask(TaskAdapter):
             return np.arange(Y.shape[1]), Y.astype(np.float32), "multilabel"
         labels = check_labels(y)
         check_consistent_length(range(n), labels, names=("X", "y"))
+        threshold = getattr(self.est, "threshold", None)
+        if threshold not in FITTED_THRESHOLDS and threshold is not None and float(threshold) != 0.5:
+            warn_caller(f"{type(self.est).__name__}: threshold={threshold!r} is ignored for single-label targets "
+                        "(predict takes the most probable class); to move the decisions use threshold='tuned' or "
+                        "'calibrated' with validation_fraction.")
         classes, encoded = np.unique(labels, return_inverse=True)
         return classes, encoded.astype(np.int64), "multiclass"
 

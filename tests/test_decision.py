@@ -72,6 +72,15 @@ def test_a_fitted_rule_needs_a_validation_split_before_training(tiny_bert, toy_d
     assert not hasattr(clf, "net_")
 
 
+@pytest.mark.parametrize("params, match", [
+    (dict(threshold=0.3), "threshold=0.3 is ignored for single-label targets"),
+    (dict(patience=5), "patience=5 is ignored without early stopping"),
+])
+def test_parameters_the_configuration_ignores_warn_before_training(params, match, toy_data, backbone_must_not_load):
+    X, y = toy_data
+    with pytest.warns(UserWarning, match=match), pytest.raises(AssertionError, match="backbone was loaded"):
+        TransformerClassifier(**params, max_epochs=1, random_state=0).fit(X, y)
+
 def test_a_class_absent_from_validation_keeps_its_tau_offset():
     y, logits = _shifted_problem(0)
     keep = y != 2  # the rarest class is missing from this validation split
