@@ -107,8 +107,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         offsets fitted on the validation split to maximise macro-F1 (post-hoc logit
         adjustment, Menon et al. 2021: the one-parameter ``-tau * log prior`` rule, then a
         coordinate search per class, averaged over 30 bootstrap resamples of the split;
-        :func:`skimb.metrics.tune_logit_offsets`); a number is ignored (with a warning where not 0.5). "calibrated" (multi-class
-        only): offsets from a temperature and class biases fitted by likelihood on the validation
+        :func:`skimb.metrics.tune_logit_offsets`); a number is ignored (with a warning where not 0.5).
+        "calibrated" (multi-class only): offsets from a temperature and class biases fitted by likelihood on the validation
         split, then a quarter of the balanced rule's shift (:func:`skimb.metrics.calibrated_logit_offsets`;
         ahead of "tuned" on 10 of 12 class-balanced models in round 28 of ``docs/benchmarks.md``;
         another share: :class:`~skimb.model_selection.TunedOffsetsClassifier` with
