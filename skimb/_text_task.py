@@ -107,7 +107,12 @@ class TextTask(TaskAdapter):
         if stratify is None:
             warnings.warn("some class has a single example: the validation split is not stratified.",
                           UserWarning, stacklevel=4)
-        tr, va = train_test_split(idx, test_size=vf, random_state=seed, stratify=stratify)
+        try:
+            tr, va = train_test_split(idx, test_size=vf, random_state=seed, stratify=stratify)
+        except ValueError as exc:  # scikit-learn's message names test_size, not the parameter the user set
+            raise ValueError(f"validation_fraction={vf} cannot split {len(idx)} examples of {np.count_nonzero(counts)} "
+                             f"classes ({exc}); take a fraction that leaves every class on both sides, or "
+                             "validation_fraction=None.") from None
         return np.sort(tr), np.sort(va)
 
     def sample_weights(self, ctx):

@@ -210,6 +210,9 @@ def test_validation_split_and_early_stopping(tiny_bert, toy_data):
     assert clf.n_iter_ < 30
     with pytest.raises(ValueError, match="validation_fraction"):
         TransformerClassifier(tiny_bert, early_stopping=True).fit(X, y)
+    for fraction in (0.01, 0.99):  # too few held out for every class, or nothing left to train on
+        with pytest.raises(ValueError, match=f"validation_fraction={fraction} cannot split 48 examples of 3 classes"):
+            TransformerClassifier(tiny_bert, validation_fraction=fraction).fit(X, y)
 
 
 def test_an_early_stop_is_no_interrupt(tiny_bert, toy_data, empty_stage1_cache):
