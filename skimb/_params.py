@@ -29,6 +29,16 @@ SHARED_PARAMS = dict(
 )
 
 
+def _is_torch_device(value) -> bool:
+    import torch
+
+    try:
+        torch.device(value)
+    except (RuntimeError, TypeError):
+        return False
+    return True
+
+
 def _positive_int():
     return [Interval(Integral, 1, None)]
 
@@ -49,8 +59,8 @@ SHARED_CONSTRAINTS = {
     "class_weight": [None, Options("balanced"), Satisfies(lambda v: isinstance(v, dict), "a dict")],
     "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
     "early_stopping": [Boolean(), Options("f1_macro")], "patience": _positive_int(),
-    "device": [Satisfies(lambda v: isinstance(v, str) or type(v).__name__ == "device",
-                         "'auto', 'cpu', 'cuda' or 'cuda:N'", bad=[3])],
+    "device": [Satisfies(lambda v: v == "auto" or _is_torch_device(v), "'auto', 'cpu', 'cuda' or 'cuda:N'",
+                         bad=[3, "tpu"])],
     "amp": [Boolean()], "random_state": [RandomState()],
     "verbose": [Interval(Integral, 0, None), Boolean()],
     "callbacks": [None, Satisfies(lambda v: isinstance(v, (list, tuple)), "a list of skorch callbacks", bad=[3])],
