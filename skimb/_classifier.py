@@ -108,8 +108,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         adjustment, Menon et al. 2021: the one-parameter ``-tau * log prior`` rule, then a
         coordinate search per class, averaged over 30 bootstrap resamples of the split;
         :func:`skimb.metrics.tune_logit_offsets`); a number is ignored (with a warning where not 0.5).
-        "calibrated" (multi-class only): offsets from a temperature and class biases fitted by likelihood on the validation
-        split, then a quarter of the balanced rule's shift (:func:`skimb.metrics.calibrated_logit_offsets`;
+        "calibrated" (multi-class only): offsets from a temperature and class biases fitted by
+        likelihood on the validation split, then a quarter of the balanced rule's shift (:func:`skimb.metrics.calibrated_logit_offsets`;
         ahead of "tuned" on 10 of 12 class-balanced models in round 28 of ``docs/benchmarks.md``;
         another share: :class:`~skimb.model_selection.TunedOffsetsClassifier` with
         ``validation="estimator", search="calibrated", tau=...``).
@@ -179,6 +179,7 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         Whether a ``KeyboardInterrupt`` ended stage 1 early (the model is kept as it was, its
         stage 1 not cached; a :class:`~skimb.ensemble.VotingTagger` fits no further member) or a
         trained stage 2 early (its adapters or head kept as they were; the complete stage 1 cached).
+        An early stop (``early_stopping``) is no interruption, though skorch signals it the same way.
     class_weight_ : ndarray of shape (n_classes,)
     thresholds_ : ndarray of shape (n_labels,)
         Multi-label decision thresholds.

@@ -102,7 +102,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             check_texts(X)
         validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
         model, tokenizer, path = load_backbone(self.backbone, copy_model=False)
-        check_max_length(self.max_length, model, tokenizer, type(self).__name__)
+        check_max_length(self.max_length, model, type(self).__name__)
         self.encoder_ = TextEncoder(model, pooling=self.pooling)
         self.tokenizer_ = tokenizer
         self.backbone_path_ = path

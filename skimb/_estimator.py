@@ -191,7 +191,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ctx.training_state = ctx.training.plan(ctx)
         ctx.adapter.sample_weights(ctx)
         ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
-        check_max_length(self.max_length, ctx.backbone_model, self.tokenizer_, type(self).__name__)
+        check_max_length(self.max_length, ctx.backbone_model, type(self).__name__)
         self.backbone_path_ = ctx.backbone_path
         n_steps = None  # counting a tagger's windows tokenizes: only where the rule reads it
         if self.lr == "auto" and ctx.finetune.short_fit_steps:

@@ -29,9 +29,15 @@ SHARED_PARAMS = dict(
 )
 
 
-def _is_torch_device(value) -> bool:
+def _is_device(value) -> bool:
+    """``"auto"``, a ``torch.device`` or a string naming one (an int is refused: it means a CUDA device
+    on some machines only)."""
     import torch
 
+    if value == "auto" or isinstance(value, torch.device):
+        return True
+    if not isinstance(value, str):
+        return False
     try:
         torch.device(value)
     except (RuntimeError, TypeError):
@@ -59,8 +65,7 @@ SHARED_CONSTRAINTS = {
     "class_weight": [None, Options("balanced"), Satisfies(lambda v: isinstance(v, dict), "a dict")],
     "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
     "early_stopping": [Boolean(), Options("f1_macro")], "patience": _positive_int(),
-    "device": [Satisfies(lambda v: v == "auto" or _is_torch_device(v), "'auto', 'cpu', 'cuda' or 'cuda:N'",
-                         bad=[3, "tpu"])],
+    "device": [Satisfies(_is_device, "'auto', 'cpu', 'cuda' or 'cuda:N'", bad=[3, "tpu"])],
     "amp": [Boolean()], "random_state": [RandomState()],
     "verbose": [Interval(Integral, 0, None), Boolean()],
     "callbacks": [None, Satisfies(lambda v: isinstance(v, (list, tuple)), "a list of skorch callbacks", bad=[3])],
@@ -132,7 +137,8 @@ class ComponentParamsMixin:
         stored = set(self._routed_params())
         for key, value in params.items():
             slot = key.split("__", 1)[0]
-            if key in names or (slot in SLOTS and hasattr(getattr(self, slot), "set_params") and key not in stored):
+            target = params.get(slot, getattr(self, slot, None))  # the slot's value after this call
+            if key in names or (slot in SLOTS and hasattr(target, "set_params") and key not in stored):
                 rest[key] = value  # a constructor parameter, or a component instance's own
             else:  # routed to a named component or the loss, or a typo: stored, checked in fit; a value
                 setattr(self, key, value)  # stored beside an instance overrides it at fit, so it is updated

@@ -8,6 +8,7 @@ estimator's fit skeleton and the components call it (HAMR through the fit contex
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from numbers import Real
 
 import numpy as np
@@ -30,6 +31,17 @@ def loss_task(task) -> str:
     """The loss family of an estimator's task: ``"multilabel"``, or ``"multiclass"`` for single-label
     texts and tags alike (a tagger's loss is a softmax over each token's tags)."""
     return "multilabel" if task == "multilabel" else "multiclass"
+
+
+@contextmanager
+def validation_split_errors(fraction, data: str):
+    """Re-raise a split's ``ValueError`` naming ``validation_fraction`` (scikit-learn's names
+    ``test_size``, which the user never set)."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ValueError(f"validation_fraction={fraction} cannot split {data} ({exc}); take a fraction that "
+                         "leaves every class on both sides, or validation_fraction=None.") from None
 
 
 class TaskAdapter:

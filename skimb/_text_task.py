@@ -9,7 +9,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from ._params import FITTED_THRESHOLDS
-from ._task import TaskAdapter
+from ._task import TaskAdapter, validation_split_errors
 from ._validation import (check_consistent_length, check_labels, check_sample_weight, check_texts,
                           is_multilabel_target)
 from .backbones import EncodedTextDataset, SequenceClassifier, encode_texts, feature_cache, tokenize
@@ -101,18 +101,15 @@ class TextTask(TaskAdapter):
         if vf is None:
             return idx, None
         if task == "multilabel":
-            return multilabel_train_test_split(y_enc, test_size=vf, random_state=seed)
+            with validation_split_errors(vf, f"{len(idx)} examples"):
+                return multilabel_train_test_split(y_enc, test_size=vf, random_state=seed)
         counts = np.bincount(y_enc)
         stratify = y_enc if counts[counts > 0].min() >= 2 else None
         if stratify is None:
             warnings.warn("some class has a single example: the validation split is not stratified.",
                           UserWarning, stacklevel=4)
-        try:
+        with validation_split_errors(vf, f"{len(idx)} examples of {np.count_nonzero(counts)} classes"):
             tr, va = train_test_split(idx, test_size=vf, random_state=seed, stratify=stratify)
-        except ValueError as exc:  # scikit-learn's message names test_size, not the parameter the user set
-            raise ValueError(f"validation_fraction={vf} cannot split {len(idx)} examples of {np.count_nonzero(counts)} "
-                             f"classes ({exc}); take a fraction that leaves every class on both sides, or "
-                             "validation_fraction=None.") from None
         return np.sort(tr), np.sort(va)
 
     def sample_weights(self, ctx):

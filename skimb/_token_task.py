@@ -18,7 +18,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from ._task import TaskAdapter, _counts
+from ._task import TaskAdapter, _counts, validation_split_errors
 from ._text_task import OFFSET_BOOTSTRAPS, FeatureDataset
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
@@ -129,7 +129,8 @@ class TokenTask(TaskAdapter):
         try:
             tr, va = train_test_split(idx, test_size=vf, random_state=seed, stratify=rarest_tag_keys(y_enc))
         except ValueError:  # a stratum too small for the split
-            tr, va = train_test_split(idx, test_size=vf, random_state=seed)
+            with validation_split_errors(vf, f"{len(idx)} sentences"):
+                tr, va = train_test_split(idx, test_size=vf, random_state=seed)
         return np.sort(tr), np.sort(va)
 
     def sample_weights(self, ctx):

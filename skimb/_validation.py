@@ -31,6 +31,17 @@ def _is_missing(value) -> bool:
         return False
 
 
+def check_ordered(values, what: str) -> None:
+    """Refuse a set (its order is arbitrary: items would meet the wrong partners in X and y) or a
+    mapping (its keys would be taken for the items)."""
+    if isinstance(values, abc.Mapping):
+        raise TypeError(f"{what} must be a sequence, got a {type(values).__name__}, whose keys would be taken for "
+                        "its items; pass a list (list(d.values()) for a dict's values).")
+    if isinstance(values, abc.Set) and not isinstance(values, abc.MappingView):  # a dict's keys keep their order
+        raise TypeError(f"{what} must be an ordered sequence, got a {type(values).__name__}, whose order is "
+                        "arbitrary: X and y would be paired at random; pass a list.")
+
+
 def _as_sequence(X, what: str, *, unwrap_rows: bool = True):
     """Turn lists, tuples, 1-D arrays, pandas Series and one-column 2-D inputs into a list."""
     if isinstance(X, (str, bytes)):
@@ -54,9 +65,7 @@ def _as_sequence(X, what: str, *, unwrap_rows: bool = True):
         if X.ndim != 1:
             raise ValueError(f"{what} must be 1-D or a one-column 2-D array, got {X.ndim}-D.")
         return list(X)
-    if isinstance(X, (abc.Set, abc.Mapping)):
-        raise TypeError(f"{what} must be an ordered sequence, got a {type(X).__name__} (a set's order is "
-                        "arbitrary, so texts would meet the wrong labels); pass a list.")
+    check_ordered(X, what)
     try:
         items = list(X)
     except TypeError:
@@ -148,6 +157,7 @@ def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
     """
     if isinstance(y, (str, bytes)):
         raise TypeError(f"{what} must be a sequence of labels, got a single string.")
+    check_ordered(y, what)
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
     items = list(y) if not isinstance(y, np.ndarray) else y

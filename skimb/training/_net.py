@@ -94,8 +94,8 @@ class TransformerNet(NeuralNet):
 
     def stopped_early(self) -> bool:
         """Whether an ``EarlyStopping`` callback (the estimator's or a user's) ran out of patience."""
-        return any(isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience
-                   for _, cb in getattr(self, "callbacks_", ()))
+        return any(isinstance(cb, EarlyStopping) and cb.patience > 0 and getattr(cb, "misses_", 0) == cb.patience
+                   for _, cb in getattr(self, "callbacks_", ()))  # skorch stops at misses_ == patience
 
     # -- data ---------------------------------------------------------------
     def pad_collate_fn(self):
