@@ -213,6 +213,9 @@ def test_validation_split_and_early_stopping(tiny_bert, toy_data):
     for fraction in (0.01, 0.99):  # too few held out for every class, or nothing left to train on
         with pytest.raises(ValueError, match=f"validation_fraction={fraction} cannot split 48 examples of 3 classes"):
             TransformerClassifier(tiny_bert, validation_fraction=fraction).fit(X, y)
+    Y = (np.arange(8)[:, None] % np.array([2, 3]) == 0).astype(int)  # multi-label
+    with pytest.raises(ValueError, match="validation_fraction=0.99 cannot split 8 examples"):
+        TransformerClassifier(tiny_bert, validation_fraction=0.99).fit(X[:8], Y)
 
 
 def test_an_early_stop_is_no_interrupt(tiny_bert, toy_data, empty_stage1_cache):

@@ -217,6 +217,12 @@ def test_class_weight_dict_weights_tokens(tiny_bert, ner_data):
         TransformerTokenClassifier(tiny_bert, class_weight={"O": -1}, **FAST).fit(X, y)
 
 
+def test_a_validation_fraction_that_cannot_split_names_itself(backbone_must_not_load):
+    X, y = [["a", "flood"]] * 4, [["O", "B-X"]] * 4
+    with pytest.raises(ValueError, match="validation_fraction=0.99 cannot split 4 sentences"):
+        TransformerTokenClassifier(validation_fraction=0.99).fit(X, y)
+
+
 def test_head_mode_computes_features_once_per_fit(tiny_bert, ner_data, monkeypatch):
     X, y = ner_data
     from skimb import _token_task as mod
