@@ -109,10 +109,11 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         coordinate search per class, averaged over 30 bootstrap resamples of the split;
         :func:`skimb.metrics.tune_logit_offsets`); a number is ignored (with a warning where not 0.5).
         "calibrated" (multi-class only): offsets from a temperature and class biases fitted by
-        likelihood on the validation split, then a quarter of the balanced rule's shift (:func:`skimb.metrics.calibrated_logit_offsets`;
-        ahead of "tuned" on 10 of 12 class-balanced models in round 28 of ``docs/benchmarks.md``;
-        another share: :class:`~skimb.model_selection.TunedOffsetsClassifier` with
-        ``validation="estimator", search="calibrated", tau=...``).
+        likelihood on the validation split, then a quarter of the balanced rule's shift
+        (:func:`skimb.metrics.calibrated_logit_offsets`; ahead of "tuned" on 10 of 12 class-balanced
+        models in round 28 of ``docs/benchmarks.md``; another share:
+        :class:`~skimb.model_selection.TunedOffsetsClassifier` with ``validation="estimator",
+        search="calibrated", tau=...``).
         ``predict_proba`` stays the model's own. "tuned" and "calibrated" need ``validation_fraction``.
     head : {"linear", "calora"} or Head, default="linear"
         :class:`~skimb.heads.LinearHead`, or CALoRA's class-routed LoRA adapters on the frozen

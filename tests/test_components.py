@@ -176,7 +176,8 @@ def test_crt_balances_once_with_a_class_weighted_loss():
         torch.testing.assert_close(heads["weighted"][key], value)
 
 
-@pytest.mark.parametrize("slot, name", [("head", n) for n in HEADS.names()] + [("training", n) for n in TRAININGS.names()])
+@pytest.mark.parametrize("slot, name", [("head", name) for name in HEADS.names()]
+                         + [("training", name) for name in TRAININGS.names()])
 def test_fit_leaves_the_callers_global_rng_alone(slot, name, tiny_bert, toy_data):
     # every registered head and training strategy: their initial draws (later overwritten) included
     X, y = toy_data
