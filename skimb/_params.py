@@ -108,8 +108,11 @@ class ComponentParamsMixin:
 
     A slot holding a name (``head="calora"``) stores its routed parameters on the estimator; a
     slot holding an instance (``head=CALoRAHead()``) has ``set_params`` reach the instance, as
-    scikit-learn does for nested estimators. ``get_params(deep=True)`` lists the selected
-    component's parameters either way.
+    scikit-learn does for nested estimators, except a value stored beside it (given with it,
+    ``head=CALoRAHead(), head__k=3``), which overrides it at fit and is what ``set_params``
+    changes. An instance set by ``set_params`` brings its own parameters: values stored for the
+    slot before are dropped, unless given in the same call. ``get_params(deep=True)`` lists the
+    selected component's parameters either way.
     """
 
     _parameter_constraints: dict = {}
@@ -135,6 +138,11 @@ class ComponentParamsMixin:
         names = set(self._get_param_names())
         rest = {}
         stored = set(self._routed_params())
+        for slot in SLOTS:  # a new instance brings its own parameters: values stored for the old one go
+            if hasattr(params.get(slot), "set_params"):
+                for key in [k for k in stored if k.startswith(slot + "__") and k not in params]:
+                    delattr(self, key)
+                    stored.discard(key)
         for key, value in params.items():
             slot = key.split("__", 1)[0]
             target = params.get(slot, getattr(self, slot, None))  # the slot's value after this call

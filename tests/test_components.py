@@ -41,6 +41,15 @@ def test_a_routed_value_beside_an_instance_is_what_set_params_changes(tiny_bert)
     # switching the slot to a name in the same call: its routed values are stored, not sent to the instance
     est = TransformerClassifier(tiny_bert, head=CALoRAHead(rank=4)).set_params(head="calora", head__rank=2)
     assert est._check_params()["head"].rank == 2
+    # a new instance brings its own parameters (a grid search over instances fits each one's own rank);
+    # a value given in the same call still overrides it
+    est = TransformerClassifier(tiny_bert, head="calora", head__rank=3).set_params(head=CALoRAHead(rank=4))
+    assert est._check_params()["head"].rank == 4 and est.get_params()["head__rank"] == 4
+    est = TransformerClassifier(tiny_bert, head="calora", head__rank=3)
+    est.set_params(head=CALoRAHead(rank=4), head__rank=2)
+    assert est._check_params()["head"].rank == 2
+    again = clone(est).set_params(**est.get_params(deep=False))  # a round trip keeps everything
+    assert again._check_params()["head"].rank == 2
 
 
 def test_ignored_routed_parameters_warn(tiny_bert):
