@@ -83,6 +83,15 @@ class TaskAdapter:
                              "Give at least one class a positive weight.")
         return w
 
+    @staticmethod
+    def check_training_weights(weights, train_idx, what: str) -> None:
+        """Refuses per-example weights that are 0 on every training example: the loss would
+        divide 0 by 0 and training would give NaN."""
+        if weights is not None and not np.any(weights[train_idx] > 0):
+            raise ValueError(f"{what} is 0 on every training example: nothing would train. Give some "
+                             "training example a positive weight (those held out by validation_fraction "
+                             "do not train).")
+
     def n_training_rows(self, ctx) -> int:
         """The rows stage 1 trains on, for the optimiser steps of ``lr="auto"``: the training
         examples."""

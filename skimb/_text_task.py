@@ -124,6 +124,9 @@ class TextTask(TaskAdapter):
         weights = ctx.class_weight[ctx.y] if self.est.class_weight is not None else None
         if sw is not None:
             weights = sw if weights is None else weights * sw
+        what = " x ".join(name for name, given in (("class_weight", self.est.class_weight is not None),
+                                                    ("sample_weight", sw is not None)) if given)
+        self.check_training_weights(weights, ctx.train_idx, what)
         if weights is not None:
             weights = (weights / weights.mean()).astype(np.float32)
         ctx.weights = weights

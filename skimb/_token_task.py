@@ -139,6 +139,7 @@ class TokenTask(TaskAdapter):
         sw = check_sample_weight(ctx.sample_weight, len(ctx.y), positive_sum=True)
         ctx.class_weight = self.class_weights(ctx.classes, flat_tags(ctx.y[ctx.train_idx]))
         ctx.tag_weight = ctx.class_weight if self.est.class_weight is not None else None
+        self.check_training_weights(sw, ctx.train_idx, "sample_weight")
         ctx.weights = None if sw is None else (sw / sw.mean()).astype(np.float32)
 
     def after_fit(self, ctx):

@@ -202,6 +202,15 @@ def test_invalid_class_weight_values_are_rejected_before_the_backbone_loads(clas
         TransformerClassifier(class_weight=class_weight, **FAST).fit(X, y)
 
 
+def test_weights_zero_on_every_training_example_are_rejected_before_the_backbone_loads(toy_data,
+                                                                                       backbone_must_not_load):
+    # the only positively weighted class has sample weight 0 everywhere: the loss would be 0 / 0
+    X, y = toy_data
+    class_weight = {c: float(c == "injury") for c in np.unique(y)}
+    with pytest.raises(ValueError, match="class_weight x sample_weight is 0 on every training example"):
+        TransformerClassifier(class_weight=class_weight, **FAST).fit(X, y, sample_weight=(y != "injury") * 1.0)
+
+
 def test_validation_split_and_early_stopping(tiny_bert, toy_data):
     X, y = toy_data
     clf = TransformerClassifier(tiny_bert, finetune="head", max_epochs=30, validation_fraction=0.25,

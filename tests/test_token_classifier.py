@@ -223,6 +223,21 @@ def test_a_validation_fraction_that_cannot_split_names_itself(backbone_must_not_
         TransformerTokenClassifier(validation_fraction=0.99).fit(X, y)
 
 
+def test_sample_weights_only_on_validation_sentences_are_rejected_before_the_backbone_loads(backbone_must_not_load):
+    # one sentence weighted at a time: refused exactly when validation_fraction holds it out
+    X, y = [["a", "flood", str(i)] for i in range(8)], [["O", "B-X", "O"]] * 8
+    refused = 0
+    for i in range(len(X)):
+        with pytest.raises((ValueError, AssertionError)) as caught:
+            TransformerTokenClassifier(validation_fraction=0.25, random_state=0).fit(X, y, sample_weight=np.eye(8)[i])
+        if caught.type is ValueError:
+            assert "sample_weight is 0 on every training example" in str(caught.value)
+            refused += 1
+        else:
+            assert "the backbone was loaded" in str(caught.value)
+    assert refused == 2
+
+
 def test_head_mode_computes_features_once_per_fit(tiny_bert, ner_data, monkeypatch):
     X, y = ner_data
     from skimb import _token_task as mod
