@@ -12,7 +12,7 @@ import torch
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, LRScheduler, ProgressBar
 
-from .utils._param_validation import Interval, validate_params
+from .utils._param_validation import Interval, Satisfies, validate_params
 from .utils._tags import apply_text_tags  # re-exported: the estimators import it from here
 
 __all__ = ["resolve_device", "seed_from", "seeded", "torch_threads", "with_threads", "Throughput", "make_callbacks",
@@ -33,6 +33,27 @@ def resolve_device(device) -> str:
 
 #: ``n_threads``: ``None`` (the process's setting) or a positive number of threads.
 N_THREADS_CONSTRAINT = [None, Interval(numbers.Integral, 1, None)]
+
+
+def _is_device(value) -> bool:
+    """``"auto"``, a ``torch.device`` or a string naming one (an int is refused: it means a CUDA device
+    on some machines only)."""
+    if value == "auto" or isinstance(value, torch.device):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        torch.device(value)
+    except (RuntimeError, TypeError):
+        return False
+    return True
+
+
+#: ``device``: ``"auto"``, a ``torch.device`` or its name.
+DEVICE_CONSTRAINT = [Satisfies(_is_device, "'auto', 'cpu', 'cuda' or 'cuda:N'", bad=[3, "tpu"])]
+#: ``backbone``: ``None`` (the bundled MiniLM), a model name or a local directory.
+BACKBONE_CONSTRAINT = [None, Satisfies(lambda v: isinstance(v, str) or hasattr(v, "__fspath__"),
+                                       "a model name or a local directory", bad=[3])]
 
 
 @contextlib.contextmanager

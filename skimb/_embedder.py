@@ -8,7 +8,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import N_THREADS_CONSTRAINT, apply_text_tags, resolve_device, with_threads
+from ._base import (BACKBONE_CONSTRAINT, DEVICE_CONSTRAINT, N_THREADS_CONSTRAINT, apply_text_tags, resolve_device,
+                    with_threads)
 from ._validation import check_texts
 from .utils._neighbors import unit_rows
 from .utils._param_validation import Boolean, Interval, Options, validate_params
@@ -75,6 +76,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         "max_length": [Interval(numbers.Integral, 1, None)], "batch_size": [Interval(numbers.Integral, 1, None)],
         "verbose": [Interval(numbers.Integral, 0, None), Boolean()],
         "n_threads": N_THREADS_CONSTRAINT,
+        "backbone": BACKBONE_CONSTRAINT, "device": DEVICE_CONSTRAINT,
     }
 
     def __init__(self, backbone=None, *, pooling="mean", normalize=True, max_length=128, batch_size=64,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from numbers import Integral, Real
 
-from ._base import N_THREADS_CONSTRAINT
+from ._base import BACKBONE_CONSTRAINT, DEVICE_CONSTRAINT, N_THREADS_CONSTRAINT
 from .backbones import FINETUNES
 from .heads import HEADS
 from .training import TRAININGS
@@ -29,29 +29,12 @@ SHARED_PARAMS = dict(
 )
 
 
-def _is_device(value) -> bool:
-    """``"auto"``, a ``torch.device`` or a string naming one (an int is refused: it means a CUDA device
-    on some machines only)."""
-    import torch
-
-    if value == "auto" or isinstance(value, torch.device):
-        return True
-    if not isinstance(value, str):
-        return False
-    try:
-        torch.device(value)
-    except (RuntimeError, TypeError):
-        return False
-    return True
-
-
 def _positive_int():
     return [Interval(Integral, 1, None)]
 
 
 SHARED_CONSTRAINTS = {
-    "backbone": [None, Satisfies(lambda v: isinstance(v, str) or hasattr(v, "__fspath__"),
-                                 "a model name or a local directory", bad=[3])],
+    "backbone": BACKBONE_CONSTRAINT,
     "max_length": _positive_int(), "batch_size": _positive_int(), "max_epochs": _positive_int(),
     "lr": [Options("auto"), Interval(Real, 0, None, closed="neither")],
     "head_lr_multiplier": [Options("auto"), Interval(Real, 0, None, closed="neither")],
@@ -65,7 +48,7 @@ SHARED_CONSTRAINTS = {
     "class_weight": [None, Options("balanced"), Satisfies(lambda v: isinstance(v, dict), "a dict")],
     "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
     "early_stopping": [Boolean(), Options("f1_macro")], "patience": _positive_int(),
-    "device": [Satisfies(_is_device, "'auto', 'cpu', 'cuda' or 'cuda:N'", bad=[3, "tpu"])],
+    "device": DEVICE_CONSTRAINT,
     "amp": [Boolean()], "random_state": [RandomState()],
     "verbose": [Interval(Integral, 0, None), Boolean()],
     "callbacks": [None, Satisfies(lambda v: isinstance(v, (list, tuple)), "a list of skorch callbacks", bad=[3])],

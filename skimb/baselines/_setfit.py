@@ -12,7 +12,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import N_THREADS_CONSTRAINT, apply_text_tags, resolve_device, with_threads
+from .._base import (BACKBONE_CONSTRAINT, DEVICE_CONSTRAINT, N_THREADS_CONSTRAINT, apply_text_tags, resolve_device,
+                     with_threads)
 from .._validation import check_consistent_length, check_labels, check_texts
 from ..backbones import resolve_backbone
 from ..utils._optional import import_optional
@@ -89,6 +90,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         "body_lr": [Interval(Real, 0, None, closed="neither")], "pair_sampling": [Options("class", "setfit")],
         "class_weight": [None, Options("balanced")], "random_state": [RandomState()],
         "verbose": [Interval(Integral, 0, None), Boolean()], "n_threads": N_THREADS_CONSTRAINT,
+        "backbone": BACKBONE_CONSTRAINT, "device": DEVICE_CONSTRAINT,
     }
 
     def __init__(self, backbone=None, *, max_length=64, batch_size=16, num_iterations=1, max_steps=None,

@@ -366,7 +366,7 @@ def _validation_trigger(est):
 
 
 #: Parameters checked where they are used (loading, skorch, torch), not by the tables.
-_CHECKED_WHERE_USED = ("backbone", "callbacks", "verbose", "device")
+_CHECKED_WHERE_USED = ("callbacks", "verbose")
 
 
 def _bad_values(est, name):
