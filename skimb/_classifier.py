@@ -264,13 +264,22 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         """
         return super().fit(X, y, sample_weight=sample_weight)
 
+    def decision_function(self, X):
+        """Raw logits, shape ``(n_samples, n_classes)``; for two classes (single-label), the positive
+        class's margin ``logit[:, 1] - logit[:, 0]``, shape ``(n_samples,)``, as scikit-learn's
+        scorers (``roc_auc``, ``average_precision``) and meta-estimators expect."""
+        logits = super().decision_function(X)
+        if not self.multilabel_ and len(self.classes_) == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
     def predict(self, X):
         """Labels of ``X`` (multi-label: a 0/1 indicator matrix); with ``threshold="tuned"`` or
         ``"calibrated"``, the argmax of the logits plus ``logit_offsets_``."""
         offsets = getattr(self, "logit_offsets_", None)
         if offsets is not None:
             check_is_fitted(self)
-            logits = self.decision_function(X)
+            logits = super().decision_function(X)
             return self.classes_[(logits + offsets).argmax(axis=1)]
         proba = self.predict_proba(X)
         if self.multilabel_:

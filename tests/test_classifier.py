@@ -11,6 +11,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import get_scorer, roc_auc_score
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 
@@ -55,6 +56,11 @@ def test_binary_and_integer_labels(clf, toy_data):
     assert clf.classes_.tolist() == [0, 7]
     assert clf.predict_proba(X).shape == (len(X), 2)
     assert clf.predict(X).dtype.kind == "i"
+    # scikit-learn's binary convention: one margin per text, positive where the positive class wins
+    margin = clf.decision_function(X)
+    assert margin.shape == (len(X),)
+    np.testing.assert_array_equal(clf.classes_[(margin > 0).astype(int)], clf.predict(X))
+    assert get_scorer("roc_auc")(clf, X, y_int) == pytest.approx(roc_auc_score(y_int, clf.predict_proba(X)[:, 1]))
 
 
 @pytest.mark.parametrize("finetune", ["full", "lora", "head"])
