@@ -218,7 +218,8 @@ sample_weights_history_, meta_loss_history_, meta_objective_, resampling_, weigh
         import numpy as np
 
         feats = self.token_features(X)
-        d = self.net_.module_.head.in_features
+        # the features' width (a kNN or prototype head has no in_features)
+        d = next((f.shape[1] for f in feats if len(f)), None) or self.net_.module_.encoder.hidden_size
         return np.stack([f.mean(0) if len(f) else np.zeros(d, dtype=np.float32) for f in feats])
 
     # The HAMR helpers, also reachable from the estimator.

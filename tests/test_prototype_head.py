@@ -111,6 +111,9 @@ def test_prototype_head_on_tokens_and_multilabel(tiny_bert, toy_data):
     X, y = make_ner(32)
     tok = TransformerTokenClassifier(tiny_bert, head="prototype", max_length=32, **FAST).fit(X, y)
     assert [len(p) for p in tok.predict(X)] == [len(s) for s in X]
+    embedded = tok.embed(X[:2] + [[]])  # the mean of the word features; zeros for an empty sentence
+    np.testing.assert_allclose(embedded[0], tok.token_features(X[:1])[0].mean(0), rtol=1e-5)
+    assert embedded.shape == (3, 32) and not embedded[2].any()
     assert tok.net_.module_.head.prototypes.shape[0] == len(tok.classes_)
     Xt, yt = toy_data
     Y = np.stack([yt == yt[0], yt == yt[-1]], axis=1).astype(int)
