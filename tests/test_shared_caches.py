@@ -110,3 +110,25 @@ def test_two_processes_share_features_and_stage1(tiny_bert, toy_data, tmp_path):
     assert second["stage1_hits"] == 1
     for part in ("emb", "proba"):
         np.testing.assert_array_equal(np.load(tmp_path / f"first_{part}.npy"), np.load(tmp_path / f"second_{part}.npy"))
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_backbone_saved_again_is_read_again_in_the_same_process(tmp_path, cache):
+    # the loaded-model cache and the in-memory feature cache key by the files, not by the path
+    import torch
+    from transformers import AutoModel
+
+    from conftest import _write_tiny_bert
+    from skimb import TransformerEmbedder
+
+    path = str(_write_tiny_bert(tmp_path / "bert"))
+    texts = ["a flood in the city", "send help"]
+    before = TransformerEmbedder(path, cache=cache).fit().transform(texts)
+    model = AutoModel.from_pretrained(path)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    time.sleep(0.01)
+    model.save_pretrained(path)
+    after = TransformerEmbedder(path, cache=cache).fit().transform(texts)
+    assert not np.allclose(after, before)

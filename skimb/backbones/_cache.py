@@ -23,6 +23,12 @@ __all__ = ["FeatureCache", "feature_cache", "FEATURE_CACHE_ENV"]
 FEATURE_CACHE_ENV = "SKIMB_FEATURE_CACHE_DIR"
 
 
+def _identity_key(key) -> tuple:
+    """``key`` with each backbone folder replaced by its :func:`backbone_identity`: a model saved
+    again at the same path keys afresh, in memory as on disk (idempotent)."""
+    return tuple(backbone_identity(p) if isinstance(p, str) and os.path.isdir(p) else p for p in key)
+
+
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest().encode()
 
@@ -38,9 +44,9 @@ class FeatureCache:
     With a ``directory`` (or ``$SKIMB_FEATURE_CACHE_DIR``), every batch of new rows is also
     written there (one ``.npz`` file of text digests and float32 rows, written atomically), and
     rows missing in memory are looked up there first: processes and machines that see the same
-    folder encode each text once between them. A model key's folder name hashes the key with
-    the size and modification time of the backbone's files, so a model saved again at the same
-    path starts afresh. Files hold arrays only (loaded without pickle).
+    folder encode each text once between them. A key's backbone folder stands for the names, sizes
+    and modification times of its files, in memory and in the shared folder, so a model saved
+    again at the same path starts afresh. Files hold arrays only (loaded without pickle).
 
     Examples
     --------
@@ -80,8 +86,7 @@ class FeatureCache:
         location = self.location
         if location is None:
             return None
-        parts = [backbone_identity(p) if isinstance(p, str) and os.path.isdir(p) else p for p in key]
-        return location / "skimb-features" / joblib.hash(parts)
+        return location / "skimb-features" / joblib.hash(list(key))
 
     def _read_new_files(self, key, folder: Path) -> dict:
         disk = self._disk.setdefault(key, {"files": set(), "rows": {}})
@@ -121,6 +126,7 @@ class FeatureCache:
     def lookup(self, key, texts):
         """Return ``(rows, missing_positions)``; rows[i] is None where missing (in memory and
         in the shared folder)."""
+        key = _identity_key(key)
         with self._lock:
             table = self._store.get(key)
             if table is not None:
@@ -155,6 +161,7 @@ class FeatureCache:
                 self._disk.pop(old, None)
 
     def store(self, key, texts, matrix: np.ndarray):
+        key = _identity_key(key)
         self._remember(key, texts, matrix)
         folder = self._key_dir(key)
         name = None if folder is None else self._write(folder, texts, matrix)
@@ -164,6 +171,7 @@ class FeatureCache:
 
     def get_or_compute(self, key, texts, compute) -> np.ndarray:
         """Features for ``texts``; ``compute(list_of_texts) -> (m, d) array`` fills the gaps."""
+        key = _identity_key(key)
         rows, missing = self.lookup(key, texts)
         if missing:
             unique = list(dict.fromkeys(texts[i] for i in missing))

