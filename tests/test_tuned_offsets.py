@@ -265,6 +265,22 @@ def test_estimator_validation_finds_the_split_inside_a_pipeline():
         TunedOffsetsClassifier(make_pipeline(StandardScaler(), LogisticRegression()), validation="estimator").fit(X, y)
 
 
+def test_estimator_validation_refuses_a_sampler_before_the_estimator():
+    # its split would index the resampled rows, not X: refused before anything is fitted
+    from imblearn.over_sampling import RandomOverSampler
+    from imblearn.pipeline import make_pipeline as make_imb_pipeline
+
+    X, y = _points(0)
+    inner = _HoldsOut()
+    piped = make_imb_pipeline(RandomOverSampler(random_state=0), inner)
+    for wrapped in (piped, VotingClassifier([("p", piped)], voting="soft")):
+        with pytest.raises(ValueError, match=r"(Pipeline|\['p'\])\['randomoversampler'\] resamples the rows before it"):
+            TunedOffsetsClassifier(wrapped, validation="estimator").fit(X, y)
+    assert not hasattr(inner, "validation_indices_")
+    tuned = TunedOffsetsClassifier(piped, validation="hold_out", n_bootstrap=5).fit(X, y)  # the remedy
+    assert tuned.predict(X).shape == y.shape
+
+
 def test_estimator_validation_warns_that_its_own_fraction_is_ignored():
     X, y = _points(0)
     with pytest.warns(UserWarning, match="validation_fraction=0.2 is ignored with validation='estimator'"):

@@ -170,6 +170,11 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         seed = int(self.random_state) if isinstance(self.random_state, Integral) else int(rng.randint(2**31 - 1))
         rows = np.arange(len(labels))
         if self.validation == "estimator":
+            sampler = _resampling_step(self.estimator)
+            if sampler:
+                raise ValueError(f"validation='estimator' tunes on the split the estimator holds out, but {sampler} "
+                                 "resamples the rows before it: that split indexes the resampled rows, not X. "
+                                 "Use validation='hold_out'.")
             if self.validation_fraction != 0.1:
                 warnings.warn(f"validation_fraction={self.validation_fraction} is ignored with validation='estimator': "
                               "the estimator holds out its own split (set its validation_fraction).",
@@ -302,6 +307,21 @@ def _check_samples(X):
 def _n_samples(X) -> int:
     shape = getattr(X, "shape", None)  # arrays, sparse matrices, data frames
     return int(shape[0]) if shape is not None and len(shape) else len(X)
+
+
+def _resampling_step(estimator, name=None):
+    """The path of a sampler (``fit_resample``) that a pipeline in ``estimator`` runs before its
+    last step, or None: after one, the rows a skimb estimator holds out are not rows of ``X``."""
+    name = name or type(estimator).__name__
+    steps = getattr(estimator, "steps", None) or ()
+    for step, transform in steps[:-1]:
+        if hasattr(transform, "fit_resample"):
+            return f"{name}['{step}']"
+    for suffix, member in inner_estimators(estimator, fitted=False):
+        found = _resampling_step(member, name + suffix)
+        if found:
+            return found
+    return None
 
 
 def _holds_out_itself(estimator) -> bool:
