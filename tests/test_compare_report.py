@@ -87,9 +87,39 @@ def test_jobs_2_gives_the_results_of_jobs_1_and_journals_every_run(tiny_bert, to
     assert len((tmp_path / "two" / "runs.jsonl").read_text().splitlines()) == 8
 
 
-def test_jobs_must_be_positive(capsys):
-    assert main(["--jobs", "0", "--methods", "embed_lr"]) == 2
-    assert "--jobs 0" in capsys.readouterr().err
+@pytest.mark.parametrize("args, message", [
+    (["--jobs", "0"], "--jobs takes a positive integer, got '0'"),
+    (["--epochs", "-1"], "--epochs takes a positive integer"),
+    (["--batch-size", "0"], "--batch-size takes a positive integer"),
+    (["--max-length", "0"], "--max-length takes a positive integer"),
+    (["--seeds", "a"], "--seeds takes comma-separated non-negative integers, got 'a'"),
+    (["--seeds", ""], "--seeds takes comma-separated non-negative integers"),
+    (["--seeds", "0,0"], "--seeds repeats a seed"),
+    (["--train-size", "1.5"], "--train-size takes a count (a whole number), a fraction <= 1 or 0, got '1.5'"),
+    (["--test-size", "-3"], "--test-size takes a count"),
+])
+def test_bad_budget_arguments_are_refused_by_the_parser(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args + ["--methods", "embed_lr"])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", ""], "--methods names no method"),
+    (["--methods", "ce,embed_lr", "--baseline", "weighted-ce"],
+     "--baseline 'weighted-ce' is not among the methods run (ce, embed_lr)"),
+    (["--device", "tpu"], "--device 'tpu' names no torch device"),
+    (["--max-length", "100000"], "--max-length: max_length=100000 is more tokens than the backbone takes"),
+    (["--backbone", "/no/such/model"], "Could not load the backbone '/no/such/model'"),
+])
+def test_what_every_run_would_fail_on_is_refused_before_any_run(args, message, tiny_bert, toy_csv, tmp_path,
+                                                                 capsys):
+    common = ["--data", str(toy_csv), "--text-column", "body", "--label-column", "category", "--out",
+              str(tmp_path / "out"), "--no-progress"]
+    backbone = [] if "--backbone" in args else ["--backbone", tiny_bert]
+    assert main(common + backbone + args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing ran
 
 
 # --------------------------------------------------------------------------- --data

@@ -39,7 +39,40 @@ DEFAULTS = {"dataset": "goemotions_ekman", "train_size": 1200, "test_size": 600,
 
 
 def _parse_seeds(text):
-    return [int(s) for s in str(text).replace(" ", "").split(",") if s != ""]
+    """``--seeds``: distinct non-negative integers, comma-separated."""
+    parts = [s for s in str(text).replace(" ", "").split(",") if s != ""]
+    if not parts or not all(s.isdigit() for s in parts):
+        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated non-negative integers, got {text!r}")
+    seeds = [int(s) for s in parts]
+    if len(set(seeds)) < len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds repeats a seed ({text!r}): a repeated seed reruns the same fits")
+    return seeds
+
+
+def _positive_int(option):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{option} takes a positive integer, got {text!r}")
+        return value
+    return parse
+
+
+def _subsample_size(option):
+    """A count (an integer > 1), a fraction (0 < f <= 1) or 0 (the whole split)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not (math.isfinite(value) and value >= 0 and (value <= 1 or value.is_integer())):
+            raise argparse.ArgumentTypeError(f"{option} takes a count (a whole number), a fraction <= 1 or 0, "
+                                             f"got {text!r}")
+        return value
+    return parse
 
 
 def _learning_rate(text):
@@ -95,21 +128,21 @@ def build_parser():
                    help="the column of --data holding the class labels (default: %(default)s)")
     p.add_argument("--methods", default="default",
                    help="comma-separated method names, 'default' or 'all' (see --list-methods)")
-    p.add_argument("--seeds", default=DEFAULTS["seeds"], help="comma-separated seeds (default: %(default)s)")
+    p.add_argument("--seeds", type=_parse_seeds, default=DEFAULTS["seeds"], help="comma-separated seeds (default: %(default)s)")
     p.add_argument("--out", default="skimb-report",
                    help="output folder: report.md and report.html (one self-contained page) with the summary, the "
                         "gaps to the baseline, the rarest classes and the confusion matrices of the best method "
                         "and the baseline; CSV, JSON, PNG figures and the runs.jsonl journal (default: %(default)s)")
-    p.add_argument("--train-size", type=float, default=None,
+    p.add_argument("--train-size", type=_subsample_size("--train-size"), default=None,
                    help="stratified subsample of the training split (count, or fraction <= 1); "
                         f"the default dataset uses {DEFAULTS['train_size']}; 0 = the whole split")
-    p.add_argument("--test-size", type=float, default=None,
+    p.add_argument("--test-size", type=_subsample_size("--test-size"), default=None,
                    help=f"stratified subsample of the test split (default dataset: {DEFAULTS['test_size']}; 0 = all); "
                         "for --data without a 'split' column: the share (fraction < 1) or number of rows held out "
                         "as the test split (default 0.2)")
-    p.add_argument("--epochs", type=int, default=Budget.max_epochs)
-    p.add_argument("--batch-size", type=int, default=Budget.batch_size)
-    p.add_argument("--max-length", type=int, default=Budget.max_length)
+    p.add_argument("--epochs", type=_positive_int("--epochs"), default=Budget.max_epochs)
+    p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=Budget.batch_size)
+    p.add_argument("--max-length", type=_positive_int("--max-length"), default=Budget.max_length)
     p.add_argument("--lr", type=_learning_rate, default=Budget.lr,
                    help="learning rate of the fine-tuning methods ('auto': the estimators' own, 1e-4 for texts and 2e-4 "
                         "for tagging with the bundled MiniLM, up to twice that on fits of under 600 optimiser steps; "
@@ -124,7 +157,7 @@ def build_parser():
                    help="the heterogeneous 'everything else' class (e.g. other_relevant_information), for the "
                         "catch-all methods ranking, wce_catch_all and ce_prototype_catch_all; token data: 'O' "
                         "unless given")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
+    p.add_argument("--jobs", type=_positive_int("--jobs"), default=1, metavar="N",
                    help="fit N (method, seed) runs at a time in N worker processes, the CPU threads split between "
                         "them; a staged method and the plain methods reusing its stage 1 share a worker; results "
                         "are the same as with 1 (default: %(default)s, one run after the other)")
@@ -147,6 +180,20 @@ def _size(value, default):
     if value == 0:
         return None
     return int(value) if value > 1 else float(value)
+
+
+def _check_budget(args):
+    """What every fine-tuned run would fail on, refused before any run: the device, the backbone,
+    a ``--max-length`` beyond its positions."""
+    from .._base import _is_device, resolve_device
+    from ..backbones import backbone_config
+    from ..backbones._loading import check_max_length
+
+    if not _is_device(args.device):
+        raise ValueError(f"--device {args.device!r} names no torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    resolve_device(args.device)
+    config = backbone_config(args.backbone)
+    check_max_length(args.max_length, argparse.Namespace(config=config), "--max-length")
 
 
 def _table_path(args):
@@ -197,10 +244,8 @@ def main(argv=None) -> int:
             default = "default" if m.default == m.tasks else (f"default ({','.join(sorted(m.default))})" if m.default else "")
             print(f"{m.name:24s} {default:17s} [{tasks}] {m.description}")
         return 0
-    if args.jobs < 1:
-        print(f"skimb compare: --jobs {args.jobs}: give a number of worker processes >= 1.", file=sys.stderr)
-        return 2
     try:
+        _check_budget(args)
         data = _load_data(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"skimb compare: {exc}", file=sys.stderr)
@@ -215,13 +260,20 @@ def main(argv=None) -> int:
         return 2
     names = args.methods if args.methods in ("default", "all") else [m for m in args.methods.split(",") if m]
     try:
+        if not names:
+            raise ValueError("--methods names no method; give comma-separated names (--list-methods), "
+                             "'default' or 'all'.")
         methods = get_methods(names, data.task)
     except ValueError as exc:
         print(f"skimb compare: {exc}", file=sys.stderr)
         return 2
+    if args.baseline != "auto" and args.baseline not in {m.name for m in methods}:
+        print(f"skimb compare: --baseline {args.baseline!r} is not among the methods run "
+              f"({', '.join(m.name for m in methods)}); name one of them, or 'auto'.", file=sys.stderr)
+        return 2
     budget = Budget(backbone=args.backbone, max_epochs=args.epochs, batch_size=args.batch_size,
                     max_length=args.max_length, lr=args.lr, device=args.device)
-    seeds = _parse_seeds(args.seeds)
+    seeds = args.seeds
     print(f"skimb compare: {data.name} ({data.task}), {len(data.X_train)} train / {len(data.X_test)} test, "
           f"methods {[m.name for m in methods]}, seeds {seeds}", flush=True)
     t0 = time.perf_counter()
