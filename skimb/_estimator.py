@@ -465,7 +465,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         with :meth:`load_pretrained`."""
         from safetensors.torch import save_model
 
-        from ._persistence import params_to_json
+        from ._persistence import jsonable, params_to_json
 
         check_is_fitted(self)
         directory = Path(directory)
@@ -474,9 +474,17 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         fitted = {k: np.asarray(v).tolist() for k, v in vars(self).items()
                   if k.endswith("_") and not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool, str))
                   and k not in _NOT_SAVED}
+        # records (history_, validation_report_, a second stage's loss curve), restored as they are
+        records = {}
+        for key, value in vars(self).items():
+            if key.endswith("_") and not key.startswith("_") and isinstance(value, (dict, list)):
+                try:
+                    records[key] = json.loads(json.dumps(jsonable(value)))
+                except (TypeError, ValueError):  # not JSON: left out, as omitted parameters are
+                    pass
         config = {"skimb_estimator": type(self).__name__, "params": params, "omitted_params": omitted,
                   "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype), "task": self.task_,
-                  "n_iter": int(self.n_iter_), "fitted": fitted}
+                  "n_iter": int(self.n_iter_), "fitted": fitted, "fitted_records": records}
         (directory / SAVED_CONFIG_NAME).write_text(json.dumps(config, indent=2))
         module = self.net_.module_
         base = module.encoder.backbone
@@ -489,8 +497,12 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
 
     @classmethod
     def load_pretrained(cls, directory, *, device="auto"):
-        """Load a model written by :meth:`save_pretrained` (no pickle involved)."""
+        """Load a model written by :meth:`save_pretrained` (no pickle involved).
+
+        The fitted attributes come back, ``history_`` and ``validation_report_`` included, but for
+        ``loss_``: prediction does not use the loss, which the saved parameters name."""
         from safetensors.torch import load_model
+        from skorch.history import History
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         from ._persistence import params_from_json, read_saved_config, warn_omitted
@@ -524,6 +536,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         est._set_fitted(ctx)
         for key, value in config["fitted"].items():
             setattr(est, key, np.asarray(value) if isinstance(value, list) else value)
+        for key, value in config.get("fitted_records", {}).items():  # absent from folders saved before
+            setattr(est, key, value)
+        est.net_.history_ = est.history_ = History(getattr(est, "history_", []))
+        del est.loss_  # the placeholder the net needs, not the loss it was fitted with
         est.n_iter_ = config["n_iter"]
         ctx.module.to(ctx.device).eval()
         return est

@@ -84,6 +84,22 @@ def params_to_json(params: dict, slots: dict):
     return out, omitted
 
 
+def jsonable(value):
+    """``value`` with numpy scalars and arrays as Python numbers and lists, for ``json.dumps``.
+
+    >>> import numpy as np
+    >>> jsonable({"f1": np.float32(0.5), "curve": [np.arange(2)]})
+    {'f1': 0.5, 'curve': [[0, 1]]}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    return value
+
+
 def params_from_json(params: dict, slots: dict) -> dict:
     """The inverse of :func:`params_to_json`: components rebuilt from their registries."""
     out = dict(params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import warnings
 
@@ -145,6 +146,18 @@ def test_save_and_load_pretrained(tiny_bert, toy_data, tmp_path, finetune):
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
     assert loaded.classes_.tolist() == clf.classes_.tolist()
     assert loaded.get_params()["finetune"] == finetune
+    # the records come back; the loss does not (a placeholder stood in for it before)
+    assert loaded.history_[:, "train_loss"] == pytest.approx(clf.history_[:, "train_loss"])
+    assert len(loaded.net_.history) == clf.n_iter_ and not hasattr(loaded, "loss_")
+
+
+def test_save_and_load_pretrained_keeps_the_validation_report_and_a_second_stages_records(tiny_bert, toy_data,
+                                                                                         tmp_path):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, head="crt", validation_fraction=0.25, **FAST).fit(X, y)
+    loaded = TransformerClassifier.load_pretrained(clf.save_pretrained(tmp_path / "model"))
+    assert json.dumps(loaded.validation_report_, sort_keys=True) == json.dumps(clf.validation_report_, sort_keys=True)
+    assert loaded.stage2_loss_history_ == pytest.approx(clf.stage2_loss_history_)
 
 
 def test_clone_get_set_params_and_routed_loss_params(tiny_bert):
