@@ -13,7 +13,8 @@ from ._base import (BACKBONE_CONSTRAINT, DEVICE_CONSTRAINT, N_THREADS_CONSTRAINT
 from ._validation import check_texts
 from .utils._neighbors import unit_rows
 from .utils._param_validation import Boolean, Interval, Options, validate_params
-from .backbones import POOLING_OPTIONS, TextEncoder, encode_texts, feature_cache, load_backbone
+from .backbones import (POOLING_OPTIONS, TextEncoder, backbone_identity, encode_texts, feature_cache,
+                        load_backbone)
 from .backbones._loading import check_max_length, local_backbone_path, portable_backbone_path
 
 __all__ = ["TransformerEmbedder"]
@@ -103,12 +104,14 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         if X is not None:
             check_texts(X)
         validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
+        device = resolve_device(self.device)
         model, tokenizer, path = load_backbone(self.backbone, copy_model=False)
         check_max_length(self.max_length, model, type(self).__name__)
         self.encoder_ = TextEncoder(model, pooling=self.pooling)
         self.tokenizer_ = tokenizer
         self.backbone_path_ = path
-        self.device_ = resolve_device(self.device)
+        self._backbone_identity = backbone_identity(path)  # the weights loaded, for feature keys
+        self.device_ = device
         self.n_features_out_ = self._n_features_out = int(model.config.hidden_size)
         return self
 
@@ -124,7 +127,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         check_is_fitted(self)
         texts = check_texts(X)
         if self.cache:
-            key = (self.backbone_path_, self.pooling, int(self.max_length))
+            key = (self._backbone_identity, self.pooling, int(self.max_length))
             emb = feature_cache.get_or_compute(key, texts, self._encode)
         else:
             emb = self._encode(texts)
@@ -138,6 +141,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         state = self.__dict__.copy()
         state.pop("encoder_", None)
         state.pop("tokenizer_", None)  # reloaded with the backbone (it records its path)
+        state.pop("_backbone_identity", None)  # that of the backbone reloaded
         if "backbone_path_" in state:
             state["backbone_path_"] = portable_backbone_path(state["backbone_path_"])
         return state
@@ -147,5 +151,6 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         if "backbone_path_" in state:
             self.backbone_path_ = local_backbone_path(state["backbone_path_"])
             model, tokenizer, _ = load_backbone(self.backbone_path_, copy_model=False)
+            self._backbone_identity = backbone_identity(self.backbone_path_)
             self.encoder_ = TextEncoder(model, pooling=self.pooling)
             self.tokenizer_ = tokenizer

@@ -193,6 +193,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
         check_max_length(self.max_length, ctx.backbone_model, type(self).__name__)
         self.backbone_path_ = ctx.backbone_path
+        self._backbone_identity = backbone_identity(ctx.backbone_path)  # the weights loaded, for feature keys
         n_steps = None  # counting a tagger's windows tokenizes: only where the rule reads it
         if self.lr == "auto" and ctx.finetune.short_fit_steps:
             n_steps = self._n_steps(ctx, ctx.adapter.n_training_rows(ctx))
@@ -517,6 +518,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         est.tokenizer_ = AutoTokenizer.from_pretrained(directory / "backbone", local_files_only=True)
         backbone_model = AutoModel.from_config(AutoConfig.from_pretrained(directory / "backbone", local_files_only=True))
         est.backbone_path_ = str((directory / "backbone").resolve())
+        est._backbone_identity = backbone_identity(est.backbone_path_)
         components = est._check_params()
         classes = np.asarray(config["classes"], dtype=config["classes_dtype"])
         adapter = est._task(est, components["finetune"])

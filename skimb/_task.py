@@ -83,6 +83,14 @@ class TaskAdapter:
                              "Give at least one class a positive weight.")
         return w
 
+    def feature_key(self, *parts) -> tuple:
+        """A feature-cache key: the backbone as it was when the estimator loaded it (its files'
+        identity, so that a model saved again at the same path keys apart from the one this
+        estimator holds), then ``parts``. Estimators pickled before the identity was recorded
+        give their path (the cache reads the folder's identity then)."""
+        est = self.est
+        return (est.__dict__.get("_backbone_identity") or est.backbone_path_, *parts)
+
     @staticmethod
     def check_training_weights(weights, train_idx, what: str) -> None:
         """Refuses per-example weights that are 0 on every training example: the loss would
@@ -178,6 +186,6 @@ class TaskAdapter:
         if getattr(encoder, "pooling", None) != "mean":
             encoder = TextEncoder(encoder.backbone, pooling="mean")
         return feature_cache.get_or_compute(
-            (est.backbone_path_, "mean", int(est.max_length)), texts,
+            self.feature_key("mean", int(est.max_length)), texts,
             lambda missing: self.encode(missing, encoder, device, batch_size=max(int(est.batch_size), 64),
                                         desc="HAMR embeddings"))

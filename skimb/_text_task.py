@@ -150,7 +150,7 @@ class TextTask(TaskAdapter):
         """Pooled features of a frozen backbone, through the process-wide cache (``variant``: an
         int8 encoder's features are cached apart)."""
         est = self.est
-        return feature_cache.get_or_compute((est.backbone_path_, est.pooling, int(est.max_length), variant), texts,
+        return feature_cache.get_or_compute(self.feature_key(est.pooling, int(est.max_length), variant), texts,
                                             lambda missing: self.encode(missing, encoder, device, desc=desc))
 
     def datasets(self, texts, y_enc, weights, train_idx, valid_idx, module, device):

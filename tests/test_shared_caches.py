@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,7 +115,7 @@ def test_two_processes_share_features_and_stage1(tiny_bert, toy_data, tmp_path):
 
 @pytest.mark.parametrize("cache", [True, False])
 def test_a_backbone_saved_again_is_read_again_in_the_same_process(tmp_path, cache):
-    # the loaded-model cache and the in-memory feature cache key by the files, not by the path
+    # the loaded-model cache and the feature cache key by the files an estimator loaded, not by the path
     import torch
     from transformers import AutoModel
 
@@ -122,13 +123,19 @@ def test_a_backbone_saved_again_is_read_again_in_the_same_process(tmp_path, cach
     from skimb import TransformerEmbedder
 
     path = str(_write_tiny_bert(tmp_path / "bert"))
-    texts = ["a flood in the city", "send help"]
-    before = TransformerEmbedder(path, cache=cache).fit().transform(texts)
+    texts, more = ["a flood in the city", "send help"], ["water is rising"]
+    old = TransformerEmbedder(path, cache=cache).fit()
+    before = old.transform(texts)
     model = AutoModel.from_pretrained(path)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p))
-    time.sleep(0.01)
     model.save_pretrained(path)
-    after = TransformerEmbedder(path, cache=cache).fit().transform(texts)
-    assert not np.allclose(after, before)
+    for f in Path(path).iterdir():  # a later modification time even where the clock is coarse
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    held = old.transform(texts + more)  # the model fitted before the save keeps its weights
+    np.testing.assert_allclose(held[:2], before, rtol=1e-5, atol=1e-6)
+    after = TransformerEmbedder(path, cache=cache).fit().transform(more + texts)
+    fresh = TransformerEmbedder(path, cache=False).fit().transform(more + texts)
+    np.testing.assert_allclose(after, fresh, rtol=1e-5, atol=1e-6)  # none of the old model's rows
+    assert not np.allclose(after[1:], before)
