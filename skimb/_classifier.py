@@ -186,9 +186,11 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         Multi-label decision thresholds.
     logit_offsets_ : ndarray of shape (n_classes,)
         Multi-class with ``threshold="tuned"`` or ``"calibrated"``: the offsets added to the logits
-        by ``predict``.
+        by ``predict`` (for two classes, the positive class where
+        ``decision_function(X) + offsets[1] - offsets[0] > 0``).
     loss_ : torch.nn.Module
-        The fitted loss; its per-class quantities are also exposed (e.g. ``gamma_``).
+        The fitted loss; its per-class quantities are also exposed (e.g. ``gamma_``). Not set on a
+        model from ``load_pretrained``.
     routing_topk_coverage_, adapter_norms_ : float, ndarray of shape (n_classes,)
         CALoRA: share of training samples whose true class is in their stage-1 top-k set;
         Frobenius norm of each class adapter ``B_i A_i`` (scaled).

@@ -161,6 +161,35 @@ def test_calibrated_bad_inputs_are_named():
         calibrated_logit_offsets([0, 1, 1], np.zeros((2, 2)), class_prior=[1, 1])
 
 
+@pytest.mark.parametrize("fit", [
+    lambda y, z, prior: tune_logit_offsets(y, z, class_prior=prior),
+    lambda y, z, prior: calibrated_logit_offsets(y, z, class_prior=prior),
+])
+@pytest.mark.parametrize("y, logits, prior, match", [
+    ([1, 0, 1, 2], np.eye(4, 2), [1, 1], r"codes outside 0..1"),
+    ([1.7, 0, 1, 1], np.eye(4, 2), [1, 1], "must be 1-D class codes"),
+    (["b", "a", "b", "b"], np.eye(4, 2), [1, 1], "must be 1-D class codes"),
+    ([1, 0, 1, 1], np.full((4, 2), np.nan), [1, 1], "logits contain NaN"),
+    ([1, 0, 1, 1], np.eye(4, 2), [5], r"class_prior must have one value per class \(2\)"),
+    ([], np.zeros((0, 2)), [1, 1], "n_samples=0 > 0"),
+])
+def test_offsets_refuse_bad_codes_logits_and_priors(fit, y, logits, prior, match):
+    with pytest.raises(ValueError, match=match):
+        fit(y, logits, prior)
+
+
+def test_offsets_read_a_binary_margin_as_the_logits_0_margin():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(60, 2))
+    y = (logits[:, 1] + rng.normal(size=60) > 0.8).astype(int)
+    margin = logits[:, 1] - logits[:, 0]
+    for fit in (lambda z: tune_logit_offsets(y, z, class_prior=[3, 1], n_bootstrap=3),
+                lambda z: calibrated_logit_offsets(y, z, class_prior=[3, 1])):
+        np.testing.assert_allclose(fit(margin), fit(logits), atol=1e-6)
+    with pytest.raises(ValueError, match="n_bootstrap must be an integer >= 0"):
+        tune_logit_offsets(y, margin, n_bootstrap=-1)
+
+
 def test_classifier_calibrated_rule_is_argmax_of_logits_plus_offsets(tiny_bert, toy_data):
     X, y = toy_data
     clf = TransformerClassifier(tiny_bert, threshold="calibrated", validation_fraction=0.3, max_epochs=2,

@@ -61,6 +61,7 @@ def tune_logit_offsets(y_true, logits, *, class_prior=None, search="offsets", ta
     y_true : array-like of int, shape (n_samples,)
         Class indices 0..C-1.
     logits : array-like of shape (n_samples, C)
+        Or, for two classes, the margin ``logit[:, 1] - logit[:, 0]`` of shape (n_samples,).
     class_prior : array-like of shape (C,), default=None
         Training class frequencies (any positive scale); None skips the ``tau`` rule.
     search : {"tau", "offsets"}, default="offsets"
@@ -93,7 +94,9 @@ def tune_logit_offsets(y_true, logits, *, class_prior=None, search="offsets", ta
     """
     if search not in ("tau", "offsets"):
         raise ValueError(f"search must be 'tau' or 'offsets', got {search!r}.")
-    y_true, logits = _validation_logits(y_true, logits)
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}.")
+    y_true, logits = _validation_logits(y_true, logits, class_prior)
     kwargs = dict(class_prior=class_prior, search=search, taus=taus, steps=steps, n_rounds=n_rounds)
     full = _search_offsets(y_true, logits, **kwargs)
     if not n_bootstrap:
@@ -127,6 +130,7 @@ def calibrated_logit_offsets(y_true, logits, *, class_prior, tau=CALIBRATED_TAU,
     y_true : array-like of int, shape (n_samples,)
         Class indices 0..C-1 of the validation split.
     logits : array-like of shape (n_samples, C)
+        Or, for two classes, the margin ``logit[:, 1] - logit[:, 0]`` of shape (n_samples,).
     class_prior : array-like of shape (C,)
         Training class frequencies (any positive scale).
     tau : float, default=0.25
@@ -147,6 +151,7 @@ def calibrated_logit_offsets(y_true, logits, *, class_prior, tau=CALIBRATED_TAU,
     >>> calibrated_logit_offsets([0, 0, 1, 1], logits, class_prior=[3, 1], tau=0).round(3)
     array([-0.262,  0.262])
     """
+    _validation_logits(y_true, logits, class_prior)
     temperature, bias = temperature_and_biases(y_true, logits, l2=l2)
     log_prior = np.log(np.clip(np.asarray(class_prior, dtype=np.float64), 1e-12, None))
     shift = bias - tau * (log_prior - log_prior.mean())
@@ -174,14 +179,30 @@ def temperature_and_biases(y_true, logits, *, l2=1e-3):
     return fit.x[0], fit.x[1:]
 
 
-def _validation_logits(y_true, logits):
-    """``y_true`` as int64 and ``logits`` as float64, checked to be ``(n_samples, n_classes)``."""
-    y_true = np.asarray(y_true, dtype=np.int64)
+def _validation_logits(y_true, logits, class_prior=None):
+    """``y_true`` as int64 codes and ``logits`` as float64 ``(n_samples, n_classes)``, checked. A
+    binary margin (shape ``(n_samples,)``, what ``decision_function`` gives for two classes) reads
+    as the logits ``[0, margin]``: offsets and softmax do not change when a row gains a constant."""
     logits = np.asarray(logits, dtype=np.float64)
-    if logits.ndim != 2 or len(logits) != len(y_true):
-        raise ValueError(f"logits must have shape (n_samples, n_classes) with n_samples={len(y_true)}, "
+    if logits.ndim == 1:
+        logits = np.column_stack([np.zeros_like(logits), logits])
+    codes = np.asarray(y_true)
+    if codes.ndim != 1 or codes.dtype.kind not in "biuf" or (codes.dtype.kind == "f" and
+                                                            not np.array_equal(codes, np.round(codes))):
+        raise ValueError("y_true must be 1-D class codes 0..n_classes-1 (integers); encode labels with "
+                         "np.unique(labels, return_inverse=True).")
+    if logits.ndim != 2 or len(logits) != len(codes) or not len(codes):
+        raise ValueError(f"logits must have shape (n_samples, n_classes) with n_samples={len(codes)} > 0, "
                          f"got {logits.shape}.")
-    return y_true, logits
+    codes = codes.astype(np.int64)
+    if codes.min() < 0 or codes.max() >= logits.shape[1]:
+        raise ValueError(f"y_true holds codes outside 0..{logits.shape[1] - 1}, the columns of logits.")
+    if np.isnan(logits).any():
+        raise ValueError("logits contain NaN: the model diverged (train with a lower learning rate).")
+    if class_prior is not None and np.shape(class_prior) != (logits.shape[1],):
+        raise ValueError(f"class_prior must have one value per class ({logits.shape[1]}), "
+                         f"got shape {np.shape(class_prior)}.")
+    return codes, logits
 
 
 def _search_offsets(y_true, logits, *, class_prior, search, taus, steps, n_rounds):
