@@ -252,6 +252,13 @@ def _json_default(obj):
     return str(obj)
 
 
+def class_logits(est, X):
+    """``est.decision_function(X)`` as ``(n, n_classes)`` logits: a binary margin ``m`` as ``[0, m]``
+    (the same softmax, argmax and offsets)."""
+    scores = np.asarray(est.decision_function(X))
+    return np.column_stack([np.zeros_like(scores), scores]) if scores.ndim == 1 else scores
+
+
 def gap_text(gap, low, high) -> str:
     """A macro-F1 gap and its interval in points: ``"+1.2 [-0.3, +2.6]"``."""
     return f"{100 * gap:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from _common import load_subsampled
+from _common import class_logits, load_subsampled
 
 STAGE2_SEEDS = (0, 1, 2, 3, 4)
 
@@ -97,7 +97,7 @@ def main(argv):
         return float(np.mean(scores)), [round(x, 4) for x in scores]
 
     with torch.no_grad():
-        result = {"stage1": macro_f1(base(f_test).numpy()), "calora_est": macro_f1(est.decision_function(data.X_test)),
+        result = {"stage1": macro_f1(base(f_test).numpy()), "calora_est": macro_f1(class_logits(est, data.X_test)),
                   "train_acc_eval": train_accuracy(f_eval), "train_acc_dropout": train_accuracy(dropped[0])}
     noise = torch.Generator().manual_seed(seed)
     noised = [f_eval + noise_std * torch.randn(f_eval.shape, generator=noise) for _ in range(4)]

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from _common import command_line, fmt, load_subsampled, machine_description, markdown_table, write_outputs
+from _common import class_logits, command_line, fmt, load_subsampled, machine_description, markdown_table, write_outputs
 from quality import _report
 
 
@@ -75,7 +75,7 @@ def main(argv=None):
             t0 = time.perf_counter()
             est.fit(data.X_train, data.y_train)
             fit_s = time.perf_counter() - t0
-            logits = est.decision_function(data.X_test)
+            logits = class_logits(est, data.X_test)
             rows = {name: _report(data.y_test, est.classes_[logits.argmax(1)], data.y_train, None),
                     name + "+tuned": _report(data.y_test, est.predict(data.X_test), data.y_train, None)}
             rec = {"variant": name, "seed": seed, "params": {k: str(v) for k, v in params.items()},

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import QUARTILES, add_protocol_arguments, command_line, fmt, load_protocol_data, machine_description, \
-    markdown_table, measure, write_outputs
+from _common import QUARTILES, add_protocol_arguments, class_logits, command_line, fmt, load_protocol_data, \
+    machine_description, markdown_table, measure, write_outputs
 
 CONFIGS = {
     "ce": dict(loss="ce"),
@@ -140,7 +140,7 @@ def _stage1_logits(est, texts):
     """Logits of the frozen stage-1 head (CALoRA fits) or of the model itself."""
     head = est.net_.module_.head
     if not hasattr(head, "base"):
-        return est.decision_function(texts)
+        return class_logits(est, texts)
     feats = torch.from_numpy(est.embed(texts))
     with torch.inference_mode():
         return head.base(feats).float().numpy()
@@ -189,13 +189,13 @@ def run_one(cfg, seed, data, args):
     logits = {**extra, "val_stage1": val1, "test_stage1": test1, "y_val": y_enc[valid_idx],
               "y_test": np.searchsorted(classes, np.asarray(data.y_test)), "prior": prior}
     if not args.calora and hasattr(est.net_.module_.head, "base"):  # another second-stage head (knn)
-        test2 = est.decision_function(data.X_test)
-        logits.update(val_head=est.decision_function(X_val), test_head=test2)
+        test2 = class_logits(est, data.X_test)
+        logits.update(val_head=class_logits(est, X_val), test_head=test2)
         rows[cfg + "+head"] = classes[test2.argmax(1)]
         rows[cfg + "+head+tuned"] = est.predict(data.X_test)
     if args.calora:
-        test2 = est.decision_function(data.X_test)
-        logits.update(val_calora=est.decision_function(X_val), test_calora=test2)
+        test2 = class_logits(est, data.X_test)
+        logits.update(val_calora=class_logits(est, X_val), test_calora=test2)
         rows[cfg + "+calora"] = classes[test2.argmax(1)]
         rows[cfg + "+calora+tuned"] = est.predict(data.X_test)
         record["stage2_s"] = est.stage2_time_s_
@@ -228,9 +228,9 @@ def _calora_layers(est, data, X_val, classes, rows, logits, record, args):
     est.embed(data.X_test)
     one_pass = time.perf_counter() - t0
     t0 = time.perf_counter()
-    test3 = layered.decision_function(data.X_test)
+    test3 = class_logits(layered, data.X_test)
     routed = time.perf_counter() - t0
-    logits.update(val_calora_layers=layered.decision_function(X_val), test_calora_layers=test3)
+    logits.update(val_calora_layers=class_logits(layered, X_val), test_calora_layers=test3)
     rows["{}+calora_layers".format(record["config"])] = classes[test3.argmax(1)]
     rows["{}+calora_layers+tuned".format(record["config"])] = layered.predict(data.X_test)
     record.update(layers_stage2_s=layered.stage2_time_s_, layers=layered.routed_layers_.tolist(),
@@ -243,8 +243,8 @@ def _calora_balance(est, balance, data, X_val, classes, rows, logits, record):
 
     other = clone(est).set_params(head__balance=balance).fit(data.X_train, data.y_train)
     assert other.stage1_cached_, "the stage-2 variant must reuse the first fit's stage 1"
-    test = other.decision_function(data.X_test)
-    logits.update({f"val_calora_{balance}": other.decision_function(X_val), f"test_calora_{balance}": test})
+    test = class_logits(other, data.X_test)
+    logits.update({f"val_calora_{balance}": class_logits(other, X_val), f"test_calora_{balance}": test})
     name = "{}+calora[{}]".format(record["config"], balance)
     rows[name] = classes[test.argmax(1)]
     rows[name + "+tuned"] = other.predict(data.X_test)
