@@ -270,14 +270,19 @@ def test_estimator_validation_refuses_a_sampler_before_the_estimator():
     from imblearn.over_sampling import RandomOverSampler
     from imblearn.pipeline import make_pipeline as make_imb_pipeline
 
+    class MustNotFit(_HoldsOut):
+        def fit(self, X, y):
+            raise AssertionError("fitted before the refusal")
+
     X, y = _points(0)
-    inner = _HoldsOut()
-    piped = make_imb_pipeline(RandomOverSampler(random_state=0), inner)
+    piped = make_imb_pipeline(RandomOverSampler(random_state=0), MustNotFit())
     for wrapped in (piped, VotingClassifier([("p", piped)], voting="soft")):
         with pytest.raises(ValueError, match=r"(Pipeline|\['p'\])\['randomoversampler'\] resamples the rows before it"):
             TunedOffsetsClassifier(wrapped, validation="estimator").fit(X, y)
-    assert not hasattr(inner, "validation_indices_")
-    tuned = TunedOffsetsClassifier(piped, validation="hold_out", n_bootstrap=5).fit(X, y)  # the remedy
+    # the remedy, which names the estimator's own split as the one to drop
+    piped = make_imb_pipeline(RandomOverSampler(random_state=0), _HoldsOut())
+    with pytest.warns(UserWarning, match=r"set its validation_fraction=None \(with a sampler before it"):
+        tuned = TunedOffsetsClassifier(piped, validation="hold_out", n_bootstrap=5).fit(X, y)
     assert tuned.predict(X).shape == y.shape
 
 

@@ -54,7 +54,8 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         ``validation_fraction`` of each class and fits ``estimator`` on the rest. ``"estimator"``:
         ``estimator`` is fitted on all the data and holds out its own split (every skimb estimator
         in it with the same one, read from their ``validation_indices_``); ``validation_fraction``
-        is then the estimator's parameter, not this one's.
+        is then the estimator's parameter, not this one's. Refused where a pipeline resamples the
+        rows (a sampler's ``fit_resample``) before the estimator that holds out the split.
     validation_fraction : float in (0, 1), default=0.1
         ``validation="hold_out"``: the share of each class held out for tuning (rounded half up; one
         example at least, so every class needs 2).
@@ -185,9 +186,12 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         else:
             self._check_counts(classes, np.bincount(codes))
             if _holds_out_itself(self.estimator):
+                remedy = ("set its validation_fraction=None (with a sampler before it, validation='estimator' "
+                          "cannot be used)" if _resampling_step(self.estimator)
+                          else "use validation='estimator' to tune on its split instead")
                 warnings.warn("the estimator holds out a validation split of its own (validation_fraction) and "
-                              "validation='hold_out' holds out another: it trains on what both leave. Use "
-                              "validation='estimator' to tune on its split instead.", UserWarning, stacklevel=2)
+                              f"validation='hold_out' holds out another: it trains on what both leave; {remedy}.",
+                              UserWarning, stacklevel=2)
             valid_idx = _held_out(codes, self.validation_fraction, np.random.RandomState(seed))
             fit_idx = np.setdiff1d(rows, valid_idx)
             estimator = self._fit_estimator(X, labels, sample_weight, fit_idx, classes)
