@@ -475,14 +475,18 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         fitted = {k: np.asarray(v).tolist() for k, v in vars(self).items()
                   if k.endswith("_") and not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool, str))
                   and k not in _NOT_SAVED}
-        # records (history_, validation_report_, a second stage's loss curve), restored as they are
-        records = {}
+        # records (history_, validation_report_, a second stage's loss curve), restored as JSON holds them
+        records, dropped = {}, []
         for key, value in vars(self).items():
             if key.endswith("_") and not key.startswith("_") and isinstance(value, (dict, list)):
                 try:
-                    records[key] = json.loads(json.dumps(jsonable(value)))
-                except (TypeError, ValueError):  # not JSON: left out, as omitted parameters are
-                    pass
+                    records[key] = jsonable(value)
+                except TypeError:
+                    dropped.append(key)
+        if dropped:
+            warnings.warn(f"the fitted records {dropped} hold values JSON cannot (a tensor a callback logged, "
+                          "say) and were not saved; a loaded model has them empty or not at all.",
+                          UserWarning, stacklevel=2)
         config = {"skimb_estimator": type(self).__name__, "params": params, "omitted_params": omitted,
                   "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype), "task": self.task_,
                   "n_iter": int(self.n_iter_), "fitted": fitted, "fitted_records": records}
@@ -500,8 +504,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
     def load_pretrained(cls, directory, *, device="auto"):
         """Load a model written by :meth:`save_pretrained` (no pickle involved).
 
-        The fitted attributes come back, ``history_`` and ``validation_report_`` included, but for
-        ``loss_``: prediction does not use the loss, which the saved parameters name."""
+        The fitted attributes come back, ``history_`` and ``validation_report_`` included (as JSON
+        holds them: dict keys as strings), but for ``loss_``: prediction does not use the loss,
+        which the saved parameters name."""
         from safetensors.torch import load_model
         from skorch.history import History
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -539,7 +544,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         for key, value in config["fitted"].items():
             setattr(est, key, np.asarray(value) if isinstance(value, list) else value)
         for key, value in config.get("fitted_records", {}).items():  # absent from folders saved before
-            setattr(est, key, value)
+            if key.endswith("_") and not key.startswith("_"):
+                setattr(est, key, value)
         est.net_.history_ = est.history_ = History(getattr(est, "history_", []))
         del est.loss_  # the placeholder the net needs, not the loss it was fitted with
         est.n_iter_ = config["n_iter"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_saved_config", "params_to_json", "params_from_json", "warn_omitted", "model_card"]
+__all__ = ["read_saved_config", "params_to_json", "params_from_json", "warn_omitted", "model_card", "jsonable"]
 
 #: Sub-folder of a saved model holding the backbone's config and tokenizer.
 BACKBONE_DIR = "backbone"
@@ -85,11 +85,12 @@ def params_to_json(params: dict, slots: dict):
 
 
 def jsonable(value):
-    """``value`` with numpy scalars and arrays as Python numbers and lists, for ``json.dumps``.
+    """``value`` as JSON holds it: numpy scalars and arrays as numbers and lists, dict keys as
+    strings; a ``TypeError`` for anything else JSON cannot hold (a tensor, an object).
 
     >>> import numpy as np
-    >>> jsonable({"f1": np.float32(0.5), "curve": [np.arange(2)]})
-    {'f1': 0.5, 'curve': [[0, 1]]}
+    >>> jsonable({"f1": np.float32(0.5), "curve": [np.arange(2)], 7: None})
+    {'f1': 0.5, 'curve': [[0, 1]], '7': None}
     """
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
@@ -97,7 +98,9 @@ def jsonable(value):
         return [jsonable(v) for v in value]
     if isinstance(value, (np.ndarray, np.generic)):
         return value.tolist()
-    return value
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def params_from_json(params: dict, slots: dict) -> dict:

@@ -158,6 +158,9 @@ def test_save_and_load_pretrained_keeps_the_validation_report_and_a_second_stage
     loaded = TransformerClassifier.load_pretrained(clf.save_pretrained(tmp_path / "model"))
     assert json.dumps(loaded.validation_report_, sort_keys=True) == json.dumps(clf.validation_report_, sort_keys=True)
     assert loaded.stage2_loss_history_ == pytest.approx(clf.stage2_loss_history_)
+    clf.history_.record("logged", torch.ones(1))  # what a callback might log: not JSON, named, left out
+    with pytest.warns(UserWarning, match=r"the fitted records \['history_'\] hold values JSON cannot"):
+        clf.save_pretrained(tmp_path / "again")
 
 
 def test_clone_get_set_params_and_routed_loss_params(tiny_bert):
