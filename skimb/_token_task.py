@@ -139,7 +139,12 @@ class TokenTask(TaskAdapter):
         sw = check_sample_weight(ctx.sample_weight, len(ctx.y), positive_sum=True)
         ctx.class_weight = self.class_weights(ctx.classes, flat_tags(ctx.y[ctx.train_idx]))
         ctx.tag_weight = ctx.class_weight if self.est.class_weight is not None else None
-        self.check_training_weights(sw, ctx.train_idx, "sample_weight")
+        trained = sw  # > 0 where a sentence has some tag that counts in the loss
+        if ctx.tag_weight is not None:
+            trained = np.array([float((ctx.tag_weight[np.asarray(tags, dtype=np.int64)] > 0).any()) for tags in ctx.y])
+            trained = trained if sw is None else trained * sw
+        what = "class_weight x sample_weight" if ctx.tag_weight is not None and sw is not None else "sample_weight"
+        self.check_training_weights(trained, ctx.train_idx, what)
         ctx.weights = None if sw is None else (sw / sw.mean()).astype(np.float32)
 
     def after_fit(self, ctx):

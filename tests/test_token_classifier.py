@@ -236,6 +236,11 @@ def test_sample_weights_only_on_validation_sentences_are_rejected_before_the_bac
         else:
             assert "the backbone was loaded" in str(caught.value)
     assert refused == 2
+    # the only positively weighted tag occurs only in sentences of sample weight 0
+    y = [["O", "B-X", "O"]] * 4 + [["O", "B-Y", "O"]] * 4
+    with pytest.raises(ValueError, match="class_weight x sample_weight is 0 on every training example"):
+        TransformerTokenClassifier(class_weight={"O": 0, "B-X": 1, "B-Y": 0}).fit(
+            X, y, sample_weight=[0.0] * 4 + [1.0] * 4)
 
 
 def test_head_mode_computes_features_once_per_fit(tiny_bert, ner_data, monkeypatch):
