@@ -95,6 +95,7 @@ def test_jobs_2_gives_the_results_of_jobs_1_and_journals_every_run(tiny_bert, to
     (["--seeds", "a"], "--seeds takes comma-separated non-negative integers, got 'a'"),
     (["--seeds", ""], "--seeds takes comma-separated non-negative integers"),
     (["--seeds", "0,0"], "--seeds repeats a seed"),
+    (["--seeds", "1 1"], "--seeds repeats a seed"),
     (["--train-size", "1.5"], "--train-size takes a count (a whole number), a fraction <= 1 or 0, got '1.5'"),
     (["--test-size", "-3"], "--test-size takes a count"),
 ])
@@ -109,8 +110,8 @@ def test_bad_budget_arguments_are_refused_by_the_parser(args, message, capsys):
     (["--methods", "ce,embed_lr", "--baseline", "weighted-ce"],
      "--baseline 'weighted-ce' is not among the methods run (ce, embed_lr)"),
     (["--device", "tpu"], "--device 'tpu' names no torch device"),
-    (["--max-length", "100000"], "--max-length: max_length=100000 is more tokens than the backbone takes"),
-    (["--backbone", "/no/such/model"], "Could not load the backbone '/no/such/model'"),
+    (["--max-length", "100000"], "--max-length 100000 is more tokens than the backbone takes"),
+    (["--backbone", "/no/such/model"], "--backbone /no/such/model: Could not load the backbone"),
 ])
 def test_what_every_run_would_fail_on_is_refused_before_any_run(args, message, tiny_bert, toy_csv, tmp_path,
                                                                  capsys):

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import logging
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ DEFAULTS = {"dataset": "goemotions_ekman", "train_size": 1200, "test_size": 600,
 
 def _parse_seeds(text):
     """``--seeds``: distinct non-negative integers, comma-separated."""
-    parts = [s for s in str(text).replace(" ", "").split(",") if s != ""]
+    parts = [s for s in re.split(r"[,\s]+", str(text)) if s != ""]
     if not parts or not all(s.isdigit() for s in parts):
         raise argparse.ArgumentTypeError(f"--seeds takes comma-separated non-negative integers, got {text!r}")
     seeds = [int(s) for s in parts]
@@ -183,17 +184,26 @@ def _size(value, default):
 
 
 def _check_budget(args):
-    """What every fine-tuned run would fail on, refused before any run: the device, the backbone,
-    a ``--max-length`` beyond its positions."""
+    """What every fine-tuned run would fail on, refused before any run: the device, a backbone
+    whose config does not load, a ``--max-length`` beyond its positions."""
     from .._base import _is_device, resolve_device
     from ..backbones import backbone_config
-    from ..backbones._loading import check_max_length
+    from ..backbones._loading import backbone_max_length
 
     if not _is_device(args.device):
-        raise ValueError(f"--device {args.device!r} names no torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
-    resolve_device(args.device)
-    config = backbone_config(args.backbone)
-    check_max_length(args.max_length, argparse.Namespace(config=config), "--max-length")
+        raise ValueError(f"--device {args.device!r} names no torch device; use auto, cpu, cuda or cuda:N.")
+    try:
+        resolve_device(args.device)
+    except ValueError:
+        raise ValueError(f"--device {args.device}: CUDA is not available here; use --device cpu or auto.") from None
+    try:
+        config = backbone_config(args.backbone)
+    except ValueError as exc:
+        raise ValueError(f"--backbone {args.backbone}: {exc}") from None
+    limit = backbone_max_length(config)
+    if limit is not None and args.max_length > limit:
+        raise ValueError(f"--max-length {args.max_length} is more tokens than the backbone takes ({limit} "
+                         f"positions); give --max-length {limit} or less.")
 
 
 def _table_path(args):

@@ -365,7 +365,7 @@ def _validation_trigger(est):
     return partial(_fit, est, X, y)
 
 
-#: Parameters checked where they are used (loading, skorch, torch), not by the tables.
+#: Parameters checked where they are used (skorch's callbacks, the verbosity), not by the tables.
 _CHECKED_WHERE_USED = ("callbacks", "verbose")
 
 
