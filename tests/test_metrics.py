@@ -269,6 +269,8 @@ def test_bagged_thresholds_average_the_bootstrap_searches():
     np.testing.assert_allclose(bagged, np.mean([tune_thresholds(Y[r], S[r]) for r in rows], axis=0))
     assert bagged[1] > single[1] + 0.1  # resamples without the positive keep the default
     np.testing.assert_array_equal(tune_thresholds(Y, S, n_bootstrap=25, random_state=0), bagged)
+    with pytest.raises(ValueError, match="n_bootstrap must be an integer >= 0, got -2"):
+        tune_thresholds(Y, S, n_bootstrap=-2)  # returned NaN thresholds
 
 
 # ---------------------------------------------------------------------------
@@ -431,6 +433,10 @@ def test_span_input_errors():
         span_report([["O", -100]], [["O", "O"]])
     with pytest.raises(ValueError, match="scheme"):
         get_entities(["O"], scheme="BIO3")
+    # the aliases skimb.tokens accepts name the same schemes here
+    tags = [["B-PER", "I-PER", "O", "S-LOC"]]
+    assert span_f1_score(tags, tags, scheme="bioes") == span_f1_score(tags, tags, scheme="IOBES") == 1.0
+    assert get_entities(["B-PER", "I-PER"], scheme="BIO") == get_entities(["B-PER", "I-PER"], scheme="IOB2")
     with pytest.raises(TypeError, match="one sentence"):
         get_entities([["B-PER"]])
     with pytest.raises(ValueError, match="average"):
@@ -477,6 +483,22 @@ def test_paired_bootstrap_of_a_method_against_itself_is_zero():
     pred = np.where(rng.random(200) < 0.6, y, rng.integers(0, 4, 200))
     c = example_counts("multiclass", y, pred, labels=np.arange(4))
     assert paired_bootstrap_gap([c, c], [c, c], n_boot=200) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("task, y_true, y_pred, match", [
+    ("multiclass", [0, 0, 1], ["0", "0", "1"], "mix label types"),
+    ("multiclass", [0, 1], [0], "different lengths: 2 != 1"),
+    ("multilabels", [[0, 1]], [[0, 1]], "task must be 'multiclass', 'multilabel' or 'token'"),
+    ("multilabel", [[0, 2]], [[0, 1]], "0/1 indicator matrices"),
+    ("token", [["B-A", "O"]], [["B-A"]], "sentence 0: 2 true tags but 1 predicted"),
+])
+def test_example_counts_refuse_what_would_count_wrongly(task, y_true, y_pred, match):
+    from skimb.metrics import example_counts
+
+    with pytest.raises(ValueError, match=match):
+        example_counts(task, y_true, y_pred)
+    same_type = np.asarray(["a", "b"], dtype=object)  # object arrays of strings are strings too
+    assert example_counts("multiclass", same_type, np.array(["a", "a"]))[:, :, 0].sum() == 1
 
 
 def test_example_counts_reproduce_each_tasks_macro_f1():

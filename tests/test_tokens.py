@@ -15,6 +15,7 @@ from skimb.tokens import (
     Window,
     align_word_labels,
     constrained_decode,
+    decode_tags,
     convert_scheme,
     entity_types,
     make_windows,
@@ -298,6 +299,19 @@ def test_constrained_decode_edge_cases():
         constrained_decode(np.zeros((2, 2)), LABELS)
     with pytest.raises(ValueError, match="NaN"):
         constrained_decode(np.full((1, 3), np.nan), ["O", "B-A", "I-A"])
+
+
+@pytest.mark.parametrize("scores, match", [
+    ([np.zeros((1, 3)), np.array([[np.nan, 0.0, 1.0]])], "sentence 1: scores contain NaN"),
+    ([np.zeros((2, 2))], r"sentence 0: scores of shape \(2, 2\); expected \(n_words, 3\)"),
+    ([np.zeros((2, 4))], r"expected \(n_words, 3\)"),
+])
+def test_repair_decoding_checks_the_scores_as_constrained_decoding_does(scores, match):
+    # a diverged model decoded as all-O, and a column count that did not match the labels read wrongly
+    for decoding in ("repair", "constrained"):
+        with pytest.raises(ValueError, match=match if decoding == "repair" else "NaN|columns"):
+            decode_tags(scores, ["O", "B-A", "I-A"], decoding)
+    assert decode_tags([[], np.zeros((0, 3))], ["O", "B-A", "I-A"]) == [[], []]
     with pytest.raises(ValueError, match="only I-"):
         constrained_decode(np.zeros((1, 1)), ["I-A"])
     with pytest.raises(ValueError, match="2-D"):

@@ -22,16 +22,34 @@ def example_counts(task, y_true, y_pred, labels=None):
     array([[1, 0],
            [0, 0]])
     """
+    if task not in ("multiclass", "multilabel", "token"):
+        raise ValueError(f"task must be 'multiclass', 'multilabel' or 'token', got {task!r}.")
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true and y_pred have different lengths: {len(y_true)} != {len(y_pred)}.")
     if task == "multilabel":
-        Y, P = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+        Y, P = np.asarray(y_true), np.asarray(y_pred)
+        if Y.shape != P.shape or Y.ndim != 2 or not (np.isin(Y, (0, 1)).all() and np.isin(P, (0, 1)).all()):
+            raise ValueError("multi-label y_true and y_pred must be 0/1 indicator matrices of one shape, "
+                             f"got {Y.shape} and {P.shape}.")
+        Y, P = Y.astype(np.int64), P.astype(np.int64)
         return np.stack([Y * P, P, Y], axis=-1)
     if task == "token":
+        for i, (t, p) in enumerate(zip(y_true, y_pred)):
+            if len(t) != len(p):
+                raise ValueError(f"sentence {i}: {len(t)} true tags but {len(p)} predicted.")
         return _span_counts(y_true, y_pred, labels)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if len(y_true) and _holds_text(y_true) != _holds_text(y_pred):
+        raise ValueError(f"y_true and y_pred mix label types ({y_true.dtype} and {y_pred.dtype}): every "
+                         "prediction would count as wrong. Give both as the same type.")
     labels = np.unique(np.concatenate([y_true, y_pred])) if labels is None else np.asarray(labels)
     t = (y_true[:, None] == labels[None, :]).astype(np.int64)
     p = (y_pred[:, None] == labels[None, :]).astype(np.int64)
     return np.stack([t * p, p, t], axis=-1)
+
+
+def _holds_text(labels: np.ndarray) -> bool:
+    return labels.dtype.kind in "US" or (labels.dtype.kind == "O" and isinstance(labels.flat[0], str))
 
 
 def _span_counts(y_true, y_pred, types=None):

@@ -29,10 +29,10 @@ _BILOU_TO_IOBES = {"L": "E", "U": "S"}
 
 
 def _check_scheme(scheme):
-    key = str(scheme).upper()
-    if key not in _SCHEMES:
-        raise ValueError(f"scheme must be one of {sorted(_SCHEMES)}, got {scheme!r}.")
-    return key
+    """The scheme's canonical name; the aliases of :mod:`skimb.tokens` ("BIO", "IOB", "BIOES") too."""
+    from skimb.tokens._bio import _check_scheme as canonical_scheme
+
+    return canonical_scheme(scheme)
 
 
 def _where(sent, pos):

@@ -491,4 +491,16 @@ def decode_tags(word_scores, labels, decoding: str = "repair") -> list[list[str]
         return [constrained_decode(s, labels) if len(s) else [] for s in word_scores]
     if decoding != "repair":
         raise ValueError(f"decoding must be 'repair' or 'constrained', got {decoding!r}.")
-    return repair_bio([[labels[k] for k in np.asarray(s).argmax(axis=1)] if len(s) else [] for s in word_scores])
+    argmax = []
+    for i, s in enumerate(word_scores):
+        s = np.asarray(s, dtype=np.float64)
+        if not len(s):  # a sentence of no words
+            argmax.append([])
+            continue
+        if s.ndim != 2 or s.shape[1] != len(labels):
+            raise ValueError(f"sentence {i}: scores of shape {s.shape}; expected (n_words, {len(labels)}), a "
+                             "column per label.")
+        if np.isnan(s).any():
+            raise ValueError(f"sentence {i}: scores contain NaN (the model diverged).")
+        argmax.append([labels[k] for k in s.argmax(axis=1)])
+    return repair_bio(argmax)
