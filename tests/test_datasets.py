@@ -449,6 +449,19 @@ def test_single_files(tmp_path):
     assert load_dataset(conll).y_train == [["B-ORG"]]
 
 
+@pytest.mark.parametrize("name, content", [
+    ("x.txt", ""), ("empty.json", "[]"), ("header.tsv", "Label\tSMS\n")])
+def test_a_file_of_no_examples_is_refused(tmp_path, name, content):
+    # it loaded as a data set of no classes
+    path = write(tmp_path / name, content)
+    with pytest.raises(ValueError, match="holds no examples"):
+        load_dataset(path)
+    write(tmp_path / "folder" / "train.json", '[{"text": "a", "label_text": "x"}]')
+    write(tmp_path / "folder" / "test.json", "[]")
+    with pytest.raises(ValueError, match=r"test.json holds no examples"):
+        load_dataset(tmp_path / "folder")
+
+
 def test_unrecognised_files(tmp_path):
     write(tmp_path / "a" / "train.json", '{"text": "a", "label": 1}\n')
     with pytest.raises(ValueError, match="without a 'tokens' field"):

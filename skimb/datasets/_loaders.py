@@ -138,7 +138,16 @@ def _sniff(path: Path) -> str:
 
 
 def _read_split(path: Path, fmt: str):
-    """Read one split; returns ``(X, labels)`` in the reader's raw form."""
+    """Read one split; returns ``(X, labels)`` in the reader's raw form. A file of no examples is
+    refused: it would load as a data set of no classes."""
+    X, labels = _read_split_file(path, fmt)
+    if not len(X):
+        raise ValueError(f"{path} holds no examples (an empty list, or a header only); give a file with at "
+                         "least one example per split.")
+    return X, labels
+
+
+def _read_split_file(path: Path, fmt: str):
     if fmt == "humaid":
         return read_humaid_json(path)
     if fmt == "jsonl_ner":
