@@ -646,6 +646,9 @@ def test_input_validation():
         loss(torch.zeros(2, 3), torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="shape"):
         BinaryCrossEntropyLoss()(torch.zeros(2, 3), torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 1\].*from -1 to 2"):  # a negative loss
+        BinaryCrossEntropyLoss()(torch.tensor([[3.0, -3.0]]), torch.tensor([[2.0, -1.0]]))
+    assert BinaryCrossEntropyLoss()(torch.zeros(1, 2), torch.tensor([[0.2, 1.0]])) > 0  # soft targets pass
     with pytest.raises(ValueError, match="class_counts"):
         WeightedCrossEntropyLoss()
     with pytest.raises(ValueError, match="non-negative"):

@@ -516,6 +516,9 @@ class ImbalanceLoss(nn.Module):
                     f"{tuple(logits.shape)}, got {tuple(target.shape)}."
                 )
             target = target.to(logits.dtype)
+            if bool(((target < 0) | (target > 1)).any()):  # a negative loss otherwise
+                raise ValueError(f"{name}: multi-label targets must lie in [0, 1] (0/1 indicators), got values "
+                                 f"from {target.min().item():g} to {target.max().item():g}.")
         return logits, target
 
     def extra_repr(self):
