@@ -699,7 +699,8 @@ def test_make_loss_user_module_deep_copied(mc_data):
     _, _, zt, yt = mc_data
     user = UserLoss()
     user.register_buffer("w", torch.ones(3))
-    built = make_loss(user, task="multiclass", class_counts=MC_COUNTS, n_samples=N_MC, gamma=2.0)
+    with pytest.warns(UserWarning, match="the loss instance UserLoss takes no parameters here; gamma ignored"):
+        built = make_loss(user, task="multiclass", class_counts=MC_COUNTS, n_samples=N_MC, gamma=2.0)
     assert built is not user and built.w is not user.w
     assert built.reduction == "none" and user.reduction == "mean"
     assert built(zt, yt).shape == (N,)
@@ -710,6 +711,8 @@ def test_make_loss_user_module_deep_copied(mc_data):
     assert focal.reduction == "mean" and built.reduction == "none" and built.gamma == 1.0
     with pytest.raises(TypeError, match="named losses"):
         make_loss(user, task="multiclass", loss__smooth=1.0)
+    with pytest.raises(ValueError, match="FocalLoss is a multiclass loss, not a multilabel one"):
+        make_loss(focal, task="multilabel")  # as for the class: not first at training
 
 
 def test_make_loss_names_and_aliases():

@@ -172,12 +172,17 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
     """
     _check_task(task)
     if isinstance(loss, nn.Module):
-        _, extras = _split_params(params)
+        flat, extras = _split_params(params)
         if extras:
             raise TypeError(
                 f"loss parameters {sorted(extras)} apply to named losses only; configure "
                 f"the {type(loss).__name__} instance before passing it."
             )
+        if flat:  # shared names, as for a named loss that does not use them
+            warn_caller(f"the loss instance {type(loss).__name__} takes no parameters here; "
+                        f"{', '.join(sorted(flat))} ignored (configure the instance).")
+        if getattr(loss, "task", task) != task:
+            raise ValueError(f"{type(loss).__name__} is a {loss.task} loss, not a {task} one.")
         module = copy.deepcopy(loss)
         if hasattr(module, "reduction"):
             module.reduction = "none"
