@@ -92,6 +92,14 @@ def test_agrees_with_sklearn(seed):
     assert rep["per_class"][6]["support"] == 0
 
 
+@pytest.mark.parametrize("digits", [-1, 2.5, True])
+def test_imbalance_report_refuses_digits_that_are_no_count_of_decimals(digits):
+    # -1 rounded every figure to tens: an accuracy of 1.0 read 0.0
+    with pytest.raises(ValueError, match=f"digits must be None or an integer >= 0, got {digits!r}"):
+        imbalance_report(Y_TRUE, Y_PRED, digits=digits)
+    assert imbalance_report(Y_TRUE, Y_TRUE, digits=0)["accuracy"] == 1.0
+
+
 def test_string_and_int_labels_give_same_numbers():
     mapping = {"a": 10, "b": 20, "c": 30, "d": 40}
     rs = imbalance_report(Y_TRUE, Y_PRED, digits=None)

@@ -204,6 +204,8 @@ def imbalance_report(y_true, y_pred, *, labels=None, train_labels=None, digits=4
     """
     from imblearn.metrics import geometric_mean_score
 
+    if digits is not None and (isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or digits < 0):
+        raise ValueError(f"digits must be None or an integer >= 0, got {digits!r}.")  # -1 rounded to tens
     y_true, y_pred = _check_multiclass_targets(y_true, y_pred)
     labels = _check_label_list(labels, y_true)
     if labels is None:
