@@ -16,12 +16,10 @@ it writes the data it reads and tabulates what it wrote:
     mean ± std over seeds and HAMR's gap to plain with a paired bootstrap interval (per seed and
     pooled over seeds).
 
-The runs between the two steps (documented in ``docs/benchmarks.md``, round 40): a separate venv with
-the reference's pins (transformers 4.52.3, accelerate 1.4.0, datasets 4.0.0, sentence-transformers
-2.7.0, faiss-cpu) and torch 2.13.0; ``evaluate.load`` replaced by a scikit-learn stand-in (the hub is
-unreachable); embeddings from the reference's ``embedding_data/embed_cls.py`` with the bundled MiniLM;
-``train_cls.py`` with the flags of its ``run_cls.sh`` but for the protocol's epochs, batch, length and
-rate, one thread per run.
+The runs between the two steps: ``benchmarks/reference_hamr_run.sh SEED plain|hamr CORE`` (its header
+has the setup: a venv of the reference's pins, transformers 4.52.3 among them, with torch 2.13.0; the
+reference's own embedding script on the bundled MiniLM; ``evaluate.load`` replaced by a scikit-learn
+stand-in, the hub being unreachable); one thread per run. Figures: ``docs/benchmarks.md``, round 40.
 """
 from __future__ import annotations
 
