@@ -85,3 +85,13 @@ def test_a_split_without_entities_keeps_the_argmax():
 def test_bad_input_names_the_sentence(tags, logits, classes, message):
     with pytest.raises(ValueError, match=message):
         tune_span_offsets(tags, logits, classes)
+
+
+def test_nan_logits_wrong_offsets_and_a_negative_bootstrap_are_refused():
+    tags = [["O", "B-A"]]
+    with pytest.raises(ValueError, match="logits contain NaN"):  # tuned to zeros before
+        tune_span_offsets(tags, [np.full((2, 5), np.nan)], CLASSES)
+    with pytest.raises(ValueError, match=r"offsets must have one value per tag \(5\), got shape \(1,\)"):
+        span_macro_f1_from_logits(tags, [np.zeros((2, 5))], CLASSES, offsets=[1.0])  # broadcast before
+    with pytest.raises(ValueError, match="n_bootstrap must be an integer >= 0"):
+        tune_span_offsets(tags, [np.zeros((2, 5))], CLASSES, n_bootstrap=-1)

@@ -84,6 +84,8 @@ def _stack(y_true, logits, classes):
         rows.append(lg)
     lengths = np.array([len(t) for t in ids], dtype=np.int64)
     stacked = np.concatenate(rows) if rows else np.zeros((0, len(classes)))
+    if np.isnan(stacked).any():
+        raise ValueError("logits contain NaN: the model diverged (train with a lower learning rate).")
     return stacked, lengths, np.array([k for t in ids for k in t], dtype=np.int64)
 
 
@@ -121,7 +123,10 @@ def span_macro_f1_from_logits(y_true, logits, classes, offsets=None) -> float:
     """
     stacked, lengths, true_ids = _stack(y_true, logits, classes)
     if offsets is not None:
-        stacked = stacked + np.asarray(offsets, dtype=np.float64)
+        offsets = np.asarray(offsets, dtype=np.float64)
+        if offsets.shape != (len(classes),):
+            raise ValueError(f"offsets must have one value per tag ({len(classes)}), got shape {offsets.shape}.")
+        stacked = stacked + offsets
     return _SpanScorer(classes, lengths, true_ids).macro_f1(stacked)
 
 
@@ -166,6 +171,8 @@ def tune_span_offsets(y_true, logits, classes, *, steps=None, n_rounds=2, n_boot
     >>> tune_span_offsets(y, logits, classes)
     array([0.25, 0.25, 0.  ])
     """
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}.")
     stacked, lengths, true_ids = _stack(y_true, logits, classes)
     scorer = _SpanScorer(classes, lengths, true_ids)
     full, present = _search(scorer, stacked, steps, n_rounds)
