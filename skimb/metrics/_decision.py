@@ -94,8 +94,7 @@ def tune_logit_offsets(y_true, logits, *, class_prior=None, search="offsets", ta
     """
     if search not in ("tau", "offsets"):
         raise ValueError(f"search must be 'tau' or 'offsets', got {search!r}.")
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}.")
+    check_n_bootstrap(n_bootstrap)
     y_true, logits = _validation_logits(y_true, logits, class_prior)
     kwargs = dict(class_prior=class_prior, search=search, taus=taus, steps=steps, n_rounds=n_rounds)
     full = _search_offsets(y_true, logits, **kwargs)
@@ -177,6 +176,13 @@ def temperature_and_biases(y_true, logits, *, l2=1e-3):
     start = np.r_[1.0, np.zeros(n_classes)]
     fit = minimize(nll, start, method="L-BFGS-B", bounds=[(0.05, 20.0)] + [(None, None)] * n_classes)
     return fit.x[0], fit.x[1:]
+
+
+def check_n_bootstrap(n_bootstrap) -> None:
+    """Refuse a number of bootstrap resamples that is not an integer >= 0 (a negative one was
+    ignored or gave NaN)."""
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}.")
 
 
 def _validation_logits(y_true, logits, class_prior=None):

@@ -14,7 +14,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from skimb.metrics._decision import f1_from_counts
+from skimb.metrics._decision import check_n_bootstrap, f1_from_counts
 from skimb.metrics._quartiles import _assign_quartiles, _quartile_means
 
 __all__ = ["multilabel_report", "tune_thresholds"]
@@ -254,8 +254,7 @@ def tune_thresholds(Y_true, Y_score, *, grid=None, default=0.5, n_bootstrap=0, r
     if grid.size == 0 or not np.all(np.isfinite(grid)):
         raise ValueError("grid must be a non-empty sequence of finite thresholds.")
     grid = np.unique(grid)  # sorted ascending: ties in distance resolve to the smaller
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}.")
+    check_n_bootstrap(n_bootstrap)
     if not n_bootstrap:
         return _best_thresholds(Y_true, scores, grid, float(default))
     rng = np.random.default_rng(random_state)

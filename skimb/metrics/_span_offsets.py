@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skimb.metrics._decision import coordinate_search, f1_from_counts
+from skimb.metrics._decision import check_n_bootstrap, coordinate_search, f1_from_counts
 
 __all__ = ["tune_span_offsets", "span_macro_f1_from_logits"]
 
@@ -171,8 +171,7 @@ def tune_span_offsets(y_true, logits, classes, *, steps=None, n_rounds=2, n_boot
     >>> tune_span_offsets(y, logits, classes)
     array([0.25, 0.25, 0.  ])
     """
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap!r}.")
+    check_n_bootstrap(n_bootstrap)
     stacked, lengths, true_ids = _stack(y_true, logits, classes)
     scorer = _SpanScorer(classes, lengths, true_ids)
     full, present = _search(scorer, stacked, steps, n_rounds)
