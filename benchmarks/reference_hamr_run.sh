@@ -10,7 +10,8 @@
 #   git -C $REF show HEAD:embedding_data/embed_cls.py > $DIR/code/embed_cls.py
 #   $DIR/venv/bin/python $DIR/code/embed_cls.py --train_json $DIR/data/train.json --model_dir <MiniLM> --output_dir $DIR/emb
 # The code runs unchanged but for evaluate.load (the hub is unreachable): a scikit-learn stand-in, written below.
-# The flags are run_cls.sh's but for the protocol's epochs, batch, length and rate (and no checkpoints).
+# The flags are run_cls.sh's but for the protocol's epochs, batch, length and rate, no checkpoints, no --fp16
+# (CPU), the seed given (not its 43) and epoch logging. OUTROOT=<folder> writes the run elsewhere (a rerun).
 set -euo pipefail
 SEED=$1; VARIANT=$2; CORE=$3
 DIR=${DIR:?set DIR to the folder of data/, emb/, code/ and venv/}
