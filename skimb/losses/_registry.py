@@ -7,6 +7,7 @@ import copy
 from torch import nn
 
 from ..utils._warnings import warn_caller
+from ._base import ImbalanceLoss
 
 __all__ = ["LOSSES", "FLAT_PARAMS", "TASKS", "register_loss", "make_loss", "available_losses", "loss_balances_classes",
            "loss_focuses"]
@@ -181,7 +182,7 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
         if flat:  # shared names, as for a named loss that does not use them
             warn_caller(f"the loss instance {type(loss).__name__} takes no parameters here; "
                         f"{', '.join(sorted(flat))} ignored (configure the instance).")
-        if getattr(loss, "task", task) != task:
+        if isinstance(loss, ImbalanceLoss) and loss.task != task:
             raise ValueError(f"{type(loss).__name__} is a {loss.task} loss, not a {task} one.")
         module = copy.deepcopy(loss)
         if hasattr(module, "reduction"):

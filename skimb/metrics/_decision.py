@@ -150,8 +150,8 @@ def calibrated_logit_offsets(y_true, logits, *, class_prior, tau=CALIBRATED_TAU,
     >>> calibrated_logit_offsets([0, 0, 1, 1], logits, class_prior=[3, 1], tau=0).round(3)
     array([-0.262,  0.262])
     """
-    _validation_logits(y_true, logits, class_prior)
-    temperature, bias = temperature_and_biases(y_true, logits, l2=l2)
+    y_true, logits = _validation_logits(y_true, logits, class_prior)
+    temperature, bias = _temperature_and_biases(y_true, logits, l2)
     log_prior = np.log(np.clip(np.asarray(class_prior, dtype=np.float64), 1e-12, None))
     shift = bias - tau * (log_prior - log_prior.mean())
     # argmax(z / T + shift) == argmax(z + T * shift): offsets on the raw logits
@@ -162,10 +162,13 @@ def temperature_and_biases(y_true, logits, *, l2=1e-3):
     """Bias-corrected temperature scaling: the temperature ``T`` and per-class biases ``b`` that
     minimise the mean negative log-likelihood of ``softmax(logits / T + b)`` on ``y_true``, with an
     L2 penalty ``l2`` on ``b`` (a class absent from ``y_true`` keeps a finite bias)."""
+    return _temperature_and_biases(*_validation_logits(y_true, logits), l2)
+
+
+def _temperature_and_biases(y_true, logits, l2):
     from scipy.optimize import minimize
     from scipy.special import log_softmax
 
-    y_true, logits = _validation_logits(y_true, logits)
     n_classes = logits.shape[1]
     rows = np.arange(len(y_true))
 
@@ -193,6 +196,11 @@ def _validation_logits(y_true, logits, class_prior=None):
     if logits.ndim == 1:
         logits = np.column_stack([np.zeros_like(logits), logits])
     codes = np.asarray(y_true)
+    if codes.dtype == object:  # integers held as objects (a pandas object Series)
+        try:
+            codes = codes.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
     if codes.ndim != 1 or codes.dtype.kind not in "biuf" or (codes.dtype.kind == "f" and
                                                             not np.array_equal(codes, np.round(codes))):
         raise ValueError("y_true must be 1-D class codes 0..n_classes-1 (integers); encode labels with "

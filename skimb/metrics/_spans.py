@@ -15,6 +15,7 @@ from collections import Counter
 import numpy as np
 
 from skimb.metrics._quartiles import _assign_quartiles, _quartile_means
+from skimb.utils._schemes import check_scheme as _check_scheme  # the aliases of skimb.tokens too
 
 __all__ = ["get_entities", "span_report", "span_f1_score"]
 
@@ -26,13 +27,6 @@ _SCHEMES = {
     "BILOU": ("B", "I", "L", "U"),
 }
 _BILOU_TO_IOBES = {"L": "E", "U": "S"}
-
-
-def _check_scheme(scheme):
-    """The scheme's canonical name; the aliases of :mod:`skimb.tokens` ("BIO", "IOB", "BIOES") too."""
-    from skimb.tokens._bio import _check_scheme as canonical_scheme
-
-    return canonical_scheme(scheme)
 
 
 def _where(sent, pos):

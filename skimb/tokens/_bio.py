@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from ..utils._schemes import check_scheme as _check_scheme
+
 __all__ = [
     "validate_tags",
     "convert_scheme",
@@ -29,16 +31,6 @@ __all__ = [
     "entity_types",
     "constrained_decode",
 ]
-
-_ALIASES = {
-    "IOB2": "IOB2",
-    "BIO": "IOB2",
-    "IOB1": "IOB1",
-    "IOB": "IOB1",
-    "IOBES": "IOBES",
-    "BIOES": "IOBES",
-    "BILOU": "BILOU",
-}
 
 _PREFIXES = {
     "IOB2": ("B", "I"),
@@ -54,18 +46,6 @@ _ROLES = {
     "IOBES": {"B": "begin", "I": "inside", "E": "end", "S": "single"},
     "BILOU": {"B": "begin", "I": "inside", "L": "end", "U": "single"},
 }
-
-
-def _check_scheme(scheme, what: str = "scheme") -> str:
-    if not isinstance(scheme, str):
-        raise TypeError(f"{what} must be a string, got {type(scheme).__name__}.")
-    key = scheme.strip().upper()
-    if key not in _ALIASES:
-        raise ValueError(
-            f"Unknown {what} {scheme!r}; expected one of 'IOB2' ('BIO'), 'IOB1' ('IOB'), "
-            "'IOBES' ('BIOES') or 'BILOU'."
-        )
-    return _ALIASES[key]
 
 
 def _split(tag: str):
