@@ -498,7 +498,7 @@ def test_paired_bootstrap_of_a_method_against_itself_is_zero():
     ("multiclass", [0, 1], [0], "different lengths: 2 != 1"),
     ("multilabels", [[0, 1]], [[0, 1]], "task must be 'multiclass', 'multilabel' or 'token'"),
     ("multilabel", [[0, 2]], [[0, 1]], "0/1 indicator matrices"),
-    ("token", [["B-A", "O"]], [["B-A"]], "sentence 0: 2 true tags but 1 predicted"),
+    ("token", [["B-A", "O"]], [["B-A"]], "sentence 0: y_true has 2 tags but y_pred has 1"),
 ])
 def test_example_counts_refuse_what_would_count_wrongly(task, y_true, y_pred, match):
     from skimb.metrics import example_counts

@@ -129,7 +129,8 @@ def build_parser():
                    help="the column of --data holding the class labels (default: %(default)s)")
     p.add_argument("--methods", default="default",
                    help="comma-separated method names, 'default' or 'all' (see --list-methods)")
-    p.add_argument("--seeds", type=_parse_seeds, default=DEFAULTS["seeds"], help="comma-separated seeds (default: %(default)s)")
+    p.add_argument("--seeds", type=_parse_seeds, default=DEFAULTS["seeds"],
+                   help="comma-separated seeds (default: %(default)s)")
     p.add_argument("--out", default="skimb-report",
                    help="output folder: report.md and report.html (one self-contained page) with the summary, the "
                         "gaps to the baseline, the rarest classes and the confusion matrices of the best method "

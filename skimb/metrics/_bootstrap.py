@@ -34,10 +34,9 @@ def example_counts(task, y_true, y_pred, labels=None):
         Y, P = Y.astype(np.int64), P.astype(np.int64)
         return np.stack([Y * P, P, Y], axis=-1)
     if task == "token":
-        for i, (t, p) in enumerate(zip(y_true, y_pred)):
-            if len(t) != len(p):
-                raise ValueError(f"sentence {i}: {len(t)} true tags but {len(p)} predicted.")
-        return _span_counts(y_true, y_pred, labels)
+        from ._spans import _check_tag_sequences
+
+        return _span_counts(*_check_tag_sequences(y_true, y_pred), labels)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if len(y_true) and _holds_text(y_true) != _holds_text(y_pred):
         raise ValueError(f"y_true and y_pred mix label types ({y_true.dtype} and {y_pred.dtype}): every "
