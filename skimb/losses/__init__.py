@@ -34,6 +34,7 @@ from ._multiclass import (
     LogitAdjustedLoss,
     RankingLoss,
     SelfAdjustingDiceLoss,
+    SoftOrdinalLoss,
     WeightedCrossEntropyLoss,
 )
 from ._multilabel import (
@@ -66,6 +67,7 @@ __all__ = [
     "LDAMLoss",
     "LogitAdjustedLoss",
     "RankingLoss",
+    "SoftOrdinalLoss",
     "AdaptiveFocalLoss",
     # multi-label
     "BinaryCrossEntropyLoss",

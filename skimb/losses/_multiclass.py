@@ -34,6 +34,7 @@ __all__ = [
     "LogitAdjustedLoss",
     "AdaptiveFocalLoss",
     "RankingLoss",
+    "SoftOrdinalLoss",
 ]
 
 
@@ -845,3 +846,48 @@ class RankingLoss(ImbalanceLoss):
     def extra_repr(self):
         return (f"catch_all={self.catch_all}, gamma={self.gamma}, m_plus={self.m_plus}, m_minus={self.m_minus}, "
                 f"{super().extra_repr()}")
+
+
+@register_loss("ordinal", "multiclass")
+class SoftOrdinalLoss(ImbalanceLoss):
+    """Cross-entropy on soft ordinal labels (SORD; Díaz & Marathe, 2019), for ordered classes.
+
+    The classes are grades in the order of their indices (the estimators' sorted ``classes_``:
+    ratings 0-4, or 1-5). The target of an example of grade ``y`` is the distribution
+    ``q_k ∝ exp(-sharpness (k - y)^2)``, so a near miss costs less than a far one; the loss is
+    ``KL(q || p)``, the cross-entropy to ``q`` less its entropy (0 for ``p = q``).
+    ``sharpness → ∞`` is plain cross-entropy.
+
+    Parameters
+    ----------
+    sharpness : float, default=2.0
+        How fast the target's mass falls off with the distance in grades (> 0): at 2.0 a
+        neighbouring grade gets ``exp(-2) ≈ 0.14`` of the true grade's mass.
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skimb.losses import SoftOrdinalLoss
+    >>> loss = SoftOrdinalLoss(sharpness=2.0, reduction="none")
+    >>> logits = torch.tensor([[0.0, 3.0, 0.0, 0.0], [0.0, 0.0, 0.0, 3.0]])
+    >>> loss(logits, torch.tensor([0, 0]))  # one grade off costs less than three
+    tensor([2.4138, 2.7713])
+    """
+
+    task = "multiclass"
+
+    def __init__(self, sharpness=2.0, reduction="mean"):
+        super().__init__(reduction=reduction)
+        self.sharpness = _check_nonneg(sharpness, "sharpness")
+        if self.sharpness == 0:
+            raise ValueError("sharpness must be > 0 (0 makes every grade's target uniform), got 0.0.")
+
+    def _per_sample(self, logits, target):
+        grades = torch.arange(logits.shape[1], device=logits.device, dtype=logits.dtype)
+        distance = grades[None, :] - target[:, None].to(logits.dtype)
+        log_q = torch.log_softmax(-self.sharpness * distance ** 2, dim=1)
+        return (log_q.exp() * (log_q - torch.log_softmax(logits, dim=1))).sum(dim=1)
+
+    def extra_repr(self):
+        return f"sharpness={self.sharpness}, {super().extra_repr()}"
