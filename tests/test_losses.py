@@ -25,6 +25,7 @@ from skimb.losses import (
     LDAMLoss,
     LogitAdjustedLoss,
     SelfAdjustingDiceLoss,
+    SoftOrdinalLoss,
     WeightedBinaryCrossEntropyLoss,
     WeightedCrossEntropyLoss,
     available_losses,
@@ -315,6 +316,54 @@ def test_afl_multiclass(mc_data):
     loss = AdaptiveFocalLoss(MC_COUNTS, gamma=1.0, max_gamma=10.0, alpha=alpha, reduction="none")
     np.testing.assert_allclose(loss.gamma_.numpy(), g, rtol=1e-6)
     np.testing.assert_allclose(run(loss, zt, yt), np_focal(z, y, g, alpha), rtol=1e-6)
+
+
+def np_soft_ordinal(z, y, sharpness, grades):
+    q = np.exp(-sharpness * (grades[None, :] - grades[y][:, None]) ** 2)
+    q /= q.sum(axis=1, keepdims=True)
+    return (q * (np.log(q) - np_log_softmax(z))).sum(axis=1)
+
+
+@pytest.mark.parametrize("sharpness, grades", [(2.0, None), (0.5, None), (1.0, [0.0, 1.0, 3.0, 7.0]),
+                                               (2.0, [3, 1, 0, 2])])
+def test_soft_ordinal(mc_data, sharpness, grades):
+    z, y, zt, yt = mc_data
+    loss = SoftOrdinalLoss(sharpness=sharpness, grades=grades, reduction="none")
+    expected_grades = np.arange(C, dtype=float) if grades is None else np.asarray(grades, dtype=float)
+    np.testing.assert_allclose(run(loss, zt, yt), np_soft_ordinal(z, y, sharpness, expected_grades), rtol=1e-10)
+
+
+def test_soft_ordinal_charges_by_distance_and_sharpens_into_cross_entropy(mc_data):
+    z, y, zt, yt = mc_data
+    confident = torch.full((C, C), -4.0, dtype=torch.float64).fill_diagonal_(4.0)  # row k predicts grade k
+    costs = run(SoftOrdinalLoss(reduction="none"), confident, torch.zeros(C, dtype=torch.long))
+    assert costs[0] < costs[1] < costs[2] < costs[3]
+    # cross-entropy charges every wrong grade alike
+    np.testing.assert_allclose(np.diff(np_ce(confident.numpy(), np.zeros(C, dtype=int))[1:]), 0.0, atol=1e-12)
+    np.testing.assert_allclose(run(SoftOrdinalLoss(sharpness=60.0, reduction="none"), zt, yt), np_ce(z, y),
+                               rtol=1e-10)
+    soft_target = torch.softmax(-2.0 * (torch.arange(C, dtype=torch.float64) - 1.0) ** 2, 0)
+    assert run(SoftOrdinalLoss(reduction="none"), soft_target.log()[None], torch.tensor([1]))[0] == \
+        pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(sharpness=0.0), "sharpness must be > 0"),
+    (dict(sharpness=-1.0), "sharpness must be finite and >= 0"),
+    (dict(grades=[0, 1, 1, 2]), "grades must be distinct"),
+    (dict(grades=[0, 1, np.nan]), "at least two finite numbers"),
+    (dict(grades=["low", "high"]), "at least two finite numbers"),
+    (dict(grades=[0, 1, 2], class_counts=[5, 4, 3, 2]), "grades has 3 entries but there are 4 classes"),
+])
+def test_soft_ordinal_refuses_bad_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SoftOrdinalLoss(**kwargs)
+
+
+def test_soft_ordinal_refuses_grades_of_another_length(mc_data):
+    z, y, zt, yt = mc_data
+    with pytest.raises(ValueError, match="logits have 4 classes but the loss was built for 3"):
+        SoftOrdinalLoss(grades=[0, 1, 2])(zt, yt)
 
 
 def test_bce(ml_data):
@@ -718,7 +767,7 @@ def test_make_loss_user_module_deep_copied(mc_data):
 def test_make_loss_names_and_aliases():
     assert available_losses("multiclass") == sorted(
         ["ce", "weighted_ce", "class_balanced", "focal", "dice", "self_adjusting_dice", "ldam",
-         "logit_adjusted", "afl", "ranking"])
+         "logit_adjusted", "afl", "ranking", "ordinal"])
     assert available_losses("multilabel") == sorted(
         ["bce", "ce", "weighted_bce", "weighted_ce", "focal_bce", "focal",
          "distribution_balanced", "afl"])
@@ -829,6 +878,7 @@ EXPECTED_FITTED = {
     ("multiclass", "ldam"): {"margin_", "class_weight_"},
     ("multiclass", "logit_adjusted"): {"logit_adjustment_"},
     ("multiclass", "afl"): {"gamma_", "alpha_"},
+    ("multiclass", "ordinal"): set(),
     ("multilabel", "bce"): set(),
     ("multilabel", "weighted_bce"): {"pos_weight_"},
     ("multilabel", "focal_bce"): set(),

@@ -850,20 +850,31 @@ class RankingLoss(ImbalanceLoss):
 
 @register_loss("ordinal", "multiclass")
 class SoftOrdinalLoss(ImbalanceLoss):
-    """Cross-entropy on soft ordinal labels (SORD; Díaz & Marathe, 2019), for ordered classes.
+    """Cross-entropy on soft ordinal labels (SORD; Díaz & Marathe, 2019), for graded classes.
 
-    The classes are grades in the order of their indices (the estimators' sorted ``classes_``:
-    ratings 0-4, or 1-5). The target of an example of grade ``y`` is the distribution
-    ``q_k ∝ exp(-sharpness (k - y)^2)``, so a near miss costs less than a far one; the loss is
-    ``KL(q || p)``, the cross-entropy to ``q`` less its entropy (0 for ``p = q``).
-    ``sharpness → ∞`` is plain cross-entropy.
+    The target of an example of grade ``g_y`` is the distribution
+    ``q_k ∝ exp(-sharpness (g_k - g_y)^2)`` over the classes, so a near miss costs less than a
+    far one; the loss is ``KL(q || p)``, the cross-entropy to ``q`` less its entropy (0 for
+    ``p = q``). ``sharpness → ∞`` is plain cross-entropy.
 
     Parameters
     ----------
     sharpness : float, default=2.0
         How fast the target's mass falls off with the distance in grades (> 0): at 2.0 a
         neighbouring grade gets ``exp(-2) ≈ 0.14`` of the true grade's mass.
+    grades : array-like of shape (C,), default=None
+        The grade of each class, in the order of the estimator's ``classes_`` (the sorted labels).
+        None: ``0, 1, ..., C-1``, right for integer ratings; give it where the sorted labels are
+        not in grade order (``["negative", "neutral", "positive"]`` sorts as they stand, but
+        ``"very negative"`` sorts after ``"positive"``).
+    class_counts : array-like of shape (C,), default=None
+        Only used to check the length of ``grades``.
     reduction : {"mean", "sum", "none"}, default="mean"
+
+    Attributes
+    ----------
+    grades_ : torch.Tensor of shape (C,)
+        The grades (buffer), present only when ``grades`` is given.
 
     Examples
     --------
@@ -873,21 +884,45 @@ class SoftOrdinalLoss(ImbalanceLoss):
     >>> logits = torch.tensor([[0.0, 3.0, 0.0, 0.0], [0.0, 0.0, 0.0, 3.0]])
     >>> loss(logits, torch.tensor([0, 0]))  # one grade off costs less than three
     tensor([2.4138, 2.7713])
+    >>> SoftOrdinalLoss(grades=[2, 1, 0, 3], reduction="none")(logits, torch.tensor([2, 2]))
+    tensor([2.4138, 2.7713])
     """
 
     task = "multiclass"
 
-    def __init__(self, sharpness=2.0, reduction="mean"):
+    def __init__(self, sharpness=2.0, grades=None, class_counts=None, reduction="mean"):
         super().__init__(reduction=reduction)
         self.sharpness = _check_nonneg(sharpness, "sharpness")
         if self.sharpness == 0:
             raise ValueError("sharpness must be > 0 (0 makes every grade's target uniform), got 0.0.")
+        counts = _check_counts(class_counts, required=False)
+        self.register_buffer("grades_", None if grades is None else _to_buffer(_check_grades(grades, counts)))
 
     def _per_sample(self, logits, target):
-        grades = torch.arange(logits.shape[1], device=logits.device, dtype=logits.dtype)
-        distance = grades[None, :] - target[:, None].to(logits.dtype)
+        if self.grades_ is None:
+            grades = torch.arange(logits.shape[1], device=logits.device, dtype=logits.dtype)
+        else:  # its length is checked against the logits' with the other buffers'
+            grades = self.grades_.to(logits.dtype)
+        distance = grades[None, :] - grades[target][:, None]
         log_q = torch.log_softmax(-self.sharpness * distance ** 2, dim=1)
         return (log_q.exp() * (log_q - torch.log_softmax(logits, dim=1))).sum(dim=1)
 
     def extra_repr(self):
         return f"sharpness={self.sharpness}, {super().extra_repr()}"
+
+
+def _check_grades(grades, counts):
+    """``grades`` as a float64 array: 1-D, finite, distinct, one per class where the counts say how many."""
+    try:
+        values = np.asarray(grades, dtype=np.float64)
+    except (TypeError, ValueError):
+        values = np.array([np.nan])
+    if values.ndim != 1 or values.size < 2 or not np.all(np.isfinite(values)):
+        raise ValueError(f"grades must be a 1-D array of at least two finite numbers, got {grades!r}.")
+    if np.unique(values).size != values.size:
+        raise ValueError(f"grades must be distinct (two classes of one grade get the same soft target), "
+                         f"got {values.tolist()}.")
+    if counts is not None and counts.size != values.size:
+        raise ValueError(f"grades has {values.size} entries but there are {counts.size} classes: give one grade "
+                         "per class, in the order of the estimator's classes_.")
+    return values
