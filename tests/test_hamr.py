@@ -585,6 +585,28 @@ def test_sampler_draws_systematically_unless_asked_for_independent_draws():
         HardnessNeighborhoodSampler(draw_scheme="stratified").fit_resample(X, y)
 
 
+def test_sampler_takes_a_binary_target_with_a_one_row_class():
+    X, y = make_classification(n_samples=40, n_features=4, weights=[0.9], random_state=0)
+    y = np.r_[np.zeros(39, dtype=int), 1]
+    s = HardnessNeighborhoodSampler(random_state=0, knn_k=3)
+    s.fit_resample(X, y)  # a training fold of class 0 alone used to fail the probe's fit
+    assert s.probe_error_[39] == 1.0  # the one row is left out of the only fold it could be learnt from
+    # a splitter whose training folds hold one class: that fold's rows are predicted as that class
+    from sklearn.model_selection import KFold
+    y2 = np.r_[np.zeros(20, dtype=int), np.ones(20, dtype=int)]
+    s2 = HardnessNeighborhoodSampler(random_state=0, knn_k=3, cv=KFold(2))
+    s2.fit_resample(X, y2)
+    assert np.all(s2.probe_error_ == 1.0)
+    # where every fold holds both classes the errors are cross_val_predict's
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    s3 = HardnessNeighborhoodSampler(random_state=0, knn_k=3, cv=cv, probe=LogisticRegression(random_state=0))
+    s3.fit_resample(X, y2)
+    proba = cross_val_predict(LogisticRegression(random_state=0), X, y2, cv=cv, method="predict_proba")
+    np.testing.assert_allclose(s3.probe_error_, 1 - proba[np.arange(40), y2])
+
+
 def test_sampler_hardness_is_on_hamr_weight_scale():
     from skimb.training.hamr._wnet import WEIGHT_CLIP
 

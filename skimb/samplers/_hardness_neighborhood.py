@@ -11,7 +11,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 
 from ..utils._neighbors import (DRAW_SCHEMES, INDEX_KINDS, WEIGHT_CLIP, _as_float32_rows, _top_share,
                                 build_index, draw_epoch_indices, neighbor_boost, sampling_probabilities)
@@ -19,6 +19,21 @@ from ..utils._param_validation import HasMethods, Interval, Options
 from ._base import BaseEmbeddingSampler, sampler_constraints
 
 __all__ = ["HardnessNeighborhoodSampler"]
+
+
+def _out_of_fold_proba(probe, X, y_enc, n_classes, cv) -> np.ndarray:
+    """``cross_val_predict(method="predict_proba")``, but a training fold of a single class (a binary
+    target with a one-row class) predicts that class with certainty rather than failing the fit; a
+    class absent from a training fold gets probability 0 in its test fold."""
+    proba = np.zeros((y_enc.size, n_classes))
+    for train, test in cv.split(X, y_enc):
+        present = np.unique(y_enc[train])
+        if present.size == 1:
+            proba[test, present[0]] = 1.0
+            continue
+        fitted = clone(probe).fit(X[train], y_enc[train])
+        proba[np.ix_(test, fitted.classes_)] = fitted.predict_proba(X[test])
+    return proba
 
 
 class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
@@ -48,8 +63,9 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
     cv : int or cross-validation splitter, default=5
         Folds of the out-of-fold probe. An integer gives shuffled stratified folds, their number
         capped at the smallest class count (at least 2: a class with a single row is then absent
-        from one training fold and gets probability 0, i.e. hardness 1, there). With only
-        single-row classes the probe is fitted in-sample.
+        from one training fold and gets probability 0, i.e. hardness 1, there; a training fold left
+        with one class predicts it with certainty). With only single-row classes the probe is
+        fitted in-sample.
     knn_ratio : float in (0, 1], default=0.1
         Share of hardest samples forming the hard set (floor, at least one sample).
     knn_k : int, default=10
@@ -168,17 +184,15 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
         if "random_state" in params and params["random_state"] is None:
             probe.set_params(random_state=int(rng.randint(np.iinfo(np.int32).max)))
         counts = np.bincount(y_enc, minlength=n_classes)
-        if isinstance(self.cv, Integral):
-            if counts.max() < 2:  # every class has a single row: no out-of-fold estimate
-                proba = probe.fit(X, y_enc).predict_proba(X)
-            else:
-                n_splits = int(max(2, min(int(self.cv), int(counts.min()))))
-                cv = StratifiedKFold(
-                    n_splits=n_splits, shuffle=True, random_state=int(rng.randint(np.iinfo(np.int32).max))
-                )
-                proba = cross_val_predict(probe, X, y_enc, cv=cv, method="predict_proba")
+        if isinstance(self.cv, Integral) and counts.max() < 2:  # only single-row classes: no out-of-fold estimate
+            proba = probe.fit(X, y_enc).predict_proba(X)
         else:
-            proba = cross_val_predict(probe, X, y_enc, cv=self.cv, method="predict_proba")
+            cv = self.cv
+            if isinstance(cv, Integral):
+                n_splits = int(max(2, min(int(cv), int(counts.min()))))
+                cv = StratifiedKFold(n_splits=n_splits, shuffle=True,
+                                     random_state=int(rng.randint(np.iinfo(np.int32).max)))
+            proba = _out_of_fold_proba(probe, X, y_enc, n_classes, cv)
         p_true = np.asarray(proba, dtype=np.float64)[np.arange(y_enc.size), y_enc]
         return np.clip(1.0 - p_true, 0.0, 1.0)
 
