@@ -93,8 +93,8 @@ class TaskAdapter:
 
     @staticmethod
     def check_training_weights(weights, train_idx, what: str) -> None:
-        """Refuses per-example weights that are 0 on every training example: the loss would
-        divide 0 by 0 and training would give NaN."""
+        """Refuses per-example weights that are 0 on every training example: nothing would train
+        (a weighted mean of 0 over 0, or no gradient at all)."""
         if weights is not None and not np.any(weights[train_idx] > 0):
             raise ValueError(f"{what} is 0 on every training example: nothing would train. Give some "
                              "training example a positive weight (those held out by validation_fraction "
