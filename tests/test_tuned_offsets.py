@@ -281,7 +281,8 @@ def test_estimator_validation_refuses_a_sampler_before_the_estimator():
             TunedOffsetsClassifier(wrapped, validation="estimator").fit(X, y)
     # the remedy, which names the estimator's own split as the one to drop
     piped = make_imb_pipeline(RandomOverSampler(random_state=0), _HoldsOut())
-    with pytest.warns(UserWarning, match=r"set its validation_fraction=None \(with a sampler before it"):
+    with pytest.warns(UserWarning, match=r"set its validation_fraction=None, turning off what reads that split "
+                                        r"\(early_stopping, a tuned threshold\); with a sampler before it"):
         tuned = TunedOffsetsClassifier(piped, validation="hold_out", n_bootstrap=5).fit(X, y)
     assert tuned.predict(X).shape == y.shape
 

@@ -186,8 +186,9 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         else:
             self._check_counts(classes, np.bincount(codes))
             if _holds_out_itself(self.estimator):
-                remedy = ("set its validation_fraction=None (with a sampler before it, validation='estimator' "
-                          "cannot be used)" if _resampling_step(self.estimator)
+                remedy = ("set its validation_fraction=None, turning off what reads that split (early_stopping, "
+                          "a tuned threshold); with a sampler before it, validation='estimator' cannot be used"
+                          if _resampling_step(self.estimator)
                           else "use validation='estimator' to tune on its split instead")
                 warnings.warn("the estimator holds out a validation split of its own (validation_fraction) and "
                               f"validation='hold_out' holds out another: it trains on what both leave; {remedy}.",
