@@ -139,3 +139,19 @@ def test_a_backbone_saved_again_is_read_again_in_the_same_process(tmp_path, cach
     fresh = TransformerEmbedder(path, cache=False).fit().transform(more + texts)
     np.testing.assert_allclose(after, fresh, rtol=1e-5, atol=1e-6)  # none of the old model's rows
     assert not np.allclose(after[1:], before)
+
+
+def test_an_estimator_pickled_before_the_backbone_identity_was_recorded_predicts_alike(tiny_bert, toy_data):
+    import pickle
+
+    from skimb import TransformerClassifier
+    from skimb._task import TaskAdapter
+
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, finetune="head", max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    assert clf._backbone_identity == backbone_identity(tiny_bert)
+    old = pickle.loads(pickle.dumps(clf))
+    del old._backbone_identity  # as pickled by skimb before round 40
+    adapter = TaskAdapter(old)
+    assert adapter.feature_key("x") == (old.backbone_path_, "x")  # the path, whose files the cache reads
+    np.testing.assert_allclose(old.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
