@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import command_line, fmt, machine_description, markdown_table, write_outputs
+from _common import class_logits, command_line, fmt, machine_description, markdown_table, write_outputs
 
 
 def _softmax(z):
@@ -39,7 +39,7 @@ def crt_logits(f_train, y_train, n_classes, seed, C=1.0):
 
     def logits(f):
         out = np.tile(full, (len(f), 1))
-        out[:, lr.classes_] = lr.decision_function(f)
+        out[:, lr.classes_] = class_logits(lr, f)  # a binary LR's 1-D margin as two columns
         return out
 
     return logits
