@@ -261,7 +261,8 @@ def test_tune_thresholds_improves_f1():
 
 
 def test_bagged_thresholds_average_the_bootstrap_searches():
-    """Bagging averages the searches on resampled rows; a label with one noisy positive moves less."""
+    """Bagging averages the searches on resampled rows, for each label over the resamples that hold
+    some of its positives."""
     rng = np.random.default_rng(5)
     n = 200
     Y = np.zeros((n, 2), dtype=int)
@@ -274,9 +275,18 @@ def test_bagged_thresholds_average_the_bootstrap_searches():
     bagged = tune_thresholds(Y, S, n_bootstrap=25, random_state=0)
     draws = np.random.default_rng(0)
     rows = [draws.integers(0, n, n) for _ in range(25)]
-    np.testing.assert_allclose(bagged, np.mean([tune_thresholds(Y[r], S[r]) for r in rows], axis=0))
-    assert bagged[1] > single[1] + 0.1  # resamples without the positive keep the default
+    np.testing.assert_allclose(bagged[0], np.mean([tune_thresholds(Y[r], S[r])[0] for r in rows]))
+    holding = [r for r in rows if 0 in r]
+    assert 0 < len(holding) < 25  # some resamples miss the lone positive ...
+    np.testing.assert_allclose(bagged[1], np.mean([tune_thresholds(Y[r], S[r])[1] for r in holding]))
+    assert bagged[1] <= 0.12  # ... and do not pull its threshold to the default, above the positive
     np.testing.assert_array_equal(tune_thresholds(Y, S, n_bootstrap=25, random_state=0), bagged)
+    # two positives: 4 of 30 resamples hold neither; their default 0.5 lifted the mean above both (0.197)
+    Y2, S2 = np.zeros((40, 1), dtype=int), np.full((40, 1), 0.05)
+    Y2[:2], S2[:2] = 1, 0.15
+    assert tune_thresholds(Y2, S2, n_bootstrap=30, random_state=0)[0] <= 0.15
+    # a label without positives anywhere keeps the default
+    assert tune_thresholds(np.c_[Y2, np.zeros(40, int)], np.c_[S2, S2], n_bootstrap=5, default=0.4)[1] == 0.4
     with pytest.raises(ValueError, match="n_bootstrap must be an integer >= 0, got -2"):
         tune_thresholds(Y, S, n_bootstrap=-2)  # returned NaN thresholds
 

@@ -226,6 +226,7 @@ def tune_thresholds(Y_true, Y_score, *, grid=None, default=0.5, n_bootstrap=0, r
         With ``B > 0``, each threshold is the mean of those tuned on ``B`` bootstrap
         resamples of the rows (bagging, as :func:`tune_logit_offsets` does): on a small
         validation split a label with a handful of positives makes a single search noisy.
+        A resample that holds none of a label's positives is left out of that label's mean.
     random_state : int, default=0
         Seeds the bootstrap resamples.
 
@@ -259,7 +260,11 @@ def tune_thresholds(Y_true, Y_score, *, grid=None, default=0.5, n_bootstrap=0, r
         return _best_thresholds(Y_true, scores, grid, float(default))
     rng = np.random.default_rng(random_state)
     rows = [rng.integers(0, len(Y_true), len(Y_true)) for _ in range(int(n_bootstrap))]
-    return np.mean([_best_thresholds(Y_true[r], scores[r], grid, float(default)) for r in rows], axis=0)
+    tuned = np.array([_best_thresholds(Y_true[r], scores[r], grid, float(default)) for r in rows])
+    # a resample without a label's positives says nothing of where they lie: left out of its mean
+    counted = np.array([Y_true[r].any(axis=0) for r in rows])
+    n_counted = counted.sum(axis=0)
+    return np.where(n_counted > 0, (tuned * counted).sum(axis=0) / np.maximum(n_counted, 1), float(default))
 
 
 def _best_thresholds(Y_true, scores, grid, default):
