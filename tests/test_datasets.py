@@ -426,6 +426,24 @@ def test_folder_goemotions_multilabel(tmp_path):
     assert data.y_train.dtype.kind == "i"
 
 
+def test_folder_goemotions_labels_with_a_byte_order_mark(tmp_path):
+    write(tmp_path / "train.tsv", "a\t0\tid1\nb\t1\tid2\n")
+    (tmp_path / "labels.txt").write_bytes("\ufeffjoy\nanger\n".encode("utf-8"))
+    assert load_dataset(tmp_path).target_names == ["joy", "anger"]  # was KeyError: 'joy'
+
+
+@pytest.mark.parametrize("content, reader, expected", [
+    (b"EU B-ORG\rrejects O\r\rPeter B-PER\r", read_conll, ([["EU", "rejects"], ["Peter"]], [["B-ORG", "O"], ["B-PER"]])),
+    (b"label\ttext\rham\thi\rspam\twin\r", read_sms_spam, (["hi", "win"], ["ham", "spam"])),
+    (b"yay\t1\tid1\rboo\t0\tid2\r", read_goemotions_tsv, (["yay", "boo"], [[1], [0]])),
+    (b"a\rb\t1\tid1\nc\t0\tid2\n", read_goemotions_tsv, (["a\rb", "c"], [[1], [0]])),  # a stray \r stays text
+])
+def test_old_mac_line_ends(tmp_path, content, reader, expected):
+    path = tmp_path / "data.txt"
+    path.write_bytes(content)
+    assert reader(path) == expected  # were one line: a sentence short, no examples, texts run together
+
+
 def test_goemotions_single_keeps_the_one_label_rows(tmp_path):
     folder = tmp_path / "goemotions" / "original"
     write(folder / "train.tsv", "a\t0\tid1\nb\t1,2\tid2\nc\t2\tid3\nd\t2\tid4\n")

@@ -13,6 +13,7 @@ from ._embedded import load_goemotions_ekman, load_sms_spam
 from ._readers import (
     _IDS_RE,
     _check_path,
+    _read_label_names,
     read_conll,
     read_goemotions_tsv,
     read_humaid_json,
@@ -204,9 +205,7 @@ def _label_names_for(path: Path, fmt: str):
     if fmt != "goemotions":
         return None
     labels_txt = path.parent / "labels.txt"
-    if labels_txt.is_file():
-        return [ln.strip() for ln in labels_txt.read_text("utf-8").splitlines() if ln.strip()]
-    return None
+    return _read_label_names(labels_txt) if labels_txt.is_file() else None  # as the reader reads it (a BOM)
 
 
 def _find_split_file(folder: Path, split: str):

@@ -58,7 +58,14 @@ def _read_text(path) -> tuple[Path, str]:
 
 
 def _lines(text: str) -> list[str]:
-    """Split on line ends (\\n, \\r\\n, \\r) without touching other characters."""
+    """Split on the file's line ends (\\n or \\r\\n; \\r alone where the file has no \\n, as old
+    Mac files) without touching other characters (a stray \\r inside a line of a \\n file stays).
+
+    >>> _lines("a\\r\\nb\\n"), _lines("a\\rb\\r"), _lines("a\\rb\\nc")
+    (['a', 'b', ''], ['a', 'b', ''], ['a\\rb', 'c'])
+    """
+    if "\n" not in text and "\r" in text:
+        return text.split("\r")
     return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
 
 
