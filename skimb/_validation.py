@@ -145,6 +145,15 @@ def is_multilabel_target(y) -> bool:
     return arr.ndim == 2 and arr.shape[1] > 1
 
 
+def _check_one_kind(items, what: str) -> None:
+    """Refuse labels that mix strings and numbers, naming one of each."""
+    first_str = next((i for i, v in enumerate(items) if isinstance(v, str)), None)
+    first_num = next((i for i, v in enumerate(items) if isinstance(v, numbers.Number)), None)
+    if first_str is not None and first_num is not None:
+        raise TypeError(f"{what} mixes strings and numbers ({what}[{first_num}] is {items[first_num]!r}, "
+                        f"{what}[{first_str}] is {items[first_str]!r}); use one type of label.")
+
+
 def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
     """Validate 1-D labels (strings or integers) and return them as a new 1-D array.
 
@@ -161,6 +170,8 @@ def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
     items = list(y) if not isinstance(y, np.ndarray) else y
+    if not isinstance(y, np.ndarray):  # numpy would turn [0, "0"] into two equal strings
+        _check_one_kind(items, what)
     arr = np.asarray(items)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
@@ -179,8 +190,8 @@ def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
             arr = arr.astype(np.int64)
         elif not all(issubclass(k, (str, numbers.Integral, numbers.Real)) for k in kinds):
             raise TypeError(f"{what} must hold strings or numbers, got {sorted(k.__name__ for k in kinds)}.")
-        elif any(issubclass(k, str) for k in kinds):
-            raise TypeError(f"{what} mixes strings and numbers; use one type of label.")
+        else:
+            _check_one_kind(arr, what)
     elif arr.dtype.kind == "f":
         bad = np.flatnonzero(np.isnan(arr))
         if bad.size:

@@ -307,6 +307,11 @@ def test_bad_labels(tiny_bert, toy_data):
         TransformerClassifier(tiny_bert).fit(X, y_none)
     with pytest.raises(TypeError, match="y must be an ordered sequence, got a set"):
         TransformerClassifier(tiny_bert).fit(["a", "b"], {"x", "y"})
+    # a list that mixes 0 and "0" (numpy makes them one string label), and the same as an object array
+    mixed = [0 if i == 3 else str(v) for i, v in enumerate(y)]
+    for labels in (mixed, np.array(mixed, dtype=object)):
+        with pytest.raises(TypeError, match=r"y mixes strings and numbers \(y\[3\] is 0, y\[0\] is '"):
+            TransformerClassifier(tiny_bert).fit(X, labels)
     with pytest.raises(TypeError, match="X must be a sequence, got a dict, whose keys"):
         TransformerClassifier(tiny_bert).fit({"a": 0, "b": 1}, ["x", "y"])
 
