@@ -904,8 +904,10 @@ class SoftOrdinalLoss(ImbalanceLoss):
         else:  # its length is checked against the logits' with the other buffers'
             grades = self.grades_.to(logits.dtype)
         distance = grades[None, :] - grades[target][:, None]
-        log_q = torch.log_softmax(-self.sharpness * distance ** 2, dim=1)
-        return (log_q.exp() * (log_q - torch.log_softmax(logits, dim=1))).sum(dim=1)
+        sharpness = min(self.sharpness, torch.finfo(logits.dtype).max)  # one beyond the dtype is inf, and inf * 0 NaN
+        q = torch.softmax(-sharpness * distance ** 2, dim=1)
+        # xlogy: 0 where a far grade's target mass underflows to 0 (a large sharpness), not 0 * -inf
+        return (torch.xlogy(q, q) - q * torch.log_softmax(logits, dim=1)).sum(dim=1)
 
     def extra_repr(self):
         return f"sharpness={self.sharpness}, {super().extra_repr()}"
