@@ -69,19 +69,71 @@ def read_saved_config(directory, owner: str, *, config_name: str, weights_name: 
 
 def params_to_json(params: dict, slots: dict):
     """``(json_params, omitted)``: an estimator's ``get_params(deep=False)`` as JSON, a component
-    instance stored as ``{"component": class name, "params": {...}}`` (no pickle); values that
-    JSON cannot hold are listed in ``omitted``."""
+    instance stored as ``{"component": class name, "params": {...}}`` (no pickle). Numpy arrays and
+    scalars, tuples and dicts keyed by numbers (``class_weight={0: 1.0, 1: 3.0}``) are tagged so that
+    :func:`params_from_json` restores them as they were; values that JSON cannot hold (a fitted
+    object, a callable) are listed in ``omitted``."""
     out, omitted = {}, []
     for key, value in params.items():
         if key in slots and hasattr(value, "to_json"):
             value = value.to_json()
         try:
-            json.dumps(value)
+            out[key] = _tagged(value)
         except TypeError:
             omitted.append(key)
-        else:
-            out[key] = value
     return out, omitted
+
+
+#: The key marking a value that JSON holds only in a tagged form (see :func:`_tagged`).
+_TAG = "__skimb_type__"
+
+
+def _tagged(value):
+    """``value`` as JSON holds it, with what JSON would change tagged: an array keeps its dtype and
+    shape, a tuple stays a tuple, a dict whose keys are not all strings keeps its keys' types.
+
+    >>> import numpy as np
+    >>> _untagged(_tagged({0: np.array([1.5, 2.0], dtype=np.float32), "k": (1, "a")}))
+    {0: array([1.5, 2. ], dtype=float32), 'k': (1, 'a')}
+    """
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufUSO":
+            raise TypeError(f"an array of dtype {value.dtype} is not JSON")
+        return {_TAG: "ndarray", "dtype": value.dtype.str, "shape": list(value.shape), "data": _tagged(value.tolist())}
+    if isinstance(value, np.generic):
+        return _tagged(value.item())
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and _TAG not in value:
+            return {k: _tagged(v) for k, v in value.items()}
+        return {_TAG: "dict", "items": [[_tagged(k), _tagged(v)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {_TAG: "tuple", "items": [_tagged(v) for v in value]}
+    if isinstance(value, list):
+        return [_tagged(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _untagged(value):
+    """The inverse of :func:`_tagged` (plain JSON, as saved before the tags, comes back as it is)."""
+    if isinstance(value, list):
+        return [_untagged(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    kind = value.get(_TAG)
+    if kind == "ndarray":
+        data, dtype, shape = _untagged(value["data"]), np.dtype(value["dtype"]), value["shape"]
+        if dtype == object and len(shape) == 1:  # each entry as it was, a list or tuple too
+            array = np.empty(len(data), dtype=object)
+            array[:] = data
+            return array
+        return np.asarray(data, dtype=dtype).reshape(shape)
+    if kind == "tuple":
+        return tuple(_untagged(v) for v in value["items"])
+    if kind == "dict":
+        return {_untagged(k): _untagged(v) for k, v in value["items"]}
+    return {k: _untagged(v) for k, v in value.items()}
 
 
 def jsonable(value):
@@ -104,8 +156,9 @@ def jsonable(value):
 
 
 def params_from_json(params: dict, slots: dict) -> dict:
-    """The inverse of :func:`params_to_json`: components rebuilt from their registries."""
-    out = dict(params)
+    """The inverse of :func:`params_to_json`: tagged values restored, components rebuilt from their
+    registries."""
+    out = {key: _untagged(value) for key, value in params.items()}
     for slot, registry in slots.items():
         value = out.get(slot)
         if isinstance(value, dict) and "component" in value:
@@ -115,8 +168,8 @@ def params_from_json(params: dict, slots: dict) -> dict:
 
 def warn_omitted(omitted) -> None:
     if omitted:
-        warnings.warn(f"parameters {omitted} were not JSON-serialisable and were not saved; they take "
-                      "their default values.", UserWarning, stacklevel=3)
+        warnings.warn(f"parameters {omitted} hold objects that a saved model cannot (a fitted estimator, a "
+                      "callable) and were not saved; they take their default values.", UserWarning, stacklevel=3)
 
 
 def model_card(est) -> str:

@@ -196,3 +196,44 @@ def test_string_fitted_attributes_survive_save_and_load(tiny_bert, toy_data, tmp
     saved = json.loads((directory / "skimb_config.json").read_text())["fitted"]
     assert "backbone_path_" not in saved and "device_" not in saved
     assert loaded.backbone_path_ == str((directory / "backbone").resolve())
+
+
+def test_array_tuple_and_number_keyed_parameters_survive_save_and_load(tiny_bert, toy_data, tmp_path):
+    """They were dropped (the loaded model, or a clone refitted from it, trained without them)."""
+    import warnings
+
+    from sklearn.base import clone
+
+    X, y = toy_data
+    codes = np.unique(y, return_inverse=True)[1]
+    weights = dict(zip(np.unique(codes), [1.0, 2.0, 3.0]))  # numpy integer keys
+    clf = TransformerClassifier(tiny_bert, class_weight=weights, loss="ordinal", loss__grades=np.array([0.0, 2.0, 1.0]),
+                                **FAST).fit(X, codes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing omitted
+        loaded = TransformerClassifier.load_pretrained(clf.save_pretrained(tmp_path / "m"))
+    assert loaded.class_weight == weights and all(isinstance(k, int) for k in loaded.class_weight)
+    np.testing.assert_array_equal(loaded.loss__grades, clf.loss__grades)
+    assert loaded.loss__grades.dtype == np.float64
+    np.testing.assert_allclose(clone(loaded).fit(X, codes).predict_proba(X), clone(clf).fit(X, codes).predict_proba(X),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_tagged_json_round_trips_what_plain_json_changes():
+    from skimb._persistence import _tagged, _untagged
+
+    values = {"a": np.array([[1, 2], [3, 4]], dtype=np.int32), "b": (1, ("x", 2.5)), "c": {np.int64(3): [np.float32(0.5)]},
+              "d": np.array(["x", "yz"]), "e": np.array([("t", 1), ["u"]], dtype=object), "f": [None, True, "s"],
+              "g": {"__skimb_type__": "a user's own key"}, "h": {(0, 1): "pair"}}
+    back = _untagged(json.loads(json.dumps(_tagged(values))))
+    assert back.keys() == values.keys()
+    for key in "ad":
+        assert back[key].dtype == values[key].dtype and np.array_equal(back[key], values[key])
+    assert back["e"].dtype == object and back["e"].tolist() == [("t", 1), ["u"]]
+    assert back["b"] == (1, ("x", 2.5)) and back["c"] == {3: [0.5]} and back["f"] == [None, True, "s"]
+    assert back["g"] == values["g"] and back["h"] == {(0, 1): "pair"}
+    assert _untagged({"plain": [1, {"k": "v"}]}) == {"plain": [1, {"k": "v"}]}  # folders saved before the tags
+    with pytest.raises(TypeError, match="complex128 is not JSON"):
+        _tagged(np.array([1j]))
+    with pytest.raises(TypeError, match="builtin_function_or_method is not JSON"):
+        _tagged(print)
