@@ -126,3 +126,28 @@ def test_a_refit_is_a_fresh_fit(tiny_bert, toy_data):
     fresh = TransformerClassifier(tiny_bert, **params).fit(X, y)
     assert not refit.stage1_cached_ and not fresh.stage1_cached_
     np.testing.assert_array_equal(refit.predict_proba(X), fresh.predict_proba(X))
+
+
+@pytest.mark.parametrize("validation_fraction", [None, 0.25])
+def test_the_ewc_anchor_is_the_raw_weights_with_or_without_a_validation_split(tiny_bert, toy_data, monkeypatch,
+                                                                               validation_fraction):
+    # validation swaps the average in before the epoch ends: the anchor was the average with a split only
+    from skimb.training import _sequential
+
+    X, y = toy_data
+    trajectory, anchors = Trajectory(), []
+    epoch_end = _sequential.SequentialFit.epoch_end
+
+    def spy(state, net):
+        epoch_end(state, net)
+        if state.anchor is not None and not anchors:
+            position = {id(p): i for i, p in enumerate(net.module_.parameters())}
+            learnable = [position[id(p)] for _, p in net.get_all_learnable_params()]
+            anchors.append([(a.clone(), trajectory.steps[-1][i]) for a, i in zip(state.anchor, learnable)])
+
+    monkeypatch.setattr(_sequential.SequentialFit, "epoch_end", spy)
+    TransformerClassifier(tiny_bert, training="sequential", training__ewc_lambda=1.0, ema_decay=0.5,
+                          validation_fraction=validation_fraction, callbacks=[trajectory], **FAST).fit(X, y)
+    assert anchors, "no stage ended"
+    for anchor, raw in anchors[0]:
+        torch.testing.assert_close(anchor, raw, rtol=0, atol=0)

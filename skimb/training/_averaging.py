@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from skorch.callbacks import Callback
 
-__all__ = ["WeightAveraging", "ema_step_weight"]
+__all__ = ["WeightAveraging", "ema_step_weight", "raw_weights"]
 
 
 def ema_step_weight(decay: float, step: int) -> float:
@@ -86,6 +88,17 @@ class WeightAveraging(Callback):
         self._swap_in()
         self.params_, self.average_, self.raw_ = [], [], None  # the module now holds the average
 
+    @contextmanager
+    def raw_weights(self):
+        """Within this block the module holds the weights training moves (not the average)."""
+        swapped = self.raw_ is not None
+        self._swap_out()
+        try:
+            yield
+        finally:
+            if swapped:
+                self._swap_in()
+
     def _swap_in(self):
         if self.raw_ is not None or not self.average_:
             return
@@ -101,3 +114,16 @@ class WeightAveraging(Callback):
             for param, raw in zip(self.params_, self.raw_):
                 param.copy_(raw)
         self.raw_ = None
+
+
+@contextmanager
+def raw_weights(net):
+    """Within this block ``net``'s module holds the weights training moves, whether or not a
+    :class:`WeightAveraging` callback has swapped its average in (for validation, at an epoch's end):
+    what an epoch-end callback that shapes training itself (EWC's anchor) must read."""
+    averaging = [cb for _, cb in getattr(net, "callbacks_", ()) if isinstance(cb, WeightAveraging)]
+    if not averaging:
+        yield
+        return
+    with averaging[0].raw_weights():
+        yield
