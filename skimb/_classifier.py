@@ -173,7 +173,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     history_ : skorch History
         Per-epoch training loss, validation loss and throughput.
     n_iter_ : int
-        Epochs run.
+        Epochs that ran to their end (an interrupted epoch does not count; its partial row stays in
+        ``history_``).
     lr_ : float
         The learning rate used (``lr="auto"`` resolved for the backbone).
     training_interrupted_ : bool

@@ -404,7 +404,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         self.head_lr_multiplier_ = ctx.head_lr_multiplier
         self.device_ = ctx.device
         self.history_ = ctx.net.history
-        self.n_iter_ = len(ctx.net.history)
+        self.n_iter_ = _completed_epochs(ctx.net.history)  # an interrupted epoch does not count
         self.fit_time_s_ = ctx.stage1_s
         self.training_interrupted_ = ctx.interrupted
         fitted = getattr(ctx.criterion, "fitted_attributes", None)
