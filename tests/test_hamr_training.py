@@ -317,7 +317,7 @@ def test_label_unit_is_the_sample_unit_when_every_term_weighs_the_same(tiny_bert
 def test_label_unit_needs_multilabel_targets_and_label_terms(tiny_bert, toy_data):
     X, y = toy_data
     clf = hamr(tiny_bert, training__weight_unit="label")
-    with pytest.raises(ValueError, match="weight_unit='label' supports multi-label classification only, not 'multiclass'"):
+    with pytest.raises(ValueError, match="training__weight_unit='label' supports multi-label classification only, not 'multiclass'"):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
 
@@ -440,7 +440,7 @@ def test_class_aware_needs_single_label_targets(tiny_bert, toy_data):
     X, y = toy_data
     Y = np.stack([y == "flood", y != "flood"], axis=1).astype(int)
     clf = hamr(tiny_bert, training__class_aware=True)
-    with pytest.raises(ValueError, match="class_aware=True supports single-label classification .*only, not 'multilabel'"):
+    with pytest.raises(ValueError, match="training__class_aware=True supports single-label classification .*only, not 'multilabel'"):
         clf.fit(X, Y)
     assert not hasattr(clf, "net_")
 
@@ -505,7 +505,7 @@ def test_weight_norm_class_needs_single_label_targets(tiny_bert, toy_data):
     X, y = toy_data
     Y = np.stack([y == "flood", y != "flood"], axis=1).astype(int)
     clf = hamr(tiny_bert, training__weight_norm="class")
-    with pytest.raises(ValueError, match="weight_norm='class' supports single-label classification only.*'multilabel'"):
+    with pytest.raises(ValueError, match="training__weight_norm='class' supports single-label classification only.*'multilabel'"):
         clf.fit(X, Y)
     assert not hasattr(clf, "net_")
 
@@ -914,7 +914,7 @@ def test_cached_and_live_meta_features_both_train(tiny_bert, toy_data, monkeypat
 
 def test_cached_meta_features_need_the_head_step(tiny_bert, toy_data):
     X, y = toy_data
-    with pytest.raises(ValueError, match="meta_features='cached' needs meta_step='head'.*use meta_features='live'"):
+    with pytest.raises(ValueError, match="training__meta_features='cached' needs training__meta_step='head'.*use training__meta_features='live'"):
         hamr(tiny_bert, training__meta_features="cached", training__meta_step="full").fit(X, y)
 
 
@@ -1090,7 +1090,7 @@ def test_hamr_with_gbc_meta_set(tiny_bert, toy_data):
     _, per_class = np.unique(np.asarray(y)[meta], return_counts=True)
     assert per_class.max() <= 2 and len(per_class) == len(np.unique(y))
     assert np.all(np.isfinite(clf.meta_loss_history_))
-    with pytest.raises(ValueError, match="meta_selection='gbc' supports multi-class"):
+    with pytest.raises(ValueError, match="training__meta_selection='gbc' supports multi-class"):
         ner_hamr(tiny_bert, training__meta_selection="gbc").fit(*make_ner(24))
     assert set(HAMRTraining(meta_selection="gbc", meta_topup="move").ignored_params()) == {"meta_topup"}
     assert set(HAMRTraining(meta_clusters=5).ignored_params()) == {"meta_clusters"}

@@ -349,21 +349,22 @@ class HAMRFit:
             raise ValueError("training='hamr' for token classification needs finetune='full' or 'lora': "
                              "with finetune='head' the training rows are single words, not sentences.")
         if config.uses_wnet and config.weighs_label_terms and task != "multilabel":
-            raise ValueError(f"weight_unit='label' supports multi-label classification only, not {task!r}: a "
+            raise ValueError(f"training__weight_unit='label' supports multi-label classification only, not {task!r}: a "
                              "single-label sample or a sentence has one loss term per sample; use "
-                             "weight_unit='sample'.")
+                             "training__weight_unit='sample'.")
         if config.uses_wnet and config.class_aware and task != "multiclass" and not config.weighs_label_terms:
-            raise ValueError(f"class_aware=True supports single-label classification (or multi-label with "
-                             f"weight_unit='label') only, not {task!r}: a sample of several labels or tags has "
-                             "no one class size; use class_aware=False"
-                             + (", or weight_unit='label'." if task == "multilabel" else "."))
+            raise ValueError(f"training__class_aware=True supports single-label classification (or multi-label "
+                             f"with training__weight_unit='label') only, not {task!r}: a sample of several labels or "
+                             "tags has no one class size; use training__class_aware=False"
+                             + (", or training__weight_unit='label'." if task == "multilabel" else "."))
         if config.uses_wnet and config.weight_norm == "class" and task != "multiclass":
-            raise ValueError(f"weight_norm='class' supports single-label classification only, not {task!r}: a "
-                             "sample of several labels or tags has no one class; use weight_norm='batch'.")
+            raise ValueError(f"training__weight_norm='class' supports single-label classification only, not "
+                             f"{task!r}: a sample of several labels or tags has no one class; use "
+                             "training__weight_norm='batch'.")
         if config.uses_wnet and config.meta_features == "cached" and config.meta_step != "head":
-            raise ValueError(f"meta_features='cached' needs meta_step='head', got meta_step={config.meta_step!r}: "
-                             "that step moves the backbone, so features cached before it would be stale; "
-                             "use meta_features='live' (or 'auto').")
+            raise ValueError(f"training__meta_features='cached' needs training__meta_step='head', got "
+                             f"{config.meta_step!r}: that step moves the backbone, so features cached before it "
+                             "would be stale; use training__meta_features='live' (or 'auto').")
         train_idx = np.asarray(ctx.train_idx, dtype=np.int64)
         meta_idx = meta_data = None
         if config.uses_wnet:
@@ -373,15 +374,16 @@ class HAMRFit:
                 meta_data = (texts, ctx.adapter.encode_known_targets(y_meta, texts, classes, task, "meta_set y"))
             elif config.meta_selection == "gbc":  # picked in attach, once the backbone can embed
                 if task != "multiclass":
-                    raise ValueError(f"meta_selection='gbc' supports multi-class classification only, not {task!r}; "
-                                     "use meta_selection='validation' or an explicit meta_set.")
+                    raise ValueError(f"training__meta_selection='gbc' supports multi-class classification only, "
+                                     f"not {task!r}; use training__meta_selection='validation' or an explicit "
+                                     "training__meta_set.")
             else:
                 train_idx, meta_idx = split_meta_set(ctx.y, task, train_idx, ctx.valid_idx, seed=seed,
                                                      classes=classes, topup=config.meta_topup)
             if (meta_idx is not None and len(meta_idx) == 0) or (meta_data is not None and len(meta_data[0]) == 0):
-                raise ValueError("HAMR's meta set is empty; pass meta_set=(X, y) or more data.")
+                raise ValueError("HAMR's meta set is empty; pass training__meta_set=(X, y) or more data.")
             if len(train_idx) == 0:
-                raise ValueError("HAMR's meta set took every training example; pass meta_set=(X, y) "
+                raise ValueError("HAMR's meta set took every training example; pass training__meta_set=(X, y) "
                                  "or more data.")
         return cls(config, task=task, seed=seed, classes=classes, train_idx=train_idx,
                    meta_idx=meta_idx, meta_data=meta_data)
