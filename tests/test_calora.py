@@ -787,3 +787,12 @@ def test_disable_class_adapters_on_a_tagger_gives_its_stage1_tag_scores(tiny_ber
             np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
     assert not all(np.allclose(ours, theirs, atol=1e-4)
                    for ours, theirs in zip(tagger.predict_proba(X), linear.predict_proba(X)))
+
+
+def test_a_k_beyond_the_classes_names_the_routed_parameter_before_loading(tiny_bert, toy_data, backbone_must_not_load):
+    from skimb import TransformerClassifier
+
+    X, y = toy_data  # three classes
+    with pytest.raises(ValueError, match=r"head__k=5 routes more classes than the 3 of this target; give head__k "
+                                         r"between 1 and 3"):
+        TransformerClassifier(tiny_bert, head="calora", head__k=5, max_epochs=1).fit(X, y)

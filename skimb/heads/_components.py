@@ -334,7 +334,10 @@ class CALoRAHead(Head):
         return CALoRAConfig(n_classes=n_classes, rank=self.rank, k=self.k, routing=self.routing, alpha=self.alpha)
 
     def check(self, n_classes, *, classes=None, task=None):
-        self.config(n_classes)  # k <= n_classes and the rest, before stage 1 trains
+        if self.k > n_classes:  # before stage 1 trains
+            raise ValueError(f"head__k={self.k} routes more classes than the {n_classes} of this target; "
+                             f"give head__k between 1 and {n_classes}.")
+        self.config(n_classes)  # the rest
         if self.layers is not None and task == "token":
             raise ValueError("head__layers (class adapters inside the backbone) is for text classification; "
                              "token classification routes per token: use the head-only CALoRA (layers=None).")
