@@ -227,10 +227,13 @@ def check_sample_weight(sample_weight, n_samples: int, *, positive_sum: bool = F
     if w.shape[0] != n_samples:
         raise ValueError(f"sample_weight has {w.shape[0]} weights but X has {n_samples} samples.")
     w = w.astype(np.float64, copy=True)
-    if not np.all(np.isfinite(w)):
-        raise ValueError("sample_weight contains NaN or infinite values.")
-    if np.any(w < 0):
-        raise ValueError("sample_weight must be non-negative.")
+    bad = np.flatnonzero(~np.isfinite(w))
+    if bad.size:
+        raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}: weights must be finite ({bad.size} are not).")
+    bad = np.flatnonzero(w < 0)
+    if bad.size:
+        raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}: weights must be non-negative ({bad.size} are "
+                         "negative).")
     if positive_sum and w.sum() <= 0:
         raise ValueError("sample_weight sums to 0: nothing to learn from.")
     return w
