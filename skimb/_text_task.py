@@ -102,7 +102,9 @@ class TextTask(TaskAdapter):
             return idx, None
         if task == "multilabel":
             with validation_split_errors(vf, f"{len(idx)} examples"):
-                return multilabel_train_test_split(y_enc, test_size=vf, random_state=seed)
+                train, valid = multilabel_train_test_split(y_enc, test_size=vf, random_state=seed)
+            _warn_unlearnt_labels(np.asarray(y_enc), train, vf)
+            return train, valid
         counts = np.bincount(y_enc)
         stratify = y_enc if counts[counts > 0].min() >= 2 else None
         if stratify is None:
@@ -254,3 +256,13 @@ class TextTask(TaskAdapter):
         if self.finetune.frozen and getattr(module.encoder, "routing", None) is None:
             return self.frozen_features(texts, module.encoder, est.net_.device)
         return self.encode(texts, module.encoder, est.net_.device)
+
+
+def _warn_unlearnt_labels(Y, train, validation_fraction) -> None:
+    """Warn where the validation split took every positive of a label (the fit cannot learn it)."""
+    unlearnt = np.flatnonzero((Y[train].sum(axis=0) == 0) & (Y.sum(axis=0) > 0))
+    if unlearnt.size:
+        shown = unlearnt[:10].tolist()
+        warnings.warn(f"validation_fraction={validation_fraction} leaves {unlearnt.size} label(s) no positive example "
+                      f"to train on (columns {shown}{' ...' if unlearnt.size > 10 else ''} of classes_): they are "
+                      "not learnt; a smaller validation_fraction keeps them.", UserWarning, stacklevel=5)

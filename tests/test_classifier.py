@@ -247,6 +247,12 @@ def test_validation_split_and_early_stopping(tiny_bert, toy_data):
     Y = (np.arange(8)[:, None] % np.array([2, 3]) == 0).astype(int)  # multi-label
     with pytest.raises(ValueError, match="validation_fraction=0.99 cannot split 8 examples"):
         TransformerClassifier(tiny_bert, validation_fraction=0.99).fit(X[:8], Y)
+    rows = np.arange(20)  # the third label's two positives both go to the validation split
+    Y = np.c_[rows % 2 == 0, rows % 3 == 0, np.isin(rows, [0, 1])].astype(int)
+    with pytest.warns(UserWarning, match=r"validation_fraction=0.8 leaves 1 label\(s\) no positive example to train "
+                                         r"on \(columns \[2\] of classes_\)"):
+        clf = TransformerClassifier(tiny_bert, validation_fraction=0.8, max_epochs=1, batch_size=8).fit(X[:20], Y)
+    assert clf.class_counts_.tolist() == [2, 1, 0]
 
 
 def test_an_early_stop_is_no_interrupt(tiny_bert, toy_data, empty_stage1_cache):
