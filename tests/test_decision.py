@@ -172,10 +172,23 @@ def test_calibrated_bad_inputs_are_named():
     ([1, 0, 1, 1], np.full((4, 2), np.nan), [1, 1], "logits contain NaN"),
     ([1, 0, 1, 1], np.eye(4, 2), [5], r"class_prior must have one value per class \(2\)"),
     ([], np.zeros((0, 2)), [1, 1], "n_samples=0 > 0"),
+    ([1, 0, 1, 1], np.eye(4, 2), [3, -1], r"class_prior\[1\] is -1.0: give each class's training count"),
+    ([1, 0, 1, 1], np.eye(4, 2), [np.nan, 1], r"class_prior\[0\] is nan"),
+    ([1, 0, 1, 1], np.eye(4, 2), [0, 0], "class_prior sums to 0"),
+    ([1, 0, 1, 1], np.eye(4, 2), ["a", "b"], "class_prior must hold numbers"),
 ])
 def test_offsets_refuse_bad_codes_logits_and_priors(fit, y, logits, prior, match):
     with pytest.raises(ValueError, match=match):
         fit(y, logits, prior)
+
+
+def test_calibrated_offsets_need_a_prior_and_a_finite_tau():
+    # they returned NaN offsets, and argmax(logits + NaN) picks class 0 everywhere
+    with pytest.raises(ValueError, match="needs class_prior: the training count of each class"):
+        calibrated_logit_offsets([0, 1, 2, 0], np.eye(4, 3), class_prior=None)
+    for tau in (np.nan, np.inf, "0.25", True):
+        with pytest.raises(ValueError, match="tau must be a finite number"):
+            calibrated_logit_offsets([0, 1, 2, 0], np.eye(4, 3), class_prior=[2, 1, 1], tau=tau)
 
 
 def test_offsets_read_a_binary_margin_as_the_logits_0_margin():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 __all__ = ["tune_logit_offsets", "calibrated_logit_offsets", "macro_f1_from_labels"]
@@ -150,6 +152,10 @@ def calibrated_logit_offsets(y_true, logits, *, class_prior, tau=CALIBRATED_TAU,
     >>> calibrated_logit_offsets([0, 0, 1, 1], logits, class_prior=[3, 1], tau=0).round(3)
     array([-0.262,  0.262])
     """
+    if class_prior is None:
+        raise ValueError("calibrated_logit_offsets needs class_prior: the training count of each class.")
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not np.isfinite(tau):
+        raise ValueError(f"tau must be a finite number (0: the calibrated rule alone, 1: balanced), got {tau!r}.")
     y_true, logits = _validation_logits(y_true, logits, class_prior)
     temperature, bias = _temperature_and_biases(y_true, logits, l2)
     log_prior = np.log(np.clip(np.asarray(class_prior, dtype=np.float64), 1e-12, None))
@@ -213,10 +219,23 @@ def _validation_logits(y_true, logits, class_prior=None):
         raise ValueError(f"y_true holds codes outside 0..{logits.shape[1] - 1}, the columns of logits.")
     if np.isnan(logits).any():
         raise ValueError("logits contain NaN: the model diverged (train with a lower learning rate).")
-    if class_prior is not None and np.shape(class_prior) != (logits.shape[1],):
-        raise ValueError(f"class_prior must have one value per class ({logits.shape[1]}), "
-                         f"got shape {np.shape(class_prior)}.")
+    if class_prior is not None:
+        _check_prior(class_prior, logits.shape[1])
     return codes, logits
+
+
+def _check_prior(class_prior, n_classes) -> None:
+    """One finite, non-negative value per class (counts or shares), not all zero."""
+    if np.shape(class_prior) != (n_classes,):
+        raise ValueError(f"class_prior must have one value per class ({n_classes}), got shape {np.shape(class_prior)}.")
+    try:
+        prior = np.asarray(class_prior, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"class_prior must hold numbers (class counts or shares), got {class_prior!r}.") from None
+    bad = np.flatnonzero(~np.isfinite(prior) | (prior < 0))
+    if bad.size or not prior.sum() > 0:
+        where = f"class_prior[{bad[0]}] is {prior[bad[0]]}" if bad.size else "class_prior sums to 0"
+        raise ValueError(f"{where}: give each class's training count (or share), finite and >= 0, not all 0.")
 
 
 def _search_offsets(y_true, logits, *, class_prior, search, taus, steps, n_rounds):
