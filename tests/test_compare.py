@@ -161,6 +161,13 @@ def test_compare_rejects_unknown_method(capsys):
     assert "unknown method" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("out", ["afile", "afile/report"])
+def test_an_out_that_is_a_file_is_refused_before_any_run(tmp_path, capsys, out):
+    (tmp_path / "afile").write_text("x")  # was a FileExistsError traceback from the run journal
+    assert main(["--train-size", "50", "--test-size", "20", "--out", str(tmp_path / out)]) == 2
+    assert f"--out {tmp_path / out}: {tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+
+
 def test_compare_missing_dataset_is_a_clear_error(tmp_path, capsys):
     assert main(["--dataset", str(tmp_path / "nothing-here")]) == 2
     assert "skimb compare:" in capsys.readouterr().err

@@ -207,6 +207,14 @@ def _check_budget(args):
                          f"positions); give --max-length {limit} or less.")
 
 
+def _check_out(out) -> None:
+    """Refuse an ``--out`` that cannot be the report's folder (a file, or a folder under one)."""
+    for path in (Path(out), *Path(out).parents):
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"--out {out}: {path} is a file, not a folder; give a folder for the report "
+                             "(it is made if missing).")
+
+
 def _table_path(args):
     """The file to read with the --data reader: --data, or a .csv given to --dataset."""
     if args.data is not None:
@@ -257,6 +265,7 @@ def main(argv=None) -> int:
         return 0
     try:
         _check_budget(args)
+        _check_out(args.out)
         data = _load_data(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"skimb compare: {exc}", file=sys.stderr)
