@@ -586,7 +586,7 @@ def test_sampler_draws_systematically_unless_asked_for_independent_draws():
 
 
 def test_sampler_takes_a_binary_target_with_a_one_row_class():
-    X, y = make_classification(n_samples=40, n_features=4, weights=[0.9], random_state=0)
+    X = np.random.default_rng(0).normal(size=(40, 4))
     y = np.r_[np.zeros(39, dtype=int), 1]
     s = HardnessNeighborhoodSampler(random_state=0, knn_k=3)
     s.fit_resample(X, y)  # a training fold of class 0 alone used to fail the probe's fit
@@ -605,6 +605,11 @@ def test_sampler_takes_a_binary_target_with_a_one_row_class():
     s3.fit_resample(X, y2)
     proba = cross_val_predict(LogisticRegression(random_state=0), X, y2, cv=cv, method="predict_proba")
     np.testing.assert_allclose(s3.probe_error_, 1 - proba[np.arange(40), y2])
+    # a splitter that leaves rows untested (or tests them twice) is refused: they got hardness 1 silently
+    from sklearn.model_selection import ShuffleSplit
+    with pytest.raises(ValueError, match=r"puts \d+ of 40 rows in no test fold or in several: the probe needs a "
+                                         r"partition"):
+        HardnessNeighborhoodSampler(cv=ShuffleSplit(3, test_size=0.2, random_state=0)).fit_resample(X, y2)
 
 
 def test_sampler_hardness_is_on_hamr_weight_scale():

@@ -727,6 +727,18 @@ def test_lnr_probe_proba_probe_choice_caps_and_weights():
         LabelNoiseRebalancer(probe="logreg").fit_resample(X, y)
 
 
+def test_lnr_probe_takes_folds_of_one_class_and_refuses_a_non_partition():
+    from sklearn.model_selection import KFold, ShuffleSplit
+
+    X, _ = _embeddings()
+    y = np.r_[np.zeros(200, dtype=int), np.ones(100, dtype=int)]  # sorted: KFold(3)'s last fold trains on 0s only
+    est = LabelNoiseRebalancer(cv=KFold(3), random_state=0)
+    est.fit_resample(X, y)  # failed inside the probe's fit ("needs samples of at least 2 classes")
+    np.testing.assert_array_equal(est.oof_proba_[200:], np.c_[np.ones(100), np.zeros(100)])
+    with pytest.raises(ValueError, match="the probe needs a partition of the rows"):
+        LabelNoiseRebalancer(cv=ShuffleSplit(2, random_state=0)).fit_resample(X, y)
+
+
 @pytest.mark.parametrize("make_probe", [
     lambda: RandomForestClassifier(n_estimators=10),
     lambda: Pipeline([("scale", StandardScaler()), ("forest", RandomForestClassifier(n_estimators=10))]),

@@ -17,23 +17,9 @@ from ..utils._neighbors import (DRAW_SCHEMES, INDEX_KINDS, WEIGHT_CLIP, _as_floa
                                 build_index, draw_epoch_indices, neighbor_boost, sampling_probabilities)
 from ..utils._param_validation import HasMethods, Interval, Options
 from ._base import BaseEmbeddingSampler, sampler_constraints
+from ._probe import out_of_fold_proba
 
 __all__ = ["HardnessNeighborhoodSampler"]
-
-
-def _out_of_fold_proba(probe, X, y_enc, n_classes, cv) -> np.ndarray:
-    """``cross_val_predict(method="predict_proba")``, but a training fold of a single class (a binary
-    target with a one-row class) predicts that class with certainty rather than failing the fit; a
-    class absent from a training fold gets probability 0 in its test fold."""
-    proba = np.zeros((y_enc.size, n_classes))
-    for train, test in cv.split(X, y_enc):
-        present = np.unique(y_enc[train])
-        if present.size == 1:
-            proba[test, present[0]] = 1.0
-            continue
-        fitted = clone(probe).fit(X[train], y_enc[train])
-        proba[np.ix_(test, fitted.classes_)] = fitted.predict_proba(X[test])
-    return proba
 
 
 class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
@@ -192,7 +178,7 @@ class HardnessNeighborhoodSampler(BaseEmbeddingSampler):
                 n_splits = int(max(2, min(int(cv), int(counts.min()))))
                 cv = StratifiedKFold(n_splits=n_splits, shuffle=True,
                                      random_state=int(rng.randint(np.iinfo(np.int32).max)))
-            proba = _out_of_fold_proba(probe, X, y_enc, n_classes, cv)
+            proba = out_of_fold_proba(probe, X, y_enc, n_classes, cv)
         p_true = np.asarray(proba, dtype=np.float64)[np.arange(y_enc.size), y_enc]
         return np.clip(1.0 - p_true, 0.0, 1.0)
 

@@ -7,21 +7,13 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 
 from ..utils._param_validation import HasMethods, Interval, Satisfies
 from ._base import BaseEmbeddingSampler, sampler_constraints
+from ._probe import out_of_fold_proba, probe_proba
 
 __all__ = ["LabelNoiseRebalancer"]
-
-
-def _scores_to_proba(scores: np.ndarray) -> np.ndarray:
-    if scores.ndim == 1:  # binary decision_function
-        p = 1.0 / (1.0 + np.exp(-scores))
-        return np.column_stack([1.0 - p, p])
-    z = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _seed_probe(probe, rng):
@@ -142,18 +134,15 @@ class LabelNoiseRebalancer(BaseEmbeddingSampler):
 
     def _out_of_fold_proba(self, X, y, classes, rng):
         probe = LogisticRegression(max_iter=1000) if self.probe is None else clone(self.probe)
-        method = "predict_proba" if hasattr(probe, "predict_proba") else "decision_function"
+        codes = np.searchsorted(classes, y)
         if isinstance(self.cv, Integral):
-            n_splits = min(int(self.cv), int(np.bincount(np.searchsorted(classes, y)).min()))
+            n_splits = min(int(self.cv), int(np.bincount(codes).min()))
             if n_splits < 2:  # a class with a single row: fit in-sample
-                scores = getattr(_seed_probe(probe, rng).fit(X, y), method)(X)
-                return scores if method == "predict_proba" else _scores_to_proba(scores)
+                return probe_proba(_seed_probe(probe, rng).fit(X, codes), X)
             cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=rng.randint(2**31 - 1))
         else:
             cv = self.cv
-        _seed_probe(probe, rng)
-        scores = cross_val_predict(probe, X, y, cv=cv, method=method)
-        return scores if method == "predict_proba" else _scores_to_proba(scores)
+        return out_of_fold_proba(_seed_probe(probe, rng), X, codes, classes.size, cv)
 
     def _fit_resample(self, X, y, rng, probe_proba=None):
         classes = np.unique(y)
