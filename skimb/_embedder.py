@@ -127,7 +127,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         check_is_fitted(self)
         texts = check_texts(X)
         if self.cache:
-            key = (self._backbone_identity, self.pooling, int(self.max_length))
+            key = (self._backbone_identity, self.encoder_.pooling, int(self.max_length))  # the pooling fit built
             emb = feature_cache.get_or_compute(key, texts, self._encode)
         else:
             emb = self._encode(texts)

@@ -152,7 +152,8 @@ class TextTask(TaskAdapter):
         """Pooled features of a frozen backbone, through the process-wide cache (``variant``: an
         int8 encoder's features are cached apart)."""
         est = self.est
-        return feature_cache.get_or_compute(self.feature_key(est.pooling, int(est.max_length), variant), texts,
+        pooling = getattr(encoder, "pooling", est.pooling)  # as built at fit: est.pooling may be set since
+        return feature_cache.get_or_compute(self.feature_key(pooling, int(est.max_length), variant), texts,
                                             lambda missing: self.encode(missing, encoder, device, desc=desc))
 
     def datasets(self, texts, y_enc, weights, train_idx, valid_idx, module, device):

@@ -155,3 +155,24 @@ def test_an_estimator_pickled_before_the_backbone_identity_was_recorded_predicts
     adapter = TaskAdapter(old)
     assert adapter.feature_key("x") == (old.backbone_path_, "x")  # the path, whose files the cache reads
     np.testing.assert_allclose(old.predict_proba(X), clf.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+def test_features_are_keyed_by_the_pooling_fit_built_not_one_set_since(tiny_bert, toy_data):
+    # set_params(pooling=...) without a refit stored mean-pooled rows under the "cls" key for every later fit
+    from skimb import TransformerClassifier, TransformerEmbedder
+    from skimb.backbones import feature_cache
+
+    X, y = toy_data
+    feature_cache.clear()
+    stale = TransformerEmbedder(tiny_bert, pooling="mean").fit()
+    stale.set_params(pooling="cls").transform(X[:6])
+    np.testing.assert_allclose(TransformerEmbedder(tiny_bert, pooling="cls").fit().transform(X[:6]),
+                               TransformerEmbedder(tiny_bert, pooling="cls", cache=False).fit().transform(X[:6]),
+                               rtol=1e-5, atol=1e-6)
+    params = dict(finetune="head", max_epochs=1, batch_size=8, random_state=0)
+    old = TransformerClassifier(tiny_bert, pooling="mean", **params).fit(X, y)
+    old.set_params(pooling="cls").predict_proba(X)
+    after = TransformerClassifier(tiny_bert, pooling="cls", **params).fit(X, y).predict_proba(X)
+    feature_cache.clear()
+    clean = TransformerClassifier(tiny_bert, pooling="cls", **params).fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(after, clean, rtol=1e-5, atol=1e-6)
