@@ -370,8 +370,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         adapters are disabled, it is always the float32 model, so that those do not depend on
         when ``quantize`` was set (nor on when its copy was built)."""
         module, device = self.net_.module_, self.net_.device
-        validate_params({"quantize": SHARED_CONSTRAINTS["quantize"]}, {"quantize": self.quantize},
-                        owner=type(self).__name__)
+        # the two parameters prediction reads that set_params may have changed since fit
+        validate_params({name: SHARED_CONSTRAINTS[name] for name in ("quantize", "max_length")},
+                        {"quantize": self.quantize, "max_length": self.max_length}, owner=type(self).__name__)
+        check_max_length(self.max_length, getattr(module.encoder, "backbone", None), type(self).__name__)
         if self.quantize is None or getattr(self, "_finishing_fit", False) or class_adapters_off(module):
             return module, device, None
         if torch.device(device).type != "cpu":

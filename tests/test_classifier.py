@@ -279,7 +279,14 @@ def test_max_length_beyond_the_backbone_positions_is_an_error_at_fit(tiny_bert, 
     with pytest.raises(ValueError, match=r"TransformerEmbedder: max_length=512 .*<= 128"):
         TransformerEmbedder(tiny_bert, max_length=512).fit()
     long_text = " ".join(["flood"] * 300)  # the longest that fits is fine, and truncates
-    assert TransformerClassifier(tiny_bert, max_length=128, **FAST).fit(X, y).predict([long_text]).shape == (1,)
+    fitted = TransformerClassifier(tiny_bert, max_length=128, **FAST).fit(X, y)
+    assert fitted.predict([long_text]).shape == (1,)
+    # ... and so at prediction, where set_params raised it after fit (a raw torch error on a long text)
+    with pytest.raises(ValueError, match=r"TransformerClassifier: max_length=129 .* set max_length <= 128"):
+        fitted.set_params(max_length=129).predict([long_text])
+    tagger = TransformerTokenClassifier(tiny_bert, max_length=16, **FAST).fit([["a", "flood"]] * 4, [["O", "B-X"]] * 4)
+    with pytest.raises(ValueError, match=r"TransformerTokenClassifier: max_length=200 .*<= 128"):
+        tagger.set_params(max_length=200).predict([["flood"] * 200])
 
 
 def test_predict_before_fit(tiny_bert):
