@@ -513,7 +513,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         from skorch.history import History
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        from ._persistence import params_from_json, read_saved_config, warn_omitted
+        from ._persistence import label_keyed, params_from_json, read_saved_config, warn_omitted
 
         directory = Path(directory)
         config = read_saved_config(directory, cls.__name__, config_name=SAVED_CONFIG_NAME, weights_name=_WEIGHTS_NAME)
@@ -528,6 +528,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         est._backbone_identity = backbone_identity(est.backbone_path_)
         components = est._check_params()
         classes = np.asarray(config["classes"], dtype=config["classes_dtype"])
+        est.class_weight = label_keyed(est.class_weight, classes)  # a folder saved before round 41
         adapter = est._task(est, components["finetune"])
         fitted_lr = config["fitted"].get("lr_")  # the rate it was fitted with, not today's rule for "auto"
         ctx = FitContext(X=[], y=None, classes=classes, task=config["task"], sample_weight=None, adapter=adapter,

@@ -69,10 +69,11 @@ def read_saved_config(directory, owner: str, *, config_name: str, weights_name: 
 
 def params_to_json(params: dict, slots: dict):
     """``(json_params, omitted)``: an estimator's ``get_params(deep=False)`` as JSON, a component
-    instance stored as ``{"component": class name, "params": {...}}`` (no pickle). Numpy arrays and
-    scalars, tuples and dicts keyed by numbers (``class_weight={0: 1.0, 1: 3.0}``) are tagged so that
-    :func:`params_from_json` restores them as they were; values that JSON cannot hold (a fitted
-    object, a callable) are listed in ``omitted``."""
+    instance stored as ``{"component": class name, "params": {...}}`` (no pickle). Numpy arrays,
+    tuples and dicts keyed by numbers (``class_weight={0: 1.0, 1: 3.0}``) are tagged so that
+    :func:`params_from_json` restores them as they were (a numpy scalar comes back as the Python
+    number); values that JSON cannot hold (a fitted object, a callable, bytes) are listed in
+    ``omitted``."""
     out, omitted = {}, []
     for key, value in params.items():
         if key in slots and hasattr(value, "to_json"):
@@ -97,9 +98,11 @@ def _tagged(value):
     {0: array([1.5, 2. ], dtype=float32), 'k': (1, 'a')}
     """
     if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biufUSO":
+        if value.dtype.kind not in "biufUO":
             raise TypeError(f"an array of dtype {value.dtype} is not JSON")
-        return {_TAG: "ndarray", "dtype": value.dtype.str, "shape": list(value.shape), "data": _tagged(value.tolist())}
+        # flat: the cells of an object array may be lists or tuples, which a nested list would merge
+        return {_TAG: "ndarray", "dtype": value.dtype.str, "shape": list(value.shape),
+                "data": _tagged(value.ravel().tolist())}
     if isinstance(value, np.generic):
         return _tagged(value.item())
     if isinstance(value, dict):
@@ -115,6 +118,14 @@ def _tagged(value):
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+def _object_cells(data):
+    """``data`` as a 1-D object array of its cells as they are (a list cell is not unpacked)."""
+    cells = np.empty(len(data), dtype=object)
+    for i, cell in enumerate(data):
+        cells[i] = cell
+    return cells
+
+
 def _untagged(value):
     """The inverse of :func:`_tagged` (plain JSON, as saved before the tags, comes back as it is)."""
     if isinstance(value, list):
@@ -123,12 +134,10 @@ def _untagged(value):
         return value
     kind = value.get(_TAG)
     if kind == "ndarray":
-        data, dtype, shape = _untagged(value["data"]), np.dtype(value["dtype"]), value["shape"]
-        if dtype == object and len(shape) == 1:  # each entry as it was, a list or tuple too
-            array = np.empty(len(data), dtype=object)
-            array[:] = data
-            return array
-        return np.asarray(data, dtype=dtype).reshape(shape)
+        data, dtype = _untagged(value["data"]), np.dtype(value["dtype"])
+        array = np.empty(len(data), dtype=dtype)
+        array[:] = data if dtype != object else _object_cells(data)
+        return array.reshape(value["shape"])
     if kind == "tuple":
         return tuple(_untagged(v) for v in value["items"])
     if kind == "dict":
@@ -164,6 +173,20 @@ def params_from_json(params: dict, slots: dict) -> dict:
         if isinstance(value, dict) and "component" in value:
             out[slot] = registry.by_class_name(value["component"])(**value["params"])
     return out
+
+
+def label_keyed(mapping, classes):
+    """A dict of labels as saved before the tags (JSON made an integer or boolean label key a string)
+    keyed by the labels again; anything else as it is.
+
+    >>> label_keyed({"0": 1.0, "1": 3.0}, np.array([0, 1]))
+    {0: 1.0, 1: 3.0}
+    """
+    if not isinstance(mapping, dict) or np.asarray(classes).dtype.kind in "UO" \
+            or not all(isinstance(key, str) for key in mapping):
+        return mapping
+    labels = {str(label): label for label in np.asarray(classes).tolist()}
+    return {labels.get(key, key): value for key, value in mapping.items()}
 
 
 def warn_omitted(omitted) -> None:

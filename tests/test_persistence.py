@@ -233,7 +233,32 @@ def test_tagged_json_round_trips_what_plain_json_changes():
     assert back["b"] == (1, ("x", 2.5)) and back["c"] == {3: [0.5]} and back["f"] == [None, True, "s"]
     assert back["g"] == values["g"] and back["h"] == {(0, 1): "pair"}
     assert _untagged({"plain": [1, {"k": "v"}]}) == {"plain": [1, {"k": "v"}]}  # folders saved before the tags
+    cells = np.empty((2, 2), dtype=object)  # object cells that are lists or tuples, in 2-D and 0-d arrays
+    cells[0, 0], cells[0, 1], cells[1, 0], cells[1, 1] = (1, 2), [3], "x", None
+    scalar = np.empty((), dtype=object)
+    scalar[()] = [1, 2]
+    for array in (cells, scalar, np.array(5.0), np.zeros((0, 3))):
+        back = _untagged(json.loads(json.dumps(_tagged(array))))
+        assert back.shape == array.shape and back.dtype == array.dtype and back.tolist() == array.tolist()
+    with pytest.raises(TypeError, match=r"an array of dtype \|S1 is not JSON"):
+        _tagged(np.array([b"x"]))
     with pytest.raises(TypeError, match="complex128 is not JSON"):
         _tagged(np.array([1j]))
     with pytest.raises(TypeError, match="builtin_function_or_method is not JSON"):
         _tagged(print)
+
+
+def test_a_folder_saved_before_the_tags_keys_class_weight_by_the_labels_again(tiny_bert, toy_data, tmp_path):
+    from sklearn.base import clone
+
+    X, y = toy_data
+    codes = np.unique(y, return_inverse=True)[1]
+    clf = TransformerClassifier(tiny_bert, class_weight={0: 1.0, 1: 2.0, 2: 3.0}, **FAST).fit(X, codes)
+    directory = clf.save_pretrained(tmp_path / "m")
+    config_path = directory / "skimb_config.json"
+    config = json.loads(config_path.read_text())
+    config["params"]["class_weight"] = {"0": 1.0, "1": 2.0, "2": 3.0}  # as JSON wrote an int-keyed dict before
+    config_path.write_text(json.dumps(config))
+    loaded = TransformerClassifier.load_pretrained(directory)
+    assert loaded.class_weight == {0: 1.0, 1: 2.0, 2: 3.0}
+    clone(loaded).fit(X, codes)  # was "class_weight has labels not in y: ['0', '1', '2']"
