@@ -264,6 +264,6 @@ def _warn_unlearnt_labels(Y, train, validation_fraction) -> None:
     unlearnt = np.flatnonzero((Y[train].sum(axis=0) == 0) & (Y.sum(axis=0) > 0))
     if unlearnt.size:
         shown = unlearnt[:10].tolist()
-        warnings.warn(f"validation_fraction={validation_fraction} leaves {unlearnt.size} label(s) no positive example "
-                      f"to train on (columns {shown}{' ...' if unlearnt.size > 10 else ''} of classes_): they are "
-                      "not learnt; a smaller validation_fraction keeps them.", UserWarning, stacklevel=5)
+        warn_caller(f"validation_fraction={validation_fraction} leaves {unlearnt.size} label(s) no positive example "
+                    f"to train on (columns {shown}{' ...' if unlearnt.size > 10 else ''} of classes_): they are not "
+                    "learnt; a smaller validation_fraction keeps them.")

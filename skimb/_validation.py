@@ -145,8 +145,11 @@ def is_multilabel_target(y) -> bool:
     return arr.ndim == 2 and arr.shape[1] > 1
 
 
-def _check_one_kind(items, what: str) -> None:
-    """Refuse labels that mix strings and numbers, naming one of each."""
+def _check_items(items, what: str) -> None:
+    """Refuse missing labels (None/NaN) and labels that mix strings and numbers, naming the position."""
+    for i, v in enumerate(items):
+        if _is_missing(v):
+            raise ValueError(f"{what}[{i}] is {'None' if v is None else 'NaN'}: labels must not be missing (None/NaN).")
     first_str = next((i for i, v in enumerate(items) if isinstance(v, str)), None)
     first_num = next((i for i, v in enumerate(items) if isinstance(v, numbers.Number)), None)
     if first_str is not None and first_num is not None:
@@ -170,8 +173,8 @@ def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
     items = list(y) if not isinstance(y, np.ndarray) else y
-    if not isinstance(y, np.ndarray):  # numpy would turn [0, "0"] into two equal strings
-        _check_one_kind(items, what)
+    if not isinstance(y, np.ndarray):  # numpy would turn [0, "0"] into two equal strings, NaN into "nan"
+        _check_items(items, what)
     arr = np.asarray(items)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
@@ -180,9 +183,7 @@ def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
     if arr.size == 0:
         raise ValueError(f"{what} is empty: at least one label is needed.")
     if arr.dtype == object:
-        for i, v in enumerate(arr):
-            if _is_missing(v):
-                raise ValueError(f"{what}[{i}] is {'None' if v is None else 'NaN'}: labels must not be missing (None/NaN).")
+        _check_items(arr, what)
         kinds = {type(v) for v in arr}
         if all(issubclass(k, str) for k in kinds):
             arr = arr.astype(str)
@@ -190,8 +191,6 @@ def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
             arr = arr.astype(np.int64)
         elif not all(issubclass(k, (str, numbers.Integral, numbers.Real)) for k in kinds):
             raise TypeError(f"{what} must hold strings or numbers, got {sorted(k.__name__ for k in kinds)}.")
-        else:
-            _check_one_kind(arr, what)
     elif arr.dtype.kind == "f":
         bad = np.flatnonzero(np.isnan(arr))
         if bad.size:

@@ -321,6 +321,8 @@ def test_bad_labels(tiny_bert, toy_data):
     with pytest.raises(TypeError, match="y must be an ordered sequence, got a set"):
         TransformerClassifier(tiny_bert).fit(["a", "b"], {"x", "y"})
     # a list that mixes 0 and "0" (numpy makes them one string label), and the same as an object array
+    with pytest.raises(ValueError, match=r"y\[4\] is NaN: labels must not be missing"):  # numpy made it "nan"
+        TransformerClassifier(tiny_bert).fit(X, [np.nan if i == 4 else str(v) for i, v in enumerate(y)])
     mixed = [0 if i == 3 else str(v) for i, v in enumerate(y)]
     for labels in (mixed, np.array(mixed, dtype=object)):
         with pytest.raises(TypeError, match=r"y mixes strings and numbers \(y\[3\] is 0, y\[0\] is '"):
