@@ -351,8 +351,11 @@ def test_soft_ordinal_charges_by_distance_and_sharpens_into_cross_entropy(mc_dat
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(sharpness=0.0), "sharpness must be > 0"),
-    (dict(sharpness=-1.0), "sharpness must be finite and >= 0"),
+    (dict(sharpness=0.0), "sharpness must be a finite number > 0"),
+    (dict(sharpness=-1.0), "sharpness must be a finite number > 0"),
+    (dict(sharpness=float("inf")), "sharpness must be a finite number > 0"),
+    (dict(sharpness="2"), "sharpness must be a finite number > 0"),
+    (dict(grades=[0, 1, 2, 1e39]), "at least two finite numbers"),  # beyond float32: inf, and a NaN loss
     (dict(grades=[0, 1, 1, 2]), "grades must be distinct"),
     (dict(grades=[0, 1, np.nan]), "at least two finite numbers"),
     (dict(grades=["low", "high"]), "at least two finite numbers"),

@@ -892,9 +892,11 @@ class SoftOrdinalLoss(ImbalanceLoss):
 
     def __init__(self, sharpness=2.0, grades=None, class_counts=None, reduction="mean"):
         super().__init__(reduction=reduction)
-        self.sharpness = _check_nonneg(sharpness, "sharpness")
-        if self.sharpness == 0:
-            raise ValueError("sharpness must be > 0 (0 makes every grade's target uniform), got 0.0.")
+        if isinstance(sharpness, bool) or not isinstance(sharpness, numbers.Real) \
+                or not np.isfinite(sharpness) or sharpness <= 0:
+            raise ValueError(f"sharpness must be a finite number > 0 (0 would make every target uniform), "
+                             f"got {sharpness!r}.")
+        self.sharpness = float(sharpness)
         counts = _check_counts(class_counts, required=False)
         self.register_buffer("grades_", None if grades is None else _to_buffer(_check_grades(grades, counts)))
 
@@ -919,7 +921,8 @@ def _check_grades(grades, counts):
         values = np.asarray(grades, dtype=np.float64)
     except (TypeError, ValueError):
         values = np.array([np.nan])
-    if values.ndim != 1 or values.size < 2 or not np.all(np.isfinite(values)):
+    # finite in float32 too: the buffer is in torch's default dtype
+    if values.ndim != 1 or values.size < 2 or not np.all(np.abs(values) <= np.finfo(np.float32).max):
         raise ValueError(f"grades must be a 1-D array of at least two finite numbers, got {grades!r}.")
     if np.unique(values).size != values.size:
         raise ValueError(f"grades must be distinct (two classes of one grade get the same soft target), "
