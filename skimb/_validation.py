@@ -228,11 +228,12 @@ def check_sample_weight(sample_weight, n_samples: int, *, positive_sum: bool = F
     w = w.astype(np.float64, copy=True)
     bad = np.flatnonzero(~np.isfinite(w))
     if bad.size:
-        raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}: weights must be finite ({bad.size} are not).")
+        raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}: weights must be finite ({bad.size} of {w.size} "
+                         "are not).")
     bad = np.flatnonzero(w < 0)
     if bad.size:
-        raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}: weights must be non-negative ({bad.size} are "
-                         "negative).")
+        raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}: weights must be non-negative ({bad.size} of "
+                         f"{w.size} are negative).")
     if positive_sum and w.sum() <= 0:
         raise ValueError("sample_weight sums to 0: nothing to learn from.")
     return w

@@ -367,7 +367,8 @@ def test_stage2_input_errors():
         fit_calora_head(base, X, None, y[:-1], **kw)
     with pytest.raises(ValueError, match="index >= n_classes"):
         fit_calora_head(base, X, None, y + 1, **kw)
-    with pytest.raises(ValueError, match="sample_weight"):
+    with pytest.raises(ValueError, match=r"sample_weight\[0\] is -1.0: weights must be finite and non-negative "
+                                         r"\(\d+ of \d+ are not\)"):
         fit_calora_head(base, X, None, y, sample_weight=-torch.ones(len(y)), **kw)
     with pytest.raises(ValueError, match="epochs"):
         fit_calora_head(base, X, None, y, config=cfg, loss_fn=_ce, epochs=-1)

@@ -250,9 +250,9 @@ def test_text_bad_inputs(cls):
         cls().fit_resample(X, [None] + y[1:])
     with pytest.raises(ValueError, match="sample_weight"):
         cls().fit_resample(X, y, sample_weight=np.ones(len(X) - 1))
-    with pytest.raises(ValueError, match=r"sample_weight\[0\] is -1.0: weights must be non-negative \(\d+ are"):
+    with pytest.raises(ValueError, match=r"sample_weight\[0\] is -1.0: weights must be non-negative \(\d+ of \d+ are"):
         cls().fit_resample(X, y, sample_weight=-np.ones(len(X)))
-    with pytest.raises(ValueError, match=r"sample_weight\[2\] is nan: weights must be finite \(1 are not\)"):
+    with pytest.raises(ValueError, match=r"sample_weight\[2\] is nan: weights must be finite \(1 of \d+ are not\)"):
         cls().fit_resample(X, y, sample_weight=np.r_[1.0, 1.0, np.nan, np.ones(len(X) - 3)])
     with pytest.raises(TypeError, match="random_state"):
         cls(random_state="seed").fit_resample(X, y)

@@ -65,7 +65,8 @@ def tune_logit_offsets(y_true, logits, *, class_prior=None, search="offsets", ta
     logits : array-like of shape (n_samples, C)
         Or, for two classes, the margin ``logit[:, 1] - logit[:, 0]`` of shape (n_samples,).
     class_prior : array-like of shape (C,), default=None
-        Training class frequencies (any positive scale); None skips the ``tau`` rule.
+        Training class counts or frequencies (any scale; finite, >= 0, not all 0: a 0 reads as
+        1e-12); None skips the ``tau`` rule.
     search : {"tau", "offsets"}, default="offsets"
     taus, steps : array-like of float, default=None
         Candidate ``tau`` values (default 0, 0.25, ..., 2) and offset moves (default
@@ -133,7 +134,8 @@ def calibrated_logit_offsets(y_true, logits, *, class_prior, tau=CALIBRATED_TAU,
     logits : array-like of shape (n_samples, C)
         Or, for two classes, the margin ``logit[:, 1] - logit[:, 0]`` of shape (n_samples,).
     class_prior : array-like of shape (C,)
-        Training class frequencies (any positive scale).
+        Training class counts or frequencies (any scale; finite, >= 0, not all 0: a 0 reads as
+        1e-12).
     tau : float, default=0.25
         The share of the balanced rule's shift, ``-tau * log(prior)``.
     l2 : float, default=1e-3

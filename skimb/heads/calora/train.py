@@ -196,8 +196,10 @@ def fit_calora_head(
         W = _as_tensor(sample_weight, "sample_weight").to(X.device, torch.float64)
         if tuple(W.shape) != (N,):
             raise ValueError(f"sample_weight must have shape ({N},), got {tuple(W.shape)}.")
-        if not torch.all(torch.isfinite(W)) or torch.any(W < 0):
-            raise ValueError("sample_weight must be finite and non-negative.")
+        bad = torch.nonzero(~torch.isfinite(W) | (W < 0)).flatten()
+        if bad.numel():
+            raise ValueError(f"sample_weight[{int(bad[0])}] is {float(W[bad[0]])}: weights must be finite and "
+                             f"non-negative ({bad.numel()} of {N} are not).")
     if keep is not None:  # drop ignored rows (-100)
         X, Y, W = X[keep], Y[keep], W[keep]
         S = S[keep] if S is not None else None
