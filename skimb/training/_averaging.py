@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import torch
 from skorch.callbacks import Callback
 
-__all__ = ["WeightAveraging", "ema_step_weight", "raw_weights"]
+__all__ = ["WeightAveraging", "ema_step_weight"]
 
 
 def ema_step_weight(decay: float, step: int) -> float:
@@ -117,7 +117,7 @@ class WeightAveraging(Callback):
 
 
 @contextmanager
-def raw_weights(net):
+def holding_raw_weights(net):
     """Within this block ``net``'s module holds the weights training moves, whether or not a
     :class:`WeightAveraging` callback has swapped its average in (for validation, at an epoch's end):
     what an epoch-end callback that shapes training itself (EWC's anchor) must read."""

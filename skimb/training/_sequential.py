@@ -21,7 +21,7 @@ from skorch.callbacks import Callback
 
 from ..utils._param_validation import Boolean, Interval
 from ..utils._split import rarest_tag_keys
-from ._averaging import raw_weights
+from ._averaging import holding_raw_weights
 from ._net import TransformerNet
 from ._strategies import TrainingStrategy, register_training
 
@@ -201,7 +201,7 @@ class SequentialCallback(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         if self.state is not None and self.state.subsets is not None:
-            with raw_weights(net):  # the anchor is where training got, not the average validation scored
+            with holding_raw_weights(net):  # the anchor is where training got, not the average validation scored
                 self.state.epoch_end(net)
                 net.history.record("ewc_penalty", self.state.penalty(net))
 
