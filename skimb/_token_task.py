@@ -77,6 +77,28 @@ def flat_tags(y_enc) -> np.ndarray:
     return np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
 
 
+def tags_to_iob2(y, scheme, what="y"):
+    """Validate tag lists in ``scheme`` and convert them to IOB2; an error names the sentence and
+    position in ``what``."""
+    try:
+        return convert_scheme(y, scheme, "IOB2")
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        m = _TAG_POS.search(msg)
+        where = f"sentence {m.group(1)}, position {m.group(2)}: " if m else ""
+        raise type(exc)(f"{what}: {where}{msg.replace('tag_lists', what)} (scheme={scheme!r})") from None
+
+
+def check_tag_lengths(counts, tags, what="y"):
+    """One tag per token: ``counts`` the sentences' token counts, ``tags`` their tag lists."""
+    if len(counts) != len(tags):
+        raise ValueError(f"X and {what} have different lengths: {len(counts)} sentences != {len(tags)}.")
+    for i, (n, t) in enumerate(zip(counts, tags)):
+        if n != len(t):
+            raise ValueError(f"sentence {i}: X[{i}] has {n} tokens but {what}[{i}] has {len(t)} tags; "
+                             "every token needs exactly one tag.")
+
+
 class TokenTask(TaskAdapter):
     """Sentences in, one IOB2 tag per word out."""
 
@@ -85,23 +107,9 @@ class TokenTask(TaskAdapter):
 
     def to_iob2(self, y, what="y"):
         """Validate tag lists in the estimator's ``scheme`` and convert them to IOB2."""
-        scheme = self.est.scheme
-        try:
-            return convert_scheme(y, scheme, "IOB2")
-        except (ValueError, TypeError) as exc:
-            msg = str(exc)
-            m = _TAG_POS.search(msg)
-            where = f"sentence {m.group(1)}, position {m.group(2)}: " if m else ""
-            raise type(exc)(f"{what}: {where}{msg.replace('tag_lists', what)} (scheme={scheme!r})") from None
+        return tags_to_iob2(y, self.est.scheme, what)
 
-    @staticmethod
-    def check_lengths(counts, tags, what="y"):
-        if len(counts) != len(tags):
-            raise ValueError(f"X and {what} have different lengths: {len(counts)} sentences != {len(tags)}.")
-        for i, (n, t) in enumerate(zip(counts, tags)):
-            if n != len(t):
-                raise ValueError(f"sentence {i}: X[{i}] has {n} tokens but {what}[{i}] has {len(t)} tags; "
-                                 "every token needs exactly one tag.")
+    check_lengths = staticmethod(check_tag_lengths)
 
     def encode_targets(self, y, X):
         tags = self.to_iob2(y)

@@ -153,6 +153,33 @@ def test_members_must_read_y_in_one_scheme_before_any_trains():
     assert _RowTagger.fits == before
 
 
+def test_scheme_aliases_are_one_scheme():  # "BIO" and "IOB2" were refused as two schemes
+    VotingTagger([("a", _RowTagger(scheme="BIO")), ("b", _RowTagger(scheme="iob2"))]).fit(X_TOY, Y_TOY)
+    before = _RowTagger.fits
+    with pytest.raises(ValueError, match="Unknown b__scheme 'BIOLU'"):
+        VotingTagger([("a", _RowTagger()), ("b", _RowTagger(scheme="BIOLU"))]).fit(X_TOY, Y_TOY)
+    assert _RowTagger.fits == before
+
+
+def test_a_text_classifier_member_is_refused_before_any_trains(tiny_bert):
+    from skimb import TransformerClassifier
+
+    before = _RowTagger.fits
+    with pytest.raises(TypeError, match=r"member 'b' \(TransformerClassifier\) classifies texts, not the words"):
+        VotingTagger([("a", _RowTagger()), ("b", TransformerClassifier(tiny_bert))]).fit(X_TOY, Y_TOY)
+    assert _RowTagger.fits == before
+
+
+def test_score_names_the_sentence_and_the_tag_as_the_tagger_does():
+    vote = VotingTagger([("a", _RowTagger())]).fit(X_TOY, Y_TOY)
+    with pytest.raises(ValueError, match=r"sentence 0: X\[0\] has 3 tokens but y\[0\] has 2 tags"):
+        vote.score(X_TOY, [["B-PER", "O"], [], ["O"]])
+    with pytest.raises(ValueError, match=r"X and y have different lengths: 3 sentences != 2"):
+        vote.score(X_TOY, Y_TOY[:2])
+    with pytest.raises(ValueError, match=r"^y: sentence 0, position 0: y\[0\]\[0\] = 'PER'"):
+        vote.score(X_TOY[:1], [["PER", "O", "O"]])
+
+
 def test_a_tuned_decision_rule_of_a_member_is_reported_as_ignored():
     vote = VotingTagger([("a", _RowTagger()), ("b", _RowTagger(threshold="tuned"))])
     with pytest.warns(UserWarning, match=r"members \['b'\] tune a decision rule \(threshold\) that the vote ignores"):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_token_lists
 from ..tokens import decode_tags
 from ..utils._param_validation import Options, Satisfies, validate_params
+from ..utils._schemes import check_scheme
 from ..utils._tags import apply_text_tags
 
 __all__ = ["VotingTagger"]
@@ -234,12 +235,16 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
     def _check_members(self, members):
         """Before any member trains: every member's own parameters, one tagging scheme for all (``y``
         is read once), and a warning for a decision rule the vote does not use."""
-        for _, est in members:
+        for name, est in members:
+            if is_classifier(est):  # one label per text: it would train on sentences as texts, then fail
+                raise TypeError(f"{type(self).__name__}: member {name!r} ({type(est).__name__}) classifies texts, "
+                                "not the words of sentences; vote taggers here (TransformerTokenClassifier), "
+                                "text classifiers with sklearn.ensemble.VotingClassifier.")
             check = getattr(est, "_check_params", None)
             if callable(check):
                 check()
         schemes = {name: est.get_params(deep=False).get("scheme", "IOB2") for name, est in members}
-        if len(set(schemes.values())) > 1:
+        if len({check_scheme(scheme, f"{name}__scheme") for name, scheme in schemes.items()}) > 1:  # aliases alike
             raise ValueError(f"{type(self).__name__}: the members read y in different tagging schemes ({schemes}); "
                              "give them all the scheme of y.")
         tuned = [name for name, est in members if est.get_params(deep=False).get("threshold") is not None]
@@ -276,14 +281,13 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
     def score(self, X, y, sample_weight=None):
         """Span-level micro-F1 of ``predict(X)`` against ``y`` (in the members' ``scheme``, one for
         all), seqeval strict IOB2, as :meth:`skimb.TransformerTokenClassifier.score`."""
+        from .._token_task import check_tag_lengths, tags_to_iob2
         from ..metrics import span_f1_score
-        from ..tokens import convert_scheme
 
         if sample_weight is not None:
             raise ValueError("score does not take sample_weight: span F1 counts entities.")
         check_is_fitted(self, "estimators_")
-        truth = convert_scheme(y, self.estimators_[0].get_params(deep=False).get("scheme", "IOB2"), "IOB2")
-        pred = self.predict(X)
-        if len(truth) != len(pred) or any(len(t) != len(p) for t, p in zip(truth, pred)):
-            raise ValueError("X and y have different lengths (sentences or tags per sentence).")
-        return float(span_f1_score(truth, pred, scheme="IOB2"))
+        X = check_token_lists(X)
+        truth = tags_to_iob2(y, self.estimators_[0].get_params(deep=False).get("scheme", "IOB2"))
+        check_tag_lengths([len(s) for s in X], truth)  # before the members predict
+        return float(span_f1_score(truth, self.predict(X), scheme="IOB2"))
