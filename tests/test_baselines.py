@@ -56,6 +56,18 @@ def test_fit_predict_is_reproducible_and_learns_the_toy_keywords(tiny_bert):
     np.testing.assert_array_equal(again.predict_proba(X), proba)
 
 
+def test_verbose_0_is_quiet_and_verbose_1_shows_the_progress(tiny_bert, capfd):
+    import datasets
+
+    X, y = make_check_texts()
+    SetFitClassifier(tiny_bert, max_steps=1, batch_size=4, random_state=0, verbose=0).fit(X, y)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # were datasets' Map bar, SetFit's log block and bars on stderr
+    assert datasets.utils.logging.is_progress_bar_enabled()  # put back as it was
+    SetFitClassifier(tiny_bert, max_steps=1, batch_size=4, random_state=0, verbose=1).fit(X, y)
+    assert capfd.readouterr().err != ""
+
+
 def test_bad_parameters_fail_before_any_training(tiny_bert):
     X, y = make_check_texts()
     with pytest.raises(ValueError, match="pair_sampling"):

@@ -35,6 +35,27 @@ def class_balanced_anchors(y, rng) -> np.ndarray:
     return np.concatenate([rng.choice(np.flatnonzero(y == c), size=per_class, replace=True) for c in classes])
 
 
+@contextlib.contextmanager
+def _quiet(datasets):
+    """SetFit's training log (stdout), progress bars (stderr, ``datasets``' ``Map``) and info logs off."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("setfit", "sentence_transformers", "transformers", "datasets")]
+    levels = [logger.level for logger in loggers]
+    bars = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.utils.logging.disable_progress_bar()
+    for logger in loggers:
+        logger.setLevel(max(logger.level, logging.WARNING))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        if bars:
+            datasets.utils.logging.enable_progress_bar()
+
+
 class SetFitClassifier(ClassifierMixin, BaseEstimator):
     """SetFit: contrastive fine-tuning of a sentence encoder on text pairs, then a logistic
     regression on its embeddings (Tunstall et al. 2022), for comparison with skimb's methods.
@@ -66,7 +87,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
     device : {"auto", "cpu", "cuda"}, default="auto"
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
-        1 shows SetFit's progress bars.
+        1 shows SetFit's progress bars and logs; 0 shows none of them (its warnings stay).
     n_threads : int or None, default=None
         torch's CPU threads during fit and predict (``None``: left as they are).
 
@@ -128,16 +149,16 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         anchors = (class_balanced_anchors(y_enc, np.random.default_rng(seed)) if self.pair_sampling == "class"
                    else np.arange(len(texts)))
         train = datasets.Dataset.from_dict({"text": [texts[i] for i in anchors], "label": y_enc[anchors].tolist()})
-        model = setfit.SetFitModel.from_pretrained(
-            resolve_backbone(self.backbone), device=resolve_device(self.device),
-            head_params={"class_weight": self.class_weight, "max_iter": 1000, "random_state": seed})
         args = setfit.TrainingArguments(
             batch_size=self.batch_size, num_epochs=1, num_iterations=self.num_iterations,
             max_steps=-1 if self.max_steps is None else self.max_steps, body_learning_rate=self.body_lr,
             max_length=self.max_length, seed=seed, report_to="none", show_progress_bar=bool(self.verbose),
             save_strategy="no", logging_strategy="no")
-        with contextlib.redirect_stdout(io.StringIO()) if not self.verbose else contextlib.nullcontext():
-            setfit.Trainer(model=model, args=args, train_dataset=train).train()  # prints its log otherwise
+        with contextlib.nullcontext() if self.verbose else _quiet(datasets):
+            model = setfit.SetFitModel.from_pretrained(
+                resolve_backbone(self.backbone), device=resolve_device(self.device),
+                head_params={"class_weight": self.class_weight, "max_iter": 1000, "random_state": seed})
+            setfit.Trainer(model=model, args=args, train_dataset=train).train()
         self.classes_, self.model_ = classes, model
         return self
 
