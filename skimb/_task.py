@@ -47,6 +47,9 @@ def validation_split_errors(fraction, data: str):
 class TaskAdapter:
     """The hooks of one task, bound to an estimator."""
 
+    #: What an error about a label-keyed parameter adds (taggers: the keys are IOB2 tags).
+    class_key_hint = ""
+
     def __init__(self, est, finetune=None):
         self.est = est
         # The fine-tuning mode: the fit's resolved component, or the fitted one when predicting.
@@ -71,7 +74,8 @@ class TaskAdapter:
             return w
         unknown = set(cw) - set(classes.tolist())
         if unknown:
-            raise ValueError(f"class_weight has labels not in y: {sorted(map(str, unknown))}.")
+            raise ValueError(f"class_weight has labels not in y: {sorted(map(str, unknown))}; its keys are the "
+                             f"classes_ of the fit, {classes.tolist()}{self.class_key_hint}.")
         bad = {c: v for c, v in cw.items()
                if isinstance(v, bool) or not isinstance(v, Real) or not np.isfinite(v) or v < 0}
         if bad:

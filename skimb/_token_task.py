@@ -102,6 +102,8 @@ def check_tag_lengths(counts, tags, what="y"):
 class TokenTask(TaskAdapter):
     """Sentences in, one IOB2 tag per word out."""
 
+    class_key_hint = " (IOB2 tags, whatever the scheme of y)"
+
     def validate_X(self, X):
         return check_token_lists(X)
 

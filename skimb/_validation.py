@@ -110,8 +110,11 @@ def check_texts(X, *, what: str = "X", allow_empty: bool = False) -> list[str]:
 
 def check_token_lists(X, *, what: str = "X") -> list[list[str]]:
     """Validate a list of token lists (one list of word strings per sentence)."""
-    if isinstance(X, np.ndarray) and X.dtype != object:
-        raise TypeError(f"{what} must be a list of token lists, got a {X.dtype} array.")
+    if isinstance(X, np.ndarray) and X.dtype.kind == "U" and X.ndim == 2:  # sentences of one length
+        X = X.tolist()
+    elif isinstance(X, np.ndarray) and X.dtype != object:
+        raise TypeError(f"{what} must be a list of token lists, got a {X.ndim}-D {X.dtype} array; give a list "
+                        "of lists of strings (or a 2-D array of strings, sentences of one length).")
     items = list(X) if isinstance(X, np.ndarray) else _as_sequence(X, what, unwrap_rows=False)
     if not items:
         raise ValueError(f"{what} is empty: at least one sentence is needed.")
@@ -247,5 +250,5 @@ def class_index(label, classes, what: str) -> int:
     """
     matches = np.flatnonzero(np.asarray(classes, dtype=object) == label)
     if matches.size == 0:
-        raise ValueError(f"{what}={label!r} is not a class of y; the classes are {list(classes)}.")
+        raise ValueError(f"{what}={label!r} is not a class of y; the classes are {np.asarray(classes).tolist()}.")
     return int(matches[0])

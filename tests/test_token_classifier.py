@@ -213,6 +213,14 @@ def test_class_weight_dict_weights_tokens(tiny_bert, ner_data):
     assert per[1] / per[0] == pytest.approx(5.0)
     with pytest.raises(ValueError, match="not in y"):
         TransformerTokenClassifier(tiny_bert, class_weight={"B-ORG": 2.0}, **FAST).fit(X, y)
+    # keyed in the scheme of y rather than IOB2: the message says what the keys are
+    with pytest.raises(ValueError, match=r"has labels not in y: \['S-PER'\]; its keys are the classes_ of the fit, "
+                                         r"\['O', 'B-LOC', 'I-LOC', 'B-PER', 'I-PER'\] \(IOB2 tags, whatever"):
+        TransformerTokenClassifier(tiny_bert, scheme="IOBES", class_weight={"S-PER": 2.0}, **FAST).fit(
+            X, convert_scheme(y, "IOB2", "IOBES"))
+    # a 2-D array of strings: sentences of one length
+    words = np.array([["john", "is"], ["mary", "runs"]])
+    assert clf.predict(words) == clf.predict(words.tolist())
     with pytest.raises(ValueError, match="finite numbers >= 0.*'O': -1"):
         TransformerTokenClassifier(tiny_bert, class_weight={"O": -1}, **FAST).fit(X, y)
 
