@@ -479,8 +479,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                   and k not in _NOT_SAVED}
         # records (history_, validation_report_, a second stage's loss curve), restored as JSON holds them
         records, dropped = {}, []
-        for key, value in vars(self).items():
-            if key.endswith("_") and not key.startswith("_") and isinstance(value, (dict, list)):
+        for key, value in vars(self).items():  # None too: an attribute the fit set to None comes back as None
+            if key.endswith("_") and not key.startswith("_") and (value is None or isinstance(value, (dict, list))) \
+                    and key not in _NOT_SAVED:
                 try:
                     records[key] = jsonable(value)
                 except TypeError:

@@ -262,3 +262,21 @@ def test_a_folder_saved_before_the_tags_keys_class_weight_by_the_labels_again(ti
     loaded = TransformerClassifier.load_pretrained(directory)
     assert loaded.class_weight == {0: 1.0, 1: 2.0, 2: 3.0}
     clone(loaded).fit(X, codes)  # was "class_weight has labels not in y: ['0', '1', '2']"
+
+
+@pytest.mark.parametrize("cls", [TransformerClassifier, TransformerTokenClassifier])
+def test_a_loaded_model_has_the_fitted_attributes_of_the_fit_but_the_loss(cls, tiny_bert, tmp_path):
+    from conftest import make_ner
+
+    X, y = make_ner(16) if cls is TransformerTokenClassifier else make_toy_texts()
+    fitted = cls(tiny_bert, validation_fraction=0.25, **FAST).fit(X, y)
+    loaded = cls.load_pretrained(fitted.save_pretrained(tmp_path / "m"))
+
+    def public(est):
+        return {key for key in vars(est) if key.endswith("_") and not key.startswith("_")}
+
+    assert public(fitted) - public(loaded) == {"loss_"} and public(loaded) <= public(fitted)
+    # a tagger's validation_report_ is None (the span report is not kept): None after loading too, not absent
+    from skimb._persistence import jsonable
+
+    assert json.dumps(jsonable(loaded.validation_report_)) == json.dumps(jsonable(fitted.validation_report_))
