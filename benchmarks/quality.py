@@ -61,9 +61,12 @@ CONFIGS = {
     "ce_drw1_b999_rdrop": dict(loss="class_balanced", loss__beta=0.999, loss__drw_epoch=1, training="rdrop"),
     "ce_rdrop": dict(loss="ce", training="rdrop"),  # R-Drop's own share, on plain cross-entropy
     # soft ordinal labels (round 41) for graded classes (SST-5): a near-miss grade costs less than a far one
+    # (the label texts sort as negative, neutral, positive, very negative, very positive: "ord" and "ord_rdrop"
+    # read those indices as grades, the wrong order; the _sst5 configs give the grades)
     "ord": dict(loss="ordinal"),
     "ord_rdrop": dict(loss="ordinal", training="rdrop"),
-    "ord1_rdrop": dict(loss="ordinal", loss__sharpness=1.0, training="rdrop"),
+    "ord_sst5": dict(loss="ordinal", loss__grades=[1, 2, 3, 0, 4]),
+    "ord_rdrop_sst5": dict(loss="ordinal", loss__grades=[1, 2, 3, 0, 4], training="rdrop"),
     "ce_ema": dict(loss="ce", ema_decay=0.998),  # weight averaging (round 38)
     "ce_rdrop_ema": dict(loss="ce", training="rdrop", ema_decay=0.998),
     "ce_drw1_b999_rdrop_ema": dict(loss="class_balanced", loss__beta=0.999, loss__drw_epoch=1, training="rdrop",
