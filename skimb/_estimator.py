@@ -140,7 +140,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         """The loss, built once on every example's class counts, and its epoch schedule, before the
         backbone loads: a malformed ``loss__`` value is an error, a schedule that never starts
         (``loss__drw_epoch``) a warning."""
-        from .losses import loss_schedule_warning
+        from .losses import loss_classes_warning, loss_schedule_warning
 
         params = self.routed_params_for("loss")
         try:
@@ -149,11 +149,14 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                     warnings.simplefilter("ignore")
                     ctx.adapter.make_loss(dataclasses.replace(ctx, train_idx=np.arange(len(ctx.y))))
             message = loss_schedule_warning(self.loss, task=loss_task(ctx.task), n_epochs=ctx.n_epochs, **params)
+            order = loss_classes_warning(self.loss, task=loss_task(ctx.task), classes=ctx.classes, **params)
         except (TypeError, ValueError) as error:
             blame = " (the loss or a loss__ parameter)" if params else ""
             raise type(error)(f"{type(self).__name__}(loss={self.loss!r}): {error}{blame}") from None
         if message:
             warn_caller(f"{type(self).__name__}(loss={self.loss!r}, max_epochs={self.max_epochs}): {message}")
+        if order:
+            warn_caller(f"{type(self).__name__}(loss={self.loss!r}) {order}")
 
     def _resolve_lr(self, finetune, backbone_model, task, n_steps=None) -> float:
         """``lr`` as given, or ``"auto"`` resolved: the fine-tuning mode's rate for ``task`` on

@@ -642,3 +642,15 @@ def test_malformed_loss_parameters_fail_before_the_backbone_loads(toy_data, para
         TransformerClassifier("/no/such/backbone", **params).fit(X, y)
     with pytest.raises(error, match=match):
         TransformerTokenClassifier("/no/such/backbone", **params).fit(*make_ner(12))
+
+
+def test_an_ordinal_loss_on_labels_sorted_as_text_warns_before_the_backbone_loads(toy_data, backbone_must_not_load):
+    X, y = toy_data  # string labels
+    with pytest.warns(UserWarning, match=r"TransformerClassifier\(loss='ordinal'\) reads the classes' order as their "
+                                         r"grades, and the labels .* are sorted as text"):
+        with pytest.raises(AssertionError, match="the backbone was loaded"):
+            TransformerClassifier(loss="ordinal").fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AssertionError, match="the backbone was loaded"):
+            TransformerClassifier(loss="ordinal", loss__grades=[2, 0, 1]).fit(X, y)

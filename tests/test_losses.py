@@ -997,3 +997,15 @@ def test_per_label_needs_a_loss_with_label_terms(mc_data, ml_data):
     _, _, zc, yc = mc_data
     with pytest.raises(TypeError, match="CrossEntropyLoss has no per-label losses"):
         CrossEntropyLoss().per_label(zc, yc)
+
+
+def test_the_ordinal_loss_warns_where_labels_sort_as_text_and_no_grades_are_given():
+    from skimb.losses import loss_classes_warning
+
+    text = ["negative", "neutral", "positive", "very negative", "very positive"]
+    message = loss_classes_warning("ordinal", task="multiclass", classes=text)
+    assert "the labels ['negative', 'neutral', 'positive', 'very negative', 'very positive'] are sorted as text" \
+        in message and "give loss__grades" in message
+    assert loss_classes_warning("ordinal", task="multiclass", classes=text, loss__grades=[1, 2, 3, 0, 4]) is None
+    assert loss_classes_warning("ordinal", task="multiclass", classes=[0, 1, 2]) is None
+    assert loss_classes_warning("ce", task="multiclass", classes=text) is None

@@ -44,8 +44,8 @@ from ._multilabel import (
     DistributionBalancedLoss,
     WeightedBinaryCrossEntropyLoss,
 )
-from ._registry import (FLAT_PARAMS, LOSSES, available_losses, loss_balances_classes, loss_focuses,
-                        loss_schedule_warning, make_loss, register_loss)
+from ._registry import (FLAT_PARAMS, LOSSES, available_losses, loss_balances_classes, loss_classes_warning,
+                        loss_focuses, loss_schedule_warning, make_loss, register_loss)
 
 __all__ = [
     "ImbalanceLoss",
@@ -53,6 +53,7 @@ __all__ = [
     "loss_balances_classes",
     "loss_focuses",
     "loss_schedule_warning",
+    "loss_classes_warning",
     "register_loss",
     "available_losses",
     "LOSSES",

@@ -251,6 +251,17 @@ class ImbalanceLoss(nn.Module):
         return None
 
     @classmethod
+    def classes_warning(cls, classes, **params):
+        """Why the loss built with ``params`` may misread the fit's ``classes`` (sorted labels),
+        or None (the default: a loss that does not read the classes' order).
+
+        >>> from skimb.losses import CrossEntropyLoss
+        >>> CrossEntropyLoss.classes_warning(["neg", "pos"]) is None
+        True
+        """
+        return None
+
+    @classmethod
     def focuses(cls, **params) -> bool:
         """Whether the loss built with ``params`` down-weights well-classified examples (a focal
         term). Under a focal term a class balancing is partly given back: a rare class's

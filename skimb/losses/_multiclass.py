@@ -890,6 +890,22 @@ class SoftOrdinalLoss(ImbalanceLoss):
 
     task = "multiclass"
 
+    @classmethod
+    def classes_warning(cls, classes, grades=None, **params):
+        """Labels that are not numbers sort as text, seldom in grade order: without ``grades`` the
+        loss would read that order as the grades.
+
+        >>> SoftOrdinalLoss.classes_warning([1, 2, 3]) is None
+        True
+        >>> SoftOrdinalLoss.classes_warning(["negative", "neutral", "positive", "very negative"])[:57]
+        "reads the classes' order as their grades, and the labels "
+        """
+        labels = np.asarray(classes)
+        if grades is not None or labels.dtype.kind in "biuf":
+            return None
+        return (f"reads the classes' order as their grades, and the labels {labels.tolist()} are sorted as text, "
+                "which may not be their grade order; give loss__grades, one grade per class in that order.")
+
     def __init__(self, sharpness=2.0, grades=None, class_counts=None, reduction="mean"):
         super().__init__(reduction=reduction)
         if isinstance(sharpness, bool) or not isinstance(sharpness, numbers.Real) \

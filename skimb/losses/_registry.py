@@ -276,6 +276,18 @@ def loss_schedule_warning(loss, *, task, n_epochs, **params):
     return None if check is None else check(n_epochs, **_merged_params(params))
 
 
+def loss_classes_warning(loss, *, task, classes, **params):
+    """Why the loss :func:`make_loss` builds from the same arguments may misread the fit's
+    ``classes`` (:meth:`ImbalanceLoss.classes_warning`), or None.
+
+    >>> from skimb.losses import loss_classes_warning
+    >>> loss_classes_warning("ordinal", task="multiclass", classes=[0, 1, 2]) is None
+    True
+    """
+    check = _loss_classmethod(loss, task, "classes_warning")
+    return None if check is None else check(classes, **_merged_params(params))
+
+
 def _loss_property(loss, task, name, params) -> bool:
     """The loss class's classmethod ``name`` on the constructor arguments ``params``."""
     method = _loss_classmethod(loss, task, name)
