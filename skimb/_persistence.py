@@ -179,13 +179,13 @@ def label_keyed(mapping, classes):
     """A dict of labels as saved before the tags (JSON made an integer or boolean label key a string)
     keyed by the labels again; anything else as it is.
 
-    >>> label_keyed({"0": 1.0, "1": 3.0}, np.array([0, 1]))
-    {0: 1.0, 1: 3.0}
+    >>> label_keyed({"0": 1.0, "1": 3.0}, np.array([0, 1])), label_keyed({"true": 2.0}, np.array([False, True]))
+    ({0: 1.0, 1: 3.0}, {True: 2.0})
     """
     if not isinstance(mapping, dict) or np.asarray(classes).dtype.kind in "UO" \
             or not all(isinstance(key, str) for key in mapping):
         return mapping
-    labels = {str(label): label for label in np.asarray(classes).tolist()}
+    labels = {json.dumps(label): label for label in np.asarray(classes).tolist()}  # the key JSON wrote: "0", "true"
     return {labels.get(key, key): value for key, value in mapping.items()}
 
 
