@@ -92,6 +92,9 @@ VARIANTS = {
     "ce_rdrop_ema": {"loss": "ce", "training": "rdrop", "ema_decay": 0.998},
     "hamr_rdrop": {"loss": "ce", "training": "hamr", "training__rdrop_alpha": 1.0},
     "hamr_focal_rdrop": {**FOCAL, "training": "hamr", "training__rdrop_alpha": 1.0},
+    # a linear-chain CRF on the head, trained by the sequence likelihood (round 42)
+    "crf": {"loss": "ce", "decoding": "crf"},
+    "crf_rdrop": {"loss": "ce", "decoding": "crf", "training": "rdrop"},
 }
 
 #: Soft votes (skimb.ensemble.VotingTagger): name -> the VARIANTS of its members, each fitted as alone.
@@ -231,10 +234,11 @@ def build(args, variant, seed):
     if variant in VOTES:
         return VotingTagger([(member, build(args, member, seed)) for member in VOTES[variant]], decoding=args.decoding)
     lr = args.lr if args.lr == "auto" else float(args.lr)
+    params = {"decoding": args.decoding, **VARIANTS[variant]}  # a variant may set its own decoding (a CRF)
     clf = TransformerTokenClassifier(
         args.backbone, finetune=args.finetune, max_length=args.max_length, batch_size=args.batch_size,
-        max_epochs=args.epochs, lr=lr, scheme=args.scheme, decoding=args.decoding, device=args.device,
-        validation_fraction=args.validation_fraction, random_state=seed, **VARIANTS[variant])
+        max_epochs=args.epochs, lr=lr, scheme=args.scheme, device=args.device,
+        validation_fraction=args.validation_fraction, random_state=seed, **params)
     if args.memory and VARIANTS[variant].get("head") == "calora":
         clf.set_params(head__memory=args.memory)
     return clf

@@ -71,6 +71,19 @@ def _replay_loss_schedule(criterion, n_epochs, max_epochs):
         set_epoch(n_epochs - 1, max_epochs)
 
 
+def _match_crf(module, adapter, classes, weights_path) -> None:
+    """Give a loaded tagger a CRF where its weights hold one and none where they do not, whatever
+    its ``decoding`` said when it was saved (a ``set_params`` after the fit)."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights_path), framework="pt") as weights:
+        saved = any(key.startswith("crf.") for key in weights.keys())
+    if saved and getattr(module, "crf", None) is None:
+        adapter.add_crf(module, classes)
+    elif not saved and getattr(module, "crf", None) is not None:
+        del module.crf
+
+
 def _completed_epochs(history) -> int:
     """Epochs that ran to the end (an interrupted epoch has a row without its training loss)."""
     return sum("train_loss" in row for row in history)
@@ -124,7 +137,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         elif self.patience != SHARED_PARAMS["patience"]:
             warn_caller(f"{type(self).__name__}: patience={self.patience} is ignored without early stopping; set "
                         "early_stopping=True (or 'f1_macro') with validation_fraction, or leave patience out.")
-        adapter.check_params()
+        adapter.check_params(components)
         classes, y_enc, task = adapter.encode_targets(y, data)
         components["head"].check(len(classes), classes=classes, task=task)  # e.g. CALoRA's k <= n_classes
         head_lr_multiplier = (components["finetune"].default_head_lr_multiplier(task) if self.head_lr_multiplier == "auto"
@@ -213,7 +226,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         # a plain head stores its stage 1 only where asked (skimb compare: another method repeats it)
         store_plain = key is not None and not ctx.head.has_stage2 and stage1_cache.shares(self)
         with seeded(ctx.seed):
-            ctx.module = ctx.adapter.build_module(ctx.backbone_model, ctx.n_classes, ctx.finetune)
+            ctx.module = ctx.adapter.build_module(ctx.backbone_model, ctx.n_classes, ctx.finetune, classes=ctx.classes)
             ctx.criterion = ctx.adapter.make_loss(ctx)
             ctx.head.prepare(ctx.module, loss=ctx.criterion)
             ctx.adapter.init_head(ctx.module, ctx)
@@ -388,12 +401,16 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         return int8_module(module), "cpu", self.quantize
 
     def _param_groups(self, ctx):
-        """AdamW groups: no weight decay on biases and LayerNorm; the head at its own rate.
-        skorch gives each parameter the first pattern it matches."""
+        """AdamW groups: no weight decay on biases and LayerNorm; the head at its own rate; a
+        tagger's CRF at its own, without weight decay. skorch gives each parameter the first
+        pattern it matches."""
         groups = [("*bias", {"weight_decay": 0.0}), ("*LayerNorm*", {"weight_decay": 0.0})]
         if ctx.head_lr_multiplier != 1.0:
             head_lr = ctx.lr * ctx.head_lr_multiplier
             groups = [("head.*bias", {"lr": head_lr, "weight_decay": 0.0}), ("head.*", {"lr": head_lr}), *groups]
+        crf = getattr(ctx.module, "crf", None)
+        if crf is not None:
+            groups = [("crf.*", {"lr": ctx.lr * crf.lr_multiplier, "weight_decay": 0.0}), *groups]
         return groups
 
     def _set_fitted(self, ctx):
@@ -540,8 +557,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                              else est._resolve_lr(components["finetune"], backbone_model, config["task"])),
                          device=resolve_device(device), **components)
         with seeded(0):
-            ctx.module = adapter.build_module(backbone_model, len(classes), ctx.finetune)
+            ctx.module = adapter.build_module(backbone_model, len(classes), ctx.finetune, classes=classes)
             ctx.head.restore(ctx.module, len(classes), multilabel=ctx.multilabel)
+            _match_crf(ctx.module, adapter, classes, directory / _WEIGHTS_NAME)
         load_model(ctx.module, str(directory / _WEIGHTS_NAME), strict=True)
         ctx.criterion = adapter.loss_for_loading(len(classes), ctx.task)
         ctx.net = est._make_net(ctx, None, 0, net_class=TransformerNet, net_kwargs={})

@@ -56,8 +56,9 @@ class TaskAdapter:
         self.finetune = finetune if finetune is not None else getattr(est, "finetune_", None)
 
     # -- checks and targets ---------------------------------------------------------------------
-    def check_params(self) -> None:
-        """Checks that involve several parameters of the task's own."""
+    def check_params(self, components=None) -> None:
+        """Checks that involve several parameters of the task's own (``components``: the resolved
+        components by slot)."""
         threshold = getattr(self.est, "threshold", None)
         if threshold in FITTED_THRESHOLDS:
             check_needs_validation(self.est, f"threshold={threshold!r}")

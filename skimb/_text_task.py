@@ -134,7 +134,7 @@ class TextTask(TaskAdapter):
         ctx.weights = weights
 
     # -- the model and the data -----------------------------------------------------------------
-    def build_module(self, backbone_model, n_outputs, finetune):
+    def build_module(self, backbone_model, n_outputs, finetune, classes=None):
         encoder = finetune.build_encoder(backbone_model, self.est.pooling)
         return SequenceClassifier(encoder, n_outputs, dropout=self.est.dropout)
 

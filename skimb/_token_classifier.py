@@ -13,7 +13,7 @@ from ._estimator import TransformerEstimator
 from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
 from ._token_task import TokenTask
 from ._validation import check_token_lists
-from .tokens import decode_tags, per_sentence_losses, token_sentence_index, validate_tags
+from .tokens import constrained_decode, decode_tags, per_sentence_losses, token_sentence_index, validate_tags
 from .utils._param_validation import Interval, Options, Satisfies
 
 __all__ = ["TransformerTokenClassifier"]
@@ -69,11 +69,19 @@ quantize, n_threads
     stride : int or None, default=None
         Maximum overlap, in sub-tokens, between consecutive windows of a long sentence;
         ``None`` is a quarter of a window's content (``(max_length - n_special) // 4``).
-    decoding : {"repair", "constrained"}, default="repair"
+    decoding : {"repair", "constrained", "crf"}, default="repair"
         How per-word scores become a valid IOB2 sequence: "repair" takes the argmax tag of
         each word and turns an ``I-X`` that continues no ``X`` entity into ``B-X``
         (``skimb.tokens.repair_bio``); "constrained" is Viterbi decoding over valid
-        sequences only (``skimb.tokens.constrained_decode``).
+        sequences only (``skimb.tokens.constrained_decode``). "crf" also *trains* differently:
+        a linear-chain CRF (``skimb.tokens.LinearChainCRF``: a learned score for every pair of
+        consecutive tags, for the first and for the last) on the linear head, trained with the
+        model by each window's sequence likelihood in place of ``loss`` and ``class_weight``
+        (a warning says so where they are set), at 100 times the model's learning rate;
+        prediction is Viterbi over valid sequences with the learned scores, and
+        ``predict_proba`` gives each word's marginals under the CRF. It needs ``finetune="full"``
+        or ``"lora"`` and a training that reads whole-window losses (not ``"hamr"``). A model
+        fitted with "crf" can predict with the other two (from its emissions alone).
     threshold : None or "tuned", default=None
         The decision rule. None: the decoding of the word logits as they are. "tuned": per-entity-
         type offsets added to each word's ``B-X`` and ``I-X`` logits before decoding, tuned for span
@@ -148,7 +156,7 @@ sample_weights_history_, meta_loss_history_, meta_objective_, resampling_, weigh
 
     _task = TokenTask
     _parameter_constraints = {
-        **SHARED_CONSTRAINTS, "decoding": [Options("repair", "constrained")], "stride": [None, Interval(Integral, 0, None)],
+        **SHARED_CONSTRAINTS, "decoding": [Options("repair", "constrained", "crf")], "stride": [None, Interval(Integral, 0, None)],
         "threshold": [None, Options("tuned")],
         "scheme": [Satisfies(_known_scheme, "a tagging scheme: 'IOB2', 'IOB1', 'IOBES' or 'BILOU' (aliases 'BIO', "
                              "'IOB', 'BIOES')", bad=["__unknown_option__", 3])]}
@@ -189,6 +197,10 @@ sample_weights_history_, meta_loss_history_, meta_objective_, resampling_, weigh
         offsets = getattr(self, "logit_offsets_", None)
         if offsets is not None:
             logits = [lg + offsets.astype(lg.dtype) for lg in logits]
+        if self.decoding == "crf":
+            scores = self._adapter().fitted_crf().decoding_scores()
+            labels = self.classes_.tolist()
+            return [constrained_decode(lg, labels, **scores) if len(lg) else [] for lg in logits]
         if self.decoding == "constrained":
             logits = [torch.log_softmax(torch.from_numpy(lg), dim=-1).numpy() if len(lg) else lg for lg in logits]
         return decode_tags(logits, self.classes_, self.decoding)

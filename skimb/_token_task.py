@@ -23,8 +23,10 @@ from ._text_task import OFFSET_BOOTSTRAPS, FeatureDataset
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
 from .heads._components import class_neutral_loss
-from .tokens import IGNORE_INDEX, align_word_labels, convert_scheme, merge_windows, tokenize_words
+from .tokens import IGNORE_INDEX, LinearChainCRF, align_word_labels, convert_scheme, merge_windows, tokenize_words
+from .utils._param_validation import InvalidParameterError
 from .utils._progress import progress_bar
+from .utils._warnings import warn_caller
 from .utils._split import rarest_tag_keys
 
 __all__ = ["TokenTask", "TagWeightedLoss"]
@@ -169,9 +171,45 @@ class TokenTask(TaskAdapter):
                                                     n_bootstrap=OFFSET_BOOTSTRAPS, random_state=ctx.seed)}
 
     # -- the model and the data -----------------------------------------------------------------
-    def build_module(self, backbone_model, n_outputs, finetune):
+    def build_module(self, backbone_model, n_outputs, finetune, classes=None):
         encoder = finetune.build_encoder(backbone_model, None)
-        return SequenceClassifier(encoder, n_outputs, dropout=self.est.dropout)
+        module = SequenceClassifier(encoder, n_outputs, dropout=self.est.dropout)
+        if self.est.decoding == "crf":
+            self.add_crf(module, classes)
+        return module
+
+    @staticmethod
+    def add_crf(module, classes):
+        """Give ``module`` a :class:`~skimb.tokens.LinearChainCRF` over the tags ``classes``
+        (``module.crf``): the net then trains by its sequence likelihood."""
+        if classes is None:
+            raise ValueError("a CRF needs the tags (classes) it scores.")
+        module.crf = LinearChainCRF(classes)
+
+    def check_params(self, components=None):
+        """``decoding="crf"`` trains on whole windows, with the CRF's loss in place of the tag loss."""
+        super().check_params(components)
+        est = self.est
+        if est.decoding != "crf" or components is None:
+            return
+        owner = type(est).__name__
+        if components["finetune"].frozen:
+            raise InvalidParameterError(
+                f"{owner}: decoding='crf' trains the CRF with the encoder on whole windows, and "
+                f"finetune={est.finetune!r} trains the head on single words; use finetune='full' or 'lora', or "
+                "decoding='constrained' (Viterbi without learned transitions).")
+        if not components["training"].supports_sequence_loss:
+            raise InvalidParameterError(
+                f"{owner}: training={est.training!r} weights per-token losses, and decoding='crf' trains by "
+                "each window's sequence likelihood; use training='standard' or 'rdrop', or decoding='constrained'.")
+        ignored = [f"loss__{k}={v!r}" for k, v in est.routed_params_for("loss").items()]
+        if not (isinstance(est.loss, str) and est.loss == "ce"):
+            ignored.insert(0, f"loss={est.loss!r}")
+        if est.class_weight is not None:
+            ignored.append(f"class_weight={est.class_weight!r}")
+        if ignored:
+            warn_caller(f"{owner}: decoding='crf' trains by the CRF's sequence likelihood; {', '.join(ignored)} "
+                        "is ignored in training (a second stage, such as head='calora', still uses the loss).")
 
     def train_targets(self, ctx):
         return flat_tags(ctx.y[ctx.train_idx]), "multiclass"
@@ -309,11 +347,26 @@ class TokenTask(TaskAdapter):
     decision_function = logits
 
     def scores(self, sentences) -> list:
+        """Each word's tag probabilities: the softmax of its logits, or with ``decoding="crf"`` its
+        marginals under the CRF."""
+        crf = self.fitted_crf() if self.est.decoding == "crf" else None
         out = []
         for logits in self.logits(sentences):
+            if crf is not None:
+                out.append(crf.marginals(logits).astype(np.float32))
+                continue
             t = torch.from_numpy(logits)
             out.append(torch.softmax(t, dim=-1).numpy() if len(t) else logits)
         return out
+
+    def fitted_crf(self):
+        """The fitted model's CRF, or a ``ValueError`` naming the remedies where it has none."""
+        crf = getattr(self.est.net_.module_, "crf", None)
+        if crf is None:
+            raise ValueError(f"{type(self.est).__name__}: decoding='crf' needs a model fitted with it; this one was "
+                             "fitted without a CRF. Refit with decoding='crf', or predict with decoding='repair' or "
+                             "'constrained'.")
+        return crf
 
     def token_features(self, sentences) -> list:
         module = self.est.net_.module_

@@ -1,8 +1,9 @@
 """Estimator-independent pieces for token classification (NER with BIO tags).
 
 * Tagging schemes: :func:`validate_tags`, :func:`convert_scheme`, :func:`repair_bio`,
-  :func:`entity_types`, :func:`constrained_decode`,
+  :func:`entity_types`, :func:`constrained_decode`, :func:`iob2_transitions`,
   :func:`decode_tags` (per-word scores to tag lists).
+* A linear-chain CRF over IOB2 tags: :class:`LinearChainCRF` (``decoding="crf"`` of the tagger).
 * Word <-> sub-token alignment: :func:`tokenize_words`, :func:`align_word_labels`,
   :func:`word_predictions`.
 * Long sentences: :class:`Window`, :func:`make_windows`, :func:`merge_windows`.
@@ -21,7 +22,9 @@ Typical use by a token classifier::
 """
 
 from ._alignment import align_word_labels, tokenize_words, word_predictions
-from ._bio import constrained_decode, convert_scheme, decode_tags, entity_types, repair_bio, validate_tags
+from ._bio import (constrained_decode, convert_scheme, decode_tags, entity_types, iob2_transitions, repair_bio,
+                   validate_tags)
+from ._crf import LinearChainCRF
 from ._losses import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ._windows import Window, make_windows, merge_windows
 
@@ -32,6 +35,8 @@ __all__ = [
     "entity_types",
     "constrained_decode",
     "decode_tags",
+    "iob2_transitions",
+    "LinearChainCRF",
     "align_word_labels",
     "word_predictions",
     "tokenize_words",

@@ -30,6 +30,7 @@ __all__ = [
     "repair_bio",
     "entity_types",
     "constrained_decode",
+    "iob2_transitions",
 ]
 
 _PREFIXES = {
@@ -350,17 +351,56 @@ def entity_types(tag_lists, scheme: str | None = None) -> list[str]:
     return sorted({_split(t)[1] for tags in checked for t in tags if t != "O"})
 
 
-def constrained_decode(log_probs, labels, *, return_indices: bool = False):
+def iob2_transitions(labels):
+    """``(allowed, inside)`` for the IOB2 tags ``labels``: ``allowed[i, j]`` says whether tag j may
+    follow tag i (an ``I-X`` only after ``B-X`` or ``I-X``), ``inside[j]`` whether tag j is an
+    ``I-`` tag (none may start a sentence). No validation.
+
+    >>> allowed, inside = iob2_transitions(["O", "B-PER", "I-PER"])
+    >>> allowed.astype(int), inside
+    (array([[1, 1, 0],
+           [1, 1, 1],
+           [1, 1, 1]]), array([False, False,  True]))
+    """
+    parsed = [_split(t) for t in labels]
+    allowed = np.ones((len(parsed), len(parsed)), dtype=bool)
+    for j, (p, typ) in enumerate(parsed):
+        if p == "I":
+            allowed[:, j] = [(pp in ("B", "I") and tt == typ) for pp, tt in parsed]
+    return allowed, np.array([p == "I" for p, _ in parsed], dtype=bool)
+
+
+def _learned_scores(n_labels: int, **scores):
+    """``(transitions, start, end)`` as finite float64 arrays of the right shapes, or None when none
+    is given (a missing one is zeros)."""
+    if all(v is None for v in scores.values()):
+        return None
+    shapes = {"transitions": (n_labels, n_labels), "start": (n_labels,), "end": (n_labels,)}
+    out = []
+    for name, shape in shapes.items():
+        value = np.zeros(shape) if scores[name] is None else np.asarray(scores[name], dtype=np.float64)
+        if value.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} for {n_labels} labels, got {value.shape}.")
+        if not np.isfinite(value).all():
+            raise ValueError(f"{name} must be finite.")
+        out.append(value)
+    return tuple(out)
+
+
+def constrained_decode(log_probs, labels, *, transitions=None, start=None, end=None,
+                       return_indices: bool = False):
     """Best valid IOB2 tag sequence under per-token scores (Viterbi).
 
     Maximises the sum over tokens of ``log_probs[t, label_t]`` over all sequences in which
-    every ``I-X`` follows ``B-X`` or ``I-X`` (so no sequence starts with ``I-X``). All other
-    transitions are free and equally weighted. Since each candidate sequence picks exactly one
-    score per token, row-wise constant shifts do not change the result: logits and
-    log-probabilities give the same answer. If the row-wise argmax is already valid it is
-    returned as is (including its tie-breaking), so the decoder only ever changes invalid
-    predictions. ``-inf`` scores are allowed (a sequence avoiding them is preferred whenever
-    one exists); NaN and ``+inf`` are not.
+    every ``I-X`` follows ``B-X`` or ``I-X`` (so no sequence starts with ``I-X``). Without
+    ``transitions``, ``start`` and ``end``, all other transitions are free and equally weighted;
+    since each candidate sequence picks exactly one score per token, row-wise constant shifts do
+    not change the result: logits and log-probabilities give the same answer, and if the row-wise
+    argmax is already valid it is returned as is (including its tie-breaking), so the decoder only
+    ever changes invalid predictions. With them (a CRF's learned scores,
+    :class:`skimb.tokens.LinearChainCRF`), a sequence also scores ``transitions[label_{t-1},
+    label_t]`` for each step, ``start[label_0]`` and ``end[label_{T-1}]``. ``-inf`` scores are
+    allowed (a sequence avoiding them is preferred whenever one exists); NaN and ``+inf`` are not.
 
     Parameters
     ----------
@@ -370,6 +410,11 @@ def constrained_decode(log_probs, labels, *, return_indices: bool = False):
     labels : sequence of str of length L
         The IOB2 tag of each column (``O``, ``B-X``, ``I-X``). It must contain ``O`` or at
         least one ``B-`` tag so that a valid sequence exists.
+    transitions : array-like of shape (L, L), optional
+        ``transitions[i, j]``: the score of label j after label i (finite; forbidden IOB2
+        transitions stay forbidden whatever their score).
+    start, end : array-like of shape (L,), optional
+        The score of each label as the first and as the last of the sequence.
     return_indices : bool, default=False
         Return column indices instead of tags.
 
@@ -403,19 +448,14 @@ def constrained_decode(log_probs, labels, *, return_indices: bool = False):
         raise ValueError(f"log_probs has {L} columns but labels has {len(labels)} entries.")
     if np.isnan(scores).any() or np.isposinf(scores).any():
         raise ValueError("log_probs must not contain NaN or +inf.")
-    parsed = [_split(t) for t in labels]
-    is_inside = np.array([p == "I" for p, _ in parsed])
+    allowed, is_inside = iob2_transitions(labels)
     if is_inside.all():
         raise ValueError("labels must contain 'O' or a 'B-' tag: with only I- tags no valid IOB2 sequence exists.")
+    learned = _learned_scores(L, transitions=transitions, start=start, end=end)
     if T == 0:
         return []
-    # allowed[i, j]: label j may follow label i
-    allowed = np.ones((L, L), dtype=bool)
-    for j, (p, typ) in enumerate(parsed):
-        if p == "I":
-            allowed[:, j] = [(pp in ("B", "I") and tt == typ) for pp, tt in parsed]
     best = scores.argmax(axis=1)
-    if not is_inside[best[0]] and all(allowed[best[t - 1], best[t]] for t in range(1, T)):
+    if learned is None and not is_inside[best[0]] and all(allowed[best[t - 1], best[t]] for t in range(1, T)):
         path = best.tolist()
         return path if return_indices else [labels[k] for k in path]
     # make -inf emissions finite but worse than any path without them
@@ -425,14 +465,15 @@ def constrained_decode(log_probs, labels, *, return_indices: bool = False):
     elif not finite.all():
         lo, hi = scores[finite].min(), scores[finite].max()
         scores[~finite] = lo - (T * (hi - lo) + 1.0)
-    trans = np.where(allowed, 0.0, -math.inf)
-    delta = np.where(is_inside, -math.inf, scores[0])
+    learned_trans, learned_start, learned_end = learned if learned is not None else (0.0, 0.0, 0.0)
+    trans = np.where(allowed, learned_trans, -math.inf)
+    delta = np.where(is_inside, -math.inf, scores[0] + learned_start)
     back = np.zeros((T, L), dtype=np.int64)
     for t in range(1, T):
         cand = delta[:, None] + trans  # (prev, next)
         back[t] = cand.argmax(axis=0)
         delta = cand[back[t], np.arange(L)] + scores[t]
-    path = [int(delta.argmax())]
+    path = [int((delta + learned_end).argmax())]
     for t in range(T - 1, 0, -1):
         path.append(int(back[t, path[-1]]))
     path.reverse()

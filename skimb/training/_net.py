@@ -67,7 +67,8 @@ class TransformerNet(NeuralNet):
     The criterion maps ``(logits, target)`` to per-item losses (``(N,)``). For token
     classification (``label_pad_id`` set), logits ``(B, T, C)`` and targets
     ``(B, T)`` are flattened to the labelled tokens and each token carries the
-    weight of its sentence.
+    weight of its sentence; a module with a CRF (``module.crf``) is trained by its
+    per-window negative log-likelihood instead, each window weighted as its sentence.
     """
 
     def __init__(self, *args, pad_token_id: int = 0, label_pad_id=None, amp: bool = False,
@@ -174,6 +175,12 @@ class TransformerNet(NeuralNet):
         if isinstance(X, dict) and X.get("sample_weight") is not None:
             weights = to_tensor(X["sample_weight"], device=self.device).float()
         logits = y_pred.float()
+        crf = getattr(self.module_, "crf", None) if mask is not None else None
+        if crf is not None:
+            # one loss per window, scaled so that their mean is the mean over the labelled tokens
+            # (the tag loss's scale, for the same learning rate and gradient clipping)
+            per_window = crf.nll(logits, y_true, mask)
+            return per_window * (len(per_window) / mask.sum().clamp(min=1)), weights
         if mask is not None:
             per_item = self.criterion_(logits[mask], y_true[mask])
             if weights is not None:

@@ -251,6 +251,7 @@ class HAMRTraining(TrainingStrategy):
     net_class = HAMRNet
     supports_data_parallel = False  # the meta step and the hardness see one process's batches
     reads_validation_split = True  # the meta set (meta_selection="validation", the default)
+    supports_sequence_loss = False  # its meta step and hardness read per-token losses
     #: The values of the ``"auto"`` parameters, by task (the reference code's for ``knn_lambda`` and for
     #: ``wnet_lr`` but single-label's, which round 13 measured; ``meta_loss`` measured here).
     TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-3, "meta_loss": "balanced", "resampling": True,

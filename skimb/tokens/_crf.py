@@ -1,0 +1,142 @@
+"""A linear-chain CRF over IOB2 tags: learned tag-to-tag scores on top of per-word emissions.
+
+The tagger's linear head gives each word an emission score per tag; the CRF adds a score for
+every pair of consecutive tags, one for the first tag and one for the last, and trains them with
+the model by the negative log-likelihood of the gold sequence (Lafferty et al., 2001; the
+BERT-CRF taggers of Souza et al., 2019). Transitions that no IOB2 sequence takes (``I-X`` after
+anything but ``B-X`` or ``I-X``) are forbidden in training and decoding alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._bio import iob2_transitions
+
+__all__ = ["LinearChainCRF"]
+
+#: The score of a forbidden transition: finite, so that no log-sum-exp of forbidden paths alone
+#: is NaN, and low enough that no allowed path loses to a forbidden one.
+_FORBIDDEN = -1e4
+
+
+class LinearChainCRF(nn.Module):
+    """Learned transition, start and end scores over the IOB2 tags ``labels``.
+
+    A window of a long sentence may start or end inside an entity, so training leaves the
+    first and last tags free (their scores learn how sentences begin and end); decoding a whole
+    sentence (:meth:`decoding_scores`, :func:`skimb.tokens.constrained_decode`) forbids an
+    ``I-X`` first.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The IOB2 tag of each emission column (``O``, ``B-X``, ``I-X``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> crf = LinearChainCRF(["O", "B-PER", "I-PER"])
+    >>> emissions = torch.zeros(1, 3, 3)
+    >>> tags = torch.tensor([[1, -100, 2]])          # a sub-token between two words: no label
+    >>> mask = tags != -100
+    >>> round(crf.nll(emissions, tags, mask).detach()[0].item(), 4)  # log 8: the 8 valid tag pairs, equally likely
+    2.0794
+    """
+
+    #: The CRF's learning rate over the tagger's: its scores start at 0 and must move by whole
+    #: units in a few thousand steps at the encoder's rate of 1e-4 to 4e-4.
+    lr_multiplier = 100.0
+
+    def __init__(self, labels):
+        super().__init__()
+        labels = [str(t) for t in labels]
+        allowed, inside = iob2_transitions(labels)
+        n = len(labels)
+        self.transitions = nn.Parameter(torch.zeros(n, n))  # [previous tag, next tag]
+        self.start = nn.Parameter(torch.zeros(n))
+        self.end = nn.Parameter(torch.zeros(n))
+        self.register_buffer("allowed", torch.from_numpy(allowed), persistent=False)
+        self.register_buffer("inside", torch.from_numpy(inside), persistent=False)
+
+    def _transition_scores(self):
+        return self.transitions.masked_fill(~self.allowed, _FORBIDDEN)
+
+    def nll(self, emissions, tags, mask):
+        """Negative log-likelihood of each row's gold tags, ``(B,)``.
+
+        Parameters
+        ----------
+        emissions : tensor of shape (B, T, L)
+            Per-position tag scores (float32 or wider).
+        tags : tensor of shape (B, T), int
+            Gold tag indices; read only where ``mask`` holds.
+        mask : tensor of shape (B, T), bool
+            The labelled positions (a word's first sub-token); the others (further sub-tokens,
+            special tokens, padding) are skipped, so a row's tags chain word to word. A row
+            without a labelled position has loss 0.
+        """
+        em, tg, valid = _pack(emissions, tags, mask)
+        if em.shape[1] == 0:
+            return emissions.new_zeros(len(emissions))
+        trans = self._transition_scores()
+        lengths = valid.sum(1)
+        # the partition function, by the forward algorithm
+        alpha = self.start + em[:, 0]
+        for t in range(1, em.shape[1]):
+            step = torch.logsumexp(alpha[:, :, None] + trans, dim=1) + em[:, t]
+            alpha = torch.where(valid[:, t, None], step, alpha)
+        log_z = torch.logsumexp(alpha + self.end, dim=1)
+        # the gold path's score
+        tg = tg.clamp(min=0)
+        gold = (em.gather(2, tg[..., None]).squeeze(-1) * valid).sum(1)
+        gold = gold + (trans[tg[:, :-1], tg[:, 1:]] * valid[:, 1:]).sum(1) + self.start[tg[:, 0]]
+        last = tg.gather(1, (lengths - 1).clamp(min=0)[:, None]).squeeze(1)
+        gold = gold + self.end[last]
+        return torch.where(lengths > 0, log_z - gold, torch.zeros_like(log_z))
+
+    def decoding_scores(self) -> dict:
+        """``transitions``, ``start`` and ``end`` as float64 arrays for a whole sentence's decoding
+        (:func:`skimb.tokens.constrained_decode`'s keyword arguments)."""
+        with torch.no_grad():
+            return {"transitions": self.transitions.detach().double().cpu().numpy(),
+                    "start": self.start.detach().double().cpu().numpy(),
+                    "end": self.end.detach().double().cpu().numpy()}
+
+    def marginals(self, emissions) -> np.ndarray:
+        """Each word's tag probabilities under the CRF, ``(T, L)`` (forward-backward over valid
+        sequences; rows sum to 1).
+
+        >>> crf = LinearChainCRF(["O", "B-PER", "I-PER"])
+        >>> crf.marginals(np.zeros((2, 3))).round(4)  # 5 valid sequences, I-PER never first
+        array([[0.4, 0.6, 0. ],
+               [0.4, 0.4, 0.2]])
+        """
+        em = torch.as_tensor(np.asarray(emissions), dtype=torch.float64)
+        if em.ndim != 2 or em.shape[1] != len(self.allowed):
+            raise ValueError(f"emissions must be (n_words, {len(self.allowed)}), got shape {tuple(em.shape)}.")
+        if not len(em):
+            return np.zeros((0, em.shape[1]))
+        with torch.no_grad():
+            trans = self._transition_scores().double().masked_fill(~self.allowed, -torch.inf)
+            start = self.start.double().masked_fill(self.inside, -torch.inf)
+            fwd = [start + em[0]]
+            for t in range(1, len(em)):
+                fwd.append(torch.logsumexp(fwd[-1][:, None] + trans, dim=0) + em[t])
+            bwd = [self.end.double()]
+            for t in range(len(em) - 1, 0, -1):
+                bwd.append(torch.logsumexp(trans + (em[t] + bwd[-1])[None, :], dim=1))
+            log_p = torch.stack(fwd) + torch.stack(bwd[::-1])
+            return torch.softmax(log_p, dim=1).numpy()
+
+
+def _pack(emissions, tags, mask):
+    """The labelled positions of each row moved to its front, in order: ``(emissions, tags, valid)``
+    of width the most labelled positions of any row."""
+    order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
+    width = int(mask.sum(1).max()) if mask.numel() else 0
+    order = order[:, :width]
+    em = emissions.gather(1, order[..., None].expand(-1, -1, emissions.shape[-1]))
+    return em, tags.gather(1, order), mask.gather(1, order)
