@@ -356,6 +356,8 @@ def iob2_transitions(labels):
     follow tag i (an ``I-X`` only after ``B-X`` or ``I-X``), ``inside[j]`` whether tag j is an
     ``I-`` tag (none may start a sentence). No validation.
 
+    Examples
+    --------
     >>> allowed, inside = iob2_transitions(["O", "B-PER", "I-PER"])
     >>> allowed.astype(int), inside
     (array([[1, 1, 0],

@@ -1,0 +1,214 @@
+"""The linear-chain CRF over IOB2 tags (skimb.tokens.LinearChainCRF) and the tagger's decoding="crf"."""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_ner
+from sklearn.base import clone
+
+from skimb import TransformerTokenClassifier
+from skimb.tokens import LinearChainCRF, constrained_decode, iob2_transitions, validate_tags
+from skimb.utils._param_validation import InvalidParameterError
+
+LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+FAST = dict(max_epochs=2, batch_size=8, random_state=0, max_length=32)
+
+
+def _random_crf(seed=0, labels=LABELS):
+    torch.manual_seed(seed)
+    crf = LinearChainCRF(labels)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.normal_()
+    return crf
+
+
+def _paths(n_words, labels, *, free_start):
+    """Every tag sequence of ``n_words`` that IOB2 allows (the first tag free when ``free_start``)."""
+    allowed, inside = iob2_transitions(labels)
+    for path in itertools.product(range(len(labels)), repeat=n_words):
+        if (free_start or not inside[path[0]]) and all(allowed[a, b] for a, b in zip(path, path[1:])):
+            yield path
+
+
+def _path_score(crf, em, path):
+    trans, start, end = (crf.transitions.detach().double(), crf.start.detach().double(), crf.end.detach().double())
+    return float(start[path[0]] + end[path[-1]] + sum(em[t, k] for t, k in enumerate(path))
+                 + sum(trans[a, b] for a, b in zip(path, path[1:])))
+
+
+def test_nll_is_the_enumerated_negative_log_likelihood_over_the_labelled_positions():
+    crf = _random_crf()
+    torch.manual_seed(1)
+    emissions = torch.randn(2, 6, len(LABELS))
+    # row 0: words at 0, 2, 3 (a sub-token at 1, padding after); row 1: one word; gold valid IOB2
+    mask = torch.tensor([[1, 0, 1, 1, 0, 0], [0, 1, 0, 0, 0, 0]], dtype=torch.bool)
+    tags = torch.full((2, 6), -100)
+    tags[0, [0, 2, 3]] = torch.tensor([3, 4, 0])  # B-PER I-PER O
+    tags[1, 1] = 2  # a window may start inside an entity: I-LOC first
+    nll = crf.nll(emissions, tags, mask)
+    for row in range(2):
+        em = emissions[row][mask[row]].double()
+        gold = tuple(tags[row][mask[row]].tolist())
+        scores = [_path_score(crf, em, p) for p in _paths(len(em), LABELS, free_start=True)]
+        expected = np.logaddexp.reduce(scores) - _path_score(crf, em, gold)
+        assert nll[row].item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_nll_of_a_row_without_labelled_positions_is_zero_and_gradients_reach_every_score():
+    crf = _random_crf()
+    emissions = torch.randn(2, 3, len(LABELS), requires_grad=True)
+    tags = torch.tensor([[1, 2, 0], [-100, -100, -100]])
+    nll = crf.nll(emissions, tags, tags != -100)
+    assert nll[1].item() == 0.0
+    nll.sum().backward()
+    assert emissions.grad[1].abs().sum() == 0 and emissions.grad[0].abs().sum() > 0
+    assert crf.transitions.grad.abs().sum() > 0 and crf.start.grad.abs().sum() > 0 and crf.end.grad.abs().sum() > 0
+    allowed, _ = iob2_transitions(LABELS)
+    assert (crf.transitions.grad[torch.from_numpy(~allowed)] == 0).all()  # forbidden pairs never learn
+
+
+def test_marginals_and_decoding_match_enumeration_with_i_tags_never_first():
+    crf = _random_crf(seed=2)
+    em = np.random.default_rng(0).normal(size=(4, len(LABELS)))
+    paths = list(_paths(4, LABELS, free_start=False))
+    scores = np.array([_path_score(crf, torch.from_numpy(em), p) for p in paths])
+    probs = np.exp(scores - np.logaddexp.reduce(scores))
+    expected = np.zeros_like(em)
+    for p, w in zip(paths, probs):
+        expected[np.arange(4), list(p)] += w
+    np.testing.assert_allclose(crf.marginals(em), expected, atol=1e-10)
+    best = constrained_decode(em, LABELS, return_indices=True, **crf.decoding_scores())
+    assert tuple(best) == paths[int(scores.argmax())]
+    assert crf.marginals(np.zeros((0, len(LABELS)))).shape == (0, len(LABELS))
+    with pytest.raises(ValueError, match=r"emissions must be \(n_words, 5\)"):
+        crf.marginals(np.zeros((3, 4)))
+
+
+def test_learned_transitions_change_the_decoding_and_are_checked():
+    labels = ["O", "B-PER", "I-PER"]
+    scores = np.log([[0.1, 0.6, 0.3], [0.5, 0.1, 0.4]])  # alone: B-PER O
+    assert constrained_decode(scores, labels) == ["B-PER", "O"]
+    likes_continuing = np.zeros((3, 3))
+    likes_continuing[1, 2] = 1.0
+    assert constrained_decode(scores, labels, transitions=likes_continuing) == ["B-PER", "I-PER"]
+    likes_continuing[0, 2] = 50.0  # a forbidden transition stays forbidden whatever its score
+    assert constrained_decode(np.log([[0.9, 0.05, 0.05], [0.1, 0.1, 0.8]]), labels,
+                              transitions=likes_continuing) == ["B-PER", "I-PER"]
+    with pytest.raises(ValueError, match=r"transitions must have shape \(3, 3\)"):
+        constrained_decode(scores, labels, transitions=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="end must be finite"):
+        constrained_decode(scores, labels, end=[0.0, np.nan, 0.0])
+
+
+@pytest.fixture(scope="module")
+def crf_tagger(tiny_bert):
+    X, y = make_ner()
+    return TransformerTokenClassifier(tiny_bert, lr=5e-3, max_epochs=8, batch_size=8, random_state=0,
+                                      max_length=32, decoding="crf").fit(X, y)
+
+
+def test_a_crf_tagger_learns_and_predicts_valid_sequences_with_marginals(crf_tagger):
+    X, y = make_ner()
+    assert crf_tagger.history_[-1, "train_loss"] < crf_tagger.history_[0, "train_loss"]
+    pred = crf_tagger.predict(X)
+    validate_tags(pred, "IOB2", strict=True)
+    assert crf_tagger.score(X, y) > 0.8
+    crf = crf_tagger.net_.module_.crf
+    logits = crf_tagger.decision_function(X[:4])
+    for proba, lg in zip(crf_tagger.predict_proba(X[:4]), logits):
+        np.testing.assert_allclose(proba, crf.marginals(lg), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
+    allowed, _ = iob2_transitions(crf_tagger.classes_)
+    assert crf.transitions.detach()[torch.from_numpy(allowed)].abs().max() > 1.0  # learnt from their zeros
+    assert crf_tagger.predict([[]]) == [[]]
+
+
+def test_the_crf_trains_at_its_own_rate_without_weight_decay(crf_tagger):
+    groups = crf_tagger.net_.optimizer_.param_groups
+    crf_params = {id(p) for p in crf_tagger.net_.module_.crf.parameters()}
+    crf_groups = [g for g in groups if any(id(p) in crf_params for p in g["params"])]
+    assert len(crf_groups) == 1 and {id(p) for p in crf_groups[0]["params"]} == crf_params
+    assert crf_groups[0]["initial_lr"] == pytest.approx(5e-3 * LinearChainCRF.lr_multiplier)
+    assert crf_groups[0]["weight_decay"] == 0.0
+
+
+def test_the_crf_loss_is_the_mean_over_labelled_tokens(crf_tagger):
+    net = crf_tagger.net_
+    logits = torch.randn(2, 4, 5)
+    y = torch.tensor([[-100, 1, 2, 0], [0, -100, -100, -100]])
+    per_window, weights = net.per_item_loss(logits, y, {"sample_weight": torch.tensor([2.0, 1.0])})
+    nll = net.module_.crf.nll(logits, y, y != -100)
+    assert per_window.mean().item() == pytest.approx(nll.sum().item() / 4, rel=1e-6)
+    assert weights.tolist() == [2.0, 1.0]  # one weight per window, its sentence's
+
+
+def test_a_model_fitted_with_the_crf_predicts_with_the_other_decodings_and_round_trips(crf_tagger, tmp_path):
+    X, _ = make_ner(12, seed=4)
+    crf_pred = crf_tagger.predict(X)
+    tagger = pickle.loads(pickle.dumps(crf_tagger))
+    assert tagger.predict(X) == crf_pred
+    tagger.set_params(decoding="repair")
+    validate_tags(tagger.predict(X), "IOB2", strict=True)
+    tagger.save_pretrained(tmp_path / "saved_as_repair")  # decoding says "repair", the weights hold a CRF
+    loaded = TransformerTokenClassifier.load_pretrained(tmp_path / "saved_as_repair", device="cpu")
+    assert loaded.decoding == "repair" and loaded.set_params(decoding="crf").predict(X) == crf_pred
+
+
+def test_predicting_with_the_crf_from_a_model_fitted_without_it_names_the_remedy(tiny_bert, tmp_path):
+    X, y = make_ner(24)
+    plain = TransformerTokenClassifier(tiny_bert, **{**FAST, "max_epochs": 1}).fit(X, y)
+    plain.set_params(decoding="crf")
+    for method in (plain.predict, plain.predict_proba):
+        with pytest.raises(ValueError, match="fitted without a CRF. Refit with decoding='crf'"):
+            method(X[:2])
+    plain.save_pretrained(tmp_path / "m")  # decoding says "crf", the weights hold none
+    loaded = TransformerTokenClassifier.load_pretrained(tmp_path / "m", device="cpu")
+    assert loaded.set_params(decoding="repair").predict(X) == plain.set_params(decoding="repair").predict(X)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"finetune": "head"}, "finetune='head' trains the head on single words"),
+    ({"training": "hamr"}, "training='hamr' weights per-token losses"),
+])
+def test_configurations_the_crf_cannot_train_are_refused_before_the_backbone_loads(
+        backbone_must_not_load, params, message):
+    X, y = make_ner(24)
+    with pytest.raises(InvalidParameterError, match=message):
+        TransformerTokenClassifier("unused", decoding="crf", **params).fit(X, y)
+
+
+def test_the_loss_and_class_weight_a_crf_ignores_are_named_in_a_warning(tiny_bert):
+    X, y = make_ner(24)
+    with pytest.warns(UserWarning, match=r"loss='focal', loss__gamma=1\.0, class_weight='balanced' is ignored"):
+        TransformerTokenClassifier(tiny_bert, decoding="crf", loss="focal", loss__gamma=1.0, class_weight="balanced",
+                                   **{**FAST, "max_epochs": 1}).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TransformerTokenClassifier(tiny_bert, decoding="crf", **{**FAST, "max_epochs": 1}).fit(X, y)
+
+
+def test_rdrop_lora_and_windows_train_a_crf_and_the_same_seed_gives_the_same_model(tiny_bert):
+    X, y = make_ner(24, max_words=20)
+    params = dict(decoding="crf", training="rdrop", finetune="lora", **{**FAST, "max_length": 12, "max_epochs": 1})
+    a = TransformerTokenClassifier(tiny_bert, **params).fit(X, y)
+    b = clone(a).fit(X, y)
+    for pa, pb in zip(a.predict_proba(X), b.predict_proba(X)):
+        np.testing.assert_array_equal(pa, pb)
+    assert np.isfinite(a.history_[-1, "train_loss"])
+
+
+def test_decoding_is_part_of_the_stage1_key(tiny_bert, empty_stage1_cache):
+    X, y = make_ner(24)
+    params = dict(head="calora", head__k=1, head__epochs=1, **{**FAST, "max_epochs": 1})
+    crf = TransformerTokenClassifier(tiny_bert, decoding="crf", **params).fit(X, y)
+    plain = TransformerTokenClassifier(tiny_bert, decoding="repair", **params).fit(X, y)
+    assert not crf.stage1_cached_ and not plain.stage1_cached_
+    assert hasattr(crf.net_.module_, "crf") and not hasattr(plain.net_.module_, "crf")
+    validate_tags(crf.predict(X), "IOB2", strict=True)  # CALoRA's stage 2 on a CRF stage 1
