@@ -258,6 +258,9 @@ def save_logits(path, clf, X_train, train_tags, X_eval, eval_tags):
             else np.zeros((0, n_tags), np.float32)
         arrays[f"{part}_lengths"] = np.array([len(s) for s in X], dtype=np.int64)
         arrays[f"{part}_tags"] = np.array([t for s in tags for t in s], dtype=str)
+    crf = getattr(getattr(getattr(clf, "net_", None), "module_", None), "crf", None)
+    if crf is not None:  # what decodes its predictions (ner_votes.py)
+        arrays.update({f"crf_{name}": v for name, v in crf.decoding_scores().items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
 

@@ -1,7 +1,8 @@
 """Soft votes of saved taggers, and every row's gap to the first with a paired bootstrap interval.
 
 Reads the word logits that ``benchmarks/ner.py --save-logits`` writes (``<loss>_seed<n>.npz``),
-scores each named fit on the test split (argmax, repaired IOB2: what ``predict`` returns), then the
+scores each named fit on the test split (argmax, repaired IOB2: what ``predict`` returns; a CRF
+tagger's Viterbi with its saved transitions), then the
 soft vote of every pair of them (the mean of their word probabilities, what
 ``skimb.ensemble.VotingTagger`` computes), and gives each row's span macro-F1 gap to the first fit:
 the mean over seeds with a 95% paired bootstrap interval over the test sentences, pooled over seeds
@@ -32,13 +33,25 @@ def load(pattern) -> dict:
     return {seed: dict(np.load(path)) for seed, path in seeded_files(pattern).items()}
 
 
-def test_predictions(d, log_proba):
-    """The test split's true tags and the tags decoded from ``log_proba``, one list per sentence."""
-    from skimb.tokens import decode_tags
+def test_predictions(d, log_proba, crf=None):
+    """The test split's true tags and the tags decoded from ``log_proba``, one list per sentence: the
+    repaired argmax, or with ``crf`` (a CRF tagger's saved scores) Viterbi with its transitions."""
+    from skimb.tokens import constrained_decode, decode_tags
 
     cuts = np.cumsum(d["test_lengths"])[:-1]
     truth = [list(map(str, t)) for t in np.split(d["test_tags"], cuts)]
-    return truth, decode_tags(np.split(log_proba, cuts), d["classes"])
+    sentences = np.split(log_proba, cuts)
+    if crf is None:
+        return truth, decode_tags(sentences, d["classes"])
+    labels = [str(c) for c in d["classes"]]
+    return truth, [constrained_decode(s, labels, **crf) if len(s) else [] for s in sentences]
+
+
+def crf_scores(d):
+    """A CRF tagger's learned scores saved beside its emissions (``ner.py --save-logits``), or None."""
+    if "crf_transitions" not in d:
+        return None
+    return {name: d[f"crf_{name}"] for name in ("transitions", "start", "end")}
 
 
 def main(argv=None):
@@ -67,7 +80,8 @@ def main(argv=None):
     runs = []
     for row, by_seed in log_proba.items():
         for s in seeds:
-            truth, pred = test_predictions(ref[s], by_seed[s])
+            crf = crf_scores(fits[row][s]) if row in fits else None  # a vote decodes its mean probabilities
+            truth, pred = test_predictions(ref[s], by_seed[s], crf)
             runs.append({"fit": row, "seed": s, "macro_f1": span_report(truth, pred)["macro_f1"],
                          "counts": example_counts("token", truth, pred, labels=types)})
     table = []

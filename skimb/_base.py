@@ -12,7 +12,7 @@ import torch
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback, EarlyStopping, GradientNormClipping, LRScheduler, ProgressBar
 
-from .utils._param_validation import Interval, Satisfies, validate_params
+from .utils._param_validation import Interval, InvalidParameterError, Satisfies, validate_params
 from .utils._tags import apply_text_tags  # re-exported: the estimators import it from here
 
 __all__ = ["resolve_device", "seed_from", "seeded", "torch_threads", "with_threads", "Throughput", "make_callbacks",
@@ -20,14 +20,21 @@ __all__ = ["resolve_device", "seed_from", "seeded", "torch_threads", "with_threa
 
 
 def resolve_device(device) -> str:
+    """The device string of ``device`` (``None`` or ``"auto"``: CUDA where there is one, else the CPU).
+
+    Raises a ``TypeError`` for anything that does not name a device skimb runs on (:data:`DEVICES`),
+    and a ``ValueError`` for CUDA or MPS where this machine has none.
+    """
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if isinstance(device, torch.device):
         device = str(device)
-    if not isinstance(device, str):
-        raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}.")
+    if not _is_device(device):
+        raise TypeError(f"device must be {DEVICE_DESCRIPTION}, got {device!r}.")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available here; use device='cpu' or 'auto'.")
+    if device.startswith("mps") and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} was asked for, but MPS is not available here; use device='cpu' or 'auto'.")
     return device
 
 
@@ -35,25 +42,89 @@ def resolve_device(device) -> str:
 N_THREADS_CONSTRAINT = [None, Interval(numbers.Integral, 1, None)]
 
 
+#: The torch device types skimb runs on. Others are refused: ``"meta"`` holds no weights (moving a
+#: model there empties it), and the rest (``"xla"``, ``"hpu"``, ...) are untested.
+DEVICES = ("cpu", "cuda", "mps")
+DEVICE_DESCRIPTION = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+
+
 def _is_device(value) -> bool:
-    """``"auto"``, a ``torch.device`` or a string naming one (an int is refused: it means a CUDA device
-    on some machines only)."""
-    if value == "auto" or isinstance(value, torch.device):
+    """``"auto"``, or a ``torch.device`` or a string naming one of the :data:`DEVICES` types (an int is
+    refused: it means a CUDA device on some machines only).
+
+    >>> [_is_device(v) for v in ("auto", "cpu", "cuda:1", torch.device("mps"), "meta", "tpu", 0)]
+    [True, True, True, True, False, False, False]
+    """
+    if isinstance(value, str) and value == "auto":
         return True
-    if not isinstance(value, str):
-        return False
-    try:
-        torch.device(value)
-    except (RuntimeError, TypeError):
-        return False
-    return True
+    if isinstance(value, str):
+        try:
+            value = torch.device(value)
+        except (RuntimeError, TypeError):
+            return False
+    return isinstance(value, torch.device) and value.type in DEVICES
 
 
-#: ``device``: ``"auto"``, a ``torch.device`` or its name.
-DEVICE_CONSTRAINT = [Satisfies(_is_device, "'auto', 'cpu', 'cuda' or 'cuda:N'", bad=[3, "tpu"])]
+class _DeviceConstraint(Satisfies):
+    """:func:`_is_device`, with a remedy for a torch device skimb does not run on."""
+
+    def __init__(self):
+        super().__init__(_is_device, DEVICE_DESCRIPTION, bad=[3, "tpu", "meta"])
+
+    def hint(self, value):
+        kind = getattr(value, "type", None) if isinstance(value, torch.device) else None
+        if isinstance(value, str):
+            try:
+                kind = torch.device(value).type
+            except (RuntimeError, TypeError):
+                return None
+        if kind == "meta":
+            return "The meta device holds no weights (a model moved there is emptied): use 'cpu', 'cuda' or 'auto'."
+        return None if kind is None else f"skimb runs on {', '.join(DEVICES)} only, not {kind!r}."
+
+
+class _BackboneConstraint(Satisfies):
+    """``backbone``: a non-blank model name or a local directory (a string or an ``os.PathLike``).
+
+    A loaded model (or tokenizer) itself is refused *here*, with an ``InvalidParameterError`` that
+    names its type and the remedy (save it, pass the folder): the generic message would print the
+    whole module's repr. A blank string is refused with a remedy too: it would load the current
+    directory.
+    """
+
+    def __init__(self):
+        super().__init__(_is_backbone_name, "a model name or a local directory", bad=[3, "", "  "])
+
+    def is_satisfied_by(self, value) -> bool:
+        if _is_model_object(value):
+            from .backbones._loading import model_object_error
+
+            raise model_object_error(value, InvalidParameterError)
+        return super().is_satisfied_by(value)
+
+    def hint(self, value):
+        if isinstance(value, str) and not value.strip():
+            return BLANK_BACKBONE_REMEDY
+        return None
+
+
+def _is_backbone_name(value) -> bool:
+    return (isinstance(value, str) and bool(value.strip())) or hasattr(value, "__fspath__")
+
+
+def _is_model_object(value) -> bool:
+    """A loaded model or tokenizer: something with ``save_pretrained``, or a torch module."""
+    return not isinstance(value, str) and (isinstance(value, torch.nn.Module)
+                                           or callable(getattr(value, "save_pretrained", None)))
+
+
+#: The remedy for a blank ``backbone`` string.
+BLANK_BACKBONE_REMEDY = ("A blank string names no backbone (it would load the current directory): pass None "
+                         "for the bundled all-MiniLM-L6-v2, a hub name or a model folder.")
+#: ``device``: ``"auto"``, a ``torch.device`` or its name, of a type in :data:`DEVICES`.
+DEVICE_CONSTRAINT = [_DeviceConstraint()]
 #: ``backbone``: ``None`` (the bundled MiniLM), a model name or a local directory.
-BACKBONE_CONSTRAINT = [None, Satisfies(lambda v: isinstance(v, str) or hasattr(v, "__fspath__"),
-                                       "a model name or a local directory", bad=[3])]
+BACKBONE_CONSTRAINT = [None, _BackboneConstraint()]
 
 
 @contextlib.contextmanager

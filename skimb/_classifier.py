@@ -187,8 +187,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         Multi-label decision thresholds.
     logit_offsets_ : ndarray of shape (n_classes,)
         Multi-class with ``threshold="tuned"`` or ``"calibrated"``: the offsets added to the logits
-        by ``predict`` (for two classes, the positive class where
-        ``decision_function(X) + offsets[1] - offsets[0] > 0``).
+        by ``predict`` and ``decision_function`` (for two classes, the positive class where the raw
+        margin ``+ offsets[1] - offsets[0] > 0``).
     loss_ : torch.nn.Module
         The fitted loss; its per-class quantities are also exposed (e.g. ``gamma_``). Not set on a
         model from ``load_pretrained``.
@@ -268,22 +268,30 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         return super().fit(X, y, sample_weight=sample_weight)
 
     def decision_function(self, X):
-        """Raw logits, shape ``(n_samples, n_classes)``; for two classes (single-label), the positive
-        class's margin ``logit[:, 1] - logit[:, 0]``, shape ``(n_samples,)``, as scikit-learn's
-        scorers (``roc_auc``, ``average_precision``) and meta-estimators expect."""
-        logits = super().decision_function(X)
+        """The scores ``predict`` decides by, shape ``(n_samples, n_classes)``: the logits, plus
+        ``logit_offsets_`` with ``threshold="tuned"`` or ``"calibrated"`` (so that ``predict`` is
+        their argmax, as scikit-learn's classifiers and :class:`~skimb.model_selection.TunedOffsetsClassifier`
+        have it; ``predict_proba`` stays the model's own). For two classes (single-label), the
+        positive class's margin ``score[:, 1] - score[:, 0]``, shape ``(n_samples,)``: the positive
+        class where it is above 0, as scikit-learn's scorers (``roc_auc``, ``average_precision``)
+        and meta-estimators expect. Multi-label: the raw logits (``predict`` compares
+        ``predict_proba`` with ``thresholds_``)."""
+        scores = self._decision_scores(X)
         if not self.multilabel_ and len(self.classes_) == 2:
-            return logits[:, 1] - logits[:, 0]
-        return logits
+            return scores[:, 1] - scores[:, 0]
+        return scores
+
+    def _decision_scores(self, X):
+        logits = super().decision_function(X)
+        offsets = getattr(self, "logit_offsets_", None)
+        return logits if offsets is None else logits + offsets.astype(logits.dtype)
 
     def predict(self, X):
         """Labels of ``X`` (multi-label: a 0/1 indicator matrix); with ``threshold="tuned"`` or
-        ``"calibrated"``, the argmax of the logits plus ``logit_offsets_``."""
-        offsets = getattr(self, "logit_offsets_", None)
-        if offsets is not None:
+        ``"calibrated"``, the argmax of the logits plus ``logit_offsets_`` (of ``decision_function``)."""
+        if getattr(self, "logit_offsets_", None) is not None:
             check_is_fitted(self)
-            logits = super().decision_function(X)
-            return self.classes_[(logits + offsets).argmax(axis=1)]
+            return self.classes_[self._decision_scores(X).argmax(axis=1)]
         proba = self.predict_proba(X)
         if self.multilabel_:
             return (proba >= self.thresholds_).astype(np.int64)

@@ -15,7 +15,8 @@ from .utils._neighbors import unit_rows
 from .utils._param_validation import Boolean, Interval, Options, validate_params
 from .backbones import (POOLING_OPTIONS, TextEncoder, backbone_identity, encode_texts, feature_cache,
                         load_backbone)
-from .backbones._loading import check_max_length, local_backbone_path, portable_backbone_path
+from .backbones._cache import frozen_feature_key
+from .backbones._loading import check_max_length, local_backbone_path, portable_backbone_path, shared_model_on
 
 __all__ = ["TransformerEmbedder"]
 
@@ -43,7 +44,9 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         Texts are truncated to this many sub-tokens; at most what the backbone takes (an error at
         ``fit`` otherwise).
     batch_size : int, default=64
-    device : {"auto", "cpu", "cuda"}, default="auto"
+    device : {"auto", "cpu", "cuda", "cuda:N", "mps"} or torch.device, default="auto"
+        Where to encode. The backbone loaded once per process stays on the CPU; another device
+        encodes with a copy of it made there once.
     cache : bool, default=True
         Use the process-wide feature cache.
     verbose : int, default=0
@@ -116,18 +119,31 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return self
 
     def _encode(self, texts):
-        self.encoder_.to(self.device_).eval()
-        return encode_texts(self.encoder_, self.tokenizer_, texts, max_length=self.max_length,
+        # The backbone is shared with every embedder of the process (load_backbone's cache): it is
+        # never moved, a copy on the device encodes (shared_model_on).
+        encoder = TextEncoder(shared_model_on(self.encoder_.backbone, self.device_), pooling=self.encoder_.pooling)
+        return encode_texts(encoder, self.tokenizer_, texts, max_length=self.max_length,
                             batch_size=self.batch_size, device=self.device_, desc="embedding",
                             verbose=self.verbose).numpy()
+
+    def _check_transform_params(self) -> None:
+        """The parameters ``transform`` reads, checked again: ``set_params`` may have changed them since
+        ``fit`` (a ``max_length`` beyond the backbone's positions would crash inside the model)."""
+        owner = type(self).__name__
+        names = ("max_length", "batch_size", "normalize", "cache", "verbose")
+        validate_params({k: self._parameter_constraints[k] for k in names},
+                        {k: getattr(self, k) for k in names}, owner)
+        check_max_length(self.max_length, self.encoder_.backbone, owner)
 
     @with_threads
     def transform(self, X):
         """Embeddings of the texts ``X``, shape ``(n_samples, n_features_out_)``, float32."""
         check_is_fitted(self)
         texts = check_texts(X)
+        self._check_transform_params()
         if self.cache:
-            key = (self._backbone_identity, self.encoder_.pooling, int(self.max_length))  # the pooling fit built
+            # the pooling fit built; the key of finetune="head" and HAMR's features of the same texts
+            key = frozen_feature_key(self._backbone_identity, self.encoder_.pooling, self.max_length)
             emb = feature_cache.get_or_compute(key, texts, self._encode)
         else:
             emb = self._encode(texts)

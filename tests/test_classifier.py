@@ -654,3 +654,24 @@ def test_an_ordinal_loss_on_labels_sorted_as_text_warns_before_the_backbone_load
         warnings.simplefilter("error")
         with pytest.raises(AssertionError, match="the backbone was loaded"):
             TransformerClassifier(loss="ordinal", loss__grades=[2, 0, 1]).fit(X, y)
+
+
+def test_a_model_object_as_backbone_gets_a_short_message_and_the_remedy(tiny_bert, toy_data):
+    from skimb.backbones import load_backbone
+    from skimb.utils._param_validation import InvalidParameterError
+
+    model, _, _ = load_backbone(tiny_bert)
+    with pytest.raises(InvalidParameterError) as info:
+        TransformerClassifier(model).fit(*toy_data)
+    message = str(info.value)
+    assert "got a loaded BertModel object" in message and "model.save_pretrained(dir)" in message
+    assert "backbone=dir" in message and len(message) < 300 and "BertEmbeddings" not in message
+
+
+@pytest.mark.parametrize("blank", ["", " \t"])
+def test_a_blank_backbone_is_refused_before_loading(blank, toy_data, backbone_must_not_load):
+    from skimb.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match=r"TransformerClassifier: backbone must be None or a model name "
+                                                    r"or a local directory, got .*A blank string names no backbone"):
+        TransformerClassifier(backbone=blank).fit(*toy_data)

@@ -560,3 +560,163 @@ def test_lr_defaults_to_the_estimators_own_and_is_checked():
     for bad in ("fast", "0", "-1e-4", "inf", "nan"):
         with pytest.raises(SystemExit):
             parse([f"--lr={bad}"])
+
+
+# --------------------------------------------------------------------------- registration and API checks
+@pytest.fixture
+def scratch_registry():
+    """``METHODS`` as it was before the test, whatever the test registers."""
+    saved = dict(METHODS)
+    yield METHODS
+    METHODS.clear()
+    METHODS.update(saved)
+
+
+def _build_nothing(budget, seed, context):
+    raise AssertionError("no method may be built")
+
+
+@pytest.mark.parametrize("name", ["lr/balanced", "../up", "a\\b", "ce,focal", "with space", "", "default", "all", 3])
+def test_a_method_name_that_is_no_plain_file_name_is_refused(scratch_registry, name):
+    from skimb.compare import register_method
+
+    with pytest.raises(ValueError, match="register_method") as info:
+        register_method(name, description="d")(_build_nothing)
+    assert "letters, digits, '_', '-' and '.'" in str(info.value) or "reserved" in str(info.value)
+    assert name not in scratch_registry
+
+
+def test_a_plain_method_name_is_registered(scratch_registry):
+    from skimb.compare import register_method
+
+    register_method("lr_balanced-v1.2", description="d")(_build_nothing)
+    assert scratch_registry["lr_balanced-v1.2"].build is _build_nothing
+
+
+@pytest.mark.parametrize("tasks, default, expected_tasks, expected_default", [
+    ("multiclass", "multiclass", {"multiclass"}, {"multiclass"}),  # a string is one task, not its letters
+    ("token", True, {"token"}, {"token"}),
+    (["multiclass", "token"], "token", {"multiclass", "token"}, {"token"}),
+    (("multiclass", "token"), ["multiclass"], {"multiclass", "token"}, {"multiclass"}),
+    ("multilabel", False, {"multilabel"}, set()),
+    ("multilabel", None, {"multilabel"}, set()),
+])
+def test_tasks_and_default_take_one_task_name_or_several(scratch_registry, tasks, default, expected_tasks,
+                                                         expected_default):
+    from skimb.compare import register_method
+
+    register_method("scratch", description="d", tasks=tasks, default=default)(_build_nothing)
+    method = scratch_registry["scratch"]
+    assert method.tasks == expected_tasks and method.default == expected_default
+
+
+@pytest.mark.parametrize("tasks, default, error, message", [
+    ("ner", False, ValueError, r"tasks holds unknown task\(s\) 'ner'; the tasks are \['multiclass', 'multilabel', "
+                               r"'token'\]"),
+    (["multiclass", "binary"], False, ValueError, r"tasks holds unknown task\(s\) 'binary'"),
+    ((), False, ValueError, "tasks names no task"),
+    (3, False, TypeError, "tasks must be a task name or a list of them"),
+    ("multiclass", "multilabel", ValueError, r"default names task\(s\) \['multilabel'\] that are not in its tasks"),
+    ("multiclass", "ner", ValueError, r"default holds unknown task\(s\) 'ner'"),
+    ("multiclass", 1, TypeError, "default must be a task name or a list of them"),
+])
+def test_unknown_tasks_and_defaults_outside_tasks_are_refused(scratch_registry, tasks, default, error, message):
+    from skimb.compare import register_method
+
+    with pytest.raises(error, match=message):
+        register_method("scratch", description="d", tasks=tasks, default=default)(_build_nothing)
+    assert "scratch" not in scratch_registry
+
+
+def _toy_bunch(X_test=True):
+    from sklearn.utils import Bunch
+
+    from conftest import make_toy_texts
+
+    X, y = make_toy_texts()
+    return Bunch(name="toy", X_train=X, y_train=y, X_test=X[:20] if X_test else None,
+                 y_test=y[:20] if X_test else None, task="multiclass", target_names=sorted(set(y)))
+
+
+@pytest.mark.parametrize("seeds, error, message", [
+    ([0, 0], ValueError, r"seeds repeats a seed \(0\)"),
+    ([0, 1, np.int64(1)], ValueError, r"seeds repeats a seed \(1\)"),
+    ([1.5], TypeError, r"seeds\[0\] is 1.5 \(float\); every seed must be an integer"),
+    ([0, "1"], TypeError, r"seeds\[1\] is '1' \(str\)"),
+    ([True], TypeError, r"seeds\[0\] is True \(bool\)"),
+    ([-1], ValueError, r"seeds\[0\] is -1; seeds must be non-negative"),
+    ([], ValueError, "seeds is empty"),
+    (0, TypeError, r"seeds must be a list of non-negative integers, e.g. \[0, 1, 2\], got 0"),
+    ("01", TypeError, "seeds must be a list"),
+])
+def test_run_comparison_refuses_bad_seeds_before_any_fit(seeds, error, message):
+    from skimb.compare import Budget, Method, run_comparison
+
+    with pytest.raises(error, match=message):
+        run_comparison(_toy_bunch(), [Method("m", _build_nothing, "d")], budget=Budget(), seeds=seeds,
+                       log=lambda s: None)
+
+
+@pytest.mark.parametrize("methods, error, message", [
+    (["embed_lr", "embed_lr"], ValueError, r"methods names \['embed_lr'\] more than once"),
+    ([], ValueError, "methods is empty"),
+    ("embed_lr", TypeError, "methods must be a list of registered methods"),
+])
+def test_run_comparison_refuses_repeated_or_missing_methods_before_any_fit(methods, error, message):
+    from skimb.compare import Budget, Method, run_comparison
+
+    methods = [Method(name, _build_nothing, "d") for name in methods] if isinstance(methods, list) else methods
+    with pytest.raises(error, match=message):
+        run_comparison(_toy_bunch(), methods, budget=Budget(), seeds=[0], log=lambda s: None)
+
+
+def test_run_comparison_refuses_a_method_name_in_place_of_a_method():
+    from skimb.compare import Budget, run_comparison
+
+    with pytest.raises(TypeError, match=r"methods\[0\] is 'ce', not a Method; pass registered methods"):
+        run_comparison(_toy_bunch(), ["ce"], budget=Budget(), seeds=[0], log=lambda s: None)
+
+
+def test_a_repeated_method_name_is_refused_by_get_methods_and_the_command(capsys):
+    from skimb.compare._registry import get_methods
+
+    with pytest.raises(ValueError, match=r"method\(s\) \['ce'\] are named more than once"):
+        get_methods(["ce", "embed_lr", "ce"], "multiclass")
+    assert main(["--methods", "ce,ce", "--train-size", "50", "--test-size", "20"]) == 2
+    assert "are named more than once" in capsys.readouterr().err
+
+
+def test_run_comparison_without_a_test_split_names_the_remedy():
+    from skimb.compare import Budget, Method, run_comparison
+
+    with pytest.raises(ValueError, match=r"data 'toy' has no test split \(X_test / y_test is None\).*"
+                                         r"train_test_split\) and set X_test and y_test"):
+        run_comparison(_toy_bunch(X_test=False), [Method("m", _build_nothing, "d")], budget=Budget(), seeds=[0],
+                       log=lambda s: None)
+
+
+def test_run_comparison_runs_each_distinct_seed_once():
+    from skimb.compare import Budget, Method, run_comparison
+
+    built = []
+
+    def build(budget, seed, context):
+        built.append(seed)
+        from sklearn.dummy import DummyClassifier
+
+        return DummyClassifier(strategy="most_frequent")
+
+    results = run_comparison(_toy_bunch(), [Method("m", build, "d")], budget=Budget(), seeds=[np.int64(3), 0],
+                             log=lambda s: None)
+    assert built == [3, 0] and [(r.method, r.seed, r.error) for r in results] == [("m", 3, None), ("m", 0, None)]
+
+
+@pytest.mark.parametrize("task", ["ner", "binary", "Multiclass", None])
+def test_evaluate_refuses_an_unknown_task(task):
+    from skimb.compare import evaluate
+
+    with pytest.raises(ValueError, match=r"task must be one of \['multiclass', 'multilabel', 'token'\], got "
+                                         r".*two-class data is 'multiclass'"):
+        evaluate(task, [["B-PER", "O"]], [["B-PER", "O"]])
+    metrics, per_class, _ = evaluate("multiclass", ["a", "b", "a"], ["a", "b", "b"])
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2) and set(per_class) == {"a", "b"}

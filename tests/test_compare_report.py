@@ -375,3 +375,24 @@ def test_report_header_names_the_rates_auto_resolved_to(tmp_path, fake_compariso
                         results=results, wall_s=3.0)
     report = path.read_text()
     assert shown in report and "0.5" not in report.split("seeds:")[0]
+
+
+def test_a_method_name_with_a_path_separator_still_gets_its_report(tmp_path, fake_comparison):
+    # a Method made by hand bypasses register_method's name check: its figure must stay in the folder
+    data, results, _ = fake_comparison
+    for res in results:
+        res.method = {"afl": "lr/balanced", "ce": "../ce"}.get(res.method, res.method)
+    path = _write(tmp_path, data, results)
+    assert path == tmp_path / "rep" / "report.md" and (tmp_path / "rep" / "report.html").is_file()
+    assert json.loads((path.parent / "results.json").read_text())["best"] == "lr/balanced"
+    assert (path.parent / "confusion_lr_balanced.png").stat().st_size > 0
+    assert "](confusion_lr_balanced.png)" in path.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]  # nothing written outside the report folder
+
+
+def test_figure_names_stay_plain_and_distinct():
+    from skimb.compare._report import _figure_name
+
+    assert _figure_name("confusion", "lr/balanced") == "confusion_lr_balanced.png"
+    assert _figure_name("confusion", "../x") == "confusion_.._x.png"
+    assert _figure_name("confusion", "a/b", taken=["confusion_a_b.png"]) == "confusion_a_b_2.png"

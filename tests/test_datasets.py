@@ -215,6 +215,19 @@ class TestReadSmsSpam:
         with pytest.raises(FileNotFoundError, match="sms.tsv"):
             read_sms_spam(tmp_path / "sms.tsv")
 
+    @pytest.mark.parametrize("content, expected", [
+        # the UCI SMSSpamCollection file has no header: its first line is the first message
+        ("ham\tGo until jurong point\nham\tOk lar\nspam\tWIN\n",
+         (["Go until jurong point", "Ok lar", "WIN"], ["ham", "ham", "spam"])),
+        ("spam\tFree entry\n", (["Free entry"], ["spam"])),
+        # other labels: a first label that recurs is a class, one that does not a column name
+        ("joy\tyay\nfear\tboo\njoy\twow\n", (["yay", "boo", "wow"], ["joy", "fear", "joy"])),
+        ("label\ttext\njoy\tyay\nfear\tboo\n", (["yay", "boo"], ["joy", "fear"])),
+        ("just a title line\nham\thi\n", (["hi"], ["ham"])),
+    ])
+    def test_the_first_line_is_skipped_only_when_it_is_a_header(self, tmp_path, content, expected):
+        assert read_sms_spam(write(tmp_path / "SMSSpamCollection", content)) == expected
+
 
 def test_non_path_argument():
     with pytest.raises(TypeError, match="path must be"):
@@ -339,6 +352,20 @@ class TestSmsSpam:
         assert len(load_sms_spam(test_size=500).X_test) == 500
         with pytest.raises(TypeError, match="test_size"):
             load_sms_spam(test_size="0.2")
+        assert len(load_sms_spam(test_size=2).X_test) == 2  # the smallest split with both classes
+
+    @pytest.mark.parametrize("test_size, message", [
+        (1.0, r"load_sms_spam: test_size as a fraction must be in \(0, 1\)"),
+        (2.5, r"load_sms_spam: test_size as a fraction must be in \(0, 1\)"),
+        (float("nan"), r"load_sms_spam: test_size as a fraction must be in \(0, 1\)"),
+        (0, r"load_sms_spam: test_size=0 holds out 0 of 5574 examples.*hold out 2 to 5572"),
+        (1, r"load_sms_spam: test_size=1 holds out 1 of 5574.*one per class \(2 classes\)"),
+        (5574, r"load_sms_spam: test_size=5574 holds out 5574 of 5574"),
+        (0.0001, r"load_sms_spam: test_size=0.0001 holds out 1 of 5574"),
+    ])
+    def test_a_test_size_that_leaves_a_split_without_a_class_is_refused(self, test_size, message):
+        with pytest.raises(ValueError, match=message):
+            load_sms_spam(test_size=test_size)
 
     def test_subsample(self):
         data = load_sms_spam(subsample={"train": 100})
@@ -367,6 +394,15 @@ def test_load_dataset_unknown_and_missing(tmp_path):
         load_dataset(tmp_path / "nothing_here")
     with pytest.raises(TypeError):
         load_dataset(42)
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_load_dataset_refuses_an_empty_name_rather_than_reading_the_current_folder(name, tmp_path, monkeypatch):
+    write(tmp_path / "train.tsv", "label\ttext\nham\thi\nspam\twin\n")
+    monkeypatch.chdir(tmp_path)  # a folder load_dataset could read
+    with pytest.raises(ValueError, match=r"name_or_path is empty.*'\.' for the current folder"):
+        load_dataset(name)
+    assert load_dataset(".").X_train == ["hi", "win"]  # the current folder, when asked for
 
 
 def test_named_data_set_missing_names_env_var(tmp_path, monkeypatch):

@@ -55,8 +55,11 @@ def test_classifier_tuned_rule_is_argmax_of_logits_plus_offsets(tiny_bert, toy_d
     clf = TransformerClassifier(tiny_bert, threshold="tuned", validation_fraction=0.3, max_epochs=2,
                                 batch_size=8, random_state=0).fit(X, y)
     assert clf.logit_offsets_.shape == (3,)
-    expected = clf.classes_[(clf.decision_function(X) + clf.logit_offsets_).argmax(1)]
+    logits = np.log(clf.predict_proba(X))  # the model's own scores, up to a constant per row
+    expected = clf.classes_[(logits + clf.logit_offsets_).argmax(1)]
     np.testing.assert_array_equal(clf.predict(X), expected)
+    # decision_function carries the offsets: predict is its argmax, as scikit-learn's classifiers
+    np.testing.assert_array_equal(clf.classes_[clf.decision_function(X).argmax(1)], expected)
     # predict_proba stays the model's own
     np.testing.assert_allclose(clf.predict_proba(X).sum(1), 1, rtol=1e-5)
     plain = clf.set_params(threshold=0.5).fit(X, y)
@@ -212,11 +215,24 @@ def test_classifier_calibrated_rule_is_argmax_of_logits_plus_offsets(tiny_bert, 
     valid = clf.validation_indices_
     codes = np.searchsorted(clf.classes_, np.asarray(y))
     train = np.setdiff1d(np.arange(len(y)), valid)
-    expected_offsets = calibrated_logit_offsets(codes[valid], clf.decision_function([X[i] for i in valid]),
+    raw_valid = clf.decision_function([X[i] for i in valid]) - clf.logit_offsets_  # the logits
+    expected_offsets = calibrated_logit_offsets(codes[valid], raw_valid,
                                                 class_prior=np.bincount(codes[train], minlength=3) + 1.0)
     np.testing.assert_allclose(clf.logit_offsets_, expected_offsets, atol=1e-4)
-    expected = clf.classes_[(clf.decision_function(X) + clf.logit_offsets_).argmax(1)]
+    expected = clf.classes_[(np.log(clf.predict_proba(X)) + clf.logit_offsets_).argmax(1)]
     np.testing.assert_array_equal(clf.predict(X), expected)
+
+
+def test_binary_decision_function_carries_the_tuned_offsets(tiny_bert, toy_data):
+    X, y = toy_data
+    y = np.where(y == "flood", "flood", "other")
+    clf = TransformerClassifier(tiny_bert, threshold="tuned", validation_fraction=0.3, max_epochs=2, finetune="head",
+                                batch_size=16, random_state=0).fit(X, y)
+    margin = clf.decision_function(X)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[(margin > 0).astype(int)])
+    proba = clf.predict_proba(X)
+    raw = np.log(proba[:, 1]) - np.log(proba[:, 0])
+    np.testing.assert_allclose(margin, raw + clf.logit_offsets_[1] - clf.logit_offsets_[0], rtol=1e-4, atol=1e-4)
 
 
 def test_calibrated_rule_refuses_multilabel_targets_before_training(tiny_bert, toy_data):

@@ -559,3 +559,71 @@ def test_span_counts_line_up_when_runs_predict_other_types():
         example_counts("token", gold, [["B-ORG", "O"], ["O", "O"]], labels=["LOC", "PER"])
     gap, low, high = paired_bootstrap_gap([a], [b], n_boot=50)
     assert low <= gap <= high
+
+
+# -- round 42: one macro average per task, and the searches' arguments checked ----------------------
+
+def test_multilabel_bootstrap_gap_counts_an_absent_label_as_the_reports_do():
+    from skimb.compare._report import gaps_to_baseline
+    from skimb.compare._runner import RunResult
+    from skimb.metrics import example_counts, multilabel_report, paired_bootstrap_gap
+
+    Y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
+    A = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 0]])
+    B = A.copy()
+    B[3, 2] = 1  # one false positive on the label no example has
+    report_gap = multilabel_report(Y, A)["macro_f1"] - multilabel_report(Y, B)["macro_f1"]
+    counts_a, counts_b = example_counts("multilabel", Y, A), example_counts("multilabel", Y, B)
+    gap, _, _ = paired_bootstrap_gap([counts_a], [counts_b], n_boot=10, every_column=True)
+    assert gap == pytest.approx(report_gap) == pytest.approx(0.0)
+    assert paired_bootstrap_gap([counts_a], [counts_b], n_boot=10)[0] > 0.2  # the multi-class reading
+    runs = [RunResult("a", 0, counts=counts_a), RunResult("b", 0, counts=counts_b)]
+    assert gaps_to_baseline(runs, "b", n_boot=10, task="multilabel")["a"][0] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_boot": 0}, "n_boot must be a whole number of draws >= 1"),
+    ({"n_boot": 2.5}, "n_boot must be"),
+    ({"confidence": 95}, r"confidence must be a fraction in \(0, 1\)"),
+])
+def test_paired_bootstrap_gap_checks_its_draws_and_confidence(kwargs, message):
+    from skimb.metrics import example_counts, paired_bootstrap_gap
+
+    g = example_counts("multiclass", list("aab"), list("aab"))
+    with pytest.raises(ValueError, match=message):
+        paired_bootstrap_gap([g], [g], **kwargs)
+
+
+def test_macro_f1_from_labels_names_a_length_mismatch_and_a_code_out_of_range():
+    from skimb.metrics._decision import macro_f1_from_labels
+
+    with pytest.raises(ValueError, match=r"one length, got shapes \(3,\) and \(2,\)"):
+        macro_f1_from_labels([0, 1, 1], [0, 1], 2)
+    with pytest.raises(ValueError, match=r"y_true\[1\] = 5 is no class index of n_classes=3"):
+        macro_f1_from_labels([0, 5], [0, 1], 3)
+
+
+def test_offset_searches_refuse_empty_grids_and_bad_penalties():
+    from skimb.metrics import calibrated_logit_offsets, tune_logit_offsets, tune_span_offsets
+
+    logits = np.array([[2.0, 1.5], [2.0, 1.0], [2.0, 1.8], [0.0, 1.0]])
+    y = [1, 0, 1, 1]
+    for kwargs, message in [({"n_rounds": -1}, "n_rounds must be an integer >= 1"), ({"steps": []}, "steps must be a non-empty"),
+                            ({"taus": [np.nan], "class_prior": [9, 1]}, "taus must be a non-empty list of finite")]:
+        with pytest.raises(ValueError, match=message):
+            tune_logit_offsets(y, logits, **kwargs)
+    # a single tau is a grid of one
+    np.testing.assert_array_equal(tune_logit_offsets(y, logits, class_prior=[9, 1], taus=1.0, search="tau"),
+                                  tune_logit_offsets(y, logits, class_prior=[9, 1], taus=[1.0], search="tau"))
+    with pytest.raises(ValueError, match="l2 must be a finite penalty >= 0"):
+        calibrated_logit_offsets([0, 0, 1, 1], logits, class_prior=[3, 1], l2=-1)
+    with pytest.raises(ValueError, match="tau must be a finite number >= 0"):
+        calibrated_logit_offsets([0, 0, 1, 1], logits, class_prior=[3, 1], tau=-1)
+    with pytest.raises(ValueError, match="n_rounds must be"):
+        tune_span_offsets([["O"]], [np.array([[1.0]])], ["O"], n_rounds=0)
+
+
+def test_span_offsets_of_a_tagger_without_entity_tags_are_zero():
+    from skimb.metrics import tune_span_offsets
+
+    np.testing.assert_array_equal(tune_span_offsets([["O", "O"]], [np.array([[1.0], [2.0]])], ["O"]), [0.0])

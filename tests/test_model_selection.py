@@ -89,3 +89,27 @@ def test_check_cv_stratifies_what_scikit_learn_cannot():
     # every rare label reaches every test fold, which KFold does not promise
     for _, test in check_cv(5, Y).split(Y, Y):
         assert (Y[test].sum(0) > 0).all()
+
+
+def test_sparse_multilabel_targets_are_stratified_like_dense_ones():
+    import scipy.sparse as sp
+
+    from skimb.model_selection import check_cv
+
+    Y = np.array([[1, 0], [1, 0], [1, 1], [0, 1], [0, 1], [0, 1], [1, 0], [0, 0], [0, 0]])
+    assert isinstance(check_cv(3, sp.csr_matrix(Y)), MultilabelStratifiedKFold)
+    dense = [test.tolist() for _, test in MultilabelStratifiedKFold(3).split(None, Y)]
+    assert [test.tolist() for _, test in MultilabelStratifiedKFold(3).split(None, sp.csr_matrix(Y))] == dense
+
+
+def test_tag_arrays_get_tag_stratified_folds_and_a_lone_rare_type_raises_no_warning():
+    import warnings
+
+    from skimb.model_selection import check_cv
+
+    assert isinstance(check_cv(2, [np.array(["B-PER", "O"]), np.array(["O"])]), TagStratifiedKFold)
+    y = [["B-A"]] * 6 + [["B-Z"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's "least populated class" warning
+        folds = list(TagStratifiedKFold(3).split(y, y))
+    assert sorted(i for _, test in folds for i in test) == list(range(7))

@@ -176,3 +176,59 @@ def test_features_are_keyed_by_the_pooling_fit_built_not_one_set_since(tiny_bert
     feature_cache.clear()
     clean = TransformerClassifier(tiny_bert, pooling="cls", **params).fit(X, y).predict_proba(X)
     np.testing.assert_allclose(after, clean, rtol=1e-5, atol=1e-6)
+
+
+def test_the_embedder_and_a_head_model_share_one_key_for_the_same_features(tiny_bert):
+    # finetune="head" keyed (backbone, "mean", 32, None), the embedder (backbone, "mean", 32): all recomputed
+    from skimb import TransformerClassifier, TransformerEmbedder
+    from skimb.backbones import feature_cache
+
+    from conftest import make_toy_texts
+
+    X, y = make_toy_texts((20, 8, 5))
+    feature_cache.clear()
+    emb = TransformerEmbedder(tiny_bert, normalize=False, max_length=32, device="cpu").fit().transform(X)
+    assert feature_cache.misses == len(set(X))
+    clf = TransformerClassifier(tiny_bert, finetune="head", max_length=32, max_epochs=1, batch_size=8, device="cpu",
+                                random_state=0).fit(X, y)
+    assert feature_cache.misses == len(set(X))  # no text encoded again, in fit or in predict
+    clf.predict(X)
+    assert feature_cache.misses == len(set(X)) and len(feature_cache._store) == 1
+    np.testing.assert_array_equal(emb, feature_cache.get_or_compute(
+        (clf._backbone_identity, "mean", 32, None), X, lambda texts: pytest.fail("encoded again")))
+
+
+def test_a_key_without_a_variant_and_one_ending_in_none_are_one_key():
+    calls = []
+    cache = FeatureCache()
+    first = cache.get_or_compute(("m", "mean", 32, None), ["a", "bb"], _counting_encoder(calls))
+    second = cache.get_or_compute(("m", "mean", 32), ["bb", "a"], _counting_encoder(calls))
+    assert calls == [["a", "bb"]]
+    np.testing.assert_array_equal(second, first[::-1])
+    cache.get_or_compute(("m", "mean", 32, "int8"), ["a"], _counting_encoder(calls))  # a variant keys apart
+    assert calls[-1] == ["a"]
+
+
+def test_max_rows_bounds_the_rows_kept_also_for_one_large_call():
+    calls = []
+    cache = FeatureCache(max_rows=2)
+    out = cache.get_or_compute(("k",), list("abcde"), _counting_encoder(calls))
+    assert out.shape == (5, 2) and out[:, 1].tolist() == [1, 0, 0, 0, 0]  # all returned
+    assert sum(len(t) for t in cache._store.values()) == 2  # the last two kept
+    cache.get_or_compute(("k",), ["d", "e"], _counting_encoder(calls))
+    cache.get_or_compute(("k",), ["a"], _counting_encoder(calls))
+    assert calls == [list("abcde"), ["a"]]
+    assert list(cache._store[("k",)]) == ["e", "a"]  # the oldest row went
+    cache.get_or_compute(("other",), ["x", "y"], _counting_encoder(calls))
+    assert list(cache._store) == [("other",)]  # the least recently used key first
+    nothing = FeatureCache(max_rows=0)
+    nothing.get_or_compute(("k",), ["a"], _counting_encoder(calls))
+    nothing.get_or_compute(("k",), ["a"], _counting_encoder(calls))
+    assert calls[-2:] == [["a"], ["a"]]
+    with pytest.raises(ValueError, match=r"FeatureCache: max_rows must be an int >= 0"):
+        FeatureCache(max_rows=-1)
+
+
+def test_no_texts_is_a_clear_error_not_numpys():
+    with pytest.raises(ValueError, match=r"FeatureCache.get_or_compute: texts is empty; pass at least one text"):
+        FeatureCache().get_or_compute(("k",), [], _counting_encoder([]))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..utils._neighbors import draw_indices
+from ..utils._param_validation import Interval, validate_params
 
 __all__ = [
     "tokenize",
@@ -20,7 +22,13 @@ __all__ = [
 
 
 def tokenize(tokenizer, texts, max_length: int) -> list[list[int]]:
-    """Token ids of each text, truncated to ``max_length``, **not** padded."""
+    """Token ids of each text of the list ``texts``, truncated to ``max_length``, **not** padded.
+
+    A single string is refused (a ``TypeError``): it would be tokenised one character at a time.
+    """
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"tokenize: texts must be a list of strings, got a single {type(texts).__name__} "
+                        f"({texts!r:.40}); wrap it in a list: tokenize(tokenizer, [text], max_length).")
     if not texts:
         return []
     enc = tokenizer(
@@ -45,6 +53,8 @@ class LengthGroupedBatchSampler:
 
     def __init__(self, lengths, batch_size: int, *, seed=0, mega_batch_mult: int = 50,
                  shuffle: bool = True, weights=None, n_draws=None):
+        validate_params({"batch_size": [Interval(Integral, 1, None)], "mega_batch_mult": [Interval(Integral, 1, None)]},
+                        {"batch_size": batch_size, "mega_batch_mult": mega_batch_mult}, type(self).__name__)
         self.lengths = np.asarray(lengths)
         self.batch_size = int(batch_size)
         self.seed = seed

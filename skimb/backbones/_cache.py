@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import tempfile
 import threading
@@ -16,17 +17,38 @@ import numpy as np
 
 from ._loading import backbone_identity
 
-__all__ = ["FeatureCache", "feature_cache", "FEATURE_CACHE_ENV"]
+__all__ = ["FeatureCache", "feature_cache", "FEATURE_CACHE_ENV", "frozen_feature_key"]
 
 #: Environment variable naming the shared folder of the process-wide cache (e.g. set on every
 #: worker of a Dask cluster).
 FEATURE_CACHE_ENV = "SKIMB_FEATURE_CACHE_DIR"
 
 
+def frozen_feature_key(backbone, pooling, max_length, variant=None) -> tuple:
+    """The feature-cache key of a frozen backbone's pooled features: ``backbone`` (its
+    :func:`backbone_identity` or folder), ``pooling``, ``max_length`` and, for an encoder that
+    computes other numbers (an int8 copy), its ``variant``. ``TransformerEmbedder``,
+    ``finetune="head"`` and HAMR's pretrained features of the same texts share it.
+
+    >>> frozen_feature_key(("model",), "mean", 32) == frozen_feature_key(("model",), "mean", 32, None)
+    True
+    """
+    return _identity_key((backbone, pooling, int(max_length), variant))
+
+
 def _identity_key(key) -> tuple:
     """``key`` with each backbone folder replaced by its :func:`backbone_identity`: a model saved
-    again at the same path keys afresh, in memory as on disk (idempotent)."""
-    return tuple(backbone_identity(p) if isinstance(p, str) and os.path.isdir(p) else p for p in key)
+    again at the same path keys afresh, in memory as on disk; and without trailing ``None`` parts
+    (no variant), so that ``(backbone, pooling, max_length)`` and ``(backbone, pooling, max_length,
+    None)`` name the same features (idempotent).
+
+    >>> _identity_key(("no/such/model", "mean", 32, None))
+    ('no/such/model', 'mean', 32)
+    """
+    parts = [backbone_identity(p) if isinstance(p, str) and os.path.isdir(p) else p for p in key]
+    while len(parts) > 1 and parts[-1] is None:
+        parts.pop()
+    return tuple(parts)
 
 
 def _digest(text: str) -> bytes:
@@ -39,7 +61,10 @@ class FeatureCache:
     A frozen backbone maps a text to the same vector every time, so features are
     computed once per text: repeated ``fit`` calls of a grid search or the folds of a
     cross-validation only encode texts they have not seen. In memory the cache holds at most
-    ``max_rows`` rows in all; the least recently used model key is dropped first.
+    ``max_rows`` rows in all; the least recently used model key is dropped first, and where one
+    key's rows alone are more than ``max_rows`` its oldest rows go (a call for more than
+    ``max_rows`` new texts returns them all and keeps the last ``max_rows``). ``max_rows=0`` keeps
+    nothing in memory.
 
     With a ``directory`` (or ``$SKIMB_FEATURE_CACHE_DIR``), every batch of new rows is also
     written there (one ``.npz`` file of text digests and float32 rows, written atomically), and
@@ -65,7 +90,9 @@ class FeatureCache:
     """
 
     def __init__(self, max_rows: int = 500_000, directory=None):
-        self.max_rows = max_rows
+        if isinstance(max_rows, bool) or not isinstance(max_rows, numbers.Integral) or max_rows < 0:
+            raise ValueError(f"FeatureCache: max_rows must be an int >= 0 (the rows kept in memory), got {max_rows!r}.")
+        self.max_rows = int(max_rows)
         self.directory = directory
         self._store: "OrderedDict[tuple, dict[str, np.ndarray]]" = OrderedDict()
         self._disk: dict[tuple, dict] = {}  # key -> {"files": names read, "rows": digest -> row}
@@ -156,9 +183,20 @@ class FeatureCache:
             for t, row in zip(texts, rows):
                 table[t] = row
             self._store.move_to_end(key)
-            while sum(len(v) for v in self._store.values()) > self.max_rows and len(self._store) > 1:
-                old, _ = self._store.popitem(last=False)
-                self._disk.pop(old, None)
+            self._evict(key)
+
+    def _evict(self, key) -> None:
+        """Drop rows (the lock held) until at most ``max_rows`` remain: other keys first, least recently
+        used first, then the oldest rows of ``key``."""
+        total = sum(len(v) for v in self._store.values())
+        while total > self.max_rows and len(self._store) > 1:
+            old, table = self._store.popitem(last=False)
+            self._disk.pop(old, None)
+            total -= len(table)
+        table = self._store.get(key)
+        if table is not None and len(table) > self.max_rows:
+            for t in list(table)[:len(table) - self.max_rows]:  # dicts keep the order rows came in
+                del table[t]
 
     def store(self, key, texts, matrix: np.ndarray):
         key = _identity_key(key)
@@ -170,7 +208,14 @@ class FeatureCache:
                 self._disk.setdefault(key, {"files": set(), "rows": {}})["files"].add(name)
 
     def get_or_compute(self, key, texts, compute) -> np.ndarray:
-        """Features for ``texts``; ``compute(list_of_texts) -> (m, d) array`` fills the gaps."""
+        """Features for ``texts``, shape ``(len(texts), d)``, float32; ``compute(list_of_texts) -> (m, d)
+        array`` fills the gaps (called with each missing text once).
+
+        Raises a ``ValueError`` for no texts: the width ``d`` of the rows is only known from an encoding.
+        """
+        if len(texts) == 0:
+            raise ValueError("FeatureCache.get_or_compute: texts is empty; pass at least one text (the width of "
+                             "the features is only known from an encoding).")
         key = _identity_key(key)
         rows, missing = self.lookup(key, texts)
         if missing:

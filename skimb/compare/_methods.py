@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ._registry import METHODS, register_method
+from ._registry import METHODS, TASKS, register_method
 
 __all__ = []
 
-_ALL_TASKS = ("multiclass", "multilabel", "token")
+_ALL_TASKS = TASKS
 # CALoRA as every top-k method here configures it (top-2 routing, rank 8)
 _CALORA_TOPK = {"head": "calora", "head__routing": "topk", "head__k": 2, "head__rank": 8}
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Budget", "Method", "METHODS", "register_method", "get_methods"]
+__all__ = ["Budget", "Method", "METHODS", "TASKS", "register_method", "get_methods"]
+
+#: The kinds of data a method can support (``data.task`` of the loaders).
+TASKS = ("multiclass", "multilabel", "token")
+#: A method name: it names report files (``confusion_<name>.png``) and is given comma-separated to
+#: ``--methods``, so letters, digits, '_', '-' and '.' only.
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_RESERVED_NAMES = ("default", "all")  # what ``--methods`` takes besides names
 
 
 @dataclass(frozen=True)
@@ -50,18 +58,75 @@ METHODS: dict[str, Method] = {}
 
 
 def register_method(name, *, description, tasks=("multiclass",), default=False, family="baseline", requires=()):
-    """Decorator registering ``build(budget, seed, context)`` under ``name``; ``default``: True
-    (a default for every task in ``tasks``), False, or the tasks it is a default for."""
+    """Decorator registering ``build(budget, seed, context)`` under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Letters, digits, '_', '-' and '.' (it names report files and ``--methods`` entries);
+        not ``"default"`` or ``"all"``.
+    description : str
+        One line for ``--list-methods`` and the report.
+    tasks : str or iterable of str, default=("multiclass",)
+        The tasks (:data:`TASKS`) the method supports; a single string is one task.
+    default : bool, str or iterable of str, default=False
+        True: a default for every task in ``tasks``; False (or None): for none; otherwise the
+        tasks (a subset of ``tasks``) it is a default for.
+    family : str, default="baseline"
+    requires : tuple of str, default=()
+        Optional packages the method needs.
+    """
+    _check_name(name)
+    supported = _task_set(tasks, "tasks")
+    if not supported:
+        raise ValueError(f"register_method({name!r}): tasks names no task; give one or more of {list(TASKS)}.")
+    default_for = _default_tasks(name, default, supported)
 
     def decorator(build):
         if name in METHODS:
             raise ValueError(f"a method named {name!r} is already registered")
-        supported = frozenset(tasks)
-        default_for = supported if default is True else frozenset(default or ()) & supported
         METHODS[name] = Method(name, build, description, supported, default_for, family, tuple(requires))
         return build
 
     return decorator
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise ValueError(f"register_method: the method name {name!r} must be a non-empty string of letters, "
+                         "digits, '_', '-' and '.' only (it names report files and --methods entries); "
+                         "e.g. 'lr_balanced' rather than 'lr/balanced'.")
+    if name in _RESERVED_NAMES:
+        raise ValueError(f"register_method: {name!r} is reserved (--methods default / all); choose another name.")
+
+
+def _task_set(tasks, param) -> frozenset:
+    """``tasks`` (one task name, or an iterable of them) as a frozenset of known task names."""
+    if isinstance(tasks, str):
+        tasks = (tasks,)
+    try:
+        chosen = frozenset(tasks)
+    except TypeError:
+        raise TypeError(f"register_method: {param} must be a task name or a list of them (from {list(TASKS)}), "
+                        f"got {tasks!r}.") from None
+    unknown = sorted(map(repr, chosen - set(TASKS)))
+    if unknown:
+        raise ValueError(f"register_method: {param} holds unknown task(s) {', '.join(unknown)}; "
+                         f"the tasks are {list(TASKS)}.")
+    return chosen
+
+
+def _default_tasks(name, default, supported) -> frozenset:
+    """The tasks ``default`` (True, False/None, or task names) makes ``name`` a default for."""
+    if default is True:
+        return supported
+    if default is False or default is None:
+        return frozenset()
+    chosen = _task_set(default, "default")
+    if not chosen <= supported:
+        raise ValueError(f"register_method({name!r}): default names task(s) {sorted(chosen - supported)} that "
+                         f"are not in its tasks {sorted(supported)}; add them to tasks or leave them out.")
+    return chosen
 
 
 def get_methods(names, task) -> list[Method]:
@@ -75,6 +140,10 @@ def get_methods(names, task) -> list[Method]:
         return chosen
     if names in ("all", ["all"]):
         return [m for m in METHODS.values() if task in m.tasks]
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if repeated:
+        raise ValueError(f"method(s) {repeated} are named more than once; name each method once "
+                         "(a repeated method reruns the same fits).")
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; available: {sorted(METHODS)}")

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -95,12 +96,14 @@ def choose_baseline(summary, baseline="auto", task="multiclass"):
     return max(candidates, key=mean_macro_f1) if candidates else None
 
 
-def gaps_to_baseline(results, baseline, *, n_boot=2000):
+def gaps_to_baseline(results, baseline, *, n_boot=2000, task=None):
     """``{method: (gap, low, high)}``: macro-F1 minus the baseline's, paired bootstrap over
-    test examples pooled over the seeds both ran."""
+    test examples pooled over the seeds both ran (multi-label: over every label, as the summary's
+    macro-F1)."""
     from ..metrics import paired_bootstrap_gap
 
     counts = {(r.method, r.seed): r.counts for r in results if r.error is None and r.counts is not None}
+    every_column = task == "multilabel"
     gaps = {}
     for method in dict.fromkeys(r.method for r in results):
         if method == baseline:
@@ -108,7 +111,8 @@ def gaps_to_baseline(results, baseline, *, n_boot=2000):
         seeds = [s for (m, s) in counts if m == method and (baseline, s) in counts]
         if seeds:
             gaps[method] = paired_bootstrap_gap([counts[method, s] for s in seeds],
-                                                [counts[baseline, s] for s in seeds], n_boot=n_boot)
+                                                [counts[baseline, s] for s in seeds], n_boot=n_boot,
+                                                every_column=every_column)
     return gaps
 
 
@@ -138,7 +142,7 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline
     gaps, recommendation = {}, "No baseline ran."
     if baseline is not None:
         try:
-            gaps = gaps_to_baseline(results, baseline)
+            gaps = gaps_to_baseline(results, baseline, task=data.task)
             recommendation = recommend(gaps, baseline)
         except Exception as exc:  # noqa: BLE001 - the intervals must never cost the report
             recommendation = f"The gap intervals could not be computed ({type(exc).__name__}: {exc})."
@@ -227,11 +231,23 @@ def _draw_figures(out, data, summary, gaps, baseline, results, pair) -> dict:
         pooled = pooled_confusion(results, method)
         if pooled is not None:
             labels, counts = pooled
-            name = f"confusion_{method}.png"
+            name = _figure_name("confusion", method, taken=figures.values())
             plot_confusion(normalise_by_true_class(counts), labels, out / name,
                            title=f"{method} on {data.name}: share of each true class (rows sum to 1)")
             figures[f"confusion:{method}"] = name
     return figures
+
+
+def _figure_name(kind, method, *, taken=()) -> str:
+    """``<kind>_<method>.png``, a plain file name in the report folder whatever ``method`` holds
+    (characters other than letters, digits, '_', '-' and '.' become '_'; a name already in
+    ``taken`` gets a number)."""
+    stem = f"{kind}_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(method))}"
+    taken, name, n = set(taken), f"{stem}.png", 1
+    while name in taken:
+        n += 1
+        name = f"{stem}_{n}.png"
+    return name
 
 
 def _lr_text(budget, results) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import threading
 import time
 import traceback
@@ -16,8 +17,9 @@ import numpy as np
 
 from .. import __version__
 from ..utils._meta import inner_estimators
+from ._registry import TASKS
 
-__all__ = ["RunResult", "RunJournal", "run_comparison", "evaluate"]
+__all__ = ["RunResult", "RunJournal", "run_comparison", "evaluate", "check_seeds"]
 
 
 @dataclass
@@ -78,6 +80,7 @@ def _report_of(task, y_true, y_pred, *, y_score=None, y_train=None, target_names
     """``(report, per-class key, metric keys)`` of the report of record for ``task``."""
     from ..metrics import imbalance_report, multilabel_report, span_report
 
+    _check_task(task)
     if task == "multiclass":
         rep = imbalance_report(y_true, y_pred, train_labels=y_train, digits=None)
         return rep, "per_class", ("macro_f1", "weighted_f1", "micro_f1", "balanced_accuracy", "geometric_mean")
@@ -87,6 +90,12 @@ def _report_of(task, y_true, y_pred, *, y_score=None, y_train=None, target_names
         return rep, "per_label", ("macro_f1", "micro_f1", "weighted_f1", "macro_roc_auc", "micro_recall")
     rep = span_report(y_true, y_pred, train_tags=y_train)
     return rep, "per_type", ("micro_f1", "macro_f1", "weighted_f1", "micro_precision", "micro_recall")
+
+
+def _check_task(task) -> None:
+    if not isinstance(task, str) or task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r} (two-class data is 'multiclass'; "
+                         "tagging / NER is 'token').")
 
 
 def score(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=None):
@@ -102,7 +111,11 @@ def score(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=None
 
 
 def evaluate(task, y_true, y_pred, *, y_score=None, y_train=None, target_names=None):
-    """The report of record for ``task`` (Henning et al., 2023, §2.3): ``(metrics, per-class F1, quartile F1)``."""
+    """The report of record for ``task`` (Henning et al., 2023, §2.3): ``(metrics, per-class F1, quartile F1)``.
+
+    ``task`` is one of ``"multiclass"`` (two classes included), ``"multilabel"`` and ``"token"``
+    (IOB2 tag lists, span-level scores); any other value raises ``ValueError``.
+    """
     metrics, per_class, quartiles = score(task, y_true, y_pred, y_score=y_score, y_train=y_train,
                                           target_names=target_names)
     return metrics, {k: v["f1"] for k, v in per_class.items()}, quartiles
@@ -330,7 +343,13 @@ def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_res
     (joblib's loky), each with ``cpu_count // n_jobs`` torch threads; runs that may share a stage 1
     (a staged method and the plain methods that reuse it, a vote and the methods its members repeat)
     stay in one worker, one after the other. ``catch_all``
-    names the catch-all class for the methods that use one (token data: ``"O"`` by default)."""
+    names the catch-all class for the methods that use one (token data: ``"O"`` by default).
+
+    ``seeds`` must be distinct non-negative integers, ``methods`` distinct registered methods
+    (:class:`Method`) and ``data`` must have a test split; otherwise ``ValueError`` (``TypeError``
+    for a wrong type) before any fit."""
+    seeds, methods = check_seeds(seeds), _check_methods(methods)
+    _check_test_split(data)
     done = {} if done is None else done
     on_result = on_result if on_result is not None else (lambda res: None)
     context = _context(data, catch_all)
@@ -354,6 +373,55 @@ def run_comparison(data, methods, *, budget, seeds, log=print, done=None, on_res
     by_key = dict(done)
     by_key.update({(res.method, res.seed): res for res in new})
     return [by_key[m.name, int(seed)] for seed in seeds for m in methods]
+
+
+def check_seeds(seeds, *, name="seeds") -> list:
+    """``seeds`` as a list, refused unless distinct non-negative integers (not bools); ``name`` is
+    what the messages call them (``--seeds`` for the command line)."""
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"{name} must be a list of non-negative integers, e.g. [0, 1, 2], got {seeds!r}.")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError(f"{name} is empty; give at least one seed, e.g. [0].")
+    for i, seed in enumerate(seeds):
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"{name}[{i}] is {seed!r} ({type(seed).__name__}); every seed must be an integer, "
+                            "e.g. 1, not 1.5, '1' or True.")
+        if seed < 0:
+            raise ValueError(f"{name}[{i}] is {seed}; seeds must be non-negative integers.")
+    repeated = sorted({int(s) for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"{name} repeats a seed ({', '.join(map(str, repeated))}): a repeated seed reruns the "
+                         "same fits; give each seed once.")
+    return seeds
+
+
+def _check_methods(methods) -> list:
+    """``methods`` as a list, refused if empty, holding a non-Method or naming a method twice."""
+    if isinstance(methods, (str, bytes)) or not hasattr(methods, "__iter__"):
+        raise TypeError(f"methods must be a list of registered methods, e.g. [skimb.compare.METHODS['ce']], "
+                        f"got {methods!r:.60}.")
+    methods = list(methods)
+    if not methods:
+        raise ValueError("methods is empty; give at least one Method (skimb.compare.METHODS[name]).")
+    for i, method in enumerate(methods):
+        if not (hasattr(method, "name") and callable(getattr(method, "build", None))):
+            raise TypeError(f"methods[{i}] is {method!r:.60}, not a Method; pass registered methods, "
+                            "e.g. skimb.compare.METHODS['ce'].")
+    names = [m.name for m in methods]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"methods names {repeated} more than once: a repeated method reruns the same fits; "
+                         "give each method once.")
+    return methods
+
+
+def _check_test_split(data) -> None:
+    """Every run is scored on ``data.X_test``: refuse data without one."""
+    if data.get("X_test") is None or data.get("y_test") is None:
+        raise ValueError(f"data {data.get('name', '')!r} has no test split (X_test / y_test is None): every "
+                         "method is scored on it. Load a data set with a test file, or split the training data "
+                         "(e.g. sklearn.model_selection.train_test_split) and set X_test and y_test.")
 
 
 def _run_parallel(tasks, data, labels, *, n_workers, log, on_result):

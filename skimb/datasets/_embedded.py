@@ -106,7 +106,8 @@ def load_sms_spam(*, test_size=0.2, random_state=0, subsample=None):
     ----------
     test_size : float or int, default=0.2
         Fraction (float in (0, 1)) or number (int) of messages held out for
-        test, stratified by label.
+        test, stratified by label; both splits must keep at least one
+        message of each class (an int from 2 to 5,572).
     random_state : int, RandomState instance or None, default=0
         Seed of the split (and of ``subsample``).
     subsample : int, float, dict or None, default=None
@@ -128,10 +129,9 @@ def load_sms_spam(*, test_size=0.2, random_state=0, subsample=None):
     >>> int((data.y_test == "spam").sum())
     149
     """
-    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real):
-        raise TypeError(f"test_size must be a float in (0, 1) or an int, got {test_size!r}.")
     texts, labels = _read_embedded("sms_spam.tsv.gz")
     y = np.array(labels, dtype=str)
+    _check_test_size(test_size, len(y), len(set(labels)), "load_sms_spam")
     idx_train, idx_test = train_test_split(
         np.arange(len(texts)), test_size=test_size, stratify=y, random_state=random_state
     )
@@ -155,6 +155,24 @@ def load_sms_spam(*, test_size=0.2, random_state=0, subsample=None):
         ),
         source=_ATTRIBUTION_SMS,
     )
+
+
+def _check_test_size(test_size, n_samples, n_classes, loader) -> None:
+    """Refuse a ``test_size`` that leaves a split without a message of every class, naming ``loader``."""
+    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real):
+        raise TypeError(f"{loader}: test_size must be a float in (0, 1) or an int, got {test_size!r}.")
+    if isinstance(test_size, numbers.Integral):
+        n_test = int(test_size)
+    elif 0 < test_size < 1:
+        n_test = int(np.ceil(test_size * n_samples))  # as train_test_split rounds it
+    else:
+        raise ValueError(f"{loader}: test_size as a fraction must be in (0, 1) (exclusive), got {test_size!r}; "
+                         f"e.g. 0.2, or an int number of examples.")
+    if not n_classes <= n_test <= n_samples - n_classes:
+        raise ValueError(f"{loader}: test_size={test_size!r} holds out {n_test} of {n_samples} examples; both "
+                         f"splits need one per class ({n_classes} classes), so hold out {n_classes} to "
+                         f"{n_samples - n_classes} (a fraction from {n_classes / n_samples:.4f} to "
+                         f"{1 - n_classes / n_samples:.4f}).")
 
 
 _ATTRIBUTION_GOEMOTIONS = (

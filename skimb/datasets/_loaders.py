@@ -313,8 +313,10 @@ def load_dataset(name_or_path, *, data_home=None, subsample=None, random_state=0
         present); ``dev``/``valid`` and ``test`` files of the same kind are
         read too.  A single file (or a folder holding a single data file) is
         read the same way, a ``.tsv`` that is not GoEmotions being read as
-        ``label<TAB>text`` with a header line; everything goes into train
-        and the dev/test entries are ``None``.
+        ``label<TAB>text`` lines (a header line is skipped, see
+        :func:`read_sms_spam`); everything goes into train and the dev/test
+        entries are ``None``.  An empty string is refused (it is not the
+        current folder).
     data_home : str or path-like, default=None
         Folder holding the named data sets; default :func:`get_data_home`.
         Not used for the embedded data sets and for paths.
@@ -342,7 +344,7 @@ def load_dataset(name_or_path, *, data_home=None, subsample=None, random_state=0
         If the data folder of a named data set (or a path) does not exist;
         the message explains how to set ``SKIMB_DATA_DIR``.
     ValueError
-        If the name is unknown or a file has an unrecognised format.
+        If the name is unknown or empty, or a file has an unrecognised format.
 
     Examples
     --------
@@ -372,6 +374,11 @@ def load_dataset(name_or_path, *, data_home=None, subsample=None, random_state=0
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(
             f"name_or_path must be a data-set name or a path, got {type(name_or_path).__name__}."
+        )
+    if isinstance(name_or_path, str) and not name_or_path.strip():
+        raise ValueError(
+            f"name_or_path is empty ({name_or_path!r}); give a data-set name (one of {list_datasets()}) "
+            "or the path of a data folder or file ('.' for the current folder)."
         )
     path = Path(name_or_path).expanduser()
     if not path.exists():

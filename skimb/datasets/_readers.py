@@ -379,14 +379,21 @@ def read_jsonl_ner(path, tag_names=None) -> tuple[list[list[str]], list[list]]:
     return token_lists, tag_lists
 
 
+_SMS_LABELS = ("ham", "spam")
+
+
 def read_sms_spam(path) -> tuple[list[str], list[str]]:
-    """Read the SMS Spam Collection TSV: a header line, then ``label<TAB>text`` lines.
+    """Read the SMS Spam Collection TSV: ``label<TAB>text`` lines, with or without a header line.
 
     Parameters
     ----------
     path : str or path-like
-        E.g. ``SMSSpamCollection.tsv``.  The first line is a header and is
-        skipped; the text is everything after the first tab.
+        E.g. ``SMSSpamCollection`` (the UCI file, no header) or
+        ``SMSSpamCollection.tsv`` (with a ``Label<TAB>SMS`` header).  The
+        text is everything after the first tab.  The first line is a header,
+        and skipped, when it has no tab or when its label field is neither
+        ``ham``/``spam`` nor the label of any other line (a column name such
+        as ``Label``); otherwise it is the first message.
 
     Returns
     -------
@@ -409,11 +416,16 @@ def read_sms_spam(path) -> tuple[list[str], list[str]]:
     ...     _ = fh.write("Label\\tSMS\\nham\\tSee you at 6\\nspam\\tWIN a prize! Call now\\n")
     >>> read_sms_spam(path)
     (['See you at 6', 'WIN a prize! Call now'], ['ham', 'spam'])
+    >>> with open(path, "w") as fh:  # no header: the first line is a message
+    ...     _ = fh.write("ham\\tSee you at 6\\nspam\\tWIN a prize! Call now\\n")
+    >>> read_sms_spam(path)[1]
+    ['ham', 'spam']
     """
     p, raw = _read_text(path)
     lines = _lines(raw)
     texts, labels = [], []
-    for lineno, line in enumerate(lines[1:], start=2):
+    start = 1 if _is_label_header(lines) else 0
+    for lineno, line in enumerate(lines[start:], start=start + 1):
         if not line.strip():
             continue
         label, sep, text = line.partition("\t")
@@ -425,3 +437,16 @@ def read_sms_spam(path) -> tuple[list[str], list[str]]:
         texts.append(text)
         labels.append(label)
     return texts, labels
+
+
+def _is_label_header(lines) -> bool:
+    """Whether the first of the ``label<TAB>text`` ``lines`` is a header: it has no tab, or its
+    label field is neither an SMS label (ham, spam) nor the label of another line (a class name
+    recurs; a column name does not)."""
+    label, sep, _ = lines[0].partition("\t") if lines else ("", "", "")
+    label = label.strip()
+    if not sep or not label:
+        return True
+    if label in _SMS_LABELS:
+        return False
+    return all(line.partition("\t")[0].strip() != label for line in lines[1:])

@@ -71,21 +71,26 @@ def _span_counts(y_true, y_pred, types=None):
     return counts
 
 
-def _macro_f1(counts):
-    """Macro-F1 from summed counts ``(..., C, 3)``, over classes seen in truth or prediction."""
+def _macro_f1(counts, every_column=False):
+    """Macro-F1 from summed counts ``(..., C, 3)``, over classes seen in truth or prediction (or
+    over every column, those unseen at F1 0)."""
     tp, pred, true = counts[..., 0], counts[..., 1], counts[..., 2]
-    present = (pred + true) > 0
+    present = np.ones(tp.shape, dtype=bool) if every_column else (pred + true) > 0
     f1 = f1_from_counts(tp, true, pred)
     return (f1 * present).sum(-1) / np.maximum(present.sum(-1), 1)
 
 
-def paired_bootstrap_gap(counts_a, counts_b, *, n_boot=2000, confidence=0.95, random_state=0):
+def paired_bootstrap_gap(counts_a, counts_b, *, n_boot=2000, confidence=0.95, random_state=0,
+                         every_column=False):
     """Macro-F1 of A minus B, with a paired bootstrap interval pooled over seeds.
 
     ``counts_a`` and ``counts_b`` are lists (one entry per seed) of :func:`example_counts` on
     the same test examples. Each bootstrap draw resamples the test examples once and applies
     the draw to every seed of both methods; the statistic is the mean over seeds of
-    ``macro-F1(A) - macro-F1(B)``.
+    ``macro-F1(A) - macro-F1(B)``. The macro average is over the columns with a true or a
+    predicted example (scikit-learn's multi-class macro-F1, seqeval's per-type average); with
+    ``every_column=True`` over every column, those without either at F1 0 (scikit-learn's
+    multi-label macro-F1, :func:`skimb.metrics.multilabel_report`'s).
 
     Returns
     -------
@@ -101,6 +106,10 @@ def paired_bootstrap_gap(counts_a, counts_b, *, n_boot=2000, confidence=0.95, ra
     >>> round(gap, 3), low > 0
     (0.556, True)
     """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a whole number of draws >= 1, got {n_boot!r}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a fraction in (0, 1), e.g. 0.95, got {confidence!r}.")
     if len(counts_a) != len(counts_b) or not counts_a:
         raise ValueError(f"need the same number (>= 1) of seeds for both methods, got {len(counts_a)} "
                          f"and {len(counts_b)}.")
@@ -109,14 +118,14 @@ def paired_bootstrap_gap(counts_a, counts_b, *, n_boot=2000, confidence=0.95, ra
         raise ValueError(f"both methods must be scored on the same test examples; got {a.shape[1]} "
                          f"and {b.shape[1]}.")
     n = a.shape[1]
-    gap = float((_macro_f1(a.sum(1)) - _macro_f1(b.sum(1))).mean())
+    gap = float((_macro_f1(a.sum(1), every_column) - _macro_f1(b.sum(1), every_column)).mean())
     rng = np.random.default_rng(random_state)
     draws = np.empty(n_boot)
     for i in range(n_boot):
         w = np.bincount(rng.integers(0, n, n), minlength=n)  # multiplicity of each example
         sa = np.einsum("n,snck->sck", w, a)
         sb = np.einsum("n,snck->sck", w, b)
-        draws[i] = (_macro_f1(sa) - _macro_f1(sb)).mean()
+        draws[i] = (_macro_f1(sa, every_column) - _macro_f1(sb, every_column)).mean()
     alpha = (1 - confidence) / 2
     low, high = np.quantile(draws, [alpha, 1 - alpha])
     return gap, float(low), float(high)

@@ -35,6 +35,14 @@ def macro_f1_from_labels(y_true, y_pred, n_classes: int, labels=None) -> float:
     """
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true and y_pred must be 1-D and of one length, got shapes {y_true.shape} and "
+                         f"{y_pred.shape}.")
+    for name, codes in (("y_true", y_true), ("y_pred", y_pred)):
+        outside = np.flatnonzero((codes < 0) | (codes >= n_classes))
+        if len(outside):
+            raise ValueError(f"{name}[{outside[0]}] = {codes[outside[0]]} is no class index of n_classes="
+                             f"{n_classes} (0..{n_classes - 1}).")
     tp = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
     support = np.bincount(y_true, minlength=n_classes)
     predicted = np.bincount(y_pred, minlength=n_classes)
@@ -98,6 +106,7 @@ def tune_logit_offsets(y_true, logits, *, class_prior=None, search="offsets", ta
     if search not in ("tau", "offsets"):
         raise ValueError(f"search must be 'tau' or 'offsets', got {search!r}.")
     check_n_bootstrap(n_bootstrap)
+    taus, steps = check_search_grid(taus=taus, steps=steps, n_rounds=n_rounds)
     y_true, logits = _validation_logits(y_true, logits, class_prior)
     kwargs = dict(class_prior=class_prior, search=search, taus=taus, steps=steps, n_rounds=n_rounds)
     full = _search_offsets(y_true, logits, **kwargs)
@@ -156,8 +165,9 @@ def calibrated_logit_offsets(y_true, logits, *, class_prior, tau=CALIBRATED_TAU,
     """
     if class_prior is None:
         raise ValueError("calibrated_logit_offsets needs class_prior: the training count of each class.")
-    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not np.isfinite(tau):
-        raise ValueError(f"tau must be a finite number (0: the calibrated rule alone, 1: balanced), got {tau!r}.")
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not np.isfinite(tau) or tau < 0:
+        raise ValueError(f"tau must be a finite number >= 0 (0: the calibrated rule alone, 1: balanced), got {tau!r}.")
+    _check_l2(l2)
     y_true, logits = _validation_logits(y_true, logits, class_prior)
     temperature, bias = _temperature_and_biases(y_true, logits, l2)
     log_prior = np.log(np.clip(np.asarray(class_prior, dtype=np.float64), 1e-12, None))
@@ -170,7 +180,13 @@ def temperature_and_biases(y_true, logits, *, l2=1e-3):
     """Bias-corrected temperature scaling: the temperature ``T`` and per-class biases ``b`` that
     minimise the mean negative log-likelihood of ``softmax(logits / T + b)`` on ``y_true``, with an
     L2 penalty ``l2`` on ``b`` (a class absent from ``y_true`` keeps a finite bias)."""
+    _check_l2(l2)
     return _temperature_and_biases(*_validation_logits(y_true, logits), l2)
+
+
+def _check_l2(l2) -> None:
+    if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not np.isfinite(l2) or l2 < 0:
+        raise ValueError(f"l2 must be a finite penalty >= 0 (default 1e-3), got {l2!r}.")
 
 
 def _temperature_and_biases(y_true, logits, l2):
@@ -187,6 +203,26 @@ def _temperature_and_biases(y_true, logits, l2):
     start = np.r_[1.0, np.zeros(n_classes)]
     fit = minimize(nll, start, method="L-BFGS-B", bounds=[(0.05, 20.0)] + [(None, None)] * n_classes)
     return fit.x[0], fit.x[1:]
+
+
+def check_search_grid(*, taus=None, steps=None, n_rounds=2):
+    """``(taus, steps)`` as 1-D float arrays (None stays None: the default grid), or a ``ValueError``
+    for an empty or non-finite grid or a number of passes ``n_rounds`` that is not an integer >= 1
+    (either searched nothing and returned zeros)."""
+    if isinstance(n_rounds, bool) or not isinstance(n_rounds, (int, np.integer)) or n_rounds < 1:
+        raise ValueError(f"n_rounds must be an integer >= 1 (passes of the search), got {n_rounds!r}.")
+    grids = []
+    for name, grid in (("taus", taus), ("steps", steps)):
+        if grid is not None:
+            try:
+                grid = np.atleast_1d(np.asarray(grid, dtype=np.float64))
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be numbers, got {grid!r}.") from None
+            if grid.ndim != 1 or not len(grid) or not np.isfinite(grid).all():
+                raise ValueError(f"{name} must be a non-empty list of finite numbers (None: the default grid), "
+                                 f"got {grid.tolist()!r}.")
+        grids.append(grid)
+    return tuple(grids)
 
 
 def check_n_bootstrap(n_bootstrap) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skimb.metrics._decision import check_n_bootstrap, coordinate_search, f1_from_counts
+from skimb.metrics._decision import check_n_bootstrap, check_search_grid, coordinate_search, f1_from_counts
 
 __all__ = ["tune_span_offsets", "span_macro_f1_from_logits"]
 
@@ -172,8 +172,11 @@ def tune_span_offsets(y_true, logits, classes, *, steps=None, n_rounds=2, n_boot
     array([0.25, 0.25, 0.  ])
     """
     check_n_bootstrap(n_bootstrap)
+    _, steps = check_search_grid(steps=steps, n_rounds=n_rounds)
     stacked, lengths, true_ids = _stack(y_true, logits, classes)
     scorer = _SpanScorer(classes, lengths, true_ids)
+    if not scorer.types:  # only "O": no entity type to move
+        return np.zeros(len(classes))
     full, present = _search(scorer, stacked, steps, n_rounds)
     if not n_bootstrap:
         return scorer.tag_offsets(full)

@@ -36,7 +36,7 @@ class _KFold:
         validate_params(self._parameter_constraints, vars(self), owner=type(self).__name__)
         if y is None:
             raise ValueError(f"{type(self).__name__} needs y to stratify on.")
-        n = len(y)
+        n = y.shape[0] if hasattr(y, "toarray") else len(y)  # a sparse matrix has no len()
         if self.n_splits > n:
             raise ValueError(f"Cannot have n_splits={self.n_splits} greater than the number of samples ({n}).")
         fold = self._fold_of(y)
@@ -72,7 +72,7 @@ class MultilabelStratifiedKFold(_KFold):
     """
 
     def _fold_of(self, y):
-        Y = np.asarray(y)
+        Y = _dense(y)
         if Y.ndim != 2:
             raise ValueError(f"{type(self).__name__} needs a 2-D 0/1 indicator target, got shape {Y.shape}; "
                              "use StratifiedKFold for 1-D labels.")
@@ -103,9 +103,14 @@ class TagStratifiedKFold(_KFold):
         types = [{t.split("-", 1)[1] for t in tags if t != "O" and "-" in t} for tags in y]
         counts = Counter(t for ts in types for t in ts)
         keys = np.array([min(ts, key=lambda t: (counts[t], t)) if ts else "" for ts in types], dtype=object)
-        # a type with fewer sentences than folds cannot be in every fold: group it with the untagged ones
+        # a type with fewer sentences than folds cannot be in every fold: group it with the untagged ones,
+        # and those, if still too few, with the largest group
         sizes = Counter(keys.tolist())
         keys = np.array([k if sizes[k] >= self.n_splits else "" for k in keys.tolist()], dtype=object)
+        sizes = Counter(keys.tolist())
+        if 0 < sizes[""] < self.n_splits and len(sizes) > 1:
+            largest = max((k for k in sizes if k), key=lambda k: (sizes[k], k))
+            keys[keys == ""] = largest
         folds = StratifiedKFold(self.n_splits, shuffle=True, random_state=self._seed())
         fold = np.empty(len(y), dtype=np.int64)
         for k, (_, test) in enumerate(folds.split(np.zeros(len(y)), keys)):
@@ -113,16 +118,25 @@ class TagStratifiedKFold(_KFold):
         return fold
 
 
+def _dense(y) -> np.ndarray:
+    """``y`` as an array; a scipy sparse indicator matrix made dense."""
+    return np.asarray(y.toarray() if hasattr(y, "toarray") else y)
+
+
 def _is_tag_sequences(y) -> bool:
-    return (isinstance(y, (list, tuple)) and len(y) > 0
-            and all(isinstance(tags, (list, tuple)) and all(isinstance(t, str) for t in tags) for tags in y))
+    """One sequence of tags per sentence: lists, tuples or 1-D arrays of strings, in a list, a tuple or
+    a 1-D object array."""
+    outer_ok = isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype == object)
+    return (outer_ok and len(y) > 0
+            and all((isinstance(tags, (list, tuple)) or (isinstance(tags, np.ndarray) and tags.ndim == 1))
+                    and all(isinstance(t, str) for t in tags) for tags in y))
 
 
 def _is_indicator(y) -> bool:
     if _is_tag_sequences(y):
         return False
     try:
-        Y = np.asarray(y)
+        Y = _dense(y)
     except ValueError:  # ragged
         return False
     return Y.ndim == 2 and Y.shape[1] > 1 and np.isin(Y, (0, 1)).all()
@@ -146,7 +160,7 @@ def check_cv(cv=5, y=None, *, classifier=True):
     StratifiedKFold(n_splits=4, random_state=None, shuffle=False)
     """
     if isinstance(cv, Integral) and not isinstance(cv, bool) and y is not None:
-        if _is_tag_sequences(y):
+        if _is_tag_sequences(y):  # before the indicator test: equal-length tag lists make a 2-D array
             return TagStratifiedKFold(cv)
         if classifier and _is_indicator(y):
             return MultilabelStratifiedKFold(cv)
