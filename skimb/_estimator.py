@@ -43,6 +43,10 @@ _WEIGHTS_NAME = "model.safetensors"
 #: Fitted attributes that ``save_pretrained`` leaves out: kept in the config in their own fields, or
 #: naming the machine that fitted (the loading machine sets its own).
 _NOT_SAVED = ("classes_", "multilabel_", "n_iter_", "task_", "backbone_path_", "device_")
+#: Parameters that only shape prediction (or how it runs): ``save_pretrained`` saves them as they
+#: are now, the others as the model was fitted with them.
+_PREDICTION_PARAMS = ("quantize", "decoding", "verbose", "n_threads", "device", "batch_size", "max_length",
+                      "callbacks")
 #: Parameters that shape neither stage 1 nor the model (left out of the stage-1 cache key).
 _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what stage 1 learns
 # (n_threads stays in the key: the thread count changes the order of floating-point sums)
@@ -113,8 +117,15 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         self
         """
         ctx = self._validate(X, y, sample_weight)
+        earlier = {name: value for name, value in vars(self).items() if name.endswith("_")}
         self._reset_fitted()
-        self._plan(ctx)
+        try:
+            self._plan(ctx)  # the checks that need the split (weights), then the backbone
+        except BaseException:
+            self._reset_fitted()
+            vars(self).update(earlier)  # a refused refit keeps the model it had
+            raise
+        self._params_at_fit_ = self._params_json()
         self._fit_stage1(ctx)
         self._fit_stage2(ctx)
         self._finish(ctx)
@@ -493,7 +504,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         check_is_fitted(self)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        params, omitted = params_to_json(self.get_params(deep=False), SLOTS)
+        params, omitted = self._saved_params()
         fitted = {k: np.asarray(v).tolist() for k, v in vars(self).items()
                   if k.endswith("_") and not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool, str))
                   and k not in _NOT_SAVED}
@@ -522,6 +533,33 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         save_model(module, str(directory / _WEIGHTS_NAME))
         (directory / "README.md").write_text(model_card(self))
         return directory
+
+    def _params_json(self):
+        """``(parameters as JSON, names JSON cannot hold)``: :func:`params_to_json` of ``get_params``."""
+        from ._persistence import params_to_json
+
+        return params_to_json(self.get_params(deep=False), SLOTS)
+
+    def _saved_params(self):
+        """The parameters the model was fitted with (a ``set_params`` since then describes another
+        model: a warning names it), but for those that only shape prediction, as they are now."""
+        current, omitted = self._params_json()
+        if getattr(self, "_params_at_fit_", None) is None:  # pickled before the fit recorded them
+            return current, omitted
+        fitted, fitted_omitted = self._params_at_fit_
+        # a value JSON cannot hold compares only by whether it is there
+        changed = [k for k in sorted(set(fitted) | set(current) | set(omitted) | set(fitted_omitted))
+                   if k not in _PREDICTION_PARAMS and ((k in omitted) != (k in fitted_omitted) or json.dumps(
+                       fitted.get(k), sort_keys=True) != json.dumps(current.get(k), sort_keys=True))]
+        if changed:
+            now = self.get_params(deep=False)
+            warn_caller(f"{type(self).__name__}.save_pretrained saves the parameters the model was fitted with; "
+                        f"{', '.join(f'{k}={now.get(k)!r}' for k in changed)} set since the fit would describe "
+                        "another model and is not saved. Refit to apply it.")
+        params = {k: v for k, v in fitted.items() if k not in _PREDICTION_PARAMS}
+        params.update({k: v for k, v in current.items() if k in _PREDICTION_PARAMS})
+        return params, sorted({k for k in fitted_omitted if k not in _PREDICTION_PARAMS}
+                              | {k for k in omitted if k in _PREDICTION_PARAMS})
 
     @classmethod
     def load_pretrained(cls, directory, *, device="auto"):
@@ -574,6 +612,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         est.net_.history_ = est.history_ = History(getattr(est, "history_", []))
         del est.loss_  # the placeholder the net needs, not the loss it was fitted with
         est.n_iter_ = config["n_iter"]
+        est._params_at_fit_ = est._params_json()  # what it was saved with, so that a later save keeps it
         ctx.module.to(ctx.device).eval()
         return est
 

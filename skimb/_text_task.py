@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
@@ -59,7 +57,7 @@ class TextTask(TaskAdapter):
             check_consistent_length(range(n), Y, names=("X", "y"))
             if (Y.sum(0) == 0).any():
                 empty = np.flatnonzero(Y.sum(0) == 0).tolist()
-                warnings.warn(f"labels {empty} have no positive example in y.", UserWarning, stacklevel=4)
+                warn_caller(f"labels {empty} have no positive example in y.")
             if getattr(self.est, "threshold", None) == "calibrated":
                 raise ValueError("threshold='calibrated' applies to single-label targets; for multi-label "
                                  "data use threshold='tuned' (one threshold per label, tuned on the "
@@ -108,8 +106,7 @@ class TextTask(TaskAdapter):
         counts = np.bincount(y_enc)
         stratify = y_enc if counts[counts > 0].min() >= 2 else None
         if stratify is None:
-            warnings.warn("some class has a single example: the validation split is not stratified.",
-                          UserWarning, stacklevel=4)
+            warn_caller("some class has a single example: the validation split is not stratified.")
         with validation_split_errors(vf, f"{len(idx)} examples of {np.count_nonzero(counts)} classes"):
             tr, va = train_test_split(idx, test_size=vf, random_state=seed, stratify=stratify)
         return np.sort(tr), np.sort(va)

@@ -160,6 +160,33 @@ def _check_items(items, what: str) -> None:
                         f"{what}[{first_str}] is {items[first_str]!r}); use one type of label.")
 
 
+#: What a row of labels may be where one label is expected (multi-label targets as label lists or sets).
+_LABEL_COLLECTIONS = (list, tuple, np.ndarray, abc.Set)
+
+
+def _refuse_label_lists(items, what: str) -> None:
+    """Refuse rows that hold several labels (label lists of uneven lengths, label sets): multi-label
+    targets are a 0/1 indicator matrix. Rows of one label each (``[[0], [1]]``) pass, unwrapped
+    later.
+
+    >>> _refuse_label_lists([["a", "b"], ["c"]], "y")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: y holds label lists (y[0] is a list of 2 labels); ... use sklearn.preprocessing.MultiLabelBinarizer ...
+    """
+    rows = [i for i, v in enumerate(items) if isinstance(v, _LABEL_COLLECTIONS)]
+    if not rows:
+        return
+    odd = next((i for i in rows if isinstance(items[i], abc.Set) or len(items[i]) != 1), None)
+    if odd is None and len(rows) == len(items):
+        return
+    i = rows[0] if odd is None else odd
+    n = len(items[i])
+    raise ValueError(f"{what} holds label lists ({what}[{i}] is a {type(items[i]).__name__} of {n} label"
+                     f"{'' if n == 1 else 's'}); a multi-label {what} must be a 0/1 indicator matrix: use "
+                     "sklearn.preprocessing.MultiLabelBinarizer for label lists.")
+
+
 def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
     """Validate 1-D labels (strings or integers) and return them as a new 1-D array.
 
@@ -176,6 +203,8 @@ def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
     items = list(y) if not isinstance(y, np.ndarray) else y
+    if not isinstance(y, np.ndarray) or (y.dtype == object and y.ndim == 1):
+        _refuse_label_lists(items, what)  # numpy would fail on rows of uneven lengths, or keep sets
     if not isinstance(y, np.ndarray):  # numpy would turn [0, "0"] into two equal strings, NaN into "nan"
         _check_items(items, what)
     arr = np.asarray(items)

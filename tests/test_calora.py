@@ -797,3 +797,41 @@ def test_a_k_beyond_the_classes_names_the_routed_parameter_before_loading(tiny_b
     with pytest.raises(ValueError, match=r"head__k=5 routes more classes than the 3 of this target; give head__k "
                                          r"between 1 and 3"):
         TransformerClassifier(tiny_bert, head="calora", head__k=5, max_epochs=1).fit(X, y)
+
+
+def test_pseudo_routing_warns_that_head__k_is_ignored_and_covers_the_top1(tiny_bert, toy_data, empty_stage1_cache):
+    from skimb import TransformerClassifier
+
+    X, y = toy_data
+    params = dict(head="calora", head__routing="pseudo", head__epochs=2, finetune="head", max_epochs=1, batch_size=8,
+                  random_state=0, device="cpu", max_length=16)
+    with pytest.warns(UserWarning, match=r"head__k is ignored: routing='pseudo' routes each input to its stage-1 "
+                                         r"top-1 class") as record:
+        k3 = TransformerClassifier(tiny_bert, head__k=3, **params).fit(X, y)
+    assert all(w.filename == __file__ for w in record if "head__k" in str(w.message))
+    default = TransformerClassifier(tiny_bert, **params).fit(X, y)  # head__k left at its default: no warning
+    np.testing.assert_allclose(k3.predict_proba(X), default.predict_proba(X), rtol=1e-6)
+    # the top 1, not the top 3 (every class: coverage 1)
+    assert k3.routing_topk_coverage_ == default.routing_topk_coverage_ < 1.0
+
+
+def test_layer_errors_name_head__layers(tiny_bert, toy_data):
+    from skimb import TransformerClassifier
+
+    X, y = toy_data
+    with pytest.raises(ValueError, match=r"^head__layers entry 'nope' names no nn.Linear layer"):
+        TransformerClassifier(tiny_bert, head="calora", head__layers=["nope"], finetune="head", max_epochs=1,
+                              device="cpu").fit(X, y)
+
+
+def test_a_non_finite_stage2_loss_names_head__lr(tiny_bert, toy_data, monkeypatch):
+    from skimb import TransformerClassifier
+    from skimb.heads import _components
+
+    def diverging(*args, **kwargs):
+        raise FloatingPointError("non-finite stage-2 loss at epoch 0 (nan); lower lr or check the inputs.")
+
+    monkeypatch.setattr(_components, "fit_calora_head", diverging)
+    X, y = toy_data
+    with pytest.raises(FloatingPointError, match=r"\(nan\); lower head__lr\.$"):
+        TransformerClassifier(tiny_bert, head="calora", finetune="head", max_epochs=1, device="cpu").fit(X, y)

@@ -98,3 +98,26 @@ def test_bad_knn_parameters_are_rejected_before_training(tiny_bert, toy_data, ba
     X, y = toy_data
     with pytest.raises(InvalidParameterError):
         TransformerClassifier(tiny_bert, head="knn", **bad, **FAST).fit(X, y)
+
+
+def _half_weights(n):
+    """Weight 0 on every other row, 1 elsewhere."""
+    return (np.arange(n) % 2).astype(float)
+
+
+def test_rows_of_weight_zero_stay_out_of_the_memory(tiny_bert, toy_data):
+    X, y = toy_data
+    sw = _half_weights(len(X))
+    clf = TransformerClassifier(tiny_bert, head="knn", head__k=3, **FAST).fit(X, y, sample_weight=sw)
+    assert clf.memory_size_ == int((sw > 0).sum())
+    memory = clf.net_.module_.head.memory
+    kept = torch.nn.functional.normalize(torch.as_tensor(clf.embed([x for x, w in zip(X, sw) if w > 0])), dim=-1)
+    np.testing.assert_allclose(memory.numpy(), kept.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_k_beyond_the_memory_warns_once_naming_head__k(tiny_bert, toy_data):
+    X, y = toy_data
+    with pytest.warns(UserWarning, match=rf"head__k=100 is more than the {len(X)} training rows") as record:
+        TransformerClassifier(tiny_bert, head="knn", head__k=100, **FAST).fit(X, y)
+    assert sum("head__k=100" in str(w.message) for w in record) == 1
+    assert all(w.filename == __file__ for w in record if "head__k" in str(w.message))

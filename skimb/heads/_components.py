@@ -8,6 +8,7 @@ selectable as ``head="<name>"`` with ``head__<param>`` routed to it (docs/adding
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from numbers import Integral, Real
@@ -88,7 +89,7 @@ class Head(Component):
 STAGE1_BALANCES = ("none", "full", "partial")
 
 
-def class_balanced_row_weights(targets, n_classes: int, power: float = 1.0) -> torch.Tensor:
+def class_balanced_row_weights(targets, n_classes: int, power: float = 1.0, sample_weight=None) -> torch.Tensor:
     """Inverse class frequency of each row, to the power ``power``, mean 1 over the rows that count.
 
     1-D class indices: rows below 0 (NER's ignored tokens) get 0. 2-D 0/1 multi-label rows: each
@@ -96,10 +97,18 @@ def class_balanced_row_weights(targets, n_classes: int, power: float = 1.0) -> t
     ``group size ** -power`` over its groups, so that a mass of unlabelled rows does not outweigh
     the labels. ``power=0.5`` weights by the inverse square root of the class frequency.
 
+    ``sample_weight`` (optional, one non-negative weight per row) multiplies each row's weight
+    after dividing it by the mean weight of the row's class (multi-label: the mean, over the
+    row's groups, of each group's mean weight): a weight constant within a class (``class_weight``)
+    changes nothing, so the classes are balanced once, while the variation within a class, zeros
+    included, counts.
+
     >>> class_balanced_row_weights(torch.tensor([0, 0, 0, 1]), 2)
     tensor([0.6667, 0.6667, 0.6667, 2.0000])
     >>> class_balanced_row_weights(torch.tensor([0, 0, 0, 0, 1]), 2, power=0.5)
     tensor([0.8333, 0.8333, 0.8333, 0.8333, 1.6667])
+    >>> class_balanced_row_weights(torch.tensor([0, 0, 0, 1]), 2, sample_weight=torch.tensor([0.0, 1.0, 2.0, 5.0]))
+    tensor([0.0000, 0.6667, 1.3333, 2.0000])
     """
     targets = torch.as_tensor(targets)
     if targets.ndim == 2:
@@ -107,6 +116,9 @@ def class_balanced_row_weights(targets, n_classes: int, power: float = 1.0) -> t
         Y = torch.cat([Y, (Y.sum(1, keepdim=True) == 0).float()], dim=1)  # "no label" as a group
         inv = Y.sum(0).clamp(min=1.0) ** -power
         w = (Y * inv).sum(1) / Y.sum(1)
+        w = w * _within_class_weights(Y, sample_weight)
+        if not (w > 0).any():
+            raise ValueError("every stage-2 row weighs 0: nothing to train on.")
         return w / w.mean()
     valid = targets >= 0
     if not valid.any():
@@ -114,7 +126,24 @@ def class_balanced_row_weights(targets, n_classes: int, power: float = 1.0) -> t
     counts = torch.bincount(targets[valid], minlength=n_classes).float().clamp(min=1.0)
     w = torch.zeros(len(targets))
     w[valid] = counts[targets[valid]] ** -power
+    if sample_weight is not None:
+        groups = torch.nn.functional.one_hot(targets[valid].long(), n_classes).float()
+        w[valid] = w[valid] * _within_class_weights(groups, torch.as_tensor(sample_weight)[valid])
+    if not (w[valid] > 0).any():
+        raise ValueError("every stage-2 row weighs 0: nothing to train on.")
     return w / w[valid].mean()
+
+
+def _within_class_weights(groups, sample_weight) -> torch.Tensor:
+    """``sample_weight`` divided row by row by the mean, over the row's groups (columns of the 0/1
+    ``groups``, one or more per row), of each group's mean weight; ones without ``sample_weight``.
+    A row whose groups all weigh 0 weighs 0 itself."""
+    if sample_weight is None:
+        return torch.ones(len(groups))
+    sw = torch.as_tensor(sample_weight, dtype=torch.float32).reshape(-1)
+    group_mean = (groups * sw[:, None]).sum(0) / groups.sum(0).clamp(min=1.0)
+    row_mean = (groups * group_mean).sum(1) / groups.sum(1).clamp(min=1.0)
+    return torch.where(row_mean > 0, sw / row_mean.clamp(min=torch.finfo(sw.dtype).tiny), torch.zeros_like(sw))
 
 
 def class_neutral_loss(loss_fn):
@@ -180,6 +209,17 @@ def calora_stage2_epochs(epochs, n_rows: int, batch_size: int) -> int:
     return max(1, min(CALORA_MAX_EPOCHS, CALORA_STEP_BUDGET // steps_per_epoch))
 
 
+@contextlib.contextmanager
+def _routed_lr_errors(param: str):
+    """Re-raise a stage-2 ``FloatingPointError`` (a non-finite loss) naming the estimator's
+    parameter ``param`` (``head__lr``) as the one to lower, not the training function's ``lr``."""
+    try:
+        yield
+    except FloatingPointError as exc:
+        cause = str(exc).split(";")[0]
+        raise FloatingPointError(f"{cause}; lower {param}.") from None
+
+
 #: Stage-2 row weights ``class count ** -power`` of ``CALoRAHead(balance=...)``.
 BALANCE_POWERS = {"class": 1.0, "sqrt": 0.5}
 
@@ -196,14 +236,17 @@ class CALoRAHead(Head):
     Parameters
     ----------
     k : int, default=2
-        Number of routed classes (``1 <= k <= n_classes``).
+        Number of routed classes (``1 <= k <= n_classes``); ignored, with a warning, by
+        ``routing="pseudo"``, which routes to the top-1 class.
     rank : int, default=8
         Rank of each class adapter.
     routing : str, default="topk"
         A registered routing rule (:func:`skimb.heads.register_routing`): ``"topk"`` (the ``k``
         classes ranked highest by stage 1), ``"pseudo"`` (its top-1 class), ``"oracle"`` (the
         true class while training, top-k at inference) or ``"soft"`` (top-k weighted by the
-        renormalised stage-1 probabilities).
+        renormalised stage-1 probabilities). The fitted ``routing_topk_coverage_`` is the share of
+        training rows whose true class is among the classes routed at inference: the top ``k``,
+        the top 1 for ``"pseudo"``.
     alpha : float or None, default=None
         Adapter scaling ``alpha / rank`` (None: scaling 1).
     epochs : int or "auto", default="auto"
@@ -321,9 +364,17 @@ class CALoRAHead(Head):
         self.layer_lr = layer_lr
 
     def ignored_params(self) -> dict:
+        ignored = {}
         if self.layers is None:
-            return dict.fromkeys(self._changed(("layer_epochs", "layer_lr")), "layers=None (the head only)")
-        return {}
+            ignored.update(dict.fromkeys(self._changed(("layer_epochs", "layer_lr")), "layers=None (the head only)"))
+        if self.routing == "pseudo" and self._changed(("k",)):
+            ignored["k"] = "routing='pseudo' routes each input to its stage-1 top-1 class (use routing='topk')"
+        return ignored
+
+    def routed_k(self) -> int:
+        """How many classes the routing rule fires per input: 1 for ``"pseudo"``, else ``k``
+        (``routing_topk_coverage_`` is the training rows' coverage at this rank)."""
+        return 1 if self.routing == "pseudo" else int(self.k)
 
     @property
     def needs_token_ids(self) -> bool:
@@ -349,7 +400,7 @@ class CALoRAHead(Head):
         if hasattr(backbone, "peft_config"):
             raise ValueError("head__layers adapts the backbone's own nn.Linear layers: use finetune='full' or "
                              "'head' for stage 1 (finetune='lora' wraps them in peft layers).")
-        select_linear_layers(backbone, self.layers)  # every name resolves, before stage 1 trains
+        select_linear_layers(backbone, self.layers, param="head__layers")  # every name resolves, before stage 1
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
                    verbose=0, classes=None, stage1_balance="none", token_ids=None, pad_token_id=0):
@@ -365,23 +416,26 @@ class CALoRAHead(Head):
         epochs = calora_stage2_epochs(self.epochs, len(features), batch_size_2)
         with progress_bar(epochs + (self.layer_epochs if layered else 0), "CALoRA stage 2", verbose,
                           unit="epoch") as bar:
-            layer = fit_calora_head(
-                module.head, features, stage1_logits, targets, config=config, loss_fn=loss_fn, sample_weight=weights,
-                epochs=epochs, lr=self.lr, batch_size=batch_size_2, random_state=seed,
-                multilabel=multilabel, device=device, progress=bar)
+            with _routed_lr_errors("head__lr"):
+                layer = fit_calora_head(
+                    module.head, features, stage1_logits, targets, config=config, loss_fn=loss_fn,
+                    sample_weight=weights, epochs=epochs, lr=self.lr, batch_size=batch_size_2, random_state=seed,
+                    multilabel=multilabel, device=device, progress=bar)
             interrupted = layer.interrupted_
             if layered:  # then the backbone's adapters, on the texts, the head's frozen (installed, untrained
                 # after an interrupt: the model keeps the layout that load_pretrained rebuilds)
-                names = select_linear_layers(module.encoder.backbone, self.layers)
-                routing = fit_calora_layers(module, token_ids, stage1_logits, targets, config=config, layer_names=names,
-                                            loss_fn=loss_fn, sample_weight=weights,
-                                            epochs=0 if interrupted else self.layer_epochs, lr=self.layer_lr,
-                                            batch_size=batch_size, random_state=seed, multilabel=multilabel,
-                                            device=device, pad_token_id=pad_token_id, progress=bar, head_layer=layer)
+                names = select_linear_layers(module.encoder.backbone, self.layers, param="head__layers")
+                with _routed_lr_errors("head__layer_lr"):
+                    routing = fit_calora_layers(module, token_ids, stage1_logits, targets, config=config,
+                                                layer_names=names, loss_fn=loss_fn, sample_weight=weights,
+                                                epochs=0 if interrupted else self.layer_epochs, lr=self.layer_lr,
+                                                batch_size=batch_size, random_state=seed, multilabel=multilabel,
+                                                device=device, pad_token_id=pad_token_id, progress=bar,
+                                                head_layer=layer)
                 interrupted = interrupted or routing.interrupted_
             else:
                 module.head = layer
-        fitted = {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.k)),
+        fitted = {"routing_topk_coverage_": float(topk_coverage(stage1_logits, targets, self.routed_k())),
                   "stage2_balance_": balance, "adapter_norms_": layer.adapter_norms(), "stage2_epochs_": epochs,
                   "interrupted": interrupted}
         if layered:
@@ -415,8 +469,8 @@ class CALoRAHead(Head):
 
     def restore(self, module, n_classes, *, multilabel):
         if self.layers is not None:
-            install_routed_layers(module, self.config(n_classes), select_linear_layers(module.encoder.backbone,
-                                                                                         self.layers),
+            install_routed_layers(module, self.config(n_classes),
+                                  select_linear_layers(module.encoder.backbone, self.layers, param="head__layers"),
                                   multilabel=multilabel)
             return
         module.head = ClassRoutedLoRA(module.head, self.config(n_classes), multilabel=multilabel)

@@ -25,6 +25,14 @@ class CRTHead(Head):
     a loss that balances the classes itself loses its class weights for it
     (``ImbalanceLoss.without_class_balance``), so that the classes are balanced once.
 
+    The estimator's row weights (``class_weight`` x ``sample_weight``) count within each class: a
+    row's stage-2 weight is its class-balanced weight times its own weight divided by the mean
+    weight of its class (multi-label: of its labels, and of the rows without a label as one
+    group). ``class_weight``, constant within a class, so changes nothing (the classes are
+    balanced once), while ``sample_weight`` does: a row of weight 0 takes no part in stage 2, and
+    a class keeps its balanced share however its rows are weighted. Token classification: each
+    token weighs as its sentence; ignored tokens (target < 0) are left out.
+
     Parameters
     ----------
     epochs : int, default=30
@@ -68,7 +76,9 @@ class CRTHead(Head):
         targets = torch.as_tensor(targets)
         keep = torch.ones(len(targets), dtype=torch.bool) if targets.ndim == 2 else targets >= 0
         x, y = torch.as_tensor(features)[keep], targets[keep]
-        w = class_balanced_row_weights(y, old.out_features)
+        # the given weights count within each class; the classes' shares stay balanced
+        w = class_balanced_row_weights(y, old.out_features, sample_weight=None if weights is None
+                                       else torch.as_tensor(weights)[keep])
         loss_fn = class_neutral_loss(loss_fn)  # balanced once, by the rows
         optimizer = torch.optim.AdamW(head.parameters(), lr=self.lr, weight_decay=0.0)
         losses, interrupted = [], False

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..utils._param_validation import Interval
+from ..utils._warnings import warn_caller
 from ._components import Head, register_head
 
 __all__ = ["KNNHead", "KNNInterpolatedHead"]
@@ -108,6 +109,20 @@ class KNNInterpolatedHead(MixedHead):
         return f"k={self.k}, weight={self.weight}, memory={tuple(self.memory.shape)}"
 
 
+def memory_rows(targets, weights=None) -> torch.Tensor:
+    """The stage-2 rows a memory keeps (a boolean mask): not ignored (a 1-D target >= 0) and, with
+    ``weights``, of positive weight.
+
+    >>> memory_rows(torch.tensor([0, -100, 1, 1]), torch.tensor([1.0, 1.0, 0.0, 2.0]))
+    tensor([ True, False, False,  True])
+    """
+    targets = torch.as_tensor(targets)
+    keep = torch.ones(len(targets), dtype=torch.bool) if targets.ndim == 2 else targets >= 0
+    if weights is not None:
+        keep &= torch.as_tensor(weights).reshape(-1) > 0
+    return keep
+
+
 @register_head("knn")
 class KNNHead(Head):
     """Keep the stage-1 head and add a nearest-neighbour memory of the training rows' features.
@@ -119,10 +134,15 @@ class KNNHead(Head):
     offsets are fitted on the mixed scores. The memory is saved with the model
     (``N x hidden`` floats).
 
+    Rows of weight 0 (``sample_weight``, or a ``class_weight`` of 0) are left out of the memory;
+    positive weights do not reweight it: every stored row casts one vote. Token classification
+    stores one row per token, the ignored ones (target < 0) left out.
+
     Parameters
     ----------
     k : int, default=10
-        Neighbours per prediction (cosine similarity).
+        Neighbours per prediction (cosine similarity); at most the rows in the memory (a larger
+        ``k`` is capped to them, with a warning at fit).
     weight : float, default=0.5
         Share of the neighbours' label distribution in the prediction (0: the stage-1 head).
 
@@ -147,10 +167,14 @@ class KNNHead(Head):
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
                    verbose=0, classes=None, stage1_balance="none"):
         targets = torch.as_tensor(targets)
-        keep = torch.ones(len(targets), dtype=torch.bool) if targets.ndim == 2 else targets >= 0
+        keep = memory_rows(targets, weights)
+        n_rows = int(keep.sum())
+        if self.k > n_rows:
+            warn_caller(f"KNNHead: head__k={self.k} is more than the {n_rows} training rows in the memory; each "
+                        f"prediction votes over all {n_rows}: give head__k <= {n_rows}.")
         module.head = KNNInterpolatedHead(module.head, torch.as_tensor(features)[keep], targets[keep], k=self.k,
                                           weight=self.weight, multilabel=multilabel).to(device).eval()
-        return {"memory_size_": int(keep.sum())}
+        return {"memory_size_": n_rows}
 
     def restore(self, module, n_classes, *, multilabel):
         hidden = module.head.in_features

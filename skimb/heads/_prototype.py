@@ -20,15 +20,17 @@ from torch import nn
 from .._validation import class_index
 from ..utils._param_validation import Interval, Satisfies
 from ._components import Head, register_head
-from ._knn import MixedHead
+from ._knn import MixedHead, memory_rows
 
 __all__ = ["PrototypeHead", "PrototypeInterpolatedHead", "class_prototypes", "fit_catch_all_threshold"]
 
 
-def class_prototypes(features, targets, n_classes: int, *, multilabel: bool):
+def class_prototypes(features, targets, n_classes: int, *, multilabel: bool, sample_weight=None):
     """The mean of each class's L2-normalised feature rows, ``(n_classes, hidden)``; rows with a
     negative target are left out; a class without rows gets zeros (cosine 0 to everything).
     Multi-label: ``(2, n_labels, hidden)``, the positives' and the negatives' means per label.
+    ``sample_weight`` (one non-negative weight per row) makes the means weighted: a row of weight
+    0 is left out, and a weight constant within a class (``class_weight``) changes nothing.
 
     >>> class_prototypes(torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 4.0]]), torch.tensor([0, 0, 1]), 3,
     ...                  multilabel=False)
@@ -38,21 +40,29 @@ def class_prototypes(features, targets, n_classes: int, *, multilabel: bool):
     """
     f = F.normalize(torch.as_tensor(features, dtype=torch.float32), dim=-1)
     targets = torch.as_tensor(targets)
+    w = torch.ones(len(f)) if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float32)
     if multilabel:
         Y = targets.float()
-        pos = (Y.T @ f) / Y.sum(0).clamp(min=1.0)[:, None]
-        neg = ((1 - Y).T @ f) / (1 - Y).sum(0).clamp(min=1.0)[:, None]
-        return torch.stack([pos, neg])
+        return torch.stack([_weighted_means(Y * w[:, None], f), _weighted_means((1 - Y) * w[:, None], f)])
     keep = targets >= 0
     onehot = F.one_hot(targets[keep].long(), n_classes).float()
-    return (onehot.T @ f[keep]) / onehot.sum(0).clamp(min=1.0)[:, None]
+    return _weighted_means(onehot * w[keep, None], f[keep])
 
 
-def fit_catch_all_threshold(similarities, targets, catch_all: int, *, scale: float) -> float:
+def _weighted_means(weights, f):
+    """Each column of ``weights`` (rows x groups) as a weighted mean of the rows of ``f``; zeros for
+    a group of total weight 0."""
+    total = weights.sum(0)
+    means = (weights.T @ f) / total.clamp(min=torch.finfo(f.dtype).tiny)[:, None]
+    return torch.where(total[:, None] > 0, means, torch.zeros_like(means))
+
+
+def fit_catch_all_threshold(similarities, targets, catch_all: int, *, scale: float, sample_weight=None) -> float:
     """The catch-all class's similarity threshold ``τ`` that maximises the likelihood of ``targets``
     under ``softmax(scale · s)``, where ``s`` are the cosine similarities to the real classes'
     prototypes and ``τ`` stands in for the catch-all's (ProtoBERT's learned "O" distance). The
-    negative log-likelihood is convex in ``τ``; a bounded scalar search in ``[-1, 1]`` finds it.
+    negative log-likelihood (weighted by ``sample_weight``, when given) is convex in ``τ``; a
+    bounded scalar search in ``[-1, 1]`` finds it.
 
     >>> sims = torch.tensor([[0.9, 0.0], [0.2, 0.0], [0.1, 0.0], [0.8, 0.0]])
     >>> round(fit_catch_all_threshold(sims, torch.tensor([0, 1, 1, 0]), 1, scale=20.0), 3)
@@ -62,15 +72,31 @@ def fit_catch_all_threshold(similarities, targets, catch_all: int, *, scale: flo
 
     s = torch.as_tensor(similarities, dtype=torch.float64)
     y = torch.as_tensor(targets).long()
+    w = torch.ones(len(y), dtype=torch.float64) if sample_weight is None else torch.as_tensor(
+        sample_weight, dtype=torch.float64)
     keep = y >= 0
-    s, y = s[keep], y[keep]
+    s, y, w = s[keep], y[keep], w[keep]
 
     def nll(tau):
         z = scale * s.clone()
         z[:, catch_all] = scale * tau
-        return float(F.cross_entropy(z, y))
+        return float((w * F.cross_entropy(z, y, reduction="none")).sum() / w.sum())
 
     return float(minimize_scalar(nll, bounds=(-1.0, 1.0), method="bounded", options={"xatol": 1e-6}).x)
+
+
+def prototype_counts(targets, weights, n_classes: int, *, multilabel: bool) -> np.ndarray:
+    """The rows behind each prototype (multi-label: each label's positives): those of positive
+    weight, not ignored.
+
+    >>> prototype_counts(torch.tensor([0, 1, 1, -100]), torch.tensor([1.0, 0.0, 2.0, 1.0]), 3, multilabel=False)
+    array([1, 1, 0])
+    """
+    targets = torch.as_tensor(targets)
+    keep = memory_rows(targets, weights)
+    if multilabel:
+        return targets[keep].sum(0).numpy()
+    return torch.bincount(targets[keep].long(), minlength=n_classes).numpy()
 
 
 class PrototypeInterpolatedHead(MixedHead):
@@ -142,6 +168,11 @@ class PrototypeHead(Head):
     (``docs/benchmarks.md``, round 7). The prototypes are saved with the model
     (``n_classes x hidden`` floats; twice that for multi-label targets).
 
+    A prototype is the mean of its rows weighted by the estimator's row weights: ``sample_weight``
+    varies a row's share in its class's mean, and a row of weight 0 is left out (of the prototypes,
+    of ``prototype_counts_`` and of the catch-all threshold's fit); ``class_weight``, constant
+    within a class, changes nothing.
+
     This is the inference rule of ProtoBERT (Tänzer et al. 2022) on the stage-1 features, with
     every training row as support; the encoder is not trained episodically. As in ProtoBERT, a
     catch-all class (``catch_all``, e.g. NER's ``"O"``) can score a learned similarity threshold
@@ -196,7 +227,7 @@ class PrototypeHead(Head):
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
                    verbose=0, classes=None, stage1_balance="none"):
         n_classes = module.head.out_features
-        prototypes = class_prototypes(features, targets, n_classes, multilabel=multilabel)
+        prototypes = class_prototypes(features, targets, n_classes, multilabel=multilabel, sample_weight=weights)
         head = PrototypeInterpolatedHead(module.head, prototypes, scale=self.scale, weight=self.weight,
                                          multilabel=multilabel)
         fitted = {}
@@ -205,14 +236,12 @@ class PrototypeHead(Head):
             with torch.no_grad():
                 sims = torch.cat([head.similarities(torch.as_tensor(chunk, dtype=torch.float32))
                                   for chunk in torch.as_tensor(features).split(65536)])
-            tau = fit_catch_all_threshold(sims, targets, k, scale=self.scale)
+            tau = fit_catch_all_threshold(sims, targets, k, scale=self.scale, sample_weight=weights)
             head.catch_all_index.fill_(k)
             head.catch_all_threshold.fill_(tau)
             fitted["catch_all_threshold_"] = tau
         module.head = head.to(device).eval()
-        counts = torch.as_tensor(targets)
-        counts = counts.sum(0) if multilabel else torch.bincount(counts[counts >= 0].long(), minlength=n_classes)
-        return {"prototype_counts_": counts.numpy(), **fitted}
+        return {"prototype_counts_": prototype_counts(targets, weights, n_classes, multilabel=multilabel), **fitted}
 
     def restore(self, module, n_classes, *, multilabel):
         shape = (2, n_classes, module.head.in_features) if multilabel else (n_classes, module.head.in_features)

@@ -45,12 +45,13 @@ def _blocks(model: nn.Module) -> tuple[nn.ModuleList, list[str]]:
     return best, [f"{best_name}.{i}." if best_name else f"{i}." for i in range(len(best))]
 
 
-def select_linear_layers(model: nn.Module, layers) -> list[str]:
+def select_linear_layers(model: nn.Module, layers, *, param: str = "layers") -> list[str]:
     """Names (in ``model.named_modules()``) of the ``nn.Linear`` layers that ``layers`` selects.
 
     ``layers="last"`` selects every linear layer of the last transformer block (the longest
     ``nn.ModuleList`` of same-typed modules); a list of strings selects each linear layer whose
-    name equals an entry or ends with ``"." + entry``, and every entry must select one.
+    name equals an entry or ends with ``"." + entry``, and every entry must select one. ``param``
+    names ``layers`` in errors (an estimator's ``head__layers``).
 
     >>> from transformers import BertConfig, BertModel
     >>> bert = BertModel(BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
@@ -65,15 +66,19 @@ def select_linear_layers(model: nn.Module, layers) -> list[str]:
     linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and not _is_adapter(name)]
     if isinstance(layers, str):
         if layers != "last":
-            raise ValueError(f"layers must be 'last' or a list of layer names, got {layers!r}.")
-        last = _blocks(model)[1][-1]
+            raise ValueError(f"{param} must be 'last' or a list of layer names, got {layers!r}.")
+        try:
+            last = _blocks(model)[1][-1]
+        except ValueError:
+            raise ValueError(f"{param}='last': {type(model).__name__} has no list of transformer blocks; name the "
+                             f"layers to adapt in {param} (a list of nn.Linear names).") from None
         return [name for name in linear if name.startswith(last)]
     chosen = []
     for entry in layers:
         hits = [name for name in linear if name == entry or name.endswith("." + entry)]
         if not hits:
             shown = ", ".join(linear[-6:])
-            raise ValueError(f"layers entry {entry!r} names no nn.Linear layer of the backbone; its last linear "
+            raise ValueError(f"{param} entry {entry!r} names no nn.Linear layer of the backbone; its last linear "
                              f"layers are: {shown} (an entry matches a name or its dotted ending).")
         chosen.extend(h for h in hits if h not in chosen)
     return chosen
@@ -279,7 +284,7 @@ def fit_calora_layers(module, input_ids, stage1_logits, y, *, config: CALoRAConf
                 total += float(loss.detach()) * len(idx)
             epoch_loss = total / len(Y)
             if not math.isfinite(epoch_loss):
-                raise FloatingPointError(f"non-finite stage-2 loss at epoch {epoch} ({epoch_loss}); lower head__lr.")
+                raise FloatingPointError(f"non-finite stage-2 loss at epoch {epoch} ({epoch_loss}); lower lr.")
             history.append(epoch_loss)
             if progress is not None:
                 progress.update()
