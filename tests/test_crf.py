@@ -194,9 +194,10 @@ def test_the_loss_and_class_weight_a_crf_ignores_are_named_in_a_warning(tiny_ber
         TransformerTokenClassifier(tiny_bert, decoding="crf", **{**FAST, "max_epochs": 1}).fit(X, y)
 
 
-def test_rdrop_lora_and_windows_train_a_crf_and_the_same_seed_gives_the_same_model(tiny_bert):
+@pytest.mark.parametrize("training", ["rdrop", "sam"])
+def test_rdrop_sam_lora_and_windows_train_a_crf_and_the_same_seed_gives_the_same_model(tiny_bert, training):
     X, y = make_ner(24, max_words=20)
-    params = dict(decoding="crf", training="rdrop", finetune="lora", **{**FAST, "max_length": 12, "max_epochs": 1})
+    params = dict(decoding="crf", training=training, finetune="lora", **{**FAST, "max_length": 12, "max_epochs": 1})
     a = TransformerTokenClassifier(tiny_bert, **params).fit(X, y)
     b = clone(a).fit(X, y)
     for pa, pb in zip(a.predict_proba(X), b.predict_proba(X)):
