@@ -3,7 +3,7 @@
 Reads the word logits that ``benchmarks/ner.py --save-logits`` writes (``<loss>_seed<n>.npz``),
 scores each named fit on the test split (argmax, repaired IOB2: what ``predict`` returns; a CRF
 tagger's Viterbi with its saved transitions), then the
-soft vote of every pair of them (the mean of their word probabilities, what
+soft vote of every pair of them (the mean of their word probabilities, a CRF tagger's marginals, what
 ``skimb.ensemble.VotingTagger`` computes), and gives each row's span macro-F1 gap to the first fit:
 the mean over seeds with a 95% paired bootstrap interval over the test sentences, pooled over seeds
 (``skimb.metrics.paired_bootstrap_gap``), and how many seeds went up.
@@ -47,6 +47,25 @@ def test_predictions(d, log_proba, crf=None):
     return truth, [constrained_decode(s, labels, **crf) if len(s) else [] for s in sentences]
 
 
+def word_log_proba(d):
+    """Each test word's log tag probabilities: the softmax of its logits, or for a CRF tagger its
+    marginals under the CRF (what ``predict_proba`` gives, and a ``VotingTagger`` averages)."""
+    crf = crf_scores(d)
+    if crf is None:
+        return log_softmax(d["test_logits"], axis=1)
+    import torch
+
+    from skimb.tokens import LinearChainCRF
+
+    model = LinearChainCRF([str(c) for c in d["classes"]])
+    with torch.no_grad():
+        for name, value in crf.items():
+            getattr(model, name).copy_(torch.as_tensor(value))
+    cuts = np.cumsum(d["test_lengths"])[:-1]
+    marginals = [model.marginals(s) for s in np.split(d["test_logits"], cuts) if len(s)]
+    return np.log(np.clip(np.concatenate(marginals), 1e-30, None))
+
+
 def crf_scores(d):
     """A CRF tagger's learned scores saved beside its emissions (``ner.py --save-logits``), or None."""
     if "crf_transitions" not in d:
@@ -72,7 +91,7 @@ def main(argv=None):
                 raise SystemExit(f"{name} seed {s} was scored on other test sentences than {names[0]}")
             if not np.array_equal(fits[name][s]["classes"], ref[s]["classes"]):
                 raise SystemExit(f"{name} seed {s} has other tag columns than {names[0]}: its logits cannot be averaged")
-    log_proba = {n: {s: log_softmax(fits[n][s]["test_logits"], axis=1) for s in seeds} for n in names}
+    log_proba = {n: {s: word_log_proba(fits[n][s]) for s in seeds} for n in names}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             log_proba[f"vote({a},{b})"] = {s: np.logaddexp(log_proba[a][s], log_proba[b][s]) - np.log(2) for s in seeds}
