@@ -675,3 +675,13 @@ def test_a_blank_backbone_is_refused_before_loading(blank, toy_data, backbone_mu
     with pytest.raises(InvalidParameterError, match=r"TransformerClassifier: backbone must be None or a model name "
                                                     r"or a local directory, got .*A blank string names no backbone"):
         TransformerClassifier(backbone=blank).fit(*toy_data)
+
+
+def test_a_long_invalid_value_is_cut_in_the_message(backbone_must_not_load, toy_data):
+    from skimb.utils._param_validation import InvalidParameterError
+
+    X, y = toy_data
+    with pytest.raises(InvalidParameterError) as error:
+        TransformerClassifier(lr=np.arange(1000.0)).fit(X, y)
+    message = str(error.value)
+    assert "TransformerClassifier: lr must be" in message and "... (a ndarray)" in message and len(message) < 400

@@ -230,8 +230,19 @@ def validate_params(constraints: dict, params: dict, owner: str, *, prefix: str 
         if allowed is None or allowed == "no_validation" or _satisfied(allowed, value):
             continue
         hint = next((h for c in allowed if c is not None for h in [c.hint(value)] if h), None)
-        raise InvalidParameterError(f"{owner}: {prefix}{name} must be {_describe(allowed)}, got {value!r}."
+        raise InvalidParameterError(f"{owner}: {prefix}{name} must be {_describe(allowed)}, got {_short_repr(value)}."
                                     + (f" {hint}" if hint else ""))
+
+
+def _short_repr(value, limit: int = 120) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` characters: a model or a long array as a value
+    would otherwise fill the message.
+
+    >>> _short_repr("x" * 200, limit=20)
+    "'xxxxxxxxxxxxxxx... (a str)"
+    """
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else f"{text[:limit - 4]}... (a {type(value).__name__})"
 
 
 def invalid_values(constraints) -> list:
