@@ -361,6 +361,18 @@ def test_rdrop_taggers_are_the_ner_baselines_trained_with_rdrop():
     assert {"ce_rdrop", "focal_rdrop"}.isdisjoint(m.name for m in get_methods("all", "multiclass"))
 
 
+def test_the_crf_taggers_are_token_methods_and_crf_a_token_default():
+    from skimb.compare import Budget
+    from skimb.compare._registry import get_methods
+
+    context = {"task": "token", "min_class_count": 5, "n_train": 100, "catch_all": "O"}
+    crf, crf_rdrop = (m.build(Budget(), 0, context) for m in get_methods(["crf", "crf_rdrop"], "token"))
+    assert (crf.decoding, crf.training, crf.loss) == ("crf", "standard", "ce")
+    assert (crf_rdrop.decoding, crf_rdrop.training) == ("crf", "rdrop")
+    assert "crf" in [m.name for m in get_methods("default", "token")]
+    assert {"crf", "crf_rdrop"}.isdisjoint(m.name for m in get_methods("all", "multiclass"))
+
+
 def test_focal_hamr_is_hamr_on_focal_loss_for_taggers_only():
     from skimb.compare import Budget
     from skimb.compare._registry import get_methods
