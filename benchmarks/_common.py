@@ -253,10 +253,17 @@ def _json_default(obj):
 
 
 def class_logits(est, X):
-    """``est.decision_function(X)`` as ``(n, n_classes)`` logits: a binary margin ``m`` as ``[0, m]``
-    (the same softmax, argmax and offsets)."""
+    """The model's own logits of ``X``, ``(n, n_classes)``: ``est.decision_function(X)`` without the
+    tuned ``logit_offsets_`` it carries since round 42 (the rows of this module apply offsets
+    themselves), a binary margin ``m`` as ``[0, m]`` (the same softmax, argmax and offsets)."""
     scores = np.asarray(est.decision_function(X))
-    return np.column_stack([np.zeros_like(scores), scores]) if scores.ndim == 1 else scores
+    scores = np.column_stack([np.zeros_like(scores), scores]) if scores.ndim == 1 else scores
+    offsets = getattr(est, "logit_offsets_", None)
+    if offsets is None:
+        return scores
+    offsets = np.asarray(offsets, dtype=scores.dtype)
+    # a binary margin carries offsets[1] - offsets[0]: its [0, m] form gets them back at column 1
+    return scores - (np.array([0.0, offsets[1] - offsets[0]], dtype=scores.dtype) if len(offsets) == 2 else offsets)
 
 
 def gap_text(gap, low, high) -> str:

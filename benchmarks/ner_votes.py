@@ -100,7 +100,8 @@ def main(argv=None):
     for row, by_seed in log_proba.items():
         for s in seeds:
             crf = crf_scores(fits[row][s]) if row in fits else None  # a vote decodes its mean probabilities
-            truth, pred = test_predictions(ref[s], by_seed[s], crf)
+            # a CRF tagger's Viterbi runs on its emissions (its marginals already hold the transitions)
+            truth, pred = test_predictions(ref[s], by_seed[s] if crf is None else fits[row][s]["test_logits"], crf)
             runs.append({"fit": row, "seed": s, "macro_f1": span_report(truth, pred)["macro_f1"],
                          "counts": example_counts("token", truth, pred, labels=types)})
     table = []

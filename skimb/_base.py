@@ -22,7 +22,8 @@ __all__ = ["resolve_device", "seed_from", "seeded", "torch_threads", "with_threa
 def resolve_device(device) -> str:
     """The device string of ``device`` (``None`` or ``"auto"``: CUDA where there is one, else the CPU).
 
-    Raises a ``TypeError`` for anything that does not name a device skimb runs on (:data:`DEVICES`),
+    Raises a ``TypeError`` for anything that does not name a torch device skimb can run on (not
+    :data:`REFUSED_DEVICES`),
     and a ``ValueError`` for CUDA or MPS where this machine has none.
     """
     if device in (None, "auto"):
@@ -42,18 +43,18 @@ def resolve_device(device) -> str:
 N_THREADS_CONSTRAINT = [None, Interval(numbers.Integral, 1, None)]
 
 
-#: The torch device types skimb runs on. Others are refused: ``"meta"`` holds no weights (moving a
-#: model there empties it), and the rest (``"xla"``, ``"hpu"``, ...) are untested.
-DEVICES = ("cpu", "cuda", "mps")
-DEVICE_DESCRIPTION = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+#: The torch device types refused: ``"meta"`` holds no weights (a model moved there is emptied).
+#: Others torch knows (``"xpu"``, ``"hpu"``, ...) are passed on as they are, untested.
+REFUSED_DEVICES = ("meta",)
+DEVICE_DESCRIPTION = "'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or another torch device (not 'meta')"
 
 
 def _is_device(value) -> bool:
-    """``"auto"``, or a ``torch.device`` or a string naming one of the :data:`DEVICES` types (an int is
-    refused: it means a CUDA device on some machines only).
+    """``"auto"``, or a ``torch.device`` or a string naming one, but for :data:`REFUSED_DEVICES` (an
+    int is refused: it means a CUDA device on some machines only).
 
-    >>> [_is_device(v) for v in ("auto", "cpu", "cuda:1", torch.device("mps"), "meta", "tpu", 0)]
-    [True, True, True, True, False, False, False]
+    >>> [_is_device(v) for v in ("auto", "cpu", "cuda:1", torch.device("mps"), "xpu", "meta", "tpu", 0)]
+    [True, True, True, True, True, False, False, False]
     """
     if isinstance(value, str) and value == "auto":
         return True
@@ -62,7 +63,7 @@ def _is_device(value) -> bool:
             value = torch.device(value)
         except (RuntimeError, TypeError):
             return False
-    return isinstance(value, torch.device) and value.type in DEVICES
+    return isinstance(value, torch.device) and value.type not in REFUSED_DEVICES
 
 
 class _DeviceConstraint(Satisfies):
@@ -80,7 +81,7 @@ class _DeviceConstraint(Satisfies):
                 return None
         if kind == "meta":
             return "The meta device holds no weights (a model moved there is emptied): use 'cpu', 'cuda' or 'auto'."
-        return None if kind is None else f"skimb runs on {', '.join(DEVICES)} only, not {kind!r}."
+        return None
 
 
 class _BackboneConstraint(Satisfies):
@@ -121,7 +122,7 @@ def _is_model_object(value) -> bool:
 #: The remedy for a blank ``backbone`` string.
 BLANK_BACKBONE_REMEDY = ("A blank string names no backbone (it would load the current directory): pass None "
                          "for the bundled all-MiniLM-L6-v2, a hub name or a model folder.")
-#: ``device``: ``"auto"``, a ``torch.device`` or its name, of a type in :data:`DEVICES`.
+#: ``device``: ``"auto"``, a ``torch.device`` or its name, not of a type in :data:`REFUSED_DEVICES`.
 DEVICE_CONSTRAINT = [_DeviceConstraint()]
 #: ``backbone``: ``None`` (the bundled MiniLM), a model name or a local directory.
 BACKBONE_CONSTRAINT = [None, _BackboneConstraint()]

@@ -43,10 +43,10 @@ _WEIGHTS_NAME = "model.safetensors"
 #: Fitted attributes that ``save_pretrained`` leaves out: kept in the config in their own fields, or
 #: naming the machine that fitted (the loading machine sets its own).
 _NOT_SAVED = ("classes_", "multilabel_", "n_iter_", "task_", "backbone_path_", "device_")
-#: Parameters that only shape prediction (or how it runs): ``save_pretrained`` saves them as they
-#: are now, the others as the model was fitted with them.
+#: Parameters that shape prediction (or how it runs; some shaped training too): ``save_pretrained``
+#: saves them as they are now, the others as the model was fitted with them.
 _PREDICTION_PARAMS = ("quantize", "decoding", "verbose", "n_threads", "device", "batch_size", "max_length",
-                      "callbacks")
+                      "stride", "amp", "callbacks")
 #: Parameters that shape neither stage 1 nor the model (left out of the stage-1 cache key).
 _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what stage 1 learns
 # (n_threads stays in the key: the thread count changes the order of floating-point sums)
@@ -117,12 +117,14 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         self
         """
         ctx = self._validate(X, y, sample_weight)
-        earlier = {name: value for name, value in vars(self).items() if name.endswith("_")}
+        # the fitted attributes and the private state beside them (the loaded backbone's identity)
+        earlier = {name: value for name, value in vars(self).items() if name.endswith("_") or name.startswith("_")}
         self._reset_fitted()
         try:
             self._plan(ctx)  # the checks that need the split (weights), then the backbone
         except BaseException:
-            self._reset_fitted()
+            for name in [n for n in vars(self) if n.endswith("_") or n.startswith("_")]:
+                delattr(self, name)
             vars(self).update(earlier)  # a refused refit keeps the model it had
             raise
         self._params_at_fit_ = self._params_json()
@@ -499,7 +501,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         with :meth:`load_pretrained`."""
         from safetensors.torch import save_model
 
-        from ._persistence import jsonable, params_to_json
+        from ._persistence import jsonable, params_from_json
 
         check_is_fitted(self)
         directory = Path(directory)
@@ -531,7 +533,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         base.config.save_pretrained(directory / "backbone")
         self.tokenizer_.save_pretrained(directory / "backbone")
         save_model(module, str(directory / _WEIGHTS_NAME))
-        (directory / "README.md").write_text(model_card(self))
+        (directory / "README.md").write_text(model_card(self, params_from_json(params, SLOTS)))
         return directory
 
     def _params_json(self):

@@ -195,10 +195,11 @@ def warn_omitted(omitted) -> None:
                       "callable) and were not saved; they take their default values.", UserWarning, stacklevel=3)
 
 
-def model_card(est) -> str:
+def model_card(est, params=None) -> str:
     """The ``README.md`` that :meth:`save_pretrained` writes next to the weights: task, labels with
-    their training counts, the parameters that differ from the defaults, the validation split's
-    report, training time and the skimb version (as SetFit's model cards)."""
+    their training counts, the parameters that differ from the defaults (``params``, those saved;
+    default ``est.get_params()``), the validation split's report, training time and the skimb
+    version (as SetFit's model cards)."""
     from . import __version__
     from ._params import FITTED_THRESHOLDS
 
@@ -216,17 +217,17 @@ def model_card(est) -> str:
         w = "" if weights is None or len(np.atleast_1d(weights)) <= i else f"{float(np.atleast_1d(weights)[i]):.3g}"
         lines.append(f"| {label} | {n} | {w} |")
     defaults = type(est)().get_params(deep=False)
-    changed = {k: v for k, v in est.get_params(deep=False).items() if repr(defaults.get(k)) != repr(v)}
+    params = est.get_params(deep=False) if params is None else params
+    changed = {k: v for k, v in params.items() if repr(defaults.get(k)) != repr(v)}
     lines += ["", "## Parameters (those not at their defaults)", ""]
     lines += [f"- `{k}={v!r}`" for k, v in sorted(changed.items())] or ["- all defaults"]
     report = getattr(est, "validation_report_", None)
     lines += ["", "## Validation split", ""]
-    if est.get_params().get("validation_fraction") is None:
+    if params.get("validation_fraction") is None:
         lines.append("No validation split was held out (`validation_fraction=None`).")
     elif report is None:
         lines.append("A validation split was held out; this model type writes no report for it.")
     else:
-        params = est.get_params()
         if params.get("threshold") in FITTED_THRESHOLDS or getattr(getattr(est, "training_", None),
                                                                     "reads_validation_split", False):
             lines += ["The decision rule or the training method used this split too (`threshold='tuned'` or "

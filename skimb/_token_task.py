@@ -198,10 +198,15 @@ class TokenTask(TaskAdapter):
                 f"{owner}: decoding='crf' trains the CRF with the encoder on whole windows, and "
                 f"finetune={est.finetune!r} trains the head on single words; use finetune='full' or 'lora', or "
                 "decoding='constrained' (Viterbi without learned transitions).")
-        if not components["training"].supports_sequence_loss:
+        refusal = components["training"].sequence_loss_refusal()
+        if refusal:
             raise InvalidParameterError(
-                f"{owner}: training={est.training!r} weights per-token losses, and decoding='crf' trains by "
-                "each window's sequence likelihood; use training='standard' or 'rdrop', or decoding='constrained'.")
+                f"{owner}: training={est.training!r}: {refusal}, and decoding='crf' trains by each window's "
+                "sequence likelihood; use training='standard', 'rdrop' or 'sam', or decoding='constrained'.")
+        if est.threshold is not None:
+            raise InvalidParameterError(
+                f"{owner}: threshold={est.threshold!r} tunes offsets for the repaired argmax of the logits, not "
+                "for the CRF's Viterbi decoding; use threshold=None with decoding='crf'.")
         ignored = [f"loss__{k}={v!r}" for k, v in est.routed_params_for("loss").items()]
         if not (isinstance(est.loss, str) and est.loss == "ce"):
             ignored.insert(0, f"loss={est.loss!r}")

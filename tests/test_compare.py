@@ -670,7 +670,7 @@ def test_run_comparison_refuses_bad_seeds_before_any_fit(seeds, error, message):
 
 
 @pytest.mark.parametrize("methods, error, message", [
-    (["embed_lr", "embed_lr"], ValueError, r"methods names \['embed_lr'\] more than once"),
+    (["embed_lr", "embed_lr"], ValueError, r"method\(s\) \['embed_lr'\] are named more than once"),
     ([], ValueError, "methods is empty"),
     ("embed_lr", TypeError, "methods must be a list of registered methods"),
 ])

@@ -175,7 +175,7 @@ def test_predicting_with_the_crf_from_a_model_fitted_without_it_names_the_remedy
 
 @pytest.mark.parametrize("params, message", [
     ({"finetune": "head"}, "finetune='head' trains the head on single words"),
-    ({"training": "hamr"}, "training='hamr' weights per-token losses"),
+    ({"training": "hamr"}, "training='hamr': its meta step and hardness weight per-token losses"),
 ])
 def test_configurations_the_crf_cannot_train_are_refused_before_the_backbone_loads(
         backbone_must_not_load, params, message):
@@ -213,3 +213,23 @@ def test_decoding_is_part_of_the_stage1_key(tiny_bert, empty_stage1_cache):
     assert not crf.stage1_cached_ and not plain.stage1_cached_
     assert hasattr(crf.net_.module_, "crf") and not hasattr(plain.net_.module_, "crf")
     validate_tags(crf.predict(X), "IOB2", strict=True)  # CALoRA's stage 2 on a CRF stage 1
+
+
+def test_an_inf_emission_loses_to_any_path_without_one_whatever_the_learned_scores():
+    labels = ["O", "B-P", "I-P"]
+    transitions = np.zeros((3, 3))
+    transitions[0, :2] = -50.0  # O -> O and O -> B-P cost much
+    transitions[1, 2] = 50.0  # B-P -> I-P pays much
+    path = constrained_decode(np.array([[0.0, -np.inf, 0.0], [0.0, 0.0, 0.0]]), labels, transitions=transitions)
+    assert path[0] == "O"  # B-P first would need the -inf emission
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"training": "sam", "training__classes": "minority"}, "perturbs the minority tags' token losses only"),
+    ({"threshold": "tuned", "validation_fraction": 0.25}, "not for the CRF's Viterbi decoding"),
+])
+def test_crf_refuses_token_level_sam_and_tuned_offsets_before_the_backbone_loads(backbone_must_not_load,
+                                                                                  params, message):
+    X, y = make_ner(24)
+    with pytest.raises(InvalidParameterError, match=message):
+        TransformerTokenClassifier("unused", decoding="crf", **params).fit(X, y)

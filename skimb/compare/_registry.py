@@ -129,6 +129,15 @@ def _default_tasks(name, default, supported) -> frozenset:
     return chosen
 
 
+def refuse_repeated_methods(names) -> None:
+    """A ``ValueError`` where a method is named more than once (it would rerun the same fits)."""
+    names = list(names)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"method(s) {repeated} are named more than once; name each method once "
+                         "(a repeated method reruns the same fits).")
+
+
 def get_methods(names, task) -> list[Method]:
     """Resolve ``names`` (list, or "default"/"all") to methods that support ``task``."""
     if names in (None, "default", ["default"]):
@@ -140,10 +149,7 @@ def get_methods(names, task) -> list[Method]:
         return chosen
     if names in ("all", ["all"]):
         return [m for m in METHODS.values() if task in m.tasks]
-    repeated = sorted({n for n in names if list(names).count(n) > 1})
-    if repeated:
-        raise ValueError(f"method(s) {repeated} are named more than once; name each method once "
-                         "(a repeated method reruns the same fits).")
+    refuse_repeated_methods(names)
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; available: {sorted(METHODS)}")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import __version__
 from ..utils._meta import inner_estimators
-from ._registry import TASKS
+from ._registry import TASKS, refuse_repeated_methods
 
 __all__ = ["RunResult", "RunJournal", "run_comparison", "evaluate", "check_seeds"]
 
@@ -408,11 +408,7 @@ def _check_methods(methods) -> list:
         if not (hasattr(method, "name") and callable(getattr(method, "build", None))):
             raise TypeError(f"methods[{i}] is {method!r:.60}, not a Method; pass registered methods, "
                             "e.g. skimb.compare.METHODS['ce'].")
-    names = [m.name for m in methods]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"methods names {repeated} more than once: a repeated method reruns the same fits; "
-                         "give each method once.")
+    refuse_repeated_methods(m.name for m in methods)
     return methods
 
 

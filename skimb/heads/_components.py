@@ -146,6 +146,20 @@ def _within_class_weights(groups, sample_weight) -> torch.Tensor:
     return torch.where(row_mean > 0, sw / row_mean.clamp(min=torch.finfo(sw.dtype).tiny), torch.zeros_like(sw))
 
 
+def stage2_rows(targets, weights=None) -> torch.Tensor:
+    """The stage-2 rows a second stage trains on or keeps (a boolean mask): not ignored (a 1-D target
+    >= 0) and, with ``weights``, of positive weight.
+
+    >>> stage2_rows(torch.tensor([0, -100, 1, 1]), torch.tensor([1.0, 1.0, 0.0, 2.0]))
+    tensor([ True, False, False,  True])
+    """
+    targets = torch.as_tensor(targets)
+    keep = torch.ones(len(targets), dtype=torch.bool) if targets.ndim == 2 else targets >= 0
+    if weights is not None:
+        keep &= torch.as_tensor(weights).reshape(-1) > 0
+    return keep
+
+
 def class_neutral_loss(loss_fn):
     """Stage 1's loss without its own class balancing (class weights, a per-class ``alpha``,
     margins, a prior adjustment), for a second stage whose row weights balance the classes:

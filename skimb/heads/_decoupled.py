@@ -9,7 +9,7 @@ import torch
 
 from ..utils._param_validation import Interval
 from ..utils._progress import progress_bar
-from ._components import Head, class_balanced_row_weights, class_neutral_loss, register_head
+from ._components import Head, class_balanced_row_weights, class_neutral_loss, register_head, stage2_rows
 
 __all__ = ["CRTHead", "TauNormHead"]
 
@@ -74,7 +74,7 @@ class CRTHead(Head):
             head.bias.zero_()
         head.to(device)
         targets = torch.as_tensor(targets)
-        keep = torch.ones(len(targets), dtype=torch.bool) if targets.ndim == 2 else targets >= 0
+        keep = stage2_rows(targets)
         x, y = torch.as_tensor(features)[keep], targets[keep]
         # the given weights count within each class; the classes' shares stay balanced
         w = class_balanced_row_weights(y, old.out_features, sample_weight=None if weights is None

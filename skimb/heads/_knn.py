@@ -17,7 +17,7 @@ from torch import nn
 
 from ..utils._param_validation import Interval
 from ..utils._warnings import warn_caller
-from ._components import Head, register_head
+from ._components import Head, register_head, stage2_rows
 
 __all__ = ["KNNHead", "KNNInterpolatedHead"]
 
@@ -109,20 +109,6 @@ class KNNInterpolatedHead(MixedHead):
         return f"k={self.k}, weight={self.weight}, memory={tuple(self.memory.shape)}"
 
 
-def memory_rows(targets, weights=None) -> torch.Tensor:
-    """The stage-2 rows a memory keeps (a boolean mask): not ignored (a 1-D target >= 0) and, with
-    ``weights``, of positive weight.
-
-    >>> memory_rows(torch.tensor([0, -100, 1, 1]), torch.tensor([1.0, 1.0, 0.0, 2.0]))
-    tensor([ True, False, False,  True])
-    """
-    targets = torch.as_tensor(targets)
-    keep = torch.ones(len(targets), dtype=torch.bool) if targets.ndim == 2 else targets >= 0
-    if weights is not None:
-        keep &= torch.as_tensor(weights).reshape(-1) > 0
-    return keep
-
-
 @register_head("knn")
 class KNNHead(Head):
     """Keep the stage-1 head and add a nearest-neighbour memory of the training rows' features.
@@ -167,7 +153,7 @@ class KNNHead(Head):
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
                    verbose=0, classes=None, stage1_balance="none"):
         targets = torch.as_tensor(targets)
-        keep = memory_rows(targets, weights)
+        keep = stage2_rows(targets, weights)
         n_rows = int(keep.sum())
         if self.k > n_rows:
             warn_caller(f"KNNHead: head__k={self.k} is more than the {n_rows} training rows in the memory; each "

@@ -19,8 +19,8 @@ from torch import nn
 
 from .._validation import class_index
 from ..utils._param_validation import Interval, Satisfies
-from ._components import Head, register_head
-from ._knn import MixedHead, memory_rows
+from ._components import Head, register_head, stage2_rows
+from ._knn import MixedHead
 
 __all__ = ["PrototypeHead", "PrototypeInterpolatedHead", "class_prototypes", "fit_catch_all_threshold"]
 
@@ -93,7 +93,7 @@ def prototype_counts(targets, weights, n_classes: int, *, multilabel: bool) -> n
     array([1, 1, 0])
     """
     targets = torch.as_tensor(targets)
-    keep = memory_rows(targets, weights)
+    keep = stage2_rows(targets, weights)
     if multilabel:
         return targets[keep].sum(0).numpy()
     return torch.bincount(targets[keep].long(), minlength=n_classes).numpy()

@@ -43,6 +43,11 @@ def macro_f1_from_labels(y_true, y_pred, n_classes: int, labels=None) -> float:
         if len(outside):
             raise ValueError(f"{name}[{outside[0]}] = {codes[outside[0]]} is no class index of n_classes="
                              f"{n_classes} (0..{n_classes - 1}).")
+    return _macro_f1_of_codes(y_true, y_pred, n_classes, labels)
+
+
+def _macro_f1_of_codes(y_true, y_pred, n_classes, labels=None) -> float:
+    """:func:`macro_f1_from_labels` on checked int64 codes (the searches' inner loop)."""
     tp = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
     support = np.bincount(y_true, minlength=n_classes)
     predicted = np.bincount(y_pred, minlength=n_classes)
@@ -282,7 +287,7 @@ def _search_offsets(y_true, logits, *, class_prior, search, taus, steps, n_round
     present = np.flatnonzero(np.bincount(y_true, minlength=n_classes) > 0)
 
     def score(b):
-        return macro_f1_from_labels(y_true, (logits + b).argmax(1), n_classes, labels=present)
+        return _macro_f1_of_codes(y_true, (logits + b).argmax(1), n_classes, labels=present)
 
     offsets = np.zeros(n_classes)
     best = score(offsets)

@@ -464,10 +464,12 @@ def constrained_decode(log_probs, labels, *, transitions=None, start=None, end=N
     finite = np.isfinite(scores)
     if not finite.any():
         scores = np.zeros_like(scores)
-    elif not finite.all():
-        lo, hi = scores[finite].min(), scores[finite].max()
-        scores[~finite] = lo - (T * (hi - lo) + 1.0)
     learned_trans, learned_start, learned_end = learned if learned is not None else (0.0, 0.0, 0.0)
+    if not finite.all() and finite.any():
+        # below any path without them, whatever the learned scores add along a path
+        lo, hi = scores[finite].min(), scores[finite].max()
+        spread = T * np.ptp(learned_trans) + np.ptp(learned_start) + np.ptp(learned_end)
+        scores[~finite] = lo - (T * (hi - lo) + spread + 1.0)
     trans = np.where(allowed, learned_trans, -math.inf)
     delta = np.where(is_inside, -math.inf, scores[0] + learned_start)
     back = np.zeros((T, L), dtype=np.int64)

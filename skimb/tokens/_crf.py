@@ -119,13 +119,14 @@ class LinearChainCRF(nn.Module):
             raise ValueError(f"emissions must be (n_words, {len(self.allowed)}), got shape {tuple(em.shape)}.")
         if not len(em):
             return np.zeros((0, em.shape[1]))
-        with torch.no_grad():
-            trans = self._transition_scores().double().masked_fill(~self.allowed, -torch.inf)
-            start = self.start.double().masked_fill(self.inside, -torch.inf)
+        with torch.no_grad():  # on the CPU, wherever the model is
+            allowed, inside = self.allowed.cpu(), self.inside.cpu()
+            trans = self.transitions.detach().double().cpu().masked_fill(~allowed, -torch.inf)
+            start = self.start.detach().double().cpu().masked_fill(inside, -torch.inf)
             fwd = [start + em[0]]
             for t in range(1, len(em)):
                 fwd.append(torch.logsumexp(fwd[-1][:, None] + trans, dim=0) + em[t])
-            bwd = [self.end.double()]
+            bwd = [self.end.detach().double().cpu()]
             for t in range(len(em) - 1, 0, -1):
                 bwd.append(torch.logsumexp(trans + (em[t] + bwd[-1])[None, :], dim=1))
             log_p = torch.stack(fwd) + torch.stack(bwd[::-1])

@@ -182,6 +182,11 @@ class SharpnessAwareTraining(TrainingStrategy):
         self.adaptive = adaptive
         self.classes = classes
 
+    def sequence_loss_refusal(self):
+        if self.classes == "all":
+            return None
+        return f"training__classes={self.classes!r} perturbs the minority tags' token losses only"
+
     def ignored_params(self) -> dict:
         if self.rho == 0:
             return dict.fromkeys(self._changed(("adaptive", "classes")), "rho=0 (plain training)")

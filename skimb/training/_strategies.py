@@ -27,9 +27,11 @@ class TrainingStrategy(Component):
     #: Whether training reads the validation split (HAMR's meta set), which then no longer scores
     #: the model independently.
     reads_validation_split = False
-    #: Whether the loss may be one per sequence rather than one per token (a tagger's CRF):
-    #: a strategy that reweights token losses one by one says False.
-    supports_sequence_loss = True
+
+    def sequence_loss_refusal(self):
+        """Why this strategy cannot train on one loss per sequence (a tagger's CRF) in place of one
+        per token, or None where it can."""
+        return None
 
     def plan(self, ctx):
         """Before the datasets are built: return this fit's state (or None); may narrow

@@ -251,7 +251,6 @@ class HAMRTraining(TrainingStrategy):
     net_class = HAMRNet
     supports_data_parallel = False  # the meta step and the hardness see one process's batches
     reads_validation_split = True  # the meta set (meta_selection="validation", the default)
-    supports_sequence_loss = False  # its meta step and hardness read per-token losses
     #: The values of the ``"auto"`` parameters, by task (the reference code's for ``knn_lambda`` and for
     #: ``wnet_lr`` but single-label's, which round 13 measured; ``meta_loss`` measured here).
     TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-3, "meta_loss": "balanced", "resampling": True,
@@ -316,6 +315,9 @@ class HAMRTraining(TrainingStrategy):
                     "meta_refresh", "meta_set", "hardness_momentum", "hardness_update",
                     "meta_selection", "meta_clusters", "meta_topup", "meta_loss", "detach_mean", "class_aware",
                     "weight_norm", "weight_unit")
+
+    def sequence_loss_refusal(self):
+        return "its meta step and hardness weight per-token losses"
 
     def __init__(self, meta_weighting=True, resampling="auto", knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
