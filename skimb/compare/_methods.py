@@ -246,7 +246,7 @@ _register_loss("ce_rdrop", "ce", ("token",), "fine-tuning with cross-entropy tra
 _register_loss("focal_rdrop", "focal", ("token",), "fine-tuning with focal loss (gamma=2) trained with R-Drop",
                loss__gamma=_FOCAL["loss__gamma"], training="rdrop")
 # a linear-chain CRF on the tagger's head (round 42): the best single tagger on the whole MIT-Restaurant split
-# and on TweetNER7, at about 1.2 to 1.5 times cross-entropy's training time
+# and on TweetNER7, at cross-entropy's training time (0.99 times, benchmarks/crf_cost.py)
 _register_loss("crf", "ce", ("token",), "fine-tuning with a linear-chain CRF on the head (decoding='crf': learned "
                "tag transitions, trained by the sequence likelihood; Viterbi at prediction)", default=("token",),
                decoding="crf")
