@@ -251,7 +251,7 @@ _register_loss("crf", "ce", ("token",), "fine-tuning with a linear-chain CRF on 
                "tag transitions, trained by the sequence likelihood; Viterbi at prediction)", default=("token",),
                decoding="crf")
 _register_loss("crf_rdrop", "ce", ("token",), "fine-tuning with a linear-chain CRF on the head, trained with "
-               "R-Drop (twice the training time)", decoding="crf", training="rdrop")
+               "R-Drop (1.4 to 2.1 times the training time)", decoding="crf", training="rdrop")
 _register_loss("afl", "afl", ("multiclass", "multilabel"),
                "fine-tuning with AFL, the adaptive focal loss (per-class gamma = 2 * n_max / n_c, capped at 10)",
                default=True)

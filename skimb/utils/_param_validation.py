@@ -18,6 +18,8 @@ samplers and components use it.
 
 from __future__ import annotations
 
+import re
+
 import difflib
 import math
 import numbers
@@ -241,7 +243,7 @@ def _short_repr(value, limit: int = 120) -> str:
     >>> _short_repr("x" * 200, limit=20)
     "'xxxxxxxxxxxxxxx... (a str)"
     """
-    text = " ".join(repr(value).split())
+    text = re.sub(r"\s*\n\s*", " ", repr(value))  # a multi-line repr on one line; a string's spaces kept
     return text if len(text) <= limit else f"{text[:limit - 4]}... (a {type(value).__name__})"
 
 
