@@ -68,7 +68,8 @@ def register_method(name, *, description, tasks=("multiclass",), default=False, 
     description : str
         One line for ``--list-methods`` and the report.
     tasks : str or iterable of str, default=("multiclass",)
-        The tasks the method supports, of ``"multiclass"``, ``"multilabel"`` and ``"token"``; a single string is one task.
+        The tasks the method supports, of ``"multiclass"``, ``"multilabel"`` and ``"token"``; a
+        single string is one task.
     default : bool, str or iterable of str, default=False
         True: a default for every task in ``tasks``; False (or None): for none; otherwise the
         tasks (a subset of ``tasks``) it is a default for.
