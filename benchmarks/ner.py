@@ -291,7 +291,8 @@ def markdown(meta, summary, train_counts):
     lines = [f"# NER benchmark: {meta['dataset']}", ""]
     lines.append(
         f"Backbone `{meta['backbone']}`, finetune={meta['finetune']}, {meta['epochs']} epoch(s), batch "
-        f"{meta['batch_size']}, max_length {meta['max_length']}, lr {meta['lr']}, decoding {meta['decoding']}, "
+        f"{meta['batch_size']}, max_length {meta['max_length']}, lr {meta['lr']}, decoding {meta['decoding']} "
+        "(a variant's own where it sets one, as crf), "
         f"device {meta['device']}. Train: {meta['n_train_sentences']} sentences / {meta['n_train_words']} words "
         f"({meta['train_sample']}); evaluated on {meta['eval_split']}: {meta['n_eval_sentences']} sentences / "
         f"{meta['n_eval_words']} words ({meta['eval_sample']}). Seeds {meta['seeds']} (mean ± std). "
