@@ -36,15 +36,14 @@ def load(pattern) -> dict:
 def test_predictions(d, log_proba, crf=None):
     """The test split's true tags and the tags decoded from ``log_proba``, one list per sentence: the
     repaired argmax, or with ``crf`` (a CRF tagger's saved scores) Viterbi with its transitions."""
-    from skimb.tokens import constrained_decode, decode_tags
+    from skimb.tokens import decode_tags
 
     cuts = np.cumsum(d["test_lengths"])[:-1]
     truth = [list(map(str, t)) for t in np.split(d["test_tags"], cuts)]
     sentences = np.split(log_proba, cuts)
     if crf is None:
         return truth, decode_tags(sentences, d["classes"])
-    labels = [str(c) for c in d["classes"]]
-    return truth, [constrained_decode(s, labels, **crf) if len(s) else [] for s in sentences]
+    return truth, decode_tags(sentences, d["classes"], "constrained", **crf)
 
 
 def word_log_proba(d):

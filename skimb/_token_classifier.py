@@ -13,7 +13,7 @@ from ._estimator import TransformerEstimator
 from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
 from ._token_task import TokenTask
 from ._validation import check_token_lists
-from .tokens import constrained_decode, decode_tags, per_sentence_losses, token_sentence_index, validate_tags
+from .tokens import decode_tags, per_sentence_losses, token_sentence_index, validate_tags
 from .utils._param_validation import Interval, Options, Satisfies
 
 __all__ = ["TransformerTokenClassifier"]
@@ -198,9 +198,7 @@ sample_weights_history_, meta_loss_history_, meta_objective_, resampling_, weigh
         if offsets is not None:
             logits = [lg + offsets.astype(lg.dtype) for lg in logits]
         if self.decoding == "crf":
-            scores = self._adapter().fitted_crf().decoding_scores()
-            labels = self.classes_.tolist()
-            return [constrained_decode(lg, labels, **scores) if len(lg) else [] for lg in logits]
+            return decode_tags(logits, self.classes_, "constrained", **self._adapter().fitted_crf().decoding_scores())
         if self.decoding == "constrained":
             logits = [torch.log_softmax(torch.from_numpy(lg), dim=-1).numpy() if len(lg) else lg for lg in logits]
         return decode_tags(logits, self.classes_, self.decoding)

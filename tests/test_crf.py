@@ -233,3 +233,14 @@ def test_crf_refuses_token_level_sam_and_tuned_offsets_before_the_backbone_loads
     X, y = make_ner(24)
     with pytest.raises(InvalidParameterError, match=message):
         TransformerTokenClassifier("unused", decoding="crf", **params).fit(X, y)
+
+
+def test_decode_tags_passes_a_crfs_scores_to_the_constrained_decoding_only():
+    from skimb.tokens import decode_tags
+
+    crf = _random_crf(seed=4)
+    em = [np.random.default_rng(1).normal(size=(3, len(LABELS))), np.zeros((0, len(LABELS)))]
+    scores = crf.decoding_scores()
+    assert decode_tags(em, LABELS, "constrained", **scores) == [constrained_decode(em[0], LABELS, **scores), []]
+    with pytest.raises(ValueError, match="give them with decoding='constrained'"):
+        decode_tags(em, LABELS, "repair", **scores)

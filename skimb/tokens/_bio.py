@@ -484,7 +484,8 @@ def constrained_decode(log_probs, labels, *, transitions=None, start=None, end=N
     return path if return_indices else [labels[k] for k in path]
 
 
-def decode_tags(word_scores, labels, decoding: str = "repair") -> list[list[str]]:
+def decode_tags(word_scores, labels, decoding: str = "repair", *, transitions=None, start=None,
+                end=None) -> list[list[str]]:
     """IOB2 tag lists from per-word scores, one ``(n_words, n_labels)`` array per sentence.
 
     Parameters
@@ -496,6 +497,8 @@ def decode_tags(word_scores, labels, decoding: str = "repair") -> list[list[str]
     decoding : {"repair", "constrained"}, default="repair"
         "repair": each word's argmax tag, then :func:`repair_bio`; "constrained": the best valid
         sequence (:func:`constrained_decode`).
+    transitions, start, end : array-like, optional
+        A CRF's learned scores for "constrained" (:func:`constrained_decode`'s).
 
     Returns
     -------
@@ -512,10 +515,13 @@ def decode_tags(word_scores, labels, decoding: str = "repair") -> list[list[str]
     [['O', 'O'], []]
     """
     labels = [str(t) for t in labels]
+    learned = {k: v for k, v in (("transitions", transitions), ("start", start), ("end", end)) if v is not None}
     if decoding == "constrained":
-        return [constrained_decode(s, labels) if len(s) else [] for s in word_scores]
+        return [constrained_decode(s, labels, **learned) if len(s) else [] for s in word_scores]
     if decoding != "repair":
         raise ValueError(f"decoding must be 'repair' or 'constrained', got {decoding!r}.")
+    if learned:
+        raise ValueError(f"{sorted(learned)} score sequences: give them with decoding='constrained'.")
     argmax = []
     for i, s in enumerate(word_scores):
         s = np.asarray(s, dtype=np.float64)
