@@ -95,6 +95,12 @@ VARIANTS = {
     # a linear-chain CRF on the head, trained by the sequence likelihood (round 42)
     "crf": {"loss": "ce", "decoding": "crf"},
     "crf_rdrop": {"loss": "ce", "decoding": "crf", "training": "rdrop"},
+    # HAMR on a CRF: windows weighed by their likelihood, the CRF's likelihood as the meta objective (round 43)
+    "crf_hamr": {"loss": "ce", "decoding": "crf", "training": "hamr"},
+    "crf_rdrop_hamr": {"loss": "ce", "decoding": "crf", "training": "hamr", "training__rdrop_alpha": 1.0},
+    # CALoRA's unbalanced stage 2 on the CRF + R-Drop stage 1 (decodes with the stage-1 transitions, round 43)
+    "crf_rdrop_calora_unbalanced": {"loss": "ce", "decoding": "crf", "training": "rdrop", "head": "calora",
+                                    "head__balance": "none"},
 }
 
 #: Soft votes (skimb.ensemble.VotingTagger): name -> the VARIANTS of its members, each fitted as alone.
@@ -232,7 +238,9 @@ def build(args, variant, seed):
     from skimb.ensemble import VotingTagger
 
     if variant in VOTES:
-        return VotingTagger([(member, build(args, member, seed)) for member in VOTES[variant]], decoding=args.decoding)
+        crfs = all(VARIANTS[member].get("decoding") == "crf" for member in VOTES[variant])
+        return VotingTagger([(member, build(args, member, seed)) for member in VOTES[variant]],
+                            decoding="crf" if crfs else args.decoding)  # CRFs vote as one CRF (round 43)
     lr = args.lr if args.lr == "auto" else float(args.lr)
     params = {"decoding": args.decoding, **VARIANTS[variant]}  # a variant may set its own decoding (a CRF)
     clf = TransformerTokenClassifier(

@@ -1,10 +1,13 @@
-"""Soft votes of saved taggers, and every row's gap to the first with a paired bootstrap interval.
+"""Votes of saved taggers (soft, or of CRF taggers their log-linear pool), and every row's gap to
+the first with a paired bootstrap interval.
 
 Reads the word logits that ``benchmarks/ner.py --save-logits`` writes (``<loss>_seed<n>.npz``),
 scores each named fit on the test split (argmax, repaired IOB2: what ``predict`` returns; a CRF
-tagger's Viterbi with its saved transitions), then the
-soft vote of every pair of them (the mean of their word probabilities, a CRF tagger's marginals, what
-``skimb.ensemble.VotingTagger`` computes), and gives each row's span macro-F1 gap to the first fit:
+tagger's Viterbi with its saved transitions), then the vote of every pair of them as
+``skimb.ensemble.VotingTagger`` (default ``decoding="auto"``) computes it: of two CRF taggers their
+log-linear pool (the mean of their emissions and of their transition, start and end scores, a CRF
+decoded by Viterbi); otherwise the soft vote (the mean of their word probabilities, a CRF tagger's
+marginals, repaired argmax). It gives each row's span macro-F1 gap to the first fit:
 the mean over seeds with a 95% paired bootstrap interval over the test sentences, pooled over seeds
 (``skimb.metrics.paired_bootstrap_gap``), and how many seeds went up.
 
@@ -46,9 +49,29 @@ def test_predictions(d, log_proba, crf=None):
     return truth, decode_tags(sentences, d["classes"], "constrained", **crf)
 
 
+def fit_scores(d):
+    """What a fit's ``predict`` decodes: a CRF tagger's emissions with its scores (Viterbi), or the
+    log-softmax of the logits (repaired argmax); as ``(word scores, CRF scores or None)``."""
+    crf = crf_scores(d)
+    if crf is not None:
+        return d["test_logits"], crf
+    return log_softmax(d["test_logits"], axis=1), None
+
+
+def vote_scores(da, db):
+    """What the equal-weight ``VotingTagger`` of two fits decodes, as ``(word scores, CRF scores or
+    None)``: of two CRF taggers their log-linear pool, itself a CRF (Viterbi); otherwise the log of
+    their mean word probabilities (repaired argmax)."""
+    ca, cb = crf_scores(da), crf_scores(db)
+    if ca is not None and cb is not None:
+        emissions = (da["test_logits"].astype(np.float64) + db["test_logits"]) / 2
+        return emissions, {name: (ca[name] + cb[name]) / 2 for name in ca}
+    return np.logaddexp(word_log_proba(da), word_log_proba(db)) - np.log(2), None
+
+
 def word_log_proba(d):
     """Each test word's log tag probabilities: the softmax of its logits, or for a CRF tagger its
-    marginals under the CRF (what ``predict_proba`` gives, and a ``VotingTagger`` averages)."""
+    marginals under the CRF (what ``predict_proba`` gives, and a soft vote averages)."""
     crf = crf_scores(d)
     if crf is None:
         return log_softmax(d["test_logits"], axis=1)
@@ -90,21 +113,19 @@ def main(argv=None):
                 raise SystemExit(f"{name} seed {s} was scored on other test sentences than {names[0]}")
             if not np.array_equal(fits[name][s]["classes"], ref[s]["classes"]):
                 raise SystemExit(f"{name} seed {s} has other tag columns than {names[0]}: its logits cannot be averaged")
-    log_proba = {n: {s: word_log_proba(fits[n][s]) for s in seeds} for n in names}
+    scores = {n: {s: fit_scores(fits[n][s]) for s in seeds} for n in names}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            log_proba[f"vote({a},{b})"] = {s: np.logaddexp(log_proba[a][s], log_proba[b][s]) - np.log(2) for s in seeds}
+            scores[f"vote({a},{b})"] = {s: vote_scores(fits[a][s], fits[b][s]) for s in seeds}
     types = sorted({str(t)[2:] for t in ref[seeds[0]]["classes"] if t != "O"})
     runs = []
-    for row, by_seed in log_proba.items():
+    for row, by_seed in scores.items():
         for s in seeds:
-            crf = crf_scores(fits[row][s]) if row in fits else None  # a vote decodes its mean probabilities
-            # a CRF tagger's Viterbi runs on its emissions (its marginals already hold the transitions)
-            truth, pred = test_predictions(ref[s], by_seed[s] if crf is None else fits[row][s]["test_logits"], crf)
+            truth, pred = test_predictions(ref[s], *by_seed[s])
             runs.append({"fit": row, "seed": s, "macro_f1": span_report(truth, pred)["macro_f1"],
                          "counts": example_counts("token", truth, pred, labels=types)})
     table = []
-    for row in log_proba:
+    for row in scores:
         mine = [r for r in runs if r["fit"] == row]
         base = [r for r in runs if r["fit"] == names[0]]
         gap = ""
@@ -116,7 +137,7 @@ def main(argv=None):
     body = markdown_table(["fit", "span macro-F1", "per seed", f"gap to {names[0]} [95% paired bootstrap]"], table)
     for r in runs:
         del r["counts"]
-    publish("benchmarks/ner_votes.py", argv, args.out, "Soft votes of saved taggers", body, runs)
+    publish("benchmarks/ner_votes.py", argv, args.out, "Votes of saved taggers", body, runs)
 
 
 if __name__ == "__main__":

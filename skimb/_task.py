@@ -50,6 +50,11 @@ class TaskAdapter:
     #: What an error about a label-keyed parameter adds (taggers: the keys are IOB2 tags).
     class_key_hint = ""
 
+    @property
+    def sequence_loss(self) -> bool:
+        """Whether training takes one loss per sequence (a tagger's CRF) in place of one per item."""
+        return False
+
     def __init__(self, est, finetune=None):
         self.est = est
         # The fine-tuning mode: the fit's resolved component, or the fitted one when predicting.

@@ -186,6 +186,10 @@ class TokenTask(TaskAdapter):
             raise ValueError("a CRF needs the tags (classes) it scores.")
         module.crf = LinearChainCRF(classes)
 
+    @property
+    def sequence_loss(self) -> bool:
+        return self.est.decoding == "crf"
+
     def check_params(self, components=None):
         """``decoding="crf"`` trains on whole windows, with the CRF's loss in place of the tag loss."""
         super().check_params(components)
@@ -201,8 +205,9 @@ class TokenTask(TaskAdapter):
         refusal = components["training"].sequence_loss_refusal()
         if refusal:
             raise InvalidParameterError(
-                f"{owner}: training={est.training!r}: {refusal}, and decoding='crf' trains by each window's "
-                "sequence likelihood; use training='standard', 'rdrop' or 'sam', or decoding='constrained'.")
+                f"{owner}: decoding='crf' trains by each window's sequence likelihood, and with "
+                f"training={est.training!r} {refusal}, or decoding='constrained' (Viterbi without learned "
+                "transitions).")
         if est.threshold is not None:
             raise InvalidParameterError(
                 f"{owner}: threshold={est.threshold!r} tunes offsets for the repaired argmax of the logits, not "

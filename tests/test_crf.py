@@ -175,7 +175,8 @@ def test_predicting_with_the_crf_from_a_model_fitted_without_it_names_the_remedy
 
 @pytest.mark.parametrize("params, message", [
     ({"finetune": "head"}, "finetune='head' trains the head on single words"),
-    ({"training": "hamr"}, "training='hamr': its meta step and hardness weight per-token losses"),
+    ({"training": "hamr", "training__meta_loss": "balanced"},
+     "training='hamr' training__meta_loss='balanced' weights the meta loss tag by tag"),
 ])
 def test_configurations_the_crf_cannot_train_are_refused_before_the_backbone_loads(
         backbone_must_not_load, params, message):
@@ -244,3 +245,67 @@ def test_decode_tags_passes_a_crfs_scores_to_the_constrained_decoding_only():
     assert decode_tags(em, LABELS, "constrained", **scores) == [constrained_decode(em[0], LABELS, **scores), []]
     with pytest.raises(ValueError, match="give them with decoding='constrained'"):
         decode_tags(em, LABELS, "repair", **scores)
+
+
+# ------------------------------------------------------------------------- HAMR on a CRF
+
+
+def _crf_batch(seed=0):
+    """Emissions and tags of three windows (the last with no labelled position)."""
+    torch.manual_seed(seed)
+    emissions = torch.randn(3, 5, len(LABELS))
+    tags = torch.full((3, 5), -100)
+    tags[0, :4] = torch.tensor([1, 2, 0, 3])
+    tags[1, 1] = 0
+    return emissions, tags
+
+
+def test_hamr_weighs_a_crf_window_by_its_likelihood_and_trains_as_the_net_at_unit_weights():
+    from skimb.training.hamr._trainer import unit_losses
+
+    crf = _random_crf(seed=2)
+    emissions, tags = _crf_batch()
+    mask = tags != -100
+    losses, update = unit_losses(emissions, tags, criterion=None, pad=-100, crf=crf)
+    nll = crf.nll(emissions, tags, mask)
+    # per labelled token, so that windows of any length share one scale (the empty window scores 0)
+    torch.testing.assert_close(losses, nll / torch.tensor([4.0, 1.0, 1.0]))
+    # weights of 1: the net's own loss, the likelihood's mean over the batch's labelled tokens
+    torch.testing.assert_close(update(torch.ones(3)), nll.sum() / 5)
+    torch.testing.assert_close(update(torch.tensor([0.0, 2.0, 1.0])), 2 * nll[1] / 5)
+    # sample weights scale the window's loss and its update alike
+    sw = torch.tensor([0.5, 1.0, 1.0])
+    weighted, update = unit_losses(emissions, tags, None, pad=-100, crf=crf, sample_weight=sw)
+    torch.testing.assert_close(weighted, losses * sw)
+    torch.testing.assert_close(update(torch.ones(3)), (0.5 * nll[0] + nll[1]) / 5)
+
+
+def test_hamrs_meta_loss_on_a_crf_is_its_likelihood_per_labelled_token():
+    from skimb.training.hamr import meta_loss_function
+
+    crf = _random_crf(seed=3)
+    emissions, tags = _crf_batch(seed=1)
+    expected = crf.nll(emissions, tags, tags != -100).sum() / 5
+    torch.testing.assert_close(meta_loss_function("token", crf=crf)(emissions, tags), expected)
+    with pytest.raises(ValueError, match="no per-tag weights"):
+        meta_loss_function("token", torch.ones(len(LABELS)), crf=crf)
+
+
+def test_hamr_trains_a_crf_tagger_with_the_mean_meta_objective_where_tags_are_mostly_o(tiny_bert):
+    X, y = make_ner(40)
+    X, y = X + [["plain", "words", "here", "only", "more", "filler"]] * 200, y + [["O"] * 6] * 200
+    params = dict(decoding="crf", training="hamr", validation_fraction=0.2, **{**FAST, "max_epochs": 1, "batch_size": 16})
+    a = TransformerTokenClassifier(tiny_bert, **params).fit(X, y)
+    assert a.meta_objective_ == "mean"  # without a CRF: "balanced" on these tags (test_hamr_training)
+    assert np.isfinite(a.history_[-1, "meta_loss"]) and np.isfinite(a.history_[-1, "train_loss"])
+    validate_tags(a.predict(X[:20]), "IOB2", strict=True)
+    b = clone(a).fit(X, y)
+    for pa, pb in zip(a.predict_proba(X[:20]), b.predict_proba(X[:20])):
+        np.testing.assert_array_equal(pa, pb)
+
+
+def test_hamrs_token_loss_is_named_as_ignored_under_a_crf(tiny_bert):
+    X, y = make_ner(24)
+    with pytest.warns(UserWarning, match="training__token_loss is ignored: a CRF trains by whole windows' likelihood"):
+        TransformerTokenClassifier(tiny_bert, decoding="crf", training="hamr", training__token_loss="max",
+                                   validation_fraction=0.25, **{**FAST, "max_epochs": 1}).fit(X, y)

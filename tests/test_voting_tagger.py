@@ -1,9 +1,13 @@
-"""VotingTagger: the soft vote of taggers (mean per-word tag probabilities, decoded to IOB2)."""
+"""VotingTagger: the soft vote of taggers (mean per-word tag probabilities, decoded to IOB2), and the
+log-linear pool of CRF taggers (mean emissions and CRF scores, Viterbi)."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
+import torch
 from conftest import make_ner
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
@@ -12,7 +16,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from skimb import TransformerTokenClassifier
 from skimb.ensemble import VotingTagger
 from skimb.metrics import span_f1_score
-from skimb.tokens import decode_tags, validate_tags
+from skimb.tokens import LinearChainCRF, decode_tags, validate_tags
 from skimb.utils._meta import inner_estimators
 
 FAST = dict(max_epochs=2, batch_size=8, random_state=0, max_length=32, lr=5e-3)
@@ -305,3 +309,103 @@ def test_an_interrupted_vote_says_so_and_skimb_compare_does_not_record_it():
     assert _interrupted(whole)
     with pytest.raises(KeyboardInterrupt):  # nothing left to vote
         VotingTagger([("a", _RowTagger()), ("cut", _InterruptedTagger("raise"))], weights=[0, 1]).fit(X_TOY, Y_TOY)
+
+
+# ----------------------------------------------------------------- a vote of CRF taggers: their log-linear pool
+X_CRF_TEST = make_ner(12, seed=5)[0] + [[]]
+
+
+def _crf_member(tiny_bert, seed):
+    return TransformerTokenClassifier(tiny_bert, decoding="crf", **{**FAST, "random_state": seed})
+
+
+def _scores(member):
+    return member.net_.module_.crf.decoding_scores()
+
+
+def _assert_same_arrays(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.fixture(scope="module")
+def crf_vote(tiny_bert):
+    """The default vote of two CRF taggers (different seeds), fitted."""
+    return VotingTagger([("a", _crf_member(tiny_bert, 0)), ("b", _crf_member(tiny_bert, 1))]).fit(*make_ner())
+
+
+def test_the_default_decoding_is_crf_for_crf_members_and_repair_otherwise(crf_vote, tiny_bert):
+    assert crf_vote.decoding == "auto"
+    a, b = crf_vote.estimators_
+    # crf: the members' mean emissions, not the log of their mean marginals
+    for got, ea, eb in zip(crf_vote.decision_function(X_CRF_TEST), a.decision_function(X_CRF_TEST),
+                           b.decision_function(X_CRF_TEST)):
+        np.testing.assert_allclose(got, (ea.astype(float) + eb) / 2, rtol=1e-12)
+    # with a member that is no CRF tagger: the repaired argmax of the mean probabilities
+    rows = ((0.2, 0.1, 0.7), (0.5, 0.4, 0.1))
+    mixed = VotingTagger([("a", _RowTagger(rows)), ("crf", _crf_member(tiny_bert, 0).set_params(max_epochs=1))])
+    mixed.fit(X_TOY, Y_TOY)
+    assert mixed._decoding(mixed.estimators) == "repair"
+    mean = [(p + q) / 2 for p, q in zip(*(m.predict_proba([["x", "y"]]) for m in mixed.estimators_))]
+    assert mixed.predict([["x", "y"]]) == decode_tags(np.log(mean), mixed.classes_, "repair")
+    # read from the members' parameters: known before fitting
+    plain = VotingTagger([("a", _RowTagger()), ("b", _RowTagger())])
+    crfs = VotingTagger([("a", _crf_member(tiny_bert, 0)), ("b", _crf_member(tiny_bert, 1))])
+    assert (plain._decoding(plain.estimators), crfs._decoding(crfs.estimators)) == ("repair", "crf")
+
+
+def test_crf_decoding_with_a_member_that_is_no_crf_is_refused_before_any_trains(tiny_bert):
+    before = _RowTagger.fits
+    vote = VotingTagger([("plain", _RowTagger()), ("crf", _crf_member(tiny_bert, 0))], decoding="crf")
+    with pytest.raises(ValueError, match=r"members \['plain'\] are not CRF taggers \(decoding='crf'\)\. Give every "
+                                         r"member decoding='crf', or .* decoding='repair' or 'constrained'"):
+        vote.fit(X_TOY, Y_TOY)
+    assert _RowTagger.fits == before and not hasattr(vote, "estimators_")  # the first member never trained
+
+
+def test_a_vote_of_one_crf_member_is_that_member(tiny_bert):
+    vote = VotingTagger([("a", _crf_member(tiny_bert, 0))], weights=[1.0]).fit(*make_ner())
+    member = vote.estimators_[0]
+    assert vote.predict(X_CRF_TEST) == member.predict(X_CRF_TEST)
+    _assert_same_arrays(vote.predict_proba(X_CRF_TEST), member.predict_proba(X_CRF_TEST))
+    _assert_same_arrays(vote.decision_function(X_CRF_TEST), member.decision_function(X_CRF_TEST))
+
+
+def test_a_vote_of_two_crf_members_is_viterbi_of_their_mean_emissions_and_scores(crf_vote):
+    a, b = crf_vote.estimators_
+    emissions = [(ea.astype(float) + eb) / 2 for ea, eb in zip(a.decision_function(X_CRF_TEST),
+                                                                 b.decision_function(X_CRF_TEST))]
+    scores = {k: (_scores(a)[k] + _scores(b)[k]) / 2 for k in ("transitions", "start", "end")}
+    pred = crf_vote.predict(X_CRF_TEST)
+    assert pred == decode_tags(emissions, crf_vote.classes_, "constrained", **scores)
+    validate_tags(pred, "IOB2", strict=True)
+    # predict_proba: the marginals of that pooled CRF, so that it agrees with predict
+    pooled = LinearChainCRF(crf_vote.classes_).double()
+    for name, value in scores.items():
+        getattr(pooled, name).data.copy_(torch.as_tensor(value))
+    for got, em in zip(crf_vote.predict_proba(X_CRF_TEST), emissions):
+        np.testing.assert_allclose(got, pooled.marginals(em), rtol=1e-5, atol=1e-6)
+    assert crf_vote.predict_proba([[]])[0].shape == (0, len(crf_vote.classes_))
+
+
+def test_weights_pull_the_crf_pool_towards_the_heavier_member(tiny_bert):
+    vote = VotingTagger([("a", _crf_member(tiny_bert, 0)), ("b", _crf_member(tiny_bert, 1))], weights=[1, 0])
+    vote.fit(*make_ner())
+    a, b = vote.estimators_
+    assert vote.predict(X_CRF_TEST) == a.predict(X_CRF_TEST)
+    _assert_same_arrays(vote.decision_function(X_CRF_TEST), a.decision_function(X_CRF_TEST))
+    _assert_same_arrays(vote.predict_proba(X_CRF_TEST), a.predict_proba(X_CRF_TEST))
+    # the members differ, so member b's weight of 0 is what reproduces a
+    pairs = zip(a.decision_function(X_CRF_TEST), b.decision_function(X_CRF_TEST))
+    assert not all(np.array_equal(p, q) for p, q in pairs)
+
+
+def test_a_crf_vote_pickles_and_clones(crf_vote):
+    loaded = pickle.loads(pickle.dumps(crf_vote))
+    assert loaded.predict(X_CRF_TEST) == crf_vote.predict(X_CRF_TEST)
+    _assert_same_arrays(loaded.decision_function(X_CRF_TEST), crf_vote.decision_function(X_CRF_TEST))
+    copy = clone(crf_vote)
+    assert copy.get_params()["decoding"] == "auto" and copy.get_params()["a__decoding"] == "crf"
+    assert copy.set_params(decoding="crf")._decoding(copy.estimators) == "crf"
+    assert not hasattr(copy, "estimators_")

@@ -185,7 +185,8 @@ class SharpnessAwareTraining(TrainingStrategy):
     def sequence_loss_refusal(self):
         if self.classes == "all":
             return None
-        return f"training__classes={self.classes!r} perturbs the minority tags' token losses only"
+        return (f"training__classes={self.classes!r} perturbs the minority tags' token losses only; use "
+                "training__classes='all'")
 
     def ignored_params(self) -> dict:
         if self.rho == 0:

@@ -198,7 +198,9 @@ class HAMRTraining(TrainingStrategy):
         cross-entropy, weighted by its window's WNet weight; ``"max"``: only the largest token
         loss of each window (the reference), which trains on one token per window and cost
         4 points of span macro-F1 on MIT-Restaurant. WNet and the hardness use the max token loss
-        either way.
+        either way. A tagger with a CRF (``decoding="crf"``) ignores it: a window's unit is its
+        negative log-likelihood per labelled token, and the update its whole likelihood at its
+        weight (the meta objective is the CRF's likelihood, ``meta_loss="auto"`` its mean).
     embedder : {"first_epoch", "pretrained"} or transformer, default="first_epoch"
         Sentence embeddings for the kNN boost (NER: of each sentence's words joined by spaces).
         ``"first_epoch"``: the pooled features the backbone computes anyway in the first
@@ -317,7 +319,10 @@ class HAMRTraining(TrainingStrategy):
                     "weight_norm", "weight_unit")
 
     def sequence_loss_refusal(self):
-        return "its meta step and hardness weight per-token losses"
+        if self.uses_wnet and self.meta_loss == "balanced":
+            return ("training__meta_loss='balanced' weights the meta loss tag by tag, and a sequence likelihood "
+                    "has no per-tag terms; use training__meta_loss='mean' (or 'auto')")
+        return None
 
     def __init__(self, meta_weighting=True, resampling="auto", knn=True, hardness_alpha=0.7, hardness_momentum=0.5,
                  hardness_update="ema", knn_k=10, knn_lambda="auto", knn_ratio=0.1, knn_index="auto",
@@ -416,16 +421,18 @@ class HAMRTraining(TrainingStrategy):
         return self.meta_set is None and (self.meta_selection == "gbc" or self.meta_topup != "none")
 
     def for_task(self, task: str, balanced_loss: bool = False, majority_share=None,
-                 n_sentences=None) -> "HAMRTraining":
+                 n_sentences=None, sequence_loss=False) -> "HAMRTraining":
         """A copy with the ``"auto"`` parameters set to ``task``'s defaults (``majority_share``: NER,
         the share of the training tokens under the most frequent tag; ``n_sentences``: NER, the
-        training sentences; ``balanced_loss``: the
+        training sentences; ``sequence_loss``: a tagger's CRF, whose likelihood has no per-tag
+        terms to balance, so the meta objective is its mean; ``balanced_loss``: the
         training loss already balances the classes, so over a balanced meta set the meta objective
         need not; over a meta set used as it is, the mean would reward the majority classes and
         undo the loss's balancing; with ``weight_norm="class"`` WNet cannot change the classes'
         balance, and the objective stays balanced)."""
         defaults = {**self.TASK_DEFAULTS[task], "meta_features": "cached" if self.caches_meta_features else "live"}
-        if task == "token" and majority_share is not None and majority_share >= self.SPARSE_TAG_SHARE:
+        if task == "token" and majority_share is not None and majority_share >= self.SPARSE_TAG_SHARE \
+                and not sequence_loss:
             defaults["meta_loss"] = "balanced"
         if task == "token" and self._resampling_off_reason(majority_share, n_sentences):
             defaults["resampling"] = False
@@ -476,7 +483,12 @@ class HAMRTraining(TrainingStrategy):
         if ctx.task == "token":
             counts = ctx.adapter.class_counts(ctx)
             share, n_sentences = counts.max() / max(counts.sum(), 1), len(ctx.train_idx)
-        config = self.for_task(ctx.task, ctx.balanced_loss, majority_share=share, n_sentences=n_sentences)
+        sequence_loss = ctx.adapter.sequence_loss
+        config = self.for_task(ctx.task, ctx.balanced_loss, majority_share=share, n_sentences=n_sentences,
+                               sequence_loss=sequence_loss)
+        if sequence_loss:
+            warn_ignored(dict.fromkeys(self._changed(("token_loss",)), "a CRF trains by whole windows' likelihood"),
+                         owner="HAMRTraining", prefix="training__")
         if self.resampling == "auto" and not config.resampling:
             reason = (f"resampling='auto' is off for NER {self._resampling_off_reason(share, n_sentences)}; set "
                       "training__resampling=True to resample")

@@ -226,9 +226,20 @@ def balanced_meta_weights(y_meta, task, n_classes) -> np.ndarray:
     return np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 1.0)
 
 
-def meta_loss_function(task, weight=None):
+def meta_loss_function(task, weight=None, crf=None):
     """The meta loss: mean cross-entropy (binary for multi-label), class-weighted by ``weight``
-    (:func:`balanced_meta_weights`) when given; token classification averages over labelled tokens."""
+    (:func:`balanced_meta_weights`) when given; token classification averages over labelled tokens,
+    a tagger with a CRF (``crf``) its negative log-likelihood (which has no per-tag weights)."""
+    if crf is not None:
+        if weight is not None:
+            raise ValueError("a CRF's meta loss is its sequence likelihood, which has no per-tag weights.")
+
+        # The meta step's virtual update moves the emissions; the CRF's scores enter as they are.
+        def crf_meta_loss(logits, t):
+            mask = t != IGNORE_INDEX
+            return crf.nll(logits.float(), t, mask).sum() / mask.sum().clamp(min=1)
+
+        return crf_meta_loss
     if task == "multilabel":
         return lambda logits, t: F.binary_cross_entropy_with_logits(logits.float(), t.float(), pos_weight=weight)
     if task == "token":
@@ -486,7 +497,8 @@ class HAMRFit:
         self._meta_refresh_steps = max(1, math.ceil(cfg.epoch_size(self.n_train) / train_bs) // cfg.meta_refresh)
         weight = None if self._meta_weight is None else torch.as_tensor(self._meta_weight, dtype=torch.float32,
                                                                                device=net.device)
-        self.meta_loss_fn = meta_loss_function(self.task, weight)
+        crf = getattr(net.module_, "crf", None) if self.task == "token" else None
+        self.meta_loss_fn = meta_loss_function(self.task, weight, crf)
         self._capturing, self._pending, self._seen = self._collect, None, None
         if self._collect:
             self._embeddings = None
@@ -733,6 +745,49 @@ def hamr_attributes(fitted: dict) -> dict:
     return out
 
 
+def unit_losses(logits, y, criterion, *, pad=None, sample_weight=None, crf=None, per_label=False,
+                token_loss="mean"):
+    """One forward's losses per unit WNet weighs, and how the weighted update loss reads them.
+
+    Returns ``(losses, update)``: ``losses`` are WNet's inputs and the hardness's units (a sample,
+    a (sample, label) term, a tagger's window), times ``sample_weight`` where given; ``update`` maps
+    the units' weights to the loss that trains the model, or is None for ``mean(w · losses)``.
+    A tagger's window loss is its largest token loss, or with ``crf`` its negative
+    log-likelihood per labelled token (so that windows of any length share one scale); its update
+    weighs every labelled token (``token_loss="mean"``; a CRF's whole-window likelihood) by the
+    window's weight, over the batch's labelled tokens: with weights of 1, the net's own loss.
+    """
+    sw = sample_weight
+    if per_label:  # one loss per (sample, label) term, each weighted by WNet
+        loss = criterion.per_label(logits.float(), y)
+        return (loss if sw is None else loss * sw.unsqueeze(-1)), None
+    if pad is None:
+        loss = criterion(logits.float(), y)
+        return (loss if sw is None else loss * sw), None
+    mask = y != pad
+    if crf is not None:
+        nll, n_tokens = crf.nll(logits.float(), y, mask), mask.sum(1)
+        loss = nll / n_tokens.clamp(min=1)
+
+        def crf_update(w):
+            w = w if sw is None else w * sw
+            return (w.to(nll.dtype) * nll).sum() / n_tokens.sum().clamp(min=1)
+
+        return (loss if sw is None else loss * sw), crf_update
+    token_losses, window = criterion(logits.float()[mask], y[mask]), token_sentence_index(y, pad)
+    loss = per_sentence_losses(token_losses, window, len(y), reduce="max")
+    if token_loss != "mean":
+        return (loss if sw is None else loss * sw), None
+
+    def token_update(w):
+        # every labelled token learns, weighted by its window's weight (the max-token loss only ranks
+        # the windows for WNet and the hardness)
+        w = w if sw is None else w * sw
+        return (w[window].to(token_losses.dtype) * token_losses).sum() / max(token_losses.numel(), 1)
+
+    return (loss if sw is None else loss * sw), token_update
+
+
 def _weights_only_step(model, wnet, per_sample, inputs, target, features=None, groups=None) -> MetaStepResult:
     """A step between meta steps (``meta_interval > 1``): the batch forward and WNet's current
     weights of its losses, WNet unchanged (the cost of a plain step)."""
@@ -828,29 +883,19 @@ class HAMRNet(RDropNet):
         forward = []
 
         pad = self.label_pad_id
-        per_label = hamr.config.weighs_label_terms
-
-        tokens = []  # token classification: (token losses, their window) of the batch forward
+        crf = getattr(self.module_, "crf", None) if pad is not None else None
 
         def pass_losses(logits, y):
-            """One forward's per-unit losses and, for a tagger, (token losses, their window)."""
-            if per_label:  # one loss per (sample, label) term, each weighted by WNet
-                loss = criterion.per_label(logits.float(), y)
-                return (loss if sw is None else loss * sw.unsqueeze(-1)), None
-            if pad is None:
-                loss = criterion(logits.float(), y)
-                return (loss if sw is None else loss * sw), None
-            # token classification: the largest token loss of each window
-            mask = y != pad
-            token_losses, window = criterion(logits.float()[mask], y[mask]), token_sentence_index(y, pad)
-            loss = per_sentence_losses(token_losses, window, len(y), reduce="max")
-            return (loss if sw is None else loss * sw), (token_losses, window)
+            return unit_losses(logits, y, criterion, pad=pad, sample_weight=sw, crf=crf,
+                               per_label=hamr.config.weighs_label_terms, token_loss=hamr.config.token_loss)
+
+        updates = []  # how the batch forward's weighted update loss reads its unit losses
 
         def per_sample(logits, y):
-            loss, token_pair = pass_losses(logits, y)
+            loss, update = pass_losses(logits, y)
             if not forward:  # the batch forward at θ: the step's y_pred
                 forward.append(logits)
-                tokens.append(token_pair)
+                updates.append(update)
             return loss
 
         hamr.expect_features(Xi["index"])
@@ -877,21 +922,15 @@ class HAMRNet(RDropNet):
         losses = result.losses
         weights = result.weights.to(losses.dtype) if hamr.config.meta_weighting else torch.ones_like(losses)
 
-        def update_loss(losses, token_pair):
-            if token_pair is not None and hamr.config.token_loss == "mean":
-                # every labelled token learns, weighted by its window's weight (the max-token loss
-                # only ranks the windows for WNet and the hardness)
-                token_losses, window = token_pair
-                w = weights if sw is None else weights * sw
-                return (w[window].to(token_losses.dtype) * token_losses).sum() / max(token_losses.numel(), 1)
-            return (weights * losses.reshape(weights.shape)).mean()
+        def update_loss(losses, update):
+            return (weights * losses.reshape(weights.shape)).mean() if update is None else update(weights)
 
-        loss = update_loss(losses, tokens[0])
+        loss = update_loss(losses, updates[0])
         if float(self.rdrop_alpha) > 0:  # R-Drop: a second dropout pass, with the first pass's weights
             with self.autocast():
                 second = _logits(self.module_(**inputs))
-            second_losses, second_tokens = pass_losses(second, target)
-            loss = (loss + update_loss(second_losses, second_tokens)) / 2 + self.consistency(forward[0], second, target)
+            second_losses, second_update = pass_losses(second, target)
+            loss = (loss + update_loss(second_losses, second_update)) / 2 + self.consistency(forward[0], second, target)
         self.finite_loss(loss).backward()
         hamr.record_step(Xi["index"], result)
         return {"loss": loss.detach(), "y_pred": forward[0].detach()}
