@@ -12,7 +12,7 @@ import numbers
 import pickle
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from skorch.history import History
 
 from ._base import make_callbacks, resolve_device, seed_from, seeded, with_threads
 from ._context import FitContext
-from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, SLOTS, ComponentParamsMixin, check_needs_validation
+from ._params import SHARED_PARAMS, SLOTS, ComponentParamsMixin, check_needs_validation
 from ._persistence import SAVED_CONFIG_NAME, model_card
 from ._task import loss_task
 from .backbones import backbone_identity, load_backbone
@@ -55,9 +55,10 @@ _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what st
 #: Bumped whenever training's numerics change (2: fused AdamW; 3: no interrupted entries; 4: HAMR's
 #: ``weight_norm="auto"``; 5: ``weighted_bce``'s positive weights capped at 3; 6: ``lr="auto"`` per
 #: backbone and task, HAMR's tagging resampling off on dense tags; 7: the resolved rate in the key,
-#: LoRA's and the frozen head's new rates; 8: a fractional ``drw_epoch`` kept inside training), so
+#: LoRA's and the frozen head's new rates; 8: a fractional ``drw_epoch`` kept inside training; 9: a
+#: CRF's start and end scores at sentence edges only), so
 #: that a stage 1 that an earlier version cached on disk is never taken for one of this version's.
-_STAGE1_RECIPE = 8
+_STAGE1_RECIPE = 9
 
 
 def _fused_adamw(device) -> dict:
@@ -143,14 +144,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         """Every check that can fail before training: data, parameters, components, targets."""
         adapter = self._adapter()
         data = adapter.validate_X(X)
-        components = self._check_params()
+        components = self._check_fit_params()
         adapter.finetune = components["finetune"]
-        if self.early_stopping:
-            check_needs_validation(self, "early_stopping=True")
-        elif self.patience != SHARED_PARAMS["patience"]:
-            warn_caller(f"{type(self).__name__}: patience={self.patience} is ignored without early stopping; set "
-                        "early_stopping=True (or 'f1_macro') with validation_fraction, or leave patience out.")
-        adapter.check_params(components)
         classes, y_enc, task = adapter.encode_targets(y, data)
         components["head"].check(len(classes), classes=classes, task=task)  # e.g. CALoRA's k <= n_classes
         head_lr_multiplier = (components["finetune"].default_head_lr_multiplier(task) if self.head_lr_multiplier == "auto"
@@ -161,6 +156,25 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                          stage1_balance=self._stage1_balance(task), **components)
         self._check_loss(ctx)
         return ctx
+
+    def _check_fit_params(self, *, warn=True) -> dict:
+        """The checks of ``fit`` that need neither the data nor the backbone: every parameter, the
+        components they resolve to, and the checks across parameters (the task's own: a CRF tagger's
+        refusals, say). Returns the resolved components by slot. An ensemble runs it on each member
+        before any trains, with ``warn=False``: the warnings (an ignored parameter) come once, from
+        the member's own ``fit``. ``load_pretrained`` does not run it: a saved model is not refitted."""
+        with warnings.catch_warnings() if not warn else nullcontext():
+            if not warn:
+                warnings.simplefilter("ignore")
+            components = self._check_params()
+            if self.early_stopping:
+                check_needs_validation(self, "early_stopping=True")
+            elif self.patience != SHARED_PARAMS["patience"]:
+                warn_caller(f"{type(self).__name__}: patience={self.patience} is ignored without early stopping; "
+                            "set early_stopping=True (or 'f1_macro') with validation_fraction, or leave patience "
+                            "out.")
+            self._task(self, components["finetune"]).check_params(components)
+        return components
 
     def _check_loss(self, ctx):
         """The loss, built once on every example's class counts, and its epoch schedule, before the
@@ -399,9 +413,11 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         adapters are disabled, it is always the float32 model, so that those do not depend on
         when ``quantize`` was set (nor on when its copy was built)."""
         module, device = self.net_.module_, self.net_.device
-        # the two parameters prediction reads that set_params may have changed since fit
-        validate_params({name: SHARED_CONSTRAINTS[name] for name in ("quantize", "max_length")},
-                        {"quantize": self.quantize, "max_length": self.max_length}, owner=type(self).__name__)
+        # the parameters prediction reads that set_params may have changed since fit (a tagger's
+        # decoding too: checked against its own options, which the error lists)
+        names = [name for name in ("quantize", "max_length", "decoding") if name in self._parameter_constraints]
+        validate_params({name: self._parameter_constraints[name] for name in names},
+                        {name: getattr(self, name) for name in names}, owner=type(self).__name__)
         check_max_length(self.max_length, getattr(module.encoder, "backbone", None), type(self).__name__)
         if self.quantize is None or getattr(self, "_finishing_fit", False) or class_adapters_off(module):
             return module, device, None

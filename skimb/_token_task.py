@@ -263,7 +263,7 @@ class TokenTask(TaskAdapter):
             feats = self.word_outputs(windows, module.features, device, module=module)
             dataset = self._word_rows(feats, y_enc, weights)
         else:
-            dataset = self._window_rows(windows, y_enc, weights)
+            dataset = self._window_rows(windows, y_enc, weights, whole_windows=self.sequence_loss)
         train_ds = dataset(train_idx)
         if train_ds is None:
             raise ValueError("every training sentence is empty: nothing to learn.")
@@ -288,24 +288,33 @@ class TokenTask(TaskAdapter):
         return dataset
 
     @staticmethod
-    def _window_rows(windows, y_enc, weights):
+    def _window_rows(windows, y_enc, weights, whole_windows=False):
+        """Training rows of windows: each labels the words it is responsible for (every word once),
+        or with ``whole_windows`` (a CRF, whose transitions must see the pairs on either side of a
+        window's responsibility boundary) every word it holds."""
         by_sentence = defaultdict(list)
         for win in windows:
             if win.responsible:  # empty sentences have nothing to learn
                 by_sentence[win.sentence].append(win)
 
         def dataset(idx):
-            ids, labels, sent = [], [], []
+            ids, labels, sent, edges = [], [], [], []
             for i in idx:
                 tags = y_enc[i].tolist()
                 for win in by_sentence.get(int(i), ()):
                     ids.append(list(win.input_ids))
-                    labels.append(align_word_labels(win.word_ids, tags, IGNORE_INDEX, label_words=win.responsible))
+                    row = align_word_labels(win.word_ids, tags, IGNORE_INDEX,
+                                            label_words=None if whole_windows else win.responsible)
+                    labels.append(row)
                     sent.append(int(i))
+                    # a CRF learns its start and end scores at the sentence's edges only, not a window's
+                    words = [w for w, label in zip(win.word_ids, row) if label != IGNORE_INDEX]
+                    edges.append((min(words) == 0, max(words) == len(tags) - 1))
             if not ids:
                 return None
             sent = np.asarray(sent, dtype=np.int64)
-            ds = EncodedTextDataset(ids, labels, None if weights is None else weights[sent])
+            ds = EncodedTextDataset(ids, labels, None if weights is None else weights[sent],
+                                    sentence_edges=np.asarray(edges, dtype=bool))
             ds.sentence_index = sent
             return ds
 

@@ -74,6 +74,62 @@ def test_nll_of_a_row_without_labelled_positions_is_zero_and_gradients_reach_eve
     assert (crf.transitions.grad[torch.from_numpy(~allowed)] == 0).all()  # forbidden pairs never learn
 
 
+def test_a_window_cut_inside_its_sentence_learns_no_start_or_end_score_there():
+    crf = _random_crf(seed=5)
+    torch.manual_seed(2)
+    emissions = torch.randn(1, 3, len(LABELS))
+    tags = torch.tensor([[2, 0, 3]])  # I-LOC O B-PER: a window cut inside an entity
+    mask = torch.ones_like(tags, dtype=torch.bool)
+    whole = crf.nll(emissions, tags, mask)
+    torch.testing.assert_close(crf.nll(emissions, tags, mask, edges=torch.tensor([[True, True]])), whole)
+    free = _random_crf(seed=5)
+    with torch.no_grad():  # the same CRF with no start and end scores
+        free.start.zero_()
+        free.end.zero_()
+    for edges, reference in (([False, False], free), ([True, False], None), ([False, True], None)):
+        nll = crf.nll(emissions, tags, mask, edges=torch.tensor([edges]))
+        if reference is not None:
+            torch.testing.assert_close(nll, reference.nll(emissions, tags, mask))
+        else:
+            assert not torch.allclose(nll, whole)
+    crf.zero_grad()
+    crf.nll(emissions, tags, mask, edges=torch.tensor([[False, False]])).sum().backward()
+    assert crf.start.grad.abs().sum() == 0 and crf.end.grad.abs().sum() == 0 and crf.transitions.grad.abs().sum() > 0
+
+
+def test_crf_training_windows_label_every_word_they_hold_and_mark_the_sentence_edges(tiny_bert):
+    from transformers import AutoTokenizer
+
+    from skimb._token_task import TokenTask
+    from skimb.tokens import tokenize_words
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    X, y = make_ner(6, seed=1, max_words=12)
+    y_enc = np.array([np.array([LABELS.index(t) for t in tags]) for tags in y], dtype=object)
+    windows = tokenize_words(tokenizer, X, 8)
+    assert len(windows) > 2 * len(X)  # long sentences: several windows each, overlapping
+    by_window = {}
+    for whole in (False, True):
+        ds = TokenTask._window_rows(windows, y_enc, None, whole_windows=whole)(np.arange(len(X)))
+        by_window[whole] = ds
+        seen = {}
+        for row, (item, labels) in enumerate(ds):
+            i = ds.sentence_index[row]
+            win = [w for w in windows if w.sentence == i and w.responsible][sum(ds.sentence_index[:row] == i)]
+            words = [w for w, label in zip(win.word_ids, labels) if label != -100]
+            expected = win.responsible if not whole else sorted({w for w in win.word_ids if w is not None})
+            assert words == list(expected)
+            assert [labels[win.word_ids.index(w)] for w in words] == [y_enc[i][w] for w in words]
+            assert tuple(item["sentence_edges"]) == (words[0] == 0, words[-1] == len(X[i]) - 1)
+            for w in words:
+                seen[(i, w)] = seen.get((i, w), 0) + 1
+        if not whole:  # each word once; whole windows repeat the overlapping words
+            assert set(seen.values()) == {1}
+        else:
+            assert max(seen.values()) > 1
+    assert not all(by_window[False].sentence_edges.all(axis=1))
+
+
 def test_marginals_and_decoding_match_enumeration_with_i_tags_never_first():
     crf = _random_crf(seed=2)
     em = np.random.default_rng(0).normal(size=(4, len(LABELS)))

@@ -49,6 +49,21 @@ def test_fit_predict_round_trip(fitted, ner_data):
     assert [lg.shape for lg in logits] == [(len(s), 5) for s in X[:3]]
 
 
+def test_a_decoding_set_after_fit_is_checked_by_every_prediction(fitted, ner_data):
+    from skimb.utils._param_validation import InvalidParameterError
+
+    # predict's error named neither estimator nor parameter, nor 'crf'; predict_proba gave the softmax
+    message = (r"^TransformerTokenClassifier: decoding must be one of 'repair', 'constrained', 'crf', got 'CRF'\. "
+               r"Did you mean 'crf'")
+    fitted.set_params(decoding="CRF")
+    try:
+        for method in (fitted.predict, fitted.predict_proba, fitted.decision_function):
+            with pytest.raises(InvalidParameterError, match=message):
+                method(ner_data[0][:2])
+    finally:
+        fitted.set_params(decoding="repair")
+
+
 def test_score_is_span_micro_f1(fitted, ner_data):
     X, y = make_ner(20, seed=5)
     assert fitted.score(X, y) == pytest.approx(span_f1_score(y, fitted.predict(X)))

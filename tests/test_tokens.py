@@ -313,11 +313,24 @@ def test_constrained_decode_edge_cases():
     ([np.zeros((2, 4))], r"expected \(n_words, 3\)"),
 ])
 def test_repair_decoding_checks_the_scores_as_constrained_decoding_does(scores, match):
-    # a diverged model decoded as all-O, and a column count that did not match the labels read wrongly
-    for decoding in ("repair", "constrained"):
-        with pytest.raises(ValueError, match=match if decoding == "repair" else "NaN|columns"):
-            decode_tags(scores, ["O", "B-A", "I-A"], decoding)
-    assert decode_tags([[], np.zeros((0, 3))], ["O", "B-A", "I-A"]) == [[], []]
+    # a diverged model decoded as all-O, and a column count that did not match the labels read wrongly;
+    # Viterbi (with a CRF's learned scores too) said only "log_probs must not contain NaN or +inf."
+    learned = {"transitions": np.zeros((3, 3)), "start": np.zeros(3), "end": np.zeros(3)}
+    for decoding, crf in (("repair", {}), ("constrained", {}), ("constrained", learned)):
+        with pytest.raises(ValueError, match=match):
+            decode_tags(scores, ["O", "B-A", "I-A"], decoding, **crf)
+        assert decode_tags([[], np.zeros((0, 3))], ["O", "B-A", "I-A"], decoding, **crf) == [[], []]
+
+
+def test_constrained_decoding_names_the_sentence_of_infinite_scores_and_every_decoding():
+    scores = [np.zeros((1, 3)), np.array([[0.0, np.inf, 0.0]]), np.array([[-np.inf, 0.0, -np.inf]])]
+    with pytest.raises(ValueError, match=r"sentence 1: scores contain \+inf; decoding='constrained' needs finite"):
+        decode_tags(scores, ["O", "B-A", "I-A"], "constrained")
+    assert decode_tags(scores[::2], ["O", "B-A", "I-A"], "constrained") == [["O"], ["B-A"]]  # -inf rules a tag out
+    assert decode_tags(scores, ["O", "B-A", "I-A"]) == [["O"], ["B-A"], ["B-A"]]  # the argmax: +inf is the largest
+    with pytest.raises(ValueError, match=r"'repair' or 'constrained' \(a CRF's Viterbi: 'constrained' with its "
+                                         r"transitions, start and end\), got 'crf'"):
+        decode_tags(scores, ["O", "B-A", "I-A"], "crf")
 
 
 # --------------------------------------------------------------------------- alignment

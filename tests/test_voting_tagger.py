@@ -4,6 +4,7 @@ log-linear pool of CRF taggers (mean emissions and CRF scores, Viterbi)."""
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -362,6 +363,32 @@ def test_crf_decoding_with_a_member_that_is_no_crf_is_refused_before_any_trains(
                                          r"member decoding='crf', or .* decoding='repair' or 'constrained'"):
         vote.fit(X_TOY, Y_TOY)
     assert _RowTagger.fits == before and not hasattr(vote, "estimators_")  # the first member never trained
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(finetune="head"), r"finetune='head' trains the head on single words"),
+    (dict(threshold="tuned", validation_fraction=0.25), r"threshold='tuned' tunes offsets .* threshold=None"),
+    (dict(training="sam", training__classes="minority"), r"with training='sam'"),
+    (dict(early_stopping=True), r"early_stopping=True needs a validation split"),
+])
+def test_a_crf_members_refusals_come_before_any_member_trains(tiny_bert, backbone_must_not_load, params, match):
+    # fit's checks across a member's parameters ran only in the member's own fit: "ok" trained first
+    before = _RowTagger.fits
+    vote = VotingTagger([("ok", _RowTagger()), ("crf", _crf_member(tiny_bert, 0).set_params(**params))])
+    with pytest.raises(ValueError, match=r"^VotingTagger: member 'crf': TransformerTokenClassifier: .*" + match):
+        vote.fit(X_TOY, Y_TOY)
+    assert _RowTagger.fits == before and not hasattr(vote, "estimators_")
+
+
+def test_a_crf_members_ignored_parameters_are_warned_once(tiny_bert):
+    # the vote checks the member before any trains, silently: the member's own fit warns
+    member = _crf_member(tiny_bert, 0).set_params(class_weight="balanced", max_epochs=1)
+    for est in (member, VotingTagger([("crf", member)])):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X_TOY, Y_TOY)
+        ignored = [w for w in caught if "class_weight='balanced' is ignored in training" in str(w.message)]
+        assert len(ignored) == 1, [str(w.message) for w in caught]
 
 
 def test_a_vote_of_one_crf_member_is_that_member(tiny_bert):

@@ -111,13 +111,16 @@ class EncodedTextDataset(Dataset):
     """Token id lists with targets and optional per-sample weights.
 
     Items are ``({"input_ids": ids, "index": i, "sample_weight": w}, target)``;
-    :func:`pad_collate` turns a list of them into padded tensors.
+    :func:`pad_collate` turns a list of them into padded tensors. A tagger's windows also carry
+    ``sentence_edges``: whether each window holds its sentence's first and its last word (what a
+    CRF's start and end scores are learned from).
     """
 
-    def __init__(self, input_ids, y=None, sample_weight=None):
+    def __init__(self, input_ids, y=None, sample_weight=None, sentence_edges=None):
         self.input_ids = input_ids
         self.y = y
         self.sample_weight = sample_weight
+        self.sentence_edges = sentence_edges
 
     def __len__(self):
         return len(self.input_ids)
@@ -126,6 +129,8 @@ class EncodedTextDataset(Dataset):
         item = {"input_ids": self.input_ids[i], "index": i}
         if self.sample_weight is not None:
             item["sample_weight"] = self.sample_weight[i]
+        if self.sentence_edges is not None:
+            item["sentence_edges"] = self.sentence_edges[i]
         return item, (self.y[i] if self.y is not None else 0)
 
 
@@ -157,6 +162,8 @@ def pad_collate(batch, pad_token_id: int = 0, label_pad_id=None):
            "index": torch.as_tensor([it["index"] for it in items], dtype=torch.long)}
     if "sample_weight" in items[0]:
         out["sample_weight"] = torch.as_tensor([it["sample_weight"] for it in items], dtype=torch.float32)
+    if "sentence_edges" in items[0]:
+        out["sentence_edges"] = torch.as_tensor(np.array([it["sentence_edges"] for it in items], dtype=bool))
     if label_pad_id is not None:
         y = torch.full((len(items), width), label_pad_id, dtype=torch.long)
         for r, t in enumerate(targets):

@@ -300,9 +300,16 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
                 raise TypeError(f"{type(self).__name__}: member {name!r} ({type(est).__name__}) classifies texts, "
                                 "not the words of sentences; vote taggers here (TransformerTokenClassifier), "
                                 "text classifiers with sklearn.ensemble.VotingClassifier.")
-            check = getattr(est, "_check_params", None)
-            if callable(check):
-                check()
+            # fit's own checks of the parameters (a CRF member's refusals too), before any member trains;
+            # the member's warnings come from its fit
+            check = getattr(est, "_check_fit_params", None)
+            try:
+                if callable(check):
+                    check(warn=False)
+                elif callable(getattr(est, "_check_params", None)):
+                    est._check_params()
+            except (TypeError, ValueError) as error:  # named: the members may be of one class
+                raise type(error)(f"{type(self).__name__}: member {name!r}: {error}") from None
         schemes = {name: est.get_params(deep=False).get("scheme", "IOB2") for name, est in members}
         if len({check_scheme(scheme, f"{name}__scheme") for name, scheme in schemes.items()}) > 1:  # aliases alike
             raise ValueError(f"{type(self).__name__}: the members read y in different tagging schemes ({schemes}); "

@@ -516,22 +516,38 @@ def decode_tags(word_scores, labels, decoding: str = "repair", *, transitions=No
     """
     labels = [str(t) for t in labels]
     learned = {k: v for k, v in (("transitions", transitions), ("start", start), ("end", end)) if v is not None}
-    if decoding == "constrained":
-        return [constrained_decode(s, labels, **learned) if len(s) else [] for s in word_scores]
-    if decoding != "repair":
-        raise ValueError(f"decoding must be 'repair' or 'constrained', got {decoding!r}.")
-    if learned:
+    if decoding not in ("repair", "constrained"):
+        raise ValueError(f"decoding must be 'repair' or 'constrained' (a CRF's Viterbi: 'constrained' with its "
+                         f"transitions, start and end), got {decoding!r}.")
+    if learned and decoding != "constrained":
         raise ValueError(f"{sorted(learned)} score sequences: give them with decoding='constrained'.")
-    argmax = []
+    out = []
     for i, s in enumerate(word_scores):
-        s = np.asarray(s, dtype=np.float64)
+        s = _sentence_scores(s, i, len(labels), constrained=decoding == "constrained")
         if not len(s):  # a sentence of no words
-            argmax.append([])
-            continue
-        if s.ndim != 2 or s.shape[1] != len(labels):
-            raise ValueError(f"sentence {i}: scores of shape {s.shape}; expected (n_words, {len(labels)}), a "
-                             "column per label.")
-        if np.isnan(s).any():
-            raise ValueError(f"sentence {i}: scores contain NaN (the model diverged).")
-        argmax.append([labels[k] for k in s.argmax(axis=1)])
-    return repair_bio(argmax)
+            out.append([])
+        elif decoding == "constrained":
+            out.append(constrained_decode(s, labels, **learned))
+        else:
+            out.append([labels[k] for k in s.argmax(axis=1)])
+    return out if decoding == "constrained" else repair_bio(out)
+
+
+def _sentence_scores(scores, i: int, n_labels: int, *, constrained: bool) -> np.ndarray:
+    """Sentence ``i``'s scores as a float64 ``(n_words, n_labels)`` array (or an empty one), or a
+    ``ValueError`` naming the sentence: a wrong shape, NaN (a diverged model), and for Viterbi
+    (``constrained``) also ``+inf``, which no path score can rank."""
+    if hasattr(scores, "detach"):  # a torch tensor
+        scores = scores.detach().cpu().numpy()
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim and not len(s):  # a sentence of no words
+        return s
+    if s.ndim != 2 or s.shape[1] != n_labels:
+        raise ValueError(f"sentence {i}: scores of shape {s.shape}; expected (n_words, {n_labels}), a "
+                         "column per label.")
+    if np.isnan(s).any():
+        raise ValueError(f"sentence {i}: scores contain NaN (the model diverged): refit it, with a lower lr say.")
+    if constrained and np.isposinf(s).any():
+        raise ValueError(f"sentence {i}: scores contain +inf; decoding='constrained' needs finite scores "
+                         "(-inf rules a tag out): clip them.")
+    return s

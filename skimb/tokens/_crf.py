@@ -26,9 +26,11 @@ class LinearChainCRF(nn.Module):
     """Learned transition, start and end scores over the IOB2 tags ``labels``.
 
     A window of a long sentence may start or end inside an entity, so training leaves the
-    first and last tags free (their scores learn how sentences begin and end); decoding a whole
-    sentence (:meth:`decoding_scores`, :func:`skimb.tokens.constrained_decode`) forbids an
-    ``I-X`` first.
+    first and last tags free of IOB2's rule (``I-X`` may come first) and, given the windows'
+    ``edges``, of the start and end scores where the window's first or last word is not the
+    sentence's: those scores learn how sentences begin and end, not where windows are cut.
+    Decoding a whole sentence (:meth:`decoding_scores`, :func:`skimb.tokens.constrained_decode`)
+    forbids an ``I-X`` first.
 
     Parameters
     ----------
@@ -64,7 +66,7 @@ class LinearChainCRF(nn.Module):
     def _transition_scores(self):
         return self.transitions.masked_fill(~self.allowed, _FORBIDDEN)
 
-    def nll(self, emissions, tags, mask):
+    def nll(self, emissions, tags, mask, edges=None):
         """Negative log-likelihood of each row's gold tags, ``(B,)``.
 
         Parameters
@@ -77,24 +79,32 @@ class LinearChainCRF(nn.Module):
             The labelled positions (a word's first sub-token); the others (further sub-tokens,
             special tokens, padding) are skipped, so a row's tags chain word to word. A row
             without a labelled position has loss 0.
+        edges : tensor of shape (B, 2), bool, optional
+            Whether each row's first labelled position is its sentence's first word, and its last
+            the sentence's last: the start (end) score applies only there. None: every row is a
+            whole sentence.
         """
         em, tg, valid = _pack(emissions, tags, mask)
         if em.shape[1] == 0:
             return emissions.new_zeros(len(emissions))
         trans = self._transition_scores()
         lengths = valid.sum(1)
+        start, end = self.start.expand(len(em), -1), self.end.expand(len(em), -1)
+        if edges is not None:  # a window cut inside its sentence: no start (end) score there
+            edges = edges.to(device=em.device, dtype=torch.bool)
+            start, end = start * edges[:, :1], end * edges[:, 1:]
         # the partition function, by the forward algorithm
-        alpha = self.start + em[:, 0]
+        alpha = start + em[:, 0]
         for t in range(1, em.shape[1]):
             step = torch.logsumexp(alpha[:, :, None] + trans, dim=1) + em[:, t]
             alpha = torch.where(valid[:, t, None], step, alpha)
-        log_z = torch.logsumexp(alpha + self.end, dim=1)
+        log_z = torch.logsumexp(alpha + end, dim=1)
         # the gold path's score
         tg = tg.clamp(min=0)
         gold = (em.gather(2, tg[..., None]).squeeze(-1) * valid).sum(1)
-        gold = gold + (trans[tg[:, :-1], tg[:, 1:]] * valid[:, 1:]).sum(1) + self.start[tg[:, 0]]
+        gold = gold + (trans[tg[:, :-1], tg[:, 1:]] * valid[:, 1:]).sum(1) + start.gather(1, tg[:, :1]).squeeze(1)
         last = tg.gather(1, (lengths - 1).clamp(min=0)[:, None]).squeeze(1)
-        gold = gold + self.end[last]
+        gold = gold + end.gather(1, last[:, None]).squeeze(1)
         return torch.where(lengths > 0, log_z - gold, torch.zeros_like(log_z))
 
     def decoding_scores(self) -> dict:

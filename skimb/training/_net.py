@@ -22,13 +22,20 @@ from ._distributed import RankShard, average_gradients
 
 __all__ = ["TransformerNet", "WarmupLinearSchedule", "weighted_mean_loss"]
 
-_NON_MODULE_KEYS = ("sample_weight", "index")
+_NON_MODULE_KEYS = ("sample_weight", "index", "sentence_edges")
 
 
 def module_inputs(X: dict, device) -> dict:
     """A batch's inputs as the module takes them: tensors on ``device``, without the keys
-    (``sample_weight``, ``index``) that only the loop reads."""
+    (``sample_weight``, ``index``, ``sentence_edges``) that only the loop reads."""
     return to_tensor({k: v for k, v in X.items() if k not in _NON_MODULE_KEYS}, device=device)
+
+
+def sentence_edges(X, device):
+    """A tagger batch's ``sentence_edges`` (whether each window holds its sentence's first and last
+    word) on ``device``, or None where the batch has none."""
+    edges = X.get("sentence_edges") if isinstance(X, dict) else None
+    return None if edges is None else to_tensor(edges, device=device)
 
 
 class WarmupLinearSchedule:
@@ -179,7 +186,7 @@ class TransformerNet(NeuralNet):
         if crf is not None:
             # one loss per window, scaled so that their mean is the mean over the labelled tokens
             # (the tag loss's scale, for the same learning rate and gradient clipping)
-            per_window = crf.nll(logits, y_true, mask)
+            per_window = crf.nll(logits, y_true, mask, edges=sentence_edges(X, self.device))
             return per_window * (len(per_window) / mask.sum().clamp(min=1)), weights
         if mask is not None:
             per_item = self.criterion_(logits[mask], y_true[mask])

@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader
 from ...backbones import EncodedTextDataset, sorted_batches
 from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split, rarest_tag_keys
-from .._net import module_inputs
+from .._net import module_inputs, sentence_edges
 from .._rdrop import RDropNet
 from ._hardness import HardnessTracker, sampling_probabilities
 from ._meta import MetaStepResult, _logits, meta_step
@@ -745,7 +745,7 @@ def hamr_attributes(fitted: dict) -> dict:
     return out
 
 
-def unit_losses(logits, y, criterion, *, pad=None, sample_weight=None, crf=None, per_label=False,
+def unit_losses(logits, y, criterion, *, pad=None, sample_weight=None, crf=None, edges=None, per_label=False,
                 token_loss="mean"):
     """One forward's losses per unit WNet weighs, and how the weighted update loss reads them.
 
@@ -756,6 +756,7 @@ def unit_losses(logits, y, criterion, *, pad=None, sample_weight=None, crf=None,
     log-likelihood per labelled token (so that windows of any length share one scale); its update
     weighs every labelled token (``token_loss="mean"``; a CRF's whole-window likelihood) by the
     window's weight, over the batch's labelled tokens: with weights of 1, the net's own loss.
+    ``edges``: the windows' ``sentence_edges`` (:meth:`~skimb.tokens.LinearChainCRF.nll`'s).
     """
     sw = sample_weight
     if per_label:  # one loss per (sample, label) term, each weighted by WNet
@@ -766,7 +767,7 @@ def unit_losses(logits, y, criterion, *, pad=None, sample_weight=None, crf=None,
         return (loss if sw is None else loss * sw), None
     mask = y != pad
     if crf is not None:
-        nll, n_tokens = crf.nll(logits.float(), y, mask), mask.sum(1)
+        nll, n_tokens = crf.nll(logits.float(), y, mask, edges=edges), mask.sum(1)
         loss = nll / n_tokens.clamp(min=1)
 
         def crf_update(w):
@@ -885,8 +886,10 @@ class HAMRNet(RDropNet):
         pad = self.label_pad_id
         crf = getattr(self.module_, "crf", None) if pad is not None else None
 
+        edges = sentence_edges(Xi, self.device)
+
         def pass_losses(logits, y):
-            return unit_losses(logits, y, criterion, pad=pad, sample_weight=sw, crf=crf,
+            return unit_losses(logits, y, criterion, pad=pad, sample_weight=sw, crf=crf, edges=edges,
                                per_label=hamr.config.weighs_label_terms, token_loss=hamr.config.token_loss)
 
         updates = []  # how the batch forward's weighted update loss reads its unit losses
