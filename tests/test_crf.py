@@ -365,3 +365,13 @@ def test_hamrs_token_loss_is_named_as_ignored_under_a_crf(tiny_bert):
     with pytest.warns(UserWarning, match="training__token_loss is ignored: a CRF trains by whole windows' likelihood"):
         TransformerTokenClassifier(tiny_bert, decoding="crf", training="hamr", training__token_loss="max",
                                    validation_fraction=0.25, **{**FAST, "max_epochs": 1}).fit(X, y)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (["O", "B-PER", "I-PER", "E-PER"], "E-PER"),
+    (["O", "PER", "LOC"], "PER"),
+    (["O", "B-PER", "I-PER", "I-PER"], r"must be distinct .*\['I-PER'\] repeat"),
+])
+def test_a_crf_refuses_labels_that_are_not_distinct_iob2_tags(labels, message):
+    with pytest.raises(ValueError, match=message):
+        LinearChainCRF(labels)

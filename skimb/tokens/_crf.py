@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._bio import iob2_transitions
+from ._bio import iob2_transitions, validate_tags
 
 __all__ = ["LinearChainCRF"]
 
@@ -55,6 +55,10 @@ class LinearChainCRF(nn.Module):
     def __init__(self, labels):
         super().__init__()
         labels = [str(t) for t in labels]
+        validate_tags([labels], "IOB2")  # the forbidden transitions are IOB2's
+        repeated = sorted({t for t in labels if labels.count(t) > 1})
+        if repeated:
+            raise ValueError(f"labels must be distinct (one emission column each); {repeated} repeat.")
         allowed, inside = iob2_transitions(labels)
         n = len(labels)
         self.transitions = nn.Parameter(torch.zeros(n, n))  # [previous tag, next tag]
