@@ -63,7 +63,7 @@ class TextTask(TaskAdapter):
                                  "data use threshold='tuned' (one threshold per label, tuned on the "
                                  "validation split).")
             return np.arange(Y.shape[1]), Y.astype(np.float32), "multilabel"
-        labels = check_labels(y)
+        labels = check_labels(y, owner=type(self.est).__name__)
         check_consistent_length(range(n), labels, names=("X", "y"))
         threshold = getattr(self.est, "threshold", None)
         if threshold not in FITTED_THRESHOLDS and threshold is not None and float(threshold) != 0.5:

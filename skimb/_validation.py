@@ -22,13 +22,27 @@ __all__ = [
 ]
 
 
-def _is_missing(value) -> bool:
+#: pandas' missing-value scalars, known by name so that pandas need not be imported to spot them.
+_PANDAS_MISSING = {"NAType": "pd.NA", "NaTType": "NaT"}
+
+
+def _missing_name(value) -> str | None:
+    """How a missing value is named in errors ("None", "NaN", "pd.NA", "NaT"), or None for a
+    value that is not missing."""
     if value is None:
-        return True
+        return "None"
+    kind = type(value)
+    if kind.__module__.split(".")[0] == "pandas" and kind.__name__ in _PANDAS_MISSING:
+        return _PANDAS_MISSING[kind.__name__]
     try:
-        return bool(isinstance(value, numbers.Number) and np.isnan(value))
+        return "NaN" if isinstance(value, numbers.Number) and np.isnan(value) else None
     except TypeError:
-        return False
+        return None
+
+
+def _is_missing(value) -> bool:
+    """None, float NaN, or pandas' ``pd.NA``/``pd.NaT`` (which ``string``/``Int64`` data hold)."""
+    return _missing_name(value) is not None
 
 
 def check_ordered(values, what: str) -> None:
@@ -96,12 +110,8 @@ def check_texts(X, *, what: str = "X", allow_empty: bool = False) -> list[str]:
         if isinstance(t, str):
             out.append(str(t))  # np.str_ -> str
             continue
-        if t is None:
-            desc = "is None"
-        elif _is_missing(t):
-            desc = "is NaN"
-        else:
-            desc = f"is a {type(t).__name__} ({t!r:.40})"
+        missing = _missing_name(t)
+        desc = f"is {missing}" if missing else f"is a {type(t).__name__} ({t!r:.40})"
         raise TypeError(
             f"{what}[{i}] {desc}; every element of {what} must be a string (an empty string is allowed)."
         )
@@ -151,8 +161,9 @@ def is_multilabel_target(y) -> bool:
 def _check_items(items, what: str) -> None:
     """Refuse missing labels (None/NaN) and labels that mix strings and numbers, naming the position."""
     for i, v in enumerate(items):
-        if _is_missing(v):
-            raise ValueError(f"{what}[{i}] is {'None' if v is None else 'NaN'}: labels must not be missing (None/NaN).")
+        missing = _missing_name(v)
+        if missing:
+            raise ValueError(f"{what}[{i}] is {missing}: labels must not be missing (None/NaN).")
     first_str = next((i for i, v in enumerate(items) if isinstance(v, str)), None)
     first_num = next((i for i, v in enumerate(items) if isinstance(v, numbers.Number)), None)
     if first_str is not None and first_num is not None:
@@ -187,8 +198,10 @@ def _refuse_label_lists(items, what: str) -> None:
                      "sklearn.preprocessing.MultiLabelBinarizer for label lists.")
 
 
-def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
+def check_labels(y, *, what: str = "y", min_classes: int = 2, owner: str | None = None) -> np.ndarray:
     """Validate 1-D labels (strings or integers) and return them as a new 1-D array.
+
+    ``owner`` names the estimator in the error for a missing ``y`` (``fit(X)``, ``fit(X, None)``).
 
     >>> check_labels(["a", "b", "a"])
     array(['a', 'b', 'a'], dtype='<U1')
@@ -196,12 +209,21 @@ def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
     Traceback (most recent call last):
     ...
     ValueError: y[1] is None: labels must not be missing (None/NaN).
+    >>> check_labels(None, owner="TransformerClassifier")
+    Traceback (most recent call last):
+    ...
+    ValueError: TransformerClassifier requires y to be passed, but the target y is None: pass the labels, one per sample of X.
     """
+    if y is None:  # scikit-learn's wording (its check_requires_y_none looks for it), then the remedy
+        raise ValueError(f"{owner or 'this estimator'} requires {what} to be passed, but the target {what} is None: "
+                         "pass the labels, one per sample of X.")
     if isinstance(y, (str, bytes)):
         raise TypeError(f"{what} must be a sequence of labels, got a single string.")
     check_ordered(y, what)
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
+    elif hasattr(y, "__array__") and not hasattr(y, "__len__"):
+        y = np.asarray(y)  # an array-like known only by __array__, which list() cannot read
     items = list(y) if not isinstance(y, np.ndarray) else y
     if not isinstance(y, np.ndarray) or (y.dtype == object and y.ndim == 1):
         _refuse_label_lists(items, what)  # numpy would fail on rows of uneven lengths, or keep sets
@@ -227,6 +249,10 @@ def check_labels(y, *, what: str = "y", min_classes: int = 2) -> np.ndarray:
         bad = np.flatnonzero(np.isnan(arr))
         if bad.size:
             raise ValueError(f"{what}[{bad[0]}] is NaN: labels must not be missing (None/NaN).")
+        bad = np.flatnonzero(np.isinf(arr))  # it would pass as a whole number, then cast to garbage
+        if bad.size:
+            raise ValueError(f"{what}[{bad[0]}] is {arr[bad[0]]}: labels must be finite; use class numbers or "
+                             "names.")
         if np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
@@ -267,7 +293,8 @@ def check_sample_weight(sample_weight, n_samples: int, *, positive_sum: bool = F
         raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}: weights must be non-negative ({bad.size} of "
                          f"{w.size} are negative).")
     if positive_sum and w.sum() <= 0:
-        raise ValueError("sample_weight sums to 0: nothing to learn from.")
+        raise ValueError("sample_weight sums to 0 (every weight is zero): nothing to learn from; give some samples "
+                         "a positive weight.")
     return w
 
 

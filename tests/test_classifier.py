@@ -331,6 +331,19 @@ def test_bad_labels(tiny_bert, toy_data):
         TransformerClassifier(tiny_bert).fit({"a": 0, "b": 1}, ["x", "y"])
 
 
+def test_missing_labels_are_refused_before_the_backbone_loads(toy_data, backbone_must_not_load):
+    # no y at all: scikit-learn's wording (its check_requires_y_none), then the remedy
+    pd = pytest.importorskip("pandas")
+    X, y = toy_data
+    with pytest.raises(ValueError, match="TransformerClassifier requires y to be passed, but the target y is None: pass the labels, one "
+                                         "per sample of X"):
+        TransformerClassifier().fit(X, None)
+    # pandas' missing value in a "string" column, named by position like None and NaN
+    holed = pd.Series([*y[:4], None, *y[5:]], dtype="string")
+    with pytest.raises(ValueError, match=r"y\[4\] is pd.NA: labels must not be missing"):
+        TransformerClassifier().fit(X, holed)
+
+
 def test_unloadable_backbone_says_how_to_fix(tmp_path, toy_data):
     X, y = toy_data
     with pytest.raises(ValueError, match="local directory|backbone='/path"):

@@ -178,8 +178,10 @@ def test_text_containers_are_preserved(cls):
     out, y_out = cls(random_state=0).fit_resample(list(X), list(y))
     assert isinstance(out, list) and isinstance(y_out, list) and all(isinstance(t, str) for t in out)
 
-    out, _ = cls(random_state=0).fit_resample(tuple(X), y)
-    assert isinstance(out, list)
+    out, y_out = cls(random_state=0).fit_resample(tuple(X), tuple(y))  # tuple in, tuple out
+    assert isinstance(out, tuple) and isinstance(y_out, tuple) and all(isinstance(t, str) for t in out)
+    rows, _ = cls(random_state=0).fit_resample(tuple((t,) for t in X), y)
+    assert isinstance(rows, tuple) and list(rows) == [[t] for t in out]
 
     for dtype in (object, str):
         arr = np.array(X, dtype=dtype)
@@ -204,6 +206,36 @@ def test_text_containers_are_preserved(cls):
 
 def rows_to_list(rows):
     return [r[0] for r in rows]
+
+
+@pytest.mark.parametrize("cls", TEXT_SAMPLERS)
+def test_a_pandas_array_y_keeps_its_type_categories_and_order(cls):
+    pd = pytest.importorskip("pandas")
+    X, y = _texts()
+    X_ref, y_ref = cls(random_state=0).fit_resample(X, list(y))
+    # an unused category and the order of the categories must survive the resampling
+    cat = pd.Categorical(y, categories=sorted(set(y), reverse=True) + ["unused"], ordered=True)
+    X_res, y_res = cls(random_state=0).fit_resample(X, cat)
+    assert isinstance(y_res, pd.Categorical) and X_res == X_ref and list(y_res) == y_ref
+    assert list(y_res.categories) == list(cat.categories) and y_res.ordered
+    strings = pd.array(y, dtype="string")
+    _, y_res = cls(random_state=0).fit_resample(X, strings)
+    assert y_res.dtype == strings.dtype and list(y_res) == y_ref
+
+
+def test_pandas_missing_values_are_named_by_position():
+    # pandas' own missing value, pd.NA, is what "string" and "Int64" data hold; pd.NaT is a date's
+    pd = pytest.importorskip("pandas")
+    X, y = _texts()
+    for labels, name in ((pd.Series([*y[:2], None, *y[3:]], dtype="string"), "pd.NA"),
+                         (pd.Series([0, 1, None] + [1] * (len(y) - 3), dtype="Int64"), "(pd.NA|NaN)"),  # by version
+                         (pd.Series([*y[:2], pd.NaT, *y[3:]], dtype=object), "NaT")):
+        with pytest.raises(ValueError, match=rf"y\[2\] is {name}: labels must not be missing"):
+            RandomTextOverSampler().fit_resample(X, labels)
+    with pytest.raises(TypeError, match=r"X\[1\] is pd.NA; every element of X must be a string"):
+        RandomTextOverSampler().fit_resample(pd.Series([X[0], None, *X[2:]], dtype="string"), y)
+    with pytest.raises(ValueError, match=r"y\[1\] is inf: labels must be finite"):  # not cast to a garbage class
+        RandomTextOverSampler().fit_resample(X, [0.0, np.inf] + [1.0] * (len(y) - 2))
 
 
 @pytest.mark.parametrize("cls", TEXT_SAMPLERS)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
@@ -354,3 +354,120 @@ def test_holding_out_around_an_estimator_that_holds_out_warns():
     X, y = _points(0)
     with pytest.warns(UserWarning, match="holds out a validation split of its own"):
         TunedOffsetsClassifier(_HoldsOut(), random_state=0).fit(X, y)
+
+
+def test_any_input_the_estimator_takes_goes_to_it_unchanged():
+    # a list of dicts (a DictVectorizer pipeline) is no list of texts: it reaches the estimator as given
+    from sklearn.feature_extraction import DictVectorizer
+
+    X, y = _points(0)
+    dicts = [{"f": a, "g": b} for a, b in X]
+    tuned = TunedOffsetsClassifier(make_pipeline(DictVectorizer(sparse=False), LogisticRegression()), random_state=0)
+    tuned.fit((d for d in dicts), y)  # a generator is read once, into a list
+    plain = TunedOffsetsClassifier(LogisticRegression(), random_state=0).fit(X, y)
+    np.testing.assert_array_equal(tuned.validation_indices_, plain.validation_indices_)
+    np.testing.assert_allclose(tuned.offsets_, plain.offsets_)
+    np.testing.assert_array_equal(tuned.predict(dicts), plain.predict(X))
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):  # the estimator's own check
+        TunedOffsetsClassifier(LogisticRegression()).fit(X[:, 0], y)
+
+
+def test_an_array_like_known_only_by_its_array_method():
+    from sklearn.utils.estimator_checks import _NotAnArray
+
+    X, y = _points(0)
+    tuned = TunedOffsetsClassifier(LogisticRegression(), random_state=0).fit(_NotAnArray(X), _NotAnArray(y))
+    plain = TunedOffsetsClassifier(LogisticRegression(), random_state=0).fit(X, y)
+    np.testing.assert_allclose(tuned.offsets_, plain.offsets_)
+    np.testing.assert_array_equal(tuned.classes_, plain.classes_)
+
+
+@pytest.mark.parametrize("fmt", ["coo", "dia", "bsr", "csc"])
+@pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")  # DIA for random data: slow, not wrong
+def test_every_sparse_format_the_estimator_takes(fmt):
+    import scipy.sparse as sp
+
+    X, y = _points(0)
+    tuned = TunedOffsetsClassifier(LogisticRegression(), random_state=0).fit(sp.csr_matrix(X).asformat(fmt), y)
+    dense = TunedOffsetsClassifier(LogisticRegression(), random_state=0).fit(X, y)
+    np.testing.assert_allclose(tuned.offsets_, dense.offsets_)
+
+
+def test_input_tags_and_feature_attributes_are_the_wrapped_estimators():
+    pd = pytest.importorskip("pandas")
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.utils import get_tags
+
+    for inner in (LogisticRegression(), HistGradientBoostingClassifier(),
+                  make_pipeline(TfidfVectorizer(), LogisticRegression())):
+        assert get_tags(TunedOffsetsClassifier(inner)).input_tags == get_tags(inner).input_tags
+    assert get_tags(TunedOffsetsClassifier(LogisticRegression())).input_tags.sparse  # it fits sparse X
+    assert get_tags(TunedOffsetsClassifier(HistGradientBoostingClassifier())).input_tags.allow_nan
+    # a value that is no estimator is refused at fit, not when scikit-learn asks for the tags before it
+    assert is_classifier(TunedOffsetsClassifier("not-an-estimator"))
+    assert get_tags(TunedOffsetsClassifier(None)).input_tags == get_tags(TunedOffsetsClassifier(_Recorder())).input_tags
+
+    X, y = _points(0)
+    tuned = TunedOffsetsClassifier(LogisticRegression(), random_state=0)
+    assert not hasattr(tuned, "n_features_in_") and not hasattr(tuned, "feature_names_in_")  # before fit
+    tuned.fit(X, y)
+    assert tuned.n_features_in_ == 2 and not hasattr(tuned, "feature_names_in_")  # no column names
+    with pytest.raises(AttributeError, match="TunedOffsetsClassifier has no feature_names_in_: it is the fitted "
+                                             "estimator_'s, which has none"):
+        tuned.feature_names_in_
+    tuned.fit(pd.DataFrame(X, columns=["width", "height"]), y)
+    assert tuned.feature_names_in_.tolist() == ["width", "height"]
+    texts, labels = _texts_and_labels()
+    text_model = TunedOffsetsClassifier(make_pipeline(TfidfVectorizer(), LogisticRegression()), random_state=0)
+    assert not hasattr(text_model.fit(texts, labels), "n_features_in_")  # texts have no features
+
+
+def _texts_and_labels():
+    from skimb.utils.estimator_checks import make_check_texts
+
+    return make_check_texts()
+
+
+def test_missing_texts_are_named_by_position_pandas_na_included():
+    pd = pytest.importorskip("pandas")
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts, labels = _texts_and_labels()
+    model = TunedOffsetsClassifier(make_pipeline(TfidfVectorizer(), LogisticRegression()))
+    for missing, name in ((None, "None"), (float("nan"), "NaN"), (pd.NA, "pd.NA")):
+        holed = pd.Series([*texts[:3], missing, *texts[4:]], dtype="string" if missing is pd.NA else object)
+        with pytest.raises(TypeError, match=rf"X\[3\] is {name}; every element of X must be a string"):
+            model.fit(holed, labels)
+    with pytest.raises(TypeError, match=r"X\[0\] is None"):  # nothing but missing values: texts none the less
+        model.fit([None] * len(labels), labels)
+
+
+def test_no_y_and_all_zero_weights_are_refused_with_the_remedy():
+    X, y = _points(0)
+    tuned = TunedOffsetsClassifier(_Recorder())
+    with pytest.raises(ValueError, match="TunedOffsetsClassifier requires y to be passed, but the target y is None: "
+                                         "pass the labels, one per sample of X"):
+        tuned.fit(X, None)
+    with pytest.raises(ValueError, match=r"sample_weight sums to 0 \(every weight is zero\): nothing to learn from; "
+                                         "give some samples a positive weight"):
+        tuned.fit(X, y, sample_weight=np.zeros(len(y)))
+    assert not hasattr(tuned, "estimator_")
+
+
+def test_scikit_learns_checks_pass_but_where_the_decision_rule_is_meant_to_differ():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    by_design = {
+        # as for scikit-learn's own TunedThresholdClassifierCV: predict applies the offsets, predict_proba not
+        "check_classifiers_train": "predict is the argmax of the offset log-probabilities, not of predict_proba",
+        # the held-out split depends on the rows: a repeated row and a doubled weight are split differently
+        "check_sample_weight_equivalence_on_dense_data": "the held-out split depends on the rows",
+        "check_sample_weight_equivalence_on_sparse_data": "the held-out split depends on the rows",
+        # skimb reads a one-column y as labels without a warning, as all its estimators do
+        "check_supervised_y_2d": "a one-column y is read as labels silently",
+    }
+    results = check_estimator(TunedOffsetsClassifier(LogisticRegression(), random_state=0),
+                              expected_failed_checks=by_design, on_fail=None)
+    failed = {r["check_name"] for r in results if r["status"] == "failed"}
+    assert not failed, failed

@@ -138,7 +138,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         """Train the body on pairs of ``X``, then the head on its embeddings."""
         validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
         texts = check_texts(X)
-        labels = check_labels(y)
+        labels = check_labels(y, owner=type(self).__name__)
         check_consistent_length(texts, labels)
         setfit = import_optional("setfit")
         datasets = import_optional("datasets")

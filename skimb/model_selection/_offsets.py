@@ -6,11 +6,12 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_labels, check_sample_weight, check_texts, is_multilabel_target
+from .._validation import _is_missing, check_labels, check_sample_weight, check_texts, is_multilabel_target
 from ..metrics import calibrated_logit_offsets, tune_logit_offsets
 from ..metrics._decision import CALIBRATED_TAU
 from ..utils._meta import inner_estimators
@@ -85,6 +86,10 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         Added to ``log(predict_proba)`` by :meth:`decision_function` and :meth:`predict`.
     validation_indices_ : ndarray of int
         Positions (in the training data) of the tuning split, sorted.
+    n_features_in_ : int
+        ``estimator_``'s, where it records one (numeric X; not texts).
+    feature_names_in_ : ndarray of str
+        ``estimator_``'s, where it records them (X with column names, e.g. a DataFrame).
 
     See Also
     --------
@@ -162,7 +167,7 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
             raise ValueError(f"{type(self).__name__} tunes one decision among classes (single-label y); "
                              "for a multi-label y use TransformerClassifier(threshold='tuned') or "
                              "skimb.metrics.tune_thresholds.")
-        X, labels = _check_samples(X), check_labels(y)
+        X, labels = _check_samples(X), check_labels(y, owner=type(self).__name__)
         if _n_samples(X) != len(labels):
             raise ValueError(f"X and y have different lengths: {_n_samples(X)} != {len(labels)}.")
         sample_weight = check_sample_weight(sample_weight, len(labels), positive_sum=True)
@@ -196,7 +201,7 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
             valid_idx = _held_out(codes, self.validation_fraction, np.random.RandomState(seed))
             fit_idx = np.setdiff1d(rows, valid_idx)
             estimator = self._fit_estimator(X, labels, sample_weight, fit_idx, classes)
-        log_proba = _log(estimator.predict_proba(_safe_indexing(X, valid_idx)))
+        log_proba = _log(estimator.predict_proba(_rows(X, valid_idx)))
         prior = np.bincount(codes[fit_idx], minlength=len(classes)) + 1.0
         if self.search == "calibrated":
             self.offsets_ = calibrated_logit_offsets(codes[valid_idx], log_proba, class_prior=prior, tau=self.tau)
@@ -219,7 +224,7 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         """A clone of ``estimator`` fitted on ``rows``; it must learn every class."""
         fit_kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[rows]}
         whole = len(rows) == len(labels)
-        estimator = clone(self.estimator).fit(X if whole else _safe_indexing(X, rows), labels[rows], **fit_kwargs)
+        estimator = clone(self.estimator).fit(X if whole else _rows(X, rows), labels[rows], **fit_kwargs)
         if not np.array_equal(np.asarray(estimator.classes_), classes):
             raise ValueError(f"{type(estimator).__name__} learned the classes {list(estimator.classes_)} "
                              f"from {list(classes)}; it must keep every class of y.")
@@ -252,6 +257,31 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         """The fitted estimator's class probabilities (without the offsets)."""
         check_is_fitted(self, "offsets_")
         return self.estimator_.predict_proba(X)
+
+    # X goes to ``estimator`` as given, so what it accepts and records is the estimator's.
+    @property
+    def n_features_in_(self):
+        return self._from_estimator("n_features_in_")
+
+    @property
+    def feature_names_in_(self):
+        return self._from_estimator("feature_names_in_")
+
+    def _from_estimator(self, name):
+        """``estimator_``'s attribute ``name``; AttributeError (so ``hasattr`` is False) before fit or
+        where the fitted estimator has none (texts have no features)."""
+        if not hasattr(self.__dict__.get("estimator_"), name):
+            raise AttributeError(f"{type(self).__name__} has no {name}: it is the fitted estimator_'s, which "
+                                 f"{'does not exist before fit' if 'estimator_' not in self.__dict__ else 'has none'}.")
+        return getattr(self.estimator_, name)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:  # X reaches ``estimator`` unchanged (texts are only checked): it takes what the estimator takes
+            tags.input_tags = get_tags(self.estimator).input_tags
+        except (AttributeError, TypeError, ValueError):
+            pass  # not an estimator (refused at fit) or one without tags: the defaults, as scikit-learn's Pipeline
+        return tags
 
 
 def _estimator_split(estimator):
@@ -296,17 +326,32 @@ def _held_out(codes, fraction, rng):
 
 def _check_samples(X):
     """Texts are checked here, so that an error names the caller's position (not the position in
-    the fitted part); numeric rows are left to ``estimator``."""
+    the fitted part); anything else (numeric rows, dicts, sparse matrices, ...) is ``estimator``'s
+    to check, and goes to it unchanged."""
     if isinstance(X, (str, bytes)):
         raise TypeError("X must be a collection of samples, got a single string; pass [text] for one text.")
-    if not hasattr(X, "__len__") and not hasattr(X, "shape"):
+    if hasattr(X, "__array__") and not hasattr(X, "shape"):
+        X = np.asarray(X)  # an array-like known only by __array__: rows cannot be taken from it otherwise
+    elif not hasattr(X, "__len__") and not hasattr(X, "shape"):
         X = list(X)  # a generator: read once
     shape = getattr(X, "shape", None)
     if shape is not None and len(shape) >= 2:
         return X
-    if shape is None and isinstance(next(iter(X), None), (list, tuple, np.ndarray)):
-        return X  # rows of numbers
-    return check_texts(X)
+    return check_texts(X) if _holds_texts(X) else X
+
+
+def _holds_texts(X) -> bool:
+    """Whether 1-D ``X`` is texts: a string among its items, or nothing but missing values (None, NaN),
+    so that check_texts names the position of a missing or stray item."""
+    items = list(X)
+    return any(isinstance(item, str) for item in items) or (bool(items) and all(map(_is_missing, items)))
+
+
+def _rows(X, idx):
+    """Rows ``idx`` of ``X``; the sparse formats that cannot index rows (COO, DIA, BSR) are read as CSR."""
+    if sp.issparse(X) and X.format in ("coo", "dia", "bsr"):
+        X = X.tocsr()
+    return _safe_indexing(X, idx)
 
 
 def _n_samples(X) -> int:

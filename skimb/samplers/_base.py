@@ -155,17 +155,18 @@ def _text_container(X):
         first = X[0] if len(X) else None
     except (TypeError, KeyError, IndexError):
         first = None
+    outer = tuple if isinstance(X, tuple) else list  # any other sequence comes back as a list
     if isinstance(first, (list, tuple, np.ndarray)) and not isinstance(first, str):
-        return {"kind": "rows"}
-    return {"kind": "list"}
+        return {"kind": "rows", "outer": outer}
+    return {"kind": "list", "outer": outer}
 
 
 def _make_text_output(texts: list, info: dict):
     kind = info["kind"]
     if kind == "list":
-        return list(texts)
+        return info["outer"](texts)
     if kind == "rows":
-        return [[t] for t in texts]
+        return info["outer"]([t] for t in texts)
     if kind in ("1d", "2d"):
         dtype = info["dtype"]
         arr = np.empty(len(texts), dtype=object)
@@ -188,15 +189,24 @@ def _make_text_output(texts: list, info: dict):
 
 
 def _take_rows(y, idx: np.ndarray):
-    """Rows ``idx`` of the caller's ``y``, in the caller's container (a new object)."""
+    """Rows ``idx`` of the caller's ``y``, in the caller's container (a new object): a list, tuple,
+    array, sparse matrix, pandas Series/DataFrame or pandas array (a Categorical keeps its categories
+    and order); any other sequence comes back as a list."""
     if sp.issparse(y):
         return y[idx]
     if hasattr(y, "iloc"):
         return y.iloc[idx].reset_index(drop=True)
-    if isinstance(y, np.ndarray):
+    if isinstance(y, np.ndarray) or _is_pandas_array(y):
         return y[idx]
     items = list(y)
-    return [list(items[i]) if isinstance(items[i], (list, np.ndarray)) else items[i] for i in idx]
+    rows = [list(items[i]) if isinstance(items[i], (list, np.ndarray)) else items[i] for i in idx]
+    return tuple(rows) if isinstance(y, tuple) else rows
+
+
+def _is_pandas_array(y) -> bool:
+    """A pandas extension array (Categorical, StringArray, ...), told by its module so that pandas is
+    not imported where the caller has not imported it."""
+    return type(y).__module__.split(".")[0] == "pandas" and hasattr(y, "dtype") and hasattr(y, "take")
 
 
 class _TextData:
@@ -259,8 +269,10 @@ class BaseTextSampler(_ValidatedSampler):
     ``(source_indices, texts_out)``: for every output row, the input row it comes from, and the
     output texts (``None`` when they are the source texts). ``y`` and ``sample_weight`` follow
     ``source_indices``. X is returned in the caller's kind of container: list in, list out;
-    1-D array in, 1-D array out; one-column 2-D array in, one-column 2-D array out; a pandas
-    Series or one-column DataFrame likewise. ``y`` keeps its container too.
+    tuple in, tuple out; 1-D array in, 1-D array out; one-column 2-D array in, one-column 2-D
+    array out; a pandas Series or one-column DataFrame likewise; any other sequence comes back as
+    a list. ``y`` keeps its container too (a list, tuple, array, sparse matrix, pandas Series,
+    DataFrame or array: a Categorical with its categories and order), other sequences as a list.
 
     With a multi-label ``y``, the keys of a dict ``sampling_strategy`` (and of the fitted
     ``sampling_strategy_``) are label sets written as sorted tuples of column indices, e.g.
