@@ -869,7 +869,7 @@ def test_cached_meta_features_are_the_eval_mode_features_of_the_meta_set(tiny_be
     spy = MetaEncodeSpy(monkeypatch)
     clf = hamr(tiny_bert, max_epochs=2).fit(X, y)
     module = clf.net_.module_
-    for step, (inputs, targets), state in (spy.calls[0], spy.calls[-1]):
+    for step, (inputs, targets, _), state in (spy.calls[0], spy.calls[-1]):
         module.load_state_dict(state)
         module.eval()
         meta_texts = [X[i] for i in clf.meta_set_indices_]
@@ -928,12 +928,37 @@ def test_token_cached_meta_features_are_the_labelled_tokens(tiny_bert, monkeypat
     X, y = make_ner(40)
     spy = MetaEncodeSpy(monkeypatch)
     clf = ner_hamr(tiny_bert, max_epochs=1).fit(X, y)  # cached: the default
-    inputs, targets = spy.calls[0][1]
+    inputs, targets, edges = spy.calls[0][1]
     n_words = sum(len(y[i]) for i in clf.meta_set_indices_)  # one labelled sub-token per word
     assert inputs["features"].shape == (1, n_words, 32) and targets.shape == (1, n_words)
     index = {c: k for k, c in enumerate(clf.classes_)}
     counts = np.bincount([index[t] for i in clf.meta_set_indices_ for t in y[i]], minlength=len(index))
     np.testing.assert_array_equal(np.bincount(targets.ravel().cpu().numpy(), minlength=len(index)), counts)
+    assert np.all(np.isfinite(clf.meta_loss_history_))
+
+
+def test_a_crfs_cached_meta_set_keeps_its_windows_and_their_sentence_edges(tiny_bert, monkeypatch):
+    from skimb.training.hamr import meta_loss_function
+
+    X, y = make_ner(40, max_words=14)
+    spy = MetaEncodeSpy(monkeypatch)
+    clf = ner_hamr(tiny_bert, max_epochs=1, decoding="crf", max_length=12).fit(X, y)
+    inputs, targets, edges = spy.calls[0][1]
+    n_windows = inputs["features"].shape[0]
+    assert n_windows > len(clf.meta_set_indices_)  # long sentences: several windows each, one row apiece
+    assert targets.shape == inputs["features"].shape[:2] and edges.shape == (n_windows, 2)
+    assert edges.dtype == torch.bool and not edges.all() and edges.any()
+    # the meta loss chains each window alone: the mean of the windows' likelihoods, per labelled token
+    crf = clf.net_.module_.crf
+    with torch.no_grad():
+        logits = clf.net_.module_(**inputs)
+        mask = targets != -100
+        by_window = crf.nll(logits.float(), targets, mask, edges=edges).sum() / mask.sum()
+        as_one_chain = crf.nll(logits.float()[mask][None], targets[mask][None], torch.ones_like(targets[mask][None],
+                                                                                                  dtype=torch.bool))
+        fn = meta_loss_function("token", crf=crf)
+        torch.testing.assert_close(fn(logits, targets, edges=edges), by_window)
+    assert not torch.isclose(by_window, as_one_chain / mask.sum())
     assert np.all(np.isfinite(clf.meta_loss_history_))
 
 

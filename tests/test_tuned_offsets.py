@@ -471,3 +471,13 @@ def test_scikit_learns_checks_pass_but_where_the_decision_rule_is_meant_to_diffe
                               expected_failed_checks=by_design, on_fail=None)
     failed = {r["check_name"] for r in results if r["status"] == "failed"}
     assert not failed, failed
+
+
+def test_a_pairwise_estimators_tag_is_not_claimed():
+    from sklearn.svm import SVC
+    from sklearn.utils import get_tags
+
+    svc = SVC(kernel="precomputed", probability=True)
+    assert get_tags(svc).input_tags.pairwise
+    assert not get_tags(TunedOffsetsClassifier(svc)).input_tags.pairwise
+    assert get_tags(svc).input_tags.pairwise  # the estimator's own tags untouched

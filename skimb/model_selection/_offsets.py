@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import warnings
 from numbers import Integral, Real
 
@@ -278,9 +280,10 @@ class TunedOffsetsClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         try:  # X reaches ``estimator`` unchanged (texts are only checked): it takes what the estimator takes
-            tags.input_tags = get_tags(self.estimator).input_tags
+            tags.input_tags = copy.copy(get_tags(self.estimator).input_tags)
         except (AttributeError, TypeError, ValueError):
             pass  # not an estimator (refused at fit) or one without tags: the defaults, as scikit-learn's Pipeline
+        tags.input_tags.pairwise = False  # the held-out split takes rows only, not a kernel's columns
         return tags
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import math
+from functools import partial
 
 import numpy as np
 import torch
@@ -235,9 +236,9 @@ def meta_loss_function(task, weight=None, crf=None):
             raise ValueError("a CRF's meta loss is its sequence likelihood, which has no per-tag weights.")
 
         # The meta step's virtual update moves the emissions; the CRF's scores enter as they are.
-        def crf_meta_loss(logits, t):
+        def crf_meta_loss(logits, t, edges=None):
             mask = t != IGNORE_INDEX
-            return crf.nll(logits.float(), t, mask).sum() / mask.sum().clamp(min=1)
+            return crf.nll(logits.float(), t, mask, edges=edges).sum() / mask.sum().clamp(min=1)
 
         return crf_meta_loss
     if task == "multilabel":
@@ -498,7 +499,7 @@ class HAMRFit:
         weight = None if self._meta_weight is None else torch.as_tensor(self._meta_weight, dtype=torch.float32,
                                                                                device=net.device)
         crf = getattr(net.module_, "crf", None) if self.task == "token" else None
-        self.meta_loss_fn = meta_loss_function(self.task, weight, crf)
+        self.meta_loss_fn, self._meta_crf = meta_loss_function(self.task, weight, crf), crf is not None
         self._capturing, self._pending, self._seen = self._collect, None, None
         if self._collect:
             self._embeddings = None
@@ -563,10 +564,16 @@ class HAMRFit:
             hook.remove()
         self._hook = None
 
+    def meta_loss_for(self, edges):
+        """The meta loss of a meta batch whose windows have ``sentence_edges`` ``edges`` (which only
+        a CRF's likelihood reads)."""
+        return partial(self.meta_loss_fn, edges=edges) if self._meta_crf and edges is not None else self.meta_loss_fn
+
     def next_meta_batch(self, net):
-        """The meta step's meta inputs and targets: the next batch of the meta set (cycled,
-        reshuffled every pass), or with ``meta_features="cached"`` the whole meta set's cached
-        features, re-encoded every ``_meta_refresh_steps`` steps."""
+        """The meta step's meta inputs, targets and (a tagger's) windows' ``sentence_edges`` or None:
+        the next batch of the meta set (cycled, reshuffled every pass), or with
+        ``meta_features="cached"`` the whole meta set's cached features, re-encoded every
+        ``_meta_refresh_steps`` steps."""
         if self.config.meta_features == "cached":
             stale = self.n_steps - self._meta_cache_step >= self._meta_refresh_steps
             frozen = not isinstance(self._meta_ds, EncodedTextDataset)  # features that never change
@@ -579,12 +586,13 @@ class HAMRFit:
             self._meta_iter = iter(self._meta_loader)
             batch = next(self._meta_iter)
         X, y = unpack_data(batch)
-        return module_inputs(X, net.device), to_tensor(y, device=net.device)
+        return module_inputs(X, net.device), to_tensor(y, device=net.device), sentence_edges(X, net.device)
 
     def _encode_meta_set(self, net):
-        """``({"features": F}, targets)`` of the whole meta set at the current parameters (eval
-        mode, no graph; no random number is drawn). Token classification: its labelled tokens,
-        as one sequence."""
+        """``({"features": F}, targets, edges)`` of the whole meta set at the current parameters
+        (eval mode, no graph; no random number is drawn). Token classification: its labelled
+        tokens, as one sequence; under a CRF, whose likelihood chains a window's words, its windows
+        as rows (padded, with their ``sentence_edges``)."""
         module, ds = net.module_, self._meta_ds
         if isinstance(ds, EncodedTextDataset):
             collate = net.pad_collate_fn()
@@ -592,26 +600,31 @@ class HAMRFit:
             loader = DataLoader(ds, batch_sampler=batches, collate_fn=collate)
         else:  # a frozen backbone's features
             loader = DataLoader(ds, batch_size=len(ds))
-        features, targets, was_training = [], [], module.training
+        windows = self.task == "token" and getattr(module, "crf", None) is not None
+        features, targets, edges, was_training = [], [], [], module.training
         module.eval()
         try:
             with torch.no_grad():
                 for batch in loader:
                     X, y = unpack_data(batch)
+                    edges.append(sentence_edges(X, net.device))
                     X = module_inputs(X, net.device)
                     y = to_tensor(y, device=net.device)
                     f = X["features"] if "features" in X else module.features(**X)
-                    if self.task == "token":
+                    if self.task == "token" and not windows:
                         keep = y != IGNORE_INDEX
                         f, y = f[keep], y[keep]
                     features.append(f.float())
                     targets.append(y)
         finally:
             module.train(was_training)
+        if windows:
+            return ({"features": _pad_cat(features, 0.0)}, _pad_cat(targets, IGNORE_INDEX),
+                    None if edges[0] is None else torch.cat(edges))
         features, targets = torch.cat(features), torch.cat(targets)
         if self.task == "token":  # one "sentence" of every labelled token: the meta loss's shape
             features, targets = features.unsqueeze(0), targets.unsqueeze(0)
-        return {"features": features}, targets
+        return {"features": features}, targets, None
 
     def meta_due(self) -> bool:
         """Whether this training step runs the meta step (every ``meta_interval`` steps,
@@ -743,6 +756,13 @@ def hamr_attributes(fitted: dict) -> dict:
             value = copy.deepcopy(value)
         out[name] = value
     return out
+
+
+def _pad_cat(rows, value):
+    """Batches of rows ``(B, T, ...)`` of several widths T, padded with ``value`` and stacked."""
+    width = max(r.shape[1] for r in rows)
+    return torch.cat([torch.nn.functional.pad(r, (0, 0) * (r.dim() - 2) + (0, width - r.shape[1]), value=value)
+                      for r in rows])
 
 
 def unit_losses(logits, y, criterion, *, pad=None, sample_weight=None, crf=None, edges=None, per_label=False,
@@ -906,10 +926,10 @@ class HAMRNet(RDropNet):
         with self.autocast():
             if hamr.meta_due():
                 mode = hamr.config.meta_step
-                meta_inputs, meta_target = hamr.next_meta_batch(self)
+                meta_inputs, meta_target, meta_edges = hamr.next_meta_batch(self)
                 result = meta_step(
                     self.module_, hamr.wnet, hamr.wnet_optimizer, per_sample, inputs, target,
-                    meta_inputs, meta_target, hamr.meta_loss_fn, meta_update_lr=hamr.meta_update_lr,
+                    meta_inputs, meta_target, hamr.meta_loss_for(meta_edges), meta_update_lr=hamr.meta_update_lr,
                     mode=mode, head_param_names=HEAD_PARAM_NAMES if mode == "head" else None,
                     detach_mean=hamr.config.detach_mean, keep_graph=True, wnet_features=wnet_features,
                     wnet_groups=wnet_groups)
