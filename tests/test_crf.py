@@ -375,3 +375,36 @@ def test_hamrs_token_loss_is_named_as_ignored_under_a_crf(tiny_bert):
 def test_a_crf_refuses_labels_that_are_not_distinct_iob2_tags(labels, message):
     with pytest.raises(ValueError, match=message):
         LinearChainCRF(labels)
+
+
+def test_batched_viterbi_is_the_decoding_of_each_rows_labelled_words():
+    crf = _random_crf(seed=7)
+    rng = np.random.default_rng(3)
+    emissions = torch.as_tensor(rng.normal(size=(4, 7, len(LABELS))), dtype=torch.float32)
+    mask = torch.as_tensor(rng.random((4, 7)) < 0.7)
+    mask[3] = False  # a row without a labelled word
+    paths = crf.viterbi(emissions, mask)
+    assert (paths[~mask] == -1).all() and (paths[3] == -1).all()
+    for row in range(3):  # whole sentences: a tagger's own decoding of the same scores
+        em = emissions[row][mask[row]].double().numpy()
+        expected = constrained_decode(em, LABELS, return_indices=True, **crf.decoding_scores())
+        assert paths[row][mask[row]].tolist() == list(expected)
+    # a window cut at both edges: no start or end score, and I-X may come first
+    em = emissions[:1, :3]
+    cut = crf.viterbi(em, torch.ones(1, 3, dtype=torch.bool), edges=torch.tensor([[False, False]]))
+    free = max(_paths(3, LABELS, free_start=True),
+               key=lambda p: _path_score(crf, em[0].double(), p) - float(crf.start[p[0]].detach()) - float(crf.end[p[-1]].detach()))
+    assert tuple(cut[0].tolist()) == free
+
+
+def test_early_stopping_on_macro_f1_scores_a_crf_taggers_viterbi_paths(tiny_bert):
+    from sklearn.metrics import f1_score
+
+    X, y = make_ner(60, seed=2)
+    clf = TransformerTokenClassifier(tiny_bert, decoding="crf", validation_fraction=0.3, early_stopping="f1_macro",
+                                     patience=5, **{**FAST, "max_epochs": 3}).fit(X, y)
+    valid = clf.validation_indices_
+    truth = [t for i in valid for t in y[i]]
+    predicted = [t for tags in clf.predict([X[i] for i in valid]) for t in tags]
+    best = max(clf.history_[:, "valid_f1_macro"])
+    assert best == pytest.approx(f1_score(truth, predicted, average="macro"), abs=1e-6)

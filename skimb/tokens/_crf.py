@@ -111,6 +111,45 @@ class LinearChainCRF(nn.Module):
         gold = gold + end.gather(1, last[:, None]).squeeze(1)
         return torch.where(lengths > 0, log_z - gold, torch.zeros_like(log_z))
 
+    def viterbi(self, emissions, mask, edges=None):
+        """Each row's best tag path over its labelled positions, as :meth:`nll` chains them:
+        ``(B, T)`` tag indices, -1 where ``mask`` is False. Where a row starts its sentence
+        (``edges[:, 0]``; every row without ``edges``) the start scores apply and no ``I-X`` may come
+        first; where it ends it (``edges[:, 1]``) the end scores apply; a cut edge is free.
+
+        >>> crf = LinearChainCRF(["O", "B-PER", "I-PER"])
+        >>> em = torch.log(torch.tensor([[[0.1, 0.2, 0.7], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8]]]))
+        >>> crf.viterbi(em, torch.tensor([[True, False, True]]))  # I-PER cannot open the sentence
+        tensor([[ 1, -1,  2]])
+        """
+        with torch.no_grad():
+            em, _, valid = _pack(emissions.float(), torch.zeros_like(mask, dtype=torch.long), mask)
+            out = torch.full(mask.shape, -1, dtype=torch.long, device=mask.device)
+            if em.shape[1] == 0:
+                return out
+            n_rows, width, n_tags = em.shape
+            trans = self._transition_scores()
+            start = self.start.masked_fill(self.inside, _FORBIDDEN).expand(n_rows, -1)
+            end = self.end.expand(n_rows, -1)
+            if edges is not None:
+                edges = edges.to(device=em.device, dtype=torch.bool)
+                start = torch.where(edges[:, :1], start, torch.zeros_like(start))
+                end = torch.where(edges[:, 1:], end, torch.zeros_like(end))
+            score, back = start + em[:, 0], []
+            stay = torch.arange(n_tags, device=em.device).expand(n_rows, -1)  # past a row's end: keep its tag
+            for t in range(1, width):
+                best, prev = (score[:, :, None] + trans).max(dim=1)
+                score = torch.where(valid[:, t, None], best + em[:, t], score)
+                back.append(torch.where(valid[:, t, None], prev, stay))
+            tag = (score + end).argmax(dim=1)
+            path = [tag]
+            for prev in reversed(back):
+                tag = prev.gather(1, tag[:, None]).squeeze(1)
+                path.append(tag)
+            path = torch.stack(path[::-1], dim=1)
+            order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices[:, :width]
+            return out.scatter(1, order, torch.where(valid, path, torch.full_like(path, -1)))
+
     def decoding_scores(self) -> dict:
         """``transitions``, ``start`` and ``end`` as float64 arrays for a whole sentence's decoding
         (:func:`skimb.tokens.constrained_decode`'s keyword arguments)."""

@@ -51,9 +51,15 @@ class ValidationMacroF1(Callback):
         was_training = net.module_.training
         net.module_.eval()
         batches = []
+        crf = getattr(net.module_, "crf", None)
         with torch.inference_mode():
             for batch in net.get_iterator(dataset_valid, training=False):
                 X, y = unpack_data(batch)
-                batches.append((net.infer(X), torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y)))
+                logits, y = net.infer(X), torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y)
+                if crf is not None and y.ndim == 2:  # a CRF tagger predicts its Viterbi path, not the argmax
+                    y = y.to(logits.device)
+                    path = crf.viterbi(logits, y != IGNORE_INDEX, edges=X.get("sentence_edges"))
+                    logits = torch.nn.functional.one_hot(path.clamp(min=0), logits.shape[-1])
+                batches.append((logits, y))
         net.module_.train(was_training)
         net.history.record("valid_f1_macro", macro_f1_of_batches(batches))
