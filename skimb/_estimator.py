@@ -191,8 +191,11 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             message = loss_schedule_warning(self.loss, task=loss_task(ctx.task), n_epochs=ctx.n_epochs, **params)
             order = loss_classes_warning(self.loss, task=loss_task(ctx.task), classes=ctx.classes, **params)
         except (TypeError, ValueError) as error:
-            blame = " (the loss or a loss__ parameter)" if params else ""
-            raise type(error)(f"{type(self).__name__}(loss={self.loss!r}): {error}{blame}") from None
+            from .losses._registry import name_routed_params
+
+            text, named = name_routed_params(str(error), self.loss, task=loss_task(ctx.task), params=params)
+            blame = " (the loss or a loss__ parameter)" if params and not named else ""
+            raise type(error)(f"{type(self).__name__}(loss={self.loss!r}): {text}{blame}") from None
         if message:
             warn_caller(f"{type(self).__name__}(loss={self.loss!r}, max_epochs={self.max_epochs}): {message}")
         if order:

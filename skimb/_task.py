@@ -135,14 +135,18 @@ class TaskAdapter:
     def init_head(self, module, ctx):
         """Set the freshly built head's initial weights from the training split: a loss's
         ``zero_logit_class`` (the ranking loss's catch-all class) gets a zero row in a linear
-        head, which its zero gradient keeps at zero, so that its logit is always 0."""
+        or cosine head (``head="cosine"``, whose zero row scores exactly 0), which its zero
+        gradient keeps at zero, so that its logit is always 0."""
+        from .heads._cosine import CosineLinear
+
         k = getattr(ctx.criterion, "zero_logit_class", None)
-        if k is None or not isinstance(module.head, torch.nn.Linear):
+        head = module.head
+        if k is None or not isinstance(head, (torch.nn.Linear, CosineLinear)):
             return
         with torch.no_grad():
-            module.head.weight[k].zero_()
-            if module.head.bias is not None:
-                module.head.bias[k].zero_()
+            head.weight[k].zero_()
+            if getattr(head, "bias", None) is not None:
+                head.bias[k].zero_()
 
     def loss_for_loading(self, n_classes, task):
         # Prediction does not use the loss; rebuild a plain one so that the net is complete.

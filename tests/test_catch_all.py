@@ -66,6 +66,50 @@ def test_estimator_takes_the_catch_all_label_and_holds_its_logit_at_zero(tiny_be
     assert make_loss("ranking", task="multiclass", class_counts=[2, 2]).catch_all is None
 
 
+def test_crt_stage2_holds_the_catch_all_row_at_zero():
+    """cRT draws a fresh head: the ranking loss's catch-all row is zeroed there too, and stays 0 (no gradient)."""
+    from skimb.heads import CRTHead
+
+    torch.manual_seed(0)
+    x = torch.randn(60, 4)
+    y = torch.arange(60) % 3
+    module = torch.nn.Module()
+    module.head = torch.nn.Linear(4, 3)
+    loss = make_loss("ranking", task="multiclass", class_counts=[20, 20, 20], loss__catch_all=1)
+    CRTHead(epochs=3, lr=5e-2).fit_stage2(module, x, y, None, loss_fn=loss, device="cpu", seed=0, batch_size=16,
+                                          multilabel=False)
+    head = module.head
+    assert torch.all(head.weight[1] == 0) and head.bias[1] == 0
+    assert torch.all(head(x)[:, 1] == 0)
+    assert torch.all(head.weight[[0, 2]] != 0)  # the real classes trained
+
+
+def test_a_zero_row_of_the_cosine_head_scores_exactly_zero():
+    from skimb.heads import CosineLinear
+
+    layer = CosineLinear(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), scale=16.0)
+    x = torch.tensor([[1.0, 2.0], [0.0, 0.0], [-3.0, 1e-30]])
+    out = layer(x)
+    assert torch.all(out[:, 0] == 0) and torch.isfinite(out).all()
+    out[:, 1].sum().backward()
+    assert torch.all(layer.weight.grad[0] == 0)
+
+
+@pytest.mark.parametrize("head", ["crt", "cosine"])
+def test_the_catch_all_logit_is_zero_under_a_crt_or_cosine_head(tiny_bert, toy_data, head):
+    """init_head zeroes the catch-all row of a cosine head too, and cRT's fresh head keeps it at zero."""
+    X, y = toy_data
+    extra = {"head__epochs": 2} if head == "crt" else {}
+    clf = TransformerClassifier(tiny_bert, loss="ranking", loss__catch_all="flood", head=head, max_epochs=1,
+                                batch_size=8, random_state=0, **extra).fit(X, y)
+    k = list(clf.classes_).index("flood")
+    weight = clf.net_.module_.head.weight
+    assert torch.all(weight[k] == 0) and torch.any(weight != 0)
+    assert getattr(clf.net_.module_.head, "bias", None) is None or clf.net_.module_.head.bias[k] == 0
+    logits = clf.decision_function(X)
+    assert np.all(logits[:, k] == 0) and np.any(logits != 0)
+
+
 def test_unknown_catch_all_label_is_a_clear_error_before_training(tiny_bert, toy_data):
     X, y = toy_data
     with pytest.raises(ValueError, match=r"loss__catch_all='other' is not a class of y; the classes are"):

@@ -635,7 +635,8 @@ def test_pooler_pooling_without_a_pooling_layer_is_an_error_before_training(tmp_
 
 def test_a_loss_schedule_is_checked_before_training(tiny_bert, toy_data):
     X, y = toy_data
-    with pytest.raises(TypeError, match=r"TransformerClassifier\(loss='class_balanced'\): drw_epoch .*\(the loss or a loss__ parameter\)"):
+    with pytest.raises(TypeError, match=r"TransformerClassifier\(loss='class_balanced'\): loss__drw_epoch must be None, "
+                                        r"an int or a float, got str\.$"):
         TransformerClassifier("/no/such/backbone", loss="class_balanced", loss__drw_epoch="2").fit(X, y)
     with pytest.warns(UserWarning, match=r"max_epochs=2\): drw_epoch=2 starts after the last of 2 epochs"):
         est = TransformerClassifier(tiny_bert, loss="class_balanced", loss__drw_epoch=2, max_epochs=2, batch_size=8,
@@ -643,15 +644,30 @@ def test_a_loss_schedule_is_checked_before_training(tiny_bert, toy_data):
     np.testing.assert_array_equal(est.loss_class_weight_, np.ones(len(est.classes_)))  # never re-weighted
 
 
+@pytest.mark.parametrize("drw_epoch, match", [(0.1, r"drw_epoch=0.1 of 3 epochs rounds to epoch 0 and re-weights"),
+                                               (0, r"drw_epoch=0 re-weights")])
+def test_a_loss_schedule_that_defers_nothing_warns_before_the_backbone_loads(toy_data, backbone_must_not_load,
+                                                                              drw_epoch, match):
+    with pytest.warns(UserWarning, match=rf"max_epochs=3\): {match} from the first epoch: nothing is deferred"):
+        with pytest.raises(AssertionError, match="the backbone was loaded"):
+            TransformerClassifier(loss="class_balanced", loss__drw_epoch=drw_epoch, max_epochs=3).fit(*toy_data)
+
+
 @pytest.mark.parametrize("params, error, match", [
-    (dict(loss="focal", loss__gamma=-1.0), ValueError, "gamma"),
-    (dict(loss="afl", loss__no_such=1), TypeError, "no_such"),
-    (dict(loss="class_balanced", loss__beta=1.5), ValueError, "beta"),
+    (dict(loss="focal", loss__gamma=-1.0), ValueError, r"loss__gamma must be finite and >= 0, got -1\.0\.$"),
+    (dict(loss="afl", loss__no_such=1), TypeError, r"unexpected parameter\(s\) loss__no_such; accepted parameters: "
+                                                   r"loss__gamma, loss__max_gamma, loss__alpha\.$"),
+    (dict(loss="class_balanced", loss__beta=1.5), ValueError, r"loss__beta must be in \[0, 1\), got 1\.5\.$"),
+    (dict(loss="focal", loss__alpha=[1, 2]), ValueError, r"FocalLoss: loss__alpha has 2 entries but there are \d+ "),
+    (dict(loss="ldam", loss__drw_epoch=2.0), ValueError, r"a float loss__drw_epoch is a fraction of max_epochs and must "
+                                                         r"be in \(0, 1\), got 2\.0; an epoch number is an integer: "
+                                                         r"loss__drw_epoch=2 starts"),
 ])
 def test_malformed_loss_parameters_fail_before_the_backbone_loads(toy_data, params, error, match):
-    """The backbone path does not exist: the loss's error comes first, with the estimator named."""
+    """The backbone path does not exist: the loss's error comes first, with the estimator and its parameter
+    (loss__<name>, not the loss's own argument name) named."""
     X, y = toy_data
-    with pytest.raises(error, match=rf"TransformerClassifier\(loss='{params['loss']}'\): .*{match}.*\(the loss or a loss__ parameter\)"):
+    with pytest.raises(error, match=rf"TransformerClassifier\(loss='{params['loss']}'\): .*{match}"):
         TransformerClassifier("/no/such/backbone", **params).fit(X, y)
     with pytest.raises(error, match=match):
         TransformerTokenClassifier("/no/such/backbone", **params).fit(*make_ner(12))
@@ -667,6 +683,16 @@ def test_an_ordinal_loss_on_labels_sorted_as_text_warns_before_the_backbone_load
         warnings.simplefilter("error")
         with pytest.raises(AssertionError, match="the backbone was loaded"):
             TransformerClassifier(loss="ordinal", loss__grades=[2, 0, 1]).fit(X, y)
+
+
+def test_an_ordinal_loss_on_unevenly_spaced_numeric_labels_warns_before_the_backbone_loads(toy_data,
+                                                                                          backbone_must_not_load):
+    X, y = toy_data
+    ratings = np.array([{"flood": 1, "donation": 2}.get(label, 5) for label in y])  # a rating missing: [1, 2, 5]
+    with pytest.warns(UserWarning, match=r"TransformerClassifier\(loss='ordinal'\) reads the classes as evenly spaced "
+                                         r"grades 0, 1, 2, but the labels \[1, 2, 5\] .*loss__grades=\[1, 2, 5\]"):
+        with pytest.raises(AssertionError, match="the backbone was loaded"):
+            TransformerClassifier(loss="ordinal").fit(X, ratings)
 
 
 def test_a_model_object_as_backbone_gets_a_short_message_and_the_remedy(tiny_bert, toy_data):

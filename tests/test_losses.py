@@ -300,6 +300,28 @@ def test_schedule_warning_says_when_drw_never_starts():
             loss_schedule_warning("class_balanced", task="multiclass", n_epochs=3, loss__drw_epoch=bad)
 
 
+@pytest.mark.parametrize("name, cls, unscheduled", [("class_balanced", ClassBalancedLoss, "re-weights every epoch"),
+                                                     ("ldam", LDAMLoss, "does not re-weight")])
+def test_schedule_warning_says_when_drw_defers_nothing(name, cls, unscheduled):
+    """drw_epoch=0, or a fraction that rounds to epoch 0, re-weights from the first epoch: no deferral."""
+    for n_epochs, drw_epoch in ((3, 0), (3, 0.1), (5, 0.1), (1, 0)):
+        message = cls.schedule_warning(n_epochs, drw_epoch=drw_epoch)
+        assert message is not None and "re-weights from the first epoch: nothing is deferred" in message, drw_epoch
+        assert "such as 1" in message and f"drw_epoch=None {unscheduled}" in message
+        assert cls(MC_COUNTS, drw_epoch=drw_epoch).drw_start(n_epochs) == 0  # as the warning says
+    assert "0.1 of 3 epochs rounds to epoch 0" in cls.schedule_warning(3, drw_epoch=0.1)
+    for n_epochs, drw_epoch in ((3, 1), (3, 0.2), (10, 0.8), (1, 0.8), (1, 0.3)):  # one epoch: nothing to defer
+        assert cls.schedule_warning(n_epochs, drw_epoch=drw_epoch) is None, (n_epochs, drw_epoch)
+    assert loss_schedule_warning(name, task="multiclass", n_epochs=3, loss__drw_epoch=0.1).startswith(
+        "drw_epoch=0.1 of 3 epochs")
+
+
+def test_a_float_drw_epoch_above_one_says_an_integer_epoch_is_accepted():
+    for bad, epoch in ((2.0, 2), (1.5, 2), (3.0, 3)):
+        with pytest.raises(ValueError, match=rf"got {bad}; an epoch number is an integer: drw_epoch={epoch} starts"):
+            ClassBalancedLoss(MC_COUNTS, drw_epoch=bad)
+
+
 @pytest.mark.parametrize("tau", [0.0, 1.0, 0.5])
 def test_logit_adjusted(mc_data, tau):
     z, y, zt, yt = mc_data
@@ -651,6 +673,34 @@ def test_fractional_gamma_gradients_finite(gamma):
     assert torch.isfinite(z.grad).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("loss", [FocalLoss(gamma=2.0), FocalLoss(gamma=0.5), AdaptiveFocalLoss([10, 5, 1]),
+                                  AdaptiveFocalLoss([10, 5, 1], gamma=0.0), ClassBalancedLoss([10, 5, 1], base="focal")],
+                         ids=["focal2", "focal0.5", "afl", "afl_gamma0", "cb_focal"])
+def test_focal_losses_are_finite_where_other_classes_are_masked(loss, dtype):
+    """Other classes' logits at -inf (masking): the loss and its gradients are those of the classes left, as
+    F.cross_entropy gives; the masked logits get a zero gradient, not NaN (nor AFL at gamma 0 a NaN loss)."""
+    loss = copy.deepcopy(loss).to(dtype)
+    loss.reduction = "none"
+    inf = float("inf")
+    masked = torch.tensor([[0.0, -inf, -inf], [1.0, 2.0, -inf]], dtype=dtype, requires_grad=True)
+    target = torch.tensor([0, 1])
+    out = loss(masked, target)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(masked.grad).all(), (out, masked.grad)
+    assert out[0].item() == 0.0 and torch.all(masked.grad[0] == 0) and masked.grad[1, 2] == 0  # p_t = 1: nothing
+    # row 1 is the loss on the two classes left (a third class far below: its share underflows to 0)
+    far = torch.tensor([[1.0, 2.0, -1e4]], dtype=dtype, requires_grad=True)
+    reference = loss(far, target[1:])
+    reference.sum().backward()
+    assert out[1].item() == pytest.approx(reference.item(), rel=1e-6)
+    np.testing.assert_allclose(masked.grad[1].numpy(), far.grad[0].numpy(), rtol=1e-6, atol=1e-12)
+    if float(getattr(loss, "gamma", 1.0)) == 0.0:  # AFL at gamma 0: exactly cross-entropy
+        z = masked.detach().clone().requires_grad_(True)
+        ce = torch.nn.functional.cross_entropy(z, target, reduction="none")
+        assert torch.equal(out.detach(), ce.detach())
+
+
 # ---------------------------------------------------------------- reductions / validation
 @pytest.mark.parametrize("task,name", _all_losses())
 def test_reductions(task, name, mc_data, ml_data):
@@ -668,6 +718,20 @@ def test_reductions(task, name, mc_data, ml_data):
     loss.reduction = "max"
     with pytest.raises(ValueError, match="reduction"):
         loss(zt, yt)
+
+
+@pytest.mark.parametrize("task,name", _all_losses())
+def test_the_mean_of_an_empty_batch_is_zero(task, name):
+    """Multi-label as multi-class: ``"mean"`` over no examples is 0, not NaN (sum over max(count, 1))."""
+    counts = MC_COUNTS if task == "multiclass" else ML_COUNTS
+    loss = make_loss(name, task=task, class_counts=counts, n_samples=N_MC if task == "multiclass" else N_ML)
+    loss.reduction = "mean"
+    logits = torch.zeros(0, C, requires_grad=True)
+    target = torch.zeros(0, dtype=torch.long) if task == "multiclass" else torch.zeros(0, C)
+    out = loss(logits, target)
+    assert out.shape == () and out.item() == 0.0
+    out.backward()
+    assert logits.grad.shape == (0, C)
 
 
 def test_standalone_default_reduction_is_mean(mc_data):
@@ -833,8 +897,7 @@ def test_make_loss_params():
     assert cb.beta == 0.99 and cb.base == "focal" and cb.gamma == 3.0
     la = make_loss("logit_adjusted", task="multiclass", **kw, **flat)
     assert la.tau == 0.5
-    # None values are dropped; loss__ extras override flat values; unprefixed extras work
-    assert make_loss("focal", task="multiclass", gamma=None).gamma == 2.0
+    # loss__ extras override flat values; unprefixed extras work
     assert make_loss("focal", task="multiclass", gamma=1.0, loss__gamma=4.0).gamma == 4.0
     assert make_loss("dice", task="multiclass", smooth=0.5).smooth == 0.5
     ldam = make_loss("ldam", task="multiclass", **kw, loss__max_m=0.3, loss__s=10,
@@ -844,6 +907,28 @@ def test_make_loss_params():
     db = make_loss("distribution_balanced", task="multilabel", class_counts=ML_COUNTS,
                    n_samples=N_ML, gamma=1.0, loss__neg_scale=5.0)
     assert db.gamma == 1.0 and db.neg_scale == 5.0
+
+
+def test_a_parameter_given_as_none_reaches_the_loss():
+    """None is a value (AFL's max_gamma=None: no cap), flat or loss__-prefixed; a parameter left out is the
+    loss's default; None for a shared name the loss does not use is nothing to warn about."""
+    import warnings
+
+    counts = [1000, 10, 1]
+    for params in ({"max_gamma": None}, {"loss__max_gamma": None}):
+        for task in ("multiclass", "multilabel"):
+            afl = make_loss("afl", task=task, class_counts=counts, n_samples=1000, **params)
+            assert afl.max_gamma is None and afl.gamma_.tolist() == [2.0, 200.0, 2000.0], (params, task)
+    assert make_loss("afl", task="multiclass", class_counts=counts).gamma_.max().item() == 10.0  # the default cap
+    with pytest.raises(TypeError, match="gamma must be a real number, got NoneType"):  # None means nothing here
+        make_loss("focal", task="multiclass", gamma=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert type(make_loss("ce", task="multiclass", max_gamma=None, tau=None)) is CrossEntropyLoss
+        assert make_loss("focal", task="multiclass", alpha=None).alpha_ is None
+        make_loss(FocalLoss(), task="multiclass", gamma=None)
+    with pytest.warns(UserWarning, match="does not use max_gamma"):
+        make_loss("ce", task="multiclass", max_gamma=5.0)
 
 
 def test_register_loss():
@@ -1009,3 +1094,44 @@ def test_the_ordinal_loss_warns_where_labels_sort_as_text_and_no_grades_are_give
     assert loss_classes_warning("ordinal", task="multiclass", classes=text, loss__grades=[1, 2, 3, 0, 4]) is None
     assert loss_classes_warning("ordinal", task="multiclass", classes=[0, 1, 2]) is None
     assert loss_classes_warning("ce", task="multiclass", classes=text) is None
+
+
+def test_the_ordinal_loss_warns_where_numeric_labels_are_not_evenly_spaced():
+    """Without grades the loss reads the classes as grades 0, 1, 2: [1, 2, 5] loses its gap (a rating
+    missing from training); the warning names loss__grades. The default grades are unchanged."""
+    from skimb.losses import loss_classes_warning
+
+    message = loss_classes_warning("ordinal", task="multiclass", classes=np.array([1, 2, 5]))
+    assert "evenly spaced grades 0, 1, 2, but the labels [1, 2, 5] are not evenly spaced" in message
+    assert "loss__grades=[1, 2, 5]" in message and "loss__grades=[0, 1, 2]" in message
+    assert "0, 1, ..., 9" in loss_classes_warning("ordinal", task="multiclass", classes=np.arange(10) ** 2)
+    for classes in ([1, 2, 3], [0.5, 1.0, 1.5], [2, 7], [-2, 0, 2, 4], [True, False]):
+        assert loss_classes_warning("ordinal", task="multiclass", classes=np.array(classes)) is None, classes
+    assert loss_classes_warning("ordinal", task="multiclass", classes=np.array([1, 2, 5]), loss__grades=[1, 2, 5]) \
+        is None
+    z = torch.tensor([[4.0, 0.0, 0.0], [0.0, 0.0, 4.0]])
+    plain = SoftOrdinalLoss(reduction="none")(z, torch.tensor([1, 1]))
+    assert plain[0].item() == pytest.approx(plain[1].item())  # the default grades: still evenly spaced
+
+
+def test_loss_errors_name_the_estimator_parameter():
+    """An estimator re-raises a loss's error with the loss's argument written as its own, loss__<name>."""
+    from skimb.losses._registry import name_routed_params
+
+    def name(message, loss="focal", **params):
+        return name_routed_params(message, loss, task="multiclass", params=params)
+
+    assert name("gamma must be finite and >= 0, got -1.0.", gamma=-1) == \
+        ("loss__gamma must be finite and >= 0, got -1.0.", True)
+    assert name("FocalLoss: alpha has 2 entries but there are 3 classes.") == \
+        ("FocalLoss: loss__alpha has 2 entries but there are 3 classes.", True)  # a constructor parameter
+    assert name("a float drw_epoch is a fraction; drw_epoch=2 starts", "ldam", drw_epoch=2.0)[0] == \
+        "a float loss__drw_epoch is a fraction; loss__drw_epoch=2 starts"
+    # quoted values, parentheses, longer words and names the loss does not have stay
+    assert name("base must be 'ce' or 'focal', got 'gamma'.", "class_balanced")[0] == \
+        "loss__base must be 'ce' or 'focal', got 'gamma'."
+    assert name("got unexpected parameter(s) smoth", "ldam", smoth=1)[0] == "got unexpected parameter(s) loss__smoth"
+    assert name("gammas and beta", "focal") == ("gammas and beta", False)
+    assert name("loss__catch_all='x' is not a class", "ranking", catch_all="x") == \
+        ("loss__catch_all='x' is not a class", True)  # named already
+    assert name("gamma must be finite", torch.nn.CrossEntropyLoss()) == ("gamma must be finite", False)

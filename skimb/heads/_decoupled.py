@@ -25,6 +25,9 @@ class CRTHead(Head):
     a loss that balances the classes itself loses its class weights for it
     (``ImbalanceLoss.without_class_balance``), so that the classes are balanced once.
 
+    A loss's ``zero_logit_class`` (the ranking loss's catch-all class) gets a zero row and bias in
+    the fresh head, as in stage 1: its zero gradient keeps them at zero, so that its logit stays 0.
+
     The estimator's row weights (``class_weight`` x ``sample_weight``) count within each class: a
     row's stage-2 weight is its class-balanced weight times its own weight divided by the mean
     weight of its class (multi-label: of its labels, and of the rows without a label as one
@@ -72,6 +75,9 @@ class CRTHead(Head):
             bound = old.in_features ** -0.5
             head.weight.uniform_(-bound, bound, generator=gen)
             head.bias.zero_()
+            zero_class = getattr(loss_fn, "zero_logit_class", None)  # the ranking loss's catch-all class
+            if zero_class is not None:
+                head.weight[zero_class].zero_()
         head.to(device)
         targets = torch.as_tensor(targets)
         keep = stage2_rows(targets)

@@ -170,12 +170,17 @@ def _log1m_softmax_at(logits, target):
     """``log(1 - softmax(logits)[i, target_i])`` computed stably.
 
     Uses ``logsumexp`` over the non-target logits minus ``logsumexp`` over all of
-    them, which is finite for any finite logits when C >= 2.
+    them, which is finite for any finite logits when C >= 2. Logits of ``-inf`` (masked
+    classes) are read as the dtype's lowest finite value and the result is kept at or above
+    it: where every other class is masked, ``p_t = 1`` and the result is that lowest value, not
+    ``-inf``, so that ``gamma * log(1 - p_t)`` is finite (0 for ``gamma = 0``, not NaN) and no
+    NaN gradient comes from a ``logsumexp`` over ``-inf`` alone.
     """
+    lowest = torch.finfo(logits.dtype).min
     lse_all = torch.logsumexp(logits, dim=1)
     target_mask = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, target[:, None], True)
-    others = logits.masked_fill(target_mask, float("-inf"))
-    return torch.logsumexp(others, dim=1) - lse_all
+    others = logits.clamp(min=lowest).masked_fill(target_mask, float("-inf"))
+    return (torch.logsumexp(others, dim=1) - lse_all).clamp(min=lowest)
 
 
 class ImbalanceLoss(nn.Module):
@@ -361,7 +366,8 @@ class ImbalanceLoss(nn.Module):
         ``alpha``, margins, prior adjustment or per-class ``gamma`` (AFL's, which becomes the
         base ``gamma``: the focal loss) undone, the rest (a focal ``gamma``, the logit scale)
         kept; ``DistributionBalancedLoss`` loses its re-balanced weights and prior bias and keeps
-        its negative-tolerant scale and focal term. A loss without per-class terms is copied
+        its negative-tolerant scale and focal term; ``WeightedBinaryCrossEntropyLoss``'s positive
+        weights become 1 (BCE). A loss without per-class terms is copied
         unchanged. A subclass that re-balances (``rebalances = True``) says how to undo it in
         ``_drop_class_balance``; one that does not is copied unchanged, with a warning.
 
@@ -428,7 +434,8 @@ class ImbalanceLoss(nn.Module):
         -------
         torch.Tensor
             Shape ``(N,)`` for ``reduction="none"``, a scalar otherwise. ``"mean"``
-            averages over examples (multi-class: over the non-ignored ones).
+            averages over examples (multi-class: over the non-ignored ones); an empty batch
+            (or one whose targets are all ignored) gives 0.
         """
         losses = self.per_sample(logits, target)
         reduction = _check_reduction(self.reduction)
@@ -439,7 +446,7 @@ class ImbalanceLoss(nn.Module):
         if self.task == "multiclass":
             n_valid = (torch.as_tensor(target) != self.ignore_index).sum().clamp(min=1)
             return losses.sum() / n_valid.to(losses.dtype)
-        return losses.mean()
+        return losses.sum() / max(losses.numel(), 1)  # 0 for an empty batch, as multi-class, not NaN
 
     def per_label(self, logits, target):
         """Multi-label: the loss of every (sample, label) term, shape ``(N, C)``; its mean over

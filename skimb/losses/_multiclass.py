@@ -48,7 +48,8 @@ def _focal(logits, target, gamma):
 
     ``(1 - p_t)^gamma`` is computed as ``exp(gamma * log(1 - p_t))`` with
     ``log(1 - p_t)`` from a log-sum-exp over the other classes: finite values and
-    gradients for any finite logits, and exactly 1 when ``gamma = 0``.
+    gradients for any finite logits and for other classes masked with ``-inf`` (as
+    ``F.cross_entropy``), and exactly 1 when ``gamma = 0`` (a float or a tensor's entry).
     """
     nll = _nll(logits, target)
     if logits.shape[1] < 2:  # a single class: p_t = 1 and the loss is 0
@@ -196,8 +197,11 @@ def _check_drw_epoch(drw_epoch):
             raise ValueError(f"drw_epoch must be >= 0, got {drw_epoch!r}.")
         return int(drw_epoch)
     if not 0.0 < float(drw_epoch) < 1.0:
+        value = float(drw_epoch)
+        epoch = int(value) if np.isfinite(value) and value.is_integer() and value >= 1 else 2
         raise ValueError(
-            f"a float drw_epoch is a fraction of max_epochs and must be in (0, 1), got {drw_epoch!r}."
+            f"a float drw_epoch is a fraction of max_epochs and must be in (0, 1), got {drw_epoch!r}; an epoch "
+            f"number is an integer: drw_epoch={epoch} starts the re-weighting at epoch {epoch} (0-based)."
         )
     return float(drw_epoch)
 
@@ -213,22 +217,35 @@ class _DeferredReweighting:
         now = weight_without_schedule if self.drw_epoch is None else np.ones(len(balanced))
         self.register_buffer("class_weight_", _to_buffer(now).clone())  # its own memory: set_epoch writes it
 
+    #: What the loss does without a schedule (``drw_epoch=None``), for the schedule's warnings.
+    _unscheduled = "re-weights every epoch"
+
     @classmethod
     def schedule_warning(cls, n_epochs, drw_epoch=None, **params):
-        """Why ``drw_epoch`` re-weights nothing in a fit of ``n_epochs`` epochs, or None; a malformed
-        ``drw_epoch`` raises. The estimators ask before training.
+        """Why ``drw_epoch`` re-weights nothing, or defers nothing, in a fit of ``n_epochs`` epochs, or
+        None; a malformed ``drw_epoch`` raises. The estimators ask before training. A fraction in a
+        fit of one epoch is not warned about: no schedule can defer anything there.
 
         >>> from skimb.losses import ClassBalancedLoss
         >>> ClassBalancedLoss.schedule_warning(3, drw_epoch=0.8) is None
         True
         >>> ClassBalancedLoss.schedule_warning(2, drw_epoch=2)
         'drw_epoch=2 starts after the last of 2 epochs: training is never re-weighted. Pass a smaller drw_epoch or a fraction of training.'
+        >>> ClassBalancedLoss.schedule_warning(3, drw_epoch=0.1)
+        'drw_epoch=0.1 of 3 epochs rounds to epoch 0 and re-weights from the first epoch: nothing is deferred. Pass a later epoch such as 1 or a larger fraction such as 0.8 to defer the re-weighting (drw_epoch=None re-weights every epoch).'
         """
-        start = _check_drw_epoch(drw_epoch)
-        if isinstance(start, int) and start >= int(n_epochs):
-            return (f"drw_epoch={start} starts after the last of {int(n_epochs)} epochs: training is never "
+        start, n_epochs = _check_drw_epoch(drw_epoch), int(n_epochs)
+        if isinstance(start, int) and start >= n_epochs:
+            return (f"drw_epoch={start} starts after the last of {n_epochs} epochs: training is never "
                     "re-weighted. Pass a smaller drw_epoch or a fraction of training.")
-        return None
+        if start == 0:
+            what = "drw_epoch=0"
+        elif isinstance(start, float) and n_epochs >= 2 and round(start * n_epochs) == 0:  # as drw_start rounds
+            what = f"drw_epoch={start} of {n_epochs} epochs rounds to epoch 0 and"
+        else:
+            return None
+        return (f"{what} re-weights from the first epoch: nothing is deferred. Pass a later epoch such as 1 or a "
+                f"larger fraction such as 0.8 to defer the re-weighting (drw_epoch=None {cls._unscheduled}).")
 
     def drw_start(self, max_epochs=None):
         """The first (0-based) epoch that is re-weighted, or None without a schedule.
@@ -603,6 +620,7 @@ class LDAMLoss(_DeferredReweighting, ImbalanceLoss):
     task = "multiclass"
 
     rebalances = True
+    _unscheduled = "does not re-weight"
 
     # the schedule's methods, named here so that the API pages list them with the class
     set_epoch = _DeferredReweighting.set_epoch
@@ -893,16 +911,29 @@ class SoftOrdinalLoss(ImbalanceLoss):
     @classmethod
     def classes_warning(cls, classes, grades=None, **params):
         """Labels that are not numbers sort as text, seldom in grade order: without ``grades`` the
-        loss would read that order as the grades.
+        loss would read that order as the grades. Numeric labels that are not evenly spaced (a
+        rating missing from training: ``[1, 2, 5]``) would be read as evenly spaced grades.
 
         >>> SoftOrdinalLoss.classes_warning([1, 2, 3]) is None
         True
         >>> SoftOrdinalLoss.classes_warning(["negative", "neutral", "positive", "very negative"])[:57]
         "reads the classes' order as their grades, and the labels "
+        >>> SoftOrdinalLoss.classes_warning([1, 2, 5])[:71]
+        'reads the classes as evenly spaced grades 0, 1, 2, but the labels [1, 2'
         """
         labels = np.asarray(classes)
-        if grades is not None or labels.dtype.kind in "biuf":
+        if grades is not None:
             return None
+        if labels.dtype.kind in "biuf":
+            gaps = np.diff(labels.astype(np.float64))
+            if gaps.size < 2 or np.allclose(gaps, gaps[0]):
+                return None
+            short = labels.size <= 6
+            shown = ", ".join(map(str, range(labels.size))) if short else f"0, 1, ..., {labels.size - 1}"
+            even = list(range(labels.size)) if short else f"list(range({labels.size}))"
+            return (f"reads the classes as evenly spaced grades {shown}, but the labels {labels.tolist()} are not "
+                    f"evenly spaced (a grade missing from training?); give loss__grades={labels.tolist()} to keep "
+                    f"their distances, or loss__grades={even} to read them as evenly spaced.")
         return (f"reads the classes' order as their grades, and the labels {labels.tolist()} are sorted as text, "
                 "which may not be their grade order; give loss__grades, one grade per class in that order.")
 

@@ -94,6 +94,11 @@ class WeightedBinaryCrossEntropyLoss(ImbalanceLoss):
     until round 26), BCE 0.357; at 6,000 texts (one seed) 0.456 capped at 3 against BCE's 0.435.
     The full ratio makes the model predict a rare label for many texts that do not have it.
 
+    The positive weights weigh a label's positives against its negatives, which row weights
+    cannot do, so ``without_class_balance()`` keeps them: a second stage (cRT, CALoRA) trains
+    with them (round 26 measured CALoRA on weighted BCE with them kept, the best multi-label
+    row, ``docs/losses.md``).
+
     Parameters
     ----------
     class_counts : array-like of shape (C,)

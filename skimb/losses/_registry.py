@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 from torch import nn
 
@@ -108,13 +109,12 @@ def available_losses(task):
 
 
 def _split_params(params):
-    """Split into (flat, extras); ``loss__x`` -> ``x``; ``None`` values dropped."""
+    """Split into (flat, extras); ``loss__x`` -> ``x``. A parameter given as None is kept (None is
+    a value: AFL's ``max_gamma=None`` is "no cap"); one not given is absent."""
     flat, extras = {}, {}
     for key, value in params.items():
         if key.startswith(_EXTRA_PREFIX):
             extras[key[len(_EXTRA_PREFIX):]] = value
-        elif value is None:
-            continue
         elif key in FLAT_PARAMS:
             flat[key] = value
         else:
@@ -143,10 +143,12 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
         Number of training examples N.
     **params
         The flat hyperparameters ``gamma``, ``alpha``, ``beta``, ``tau`` and
-        ``max_gamma`` (ignored by losses that do not use them; ``None`` values are
-        dropped) and loss-specific extras, with or without the ``loss__`` prefix
+        ``max_gamma`` (ignored by losses that do not use them, silently where the value
+        is None) and loss-specific extras, with or without the ``loss__`` prefix
         (``loss__smooth=0.5``). A ``loss__`` extra overrides the flat parameter of
-        the same name. An extra the loss does not accept raises ``TypeError``.
+        the same name. An extra the loss does not accept raises ``TypeError``. A value of
+        None is passed on as given (``max_gamma=None``: AFL without a cap); leave a
+        parameter out for the loss's default.
 
     Returns
     -------
@@ -179,6 +181,7 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
                 f"loss parameters {sorted(extras)} apply to named losses only; configure "
                 f"the {type(loss).__name__} instance before passing it."
             )
+        flat = {k: v for k, v in flat.items() if v is not None}  # a shared name set to None: nothing
         if flat:  # shared names, as for a named loss that does not use them
             warn_caller(f"the loss instance {type(loss).__name__} takes no parameters here; "
                         f"{', '.join(sorted(flat))} ignored (configure the instance).")
@@ -199,7 +202,7 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
             f"{', '.join(unknown)}; accepted parameters: "
             f"{', '.join(accepted) if accepted else '(none)'}."
         )
-    ignored = sorted(k for k in flat if k not in accepted)
+    ignored = sorted(k for k, v in flat.items() if k not in accepted and v is not None)  # None: nothing to ignore
     if ignored:  # shared names (a grid over loss x loss__gamma): not an error, but said
         warn_caller(f"loss {label!r} ({cls.__name__}) does not use {', '.join(ignored)}; ignored.")
     kwargs = {k: v for k, v in flat.items() if k in accepted}
@@ -286,6 +289,32 @@ def loss_classes_warning(loss, *, task, classes, **params):
     """
     check = _loss_classmethod(loss, task, "classes_warning")
     return None if check is None else check(classes, **_merged_params(params))
+
+
+def name_routed_params(message, loss, *, task, params):
+    """A loss's error ``message`` with its parameter names written as an estimator's, ``loss__<name>``:
+    the names in the routed ``params`` (prefix removed, as the estimator passes them) and the
+    constructor parameters of the loss class ``loss`` names. Returns ``(message, renamed)``.
+
+    A name is rewritten where it stands as a word of its own (not quoted, not in parentheses, not
+    part of a longer name), so that ``"gamma must be finite"`` reads ``"loss__gamma must be
+    finite"``; ``renamed`` also holds where the message names a ``loss__`` parameter already.
+
+    >>> from skimb.losses._registry import name_routed_params
+    >>> name_routed_params("FocalLoss: alpha has 2 entries", "focal", task="multiclass", params={"alpha": [1, 2]})
+    ('FocalLoss: loss__alpha has 2 entries', True)
+    >>> name_routed_params("got unexpected parameter(s) smoth", "ldam", task="multiclass", params={"smoth": 1})
+    ('got unexpected parameter(s) loss__smoth', True)
+    >>> name_routed_params("base must be 'ce' or 'focal'", "ce", task="multiclass", params={})
+    ("base must be 'ce' or 'focal'", False)
+    """
+    accepted = _loss_classmethod(loss, task, "accepted_params")
+    names = set(params) | set(accepted() if accepted is not None else ())
+    if not names:
+        return message, False
+    words = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    renamed = re.sub(rf"(?<![\w'\"(])({words})(?![\w'\")])", rf"{_EXTRA_PREFIX}\1", message)
+    return renamed, re.search(rf"(?<!\w){_EXTRA_PREFIX}({words})(?!\w)", renamed) is not None
 
 
 def _loss_property(loss, task, name, params) -> bool:
