@@ -373,6 +373,18 @@ def test_the_crf_taggers_are_token_methods_and_crf_a_token_default():
     assert {"crf", "crf_rdrop"}.isdisjoint(m.name for m in get_methods("all", "multiclass"))
 
 
+def test_hamr_on_the_crf_taggers_is_a_token_method():
+    from skimb.compare import Budget
+    from skimb.compare._registry import get_methods
+
+    context = {"task": "token", "min_class_count": 5, "n_train": 100, "catch_all": "O"}
+    plain, rdrop = (m.build(Budget(), 0, context) for m in get_methods(["crf_hamr", "crf_rdrop_hamr"], "token"))
+    for clf in (plain, rdrop):
+        assert (clf.decoding, clf.training, clf.validation_fraction) == ("crf", "hamr", 0.1)
+    assert (plain.get_params()["training__rdrop_alpha"], rdrop.get_params()["training__rdrop_alpha"]) == (0.0, 1.0)
+    assert {"crf_hamr", "crf_rdrop_hamr"}.isdisjoint(m.name for m in get_methods("all", "multiclass"))
+
+
 def test_focal_hamr_is_hamr_on_focal_loss_for_taggers_only():
     from skimb.compare import Budget
     from skimb.compare._registry import get_methods

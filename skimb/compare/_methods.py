@@ -437,6 +437,11 @@ _register_hamr("focal_hamr", "HAMR on a focal-loss base (gamma=2): HAMR on top o
 _register_hamr("soft_drw_rdrop_hamr", "HAMR on ce_soft_drw_rdrop's loss and R-Drop (training__rdrop_alpha=1: both "
                "dropout passes weighted by WNet): the paper method on top of the best recipe", tasks=("multiclass",),
                base={"loss": "class_balanced", **_SOFT_DRW}, rdrop_alpha=1.0)
+# HAMR on the CRF tagger (round 43): windows weighed by their likelihood, the CRF's likelihood as the meta objective
+_register_hamr("crf_hamr", "HAMR on the CRF tagger (decoding='crf': windows weighed by their sequence likelihood)",
+               tasks=("token",), base={"decoding": "crf"})
+_register_hamr("crf_rdrop_hamr", "HAMR on the CRF tagger with R-Drop (training__rdrop_alpha=1): the paper method on "
+               "top of the best tagger", tasks=("token",), base={"decoding": "crf"}, rdrop_alpha=1.0)
 _register_hamr("hamr_gbc", "HAMR with GBC's meta set: representatives of clusters of per-example head gradients, "
                "per class (training__meta_selection='gbc'), in place of the validation split's",
                tasks=("multiclass",), meta_selection="gbc")
