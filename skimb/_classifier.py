@@ -115,12 +115,27 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         :class:`~skimb.model_selection.TunedOffsetsClassifier` with ``validation="estimator",
         search="calibrated", tau=...``).
         ``predict_proba`` stays the model's own. "tuned" and "calibrated" need ``validation_fraction``.
-    head : {"linear", "calora"} or Head, default="linear"
-        :class:`~skimb.heads.LinearHead`, or CALoRA's class-routed LoRA adapters on the frozen
-        head in a second stage (:class:`~skimb.heads.CALoRAHead`: ``head__k``, ``head__rank``,
-        ``head__routing``, ``head__alpha``, ``head__epochs``, ``head__lr``, ``head__memory``).
-        Stage 1 is cached, so a grid search over ``head__k`` x ``head__rank`` fits one stage 1
-        per fold (needs an integer ``random_state``).
+    head : {"linear", "calora", "cosine", "crt", "tau_norm", "knn", "prototype"} or Head, default="linear"
+        The head (``skimb.heads``; its parameters as ``head__<name>``):
+
+        * "linear": :class:`~skimb.heads.LinearHead`, the plain linear head trained with the model.
+        * "calora": :class:`~skimb.heads.CALoRAHead`, class-routed LoRA adapters on the frozen head
+          in a second stage (``head__k``, ``head__rank``, ``head__routing``, ``head__alpha``,
+          ``head__epochs``, ``head__lr``, ``head__memory``).
+        * "cosine": :class:`~skimb.heads.CosineHead`, a cosine classifier (scaled cosine similarities
+          to each class's weight vector) in place of ``nn.Linear``.
+        * "crt": :class:`~skimb.heads.CRTHead`, cRT: the linear head re-initialised and re-trained
+          class-balanced on the frozen features.
+        * "tau_norm": :class:`~skimb.heads.TauNormHead`, each class's head weights divided by their
+          norm to the power ``head__tau``, the bias dropped; no training.
+        * "knn": :class:`~skimb.heads.KNNHead`, the stage-1 head mixed with a nearest-neighbour
+          memory of the training rows' features.
+        * "prototype": :class:`~skimb.heads.PrototypeHead`, the stage-1 head mixed with class
+          prototypes in its feature space.
+
+        A head with a second stage caches stage 1, so a grid search over its stage-2 parameters
+        (``head__k`` x ``head__rank``, say) fits one stage 1 per fold (needs an integer
+        ``random_state``).
     training : {"standard", "hamr", "sequential", "sam", "rdrop"} or TrainingStrategy, default="standard"
         Plain fine-tuning (:class:`~skimb.training.StandardTraining`) or HAMR,
         hardness-aware meta-resample (:class:`~skimb.training.hamr.HAMRTraining`, every knob as
@@ -138,7 +153,7 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         the best epoch's weights.
     patience : int, default=3
         Epochs without improvement before early stopping (ignored, with a warning, without it).
-    device : {"auto", "cpu", "cuda"}, default="auto"
+    device : {"auto", "cpu", "cuda", "cuda:N", "mps"} or torch.device, default="auto"
         Where to train and predict.
     amp : bool, default=True
         bf16 autocast on CUDA (ignored on CPU).

@@ -168,7 +168,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                 warnings.simplefilter("ignore")
             components = self._check_params()
             if self.early_stopping:
-                check_needs_validation(self, "early_stopping=True")
+                check_needs_validation(self, f"early_stopping={self.early_stopping!r}")
             elif self.patience != SHARED_PARAMS["patience"]:
                 warn_caller(f"{type(self).__name__}: patience={self.patience} is ignored without early stopping; "
                             "set early_stopping=True (or 'f1_macro') with validation_fraction, or leave patience "

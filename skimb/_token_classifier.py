@@ -80,8 +80,10 @@ quantize, n_threads
         (a warning says so where they are set), at 100 times the model's learning rate;
         prediction is Viterbi over valid sequences with the learned scores, and
         ``predict_proba`` gives each word's marginals under the CRF. It needs ``finetune="full"``
-        or ``"lora"`` and a training that reads whole-window losses (not ``"hamr"``). A model
-        fitted with "crf" can predict with the other two (from its emissions alone).
+        or ``"lora"`` and a training that reads whole-window losses: ``"standard"``, ``"rdrop"``,
+        ``"sam"`` (``training__classes="all"``), ``"sequential"`` or ``"hamr"`` (not with
+        ``training__meta_loss="balanced"``). A model fitted with "crf" can predict with the other
+        two (from its emissions alone).
     threshold : None or "tuned", default=None
         The decision rule. None: the decoding of the word logits as they are. "tuned": per-entity-
         type offsets added to each word's ``B-X`` and ``I-X`` logits before decoding, tuned for span
@@ -91,8 +93,9 @@ quantize, n_threads
         macro-F1 for cross-entropy on CoNLL-2003 with 70% entity-free sentences (tweet-like), but
         ``loss="focal"`` alone does better there (+11.2) and the offsets cost 1.2 on top of it; on
         MIT-Restaurant they cost 0.1-0.9 (``docs/benchmarks.md``, round 18). Not part of the
-        stage-1 cache key.
-    head : {"linear", "calora"} or Head, default="linear"
+        stage-1 cache key. A CRF tagger (``decoding="crf"``) refuses "tuned" before training: the
+        offsets are tuned for the repaired argmax, not for the CRF's Viterbi decoding.
+    head : {"linear", "calora", "cosine", "crt", "tau_norm", "knn", "prototype"} or Head, default="linear"
         As in :class:`~skimb.TransformerClassifier`, CALoRA routed **per token**: stage 2
         trains the class adapters on the stage-1 hidden state of every training word, and at
         inference each token's adapters are chosen from its own stage-1 tag ranking.

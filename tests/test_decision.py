@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
@@ -71,6 +73,15 @@ def test_a_fitted_rule_needs_a_validation_split_before_training(tiny_bert, toy_d
     X, y = toy_data
     clf = TransformerClassifier(tiny_bert, threshold=threshold, max_epochs=1, random_state=0)
     with pytest.raises(ValueError, match=f"threshold='{threshold}' needs a validation split"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")
+
+
+@pytest.mark.parametrize("early_stopping", [True, "f1_macro"])
+def test_early_stopping_without_a_validation_split_names_its_own_value(tiny_bert, toy_data, early_stopping):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, early_stopping=early_stopping, max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match=re.escape(f"early_stopping={early_stopping!r} needs a validation split")):
         clf.fit(X, y)
     assert not hasattr(clf, "net_")
 

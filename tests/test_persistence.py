@@ -186,6 +186,24 @@ def test_save_pretrained_writes_a_model_card(tiny_bert, toy_data, tmp_path):
     np.testing.assert_array_equal(loaded.class_counts_, clf.class_counts_)
 
 
+def test_the_model_card_calls_hamrs_figures_optimistic_only_where_the_meta_set_is_the_validation_split(
+        tiny_bert, toy_data, tmp_path):
+    from skimb.training.hamr import HAMRTraining
+
+    X, y = toy_data
+    kwargs = dict(training="hamr", validation_fraction=0.2, **FAST)
+    for name, params, optimistic in (("default", {}, True),
+                                     ("explicit", dict(training__meta_set=(X[:9], list(y[:9]))), False)):
+        est = TransformerClassifier(tiny_bert, **params, **kwargs).fit(X, y)
+        assert est.training_.reads_validation_split is optimistic
+        card = (est.save_pretrained(tmp_path / name) / "README.md").read_text()
+        assert ("these figures are optimistic" in card) is optimistic, name
+    assert HAMRTraining().reads_validation_split is True
+    assert HAMRTraining(meta_set=(X[:9], list(y[:9]))).reads_validation_split is False
+    assert HAMRTraining(meta_selection="gbc").reads_validation_split is False  # the training split's clusters
+    assert HAMRTraining(meta_weighting=False, resampling=False).reads_validation_split is False  # no meta set
+
+
 def test_string_fitted_attributes_survive_save_and_load(tiny_bert, toy_data, tmp_path):
     """Resolved ``"auto"`` settings (HAMR's ``weight_norm_``, ``meta_objective_``) come back; the
     attributes that name the fitting machine are the loading machine's."""

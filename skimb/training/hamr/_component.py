@@ -252,7 +252,6 @@ class HAMRTraining(TrainingStrategy):
 
     net_class = HAMRNet
     supports_data_parallel = False  # the meta step and the hardness see one process's batches
-    reads_validation_split = True  # the meta set (meta_selection="validation", the default)
     #: The values of the ``"auto"`` parameters, by task (the reference code's for ``knn_lambda`` and for
     #: ``wnet_lr`` but single-label's, which round 13 measured; ``meta_loss`` measured here).
     TASK_DEFAULTS = {"multiclass": {"knn_lambda": 0.7, "wnet_lr": 1e-3, "meta_loss": "balanced", "resampling": True,
@@ -389,6 +388,13 @@ class HAMRTraining(TrainingStrategy):
     def uses_wnet(self) -> bool:
         """WNet, the meta set and the meta step are needed."""
         return bool(self.meta_weighting or self.resampling)
+
+    @property
+    def reads_validation_split(self) -> bool:
+        """The meta set is built from the validation split: WNet is on, no explicit ``meta_set``,
+        and ``meta_selection="validation"`` (the default). GBC's picks come from the training
+        split, an explicit ``meta_set`` is the user's own."""
+        return self.uses_wnet and self.meta_set is None and self.meta_selection == "validation"
 
     @property
     def caches_meta_features(self) -> bool:
