@@ -1135,3 +1135,11 @@ def test_loss_errors_name_the_estimator_parameter():
     assert name("loss__catch_all='x' is not a class", "ranking", catch_all="x") == \
         ("loss__catch_all='x' is not a class", True)  # named already
     assert name("gamma must be finite", torch.nn.CrossEntropyLoss()) == ("gamma must be finite", False)
+
+
+@pytest.mark.parametrize("name", ["class_balanced", "ldam"])
+def test_a_beta_given_as_none_is_refused_by_name(name):
+    from skimb.losses import make_loss
+
+    with pytest.raises(TypeError, match="beta must be a real number, got NoneType"):
+        make_loss(name, task="multiclass", class_counts=[10, 5, 1], beta=None)

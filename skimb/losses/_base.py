@@ -446,7 +446,7 @@ class ImbalanceLoss(nn.Module):
         if self.task == "multiclass":
             n_valid = (torch.as_tensor(target) != self.ignore_index).sum().clamp(min=1)
             return losses.sum() / n_valid.to(losses.dtype)
-        return losses.sum() / max(losses.numel(), 1)  # 0 for an empty batch, as multi-class, not NaN
+        return losses.mean() if losses.numel() else losses.sum()  # 0 for an empty batch, as multi-class, not NaN
 
     def per_label(self, logits, target):
         """Multi-label: the loss of every (sample, label) term, shape ``(N, C)``; its mean over

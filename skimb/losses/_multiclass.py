@@ -378,7 +378,7 @@ class ClassBalancedLoss(_DeferredReweighting, ImbalanceLoss):
         counts = _check_counts(class_counts, owner=type(self).__name__)
         if base not in ("ce", "focal"):
             raise ValueError(f"base must be 'ce' or 'focal', got {base!r}.")
-        self.beta = float(beta)
+        self.beta = _check_nonneg(beta, "beta")
         self.base = base
         self.gamma = _check_nonneg(gamma, "gamma")
         balanced = _class_balanced_weights(counts, beta)
@@ -633,7 +633,7 @@ class LDAMLoss(_DeferredReweighting, ImbalanceLoss):
         counts = _check_counts(class_counts, owner=type(self).__name__)
         self.max_m = _check_nonneg(max_m, "max_m")
         self.s = _check_nonneg(s, "s")
-        self.beta = float(beta)
+        self.beta = _check_nonneg(beta, "beta")
         inv4 = _safe_counts(counts) ** -0.25
         self.register_buffer("margin_", _to_buffer(inv4 * (self.max_m / inv4.max())))
         self._init_deferred_reweighting(drw_epoch, _class_balanced_weights(counts, beta),
