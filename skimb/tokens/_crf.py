@@ -88,15 +88,12 @@ class LinearChainCRF(nn.Module):
             the sentence's last: the start (end) score applies only there. None: every row is a
             whole sentence.
         """
-        em, tg, valid = _pack(emissions, tags, mask)
+        em, tg, valid, _ = _pack(emissions, tags, mask)
         if em.shape[1] == 0:
             return emissions.new_zeros(len(emissions))
         trans = self._transition_scores()
         lengths = valid.sum(1)
-        start, end = self.start.expand(len(em), -1), self.end.expand(len(em), -1)
-        if edges is not None:  # a window cut inside its sentence: no start (end) score there
-            edges = edges.to(device=em.device, dtype=torch.bool)
-            start, end = start * edges[:, :1], end * edges[:, 1:]
+        start, end = self._edge_scores(self.start, edges, len(em), em.device)
         # the partition function, by the forward algorithm
         alpha = start + em[:, 0]
         for t in range(1, em.shape[1]):
@@ -111,6 +108,15 @@ class LinearChainCRF(nn.Module):
         gold = gold + end.gather(1, last[:, None]).squeeze(1)
         return torch.where(lengths > 0, log_z - gold, torch.zeros_like(log_z))
 
+    def _edge_scores(self, start, edges, n_rows, device):
+        """Each row's ``start`` and end scores, ``(n_rows, L)`` each: 0 where ``edges`` says the row's
+        first (last) position is a window's cut, not its sentence's edge."""
+        start, end = start.expand(n_rows, -1), self.end.expand(n_rows, -1)
+        if edges is None:
+            return start, end
+        edges = edges.to(device=device, dtype=torch.bool)
+        return torch.where(edges[:, :1], start, 0.0), torch.where(edges[:, 1:], end, 0.0)
+
     def viterbi(self, emissions, mask, edges=None):
         """Each row's best tag path over its labelled positions, as :meth:`nll` chains them:
         ``(B, T)`` tag indices, -1 where ``mask`` is False. Where a row starts its sentence
@@ -123,18 +129,13 @@ class LinearChainCRF(nn.Module):
         tensor([[ 1, -1,  2]])
         """
         with torch.no_grad():
-            em, _, valid = _pack(emissions.float(), torch.zeros_like(mask, dtype=torch.long), mask)
+            em, _, valid, order = _pack(emissions.float(), mask.long(), mask)
             out = torch.full(mask.shape, -1, dtype=torch.long, device=mask.device)
             if em.shape[1] == 0:
                 return out
             n_rows, width, n_tags = em.shape
             trans = self._transition_scores()
-            start = self.start.masked_fill(self.inside, _FORBIDDEN).expand(n_rows, -1)
-            end = self.end.expand(n_rows, -1)
-            if edges is not None:
-                edges = edges.to(device=em.device, dtype=torch.bool)
-                start = torch.where(edges[:, :1], start, torch.zeros_like(start))
-                end = torch.where(edges[:, 1:], end, torch.zeros_like(end))
+            start, end = self._edge_scores(self.start.masked_fill(self.inside, _FORBIDDEN), edges, n_rows, em.device)
             score, back = start + em[:, 0], []
             stay = torch.arange(n_tags, device=em.device).expand(n_rows, -1)  # past a row's end: keep its tag
             for t in range(1, width):
@@ -147,7 +148,6 @@ class LinearChainCRF(nn.Module):
                 tag = prev.gather(1, tag[:, None]).squeeze(1)
                 path.append(tag)
             path = torch.stack(path[::-1], dim=1)
-            order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices[:, :width]
             return out.scatter(1, order, torch.where(valid, path, torch.full_like(path, -1)))
 
     def decoding_scores(self) -> dict:
@@ -187,10 +187,10 @@ class LinearChainCRF(nn.Module):
 
 
 def _pack(emissions, tags, mask):
-    """The labelled positions of each row moved to its front, in order: ``(emissions, tags, valid)``
-    of width the most labelled positions of any row."""
+    """The labelled positions of each row moved to its front, in order: ``(emissions, tags, valid,
+    order)`` of width the most labelled positions of any row (``order``: their original positions)."""
     order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
     width = int(mask.sum(1).max()) if mask.numel() else 0
     order = order[:, :width]
     em = emissions.gather(1, order[..., None].expand(-1, -1, emissions.shape[-1]))
-    return em, tags.gather(1, order), mask.gather(1, order)
+    return em, tags.gather(1, order), mask.gather(1, order), order
