@@ -317,23 +317,25 @@ def _crf_batch(seed=0):
 
 
 def test_hamr_weighs_a_crf_window_by_its_likelihood_and_trains_as_the_net_at_unit_weights():
+    from skimb.training.hamr._meta import weighted_update_loss
     from skimb.training.hamr._trainer import unit_losses
 
     crf = _random_crf(seed=2)
     emissions, tags = _crf_batch()
     mask = tags != -100
-    losses, update = unit_losses(emissions, tags, criterion=None, pad=-100, crf=crf)
+    losses, terms = unit_losses(emissions, tags, criterion=None, pad=-100, crf=crf)
     nll = crf.nll(emissions, tags, mask)
     # per labelled token, so that windows of any length share one scale (the empty window scores 0)
     torch.testing.assert_close(losses, nll / torch.tensor([4.0, 1.0, 1.0]))
-    # weights of 1: the net's own loss, the likelihood's mean over the batch's labelled tokens
-    torch.testing.assert_close(update(torch.ones(3)), nll.sum() / 5)
-    torch.testing.assert_close(update(torch.tensor([0.0, 2.0, 1.0])), 2 * nll[1] / 5)
+    # weights of 1: the net's own loss, the likelihood's mean over the batch's labelled tokens; the
+    # virtual step and the real update both descend it
+    torch.testing.assert_close(weighted_update_loss(torch.ones(3), losses, terms), nll.sum() / 5)
+    torch.testing.assert_close(weighted_update_loss(torch.tensor([0.0, 2.0, 1.0]), losses, terms), 2 * nll[1] / 5)
     # sample weights scale the window's loss and its update alike
     sw = torch.tensor([0.5, 1.0, 1.0])
-    weighted, update = unit_losses(emissions, tags, None, pad=-100, crf=crf, sample_weight=sw)
+    weighted, terms = unit_losses(emissions, tags, None, pad=-100, crf=crf, sample_weight=sw)
     torch.testing.assert_close(weighted, losses * sw)
-    torch.testing.assert_close(update(torch.ones(3)), (0.5 * nll[0] + nll[1]) / 5)
+    torch.testing.assert_close(weighted_update_loss(torch.ones(3), weighted, terms), (0.5 * nll[0] + nll[1]) / 5)
 
 
 def test_hamrs_meta_loss_on_a_crf_is_its_likelihood_per_labelled_token():

@@ -378,20 +378,22 @@ def test_meta_step_leaves_existing_grads_alone():
         assert all(torch.equal(p.grad, torch.full_like(p, 0.25)) for p in model.parameters())
 
 
-def _exact_meta_grad(model, wnet, data, lr=0.5):
-    """Meta-gradient from per-sample gradients: dL/dw_i = -(lr/B) g_i . grad L_meta(theta')."""
+def _exact_meta_grad(model, wnet, data, lr=0.5, scale=None):
+    """Meta-gradient from per-sample gradients: dL/dw_i = -lr c_i g_i . grad L_meta(theta'), for the
+    virtual step theta' = theta - lr sum_i w_i c_i g_i (c_i = 1/B: the weighted mean)."""
     x, y, xm, ym = data
+    scale = torch.full((len(y),), 1 / len(y)) if scale is None else scale
     params = dict(model.named_parameters())
     names = list(params)
     losses = _ce_per_sample(model(x), y)
     w = batch_weights(wnet, losses)
     g = [torch.autograd.grad(losses[i], [params[n] for n in names], retain_graph=True)
          for i in range(len(y))]
-    G = [sum(w[i].detach() * g[i][j] for i in range(len(y))) / len(y) for j in range(len(names))]
+    G = [sum(w[i].detach() * scale[i] * g[i][j] for i in range(len(y))) for j in range(len(names))]
     theta_p = {n: (params[n] - lr * G[j]).detach().requires_grad_() for j, n in enumerate(names)}
     ml = F.cross_entropy(torch.func.functional_call(model, theta_p, (xm,)), ym)
     v = torch.autograd.grad(ml, [theta_p[n] for n in names])
-    coef = torch.stack([-(lr / len(y)) * sum((gi * vj).sum() for gi, vj in zip(g[i], v))
+    coef = torch.stack([-lr * scale[i] * sum((gi * vj).sum() for gi, vj in zip(g[i], v))
                         for i in range(len(y))])
     return torch.autograd.grad(w, list(wnet.parameters()), grad_outputs=coef)
 
@@ -403,6 +405,67 @@ def test_full_meta_gradient_is_exact():
     _run(model, wnet, data, "full")
     for p, e in zip(wnet.parameters(), exact):
         assert torch.allclose(p.grad, e, rtol=1e-4, atol=1e-9)
+
+
+def _scaled_terms(scale):
+    """A per-sample loss function whose update loss is sum(w_i c_i l_i), not mean(w l)."""
+    def per_sample(logits, y):
+        losses = _ce_per_sample(logits, y)
+        return losses, losses * scale
+    return per_sample
+
+
+def test_the_virtual_step_descends_the_update_terms_it_is_given():
+    model, wnet0, data = _setup(seed=3)
+    model.eval()
+    x, y, xm, ym = data
+    scale = torch.linspace(0.01, 0.3, len(y))  # e.g. windows of different lengths over the batch's tokens
+    state = {k: v.clone() for k, v in wnet0.state_dict().items()}
+    exact = _exact_meta_grad(model, wnet0, data, scale=scale)
+    grads, results = {}, {}
+    for mode in ("full", "first_order"):
+        wnet = WeightNet()
+        wnet.load_state_dict(state)
+        results[mode] = meta_step(model, wnet, make_wnet_optimizer(wnet, lr=1e-2), _scaled_terms(scale), {"x": x}, y,
+                                  {"x": xm}, ym, F.cross_entropy, meta_update_lr=0.5, mode=mode)
+        grads[mode] = _flat_grad(wnet)
+    torch.testing.assert_close(grads["full"], torch.cat([e.reshape(-1) for e in exact]), rtol=1e-4, atol=1e-9)
+    # every parameter in the head set: the head mode descends the same terms
+    head = WeightNet()
+    head.load_state_dict(state)
+    meta_step(model, head, make_wnet_optimizer(head, lr=1e-2), _scaled_terms(scale), {"x": x}, y, {"x": xm}, ym,
+              F.cross_entropy, meta_update_lr=0.5, mode="head", head_param_names=["head", "body"])
+    torch.testing.assert_close(_flat_grad(head), grads["full"], rtol=1e-5, atol=1e-10)
+    assert F.cosine_similarity(grads["full"], grads["first_order"], dim=0) > 0.999
+    # the plain weighted mean is another meta-gradient
+    plain = WeightNet()
+    plain.load_state_dict(state)
+    _run(model, plain, data, "full")
+    assert not torch.allclose(_flat_grad(plain), grads["full"], rtol=1e-2)
+    # WNet still weighs the losses, and the result carries the terms
+    res = results["full"]
+    torch.testing.assert_close(res.terms, res.losses * scale)
+    with torch.no_grad():
+        torch.testing.assert_close(res.weights, batch_weights(wnet, res.losses))
+
+
+@pytest.mark.parametrize("mode", ["full", "first_order", "head"])
+def test_terms_of_the_weighted_mean_give_the_plain_meta_step(mode):
+    model, wnet0, data = _setup(seed=6)
+    model.eval()
+    state = {k: v.clone() for k, v in wnet0.state_dict().items()}
+    grads = []
+    for fn in (_ce_per_sample, _scaled_terms(torch.full((12,), 1 / 12))):
+        wnet = WeightNet()
+        wnet.load_state_dict(state)
+        x, y, xm, ym = data
+        torch.manual_seed(1)
+        res = meta_step(model, wnet, make_wnet_optimizer(wnet, lr=1e-2), fn, {"x": x}, y, {"x": xm}, ym,
+                        F.cross_entropy, meta_update_lr=0.5, mode=mode,
+                        head_param_names=["head"] if mode == "head" else None)
+        grads.append(_flat_grad(wnet))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-9)
+    assert res.terms is not None
 
 
 def _flat_grad(wnet):

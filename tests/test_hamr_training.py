@@ -597,7 +597,13 @@ def test_token_hamr_trains_on_windows_with_max_token_loss(tiny_bert, monkeypatch
     def checking_meta_step(model, wnet, opt, per_sample, inputs, target, *args, **kwargs):
         def per_sample_checked(logits, t):
             out = per_sample(logits, t)
-            checked.append(torch.allclose(out, sequence_loss(logits.float(), t)))  # plain CE: the max token loss
+            losses, terms = out
+            # WNet weighs the max token loss (plain CE); the virtual step descends the real update's
+            # loss: every labelled token at its window's weight, over the batch's labelled tokens
+            labelled = t != -100
+            token_ce = torch.nn.functional.cross_entropy(logits.float()[labelled], t[labelled])
+            checked.append(torch.allclose(losses, sequence_loss(logits.float(), t))
+                           and torch.allclose(terms.sum(), token_ce))
             return out
         return original(model, wnet, opt, per_sample_checked, inputs, target, *args, **kwargs)
 

@@ -198,9 +198,10 @@ class HAMRTraining(TrainingStrategy):
         cross-entropy, weighted by its window's WNet weight; ``"max"``: only the largest token
         loss of each window (the reference), which trains on one token per window and cost
         4 points of span macro-F1 on MIT-Restaurant. WNet and the hardness use the max token loss
-        either way. A tagger with a CRF (``decoding="crf"``) ignores it: a window's unit is its
-        negative log-likelihood per labelled token, and the update its whole likelihood at its
-        weight (the meta objective is the CRF's likelihood, ``meta_loss="auto"`` its mean).
+        either way; the meta step's virtual update descends the real update's loss. A tagger
+        with a CRF (``decoding="crf"``) ignores it: a window's unit is its negative
+        log-likelihood per labelled token, and the update its whole likelihood at its weight
+        (the meta objective is the CRF's likelihood, ``meta_loss="auto"`` its mean).
     embedder : {"first_epoch", "pretrained"} or transformer, default="first_epoch"
         Sentence embeddings for the kNN boost (NER: of each sentence's words joined by spaces).
         ``"first_epoch"``: the pooled features the backbone computes anyway in the first

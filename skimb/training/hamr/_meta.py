@@ -4,7 +4,8 @@ One call per training step:
 
 1. per-sample losses ``l`` of the batch at the current parameters θ, pre-meta weights
    ``w = batch_weights(wnet, l)`` (a function of WNet's parameters φ only);
-2. a virtual SGD step ``θ' = θ − meta_update_lr · ∇θ mean(w·l)``;
+2. a virtual SGD step ``θ' = θ − meta_update_lr · ∇θ mean(w·l)``, or ``∇θ sum(w·t)`` where the
+   per-sample loss function also returns the terms ``t`` of the caller's real update loss;
 3. the meta loss of ``θ'`` on one batch of the balanced meta set, differentiated with respect to
    φ only; WNet's optimiser steps;
 4. post-meta weights from the updated WNet (no graph) for the real update of the task model,
@@ -20,7 +21,7 @@ What the meta-gradient is
 
     ∂L_meta(θ')/∂w_i = −(lr/B) · g_iᵀ ∇L_meta(θ'),
 
-and ∂/∂φ follows by the chain rule through ``w``. There is no Hessian in this expression:
+(with terms, ``θ' = θ − lr Σ_i w_i ∇θ t_i`` and ``−lr · (∇θ t_i)ᵀ ∇L_meta(θ')``), and ∂/∂φ follows by the chain rule through ``w``. There is no Hessian in this expression:
 "second order" in the reference means *differentiating through a gradient* (double backward),
 which is how autograd obtains the per-sample dot products ``g_iᵀ v`` without materialising the
 per-sample gradients ``g_i``. Keeping the graph from ``w`` to ``θ'`` while treating the ``g_i``
@@ -36,7 +37,7 @@ virtual step acts:
 ``"first_order"``
     No double backward. ``θ'`` is built from a plain first-order gradient, ``v = ∇L_meta(θ')`` is
     a plain backward at ``θ'``, and the directional derivatives ``g_iᵀ v`` come from a central
-    finite difference of the per-sample losses along ``v`` (two extra forward passes without
+    finite difference of the per-sample losses (or terms) along ``v`` (two extra forward passes without
     graph, same dropout masks as the batch forward, step ``fd_eps / ‖v‖``; the DARTS
     approximation). Equal to ``"full"`` up to O(fd_eps²) and float rounding: different but
     close; no second-order graph in memory, fused attention kernels allowed.
@@ -86,6 +87,10 @@ class MetaStepResult:
         Meta loss of the virtually updated model ``θ'`` on the meta batch.
     wnet_grad_norm : float
         L2 norm of the meta-gradient applied to WNet.
+    terms : tensor of shape (B,) or None
+        Each sample's term of the weighted update loss ``sum(weights · terms)`` where
+        ``per_sample_loss_fn`` returned ``(losses, terms)`` (None otherwise: the update loss is
+        ``mean(weights · losses)``); attached to the graph like ``losses``.
     """
 
     weights: torch.Tensor
@@ -93,6 +98,22 @@ class MetaStepResult:
     losses: torch.Tensor
     meta_loss: torch.Tensor
     wnet_grad_norm: float
+    terms: torch.Tensor | None = None
+
+
+def split_losses(out) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A per-sample loss function's output as flat ``(losses, terms)`` (``terms`` None for a
+    plain tensor of losses, whose update loss is their weighted mean)."""
+    losses, terms = out if isinstance(out, tuple) else (out, None)
+    return losses.reshape(-1), None if terms is None else terms.reshape(-1)
+
+
+def weighted_update_loss(weights, losses, terms=None) -> torch.Tensor:
+    """The update loss at per-sample ``weights``: ``sum(w · terms)``, or ``mean(w · losses)``
+    without terms (:func:`meta_step`'s virtual step and the real update share it)."""
+    if terms is None:
+        return (weights.to(losses.dtype) * losses.reshape(weights.shape)).mean()
+    return (weights.to(terms.dtype) * terms.reshape(weights.shape)).sum()
 
 
 def sequence_loss(
@@ -214,7 +235,7 @@ def meta_step(
     model: nn.Module,
     wnet: nn.Module,
     wnet_optimizer: torch.optim.Optimizer,
-    per_sample_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    per_sample_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor | tuple[torch.Tensor, torch.Tensor]],
     batch_inputs: dict,
     batch_targets: torch.Tensor,
     meta_inputs: dict,
@@ -247,7 +268,11 @@ def meta_step(
         Over ``wnet``'s parameters (:func:`~skimb.training.hamr.make_wnet_optimizer`).
     per_sample_loss_fn : callable
         ``(logits, targets) -> (B,)`` per-sample losses, differentiable (CLS: cross-entropy with
-        ``reduction="none"``; NER: :func:`sequence_loss`).
+        ``reduction="none"``; NER: :func:`sequence_loss`); the virtual step descends
+        ``mean(w · losses)``. Or ``-> (losses, terms)``: WNet weighs ``losses`` and the virtual
+        step descends ``sum(w · terms)``, the real update's loss where it is not the weighted
+        mean of WNet's inputs (a tagger that trains every token of a window at the window's
+        weight).
     batch_inputs, batch_targets
         The training batch (keyword inputs of the model, targets of ``per_sample_loss_fn``).
     meta_inputs, meta_targets
@@ -267,8 +292,8 @@ def meta_step(
     keep_graph : bool, default=False
         Return ``losses`` still attached to the model's parameters (the batch forward then
         also uses the model's real buffers, as an ordinary forward would), so the caller's real
-        update can reuse this forward, as the reference does. Otherwise the batch forward sees
-        copies of the buffers and ``losses`` is detached.
+        update can reuse this forward, as the reference does (``terms`` likewise). Otherwise the
+        batch forward sees copies of the buffers and ``losses`` and ``terms`` are detached.
     fd_eps : float, default=1e-2
         ``mode="first_order"`` only: norm of the finite-difference step in parameter space.
     wnet_features : tensor of shape (B, n_features), optional
@@ -342,7 +367,7 @@ def meta_step(
     # the head alone, so the fused kernels (flash / memory-efficient) serve it.
     with _math_sdpa(mode == "full"):
         logits = call(fwd_params, batch_buffers, batch_inputs)
-    losses = per_sample_loss_fn(logits, batch_targets).reshape(-1)
+    losses, terms = split_losses(per_sample_loss_fn(logits, batch_targets))
     if not torch.all(torch.isfinite(losses.detach())):
         raise FloatingPointError("non-finite per-sample loss in the meta step's batch forward.")
     w_pre = batch_weights(wnet, losses, detach_mean=detach_mean, features=wnet_features, groups=wnet_groups)
@@ -352,7 +377,7 @@ def meta_step(
     wnet_optimizer.zero_grad(set_to_none=True)
     if mode in ("full", "head"):
         # ---- (2) virtual step with the graph kept (double backward later) -------------------
-        inner = (w_pre.to(losses.dtype) * losses).mean()
+        inner = weighted_update_loss(w_pre, losses, terms)
         grads = torch.autograd.grad(inner, step_params, create_graph=True, allow_unused=True)
         virtual = {n: p.detach() for n, p in fwd_params.items() if n not in step_set}
         for n, p, g in zip(step_names, step_params, grads):
@@ -364,7 +389,7 @@ def meta_step(
         )
         del grads, virtual
     else:  # first_order
-        inner = (w_pre.detach().to(losses.dtype) * losses).mean()
+        inner = weighted_update_loss(w_pre.detach(), losses, terms)
         grads = torch.autograd.grad(inner, step_params, allow_unused=True, retain_graph=keep_graph)
         with torch.no_grad():
             theta = {n: p.detach() for n, p in params.items()}
@@ -384,18 +409,20 @@ def meta_step(
             with torch.no_grad():
                 rng_before.restore()
                 plus = {**theta, **{n: theta[n] + eps * t for n, t in v.items()}}
-                l_plus = per_sample_loss_fn(call(plus, buffers_copy(), batch_inputs), batch_targets)
+                l_plus = _update_terms(per_sample_loss_fn(call(plus, buffers_copy(), batch_inputs), batch_targets))
                 del plus
                 rng_before.restore()
                 minus = {**theta, **{n: theta[n] - eps * t for n, t in v.items()}}
-                l_minus = per_sample_loss_fn(call(minus, buffers_copy(), batch_inputs), batch_targets)
+                l_minus = _update_terms(per_sample_loss_fn(call(minus, buffers_copy(), batch_inputs), batch_targets))
                 del minus
             rng_after.restore()
-            directional = (l_plus.reshape(-1) - l_minus.reshape(-1)).double() / (2.0 * eps)
+            directional = (l_plus - l_minus).double() / (2.0 * eps)
         else:
             directional = torch.zeros(B, dtype=torch.float64, device=losses.device)
-        # ∂L_meta/∂w_i = −(lr/B)·g_iᵀv, pushed through w's graph to φ
-        coef = (-(lr / B) * directional).to(device=w_pre.device, dtype=w_pre.dtype)
+        # ∂L_meta/∂w_i = −(lr/B)·g_iᵀv (without terms; with them −lr·(∇θ t_i)ᵀv), pushed through
+        # w's graph to φ
+        scale = lr / B if terms is None else lr
+        coef = (-scale * directional).to(device=w_pre.device, dtype=w_pre.dtype)
         wgrads = torch.autograd.grad(w_pre, wnet_params, grad_outputs=coef, allow_unused=True)
 
     grad_sq = 0.0
@@ -420,4 +447,11 @@ def meta_step(
         losses=losses if keep_graph else losses.detach(),
         meta_loss=meta_loss.detach(),
         wnet_grad_norm=math.sqrt(grad_sq),
+        terms=None if terms is None else (terms if keep_graph else terms.detach()),
     )
+
+
+def _update_terms(out) -> torch.Tensor:
+    """What the update loss weighs: the terms where given, else the losses."""
+    losses, terms = split_losses(out)
+    return losses if terms is None else terms

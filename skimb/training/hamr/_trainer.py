@@ -55,7 +55,7 @@ from ...utils._split import multilabel_train_test_split, rarest_tag_keys
 from .._net import module_inputs, sentence_edges
 from .._rdrop import RDropNet
 from ._hardness import HardnessTracker, sampling_probabilities
-from ._meta import MetaStepResult, _logits, meta_step
+from ._meta import MetaStepResult, _logits, meta_step, split_losses, weighted_update_loss
 from ._meta_set import _median_target, build_balanced_meta_set, build_balanced_meta_set_ner, gbc_meta_set
 from ._neighbors import build_index, neighbor_boost
 from ._wnet import (WeightNet, batch_weights, class_size_features, label_size_features, loss_weighted_mean,
@@ -767,56 +767,49 @@ def _pad_cat(rows, value):
 
 def unit_losses(logits, y, criterion, *, pad=None, sample_weight=None, crf=None, edges=None, per_label=False,
                 token_loss="mean"):
-    """One forward's losses per unit WNet weighs, and how the weighted update loss reads them.
+    """One forward's losses per unit WNet weighs, and each unit's term of the weighted update loss.
 
-    Returns ``(losses, update)``: ``losses`` are WNet's inputs and the hardness's units (a sample,
-    a (sample, label) term, a tagger's window), times ``sample_weight`` where given; ``update`` maps
-    the units' weights to the loss that trains the model, or is None for ``mean(w · losses)``.
-    A tagger's window loss is its largest token loss, or with ``crf`` its negative
-    log-likelihood per labelled token (so that windows of any length share one scale); its update
-    weighs every labelled token (``token_loss="mean"``; a CRF's whole-window likelihood) by the
-    window's weight, over the batch's labelled tokens: with weights of 1, the net's own loss.
-    ``edges``: the windows' ``sentence_edges`` (:meth:`~skimb.tokens.LinearChainCRF.nll`'s).
+    Returns ``(losses, terms)``: ``losses`` are WNet's inputs and the hardness's units (a sample,
+    a (sample, label) term, a tagger's window), times ``sample_weight`` where given. The loss that
+    trains the model at unit weights ``w`` is ``mean(w · losses)`` where ``terms`` is None, else
+    ``sum(w · terms)``; the meta step's virtual update is that same loss, so WNet learns what its
+    weights do to the real update. A tagger's window loss is its largest token loss, or with
+    ``crf`` its negative log-likelihood per labelled token (so that windows of any length share
+    one scale); its term is every labelled token's loss (``token_loss="mean"``; a CRF's
+    whole-window likelihood) over the batch's labelled tokens: with weights of 1, the net's own
+    loss. ``edges``: the windows' ``sentence_edges`` (:meth:`~skimb.tokens.LinearChainCRF.nll`'s).
     """
     sw = sample_weight
+
+    def weighted(loss):
+        return loss if sw is None else loss * sw
+
     if per_label:  # one loss per (sample, label) term, each weighted by WNet
         loss = criterion.per_label(logits.float(), y)
         return (loss if sw is None else loss * sw.unsqueeze(-1)), None
     if pad is None:
-        loss = criterion(logits.float(), y)
-        return (loss if sw is None else loss * sw), None
+        return weighted(criterion(logits.float(), y)), None
     mask = y != pad
+    n_labelled = mask.sum().clamp(min=1)
     if crf is not None:
-        nll, n_tokens = crf.nll(logits.float(), y, mask, edges=edges), mask.sum(1)
-        loss = nll / n_tokens.clamp(min=1)
-
-        def crf_update(w):
-            w = w if sw is None else w * sw
-            return (w.to(nll.dtype) * nll).sum() / n_tokens.sum().clamp(min=1)
-
-        return (loss if sw is None else loss * sw), crf_update
+        nll = crf.nll(logits.float(), y, mask, edges=edges)
+        return weighted(nll / mask.sum(1).clamp(min=1)), weighted(nll) / n_labelled
     token_losses, window = criterion(logits.float()[mask], y[mask]), token_sentence_index(y, pad)
-    loss = per_sentence_losses(token_losses, window, len(y), reduce="max")
+    loss = weighted(per_sentence_losses(token_losses, window, len(y), reduce="max"))
     if token_loss != "mean":
-        return (loss if sw is None else loss * sw), None
-
-    def token_update(w):
-        # every labelled token learns, weighted by its window's weight (the max-token loss only ranks
-        # the windows for WNet and the hardness)
-        w = w if sw is None else w * sw
-        return (w[window].to(token_losses.dtype) * token_losses).sum() / max(token_losses.numel(), 1)
-
-    return (loss if sw is None else loss * sw), token_update
+        return loss, None
+    # every labelled token learns at its window's weight (the max token loss only ranks the windows)
+    return loss, weighted(per_sentence_losses(token_losses, window, len(y), reduce="sum")) / n_labelled
 
 
 def _weights_only_step(model, wnet, per_sample, inputs, target, features=None, groups=None) -> MetaStepResult:
     """A step between meta steps (``meta_interval > 1``): the batch forward and WNet's current
     weights of its losses, WNet unchanged (the cost of a plain step)."""
-    losses = per_sample(_logits(model(**inputs)), target).reshape(-1)
+    losses, terms = split_losses(per_sample(_logits(model(**inputs)), target))
     with torch.no_grad():
         weights = batch_weights(wnet, losses.detach(), features=features, groups=groups)
     return MetaStepResult(weights=weights, pre_weights=weights, losses=losses, meta_loss=None,
-                          wnet_grad_norm=0.0)
+                          wnet_grad_norm=0.0, terms=terms)
 
 
 class HAMRCallback(Callback):
@@ -865,7 +858,10 @@ class HAMRNet(RDropNet):
     sample's ``sample_weight`` when there is one), updates WNet from the meta examples (one meta
     batch, or the whole meta set's cached features) and returns the
     post-meta weights ``w``; the real loss is ``mean(w · l)`` (``mean(l)`` with
-    ``meta_weighting=False``), back-propagated through the same forward. The hardness tracker
+    ``meta_weighting=False``), back-propagated through the same forward. A tagger's real loss
+    weighs each window's labelled tokens (or a CRF's window likelihood) by the window's ``w``,
+    over the batch's labelled tokens (:func:`unit_losses`' terms), and the virtual step descends
+    that same loss. The hardness tracker
     records ``w``. With ``rdrop_alpha`` > 0 (R-Drop) a second forward of the batch, with its own
     dropout, is weighted by the same ``w``; the loss is the mean of the two passes' losses plus
     ``rdrop_alpha`` times their symmetric KL divergence. Without WNet (``meta_weighting`` and
@@ -912,14 +908,10 @@ class HAMRNet(RDropNet):
             return unit_losses(logits, y, criterion, pad=pad, sample_weight=sw, crf=crf, edges=edges,
                                per_label=hamr.config.weighs_label_terms, token_loss=hamr.config.token_loss)
 
-        updates = []  # how the batch forward's weighted update loss reads its unit losses
-
         def per_sample(logits, y):
-            loss, update = pass_losses(logits, y)
             if not forward:  # the batch forward at θ: the step's y_pred
                 forward.append(logits)
-                updates.append(update)
-            return loss
+            return pass_losses(logits, y)
 
         hamr.expect_features(Xi["index"])
         wnet_features, wnet_groups = hamr.wnet_features(target), hamr.weight_groups(target)
@@ -944,16 +936,12 @@ class HAMRNet(RDropNet):
                 "finite step.")
         losses = result.losses
         weights = result.weights.to(losses.dtype) if hamr.config.meta_weighting else torch.ones_like(losses)
-
-        def update_loss(losses, update):
-            return (weights * losses.reshape(weights.shape)).mean() if update is None else update(weights)
-
-        loss = update_loss(losses, updates[0])
+        loss = weighted_update_loss(weights, losses, result.terms)
         if float(self.rdrop_alpha) > 0:  # R-Drop: a second dropout pass, with the first pass's weights
             with self.autocast():
                 second = _logits(self.module_(**inputs))
-            second_losses, second_update = pass_losses(second, target)
-            loss = (loss + update_loss(second_losses, second_update)) / 2 + self.consistency(forward[0], second, target)
+            loss = (loss + weighted_update_loss(weights, *split_losses(pass_losses(second, target)))) / 2 \
+                + self.consistency(forward[0], second, target)
         self.finite_loss(loss).backward()
         hamr.record_step(Xi["index"], result)
         return {"loss": loss.detach(), "y_pred": forward[0].detach()}
