@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import json
 import numbers
+import os
 import pickle
 import time
 import warnings
@@ -59,6 +60,8 @@ _NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what st
 #: CRF's start and end scores at sentence edges only), so
 #: that a stage 1 that an earlier version cached on disk is never taken for one of this version's.
 _STAGE1_RECIPE = 9
+#: The fields of a stage-1 cache entry (``_stage1_entry``), checked when one is read from a file.
+_STAGE1_ENTRY_KEYS = frozenset({"state", "history", "stage2_inputs", "fit_time_s", "training", "classes"})
 
 
 def _fused_adamw(device) -> dict:
@@ -87,6 +90,65 @@ def _match_crf(module, adapter, classes, weights_path) -> None:
         adapter.add_crf(module, classes)
     elif not saved and getattr(module, "crf", None) is not None:
         del module.crf
+
+
+def _nested_backbone_identities(value) -> list:
+    """The file identity of each local backbone folder named by an estimator among ``value``'s
+    parameters, however nested (``training__embedder=TransformerEmbedder(backbone=dir)``): its
+    parameters hold the path only, and a model saved again there gives another stage 1."""
+    if isinstance(value, dict):
+        return [i for v in value.values() for i in _nested_backbone_identities(v)]
+    if isinstance(value, (list, tuple)):
+        return [i for v in value for i in _nested_backbone_identities(v)]
+    if isinstance(value, type) or not callable(getattr(value, "get_params", None)):
+        return []
+    params = value.get_params(deep=False)
+    backbone = params.get("backbone")
+    own = [backbone_identity(backbone)] if isinstance(backbone, (str, os.PathLike)) and Path(backbone).is_dir() else []
+    return own + _nested_backbone_identities(params)
+
+
+def _check_stage1_entry(entry):
+    """Raise ValueError unless ``entry`` (read from a stage-1 cache file) has the form of
+    ``_stage1_entry``'s: another tool's file, or a partial one, would fail the fit restoring it."""
+    missing = _STAGE1_ENTRY_KEYS - entry.keys() if isinstance(entry, dict) else _STAGE1_ENTRY_KEYS
+    if missing:
+        raise ValueError(f"not a stage-1 entry: no {', '.join(sorted(missing))}")
+    state = entry["state"]
+    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+            and isinstance(entry["history"], list) and isinstance(entry["fit_time_s"], numbers.Real)
+            and isinstance(entry["classes"], list)):
+        raise ValueError("not a stage-1 entry: its state, history, fit time or classes have another type")
+
+
+def _renamed_classes(value, old: list, new: list):
+    """A cached stage 1's fitted data ``value`` with each dict keyed by the classes ``old`` of the fit
+    that cached it keyed by this fit's ``new`` ones (HAMR's per-class weights): fits whose labels
+    differ in name only share a stage 1 (a vote's members see the labels encoded), not the names."""
+    if old == new:
+        return value
+    rename = dict(zip(old, new))
+
+    def walk(v):
+        if isinstance(v, dict):
+            keyed = v.keys() == rename.keys()
+            return {(rename[k] if keyed else k): walk(x) for k, x in v.items()}
+        if type(v) in (list, tuple):
+            return type(v)(walk(x) for x in v)
+        return v
+
+    return walk(value)
+
+
+def _state_mismatch(module, state) -> str | None:
+    """Why ``module`` cannot load the cached ``state`` (names or shapes differ), or None.
+    Checked before ``load_state_dict``, which copies the tensors that fit before it raises."""
+    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    cached = {k: tuple(v.shape) for k, v in state.items()}
+    if own.keys() != cached.keys():
+        return f"{len(own.keys() ^ cached.keys())} weight names differ"
+    wrong = [k for k in own if own[k] != cached[k]]
+    return f"{len(wrong)} weights have other shapes (first: {wrong[0]})" if wrong else None
 
 
 def _completed_epochs(history) -> int:
@@ -251,7 +313,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         key = self._stage1_key(ctx.X, ctx.y, ctx.weights, ctx.seed, ctx.backbone_path, components, lr=ctx.lr,
                                world_size=ctx.world_size)
         if key is not None:  # any head reuses a cached stage 1 (a staged head's, or a shared plain fit's)
-            ctx.stage1 = stage1_cache.get(key, memory=ctx.head.memory)
+            ctx.stage1 = stage1_cache.get(key, memory=ctx.head.memory, check=_check_stage1_entry)
         self._stage1_key_ = key if ctx.head.has_stage2 else None
         # a plain head stores its stage 1 only where asked (skimb compare: another method repeats it)
         store_plain = key is not None and not ctx.head.has_stage2 and stage1_cache.shares(self)
@@ -260,6 +322,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             ctx.criterion = ctx.adapter.make_loss(ctx)
             ctx.head.prepare(ctx.module, loss=ctx.criterion)
             ctx.adapter.init_head(ctx.module, ctx)
+            self._check_cached_state(ctx, key)
             if ctx.stage1 is not None:
                 logger.info("%s: stage 1 from the cache (trained in %.1f s by an earlier fit)",
                             type(self).__name__, float(ctx.stage1["fit_time_s"]))
@@ -278,7 +341,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         self.stage1_cached_ = ctx.stage1 is not None
         # what training the stage 1 in use cost, also when another fit trained it (a cache hit)
         self.stage1_train_time_s_ = float(ctx.stage1["fit_time_s"]) if ctx.stage1 is not None else ctx.stage1_s
-        cached = None if ctx.stage1 is None else ctx.stage1.get("training")
+        cached = None if ctx.stage1 is None else _renamed_classes(ctx.stage1["training"], ctx.stage1["classes"],
+                                                                  ctx.classes.tolist())
         if ctx.training_state is not None:
             ctx.training_fitted = ctx.training.finish(ctx.training_state, cached)
         for name, value in ctx.training.restore(ctx.training_fitted).items():
@@ -291,7 +355,18 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         head's; a staged head that loads it computes them)."""
         state = {k: v.detach().cpu().clone() for k, v in ctx.net.module_.state_dict().items()}
         return {"state": state, "history": copy.deepcopy(list(ctx.net.history)), "stage2_inputs": stage2_inputs,
-                "fit_time_s": self.fit_time_s_, "training": ctx.training_fitted}
+                "fit_time_s": self.fit_time_s_, "training": ctx.training_fitted, "classes": ctx.classes.tolist()}
+
+    def _check_cached_state(self, ctx, key):
+        """Drop a cached stage 1 whose weights do not fit this model (a foreign or stale file in
+        ``head__memory``): a warning and a refit, never a failed fit."""
+        mismatch = None if ctx.stage1 is None else _state_mismatch(ctx.module, ctx.stage1["state"])
+        if mismatch is None:
+            return
+        warn_caller(f"{type(self).__name__}: ignoring the cached stage 1, which does not fit this model ({mismatch}); "
+                    "stage 1 is fitted again and the entry replaced.")
+        stage1_cache.discard(key)
+        ctx.stage1 = None
 
     def _load_stage1(self, ctx):
         ctx.module.load_state_dict(ctx.stage1["state"])
@@ -376,12 +451,13 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                 params[slot] = (type(component).__name__, component.get_params(deep=False))
         # Content, not repr(): long arrays and fitted estimators (meta_set, loss__alpha, a fitted
         # embedder) must change the key when one entry changes.
-        # The backbone by its files too: a model saved again at the same path is another stage 1.
+        # The backbone by its files too, and any backbone a parameter's estimator names: a model
+        # saved again at the same path is another stage 1.
         # A data-parallel stage 1 (world_size processes) is another model than a single-process one.
         parallel = () if world_size <= 1 else (("data-parallel", int(world_size)),)
         try:
-            return fingerprint(type(self).__name__, _STAGE1_RECIPE, backbone_identity(path), params, seed, data,
-                               y_enc, weights, *parallel)
+            return fingerprint(type(self).__name__, _STAGE1_RECIPE, backbone_identity(path),
+                               _nested_backbone_identities(params), params, seed, data, y_enc, weights, *parallel)
         except (pickle.PicklingError, TypeError, AttributeError):  # a parameter that cannot be hashed by content
             return None  # (a class defined in a function, an object holding a lock): no cache
 

@@ -43,8 +43,8 @@ OFFSET_BOOTSTRAPS = 30
 class TextTask(TaskAdapter):
     """Texts in, one label (or a 0/1 label vector) out."""
 
-    def validate_X(self, X):
-        return check_texts(X)
+    def validate_X(self, X, what="X"):
+        return check_texts(X, what=what)
 
     def encode_targets(self, y, X):
         """``(classes, encoded targets, task)``."""

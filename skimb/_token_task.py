@@ -106,8 +106,8 @@ class TokenTask(TaskAdapter):
 
     class_key_hint = " (IOB2 tags, whatever the scheme of y)"
 
-    def validate_X(self, X):
-        return check_token_lists(X)
+    def validate_X(self, X, what="X"):
+        return check_token_lists(X, what=what)
 
     def to_iob2(self, y, what="y"):
         """Validate tag lists in the estimator's ``scheme`` and convert them to IOB2."""

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 from sklearn.model_selection import check_cv as sklearn_check_cv
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_consistent_length
 
 from ..utils._param_validation import Boolean, Interval, RandomState, validate_params
 from ..utils._split import iterative_stratification
@@ -36,6 +37,7 @@ class _KFold:
         validate_params(self._parameter_constraints, vars(self), owner=type(self).__name__)
         if y is None:
             raise ValueError(f"{type(self).__name__} needs y to stratify on.")
+        check_consistent_length(X, y, groups)  # scikit-learn's splitters' error on mismatched lengths
         n = y.shape[0] if hasattr(y, "toarray") else len(y)  # a sparse matrix has no len()
         if self.n_splits > n:
             raise ValueError(f"Cannot have n_splits={self.n_splits} greater than the number of samples ({n}).")

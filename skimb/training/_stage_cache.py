@@ -17,6 +17,8 @@ import joblib
 import numpy as np
 import torch
 
+from ..utils._warnings import warn_caller
+
 __all__ = ["StageCache", "stage1_cache", "fingerprint"]
 
 
@@ -116,21 +118,29 @@ class StageCache:
         self._sharing_depth = 0
         self._share = None
         self._shared_keys: set = set()
+        self._unusable: set = set()  # memory folders already warned about
 
     @property
     def _budget_bytes(self) -> float:
         mib = _default_budget_mib() if self.budget_mib is None else self.budget_mib
         return mib * 2**20
 
-    @staticmethod
-    def _directory(memory):
+    def _directory(self, memory):
         if memory is None:
             return None
         location = getattr(memory, "location", memory)
         if location is None:
             return None
         path = Path(location) / "skimb-stage1"
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a cache failure is a warning, never a failed fit
+            if path not in self._unusable:
+                self._unusable.add(path)
+                warn_caller(f"head__memory={str(location)!r} cannot hold the stage-1 cache ({type(exc).__name__}: "
+                            f"{exc}); stage 1 is cached in this process only. Pass a folder that can be created and "
+                            "written, or head__memory=None.")
+            return None
         return path
 
     def _spill_path(self, key) -> Path:
@@ -145,7 +155,9 @@ class StageCache:
                 return directory / f"{key}.pt"
         return None
 
-    def get(self, key, memory=None):
+    def get(self, key, memory=None, check=None):
+        """The entry stored under ``key``, or None. ``check(entry)`` raises ValueError for an entry
+        read from a file that is none of the caller's (another tool's, a partial one): a miss."""
         with self._lock:
             entry = self._store.get(key)
             if entry is not None:
@@ -155,9 +167,11 @@ class StageCache:
             if path is not None:
                 try:
                     entry = _load(path)
+                    if check is not None:
+                        check(entry)
                 except Exception as exc:  # noqa: BLE001 - a bad file is a miss, never a crash
-                    warnings.warn(f"ignoring the unreadable stage-1 cache file {path} ({exc.__class__.__name__}); "
-                                  "stage 1 is fitted again.", UserWarning, stacklevel=3)
+                    warnings.warn(f"ignoring the unreadable stage-1 cache file {path} ({exc.__class__.__name__}: "
+                                  f"{exc}); stage 1 is fitted again.", UserWarning, stacklevel=3)
                     entry = None
                 else:
                     self._put(key, entry)
@@ -166,6 +180,14 @@ class StageCache:
         else:
             self.hits += 1
         return entry
+
+    def discard(self, key):
+        """Forget the entry that :meth:`get` just returned for ``key``, which could not be restored:
+        that lookup counts as a miss (the refit's :meth:`put` replaces any file)."""
+        self._drop([key])
+        with self._lock:
+            self.hits -= 1
+            self.misses += 1
 
     def _put(self, key, entry):
         with self._lock:
@@ -196,6 +218,7 @@ class StageCache:
             shutil.rmtree(self._spill_dir, ignore_errors=True)
             self._spill_dir = None
         self.hits = self.misses = 0
+        self._unusable.clear()
 
     def __len__(self):
         return len(self._store)

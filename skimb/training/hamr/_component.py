@@ -54,7 +54,8 @@ class HAMRTraining(TrainingStrategy):
         Sampling probability ``p_i ~ (m_i + 1e-6)^(hardness_alpha / temperature) *
         (1 + knn_lambda * b_i)``; ``m_i`` is the hardness.
     hardness_momentum : float, default=0.5
-        Momentum of the hardness, the moving average of a sample's WNet weight.
+        Momentum of the hardness, the moving average of a sample's WNet weight
+        (``hardness_update="ema"``; ``"reference"`` decays by a fixed 0.99).
     hardness_update : {"ema", "reference"}, default="ema"
         ``"ema"``: the paper's per-sample moving average (only the batch's samples change);
         ``"reference"``: the reference code's global decay of every entry each step.
@@ -471,6 +472,9 @@ class HAMRTraining(TrainingStrategy):
             ignored.update(dict.fromkeys(self._changed(("meta_topup",)), "meta_selection='gbc'"))
         elif self.meta_selection == "validation":
             ignored.update(dict.fromkeys(self._changed(("meta_clusters",)), "meta_selection='validation'"))
+        if self.hardness_update == "reference":
+            ignored.update(dict.fromkeys(self._changed(("hardness_momentum",)),
+                                         "hardness_update='reference' decays by a fixed 0.99"))
         if not self.caches_meta_features:
             ignored.update(dict.fromkeys(self._changed(("meta_refresh",)), "the meta features are live"))
         if not self.uses_wnet:
@@ -493,9 +497,11 @@ class HAMRTraining(TrainingStrategy):
         sequence_loss = ctx.adapter.sequence_loss
         config = self.for_task(ctx.task, ctx.balanced_loss, majority_share=share, n_sentences=n_sentences,
                                sequence_loss=sequence_loss)
-        if sequence_loss:
-            warn_ignored(dict.fromkeys(self._changed(("token_loss",)), "a CRF trains by whole windows' likelihood"),
-                         owner="HAMRTraining", prefix="training__")
+        token_loss_off = ("it applies to token classification only" if ctx.task != "token"
+                          else "a CRF trains by whole windows' likelihood" if sequence_loss else None)
+        if token_loss_off:
+            warn_ignored(dict.fromkeys(self._changed(("token_loss",)), token_loss_off), owner="HAMRTraining",
+                         prefix="training__")
         if self.resampling == "auto" and not config.resampling:
             reason = (f"resampling='auto' is off for NER {self._resampling_off_reason(share, n_sentences)}; set "
                       "training__resampling=True to resample")

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from functools import partial
 
 import numpy as np
@@ -364,6 +365,14 @@ class HAMRFit:
             raise ValueError(f"training__weight_unit='label' supports multi-label classification only, not {task!r}: a "
                              "single-label sample or a sentence has one loss term per sample; use "
                              "training__weight_unit='sample'.")
+        if config.uses_wnet and config.weighs_label_terms:
+            with warnings.catch_warnings():  # the loss's own warnings come when training builds it
+                warnings.simplefilter("ignore")
+                loss = ctx.adapter.make_loss(ctx)
+            if not getattr(loss, "has_per_label", bool)():
+                raise TypeError(f"training__weight_unit='label' needs a loss with per-label terms (a skimb "
+                                f"multi-label loss); {type(loss).__name__} has none: use "
+                                "training__weight_unit='sample'.")
         if config.uses_wnet and config.class_aware and task != "multiclass" and not config.weighs_label_terms:
             raise ValueError(f"training__class_aware=True supports single-label classification (or multi-label "
                              f"with training__weight_unit='label') only, not {task!r}: a sample of several labels or "
@@ -382,8 +391,9 @@ class HAMRFit:
         if config.uses_wnet:
             if config.meta_set is not None:
                 X_meta, y_meta = config.meta_set
-                texts = ctx.adapter.validate_X(X_meta)
-                meta_data = (texts, ctx.adapter.encode_known_targets(y_meta, texts, classes, task, "meta_set y"))
+                texts = ctx.adapter.validate_X(X_meta, what="training__meta_set X")
+                meta_data = (texts, ctx.adapter.encode_known_targets(y_meta, texts, classes, task,
+                                                                     "training__meta_set y"))
             elif config.meta_selection == "gbc":  # picked in attach, once the backbone can embed
                 if task != "multiclass":
                     raise ValueError(f"training__meta_selection='gbc' supports multi-class classification only, "
@@ -410,9 +420,6 @@ class HAMRFit:
         """
         cfg = self.config
         data, y_enc, module, device = ctx.X, ctx.y, ctx.module, ctx.device
-        if cfg.uses_wnet and cfg.weighs_label_terms and not getattr(ctx.criterion, "has_per_label", bool)():
-            raise TypeError(f"weight_unit='label' needs a loss with per-label terms (a skimb multi-label loss); "
-                            f"{type(ctx.criterion).__name__} has none: use weight_unit='sample'.")
         if self.task == "token":
             self.train_idx = np.asarray(ctx.train_ds.sentence_index, dtype=np.int64)
             present = np.zeros((len(self.train_idx), len(self.classes)), dtype=bool)

@@ -1,0 +1,95 @@
+"""HAMR parameters checked before the backbone loads (ignored ones warned, refusals named with
+their ``training__`` prefix), and the splitters' check of X against y."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_ner, make_toy_texts
+
+from skimb import TransformerClassifier, TransformerTokenClassifier
+from skimb.model_selection import MultilabelStratifiedKFold, TagStratifiedKFold
+
+LOADED = "the backbone was loaded"  # backbone_must_not_load's error: every check before it passed
+
+
+def fit_until_load(est, X, y):
+    """Fit up to the backbone's loading; the ``training__`` "is ignored" warnings on the way."""
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(AssertionError, match=LOADED):
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    return [str(w.message) for w in caught if "training__" in str(w.message) and "is ignored" in str(w.message)]
+
+
+def multilabel(y):
+    return np.stack([y == "flood", y != "flood", y == "injury"], axis=1).astype(int)
+
+
+@pytest.mark.parametrize("update, momentum, warned", [("reference", 0.9, True), ("reference", 0.5, False),
+                                                      ("ema", 0.9, False)])
+def test_hardness_momentum_is_ignored_under_the_reference_update(backbone_must_not_load, update, momentum, warned):
+    X, y = make_toy_texts()
+    est = TransformerClassifier("unused", training="hamr", training__hardness_update=update,
+                                training__hardness_momentum=momentum)
+    messages = [m for m in fit_until_load(est, X, y) if "hardness_momentum" in m]
+    assert messages == (["TransformerClassifier: training__hardness_momentum is ignored: "
+                         "hardness_update='reference' decays by a fixed 0.99."] if warned else [])
+
+
+@pytest.mark.parametrize("token_loss, warned", [("max", True), ("mean", False)])
+def test_token_loss_is_ignored_on_texts(backbone_must_not_load, token_loss, warned):
+    X, y = make_toy_texts()
+    est = TransformerClassifier("unused", training="hamr", training__token_loss=token_loss)
+    messages = [m for m in fit_until_load(est, X, y) if "token_loss" in m]
+    assert messages == (["HAMRTraining: training__token_loss is ignored: it applies to token classification "
+                         "only."] if warned else [])
+    X, y = make_ner(24)  # a tagger reads it
+    assert fit_until_load(TransformerTokenClassifier("unused", training="hamr", training__token_loss="max"),
+                          X, y) == []
+
+
+@pytest.mark.parametrize("meta_X, error, message", [
+    ([], ValueError, "training__meta_set X is empty"),
+    ([1, 2], TypeError, r"training__meta_set X\[0\] is a int"),
+    ([None, "a"], TypeError, r"training__meta_set X\[0\] is None"),
+])
+def test_meta_set_text_errors_name_the_meta_set(backbone_must_not_load, meta_X, error, message):
+    X, y = make_toy_texts()
+    est = TransformerClassifier("unused", training="hamr", training__meta_set=(meta_X, y[:len(meta_X)]))
+    with pytest.raises(error, match=message):
+        est.fit(X, y)
+
+
+def test_meta_set_sentence_errors_name_the_meta_set(backbone_must_not_load):
+    X, y = make_ner(24)
+    est = TransformerTokenClassifier("unused", training="hamr", training__meta_set=(["a sentence"], [["O"]]))
+    with pytest.raises(TypeError, match=r"training__meta_set X\[0\] must be a list of tokens"):
+        est.fit(X, y)
+    est.set_params(training__meta_set=([], []))
+    with pytest.raises(ValueError, match="training__meta_set X is empty"):
+        est.fit(X, y)
+
+
+def test_label_unit_refuses_a_loss_without_label_terms_before_loading(backbone_must_not_load):
+    X, y = make_toy_texts()
+    est = TransformerClassifier("unused", training="hamr", training__weight_unit="label",
+                                loss=torch.nn.BCEWithLogitsLoss())
+    with pytest.raises(TypeError, match=r"training__weight_unit='label' needs a loss with per-label terms .*"
+                                        r"BCEWithLogitsLoss has none: use training__weight_unit='sample'"):
+        est.fit(X, multilabel(y))
+    fit_until_load(est.set_params(loss="bce"), X, multilabel(y))  # a loss with label terms passes
+
+
+@pytest.mark.parametrize("make", [
+    lambda: (TagStratifiedKFold(3), *make_ner(30)),
+    lambda: (MultilabelStratifiedKFold(3), make_toy_texts()[0], multilabel(make_toy_texts()[1])),
+], ids=["tags", "multilabel"])
+def test_splitters_refuse_x_and_y_of_other_lengths(make):
+    cv, X, y = make()
+    with pytest.raises(ValueError, match=rf"inconsistent numbers of samples: \[{len(X)}, {len(y) - 5}\]"):
+        list(cv.split(X, y[:-5]))
+    assert sum(len(test) for _, test in cv.split(X, y)) == len(X)
