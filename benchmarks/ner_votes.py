@@ -58,15 +58,15 @@ def fit_scores(d):
     return log_softmax(d["test_logits"], axis=1), None
 
 
-def vote_scores(da, db):
-    """What the equal-weight ``VotingTagger`` of two fits decodes, as ``(word scores, CRF scores or
-    None)``: of two CRF taggers their log-linear pool, itself a CRF (Viterbi); otherwise the log of
+def vote_scores(*members):
+    """What the equal-weight ``VotingTagger`` of the fits decodes, as ``(word scores, CRF scores or
+    None)``: of CRF taggers their log-linear pool, itself a CRF (Viterbi); otherwise the log of
     their mean word probabilities (repaired argmax)."""
-    ca, cb = crf_scores(da), crf_scores(db)
-    if ca is not None and cb is not None:
-        emissions = (da["test_logits"].astype(np.float64) + db["test_logits"]) / 2
-        return emissions, {name: (ca[name] + cb[name]) / 2 for name in ca}
-    return np.logaddexp(word_log_proba(da), word_log_proba(db)) - np.log(2), None
+    crfs = [crf_scores(d) for d in members]
+    if all(c is not None for c in crfs):
+        emissions = np.mean([d["test_logits"].astype(np.float64) for d in members], axis=0)
+        return emissions, {name: np.mean([c[name] for c in crfs], axis=0) for name in crfs[0]}
+    return np.logaddexp.reduce([word_log_proba(d) for d in members]) - np.log(len(members)), None
 
 
 def word_log_proba(d):
@@ -100,6 +100,8 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("fits", nargs="+", metavar="NAME=GLOB", help="a name and the saved logits of its seeds")
+    p.add_argument("--pool", action="append", default=[], metavar="NAME,NAME,...",
+                   help="also the vote of these fits, any number (repeatable)")
     p.add_argument("--out", default=None, help="JSON file to write (and the .md beside it)")
     args = p.parse_args(argv)
 
@@ -117,6 +119,12 @@ def main(argv=None):
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             scores[f"vote({a},{b})"] = {s: vote_scores(fits[a][s], fits[b][s]) for s in seeds}
+    for pool in args.pool:
+        members = pool.split(",")
+        unknown = sorted(set(members) - set(fits))
+        if unknown:
+            raise SystemExit(f"--pool names fits that were not given: {', '.join(unknown)}")
+        scores[f"vote({pool})"] = {s: vote_scores(*(fits[m][s] for m in members)) for s in seeds}
     types = sorted({str(t)[2:] for t in ref[seeds[0]]["classes"] if t != "O"})
     runs = []
     for row, by_seed in scores.items():

@@ -13,8 +13,8 @@ from ._base import (BACKBONE_CONSTRAINT, DEVICE_CONSTRAINT, N_THREADS_CONSTRAINT
 from ._validation import check_texts
 from .utils._neighbors import unit_rows
 from .utils._param_validation import Boolean, Interval, Options, validate_params
-from .backbones import (POOLING_OPTIONS, TextEncoder, backbone_identity, encode_texts, feature_cache,
-                        load_backbone)
+from .backbones import (POOLING_OPTIONS, TextEncoder, autocast_precision, backbone_identity, encode_texts,
+                        feature_cache, load_backbone)
 from .backbones._cache import frozen_feature_key
 from .backbones._loading import check_max_length, local_backbone_path, portable_backbone_path, shared_model_on
 
@@ -143,7 +143,8 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self._check_transform_params()
         if self.cache:
             # the pooling fit built; the key of finetune="head" and HAMR's features of the same texts
-            key = frozen_feature_key(self._backbone_identity, self.encoder_.pooling, self.max_length)
+            key = frozen_feature_key(self._backbone_identity, self.encoder_.pooling, self.max_length,
+                                     precision=autocast_precision(self.device_))
             emb = feature_cache.get_or_compute(key, texts, self._encode)
         else:
             emb = self._encode(texts)

@@ -17,7 +17,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from ._params import FITTED_THRESHOLDS, check_needs_validation
 from ._validation import class_index
-from .backbones import TextEncoder, encode_texts, feature_cache
+from .backbones import TextEncoder, autocast_precision, encode_texts, feature_cache
 
 __all__ = ["TaskAdapter"]
 
@@ -200,6 +200,6 @@ class TaskAdapter:
         if getattr(encoder, "pooling", None) != "mean":
             encoder = TextEncoder(encoder.backbone, pooling="mean")
         return feature_cache.get_or_compute(
-            self.feature_key("mean", int(est.max_length)), texts,
+            self.feature_key("mean", int(est.max_length), None, autocast_precision(device, est.amp)), texts,
             lambda missing: self.encode(missing, encoder, device, batch_size=max(int(est.batch_size), 64),
                                         desc="HAMR embeddings"))

@@ -10,7 +10,8 @@ from ._params import FITTED_THRESHOLDS
 from ._task import TaskAdapter, validation_split_errors
 from ._validation import (check_consistent_length, check_labels, check_sample_weight, check_texts,
                           is_multilabel_target)
-from .backbones import EncodedTextDataset, SequenceClassifier, encode_texts, feature_cache, tokenize
+from .backbones import (EncodedTextDataset, SequenceClassifier, autocast_precision, encode_texts, feature_cache,
+                        tokenize)
 from .heads._components import prior_log_odds
 from .utils._split import multilabel_train_test_split
 from .utils._warnings import warn_caller
@@ -147,10 +148,11 @@ class TextTask(TaskAdapter):
 
     def frozen_features(self, texts, encoder, device, *, variant=None, desc="encoding"):
         """Pooled features of a frozen backbone, through the process-wide cache (``variant``: an
-        int8 encoder's features are cached apart)."""
+        int8 encoder's features are cached apart, and bf16 ones under ``amp``)."""
         est = self.est
         pooling = getattr(encoder, "pooling", est.pooling)  # as built at fit: est.pooling may be set since
-        return feature_cache.get_or_compute(self.feature_key(pooling, int(est.max_length), variant), texts,
+        key = self.feature_key(pooling, int(est.max_length), variant, autocast_precision(device, est.amp))
+        return feature_cache.get_or_compute(key, texts,
                                             lambda missing: self.encode(missing, encoder, device, desc=desc))
 
     def datasets(self, texts, y_enc, weights, train_idx, valid_idx, module, device):
@@ -228,7 +230,8 @@ class TextTask(TaskAdapter):
         elif getattr(est, "_stage1_key_", None) is not None:
             # Staged heads whose candidates share a stage 1 share its (frozen) encoder: encode each
             # text once for all of them, e.g. a grid search scoring every candidate on a fold.
-            feats = feature_cache.get_or_compute(("calora-stage1", est._stage1_key_, variant), texts,
+            key = ("calora-stage1", est._stage1_key_, variant, autocast_precision(device, est.amp))
+            feats = feature_cache.get_or_compute(key, texts,
                                                  lambda missing: self.encode(missing, module.encoder, device,
                                                                              desc="predicting"))
         if feats is not None:

@@ -232,3 +232,37 @@ def test_max_rows_bounds_the_rows_kept_also_for_one_large_call():
 def test_no_texts_is_a_clear_error_not_numpys():
     with pytest.raises(ValueError, match=r"FeatureCache.get_or_compute: texts is empty; pass at least one text"):
         FeatureCache().get_or_compute(("k",), [], _counting_encoder([]))
+
+
+def test_features_under_cuda_autocast_key_apart_from_float32_ones(tiny_bert, toy_data, monkeypatch):
+    # amp on CUDA encodes in bfloat16: such rows must not serve a float32 encoding (amp=False, the
+    # CPU), nor the reverse; the key is all that tells them apart, so it is checked without a GPU
+    import skimb._embedder
+    import skimb._task
+    import skimb._text_task
+    from skimb import TransformerClassifier, TransformerEmbedder
+
+    keys = []
+
+    class Recording:
+        def get_or_compute(self, key, texts, compute):
+            keys.append(key)
+            return np.zeros((len(texts), 4), dtype=np.float32)
+
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, finetune="head", max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    for module in (skimb._task, skimb._text_task, skimb._embedder):
+        monkeypatch.setattr(module, "feature_cache", Recording())
+    encoder = clf.net_.module_.encoder
+    for amp, device in ((True, "cuda"), (False, "cuda"), (True, "cpu")):
+        adapter = clf.set_params(amp=amp)._adapter()
+        adapter.frozen_features(X[:2], encoder, device)
+        adapter.pretrained_embeddings(X[:2], clf.net_.module_, device)
+    frozen, pretrained = keys[0::2], keys[1::2]
+    assert frozen[0] != frozen[1] == frozen[2] and pretrained[0] != pretrained[1] == pretrained[2]
+    assert frozen[0][-1] == "bf16" and frozen[2] == (clf._backbone_identity, "mean", clf.max_length, None, None)
+    embedder = TransformerEmbedder(tiny_bert, device="cpu").fit()
+    embedder.transform(X[:2])
+    embedder.device_ = "cuda"  # encodes under autocast there: the head model's amp key
+    embedder.transform(X[:2])
+    assert keys[-2] == pretrained[2][:3] and keys[-1] == pretrained[0][:3] + (None, "bf16")

@@ -5,7 +5,8 @@ from ._batching import (EncodedTextDataset, LengthGroupedBatchSampler, pad_colla
 from ._cache import FEATURE_CACHE_ENV, FeatureCache, feature_cache
 from ._loading import DEFAULT_BACKBONE, backbone_config, backbone_identity, load_backbone, resolve_backbone
 from ._finetune import FINETUNES, Finetune, FullFinetune, HeadFinetune, LoRAFinetune, register_finetune
-from ._modules import ENCODE_CHUNK, SequenceClassifier, TextEncoder, autocast, encode_batches, encode_texts
+from ._modules import (ENCODE_CHUNK, SequenceClassifier, TextEncoder, autocast, autocast_precision, encode_batches,
+                       encode_texts)
 from ._pooling import POOLING_OPTIONS, POOLINGS, backbone_pooler, cls_pool, mean_pool
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "LoRAFinetune",
     "register_finetune",
     "autocast",
+    "autocast_precision",
     "EncodedTextDataset",
     "FeatureCache",
     "LengthGroupedBatchSampler",

@@ -24,16 +24,20 @@ __all__ = ["FeatureCache", "feature_cache", "FEATURE_CACHE_ENV", "frozen_feature
 FEATURE_CACHE_ENV = "SKIMB_FEATURE_CACHE_DIR"
 
 
-def frozen_feature_key(backbone, pooling, max_length, variant=None) -> tuple:
+def frozen_feature_key(backbone, pooling, max_length, variant=None, precision=None) -> tuple:
     """The feature-cache key of a frozen backbone's pooled features: ``backbone`` (its
     :func:`backbone_identity` or folder), ``pooling``, ``max_length`` and, for an encoder that
-    computes other numbers (an int8 copy), its ``variant``. ``TransformerEmbedder``,
-    ``finetune="head"`` and HAMR's pretrained features of the same texts share it.
+    computes other numbers, its ``variant`` (an int8 copy) and ``precision``
+    (:func:`~skimb.backbones.autocast_precision`: ``"bf16"`` under CUDA autocast).
+    ``TransformerEmbedder``, ``finetune="head"`` and HAMR's pretrained features of the same texts
+    share it.
 
-    >>> frozen_feature_key(("model",), "mean", 32) == frozen_feature_key(("model",), "mean", 32, None)
+    >>> frozen_feature_key(("model",), "mean", 32) == frozen_feature_key(("model",), "mean", 32, None, None)
     True
+    >>> frozen_feature_key(("model",), "mean", 32) == frozen_feature_key(("model",), "mean", 32, precision="bf16")
+    False
     """
-    return _identity_key((backbone, pooling, int(max_length), variant))
+    return _identity_key((backbone, pooling, int(max_length), variant, precision))
 
 
 def _identity_key(key) -> tuple:

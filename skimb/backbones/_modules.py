@@ -11,7 +11,8 @@ from torch import nn
 from ._batching import pad_collate, sorted_batches
 from ._pooling import backbone_pooler, pool
 
-__all__ = ["TextEncoder", "SequenceClassifier", "autocast", "encode_batches", "encode_texts", "float32_head",
+__all__ = ["TextEncoder", "SequenceClassifier", "autocast", "autocast_precision", "encode_batches", "encode_texts",
+           "float32_head",
            "ENCODE_CHUNK"]
 
 #: Texts tokenised and encoded at a time by :func:`encode_texts`: memory stays bounded by the
@@ -162,9 +163,19 @@ def float32_head(head, features):
 def autocast(device, enabled: bool = True):
     """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere (the one amp rule of
     training, prediction and encoding; :class:`SequenceClassifier` keeps its head in float32)."""
-    if enabled and torch.device(device).type == "cuda":
+    if autocast_precision(device, enabled) is not None:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def autocast_precision(device, enabled: bool = True) -> str | None:
+    """``"bf16"`` where :func:`autocast` computes in bfloat16, else None (float32): features
+    encoded under it are other numbers, and the feature cache keys them apart.
+
+    >>> autocast_precision("cuda"), autocast_precision("cuda", enabled=False), autocast_precision("cpu")
+    ('bf16', None, None)
+    """
+    return "bf16" if enabled and torch.device(device).type == "cuda" else None
 
 
 def as_numpy(t) -> np.ndarray:
