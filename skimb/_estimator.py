@@ -93,20 +93,26 @@ def _match_crf(module, adapter, classes, weights_path) -> None:
         del module.crf
 
 
-def _nested_backbone_identities(value) -> list:
+def _nested_backbone_identities(value, _seen=None) -> list:
     """The file identity of each local backbone folder named by an estimator among ``value``'s
     parameters, however nested (``training__embedder=TransformerEmbedder(backbone=dir)``): its
     parameters hold the path only, and a model saved again there gives another stage 1."""
+    seen = set() if _seen is None else _seen
+    if id(value) in seen:  # an object reached twice (or a parameter that refers back)
+        return []
     if isinstance(value, dict):
-        return [i for v in value.values() for i in _nested_backbone_identities(v)]
+        seen.add(id(value))
+        return [i for v in value.values() for i in _nested_backbone_identities(v, seen)]
     if isinstance(value, (list, tuple)):
-        return [i for v in value for i in _nested_backbone_identities(v)]
+        seen.add(id(value))
+        return [i for v in value for i in _nested_backbone_identities(v, seen)]
     if isinstance(value, type) or not callable(getattr(value, "get_params", None)):
         return []
+    seen.add(id(value))
     params = value.get_params(deep=False)
     backbone = params.get("backbone")
     own = [backbone_identity(backbone)] if isinstance(backbone, (str, os.PathLike)) and Path(backbone).is_dir() else []
-    return own + _nested_backbone_identities(params)
+    return own + _nested_backbone_identities(params, seen)
 
 
 def _check_stage1_entry(entry):

@@ -266,3 +266,13 @@ def test_features_under_cuda_autocast_key_apart_from_float32_ones(tiny_bert, toy
     embedder.device_ = "cuda"  # encodes under autocast there: the head model's amp key
     embedder.transform(X[:2])
     assert keys[-2] == pretrained[2][:3] and keys[-1] == pretrained[0][:3] + (None, "bf16")
+
+
+def test_a_shared_folder_written_before_keys_carried_the_precision_is_not_read(tmp_path):
+    # such a folder may hold bf16 rows under what is now a float32 key
+    import joblib
+
+    cache = FeatureCache(directory=tmp_path)
+    key = ("m", "mean", 32)
+    old = tmp_path / "skimb-features" / joblib.hash(list(key))
+    assert cache._key_dir(key) != old and cache._key_dir(key).parent == old.parent

@@ -129,3 +129,31 @@ def test_cached_weights_that_do_not_fit_are_a_warned_refit(tiny_bert, small_data
     _assert_refit(first, second, X, empty_stage1_cache, path)
     empty_stage1_cache.clear()
     assert TransformerClassifier(tiny_bert, head__memory=str(tmp_path), **CALORA, **FAST).fit(X, y).stage1_cached_
+
+
+def test_a_memory_folder_that_cannot_be_written_is_a_warning(tmp_path, monkeypatch):
+    # an existing folder without write access (a shared cache of another user) failed in mkstemp
+    import skimb.training._stage_cache as stage_cache
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    cache = stage_cache.StageCache()
+    monkeypatch.setattr(stage_cache.tempfile, "mkstemp", refuse)
+    with pytest.warns(UserWarning, match="could not write the stage-1 cache file.*PermissionError"):
+        cache.put("key", {"state": {}}, memory=str(tmp_path))
+    assert cache.get("key") == {"state": {}}  # kept in memory
+    assert not list((tmp_path / "skimb-stage1").glob("*"))
+
+
+def test_the_nested_backbone_walk_survives_a_parameter_that_refers_back():
+    from skimb._estimator import _nested_backbone_identities
+
+    class Loop:
+        def __init__(self):
+            self.other = self
+
+        def get_params(self, deep=False):
+            return {"other": self.other, "backbone": None}
+
+    assert _nested_backbone_identities({"a": Loop(), "b": [1, (2, {"c": Loop()})]}) == []

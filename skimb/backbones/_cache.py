@@ -24,6 +24,10 @@ __all__ = ["FeatureCache", "feature_cache", "FEATURE_CACHE_ENV", "frozen_feature
 FEATURE_CACHE_ENV = "SKIMB_FEATURE_CACHE_DIR"
 
 
+#: Bumped when what a shared folder's rows mean changes (2: keys carry the autocast precision).
+_DISK_FORMAT = 2
+
+
 def frozen_feature_key(backbone, pooling, max_length, variant=None, precision=None) -> tuple:
     """The feature-cache key of a frozen backbone's pooled features: ``backbone`` (its
     :func:`backbone_identity` or folder), ``pooling``, ``max_length`` and, for an encoder that
@@ -117,7 +121,8 @@ class FeatureCache:
         location = self.location
         if location is None:
             return None
-        return location / "skimb-features" / joblib.hash(list(key))
+        # the format tag: folders written before keys carried the autocast precision may hold bf16 rows
+        return location / "skimb-features" / joblib.hash([_DISK_FORMAT, *key])
 
     def _read_new_files(self, key, folder: Path) -> dict:
         disk = self._disk.setdefault(key, {"files": set(), "rows": {}})

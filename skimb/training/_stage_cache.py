@@ -78,13 +78,15 @@ def _from_safe(obj):
 def _save(entry, path: Path):
     """Write atomically (a unique temporary file, then a rename); a failure is a warning, never
     a failed fit: the entry is then only in memory."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
+    tmp = None
+    try:  # a folder that exists but cannot be written fails here already
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(fd)
         torch.save(_to_safe(entry), tmp)
         os.replace(tmp, path)
     except Exception as exc:  # noqa: BLE001
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         warnings.warn(f"could not write the stage-1 cache file {path} ({type(exc).__name__}: {exc}).",
                       UserWarning, stacklevel=3)
 
@@ -183,7 +185,7 @@ class StageCache:
 
     def discard(self, key):
         """Forget the entry that :meth:`get` just returned for ``key``, which could not be restored:
-        that lookup counts as a miss (the refit's :meth:`put` replaces any file)."""
+        that lookup counts as a miss (the refit's ``put`` replaces any file)."""
         self._drop([key])
         with self._lock:
             self.hits -= 1

@@ -867,7 +867,7 @@ class HAMRNet(RDropNet):
     post-meta weights ``w``; the real loss is ``mean(w · l)`` (``mean(l)`` with
     ``meta_weighting=False``), back-propagated through the same forward. A tagger's real loss
     weighs each window's labelled tokens (or a CRF's window likelihood) by the window's ``w``,
-    over the batch's labelled tokens (:func:`unit_losses`' terms), and the virtual step descends
+    over the batch's labelled tokens (``unit_losses``' terms), and the virtual step descends
     that same loss. The hardness tracker
     records ``w``. With ``rdrop_alpha`` > 0 (R-Drop) a second forward of the batch, with its own
     dropout, is weighted by the same ``w``; the loss is the mean of the two passes' losses plus
