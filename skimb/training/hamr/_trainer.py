@@ -778,7 +778,7 @@ def unit_losses(logits, y, criterion, *, pad=None, sample_weight=None, crf=None,
 
     Returns ``(losses, terms)``: ``losses`` are WNet's inputs and the hardness's units (a sample,
     a (sample, label) term, a tagger's window), times ``sample_weight`` where given. The loss that
-    trains the model at unit weights ``w`` is ``mean(w · losses)`` where ``terms`` is None, else
+    trains the model at the units' weights ``w`` is ``mean(w · losses)`` where ``terms`` is None, else
     ``sum(w · terms)``; the meta step's virtual update is that same loss, so WNet learns what its
     weights do to the real update. A tagger's window loss is its largest token loss, or with
     ``crf`` its negative log-likelihood per labelled token (so that windows of any length share
