@@ -12,12 +12,12 @@ from contextlib import contextmanager
 from numbers import Real
 
 import numpy as np
-import torch
 from sklearn.utils.class_weight import compute_class_weight
 
 from ._params import FITTED_THRESHOLDS, check_needs_validation
 from ._validation import class_index
 from .backbones import TextEncoder, autocast_precision, encode_texts, feature_cache
+from .heads._components import zero_catch_all_row
 
 __all__ = ["TaskAdapter"]
 
@@ -137,16 +137,7 @@ class TaskAdapter:
         ``zero_logit_class`` (the ranking loss's catch-all class) gets a zero row in a linear
         or cosine head (``head="cosine"``, whose zero row scores exactly 0), which its zero
         gradient keeps at zero, so that its logit is always 0."""
-        from .heads._cosine import CosineLinear
-
-        k = getattr(ctx.criterion, "zero_logit_class", None)
-        head = module.head
-        if k is None or not isinstance(head, (torch.nn.Linear, CosineLinear)):
-            return
-        with torch.no_grad():
-            head.weight[k].zero_()
-            if getattr(head, "bias", None) is not None:
-                head.bias[k].zero_()
+        zero_catch_all_row(module.head, ctx.criterion)
 
     def loss_for_loading(self, n_classes, task):
         # Prediction does not use the loss; rebuild a plain one so that the net is complete.

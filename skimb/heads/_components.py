@@ -146,6 +146,21 @@ def _within_class_weights(groups, sample_weight) -> torch.Tensor:
     return torch.where(row_mean > 0, sw / row_mean.clamp(min=torch.finfo(sw.dtype).tiny), torch.zeros_like(sw))
 
 
+def zero_catch_all_row(head, loss) -> None:
+    """Give ``loss``'s ``zero_logit_class`` (the ranking loss's catch-all class) a zero row and bias
+    in a fresh linear or cosine ``head`` (a cosine head's zero row scores exactly 0): its zero
+    gradient keeps them at zero, so that its logit is always 0. Other heads are left alone."""
+    from ._cosine import CosineLinear  # it registers itself through this module
+
+    k = getattr(loss, "zero_logit_class", None)
+    if k is None or not isinstance(head, (torch.nn.Linear, CosineLinear)):
+        return
+    with torch.no_grad():
+        head.weight[k].zero_()
+        if getattr(head, "bias", None) is not None:
+            head.bias[k].zero_()
+
+
 def stage2_rows(targets, weights=None) -> torch.Tensor:
     """The stage-2 rows a second stage trains on or keeps (a boolean mask): not ignored (a 1-D target
     >= 0) and, with ``weights``, of positive weight.

@@ -9,7 +9,8 @@ import torch
 
 from ..utils._param_validation import Interval
 from ..utils._progress import progress_bar
-from ._components import Head, class_balanced_row_weights, class_neutral_loss, register_head, stage2_rows
+from ._components import (Head, class_balanced_row_weights, class_neutral_loss, register_head, stage2_rows,
+                          zero_catch_all_row)
 
 __all__ = ["CRTHead", "TauNormHead"]
 
@@ -75,9 +76,7 @@ class CRTHead(Head):
             bound = old.in_features ** -0.5
             head.weight.uniform_(-bound, bound, generator=gen)
             head.bias.zero_()
-            zero_class = getattr(loss_fn, "zero_logit_class", None)  # the ranking loss's catch-all class
-            if zero_class is not None:
-                head.weight[zero_class].zero_()
+        zero_catch_all_row(head, loss_fn)  # as in stage 1
         head.to(device)
         targets = torch.as_tensor(targets)
         keep = stage2_rows(targets)

@@ -366,8 +366,9 @@ class ImbalanceLoss(nn.Module):
         ``alpha``, margins, prior adjustment or per-class ``gamma`` (AFL's, which becomes the
         base ``gamma``: the focal loss) undone, the rest (a focal ``gamma``, the logit scale)
         kept; ``DistributionBalancedLoss`` loses its re-balanced weights and prior bias and keeps
-        its negative-tolerant scale and focal term; ``WeightedBinaryCrossEntropyLoss``'s positive
-        weights become 1 (BCE). A loss without per-class terms is copied
+        its negative-tolerant scale and focal term; ``WeightedBinaryCrossEntropyLoss`` keeps its
+        positive weights (they weigh a label's positives against its negatives, which row weights
+        cannot). A loss without per-class terms is copied
         unchanged. A subclass that re-balances (``rebalances = True``) says how to undo it in
         ``_drop_class_balance``; one that does not is copied unchanged, with a warning.
 
