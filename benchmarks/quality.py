@@ -59,6 +59,9 @@ CONFIGS = {
     "ce_drw1_rdrop03": dict(loss="class_balanced", loss__beta=0.9999, loss__drw_epoch=1, training="rdrop",
                             training__alpha=0.3),
     "ce_drw1_b999_rdrop": dict(loss="class_balanced", loss__beta=0.999, loss__drw_epoch=1, training="rdrop"),
+    # layer-wise learning-rate decay 0.8 on it (round 45): the top layer at 0.8x the rate, the embeddings 0.21x
+    "ce_drw1_b999_rdrop_ld8": dict(loss="class_balanced", loss__beta=0.999, loss__drw_epoch=1, training="rdrop",
+                                   finetune__layer_decay=0.8),
     "ce_rdrop": dict(loss="ce", training="rdrop"),  # R-Drop's own share, on plain cross-entropy
     # soft ordinal labels (round 41) for graded classes (SST-5): a near-miss grade costs less than a far one
     # (the label texts sort as negative, neutral, positive, very negative, very positive: "ord" and "ord_rdrop"

@@ -516,10 +516,21 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         return int8_module(module), "cpu", self.quantize
 
     def _param_groups(self, ctx):
-        """AdamW groups: no weight decay on biases and LayerNorm; the head at its own rate; a
-        tagger's CRF at its own, without weight decay. skorch gives each parameter the first
-        pattern it matches."""
+        """AdamW groups: no weight decay on biases and LayerNorm; the backbone's layers at their
+        ``finetune__layer_decay`` rates; the head at its own rate; a tagger's CRF at its own,
+        without weight decay. skorch gives each parameter the first pattern it matches."""
         groups = [("*bias", {"weight_decay": 0.0}), ("*LayerNorm*", {"weight_decay": 0.0})]
+        scales = []
+        if getattr(ctx.finetune, "layer_decay", 1.0) != 1:
+            backbone = ctx.module.encoder.backbone.named_parameters(prefix="encoder.backbone")
+            scales = ctx.finetune.layer_lr_scales([name for name, _ in backbone])
+        if getattr(ctx.finetune, "layer_decay", 1.0) != 1 and not scales:
+            warn_caller(f"finetune__layer_decay={ctx.finetune.layer_decay!r} is ignored: no numbered layer "
+                        "(layer.<i>, layers.<i>, h.<i>, block.<i>) in the backbone's parameter names.")
+        groups = [(pattern + suffix, {"lr": ctx.lr * scale, **no_decay})
+                  for pattern, scale in scales
+                  for suffix, no_decay in (("bias", {"weight_decay": 0.0}), ("LayerNorm*", {"weight_decay": 0.0}),
+                                           ("", {}))] + groups
         if ctx.head_lr_multiplier != 1.0:
             head_lr = ctx.lr * ctx.head_lr_multiplier
             groups = [("head.*bias", {"lr": head_lr, "weight_decay": 0.0}), ("head.*", {"lr": head_lr}), *groups]

@@ -7,6 +7,7 @@ A mode builds the encoder from the loaded backbone and says whether the backbone
 
 from __future__ import annotations
 
+import re
 from numbers import Integral, Real
 
 from ..utils._components import Component, Registry
@@ -85,6 +86,51 @@ class Finetune(Component):
         """The trainable :class:`TextEncoder` around ``backbone_model`` (``pooling=None``: tokens)."""
         return TextEncoder(backbone_model, pooling=pooling)
 
+    def layer_lr_scales(self, names) -> list:
+        """``[(pattern, scale)]``: the learning rate of the parameters whose names match ``pattern``
+        (``fnmatch``) over ``lr``; an empty list where every weight trains at ``lr`` (a mode
+        without :func:`layer_lr_scales`'s ``layer_decay``, or ``layer_decay=1``)."""
+        decay = getattr(self, "layer_decay", 1.0)
+        return [] if decay == 1 else layer_lr_scales(names, decay)
+
+
+#: A transformer layer's parameter: ``<prefix>layer.<i>.`` (BERT, RoBERTa, DistilBERT, DeBERTa,
+#: MiniLM; ``layers``/``h``/``block`` for other families), under LoRA's wrappers too.
+_LAYER = re.compile(r"^(.*?\.(?:layer|layers|h|block|blocks)\.)(\d+)\.")
+_EMBEDDINGS = re.compile(r"^(.*?\.(?:embeddings|embed_tokens|wte|wpe|shared)\.)")
+
+
+def layer_lr_scales(names, decay) -> list:
+    """Layer-wise learning-rate decay over the backbone's parameter ``names``: layer ``i`` of
+    ``L`` trains at ``decay ** (L - i)`` times the rate (the top layer at ``decay``), the
+    embeddings at ``decay ** (L + 1)``; the head and anything else at the rate itself (ELECTRA's
+    and BEiT's rule). Returns ``[(fnmatch pattern, scale)]``, an empty list where no numbered
+    layer is found.
+
+    Examples
+    --------
+    >>> names = ["encoder.backbone.embeddings.word_embeddings.weight",
+    ...          "encoder.backbone.encoder.layer.0.output.dense.weight",
+    ...          "encoder.backbone.encoder.layer.1.output.dense.weight", "head.weight"]
+    >>> for pattern, scale in layer_lr_scales(names, 0.8):
+    ...     print(pattern, round(scale, 3))
+    encoder.backbone.encoder.layer.1.* 0.8
+    encoder.backbone.encoder.layer.0.* 0.64
+    encoder.backbone.embeddings.* 0.512
+    """
+    layers, embeddings = {}, set()
+    for name in names:
+        if (match := _LAYER.match(name)) is not None:
+            layers.setdefault(int(match.group(2)), set()).add(match.group(1))
+        elif (match := _EMBEDDINGS.match(name)) is not None:
+            embeddings.add(match.group(1))
+    if not layers:
+        return []
+    n_layers = max(layers) + 1
+    scales = [(f"{prefix}{i}.*", float(decay) ** (n_layers - i))
+              for i in sorted(layers, reverse=True) for prefix in sorted(layers[i])]
+    return scales + [(f"{prefix}*", float(decay) ** (n_layers + 1)) for prefix in sorted(embeddings)]
+
 
 FINETUNES = Registry("finetune", Finetune)
 register_finetune = FINETUNES.register
@@ -120,6 +166,14 @@ class FullFinetune(Finetune):
     8e-4; 2,400 sentences, 405 steps, 0.743 against 0.749 at the rule's 2.96e-4 and 0.751 at
     4e-4; 900 CoNLL-2003 sentences 0.705 against 0.707).
 
+    Parameters
+    ----------
+    layer_decay : float in (0, 1], default=1.0
+        Layer-wise learning-rate decay: the backbone's top layer trains at ``layer_decay`` times
+        the rate, each layer below at ``layer_decay`` times the one above, the embeddings at
+        ``layer_decay`` times the bottom layer (:func:`layer_lr_scales`); the head and a CRF
+        keep theirs. 1: every weight at the rate.
+
     Examples
     --------
     >>> FullFinetune().frozen
@@ -137,6 +191,10 @@ class FullFinetune(Finetune):
     default_lr = 1e-4
     token_lr_multiplier = 2.0
     short_fit_steps = 600
+    _parameter_constraints = {"layer_decay": [Interval(Real, 0, 1, closed="right")]}
+
+    def __init__(self, layer_decay=1.0):
+        self.layer_decay = layer_decay
 
 
 @register_finetune("head")
@@ -198,6 +256,8 @@ class LoRAFinetune(Finetune):
         Dropout on the adapters' input.
     target_modules : None, str or list of str, default=None
         Modules that get adapters; ``None``: peft's defaults for the architecture.
+    layer_decay : float in (0, 1], default=1.0
+        Layer-wise learning-rate decay of the adapters, as :class:`FullFinetune`'s.
 
     Examples
     --------
@@ -219,13 +279,15 @@ class LoRAFinetune(Finetune):
         "target_modules": [None, Satisfies(lambda v: isinstance(v, str) or (
             isinstance(v, (list, tuple)) and all(isinstance(m, str) for m in v)),
             "a module name or a list of them", bad=[3])],
+        "layer_decay": [Interval(Real, 0, 1, closed="right")],
     }
 
-    def __init__(self, rank=8, alpha=16, dropout=0.1, target_modules=None):
+    def __init__(self, rank=8, alpha=16, dropout=0.1, target_modules=None, layer_decay=1.0):
         self.rank = rank
         self.alpha = alpha
         self.dropout = dropout
         self.target_modules = target_modules
+        self.layer_decay = layer_decay
 
     def build_encoder(self, backbone_model, pooling):
         from peft import LoraConfig, get_peft_model
