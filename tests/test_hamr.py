@@ -472,6 +472,45 @@ def _flat_grad(wnet):
     return torch.cat([p.grad.reshape(-1) for p in wnet.parameters()])
 
 
+@pytest.mark.parametrize("mode", ["full", "first_order"])
+def test_parameters_the_meta_loss_reads_live_can_stay_out_of_the_virtual_step(mode):
+    # a CRF's case: ``temperature`` scales the logits in both losses but is read from the live
+    # module, never through the virtual parameters, so its virtual step is wasted work
+    model, wnet0, (x, y, xm, ym) = _setup(seed=8)
+    model.temperature = nn.Parameter(torch.tensor(1.3))
+    model.eval()
+
+    def per_sample(logits, t):
+        return F.cross_entropy(logits * model.temperature, t, reduction="none")
+
+    def meta_loss(logits, t):
+        return F.cross_entropy(logits * model.temperature, t)
+
+    state = {k: v.clone() for k, v in wnet0.state_dict().items()}
+    grads = []
+    for fixed in (None, ["temperature"]):
+        wnet = WeightNet()
+        wnet.load_state_dict(state)
+        torch.manual_seed(3)
+        meta_step(model, wnet, make_wnet_optimizer(wnet, lr=1e-2), per_sample, {"x": x}, y, {"x": xm}, ym,
+                  meta_loss, meta_update_lr=0.5, mode=mode, fixed_param_names=fixed)
+        grads.append(_flat_grad(wnet))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-12)
+    # fixing a parameter the meta loss does read through the virtual step changes the meta-gradient
+    wnet = WeightNet()
+    wnet.load_state_dict(state)
+    torch.manual_seed(3)
+    meta_step(model, wnet, make_wnet_optimizer(wnet, lr=1e-2), per_sample, {"x": x}, y, {"x": xm}, ym,
+              meta_loss, meta_update_lr=0.5, mode=mode, fixed_param_names="head")
+    assert not torch.allclose(_flat_grad(wnet), grads[0], rtol=1e-3)
+
+
+def test_fixing_every_parameter_is_refused():
+    model, wnet, data = _setup()
+    with pytest.raises(ValueError, match="leave the virtual step no parameter"):
+        _run(model, wnet, data, "full", fixed_param_names=["body", "head"])
+
+
 def test_full_and_first_order_are_close_but_different():
     model, wnet0, data = _setup(seed=5, dropout=0.1)
     model.train()

@@ -640,6 +640,28 @@ def test_token_hamr_meta_step_modes(tiny_bert, meta_step):
     assert np.all(np.isfinite(ner.meta_loss_history_)) and len(ner.meta_loss_history_) > 0
 
 
+def test_a_crfs_virtual_step_leaves_the_crf_out_and_changes_nothing(tiny_bert, monkeypatch):
+    # the meta loss scores the CRF live, so moving it in the virtual step was work thrown away
+    import skimb.training.hamr._trainer as trainer
+
+    X, y = make_ner(24)
+    params = dict(decoding="crf", training__meta_step="full", max_epochs=1)
+    calls = []
+    original = trainer.meta_step
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs["fixed_param_names"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "meta_step", recording)
+    fixed = ner_hamr(tiny_bert, **params).fit(X, y)
+    assert calls and set(calls) == {("crf",)}
+    monkeypatch.setattr(trainer, "meta_step", lambda *a, **kw: original(*a, **{**kw, "fixed_param_names": None}))
+    moved = ner_hamr(tiny_bert, **params).fit(X, y)
+    np.testing.assert_allclose(fixed.meta_loss_history_, moved.meta_loss_history_, rtol=1e-5)
+    np.testing.assert_allclose(fixed.decision_function(X[0]), moved.decision_function(X[0]), rtol=1e-4, atol=1e-5)
+
+
 def test_token_meta_set_tops_up_entity_spans():
     X, y = make_ner(60, seed=3)
     classes = np.array(["O", "B-LOC", "I-LOC", "B-PER", "I-PER"])

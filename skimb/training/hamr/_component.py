@@ -98,7 +98,8 @@ class HAMRTraining(TrainingStrategy):
         second order on the head; about one extra forward pass of the meta batch),
         ``"first_order"`` all trainable weights with a finite-difference meta-gradient,
         ``"full"`` all trainable weights with a double backward, as the reference (about 3x a
-        plain step). See ``docs/hamr.md``.
+        plain step). A tagger's CRF stays out of the virtual step in every mode (the meta loss
+        reads its live scores). See ``docs/hamr.md``.
     meta_interval : int, default=1
         Run the meta step (WNet's update from a meta batch) every this many training steps,
         starting with the first; the steps in between weight their losses with the current WNet

@@ -178,6 +178,11 @@ def _logits(out):
     )
 
 
+def _matches(name: str, wanted: list[str]) -> bool:
+    """``name`` is one of ``wanted`` or lies under one of them as a module prefix."""
+    return any(name == h or name.startswith(h.rstrip(".") + ".") for h in wanted)
+
+
 def _select_head(names: list[str], head_param_names: Iterable[str] | None) -> list[str]:
     if head_param_names is None:
         raise ValueError("mode='head' needs head_param_names (parameter names or module prefixes).")
@@ -186,7 +191,7 @@ def _select_head(names: list[str], head_param_names: Iterable[str] | None) -> li
     wanted = [str(h) for h in head_param_names]
     if not wanted:
         raise ValueError("head_param_names is empty.")
-    chosen = [n for n in names if any(n == h or n.startswith(h.rstrip(".") + ".") for h in wanted)]
+    chosen = [n for n in names if _matches(n, wanted)]
     if not chosen:
         shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
         raise ValueError(
@@ -250,6 +255,7 @@ def meta_step(
     fd_eps: float = 1e-2,
     wnet_features: torch.Tensor | None = None,
     wnet_groups: torch.Tensor | None = None,
+    fixed_param_names: Iterable[str] | None = None,
 ) -> MetaStepResult:
     """One HAMR meta step: update WNet from the meta batch, return the post-meta weights.
 
@@ -301,6 +307,10 @@ def meta_step(
     wnet_groups : tensor of shape (B,), optional
         Groups within which the weights are normalised (:func:`~skimb.training.hamr.batch_weights`'s
         ``groups``).
+    fixed_param_names : iterable of str, optional
+        Parameter names or module prefixes that the virtual step leaves at ``θ`` in every mode:
+        parameters that ``meta_loss_fn`` reads from the live module rather than through the
+        virtual parameters (a tagger's CRF), whose second-order graph would be built for nothing.
 
     Returns
     -------
@@ -342,6 +352,11 @@ def meta_step(
         step_names = _select_head(names, head_param_names)
     else:
         step_names = names
+    if fixed_param_names is not None:
+        fixed = [fixed_param_names] if isinstance(fixed_param_names, str) else [str(f) for f in fixed_param_names]
+        step_names = [n for n in step_names if not _matches(n, fixed)]
+        if not step_names:
+            raise ValueError(f"fixed_param_names {fixed} leave the virtual step no parameter to move.")
     step_set = set(step_names)
 
     wnet_params = [p for p in wnet.parameters() if p.requires_grad]

@@ -507,6 +507,8 @@ class HAMRFit:
                                                                                device=net.device)
         crf = getattr(net.module_, "crf", None) if self.task == "token" else None
         self.meta_loss_fn, self._meta_crf = meta_loss_function(self.task, weight, crf), crf is not None
+        # The meta loss reads the CRF's scores from the live module: the virtual step leaves them at θ.
+        self.meta_fixed_params = ("crf",) if crf is not None else None
         self._capturing, self._pending, self._seen = self._collect, None, None
         if self._collect:
             self._embeddings = None
@@ -931,7 +933,7 @@ class HAMRNet(RDropNet):
                     meta_inputs, meta_target, hamr.meta_loss_for(meta_edges), meta_update_lr=hamr.meta_update_lr,
                     mode=mode, head_param_names=HEAD_PARAM_NAMES if mode == "head" else None,
                     detach_mean=hamr.config.detach_mean, keep_graph=True, wnet_features=wnet_features,
-                    wnet_groups=wnet_groups)
+                    wnet_groups=wnet_groups, fixed_param_names=hamr.meta_fixed_params)
             else:
                 result = _weights_only_step(self.module_, hamr.wnet, per_sample, inputs, target, wnet_features,
                                             wnet_groups)
