@@ -57,6 +57,7 @@ class FitContext:
     stage1_s: float = 0.0
     error: Exception | None = None  # a non-finite loss: raised after the fit is recorded
     interrupted: bool = False  # a KeyboardInterrupt ended stage 1: kept, never cached
+    training_started: bool = False  # until then a refused refit keeps the model the estimator had
     fitted: dict = field(default_factory=dict)  # attributes set on the estimator at the end
 
     @property

@@ -192,13 +192,14 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         self._reset_fitted()
         try:
             self._plan(ctx)  # the checks that need the split (weights), then the backbone
+            self._params_at_fit_ = self._params_json()
+            self._fit_stage1(ctx)  # and those that need the model built (a head's layers)
         except BaseException:
-            for name in [n for n in vars(self) if n.endswith("_") or n.startswith("_")]:
-                delattr(self, name)
-            vars(self).update(earlier)  # a refused refit keeps the model it had
+            if not ctx.training_started:  # a refused refit keeps the model it had
+                for name in [n for n in vars(self) if n.endswith("_") or n.startswith("_")]:
+                    delattr(self, name)
+                vars(self).update(earlier)
             raise
-        self._params_at_fit_ = self._params_json()
-        self._fit_stage1(ctx)
         self._fit_stage2(ctx)
         self._finish(ctx)
         logger.info("%s: fitted in %.1f s", type(self).__name__, self.fit_time_s_)
@@ -217,6 +218,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         adapter.finetune = components["finetune"]
         classes, y_enc, task = adapter.encode_targets(y, data)
         components["head"].check(len(classes), classes=classes, task=task)  # e.g. CALoRA's k <= n_classes
+        components["head"].check_finetune(components["finetune"])  # e.g. CALoRA's layers under LoRA
         head_lr_multiplier = (components["finetune"].default_head_lr_multiplier(task) if self.head_lr_multiplier == "auto"
                               else float(self.head_lr_multiplier))
         ctx = FitContext(X=data, y=y_enc, classes=classes, task=task, sample_weight=sample_weight,
@@ -330,6 +332,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             ctx.head.prepare(ctx.module, loss=ctx.criterion)
             ctx.adapter.init_head(ctx.module, ctx)
             self._check_cached_state(ctx, key)
+            ctx.training_started = True
             if ctx.stage1 is not None:
                 logger.info("%s: stage 1 from the cache (trained in %.1f s by an earlier fit)",
                             type(self).__name__, float(ctx.stage1["fit_time_s"]))
@@ -427,7 +430,13 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
     def _finish(self, ctx):
         self._finishing_fit = True
         try:
-            for name, value in ctx.adapter.after_fit(ctx).items():
+            try:
+                fitted = ctx.adapter.after_fit(ctx)
+            except ValueError:  # a diverged model's decision rule cannot be tuned: its own error says why
+                if ctx.error is None:
+                    raise
+                fitted = {}
+            for name, value in fitted.items():
                 setattr(self, name, value)
             if ctx.error is not None:
                 raise ctx.error
@@ -683,11 +692,12 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         The fitted attributes come back, ``history_`` and ``validation_report_`` included (as JSON
         holds them: dict keys as strings), but for ``loss_``: prediction does not use the loss,
         which the saved parameters name."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_model
         from skorch.history import History
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        from ._persistence import label_keyed, params_from_json, read_saved_config, warn_omitted
+        from ._persistence import _not_saved, label_keyed, params_from_json, read_saved_config, warn_omitted
 
         directory = Path(directory)
         config = read_saved_config(directory, cls.__name__, config_name=SAVED_CONFIG_NAME, weights_name=_WEIGHTS_NAME)
@@ -712,8 +722,12 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         with seeded(0):
             ctx.module = adapter.build_module(backbone_model, len(classes), ctx.finetune, classes=classes)
             ctx.head.restore(ctx.module, len(classes), multilabel=ctx.multilabel)
-            _match_crf(ctx.module, adapter, classes, directory / _WEIGHTS_NAME)
-        load_model(ctx.module, str(directory / _WEIGHTS_NAME), strict=True)
+            try:
+                _match_crf(ctx.module, adapter, classes, directory / _WEIGHTS_NAME)
+                load_model(ctx.module, str(directory / _WEIGHTS_NAME), strict=True)
+            except (SafetensorError, RuntimeError) as exc:  # truncated, corrupted, another model's
+                raise _not_saved(cls.__name__, directory, f"{_WEIGHTS_NAME} does not hold this model's weights "
+                                 f"({str(exc).splitlines()[0]}); save the fitted estimator again") from exc
         ctx.criterion = adapter.loss_for_loading(len(classes), ctx.task)
         ctx.net = est._make_net(ctx, None, 0, net_class=TransformerNet, net_kwargs={})
         ctx.class_weight = np.ones(len(classes))

@@ -236,11 +236,11 @@ class TextTask(TaskAdapter):
                                                                              desc="predicting"))
         if feats is not None:
             with torch.inference_mode():
-                return torch.cat([module(features=chunk.to(device)).float().cpu()
-                                  for chunk in torch.from_numpy(feats).split(4096)])
-        return encode_texts(module, est.tokenizer_, texts, max_length=est.max_length,
-                            batch_size=max(est.batch_size, 64), device=device, desc="predicting", verbose=est.verbose,
-                            amp=est.amp)
+                return _finite(torch.cat([module(features=chunk.to(device)).float().cpu()
+                                          for chunk in torch.from_numpy(feats).split(4096)]))
+        return _finite(encode_texts(module, est.tokenizer_, texts, max_length=est.max_length,
+                                    batch_size=max(est.batch_size, 64), device=device, desc="predicting",
+                                    verbose=est.verbose, amp=est.amp))
 
     def decision_function(self, texts):
         return self.logits(texts).numpy()
@@ -257,6 +257,16 @@ class TextTask(TaskAdapter):
         if self.finetune.frozen and getattr(module.encoder, "routing", None) is None:
             return self.frozen_features(texts, module.encoder, est.net_.device)
         return self.encode(texts, module.encoder, est.net_.device)
+
+
+def _finite(logits: torch.Tensor) -> torch.Tensor:
+    """``logits``, or a ``ValueError`` naming the first text whose logits are NaN: a model that
+    diverged in training predicts nothing, rather than its first class everywhere."""
+    bad = torch.isnan(logits).flatten(1).any(1) if logits.ndim > 1 else torch.isnan(logits)
+    if bool(bad.any()):
+        raise ValueError(f"text {int(bad.nonzero()[0])}: the model's logits contain NaN (it diverged in training): "
+                         "refit it, with a lower lr say.")
+    return logits
 
 
 def _warn_unlearnt_labels(Y, train, validation_fraction) -> None:

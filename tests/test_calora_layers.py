@@ -216,11 +216,15 @@ def test_bad_layer_settings_fail_before_training(tiny_bert, toy_data):
     with pytest.raises(ValueError, match="'no_such_layer' names no nn.Linear layer"):
         est.fit(X, y)
     assert not hasattr(est, "net_")
-    with pytest.raises(ValueError, match="finetune='lora'"):
-        TransformerClassifier(tiny_bert, **FAST, finetune="lora", head__layers="last").fit(X, y)
     Xt, yt = make_ner(12)
     with pytest.raises(ValueError, match="text classification"):
         TransformerTokenClassifier(tiny_bert, **FAST, head__layers="last").fit(Xt, yt)
+
+
+def test_layers_under_lora_are_refused_before_the_backbone_loads(tiny_bert, toy_data, backbone_must_not_load):
+    X, y = toy_data
+    with pytest.raises(ValueError, match="which finetune='lora' wraps in adapter layers: use finetune='full'"):
+        TransformerClassifier(tiny_bert, **FAST, finetune="lora", head__layers="last").fit(X, y)
 
 
 def test_layers_is_a_routed_stage2_parameter(tiny_bert):

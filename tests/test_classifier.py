@@ -373,6 +373,26 @@ def test_non_finite_loss_raises_and_keeps_a_usable_model(tiny_bert, toy_data):
     assert np.isfinite(proba).all()
 
 
+def test_a_diverged_model_refuses_to_predict_rather_than_predicting_one_class(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, lr=1e10, **FAST)
+    with pytest.raises(FloatingPointError):
+        clf.fit(X, y)
+    # the weights kept are finite, but overflow the forward pass: no prediction, rather than one class
+    assert all(torch.isfinite(p).all() for p in clf.net_.module_.parameters())
+    for method in (clf.predict, clf.predict_proba, clf.decision_function):
+        with pytest.raises(ValueError, match=r"^text 0: the model's logits contain NaN \(it diverged in training\)"):
+            method(X)
+
+
+@pytest.mark.parametrize("threshold", ["tuned", "calibrated"])
+def test_divergence_raises_floating_point_error_whatever_the_decision_rule(tiny_bert, toy_data, threshold):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, lr=1e10, threshold=threshold, validation_fraction=0.3, **FAST)
+    with pytest.raises(FloatingPointError):
+        clf.fit(X, y)
+
+
 def test_keyboard_interrupt_keeps_a_usable_model(tiny_bert, toy_data):
     X, y = toy_data
 

@@ -198,3 +198,10 @@ def test_fit_leaves_the_callers_global_rng_alone(slot, name, tiny_bert, toy_data
         TransformerClassifier(tiny_bert, finetune="head", validation_fraction=0.3, **{slot: name}, **FAST).fit(X, y)
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert np.array_equal(np.random.get_state()[1], np_state)
+
+
+def test_crt_stops_on_a_non_finite_loss_as_calora_does(tiny_bert, toy_data):
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, head="crt", head__lr=1e37, head__epochs=5, **FAST)
+    with pytest.raises(FloatingPointError, match=r"non-finite cRT stage-2 loss in epoch \d+ \(.*\); lower head__lr\."):
+        clf.fit(X, y)

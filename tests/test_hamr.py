@@ -762,3 +762,15 @@ def test_wnet_weights_stay_float32_under_autocast():
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, batch_weights(wnet, losses.to(torch.bfloat16).float()))
     assert (got - expected).abs().max() < 0.05
+
+
+def test_weights_keep_mean_one_however_small_wnets_outputs():
+    # a batch mean below the old floor of 1e-12 (WNet's logits under -27.6) broke the mean 1
+    wnet = WeightNet()
+    last = [m for m in wnet.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.mul_(0.01)
+        last.bias.fill_(-40.0)
+    w = batch_weights(wnet, torch.tensor([0.1, 0.5, 2.0, 3.0]))
+    assert torch.all(torch.isfinite(w))
+    assert float(w.mean()) == pytest.approx(1.0, abs=1e-4)

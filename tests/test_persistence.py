@@ -330,3 +330,31 @@ def test_a_refit_refused_on_its_weights_keeps_the_model_it_had(tiny_bert):
     with pytest.raises(ValueError, match="sample_weight sums to 0"):
         clf.fit(X, y, sample_weight=np.zeros(len(y)))
     np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+
+def test_a_refit_refused_once_the_model_is_built_keeps_the_model_it_had(tiny_bert):
+    X, y = make_toy_texts()
+    clf = TransformerClassifier(tiny_bert, finetune="head", max_epochs=1, batch_size=8, random_state=0,
+                                max_length=16).fit(X, y)
+    before = clf.predict_proba(X)
+    # refused where the head meets the built model (a layer the backbone does not have)
+    with pytest.raises(ValueError, match="no_such_layer"):
+        clf.set_params(head="calora", head__layers=["no_such_layer"]).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+    assert clf.head_.name == "linear"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "another model's"])
+def test_weights_that_do_not_load_name_the_folder_and_the_remedy(tiny_bert, tmp_path, damage):
+    X, y = make_toy_texts()
+    TransformerClassifier(tiny_bert, **FAST).fit(X, y).save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    if damage == "truncated":  # an interrupted copy
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        other = TransformerClassifier(tiny_bert, **FAST).fit(X[:20], ["a", "b"] * 10)  # two classes, not five
+        other.save_pretrained(tmp_path / "other")
+        shutil.copy(tmp_path / "other" / "model.safetensors", weights)
+    with pytest.raises(ValueError, match=r"is not a model saved by skimb: model.safetensors does not hold this "
+                                         r"model's weights .*save the fitted estimator again"):
+        TransformerClassifier.load_pretrained(tmp_path / "m")

@@ -24,6 +24,9 @@ class Finetune(Component):
 
     #: The backbone is frozen: features are computed once (feature cache) and only the head trains.
     frozen = False
+    #: The backbone's nn.Linear layers are wrapped (LoRA's adapters): a head that adapts them
+    #: itself (CALoRA's ``layers``) cannot.
+    wraps_linear_layers = False
     #: The AdamW learning rate of ``lr="auto"`` for texts on a backbone up to
     #: :attr:`AUTO_LR_HIDDEN_SIZE` wide (see :meth:`auto_lr`).
     default_lr = 1e-4
@@ -271,6 +274,7 @@ class LoRAFinetune(Finetune):
 
     default_lr = 2e-3
     short_fit_steps = 600
+    wraps_linear_layers = True
     multilabel_head_lr_multiplier = 1.0  # lr="auto" already puts the head at 10x to 20x full fine-tuning's
     _parameter_constraints = {
         "rank": [Interval(Integral, 1, None)],

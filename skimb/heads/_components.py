@@ -60,6 +60,9 @@ class Head(Component):
         """Raise for parameters that do not fit the data (before any training); ``classes`` and
         ``task`` are the estimator's, when known."""
 
+    def check_finetune(self, finetune) -> None:
+        """Raise where this head cannot work on ``finetune``'s backbone (before it loads)."""
+
     def stage1_params(self) -> dict:
         """The parameters that shape stage 1 (part of the stage-1 cache key)."""
         return {k: v for k, v in self.get_params(deep=False).items() if k not in self._stage2_params}
@@ -422,13 +425,15 @@ class CALoRAHead(Head):
             raise ValueError("head__layers (class adapters inside the backbone) is for text classification; "
                              "token classification routes per token: use the head-only CALoRA (layers=None).")
 
+    def check_finetune(self, finetune):
+        if self.layers is not None and finetune.wraps_linear_layers:
+            raise ValueError(f"head__layers adapts the backbone's own nn.Linear layers, which finetune="
+                             f"{finetune.name!r} wraps in adapter layers: use finetune='full' or 'head' for stage 1.")
+
     def prepare(self, module, *, loss=None):
         if self.layers is None:
             return
         backbone = module.encoder.backbone
-        if hasattr(backbone, "peft_config"):
-            raise ValueError("head__layers adapts the backbone's own nn.Linear layers: use finetune='full' or "
-                             "'head' for stage 1 (finetune='lora' wraps them in peft layers).")
         select_linear_layers(backbone, self.layers, param="head__layers")  # every name resolves, before stage 1
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,

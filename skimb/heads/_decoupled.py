@@ -89,11 +89,14 @@ class CRTHead(Head):
         losses, interrupted = [], False
         with progress_bar(self.epochs, "cRT stage 2", verbose, unit="epoch") as bar:
             try:  # a KeyboardInterrupt keeps the head as it is
-                for _ in range(self.epochs):
+                for epoch in range(1, self.epochs + 1):
                     order, total = torch.randperm(len(x), generator=gen), 0.0
                     for idx in order.split(self.batch_size):
                         xb, yb, wb = x[idx].to(device), y[idx].to(device), w[idx].to(device)
                         loss = (wb * loss_fn(head(xb.to(head.weight.dtype)), yb.float() if multilabel else yb)).mean()
+                        if not torch.isfinite(loss):  # as CALoRA's stage 2: no step on it
+                            raise FloatingPointError(f"non-finite cRT stage-2 loss in epoch {epoch} "
+                                                     f"({float(loss)}); lower head__lr.")
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         optimizer.step()

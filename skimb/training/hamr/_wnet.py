@@ -203,7 +203,7 @@ def batch_weights(
         g = torch.unique(groups.reshape(-1).to(w.device), return_inverse=True)[1]
         mean = (torch.zeros(int(g.max()) + 1, dtype=w.dtype, device=w.device).index_add(0, g, w)
                 / torch.bincount(g).to(w.dtype))[g]
-    mean = mean.clamp(min=1e-12)
+    mean = mean.clamp(min=torch.finfo(w.dtype).tiny)  # only a 0 mean: 1e-12 broke the mean 1 below logit -27.6
     if detach_mean:
         mean = mean.detach()
     w = (w / mean).clamp(min=WEIGHT_CLIP[0], max=WEIGHT_CLIP[1])
