@@ -9,6 +9,7 @@ one or two epochs: each fit takes well under a second.
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -1238,3 +1239,14 @@ def test_a_tagger_fit_measures_the_o_share_for_resampling(tiny_bert):
     assert dense.resampling_ is False
     assert TransformerTokenClassifier(tiny_bert, **params).fit(*sparse).resampling_ is True
     assert TransformerTokenClassifier(tiny_bert, training__resampling=True, **params).fit(X, y).resampling_ is True
+
+
+def test_moving_a_rare_class_wholly_into_the_meta_set_warns(tiny_bert, toy_data):
+    # (30, 12, 6) texts, half held out: the meta set's target is 6 a class, and the rarest has 3 left to move
+    X, y = toy_data
+    with pytest.warns(UserWarning, match=r"moved every training example of 1 class\(es\) \('injury'\) into HAMR's "
+                                         r"meta set: the model never trains on them\. Use training__meta_topup='share'"):
+        hamr(tiny_bert, validation_fraction=0.5, training__meta_topup="move", max_epochs=1).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        hamr(tiny_bert, validation_fraction=0.5, training__meta_topup="share", max_epochs=1).fit(X, y)

@@ -53,6 +53,7 @@ from torch.utils.data import DataLoader
 from ...backbones import EncodedTextDataset, sorted_batches
 from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split, rarest_tag_keys
+from ...utils._warnings import warn_caller
 from .._net import module_inputs, sentence_edges
 from .._rdrop import RDropNet
 from ._hardness import HardnessTracker, sampling_probabilities
@@ -228,6 +229,16 @@ def balanced_meta_weights(y_meta, task, n_classes) -> np.ndarray:
     return np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 1.0)
 
 
+def _warn_classes_left_out(y, train_idx, kept, classes) -> None:
+    """Warn where the meta set took every training example of a class (``meta_topup="move"``)."""
+    lost = np.setdiff1d(np.unique(y[train_idx]), np.unique(y[kept]))
+    if len(lost):
+        names = ", ".join(repr(str(classes[c])) for c in lost[:5]) + (", ..." if len(lost) > 5 else "")
+        warn_caller(f"training__meta_topup='move' moved every training example of {len(lost)} class(es) ({names}) "
+                    "into HAMR's meta set: the model never trains on them. Use training__meta_topup='share' (they "
+                    "stay in training too), or give more data.")
+
+
 def meta_loss_function(task, weight=None, crf=None):
     """The meta loss: mean cross-entropy (binary for multi-label), class-weighted by ``weight``
     (:func:`balanced_meta_weights`) when given; token classification averages over labelled tokens,
@@ -400,8 +411,11 @@ class HAMRFit:
                                      f"not {task!r}; use training__meta_selection='validation' or an explicit "
                                      "training__meta_set.")
             else:
-                train_idx, meta_idx = split_meta_set(ctx.y, task, train_idx, ctx.valid_idx, seed=seed,
-                                                     classes=classes, topup=config.meta_topup)
+                kept, meta_idx = split_meta_set(ctx.y, task, train_idx, ctx.valid_idx, seed=seed,
+                                                classes=classes, topup=config.meta_topup)
+                if task == "multiclass":
+                    _warn_classes_left_out(ctx.y, train_idx, kept, classes)
+                train_idx = kept
             if (meta_idx is not None and len(meta_idx) == 0) or (meta_data is not None and len(meta_data[0]) == 0):
                 raise ValueError("HAMR's meta set is empty; pass training__meta_set=(X, y) or more data.")
             if len(train_idx) == 0:
