@@ -97,6 +97,8 @@ VARIANTS = {
     "crf_rdrop": {"loss": "ce", "decoding": "crf", "training": "rdrop"},
     # with layer-wise learning-rate decay 0.8 (round 45): MiniLM's top layer at 0.8x the rate, the embeddings 0.21x
     "crf_rdrop_ld8": {"loss": "ce", "decoding": "crf", "training": "rdrop", "finetune__layer_decay": 0.8},
+    "crf_rdrop_hamr_ld8": {"loss": "ce", "decoding": "crf", "training": "hamr", "training__rdrop_alpha": 1.0,
+                           "finetune__layer_decay": 0.8},
     # HAMR on a CRF: windows weighed by their likelihood, the CRF's likelihood as the meta objective (round 43)
     "crf_hamr": {"loss": "ce", "decoding": "crf", "training": "hamr"},
     "crf_rdrop_hamr": {"loss": "ce", "decoding": "crf", "training": "hamr", "training__rdrop_alpha": 1.0},
