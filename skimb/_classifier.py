@@ -12,7 +12,7 @@ from ._base import apply_text_tags, with_threads
 from ._estimator import TransformerEstimator
 from ._params import FITTED_THRESHOLDS, SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
 from ._text_task import TextTask
-from ._validation import check_texts
+from ._validation import check_consistent_length, check_labels, check_sample_weight, check_texts
 from .backbones import POOLING_OPTIONS
 from .utils._param_validation import Interval, Options
 
@@ -312,6 +312,32 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         if self.multilabel_:
             return (proba >= self.thresholds_).astype(np.int64)
         return self.classes_[proba.argmax(axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of ``predict(X)`` against ``y`` (multi-label: subset accuracy, every label of a
+        text right), as scikit-learn's classifiers; ``y`` and ``sample_weight`` are checked as
+        ``fit`` checks them, so that a missing label or a negative weight is an error, not a score."""
+        from sklearn.metrics import accuracy_score
+
+        check_is_fitted(self)
+        X = check_texts(X)
+        y = self._score_targets(y)
+        check_consistent_length(X, y, names=("X", "y"))
+        sample_weight = check_sample_weight(sample_weight, len(X))
+        if sample_weight is not None and sample_weight.sum() <= 0:
+            raise ValueError("sample_weight sums to 0 (every weight is zero): the weighted accuracy is undefined; "
+                             "give some samples a positive weight.")
+        return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
+
+    def _score_targets(self, y):
+        """``y`` of :meth:`score`, checked against the fitted task: a 0/1 indicator matrix with one
+        column per label (an error names the bad cell), or labels (a class not seen in fit only scores
+        as a miss)."""
+        if self.multilabel_:
+            from .metrics._multilabel import _check_indicator
+
+            return _check_indicator(y, "y", n_labels=len(self.classes_))
+        return check_labels(y, min_classes=1, owner=type(self).__name__)
 
     @with_threads
     def embed(self, X) -> np.ndarray:

@@ -109,7 +109,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         validate_params(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
         device = resolve_device(self.device)
         model, tokenizer, path = load_backbone(self.backbone, copy_model=False)
-        check_max_length(self.max_length, model, type(self).__name__)
+        check_max_length(self.max_length, model, type(self).__name__, tokenizer=tokenizer)
         self.encoder_ = TextEncoder(model, pooling=self.pooling)
         self.tokenizer_ = tokenizer
         self.backbone_path_ = path
@@ -133,7 +133,7 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         names = ("max_length", "batch_size", "normalize", "cache", "verbose")
         validate_params({k: self._parameter_constraints[k] for k in names},
                         {k: getattr(self, k) for k in names}, owner)
-        check_max_length(self.max_length, self.encoder_.backbone, owner)
+        check_max_length(self.max_length, self.encoder_.backbone, owner, tokenizer=self.tokenizer_)
 
     @with_threads
     def transform(self, X):

@@ -296,25 +296,37 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             return "none"
         return "partial" if loss_focuses(self.loss, task=kind, **params) else "full"
 
+    def _check_data(self, X, y, sample_weight=None):
+        """Every check ``fit`` runs before it loads the backbone, and no training: an ensemble runs it
+        on each member before any member trains. The split is drawn with ``random_state`` where it is
+        an int, else with seed 0 (drawing from a generator would move the one the fit draws from)."""
+        ctx = self._validate(X, y, sample_weight)
+        self._plan_data(ctx, seed=self.random_state if isinstance(self.random_state, numbers.Integral) else 0)
+
     def _plan(self, ctx):
-        device = resolve_device(self.device)
-        ctx.rank, ctx.world_size = data_parallel_world(device)
-        if ctx.world_size > 1 and not ctx.training.supports_data_parallel:
-            raise ValueError(f"training={self.training!r} does not train data-parallel; launch this fit in one "
-                             f"process (this one is {ctx.rank} of {ctx.world_size}).")
-        ctx.device = process_device(device, ctx.world_size)
-        ctx.seed = shared_seed(seed_from(self.random_state), ctx.world_size)
-        ctx.train_idx, ctx.valid_idx = ctx.adapter.split(ctx.y, ctx.task, ctx.seed)
-        ctx.training_state = ctx.training.plan(ctx)
-        ctx.adapter.sample_weights(ctx)
+        self._plan_data(ctx)
         ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
-        check_max_length(self.max_length, ctx.backbone_model, type(self).__name__)
+        check_max_length(self.max_length, ctx.backbone_model, type(self).__name__, tokenizer=self.tokenizer_)
         self.backbone_path_ = ctx.backbone_path
         self._backbone_identity = backbone_identity(ctx.backbone_path)  # the weights loaded, for feature keys
         n_steps = None  # counting a tagger's windows tokenizes: only where the rule reads it
         if self.lr == "auto" and ctx.finetune.short_fit_steps:
             n_steps = self._n_steps(ctx, ctx.adapter.n_training_rows(ctx))
         ctx.lr = self._resolve_lr(ctx.finetune, ctx.backbone_model, ctx.task, n_steps)
+
+    def _plan_data(self, ctx, seed=None):
+        """The plan that needs the data and not the backbone: the device, the seed (``seed``, where
+        given, in place of ``random_state``'s), the split, the training's plan, the sample weights."""
+        device = resolve_device(self.device)
+        ctx.rank, ctx.world_size = data_parallel_world(device)
+        if ctx.world_size > 1 and not ctx.training.supports_data_parallel:
+            raise ValueError(f"training={self.training!r} does not train data-parallel; launch this fit in one "
+                             f"process (this one is {ctx.rank} of {ctx.world_size}).")
+        ctx.device = process_device(device, ctx.world_size)
+        ctx.seed = shared_seed(seed_from(self.random_state if seed is None else seed), ctx.world_size)
+        ctx.train_idx, ctx.valid_idx = ctx.adapter.split(ctx.y, ctx.task, ctx.seed)
+        ctx.training_state = ctx.training.plan(ctx)
+        ctx.adapter.sample_weights(ctx)
 
     def _fit_stage1(self, ctx):
         t0 = time.perf_counter()
@@ -513,7 +525,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         names = [name for name in ("quantize", "max_length", "decoding") if name in self._parameter_constraints]
         validate_params({name: self._parameter_constraints[name] for name in names},
                         {name: getattr(self, name) for name in names}, owner=type(self).__name__)
-        check_max_length(self.max_length, getattr(module.encoder, "backbone", None), type(self).__name__)
+        check_max_length(self.max_length, getattr(module.encoder, "backbone", None), type(self).__name__,
+                         tokenizer=self.tokenizer_)
         if self.quantize is None or getattr(self, "_finishing_fit", False) or class_adapters_off(module):
             return module, device, None
         if torch.device(device).type != "cpu":
@@ -697,9 +710,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         from skorch.history import History
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        from ._persistence import _not_saved, label_keyed, params_from_json, read_saved_config, warn_omitted
+        from ._persistence import (_not_saved, label_keyed, params_from_json, read_saved_config, saved_folder,
+                                   warn_omitted)
 
-        directory = Path(directory)
+        directory = saved_folder(directory, cls.__name__)
         config = read_saved_config(directory, cls.__name__, config_name=SAVED_CONFIG_NAME, weights_name=_WEIGHTS_NAME)
         if config.get("skimb_estimator") != cls.__name__:
             raise ValueError(f"{directory} holds a {config.get('skimb_estimator')}, not a {cls.__name__}.")

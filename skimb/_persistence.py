@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_saved_config", "params_to_json", "params_from_json", "warn_omitted", "model_card", "jsonable"]
+__all__ = ["saved_folder", "read_saved_config", "params_to_json", "params_from_json", "warn_omitted", "model_card",
+           "jsonable"]
 
 #: Sub-folder of a saved model holding the backbone's config and tokenizer.
 BACKBONE_DIR = "backbone"
@@ -27,6 +29,26 @@ def _not_saved(owner: str, directory: Path, problem: str) -> ValueError:
     )
 
 
+def saved_folder(directory, owner: str) -> Path:
+    """``directory``, the folder of a saved model, as a ``Path``; a ``TypeError`` naming ``owner`` for
+    anything that is no path (``None``: ``Path`` would raise the ``TypeError`` of ``os.fspath``), and a
+    ``ValueError`` for a blank one.
+
+    >>> saved_folder(None, "TransformerClassifier")
+    Traceback (most recent call last):
+    ...
+    TypeError: TransformerClassifier.load_pretrained: directory must be the path of a folder written by save_pretrained (a str or os.PathLike), got None.
+    """
+    if not isinstance(directory, (str, os.PathLike)):
+        got = "None" if directory is None else type(directory).__name__
+        raise TypeError(f"{owner}.load_pretrained: directory must be the path of a folder written by "
+                        f"save_pretrained (a str or os.PathLike), got {got}.")
+    if not os.fspath(directory).strip():  # "" would be read as the current directory
+        raise ValueError(f"{owner}.load_pretrained: directory={directory!r} names no folder; pass the folder "
+                         "given to save_pretrained.")
+    return Path(directory)
+
+
 def read_saved_config(directory, owner: str, *, config_name: str, weights_name: str) -> dict:
     """Check that ``directory`` holds a model written by ``save_pretrained``; return its settings.
 
@@ -41,7 +63,7 @@ def read_saved_config(directory, owner: str, *, config_name: str, weights_name: 
     config_name, weights_name : str
         File names ``save_pretrained`` gives the JSON settings and the weights.
     """
-    directory = Path(directory)
+    directory = saved_folder(directory, owner)
     if not directory.exists():
         raise _not_saved(owner, directory, "the folder does not exist")
     if not directory.is_dir():

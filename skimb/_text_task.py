@@ -51,10 +51,13 @@ class TextTask(TaskAdapter):
         """``(classes, encoded targets, task)``."""
         n = len(X)
         if is_multilabel_target(y):
-            Y = y.toarray() if hasattr(y, "toarray") else np.asarray(y)
-            if Y.dtype == object or not np.isin(Y, (0, 1)).all():
-                raise ValueError("A 2-D y must be a 0/1 indicator matrix (multi-label); "
-                                 "use sklearn.preprocessing.MultiLabelBinarizer for label lists.")
+            from .metrics._multilabel import _check_indicator
+
+            try:  # the error names the first bad cell, y[row, column]
+                Y = _check_indicator(y, "y")
+            except ValueError as exc:
+                raise ValueError(f"{exc} A 2-D y is a multi-label target, a 0/1 indicator matrix; "
+                                 "use sklearn.preprocessing.MultiLabelBinarizer for label lists.") from None
             check_consistent_length(range(n), Y, names=("X", "y"))
             if (Y.sum(0) == 0).any():
                 empty = np.flatnonzero(Y.sum(0) == 0).tolist()

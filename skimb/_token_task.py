@@ -191,8 +191,10 @@ class TokenTask(TaskAdapter):
         return self.est.decoding == "crf"
 
     def check_params(self, components=None):
-        """``decoding="crf"`` trains on whole windows, with the CRF's loss in place of the tag loss."""
+        """``stride`` within a window; ``decoding="crf"`` trains on whole windows, with the CRF's loss in
+        place of the tag loss."""
         super().check_params(components)
+        self.check_stride()
         est = self.est
         if est.decoding != "crf" or components is None:
             return
@@ -220,6 +222,16 @@ class TokenTask(TaskAdapter):
         if ignored:
             warn_caller(f"{owner}: decoding='crf' trains by the CRF's sequence likelihood; {', '.join(ignored)} "
                         "is ignored in training (a second stage, such as head='calora', still uses the loss).")
+
+    def check_stride(self):
+        """``stride < max_length``, before the backbone loads. The precise bound, ``max_length`` less the
+        tokenizer's special tokens, is checked when the windows are made (:func:`~skimb.tokens.tokenize_words`)."""
+        est = self.est
+        if est.stride is not None and est.stride >= est.max_length:
+            raise InvalidParameterError(
+                f"{type(est).__name__}: stride={est.stride} must be smaller than max_length={est.max_length} (the "
+                "sub-tokens that consecutive windows share, out of a window's max_length); lower stride, raise "
+                "max_length, or leave stride=None (a quarter of a window).")
 
     def train_targets(self, ctx):
         return flat_tags(ctx.y[ctx.train_idx]), "multiclass"

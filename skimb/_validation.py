@@ -159,7 +159,8 @@ def is_multilabel_target(y) -> bool:
 
 
 def _check_items(items, what: str) -> None:
-    """Refuse missing labels (None/NaN) and labels that mix strings and numbers, naming the position."""
+    """Refuse missing labels (None/NaN) and labels that mix strings, bytes and numbers, naming the
+    position."""
     for i, v in enumerate(items):
         missing = _missing_name(v)
         if missing:
@@ -169,6 +170,27 @@ def _check_items(items, what: str) -> None:
     if first_str is not None and first_num is not None:
         raise TypeError(f"{what} mixes strings and numbers ({what}[{first_num}] is {items[first_num]!r}, "
                         f"{what}[{first_str}] is {items[first_str]!r}); use one type of label.")
+    _refuse_mixed_bytes(items, what, first_str if first_str is not None else first_num)
+
+
+def _refuse_mixed_bytes(items, what: str, other) -> None:
+    """Refuse bytes labels beside strings or numbers (position ``other``): numpy would turn
+    b"a" and "a" into one class.
+
+    >>> _refuse_mixed_bytes([b"a", "a"], "y", 1)
+    Traceback (most recent call last):
+    ...
+    TypeError: y mixes bytes and strings (y[0] is b'a', y[1] is 'a'); decode the bytes labels (label.decode()) so that every label is a string.
+    """
+    first_bytes = next((i for i, v in enumerate(items) if isinstance(v, bytes)), None)
+    if first_bytes is None or other is None:
+        return
+    if isinstance(items[other], str):
+        kind, remedy = "strings", "decode the bytes labels (label.decode()) so that every label is a string"
+    else:
+        kind, remedy = "numbers", "use one type of label"
+    raise TypeError(f"{what} mixes bytes and {kind} ({what}[{first_bytes}] is {items[first_bytes]!r}, "
+                    f"{what}[{other}] is {items[other]!r}); {remedy}.")
 
 
 #: What a row of labels may be where one label is expected (multi-label targets as label lists or sets).

@@ -174,3 +174,10 @@ def assert_in_stage1_key(backbone, X, y, params: dict, name: str, other):
     assert not miss.stage1_cached_ and hit.stage1_cached_
     np.testing.assert_array_equal(hit.predict_proba(X), miss.predict_proba(X))
     assert not TransformerClassifier(backbone, **{**params, name: other}).fit(X, y).stage1_cached_
+
+
+def optimizer_group_lrs(est) -> dict:
+    """{parameter name: (initial lr, weight_decay)} of a fitted estimator's optimizer."""
+    by_id = {id(p): n for n, p in est.net_.module_.named_parameters()}
+    return {by_id[id(p)]: (g["initial_lr"], g["weight_decay"])
+            for g in est.net_.optimizer_.param_groups for p in g["params"]}

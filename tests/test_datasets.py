@@ -81,6 +81,12 @@ class TestReadHumaidJson:
         with pytest.raises(ValueError, match="expected a JSON array"):
             read_humaid_json(p)
 
+    @pytest.mark.parametrize("field,value", [("label", "NaN"), ("label_text", "NaN"), ("label", "-Infinity")])
+    def test_a_non_finite_label_is_refused_not_made_a_class(self, tmp_path, field, value):
+        p = write(tmp_path / "nan.json", f'[{{"text": "a", "label": 1}}, {{"text": "b", "{field}": {value}}}]')
+        with pytest.raises(ValueError, match=r"nan\.json: record 1 has the label -?(nan|inf), which is no class"):
+            read_humaid_json(p)
+
     @pytest.mark.parametrize(
         "record, msg",
         [({"label_text": "x"}, "record 1 has no 'text'"),

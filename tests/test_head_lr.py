@@ -9,20 +9,15 @@ from skimb import TransformerClassifier
 from skimb.backbones import FullFinetune, HeadFinetune, LoRAFinetune
 from skimb.utils._param_validation import InvalidParameterError
 
+from conftest import optimizer_group_lrs
+
 FAST = dict(max_epochs=1, batch_size=8, random_state=0)
-
-
-def _group_lrs(clf):
-    """{parameter name: (lr, weight_decay)} of the fitted optimizer."""
-    by_id = {id(p): n for n, p in clf.net_.module_.named_parameters()}
-    return {by_id[id(p)]: (g["initial_lr"], g["weight_decay"])
-            for g in clf.net_.optimizer_.param_groups for p in g["params"]}
 
 
 def test_head_trains_at_its_own_rate_and_the_backbone_at_lr(tiny_bert, toy_data):
     X, y = toy_data
     clf = TransformerClassifier(tiny_bert, lr=1e-3, head_lr_multiplier=10, **FAST).fit(X, y)
-    groups = _group_lrs(clf)
+    groups = optimizer_group_lrs(clf)
     assert groups["head.weight"] == (pytest.approx(1e-2), 0.01)
     assert groups["head.bias"] == (pytest.approx(1e-2), 0.0)  # still no weight decay on a bias
     backbone = {n: v for n, v in groups.items() if not n.startswith("head.")}
@@ -52,7 +47,7 @@ def test_multilabel_auto_uses_the_finetune_default(tiny_bert, toy_data):
     clf = TransformerClassifier(tiny_bert, lr=1e-3, **FAST).fit(X, Y)
     expected = FullFinetune.multilabel_head_lr_multiplier
     assert clf.head_lr_multiplier_ == expected
-    assert _group_lrs(clf)["head.weight"][0] == pytest.approx(1e-3 * expected)
+    assert optimizer_group_lrs(clf)["head.weight"][0] == pytest.approx(1e-3 * expected)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, "fast"])
@@ -118,7 +113,7 @@ def test_a_fit_resolves_lr_auto_for_its_backbone(tiny_bert, toy_data, tmp_path):
     narrow = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
     wide = TransformerClassifier(_wide_bert(tiny_bert, tmp_path, 768), **FAST).fit(X, y)
     assert narrow.lr_ == 2e-4 and wide.lr_ == pytest.approx(1e-4)
-    assert all(lr == pytest.approx(1e-4) for lr, _ in _group_lrs(wide).values())  # what the optimizer got
+    assert all(lr == pytest.approx(1e-4) for lr, _ in optimizer_group_lrs(wide).values())  # what the optimizer got
     assert TransformerClassifier(tiny_bert, lr=3e-4, **FAST).fit(X, y).lr_ == 3e-4  # a given rate stands
     assert TransformerClassifier(tiny_bert, finetune="lora", **FAST).fit(X, y).lr_ == 4e-3
     assert TransformerClassifier(tiny_bert, finetune="head", **FAST).fit(X, y).lr_ == 3e-2

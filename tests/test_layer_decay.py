@@ -10,22 +10,15 @@ from skimb.backbones import FullFinetune, LoRAFinetune
 from skimb.backbones._finetune import layer_lr_scales
 from skimb.utils._param_validation import InvalidParameterError
 
-from conftest import make_ner
+from conftest import make_ner, optimizer_group_lrs
 
 FAST = dict(max_epochs=1, batch_size=8, random_state=0)
-
-
-def _group_lrs(est):
-    """{parameter name: (lr, weight_decay)} of the fitted optimizer."""
-    by_id = {id(p): n for n, p in est.net_.module_.named_parameters()}
-    return {by_id[id(p)]: (g["initial_lr"], g["weight_decay"])
-            for g in est.net_.optimizer_.param_groups for p in g["params"]}
 
 
 def test_each_layer_trains_at_its_decayed_rate(tiny_bert, toy_data):
     X, y = toy_data
     clf = TransformerClassifier(tiny_bert, lr=1e-3, finetune=FullFinetune(layer_decay=0.5), **FAST).fit(X, y)
-    groups = _group_lrs(clf)
+    groups = optimizer_group_lrs(clf)
     top, bottom = "encoder.backbone.encoder.layer.1.", "encoder.backbone.encoder.layer.0."
     # the tiny BERT has 2 layers: the top at 0.5x, the bottom at 0.25x, the embeddings at 0.125x
     assert groups[top + "attention.self.query.weight"] == (pytest.approx(5e-4), 0.01)
@@ -44,7 +37,7 @@ def test_the_head_multiplier_and_a_crf_keep_their_rates(tiny_bert):
     X, y = make_ner(24)
     tagger = TransformerTokenClassifier(tiny_bert, lr=1e-3, decoding="crf", head_lr_multiplier=2,
                                         finetune=FullFinetune(layer_decay=0.5), **FAST).fit(X, y)
-    groups = _group_lrs(tagger)
+    groups = optimizer_group_lrs(tagger)
     assert groups["head.weight"][0] == pytest.approx(2e-3)
     crf = [v for n, v in groups.items() if n.startswith("crf.")]
     assert crf and all(lr == pytest.approx(1e-3 * tagger.net_.module_.crf.lr_multiplier) for lr, _ in crf)
@@ -72,7 +65,7 @@ def test_lora_adapters_decay_by_layer(tiny_bert, toy_data):
     X, y = toy_data
     clf = TransformerClassifier(tiny_bert, lr=1e-3, finetune=LoRAFinetune(rank=2, layer_decay=0.5),
                                 **FAST).fit(X, y)
-    lora = {n: lr for n, (lr, _) in _group_lrs(clf).items() if "lora_" in n}
+    lora = {n: lr for n, (lr, _) in optimizer_group_lrs(clf).items() if "lora_" in n}
     assert lora
     for name, lr in lora.items():
         assert lr == pytest.approx(5e-4 if ".layer.1." in name else 2.5e-4), name
@@ -101,4 +94,4 @@ def test_unknown_layout_warns_that_the_decay_is_ignored(tiny_bert, toy_data, mon
     X, y = toy_data
     with pytest.warns(UserWarning, match=r"finetune__layer_decay=0.8 is ignored: no numbered layer"):
         clf = TransformerClassifier(tiny_bert, lr=1e-3, finetune=FullFinetune(layer_decay=0.8), **FAST).fit(X, y)
-    assert all(lr == pytest.approx(1e-3) for lr, _ in _group_lrs(clf).values())
+    assert all(lr == pytest.approx(1e-3) for lr, _ in optimizer_group_lrs(clf).values())

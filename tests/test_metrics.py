@@ -627,3 +627,19 @@ def test_span_offsets_of_a_tagger_without_entity_tags_are_zero():
     from skimb.metrics import tune_span_offsets
 
     np.testing.assert_array_equal(tune_span_offsets([["O", "O"]], [np.array([[1.0], [2.0]])], ["O"]), [0.0])
+
+
+def test_macro_f1_from_labels_refuses_codes_it_would_truncate_or_fail_on():
+    from skimb.metrics import macro_f1_from_labels
+
+    with pytest.raises(ValueError, match=r"y_true\[0\] is 0\.5: class codes must be whole numbers 0\.\.2"):
+        macro_f1_from_labels([0.5, 1, 2], [0, 1, 2], 3)
+    with pytest.raises(ValueError, match=r"y_pred\[1\] is 'a': class codes must be whole numbers 0\.\.1; map labels"):
+        macro_f1_from_labels([0, 1], [0, "a"], 2)
+    with pytest.raises(ValueError, match=r"y_true\[1\] is None"):
+        macro_f1_from_labels([0, None], [0, 1], 2)
+    with pytest.raises(ValueError, match=r"y_pred\[2\] is nan"):
+        macro_f1_from_labels([0, 1, 1], np.array([0, 1, np.nan]), 2)
+    # whole floats and bools are codes, as before
+    assert macro_f1_from_labels([0.0, 1.0], np.array([0, 1]), 2) == 1.0
+    assert macro_f1_from_labels(np.array([False, True]), [0, 1], 2) == 1.0

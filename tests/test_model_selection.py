@@ -113,3 +113,11 @@ def test_tag_arrays_get_tag_stratified_folds_and_a_lone_rare_type_raises_no_warn
         warnings.simplefilter("error")  # scikit-learn's "least populated class" warning
         folds = list(TagStratifiedKFold(3).split(y, y))
     assert sorted(i for _, test in folds for i in test) == list(range(7))
+
+
+@pytest.mark.parametrize("bad,match", [(np.nan, r"y\[0, 1\] is .*nan.*; an indicator matrix holds only 0 and 1"),
+                                       (2, r"y\[0, 1\] is .*2.*; an indicator matrix holds only 0 and 1")])
+def test_multilabel_folds_refuse_values_other_than_0_and_1(bad, match):
+    Y = np.array([[0, bad], [1, 0], [0, 1], [1, 1]], dtype=float)
+    with pytest.raises(ValueError, match=match):
+        list(MultilabelStratifiedKFold(2).split(np.zeros(4), Y))

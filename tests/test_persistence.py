@@ -319,27 +319,18 @@ def test_save_pretrained_saves_the_parameters_the_model_was_fitted_with(tiny_ber
         loaded.save_pretrained(tmp_path / "again")  # nothing changed since it was saved
 
 
-def test_a_refit_refused_on_its_weights_keeps_the_model_it_had(tiny_bert):
-    from conftest import make_toy_texts
-
+@pytest.mark.parametrize("refusal", ["weights", "layers"])
+def test_a_refused_refit_keeps_the_model_it_had(tiny_bert, refusal):
     X, y = make_toy_texts()
     clf = TransformerClassifier(tiny_bert, finetune="head", max_epochs=1, batch_size=8, random_state=0,
                                 max_length=16).fit(X, y)
     before = clf.predict_proba(X)
-    # refused where the weights meet the split (_plan), after the old model was set aside
-    with pytest.raises(ValueError, match="sample_weight sums to 0"):
-        clf.fit(X, y, sample_weight=np.zeros(len(y)))
-    np.testing.assert_array_equal(clf.predict_proba(X), before)
-
-
-def test_a_refit_refused_once_the_model_is_built_keeps_the_model_it_had(tiny_bert):
-    X, y = make_toy_texts()
-    clf = TransformerClassifier(tiny_bert, finetune="head", max_epochs=1, batch_size=8, random_state=0,
-                                max_length=16).fit(X, y)
-    before = clf.predict_proba(X)
-    # refused where the head meets the built model (a layer the backbone does not have)
-    with pytest.raises(ValueError, match="no_such_layer"):
-        clf.set_params(head="calora", head__layers=["no_such_layer"]).fit(X, y)
+    if refusal == "weights":  # where the weights meet the split (_plan), after the old model was set aside
+        with pytest.raises(ValueError, match="sample_weight sums to 0"):
+            clf.fit(X, y, sample_weight=np.zeros(len(y)))
+    else:  # where the head meets the built model (a layer the backbone does not have)
+        with pytest.raises(ValueError, match="no_such_layer"):
+            clf.set_params(head="calora", head__layers=["no_such_layer"]).fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), before)
     assert clf.head_.name == "linear"
 

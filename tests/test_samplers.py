@@ -827,3 +827,37 @@ def test_numeric_samplers_in_imblearn_pipeline(sampler):
     pipe = make_pipeline(StandardScaler(), clone(sampler), LogisticRegression(max_iter=500))
     pipe.fit(X, y)
     assert pipe.score(X, y) > 0.5
+
+
+# --------------------------------------------------------------------------- label checks
+EMBEDDING_SAMPLERS = [TextCutOverSampler, GE3OverSampler, REPRINTOverSampler, LabelNoiseRebalancer,
+                      HardnessNeighborhoodSampler]
+
+
+@pytest.mark.parametrize("cls", EMBEDDING_SAMPLERS)
+def test_embedding_samplers_check_labels_as_the_text_samplers_do(cls):
+    E = np.random.RandomState(0).randn(12, 4)
+    # 1 and "1" are two classes to the caller: numpy would merge them into one string class
+    with pytest.raises(TypeError, match=r"y mixes strings and numbers \(y\[0\] is 1, y\[3\] is '1'\)"):
+        cls(random_state=0).fit_resample(E, [1] * 3 + ["1"] * 3 + ["b"] * 6)
+    with pytest.raises(ValueError, match=r"y\[0\] is None: labels must not be missing"):
+        cls(random_state=0).fit_resample(E, [None] + ["a"] * 5 + ["b"] * 6)
+    with pytest.raises(TypeError, match=r"y mixes bytes and strings \(y\[0\] is b'a', y\[6\] is 'b'\)"):
+        cls(random_state=0).fit(E, [b"a"] * 6 + ["b"] * 6)
+    with pytest.raises(ValueError, match=f"{cls.__name__} requires y to be passed"):
+        cls(random_state=0).fit_resample(E, None)
+
+
+def test_bytes_labels_beside_strings_are_refused_not_merged():
+    from skimb._validation import check_labels
+
+    with pytest.raises(TypeError, match=r"y mixes bytes and strings \(y\[0\] is b'a', y\[1\] is 'a'\); decode the "
+                                        r"bytes labels \(label\.decode\(\)\)"):
+        check_labels([b"a", "a", b"a"])
+    with pytest.raises(TypeError, match=r"y mixes bytes and strings \(y\[1\] is b'ham', y\[0\] is 'spam'\)"):
+        check_labels(np.array(["spam", b"ham", "spam"], dtype=object))
+    with pytest.raises(TypeError, match=r"y mixes bytes and numbers \(y\[1\] is b'a', y\[0\] is 1\); use one type"):
+        check_labels([1, b"a"])
+    with pytest.raises(TypeError, match="mixes bytes and strings"):
+        RandomTextOverSampler(random_state=0).fit_resample(["x", "y", "z", "w"], [b"spam", "spam", "ham", "ham"])
+    assert check_labels([b"a", b"b", b"a"]).tolist() == [b"a", b"b", b"a"]  # bytes alone stay valid labels

@@ -246,6 +246,30 @@ def test_a_validation_fraction_that_cannot_split_names_itself(backbone_must_not_
         TransformerTokenClassifier(validation_fraction=0.99).fit(X, y)
 
 
+@pytest.mark.parametrize("stride", [32, 40])
+def test_a_stride_not_below_max_length_is_refused_before_the_backbone_loads(backbone_must_not_load, stride):
+    from skimb.utils._param_validation import InvalidParameterError
+
+    X, y = [["a", "flood"]] * 4, [["O", "B-X"]] * 4
+    with pytest.raises(InvalidParameterError, match=rf"^TransformerTokenClassifier: stride={stride} must be smaller "
+                                                    r"than max_length=32 .*stride=None"):
+        TransformerTokenClassifier(stride=stride, max_length=32).fit(X, y)
+
+
+def test_a_stride_that_fills_a_window_but_its_special_tokens_is_refused_once_loaded(tiny_bert):
+    # below max_length, but a window holds max_length - 2 sub-tokens: the tokenizer tells
+    X, y = [["a", "flood"]] * 4, [["O", "B-X"]] * 4
+    with pytest.raises(ValueError, match=r"stride = 31 must be smaller than the 30 sub-tokens a window holds"):
+        TransformerTokenClassifier(tiny_bert, **{**FAST, "stride": 31}).fit(X, y)
+
+
+def test_a_max_length_with_no_room_for_a_word_is_refused_naming_the_tagger(tiny_bert):
+    X, y = [["a", "flood"]] * 4, [["O", "B-X"]] * 4
+    with pytest.raises(ValueError, match=r"^TransformerTokenClassifier: max_length = 2 leaves no room for words "
+                                         r"after the tokenizer's 2 special tokens; set max_length >= 3"):
+        TransformerTokenClassifier(tiny_bert, **{**FAST, "max_length": 2}).fit(X, y)
+
+
 def test_sample_weights_only_on_validation_sentences_are_rejected_before_the_backbone_loads(backbone_must_not_load):
     # one sentence weighted at a time: refused exactly when validation_fraction holds it out
     X, y = [["a", "flood", str(i)] for i in range(8)], [["O", "B-X", "O"]] * 8

@@ -577,3 +577,13 @@ def test_make_windows_and_merge_errors():
     assert merge_windows([], []) == []
     with pytest.raises(AttributeError):
         wins[0].responsible = ()  # frozen
+
+
+@pytest.mark.parametrize("tags,match", [
+    (["O", None], r"tags\[1\] must be a string tag, got NoneType \(None\)"),
+    (["B-PER", "I-PER", 3], r"tags\[2\] must be a string tag, got int \(3\)"),
+])
+def test_repair_bio_names_the_tag_that_is_not_a_string(tags, match):
+    with pytest.raises(TypeError, match=match):
+        repair_bio(tags)
+    assert repair_bio([["O", "I-PER"]]) == [["O", "B-PER"]]  # a list of tag lists still reads as one

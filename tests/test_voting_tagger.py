@@ -380,6 +380,32 @@ def test_a_crf_members_refusals_come_before_any_member_trains(tiny_bert, backbon
     assert _RowTagger.fits == before and not hasattr(vote, "estimators_")
 
 
+@pytest.mark.parametrize("params, match", [
+    (dict(class_weight={"B-FOO": 2.0}), r"class_weight has labels not in y: \['B-FOO'\]"),
+    (dict(loss="focal", loss__alpha=[1.0, 2.0]), r"loss__alpha has 2 entries but there are 5 classes"),
+    (dict(head="calora", head__k=50), r"head__k=50 routes more classes than the 5 of this target"),
+    (dict(validation_fraction=0.99), r"validation_fraction=0.99 cannot split 30 sentences"),
+])
+def test_a_members_errors_that_need_the_data_come_before_any_member_trains(tiny_bert, backbone_must_not_load,
+                                                                         params, match):
+    # they were raised in the member's own fit, after the members before it had trained, unnamed
+    X, y = make_ner(30)
+    before = _RowTagger.fits
+    vote = VotingTagger([("ok", _RowTagger()), ("bad", TransformerTokenClassifier(tiny_bert, **FAST, **params))])
+    with pytest.raises(ValueError, match=r"^VotingTagger: member 'bad': .*" + match):
+        vote.fit(X, y)
+    assert _RowTagger.fits == before and not hasattr(vote, "estimators_")
+
+
+def test_a_bad_sample_weight_is_refused_before_any_member_trains(tiny_bert, backbone_must_not_load):
+    X, y = make_ner(30)
+    before = _RowTagger.fits
+    vote = VotingTagger([("ok", _RowTagger()), ("tagger", TransformerTokenClassifier(tiny_bert, **FAST))])
+    with pytest.raises(ValueError, match=r"^VotingTagger: member 'tagger': sample_weight\[0\] is -1.0"):
+        vote.fit(X, y, sample_weight=-np.ones(len(X)))
+    assert _RowTagger.fits == before
+
+
 def test_a_crf_members_ignored_parameters_are_warned_once(tiny_bert):
     # the vote checks the member before any trains, silently: the member's own fit warns
     member = _crf_member(tiny_bert, 0).set_params(class_weight="balanced", max_epochs=1)

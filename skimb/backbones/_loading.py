@@ -268,17 +268,26 @@ def backbone_max_length(config) -> int | None:
     return positions
 
 
-def check_max_length(max_length, model, owner: str) -> None:
+def check_max_length(max_length, model, owner: str, tokenizer=None) -> None:
     """Raise a ``ValueError`` naming ``owner`` where ``max_length`` is more tokens than the backbone's
     position embeddings take (:func:`backbone_max_length`): it would crash inside the model on the
-    first text that long, at fit or later at predict.
+    first text that long, at fit or later at predict. Likewise where it leaves no room for a word
+    after ``tokenizer``'s special tokens: every text would be ``[CLS] [SEP]``, one prediction for all.
 
     >>> from types import SimpleNamespace as NS
     >>> check_max_length(600, NS(config=NS(model_type="bert", max_position_embeddings=512)), "clf")
     Traceback (most recent call last):
     ...
     ValueError: clf: max_length=600 is more tokens than the backbone takes (512 positions); set max_length <= 512.
+    >>> check_max_length(2, NS(config=None), "clf", tokenizer=NS(num_special_tokens_to_add=lambda: 2))
+    Traceback (most recent call last):
+    ...
+    ValueError: clf: max_length = 2 leaves no room for words after the tokenizer's 2 special tokens; set max_length >= 3.
     """
+    n_special = tokenizer.num_special_tokens_to_add() if tokenizer is not None else None
+    if n_special is not None and max_length <= n_special:
+        raise ValueError(f"{owner}: max_length = {max_length} leaves no room for words after the tokenizer's "
+                         f"{n_special} special tokens; set max_length >= {n_special + 1}.")
     limit = backbone_max_length(getattr(model, "config", None))
     if limit is not None and max_length > limit:
         raise ValueError(f"{owner}: max_length={max_length} is more tokens than the backbone takes ({limit} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -94,7 +95,7 @@ def read_humaid_json(path) -> tuple[list[str], list[str]]:
         If ``path`` does not exist.
     ValueError
         If the file is not valid JSON (the line and column are given) or a
-        record lacks a text or a label.
+        record lacks a text or a label (a NaN or infinite label is none).
 
     Examples
     --------
@@ -137,6 +138,9 @@ def read_humaid_json(path) -> tuple[list[str], list[str]]:
             raise ValueError(f"{p}: record {i} has neither 'label_text' nor 'label'.")
         if isinstance(label, (dict, list, bool)):
             raise ValueError(f"{p}: record {i} has an invalid label {label!r:.40}.")
+        if isinstance(label, float) and not math.isfinite(label):  # JSON's NaN/Infinity: no class name
+            raise ValueError(f"{p}: record {i} has the label {label}, which is no class; give the record its "
+                             "label (or drop it).")
         texts.append(text)
         labels.append(str(label))
     return texts, labels

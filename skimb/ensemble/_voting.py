@@ -231,6 +231,7 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         X = check_token_lists(X)
         members = [(name, clone(est)) for name, est in self.estimators]
         self._check_members(members)
+        self._check_member_data(members, X, y, sample_weight)
         weights = np.ones(len(members)) if self.weights is None else np.asarray(self.weights, dtype=float)
         members, weights = self._fit_members(members, weights, X, y, sample_weight)
         first_name, first = members[0]
@@ -319,6 +320,22 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
             warnings.warn(f"{type(self).__name__}: members {tuned} tune a decision rule (threshold) that the vote "
                           "ignores: it averages their probabilities, which leave the rule out. Set threshold=None "
                           "in the members.", UserWarning, stacklevel=3)
+
+    def _check_member_data(self, members, X, y, sample_weight):
+        """Before any member trains: each member's checks of the data, those its own fit runs before it
+        loads the backbone (tags, ``class_weight`` keys, ``loss__`` values, ``head__k``, the validation
+        split, ``sample_weight``), so that a later member's error leaves no earlier one trained."""
+        from .._estimator import TransformerEstimator
+
+        for name, est in members:
+            if not isinstance(est, TransformerEstimator):  # another tagger checks its data in its own fit
+                continue
+            try:
+                with warnings.catch_warnings():  # the member's warnings come from its fit
+                    warnings.simplefilter("ignore")
+                    est._check_data(X, y, sample_weight)
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"{type(self).__name__}: member {name!r}: {error}") from None
 
     def _weighted_mean(self, X, method, what):
         """The weighted mean of the members' ``method(X)`` (``what`` they return, for errors): one

@@ -33,8 +33,8 @@ def macro_f1_from_labels(y_true, y_pred, n_classes: int, labels=None) -> float:
     >>> macro_f1_from_labels([0, 0, 1, 2], [0, 1, 1, 2], 3)
     0.7777777777777777
     """
-    y_true = np.asarray(y_true, dtype=np.int64)
-    y_pred = np.asarray(y_pred, dtype=np.int64)
+    y_true = _class_codes(y_true, "y_true", n_classes)
+    y_pred = _class_codes(y_pred, "y_pred", n_classes)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
         raise ValueError(f"y_true and y_pred must be 1-D and of one length, got shapes {y_true.shape} and "
                          f"{y_pred.shape}.")
@@ -44,6 +44,26 @@ def macro_f1_from_labels(y_true, y_pred, n_classes: int, labels=None) -> float:
             raise ValueError(f"{name}[{outside[0]}] = {codes[outside[0]]} is no class index of n_classes="
                              f"{n_classes} (0..{n_classes - 1}).")
     return _macro_f1_of_codes(y_true, y_pred, n_classes, labels)
+
+
+def _class_codes(values, name: str, n_classes: int) -> np.ndarray:
+    """``values`` as int64 class codes, refusing what a cast would truncate (0.5) or fail on ("a").
+
+    >>> _class_codes([0, 1.5], "y_true", 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: y_true[1] is 1.5: class codes must be whole numbers 0..2; map labels to their index in the classes first (np.searchsorted(classes, y)).
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "biu" or arr.ndim != 1:  # other shapes: the caller names them
+        return arr.astype(np.int64) if arr.dtype.kind in "biuf" else arr
+    items = arr.tolist() if arr.dtype.kind == "f" else list(values)  # positions of the caller's items
+    for i, v in enumerate(items):
+        whole = isinstance(v, numbers.Integral) or (isinstance(v, numbers.Real) and float(v).is_integer())
+        if not whole:
+            raise ValueError(f"{name}[{i}] is {v!r}: class codes must be whole numbers 0..{n_classes - 1}; map "
+                             "labels to their index in the classes first (np.searchsorted(classes, y)).")
+    return arr.astype(np.int64) if arr.dtype.kind == "f" else np.asarray(items, dtype=np.int64)
 
 
 def _macro_f1_of_codes(y_true, y_pred, n_classes, labels=None) -> float:

@@ -12,6 +12,7 @@ from sklearn.model_selection import check_cv as sklearn_check_cv
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_consistent_length
 
+from ..metrics._multilabel import _check_indicator
 from ..utils._param_validation import Boolean, Interval, RandomState, validate_params
 from ..utils._split import iterative_stratification
 
@@ -78,6 +79,7 @@ class MultilabelStratifiedKFold(_KFold):
         if Y.ndim != 2:
             raise ValueError(f"{type(self).__name__} needs a 2-D 0/1 indicator target, got shape {Y.shape}; "
                              "use StratifiedKFold for 1-D labels.")
+        Y = _check_indicator(Y, "y")  # NaN or a 2 named by position, not numpy's errors or silent folds
         return iterative_stratification(Y, np.full(self.n_splits, 1.0 / self.n_splits), random_state=self._seed())
 
 

@@ -483,6 +483,8 @@ class BaseEmbeddingSampler(_ValidatedSampler):
     _accept_sparse = ("csr", "csc")
 
     def _check_X_y(self, X, y, accept_sparse=None):
+        if not is_multilabel_target(y):  # the text samplers' label checks: 1 and "1" kept apart, positions named
+            check_labels(y, owner=type(self).__name__)
         check_classification_targets(y)
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
         X, y = validate_data(self, X=X, y=y, reset=True, accept_sparse=list(self._accept_sparse))

@@ -313,10 +313,29 @@ def repair_bio(tags):
     if isinstance(tags, (str, bytes)):
         raise TypeError("tags must be a sequence of tags (or of tag lists), got a single string.")
     items = list(tags)
+    _refuse_non_string_tag(items)
     if all(isinstance(t, str) for t in items):
         checked = validate_tags([items], "IOB2")
         return _encode(_spans(checked[0], "IOB2"), len(items), "IOB2")
     return convert_scheme(items, "IOB2", "IOB2")
+
+
+def _refuse_non_string_tag(items) -> None:
+    """In one tag sequence (it holds a string; a list of tag lists holds none), name the first tag
+    that is not a string, rather than reading the sequence as a list of tag lists.
+
+    >>> _refuse_non_string_tag(["O", None])
+    Traceback (most recent call last):
+    ...
+    TypeError: tags[1] must be a string tag, got NoneType (None); tags is one tag sequence, e.g. ['B-PER', 'I-PER', 'O'].
+    """
+    if not any(isinstance(t, str) for t in items):
+        return
+    j = next((j for j, t in enumerate(items) if not isinstance(t, str)), None)
+    if j is not None:
+        t = items[j]
+        raise TypeError(f"tags[{j}] must be a string tag, got {type(t).__name__} ({t!r:.40}); tags is one tag "
+                        "sequence, e.g. ['B-PER', 'I-PER', 'O'].")
 
 
 def entity_types(tag_lists, scheme: str | None = None) -> list[str]:
