@@ -41,7 +41,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
     finetune : {"full", "lora", "head"} or Finetune, default="full"
         Train every weight (``skimb.backbones.FullFinetune``), LoRA adapters on the
         backbone plus the head (``skimb.backbones.LoRAFinetune``: ``finetune__rank``,
-        ``finetune__alpha``, ``finetune__dropout``, ``finetune__target_modules``), or only the
+        ``finetune__alpha``, ``finetune__dropout``, ``finetune__target_modules``; both take
+        ``finetune__layer_decay``, layer-wise learning-rate decay), or only the
         head on a frozen backbone (``skimb.backbones.HeadFinetune``; features are
         computed once and cached).
     pooling : {"mean", "cls", "pooler"}, default="mean"

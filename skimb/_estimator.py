@@ -307,12 +307,21 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         self._plan_data(ctx)
         ctx.backbone_model, self.tokenizer_, ctx.backbone_path = load_backbone(self.backbone)
         check_max_length(self.max_length, ctx.backbone_model, type(self).__name__, tokenizer=self.tokenizer_)
+        self._warn_layer_decay_ignored(ctx)
         self.backbone_path_ = ctx.backbone_path
         self._backbone_identity = backbone_identity(ctx.backbone_path)  # the weights loaded, for feature keys
         n_steps = None  # counting a tagger's windows tokenizes: only where the rule reads it
         if self.lr == "auto" and ctx.finetune.short_fit_steps:
             n_steps = self._n_steps(ctx, ctx.adapter.n_training_rows(ctx))
         ctx.lr = self._resolve_lr(ctx.finetune, ctx.backbone_model, ctx.task, n_steps)
+
+    @staticmethod
+    def _warn_layer_decay_ignored(ctx):
+        decay = getattr(ctx.finetune, "layer_decay", 1.0)
+        if decay != 1 and not ctx.finetune.layer_lr_scales([f"backbone.{n}" for n, _ in
+                                                             ctx.backbone_model.named_parameters()]):
+            warn_caller(f"finetune__layer_decay={decay!r} is ignored: no numbered layer (layer.<i>, layers.<i>, "
+                        "h.<i>, block.<i>, blocks.<i>) in the backbone's parameter names; every weight trains at lr.")
 
     def _plan_data(self, ctx, seed=None):
         """The plan that needs the data and not the backbone: the device, the seed (``seed``, where
@@ -424,10 +433,14 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         tokens = {}
         if ctx.head.needs_token_ids:
             tokens = {"token_ids": ctx.adapter.stage2_token_ids(ctx), "pad_token_id": self.tokenizer_.pad_token_id or 0}
-        fitted = ctx.head.fit_stage2(ctx.net.module_, *inputs, loss_fn=ctx.net.criterion_, device=ctx.net.device,
-                                     seed=ctx.seed, batch_size=self.batch_size, multilabel=ctx.multilabel,
-                                     verbose=self.verbose, classes=ctx.classes, stage1_balance=ctx.stage1_balance,
-                                     **tokens)
+        try:
+            fitted = ctx.head.fit_stage2(ctx.net.module_, *inputs, loss_fn=ctx.net.criterion_, device=ctx.net.device,
+                                         seed=ctx.seed, batch_size=self.batch_size, multilabel=ctx.multilabel,
+                                         verbose=self.verbose, classes=ctx.classes,
+                                         stage1_balance=ctx.stage1_balance, **tokens)
+        except FloatingPointError as error:  # raised by _finish, once the decision rule is set on stage 1
+            ctx.error = error
+            return
         self.stage2_time_s_ = time.perf_counter() - t0
         if fitted.pop("interrupted", False):  # stage 1 is whole (and cached); stage 2 stopped where it was
             self.training_interrupted_ = True
@@ -543,12 +556,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         without weight decay. skorch gives each parameter the first pattern it matches."""
         groups = [("*bias", {"weight_decay": 0.0}), ("*LayerNorm*", {"weight_decay": 0.0})]
         scales = []
-        if getattr(ctx.finetune, "layer_decay", 1.0) != 1:
+        if getattr(ctx.finetune, "layer_decay", 1.0) != 1:  # (a backbone without numbered layers: warned in _plan)
             backbone = ctx.module.encoder.backbone.named_parameters(prefix="encoder.backbone")
             scales = ctx.finetune.layer_lr_scales([name for name, _ in backbone])
-        if getattr(ctx.finetune, "layer_decay", 1.0) != 1 and not scales:
-            warn_caller(f"finetune__layer_decay={ctx.finetune.layer_decay!r} is ignored: no numbered layer "
-                        "(layer.<i>, layers.<i>, h.<i>, block.<i>) in the backbone's parameter names.")
         groups = [(pattern + suffix, {"lr": ctx.lr * scale, **no_decay})
                   for pattern, scale in scales
                   for suffix, no_decay in (("bias", {"weight_decay": 0.0}), ("LayerNorm*", {"weight_decay": 0.0}),
@@ -741,7 +751,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                 load_model(ctx.module, str(directory / _WEIGHTS_NAME), strict=True)
             except (SafetensorError, RuntimeError) as exc:  # truncated, corrupted, another model's
                 raise _not_saved(cls.__name__, directory, f"{_WEIGHTS_NAME} does not hold this model's weights "
-                                 f"({str(exc).splitlines()[0]}); save the fitted estimator again") from exc
+                                 f"({(str(exc).splitlines() or [type(exc).__name__])[0]}); save the fitted estimator "
+                                 "again") from exc
         ctx.criterion = adapter.loss_for_loading(len(classes), ctx.task)
         ctx.net = est._make_net(ctx, None, 0, net_class=TransformerNet, net_kwargs={})
         ctx.class_weight = np.ones(len(classes))

@@ -263,9 +263,10 @@ class TextTask(TaskAdapter):
 
 
 def _finite(logits: torch.Tensor) -> torch.Tensor:
-    """``logits``, or a ``ValueError`` naming the first text whose logits are NaN: a model that
-    diverged in training predicts nothing, rather than its first class everywhere."""
-    bad = torch.isnan(logits).flatten(1).any(1) if logits.ndim > 1 else torch.isnan(logits)
+    """``logits``, or a ``ValueError`` naming the first text whose logits are NaN (or +inf): a model
+    that diverged in training predicts nothing, rather than its first class everywhere."""
+    bad = torch.isnan(logits) | (logits == float("inf"))  # +inf (an overflow under amp) makes NaN probabilities
+    bad = bad.flatten(1).any(1) if logits.ndim > 1 else bad
     if bool(bad.any()):
         raise ValueError(f"text {int(bad.nonzero()[0])}: the model's logits contain NaN (it diverged in training): "
                          "refit it, with a lower lr say.")

@@ -202,6 +202,10 @@ def test_fit_leaves_the_callers_global_rng_alone(slot, name, tiny_bert, toy_data
 
 def test_crt_stops_on_a_non_finite_loss_as_calora_does(tiny_bert, toy_data):
     X, y = toy_data
-    clf = TransformerClassifier(tiny_bert, head="crt", head__lr=1e37, head__epochs=5, **FAST)
+    clf = TransformerClassifier(tiny_bert, head="crt", head__lr=1e37, head__epochs=5, threshold="tuned",
+                                validation_fraction=0.3, **FAST)
     with pytest.raises(FloatingPointError, match=r"non-finite cRT stage-2 loss in epoch \d+ \(.*\); lower head__lr\."):
         clf.fit(X, y)
+    # the stage-1 head stays, with the decision rule tuned on it: the model predicts as it asked
+    assert clf.logit_offsets_.shape == (len(clf.classes_),)
+    assert np.isfinite(clf.predict_proba(X)).all() and set(clf.predict(X)) <= set(clf.classes_)

@@ -174,8 +174,9 @@ class FullFinetune(Finetune):
     layer_decay : float in (0, 1], default=1.0
         Layer-wise learning-rate decay: the backbone's top layer trains at ``layer_decay`` times
         the rate, each layer below at ``layer_decay`` times the one above, the embeddings at
-        ``layer_decay`` times the bottom layer (:func:`layer_lr_scales`); the head and a CRF
-        keep theirs. 1: every weight at the rate.
+        ``layer_decay`` times the bottom layer (:func:`layer_lr_scales`); the head, a CRF and
+        weights outside the numbered layers and embeddings (a pooler) keep theirs. 1: every
+        weight at the rate.
 
     Examples
     --------

@@ -434,6 +434,9 @@ class CALoRAHead(Head):
         if self.layers is None:
             return
         backbone = module.encoder.backbone
+        if hasattr(backbone, "peft_config"):  # a custom fine-tuning mode that wraps them without saying so
+            raise ValueError("head__layers adapts the backbone's own nn.Linear layers, which this fine-tuning mode "
+                             "wraps in peft layers: use finetune='full' or 'head' for stage 1.")
         select_linear_layers(backbone, self.layers, param="head__layers")  # every name resolves, before stage 1
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,

@@ -230,13 +230,14 @@ def balanced_meta_weights(y_meta, task, n_classes) -> np.ndarray:
 
 
 def _warn_classes_left_out(y, train_idx, kept, classes) -> None:
-    """Warn where the meta set took every training example of a class (``meta_topup="move"``)."""
+    """Warn where HAMR's meta set took every training example of a class (held out for it without a
+    validation split, or moved with ``meta_topup="move"``): the model would never train on it."""
     lost = np.setdiff1d(np.unique(y[train_idx]), np.unique(y[kept]))
     if len(lost):
         names = ", ".join(repr(str(classes[c])) for c in lost[:5]) + (", ..." if len(lost) > 5 else "")
-        warn_caller(f"training__meta_topup='move' moved every training example of {len(lost)} class(es) ({names}) "
-                    "into HAMR's meta set: the model never trains on them. Use training__meta_topup='share' (they "
-                    "stay in training too), or give more data.")
+        warn_caller(f"HAMR's meta set took every training example of {len(lost)} class(es) ({names}): the model "
+                    "never trains on them. Give a validation split (validation_fraction) or training__meta_set, "
+                    "keep training__meta_topup='share' (topped-up examples stay in training), or give more data.")
 
 
 def meta_loss_function(task, weight=None, crf=None):
