@@ -587,3 +587,9 @@ def test_repair_bio_names_the_tag_that_is_not_a_string(tags, match):
     with pytest.raises(TypeError, match=match):
         repair_bio(tags)
     assert repair_bio([["O", "I-PER"]]) == [["O", "B-PER"]]  # a list of tag lists still reads as one
+
+
+def test_decode_tags_refuses_malformed_label_names():
+    scores = [np.zeros((2, 3))]
+    with pytest.raises(ValueError, match=r"^labels: labels\[1\] = 'b-x' is not a valid IOB2 tag"):
+        decode_tags(scores, ["O", "b-x", "I-X"])

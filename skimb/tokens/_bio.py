@@ -534,6 +534,10 @@ def decode_tags(word_scores, labels, decoding: str = "repair", *, transitions=No
     [['O', 'O'], []]
     """
     labels = [str(t) for t in labels]
+    try:  # a malformed name would decode to tags no metric or repair reads right
+        validate_tags([labels], "IOB2")
+    except ValueError as error:
+        raise ValueError(f"labels: {str(error).replace('tag_lists[0]', 'labels')}") from None
     learned = {k: v for k, v in (("transitions", transitions), ("start", start), ("end", end)) if v is not None}
     if decoding not in ("repair", "constrained"):
         raise ValueError(f"decoding must be 'repair' or 'constrained' (a CRF's Viterbi: 'constrained' with its "
