@@ -522,8 +522,6 @@ class HAMRFit:
                                                                                device=net.device)
         crf = getattr(net.module_, "crf", None) if self.task == "token" else None
         self.meta_loss_fn, self._meta_crf = meta_loss_function(self.task, weight, crf), crf is not None
-        # The meta loss reads the CRF's scores from the live module: the virtual step leaves them at θ.
-        self.meta_fixed_params = ("crf",) if crf is not None else None
         self._capturing, self._pending, self._seen = self._collect, None, None
         if self._collect:
             self._embeddings = None
@@ -587,6 +585,12 @@ class HAMRFit:
         if hook is not None:
             hook.remove()
         self._hook = None
+
+    @property
+    def meta_fixed_params(self):
+        """What the meta step's virtual update leaves at θ: a CRF, whose scores the meta loss reads
+        from the live module."""
+        return ("crf",) if self._meta_crf else None
 
     def meta_loss_for(self, edges):
         """The meta loss of a meta batch whose windows have ``sentence_edges`` ``edges`` (which only
