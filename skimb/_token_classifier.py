@@ -14,7 +14,7 @@ from ._params import SHARED_CONSTRAINTS, SHARED_PARAMS, estimator_init
 from ._token_task import TokenTask
 from ._validation import check_token_lists
 from .tokens import decode_tags, per_sentence_losses, token_sentence_index, validate_tags
-from .utils._param_validation import Interval, Options, Satisfies
+from .utils._param_validation import Boolean, Interval, Options, Satisfies
 
 __all__ = ["TransformerTokenClassifier"]
 
@@ -95,6 +95,13 @@ quantize, n_threads
         MIT-Restaurant they cost 0.1-0.9 (``docs/benchmarks.md``, round 18). Not part of the
         stage-1 cache key. A CRF tagger (``decoding="crf"``) refuses "tuned" before training: the
         offsets are tuned for the repaired argmax, not for the CRF's Viterbi decoding.
+    mark_case : bool, default=False
+        Feed each word's case to the backbone: the sub-tokens of a word holding an uppercase letter
+        get token type 1, the others 0 (:func:`skimb.tokens.case_type_ids`), through the token-type
+        (segment) embedding of a BERT-style backbone (an error at fit for one without two token
+        types, such as RoBERTa or DistilBERT). An uncased backbone (MiniLM, ``bert-base-uncased``)
+        lowercases every word and so cannot tell "Apple" from "apple" without it; a cased one reads
+        case from its tokens already. Not with ``quantize="onnx-int8"``.
     head : {"linear", "calora", "cosine", "crt", "tau_norm", "knn", "prototype"} or Head, default="linear"
         As in :class:`~skimb.TransformerClassifier`, CALoRA routed **per token**: stage 2
         trains the class adapters on the stage-1 hidden state of every training word, and at
@@ -160,11 +167,11 @@ sample_weights_history_, meta_loss_history_, meta_objective_, resampling_, weigh
     _task = TokenTask
     _parameter_constraints = {
         **SHARED_CONSTRAINTS, "decoding": [Options("repair", "constrained", "crf")], "stride": [None, Interval(Integral, 0, None)],
-        "threshold": [None, Options("tuned")],
+        "threshold": [None, Options("tuned")], "mark_case": [Boolean()],
         "scheme": [Satisfies(_known_scheme, "a tagging scheme: 'IOB2', 'IOB1', 'IOBES' or 'BILOU' (aliases 'BIO', "
                              "'IOB', 'BIOES')", bad=["__unknown_option__", 3])]}
     __init__ = estimator_init({**SHARED_PARAMS, "scheme": "IOB2", "stride": None, "decoding": "repair",
-                               "threshold": None})
+                               "threshold": None, "mark_case": False})
 
     def __sklearn_tags__(self):
         tags = apply_text_tags(super().__sklearn_tags__(), multi_label=False)

@@ -23,7 +23,8 @@ from ._text_task import OFFSET_BOOTSTRAPS, FeatureDataset
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
 from .heads._components import class_neutral_loss
-from .tokens import IGNORE_INDEX, LinearChainCRF, align_word_labels, convert_scheme, merge_windows, tokenize_words
+from .tokens import (IGNORE_INDEX, LinearChainCRF, align_word_labels, case_type_ids, convert_scheme, merge_windows,
+                     tokenize_words)
 from .utils._param_validation import InvalidParameterError
 from .utils._progress import progress_bar
 from .utils._warnings import warn_caller
@@ -172,11 +173,24 @@ class TokenTask(TaskAdapter):
 
     # -- the model and the data -----------------------------------------------------------------
     def build_module(self, backbone_model, n_outputs, finetune, classes=None):
+        if self.est.mark_case:
+            self.check_token_types(backbone_model)
         encoder = finetune.build_encoder(backbone_model, None)
         module = SequenceClassifier(encoder, n_outputs, dropout=self.est.dropout)
         if self.est.decoding == "crf":
             self.add_crf(module, classes)
         return module
+
+    def check_token_types(self, backbone_model):
+        """``mark_case`` needs a backbone with a token-type embedding of two types or more."""
+        config = getattr(backbone_model, "config", None)
+        n_types = int(getattr(config, "type_vocab_size", 0) or 0)
+        if n_types < 2:
+            name = getattr(config, "name_or_path", "") or type(backbone_model).__name__
+            raise ValueError(
+                f"{type(self.est).__name__}: mark_case=True marks case through the backbone's token types, and "
+                f"{name!r} has {n_types} (type_vocab_size; BERT-style backbones such as MiniLM have 2). Use "
+                "mark_case=False, or a cased backbone, which reads case from its tokens.")
 
     @staticmethod
     def add_crf(module, classes):
@@ -196,6 +210,10 @@ class TokenTask(TaskAdapter):
         super().check_params(components)
         self.check_stride()
         est = self.est
+        if est.mark_case and est.quantize == "onnx-int8":
+            raise InvalidParameterError(
+                f"{type(est).__name__}: quantize='onnx-int8' exports an encoder that takes token ids and attention "
+                "masks only, and mark_case=True also feeds token types; use quantize='int8' or None with mark_case.")
         if est.decoding != "crf" or components is None:
             return
         owner = type(est).__name__
@@ -257,25 +275,31 @@ class TokenTask(TaskAdapter):
         rows = Counter(win.sentence for win in self.windows(ctx.X) if win.responsible)
         return int(sum(rows[int(i)] for i in ctx.train_idx))
 
-    #: ``(sentences, their windows)`` of the last :meth:`windows` call
-    _windows_of = (None, None)
+    #: ``(sentences, their windows, the windows' token types)`` of the last :meth:`windows` call
+    _windows_of = (None, None, None)
 
     def windows(self, sentences):
         # a fit asks twice for its sentences' windows (lr="auto"'s step count, then the datasets):
         # tokenize once; an adapter lives for one fit or one prediction
         if self._windows_of[0] is not sentences:
-            self._windows_of = (sentences, tokenize_words(self.est.tokenizer_, sentences, self.est.max_length,
-                                                          self.est.stride))
+            windows = tokenize_words(self.est.tokenizer_, sentences, self.est.max_length, self.est.stride)
+            types = case_type_ids(windows, sentences) if self.est.mark_case else None
+            self._windows_of = (sentences, windows, types)
         return self._windows_of[1]
 
+    def window_types(self, sentences):
+        """The token type ids of each of :meth:`windows`' windows under ``mark_case``, else None."""
+        self.windows(sentences)
+        return self._windows_of[2]
+
     def datasets(self, sentences, y_enc, weights, train_idx, valid_idx, module, device):
-        windows = self.windows(sentences)
+        windows, types = self.windows(sentences), self.window_types(sentences)
         if self.finetune.frozen:
             module.to(device)
-            feats = self.word_outputs(windows, module.features, device, module=module)
+            feats = self.word_outputs(windows, module.features, device, module=module, types=types)
             dataset = self._word_rows(feats, y_enc, weights)
         else:
-            dataset = self._window_rows(windows, y_enc, weights, whole_windows=self.sequence_loss)
+            dataset = self._window_rows(windows, y_enc, weights, whole_windows=self.sequence_loss, types=types)
         train_ds = dataset(train_idx)
         if train_ds is None:
             raise ValueError("every training sentence is empty: nothing to learn.")
@@ -300,21 +324,24 @@ class TokenTask(TaskAdapter):
         return dataset
 
     @staticmethod
-    def _window_rows(windows, y_enc, weights, whole_windows=False):
+    def _window_rows(windows, y_enc, weights, whole_windows=False, types=None):
         """Training rows of windows: each labels the words it is responsible for (every word once),
         or with ``whole_windows`` (a CRF, whose transitions must see the pairs on either side of a
-        window's responsibility boundary) every word it holds."""
+        window's responsibility boundary) every word it holds; ``types``: each window's token type ids."""
         by_sentence = defaultdict(list)
-        for win in windows:
+        for k, win in enumerate(windows):
             if win.responsible:  # empty sentences have nothing to learn
-                by_sentence[win.sentence].append(win)
+                by_sentence[win.sentence].append(k)
 
         def dataset(idx):
-            ids, labels, sent, edges = [], [], [], []
+            ids, labels, sent, edges, row_types = [], [], [], [], []
             for i in idx:
                 tags = y_enc[i].tolist()
-                for win in by_sentence.get(int(i), ()):
+                for k in by_sentence.get(int(i), ()):
+                    win = windows[k]
                     ids.append(list(win.input_ids))
+                    if types is not None:
+                        row_types.append(types[k])
                     row = align_word_labels(win.word_ids, tags, IGNORE_INDEX,
                                             label_words=None if whole_windows else win.responsible)
                     labels.append(row)
@@ -326,7 +353,8 @@ class TokenTask(TaskAdapter):
                 return None
             sent = np.asarray(sent, dtype=np.int64)
             ds = EncodedTextDataset(ids, labels, None if weights is None else weights[sent],
-                                    sentence_edges=np.asarray(edges, dtype=bool))
+                                    sentence_edges=np.asarray(edges, dtype=bool),
+                                    token_type_ids=row_types if types is not None else None)
             ds.sentence_index = sent
             return ds
 
@@ -345,9 +373,10 @@ class TokenTask(TaskAdapter):
         return {"entity_types_": sorted({c[2:] for c in ctx.classes.tolist() if c != "O"})}
 
     # -- prediction -----------------------------------------------------------------------------
-    def word_outputs(self, windows, fn, device, *, module=None) -> list:
-        """Run ``fn(input_ids=..., attention_mask=...) -> (B, T, k)`` over the windows and
-        merge them into one ``(n_words, k)`` float32 array per sentence."""
+    def word_outputs(self, windows, fn, device, *, module=None, types=None) -> list:
+        """Run ``fn(input_ids=..., attention_mask=...) -> (B, T, k)`` over the windows (with
+        ``token_type_ids=`` each window's ``types`` where given) and merge them into one
+        ``(n_words, k)`` float32 array per sentence."""
         est = self.est
         module = module if module is not None else est.net_.module_
         was_training = module.training
@@ -359,10 +388,15 @@ class TokenTask(TaskAdapter):
         try:
             with torch.inference_mode(), progress_bar(len(windows), "predicting", est.verbose, unit="window") as bar:
                 for idx in sorted_batches(lengths, max(int(est.batch_size), 32)):
-                    batch, _ = pad_collate([({"input_ids": windows[i].input_ids, "index": 0}, 0) for i in idx],
-                                           pad_token_id=pad)
+                    items = [{"input_ids": windows[i].input_ids, "index": 0} for i in idx]
+                    if types is not None:
+                        for item, i in zip(items, idx):
+                            item["token_type_ids"] = types[i]
+                    batch, _ = pad_collate([(item, 0) for item in items], pad_token_id=pad)
+                    extra = {"token_type_ids": batch["token_type_ids"].to(dev)} if types is not None else {}
                     with autocast(dev, enabled=est.amp):
-                        res = fn(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev))
+                        res = fn(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev),
+                                 **extra)
                     res = res.float().cpu().numpy()
                     for r, i in enumerate(idx):
                         outs[i] = res[r, :lengths[i]]
@@ -373,7 +407,8 @@ class TokenTask(TaskAdapter):
 
     def logits(self, sentences) -> list:
         module, device, _ = self.est._inference_module()
-        return self.word_outputs(self.windows(sentences), module, device, module=module)
+        return self.word_outputs(self.windows(sentences), module, device, module=module,
+                                 types=self.window_types(sentences))
 
     decision_function = logits
 
@@ -401,5 +436,6 @@ class TokenTask(TaskAdapter):
 
     def token_features(self, sentences) -> list:
         module = self.est.net_.module_
-        return self.word_outputs(self.windows(sentences), module.features, self.est.net_.device)
+        return self.word_outputs(self.windows(sentences), module.features, self.est.net_.device,
+                                 types=self.window_types(sentences))
 

@@ -113,14 +113,16 @@ class EncodedTextDataset(Dataset):
     Items are ``({"input_ids": ids, "index": i, "sample_weight": w}, target)``;
     :func:`pad_collate` turns a list of them into padded tensors. A tagger's windows also carry
     ``sentence_edges``: whether each window holds its sentence's first and its last word (what a
-    CRF's start and end scores are learned from).
+    CRF's start and end scores are learned from), and with a tagger's ``mark_case`` their
+    ``token_type_ids`` (one per token id).
     """
 
-    def __init__(self, input_ids, y=None, sample_weight=None, sentence_edges=None):
+    def __init__(self, input_ids, y=None, sample_weight=None, sentence_edges=None, token_type_ids=None):
         self.input_ids = input_ids
         self.y = y
         self.sample_weight = sample_weight
         self.sentence_edges = sentence_edges
+        self.token_type_ids = token_type_ids
 
     def __len__(self):
         return len(self.input_ids)
@@ -131,6 +133,8 @@ class EncodedTextDataset(Dataset):
             item["sample_weight"] = self.sample_weight[i]
         if self.sentence_edges is not None:
             item["sentence_edges"] = self.sentence_edges[i]
+        if self.token_type_ids is not None:
+            item["token_type_ids"] = self.token_type_ids[i]
         return item, (self.y[i] if self.y is not None else 0)
 
 
@@ -147,7 +151,8 @@ def _stack_targets(targets):
 def pad_collate(batch, pad_token_id: int = 0, label_pad_id=None):
     """Pad a list of dataset items to the longest sequence of the batch.
 
-    Token-level targets (lists) are padded with ``label_pad_id`` (e.g. -100).
+    Token-level targets (lists) are padded with ``label_pad_id`` (e.g. -100), ``token_type_ids``
+    with 0.
     """
     items, targets = zip(*batch)
     lengths = [len(it["input_ids"]) for it in items]
@@ -160,6 +165,10 @@ def pad_collate(batch, pad_token_id: int = 0, label_pad_id=None):
         attention_mask[r, :n] = 1
     out = {"input_ids": input_ids, "attention_mask": attention_mask,
            "index": torch.as_tensor([it["index"] for it in items], dtype=torch.long)}
+    if "token_type_ids" in items[0]:
+        out["token_type_ids"] = torch.zeros((len(items), width), dtype=torch.long)
+        for r, it in enumerate(items):
+            out["token_type_ids"][r, :lengths[r]] = torch.as_tensor(it["token_type_ids"], dtype=torch.long)
     if "sample_weight" in items[0]:
         out["sample_weight"] = torch.as_tensor([it["sample_weight"] for it in items], dtype=torch.float32)
     if "sentence_edges" in items[0]:

@@ -22,6 +22,7 @@ ENCODE_CHUNK = 16384
 
 class TextEncoder(nn.Module):
     """A Hugging Face backbone followed by pooling: ``(input_ids, attention_mask) -> (N, d)``.
+    ``token_type_ids``, where given, go to the backbone too (a tagger's ``mark_case``).
 
     ``pooling=None`` returns the per-token states ``(N, T, d)`` (token classification).
     ``routing`` (set by CALoRA with adapters inside the backbone) runs the encoding in its two
@@ -43,14 +44,16 @@ class TextEncoder(nn.Module):
     def hidden_size(self) -> int:
         return int(self.backbone.config.hidden_size)
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
         if self.routing is not None:
-            return self.routing.encode(self, input_ids, attention_mask)
-        return self.encode_tokens(input_ids, attention_mask)
+            return self.routing.encode(self, input_ids, attention_mask, token_type_ids)
+        return self.encode_tokens(input_ids, attention_mask, token_type_ids)
 
-    def encode_tokens(self, input_ids, attention_mask):
+    def encode_tokens(self, input_ids, attention_mask, token_type_ids=None):
         """The backbone and the pooling, whatever ``routing`` is set."""
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        # a backbone without token types (DistilBERT) takes no token_type_ids at all
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **types)
         return self.finish(out.last_hidden_state, attention_mask)
 
     def finish(self, last_hidden_state, attention_mask):
@@ -83,12 +86,12 @@ class SequenceClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, n_outputs)
 
-    def features(self, input_ids, attention_mask):
-        return self.encoder(input_ids, attention_mask)
+    def features(self, input_ids, attention_mask, token_type_ids=None):
+        return self.encoder(input_ids, attention_mask, token_type_ids)
 
-    def forward(self, input_ids=None, attention_mask=None, features=None):
+    def forward(self, input_ids=None, attention_mask=None, features=None, token_type_ids=None):
         if features is None:
-            features = self.features(input_ids, attention_mask)
+            features = self.features(input_ids, attention_mask, token_type_ids)
         return float32_head(lambda x: self.head(self.dropout(x)), features)
 
 

@@ -5,7 +5,7 @@
   :func:`decode_tags` (per-word scores to tag lists).
 * A linear-chain CRF over IOB2 tags: :class:`LinearChainCRF` (``decoding="crf"`` of the tagger).
 * Word <-> sub-token alignment: :func:`tokenize_words`, :func:`align_word_labels`,
-  :func:`word_predictions`.
+  :func:`word_predictions`, :func:`case_type_ids` (words' case as token types).
 * Long sentences: :class:`Window`, :func:`make_windows`, :func:`merge_windows`.
 * Per-sentence losses (HAMR's NER loss): :func:`token_sentence_index`,
   :func:`per_sentence_losses` (``IGNORE_INDEX``: the label of tokens without a loss).
@@ -21,7 +21,7 @@ Typical use by a token classifier::
     tags = decode_tags(word_scores, id2tag, "constrained")   # or "repair": argmax, then repair_bio
 """
 
-from ._alignment import align_word_labels, tokenize_words, word_predictions
+from ._alignment import align_word_labels, case_type_ids, tokenize_words, word_predictions
 from ._bio import (constrained_decode, convert_scheme, decode_tags, entity_types, iob2_transitions, repair_bio,
                    validate_tags)
 from ._crf import LinearChainCRF
@@ -40,6 +40,7 @@ __all__ = [
     "align_word_labels",
     "word_predictions",
     "tokenize_words",
+    "case_type_ids",
     "Window",
     "make_windows",
     "merge_windows",

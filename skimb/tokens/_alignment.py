@@ -12,7 +12,7 @@ import numpy as np
 
 from ._windows import Window, _check_int, _to_numpy, make_windows
 
-__all__ = ["align_word_labels", "word_predictions", "tokenize_words"]
+__all__ = ["align_word_labels", "word_predictions", "tokenize_words", "case_type_ids"]
 
 
 def _first_positions(word_ids) -> dict[int, int]:
@@ -297,3 +297,38 @@ def tokenize_words(tokenizer, token_lists, max_length: int | None = None, stride
             )
         )
     return windows
+
+
+def case_type_ids(windows, token_lists) -> list[tuple]:
+    """Each window's token type ids that mark case: 1 on every sub-token of a word holding an
+    uppercase letter, 0 on the other words' and on the special tokens.
+
+    An uncased backbone's tokenizer lowercases every word, so "Apple" the company and "apple" the
+    fruit reach it as one token; these ids carry the difference through the backbone's token-type
+    (segment) embedding (the tagger's ``mark_case``).
+
+    Parameters
+    ----------
+    windows : list of Window
+        As :func:`tokenize_words` makes them from ``token_lists``.
+    token_lists : list of list of str
+        The sentences the windows were cut from.
+
+    Returns
+    -------
+    list of tuple of int
+        One tuple per window, as long as its ``input_ids``.
+
+    Examples
+    --------
+    >>> from skimb.tokens import make_windows
+    >>> (w,) = make_windows([7, 8, 9, 5], [0, 0, 1, 2], max_length=8, prefix_ids=[101], suffix_ids=[102])
+    >>> case_type_ids([w], [["Paris", "in", "MAY"]])
+    [(0, 1, 1, 0, 1, 0)]
+    """
+    return [tuple(0 if w is None else _has_upper(token_lists[win.sentence][w]) for w in win.word_ids)
+            for win in windows]
+
+
+def _has_upper(word: str) -> int:
+    return int(any(c.isupper() for c in word))

@@ -109,13 +109,13 @@ class LayerRouting:
         self.route = None
         self.preset = None
 
-    def encode(self, encoder, input_ids, attention_mask):
+    def encode(self, encoder, input_ids, attention_mask, token_type_ids=None):
         """Features of the adapted ``encoder`` (a :class:`~skimb.backbones.TextEncoder`) for a
         batch: a frozen pass ranks the classes (unless a route is preset), then the adapted pass
         runs with that route, which stays set for the head (:class:`RoutedHead` takes it)."""
         if self.preset is not None:
             self.route = self.preset
-            return encoder.encode_tokens(input_ids, attention_mask)
+            return encoder.encode_tokens(input_ids, attention_mask, token_type_ids)
         self.route = None
         captured = {}
         hook = None
@@ -124,16 +124,16 @@ class LayerRouting:
                 lambda module, args, kwargs: captured.update(args=args, kwargs=kwargs), with_kwargs=True)
         try:
             with torch.no_grad():
-                logits = float32_head(self.stage1_head, encoder.encode_tokens(input_ids, attention_mask))
+                logits = float32_head(self.stage1_head, encoder.encode_tokens(input_ids, attention_mask, token_type_ids))
         finally:
             if hook is not None:
                 hook.remove()
         self.route = route_from_logits(logits, self.config.routing, self.config.k, multilabel=self.multilabel)
         if not captured:
-            return encoder.encode_tokens(input_ids, attention_mask)
+            return encoder.encode_tokens(input_ids, attention_mask, token_type_ids)
         resumed = self._resume(encoder, captured["args"], captured["kwargs"], attention_mask)
         if self.resume is None:  # first batch: keep the shortcut only where it is exact
-            full = encoder.encode_tokens(input_ids, attention_mask)
+            full = encoder.encode_tokens(input_ids, attention_mask, token_type_ids)
             self.resume = bool(torch.allclose(full, resumed, rtol=1e-4, atol=1e-5))
             return full
         return resumed
