@@ -101,7 +101,8 @@ quantize, n_threads
         (segment) embedding of a BERT-style backbone (an error at fit for one without two token
         types, such as RoBERTa or DistilBERT). An uncased backbone (MiniLM, ``bert-base-uncased``)
         lowercases every word and so cannot tell "Apple" from "apple" without it; a cased one reads
-        case from its tokens already. Not with ``quantize="onnx-int8"``.
+        case from its tokens already. Under ``finetune="lora"`` the type embedding trains with the
+        adapters. Not with ``quantize="onnx-int8"``.
     head : {"linear", "calora", "cosine", "crt", "tau_norm", "knn", "prototype"} or Head, default="linear"
         As in :class:`~skimb.TransformerClassifier`, CALoRA routed **per token**: stage 2
         trains the class adapters on the stage-1 hidden state of every training word, and at

@@ -65,6 +65,14 @@ class TagWeightedLoss(nn.Module):
             set_epoch(epoch, max_epochs)
 
 
+def _train_token_types(encoder):
+    """Train the backbone's token-type embedding (``mark_case``'s input) also where the fine-tuning
+    freezes the backbone's own weights (LoRA): it learns what the case marks mean."""
+    for name, param in encoder.named_parameters():
+        if name.endswith("token_type_embeddings.weight"):
+            param.requires_grad_(True)
+
+
 def _tag_indices(tags, classes) -> np.ndarray:
     """IOB2 tag lists -> an object array of per-sentence index arrays into ``classes``."""
     index = {c: k for k, c in enumerate(np.asarray(classes).tolist())}
@@ -176,6 +184,8 @@ class TokenTask(TaskAdapter):
         if self.est.mark_case:
             self.check_token_types(backbone_model)
         encoder = finetune.build_encoder(backbone_model, None)
+        if self.est.mark_case and not finetune.frozen:
+            _train_token_types(encoder)
         module = SequenceClassifier(encoder, n_outputs, dropout=self.est.dropout)
         if self.est.decoding == "crf":
             self.add_crf(module, classes)

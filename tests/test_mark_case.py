@@ -72,14 +72,24 @@ def test_mark_case_learns_what_only_case_tells(tiny_bert, case_data):
 @pytest.mark.parametrize("params", [
     dict(decoding="crf", training="rdrop"), dict(training="hamr"), dict(decoding="crf", training="hamr"),
     dict(finetune="head", lr=1e-2), dict(head="calora", head__k=1), dict(quantize="int8"),
-    dict(finetune__layer_decay=0.8, max_epochs=6),
-], ids=["crf-rdrop", "hamr", "crf-hamr", "frozen", "calora", "int8", "layer-decay"])
+    dict(finetune__layer_decay=0.8, max_epochs=6), dict(finetune="lora", lr=1e-2),
+], ids=["crf-rdrop", "hamr", "crf-hamr", "frozen", "calora", "int8", "layer-decay", "lora"])
 def test_mark_case_reaches_every_training_and_prediction_path(tiny_bert, case_data, params):
     (X, y), (X_test, y_test) = case_data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # HAMR's small-data warnings
         est = TransformerTokenClassifier(tiny_bert, mark_case=True, **{**FAST, **params}).fit(X, y)
     assert span_f1_score(y_test, est.predict(X_test)) > 0.85
+
+
+def test_mark_case_trains_the_token_types_under_lora(tiny_bert, case_data):
+    (X, y), _ = case_data
+    est = TransformerTokenClassifier(tiny_bert, mark_case=True, finetune="lora", **dict(FAST, max_epochs=1)).fit(X, y)
+    trained = [n for n, p in est.net_.module_.named_parameters() if p.requires_grad and "lora" not in n]
+    assert [n for n in trained if "embeddings" in n] == [n for n in trained if n.endswith("token_type_embeddings.weight")]
+    assert len([n for n in trained if "embeddings" in n]) == 1
+    plain = TransformerTokenClassifier(tiny_bert, finetune="lora", **dict(FAST, max_epochs=1)).fit(X, y)
+    assert not any(p.requires_grad for n, p in plain.net_.module_.named_parameters() if "embeddings" in n)
 
 
 def test_mark_case_survives_saving(tiny_bert, case_data, tmp_path):
