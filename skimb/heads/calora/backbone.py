@@ -124,7 +124,8 @@ class LayerRouting:
                 lambda module, args, kwargs: captured.update(args=args, kwargs=kwargs), with_kwargs=True)
         try:
             with torch.no_grad():
-                logits = float32_head(self.stage1_head, encoder.encode_tokens(input_ids, attention_mask, token_type_ids))
+                stage1 = encoder.encode_tokens(input_ids, attention_mask, token_type_ids)
+                logits = float32_head(self.stage1_head, stage1)
         finally:
             if hook is not None:
                 hook.remove()
