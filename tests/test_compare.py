@@ -370,7 +370,10 @@ def test_the_crf_taggers_are_token_methods_and_crf_a_token_default():
     assert (crf.decoding, crf.training, crf.loss) == ("crf", "standard", "ce")
     assert (crf_rdrop.decoding, crf_rdrop.training) == ("crf", "rdrop")
     assert "crf" in [m.name for m in get_methods("default", "token")]
-    assert {"crf", "crf_rdrop"}.isdisjoint(m.name for m in get_methods("all", "multiclass"))
+    assert {"crf", "crf_rdrop", "crf_rdrop_case"}.isdisjoint(m.name for m in get_methods("all", "multiclass"))
+    (case,) = (m.build(Budget(), 0, context) for m in get_methods(["crf_rdrop_case"], "token"))
+    assert (case.decoding, case.training, case.mark_case) == ("crf", "rdrop", True)
+    assert "crf_rdrop_case" not in [m.name for m in get_methods("default", "token")]
 
 
 def test_hamr_on_the_crf_taggers_is_a_token_method():
