@@ -139,3 +139,12 @@ def test_mark_case_refusals_come_before_the_backbone_loads(backbone_must_not_loa
     (X, y), _ = case_data
     with pytest.raises(InvalidParameterError, match=match):
         TransformerTokenClassifier("unused", **params).fit(X, y)
+
+
+def test_on_lowercase_text_mark_case_changes_nothing(tiny_bert):
+    X, y = case_only_ner(40, 2)
+    X = [[w.lower() for w in s] for s in X]  # every token type 0
+    params = dict(FAST, max_epochs=1, decoding="crf")
+    plain = TransformerTokenClassifier(tiny_bert, **params).fit(X, y)
+    marked = TransformerTokenClassifier(tiny_bert, mark_case=True, **params).fit(X, y)
+    np.testing.assert_array_equal(np.concatenate(marked.predict_proba(X)), np.concatenate(plain.predict_proba(X)))
