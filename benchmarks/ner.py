@@ -102,6 +102,8 @@ VARIANTS = {
     # each word's case as a token type (round 46): MiniLM's tokenizer lowercases every word
     "focal_case": {**FOCAL, "mark_case": True},
     "crf_rdrop_case": {"loss": "ce", "decoding": "crf", "training": "rdrop", "mark_case": True},
+    "crf_rdrop_hamr_case": {"loss": "ce", "decoding": "crf", "training": "hamr", "training__rdrop_alpha": 1.0,
+                            "mark_case": True},
     # HAMR on a CRF: windows weighed by their likelihood, the CRF's likelihood as the meta objective (round 43)
     "crf_hamr": {"loss": "ce", "decoding": "crf", "training": "hamr"},
     "crf_rdrop_hamr": {"loss": "ce", "decoding": "crf", "training": "hamr", "training__rdrop_alpha": 1.0},
