@@ -101,8 +101,9 @@ quantize, n_threads
         (segment) embedding of a BERT-style backbone (an error at fit for one without two token
         types, such as RoBERTa or DistilBERT). An uncased backbone (MiniLM, ``bert-base-uncased``)
         lowercases every word and so cannot tell "Apple" from "apple" without it; a cased one reads
-        case from its tokens already. Under ``finetune="lora"`` the type embedding trains with the
-        adapters. Not with ``quantize="onnx-int8"``.
+        case from its tokens already. The type embedding trains with the model (with the adapters
+        under ``finetune="lora"``; under ``"head"`` it stays as pretrained). Not with
+        ``quantize="onnx-int8"``; prediction refuses a ``mark_case`` changed since the fit.
     head : {"linear", "calora", "cosine", "crt", "tau_norm", "knn", "prototype"} or Head, default="linear"
         As in :class:`~skimb.TransformerClassifier`, CALoRA routed **per token**: stage 2
         trains the class adapters on the stage-1 hidden state of every training word, and at
@@ -145,6 +146,8 @@ quantize, n_threads
         (sorted).
     entity_types_ : list of str
         Entity types, sorted.
+    mark_case_ : bool
+        Whether the model was fitted with ``mark_case``; prediction refuses a ``mark_case`` changed since.
     class_weight_ : ndarray of shape (n_tags,)
         Per-tag loss weights (ones without ``class_weight``).
     net_, history_, n_iter_, training_interrupted_, loss_, finetune_, head_, training_, validation_indices_

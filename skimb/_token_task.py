@@ -73,6 +73,11 @@ def _train_token_types(encoder):
             param.requires_grad_(True)
 
 
+def _onnx_refusal(est) -> str:
+    return (f"{type(est).__name__}: quantize='onnx-int8' exports an encoder that takes token ids and attention "
+            "masks only, and mark_case=True also feeds token types; use quantize='int8' or None with mark_case.")
+
+
 def _tag_indices(tags, classes) -> np.ndarray:
     """IOB2 tag lists -> an object array of per-sentence index arrays into ``classes``."""
     index = {c: k for k, c in enumerate(np.asarray(classes).tolist())}
@@ -221,9 +226,7 @@ class TokenTask(TaskAdapter):
         self.check_stride()
         est = self.est
         if est.mark_case and est.quantize == "onnx-int8":
-            raise InvalidParameterError(
-                f"{type(est).__name__}: quantize='onnx-int8' exports an encoder that takes token ids and attention "
-                "masks only, and mark_case=True also feeds token types; use quantize='int8' or None with mark_case.")
+            raise InvalidParameterError(_onnx_refusal(est))
         if est.decoding != "crf" or components is None:
             return
         owner = type(est).__name__
@@ -296,6 +299,19 @@ class TokenTask(TaskAdapter):
             types = case_type_ids(windows, sentences) if self.est.mark_case else None
             self._windows_of = (sentences, windows, types)
         return self._windows_of[1]
+
+    def check_fitted_case(self):
+        """Prediction marks case as the fit did: ``mark_case`` changed since the fit, or ``quantize="onnx-int8"``
+        set on a model that marks case, is refused (the token types are part of the model's input)."""
+        est = self.est
+        fitted = bool(getattr(est, "mark_case_", False))  # folders saved before mark_case: False
+        if bool(est.mark_case) != fitted:
+            raise ValueError(
+                f"{type(est).__name__}: mark_case={est.mark_case!r}, and the model was fitted with "
+                f"mark_case={fitted!r}: its input {'marks' if fitted else 'does not mark'} case. Set "
+                f"mark_case={fitted!r} back to predict with this model, or refit.")
+        if fitted and est.quantize == "onnx-int8":
+            raise InvalidParameterError(_onnx_refusal(est))
 
     def window_types(self, sentences):
         """The token type ids of each of :meth:`windows`' windows under ``mark_case``, else None."""
@@ -380,7 +396,8 @@ class TokenTask(TaskAdapter):
         return X, torch.from_numpy(flat_tags(ctx.y[ctx.train_idx])), w
 
     def fitted_attributes(self, ctx):
-        return {"entity_types_": sorted({c[2:] for c in ctx.classes.tolist() if c != "O"})}
+        return {"entity_types_": sorted({c[2:] for c in ctx.classes.tolist() if c != "O"}),
+                "mark_case_": bool(self.est.mark_case)}
 
     # -- prediction -----------------------------------------------------------------------------
     def word_outputs(self, windows, fn, device, *, module=None, types=None) -> list:
@@ -416,6 +433,7 @@ class TokenTask(TaskAdapter):
         return merge_windows(windows, outs)
 
     def logits(self, sentences) -> list:
+        self.check_fitted_case()
         module, device, _ = self.est._inference_module()
         return self.word_outputs(self.windows(sentences), module, device, module=module,
                                  types=self.window_types(sentences))
@@ -445,6 +463,7 @@ class TokenTask(TaskAdapter):
         return crf
 
     def token_features(self, sentences) -> list:
+        self.check_fitted_case()
         module = self.est.net_.module_
         return self.word_outputs(self.windows(sentences), module.features, self.est.net_.device,
                                  types=self.window_types(sentences))
