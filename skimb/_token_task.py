@@ -23,6 +23,7 @@ from ._text_task import OFFSET_BOOTSTRAPS, FeatureDataset
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
 from .heads._components import class_neutral_loss
+from .training._net import module_inputs
 from .tokens import (IGNORE_INDEX, LinearChainCRF, align_word_labels, case_type_ids, convert_scheme, merge_windows,
                      tokenize_words)
 from .utils._param_validation import InvalidParameterError
@@ -410,20 +411,15 @@ class TokenTask(TaskAdapter):
         module.eval()
         pad = est.tokenizer_.pad_token_id or 0
         lengths = [len(w) for w in windows]
+        rows = EncodedTextDataset([w.input_ids for w in windows], token_type_ids=types)
         outs = [None] * len(windows)
         dev = torch.device(device)
         try:
             with torch.inference_mode(), progress_bar(len(windows), "predicting", est.verbose, unit="window") as bar:
                 for idx in sorted_batches(lengths, max(int(est.batch_size), 32)):
-                    items = [{"input_ids": windows[i].input_ids, "index": 0} for i in idx]
-                    if types is not None:
-                        for item, i in zip(items, idx):
-                            item["token_type_ids"] = types[i]
-                    batch, _ = pad_collate([(item, 0) for item in items], pad_token_id=pad)
-                    extra = {"token_type_ids": batch["token_type_ids"].to(dev)} if types is not None else {}
+                    batch, _ = pad_collate([rows[i] for i in idx], pad_token_id=pad)
                     with autocast(dev, enabled=est.amp):
-                        res = fn(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev),
-                                 **extra)
+                        res = fn(**module_inputs(batch, dev))
                     res = res.float().cpu().numpy()
                     for r, i in enumerate(idx):
                         outs[i] = res[r, :lengths[i]]

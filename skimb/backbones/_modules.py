@@ -87,8 +87,6 @@ class SequenceClassifier(nn.Module):
         self.head = nn.Linear(hidden, n_outputs)
 
     def features(self, input_ids, attention_mask, token_type_ids=None):
-        if token_type_ids is None:  # an exported encoder (ONNX) takes ids and mask only
-            return self.encoder(input_ids, attention_mask)
         return self.encoder(input_ids, attention_mask, token_type_ids)
 
     def forward(self, input_ids=None, attention_mask=None, features=None, token_type_ids=None):

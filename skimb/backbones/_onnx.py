@@ -26,7 +26,8 @@ _ONNX = weakref.WeakKeyDictionary()
 
 class OnnxEncoder(nn.Module):
     """An exported encoder run by ONNX Runtime: ``(input_ids, attention_mask) -> features`` as a
-    float32 CPU tensor, like the :class:`~skimb.backbones.TextEncoder` it replaces."""
+    float32 CPU tensor, like the :class:`~skimb.backbones.TextEncoder` it replaces (the export takes no
+    ``token_type_ids``: a tagger's ``mark_case`` refuses it)."""
 
     routing = None  # an exported encoder has no class adapters inside
 
@@ -35,7 +36,9 @@ class OnnxEncoder(nn.Module):
         self.session = session
         self.pooling = pooling
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        if token_type_ids is not None:
+            raise ValueError("an ONNX export takes token ids and attention masks only, not token_type_ids.")
         feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
