@@ -51,14 +51,35 @@ def test_nll_is_the_enumerated_negative_log_likelihood_over_the_labelled_positio
     mask = torch.tensor([[1, 0, 1, 1, 0, 0], [0, 1, 0, 0, 0, 0]], dtype=torch.bool)
     tags = torch.full((2, 6), -100)
     tags[0, [0, 2, 3]] = torch.tensor([3, 4, 0])  # B-PER I-PER O
-    tags[1, 1] = 2  # a window may start inside an entity: I-LOC first
-    nll = crf.nll(emissions, tags, mask)
-    for row in range(2):
+    tags[1, 1] = 2  # a window cut inside an entity: I-LOC first
+    edges = torch.tensor([[True, True], [False, True]])  # row 0 a whole sentence, row 1 cut at its start
+    nll = crf.nll(emissions, tags, mask, edges=edges)
+    for row, cut in ((0, False), (1, True)):
         em = emissions[row][mask[row]].double()
         gold = tuple(tags[row][mask[row]].tolist())
-        scores = [_path_score(crf, em, p) for p in _paths(len(em), LABELS, free_start=True)]
-        expected = np.logaddexp.reduce(scores) - _path_score(crf, em, gold)
+
+        def score(p):  # a cut window has no start score
+            return _path_score(crf, em, p) - (float(crf.start[p[0]].detach()) if cut else 0.0)
+
+        scores = [score(p) for p in _paths(len(em), LABELS, free_start=cut)]
+        expected = np.logaddexp.reduce(scores) - score(gold)
         assert nll[row].item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_whole_sentence_never_opens_with_an_inside_tag_in_training_as_in_decoding():
+    crf = _random_crf(seed=3)
+    emissions = torch.randn(3, 4, len(LABELS), requires_grad=True)
+    tags = torch.tensor([[0, 3, 4, 0], [1, 2, 0, 0], [3, 4, 4, 0]])  # whole sentences, each opening with O or B-X
+    nll = crf.nll(emissions, tags, tags != -100)
+    nll.sum().backward()
+    _, inside = iob2_transitions(LABELS)
+    inside = torch.from_numpy(inside)
+    assert (crf.start.grad[inside] == 0).all() and (crf.start.grad[~inside] != 0).all()
+    # the likelihood the CRF trains is the distribution its marginals (and Viterbi) decode from
+    for row in range(3):
+        em = emissions[row].detach().double()
+        log_z = np.logaddexp.reduce([_path_score(crf, em, p) for p in _paths(4, LABELS, free_start=False)])
+        assert nll[row].item() == pytest.approx(log_z - _path_score(crf, em, tuple(tags[row].tolist())), rel=1e-4)
 
 
 def test_nll_of_a_row_without_labelled_positions_is_zero_and_gradients_reach_every_score():
@@ -86,12 +107,11 @@ def test_a_window_cut_inside_its_sentence_learns_no_start_or_end_score_there():
     with torch.no_grad():  # the same CRF with no start and end scores
         free.start.zero_()
         free.end.zero_()
-    for edges, reference in (([False, False], free), ([True, False], None), ([False, True], None)):
-        nll = crf.nll(emissions, tags, mask, edges=torch.tensor([edges]))
-        if reference is not None:
-            torch.testing.assert_close(nll, reference.nll(emissions, tags, mask))
-        else:
-            assert not torch.allclose(nll, whole)
+    cut_start = torch.tensor([[False, True]])  # (free has no end score: only its free first tag counts)
+    torch.testing.assert_close(crf.nll(emissions, tags, mask, edges=torch.tensor([[False, False]])),
+                               free.nll(emissions, tags, mask, edges=cut_start))
+    assert 0 < crf.nll(emissions, tags, mask, edges=cut_start).item() < 100  # I-LOC may open a cut window ...
+    assert whole.item() > 1000  # ... never a sentence
     crf.zero_grad()
     crf.nll(emissions, tags, mask, edges=torch.tensor([[False, False]])).sum().backward()
     assert crf.start.grad.abs().sum() == 0 and crf.end.grad.abs().sum() == 0 and crf.transitions.grad.abs().sum() > 0

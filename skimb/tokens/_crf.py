@@ -25,12 +25,11 @@ _FORBIDDEN = -1e4
 class LinearChainCRF(nn.Module):
     """Learned transition, start and end scores over the IOB2 tags ``labels``.
 
-    A window of a long sentence may start or end inside an entity, so training leaves the
-    first and last tags free of IOB2's rule (``I-X`` may come first) and, given the windows'
-    ``edges``, of the start and end scores where the window's first or last word is not the
-    sentence's: those scores learn how sentences begin and end, not where windows are cut.
-    Decoding a whole sentence (:meth:`decoding_scores`, :func:`skimb.tokens.constrained_decode`)
-    forbids an ``I-X`` first.
+    A sentence never begins with ``I-X``: training and decoding alike forbid it there. A window
+    of a long sentence may start or end inside an entity, so where the windows' ``edges`` say a
+    window's first (last) word is not its sentence's, training leaves that tag free (``I-X`` may
+    come first) and without a start (end) score: those scores learn how sentences begin and end,
+    not where windows are cut.
 
     Parameters
     ----------
@@ -44,7 +43,10 @@ class LinearChainCRF(nn.Module):
     >>> emissions = torch.zeros(1, 3, 3)
     >>> tags = torch.tensor([[1, -100, 2]])          # a sub-token between two words: no label
     >>> mask = tags != -100
-    >>> round(crf.nll(emissions, tags, mask).detach()[0].item(), 4)  # log 8: the 8 valid tag pairs, equally likely
+    >>> round(crf.nll(emissions, tags, mask).detach()[0].item(), 4)  # log 5: the 5 tag pairs IOB2 allows a sentence to open with
+    1.6094
+    >>> cut = torch.tensor([[False, True]])            # a window cut inside its sentence: I-PER may come first
+    >>> round(crf.nll(emissions, tags, mask, edges=cut).detach()[0].item(), 4)  # log 8
     2.0794
     """
 
@@ -85,15 +87,15 @@ class LinearChainCRF(nn.Module):
             without a labelled position has loss 0.
         edges : tensor of shape (B, 2), bool, optional
             Whether each row's first labelled position is its sentence's first word, and its last
-            the sentence's last: the start (end) score applies only there. None: every row is a
-            whole sentence.
+            the sentence's last: the start (end) score, and the rule that no ``I-X`` comes first,
+            apply only there. None: every row is a whole sentence.
         """
         em, tg, valid, _ = _pack(emissions, tags, mask)
         if em.shape[1] == 0:
             return emissions.new_zeros(len(emissions))
         trans = self._transition_scores()
         lengths = valid.sum(1)
-        start, end = self._edge_scores(self.start, edges, len(em), em.device)
+        start, end = self._edge_scores(self._start_scores(), edges, len(em), em.device)
         # the partition function, by the forward algorithm
         alpha = start + em[:, 0]
         for t in range(1, em.shape[1]):
@@ -107,6 +109,9 @@ class LinearChainCRF(nn.Module):
         last = tg.gather(1, (lengths - 1).clamp(min=0)[:, None]).squeeze(1)
         gold = gold + end.gather(1, last[:, None]).squeeze(1)
         return torch.where(lengths > 0, log_z - gold, torch.zeros_like(log_z))
+
+    def _start_scores(self):
+        return self.start.masked_fill(self.inside, _FORBIDDEN)
 
     def _edge_scores(self, start, edges, n_rows, device):
         """Each row's ``start`` and end scores, ``(n_rows, L)`` each: 0 where ``edges`` says the row's
@@ -135,7 +140,7 @@ class LinearChainCRF(nn.Module):
                 return out
             n_rows, width, n_tags = em.shape
             trans = self._transition_scores()
-            start, end = self._edge_scores(self.start.masked_fill(self.inside, _FORBIDDEN), edges, n_rows, em.device)
+            start, end = self._edge_scores(self._start_scores(), edges, n_rows, em.device)
             score, back = start + em[:, 0], []
             stay = torch.arange(n_tags, device=em.device).expand(n_rows, -1)  # past a row's end: keep its tag
             for t in range(1, width):
