@@ -246,6 +246,16 @@ sample_weights_history_, meta_loss_history_, meta_objective_, resampling_, weigh
         d = next((f.shape[1] for f in feats if len(f)), None) or self.net_.module_.encoder.hidden_size
         return np.stack([f.mean(0) if len(f) else np.zeros(d, dtype=np.float32) for f in feats])
 
+    def __setstate__(self, state):
+        # a tagger pickled before mark_case existed fed no case to its backbone: mark_case=False, as it
+        # was fitted (without it, prediction, get_params, clone and save_pretrained raised AttributeError),
+        # also among the parameters it was fitted with (or save_pretrained would warn of a change)
+        state = {"mark_case": False, **state}
+        at_fit = state.get("_params_at_fit_")
+        if at_fit is not None and "mark_case" not in at_fit[0]:
+            state["_params_at_fit_"] = ({**at_fit[0], "mark_case": False}, at_fit[1])
+        super().__setstate__(state)
+
     # The HAMR helpers, also reachable from the estimator.
     per_sentence_losses = staticmethod(per_sentence_losses)
     token_sentence_index = staticmethod(token_sentence_index)

@@ -129,6 +129,25 @@ def test_prediction_refuses_a_mark_case_changed_since_the_fit(tiny_bert, case_da
         plain.set_params(mark_case=True).predict(X_test)
 
 
+def test_a_tagger_pickled_before_mark_case_existed_predicts_as_it_did(tiny_bert, case_data, tmp_path):
+    import pickle
+
+    (X, y), (X_test, _) = case_data
+    est = TransformerTokenClassifier(tiny_bert, **dict(FAST, max_epochs=1)).fit(X, y)
+    old = pickle.loads(pickle.dumps(est))
+    del old.mark_case, old.mark_case_  # the state of a tagger pickled before mark_case existed
+    del old._params_at_fit_[0]["mark_case"]
+    loaded = pickle.loads(pickle.dumps(old))  # predict, get_params, clone and save raised AttributeError
+    assert loaded.get_params()["mark_case"] is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mark_case=False set since the fit" either
+        saved = TransformerTokenClassifier.load_pretrained(loaded.save_pretrained(tmp_path / "old"), device="cpu")
+    assert saved.mark_case is False
+    np.testing.assert_array_equal(np.concatenate(loaded.predict_proba(X_test)),
+                                  np.concatenate(est.predict_proba(X_test)))
+    assert loaded.predict(X_test) == est.predict(X_test)
+
+
 @pytest.fixture(scope="module")
 def one_type_bert(tmp_path_factory):
     """The tiny BERT with a single token type (as RoBERTa has)."""
