@@ -119,7 +119,16 @@ def check_texts(X, *, what: str = "X", allow_empty: bool = False) -> list[str]:
 
 
 def check_token_lists(X, *, what: str = "X") -> list[list[str]]:
-    """Validate a list of token lists (one list of word strings per sentence)."""
+    """Validate a list of token lists (one list of word strings per sentence).
+
+    >>> check_token_lists("John lives here")
+    Traceback (most recent call last):
+    ...
+    TypeError: X must be a list of token lists, got a single str; split each sentence into its words and pass a list of them, e.g. [['John', 'lives', 'here']].
+    """
+    if isinstance(X, (str, bytes)):  # not _as_sequence's "wrap it in a list", which gives a list of texts
+        raise TypeError(f"{what} must be a list of token lists, got a single {type(X).__name__}; split each "
+                        "sentence into its words and pass a list of them, e.g. [['John', 'lives', 'here']].")
     if isinstance(X, np.ndarray) and X.dtype.kind == "U" and X.ndim == 2:  # sentences of one length
         X = X.tolist()
     elif isinstance(X, np.ndarray) and X.dtype != object:
@@ -135,6 +144,10 @@ def check_token_lists(X, *, what: str = "X") -> list[list[str]]:
                 f"{what}[{i}] must be a list of tokens (strings), got {type(sent).__name__}; "
                 "X is a list of token lists, e.g. [['John', 'lives', 'here']]."
             )
+        if isinstance(sent, (abc.Set, abc.Mapping)):  # words in arbitrary order, or a dict's keys: misaligned tags
+            raise TypeError(f"{what}[{i}] must be a list of tokens in their order, got a {type(sent).__name__}, "
+                            f"which {'orders its words arbitrarily' if isinstance(sent, abc.Set) else 'gives its keys'}"
+                            " and would pair them with the wrong tags; pass the sentence's words as a list.")
         toks = list(sent)
         for j, t in enumerate(toks):
             if not isinstance(t, str):

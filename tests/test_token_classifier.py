@@ -159,6 +159,19 @@ def test_length_mismatch(tiny_bert, ner_data):
         TransformerTokenClassifier(tiny_bert, **FAST).fit(["john lives here"], [["B-PER", "O", "O"]])
 
 
+def test_a_text_or_an_unordered_sentence_is_refused_with_the_remedy(tiny_bert, backbone_must_not_load):
+    # a single text was told "wrap it in a list: [text]", which a tagger refuses next; a set or a dict
+    # as a sentence was read in arbitrary order (or as its keys) and paired with the wrong tags
+    est = TransformerTokenClassifier(tiny_bert, **FAST)
+    with pytest.raises(TypeError, match=r"^X must be a list of token lists, got a single str; split each sentence "
+                                        r"into its words .*\[\['John', 'lives', 'here'\]\]"):
+        est.fit("john lives here", ["B-PER", "O", "O"])
+    with pytest.raises(TypeError, match=r"^X\[1\] must be a list of tokens in their order, got a set"):
+        est.fit([["paris"], {"john", "lives"}], [["B-LOC"], ["B-PER", "O"]])
+    with pytest.raises(TypeError, match=r"^X\[0\] must be a list of tokens in their order, got a dict"):
+        est.fit([{"john": "B-PER", "lives": "O"}], [["B-PER", "O"]])
+
+
 def test_not_fitted(tiny_bert, ner_data):
     X, y = ner_data
     clf = TransformerTokenClassifier(tiny_bert)
