@@ -216,6 +216,16 @@ def test_weights_need_one_per_member_and_member_parameters_are_checked_before_tr
     assert _RowTagger.fits == before and not hasattr(vote, "estimators_")
 
 
+def test_tags_given_as_a_generator_reach_every_member(tiny_bert):
+    # a tagger fits on a generator of tag lists; the vote told "member 'b': X and y have different
+    # lengths: 16 sentences != 0", the first member's checks having used the generator up
+    X, y = make_ner(16)
+    members = [(name, TransformerTokenClassifier(tiny_bert, **dict(FAST, max_epochs=1))) for name in ("a", "b")]
+    vote = VotingTagger(members).fit(X, (tags for tags in y))
+    assert vote.classes_.tolist() == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    assert [len(p) for p in vote.predict(X)] == [len(s) for s in X]
+
+
 def test_bad_sentences_are_reported_before_any_fit():
     template = _FixedTagger()
     with pytest.raises(TypeError, match=r"X\[0\]\[1\] must be a string token"):

@@ -4,6 +4,7 @@ taggers, their log-linear pool (mean emissions and mean CRF scores), decoded by 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
@@ -229,6 +230,8 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
             delattr(self, name)  # a refit that fails in training leaves no model of the earlier fit behind
         X = check_token_lists(X)
+        if isinstance(y, Iterator):  # read once here: the first member's checks would use up a generator
+            y = list(y)
         members = [(name, clone(est)) for name, est in self.estimators]
         self._check_members(members)
         self._check_member_data(members, X, y, sample_weight)
