@@ -215,7 +215,8 @@ def make_windows(
     if stride >= budget:
         raise ValueError(
             f"stride = {stride} must be smaller than the {budget} sub-tokens a window holds "
-            f"(max_length {max_length} minus {len(prefix_ids) + len(suffix_ids)} special tokens)."
+            f"(max_length {max_length} minus {len(prefix_ids) + len(suffix_ids)} special tokens); lower stride "
+            "or raise max_length."
         )
     lengths = _word_lengths(word_ids, n_words)
     n = len(lengths)
