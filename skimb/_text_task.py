@@ -232,8 +232,10 @@ class TextTask(TaskAdapter):
             feats = self.frozen_features(texts, module.encoder, device, variant=variant, desc="predicting")
         elif getattr(est, "_stage1_key_", None) is not None:
             # Staged heads whose candidates share a stage 1 share its (frozen) encoder: encode each
-            # text once for all of them, e.g. a grid search scoring every candidate on a fold.
-            key = ("calora-stage1", est._stage1_key_, variant, autocast_precision(device, est.amp))
+            # text once for all of them, e.g. a grid search scoring every candidate on a fold. The
+            # max_length of now, as for the frozen features: set_params may have changed it since fit.
+            key = ("calora-stage1", est._stage1_key_, int(est.max_length), variant,
+                   autocast_precision(device, est.amp))
             feats = feature_cache.get_or_compute(key, texts,
                                                  lambda missing: self.encode(missing, module.encoder, device,
                                                                              desc="predicting"))

@@ -276,3 +276,24 @@ def test_a_shared_folder_written_before_keys_carried_the_precision_is_not_read(t
     key = ("m", "mean", 32)
     old = tmp_path / "skimb-features" / joblib.hash(list(key))
     assert cache._key_dir(key) != old and cache._key_dir(key).parent == old.parent
+
+
+def test_a_staged_heads_features_are_keyed_by_the_max_length_of_prediction(tiny_bert, toy_data):
+    # the stage-1 features of a second-stage head were keyed without max_length: after set_params(max_length=4)
+    # a text predicted before kept its 128-token features, and every model sharing the stage 1 (a kNN and a
+    # prototype head on one linear stage 1) then read the 4-token ones another estimator had stored
+    from skimb import TransformerClassifier
+    from skimb.backbones import feature_cache
+
+    X, y = toy_data
+    params = dict(max_epochs=1, batch_size=8, random_state=0)
+    feature_cache.clear()
+    knn = TransformerClassifier(tiny_bert, head="knn", **params).fit(X, y)
+    full = knn.predict_proba(X)
+    short = knn.set_params(max_length=4).predict_proba(X)
+    assert not np.allclose(short, full)
+    prototype = TransformerClassifier(tiny_bert, head="prototype", **params).fit(X, y)  # the same stage 1
+    shared = prototype.predict_proba(X)
+    feature_cache.clear()
+    np.testing.assert_allclose(knn.predict_proba(X), short, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(prototype.predict_proba(X), shared, rtol=1e-5, atol=1e-6)
