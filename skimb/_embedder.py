@@ -156,7 +156,9 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         # The frozen backbone is reloaded from backbone_path_ rather than pickled; the bundled
         # default is stored by name, not by its install path (portable_backbone_path).
         state = self.__dict__.copy()
-        state.pop("encoder_", None)
+        encoder = state.pop("encoder_", None)
+        if encoder is not None:  # the pooling fit built, which transform uses, not one set since
+            state["_fitted_pooling"] = encoder.pooling
         state.pop("tokenizer_", None)  # reloaded with the backbone (it records its path)
         state.pop("_backbone_identity", None)  # that of the backbone reloaded
         if "backbone_path_" in state:
@@ -164,10 +166,12 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        pooling = state.pop("_fitted_pooling", state.get("pooling"))  # pickles of before: the parameter
         self.__dict__.update(state)
         if "backbone_path_" in state:
             self.backbone_path_ = local_backbone_path(state["backbone_path_"])
             model, tokenizer, _ = load_backbone(self.backbone_path_, copy_model=False)
             self._backbone_identity = backbone_identity(self.backbone_path_)
-            self.encoder_ = TextEncoder(model, pooling=self.pooling)
+            self.encoder_ = TextEncoder(model, pooling=pooling)
             self.tokenizer_ = tokenizer

@@ -349,3 +349,15 @@ def test_weights_that_do_not_load_name_the_folder_and_the_remedy(tiny_bert, tmp_
     with pytest.raises(ValueError, match=r"is not a model saved by skimb: model.safetensors does not hold this "
                                          r"model's weights .*save the fitted estimator again"):
         TransformerClassifier.load_pretrained(tmp_path / "m")
+
+
+def test_a_pickled_embedder_keeps_the_pooling_it_was_fitted_with(tiny_bert, toy_data):
+    # transform uses the pooling fit built; an unpickled copy rebuilt its encoder with a pooling set since
+    X, _ = toy_data
+    emb = TransformerEmbedder(tiny_bert, max_length=32, cache=False).fit()
+    expected = emb.transform(X[:5])
+    emb.set_params(pooling="cls")
+    np.testing.assert_array_equal(emb.transform(X[:5]), expected)
+    restored = pickle.loads(pickle.dumps(emb))
+    assert restored.pooling == "cls" and "_fitted_pooling" not in vars(restored)
+    np.testing.assert_allclose(restored.transform(X[:5]), expected, rtol=1e-5, atol=1e-6)
