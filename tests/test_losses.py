@@ -191,6 +191,21 @@ def test_focal_scalar_alpha_without_counts(mc_data):
     np.testing.assert_allclose(run(loss, zt, yt), 0.5 * np_focal(z, y, 1.0), rtol=1e-6)
 
 
+def test_an_alpha_keyed_by_class_or_not_numeric_is_refused_naming_alpha(backbone_must_not_load, toy_data):
+    # a dict (as class_weight takes) failed inside numpy: "float() argument must be ... not 'dict'"
+    from skimb import TransformerClassifier
+
+    for cls in (FocalLoss, BinaryFocalLoss):
+        with pytest.raises(TypeError, match=rf"^{cls.__name__}: alpha must be .* got a dict; pass \[alpha\[c\] for c"):
+            cls(gamma=2.0, alpha={0: 1.0, 1: 2.0}, class_counts=[3, 1])
+    with pytest.raises(TypeError, match=r"^AdaptiveFocalLoss: alpha must be a number, 'balanced' or an array of "
+                                        r"numbers \(one per class\), got \['a', 'b'\]"):
+        AdaptiveFocalLoss([3, 1], alpha=["a", "b"])
+    X, y = toy_data
+    with pytest.raises(TypeError, match=r"FocalLoss: loss__alpha must be .* got a dict; pass \[loss__alpha\[c\]"):
+        TransformerClassifier(loss="focal", loss__alpha={"flood": 0.2, "donation": 0.3, "injury": 0.5}).fit(X, y)
+
+
 @pytest.mark.parametrize("square", [True, False])
 @pytest.mark.parametrize("smooth", [1.0, 1e-4])
 def test_dice_and_adl(mc_data, square, smooth):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import inspect
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -116,9 +117,17 @@ def _resolve_alpha(alpha, counts, owner):
         if counts is None:
             raise ValueError(f"{owner}: alpha='balanced' needs class_counts.")
         return _inverse_frequency(counts, "classes")
+    if isinstance(alpha, Mapping):  # numpy's error named float(), not alpha, nor the order it takes
+        raise TypeError(f"{owner}: alpha must be a number, 'balanced' or one weight per class in the order of the "
+                        f"classes (an array), got a {type(alpha).__name__}; pass [alpha[c] for c in classes_] "
+                        "(an estimator's classes_ are its sorted labels).")
     if isinstance(alpha, torch.Tensor):
         alpha = alpha.detach().cpu().numpy()
-    arr = np.asarray(alpha, dtype=np.float64)
+    try:
+        arr = np.asarray(alpha, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: alpha must be a number, 'balanced' or an array of numbers (one per class), got "
+                        f"{alpha!r:.80}.") from None
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise ValueError(f"{owner}: alpha must be finite and non-negative, got {arr.tolist()}.")
     if arr.ndim == 0:
