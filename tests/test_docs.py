@@ -60,3 +60,15 @@ def test_pytest_does_not_collect_the_examples_or_conf():
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     addopts = re.search(r"^addopts\s*=\s*\"(.*)\"", text, flags=re.M).group(1)
     assert "--ignore=examples" in addopts and "--ignore=docs" in addopts
+
+
+def test_the_guide_to_adding_a_method_registers_names_no_builtin_has():
+    # its example head was registered as "prototype": running the guide replaced skimb's PrototypeHead
+    from skimb.heads import HEADS
+    from skimb.training import TRAININGS
+
+    text = (DOCS / "adding_a_method.md").read_text(encoding="utf-8")
+    registered = re.findall(r'@register_(head|training)\("(\w+)"\)', text)
+    assert {slot for slot, _ in registered} == {"head", "training"}
+    for slot, name in registered:
+        assert name not in {"head": HEADS, "training": TRAININGS}[slot].names(), (slot, name)
