@@ -396,3 +396,14 @@ def test_figure_names_stay_plain_and_distinct():
     assert _figure_name("confusion", "lr/balanced") == "confusion_lr_balanced.png"
     assert _figure_name("confusion", "../x") == "confusion_.._x.png"
     assert _figure_name("confusion", "a/b", taken=["confusion_a_b.png"]) == "confusion_a_b_2.png"
+
+
+@pytest.mark.parametrize("test_size, part", [(None, "test"), (3, "test"), (50, "training")])
+def test_a_split_that_leaves_a_class_without_a_test_or_training_row_is_refused(tmp_path, test_size, part):
+    # 50/2/2 rows: 20% (11 rows) or 3 rows held out round a 2-row class to no test row, as 50 to no training row
+    rows = [[f"text {i}", "big"] for i in range(50)] + [[f"a {i}", "a"] for i in range(2)] + \
+        [[f"b {i}", "b"] for i in range(2)]
+    path = _write_csv(tmp_path / "few.csv", rows, ["text", "label"])
+    with pytest.raises(ValueError, match=f"without a {part} row") as info:
+        load_table(path, test_size=test_size)
+    assert "few.csv" in str(info.value) and "'split' column" in str(info.value)

@@ -197,6 +197,13 @@ def _stratified_split(texts, labels, test_size, path, random_state) -> dict:
     idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=n_test, stratify=labels,
                                            random_state=random_state)
     idx_train, idx_test = np.sort(idx_train), np.sort(idx_test)
+    for part, idx in (("test", idx_test), ("training", idx_train)):  # a share can round a small class to 0
+        missing = sorted(set(classes.tolist()) - set(labels[idx].tolist()))
+        if missing:
+            size = DEFAULT_TEST_FRACTION if test_size is None else test_size
+            raise ValueError(f"{path}: --test-size {size} ({n_test} of {len(labels)} rows) leaves the class(es) "
+                             f"{missing} without a {part} row; {'raise' if part == 'test' else 'lower'} --test-size, "
+                             "or give the file a 'split' column.")
     return {"train": ([texts[i] for i in idx_train], labels[idx_train]),
             "test": ([texts[i] for i in idx_test], labels[idx_test])}
 
