@@ -219,6 +219,17 @@ def test_auto_baseline_is_the_better_plain_loss():
     assert choose_baseline(summarise([run("weighted_ce", 0, float("nan")), RunResult("ce", 0)])) == "weighted_ce"
 
 
+def test_auto_baseline_on_multilabel_data_is_the_better_of_weighted_bce_and_ce():
+    # multi-label data have no weighted_ce: their class-weighting baseline is weighted_bce, a default there
+    from skimb.compare._report import choose_baseline, summarise
+    from skimb.compare._runner import RunResult
+
+    runs = [RunResult("ce", 0, metrics={"macro_f1": 0.36}), RunResult("weighted_bce", 0, metrics={"macro_f1": 0.40}),
+            RunResult("calora_topk", 0, metrics={"macro_f1": 0.38})]
+    assert choose_baseline(summarise(runs), task="multilabel") == "weighted_bce"  # not the weaker BCE
+    assert choose_baseline(summarise(runs[:1] + runs[2:]), task="multilabel") == "ce"
+
+
 TINY_BUDGET = dict(max_epochs=1, batch_size=8, device="cpu")
 
 

@@ -153,8 +153,8 @@ def build_parser():
     p.add_argument("--device", default="auto")
     p.add_argument("--baseline", default="auto",
                    help="method the gaps (paired bootstrap intervals) are measured against; 'auto' is the "
-                        "better (mean macro-F1) of weighted_ce and ce that ran, on token data of focal, ce and "
-                        "weighted_ce (default: %(default)s)")
+                        "better (mean macro-F1) of weighted_ce and ce that ran, on multi-label data of weighted_bce and ce, "
+                        "on token data of focal, ce and weighted_ce (default: %(default)s)")
     p.add_argument("--catch-all", default=None, metavar="LABEL",
                    help="the heterogeneous 'everything else' class (e.g. other_relevant_information), for the "
                         "catch-all methods ranking, wce_catch_all and ce_prototype_catch_all; token data: 'O' "
