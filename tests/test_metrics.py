@@ -547,6 +547,19 @@ def test_paired_bootstrap_names_mismatched_inputs():
         paired_bootstrap_gap([c], [example_counts("multiclass", [0, 1, 1], [0, 1, 1])])
 
 
+def test_example_counts_refuse_classes_missing_from_labels():
+    # labels of another type (codes against names) or without a class counted its examples nowhere:
+    # every gap came out 0, or the macro-F1 left the class out
+    from skimb.metrics import example_counts
+
+    with pytest.raises(ValueError, match=r"classes \[0, 1\] of y_true or y_pred are not in labels \['0', '1'\]"):
+        example_counts("multiclass", [0, 1, 1], [0, 1, 0], labels=["0", "1"])
+    with pytest.raises(ValueError, match=r"classes \['c'\] .* not in labels"):
+        example_counts("multiclass", ["a", "b", "c"], ["a", "b", "b"], labels=["a", "b"])
+    counts = example_counts("multiclass", ["a", "b"], ["a", "a"], labels=np.array(["a", "b", "z"]))
+    assert counts.shape == (2, 3, 3) and counts[:, 2].sum() == 0  # a class nobody saw: a column of zeros
+
+
 def test_span_counts_line_up_when_runs_predict_other_types():
     from skimb.metrics import example_counts, paired_bootstrap_gap
 

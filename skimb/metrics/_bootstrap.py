@@ -16,7 +16,8 @@ def example_counts(task, y_true, y_pred, labels=None):
     ``task`` is ``"multiclass"`` (labels), ``"multilabel"`` (0/1 indicator rows) or
     ``"token"`` (tag sequences, IOB2; counts of exactly matching entity spans per type).
     ``labels`` fixes the columns (classes; entity types for ``"token"``), so that runs which
-    predict different sets of classes can be compared; default: those seen in the inputs.
+    predict different sets of classes can be compared; default: those seen in the inputs. A class
+    (or type) of ``y_true`` or ``y_pred`` that ``labels`` lacks is refused.
 
     >>> example_counts("multiclass", ["a", "b"], ["a", "a"])[:, :, 0]
     array([[1, 0],
@@ -41,7 +42,17 @@ def example_counts(task, y_true, y_pred, labels=None):
     if len(y_true) and _holds_text(y_true) != _holds_text(y_pred):
         raise ValueError(f"y_true and y_pred mix label types ({y_true.dtype} and {y_pred.dtype}): every "
                          "prediction would count as wrong. Give both as the same type.")
-    labels = np.unique(np.concatenate([y_true, y_pred])) if labels is None else np.asarray(labels)
+    seen = np.unique(np.concatenate([y_true, y_pred]))
+    if labels is None:
+        labels = seen
+    else:
+        labels = np.asarray(labels)
+        known = set(labels.tolist())
+        unknown = [c for c in seen.tolist() if c not in known]  # their examples would count nowhere
+        if unknown:
+            raise ValueError(f"classes {unknown} of y_true or y_pred are not in labels {labels.tolist()}; pass "
+                             "every class the runs can predict (e.g. those of the training labels), of the "
+                             "labels' type.")
     t = (y_true[:, None] == labels[None, :]).astype(np.int64)
     p = (y_pred[:, None] == labels[None, :]).astype(np.int64)
     return np.stack([t * p, p, t], axis=-1)
