@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import warnings
 
 import numpy as np
@@ -258,6 +259,9 @@ def test_tune_thresholds_improves_f1():
         tune_thresholds(Y, S, grid=[])
     with pytest.raises(ValueError, match="shape"):
         tune_thresholds(Y, S[:, :2])
+    for default in (float("nan"), None, "0.5", True):  # NaN gave a label without positives a NaN threshold
+        with pytest.raises(ValueError, match=f"default must be a finite threshold .*got {re.escape(repr(default))}"):
+            tune_thresholds(Y, S, default=default)
 
 
 def test_bagged_thresholds_average_the_bootstrap_searches():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -255,6 +256,9 @@ def tune_thresholds(Y_true, Y_score, *, grid=None, default=0.5, n_bootstrap=0, r
     if grid.size == 0 or not np.all(np.isfinite(grid)):
         raise ValueError("grid must be a non-empty sequence of finite thresholds.")
     grid = np.unique(grid)  # sorted ascending: ties in distance resolve to the smaller
+    if isinstance(default, bool) or not isinstance(default, numbers.Real) or not math.isfinite(default):
+        # NaN or None: no tie could go to it and a label without positives got NaN or a TypeError
+        raise ValueError(f"default must be a finite threshold (e.g. 0.5 for probabilities), got {default!r}.")
     check_n_bootstrap(n_bootstrap)
     if not n_bootstrap:
         return _best_thresholds(Y_true, scores, grid, float(default))
