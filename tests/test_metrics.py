@@ -549,6 +549,14 @@ def test_paired_bootstrap_names_mismatched_inputs():
         paired_bootstrap_gap([c], [c, c])
     with pytest.raises(ValueError, match="same test examples"):
         paired_bootstrap_gap([c], [example_counts("multiclass", [0, 1, 1], [0, 1, 1])])
+    # columns of other classes: with every_column=True the narrower run's macro-F1 lacked a 0
+    wide = example_counts("multiclass", [0, 1], [0, 1], labels=[0, 1, 2])
+    with pytest.raises(ValueError, match="have 2 and 3 columns; give example_counts the same labels"):
+        paired_bootstrap_gap([c], [wide], every_column=True)
+    with pytest.raises(ValueError, match=r"counts_a\[1\] has shape \(2, 3, 3\) but counts_a\[0\] \(2, 2, 3\)"):
+        paired_bootstrap_gap([c, wide], [c, c])  # was numpy's "all input arrays must have the same shape"
+    with pytest.raises(ValueError, match="confidence must be a fraction in \\(0, 1\\), e.g. 0.95, got '0.9'"):
+        paired_bootstrap_gap([c], [c], confidence="0.9")  # was a TypeError from '<'
 
 
 def test_example_counts_refuse_classes_missing_from_labels():

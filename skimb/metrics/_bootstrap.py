@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from skimb.metrics._decision import f1_from_counts
@@ -56,6 +58,19 @@ def example_counts(task, y_true, y_pred, labels=None):
     t = (y_true[:, None] == labels[None, :]).astype(np.int64)
     p = (y_pred[:, None] == labels[None, :]).astype(np.int64)
     return np.stack([t * p, p, t], axis=-1)
+
+
+def _stack_seeds(counts, name) -> np.ndarray:
+    """One method's per-seed counts as one ``(S, n, C, 3)`` array; seeds that differ are named."""
+    arrays = [np.asarray(c) for c in counts]
+    for i, arr in enumerate(arrays):
+        if arr.ndim != 3 or arr.shape[-1] != 3:
+            raise ValueError(f"{name}[{i}] has shape {arr.shape}; expected example_counts' (n_examples, "
+                             "n_columns, 3).")
+        if arr.shape != arrays[0].shape:
+            raise ValueError(f"{name}[{i}] has shape {arr.shape} but {name}[0] {arrays[0].shape}: every seed is "
+                             "scored on the same test examples with the same labels (columns).")
+    return np.stack(arrays)
 
 
 def _holds_text(labels: np.ndarray) -> bool:
@@ -119,15 +134,18 @@ def paired_bootstrap_gap(counts_a, counts_b, *, n_boot=2000, confidence=0.95, ra
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot must be a whole number of draws >= 1, got {n_boot!r}.")
-    if not 0 < confidence < 1:
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
         raise ValueError(f"confidence must be a fraction in (0, 1), e.g. 0.95, got {confidence!r}.")
     if len(counts_a) != len(counts_b) or not counts_a:
         raise ValueError(f"need the same number (>= 1) of seeds for both methods, got {len(counts_a)} "
                          f"and {len(counts_b)}.")
-    a, b = np.stack(counts_a), np.stack(counts_b)  # (S, n, C, 3)
-    if a.shape[:2] != b.shape[:2]:
+    a, b = _stack_seeds(counts_a, "counts_a"), _stack_seeds(counts_b, "counts_b")  # (S, n, C, 3)
+    if a.shape[1] != b.shape[1]:
         raise ValueError(f"both methods must be scored on the same test examples; got {a.shape[1]} "
                          f"and {b.shape[1]}.")
+    if a.shape[2] != b.shape[2]:  # column j must be one class in both, or the macro averages differ
+        raise ValueError(f"the methods' counts have {a.shape[2]} and {b.shape[2]} columns; give example_counts "
+                         "the same labels for every run (e.g. the classes of the training data).")
     n = a.shape[1]
     gap = float((_macro_f1(a.sum(1), every_column) - _macro_f1(b.sum(1), every_column)).mean())
     rng = np.random.default_rng(random_state)
