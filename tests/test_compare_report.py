@@ -407,3 +407,39 @@ def test_a_split_that_leaves_a_class_without_a_test_or_training_row_is_refused(t
     with pytest.raises(ValueError, match=f"without a {part} row") as info:
         load_table(path, test_size=test_size)
     assert "few.csv" in str(info.value) and "'split' column" in str(info.value)
+
+
+def test_report_md_is_utf8_whatever_the_locale(tmp_path):
+    # report.md was written in the locale's encoding: under an ASCII (or a Windows code page) locale its
+    # "±" or a class name such as "café ☕" raised UnicodeEncodeError once every run had finished
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import numpy as np, sys\n"
+        "from sklearn.utils import Bunch\n"
+        "from skimb.compare import Budget\n"
+        "from skimb.compare._registry import get_methods\n"
+        "from skimb.compare._report import write_report\n"
+        "from skimb.compare._runner import RunResult, score\n"
+        "y = np.array(['caf\\u00e9 \\u2615'] * 4 + ['tea'] * 2)\n"  # ASCII on the command line
+        "results = []\n"
+        "for method, pred in (('ce', y), ('weighted_ce', y[::-1])):\n"
+        "    res = RunResult(method, 0, train_s=1.0, predict_s=0.1, peak_mib=1.0)\n"
+        "    res.metrics, res.per_class, res.quartile_f1 = score('multiclass', y, pred, y_train=y)\n"
+        "    res.per_class_f1 = {k: v['f1'] for k, v in res.per_class.items()}\n"
+        "    results.append(res)\n"
+        "data = Bunch(name='caf\\u00e9', task='multiclass', X_train=['t'] * 6, y_train=y, X_test=['t'] * 6, y_test=y,\n"
+        "             target_names=sorted(set(y)))\n"
+        "write_report(sys.argv[1], data=data, methods=get_methods(['ce', 'weighted_ce'], 'multiclass'),\n"
+        "             budget=Budget(), seeds=[0], results=results, wall_s=1.0)\n"
+    )
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "rep")], env=env, capture_output=True,
+                          text=True, encoding="utf-8", errors="replace", timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+    assert "café ☕" in report and "±" in report

@@ -319,5 +319,5 @@ def main(argv=None) -> int:
     path = write_report(args.out, data=data, methods=methods, budget=budget, seeds=seeds, results=results,
                         wall_s=time.perf_counter() - t0, baseline=args.baseline, jobs=args.jobs)
     print(f"report written to {path}")
-    print(path.read_text().split("\n## ")[0])
+    print(path.read_text(encoding="utf-8").split("\n## ")[0])
     return 1 if all(r.error for r in results) else 0

@@ -163,7 +163,7 @@ def write_report(out, *, data, methods, budget, seeds, results, wall_s, baseline
                      jobs=jobs, summary=summary, metric_keys=metric_keys, baseline=baseline, best=best, gaps=gaps,
                      recommendation=recommendation, figures=figures)
     path = out / "report.md"
-    path.write_text(to_markdown(blocks))
+    path.write_text(to_markdown(blocks), encoding="utf-8")  # "±" and the class names, whatever the locale
     (out / "report.html").write_text(to_html(blocks, folder=out, title=f"skimb compare: {data.name}"),
                                      encoding="utf-8")
     return path
