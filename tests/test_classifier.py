@@ -92,6 +92,20 @@ def test_lora_trains_adapters_not_backbone(tiny_bert, toy_data):
     assert any("lora_" in n for n in trainable)
 
 
+@pytest.mark.parametrize("target_modules", ["query", ["nonexistent"]])
+def test_lora_target_modules_matching_nothing_names_the_parameter(tiny_bert, toy_data, target_modules):
+    """A string is peft's regular expression over whole module names, so "query" adapts nothing: the
+    error names finetune__target_modules, the remedy and the backbone's linear layers, not peft's
+    bare "Target modules query not found"."""
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, finetune="lora", finetune__target_modules=target_modules, **FAST)
+    with pytest.raises(ValueError, match=r"finetune__target_modules=.*list of name endings.*'query'"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")
+    fitted = clone(clf).set_params(finetune__target_modules=["query"]).fit(X, y)  # a list of endings works
+    assert any(".query.lora_A" in n for n, _ in fitted.net_.module_.named_parameters())
+
+
 def test_head_mode_encodes_each_text_once(tiny_bert, toy_data):
     X, y = toy_data
     feature_cache.clear()

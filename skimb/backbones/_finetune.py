@@ -259,7 +259,11 @@ class LoRAFinetune(Finetune):
     dropout : float, default=0.1
         Dropout on the adapters' input.
     target_modules : None, str or list of str, default=None
-        Modules that get adapters; ``None``: peft's defaults for the architecture.
+        Modules that get adapters: a list of module names or name endings (``["query", "value"]``),
+        or a string, which peft reads as a regular expression matched against each module's whole
+        dotted name (``".*query"``, not ``"query"``); ``None``: peft's defaults for the
+        architecture. One that matches no module of the backbone is an error naming its linear
+        layers.
     layer_decay : float in (0, 1], default=1.0
         Layer-wise learning-rate decay of the adapters, as :class:`FullFinetune`'s.
 
@@ -295,8 +299,19 @@ class LoRAFinetune(Finetune):
         self.layer_decay = layer_decay
 
     def build_encoder(self, backbone_model, pooling):
+        import torch
         from peft import LoraConfig, get_peft_model
 
         config = LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
                             target_modules=self.target_modules, bias="none")
-        return TextEncoder(get_peft_model(backbone_model, config), pooling=pooling)
+        try:
+            model = get_peft_model(backbone_model, config)
+        except ValueError as exc:  # peft's own message names neither the parameter nor a remedy
+            linear = sorted({name.rsplit(".", 1)[-1] for name, module in backbone_model.named_modules()
+                             if isinstance(module, torch.nn.Linear)})
+            raise ValueError(
+                f"finetune__target_modules={self.target_modules!r} gives no module of this backbone LoRA adapters "
+                f"(peft: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). A string is a regular "
+                "expression matched against each module's whole dotted name: pass a list of name endings instead "
+                f"(the backbone's linear layers end in {linear}), or None for peft's defaults.") from exc
+        return TextEncoder(model, pooling=pooling)
