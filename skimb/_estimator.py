@@ -734,7 +734,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         backbone_model = AutoModel.from_config(AutoConfig.from_pretrained(directory / "backbone", local_files_only=True))
         est.backbone_path_ = str((directory / "backbone").resolve())
         est._backbone_identity = backbone_identity(est.backbone_path_)
-        components = est._check_params()
+        with warnings.catch_warnings():  # a parameter the fit ignored was warned about at the fit, not at each load
+            warnings.simplefilter("ignore")
+            components = est._check_params()
         classes = np.asarray(config["classes"], dtype=config["classes_dtype"])
         est.class_weight = label_keyed(est.class_weight, classes)  # a folder saved before round 41
         adapter = est._task(est, components["finetune"])

@@ -151,6 +151,19 @@ def test_a_saved_model_passed_as_backbone_says_to_load_it(cls, saved_model):
             cls(backbone=str(folder)).fit(X, y)
 
 
+def test_loading_does_not_repeat_the_fits_warnings_of_ignored_parameters(tiny_bert, toy_data, tmp_path):
+    """A parameter the configuration ignores is warned about once, by fit: loading the saved model
+    (which is not refitted) does not warn again."""
+    X, y = toy_data
+    params = dict(head="linear", head__k=2, training="sam", training__rho=0, training__adaptive=True)
+    with pytest.warns(UserWarning, match="is ignored"):
+        TransformerClassifier(tiny_bert, **params, **FAST).fit(X, y).save_pretrained(tmp_path / "model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = TransformerClassifier.load_pretrained(tmp_path / "model", device="cpu")
+    assert loaded.get_params()["head__k"] == 2 and loaded.predict(X).shape == (len(X),)
+
+
 def test_a_loaded_model_keeps_the_rate_it_was_fitted_with(saved_model, tmp_path):
     # a model saved when lr="auto" resolved otherwise loads with that rate, not today's rule
     folder = shutil.copytree(saved_model, tmp_path / "m")
