@@ -1251,3 +1251,35 @@ def test_moving_a_rare_class_wholly_into_the_meta_set_warns(tiny_bert, toy_data)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         hamr(tiny_bert, validation_fraction=0.5, training__meta_topup="share", max_epochs=1).fit(X, y)
+
+
+class _SetHeadWeights(Callback):
+    """After the ``at``-th training step, every head weight becomes ``value``."""
+
+    def __init__(self, value, at=2):
+        self.value, self.at = value, at
+
+    def initialize(self):
+        self.steps_ = 0
+        return self
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        self.steps_ += training
+        if training and self.steps_ == self.at:
+            with torch.no_grad():
+                net.module_.head.weight.fill_(self.value)
+
+
+@pytest.mark.parametrize("value, meta_step, names", [
+    (float("nan"), "head", r"HAMR's meta step in epoch 1: the batch's training loss became non-finite.*"
+                           r"Lower the learning rate \(lr\).*last finite step"),
+    (1e30, "full", r"HAMR's meta step in epoch 1: the meta loss .* non-finite.*wnet_lr.*last finite step"),
+])
+def test_a_non_finite_loss_in_hamrs_meta_step_names_the_epoch_and_the_remedy(tiny_bert, toy_data, value, meta_step,
+                                                                              names):
+    """The meta step meets a diverged model first (its forward is the step's): its error names the
+    epoch and the remedies, as the plain step's does (docs/hamr.md: the meta loss's names wnet_lr)."""
+    X, y = toy_data
+    est = hamr(tiny_bert, training__meta_step=meta_step, callbacks=[_SetHeadWeights(value)])
+    with pytest.raises(FloatingPointError, match=names):
+        est.fit(X, y)

@@ -384,7 +384,9 @@ def meta_step(
         logits = call(fwd_params, batch_buffers, batch_inputs)
     losses, terms = split_losses(per_sample_loss_fn(logits, batch_targets))
     if not torch.all(torch.isfinite(losses.detach())):
-        raise FloatingPointError("non-finite per-sample loss in the meta step's batch forward.")
+        raise FloatingPointError("the batch's training loss became non-finite (its per-sample losses in the meta "
+                                 "step's forward). Lower the learning rate (lr), check the loss parameters, or "
+                                 "look for extreme sample weights.")
     w_pre = batch_weights(wnet, losses, detach_mean=detach_mean, features=wnet_features, groups=wnet_groups)
     B = losses.numel()
     step_params = [params[n] for n in step_names]
@@ -447,8 +449,8 @@ def meta_step(
         grad_sq += float(g.double().pow(2).sum())
     if not (math.isfinite(grad_sq) and torch.isfinite(meta_loss.detach()).all()):
         wnet_optimizer.zero_grad(set_to_none=True)  # never step WNet into non-finite weights
-        raise FloatingPointError("non-finite meta loss or WNet gradient in the meta step; WNet was "
-                                 "not updated (lower lr / meta_update_lr, or check the inputs).")
+        raise FloatingPointError("the meta loss or WNet's gradient became non-finite; WNet was not updated. "
+                                 "Lower meta_update_lr, wnet_lr or lr, or check the meta set.")
     wnet_optimizer.step()
 
     # ---- (4) post-meta weights ------------------------------------------------------------

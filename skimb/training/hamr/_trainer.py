@@ -947,12 +947,16 @@ class HAMRNet(RDropNet):
             if hamr.meta_due():
                 mode = hamr.config.meta_step
                 meta_inputs, meta_target, meta_edges = hamr.next_meta_batch(self)
-                result = meta_step(
-                    self.module_, hamr.wnet, hamr.wnet_optimizer, per_sample, inputs, target,
-                    meta_inputs, meta_target, hamr.meta_loss_for(meta_edges), meta_update_lr=hamr.meta_update_lr,
-                    mode=mode, head_param_names=HEAD_PARAM_NAMES if mode == "head" else None,
-                    detach_mean=hamr.config.detach_mean, keep_graph=True, wnet_features=wnet_features,
-                    wnet_groups=wnet_groups, fixed_param_names=hamr.meta_fixed_params)
+                try:
+                    result = meta_step(
+                        self.module_, hamr.wnet, hamr.wnet_optimizer, per_sample, inputs, target,
+                        meta_inputs, meta_target, hamr.meta_loss_for(meta_edges), meta_update_lr=hamr.meta_update_lr,
+                        mode=mode, head_param_names=HEAD_PARAM_NAMES if mode == "head" else None,
+                        detach_mean=hamr.config.detach_mean, keep_graph=True, wnet_features=wnet_features,
+                        wnet_groups=wnet_groups, fixed_param_names=hamr.meta_fixed_params)
+                except FloatingPointError as exc:  # the step's losses or the meta loss: the epoch, as plain steps say
+                    raise FloatingPointError(f"HAMR's meta step in epoch {len(self.history)}: {exc} The model keeps "
+                                             "the parameters of the last finite step.") from None
             else:
                 result = _weights_only_step(self.module_, hamr.wnet, per_sample, inputs, target, wnet_features,
                                             wnet_groups)
