@@ -52,6 +52,22 @@ def test_token_loss_is_ignored_on_texts(backbone_must_not_load, token_loss, warn
                           X, y) == []
 
 
+@pytest.mark.parametrize("finetune, meta_refresh, meta_step, warned", [
+    ("head", 2, "head", True), ("head", 4, "head", False), ("full", 2, "head", False), ("head", 2, "full", False)])
+def test_meta_refresh_is_ignored_on_a_frozen_backbone(backbone_must_not_load, finetune, meta_refresh, meta_step,
+                                                      warned):
+    """A frozen backbone's cached meta features are encoded once: meta_refresh changes nothing there."""
+    X, y = make_toy_texts()
+    est = TransformerClassifier("unused", finetune=finetune, training="hamr", training__meta_refresh=meta_refresh,
+                                training__meta_step=meta_step)
+    messages = [m for m in fit_until_load(est, X, y) if "meta_refresh" in m]
+    if meta_step == "full":  # live meta features: the component's own warning, whatever the backbone
+        assert messages == ["TransformerClassifier: training__meta_refresh is ignored: the meta features are live."]
+    else:
+        assert messages == (["HAMRTraining: training__meta_refresh is ignored: a frozen backbone's meta features "
+                             "never change (finetune='head'), so they are encoded once."] if warned else [])
+
+
 @pytest.mark.parametrize("meta_X, error, message", [
     ([], ValueError, "training__meta_set X is empty"),
     ([1, 2], TypeError, r"training__meta_set X\[0\] is a int"),

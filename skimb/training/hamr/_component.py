@@ -509,6 +509,10 @@ class HAMRTraining(TrainingStrategy):
             changed = self._changed(self._RESAMPLING_PARAMS + self._KNN_PARAMS + ("embedder",))
             warn_ignored(dict.fromkeys(changed, reason), owner="HAMRTraining", prefix="training__")
         state = HAMRFit.plan(config, ctx)
+        if ctx.finetune.frozen and config.uses_wnet and config.caches_meta_features:
+            warn_ignored(dict.fromkeys(self._changed(("meta_refresh",)), "a frozen backbone's meta features never "
+                                       "change (finetune='head'), so they are encoded once"),
+                         owner="HAMRTraining", prefix="training__")
         ctx.train_idx = state.train_idx
         return state
 
