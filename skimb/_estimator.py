@@ -735,7 +735,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         est.backbone_path_ = str((directory / "backbone").resolve())
         est._backbone_identity = backbone_identity(est.backbone_path_)
         with warnings.catch_warnings():  # a parameter the fit ignored was warned about at the fit, not at each load
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore", UserWarning)
             components = est._check_params()
         classes = np.asarray(config["classes"], dtype=config["classes_dtype"])
         est.class_weight = label_keyed(est.class_weight, classes)  # a folder saved before round 41

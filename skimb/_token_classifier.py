@@ -247,9 +247,7 @@ sample_weights_history_, meta_loss_history_, meta_objective_, resampling_, weigh
         return np.stack([f.mean(0) if len(f) else np.zeros(d, dtype=np.float32) for f in feats])
 
     def __setstate__(self, state):
-        # a tagger pickled before mark_case existed fed no case to its backbone: mark_case=False, as it
-        # was fitted (without it, prediction, get_params, clone and save_pretrained raised AttributeError),
-        # also among the parameters it was fitted with (or save_pretrained would warn of a change)
+        # a tagger pickled before mark_case existed was fitted without it (also among its fit's parameters)
         state = {"mark_case": False, **state}
         at_fit = state.get("_params_at_fit_")
         if at_fit is not None and "mark_case" not in at_fit[0]:

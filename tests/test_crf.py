@@ -112,6 +112,8 @@ def test_a_window_cut_inside_its_sentence_learns_no_start_or_end_score_there():
                                free.nll(emissions, tags, mask, edges=cut_start))
     assert 0 < crf.nll(emissions, tags, mask, edges=cut_start).item() < 100  # I-LOC may open a cut window ...
     assert whole.item() > 1000  # ... never a sentence
+    ends_cut = crf.nll(emissions, tags, mask, edges=torch.tensor([[True, False]]))  # its start applies, its end not
+    assert ends_cut.item() > 1000 and not torch.allclose(ends_cut, whole)
     crf.zero_grad()
     crf.nll(emissions, tags, mask, edges=torch.tensor([[False, False]])).sum().backward()
     assert crf.start.grad.abs().sum() == 0 and crf.end.grad.abs().sum() == 0 and crf.transitions.grad.abs().sum() > 0

@@ -216,12 +216,12 @@ def test_weights_need_one_per_member_and_member_parameters_are_checked_before_tr
     assert _RowTagger.fits == before and not hasattr(vote, "estimators_")
 
 
-def test_tags_given_as_a_generator_reach_every_member(tiny_bert):
+def test_tags_and_weights_given_as_generators_reach_every_member(tiny_bert):
     # a tagger fits on a generator of tag lists; the vote told "member 'b': X and y have different
     # lengths: 16 sentences != 0", the first member's checks having used the generator up
     X, y = make_ner(16)
     members = [(name, TransformerTokenClassifier(tiny_bert, **dict(FAST, max_epochs=1))) for name in ("a", "b")]
-    vote = VotingTagger(members).fit(X, (tags for tags in y))
+    vote = VotingTagger(members).fit(X, (tags for tags in y), sample_weight=(1.0 for _ in X))
     assert vote.classes_.tolist() == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
     assert [len(p) for p in vote.predict(X)] == [len(s) for s in X]
 

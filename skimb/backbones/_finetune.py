@@ -307,6 +307,8 @@ class LoRAFinetune(Finetune):
         try:
             model = get_peft_model(backbone_model, config)
         except ValueError as exc:  # peft's own message names neither the parameter nor a remedy
+            if "not found in the base model" not in str(exc):  # another refusal: peft's words are the diagnosis
+                raise
             linear = sorted({name.rsplit(".", 1)[-1] for name, module in backbone_model.named_modules()
                              if isinstance(module, torch.nn.Linear)})
             raise ValueError(

@@ -230,8 +230,9 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
             delattr(self, name)  # a refit that fails in training leaves no model of the earlier fit behind
         X = check_token_lists(X)
-        if isinstance(y, Iterator):  # read once here: the first member's checks would use up a generator
-            y = list(y)
+        # read once here: the first member's checks would use up a generator
+        y = list(y) if isinstance(y, Iterator) else y
+        sample_weight = list(sample_weight) if isinstance(sample_weight, Iterator) else sample_weight
         members = [(name, clone(est)) for name, est in self.estimators]
         self._check_members(members)
         self._check_member_data(members, X, y, sample_weight)
@@ -335,7 +336,7 @@ class VotingTagger(MetaEstimatorMixin, BaseEstimator):
                 continue
             try:
                 with warnings.catch_warnings():  # the member's warnings come from its fit
-                    warnings.simplefilter("ignore")
+                    warnings.simplefilter("ignore", UserWarning)
                     est._check_data(X, y, sample_weight)
             except (TypeError, ValueError) as error:
                 raise type(error)(f"{type(self).__name__}: member {name!r}: {error}") from None

@@ -120,7 +120,7 @@ def _resolve_alpha(alpha, counts, owner):
     if isinstance(alpha, Mapping):  # numpy's error named float(), not alpha, nor the order it takes
         raise TypeError(f"{owner}: alpha must be a number, 'balanced' or one weight per class in the order of the "
                         f"classes (an array), got a {type(alpha).__name__}; pass [alpha[c] for c in classes_] "
-                        "(an estimator's classes_ are its sorted labels).")
+                        "(in the order of the estimator's classes_).")
     if isinstance(alpha, torch.Tensor):
         alpha = alpha.detach().cpu().numpy()
     try:

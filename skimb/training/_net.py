@@ -23,6 +23,8 @@ from ._distributed import RankShard, average_gradients
 __all__ = ["TransformerNet", "WarmupLinearSchedule", "weighted_mean_loss"]
 
 _NON_MODULE_KEYS = ("sample_weight", "index", "sentence_edges")
+#: What to try when a training loss stops being finite (the plain step's and HAMR's meta step's errors).
+NON_FINITE_REMEDY = "Lower the learning rate (lr), check the loss parameters, or look for extreme sample weights."
 
 
 def module_inputs(X: dict, device) -> dict:
@@ -207,9 +209,8 @@ class TransformerNet(NeuralNet):
         """``loss``, or a ``FloatingPointError`` naming the remedies where it is not finite."""
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"The training loss became {loss.item()} in epoch {len(self.history)}. "
-                "Lower the learning rate (lr), check the loss parameters, or look for extreme "
-                "sample weights. The model keeps the parameters of the last finite step."
+                f"The training loss became {loss.item()} in epoch {len(self.history)}. {NON_FINITE_REMEDY} "
+                "The model keeps the parameters of the last finite step."
             )
         return loss
 

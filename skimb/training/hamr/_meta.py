@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from .._net import NON_FINITE_REMEDY
 from ._wnet import batch_weights
 
 __all__ = ["MetaStepResult", "meta_step", "sequence_loss", "META_MODES"]
@@ -385,8 +386,7 @@ def meta_step(
     losses, terms = split_losses(per_sample_loss_fn(logits, batch_targets))
     if not torch.all(torch.isfinite(losses.detach())):
         raise FloatingPointError("the batch's training loss became non-finite (its per-sample losses in the meta "
-                                 "step's forward). Lower the learning rate (lr), check the loss parameters, or "
-                                 "look for extreme sample weights.")
+                                 f"step's forward). {NON_FINITE_REMEDY}")
     w_pre = batch_weights(wnet, losses, detach_mean=detach_mean, features=wnet_features, groups=wnet_groups)
     B = losses.numel()
     step_params = [params[n] for n in step_names]

@@ -960,12 +960,6 @@ class HAMRNet(RDropNet):
             else:
                 result = _weights_only_step(self.module_, hamr.wnet, per_sample, inputs, target, wnet_features,
                                             wnet_groups)
-        if result.meta_loss is not None and not (torch.isfinite(result.meta_loss)
-                                                 and math.isfinite(result.wnet_grad_norm)):
-            raise FloatingPointError(
-                f"HAMR's meta loss became {float(result.meta_loss)} in epoch {len(self.history)}. "
-                "Lower meta_update_lr, wnet_lr or lr. The model keeps the parameters of the last "
-                "finite step.")
         losses = result.losses
         weights = result.weights.to(losses.dtype) if hamr.config.meta_weighting else torch.ones_like(losses)
         loss = weighted_update_loss(weights, losses, result.terms)
