@@ -956,7 +956,7 @@ class HAMRNet(RDropNet):
                         wnet_groups=wnet_groups, fixed_param_names=hamr.meta_fixed_params)
                 except FloatingPointError as exc:  # the step's losses or the meta loss: the epoch, as plain steps say
                     raise FloatingPointError(f"HAMR's meta step in epoch {len(self.history)}: {exc} The model keeps "
-                                             "the parameters of the last finite step.") from None
+                                             "the parameters of the last finite step.") from exc
             else:
                 result = _weights_only_step(self.module_, hamr.wnet, per_sample, inputs, target, wnet_features,
                                             wnet_groups)
