@@ -175,8 +175,7 @@ def _check_classes(labels, path, label_column):
 
 
 # --------------------------------------------------------------------------- splitting
-def _test_count(test_size, n_rows, n_classes, path) -> int:
-    size = DEFAULT_TEST_FRACTION if test_size is None else test_size
+def _test_count(size, n_rows, n_classes, path) -> int:
     count = int(round(size * n_rows)) if isinstance(size, float) else int(size)
     if not n_classes <= count <= n_rows - n_classes:
         raise ValueError(f"{path}: --test-size {size} holds out {count} of {n_rows} rows, but a stratified split "
@@ -193,14 +192,14 @@ def _stratified_split(texts, labels, test_size, path, random_state) -> dict:
     if single:
         raise ValueError(f"{path}: the class(es) {single} have a single row; a stratified test split needs at least "
                          "two rows per class. Add rows, drop those classes, or give the file a 'split' column.")
-    n_test = _test_count(test_size, len(labels), len(classes), path)
+    size = DEFAULT_TEST_FRACTION if test_size is None else test_size
+    n_test = _test_count(size, len(labels), len(classes), path)
     idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=n_test, stratify=labels,
                                            random_state=random_state)
     idx_train, idx_test = np.sort(idx_train), np.sort(idx_test)
     for part, idx in (("test", idx_test), ("training", idx_train)):  # a share can round a small class to 0
         missing = sorted(set(classes.tolist()) - set(labels[idx].tolist()))
         if missing:
-            size = DEFAULT_TEST_FRACTION if test_size is None else test_size
             raise ValueError(f"{path}: --test-size {size} ({n_test} of {len(labels)} rows) leaves the class(es) "
                              f"{missing} without a {part} row; {'raise' if part == 'test' else 'lower'} --test-size, "
                              "or give the file a 'split' column.")
