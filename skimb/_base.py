@@ -158,9 +158,10 @@ def with_threads(method):
 
 
 def seed_from(random_state) -> int:
-    """An int seed from ``random_state`` (None draws one, as scikit-learn does)."""
+    """An int seed from ``random_state`` (None draws one, as scikit-learn does); every valid int,
+    [0, 2**32), is its own seed."""
     if isinstance(random_state, numbers.Integral):
-        return int(random_state) & 0x7FFFFFFF
+        return int(random_state) % 2**32
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 

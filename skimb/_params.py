@@ -3,6 +3,7 @@ stores it, and the skorch-style routing of ``<slot>__<name>`` parameters to comp
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from numbers import Integral, Real
 
@@ -85,6 +86,15 @@ def estimator_init(params: dict):
     return __init__
 
 
+def _unknown_names(keys, names: set) -> list:
+    """The keys neither in ``names`` (constructor parameters) nor routed (``<slot>__<name>``) to a slot
+    or the loss."""
+    def known(key):
+        prefix, routed, rest = key.partition("__")
+        return prefix in ROUTED_PREFIXES and bool(rest) if routed else key in names
+    return [k for k in keys if not known(k)]
+
+
 class ComponentParamsMixin:
     """Routed ``<slot>__<name>`` parameters (``loss__gamma``, ``head__k``, ``training__knn_k``,
     ``finetune__rank``) that ``get_params``/``set_params``/``clone`` carry like ordinary ones.
@@ -119,6 +129,7 @@ class ComponentParamsMixin:
 
     def set_params(self, **params):
         names = set(self._get_param_names())
+        self._refuse_unknown_names(params, names)
         rest = {}
         stored = set(self._routed_params())
         for slot in SLOTS:  # a new instance brings its own parameters: values stored for the old one go
@@ -131,19 +142,30 @@ class ComponentParamsMixin:
             target = params.get(slot, getattr(self, slot, None))  # the slot's value after this call
             if key in names or (slot in SLOTS and hasattr(target, "set_params") and key not in stored):
                 rest[key] = value  # a constructor parameter, or a component instance's own
-            else:  # routed to a named component or the loss, or a typo: stored, checked in fit; a value
+            else:  # routed to a named component or the loss: stored, its name checked in fit; a value
                 setattr(self, key, value)  # stored beside an instance overrides it at fit, so it is updated
         if rest:
             super().set_params(**rest)
         return self
 
+    def _refuse_unknown_names(self, params: dict, names: set) -> None:
+        """Refuse at once, as scikit-learn's ``set_params`` does, a name that is neither a constructor
+        parameter nor routed to a slot or the loss; a routed name's component checks it at fit."""
+        unknown = _unknown_names(params, names)
+        if unknown:
+            close = {k: difflib.get_close_matches(k.split("__", 1)[0], names | set(ROUTED_PREFIXES), n=1)
+                     for k in unknown}
+            hints = "".join(f" ({k!r}: did you mean {m[0]!r}?)" for k, m in close.items() if m)
+            raise ValueError(f"Invalid parameter(s) {unknown} for {type(self).__name__}{hints}; "
+                             "get_params() lists the valid ones, and routed ones start with one of "
+                             f"{[p + '__' for p in ROUTED_PREFIXES]} (e.g. loss__gamma=2, head__k=3).")
+
     def _check_params(self) -> dict:
         """Validate every parameter; return the resolved, validated components by slot."""
         owner = type(self).__name__
-        unknown = [k for k in self._routed_params() if k.split("__", 1)[0] not in ROUTED_PREFIXES
-                   or not k.split("__", 1)[1]]
-        unknown += [k for k in vars(self) if "__" not in k and not k.startswith("_") and not k.endswith("_")
-                    and k not in self._get_param_names()]
+        unknown = _unknown_names([k for k in vars(self) if not k.startswith("_")  # fitted attributes end in _
+                                  and ("__" in k or not k.endswith("_"))],
+                                 set(self._get_param_names()))
         if unknown:
             raise TypeError(f"{owner} got unexpected parameter(s) {unknown}; routed parameters start with "
                             f"one of {[p + '__' for p in ROUTED_PREFIXES]} (e.g. loss__gamma=2, head__k=3).")

@@ -74,6 +74,15 @@ def test_same_seed_same_predictions(tiny_bert, toy_data, finetune):
     assert not np.array_equal(a, c)
 
 
+def test_every_valid_seed_is_its_own(tiny_bert, toy_data):
+    X, y = toy_data
+    one = TransformerClassifier(tiny_bert, **{**FAST, "random_state": 1}).fit(X, y).predict_proba(X)
+    high = TransformerClassifier(tiny_bert, **{**FAST, "random_state": 2**31 + 1}).fit(X, y).predict_proba(X)
+    assert not np.array_equal(one, high)  # the seed was masked to 31 bits: 2**31 + 1 trained seed 1's model
+    top = TransformerClassifier(tiny_bert, training="hamr", **{**FAST, "random_state": 2**32 - 1}).fit(X, y)
+    assert top.predict(X).shape == (len(X),)  # HAMR offsets its seed: the highest valid one still trains
+
+
 def test_fit_does_not_change_global_torch_rng(clf, toy_data):
     X, y = toy_data
     torch.manual_seed(123)
@@ -193,6 +202,17 @@ def test_unknown_keyword_is_reported_at_fit(tiny_bert, toy_data):
     clf = TransformerClassifier(tiny_bert, max_epoch=3)  # typo
     with pytest.raises(TypeError, match="max_epoch"):
         clf.fit(X, y)
+
+
+@pytest.mark.parametrize("params, hint", [(dict(max_epoch=3), "did you mean 'max_epochs'"),
+                                          (dict(los__gamma=2), "did you mean 'loss'"), (dict(head__=1), "")])
+def test_set_params_refuses_an_unknown_name_at_once(params, hint):
+    clf = TransformerClassifier("unused")
+    with pytest.raises(ValueError, match=rf"Invalid parameter\(s\) \[{list(params)[0]!r}\].*{hint}"):
+        clf.set_params(**params)
+    assert list(params)[0] not in vars(clf)  # nothing stored
+    clf.set_params(loss__gamma=2, head__k=3, max_epochs=2)  # routed names: their components check them at fit
+    assert (clf.loss__gamma, clf.head__k, clf.max_epochs) == (2, 3, 2)
 
 
 def test_grid_search_over_parameters(tiny_bert, toy_data):
