@@ -87,10 +87,16 @@ class TestReadHumaidJson:
         with pytest.raises(ValueError, match=r"nan\.json: record 1 has the label -?(nan|inf), which is no class"):
             read_humaid_json(p)
 
+    def test_a_blank_label_text_names_no_class_the_label_does(self, tmp_path):
+        p = write(tmp_path / "r.json", json.dumps([{"text": "a", "label_text": "", "label": 3},
+                                                    {"text": "b", "label_text": "x", "label": 4}]))
+        assert read_humaid_json(p) == (["a", "b"], ["3", "x"])
+
     @pytest.mark.parametrize(
         "record, msg",
         [({"label_text": "x"}, "record 1 has no 'text'"),
          ({"text": "b"}, "record 1 has neither 'label_text' nor 'label'"),
+         ({"text": "b", "label_text": " "}, r"record 1 has neither 'label_text' nor 'label' \(its 'label_text' is ' '\)"),
          ({"text": 5, "label_text": "x"}, "record 1 has a non-string 'text'")],
     )
     def test_bad_records(self, tmp_path, record, msg):

@@ -170,6 +170,10 @@ def test_format_report_markdown_and_text():
     assert "macro_f1" in txt and "|" not in txt and "0.483" in txt
     with pytest.raises(ValueError, match="fmt"):
         format_report(rep, "html")
+    for digits in (-1, 2.5, True):
+        with pytest.raises(ValueError, match=r"digits must be an int >= 0"):
+            format_report(rep, digits=digits)
+    assert "| macro_f1 | 0 |" in format_report(rep, digits=0)
     # other report kinds
     ml = multilabel_report([[1, 0], [0, 1]], [[1, 0], [1, 1]], label_names=["x", "y"])
     assert format_report(ml).startswith("| label |")

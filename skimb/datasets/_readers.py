@@ -87,7 +87,7 @@ def read_humaid_json(path) -> tuple[list[str], list[str]]:
         The ``text`` field of each record.
     labels : list of str
         The ``label_text`` field of each record (the ``label`` field, as a
-        string, for records without ``label_text``).
+        string, for records without ``label_text`` or with a blank one).
 
     Raises
     ------
@@ -130,12 +130,14 @@ def read_humaid_json(path) -> tuple[list[str], list[str]]:
         text = rec["text"]
         if not isinstance(text, str):
             raise ValueError(f"{p}: record {i} has a non-string 'text' ({type(text).__name__}).")
-        if rec.get("label_text") is not None:
-            label = rec["label_text"]
-        elif rec.get("label") is not None:
+        label_text = rec.get("label_text")
+        if label_text is not None and not (isinstance(label_text, str) and not label_text.strip()):
+            label = label_text
+        elif rec.get("label") is not None:  # a blank label_text names no class: the label does
             label = rec["label"]
         else:
-            raise ValueError(f"{p}: record {i} has neither 'label_text' nor 'label'.")
+            raise ValueError(f"{p}: record {i} has neither 'label_text' nor 'label'"
+                             + (f" (its 'label_text' is {label_text!r})." if label_text is not None else "."))
         if isinstance(label, (dict, list, bool)):
             raise ValueError(f"{p}: record {i} has an invalid label {label!r:.40}.")
         if isinstance(label, float) and not math.isfinite(label):  # JSON's NaN/Infinity: no class name

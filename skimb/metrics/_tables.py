@@ -104,6 +104,8 @@ def format_report(report, fmt="markdown", *, digits=4):
         raise ValueError(f"fmt must be 'markdown' or 'text', got {fmt!r}.")
     if not isinstance(report, dict):
         raise TypeError(f"report must be a dict from a skimb.metrics report function, got {type(report).__name__}.")
+    if not isinstance(digits, numbers.Integral) or isinstance(digits, bool) or digits < 0:
+        raise ValueError(f"digits must be an int >= 0 (decimals for floats), got {digits!r}.")
     render = _markdown if fmt == "markdown" else _text
 
     blocks = []
