@@ -204,6 +204,15 @@ def test_text_containers_are_preserved(cls):
     assert isinstance(out, pd.DataFrame) and list(out.columns) == ["body"] and len(out) == n_out
 
 
+@pytest.mark.parametrize("cls", TEXT_SAMPLERS)
+def test_labels_from_a_generator_are_read_once_and_come_back_as_a_list(cls):
+    # fit_resample read a generator y to check it, then took rows of the spent generator: IndexError
+    X, y = _texts()
+    X_ref, y_ref = cls(random_state=0).fit_resample(X, list(y))
+    X_res, y_res = cls(random_state=0).fit_resample(X, (label for label in y))
+    assert X_res == X_ref and y_res == y_ref
+
+
 def rows_to_list(rows):
     return [r[0] for r in rows]
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numbers
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -272,7 +272,8 @@ class BaseTextSampler(_ValidatedSampler):
     tuple in, tuple out; 1-D array in, 1-D array out; one-column 2-D array in, one-column 2-D
     array out; a pandas Series or one-column DataFrame likewise; any other sequence comes back as
     a list. ``y`` keeps its container too (a list, tuple, array, sparse matrix, pandas Series,
-    DataFrame or array: a Categorical with its categories and order), other sequences as a list.
+    DataFrame or array: a Categorical with its categories and order), other sequences and
+    generators as a list.
 
     With a multi-label ``y``, the keys of a dict ``sampling_strategy`` (and of the fitted
     ``sampling_strategy_``) are label sets written as sorted tuples of column indices, e.g.
@@ -380,6 +381,8 @@ class BaseTextSampler(_ValidatedSampler):
             Only when ``sample_weight`` is given.
         """
         self._validate_params()
+        if isinstance(y, Iterator):  # a generator is spent by the checks: read it once, rows are taken later
+            y = list(y)
         info, data, w = self._validate_inputs(X, y, sample_weight)
         strategy = self._resolve_strategy(data)
         rng = check_random_state(self.random_state)
