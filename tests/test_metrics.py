@@ -527,6 +527,20 @@ def test_example_counts_refuse_what_would_count_wrongly(task, y_true, y_pred, ma
     assert example_counts("multiclass", same_type, np.array(["a", "a"]))[:, :, 0].sum() == 1
 
 
+def test_example_counts_take_a_sparse_indicator_and_refuse_missing_labels():
+    # a sparse indicator was a TypeError from len(); a NaN label counted nowhere (NaN != NaN), None a '<' error
+    sp = pytest.importorskip("scipy.sparse")
+    from skimb.metrics import example_counts
+
+    Y, P = np.array([[1, 0], [0, 1], [1, 1]]), np.array([[1, 0], [0, 0], [1, 1]])
+    np.testing.assert_array_equal(example_counts("multilabel", sp.csr_matrix(Y), sp.csr_matrix(P)),
+                                  example_counts("multilabel", Y, P))
+    with pytest.raises(ValueError, match=r"y_true\[1\] is NaN: labels must not be missing"):
+        example_counts("multiclass", [1.0, np.nan], [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"y_pred\[0\] is None: labels must not be missing"):
+        example_counts("multiclass", ["a", "b"], [None, "a"])
+
+
 def test_example_counts_reproduce_each_tasks_macro_f1():
     from sklearn.metrics import f1_score
 

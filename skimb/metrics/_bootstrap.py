@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from skimb._validation import check_labels
 from skimb.metrics._decision import f1_from_counts
 
 __all__ = ["example_counts", "paired_bootstrap_gap"]
@@ -27,10 +28,11 @@ def example_counts(task, y_true, y_pred, labels=None):
     """
     if task not in ("multiclass", "multilabel", "token"):
         raise ValueError(f"task must be 'multiclass', 'multilabel' or 'token', got {task!r}.")
-    if len(y_true) != len(y_pred):
-        raise ValueError(f"y_true and y_pred have different lengths: {len(y_true)} != {len(y_pred)}.")
+    n_true, n_pred = _n_rows(y_true), _n_rows(y_pred)
+    if n_true != n_pred:
+        raise ValueError(f"y_true and y_pred have different lengths: {n_true} != {n_pred}.")
     if task == "multilabel":
-        Y, P = np.asarray(y_true), np.asarray(y_pred)
+        Y, P = (np.asarray(v.toarray() if hasattr(v, "toarray") else v) for v in (y_true, y_pred))
         if Y.shape != P.shape or Y.ndim != 2 or not (np.isin(Y, (0, 1)).all() and np.isin(P, (0, 1)).all()):
             raise ValueError("multi-label y_true and y_pred must be 0/1 indicator matrices of one shape, "
                              f"got {Y.shape} and {P.shape}.")
@@ -40,6 +42,9 @@ def example_counts(task, y_true, y_pred, labels=None):
         from ._spans import _check_tag_sequences
 
         return _span_counts(*_check_tag_sequences(y_true, y_pred), labels)
+    if n_true:  # a missing label (None, NaN) would match no class and count nowhere
+        y_true = check_labels(y_true, what="y_true", min_classes=1)
+        y_pred = check_labels(y_pred, what="y_pred", min_classes=1)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if len(y_true) and _holds_text(y_true) != _holds_text(y_pred):
         raise ValueError(f"y_true and y_pred mix label types ({y_true.dtype} and {y_pred.dtype}): every "
@@ -58,6 +63,11 @@ def example_counts(task, y_true, y_pred, labels=None):
     t = (y_true[:, None] == labels[None, :]).astype(np.int64)
     p = (y_pred[:, None] == labels[None, :]).astype(np.int64)
     return np.stack([t * p, p, t], axis=-1)
+
+
+def _n_rows(y) -> int:
+    """Rows of labels, an indicator matrix (a sparse one too) or tag sequences."""
+    return y.shape[0] if hasattr(y, "shape") else len(y)
 
 
 def _stack_seeds(counts, name) -> np.ndarray:
