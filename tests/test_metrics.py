@@ -577,6 +577,16 @@ def test_paired_bootstrap_names_mismatched_inputs():
         paired_bootstrap_gap([c], [c], confidence="0.9")  # was a TypeError from '<'
 
 
+def test_paired_bootstrap_names_one_runs_counts_given_without_a_list():
+    # one example_counts array for counts_a: numpy's "truth value of an array ... is ambiguous"
+    from skimb.metrics import example_counts, paired_bootstrap_gap
+
+    c = example_counts("multiclass", [0, 1, 1], [0, 1, 0])
+    with pytest.raises(ValueError, match=r"counts_a is one array of shape \(3, 2, 3\).*\[counts\]"):
+        paired_bootstrap_gap(c, c)
+    assert paired_bootstrap_gap([c], [c], n_boot=10) == (0.0, 0.0, 0.0)
+
+
 def test_example_counts_refuse_classes_missing_from_labels():
     # labels of another type (codes against names) or without a class counted its examples nowhere:
     # every gap came out 0, or the macro-F1 left the class out

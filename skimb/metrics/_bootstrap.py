@@ -146,7 +146,11 @@ def paired_bootstrap_gap(counts_a, counts_b, *, n_boot=2000, confidence=0.95, ra
         raise ValueError(f"n_boot must be a whole number of draws >= 1, got {n_boot!r}.")
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
         raise ValueError(f"confidence must be a fraction in (0, 1), e.g. 0.95, got {confidence!r}.")
-    if len(counts_a) != len(counts_b) or not counts_a:
+    for name, counts in (("counts_a", counts_a), ("counts_b", counts_b)):
+        if isinstance(counts, np.ndarray) and counts.ndim == 3:  # its rows would be taken for seeds
+            raise ValueError(f"{name} is one array of shape {counts.shape}, one run's example_counts; pass a list "
+                             "with one entry per seed, e.g. [counts].")
+    if len(counts_a) != len(counts_b) or not len(counts_a):
         raise ValueError(f"need the same number (>= 1) of seeds for both methods, got {len(counts_a)} "
                          f"and {len(counts_b)}.")
     a, b = _stack_seeds(counts_a, "counts_a"), _stack_seeds(counts_b, "counts_b")  # (S, n, C, 3)
