@@ -444,6 +444,12 @@ def test_span_report_no_entities_and_train_tags():
     assert rep["quartile_labels"]["Q1"] == ["PER"]
 
 
+def test_span_report_names_train_tags_that_are_not_tag_lists():
+    # one flat list of tags was read as sentences of letters: "malformed tag 'B'" at train sentence 0
+    with pytest.raises(TypeError, match=r"train_tags\[0\] is a string .* lists of tag lists"):
+        span_report([["B-PER"]], [["B-PER"]], train_tags=["B-PER", "O"])
+
+
 def test_span_input_errors():
     with pytest.raises(ValueError, match="sentence 1: y_true has 2 tags but y_pred has 1"):
         span_report([["O"], ["O", "O"]], [["O"], ["O"]])

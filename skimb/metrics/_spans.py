@@ -293,6 +293,10 @@ def span_report(y_true, y_pred, *, scheme="IOB2", train_tags=None):
 
     if train_tags is not None:
         train = _as_tag_list(train_tags, "train_tags")
+        flat = next((i for i, tags in enumerate(train) if isinstance(tags, (str, bytes))), None)
+        if flat is not None:  # its letters would be read as tags
+            raise TypeError(f"train_tags[{flat}] is a string ({train[flat]!r:.40}); train_tags are lists of tag "
+                            "lists, one per training sentence, e.g. [['B-PER', 'O']].")
         frequencies = Counter(s[1] for s in _entity_sets(train, scheme))
     else:
         frequencies = true_n
