@@ -235,6 +235,20 @@ def test_multilabel_without_scores_sparse_and_train_Y():
         multilabel_report([[0, 1]], [[0, 1, 1]])
 
 
+def test_multilabel_report_of_one_label_column():
+    # scikit-learn reads one column as a binary target: "Samplewise metrics are not available outside of
+    # multilabel classification"
+    Y, S = _multilabel_data(2, n=60, L=3)
+    P = (S >= 0.5).astype(int)
+    one, full = multilabel_report(Y[:, :1], P[:, :1], Y_score=S[:, :1]), multilabel_report(Y, P, Y_score=S)
+    assert one["per_label"][0] == full["per_label"][0] and one["n_labels"] == 1
+    assert one["macro_f1"] == one["micro_f1"] == pytest.approx(full["per_label"][0]["f1"])
+    assert one["hamming_loss"] == pytest.approx(np.mean(Y[:, 0] != P[:, 0]))
+    assert one["subset_accuracy"] == pytest.approx(np.mean(Y[:, 0] == P[:, 0]))
+    # a row's F1 over one label: 1 where it is a true positive, else 0 (zero_division=0)
+    assert one["samples_f1"] == pytest.approx(np.mean((Y[:, 0] == 1) & (P[:, 0] == 1)))
+
+
 def test_tune_thresholds_improves_f1():
     rng = np.random.default_rng(3)
     n = 400

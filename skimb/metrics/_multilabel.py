@@ -132,16 +132,18 @@ def multilabel_report(Y_true, Y_pred, *, Y_score=None, label_names=None, train_Y
         if len(set(names)) != len(names):
             raise ValueError("label_names must be unique.")
 
+    # scikit-learn reads a single column as a binary target: a column of zeros, left out by
+    # ``labels``, keeps it an indicator matrix
+    Yt, Yp = (np.hstack([Y, np.zeros_like(Y)]) if n_labels == 1 else Y for Y in (Y_true, Y_pred))
+    columns = dict(labels=np.arange(n_labels), zero_division=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        p, r, f, s = precision_recall_fscore_support(Y_true, Y_pred, average=None, zero_division=0)
+        p, r, f, s = precision_recall_fscore_support(Yt, Yp, average=None, **columns)
         avg = {}
         for average in ("macro", "micro", "weighted", "samples"):
-            ap, ar, af, _ = precision_recall_fscore_support(
-                Y_true, Y_pred, average=average, zero_division=0
-            )
+            ap, ar, af, _ = precision_recall_fscore_support(Yt, Yp, average=average, **columns)
             avg[average] = (float(ap), float(ar), float(af))
-        subset_accuracy = float(accuracy_score(Y_true, Y_pred))
+        subset_accuracy = float(accuracy_score(Yt, Yp))  # the zero column agrees everywhere
         hloss = float(hamming_loss(Y_true, Y_pred))
 
     auc = np.full(n_labels, math.nan)
