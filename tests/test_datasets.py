@@ -670,6 +670,17 @@ class TestMakeImbalance:
         assert y_pd.value_counts().to_dict() == {"a": 40, "b": 10}
         assert len(df) == 60 and len(s) == 60
 
+    def test_a_pandas_array_y_keeps_its_kind(self):
+        # a Categorical came back as a list of labels, its categories and order lost
+        pd = pytest.importorskip("pandas")
+        X, y = toy({"a": 40, "b": 20})
+        cat = pd.Categorical(y, categories=["b", "a", "unused"], ordered=True)
+        _, y_new = make_imbalance(X, cat, ratio=4, random_state=0)
+        assert isinstance(y_new, pd.Categorical) and list(y_new.categories) == ["b", "a", "unused"] and y_new.ordered
+        assert Counter(y_new) == {"a": 40, "b": 10}
+        _, y_str = make_imbalance(X, pd.array(y, dtype="string"), ratio=4, random_state=0)
+        assert y_str.dtype == "string" and Counter(y_str) == {"a": 40, "b": 10}
+
     def test_token_lists_as_X(self):
         X = [["tok", str(i)] for i in range(30)]
         y = ["a"] * 20 + ["b"] * 10

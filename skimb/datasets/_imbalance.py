@@ -19,6 +19,8 @@ def _take(obj, idx):
     """Select rows ``idx`` of ``obj``, returning a new container of the same kind."""
     if hasattr(obj, "iloc"):  # pandas Series / DataFrame
         return obj.iloc[idx].copy()
+    if type(obj).__module__.split(".")[0] == "pandas" and hasattr(obj, "take"):  # Categorical, StringArray
+        return obj.take(np.asarray(idx, dtype=np.intp))  # keeps categories and their order
     if isinstance(obj, np.ndarray) or hasattr(obj, "tocsr"):  # numpy / scipy.sparse
         return obj[idx].copy() if isinstance(obj, np.ndarray) else obj[idx]
     if isinstance(obj, tuple):
@@ -131,7 +133,7 @@ def make_imbalance(
         New container holding the selected samples (lists stay lists, arrays
         stay arrays, pandas objects keep their index).
     y_new : same kind as ``y``
-        Their labels.
+        Their labels (a pandas Categorical keeps its categories and their order).
 
     Raises
     ------
