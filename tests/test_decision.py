@@ -18,6 +18,18 @@ def test_macro_f1_matches_scikit_learn():
     assert macro_f1_from_labels(y, p, 5) == pytest.approx(f1_score(y, p, average="macro"))
 
 
+def test_macro_f1_labels_must_be_class_indices():
+    # -1 averaged over the last class without a word, 5 was an IndexError, [] a NaN with a RuntimeWarning
+    y, p = [0, 1, 2, 2], [0, 1, 1, 2]
+    assert macro_f1_from_labels(y, p, 3, labels=[1, 2]) == pytest.approx(f1_score(y, p, labels=[1, 2],
+                                                                                  average="macro"))
+    for labels in ([-1], [0, 5]):
+        with pytest.raises(ValueError, match=r"labels must be class indices 0\.\.2 of n_classes=3"):
+            macro_f1_from_labels(y, p, 3, labels=labels)
+    with pytest.raises(ValueError, match="labels is empty"):
+        macro_f1_from_labels(y, p, 3, labels=[])
+
+
 def _shifted_problem(seed=0, n=600):
     """Logits of a calibrated model with a prior shift: the rare class is under-predicted."""
     rng = np.random.default_rng(seed)

@@ -43,7 +43,21 @@ def macro_f1_from_labels(y_true, y_pred, n_classes: int, labels=None) -> float:
         if len(outside):
             raise ValueError(f"{name}[{outside[0]}] = {codes[outside[0]]} is no class index of n_classes="
                              f"{n_classes} (0..{n_classes - 1}).")
-    return _macro_f1_of_codes(y_true, y_pred, n_classes, labels)
+    return _macro_f1_of_codes(y_true, y_pred, n_classes, _check_label_codes(labels, n_classes))
+
+
+def _check_label_codes(labels, n_classes: int):
+    """``labels`` as class indices, or None; -1 would average over the last class unasked."""
+    if labels is None:
+        return None
+    codes = _class_codes(np.asarray(labels).ravel(), "labels", n_classes)
+    if codes.size == 0:
+        raise ValueError("labels is empty: give the class indices to average over, or None for every class seen.")
+    outside = codes[(codes < 0) | (codes >= n_classes)]
+    if outside.size:
+        raise ValueError(f"labels must be class indices 0..{n_classes - 1} of n_classes={n_classes}, got "
+                         f"{outside[0]}.")
+    return codes
 
 
 def _class_codes(values, name: str, n_classes: int) -> np.ndarray:
