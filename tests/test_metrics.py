@@ -181,6 +181,14 @@ def test_format_report_markdown_and_text():
     assert format_report(sp, "text").startswith("type")
 
 
+def test_format_report_keeps_a_label_with_a_line_break_on_its_row():
+    # a class name holding "\n" split its row in two, breaking the Markdown table
+    rep = imbalance_report(["a", "two\nlines", "a"], ["a", "two\nlines", "two\nlines"])
+    for fmt in ("markdown", "text"):
+        rows = format_report(rep, fmt).split("\n\n")[0].splitlines()
+        assert len(rows) == 4 and "two\\nlines" in rows[3], rows
+
+
 # ---------------------------------------------------------------------------
 # multi-label
 # ---------------------------------------------------------------------------

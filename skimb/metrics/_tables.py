@@ -28,9 +28,14 @@ def _fmt(value, digits):
     return str(value)
 
 
+def _cell(value) -> str:
+    """A cell on one line: a label's line breaks, printed, would start a row of their own."""
+    return str(value).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _markdown(header, rows, align):
     def esc(cell):
-        return str(cell).replace("|", "\\|")
+        return _cell(cell).replace("|", "\\|")
 
     lines = ["| " + " | ".join(esc(h) for h in header) + " |"]
     lines.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
@@ -39,7 +44,7 @@ def _markdown(header, rows, align):
 
 
 def _text(header, rows, align):
-    table = [list(map(str, header))] + [list(map(str, r)) for r in rows]
+    table = [list(map(_cell, header))] + [list(map(_cell, r)) for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
 
     def line(cells):
