@@ -113,6 +113,7 @@ class TextTask(TaskAdapter):
             warn_caller("some class has a single example: the validation split is not stratified.")
         with validation_split_errors(vf, f"{len(idx)} examples of {np.count_nonzero(counts)} classes"):
             tr, va = train_test_split(idx, test_size=vf, random_state=seed, stratify=stratify)
+        warn_unlearnt_classes(counts, np.bincount(y_enc[tr], minlength=counts.size), vf)
         return np.sort(tr), np.sort(va)
 
     def sample_weights(self, ctx):
@@ -273,6 +274,17 @@ def _finite(logits: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"text {int(bad.nonzero()[0])}: the model's logits contain NaN (it diverged in training): "
                          "refit it, with a lower lr say.")
     return logits
+
+
+def warn_unlearnt_classes(counts, train_counts, validation_fraction, what="class(es)") -> None:
+    """Warn where the validation split took every example of a class (an unstratified split, a class
+    of one example): the fit never sees it."""
+    unlearnt = np.flatnonzero((train_counts == 0) & (counts > 0))
+    if unlearnt.size:
+        shown = unlearnt[:10].tolist()
+        warn_caller(f"validation_fraction={validation_fraction} leaves {unlearnt.size} {what} no example to train "
+                    f"on (indices {shown}{' ...' if unlearnt.size > 10 else ''} of classes_): they are not learnt; "
+                    "another random_state, more examples of them or validation_fraction=None keeps them.")
 
 
 def _warn_unlearnt_labels(Y, train, validation_fraction) -> None:

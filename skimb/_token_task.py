@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from ._task import TaskAdapter, _counts, validation_split_errors
-from ._text_task import OFFSET_BOOTSTRAPS, FeatureDataset
+from ._text_task import OFFSET_BOOTSTRAPS, FeatureDataset, warn_unlearnt_classes
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
 from .heads._components import class_neutral_loss
@@ -158,6 +158,8 @@ class TokenTask(TaskAdapter):
         except ValueError:  # a stratum too small for the split
             with validation_split_errors(vf, f"{len(idx)} sentences"):
                 tr, va = train_test_split(idx, test_size=vf, random_state=seed)
+        counts = np.bincount(flat_tags(y_enc))
+        warn_unlearnt_classes(counts, np.bincount(flat_tags(y_enc[tr]), minlength=counts.size), vf, "tag(s)")
         return np.sort(tr), np.sort(va)
 
     def sample_weights(self, ctx):

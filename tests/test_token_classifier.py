@@ -259,6 +259,25 @@ def test_a_validation_fraction_that_cannot_split_names_itself(backbone_must_not_
         TransformerTokenClassifier(validation_fraction=0.99).fit(X, y)
 
 
+def test_tags_the_validation_split_takes_whole_are_named(tiny_bert):
+    # a type in one sentence cannot be stratified: where that sentence was held out, the fit never saw the
+    # type, and nothing said so
+    import warnings
+
+    X, y = [["a", "flood", str(i)] for i in range(8)] + [["mary", "smith"]], [["O", "B-X", "O"]] * 8 + [["B-Y", "I-Y"]]
+    said = {}
+    for seed in range(4):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            clf = TransformerTokenClassifier(tiny_bert, **{**FAST, "max_epochs": 1, "random_state": seed},
+                                             validation_fraction=0.25).fit(X, y)
+        said[8 in clf.validation_indices_] = [str(w.message) for w in record if "to train on" in str(w.message)]
+    assert said[False] == []
+    assert said[True] == ["validation_fraction=0.25 leaves 2 tag(s) no example to train on (indices [3, 4] of "
+                          "classes_): they are not learnt; another random_state, more examples of them or "
+                          "validation_fraction=None keeps them."]
+
+
 @pytest.mark.parametrize("stride", [32, 40])
 def test_a_stride_not_below_max_length_is_refused_before_the_backbone_loads(backbone_must_not_load, stride):
     from skimb.utils._param_validation import InvalidParameterError
