@@ -258,6 +258,15 @@ def test_confusion_matrix_is_normalised_by_true_class(fake_comparison):
     assert np.isnan(normalise_by_true_class([[2, 0], [0, 0]])[1]).all()
 
 
+def test_a_confusion_plot_draws_dollar_signs_in_class_names(tmp_path):
+    # a class named "$\\frac$" was read as TeX: a ParseSyntaxException at savefig
+    pytest.importorskip("matplotlib")
+    from skimb.compare._per_class import plot_confusion
+
+    out = plot_confusion(np.eye(2), ["$\\frac$", "$5 or $10"], tmp_path / "c.png", title="confusion")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_rarest_classes_are_the_rarest_quarter_and_at_least_three():
     counts = {c: n for c, n in zip("abcdefghijklmnop", range(100, 0, -6))}
     assert rarest_classes(counts, list(counts)) == ["p", "o", "n", "m"]  # 16 classes -> 4

@@ -525,6 +525,22 @@ def test_plots_write_png(tmp_path):
         plot_quartile_f1({}, tmp_path / "x.png")
 
 
+def test_plots_draw_dollar_signs_in_names_as_they_are(tmp_path):
+    # matplotlib read text between two "$" as TeX: a class named "$\\frac$" failed at savefig with a
+    # ParseSyntaxException, "$5 or $10" came out in italics without its dollars
+    pytest.importorskip("matplotlib")
+    from skimb.metrics import plot_gaps
+
+    names = {"ce $\\frac$": {"$\\frac$": 0.5, "$5 or $10": 0.7}}
+    for out in (plot_per_class_f1(names, tmp_path / "c.png", class_counts={"$\\frac$": 3}),
+                plot_quartile_f1({"ce $\\frac$": quart_with_nan()}, tmp_path / "q.png"),
+                plot_gaps({"$\\frac$": (0.1, -0.1, 0.2)}, tmp_path / "g.png", baseline="$\\frac$")):
+        assert out.read_bytes()[:8] == PNG_MAGIC
+    from skimb.metrics._plots import _literal
+
+    assert _literal("$5 or $10") == "\\$5 or \\$10"
+
+
 def quart_with_nan():
     return {"Q1": 0.5, "Q2": 0.7, "Q3": 0.9, "Q4": float("nan")}
 

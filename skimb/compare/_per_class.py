@@ -76,6 +76,9 @@ def plot_confusion(matrix, labels, path, *, title):
                         color="white" if not math.isnan(value) and value > 0.6 else "black")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
+    from ..metrics._plots import _literal  # a class name's "$" would start TeX
+
+    labels = [_literal(label) for label in labels]
     ax.set_xticklabels(labels, rotation=60 if n > 4 else 0, ha="right" if n > 4 else "center", fontsize=8)
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_xlabel("predicted class")

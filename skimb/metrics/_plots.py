@@ -35,6 +35,12 @@ def _matplotlib():
             import_optional("matplotlib.figure").Figure)
 
 
+def _literal(text) -> str:
+    """``text`` as matplotlib is to draw it: a name's ``$`` escaped, which would otherwise start TeX
+    (and fail at savefig on what TeX cannot parse)."""
+    return str(text).replace("$", r"\$")
+
+
 def _value(scores, key):
     v = scores.get(key)
     if v is None:
@@ -55,14 +61,15 @@ def _grouped_bars(results, keys, tick_labels, path, *, title, xlabel, width_per_
     for m, (name, scores) in enumerate(results.items()):
         xs = [i - 0.4 + bar_w * (m + 0.5) for i in range(n_keys)]
         heights = [_value(scores, k) for k in keys]
-        ax.bar(xs, [0.0 if math.isnan(h) else h for h in heights], width=bar_w, label=str(name))
+        ax.bar(xs, [0.0 if math.isnan(h) else h for h in heights], width=bar_w, label=_literal(name))
         for x, h in zip(xs, heights):
             if math.isnan(h):
                 ax.text(x, 0.01, "n/a", ha="center", va="bottom", fontsize=6)
     ax.set_xticks(list(range(n_keys)))
     if rotate is None:
         rotate = n_keys > 8 or max((len(t) for t in tick_labels), default=0) > 10
-    ax.set_xticklabels(tick_labels, rotation=60 if rotate else 0, ha="right" if rotate else "center", fontsize=8)
+    ax.set_xticklabels([_literal(t) for t in tick_labels], rotation=60 if rotate else 0,
+                       ha="right" if rotate else "center", fontsize=8)
     ax.set_ylim(0.0, 1.15)  # headroom for the legend above F1 = 1
     ax.set_yticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("F1")
@@ -230,11 +237,11 @@ def plot_gaps(gaps, path, *, baseline, title=None):
         ax.errorbar(gap, i, xerr=[[gap - low], [high - gap]], fmt="none", ecolor="black", capsize=3)
     ax.axvline(0.0, color="black", linewidth=0.8)
     ax.set_yticks(list(range(len(names))))
-    ax.set_yticklabels(names, fontsize=8)
+    ax.set_yticklabels([_literal(n) for n in names], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(f"macro-F1 minus {baseline} (95% paired bootstrap interval)")
+    ax.set_xlabel(f"macro-F1 minus {_literal(baseline)} (95% paired bootstrap interval)")
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title(title or f"Gap to {baseline}")
+    ax.set_title(title or f"Gap to {_literal(baseline)}")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
