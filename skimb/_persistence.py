@@ -224,6 +224,7 @@ def model_card(est, params=None) -> str:
     version (as SetFit's model cards)."""
     from . import __version__
     from ._params import FITTED_THRESHOLDS
+    from .metrics._tables import markdown_cell  # a label's "|" or line break would break its row
 
     counts = getattr(est, "class_counts_", None)
     weights = getattr(est, "class_weight_", None)
@@ -237,7 +238,7 @@ def model_card(est, params=None) -> str:
     for i, label in enumerate(est.classes_.tolist()):
         n = "" if counts is None else int(counts[i])
         w = "" if weights is None or len(np.atleast_1d(weights)) <= i else f"{float(np.atleast_1d(weights)[i]):.3g}"
-        lines.append(f"| {label} | {n} | {w} |")
+        lines.append(f"| {markdown_cell(label)} | {n} | {w} |")
     defaults = type(est)().get_params(deep=False)
     params = est.get_params(deep=False) if params is None else params
     changed = {k: v for k, v in params.items() if repr(defaults.get(k)) != repr(v)}
@@ -260,6 +261,6 @@ def model_card(est, params=None) -> str:
         per = report.get("per_class") or report.get("per_label") or {}
         if per:
             lines += ["", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-            lines += [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {int(v['support'])} |"
+            lines += [f"| {markdown_cell(k)} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {int(v['support'])} |"
                       for k, v in per.items()]
     return "\n".join(lines) + "\n"

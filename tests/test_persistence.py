@@ -200,6 +200,18 @@ def test_save_pretrained_writes_a_model_card(tiny_bert, toy_data, tmp_path):
     np.testing.assert_array_equal(loaded.class_counts_, clf.class_counts_)
 
 
+def test_the_model_cards_tables_keep_a_label_with_a_pipe_or_a_line_break_in_its_cell(tiny_bert, tmp_path):
+    # "a|b" added a column and "two\nlines" split its row: the labels' and the validation tables broke
+    X, y = make_toy_texts((6, 6, 6))
+    y = np.array([{"flood": "a|b", "donation": "two\nlines", "injury": "c"}[v] for v in y])
+    clf = TransformerClassifier(tiny_bert, finetune="head", validation_fraction=0.5, max_epochs=1,
+                                random_state=0).fit(X, y)
+    card = (clf.save_pretrained(tmp_path / "m") / "README.md").read_text()
+    rows = [line for line in card.splitlines() if line.startswith("|")]
+    assert "| a\\|b | 3 |" in card and "| two\\nlines | 3 |" in card
+    assert len(rows) == 2 * (2 + 3), rows  # two tables: a header, a rule and a row per class
+
+
 def test_the_model_card_calls_hamrs_figures_optimistic_only_where_the_meta_set_is_the_validation_split(
         tiny_bert, toy_data, tmp_path):
     from skimb.training.hamr import HAMRTraining

@@ -33,10 +33,13 @@ def _cell(value) -> str:
     return str(value).replace("\r", "\\r").replace("\n", "\\n")
 
 
-def _markdown(header, rows, align):
-    def esc(cell):
-        return _cell(cell).replace("|", "\\|")
+def markdown_cell(value) -> str:
+    """``value`` as a Markdown table cell: on one line, its ``|`` escaped."""
+    return _cell(value).replace("|", "\\|")
 
+
+def _markdown(header, rows, align):
+    esc = markdown_cell
     lines = ["| " + " | ".join(esc(h) for h in header) + " |"]
     lines.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
