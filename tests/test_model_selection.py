@@ -91,6 +91,18 @@ def test_check_cv_stratifies_what_scikit_learn_cannot():
         assert (Y[test].sum(0) > 0).all()
 
 
+def test_check_cv_reads_a_pandas_series_of_tag_lists_as_tag_sequences():
+    # a DataFrame column of tag lists (the tagger fits on it) met scikit-learn's "legacy multi-label data
+    # representation" error
+    pd = pytest.importorskip("pandas")
+    from skimb.model_selection import check_cv
+
+    X, tags = make_ner(30)
+    cv = check_cv(3, pd.Series(tags, index=range(100, 130)))
+    assert isinstance(cv, TagStratifiedKFold)
+    assert [t.tolist() for _, t in cv.split(X, pd.Series(tags))] == [t.tolist() for _, t in cv.split(X, tags)]
+
+
 def test_sparse_multilabel_targets_are_stratified_like_dense_ones():
     import scipy.sparse as sp
 

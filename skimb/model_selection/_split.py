@@ -149,8 +149,9 @@ def _is_indicator(y) -> bool:
 def check_cv(cv=5, y=None, *, classifier=True):
     """A cross-validation splitter for ``y``, as scikit-learn's ``check_cv``, except that an int
     ``cv`` stratifies the targets scikit-learn cannot: a 2-D 0/1 multi-label target gets
-    :class:`MultilabelStratifiedKFold`, a list of tag sequences (NER) :class:`TagStratifiedKFold`
-    (scikit-learn gives both an unstratified ``KFold``). Anything else is scikit-learn's choice.
+    :class:`MultilabelStratifiedKFold`, a list (or a pandas Series) of tag sequences (NER)
+    :class:`TagStratifiedKFold` (scikit-learn gives both an unstratified ``KFold``, and refuses the
+    Series). Anything else is scikit-learn's choice.
 
     Pass the result as ``cv=`` to ``GridSearchCV``, ``cross_validate`` and friends.
 
@@ -164,6 +165,8 @@ def check_cv(cv=5, y=None, *, classifier=True):
     StratifiedKFold(n_splits=4, random_state=None, shuffle=False)
     """
     if isinstance(cv, Integral) and not isinstance(cv, bool) and y is not None:
+        if hasattr(y, "iloc") and getattr(y, "ndim", 0) == 1 and _is_tag_sequences(y.to_numpy()):
+            return TagStratifiedKFold(cv)  # a pandas Series (a DataFrame column) of tag lists
         if _is_tag_sequences(y):  # before the indicator test: equal-length tag lists make a 2-D array
             return TagStratifiedKFold(cv)
         if classifier and _is_indicator(y):
