@@ -101,6 +101,21 @@ def test_imbalance_report_refuses_digits_that_are_no_count_of_decimals(digits):
     assert imbalance_report(Y_TRUE, Y_TRUE, digits=0)["accuracy"] == 1.0
 
 
+def test_a_single_string_for_labels_or_label_names_is_refused():
+    # labels="fire" reported the classes 'f', 'i', 'r', 'e' (all support 0); "flood" said "duplicates"
+    from skimb.metrics import example_counts, real_class_f1_score
+
+    y, p = ["flood", "fire", "flood"], ["flood", "flood", "fire"]
+    for call in (lambda: imbalance_report(y, p, labels="fire"), lambda: quartile_f1(y, p, labels="flood"),
+                 lambda: real_class_f1_score(y, p, catch_all="fire", labels="flood")):
+        with pytest.raises(TypeError, match=r"labels must be a sequence of classes, got the single string .*\['"):
+            call()
+    with pytest.raises(TypeError, match=r"labels must be a sequence of classes, got the single string 'flood'"):
+        example_counts("multiclass", y, p, labels="flood")
+    with pytest.raises(TypeError, match=r"label_names must be a sequence of names, got the single string 'ab'"):
+        multilabel_report([[1, 0]], [[1, 0]], label_names="ab")
+
+
 def test_string_and_int_labels_give_same_numbers():
     mapping = {"a": 10, "b": 20, "c": 30, "d": 40}
     rs = imbalance_report(Y_TRUE, Y_PRED, digits=None)

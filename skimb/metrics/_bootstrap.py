@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from skimb._validation import check_labels
+from skimb.metrics._classification import _refuse_single_string
 from skimb.metrics._decision import f1_from_counts
 
 __all__ = ["example_counts", "paired_bootstrap_gap"]
@@ -53,6 +54,7 @@ def example_counts(task, y_true, y_pred, labels=None):
     if labels is None:
         labels = seen
     else:
+        _refuse_single_string(labels, "labels", "classes")
         labels = np.asarray(labels)
         known = set(labels.tolist())
         unknown = [c for c in seen.tolist() if c not in known]  # their examples would count nowhere

@@ -41,9 +41,17 @@ def _check_multiclass_targets(y_true, y_pred):
     return y_true, y_pred
 
 
+def _refuse_single_string(value, name, items):
+    """A string where a sequence is due would be read letter by letter, each letter an item."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of {items}, got the single string {value!r:.40}; wrap it in a "
+                        f"list: [{value!r:.40}].")
+
+
 def _check_label_list(labels, y_true):
     if labels is None:
         return None
+    _refuse_single_string(labels, "labels", "classes")
     labels = np.asarray(list(labels))
     if labels.ndim != 1 or labels.size == 0:
         raise ValueError("labels must be a non-empty 1-D sequence of class labels.")

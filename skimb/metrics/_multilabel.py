@@ -15,6 +15,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from skimb.metrics._classification import _refuse_single_string
 from skimb.metrics._decision import check_n_bootstrap, f1_from_counts
 from skimb.metrics._quartiles import _assign_quartiles, _quartile_means
 
@@ -126,6 +127,7 @@ def multilabel_report(Y_true, Y_pred, *, Y_score=None, label_names=None, train_Y
     if label_names is None:
         names = list(range(n_labels))
     else:
+        _refuse_single_string(label_names, "label_names", "names")
         names = [n.item() if isinstance(n, np.generic) else n for n in label_names]
         if len(names) != n_labels:
             raise ValueError(f"label_names has {len(names)} names but there are {n_labels} label columns.")
