@@ -108,11 +108,13 @@ class TextTask(TaskAdapter):
             _warn_unlearnt_labels(np.asarray(y_enc), train, vf)
             return train, valid
         counts = np.bincount(y_enc)
-        stratify = y_enc if counts[counts > 0].min() >= 2 else None
-        if stratify is None:
-            warn_caller("some class has a single example: the validation split is not stratified.")
+        single = counts[y_enc] == 1  # a class of one example trains: a split would leave it unlearnt or unvalidated
+        if single.any():
+            warn_caller(f"{np.count_nonzero(counts == 1)} class(es) have a single example (indices "
+                        f"{np.flatnonzero(counts == 1)[:10].tolist()} of classes_): it trains and is not validated.")
         with validation_split_errors(vf, f"{len(idx)} examples of {np.count_nonzero(counts)} classes"):
-            tr, va = train_test_split(idx, test_size=vf, random_state=seed, stratify=stratify)
+            tr, va = train_test_split(idx[~single], test_size=vf, random_state=seed, stratify=y_enc[~single])
+        tr = np.concatenate([tr, idx[single]])
         warn_unlearnt_classes(counts, np.bincount(y_enc[tr], minlength=counts.size), vf)
         return np.sort(tr), np.sort(va)
 
