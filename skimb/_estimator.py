@@ -647,7 +647,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         with :meth:`load_pretrained`."""
         from safetensors.torch import save_model
 
-        from ._persistence import jsonable, params_from_json
+        from ._persistence import backbone_files, jsonable, params_from_json
 
         check_is_fitted(self)
         directory = Path(directory)
@@ -669,17 +669,19 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             warnings.warn(f"the fitted records {dropped} hold values JSON cannot (a tensor a callback logged, "
                           "say) and were not saved; a loaded model has them empty or not at all.",
                           UserWarning, stacklevel=2)
-        config = {"skimb_estimator": type(self).__name__, "params": params, "omitted_params": omitted,
-                  "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype), "task": self.task_,
-                  "n_iter": int(self.n_iter_), "fitted": fitted, "fitted_records": records}
-        (directory / SAVED_CONFIG_NAME).write_text(json.dumps(config, indent=2))
         module = self.net_.module_
         base = module.encoder.backbone
         base = getattr(base, "get_base_model", lambda: base)()
         base.config.save_pretrained(directory / "backbone")
-        self.tokenizer_.save_pretrained(directory / "backbone")
+        tokenizer_files = backbone_files(self.tokenizer_.save_pretrained(directory / "backbone"))
         save_model(module, str(directory / _WEIGHTS_NAME))
         (directory / "README.md").write_text(model_card(self, params_from_json(params, SLOTS)))
+        config = {"skimb_estimator": type(self).__name__, "params": params, "omitted_params": omitted,
+                  "classes": self.classes_.tolist(), "classes_dtype": str(self.classes_.dtype), "task": self.task_,
+                  "n_iter": int(self.n_iter_), "fitted": fitted, "fitted_records": records,
+                  "backbone_files": tokenizer_files}
+        # last: the file that marks the folder as a saved model is written once the others are
+        (directory / SAVED_CONFIG_NAME).write_text(json.dumps(config, indent=2))
         return directory
 
     def _params_json(self):
@@ -731,8 +733,13 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         warn_omitted(config["omitted_params"])
         est = cls(**params_from_json(config["params"], SLOTS))
         est.device = device
-        est.tokenizer_ = AutoTokenizer.from_pretrained(directory / "backbone", local_files_only=True)
-        backbone_model = AutoModel.from_config(AutoConfig.from_pretrained(directory / "backbone", local_files_only=True))
+        try:
+            est.tokenizer_ = AutoTokenizer.from_pretrained(directory / "backbone", local_files_only=True)
+            backbone_config = AutoConfig.from_pretrained(directory / "backbone", local_files_only=True)
+        except (OSError, ValueError) as exc:  # a truncated or corrupted tokenizer or config (JSONDecodeError)
+            raise _not_saved(cls.__name__, directory, f"backbone/ does not load ({type(exc).__name__}: "
+                             f"{(str(exc).splitlines() or [''])[0]}); save the fitted estimator again") from exc
+        backbone_model = AutoModel.from_config(backbone_config)
         est.backbone_path_ = str((directory / "backbone").resolve())
         est._backbone_identity = backbone_identity(est.backbone_path_)
         with warnings.catch_warnings():  # a parameter the fit ignored was warned about at the fit, not at each load

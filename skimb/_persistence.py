@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["saved_folder", "read_saved_config", "params_to_json", "params_from_json", "warn_omitted", "model_card",
-           "jsonable"]
+__all__ = ["saved_folder", "read_saved_config", "backbone_files", "params_to_json", "params_from_json", "warn_omitted",
+           "model_card", "jsonable"]
 
 #: Sub-folder of a saved model holding the backbone's config and tokenizer.
 BACKBONE_DIR = "backbone"
@@ -83,10 +83,26 @@ def read_saved_config(directory, owner: str, *, config_name: str, weights_name: 
     if missing_keys:
         raise _not_saved(owner, directory, f"{config_name} lacks the entries {missing_keys}")
     missing = [] if (directory / weights_name).is_file() else [weights_name]
-    missing += [f"{BACKBONE_DIR}/{name}" for name in _BACKBONE_FILES if not (directory / BACKBONE_DIR / name).is_file()]
+    # the tokenizer's own files too, as saved (a BERT tokenizer without tokenizer.json loads with no vocabulary)
+    names = dict.fromkeys([*_BACKBONE_FILES, *_file_names(config.get("backbone_files"))])
+    missing += [f"{BACKBONE_DIR}/{name}" for name in names if not (directory / BACKBONE_DIR / name).is_file()]
     if missing:
         raise _not_saved(owner, directory, f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
     return config
+
+
+def _file_names(value) -> list:
+    """The plain file names in ``value`` (the config's ``backbone_files``; absent, None, from folders
+    saved before it)."""
+    if not isinstance(value, list):
+        return []
+    return [name for name in value if isinstance(name, str) and name and Path(name).name == name]
+
+
+def backbone_files(saved) -> list:
+    """The names of the files among ``saved`` (what a tokenizer's ``save_pretrained`` returns, which
+    may name a file it did not write) that are there, for the config's ``backbone_files``."""
+    return sorted({Path(f).name for f in saved if Path(f).is_file()})
 
 
 def params_to_json(params: dict, slots: dict):

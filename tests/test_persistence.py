@@ -108,6 +108,8 @@ def _break(kind, saved, tiny_bert, folder):
         (folder / "model.safetensors").unlink()
     elif kind == "no_backbone_config":
         (folder / "backbone" / "config.json").unlink()
+    elif kind == "no_tokenizer_file":  # a copy that missed it: the tokenizer would load with no vocabulary
+        (folder / "backbone" / "tokenizer.json").unlink()
     return folder
 
 
@@ -121,6 +123,7 @@ CASES = {
     "config_lacks_entries": r"lacks the entries \['classes'\]",
     "no_weights": r"model\.safetensors is missing",
     "no_backbone_config": r"backbone/config\.json is missing",
+    "no_tokenizer_file": r"backbone/tokenizer\.json is missing",
 }
 
 
@@ -134,6 +137,18 @@ def test_load_pretrained_on_a_folder_that_is_not_a_saved_model(kind, cls, saved_
     assert repr(str(folder)) in message and f"{cls.__name__}.load_pretrained" in message
     assert "save_pretrained" in message
     assert re.search(CASES[kind], message), message
+
+
+@pytest.mark.parametrize("name", ["tokenizer.json", "tokenizer_config.json", "config.json"])
+def test_a_truncated_backbone_file_names_the_folder_and_the_remedy(saved_model, tmp_path, name):
+    # an interrupted copy: a ValueError naming the folder, not the JSON parser's or transformers' error
+    folder = shutil.copytree(saved_model, tmp_path / "m")
+    text = (folder / "backbone" / name).read_text()
+    (folder / "backbone" / name).write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match=r"is not a model saved by skimb: backbone/ does not load .*save the "
+                                         r"fitted estimator again") as info:
+        TransformerClassifier.load_pretrained(folder)
+    assert repr(str(folder)) in str(info.value)
 
 
 def test_load_pretrained_still_loads_a_saved_model(saved_model):
