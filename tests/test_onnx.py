@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -53,6 +56,24 @@ def test_onnx_int8_for_tokens_and_pickling(tiny_bert):
     assert [len(p) for p in pred] == [len(s) for s in X]
     restored = pickle.loads(pickle.dumps(ner))  # the session is rebuilt, not pickled
     assert restored.predict(X) == pred
+
+
+def test_onnx_int8_leaves_the_callers_logging_as_it_was(tiny_bert):
+    # ONNX Runtime's quantiser warns through the root logger, which installs a stderr handler on it
+    # where there is none: the script's own logging.basicConfig(level=logging.INFO) then did nothing.
+    # In a fresh process: pytest's capture gives the root logger handlers of its own.
+    script = textwrap.dedent(f"""
+        import logging
+        from skimb import TransformerClassifier
+        clf = TransformerClassifier({tiny_bert!r}, quantize="onnx-int8", max_epochs=1, device="cpu")
+        clf.fit(["flood water rising", "donate money now", "the river flood", "money to donate"], [0, 1, 0, 1])
+        clf.predict(["flood"])
+        print(logging.getLogger().handlers)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert "pre-processing" not in done.stderr
 
 
 def test_onnx_refuses_class_adapters_inside_the_backbone(tiny_bert, toy_data):

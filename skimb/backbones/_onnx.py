@@ -7,9 +7,11 @@ on the CPU; the head stays a float32 torch module, so second-stage heads work un
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -58,6 +60,27 @@ def _export(encoder: nn.Module, path: Path) -> None:
                           output_names=["features"], dynamic_axes=axes, opset_version=17, dynamo=False)
 
 
+@contextmanager
+def _quiet_root_logger():
+    """ONNX Runtime's quantiser warns through the root logger (``logging.warning``), which also gives
+    the root logger a stderr handler where it has none (``basicConfig``): the caller's own
+    ``logging.basicConfig`` would then do nothing. A handler meanwhile keeps it from adding one, and
+    a filter drops ONNX Runtime's records (those of other code logging to the root logger pass)."""
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+
+    def not_onnxruntime(record):
+        return "onnxruntime" not in record.pathname
+
+    root.addHandler(guard)
+    root.addFilter(not_onnxruntime)
+    try:
+        yield
+    finally:
+        root.removeFilter(not_onnxruntime)
+        root.removeHandler(guard)
+
+
 def onnx_int8_module(module: nn.Module, n_threads: int | None = None) -> nn.Module:
     """A copy of ``module`` whose encoder runs in ONNX Runtime with int8 weights (one scale per
     output channel), built once per fitted module and reused. ``n_threads``: ONNX Runtime's
@@ -74,7 +97,7 @@ def onnx_int8_module(module: nn.Module, n_threads: int | None = None) -> nn.Modu
     with tempfile.TemporaryDirectory(prefix="skimb-onnx-") as tmp:
         fp32, int8 = Path(tmp) / "encoder.onnx", Path(tmp) / "encoder.int8.onnx"
         _export(cached.encoder, fp32)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_root_logger():
             warnings.simplefilter("ignore")
             quantization.quantize_dynamic(str(fp32), str(int8), weight_type=quantization.QuantType.QInt8,
                                           per_channel=True)
