@@ -195,14 +195,18 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             self._plan(ctx)  # the checks that need the split (weights), then the backbone
             self._params_at_fit_ = self._params_json()
             self._fit_stage1(ctx)  # and those that need the model built (a head's layers)
-        except BaseException:
+            self._fit_stage2(ctx)
+            self._finish(ctx)
+        except BaseException as error:
             if not ctx.training_started:  # a refused refit keeps the model it had
                 for name in [n for n in vars(self) if n.endswith("_") or n.startswith("_")]:
                     delattr(self, name)
                 vars(self).update(earlier)
+            elif isinstance(error, KeyboardInterrupt):
+                # a Ctrl-C outside the training loops (which keep their model): in a second stage's inputs,
+                # the decision rule or the validation report; what is there would predict as fitted
+                self._reset_fitted()
             raise
-        self._fit_stage2(ctx)
-        self._finish(ctx)
         logger.info("%s: fitted in %.1f s", type(self).__name__, self.fit_time_s_)
         return self
 

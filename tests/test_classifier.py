@@ -532,6 +532,27 @@ def test_an_interrupted_stage2_keeps_a_usable_model(tiny_bert, toy_data, monkeyp
     np.testing.assert_allclose(restored.predict_proba(X), proba, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("where", ["stage2_inputs", "after_fit", "validation_report"])
+def test_an_interrupt_outside_training_leaves_no_half_fitted_model(tiny_bert, toy_data, monkeypatch, where):
+    # a Ctrl-C in a pass outside the training loops (a second stage's inputs, the tuned decision rule,
+    # the validation report) ends fit with it; the estimator predicted as if fitted (without stage 2 or
+    # the tuned offsets) and saved a folder that load_pretrained refused
+    from skimb._text_task import TextTask
+
+    X, y = toy_data
+
+    def interrupt(self, ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TextTask, where, interrupt)
+    clf = TransformerClassifier(tiny_bert, **CALORA, threshold="tuned", validation_fraction=0.3, **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X, y)
+    assert not [name for name in vars(clf) if name.endswith("_")]
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
 def test_user_loss_module_is_not_mutated(tiny_bert, toy_data):
     X, y = toy_data
     user_loss = torch.nn.CrossEntropyLoss()
