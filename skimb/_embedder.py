@@ -171,7 +171,15 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self.__dict__.update(state)
         if "backbone_path_" in state:
             self.backbone_path_ = local_backbone_path(state["backbone_path_"])
-            model, tokenizer, _ = load_backbone(self.backbone_path_, copy_model=False)
+            try:
+                model, tokenizer, _ = load_backbone(self.backbone_path_, copy_model=False)
+            except ValueError as exc:  # its remedy (pass backbone=...) is not one an unpickling can take
+                cause = exc.__cause__ or exc
+                raise ValueError(f"{type(self).__name__}: the pickled embedder's backbone {self.backbone_path_!r} "
+                                 f"does not load here ({type(cause).__name__}: {(str(cause).splitlines() or [''])[0]}"
+                                 "). A pickled embedder keeps the backbone's path, not its weights: put the backbone "
+                                 f"back at that path, or fit {type(self).__name__}(backbone=...) on where it is now "
+                                 "(fit only loads it).") from exc
             self._backbone_identity = backbone_identity(self.backbone_path_)
             self.encoder_ = TextEncoder(model, pooling=pooling)
             self.tokenizer_ = tokenizer

@@ -72,6 +72,17 @@ def test_pickles_keep_a_user_backbone_as_recorded(tiny_bert, toy_data):
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(emb)).transform(X[:5]), emb.transform(X[:5]))
 
 
+def test_an_embedder_unpickled_without_its_backbone_says_what_to_do(tiny_bert, tmp_path):
+    # the error of the backbone's loading said to pass backbone=..., which an unpickling cannot
+    folder = shutil.copytree(tiny_bert, tmp_path / "bert")
+    pickled = pickle.dumps(TransformerEmbedder(str(folder), max_length=32).fit())
+    shutil.rmtree(folder)
+    with pytest.raises(ValueError, match=r"TransformerEmbedder: the pickled embedder's backbone '.*bert' does not "
+                                         r"load here .*put the backbone back at that path, or fit "
+                                         r"TransformerEmbedder\(backbone=\.\.\.\)"):
+        pickle.loads(pickled)
+
+
 # ------------------------------------------------------------------ load_pretrained errors
 @pytest.fixture(scope="module")
 def saved_model(tiny_bert, tmp_path_factory):
