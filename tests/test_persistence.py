@@ -83,6 +83,19 @@ def test_an_embedder_unpickled_without_its_backbone_says_what_to_do(tiny_bert, t
         pickle.loads(pickled)
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="simulates a CPU-only loading machine")
+def test_an_embedder_fitted_on_a_gpu_unpickles_on_a_cpu_only_machine(tiny_bert, toy_data):
+    # as the estimators' skorch nets do: encoding failed with "Torch not compiled with CUDA enabled"
+    X, _ = toy_data
+    emb = TransformerEmbedder(tiny_bert, max_length=32, cache=False).fit()
+    expected = emb.transform(X[:3])
+    emb.device_ = "cuda"  # what device="auto" resolved to on the fitting machine
+    with pytest.warns(UserWarning, match=r"fitted on 'cuda', which this machine does not have; it encodes on the CPU"):
+        restored = pickle.loads(pickle.dumps(emb))
+    assert restored.device_ == "cpu"
+    np.testing.assert_allclose(restored.transform(X[:3]), expected, rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------ load_pretrained errors
 @pytest.fixture(scope="module")
 def saved_model(tiny_bert, tmp_path_factory):
