@@ -651,10 +651,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         with :meth:`load_pretrained`."""
         from safetensors.torch import save_model
 
-        from ._persistence import backbone_files, jsonable, params_from_json
+        from ._persistence import backbone_files, jsonable, params_from_json, saved_folder
 
         check_is_fitted(self)
-        directory = Path(directory)
+        directory = saved_folder(directory, type(self).__name__, saving=True)
         directory.mkdir(parents=True, exist_ok=True)
         params, omitted = self._saved_params()
         fitted = {k: np.asarray(v).tolist() for k, v in vars(self).items()

@@ -29,23 +29,26 @@ def _not_saved(owner: str, directory: Path, problem: str) -> ValueError:
     )
 
 
-def saved_folder(directory, owner: str) -> Path:
-    """``directory``, the folder of a saved model, as a ``Path``; a ``TypeError`` naming ``owner`` for
-    anything that is no path (``None``: ``Path`` would raise the ``TypeError`` of ``os.fspath``), and a
-    ``ValueError`` for a blank one.
+def saved_folder(directory, owner: str, *, saving: bool = False) -> Path:
+    """``directory``, the folder of a saved model (``saving``: the folder to save one to), as a
+    ``Path``; a ``TypeError`` naming ``owner`` for anything that is no path (``None``: ``Path`` would
+    raise the ``TypeError`` of ``os.fspath``), and a ``ValueError`` for a blank one.
 
     >>> saved_folder(None, "TransformerClassifier")
     Traceback (most recent call last):
     ...
     TypeError: TransformerClassifier.load_pretrained: directory must be the path of a folder written by save_pretrained (a str or os.PathLike), got None.
     """
+    method, folder = (("save_pretrained", "the folder to write the model to") if saving
+                      else ("load_pretrained", "a folder written by save_pretrained"))
     if not isinstance(directory, (str, os.PathLike)):
         got = "None" if directory is None else type(directory).__name__
-        raise TypeError(f"{owner}.load_pretrained: directory must be the path of a folder written by "
-                        f"save_pretrained (a str or os.PathLike), got {got}.")
+        raise TypeError(f"{owner}.{method}: directory must be the path of {folder} (a str or os.PathLike), "
+                        f"got {got}.")
     if not os.fspath(directory).strip():  # "" would be read as the current directory
-        raise ValueError(f"{owner}.load_pretrained: directory={directory!r} names no folder; pass the folder "
-                         "given to save_pretrained.")
+        remedy = "the folder to write the model to ('.' for the current one)" if saving else \
+            "the folder given to save_pretrained"
+        raise ValueError(f"{owner}.{method}: directory={directory!r} names no folder; pass {remedy}.")
     return Path(directory)
 
 

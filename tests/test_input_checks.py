@@ -119,3 +119,17 @@ def test_load_pretrained_of_no_folder_says_what_it_needs():
         TransformerClassifier.load_pretrained(None)
     with pytest.raises(ValueError, match=r"directory='' names no folder"):
         TransformerClassifier.load_pretrained("")
+
+
+def test_save_pretrained_to_no_folder_says_what_it_needs(tiny_bert, tmp_path, monkeypatch):
+    # "" wrote the model into the current directory, which load_pretrained("") refuses to read
+    X, y = make_toy_texts()
+    clf = TransformerClassifier(tiny_bert, max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"^TransformerClassifier\.save_pretrained: directory='' names no folder; "
+                                         r"pass the folder to write the model to"):
+        clf.save_pretrained("")
+    with pytest.raises(TypeError, match=r"^TransformerClassifier\.save_pretrained: directory must be the path of "
+                                        r"the folder to write the model to .*got None\.$"):
+        clf.save_pretrained(None)
+    assert not list(tmp_path.iterdir())
