@@ -657,6 +657,10 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         directory = saved_folder(directory, type(self).__name__, saving=True)
         directory.mkdir(parents=True, exist_ok=True)
         params, omitted = self._saved_params()
+        if omitted:  # said when saving too, where pickling the estimator instead keeps them
+            warnings.warn(f"{type(self).__name__}.save_pretrained: parameters {omitted} hold objects JSON cannot (a "
+                          "fitted estimator, a callable, a module) and are not saved: the loaded model takes their "
+                          "default values. Pickle the estimator to keep them.", UserWarning, stacklevel=2)
         fitted = {k: np.asarray(v).tolist() for k, v in vars(self).items()
                   if k.endswith("_") and not k.startswith("_") and isinstance(v, (np.ndarray, float, int, bool, str))
                   and k not in _NOT_SAVED}

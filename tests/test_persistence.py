@@ -303,6 +303,19 @@ def test_array_tuple_and_number_keyed_parameters_survive_save_and_load(tiny_bert
                                rtol=1e-5, atol=1e-6)
 
 
+def test_save_pretrained_warns_of_the_parameters_it_leaves_out(tiny_bert, toy_data, tmp_path):
+    # only loading said so: the caller who saved, who could still pickle instead, was not told
+    import torch
+
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, loss=torch.nn.CrossEntropyLoss(reduction="none"), **FAST).fit(X, y)
+    with pytest.warns(UserWarning, match=r"TransformerClassifier\.save_pretrained: parameters \['loss'\] hold objects "
+                                         r"JSON cannot .*not saved: the loaded model takes their default values"):
+        clf.save_pretrained(tmp_path / "m")
+    with pytest.warns(UserWarning, match=r"parameters \['loss'\] hold objects"):
+        assert TransformerClassifier.load_pretrained(tmp_path / "m").loss == "ce"
+
+
 def test_tagged_json_round_trips_what_plain_json_changes():
     from skimb._persistence import _tagged, _untagged
 
