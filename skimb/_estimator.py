@@ -197,6 +197,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             self._fit_stage1(ctx)  # and those that need the model built (a head's layers)
             self._fit_stage2(ctx)
             self._finish(ctx)
+            self.net_.release_training_state()
         except BaseException as error:
             if not ctx.training_started:  # a refused refit keeps the model it had
                 for name in [n for n in vars(self) if n.endswith("_") or n.startswith("_")]:

@@ -61,6 +61,27 @@ def test_pickles_of_the_bundled_backbone_load_where_it_is_installed_elsewhere(ti
     np.testing.assert_array_equal(np.load(elsewhere / "proba.npy"), expected_proba)
 
 
+@pytest.mark.parametrize("kind", ["text", "token"])
+def test_a_pickle_carries_the_weights_once_and_refits(tiny_bert, toy_data, kind):
+    # skorch pickles module_ apart from the rest: the module parameter (the same object), the scheduler's
+    # optimizer and AdamW's moments took a MiniLM classifier's pickle to 6x its weights (519 MiB)
+    from conftest import make_ner
+
+    X, y = toy_data if kind == "text" else make_ner(24)
+    cls = TransformerClassifier if kind == "text" else TransformerTokenClassifier
+    est = cls(tiny_bert, max_epochs=1, batch_size=8, random_state=0).fit(X, y)
+    assert not est.net_.optimizer_.state  # the moments go once the fit is over
+    weights = sum(p.numel() * p.element_size() for p in est.net_.module_.parameters())
+    data = pickle.dumps(est)
+    assert len(data) < 1.6 * weights
+    back = pickle.loads(data)
+    assert back.net_.module is back.net_.module_
+    expected = est.predict_proba(X)  # a tagger's: one array per sentence
+    for got in (back.predict_proba(X), back.fit(X, y).predict_proba(X)):  # a refit builds its optimizer afresh
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_pickles_keep_a_user_backbone_as_recorded(tiny_bert, toy_data):
     X, y = toy_data
     emb = TransformerEmbedder(tiny_bert, max_length=32).fit(X)

@@ -102,6 +102,31 @@ class TransformerNet(NeuralNet):
             self.interrupted_ = not self.stopped_early()
             raise
 
+    def release_training_state(self) -> None:
+        """Drop what only training needs once the fit is over: AdamW's moments (twice the trainable
+        weights) and the learning-rate scheduler's hold on the optimizer (through which a pickle
+        carried the weights and moments a second time). A later ``fit`` builds both afresh."""
+        if getattr(self, "optimizer_", None) is not None:
+            self.optimizer_.state.clear()
+        for _, cb in getattr(self, "callbacks_", ()):
+            if getattr(cb, "lr_scheduler_", None) is not None:
+                cb.lr_scheduler_ = None
+
+    # skorch pickles module_ apart from the rest, so a ``module`` that is module_ went twice
+    _SAME_AS_MODULE_ = "<module_>"
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "module_" in self.__dict__ and self.__dict__.get("module") is self.module_:
+            state["module"] = self._SAME_AS_MODULE_
+        return state
+
+    def __setstate__(self, state):
+        same = isinstance(state.get("module"), str) and state["module"] == self._SAME_AS_MODULE_
+        super().__setstate__(state)
+        if same:
+            self.module = self.module_
+
     def stopped_early(self) -> bool:
         """Whether an ``EarlyStopping`` callback (the estimator's or a user's) ran out of patience."""
         return any(isinstance(cb, EarlyStopping) and cb.patience > 0 and getattr(cb, "misses_", 0) == cb.patience
