@@ -265,6 +265,16 @@ def test_estimator_validation_finds_the_split_inside_a_pipeline():
         TunedOffsetsClassifier(make_pipeline(StandardScaler(), LogisticRegression()), validation="estimator").fit(X, y)
 
 
+def test_estimator_validation_finds_the_split_of_a_searchs_best_estimator():
+    # the remedy the hold-out warning gives around a search must work: its refitted best_estimator_ holds out the split
+    X, y = _points(0)
+    search = GridSearchCV(_HoldsOut(), {"validation_fraction": [0.1, 0.2]}, cv=2)
+    with pytest.warns(UserWarning, match="use validation='estimator' to tune on its split instead"):
+        TunedOffsetsClassifier(search, random_state=0, n_bootstrap=5).fit(X, y)
+    tuned = TunedOffsetsClassifier(search, validation="estimator", n_bootstrap=5).fit(X, y)
+    np.testing.assert_array_equal(tuned.validation_indices_, tuned.estimator_.best_estimator_.validation_indices_)
+
+
 def test_estimator_validation_refuses_a_sampler_before_the_estimator():
     # its split would index the resampled rows, not X: refused before anything is fitted
     from imblearn.over_sampling import RandomOverSampler

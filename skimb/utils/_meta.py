@@ -13,8 +13,8 @@ def inner_estimators(est, *, fitted: bool) -> Iterator[tuple[str, object]]:
     est : object
     fitted : bool
         True: what fitting made (``named_estimators_`` or ``estimators_``, else the wrapped
-        ``estimator_``; a stack's ``final_estimator_``; the steps). False: the parameters
-        (``estimator``, ``estimators``, ``final_estimator``, ``steps``).
+        ``estimator_``; a search's ``best_estimator_``; a stack's ``final_estimator_``; the steps).
+        False: the parameters (``estimator``, ``estimators``, ``final_estimator``, ``steps``).
 
     Yields
     ------
@@ -35,6 +35,8 @@ def inner_estimators(est, *, fitted: bool) -> Iterator[tuple[str, object]]:
         members = list(named.items()) if named else list(enumerate(getattr(est, "estimators_", None) or ()))
         # a bagging ensemble's estimator_ is the unfitted template of its fitted estimators_
         wrapped = [] if members else [(".estimator_", getattr(est, "estimator_", None))]
+        # a search's refitted model (GridSearchCV, RandomizedSearchCV): fitted on all the rows it was given
+        wrapped.append((".best_estimator_", getattr(est, "best_estimator_", None)))
         wrapped.append((".final_estimator_", getattr(est, "final_estimator_", None)))
     else:
         wrapped = [(".estimator", getattr(est, "estimator", None)),
