@@ -133,3 +133,17 @@ def test_multilabel_folds_refuse_values_other_than_0_and_1(bad, match):
     Y = np.array([[0, bad], [1, 0], [0, 1], [1, 1]], dtype=float)
     with pytest.raises(ValueError, match=match):
         list(MultilabelStratifiedKFold(2).split(np.zeros(4), Y))
+
+
+def test_tags_in_a_pandas_series_are_stratified_by_position_whatever_its_index():
+    # a column of a shuffled or sliced data frame: its index need not start at 0
+    import pandas as pd
+
+    from skimb.model_selection import check_cv
+
+    X, y = make_ner(40)
+    tags = pd.Series(y, dtype=object).iloc[5:]
+    cv = check_cv(3, tags)
+    assert isinstance(cv, TagStratifiedKFold)
+    expected = [test.tolist() for _, test in TagStratifiedKFold(3).split(X[5:], y[5:])]
+    assert [test.tolist() for _, test in cv.split(X[5:], tags)] == expected

@@ -102,6 +102,7 @@ class TagStratifiedKFold(_KFold):
     """
 
     def _fold_of(self, y):
+        y = list(y)  # by position: a pandas Series's index need not start at 0
         if len(y) and isinstance(y[0], str):
             raise ValueError(f"{type(self).__name__} needs one sequence of tags per sentence, got strings.")
         types = [{t.split("-", 1)[1] for t in tags if t != "O" and "-" in t} for tags in y]
