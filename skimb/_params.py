@@ -105,7 +105,9 @@ class ComponentParamsMixin:
     ``head=CALoRAHead(), head__k=3``), which overrides it at fit and is what ``set_params``
     changes. An instance set by ``set_params`` brings its own parameters: values stored for the
     slot before are dropped, unless given in the same call. ``get_params(deep=True)`` lists the
-    selected component's parameters either way.
+    selected component's parameters either way, and an estimator stored as a routed value
+    (``training__embedder=TransformerEmbedder()``) has its own reached as inside an instance
+    (``training__embedder__pooling``).
     """
 
     _parameter_constraints: dict = {}
@@ -124,7 +126,12 @@ class ComponentParamsMixin:
             for slot, registry in SLOTS.items():
                 for key, value in registry.defaults(getattr(self, slot)).items():
                     params.setdefault(f"{slot}__{key}", value)
-        params.update(self._routed_params())
+        routed = self._routed_params()
+        params.update(routed)
+        if deep:  # an estimator routed by name shows its parameters, as one inside an instance does
+            for key, value in routed.items():
+                if callable(getattr(value, "get_params", None)) and not isinstance(value, type):
+                    params.update({f"{key}__{k}": v for k, v in value.get_params(deep=True).items()})
         return params
 
     def set_params(self, **params):
@@ -137,15 +144,22 @@ class ComponentParamsMixin:
                 for key in [k for k in stored if k.startswith(slot + "__") and k not in params]:
                     delattr(self, key)
                     stored.discard(key)
-        for key, value in params.items():
+        nested = {}
+        # fewest "__" first: a routed estimator given in this call is stored before its own parameters
+        for key, value in sorted(params.items(), key=lambda item: item[0].count("__")):
             slot = key.split("__", 1)[0]
             target = params.get(slot, getattr(self, slot, None))  # the slot's value after this call
-            if key in names or (slot in SLOTS and hasattr(target, "set_params") and key not in stored):
+            holder = self._stored_estimator_of(key)
+            if holder is not None:  # training__embedder__pooling: the stored embedder's own parameter
+                nested.setdefault(holder, {})[key[len(holder) + 2:]] = value
+            elif key in names or (slot in SLOTS and hasattr(target, "set_params") and key not in stored):
                 rest[key] = value  # a constructor parameter, or a component instance's own
             else:  # routed to a named component or the loss: stored, its name checked in fit; a value
                 setattr(self, key, value)  # stored beside an instance overrides it at fit, so it is updated
         if rest:
             super().set_params(**rest)
+        for holder, sub in nested.items():
+            getattr(self, holder).set_params(**sub)
         return self
 
     def _refuse_unknown_names(self, params: dict, names: set) -> None:
@@ -159,6 +173,17 @@ class ComponentParamsMixin:
             raise ValueError(f"Invalid parameter(s) {unknown} for {type(self).__name__}{hints}; "
                              "get_params() lists the valid ones, and routed ones start with one of "
                              f"{[p + '__' for p in ROUTED_PREFIXES]} (e.g. loss__gamma=2, head__k=3).")
+
+    def _stored_estimator_of(self, key):
+        """The stored routed parameter (``training__embedder``) holding an estimator that ``key``
+        (``training__embedder__pooling``) names a parameter of, or None."""
+        parts = key.split("__")
+        for n in range(len(parts) - 1, 1, -1):
+            holder = "__".join(parts[:n])
+            value = vars(self).get(holder)
+            if callable(getattr(value, "set_params", None)) and not isinstance(value, type):
+                return holder
+        return None
 
     def _check_params(self) -> dict:
         """Validate every parameter; return the resolved, validated components by slot."""

@@ -209,3 +209,25 @@ def test_crt_stops_on_a_non_finite_loss_as_calora_does(tiny_bert, toy_data):
     # the stage-1 head stays, with the decision rule tuned on it: the model predicts as it asked
     assert clf.logit_offsets_.shape == (len(clf.classes_),)
     assert np.isfinite(clf.predict_proba(X)).all() and set(clf.predict(X)) <= set(clf.classes_)
+
+
+def test_an_estimator_routed_by_name_exposes_its_parameters_as_an_instance_does(tiny_bert):
+    # training__embedder=TransformerEmbedder(...) beside training="hamr": training__embedder__pooling reaches the
+    # embedder (a grid search over it), as it does inside training=HAMRTraining(embedder=...)
+    from skimb import TransformerEmbedder
+    from skimb.training import HAMRTraining
+
+    by_name = TransformerClassifier(tiny_bert, training="hamr", training__embedder=TransformerEmbedder(tiny_bert))
+    by_instance = TransformerClassifier(tiny_bert, training=HAMRTraining(embedder=TransformerEmbedder(tiny_bert)))
+    for est in (by_name, by_instance, clone(by_name)):
+        assert est.get_params(deep=True)["training__embedder__pooling"] == "mean"
+        est.set_params(training__embedder__pooling="cls")
+        assert est.get_params(deep=True)["training__embedder__pooling"] == "cls"
+        assert est._check_params()["training"].embedder.pooling == "cls"
+    assert "training__embedder__pooling" not in vars(by_name)  # reached the embedder, not stored beside it
+    est = clone(by_name).set_params(training__embedder=TransformerEmbedder(tiny_bert), training__embedder__max_length=32)
+    assert est._check_params()["training"].embedder.max_length == 32  # the new embedder, in the same call
+    # a value stored beside an instance overrides it at fit: set_params reaches that one
+    beside = TransformerClassifier(tiny_bert, training=HAMRTraining(), training__embedder=TransformerEmbedder(tiny_bert))
+    beside.set_params(training__embedder__pooling="cls")
+    assert beside._check_params()["training"].embedder.pooling == "cls"
