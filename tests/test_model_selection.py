@@ -147,3 +147,12 @@ def test_tags_in_a_pandas_series_are_stratified_by_position_whatever_its_index()
     assert isinstance(cv, TagStratifiedKFold)
     expected = [test.tolist() for _, test in TagStratifiedKFold(3).split(X[5:], y[5:])]
     assert [test.tolist() for _, test in cv.split(X[5:], tags)] == expected
+
+
+def test_check_cv_none_is_five_folds_as_in_scikit_learn():
+    from skimb.model_selection import check_cv
+
+    Y = _rare_multilabel()
+    assert repr(check_cv(None, Y)) == repr(check_cv(5, Y)) == repr(MultilabelStratifiedKFold(5))
+    _, tags = make_ner(30)
+    assert repr(check_cv(None, tags)) == repr(TagStratifiedKFold(5))

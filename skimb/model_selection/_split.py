@@ -152,7 +152,7 @@ def check_cv(cv=5, y=None, *, classifier=True):
     ``cv`` stratifies the targets scikit-learn cannot: a 2-D 0/1 multi-label target gets
     :class:`MultilabelStratifiedKFold`, a list (or a pandas Series) of tag sequences (NER)
     :class:`TagStratifiedKFold` (scikit-learn gives both an unstratified ``KFold``, and refuses the
-    Series). Anything else is scikit-learn's choice.
+    Series); ``None`` is 5, as in scikit-learn. Anything else is scikit-learn's choice.
 
     Pass the result as ``cv=`` to ``GridSearchCV``, ``cross_validate`` and friends.
 
@@ -165,6 +165,7 @@ def check_cv(cv=5, y=None, *, classifier=True):
     >>> check_cv(4, np.array([0, 1, 0, 1]))
     StratifiedKFold(n_splits=4, random_state=None, shuffle=False)
     """
+    cv = 5 if cv is None else cv  # scikit-learn's default, stratified here as an int is
     if isinstance(cv, Integral) and not isinstance(cv, bool) and y is not None:
         if hasattr(y, "iloc") and getattr(y, "ndim", 0) == 1 and _is_tag_sequences(y.to_numpy()):
             return TagStratifiedKFold(cv)  # a pandas Series (a DataFrame column) of tag lists
