@@ -156,3 +156,14 @@ def test_check_cv_none_is_five_folds_as_in_scikit_learn():
     assert repr(check_cv(None, Y)) == repr(check_cv(5, Y)) == repr(MultilabelStratifiedKFold(5))
     _, tags = make_ner(30)
     assert repr(check_cv(None, tags)) == repr(TagStratifiedKFold(5))
+
+
+@pytest.mark.parametrize("cv", [MultilabelStratifiedKFold, TagStratifiedKFold])
+def test_a_random_state_without_shuffle_is_refused_as_scikit_learns_kfold_does(cv):
+    # it would be ignored: every seed of a repeated cross-validation would get the same folds
+    X, tags = make_ner(30)
+    y = _rare_multilabel(30) if cv is MultilabelStratifiedKFold else tags
+    with pytest.raises(ValueError, match="random_state has no effect since shuffle is False.*shuffle=True"):
+        list(cv(3, random_state=1).split(X, y))
+    assert [t.tolist() for _, t in cv(3, shuffle=True, random_state=1).split(X, y)] != \
+        [t.tolist() for _, t in cv(3, shuffle=True, random_state=2).split(X, y)]

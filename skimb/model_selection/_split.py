@@ -36,6 +36,9 @@ class _KFold:
 
     def split(self, X, y, groups=None):
         validate_params(self._parameter_constraints, vars(self), owner=type(self).__name__)
+        if not self.shuffle and self.random_state is not None:  # ignored otherwise: every seed, the same folds
+            raise ValueError(f"{type(self).__name__}: setting a random_state has no effect since shuffle is False; "
+                             "leave random_state to its default (None), or set shuffle=True.")
         if y is None:
             raise ValueError(f"{type(self).__name__} needs y to stratify on.")
         check_consistent_length(X, y, groups)  # scikit-learn's splitters' error on mismatched lengths
@@ -65,6 +68,7 @@ class MultilabelStratifiedKFold(_KFold):
     shuffle : bool, default=False
         Break ties between folds at random (``random_state``); otherwise the same folds every call.
     random_state : int, RandomState instance or None, default=None
+        With ``shuffle=True`` only (an error otherwise, as for scikit-learn's ``KFold``).
 
     Examples
     --------
@@ -91,7 +95,9 @@ class TagStratifiedKFold(_KFold):
     ----------
     n_splits : int, default=5
     shuffle : bool, default=False
+        Shuffle within the strata (``random_state``); otherwise the same folds every call.
     random_state : int, RandomState instance or None, default=None
+        With ``shuffle=True`` only (an error otherwise, as for scikit-learn's ``KFold``).
 
     Examples
     --------
