@@ -350,6 +350,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                                world_size=ctx.world_size)
         if key is not None:  # any head reuses a cached stage 1 (a staged head's, or a shared plain fit's)
             ctx.stage1 = stage1_cache.get(key, memory=ctx.head.memory, check=_check_stage1_entry)
+        elif ctx.head.memory is not None:  # asked for on disk: not silently nothing
+            why = self._uncached_by_params() or "a parameter cannot be hashed by content (a class defined in a function)"
+            warn_caller(f"{type(self).__name__}: head__memory={ctx.head.memory!r} is ignored: {why}.")
         self._stage1_key_ = key if ctx.head.has_stage2 else None
         # a plain head stores its stage 1 only where asked (skimb compare: another method repeats it)
         store_plain = key is not None and not ctx.head.has_stage2 and stage1_cache.shares(self)
@@ -483,8 +486,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         every parameter but the head's stage-2 ones (``lr``: the rate ``lr="auto"`` resolved to,
         which a later version may resolve differently), the seed and the exact training data."""
         components = self._check_params() if components is None else components
-        if (self.callbacks is not None or isinstance(self.loss, torch.nn.Module)
-                or not isinstance(self.random_state, numbers.Integral)):
+        if self._uncached_by_params() is not None:
             return None
         params = {k: v for k, v in self.get_params(deep=False).items()
                   if k not in _NOT_STAGE1 and k.split("__", 1)[0] not in SLOTS}
@@ -507,6 +509,16 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                                _nested_backbone_identities(params), params, seed, data, y_enc, weights, *parallel)
         except (pickle.PicklingError, TypeError, AttributeError):  # a parameter that cannot be hashed by content
             return None  # (a class defined in a function, an object holding a lock): no cache
+
+    def _uncached_by_params(self):
+        """Why the parameters leave a fit's stage 1 out of the stage-1 cache, or None."""
+        if not isinstance(self.random_state, numbers.Integral):
+            return f"caching a stage 1 needs an integer random_state (got {self.random_state!r}; set random_state=0)"
+        if self.callbacks is not None:
+            return "a fit with callbacks is not cached (they may change training)"
+        if isinstance(self.loss, torch.nn.Module):
+            return "a fit with a loss module is not cached (nothing keys a module); give the loss by name"
+        return None
 
     def _make_net(self, ctx, valid_ds, n_steps, *, net_class=None, net_kwargs=None):
         from skorch.helper import predefined_split

@@ -157,3 +157,24 @@ def test_the_nested_backbone_walk_survives_a_parameter_that_refers_back():
             return {"other": self.other, "backbone": None}
 
     assert _nested_backbone_identities({"a": Loop(), "b": [1, (2, {"c": Loop()})]}) == []
+
+
+@pytest.mark.parametrize("uncached,why", [
+    (dict(random_state=None), r"needs an integer random_state \(got None; set random_state=0"),
+    (dict(callbacks=["epoch_timer"]), r"callbacks"),
+    (dict(loss=torch.nn.CrossEntropyLoss()), r"loss module"),
+])
+def test_memory_that_no_key_can_use_is_a_warning_naming_why(tiny_bert, small_data, tmp_path, uncached, why):
+    # head__memory asks for a stage 1 on disk; a fit that cannot be keyed caches nothing: say so, not silently
+    from skorch.callbacks import EpochTimer
+
+    X, y = small_data
+    if "callbacks" in uncached:
+        uncached = dict(callbacks=[EpochTimer()])
+    params = {**CALORA, **FAST, "head__memory": str(tmp_path), **uncached}
+    with pytest.warns(UserWarning, match=r"head__memory=.* is ignored: .*" + why):
+        TransformerClassifier(tiny_bert, **params).fit(X, y)
+    assert not list(tmp_path.rglob("*.pt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # without head__memory, nothing to warn about
+        TransformerClassifier(tiny_bert, **{**CALORA, **FAST, **uncached}).fit(X, y)
