@@ -231,3 +231,13 @@ def test_an_estimator_routed_by_name_exposes_its_parameters_as_an_instance_does(
     beside = TransformerClassifier(tiny_bert, training=HAMRTraining(), training__embedder=TransformerEmbedder(tiny_bert))
     beside.set_params(training__embedder__pooling="cls")
     assert beside._check_params()["training"].embedder.pooling == "cls"
+
+
+def test_an_unregistered_name_says_an_instance_reaches_worker_processes(tiny_bert):
+    # a head registered in the script of a search with n_jobs=2 is unknown in the workers, which import
+    # skimb afresh: the error there must give the remedy that works, an instance (pickled with its class)
+    with pytest.raises(ValueError, match=r"got 'class_mean_demo'.*registered .*in another process.*pass an "
+                                         r"instance \(head=MyHead\(\.\.\.\)\)"):
+        TransformerClassifier(tiny_bert, head="class_mean_demo")._check_params()
+    with pytest.raises(ValueError, match=r"pass an instance \(training=MyTraining\(\.\.\.\)\)"):
+        TransformerClassifier(tiny_bert, training="demo_training")._check_params()

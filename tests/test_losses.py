@@ -1158,3 +1158,13 @@ def test_a_beta_given_as_none_is_refused_by_name(name):
 
     with pytest.raises(TypeError, match="beta must be a real number, got NoneType"):
         make_loss(name, task="multiclass", class_counts=[10, 5, 1], beta=None)
+
+
+def test_an_unregistered_loss_name_says_its_class_reaches_worker_processes():
+    # registered in a search's script, a loss name is unknown in the workers (n_jobs=2): its class works there
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge_demo'.*registered .*in another process.*pass the "
+                                         r"class \(loss=MyLoss\)"):
+        make_loss("hinge_demo", task="multiclass", class_counts=MC_COUNTS)
+    with pytest.raises(ValueError) as caught:  # a name of the other task: no such hint
+        make_loss("bce", task="multiclass", class_counts=MC_COUNTS)
+    assert "another process" not in str(caught.value)

@@ -120,9 +120,15 @@ class Registry:
             return type(value), value.get_params(deep=False)
         if value in self:
             return self._classes[value], {}
+        hint = ""
+        if isinstance(value, str):  # the workers of a parallel search import skimb afresh, not the script
+            hint = (f" A {self.slot} registered with register_{self.slot} in another process (the script of a "
+                    f"search with n_jobs > 1) is unknown in this one: pass an instance "
+                    f"({self.slot}=My{self.slot.capitalize()}(...)), which carries its class, or register it in a "
+                    "module the processes import.")
         raise InvalidParameterError(
             f"{owner}: {self.slot} must be one of {self.names()} or a {self.base.__name__} instance, "
-            f"got {value!r}.")
+            f"got {value!r}.{hint}")
 
     def defaults(self, value) -> dict:
         """The parameters of the component ``value`` selects (empty for an unknown name)."""
