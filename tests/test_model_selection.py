@@ -167,3 +167,10 @@ def test_a_random_state_without_shuffle_is_refused_as_scikit_learns_kfold_does(c
         list(cv(3, random_state=1).split(X, y))
     assert [t.tolist() for _, t in cv(3, shuffle=True, random_state=1).split(X, y)] != \
         [t.tolist() for _, t in cv(3, shuffle=True, random_state=2).split(X, y)]
+
+
+@pytest.mark.parametrize("labels", [[["a", "b"], ["a"], ["b"], ["c"]], [["a"], ["b"], ["a"], ["b"]]])
+def test_label_lists_are_refused_with_the_binarizer_as_remedy(labels):
+    # numpy's "inhomogeneous shape" error or a dtype said nothing of what MultilabelStratifiedKFold wants
+    with pytest.raises(ValueError, match=r"0/1 indicator .*MultiLabelBinarizer"):
+        list(MultilabelStratifiedKFold(2).split(np.zeros(4), labels))

@@ -79,10 +79,18 @@ class MultilabelStratifiedKFold(_KFold):
     """
 
     def _fold_of(self, y):
-        Y = _dense(y)
+        binarize = "; for label lists use sklearn.preprocessing.MultiLabelBinarizer"
+        try:
+            Y = _dense(y)
+        except ValueError:  # ragged: label lists
+            raise ValueError(f"{type(self).__name__} needs a 2-D 0/1 indicator target, got rows of different "
+                             f"lengths{binarize}.") from None
         if Y.ndim != 2:
             raise ValueError(f"{type(self).__name__} needs a 2-D 0/1 indicator target, got shape {Y.shape}; "
                              "use StratifiedKFold for 1-D labels.")
+        if Y.dtype.kind in "US":  # label names, not 0/1
+            raise ValueError(f"{type(self).__name__} needs a 2-D 0/1 indicator target, got {Y.dtype} values"
+                             f"{binarize}.")
         Y = _check_indicator(Y, "y")  # NaN or a 2 named by position, not numpy's errors or silent folds
         return iterative_stratification(Y, np.full(self.n_splits, 1.0 / self.n_splits), random_state=self._seed())
 
