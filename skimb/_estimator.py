@@ -27,7 +27,7 @@ from ._context import FitContext
 from ._params import SHARED_PARAMS, SLOTS, ComponentParamsMixin, check_needs_validation
 from ._persistence import SAVED_CONFIG_NAME, model_card
 from ._task import loss_task
-from .backbones import backbone_identity, load_backbone
+from .backbones import autocast_precision, backbone_identity, load_backbone
 from .backbones._loading import check_max_length
 from .backbones._onnx import onnx_int8_module
 from .backbones._quantize import int8_module
@@ -347,7 +347,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         t0 = time.perf_counter()
         components = {slot: getattr(ctx, slot) for slot in SLOTS}
         key = self._stage1_key(ctx.X, ctx.y, ctx.weights, ctx.seed, ctx.backbone_path, components, lr=ctx.lr,
-                               world_size=ctx.world_size)
+                               world_size=ctx.world_size, device=ctx.device)
         if key is not None:  # any head reuses a cached stage 1 (a staged head's, or a shared plain fit's)
             ctx.stage1 = stage1_cache.get(key, memory=ctx.head.memory, check=_check_stage1_entry)
         elif ctx.head.memory is not None:  # asked for on disk: not silently nothing
@@ -481,10 +481,11 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         finally:
             del self._finishing_fit
 
-    def _stage1_key(self, data, y_enc, weights, seed, path, components=None, world_size=1, lr=None):
+    def _stage1_key(self, data, y_enc, weights, seed, path, components=None, world_size=1, lr=None, device=None):
         """Everything that determines stage 1, or None when it cannot be cached: the backbone,
         every parameter but the head's stage-2 ones (``lr``: the rate ``lr="auto"`` resolved to,
-        which a later version may resolve differently), the seed and the exact training data."""
+        which a later version may resolve differently), the seed, the exact training data and how
+        this process computes on ``device`` (the fit's; default ``device`` resolved)."""
         components = self._check_params() if components is None else components
         if self._uncached_by_params() is not None:
             return None
@@ -504,9 +505,15 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         # saved again at the same path is another stage 1.
         # A data-parallel stage 1 (world_size processes) is another model than a single-process one.
         parallel = () if world_size <= 1 else (("data-parallel", int(world_size)),)
+        # device="auto" and n_threads=None resolve per process: bf16 autocast on a GPU, or another number
+        # of CPU threads (another order of floating-point sums), trains another stage 1
+        device = resolve_device(self.device) if device is None else device
+        kind = torch.device(device).type
+        compute = (kind, autocast_precision(device, self.amp), torch.get_num_threads() if kind == "cpu" else None)
         try:
             return fingerprint(type(self).__name__, _STAGE1_RECIPE, backbone_identity(path),
-                               _nested_backbone_identities(params), params, seed, data, y_enc, weights, *parallel)
+                               _nested_backbone_identities(params), params, seed, data, y_enc, weights, compute,
+                               *parallel)
         except (pickle.PicklingError, TypeError, AttributeError):  # a parameter that cannot be hashed by content
             return None  # (a class defined in a function, an object holding a lock): no cache
 

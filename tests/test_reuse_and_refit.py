@@ -237,6 +237,24 @@ def test_stage1_key_holds_the_resolved_learning_rate(tiny_bert, toy_data):
     assert fitted.lr_ == 2e-4 and explicit.fit(X, y).stage1_cached_  # the explicit fit loads auto's stage 1
 
 
+def test_stage1_key_holds_how_this_process_computes(tiny_bert, toy_data):
+    # device="auto" and n_threads=None resolve per process: a stage 1 trained under bf16 autocast on a
+    # GPU, or with other CPU threads (another order of floating-point sums), is not what this fit would
+    # train, so a cache hit (a shared head__memory folder) would not equal a miss
+    from skimb._base import torch_threads
+
+    X, y = toy_data
+    y_enc = np.unique(y, return_inverse=True)[1]
+    est = TransformerClassifier(tiny_bert, **CALORA, **FAST)
+    assert est._stage1_key(X, y_enc, None, 0, tiny_bert, device="cuda") != \
+        est._stage1_key(X, y_enc, None, 0, tiny_bert, device="cpu")
+    with torch_threads(1):
+        TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y)
+    with torch_threads(2):
+        assert not TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y).stage1_cached_
+        assert TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y).stage1_cached_
+
+
 def test_stage1_key_is_none_for_a_loss_class_without_a_stable_identity(tiny_bert, toy_data):
     """A loss class defined inside a function cannot be fingerprinted: no cache, and the fit runs."""
     from skimb.losses import CrossEntropyLoss
