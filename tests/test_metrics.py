@@ -556,6 +556,21 @@ def test_plots_draw_dollar_signs_in_names_as_they_are(tmp_path):
     assert _literal("$5 or $10") == "\\$5 or \\$10"
 
 
+def test_plots_name_a_report_passed_for_its_scores(tmp_path):
+    # a whole report, or its per_class dicts, per method: was "float() argument must be ... not 'dict'"
+    rep = imbalance_report(Y_TRUE, Y_PRED)
+    with pytest.raises(TypeError, match=r"results\['ce'\]\['per_class'\] must be an F1 score \(a number\), got "
+                                        r"dict; pass e.g. report\['quartile_f1'\]"):
+        plot_quartile_f1({"ce": rep}, tmp_path / "q.png")
+    with pytest.raises(TypeError, match=r"results\['ce'\]\[.+\] must be an F1 score .+ for k, v in "
+                                        r"report\['per_class'\]"):
+        plot_per_class_f1({"ce": rep["per_class"]}, tmp_path / "c.png")
+    with pytest.raises(TypeError, match=r"results\['ce'\] must be a dict of scores, got float; pass e.g. "
+                                        r"report\['quartile_f1'\]"):
+        plot_quartile_f1({"ce": 0.5}, tmp_path / "q.png")
+    assert not list(tmp_path.iterdir())
+
+
 def quart_with_nan():
     return {"Q1": 0.5, "Q2": 0.7, "Q3": 0.9, "Q4": float("nan")}
 

@@ -8,6 +8,7 @@ is touched.
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 from skimb.metrics._quartiles import QUARTILES, _to_python
@@ -15,15 +16,18 @@ from skimb.metrics._quartiles import QUARTILES, _to_python
 __all__ = ["plot_gaps", "plot_per_class_f1", "plot_quartile_f1"]
 
 
-def _check_results(results, what):
+def _check_results(results, what, example):
+    """``results`` is ``{method: {key: f1}}``; ``example`` says how to get one method's scores."""
     if not isinstance(results, dict) or not results:
         raise ValueError(f"{what} must be a non-empty dict {{method name: {{key: f1}}}}.")
     for name, scores in results.items():
         if not isinstance(scores, dict):
-            raise TypeError(
-                f"{what}[{name!r}] must be a dict of scores, got {type(scores).__name__}; "
-                "pass e.g. {k: v['f1'] for k, v in report['per_class'].items()}."
-            )
+            raise TypeError(f"{what}[{name!r}] must be a dict of scores, got {type(scores).__name__}; "
+                            f"pass e.g. {example}.")
+        for key, value in scores.items():  # a whole report, or its per-class dicts, is the usual slip
+            if value is not None and not isinstance(value, numbers.Real):
+                raise TypeError(f"{what}[{name!r}][{key!r}] must be an F1 score (a number), got "
+                                f"{type(value).__name__}; pass e.g. {example}.")
     return results
 
 
@@ -119,7 +123,7 @@ def plot_per_class_f1(results, path, title=None, *, class_counts=None):
     ...     out.stat().st_size > 0
     True
     """
-    _check_results(results, "results")
+    _check_results(results, "results", "{k: v['f1'] for k, v in report['per_class'].items()}")
     keys, seen = [], set()
     for scores in results.values():
         for k in scores:
@@ -174,7 +178,7 @@ def plot_quartile_f1(results, path, title=None):
     ...     out.stat().st_size > 0
     True
     """
-    _check_results(results, "results")
+    _check_results(results, "results", "report['quartile_f1']")
     extra = []
     for scores in results.values():
         for k in scores:
