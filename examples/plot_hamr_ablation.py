@@ -74,17 +74,22 @@ plt.show()
 # %%
 # What the weight network learned
 # -------------------------------
-# ``sample_weights_history_`` summarises, per epoch, the weights the weight network gave to
-# each class's samples (a class whose mean moves away from 1 is re-weighted), and
-# ``hardness_`` is each training sample's final hardness, the resampling's main input (one
-# entry per trained row: ``hamr_train_indices_`` gives their positions in ``X``, as the meta set
-# is not trained on). Both are shown per class, rarest class first.
+# ``sample_weights_history_`` summarises, per epoch, the weights the weight network gave
+# (quantiles, overall and per class), and ``hardness_`` is each training sample's final hardness,
+# the resampling's main input (one entry per trained row: ``hamr_train_indices_`` gives their
+# positions in ``X``, as the meta set is not trained on). With ``class_weight="balanced"`` the
+# weights are normalised to mean 1 within each class (``weight_norm_`` is ``"class"``: the class
+# weights keep the balance between the classes), so every class's mean weight is 1 and what the
+# weight network learned is the spread inside a class: its quartiles, and the range of the
+# hardness, per class, rarest class first.
 hamr = models["HAMR"]
+print("weights normalised within:", hamr.weight_norm_)
 counts = Counter(map(str, data.y_train))
 last = hamr.sample_weights_history_[-1]["per_class"]
 y_trained = np.asarray(data.y_train)[hamr.hamr_train_indices_]
 relative = hamr.hardness_ / hamr.hardness_.mean()
-print("class      train  mean weight (last epoch)  mean hardness (1 = average)")
+print("class      train  weight q25-q75 (last epoch)  hardness min-max (1 = average)")
 for c in sorted(last, key=lambda c: counts[str(c)]):
-    print(f"{str(c):9s} {counts[str(c)]:6d}  {last[c]['mean']:24.3f}  "
-          f"{relative[y_trained == c].mean():27.3f}")
+    h = relative[y_trained == c]
+    print(f"{str(c):9s} {counts[str(c)]:6d}  {last[c]['q25']:15.3f}-{last[c]['q75']:.3f}  "
+          f"{h.min():24.3f}-{h.max():.3f}")
