@@ -168,6 +168,15 @@ def test_an_out_that_is_a_file_is_refused_before_any_run(tmp_path, capsys, out):
     assert f"--out {tmp_path / out}: {tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
 
 
+def test_dataset_help_names_every_built_in_data_set():
+    # the list was written out by hand and had no goemotions_single
+    from skimb.compare import build_parser
+    from skimb.datasets import list_datasets
+
+    action = next(a for a in build_parser()._actions if "--dataset" in a.option_strings)
+    assert all(name in action.help for name in list_datasets()), action.help
+
+
 def test_compare_missing_dataset_is_a_clear_error(tmp_path, capsys):
     assert main(["--dataset", str(tmp_path / "nothing-here")]) == 2
     assert "skimb compare:" in capsys.readouterr().err

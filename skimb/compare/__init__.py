@@ -113,13 +113,14 @@ def _library_messages(verbose):
 
 
 def build_parser():
+    from ..datasets import list_datasets
+
     p = argparse.ArgumentParser(
         prog="skimb compare",
         description="Compare class-imbalance methods on one dataset with the same budget and seeds.")
     p.add_argument("--dataset", default=None,
-                   help="a built-in name (goemotions_ekman, sms_spam, cyclone_idai_2019, sst5, goemotions, conll2003, "
-                        "mit_restaurant) or a path to a data folder or file; a .csv file is read as with --data "
-                        f"(default: {DEFAULTS['dataset']})")
+                   help=f"a built-in name ({', '.join(list_datasets())}) or a path to a data folder or file; a .csv "
+                        f"file is read as with --data (default: {DEFAULTS['dataset']})")
     p.add_argument("--data", metavar="PATH", default=None,
                    help="your own data: a .csv (with a header line) or .jsonl file, one row per text, with a text and "
                         "a label column; a column named 'split' (train/test/dev) gives the split, else --test-size "
