@@ -76,6 +76,12 @@ class TestReadHumaidJson:
         with pytest.raises(ValueError, match=r"bad\.json: invalid JSON at line 3"):
             read_humaid_json(p)
 
+    def test_json_lines_of_texts_get_a_remedy_that_reads_them(self, tmp_path):
+        # the hint named read_jsonl_ner alone, which refuses lines without 'tokens' and 'ner_tags'
+        p = write(tmp_path / "lines.json", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
+        with pytest.raises(ValueError, match=r"JSON lines of texts and labels: skimb compare --data"):
+            read_humaid_json(p)
+
     def test_not_an_array(self, tmp_path):
         p = write(tmp_path / "obj.json", '{"text": "a"}')
         with pytest.raises(ValueError, match="expected a JSON array"):

@@ -114,8 +114,9 @@ def read_humaid_json(path) -> tuple[list[str], list[str]]:
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"{p}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}. "
-            "Expected one JSON array of {\"text\", \"label\", \"label_text\"} objects "
-            "(for one JSON object per line, use read_jsonl_ner)."
+            "Expected one JSON array of {\"text\", \"label\", \"label_text\"} objects (for one JSON object per "
+            "line: JSON lines of {\"tokens\", \"ner_tags\"}: read_jsonl_ner; JSON lines of texts and labels: "
+            "skimb compare --data FILE.jsonl, or one json.loads per line)."
         ) from None
     if not isinstance(data, list):
         raise ValueError(
