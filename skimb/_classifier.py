@@ -93,7 +93,8 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         Dropout before the head.
     loss : str or torch.nn.Module, default="ce"
         A name from :mod:`skimb.losses` or a module mapping ``(logits, target)`` to
-        losses (deep-copied; its ``reduction`` is set to ``"none"`` on the copy). The loss's
+        per-sample losses (deep-copied; its ``reduction`` is set to ``"none"`` on the copy; per-label
+        rows ``(N, C)`` are averaged over the labels, one reduced number is an error at fit). The loss's
         parameters go through ``loss__<name>=value``: ``loss__gamma`` (focal/AFL),
         ``loss__alpha``, ``loss__beta`` (class-balanced), ``loss__tau`` (logit adjustment),
         ``loss__max_gamma`` (AFL), ... A shared one the loss does not use is ignored with a

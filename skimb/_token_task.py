@@ -23,6 +23,7 @@ from ._text_task import OFFSET_BOOTSTRAPS, FeatureDataset, warn_unlearnt_classes
 from ._validation import check_sample_weight, check_token_lists
 from .backbones import EncodedTextDataset, SequenceClassifier, autocast, pad_collate, sorted_batches
 from .heads._components import class_neutral_loss
+from .losses._base import per_item_losses
 from .training._net import module_inputs
 from .tokens import (IGNORE_INDEX, LinearChainCRF, align_word_labels, case_type_ids, convert_scheme, merge_windows,
                      tokenize_words)
@@ -50,7 +51,8 @@ class TagWeightedLoss(nn.Module):
 
     def forward(self, logits, target):
         w = self.tag_weight.to(logits.device)[target.clamp(min=0)]
-        return self.loss(logits, target) * torch.where(target >= 0, w, torch.zeros_like(w))
+        losses = per_item_losses(self.loss(logits, target), len(target), self.loss)
+        return losses * torch.where(target >= 0, w, torch.zeros_like(w))
 
     def without_class_balance(self):
         """The wrapped loss without the tag weights, and without its own class balancing."""

@@ -561,6 +561,35 @@ def test_user_loss_module_is_not_mutated(tiny_bert, toy_data):
     assert clf.loss_ is not user_loss
 
 
+class _MeanLoss(torch.nn.Module):
+    """A user loss without a ``reduction`` attribute that reduces all the same."""
+
+    def forward(self, logits, target):
+        return torch.nn.functional.cross_entropy(logits, target)
+
+
+@pytest.mark.parametrize("estimator, params", [
+    (TransformerClassifier, {"class_weight": "balanced"}),  # was: the class weights silently dropped
+    (TransformerClassifier, {"training": "hamr", "validation_fraction": 0.2}),  # was: "indices has 16 entries ..."
+    (TransformerTokenClassifier, {"class_weight": "balanced"}),  # was: the tag weights silently dropped
+])
+def test_a_user_loss_reduced_to_one_number_is_refused(tiny_bert, toy_data, estimator, params):
+    X, y = toy_data if estimator is TransformerClassifier else make_ner(20)
+    with pytest.raises(ValueError, match=r"the loss _MeanLoss must return per-sample losses, shape \(\d+,\), got "
+                                         r"\(\): set its reduction='none'"):
+        estimator(tiny_bert, loss=_MeanLoss(), **params, **FAST).fit(X, y)
+
+
+def test_a_user_loss_of_per_label_terms_trains_as_their_mean(tiny_bert, toy_data):
+    # BCEWithLogitsLoss gives (N, C): with sample weights it was a RuntimeError of shapes
+    X, y = toy_data
+    Y = np.stack([(y == "flood"), (y != "injury"), np.arange(len(y)) % 2 == 0], axis=1).astype(int)
+    weights = np.where(y == "injury", 3.0, 1.0)
+    user = TransformerClassifier(tiny_bert, loss=torch.nn.BCEWithLogitsLoss(), **FAST).fit(X, Y, sample_weight=weights)
+    bce = TransformerClassifier(tiny_bert, loss="bce", **FAST).fit(X, Y, sample_weight=weights)
+    np.testing.assert_allclose(user.predict_proba(X), bce.predict_proba(X), atol=1e-5)
+
+
 def test_embed_returns_encoder_features(clf, toy_data):
     X, y = toy_data
     clf.fit(X, y)

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 import torch
 
+from ..losses._base import per_item_losses
 from ..utils._param_validation import Interval
 from ..utils._progress import progress_bar
 from ._components import (Head, class_balanced_row_weights, class_neutral_loss, register_head, stage2_rows,
@@ -93,7 +94,8 @@ class CRTHead(Head):
                     order, total = torch.randperm(len(x), generator=gen), 0.0
                     for idx in order.split(self.batch_size):
                         xb, yb, wb = x[idx].to(device), y[idx].to(device), w[idx].to(device)
-                        loss = (wb * loss_fn(head(xb.to(head.weight.dtype)), yb.float() if multilabel else yb)).mean()
+                        out = loss_fn(head(xb.to(head.weight.dtype)), yb.float() if multilabel else yb)
+                        loss = (wb * per_item_losses(out, len(idx), loss_fn)).mean()
                         if not torch.isfinite(loss):  # as CALoRA's stage 2: no step on it
                             raise FloatingPointError(f"non-finite cRT stage-2 loss in epoch {epoch} "
                                                      f"({float(loss)}); lower head__lr.")

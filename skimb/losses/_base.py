@@ -33,6 +33,21 @@ _REDUCTIONS = ("none", "mean", "sum")
 _RESERVED_PARAMS = ("self", "class_counts", "n_samples", "reduction")
 
 
+def per_item_losses(losses, n: int, loss) -> torch.Tensor:
+    """What the loss module (or function) ``loss`` returned, as one loss per item (shape ``(n,)``;
+    per-label rows, shape ``(n, C)``, are averaged over the labels as skimb's multi-label losses
+    are), or a ``ValueError``: a loss reduced to one number would silently drop the class, sample
+    and HAMR's weights that multiply the per-item losses."""
+    if isinstance(losses, torch.Tensor) and losses.dim() == 2 and losses.shape[0] == n:
+        losses = losses.mean(1)
+    if isinstance(losses, torch.Tensor) and tuple(losses.shape) == (n,):
+        return losses
+    shape = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
+    name = getattr(loss, "__name__", type(loss).__name__)
+    raise ValueError(f"the loss {name} must return per-sample losses, shape ({n},), got {shape}: set its "
+                     "reduction='none', or have its forward return the unreduced losses.")
+
+
 def _check_reduction(reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}.")

@@ -131,7 +131,8 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
         A registered name (see :func:`available_losses`), a loss class, or a user
         module. A user module is deep-copied (the argument is never mutated); if it
         has a ``reduction`` attribute the copy's is set to ``"none"``, otherwise
-        its ``forward`` must already return per-sample losses.
+        its ``forward`` must already return per-sample losses (the estimators average
+        per-label rows ``(N, C)`` over the labels and refuse a single number).
     task : {"multiclass", "multilabel"}
         Names valid for both tasks resolve by task: ``"afl"`` gives
         :class:`AdaptiveFocalLoss` or :class:`BinaryAdaptiveFocalLoss`; for

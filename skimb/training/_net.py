@@ -18,6 +18,7 @@ from skorch.utils import to_tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from ..backbones import EncodedTextDataset, LengthGroupedBatchSampler, autocast, pad_collate
+from ..losses._base import per_item_losses
 from ._distributed import RankShard, average_gradients
 
 __all__ = ["TransformerNet", "WarmupLinearSchedule", "weighted_mean_loss"]
@@ -216,11 +217,11 @@ class TransformerNet(NeuralNet):
             per_window = crf.nll(logits, y_true, mask, edges=sentence_edges(X, self.device))
             return per_window * (len(per_window) / mask.sum().clamp(min=1)), weights
         if mask is not None:
-            per_item = self.criterion_(logits[mask], y_true[mask])
+            per_item = per_item_losses(self.criterion_(logits[mask], y_true[mask]), int(mask.sum()), self.criterion_)
             if weights is not None:
                 weights = weights[:, None].expand_as(y_true)[mask]
             return per_item, weights
-        return self.criterion_(logits, y_true), weights
+        return per_item_losses(self.criterion_(logits, y_true), len(logits), self.criterion_), weights
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         per_item, weights = self.per_item_loss(y_pred, y_true, X)

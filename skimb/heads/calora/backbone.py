@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ...backbones._modules import float32_head
+from ...losses._base import per_item_losses
 from .config import CALoRAConfig
 from .layer import ClassRoutedLoRA
 from .routing import route_from_logits
@@ -278,7 +279,7 @@ def fit_calora_layers(module, input_ids, stage1_logits, y, *, config: CALoRAConf
                                        pad_token_id=pad_token_id)
                 routing.preset = routes[idx].to(dev)
                 logits = module(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev))
-                loss = (W[idx].to(dev) * loss_fn(logits, Y[idx])).mean()
+                loss = (W[idx].to(dev) * per_item_losses(loss_fn(logits, Y[idx]), len(idx), loss_fn)).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

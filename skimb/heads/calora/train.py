@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...losses._base import per_item_losses
 from .config import CALoRAConfig
 from .layer import ClassRoutedLoRA
 from .routing import route_from_logits
@@ -247,13 +248,7 @@ def fit_calora_head(
                     keep_mask = torch.rand(xb.shape, generator=dgen, device=dev, dtype=xb.dtype) >= p
                     xb = xb * keep_mask / (1.0 - p)
                 logits = base_out[idx] + module.adapter_output(xb, routes[idx])
-                losses = loss_fn(logits, Y[idx])
-                if not isinstance(losses, torch.Tensor) or tuple(losses.shape) != (idx.numel(),):
-                    shape = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
-                    raise ValueError(
-                        f"loss_fn must return per-sample losses of shape ({idx.numel()},), got {shape}; "
-                        "use reduction='none'."
-                    )
+                losses = per_item_losses(loss_fn(logits, Y[idx]), idx.numel(), loss_fn)
                 loss = (W[idx] * losses).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

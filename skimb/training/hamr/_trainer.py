@@ -51,6 +51,7 @@ from skorch.utils import to_tensor
 from torch.utils.data import DataLoader
 
 from ...backbones import EncodedTextDataset, sorted_batches
+from ...losses._base import per_item_losses
 from ...tokens import IGNORE_INDEX, per_sentence_losses, token_sentence_index
 from ...utils._split import multilabel_train_test_split, rarest_tag_keys
 from ...utils._warnings import warn_caller
@@ -816,13 +817,14 @@ def unit_losses(logits, y, criterion, *, pad=None, sample_weight=None, crf=None,
         loss = criterion.per_label(logits.float(), y)
         return (loss if sw is None else loss * sw.unsqueeze(-1)), None
     if pad is None:
-        return weighted(criterion(logits.float(), y)), None
+        return weighted(per_item_losses(criterion(logits.float(), y), len(y), criterion)), None
     mask = y != pad
     n_labelled = mask.sum().clamp(min=1)
     if crf is not None:
         nll = crf.nll(logits.float(), y, mask, edges=edges)
         return weighted(nll / mask.sum(1).clamp(min=1)), weighted(nll) / n_labelled
-    token_losses, window = criterion(logits.float()[mask], y[mask]), token_sentence_index(y, pad)
+    token_losses = per_item_losses(criterion(logits.float()[mask], y[mask]), int(mask.sum()), criterion)
+    window = token_sentence_index(y, pad)
     loss = weighted(per_sentence_losses(token_losses, window, len(y), reduce="max"))
     if token_loss != "mean":
         return loss, None
