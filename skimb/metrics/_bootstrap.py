@@ -130,6 +130,21 @@ def paired_bootstrap_gap(counts_a, counts_b, *, n_boot=2000, confidence=0.95, ra
     ``every_column=True`` over every column, those without either at F1 0 (scikit-learn's
     multi-label macro-F1, :func:`skimb.metrics.multilabel_report`'s).
 
+    Parameters
+    ----------
+    counts_a, counts_b : list of ndarray of shape (n, C, 3)
+        :func:`example_counts` of methods A and B, one per seed, in the same seed order.
+    n_boot : int, default=2000
+        Bootstrap draws.
+    confidence : float in (0, 1), default=0.95
+        Coverage of the interval: its ends are the draws' ``(1 - confidence) / 2`` and
+        ``(1 + confidence) / 2`` quantiles.
+    random_state : int, numpy Generator or None, default=0
+        Seeds the draws (``numpy.random.default_rng``'s argument; the default makes the interval
+        reproducible).
+    every_column : bool, default=False
+        Average F1 over every column, not only those with a true or a predicted example.
+
     Returns
     -------
     gap, low, high : float

@@ -170,6 +170,18 @@ def check_cv(cv=5, y=None, *, classifier=True):
 
     Pass the result as ``cv=`` to ``GridSearchCV``, ``cross_validate`` and friends.
 
+    Parameters
+    ----------
+    cv : int, cross-validation splitter or iterable, default=5
+        As for scikit-learn's ``check_cv``; only an int is turned into a stratified splitter.
+    y : array-like, list of tag lists or None, default=None
+        The target.
+    classifier : bool, default=True
+        Whether the estimator is a classifier: scikit-learn stratifies 1-D class labels and skimb
+        multi-label targets only then. True by default, unlike scikit-learn's ``check_cv``, since a
+        tagger is no scikit-learn classifier and skimb's estimators classify (tag sequences are
+        stratified either way).
+
     Examples
     --------
     >>> check_cv(3, np.array([[1, 0], [0, 1], [1, 1]]))
