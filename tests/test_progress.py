@@ -32,6 +32,20 @@ def test_silent_by_default(tiny_bert, toy_data, capsys):
     assert "predicting" not in captured.err and "stage 2" not in captured.err and captured.out == ""
 
 
+def test_loading_a_backbone_draws_no_bar_by_default(tiny_bert, toy_data, capsys, tmp_path):
+    # transformers 5 draws "Loading weights" on every first load of a backbone: verbose=0 was not silent
+    import shutil
+
+    from transformers.utils import logging as hf_logging
+
+    backbone = shutil.copytree(tiny_bert, tmp_path / "backbone")  # a path not loaded yet in this process
+    enabled = hf_logging.is_progress_bar_enabled()
+    TransformerClassifier(str(backbone), **FAST).fit(*toy_data)
+    TransformerEmbedder(str(backbone), cache=False).fit().transform(["a b"])
+    assert "Loading weights" not in capsys.readouterr().err
+    assert hf_logging.is_progress_bar_enabled() == enabled  # put back as it was
+
+
 def test_embedder_and_token_classifier_bars(tiny_bert, capsys):
     TransformerEmbedder(tiny_bert, verbose=1, cache=False).fit().transform(["a b c", "d e"])
     assert "embedding" in capsys.readouterr().err

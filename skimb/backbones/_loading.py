@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -118,11 +119,32 @@ def local_backbone_path(stored):
     return resolve_backbone(None) if stored == DEFAULT_BACKBONE else stored
 
 
+@contextlib.contextmanager
+def _no_loading_bar():
+    """Without transformers' "Loading weights" bar, which reading local files draws on every first
+    load (verbose=0 is silent; a download, tried only after, keeps its bars)."""
+    from transformers.utils import logging as hf_logging
+
+    if not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hub = getattr(hf_logging, "hf_hub_utils", None)  # huggingface_hub's switch, which transformers' flips too
+    hub_off = hub is not None and hub.are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+        if hub_off:  # as it was
+            hub.disable_progress_bars()
+
+
 def _from_pretrained(cls, name, **kwargs):
     # Local files first: these machines may have no network, and a hub lookup
     # for a missing model can hang instead of failing.
     try:
-        return cls.from_pretrained(name, local_files_only=True, **kwargs)
+        with _no_loading_bar():
+            return cls.from_pretrained(name, local_files_only=True, **kwargs)
     except _unreadable_errors() as exc:  # found, but not read: the hub has nothing to do with it
         raise _offline_error(name, exc, unreadable=True) from exc
     except (OSError, ValueError) as exc:
