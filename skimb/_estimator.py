@@ -49,8 +49,9 @@ _NOT_SAVED = ("classes_", "multilabel_", "n_iter_", "task_", "backbone_path_", "
 _PREDICTION_PARAMS = ("quantize", "decoding", "verbose", "n_threads", "device", "batch_size", "max_length",
                       "stride", "amp", "callbacks")
 #: Parameters that shape neither stage 1 nor the model (left out of the stage-1 cache key).
-_NOT_STAGE1 = ("verbose", "quantize", "threshold")  # they do not change what stage 1 learns
-# (n_threads stays in the key: the thread count changes the order of floating-point sums)
+# they do not change what stage 1 learns (n_threads: the thread count it resolved to is keyed, as what
+# the process computes with)
+_NOT_STAGE1 = ("verbose", "quantize", "threshold", "n_threads")
 
 
 #: Bumped whenever training's numerics change (2: fused AdamW; 3: no interrupted entries; 4: HAMR's
@@ -199,6 +200,8 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
             self._finish(ctx)
             self.net_.release_training_state()
         except BaseException as error:
+            if ctx.training_started and getattr(self, "net_", None) is not None:  # a failed fit keeps its model
+                self.net_.release_training_state()
             if not ctx.training_started:  # a refused refit keeps the model it had
                 for name in [n for n in vars(self) if n.endswith("_") or n.startswith("_")]:
                     delattr(self, name)
@@ -506,10 +509,12 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         # A data-parallel stage 1 (world_size processes) is another model than a single-process one.
         parallel = () if world_size <= 1 else (("data-parallel", int(world_size)),)
         # device="auto" and n_threads=None resolve per process: bf16 autocast on a GPU, or another number
-        # of CPU threads (another order of floating-point sums), trains another stage 1
+        # of CPU threads (another order of floating-point sums), trains another stage 1; so may another torch.
+        # Data-parallel ranks must agree on the key (one hit, all hit), so their thread counts stay out.
         device = resolve_device(self.device) if device is None else device
         kind = torch.device(device).type
-        compute = (kind, autocast_precision(device, self.amp), torch.get_num_threads() if kind == "cpu" else None)
+        threads = torch.get_num_threads() if kind == "cpu" and world_size <= 1 else None
+        compute = (kind, autocast_precision(device, self.amp), threads, torch.__version__)
         try:
             return fingerprint(type(self).__name__, _STAGE1_RECIPE, backbone_identity(path),
                                _nested_backbone_identities(params), params, seed, data, y_enc, weights, compute,

@@ -132,6 +132,9 @@ class ComponentParamsMixin:
             for key, value in routed.items():
                 if callable(getattr(value, "get_params", None)) and not isinstance(value, type):
                     params.update({f"{key}__{k}": v for k, v in value.get_params(deep=True).items()})
+        # a misspelled keyword stored by __init__ travels with clones, so that their fit refuses it too
+        params.update({k: v for k, v in vars(self).items() if k not in params and "__" not in k
+                       and not k.startswith("_") and not k.endswith("_")})
         return params
 
     def set_params(self, **params):

@@ -109,11 +109,16 @@ class TextTask(TaskAdapter):
             return train, valid
         counts = np.bincount(y_enc)
         single = counts[y_enc] == 1  # a class of one example trains: a split would leave it unlearnt or unvalidated
-        if single.any():
+        if single.all():  # nothing else to validate on, nor to stratify
+            single[:] = False
+            warn_caller("every class has a single example: the validation split is not stratified.")
+        elif single.any():
             warn_caller(f"{np.count_nonzero(counts == 1)} class(es) have a single example (indices "
                         f"{np.flatnonzero(counts == 1)[:10].tolist()} of classes_): it trains and is not validated.")
+        pool = idx[~single]
         with validation_split_errors(vf, f"{len(idx)} examples of {np.count_nonzero(counts)} classes"):
-            tr, va = train_test_split(idx[~single], test_size=vf, random_state=seed, stratify=y_enc[~single])
+            tr, va = train_test_split(pool, test_size=vf, random_state=seed,
+                                      stratify=None if counts.max() == 1 else y_enc[pool])
         tr = np.concatenate([tr, idx[single]])
         warn_unlearnt_classes(counts, np.bincount(y_enc[tr], minlength=counts.size), vf)
         return np.sort(tr), np.sort(va)

@@ -202,6 +202,8 @@ def test_unknown_keyword_is_reported_at_fit(tiny_bert, toy_data):
     clf = TransformerClassifier(tiny_bert, max_epoch=3)  # typo
     with pytest.raises(TypeError, match="max_epoch"):
         clf.fit(X, y)
+    with pytest.raises(TypeError, match="max_epoch"):  # a clone (a search's) carried nothing and trained
+        clone(clf).fit(X, y)
 
 
 @pytest.mark.parametrize("params, hint", [(dict(max_epoch=3), "did you mean 'max_epochs'"),
@@ -213,6 +215,20 @@ def test_set_params_refuses_an_unknown_name_at_once(params, hint):
     assert list(params)[0] not in vars(clf)  # nothing stored
     clf.set_params(loss__gamma=2, head__k=3, max_epochs=2)  # routed names: their components check them at fit
     assert (clf.loss__gamma, clf.head__k, clf.max_epochs) == (2, 3, 2)
+
+
+def test_a_split_of_classes_of_one_example_only_is_unstratified_and_a_small_one_is_refused(tiny_bert):
+    X = [f"text {i} {'x' * (i % 5)}" for i in range(23)]
+    with pytest.warns(UserWarning, match="every class has a single example: the validation split is not stratified"):
+        TransformerClassifier(tiny_bert, finetune="head", max_epochs=1, validation_fraction=0.3,
+                              random_state=0).fit(X[:3], ["p", "q", "r"])
+    # 11 classes of two and one of one: 3 validation rows cannot hold every class, with or without the
+    # singleton (before, the singleton made the whole split unstratified, and it fitted)
+    y = np.repeat([f"c{k:02d}" for k in range(12)], [2] * 11 + [1])
+    for rows in (slice(None), slice(0, 22)):
+        with pytest.raises(ValueError, match=r"validation_fraction=0.1 cannot split .* leaves every class on both"):
+            TransformerClassifier(tiny_bert, finetune="head", max_epochs=1, validation_fraction=0.1,
+                                  random_state=0).fit(X[rows], y[rows])
 
 
 def test_grid_search_over_parameters(tiny_bert, toy_data):
@@ -425,6 +441,7 @@ def test_non_finite_loss_raises_and_keeps_a_usable_model(tiny_bert, toy_data):
         clf.fit(X, y)
     proba = clf.predict_proba(X)
     assert np.isfinite(proba).all()
+    assert not clf.net_.optimizer_.state  # the model it keeps does not keep training's state either
 
 
 def test_a_diverged_model_refuses_to_predict_rather_than_predicting_one_class(tiny_bert, toy_data):
@@ -533,7 +550,8 @@ def test_an_interrupted_stage2_keeps_a_usable_model(tiny_bert, toy_data, monkeyp
 
 
 @pytest.mark.parametrize("where", ["stage2_inputs", "after_fit", "validation_report"])
-def test_an_interrupt_outside_training_leaves_no_half_fitted_model(tiny_bert, toy_data, monkeypatch, where):
+def test_an_interrupt_outside_training_leaves_no_half_fitted_model(tiny_bert, toy_data, monkeypatch, where,
+                                                                  empty_stage1_cache):
     # a Ctrl-C in a pass outside the training loops (a second stage's inputs, the tuned decision rule,
     # the validation report) ends fit with it; the estimator predicted as if fitted (without stage 2 or
     # the tuned offsets) and saved a folder that load_pretrained refused

@@ -253,6 +253,8 @@ def test_stage1_key_holds_how_this_process_computes(tiny_bert, toy_data):
     with torch_threads(2):
         assert not TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y).stage1_cached_
         assert TransformerClassifier(tiny_bert, **CALORA, **FAST).fit(X, y).stage1_cached_
+        # the thread count is what is keyed, not how it was asked for: n_threads=2 is the same computation
+        assert TransformerClassifier(tiny_bert, **CALORA, **FAST, n_threads=2).fit(X, y).stage1_cached_
 
 
 def test_stage1_key_is_none_for_a_loss_class_without_a_stable_identity(tiny_bert, toy_data):
