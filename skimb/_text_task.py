@@ -223,9 +223,10 @@ class TextTask(TaskAdapter):
         from .metrics import imbalance_report, multilabel_report
 
         texts = [ctx.X[i] for i in ctx.valid_idx]
-        if ctx.multilabel:
-            return multilabel_report(ctx.y[ctx.valid_idx], self.est.predict(texts),
-                                     label_names=[str(c) for c in ctx.classes])
+        if ctx.multilabel:  # the scores too: without them the report's ROC AUCs are NaN
+            proba = self.est.predict_proba(texts)
+            return multilabel_report(ctx.y[ctx.valid_idx], (proba >= self.est.thresholds_).astype(np.int64),
+                                     Y_score=proba, label_names=[str(c) for c in ctx.classes])
         return imbalance_report(ctx.classes[ctx.y[ctx.valid_idx]], self.est.predict(texts))
 
     # -- prediction -----------------------------------------------------------------------------

@@ -638,6 +638,21 @@ def test_multilabel_indicator_targets(tiny_bert, toy_data):
         TransformerClassifier(tiny_bert, threshold="tuned", **FAST).fit(X, Y)
 
 
+def test_multilabel_validation_report_ranks_by_the_probabilities(tiny_bert, toy_data, tmp_path):
+    from skimb.metrics import multilabel_report
+
+    X, y = toy_data
+    Y = np.stack([(y == "flood"), (y != "injury"), np.arange(len(y)) % 2 == 0], axis=1).astype(int)
+    clf = TransformerClassifier(tiny_bert, validation_fraction=0.3, **FAST).fit(X, Y)
+    valid = [X[i] for i in clf.validation_indices_]
+    expected = multilabel_report(Y[clf.validation_indices_], clf.predict(valid), Y_score=clf.predict_proba(valid),
+                                 label_names=["0", "1", "2"])
+    assert np.isfinite(clf.validation_report_["macro_roc_auc"])  # not NaN for want of scores
+    assert json.dumps(clf.validation_report_, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    card = (clf.save_pretrained(tmp_path / "m") / "README.md").read_text()
+    assert f"macro_roc_auc: {expected['macro_roc_auc']:.4f}" in card
+
+
 def test_class_weight_on_multilabel_targets_names_the_remedies(tiny_bert, toy_data):
     X, y = toy_data
     Y = np.stack([(y == "flood"), (y != "injury")], axis=1).astype(int)
