@@ -25,6 +25,7 @@ from skimb.metrics import (
     plot_per_class_f1,
     plot_quartile_f1,
     quartile_f1,
+    real_class_f1_score,
     span_f1_score,
     span_report,
     tune_thresholds,
@@ -133,6 +134,16 @@ def test_mixed_label_types_and_lengths_raise():
         imbalance_report(["a", "b"], [0, 1])
     with pytest.raises(ValueError, match="lengths"):
         imbalance_report(["a", "b"], ["a"])
+
+
+@pytest.mark.parametrize("func", [imbalance_report, quartile_f1, real_class_f1_score])
+def test_single_label_metrics_point_a_multilabel_target_to_multilabel_report(func):
+    Y = np.array([[1, 0, 1], [0, 1, 0]])
+    kwargs = {"catch_all": 0} if func is real_class_f1_score else {}
+    for y_true, y_pred, name in ((Y, Y, "y_true"), (Y[:, 0], Y, "y_pred")):
+        with pytest.raises(ValueError, match=rf"{name} has shape \(2, 3\): one label per sample \(1-D\) is needed; .*"
+                                             r"indicator matrix is scored by skimb.metrics.multilabel_report"):
+            func(y_true, y_pred, **kwargs)
 
 
 def test_explicit_labels_subset_and_order():

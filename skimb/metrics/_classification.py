@@ -13,7 +13,7 @@ from sklearn.metrics import (
 )
 from sklearn.utils.multiclass import unique_labels
 
-from skimb._validation import check_labels
+from skimb._validation import check_labels, is_multilabel_target
 from skimb.metrics._quartiles import (
     _assign_quartiles,
     _count,
@@ -27,6 +27,10 @@ __all__ = ["imbalance_report", "quartile_f1", "real_class_f1_score"]
 
 def _check_multiclass_targets(y_true, y_pred):
     """Validate and align 1-D ``y_true``/``y_pred`` (strings or integers)."""
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if is_multilabel_target(y):  # check_labels' "must be 1-D" would not say where such targets go
+            raise ValueError(f"{name} has shape {tuple(np.shape(y))}: one label per sample (1-D) is needed; "
+                             "a multi-label 0/1 indicator matrix is scored by skimb.metrics.multilabel_report.")
     y_true = check_labels(y_true, what="y_true", min_classes=1)
     y_pred = check_labels(y_pred, what="y_pred", min_classes=1)
     if y_true.shape[0] != y_pred.shape[0]:
