@@ -156,6 +156,29 @@ def test_every_default_method_runs_where_a_class_has_a_single_training_text(tiny
     assert "embed_smote" in {r["method"] for r in results}
 
 
+def test_multilabel_data_are_sent_to_a_goemotions_folder_and_the_remedy_runs(tiny_bert, tmp_path, capsys):
+    """--data reads single-label rows: multi-label rows, and a multi-label folder without a test file,
+    name the remedy that does read them (not --data), and that remedy runs."""
+    rows = tmp_path / "emotions.jsonl"
+    rows.write_text('{"text": "so happy", "label": ["joy", "surprise"]}\n', encoding="utf-8")
+    assert main(["--data", str(rows), "--methods", "ce"]) == 2
+    err = capsys.readouterr().err
+    assert "multi-label rows are not supported" in err and "train.tsv" in err and "--dataset" in err
+    folder = tmp_path / "emotions"
+    folder.mkdir()
+    (folder / "labels.txt").write_text("joy\nsurprise\nanger\n", encoding="utf-8")
+    lines = [f"{text}\t{ids}\n" for text, ids in (("so happy", "0"), ("what a surprise", "1"), ("happy surprise", "0,1"),
+                                                    ("so angry", "2"), ("angry and surprised", "1,2"))]
+    (folder / "train.tsv").write_text("".join(lines * 4), encoding="utf-8")
+    assert main(["--dataset", str(folder), "--methods", "ce"]) == 2
+    err = capsys.readouterr().err
+    assert "no test split" in err and "test.tsv" in err and "--data " not in err  # --data would refuse the rows
+    (folder / "test.tsv").write_text("".join(lines), encoding="utf-8")
+    assert main(["--dataset", str(folder), "--backbone", tiny_bert, "--methods", "ce", "--epochs", "1",
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert "task: multilabel" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_compare_rejects_unknown_method(capsys):
     assert main(["--methods", "nope", "--train-size", "50", "--test-size", "20"]) == 2
     assert "unknown method" in capsys.readouterr().err

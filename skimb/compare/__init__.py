@@ -272,8 +272,11 @@ def main(argv=None) -> int:
         print(f"skimb compare: {exc}", file=sys.stderr)
         return 2
     if data.X_test is None:
-        print("skimb compare: the dataset has no test split; point --dataset at a folder with train and test files, "
-              "or pass a .csv/.jsonl file with --data (its rows are then split).", file=sys.stderr)
+        # --data splits single-label rows only: for other data it is no remedy
+        alternative = {"multiclass": ", or pass a .csv/.jsonl file with --data (its rows are then split)",
+                       "multilabel": " (test.tsv beside train.tsv)"}.get(data.task, "")
+        print(f"skimb compare: the dataset has no test split; point --dataset at a folder with train and test "
+              f"files{alternative}.", file=sys.stderr)
         return 2
     if args.catch_all is not None and data.task == "multiclass" and \
             args.catch_all not in {str(label) for label in np.asarray(data.y_train)}:

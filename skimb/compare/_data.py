@@ -20,6 +20,10 @@ TABLE_SUFFIXES = (".csv", ".jsonl")
 SPLIT_COLUMN = "split"
 _SPLIT_NAMES = {"train": "train", "test": "test", "dev": "dev", "valid": "dev", "validation": "dev", "val": "dev"}
 DEFAULT_TEST_FRACTION = 0.2
+#: Where multi-label data go instead: the GoEmotions folder format, which --dataset reads.
+MULTILABEL_REMEDY = (" For multi-label data write a folder with train.tsv and test.tsv in GoEmotions' format (a "
+                     "text, a tab, its label ids separated by commas) and labels.txt (one label name per line, id 0 "
+                     "first), and pass the folder with --dataset.")
 
 
 def load_table(path, *, text_column="text", label_column="label", test_size=None, train_size=None,
@@ -150,7 +154,8 @@ def _label(value, path, line, column) -> str:
     _null(value, path, line, column, "a label")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"{path} line {line}: the column {column!r} holds {value!r} ({type(value).__name__}); "
-                         "a label must be one class name (string or integer): multi-label rows are not supported.")
+                         "a label must be one class name (string or integer): multi-label rows are not supported."
+                         f"{MULTILABEL_REMEDY if isinstance(value, list) else ''}")
     if isinstance(value, str) and not value.strip():
         raise ValueError(f"{path} line {line}: the column {column!r} is empty; every row needs a label.")
     return str(value).strip()
