@@ -211,7 +211,7 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         model from ``load_pretrained``.
     routing_topk_coverage_, adapter_norms_ : float, ndarray of shape (n_classes,)
         CALoRA: share of training samples whose true class is in their stage-1 top-k set (top 1
-        with ``head__routing="pseudo"``);
+        with ``head__routing="pseudo"``; multi-label: share of the positive labels in their text's set);
         Frobenius norm of each class adapter ``B_i A_i`` (scaled).
     stage2_balance_ : str
         CALoRA: the stage-2 row weights used, ``head__balance`` with ``"auto"`` resolved

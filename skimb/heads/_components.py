@@ -278,7 +278,7 @@ class CALoRAHead(Head):
         true class while training, top-k at inference) or ``"soft"`` (top-k weighted by the
         renormalised stage-1 probabilities). The fitted ``routing_topk_coverage_`` is the share of
         training rows whose true class is among the classes routed at inference: the top ``k``,
-        the top 1 for ``"pseudo"``.
+        the top 1 for ``"pseudo"`` (multi-label: the share of positive labels among their row's routed ones).
     alpha : float or None, default=None
         Adapter scaling ``alpha / rank`` (None: scaling 1).
     epochs : int or "auto", default="auto"
