@@ -115,6 +115,26 @@ def test_lora_target_modules_matching_nothing_names_the_parameter(tiny_bert, toy
     assert any(".query.lora_A" in n for n, _ in fitted.net_.module_.named_parameters())
 
 
+@pytest.mark.parametrize("target_modules", [[], "", [""], ("query", "")])
+def test_lora_empty_target_modules_are_refused_before_loading(backbone_must_not_load, toy_data, target_modules):
+    """An empty list (or name) adapts nothing; peft's refusal came after the backbone loaded and named
+    neither the parameter nor a remedy."""
+    clf = TransformerClassifier("unused", finetune="lora", finetune__target_modules=target_modules, **FAST)
+    with pytest.raises(ValueError, match=r"finetune__target_modules must be .*non-empty"):
+        clf.fit(*toy_data)
+
+
+def test_lora_target_modules_entry_matching_nothing_is_an_error(tiny_bert, toy_data):
+    """peft adapts the entries of a list that match and drops the others without a word: a misspelt
+    name ("quary") left the query layers alone."""
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, finetune="lora", finetune__target_modules=["value", "quary"], **FAST)
+    with pytest.raises(ValueError, match=r"finetune__target_modules=\['value', 'quary'\]: no module of this "
+                                         r"backbone .*'quary'.*'query'"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "net_")
+
+
 def test_head_mode_encodes_each_text_once(tiny_bert, toy_data):
     X, y = toy_data
     feature_cache.clear()

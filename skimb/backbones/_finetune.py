@@ -262,8 +262,8 @@ class LoRAFinetune(Finetune):
         Modules that get adapters: a list of module names or name endings (``["query", "value"]``),
         or a string, which peft reads as a regular expression matched against each module's whole
         dotted name (``".*query"``, not ``"query"``); ``None``: peft's defaults for the
-        architecture. One that matches no module of the backbone is an error naming its linear
-        layers.
+        architecture. A string, or any name of a list, that matches no module of the backbone is an
+        error naming its linear layers (peft itself drops a name of a list that matches nothing).
     layer_decay : float in (0, 1], default=1.0
         Layer-wise learning-rate decay of the adapters, as :class:`FullFinetune`'s.
 
@@ -285,9 +285,9 @@ class LoRAFinetune(Finetune):
         "rank": [Interval(Integral, 1, None)],
         "alpha": [Interval(Real, 0, None, closed="neither")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "target_modules": [None, Satisfies(lambda v: isinstance(v, str) or (
-            isinstance(v, (list, tuple)) and all(isinstance(m, str) for m in v)),
-            "a module name or a list of them", bad=[3])],
+        "target_modules": [None, Satisfies(lambda v: (isinstance(v, str) and v != "") or (
+            isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(m, str) and m for m in v)),
+            "a non-empty module name or a non-empty list of them", bad=[3, [], ""])],
         "layer_decay": [Interval(Real, 0, 1, closed="right")],
     }
 
@@ -302,6 +302,9 @@ class LoRAFinetune(Finetune):
         import torch
         from peft import LoraConfig, get_peft_model
 
+        linear = sorted({name.rsplit(".", 1)[-1] for name, module in backbone_model.named_modules()
+                         if isinstance(module, torch.nn.Linear)})
+        self._check_each_target_matches(backbone_model, linear)
         config = LoraConfig(r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout,
                             target_modules=self.target_modules, bias="none")
         try:
@@ -309,11 +312,22 @@ class LoRAFinetune(Finetune):
         except ValueError as exc:  # peft's own message names neither the parameter nor a remedy
             if "not found in the base model" not in str(exc):  # another refusal: peft's words are the diagnosis
                 raise
-            linear = sorted({name.rsplit(".", 1)[-1] for name, module in backbone_model.named_modules()
-                             if isinstance(module, torch.nn.Linear)})
             raise ValueError(
                 f"finetune__target_modules={self.target_modules!r} gives no module of this backbone LoRA adapters "
                 f"(peft: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}). A string is a regular "
                 "expression matched against each module's whole dotted name: pass a list of name endings instead "
                 f"(the backbone's linear layers end in {linear}), or None for peft's defaults.") from exc
         return TextEncoder(model, pooling=pooling)
+
+    def _check_each_target_matches(self, backbone_model, linear):
+        """Every entry of a list of ``target_modules`` names a module (peft's rule: the whole name or its
+        dotted ending): peft adapts the entries that match and drops a misspelt one without a word."""
+        if not isinstance(self.target_modules, (list, tuple)):
+            return
+        names = [name for name, _ in backbone_model.named_modules()]
+        unmatched = [t for t in self.target_modules if not any(n == t or n.endswith("." + t) for n in names)]
+        if unmatched:
+            raise ValueError(
+                f"finetune__target_modules={list(self.target_modules)!r}: no module of this backbone is named or ends "
+                f"in {', '.join(map(repr, unmatched))}. Give a list of name endings of its modules (its linear "
+                f"layers end in {linear}), or None for peft's defaults.")
