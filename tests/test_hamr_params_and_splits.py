@@ -52,6 +52,25 @@ def test_token_loss_is_ignored_on_texts(backbone_must_not_load, token_loss, warn
                           X, y) == []
 
 
+@pytest.mark.parametrize("overrides", [{}, {"knn": False}, {"resampling": False},
+                                       {"meta_weighting": False, "resampling": False}])
+def test_the_reference_configuration_warns_only_about_what_the_user_set(backbone_must_not_load, overrides):
+    """reference() sets token_loss='max' (for taggers), meta_topup='none', knn_index='flat', ...: a
+    configuration that does not read them ignored the reference's values, not the user's, and warned
+    about them (docs/hamr.md's example, reference() with an explicit meta set, warned twice)."""
+    from skimb.training.hamr import HAMRTraining
+
+    X, y = make_toy_texts()
+    training = HAMRTraining.reference(**overrides)
+    meta_set = {} if training.uses_wnet is False else {"training__meta_set": (X[:9], y[:9])}  # WNet's, when on
+    assert fit_until_load(TransformerClassifier("unused", training=training, **meta_set), X, y) == []
+    # a value the user moves off the reference's is still warned about
+    messages = fit_until_load(TransformerClassifier("unused", training=training, training__knn=False,
+                                                    training__knn_index="ivf"), X, y)
+    assert messages == ["TransformerClassifier: training__knn_index is ignored: the kNN boost is off (knn=False "
+                        "or resampling=False)."]
+
+
 @pytest.mark.parametrize("finetune, meta_refresh, meta_step, warned", [
     ("head", 2, "head", True), ("head", 4, "head", False), ("full", 2, "head", False), ("head", 2, "full", False)])
 def test_meta_refresh_is_ignored_on_a_frozen_backbone(backbone_must_not_load, finetune, meta_refresh, meta_step,

@@ -17,6 +17,13 @@ __all__ = ["HAMRTraining"]
 _POSITIVE = Interval(Real, 0, None, closed="neither")
 
 
+#: What :meth:`HAMRTraining.reference` sets: HAMR as the public reference code runs it.
+REFERENCE_PARAMS = dict(meta_step="full", meta_update_lr=2e-4, detach_mean=True, hardness_update="reference",
+                        group_by_length=False, meta_topup="none", token_loss="max", oversample_ratio=1.2,
+                        draw_scheme="multinomial", meta_loss="mean", wnet_lr="reference", resampling=True,
+                        embedder="pretrained", knn_index="flat", weight_norm="batch", weight_unit="sample")
+
+
 @register_training("hamr")
 class HAMRTraining(TrainingStrategy):
     """HAMR, hardness-aware meta-resample (Rao et al., 2025, §2; guide in ``docs/hamr.md``).
@@ -381,11 +388,17 @@ class HAMRTraining(TrainingStrategy):
         >>> HAMRTraining.reference().for_task("multiclass").wnet_lr, HAMRTraining().for_task("multiclass").wnet_lr
         (0.0001, 0.001)
         """
-        params = dict(meta_step="full", meta_update_lr=2e-4, detach_mean=True, hardness_update="reference",
-                      group_by_length=False, meta_topup="none", token_loss="max", oversample_ratio=1.2,
-                      draw_scheme="multinomial", meta_loss="mean", wnet_lr="reference", resampling=True,
-                      embedder="pretrained", knn_index="flat", weight_norm="batch", weight_unit="sample")
-        return cls(**{**params, **overrides})
+        return cls(**{**REFERENCE_PARAMS, **overrides})
+
+    def _changed(self, names) -> list:
+        """Which of ``names`` differ from their default: for an instance of :meth:`reference` (marked
+        by its ``wnet_lr="reference"``), the reference's values count as defaults, so that a
+        configuration that does not read one (``token_loss`` on texts, ``knn_index`` without the kNN
+        boost) warns only about the values the user set."""
+        changed = super()._changed(names)
+        if self.wnet_lr != "reference":
+            return changed
+        return [n for n in changed if n not in REFERENCE_PARAMS or getattr(self, n) != REFERENCE_PARAMS[n]]
 
     @property
     def uses_wnet(self) -> bool:
