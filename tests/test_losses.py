@@ -946,6 +946,29 @@ def test_a_parameter_given_as_none_reaches_the_loss():
         make_loss("ce", task="multiclass", max_gamma=5.0)
 
 
+@pytest.mark.parametrize("loss, task, params, unused", [
+    ("class_balanced", "multiclass", {"gamma": 3.0}, "gamma"),
+    ("class_balanced", "multiclass", {"loss__gamma": 3.0, "loss__base": "ce"}, "gamma"),
+    ("distribution_balanced", "multilabel", {"gamma": 1.0, "loss__focal": False}, "gamma"),
+    ("distribution_balanced", "multilabel", {"loss__balance": 1.0, "loss__focal": False}, "balance"),
+])
+def test_a_parameter_the_configured_loss_does_not_use_warns(loss, task, params, unused):
+    """class_balanced takes gamma for its focal base only, and the distribution-balanced loss gamma and
+    balance for its focal term only: a grid over loss__gamma trained the same model silently, where a
+    loss without gamma warns (docs/estimators.md: shared names a loss does not use are ignored with a
+    warning)."""
+    import warnings
+
+    counts = ML_COUNTS if task == "multilabel" else [90, 10]
+    n = N_ML if task == "multilabel" else 100
+    with pytest.warns(UserWarning, match=rf"does not use {unused} .*; ignored"):
+        make_loss(loss, task=task, class_counts=counts, n_samples=n, **params)
+    with warnings.catch_warnings():  # where the term is on, nothing to say
+        warnings.simplefilter("error")
+        on = {"loss__base": "focal"} if loss == "class_balanced" else {"loss__focal": True}
+        make_loss(loss, task=task, class_counts=counts, n_samples=n, **{**params, **on})
+
+
 def test_register_loss():
     @register_loss("unit_test_loss", ("multiclass", "multilabel"))
     class Demo(ImbalanceLoss):

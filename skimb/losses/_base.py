@@ -291,6 +291,18 @@ class ImbalanceLoss(nn.Module):
         return None
 
     @classmethod
+    def unused_params(cls, **params) -> dict:
+        """``{name: the setting that leaves it unused}`` for the given constructor ``params`` that the
+        loss they configure does not read (a focal ``gamma`` without the focal term); :func:`make_loss`
+        warns about them, as about a shared name the loss does not take.
+
+        >>> from skimb.losses import ClassBalancedLoss
+        >>> ClassBalancedLoss.unused_params(gamma=3.0), ClassBalancedLoss.unused_params(gamma=3.0, base="focal")
+        ({'gamma': "base='ce'"}, {})
+        """
+        return {}
+
+    @classmethod
     def focuses(cls, **params) -> bool:
         """Whether the loss built with ``params`` down-weights well-classified examples (a focal
         term). Under a focal term a class balancing is partly given back: a rare class's

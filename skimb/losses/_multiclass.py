@@ -372,6 +372,10 @@ class ClassBalancedLoss(_DeferredReweighting, ImbalanceLoss):
     def focuses(cls, base="ce", gamma=2.0, **params) -> bool:
         return base == "focal" and gamma > 0
 
+    @classmethod
+    def unused_params(cls, base="ce", **params) -> dict:
+        return {"gamma": f"base={base!r}"} if base == "ce" and params.get("gamma") is not None else {}
+
     def __init__(self, class_counts=None, *, beta=0.999, base="ce", gamma=2.0, drw_epoch=None,
                  reduction="mean"):
         super().__init__(reduction=reduction)

@@ -302,6 +302,12 @@ class DistributionBalancedLoss(ImbalanceLoss):
     def focuses(cls, gamma=2.0, focal=True, **params) -> bool:
         return bool(focal) and gamma > 0
 
+    @classmethod
+    def unused_params(cls, focal=True, **params) -> dict:
+        if focal:
+            return {}
+        return {name: "focal=False" for name in ("gamma", "balance") if params.get(name) is not None}
+
     def __init__(self, class_counts=None, n_samples=None, *, gamma=2.0, focal=True,
                  balance=2.0, neg_scale=2.0, init_bias=0.05, map_alpha=0.1, map_beta=10.0,
                  map_mu=0.2, reduction="mean"):

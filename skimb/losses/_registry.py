@@ -144,8 +144,9 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
         Number of training examples N.
     **params
         The flat hyperparameters ``gamma``, ``alpha``, ``beta``, ``tau`` and
-        ``max_gamma`` (ignored by losses that do not use them, silently where the value
-        is None) and loss-specific extras, with or without the ``loss__`` prefix
+        ``max_gamma`` (ignored by losses that do not use them, with a warning, silently where
+        the value is None; a parameter the configured loss does not read, ``class_balanced``'s
+        ``gamma`` without ``base="focal"``, warns too: :meth:`ImbalanceLoss.unused_params`) and loss-specific extras, with or without the ``loss__`` prefix
         (``loss__smooth=0.5``). A ``loss__`` extra overrides the flat parameter of
         the same name. An extra the loss does not accept raises ``TypeError``. A value of
         None is passed on as given (``max_gamma=None``: AFL without a cap); leave a
@@ -204,10 +205,13 @@ def make_loss(loss, *, task, class_counts=None, n_samples=None, **params):
             f"{', '.join(accepted) if accepted else '(none)'}."
         )
     ignored = sorted(k for k, v in flat.items() if k not in accepted and v is not None)  # None: nothing to ignore
-    if ignored:  # shared names (a grid over loss x loss__gamma): not an error, but said
-        warn_caller(f"loss {label!r} ({cls.__name__}) does not use {', '.join(ignored)}; ignored.")
     kwargs = {k: v for k, v in flat.items() if k in accepted}
     kwargs.update(extras)
+    # and those taken but not read in this configuration (class_balanced's gamma without its focal base)
+    unused = getattr(cls, "unused_params", lambda **_: {})(**kwargs)
+    ignored += [f"{name} with {why}" for name, why in unused.items()]
+    if ignored:  # shared names (a grid over loss x loss__gamma): not an error, but said
+        warn_caller(f"loss {label!r} ({cls.__name__}) does not use {', '.join(ignored)}; ignored.")
     return cls.from_counts(class_counts, n_samples, reduction="none", **kwargs)
 
 
