@@ -71,6 +71,19 @@ def test_weight_zero_is_the_stage1_head(tiny_bert, toy_data):
     np.testing.assert_allclose(knn.predict_proba(X), plain.predict_proba(X), **same_model_tolerance(plain, 1e-4))
 
 
+def test_k_is_ignored_with_a_warning_at_weight_zero(tiny_bert):
+    """weight=0 predicts with the stage-1 head alone: the neighbours' k is not read (as SAM's rho=0 warns
+    about the parameters it then ignores)."""
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"head__k is ignored: weight=0 predicts with the stage-1 head alone"):
+        TransformerClassifier(tiny_bert, head="knn", head__weight=0.0, head__k=5)._check_params()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TransformerClassifier(tiny_bert, head="knn", head__weight=0.0)._check_params()
+        TransformerClassifier(tiny_bert, head="knn", head__weight=0.5, head__k=5)._check_params()
+
+
 def test_knn_candidates_share_one_stage1(tiny_bert, toy_data):
     X, y = toy_data
     for k in (1, 3, 5):

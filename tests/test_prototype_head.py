@@ -107,6 +107,21 @@ def test_weight_zero_is_the_stage1_head_and_candidates_share_it(tiny_bert, toy_d
     assert not np.allclose(outs[1].predict_proba(X), plain.predict_proba(X), atol=1e-3)
 
 
+def test_prototype_parameters_are_ignored_with_a_warning_at_weight_zero(tiny_bert):
+    """weight=0 predicts with the stage-1 head alone: the prototypes' scale and catch-all are not read."""
+    import warnings
+
+    est = TransformerClassifier(tiny_bert, head="prototype", head__weight=0.0, head__scale=10.0, head__catch_all="a")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est._check_params()
+    assert sorted(str(w.message).split(" is ignored")[0] for w in caught) == [
+        "TransformerClassifier: head__catch_all", "TransformerClassifier: head__scale"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TransformerClassifier(tiny_bert, head="prototype", head__weight=0.5, head__scale=10.0)._check_params()
+
+
 def test_prototype_head_on_tokens_and_multilabel(tiny_bert, toy_data):
     X, y = make_ner(32)
     tok = TransformerTokenClassifier(tiny_bert, head="prototype", max_length=32, **FAST).fit(X, y)

@@ -130,7 +130,8 @@ class KNNHead(Head):
         Neighbours per prediction (cosine similarity); at most the rows in the memory (a larger
         ``k`` is capped to them, with a warning at fit).
     weight : float, default=0.5
-        Share of the neighbours' label distribution in the prediction (0: the stage-1 head).
+        Share of the neighbours' label distribution in the prediction (0: the stage-1 head, ``k``
+        then ignored, with a warning).
 
     Examples
     --------
@@ -149,6 +150,11 @@ class KNNHead(Head):
     def __init__(self, k=10, weight=0.5):
         self.k = k
         self.weight = weight
+
+    def ignored_params(self) -> dict:
+        if self.weight == 0:
+            return dict.fromkeys(self._changed(("k",)), "weight=0 predicts with the stage-1 head alone")
+        return {}
 
     def fit_stage2(self, module, features, targets, weights, *, loss_fn, device, seed, batch_size, multilabel,
                    verbose=0, classes=None, stage1_balance="none"):

@@ -184,8 +184,9 @@ class PrototypeHead(Head):
     scale : float, default=20.0
         Multiplies the cosine similarities before the softmax (a temperature of ``1 / scale``).
     weight : float, default=0.5
-        Share of the prototypes' distribution in the prediction (0: the stage-1 head; 1: the
-        prototypes alone, a nearest-class-mean classifier).
+        Share of the prototypes' distribution in the prediction (0: the stage-1 head, ``scale``
+        and ``catch_all`` then ignored, with a warning; 1: the prototypes alone, a
+        nearest-class-mean classifier).
     catch_all : label or None, default=None
         The catch-all class (a label of ``y``; NER: a tag such as ``"O"``), scored by a threshold
         on the cosine similarity rather than by a prototype. Multi-class and token classification.
@@ -214,6 +215,11 @@ class PrototypeHead(Head):
         self.scale = scale
         self.weight = weight
         self.catch_all = catch_all
+
+    def ignored_params(self) -> dict:
+        if self.weight == 0:
+            return dict.fromkeys(self._changed(("scale", "catch_all")), "weight=0 predicts with the stage-1 head alone")
+        return {}
 
     def check(self, n_classes, *, classes=None, task=None):
         if self.catch_all is None:
