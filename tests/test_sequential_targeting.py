@@ -147,6 +147,20 @@ def test_token_classification_and_refit(tiny_bert):
         TransformerTokenClassifier(tiny_bert, training="sequential", finetune="head", **FAST).fit(X, y)
 
 
+def test_the_windows_of_a_long_sentence_train_in_its_stage(tiny_bert):
+    """A tagger splits a long sentence into windows; the stages partition the sentences (docs/sequential.md:
+    each window goes with its sentence), where the windows of one sentence were spread over the stages
+    and stage_indices_ named a sentence in two or three of them."""
+    X, y = make_ner(30, max_words=30)
+    rec = EpochItems()
+    ner = TransformerTokenClassifier(tiny_bert, training="sequential", training__n_stages=3, max_length=16,
+                                     callbacks=[rec], **FAST).fit(X, y)
+    stages = ner.stage_indices_
+    assert sorted(np.concatenate(stages).tolist()) == list(range(len(X)))  # disjoint, covering
+    assert sum(len(e) for e in rec.items) > len(X)  # long sentences were windowed
+    assert [len(set(e)) for e in rec.items] == [len(e) for e in rec.items]  # each window once per epoch
+
+
 @pytest.mark.parametrize("param, value, match", [
     ("n_stages", 0, r"n_stages must be an int in \[1, inf\]"),
     ("ewc_lambda", -1.0, "ewc_lambda"),

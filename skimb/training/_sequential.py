@@ -125,9 +125,20 @@ class SequentialFit:
     def attach(self, ctx):
         # positions in X of the training items (token classification: each window's sentence)
         self.items = np.asarray(ctx.train_ds.sentence_index if ctx.task == "token" else ctx.train_idx, dtype=np.int64)
-        keys = stage_keys(ctx.y[self.items], ctx.task)
-        self.subsets = sequential_subsets(keys, self.config.n_stages, random_state=self.seed)
-        self.n_items = len(keys)
+        # the stages partition the examples, so that a long sentence's windows all train in its stage;
+        # the examples in the order they first come (the items themselves, where each is one example)
+        _, first, inverse = np.unique(self.items, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        examples = self.items[first[order]]
+        stage = np.empty(len(examples), dtype=np.int64)
+        for s, members in enumerate(sequential_subsets(stage_keys(ctx.y[examples], ctx.task), self.config.n_stages,
+                                                       random_state=self.seed)):
+            stage[members] = s
+        item_stage = stage[rank[inverse.reshape(-1)]]
+        self.subsets = [np.flatnonzero(item_stage == s) for s in range(self.config.n_stages)]
+        self.n_items = len(self.items)
 
     # -- the stages --------------------------------------------------------------------------
     def stage_of(self, epoch) -> int:
