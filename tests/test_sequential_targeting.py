@@ -161,6 +161,18 @@ def test_the_windows_of_a_long_sentence_train_in_its_stage(tiny_bert):
     assert [len(set(e)) for e in rec.items] == [len(e) for e in rec.items]  # each window once per epoch
 
 
+@pytest.mark.parametrize("n_stages", [39, 60])
+def test_a_stage_without_examples_is_an_error(tiny_bert, toy_data, n_stages):
+    """More stages than the split fills: an empty stage trained on whatever its zero draw weights
+    gave (NaN probabilities), with a numpy RuntimeWarning as the only sign."""
+    X, y = toy_data  # 48 texts, 38 of them in training with the validation split
+    est = TransformerClassifier(tiny_bert, training="sequential", training__n_stages=n_stages,
+                                validation_fraction=0.2, **FAST)
+    with pytest.raises(ValueError, match=rf"training__n_stages={n_stages} leaves stage \d+ of {n_stages} without "
+                                         r"a training example \(38 in training\).*smaller training__n_stages"):
+        est.fit(X, y)
+
+
 @pytest.mark.parametrize("param, value, match", [
     ("n_stages", 0, r"n_stages must be an int in \[1, inf\]"),
     ("ewc_lambda", -1.0, "ewc_lambda"),

@@ -139,6 +139,11 @@ class SequentialFit:
         item_stage = stage[rank[inverse.reshape(-1)]]
         self.subsets = [np.flatnonzero(item_stage == s) for s in range(self.config.n_stages)]
         self.n_items = len(self.items)
+        empty = [s for s, members in enumerate(self.subsets) if len(members) == 0]
+        if empty:  # its epochs would draw from all-zero weights
+            raise ValueError(f"training__n_stages={self.config.n_stages} leaves stage {empty[0] + 1} of "
+                             f"{self.config.n_stages} without a training example ({len(examples)} in training): "
+                             "give a smaller training__n_stages.")
 
     # -- the stages --------------------------------------------------------------------------
     def stage_of(self, epoch) -> int:
@@ -259,7 +264,8 @@ class SequentialTargetingTraining(TrainingStrategy):
     Parameters
     ----------
     n_stages : int, default=3
-        Number of stages ``k``; 1 is plain training.
+        Number of stages ``k``; 1 is plain training. A stage left without a training example (more
+        stages than the split fills) is an error.
     lr_restart : bool, default=True
         Each stage gets its own learning-rate schedule (warm-up, then linear decay), as a fresh
         fine-tuning run would; ``False``: one schedule spans the stages, so that the last (most
