@@ -262,3 +262,14 @@ def test_cached_and_uncached_stage1_give_the_same_layered_model(fitted, tiny_ber
     fresh.fit(X, y)  # a refit: from the cache now, the same model
     assert fresh.stage1_cached_
     np.testing.assert_array_equal(fresh.predict_proba(X), layered.predict_proba(X))
+
+
+def test_a_non_finite_layer_loss_keeps_the_last_finite_adapters(tiny_bert, toy_data):
+    """docs/estimators.md: a non-finite loss stops training before the bad step, CALoRA's second stage
+    likewise, and the model keeps the last finite weights. The backbone adapters were checked once per
+    epoch, after the optimizer had stepped on the NaN gradients: they were left NaN."""
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, **{**FAST, **LAYERS, "head__layer_lr": 1e20, "max_epochs": 1})
+    with pytest.raises(FloatingPointError, match=r"non-finite stage-2 loss .*; lower head__layer_lr\.$"):
+        clf.fit(X, y)
+    assert all(torch.isfinite(p).all() for p in clf.net_.module_.parameters())

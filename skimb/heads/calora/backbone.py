@@ -280,14 +280,14 @@ def fit_calora_layers(module, input_ids, stage1_logits, y, *, config: CALoRAConf
                 routing.preset = routes[idx].to(dev)
                 logits = module(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev))
                 loss = (W[idx].to(dev) * per_item_losses(loss_fn(logits, Y[idx]), len(idx), loss_fn)).mean()
+                value = float(loss.detach())
+                if not math.isfinite(value):  # before the step: the adapters keep their last finite values
+                    raise FloatingPointError(f"non-finite stage-2 loss at epoch {epoch} ({value}); lower lr.")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * len(idx)
-            epoch_loss = total / len(Y)
-            if not math.isfinite(epoch_loss):
-                raise FloatingPointError(f"non-finite stage-2 loss at epoch {epoch} ({epoch_loss}); lower lr.")
-            history.append(epoch_loss)
+                total += value * len(idx)
+            history.append(total / len(Y))
             if progress is not None:
                 progress.update()
     except KeyboardInterrupt:
