@@ -310,7 +310,11 @@ class TransformerClassifier(ClassifierMixin, TransformerEstimator):
         if getattr(self, "logit_offsets_", None) is not None:
             check_is_fitted(self)
             return self.classes_[self._decision_scores(X).argmax(axis=1)]
-        proba = self.predict_proba(X)
+        return self._labels_from_proba(self.predict_proba(X))
+
+    def _labels_from_proba(self, proba):
+        """The labels ``predict`` gives for ``predict_proba``'s ``proba``, without ``logit_offsets_`` (multi-label:
+        each label at its ``thresholds_``; multi-class: the argmax)."""
         if self.multilabel_:
             return (proba >= self.thresholds_).astype(np.int64)
         return self.classes_[proba.argmax(axis=1)]

@@ -202,7 +202,9 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         except BaseException as error:
             if ctx.training_started and getattr(self, "net_", None) is not None:  # a failed fit keeps its model
                 self.net_.release_training_state()
-            if not ctx.training_started:  # a refused refit keeps the model it had
+            if not ctx.training_started or getattr(self, "net_", None) is None:
+                # a refit refused, or failed before training gave a model (a loss of the wrong shape, an empty
+                # stage): the estimator keeps the model it had
                 for name in [n for n in vars(self) if n.endswith("_") or n.startswith("_")]:
                     delattr(self, name)
                 vars(self).update(earlier)

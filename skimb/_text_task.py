@@ -109,9 +109,11 @@ class TextTask(TaskAdapter):
             return train, valid
         counts = np.bincount(y_enc)
         single = counts[y_enc] == 1  # a class of one example trains: a split would leave it unlearnt or unvalidated
-        if single.all():  # nothing else to validate on, nor to stratify
+        everyone_single = bool(single.all())
+        if everyone_single:  # nothing else to validate on, nor to stratify
             single[:] = False
-            warn_caller("every class has a single example: the validation split is not stratified.")
+            warn_caller("every class has a single example: the validation split is not stratified, and the classes "
+                        "it takes are not learnt; validation_fraction=None trains on them all.")
         elif single.any():
             warn_caller(f"{np.count_nonzero(counts == 1)} class(es) have a single example (indices "
                         f"{np.flatnonzero(counts == 1)[:10].tolist()} of classes_): it trains and is not validated.")
@@ -120,7 +122,8 @@ class TextTask(TaskAdapter):
             tr, va = train_test_split(pool, test_size=vf, random_state=seed,
                                       stratify=None if counts.max() == 1 else y_enc[pool])
         tr = np.concatenate([tr, idx[single]])
-        warn_unlearnt_classes(counts, np.bincount(y_enc[tr], minlength=counts.size), vf)
+        if not everyone_single:  # said above, with the remedy that works there
+            warn_unlearnt_classes(counts, np.bincount(y_enc[tr], minlength=counts.size), vf)
         return np.sort(tr), np.sort(va)
 
     def sample_weights(self, ctx):
@@ -225,7 +228,7 @@ class TextTask(TaskAdapter):
         texts = [ctx.X[i] for i in ctx.valid_idx]
         if ctx.multilabel:  # the scores too: without them the report's ROC AUCs are NaN
             proba = self.est.predict_proba(texts)
-            return multilabel_report(ctx.y[ctx.valid_idx], (proba >= self.est.thresholds_).astype(np.int64),
+            return multilabel_report(ctx.y[ctx.valid_idx], self.est._labels_from_proba(proba),
                                      Y_score=proba, label_names=[str(c) for c in ctx.classes])
         return imbalance_report(ctx.classes[ctx.y[ctx.valid_idx]], self.est.predict(texts))
 

@@ -239,9 +239,14 @@ def test_set_params_refuses_an_unknown_name_at_once(params, hint):
 
 def test_a_split_of_classes_of_one_example_only_is_unstratified_and_a_small_one_is_refused(tiny_bert):
     X = [f"text {i} {'x' * (i % 5)}" for i in range(23)]
-    with pytest.warns(UserWarning, match="every class has a single example: the validation split is not stratified"):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         TransformerClassifier(tiny_bert, finetune="head", max_epochs=1, validation_fraction=0.3,
                               random_state=0).fit(X[:3], ["p", "q", "r"])
+    said = [str(w.message) for w in record if issubclass(w.category, UserWarning)]
+    assert "every class has a single example: the validation split is not stratified, and the classes it takes " \
+           "are not learnt; validation_fraction=None trains on them all." in said
+    assert not [m for m in said if "another random_state" in m]  # no remedy that cannot work here
     # 11 classes of two and one of one: 3 validation rows cannot hold every class, with or without the
     # singleton (before, the singleton made the whole split unstratified, and it fitted)
     y = np.repeat([f"c{k:02d}" for k in range(12)], [2] * 11 + [1])
@@ -616,6 +621,19 @@ def test_a_user_loss_reduced_to_one_number_is_refused(tiny_bert, toy_data, estim
     with pytest.raises(ValueError, match=r"the loss _MeanLoss must return per-sample losses, shape \(\d+,\), got "
                                          r"\(\): set its reduction='none'"):
         estimator(tiny_bert, loss=_MeanLoss(), **params, **FAST).fit(X, y)
+
+
+def test_a_refit_that_fails_before_training_gave_a_model_keeps_the_model_it_had(tiny_bert, toy_data):
+    # refused once the backbone had loaded (a loss of the wrong shape; sequential stages too many to fill):
+    # the earlier model was dropped, and what was left passed check_is_fitted but could not predict
+    X, y = toy_data
+    clf = TransformerClassifier(tiny_bert, **FAST).fit(X, y)
+    expected = clf.predict_proba(X)
+    for params in (dict(loss=_MeanLoss()), dict(training="sequential", training__n_stages=60)):
+        with pytest.raises(ValueError):
+            clf.set_params(**params).fit(X, y)
+        np.testing.assert_array_equal(clf.predict_proba(X), expected)
+        clf.set_params(loss="ce", training="standard")
 
 
 def test_a_user_loss_of_per_label_terms_trains_as_their_mean(tiny_bert, toy_data):

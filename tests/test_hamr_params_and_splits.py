@@ -53,7 +53,7 @@ def test_token_loss_is_ignored_on_texts(backbone_must_not_load, token_loss, warn
 
 
 @pytest.mark.parametrize("overrides", [{}, {"knn": False}, {"resampling": False},
-                                       {"meta_weighting": False, "resampling": False}])
+                                       {"meta_weighting": False, "resampling": False}, {"wnet_lr": 2e-4}])
 def test_the_reference_configuration_warns_only_about_what_the_user_set(backbone_must_not_load, overrides):
     """reference() sets token_loss='max' (for taggers), meta_topup='none', knn_index='flat', ...: a
     configuration that does not read them ignored the reference's values, not the user's, and warned
@@ -69,6 +69,10 @@ def test_the_reference_configuration_warns_only_about_what_the_user_set(backbone
                                                     training__knn_index="ivf"), X, y)
     assert messages == ["TransformerClassifier: training__knn_index is ignored: the kNN boost is off (knn=False "
                         "or resampling=False)."]
+    # an instance far from the reference is not one: its token_loss on texts is the user's own
+    messages = fit_until_load(TransformerClassifier("unused", training=HAMRTraining(wnet_lr="reference",
+                                                                                    token_loss="max")), X, y)
+    assert any("training__token_loss is ignored" in m for m in messages)
 
 
 @pytest.mark.parametrize("finetune, meta_refresh, meta_step, warned", [

@@ -46,6 +46,26 @@ def test_loading_a_backbone_draws_no_bar_by_default(tiny_bert, toy_data, capsys,
     assert hf_logging.is_progress_bar_enabled() == enabled  # put back as it was
 
 
+def test_loading_puts_back_huggingface_hubs_switches_group_by_group(tiny_bert, tmp_path):
+    import importlib
+    import shutil
+
+    import huggingface_hub.utils as hub_utils
+
+    states = importlib.import_module("huggingface_hub.utils.tqdm").progress_bar_states
+    saved = dict(states)
+    try:
+        hub_utils.enable_progress_bars()
+        hub_utils.disable_progress_bars("huggingface_hub.http_get")  # one group off, as a user may set it
+        before = dict(states)
+        backbone = shutil.copytree(tiny_bert, tmp_path / "backbone")  # a path not loaded yet in this process
+        TransformerEmbedder(str(backbone), cache=False).fit()
+        assert dict(states) == before  # the group came back enabled: transformers' switch resets them all
+    finally:
+        states.clear()
+        states.update(saved)
+
+
 def test_embedder_and_token_classifier_bars(tiny_bert, capsys):
     TransformerEmbedder(tiny_bert, verbose=1, cache=False).fit().transform(["a b c", "d e"])
     assert "embedding" in capsys.readouterr().err

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import json
 import os
 import threading
+import warnings
 import weakref
 from collections import OrderedDict
 from pathlib import Path
@@ -128,15 +130,23 @@ def _no_loading_bar():
     if not hf_logging.is_progress_bar_enabled():
         yield
         return
-    hub = getattr(hf_logging, "hf_hub_utils", None)  # huggingface_hub's switch, which transformers' flips too
-    hub_off = hub is not None and hub.are_progress_bars_disabled()
-    hf_logging.disable_progress_bar()
+    try:  # huggingface_hub's switches (one per group of bars), which transformers' flips too
+        hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module, not its tqdm class
+        hub_states = dict(hub_tqdm.progress_bar_states)
+    except (ImportError, AttributeError):
+        hub_tqdm = hub_states = None
+    with warnings.catch_warnings():  # HF_HUB_DISABLE_PROGRESS_BARS=0 makes the hub warn it cannot
+        warnings.simplefilter("ignore", UserWarning)
+        hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        hf_logging.enable_progress_bar()
-        if hub_off:  # as it was
-            hub.disable_progress_bars()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            hf_logging.enable_progress_bar()
+        if hub_states is not None:  # as they were, group by group
+            hub_tqdm.progress_bar_states.clear()
+            hub_tqdm.progress_bar_states.update(hub_states)
 
 
 def _from_pretrained(cls, name, **kwargs):

@@ -391,12 +391,12 @@ class HAMRTraining(TrainingStrategy):
         return cls(**{**REFERENCE_PARAMS, **overrides})
 
     def _changed(self, names) -> list:
-        """Which of ``names`` differ from their default: for an instance of :meth:`reference` (marked
-        by its ``wnet_lr="reference"``), the reference's values count as defaults, so that a
-        configuration that does not read one (``token_loss`` on texts, ``knn_index`` without the kNN
-        boost) warns only about the values the user set."""
+        """Which of ``names`` differ from their default: for an instance of :meth:`reference` (one that
+        holds most of its values, an ablation's few overrides included), the reference's values count as
+        defaults, so that a configuration that does not read one (``token_loss`` on texts, ``knn_index``
+        without the kNN boost) warns only about the values the user set."""
         changed = super()._changed(names)
-        if self.wnet_lr != "reference":
+        if 2 * sum(getattr(self, n) == v for n, v in REFERENCE_PARAMS.items()) <= len(REFERENCE_PARAMS):
             return changed
         return [n for n in changed if n not in REFERENCE_PARAMS or getattr(self, n) != REFERENCE_PARAMS[n]]
 
