@@ -678,7 +678,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
         with :meth:`load_pretrained`."""
         from safetensors.torch import save_model
 
-        from ._persistence import backbone_files, jsonable, params_from_json, saved_folder
+        from ._persistence import backbone_files, jsonable, params_from_json, saved_folder, strict_json
 
         check_is_fitted(self)
         directory = saved_folder(directory, type(self).__name__, saving=True)
@@ -716,7 +716,7 @@ class TransformerEstimator(ComponentParamsMixin, BaseEstimator):
                   "n_iter": int(self.n_iter_), "fitted": fitted, "fitted_records": records,
                   "backbone_files": tokenizer_files}
         # last: the file that marks the folder as a saved model is written once the others are
-        (directory / SAVED_CONFIG_NAME).write_text(json.dumps(config, indent=2))
+        (directory / SAVED_CONFIG_NAME).write_text(json.dumps(strict_json(config), indent=2, allow_nan=False))
         return directory
 
     def _params_json(self):

@@ -77,7 +77,7 @@ def read_saved_config(directory, owner: str, *, config_name: str, weights_name: 
         detail = "the folder is empty" if not found else f"it holds {found[:8]}"
         raise _not_saved(owner, directory, f"{config_name} is missing ({detail})")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config = read_json(config_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _not_saved(owner, directory, f"{config_name} is not valid JSON (truncated or corrupted: {exc})") from exc
     if not isinstance(config, dict):
@@ -184,6 +184,34 @@ def _untagged(value):
     if kind == "dict":
         return {_untagged(k): _untagged(v) for k, v in value["items"]}
     return {k: _untagged(v) for k, v in value.items()}
+
+
+#: The key of a non-finite float in a saved config: JSON itself has no NaN or infinity.
+_NON_FINITE = "__non_finite__"
+
+
+def strict_json(value):
+    """``value`` with each non-finite float as ``{"__non_finite__": "nan"}`` (or ``"inf"``, ``"-inf"``), so
+    that the saved config is JSON any parser reads (Python writes bare ``NaN``, which others refuse);
+    :func:`read_json` turns them back.
+
+    >>> strict_json({"roc_auc": [float("nan"), 0.5], "gap": float("-inf")})
+    {'roc_auc': [{'__non_finite__': 'nan'}, 0.5], 'gap': {'__non_finite__': '-inf'}}
+    """
+    if isinstance(value, float) and not np.isfinite(value):
+        return {_NON_FINITE: repr(value)}
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def read_json(text: str):
+    """JSON written with :func:`strict_json` (or, in folders saved before it, with bare ``NaN``)."""
+    def restore(obj):
+        return float(obj[_NON_FINITE]) if len(obj) == 1 and _NON_FINITE in obj else obj
+    return json.loads(text, object_hook=restore)
 
 
 def jsonable(value):

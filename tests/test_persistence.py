@@ -196,6 +196,23 @@ def test_a_truncated_backbone_file_names_the_folder_and_the_remedy(saved_model, 
     assert repr(str(folder)) in str(info.value)
 
 
+def test_the_saved_config_is_strict_json_and_keeps_non_finite_values(tiny_bert, tmp_path):
+    # a label without validation positives has a NaN ROC AUC: Python wrote it as a bare NaN, which
+    # JSON parsers other than Python's refuse
+    X, y = make_toy_texts()
+    est = TransformerClassifier(tiny_bert, validation_fraction=0.25, **FAST).fit(X, y)
+    est.validation_report_["macro_f1"], est.validation_report_["gap"] = float("nan"), float("-inf")
+    out = est.save_pretrained(tmp_path / "model")
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    json.loads((out / "skimb_config.json").read_text(encoding="utf-8"), parse_constant=refuse)  # strict
+    back = TransformerClassifier.load_pretrained(out)
+    assert np.isnan(back.validation_report_["macro_f1"]) and back.validation_report_["gap"] == float("-inf")
+    assert back.validation_report_["per_class"] == json.loads(json.dumps(est.validation_report_["per_class"]))
+
+
 def test_load_pretrained_still_loads_a_saved_model(saved_model):
     X, _ = make_toy_texts()
     loaded = TransformerClassifier.load_pretrained(saved_model, device="cpu")
