@@ -61,8 +61,9 @@ _NOT_STAGE1 = ("verbose", "quantize", "threshold", "n_threads")
 #: CRF's start and end scores at sentence edges only; 10: HAMR's virtual step descends a tagger's
 #: update loss; 11: no sentence opens with ``I-X`` in a CRF's training; 12: a class of one example
 #: trains, the others split stratified; 13: sequential targeting keeps a long sentence's windows in one
-#: stage), so that a stage 1 that an earlier version cached on disk is never taken for one of this version's.
-_STAGE1_RECIPE = 13
+#: stage; 14: each sequential stage starts its learning-rate cycle), so that a stage 1 that an earlier
+#: version cached on disk is never taken for one of this version's.
+_STAGE1_RECIPE = 14
 #: The fields of a stage-1 cache entry (``_stage1_entry``), checked when one is read from a file.
 _STAGE1_ENTRY_KEYS = frozenset({"state", "history", "stage2_inputs", "fit_time_s", "training", "classes"})
 

@@ -208,3 +208,19 @@ def test_each_stage_gets_its_own_learning_rate_schedule(tiny_bert, toy_data, res
     else:  # one decay over the three stages
         assert first[0] > first[1] > first[2]
     assert all(epoch[0] > epoch[-1] for epoch in rec.lrs)  # decaying within each stage
+
+
+@pytest.mark.parametrize("max_epochs", [1, 2])
+def test_each_stage_starts_its_schedule_whatever_the_batches_before(tiny_bert, max_epochs):
+    # a long-sentence tagger's stages hold whole sentences, so their windows (batches) differ: the schedule,
+    # restarted every fixed number of steps, restarted inside a stage and started the next one mid-decay
+    X, y = make_ner(60, max_words=30)
+    rec = LearningRates()
+    TransformerTokenClassifier(tiny_bert, training="sequential", training__n_stages=3, max_length=16,
+                               callbacks=[rec], warmup_ratio=0.0, **{**FAST, "max_epochs": max_epochs}).fit(X, y)
+    stages = [sum(rec.lrs[s * max_epochs:(s + 1) * max_epochs], []) for s in range(3)]
+    top = stages[0][0]
+    for lrs in stages:
+        assert lrs[0] == pytest.approx(top)  # each stage opens at the full rate
+        assert all(a > b for a, b in zip(lrs, lrs[1:]))  # and decays through it, never restarting inside it
+

@@ -22,7 +22,7 @@ from skorch.callbacks import Callback
 from ..utils._param_validation import Boolean, Interval
 from ..utils._split import rarest_tag_keys
 from ._averaging import holding_raw_weights
-from ._net import TransformerNet
+from ._net import TransformerNet, WarmupLinearSchedule
 from ._strategies import TrainingStrategy, register_training
 
 __all__ = ["SequentialTargetingTraining", "SequentialNet", "SequentialFit", "sequential_subsets", "stage_keys"]
@@ -156,6 +156,8 @@ class SequentialFit:
         weights[stage] = 1.0
         # systematic draws over a 0/1 vector: every member of the stage once, in random order
         net.batch_sampler_.set_draw_weights(weights, len(stage), "systematic")
+        if epoch % self.epochs_per_stage == 0 and self.config.lr_cycles() > 1:
+            _restart_schedule(net, self.stage_of(epoch))
         self._collecting = (epoch + 1) % self.epochs_per_stage == 0 and self.stage_of(epoch) < len(self.subsets) - 1
         if self._collecting:
             self._grad_sq, self._n_grads = None, 0
@@ -201,6 +203,19 @@ class SequentialFit:
         out = {"stage_indices": [np.unique(self.items[s]) for s in self.subsets]}
         self.fisher = self.anchor = self._grad_sq = None
         return out
+
+
+def _restart_schedule(net, stage) -> None:
+    """Start the learning-rate schedule's cycle ``stage`` with the stage, whatever the batches of the
+    stages before (their sizes differ by rounding, a tagger's by its sentences' windows)."""
+    for _, cb in getattr(net, "callbacks_", ()):
+        scheduler = getattr(cb, "lr_scheduler_", None)
+        schedule = (getattr(scheduler, "lr_lambdas", None) or [None])[0]
+        if isinstance(schedule, WarmupLinearSchedule) and schedule.restart_every:
+            start = stage * schedule.restart_every
+            if scheduler.last_epoch != start:
+                scheduler.last_epoch = start - 1
+                scheduler.step()  # the cycle's first rate, set on the optimizer
 
 
 def _trainable(net):
@@ -301,6 +316,8 @@ class SequentialTargetingTraining(TrainingStrategy):
         return int(self.n_stages) * int(max_epochs)
 
     def epoch_size(self, n_train: int, state=None) -> int:
+        if state is not None and state.subsets is not None:  # the largest stage: none outruns its schedule
+            return max(len(members) for members in state.subsets)
         return max(1, -(-int(n_train) // int(self.n_stages)))
 
     def ignored_params(self) -> dict:
