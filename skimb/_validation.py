@@ -111,7 +111,8 @@ def check_texts(X, *, what: str = "X", allow_empty: bool = False) -> list[str]:
             out.append(str(t))  # np.str_ -> str
             continue
         missing = _missing_name(t)
-        desc = f"is {missing}" if missing else f"is a {type(t).__name__} ({t!r:.40})"
+        name = type(t).__name__
+        desc = f"is {missing}" if missing else f"is {'an' if name[0] in 'aeiou' else 'a'} {name} ({t!r:.40})"
         raise TypeError(
             f"{what}[{i}] {desc}; every element of {what} must be a string (an empty string is allowed)."
         )

@@ -393,7 +393,7 @@ def test_predict_before_fit(tiny_bert):
     ([], ValueError, "empty"),
     (["ok", None], TypeError, r"X\[1\] is None"),
     (["ok", float("nan")], TypeError, r"X\[1\] is NaN"),
-    (["ok", 12], TypeError, r"X\[1\] is a int"),
+    (["ok", 12], TypeError, r"X\[1\] is an int"),
     ("a single string", TypeError, "single str"),
     ({"ok", "fine"}, TypeError, "ordered sequence, got a set"),  # its order would pair texts with labels at random
 ])

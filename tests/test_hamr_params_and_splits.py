@@ -93,7 +93,7 @@ def test_meta_refresh_is_ignored_on_a_frozen_backbone(backbone_must_not_load, fi
 
 @pytest.mark.parametrize("meta_X, error, message", [
     ([], ValueError, "training__meta_set X is empty"),
-    ([1, 2], TypeError, r"training__meta_set X\[0\] is a int"),
+    ([1, 2], TypeError, r"training__meta_set X\[0\] is an int"),
     ([None, "a"], TypeError, r"training__meta_set X\[0\] is None"),
 ])
 def test_meta_set_text_errors_name_the_meta_set(backbone_must_not_load, meta_X, error, message):

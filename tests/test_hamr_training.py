@@ -1283,3 +1283,12 @@ def test_a_non_finite_loss_in_hamrs_meta_step_names_the_epoch_and_the_remedy(tin
     est = hamr(tiny_bert, training__meta_step=meta_step, callbacks=[_SetHeadWeights(value)])
     with pytest.raises(FloatingPointError, match=names):
         est.fit(X, y)
+
+
+def test_a_knn_k_of_every_training_row_is_warned_about(tiny_bert, toy_data):
+    # every hard row's neighbours are then all the rows: the boost is 1 everywhere and changes no draw
+    X, y = toy_data
+    with pytest.warns(UserWarning, match=r"training__knn_k=500 is at least the \d+ training rows: .* changes no draw"):
+        TransformerClassifier(tiny_bert, training="hamr", training__knn_k=500, max_epochs=1, batch_size=8,
+                              random_state=0).fit(X, y)
+

@@ -298,6 +298,11 @@ def test_tune_thresholds_improves_f1():
     thr = tune_thresholds(Y, S)
     assert thr.shape == (3,)
     assert thr[0] == pytest.approx(0.5)  # separable around 0.5: the tie goes to the default
+    grid = np.round(np.arange(1, 20) * 0.05, 2)
+    # a generator grid is read (it was float()'s TypeError); a grid of no numbers is named
+    np.testing.assert_array_equal(tune_thresholds(Y, S, grid=(t for t in grid)), tune_thresholds(Y, S, grid=grid))
+    with pytest.raises(ValueError, match="grid must be a non-empty sequence of finite thresholds, got 'abc'"):
+        tune_thresholds(Y, S, grid="abc")
     assert 0.2 < thr[1] <= 0.25
     assert thr[2] == 0.5  # no positives -> default
     f1_default = f1_score(Y[:, :2], (S[:, :2] >= 0.5).astype(int), average="macro", zero_division=0)

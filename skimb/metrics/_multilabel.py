@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
@@ -256,7 +257,10 @@ def tune_thresholds(Y_true, Y_score, *, grid=None, default=0.5, n_bootstrap=0, r
     scores = _check_scores(Y_score, Y_true.shape)
     if grid is None:
         grid = np.round(np.arange(1, 20) * 0.05, 2)
-    grid = np.asarray(grid, dtype=float).ravel()
+    try:
+        grid = np.asarray(list(grid) if isinstance(grid, Iterator) else grid, dtype=float).ravel()  # a generator: read
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"grid must be a non-empty sequence of finite thresholds, got {grid!r:.60}.") from exc
     if grid.size == 0 or not np.all(np.isfinite(grid)):
         raise ValueError("grid must be a non-empty sequence of finite thresholds.")
     grid = np.unique(grid)  # sorted ascending: ties in distance resolve to the smaller

@@ -445,6 +445,10 @@ class HAMRFit:
         else:
             self.train_labels = y_enc[self.train_idx]
         self.n_train = len(self.train_idx)
+        if cfg.uses_knn and cfg.knn_k >= self.n_train:  # as KNNHead warns of its k
+            warn_caller(f"HAMR: training__knn_k={cfg.knn_k} is at least the {self.n_train} training rows: every hard "
+                        "row's neighbours are all the rows, so the kNN boost raises every row alike and changes no "
+                        f"draw; give training__knn_k < {self.n_train}.")
         if cfg.uses_wnet:
             if self._meta_data is not None:
                 texts, y_meta = self._meta_data
