@@ -7,6 +7,7 @@ import re
 
 from torch import nn
 
+from ..utils._components import unregistered_here
 from ..utils._warnings import warn_caller
 from ._base import ImbalanceLoss
 
@@ -221,11 +222,8 @@ def _loss_class(loss, task):
         key = loss.lower()
         registry = LOSSES[task]
         if key not in registry:
-            # the workers of a parallel search import skimb afresh, not the script that registered it
-            elsewhere = "" if any(key in names for names in LOSSES.values()) else (
-                " A loss registered with register_loss in another process (the script of a search with "
-                "n_jobs > 1) is unknown in this one: pass the class (loss=MyLoss), which travels with it, or "
-                "register it in a module the processes import.")
+            elsewhere = "" if any(key in names for names in LOSSES.values()) else unregistered_here(
+                "loss", "pass the class (loss=MyLoss), which travels with it")
             raise ValueError(
                 f"unknown loss {loss!r} for task {task!r}; available: "
                 f"{', '.join(available_losses(task))}.{elsewhere}"

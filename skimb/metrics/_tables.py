@@ -39,10 +39,9 @@ def markdown_cell(value) -> str:
 
 
 def _markdown(header, rows, align):
-    esc = markdown_cell
-    lines = ["| " + " | ".join(esc(h) for h in header) + " |"]
+    lines = ["| " + " | ".join(map(markdown_cell, header)) + " |"]
     lines.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(map(markdown_cell, row)) + " |" for row in rows]
     return "\n".join(lines)
 
 

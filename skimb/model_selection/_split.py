@@ -193,10 +193,9 @@ def check_cv(cv=5, y=None, *, classifier=True):
     """
     cv = 5 if cv is None else cv  # scikit-learn's default, stratified here as an int is
     if isinstance(cv, Integral) and not isinstance(cv, bool) and y is not None:
-        if hasattr(y, "iloc") and getattr(y, "ndim", 0) == 1 and _is_tag_sequences(y.to_numpy()):
-            return TagStratifiedKFold(cv)  # a pandas Series (a DataFrame column) of tag lists
-        if _is_tag_sequences(y):  # before the indicator test: equal-length tag lists make a 2-D array
-            return TagStratifiedKFold(cv)
+        series = hasattr(y, "iloc") and getattr(y, "ndim", 0) == 1  # a pandas Series (a DataFrame column)
+        if _is_tag_sequences(y.to_numpy() if series else y):  # before the indicator test: equal-length tag
+            return TagStratifiedKFold(cv)  # lists make a 2-D array
         if classifier and _is_indicator(y):
             return MultilabelStratifiedKFold(cv)
     return sklearn_check_cv(cv, y, classifier=classifier)

@@ -58,6 +58,13 @@ class Component(BaseEstimator):
         return {"component": type(self).__name__, "params": self.get_params(deep=False)}
 
 
+def unregistered_here(kind: str, remedy: str) -> str:
+    """What an unknown name's error adds: the workers of a parallel search import skimb afresh, not
+    the script that registered the ``kind`` (``"head"``, ``"loss"``); ``remedy`` is what travels."""
+    return (f" A {kind} registered with register_{kind} in another process (the script of a search with n_jobs > 1) "
+            f"is unknown in this one: {remedy}, or register it in a module the processes import.")
+
+
 class Registry:
     """Names of one slot's components (``"head"``: ``"linear"``, ``"calora"``, ...).
 
@@ -120,12 +127,8 @@ class Registry:
             return type(value), value.get_params(deep=False)
         if value in self:
             return self._classes[value], {}
-        hint = ""
-        if isinstance(value, str):  # the workers of a parallel search import skimb afresh, not the script
-            hint = (f" A {self.slot} registered with register_{self.slot} in another process (the script of a "
-                    f"search with n_jobs > 1) is unknown in this one: pass an instance "
-                    f"({self.slot}=My{self.slot.capitalize()}(...)), which carries its class, or register it in a "
-                    "module the processes import.")
+        hint = "" if not isinstance(value, str) else unregistered_here(
+            self.slot, f"pass an instance ({self.slot}=My{self.slot.capitalize()}(...)), which carries its class")
         raise InvalidParameterError(
             f"{owner}: {self.slot} must be one of {self.names()} or a {self.base.__name__} instance, "
             f"got {value!r}.{hint}")
